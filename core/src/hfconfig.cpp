@@ -1,0 +1,536 @@
+// Hugging Face config.json -> Model, for the BERT, GPT-2, Llama, Mistral,
+// Mixtral and T5 families. Parameter names follow the checkpoints' state_dict
+// keys (without the task prefix such as "bert." or "model.") so that a layer can
+// be matched to real weights. Saved-activation accounting follows Korthikanti
+// et al. 2022, "Reducing Activation Recomputation in Large Transformer
+// Models", §4.1 (34sbh + 5as^2b per GPT layer with 16-bit activations).
+#include "jsonread.h"
+#include "partita/core/modelio.h"
+
+#include <algorithm>
+
+namespace partita {
+
+using detail::json;
+
+namespace {
+
+constexpr int64_t kMaxHidden = 1 << 20;
+constexpr int64_t kMaxLayers = 10000;
+constexpr int64_t kMaxVocab = int64_t(1) << 27;
+constexpr int64_t kMaxSeq = int64_t(1) << 24;
+constexpr int64_t kMaxExperts = 4096;
+
+class Builder
+{
+public:
+    explicit Builder(Model& m, DType dtype) : m_model(m), m_dtype(dtype) {}
+
+    TensorSpec w(std::string name, std::vector<int64_t> shape) const
+    {
+        return TensorSpec{std::move(name), std::move(shape), m_dtype};
+    }
+
+    Layer& add(Layer l)
+    {
+        m_model.layers.push_back(std::move(l));
+        return m_model.layers.back();
+    }
+
+    // A dense projection. `inputSaved` is what backward keeps of the input (the
+    // input itself); `outMask` adds a dropout mask on the output.
+    Layer& linear(const std::string& name, const std::string& block, std::vector<std::string> inputs,
+                  std::vector<TensorSpec> params, int64_t in, int64_t out, bool outMask,
+                  LayerKind kind = LayerKind::Linear)
+    {
+        Layer l;
+        l.name = name;
+        l.kind = kind;
+        l.block = block;
+        l.inputs = std::move(inputs);
+        l.params = std::move(params);
+        l.dims.in_features = in;
+        l.dims.out_features = out;
+        l.cost.flops_per_token = 2 * in * out;
+        l.cost.saved_elems_per_token = in;
+        l.cost.mask_bytes_per_token = outMask ? out : 0;
+        l.cost.output_elems_per_token = out;
+        l.cost.io_elems_per_token = in + out;
+        return add(std::move(l));
+    }
+
+    Layer& norm(const std::string& name, const std::string& block, std::vector<std::string> inputs,
+                std::vector<TensorSpec> params, int64_t h, bool outMask = false)
+    {
+        Layer l;
+        l.name = name;
+        l.kind = LayerKind::Norm;
+        l.block = block;
+        l.inputs = std::move(inputs);
+        l.params = std::move(params);
+        l.dims.in_features = h;
+        l.dims.out_features = h;
+        l.cost.saved_elems_per_token = h;
+        l.cost.mask_bytes_per_token = outMask ? h : 0;
+        l.cost.output_elems_per_token = h;
+        l.cost.io_elems_per_token = 2 * h;
+        // ~5 FLOPs per element (mean, variance, normalize, scale, shift): small next to matmuls.
+        l.cost.flops_per_token = 5 * h;
+        return add(std::move(l));
+    }
+
+    // softmax(Q K^T / sqrt(d)) V over `heads` query heads and `kvHeads` key/value heads.
+    // Saved: Q, K, V; the softmax output; with dropout, its mask and its output.
+    Layer& attention(const std::string& name, const std::string& block, std::vector<std::string> inputs,
+                     int64_t heads, int64_t kvHeads, int64_t headDim, bool dropout,
+                     std::vector<TensorSpec> params = {})
+    {
+        Layer l;
+        l.name = name;
+        l.kind = LayerKind::AttentionCore;
+        l.block = block;
+        l.inputs = std::move(inputs);
+        l.params = std::move(params);
+        const int64_t q = heads * headDim, kv = kvHeads * headDim;
+        l.dims.heads = heads;
+        l.dims.kv_heads = kvHeads;
+        l.dims.head_dim = headDim;
+        l.cost.flops_per_seq2 = 2 * q /*QK^T*/ + 2 * q /*PV*/;
+        l.cost.saved_elems_per_token = q + 2 * kv;
+        l.cost.saved_elems_per_seq2 = dropout ? 2 * heads : heads;
+        l.cost.mask_bytes_per_seq2 = dropout ? heads : 0;
+        l.cost.output_elems_per_token = q;
+        l.cost.io_elems_per_token = 2 * q + 2 * kv;
+        l.cost.io_elems_per_seq2 = 2 * heads; // scores written and read once (no fused kernel assumed)
+        return add(std::move(l));
+    }
+
+    Layer& activation(const std::string& name, const std::string& block, std::vector<std::string> inputs,
+                      int64_t inElems, int64_t outElems, bool outMask)
+    {
+        Layer l;
+        l.name = name;
+        l.kind = LayerKind::Activation;
+        l.block = block;
+        l.inputs = std::move(inputs);
+        l.cost.saved_elems_per_token = inElems;
+        l.cost.mask_bytes_per_token = outMask ? outElems : 0;
+        l.cost.output_elems_per_token = outElems;
+        l.cost.io_elems_per_token = inElems + outElems;
+        l.cost.flops_per_token = 8 * outElems; // tanh-GeLU / SiLU*up: a handful of FLOPs per element
+        return add(std::move(l));
+    }
+
+    Layer& embedding(const std::string& name, std::vector<TensorSpec> params, int64_t vocab, int64_t h,
+                     bool outMask)
+    {
+        Layer l;
+        l.name = name;
+        l.kind = LayerKind::Embedding;
+        l.params = std::move(params);
+        l.sparse_grad = true;
+        l.dims.vocab = vocab;
+        l.dims.out_features = h;
+        l.cost.mask_bytes_per_token = outMask ? h : 0;
+        l.cost.output_elems_per_token = h;
+        l.cost.io_elems_per_token = 2 * h;
+        return add(std::move(l));
+    }
+
+    // Output projection onto the vocabulary, then cross-entropy. The loss keeps
+    // the fp32 logits (4 bytes = two 16-bit elements per vocabulary entry,
+    // Korthikanti et al. §4.3: 4sbv).
+    void head(const std::string& name, const std::string& input, int64_t h, int64_t vocab,
+              const std::string& tiedTo, std::vector<TensorSpec> params)
+    {
+        Layer& lm = linear(name, {}, {input}, std::move(params), h, vocab, false, LayerKind::LMHead);
+        lm.tied_to = tiedTo;
+        lm.dims.vocab = vocab;
+        Layer loss;
+        loss.name = "loss";
+        loss.kind = LayerKind::Loss;
+        loss.inputs = {name};
+        loss.dims.vocab = vocab;
+        loss.cost.saved_elems_per_token = 2 * vocab;
+        loss.cost.io_elems_per_token = 2 * vocab;
+        loss.cost.flops_per_token = 4 * vocab; // max, exp, sum, divide per logit
+        loss.cost.output_elems_per_token = 1;
+        add(std::move(loss));
+    }
+
+private:
+    Model& m_model;
+    DType m_dtype;
+};
+
+std::string at(int64_t i) { return std::to_string(i); }
+
+DType configDType(const json& j)
+{
+    if (const json* t = detail::optField(j, "torch_dtype"); t && t->is_string())
+        if (auto d = parseDType(t->get<std::string>()))
+            return *d;
+    return DType::F32;
+}
+
+void requireDivides(int64_t a, int64_t b, const char* aName, const char* bName)
+{
+    if (b == 0 || a % b != 0)
+        throw detail::FieldError(std::string("/") + aName, std::string(aName) + " (" + std::to_string(a) +
+                                                              ") is not divisible by " + bName + " (" +
+                                                              std::to_string(b) + ")");
+}
+
+bool positive(const json& j, const char* key)
+{
+    const double p = detail::getNumberOr(j, key, "", 0.0, 1.0, 0.0);
+    return p > 0.0;
+}
+
+// ---- BERT (and RoBERTa, the same architecture) -----------------------------
+void buildBert(const json& j, Model& m)
+{
+    const int64_t V = detail::getInt(j, "vocab_size", "", 1, kMaxVocab);
+    const int64_t h = detail::getInt(j, "hidden_size", "", 1, kMaxHidden);
+    const int64_t L = detail::getInt(j, "num_hidden_layers", "", 1, kMaxLayers);
+    const int64_t a = detail::getInt(j, "num_attention_heads", "", 1, kMaxHidden);
+    const int64_t ffn = detail::getInt(j, "intermediate_size", "", 1, kMaxHidden * 16);
+    const int64_t P = detail::getInt(j, "max_position_embeddings", "", 1, kMaxSeq);
+    const int64_t T = detail::getIntOr(j, "type_vocab_size", "", 0, kMaxVocab, 2);
+    requireDivides(h, a, "hidden_size", "num_attention_heads");
+    const bool drop = positive(j, "hidden_dropout_prob");
+    const bool attnDrop = positive(j, "attention_probs_dropout_prob");
+    m.dims = {h, L, a, a, ffn, V, 0, 0};
+    m.seq_len = P;
+
+    Builder b(m, m.param_dtype);
+    std::vector<TensorSpec> emb{b.w("embeddings.word_embeddings.weight", {V, h}),
+                                b.w("embeddings.position_embeddings.weight", {P, h})};
+    if (T > 0)
+        emb.push_back(b.w("embeddings.token_type_embeddings.weight", {T, h}));
+    b.embedding("embeddings", std::move(emb), V, h, false);
+    b.norm("embeddings.norm", {}, {"embeddings"},
+           {b.w("embeddings.LayerNorm.weight", {h}), b.w("embeddings.LayerNorm.bias", {h})}, h, drop);
+    std::string prev = "embeddings.norm";
+    for (int64_t i = 0; i < L; ++i) {
+        const std::string blk = "encoder.layer." + at(i), p = blk + ".";
+        b.linear(p + "attention.qkv", blk, {prev},
+                 {b.w(p + "attention.self.query.weight", {h, h}), b.w(p + "attention.self.query.bias", {h}),
+                  b.w(p + "attention.self.key.weight", {h, h}), b.w(p + "attention.self.key.bias", {h}),
+                  b.w(p + "attention.self.value.weight", {h, h}), b.w(p + "attention.self.value.bias", {h})},
+                 h, 3 * h, false)
+            .dims.heads = a;
+        b.attention(p + "attention.core", blk, {p + "attention.qkv"}, a, a, h / a, attnDrop);
+        b.linear(p + "attention.out", blk, {p + "attention.core"},
+                 {b.w(p + "attention.output.dense.weight", {h, h}), b.w(p + "attention.output.dense.bias", {h})},
+                 h, h, drop);
+        b.norm(p + "attention.norm", blk, {p + "attention.out", prev},
+               {b.w(p + "attention.output.LayerNorm.weight", {h}), b.w(p + "attention.output.LayerNorm.bias", {h})},
+               h);
+        b.linear(p + "mlp.fc1", blk, {p + "attention.norm"},
+                 {b.w(p + "intermediate.dense.weight", {ffn, h}), b.w(p + "intermediate.dense.bias", {ffn})}, h,
+                 ffn, false);
+        b.activation(p + "mlp.act", blk, {p + "mlp.fc1"}, ffn, ffn, false);
+        b.linear(p + "mlp.fc2", blk, {p + "mlp.act"},
+                 {b.w(p + "output.dense.weight", {h, ffn}), b.w(p + "output.dense.bias", {h})}, ffn, h, drop);
+        b.norm(p + "mlp.norm", blk, {p + "mlp.fc2", p + "attention.norm"},
+               {b.w(p + "output.LayerNorm.weight", {h}), b.w(p + "output.LayerNorm.bias", {h})}, h);
+        prev = p + "mlp.norm";
+    }
+    // The pooler reads the first token of each sample only.
+    Layer& pool = b.linear("pooler", {}, {prev}, {b.w("pooler.dense.weight", {h, h}), b.w("pooler.dense.bias", {h})},
+                           h, h, false);
+    pool.cost.flops_per_token = 0;
+    pool.cost.saved_elems_per_token = 0;
+    pool.cost.io_elems_per_token = 0;
+    pool.cost.output_elems_per_token = 0;
+    pool.cost.flops_per_sample = 2 * h * h;
+    pool.cost.saved_elems_per_sample = h;
+}
+
+// ---- GPT-2 ------------------------------------------------------------------
+void buildGpt2(const json& j, Model& m)
+{
+    const int64_t V = detail::getInt(j, "vocab_size", "", 1, kMaxVocab);
+    const int64_t h = detail::getInt(j, "n_embd", "", 1, kMaxHidden);
+    const int64_t L = detail::getInt(j, "n_layer", "", 1, kMaxLayers);
+    const int64_t a = detail::getInt(j, "n_head", "", 1, kMaxHidden);
+    const int64_t P = detail::optField(j, "n_positions") ? detail::getInt(j, "n_positions", "", 1, kMaxSeq)
+                                                         : detail::getInt(j, "n_ctx", "", 1, kMaxSeq);
+    // A missing or null n_inner means 4 x n_embd (GPT2MLP).
+    const int64_t ffn = detail::getIntOr(j, "n_inner", "", 1, kMaxHidden * 16, 4 * h);
+    requireDivides(h, a, "n_embd", "n_head");
+    const bool drop = positive(j, "resid_pdrop");
+    const bool attnDrop = positive(j, "attn_pdrop");
+    m.dims = {h, L, a, a, ffn, V, 0, 0};
+    m.seq_len = P;
+
+    Builder b(m, m.param_dtype);
+    b.embedding("embeddings", {b.w("wte.weight", {V, h}), b.w("wpe.weight", {P, h})}, V, h,
+                positive(j, "embd_pdrop"));
+    std::string prev = "embeddings";
+    for (int64_t i = 0; i < L; ++i) {
+        const std::string blk = "h." + at(i), p = blk + ".";
+        b.norm(p + "ln_1", blk, {prev}, {b.w(p + "ln_1.weight", {h}), b.w(p + "ln_1.bias", {h})}, h);
+        // GPT-2 stores Conv1D weights as [in, out].
+        b.linear(p + "attention.qkv", blk, {p + "ln_1"},
+                 {b.w(p + "attn.c_attn.weight", {h, 3 * h}), b.w(p + "attn.c_attn.bias", {3 * h})}, h, 3 * h, false)
+            .dims.heads = a;
+        b.attention(p + "attention.core", blk, {p + "attention.qkv"}, a, a, h / a, attnDrop);
+        b.linear(p + "attention.out", blk, {p + "attention.core"},
+                 {b.w(p + "attn.c_proj.weight", {h, h}), b.w(p + "attn.c_proj.bias", {h})}, h, h, drop)
+            .inputs.push_back(prev);
+        b.norm(p + "ln_2", blk, {p + "attention.out"}, {b.w(p + "ln_2.weight", {h}), b.w(p + "ln_2.bias", {h})}, h);
+        b.linear(p + "mlp.fc1", blk, {p + "ln_2"}, {b.w(p + "mlp.c_fc.weight", {h, ffn}), b.w(p + "mlp.c_fc.bias", {ffn})},
+                 h, ffn, false);
+        b.activation(p + "mlp.act", blk, {p + "mlp.fc1"}, ffn, ffn, false);
+        b.linear(p + "mlp.fc2", blk, {p + "mlp.act"},
+                 {b.w(p + "mlp.c_proj.weight", {ffn, h}), b.w(p + "mlp.c_proj.bias", {h})}, ffn, h, drop)
+            .inputs.push_back(p + "attention.out");
+        prev = p + "mlp.fc2";
+    }
+    b.norm("ln_f", {}, {prev}, {b.w("ln_f.weight", {h}), b.w("ln_f.bias", {h})}, h);
+    b.head("lm_head", "ln_f", h, V, "embeddings", {}); // GPT2LMHeadModel ties lm_head to wte
+}
+
+// ---- Llama, Mistral, Mixtral ------------------------------------------------
+void buildLlama(const json& j, Model& m, bool moe)
+{
+    const int64_t V = detail::getInt(j, "vocab_size", "", 1, kMaxVocab);
+    const int64_t h = detail::getInt(j, "hidden_size", "", 1, kMaxHidden);
+    const int64_t L = detail::getInt(j, "num_hidden_layers", "", 1, kMaxLayers);
+    const int64_t a = detail::getInt(j, "num_attention_heads", "", 1, kMaxHidden);
+    const int64_t kv = detail::getIntOr(j, "num_key_value_heads", "", 1, kMaxHidden, a);
+    const int64_t ffn = detail::getInt(j, "intermediate_size", "", 1, kMaxHidden * 16);
+    const int64_t P = detail::getIntOr(j, "max_position_embeddings", "", 1, kMaxSeq, 2048);
+    if (!detail::optField(j, "head_dim"))
+        requireDivides(h, a, "hidden_size", "num_attention_heads");
+    const int64_t d = detail::getIntOr(j, "head_dim", "", 1, kMaxHidden, h / a);
+    requireDivides(a, kv, "num_attention_heads", "num_key_value_heads");
+    const bool tied = detail::getBoolOr(j, "tie_word_embeddings", "", false);
+    const bool attnBias = detail::getBoolOr(j, "attention_bias", "", false);
+    const bool mlpBias = detail::getBoolOr(j, "mlp_bias", "", false);
+    const bool attnDrop = positive(j, "attention_dropout");
+    int64_t E = 0, K = 0;
+    if (moe) {
+        E = detail::getInt(j, "num_local_experts", "", 1, kMaxExperts);
+        K = detail::getInt(j, "num_experts_per_tok", "", 1, kMaxExperts);
+        if (K > E)
+            throw detail::FieldError("/num_experts_per_tok", "num_experts_per_tok (" + at(K) +
+                                                                 ") exceeds num_local_experts (" + at(E) + ")");
+    }
+    m.dims = {h, L, a, kv, ffn, V, E, K};
+    m.seq_len = P;
+
+    Builder b(m, m.param_dtype);
+    auto withBias = [&](std::vector<TensorSpec> ws, bool bias) {
+        if (bias) {
+            const size_t n = ws.size();
+            for (size_t i = 0; i < n; ++i) {
+                std::string name = ws[i].name;
+                name.replace(name.size() - 6, 6, "bias"); // ".weight" -> ".bias"
+                ws.push_back(b.w(name, {ws[i].shape[0]}));
+            }
+        }
+        return ws;
+    };
+    b.embedding("embed_tokens", {b.w("embed_tokens.weight", {V, h})}, V, h, false);
+    std::string prev = "embed_tokens";
+    for (int64_t i = 0; i < L; ++i) {
+        const std::string blk = "layers." + at(i), p = blk + ".";
+        b.norm(p + "input_layernorm", blk, {prev}, {b.w(p + "input_layernorm.weight", {h})}, h);
+        b.linear(p + "attention.qkv", blk, {p + "input_layernorm"},
+                 withBias({b.w(p + "self_attn.q_proj.weight", {a * d, h}), b.w(p + "self_attn.k_proj.weight", {kv * d, h}),
+                           b.w(p + "self_attn.v_proj.weight", {kv * d, h})},
+                          attnBias),
+                 h, (a + 2 * kv) * d, false)
+            .dims.heads = a;
+        b.attention(p + "attention.core", blk, {p + "attention.qkv"}, a, kv, d, attnDrop);
+        b.linear(p + "attention.out", blk, {p + "attention.core"},
+                 withBias({b.w(p + "self_attn.o_proj.weight", {h, a * d})}, attnBias), a * d, h, false)
+            .inputs.push_back(prev);
+        b.norm(p + "post_attention_layernorm", blk, {p + "attention.out"},
+               {b.w(p + "post_attention_layernorm.weight", {h})}, h);
+        const std::string ln2 = p + "post_attention_layernorm";
+        if (!moe) {
+            b.linear(p + "mlp.gate_up", blk, {ln2},
+                     withBias({b.w(p + "mlp.gate_proj.weight", {ffn, h}), b.w(p + "mlp.up_proj.weight", {ffn, h})},
+                              mlpBias),
+                     h, 2 * ffn, false);
+            b.activation(p + "mlp.act", blk, {p + "mlp.gate_up"}, 2 * ffn, ffn, false); // SiLU(gate) * up
+            b.linear(p + "mlp.down", blk, {p + "mlp.act"}, withBias({b.w(p + "mlp.down_proj.weight", {h, ffn})}, mlpBias),
+                     ffn, h, false)
+                .inputs.push_back(p + "attention.out");
+            prev = p + "mlp.down";
+        } else {
+            Layer& router = b.linear(p + "moe.router", blk, {ln2}, {b.w(p + "block_sparse_moe.gate.weight", {E, h})}, h,
+                                     E, false, LayerKind::MoERouter);
+            router.dims.experts = E;
+            router.dims.top_k = K;
+            Layer ex;
+            ex.name = p + "moe.experts";
+            ex.kind = LayerKind::MoEExperts;
+            ex.block = blk;
+            ex.inputs = {ln2, p + "moe.router", p + "attention.out"};
+            for (int64_t e = 0; e < E; ++e) {
+                const std::string ep = p + "block_sparse_moe.experts." + at(e) + ".";
+                ex.params.push_back(b.w(ep + "w1.weight", {ffn, h}));
+                ex.params.push_back(b.w(ep + "w2.weight", {h, ffn}));
+                ex.params.push_back(b.w(ep + "w3.weight", {ffn, h}));
+            }
+            ex.dims = {h, h, 0, 0, 0, E, K, 0};
+            // Each token runs through K experts of three h x ffn matmuls (w1, w3, w2).
+            ex.cost.flops_per_token = K * 3 * 2 * h * ffn;
+            ex.cost.saved_elems_per_token = K * (h + 2 * ffn + ffn);
+            ex.cost.output_elems_per_token = h;
+            ex.cost.io_elems_per_token = K * (2 * h + 3 * ffn);
+            b.add(std::move(ex));
+            prev = p + "moe.experts";
+        }
+    }
+    b.norm("norm", {}, {prev}, {b.w("norm.weight", {h})}, h);
+    if (tied)
+        b.head("lm_head", "norm", h, V, "embed_tokens", {});
+    else
+        b.head("lm_head", "norm", h, V, {}, {b.w("lm_head.weight", {V, h})});
+}
+
+// ---- T5 (encoder-decoder) ---------------------------------------------------
+void buildT5(const json& j, Model& m)
+{
+    const int64_t V = detail::getInt(j, "vocab_size", "", 1, kMaxVocab);
+    const int64_t h = detail::getInt(j, "d_model", "", 1, kMaxHidden);
+    const int64_t dkv = detail::getInt(j, "d_kv", "", 1, kMaxHidden);
+    const int64_t H = detail::getInt(j, "num_heads", "", 1, kMaxHidden);
+    const int64_t ffn = detail::getInt(j, "d_ff", "", 1, kMaxHidden * 16);
+    const int64_t Le = detail::getInt(j, "num_layers", "", 1, kMaxLayers);
+    const int64_t Ld = detail::getIntOr(j, "num_decoder_layers", "", 1, kMaxLayers, Le);
+    const int64_t buckets = detail::getIntOr(j, "relative_attention_num_buckets", "", 1, 1 << 20, 32);
+    const std::string ff = detail::getStringOr(j, "feed_forward_proj", "", "relu");
+    const bool gated = ff.rfind("gated-", 0) == 0;
+    if (!gated && ff != "relu" && ff != "gelu" && ff != "gelu_new" && ff != "silu")
+        throw detail::FieldError("/feed_forward_proj", "unsupported feed_forward_proj '" + ff + "'");
+    const bool tied = detail::getBoolOr(j, "tie_word_embeddings", "", true);
+    const bool drop = positive(j, "dropout_rate");
+    const int64_t inner = H * dkv;
+    m.dims = {h, Le + Ld, H, H, ffn, V, 0, 0};
+    m.seq_len = detail::getIntOr(j, "n_positions", "", 1, kMaxSeq, 512);
+
+    Builder b(m, m.param_dtype);
+    b.embedding("shared", {b.w("shared.weight", {V, h})}, V, h, drop);
+
+    auto selfAttention = [&](const std::string& stack, const std::string& blk, const std::string& p, int64_t i,
+                             const std::string& input) {
+        b.norm(p + "self_attention.norm", blk, {input}, {b.w(p + "layer.0.layer_norm.weight", {h})}, h);
+        b.linear(p + "self_attention.qkv", blk, {p + "self_attention.norm"},
+                 {b.w(p + "layer.0.SelfAttention.q.weight", {inner, h}),
+                  b.w(p + "layer.0.SelfAttention.k.weight", {inner, h}),
+                  b.w(p + "layer.0.SelfAttention.v.weight", {inner, h})},
+                 h, 3 * inner, false)
+            .dims.heads = H;
+        std::vector<TensorSpec> rel;
+        if (i == 0) // relative position bias lives in the first block of each stack
+            rel.push_back(b.w(p + "layer.0.SelfAttention.relative_attention_bias.weight", {buckets, H}));
+        b.attention(p + "self_attention.core", blk, {p + "self_attention.qkv"}, H, H, dkv, drop, std::move(rel));
+        b.linear(p + "self_attention.out", blk, {p + "self_attention.core"},
+                 {b.w(p + "layer.0.SelfAttention.o.weight", {h, inner})}, inner, h, drop)
+            .inputs.push_back(input);
+        (void)stack;
+        return p + "self_attention.out";
+    };
+    auto feedForward = [&](const std::string& blk, const std::string& p, int sub, const std::string& input) {
+        const std::string lp = p + "layer." + at(sub) + ".";
+        b.norm(p + "mlp.norm", blk, {input}, {b.w(lp + "layer_norm.weight", {h})}, h);
+        if (gated) {
+            b.linear(p + "mlp.wi", blk, {p + "mlp.norm"},
+                     {b.w(lp + "DenseReluDense.wi_0.weight", {ffn, h}), b.w(lp + "DenseReluDense.wi_1.weight", {ffn, h})},
+                     h, 2 * ffn, false);
+            b.activation(p + "mlp.act", blk, {p + "mlp.wi"}, 2 * ffn, ffn, drop);
+        } else {
+            b.linear(p + "mlp.wi", blk, {p + "mlp.norm"}, {b.w(lp + "DenseReluDense.wi.weight", {ffn, h})}, h, ffn,
+                     false);
+            b.activation(p + "mlp.act", blk, {p + "mlp.wi"}, ffn, ffn, drop);
+        }
+        b.linear(p + "mlp.wo", blk, {p + "mlp.act"}, {b.w(lp + "DenseReluDense.wo.weight", {h, ffn})}, ffn, h, drop)
+            .inputs.push_back(input);
+        return p + "mlp.wo";
+    };
+
+    std::string prev = "shared";
+    for (int64_t i = 0; i < Le; ++i) {
+        const std::string blk = "encoder.block." + at(i), p = blk + ".";
+        prev = selfAttention("encoder", blk, p, i, prev);
+        prev = feedForward(blk, p, 1, prev);
+    }
+    b.norm("encoder.final_layer_norm", {}, {prev}, {b.w("encoder.final_layer_norm.weight", {h})}, h, drop);
+    const std::string encOut = "encoder.final_layer_norm";
+
+    prev = "shared";
+    for (int64_t i = 0; i < Ld; ++i) {
+        const std::string blk = "decoder.block." + at(i), p = blk + ".";
+        prev = selfAttention("decoder", blk, p, i, prev);
+        // Cross-attention: queries from the decoder, keys and values from the encoder output.
+        const std::string cp = p + "layer.1.EncDecAttention.";
+        b.norm(p + "cross_attention.norm", blk, {prev}, {b.w(p + "layer.1.layer_norm.weight", {h})}, h);
+        b.linear(p + "cross_attention.q", blk, {p + "cross_attention.norm"}, {b.w(cp + "q.weight", {inner, h})}, h,
+                 inner, false)
+            .dims.heads = H;
+        b.linear(p + "cross_attention.kv", blk, {encOut}, {b.w(cp + "k.weight", {inner, h}), b.w(cp + "v.weight", {inner, h})},
+                 h, 2 * inner, false)
+            .dims.heads = H;
+        b.attention(p + "cross_attention.core", blk, {p + "cross_attention.q", p + "cross_attention.kv"}, H, H, dkv,
+                    drop);
+        b.linear(p + "cross_attention.out", blk, {p + "cross_attention.core"}, {b.w(cp + "o.weight", {h, inner})},
+                 inner, h, drop)
+            .inputs.push_back(prev);
+        prev = feedForward(blk, p, 2, p + "cross_attention.out");
+    }
+    b.norm("decoder.final_layer_norm", {}, {prev}, {b.w("decoder.final_layer_norm.weight", {h})}, h, drop);
+    if (tied)
+        b.head("lm_head", "decoder.final_layer_norm", h, V, "shared", {});
+    else
+        b.head("lm_head", "decoder.final_layer_norm", h, V, {}, {b.w("lm_head.weight", {V, h})});
+}
+
+} // namespace
+
+Result<Model> modelFromHfConfig(const std::string& text, const std::string& file)
+{
+    auto parsed = detail::parseJson(text, file);
+    if (!parsed)
+        return parsed.error();
+    const json& j = *parsed;
+    try {
+        detail::asObject(j, "/");
+        const std::string type = detail::getString(j, "model_type", "");
+        Model m;
+        m.family = type;
+        m.param_dtype = configDType(j);
+        if (const json* n = detail::optField(j, "_name_or_path"); n && n->is_string())
+            m.name = n->get<std::string>();
+        if (type == "bert" || type == "roberta") {
+            buildBert(j, m);
+        } else if (type == "gpt2") {
+            buildGpt2(j, m);
+        } else if (type == "llama" || type == "mistral") {
+            buildLlama(j, m, false);
+        } else if (type == "mixtral") {
+            buildLlama(j, m, true);
+        } else if (type == "t5" || type == "mt5") {
+            buildT5(j, m);
+        } else {
+            return Error{file, "/model_type",
+                         "unsupported model_type '" + type +
+                             "' (supported: bert, roberta, gpt2, llama, mistral, mixtral, t5, mt5)"};
+        }
+        if (m.name.empty())
+            m.name = type;
+        if (std::string problem = validateModel(m); !problem.empty())
+            return Error{file, {}, "internal: the imported model is malformed: " + problem};
+        return m;
+    } catch (const detail::FieldError& e) {
+        return Error{file, e.where.empty() ? "/" : e.where, e.what()};
+    }
+}
+
+} // namespace partita

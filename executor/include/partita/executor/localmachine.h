@@ -1,0 +1,24 @@
+#pragma once
+// Detection of the machine Partita runs on: CPU cores and memory from the OS,
+// GPUs through the CUDA runtime when built with CUDA and a device exists.
+
+#include "partita/core/cluster.h"
+
+#include <string>
+#include <vector>
+
+namespace partita {
+
+struct LocalMachine
+{
+    Cluster cluster;                // one node: the GPUs if any, else the CPU
+    DeviceSpec cpu;                 // always filled
+    std::vector<std::string> notes; // what could not be detected, and why
+};
+
+LocalMachine detectLocalMachine();
+
+// Whether this build can see GPUs at all (built with the CUDA runtime).
+bool builtWithCuda();
+
+} // namespace partita

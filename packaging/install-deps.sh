@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs the Debian bookworm packages Partita needs to build and test.
+# Idempotent: packages already installed are left alone and apt is not touched
+# when nothing is missing. Runs as root, or through sudo when available.
+set -euo pipefail
+
+PACKAGES=(
+    # toolchain
+    build-essential cmake ninja-build ccache pkg-config git
+    # GUI (Qt 6 Widgets, Charts, Test); Charts needs the OpenGL and xkb dev files on bookworm
+    qt6-base-dev qt6-charts-dev libqt6opengl6-dev libxkbcommon-dev libvulkan-dev libgl-dev
+    # libraries
+    nlohmann-json3-dev libcli11-dev libsqlite3-dev zlib1g-dev
+    # ONNX import and its real test inputs
+    libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata python3-onnx
+    # networks exported by PyTorch for the ONNX tests
+    python3 python3-torch python3-torchvision
+    # CPU backend (MPI launcher, BLAS)
+    libopenmpi-dev openmpi-bin libopenblas-dev
+    # fuzzers (libFuzzer ships with clang's runtime)
+    clang libclang-rt-dev
+    # headless GUI checks and screenshots
+    xvfb xauth
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: all ${#PACKAGES[@]} Debian packages are installed"
+    exit 0
+fi
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO=(sudo)
+    else
+        echo "install-deps: missing packages and not root (and no sudo): ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+echo "install-deps: installing ${#missing[@]} Debian package(s): ${missing[*]}"
+"${SUDO[@]}" apt-get update -q
+DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

@@ -1,0 +1,3 @@
+#pragma once
+// Fixture: a core header that wrongly includes Qt; the layering check must reject it.
+#include <QString>

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (build/fuzz) and runs each for a
+# bounded time on a corpus seeded from the project's real fixtures.
+# Usage: tests/fuzz/run-fuzzers.sh [SECONDS_PER_FUZZER]   (default 20)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+seconds="${1:-20}"
+
+if ! command -v clang++ >/dev/null 2>&1; then
+    echo "run-fuzzers: SKIP: clang++ is not installed"
+    exit 0
+fi
+cmake --preset fuzz >/dev/null
+cmake --build build/fuzz --target fuzz_hfconfig fuzz_modeljson fuzz_onnx fuzz_clusterjson fuzz_topo fuzz_hostfile fuzz_units
+
+corpus=build/fuzz/corpus
+seed() { # seed NAME FILES...
+    local name=$1; shift
+    mkdir -p "$corpus/$name"
+    for f in "$@"; do [ -f "$f" ] && cp -f "$f" "$corpus/$name/" || true; done
+}
+seed hfconfig tests/data/hf/*.json ../shared/data/hf/*.json
+seed modeljson tests/data/hf/*.json
+# Native model files: what convert writes for the fixtures.
+mkdir -p "$corpus/modeljson"
+for f in tests/data/hf/t5-small.json tests/data/hf/mixtral-8x7b-v0.1.json; do
+    build/dev/bin/partita-cli convert "$f" -o "$corpus/modeljson/native-$(basename "$f")" 2>/dev/null || true
+done
+seed onnx $(find /usr/share/libonnx-testdata/data/simple /usr/share/libonnx-testdata/data/pytorch-converted -name model.onnx 2>/dev/null | head -40)
+mkdir -p "$corpus/onnx"
+i=0; for f in $(find /usr/share/libonnx-testdata/data/pytorch-converted -name model.onnx 2>/dev/null | head -40); do cp -f "$f" "$corpus/onnx/m$i.onnx"; i=$((i+1)); done
+seed clusterjson resources/demo/cluster.json
+build/dev/bin/partita-cli convert p3.16xlarge:2 -o "$corpus/clusterjson/p3.json" 2>/dev/null || true
+seed topo tests/data/topo/*.txt
+seed hostfile tests/data/hostfiles/*
+mkdir -p "$corpus/units"; printf '600 GB/s' > "$corpus/units/a"; printf '80 GiB' > "$corpus/units/b"; printf '2.7 us' > "$corpus/units/c"
+
+status=0
+for f in hfconfig modeljson onnx clusterjson topo hostfile units; do
+    echo "== fuzz_$f for ${seconds}s"
+    mkdir -p "build/fuzz/artifacts/$f"
+    if ! build/fuzz/fuzz/fuzz_$f "$corpus/$f" -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=65536 \
+            -artifact_prefix="build/fuzz/artifacts/$f/" -print_final_stats=1 2>"build/fuzz/fuzz_$f.log"; then
+        echo "fuzz_$f FAILED: crash input in build/fuzz/artifacts/$f/, log build/fuzz/fuzz_$f.log"
+        tail -30 "build/fuzz/fuzz_$f.log"
+        status=1
+    else
+        grep -E "stat::number_of_executed_units|Done" "build/fuzz/fuzz_$f.log" | tail -1 || true
+    fi
+done
+if [ $status -eq 0 ]; then
+    echo "fuzzers: 7 passed, 0 failed"
+fi
+exit $status

@@ -1,0 +1,153 @@
+// partita-cli end to end: exit codes, one-line errors, tables and JSON.
+#include <QDir>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QTest>
+
+namespace {
+struct Run
+{
+    int code = -1;
+    QString out, err;
+};
+Run cli(const QStringList& args)
+{
+    QProcess p;
+    p.start(QStringLiteral(PARTITA_CLI), args);
+    if (!p.waitForFinished(120000))
+        qFatal("partita-cli did not finish");
+    return {p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
+}
+QString shared(const char* rel) { return QStringLiteral(PARTITA_SHARED_DATA "/") + rel; }
+QString data(const char* rel) { return QStringLiteral(PARTITA_TEST_DATA "/") + rel; }
+} // namespace
+
+class TestCli : public QObject
+{
+    Q_OBJECT
+private:
+    QTemporaryDir m_tmp;
+    QString write(const QString& name, const QByteArray& bytes)
+    {
+        const QString path = m_tmp.filePath(name);
+        QFile f(path);
+        f.open(QIODevice::WriteOnly | QIODevice::Truncate);
+        f.write(bytes);
+        return path;
+    }
+
+private slots:
+    void exitCodes_data()
+    {
+        QTest::addColumn<QStringList>("args");
+        QTest::addColumn<int>("code");
+        QTest::addColumn<QString>("out");
+        QTest::addColumn<QString>("err");
+        QTest::newRow("help") << QStringList{"--help"} << 0 << "inspect" << "";
+        QTest::newRow("inspect help") << QStringList{"inspect", "--help"} << 0 << "--seq-len" << "";
+        QTest::newRow("convert help") << QStringList{"convert", "--help"} << 0 << "--output" << "";
+        QTest::newRow("no command") << QStringList{} << 2 << "" << "subcommand";
+        QTest::newRow("bert table") << QStringList{"inspect", shared("hf/bert-base-uncased.json")} << 0 << "109,482,240" << "";
+        QTest::newRow("preset") << QStringList{"inspect", "dgx-h100:2"} << 0 << "16" << "";
+        QTest::newRow("local") << QStringList{"inspect", "local"} << 0 << "Cluster" << "";
+        QTest::newRow("topo") << QStringList{"inspect", data("topo/dgx-a100.txt"), "--device", "a100-sxm4-80gb"} << 0 << "nvlink x12" << "";
+        QTest::newRow("hostfile") << QStringList{"inspect", data("hostfiles/openmpi.txt"), "--node", "dgx-h100"} << 0 << "node-a" << "";
+        QTest::newRow("missing file") << QStringList{"inspect", "/nonexistent/model.json"} << 2 << "" << "/nonexistent/model.json: no such file";
+        QTest::newRow("unknown preset") << QStringList{"inspect", "dgx-z9000"} << 2 << "" << "unknown cluster preset";
+        QTest::newRow("bad batch") << QStringList{"inspect", shared("hf/gpt2.json"), "--batch", "0"} << 2 << "" << "batch";
+        QTest::newRow("bad as") << QStringList{"inspect", shared("hf/gpt2.json"), "--as", "banana"} << 2 << "" << "banana";
+        QTest::newRow("topo without device") << QStringList{"inspect", data("topo/dgx-a100.txt")} << 2 << "" << "--device";
+    }
+    void exitCodes()
+    {
+        QFETCH(QStringList, args);
+        QFETCH(int, code);
+        QFETCH(QString, out);
+        QFETCH(QString, err);
+        const Run r = cli(args);
+        QVERIFY2(r.code == code, qPrintable(QString("exit %1, stderr: %2").arg(r.code).arg(r.err)));
+        QVERIFY2(r.out.contains(out), qPrintable(r.out.left(2000)));
+        QVERIFY2(r.err.contains(err), qPrintable(r.err));
+    }
+
+    // Bad input: exit 2 and exactly one line naming the file, the place and the problem.
+    void badInputOneLine_data()
+    {
+        QTest::addColumn<QString>("name");
+        QTest::addColumn<QByteArray>("bytes");
+        QTest::addColumn<QString>("expected");
+        QTest::newRow("empty") << "empty.json" << QByteArray() << "empty.json: the file is empty";
+        QTest::newRow("truncated") << "trunc.json" << QByteArray("{\"model_type\": \"gpt2\",\n \"n_embd\": ") << "trunc.json: line 2, column 12";
+        QTest::newRow("wrong type") << "type.json" << QByteArray(R"({"model_type":"bert","vocab_size":"many"})") << "type.json: /vocab_size: expected an integer, found a string";
+        QTest::newRow("unknown model") << "bloom.json" << QByteArray(R"({"model_type":"bloom"})") << "bloom.json: /model_type: unsupported model_type 'bloom'";
+        QTest::newRow("non-onnx bytes") << "x.onnx" << QByteArray("\xff\xfe\x00\x01garbage", 11) << "x.onnx: not an ONNX model";
+        QTest::newRow("bad cluster") << "c.json" << QByteArray(R"({"partita_cluster":1,"nodes":[{"devices":[{"preset":"a200"}]}]})") << "c.json: /nodes/0/devices/0/preset: unknown device preset";
+        QTest::newRow("bad hostfile") << "hosts" << QByteArray("a slots=two\n") << "hosts: line 1: 'slots' needs an integer";
+    }
+    void badInputOneLine()
+    {
+        QFETCH(QString, name);
+        QFETCH(QByteArray, bytes);
+        QFETCH(QString, expected);
+        const QString path = write(name, bytes);
+        const Run r = cli({"inspect", path});
+        QCOMPARE(r.code, 2);
+        QVERIFY(r.out.isEmpty());
+        QCOMPARE(r.err.count('\n'), 1);
+        QVERIFY2(r.err.startsWith("partita-cli: error: "), qPrintable(r.err));
+        QVERIFY2(r.err.contains(m_tmp.filePath(expected)), qPrintable(r.err + " / expected " + expected));
+    }
+
+    void modelJson()
+    {
+        const Run r = cli({"inspect", shared("hf/llama-2-7b-hf.json"), "--json", "--batch", "2", "--seq-len", "4096"});
+        QCOMPARE(r.code, 0);
+        const QJsonObject j = QJsonDocument::fromJson(r.out.toUtf8()).object();
+        QCOMPARE(j["parameters"].toInteger(), 6738415616LL);
+        QCOMPARE(j["seq_len"].toInt(), 4096);
+        QCOMPARE(j["batch"].toInt(), 2);
+        QVERIFY(j["flops_per_token"].toDouble() > 2 * 6.7e9); // 2 FLOPs per parameter plus attention
+        const QJsonArray layers = j["layers"].toArray();
+        QVERIFY(layers.size() > 32 * 7);
+        for (const auto& lv : layers) {
+            const QJsonObject l = lv.toObject();
+            for (const char* key : {"name", "kind", "parameters", "forward_flops", "activation_bytes"})
+                QVERIFY2(l.contains(key), key);
+        }
+        QCOMPARE(layers[0].toObject()["kind"].toString(), QStringLiteral("embedding"));
+        QVERIFY(layers[0].toObject()["sparse_grad"].toBool());
+    }
+
+    void clusterJson()
+    {
+        const Run r = cli({"inspect", "p3.16xlarge:2", "--json"});
+        QCOMPARE(r.code, 0);
+        const QJsonObject j = QJsonDocument::fromJson(r.out.toUtf8()).object();
+        QCOMPARE(j["nodes"].toArray().size(), 2);
+        QCOMPARE(j["devices"].toArray().size(), 16);
+        // 28 GPU pairs per node plus one network entry per node.
+        QCOMPARE(j["links"].toArray().size(), 2 * (28 + 1));
+        QCOMPARE(j["devices"].toArray()[0].toObject()["peak_flops"].toObject()["fp16"].toDouble(), 125e12);
+    }
+
+    void convertRoundTrips()
+    {
+        const QString out = m_tmp.filePath("gpt2.partita.json");
+        Run r = cli({"convert", shared("hf/gpt2.json"), "-o", out});
+        QCOMPARE(r.code, 0);
+        r = cli({"inspect", out, "--json"});
+        QCOMPARE(r.code, 0);
+        QCOMPARE(QJsonDocument::fromJson(r.out.toUtf8()).object()["parameters"].toInteger(), 124439808LL);
+        const QString cout = m_tmp.filePath("demo-cluster.json");
+        QCOMPARE(cli({"convert", PARTITA_SOURCE_DIR "/resources/demo/cluster.json", "-o", cout}).code, 0);
+        r = cli({"inspect", cout, "--json"});
+        QCOMPARE(r.code, 0);
+        QCOMPARE(QJsonDocument::fromJson(r.out.toUtf8()).object()["devices"].toArray().size(), 16);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestCli)
+#include "tst_cli.moc"
