@@ -61,6 +61,7 @@ private slots:
         QTest::newRow("gpt2-xl") << testData("hf/gpt2-xl.json") << 1557611200LL << "gpt2" << 48LL;
         QTest::newRow("llama-2-13b") << testData("hf/llama-2-13b-hf.json") << 13015864320LL << "llama" << 40LL;
         QTest::newRow("tinyllama-gqa") << testData("hf/tinyllama-1.1b.json") << 1100048384LL << "llama" << 22LL;
+        QTest::newRow("llama-3.2-1b-tied") << testData("hf/llama-3.2-1b.json") << 1235814400LL << "llama" << 16LL;
         QTest::newRow("mistral-7b-gqa") << testData("hf/mistral-7b-v0.1.json") << 7241732096LL << "mistral" << 32LL;
         QTest::newRow("mixtral-8x7b-moe") << testData("hf/mixtral-8x7b-v0.1.json") << 46702792704LL << "mixtral" << 32LL;
         QTest::newRow("t5-small") << testData("hf/t5-small.json") << 60506624LL << "t5" << 12LL;

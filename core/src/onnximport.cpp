@@ -125,7 +125,7 @@ bool isNormOp(const std::string& op)
 }
 bool isActivationOp(const std::string& op)
 {
-    static const std::set<std::string> k{"Relu",     "LeakyRelu", "PRelu",    "Elu",         "Selu",  "Gelu",
+    static const std::set<std::string> k{"Relu", "Clip", "LeakyRelu", "PRelu",    "Elu",         "Selu",  "Gelu",
                                          "Erf",      "Sigmoid",   "Tanh",     "HardSigmoid", "HardSwish",
                                          "Softplus", "Softsign",  "Mish",     "Celu",        "ThresholdedRelu"};
     return k.count(op) > 0;
@@ -151,12 +151,31 @@ std::string blockOf(const std::string& scope)
     return end == std::string::npos ? std::string() : scope.substr(0, end);
 }
 
-std::string dotted(std::string s)
+// "/features/features.18/features.18.2" -> "features.18.2": PyTorch's exporter
+// writes each scope component as the module's full name when it knows it, so a
+// component that extends its parent replaces it.
+std::string dotted(const std::string& scope)
 {
-    while (!s.empty() && s.front() == '/')
-        s.erase(s.begin());
-    std::replace(s.begin(), s.end(), '/', '.');
-    return s;
+    std::vector<std::string> parts;
+    size_t pos = 0;
+    while (pos <= scope.size()) {
+        size_t next = scope.find('/', pos);
+        if (next == std::string::npos)
+            next = scope.size();
+        std::string comp = scope.substr(pos, next - pos);
+        if (!comp.empty()) {
+            if (!parts.empty() && comp.size() > parts.back().size() &&
+                comp.compare(0, parts.back().size() + 1, parts.back() + ".") == 0)
+                parts.back() = comp;
+            else
+                parts.push_back(comp);
+        }
+        pos = next + 1;
+    }
+    std::string out;
+    for (const auto& p : parts)
+        out += (out.empty() ? "" : ".") + p;
+    return out;
 }
 
 struct Group
@@ -553,6 +572,24 @@ Result<Model> modelFromOnnx(const std::string& bytes, const std::string& file)
     }
     if (batch > 1)
         notes.push_back("exported with batch " + std::to_string(batch) + "; costs are divided by it (per sample)");
+    // Symbolic dimensions other than the batch count as 1: say so, since a
+    // symbolic sequence length turns per-sample costs into per-token ones.
+    std::set<std::string> symbolic;
+    for (const auto& v : g.input()) {
+        if (weights.count(v.name()) || !v.type().has_tensor_type())
+            continue;
+        const auto& dims = v.type().tensor_type().shape().dim();
+        for (int d = 1; d < dims.size(); ++d)
+            if (!dims[d].has_dim_value())
+                symbolic.insert(dims[d].dim_param().empty() ? "?" : dims[d].dim_param());
+    }
+    if (!symbolic.empty()) {
+        std::string names;
+        for (const auto& s : symbolic)
+            names += (names.empty() ? "'" : ", '") + s + "'";
+        notes.push_back("symbolic input dimension(s) " + names +
+                        " taken as 1: export with fixed shapes for costs at your sizes");
+    }
 
     // ---- grouping ---------------------------------------------------------------
     int scoped = 0, computeNodes = 0;
@@ -624,6 +661,8 @@ Result<Model> modelFromOnnx(const std::string& bytes, const std::string& file)
             if (anchor)
                 gi = newGroup(nodeName[size_t(i)]);
         }
+        if (gi < 0 && useScopes && isPool(op))
+            gi = newGroup(nodeName[size_t(i)]); // a functional pooling call is a layer of its own
         if (gi < 0) {
             // Parameter-free glue (and unscoped nodes) join the layer of their input.
             const int p = latestProducer(node);

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <initializer_list>
 #include <utility>
 
 namespace partita {
@@ -67,12 +68,13 @@ std::string fmt(double v, const char* unit)
     return buf;
 }
 
-std::string scaled(double v, const std::array<std::pair<double, const char*>, 5>& steps)
+std::string scaled(double v, std::initializer_list<std::pair<double, const char*>> steps)
 {
     for (const auto& [f, name] : steps)
         if (std::fabs(v) >= f)
             return fmt(v / f, name);
-    return fmt(v / steps.back().first, steps.back().second);
+    const auto& last = *(steps.end() - 1);
+    return fmt(v / last.first, last.second);
 }
 
 } // namespace
@@ -113,27 +115,27 @@ std::optional<double> parseQuantity(std::string_view text, Quantity kind, std::s
 
 std::string formatBytes(double b)
 {
-    return scaled(b, {{{1099511627776.0, "TiB"}, {1073741824.0, "GiB"}, {1048576.0, "MiB"}, {1024.0, "KiB"}, {1.0, "B"}}});
+    return scaled(b, {{1099511627776.0, "TiB"}, {1073741824.0, "GiB"}, {1048576.0, "MiB"}, {1024.0, "KiB"}, {1.0, "B"}});
 }
 std::string formatBandwidth(double b)
 {
-    return scaled(b, {{{1e12, "TB/s"}, {1e9, "GB/s"}, {1e6, "MB/s"}, {1e3, "KB/s"}, {1.0, "B/s"}}});
+    return scaled(b, {{1e12, "TB/s"}, {1e9, "GB/s"}, {1e6, "MB/s"}, {1e3, "KB/s"}, {1.0, "B/s"}});
 }
 std::string formatFlops(double f)
 {
-    return scaled(f, {{{1e15, "PFLOP/s"}, {1e12, "TFLOP/s"}, {1e9, "GFLOP/s"}, {1e6, "MFLOP/s"}, {1.0, "FLOP/s"}}});
+    return scaled(f, {{1e15, "PFLOP/s"}, {1e12, "TFLOP/s"}, {1e9, "GFLOP/s"}, {1e6, "MFLOP/s"}, {1.0, "FLOP/s"}});
 }
 std::string formatFlopCount(double f)
 {
-    return scaled(f, {{{1e15, "PFLOP"}, {1e12, "TFLOP"}, {1e9, "GFLOP"}, {1e6, "MFLOP"}, {1.0, "FLOP"}}});
+    return scaled(f, {{1e15, "PFLOP"}, {1e12, "TFLOP"}, {1e9, "GFLOP"}, {1e6, "MFLOP"}, {1e3, "kFLOP"}, {1.0, "FLOP"}});
 }
 std::string formatSeconds(double s)
 {
-    return scaled(s, {{{1.0, "s"}, {1e-3, "ms"}, {1e-6, "us"}, {1e-9, "ns"}, {1e-12, "ps"}}});
+    return scaled(s, {{1.0, "s"}, {1e-3, "ms"}, {1e-6, "us"}, {1e-9, "ns"}, {1e-12, "ps"}});
 }
 std::string formatCount(double n)
 {
-    return scaled(n, {{{1e12, "T"}, {1e9, "B"}, {1e6, "M"}, {1e3, "K"}, {1.0, ""}}});
+    return scaled(n, {{1e12, "T"}, {1e9, "B"}, {1e6, "M"}, {1e3, "K"}, {1.0, ""}});
 }
 
 std::string withThousands(long long n)
