@@ -1,5 +1,6 @@
 // partita-cli: everything the workbench does, headless.
 #include "inspect.h"
+#include "simulate.h"
 
 #include <CLI/CLI.hpp>
 
@@ -36,6 +37,37 @@ int main(int argc, char** argv)
     addCommon(convert);
     convert->add_option("-o,--output", output, "output file (default: standard output)");
 
+    partita::cli::SimulateOptions so;
+    CLI::App* sim = app.add_subcommand("simulate", "Predict step time, throughput, MFU and memory of a strategy");
+    sim->add_option("--model", so.model, "model file")->required();
+    sim->add_option("--cluster", so.cluster, "cluster file or preset (NAME or NAME:NODES)")->required();
+    sim->add_option("--device", so.device, "device preset of the GPUs in an nvidia-smi topo -m file");
+    sim->add_option("--node", so.nodeTemplate, "cluster preset each host of a hostfile is made of");
+    auto* strat = sim->add_option("--strategy", so.strategy, "strategy JSON file (docs/formats.md)");
+    auto* preset = sim->add_option("--preset", so.preset, "strategy preset (partita-cli presets)");
+    strat->excludes(preset);
+    sim->add_option("--tp", so.tp, "tensor-parallel degree")->check(CLI::Range(1, 1 << 16));
+    sim->add_option("--pp", so.pp, "pipeline-parallel degree")->check(CLI::Range(1, 1 << 16));
+    sim->add_option("--dp", so.dp, "data-parallel degree (default: devices / (tp x pp))")->check(CLI::Range(1, 1 << 24));
+    sim->add_option("--micro-batch", so.microBatch, "samples per micro-batch")->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+    sim->add_option("--global-batch", so.globalBatch, "samples per step (default: dp x micro-batch)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+    sim->add_option("--interleave", so.interleave, "model chunks per device (interleaved 1F1B)")->check(CLI::Range(1, 1024));
+    sim->add_option("--recompute", so.recompute, "activation recomputation")
+        ->check(CLI::IsMember({"none", "selective", "full"}));
+    sim->add_flag("--sequence-parallel", so.sequenceParallel, "sequence parallelism (with tp > 1)");
+    sim->add_option("--zero", so.zero, "ZeRO stage")->check(CLI::Range(0, 3));
+    sim->add_option("--dtype", so.dtype, "training precision")->check(CLI::IsMember({"fp16", "bf16", "fp32"}));
+    sim->add_option("--seq-len", so.seqLen, "sequence length (default: the model's)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+    sim->add_option("--calibration", so.calibration, "calibration file with measured efficiencies");
+    sim->add_option("--trace-out", so.traceOut, "write the predicted timeline as Chrome trace JSON (Perfetto)");
+    sim->add_flag("--json", so.json, "print JSON instead of a table");
+
+    bool presetsJson = false;
+    CLI::App* presets = app.add_subcommand("presets", "List strategy, cluster and device presets");
+    presets->add_flag("--json", presetsJson, "print JSON");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -46,5 +78,9 @@ int main(int argc, char** argv)
         return partita::cli::runInspect(opts);
     if (*convert)
         return partita::cli::runConvert(opts, output);
+    if (*sim)
+        return partita::cli::runSimulate(so);
+    if (*presets)
+        return partita::cli::runPresets(presetsJson);
     return 2;
 }

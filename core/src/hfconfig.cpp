@@ -101,7 +101,11 @@ public:
         l.cost.mask_bytes_per_seq2 = dropout ? heads : 0;
         l.cost.output_elems_per_token = q;
         l.cost.io_elems_per_token = 2 * q + 2 * kv;
-        l.cost.io_elems_per_seq2 = 2 * heads; // scores written and read once (no fused kernel assumed)
+        // Unfused attention (before FlashAttention, as in Megatron-LM 2022): the
+        // QK^T matmul writes the scores, the fused scale-mask-softmax reads
+        // and writes them, dropout reads them and writes its output (and a
+        // mask), and the PV matmul reads that: 6 passes with dropout, 4 without.
+        l.cost.io_elems_per_seq2 = (dropout ? 6 : 4) * heads;
         return add(std::move(l));
     }
 

@@ -81,9 +81,12 @@ CostAt layerCostAt(const Layer& layer, int64_t batch, int64_t seq, int activatio
     r.forward_flops = tokens * double(c.flops_per_token) + seq2 * double(c.flops_per_seq2) +
                       double(batch) * double(c.flops_per_sample);
     // A layer with weights computes the input gradient and the weight gradient,
-    // each as costly as the forward matmul; a layer without only the former.
-    const bool hasWeights = !layer.params.empty() || !layer.tied_to.empty();
-    r.backward_flops = r.forward_flops * (hasWeights ? 2.0 : 1.0);
+    // each as costly as the forward matmul; attention's matmuls between two
+    // activations need the gradient of both operands: also twice. Other
+    // layers only propagate the input gradient.
+    const bool twoGradients = !layer.params.empty() || !layer.tied_to.empty() ||
+                              layer.kind == LayerKind::AttentionCore;
+    r.backward_flops = r.forward_flops * (twoGradients ? 2.0 : 1.0);
     r.activation_bytes = tokens * double(c.saved_elems_per_token * activationBytes + c.mask_bytes_per_token) +
                          seq2 * double(c.saved_elems_per_seq2 * activationBytes + c.mask_bytes_per_seq2) +
                          double(batch) * double(c.saved_elems_per_sample * activationBytes);

@@ -53,7 +53,8 @@ struct TensorSpec
 // Korthikanti et al. 2022, §4; masks are 1-byte dropout masks. Models that
 // are not sequences (CNNs) use S = 1: "per token" then means per sample.
 // Backward FLOPs are derived: 2x forward for layers with weights (dgrad +
-// wgrad), 1x for the rest (dgrad only).
+// wgrad) and for attention cores (gradients of both matmul operands), 1x for
+// the rest (dgrad only).
 struct LayerCost
 {
     int64_t flops_per_token = 0;

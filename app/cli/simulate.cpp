@@ -1,0 +1,232 @@
+#include "simulate.h"
+
+#include "partita/core/clusterio.h"
+#include "partita/core/modelio.h"
+#include "partita/core/simulator.h"
+#include "partita/core/units.h"
+#include "partita/profiler/chrometrace.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace partita::cli {
+
+using nlohmann::json;
+
+namespace {
+
+int fail(const Error& e)
+{
+    std::cerr << "partita-cli: error: " << e.str() << "\n";
+    return 2;
+}
+
+Result<std::string> slurp(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        return Error{path, {}, "cannot open"};
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::string pct(double part, double whole)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%5.1f %%", whole > 0 ? 100 * part / whole : 0.0);
+    return buf;
+}
+
+} // namespace
+
+int runSimulate(const SimulateOptions& o)
+{
+    auto model = loadModel(o.model);
+    if (!model)
+        return fail(model.error());
+    auto cluster = loadCluster(o.cluster, ClusterLoadOptions{o.device, o.nodeTemplate});
+    if (!cluster)
+        return fail(cluster.error());
+    Precision precision = Precision::BF16;
+    if (o.dtype == "fp16")
+        precision = Precision::FP16;
+    else if (o.dtype == "fp32")
+        precision = Precision::FP32;
+    const Recompute recompute =
+        o.recompute == "full" ? Recompute::Full : o.recompute == "selective" ? Recompute::Selective : Recompute::None;
+
+    Strategy s;
+    if (!o.strategy.empty()) {
+        auto text = slurp(o.strategy);
+        if (!text)
+            return fail(text.error());
+        auto parsed = strategyFromJson(*text, o.strategy);
+        if (!parsed)
+            return fail(parsed.error());
+        s = *parsed;
+    } else if (!o.preset.empty()) {
+        PresetOptions po;
+        po.global_batch = o.globalBatch;
+        po.micro_batch = o.microBatch;
+        po.tp = o.tp;
+        po.pp = o.pp;
+        po.interleave = o.interleave;
+        po.precision = precision;
+        po.recompute = recompute;
+        po.sequence_parallel = o.sequenceParallel;
+        auto p = strategyPreset(o.preset, *model, *cluster, po);
+        if (!p)
+            return fail(p.error());
+        s = *p;
+        if (o.zero > 0)
+            s.zero_stage = o.zero;
+    } else {
+        const int devices = cluster->deviceCount();
+        s.name = "command line";
+        s.precision = precision;
+        s.tp = o.tp;
+        s.pp = o.pp;
+        if (o.dp > 0) {
+            s.dp = o.dp;
+        } else {
+            if (devices % (o.tp * o.pp) != 0)
+                return fail(Error{"command line", "--tp/--pp", "tp x pp = " + std::to_string(o.tp * o.pp) +
+                                                                   " does not divide the cluster's " +
+                                                                   std::to_string(devices) + " devices"});
+            s.dp = devices / (o.tp * o.pp);
+        }
+        s.micro_batch = o.microBatch;
+        s.global_batch = o.globalBatch > 0 ? o.globalBatch : int64_t(s.dp) * o.microBatch;
+        s.interleave = o.interleave;
+        s.schedule = o.interleave > 1 ? PipelineSchedule::Interleaved : PipelineSchedule::OneFOneB;
+        s.recompute = recompute;
+        s.sequence_parallel = o.sequenceParallel;
+        s.zero_stage = o.zero;
+        s.fp32_grad_accumulation = precision != Precision::FP32 && (o.tp > 1 || o.pp > 1);
+    }
+
+    SimOptions so;
+    so.seq_len = o.seqLen;
+    so.trace = !o.traceOut.empty();
+    if (!o.calibration.empty()) {
+        auto text = slurp(o.calibration);
+        if (!text)
+            return fail(text.error());
+        auto cal = calibrationFromJson(*text, o.calibration);
+        if (!cal)
+            return fail(cal.error());
+        so.calibration = *cal;
+    }
+    auto r = simulate(*model, *cluster, s, so);
+    if (!r)
+        return fail(r.error());
+    if (!o.traceOut.empty()) {
+        auto w = writeChromeTrace(r->trace, o.traceOut);
+        if (!w)
+            return fail(w.error());
+    }
+    const int64_t seq = model->sequence ? (o.seqLen > 0 ? o.seqLen : model->seq_len) : 1;
+    const Breakdown& b = r->breakdown;
+    if (o.json) {
+        json j;
+        j["model"] = o.model;
+        j["cluster"] = cluster->name;
+        j["strategy"] = json::parse(strategyToJson(s));
+        j["seq_len"] = seq;
+        j["step_time_s"] = r->step_time;
+        j["throughput"] = {{"samples_per_s", r->samples_per_s}, {"tokens_per_s", r->tokens_per_s}};
+        j["mfu"] = r->mfu;
+        j["model_flops_per_step"] = r->model_flops;
+        j["oom"] = r->oom;
+        j["breakdown"] = {{"compute_s", b.compute}, {"tp_comm_s", b.tp_comm}, {"exposed_comm_s", b.exposed_comm},
+                          {"bubble_s", b.bubble}, {"optimizer_s", b.optimizer}, {"idle_s", b.idle}};
+        j["memory"] = {{"parameters_optimizer_bytes", r->memory.parameters_optimizer},
+                       {"activations_bytes", r->memory.activations},
+                       {"peak_bytes", r->memory.peak},
+                       {"capacity_bytes", r->memory.capacity}};
+        json stages = json::array();
+        for (size_t d = 0; d < r->stage_memory.size(); ++d)
+            stages.push_back({{"stage", d},
+                              {"busy_s", r->stage_busy[d]},
+                              {"parameters_optimizer_bytes", r->stage_memory[d].parameters_optimizer},
+                              {"activations_bytes", r->stage_memory[d].activations},
+                              {"peak_bytes", r->stage_memory[d].peak},
+                              {"oom", r->stage_memory[d].oom}});
+        j["stages"] = std::move(stages);
+        json layers = json::array();
+        for (const auto& lt : r->layers)
+            layers.push_back({{"name", model->layers[size_t(lt.layer)].name},
+                              {"forward_s", lt.forward},
+                              {"backward_s", lt.backward},
+                              {"recompute_s", lt.recompute},
+                              {"sync_s", lt.sync}});
+        j["layers"] = std::move(layers);
+        j["notes"] = r->notes;
+        j["calibration_source"] = r->calibration_source;
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::cout << "Model        " << model->name << " (" << withThousands(model->parameterCount()) << " parameters), sequence "
+              << seq << "\n"
+              << "Cluster      " << cluster->name << ", " << cluster->deviceCount() << " devices\n"
+              << "Strategy     " << (s.name.empty() ? "unnamed" : s.name) << ": dp " << s.dp << " x tp " << s.tp << " x pp "
+              << s.pp << (s.interleave > 1 ? " (interleave " + std::to_string(s.interleave) + ")" : "") << ", global batch "
+              << s.global_batch << ", micro-batch " << s.micro_batch << ", " << precisionName(s.precision)
+              << ", recompute " << recomputeName(s.recompute) << (s.sequence_parallel ? ", sequence parallel" : "")
+              << (s.zero_stage ? ", ZeRO-" + std::to_string(s.zero_stage) : "") << "\n\n"
+              << "Step time    " << formatSeconds(r->step_time) << "\n"
+              << "Throughput   " << r->samples_per_s << " samples/s"
+              << (model->sequence ? ", " + formatCount(r->tokens_per_s) + " tokens/s" : "") << "\n";
+    char mfu[32];
+    std::snprintf(mfu, sizeof mfu, "%.1f %%", 100 * r->mfu);
+    std::cout << "MFU          " << mfu << "\n\n"
+              << "Breakdown (most loaded stage)\n"
+              << "  compute        " << formatSeconds(b.compute) << "  " << pct(b.compute, r->step_time)
+              << "  (of which tensor-parallel collectives " << formatSeconds(b.tp_comm) << ")\n"
+              << "  exposed comm   " << formatSeconds(b.exposed_comm) << "  " << pct(b.exposed_comm, r->step_time) << "\n"
+              << "  pipeline bubble " << formatSeconds(b.bubble) << " " << pct(b.bubble, r->step_time) << "\n"
+              << "  optimizer      " << formatSeconds(b.optimizer) << "  " << pct(b.optimizer, r->step_time) << "\n"
+              << "  idle           " << formatSeconds(b.idle) << "  " << pct(b.idle, r->step_time) << "\n\n"
+              << "Memory per device (most loaded)\n"
+              << "  parameters + optimizer " << formatBytes(r->memory.parameters_optimizer) << "\n"
+              << "  activations            " << formatBytes(r->memory.activations) << "\n"
+              << "  peak                   " << formatBytes(r->memory.peak) << " of " << formatBytes(r->memory.capacity)
+              << (r->oom ? "  OUT OF MEMORY" : "") << "\n";
+    for (const auto& n : r->notes)
+        std::cout << "note: " << n << "\n";
+    std::cout << "calibration: " << r->calibration_source << "\n";
+    if (!o.traceOut.empty())
+        std::cout << "trace: " << o.traceOut << " (" << r->trace.records.size() << " records)\n";
+    return 0;
+}
+
+int runPresets(bool asJson)
+{
+    if (asJson) {
+        json j;
+        json strategies = json::array();
+        for (const auto& p : strategyPresets())
+            strategies.push_back({{"name", p.name}, {"description", p.description}});
+        j["strategies"] = strategies;
+        j["clusters"] = clusterPresetNames();
+        j["devices"] = devicePresetNames();
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::cout << "Strategy presets (--preset NAME):\n";
+    for (const auto& p : strategyPresets())
+        std::cout << "  " << p.name << std::string(p.name.size() < 24 ? 24 - p.name.size() : 1, ' ') << p.description << "\n";
+    std::cout << "\nCluster presets (NAME or NAME:NODES):\n";
+    for (const auto& n : clusterPresetNames())
+        std::cout << "  " << n << "\n";
+    std::cout << "\nDevice presets (--device NAME, \"preset\" in cluster files):\n";
+    for (const auto& n : devicePresetNames())
+        std::cout << "  " << n << "\n";
+    return 0;
+}
+
+} // namespace partita::cli

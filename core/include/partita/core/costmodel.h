@@ -1,0 +1,44 @@
+#pragma once
+// Device and network efficiencies the simulator's roofline uses, with their
+// sources. A calibration file (measured tables) overrides them.
+
+#include "partita/core/cluster.h"
+#include "partita/core/result.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace partita {
+
+// Efficiency as a function of an operation's size: either a step function
+// (the efficiency of the largest point not above the size, as threshold
+// tables are published) or interpolated linearly in log(size) between points
+// (measured sweeps); clamped at the ends.
+struct EfficiencyCurve
+{
+    std::vector<std::pair<double, double>> points; // (size, fraction of peak), size ascending
+    bool interpolate = false;
+    double at(double size) const;
+    bool operator==(const EfficiencyCurve&) const = default;
+};
+
+struct Calibration
+{
+    std::string device;
+    std::string source;
+    EfficiencyCurve matmul; // size: GFLOP of one matmul -> fraction of peak FLOP/s
+    EfficiencyCurve memory; // size: MB moved by one memory-bound op -> fraction of memory bandwidth
+    double intra_link_efficiency = 0; // fraction of intra-node link bandwidth a collective achieves
+    double inter_link_efficiency = 0; // same for NICs
+    double kernel_overhead = 0;       // seconds per launched op
+    bool additive = true;             // an op's compute and memory times add up ("sum") or overlap ("max")
+    bool operator==(const Calibration&) const = default;
+};
+
+// The default calibration for a device (by name), with its sources.
+Calibration defaultCalibration(const DeviceSpec& device);
+Result<Calibration> calibrationFromJson(const std::string& text, const std::string& file = {});
+std::string calibrationToJson(const Calibration& c);
+
+} // namespace partita

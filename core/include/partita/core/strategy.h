@@ -1,0 +1,183 @@
+#pragma once
+// A parallelization strategy: global settings (precision, batch, mesh,
+// pipeline schedule, ZeRO, recomputation) and per-layer atoms (how gradients
+// are synchronized, tensor-parallel role, pipeline stage, recomputation),
+// assigned by layer-name patterns. resolveStrategy() checks it against a model
+// and a cluster and expands it to one assignment per layer.
+
+#include "partita/core/cluster.h"
+#include "partita/core/model.h"
+#include "partita/core/result.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace partita {
+
+enum class Precision
+{
+    FP32,
+    FP16,
+    BF16,
+};
+enum class PipelineSchedule
+{
+    GPipe,
+    OneFOneB,
+    Interleaved, // 1F1B with `interleave` model chunks per device (Narayanan et al. 2021)
+};
+enum class Recompute
+{
+    None,
+    Selective, // the attention core only (Korthikanti et al. 2022, §5)
+    Full,      // whole layers: only layer inputs are kept
+};
+enum class SyncMethod
+{
+    AllReduce,
+    ParameterServer,
+    SFB, // sufficient-factor broadcasting (Poseidon; fully-connected layers)
+    None, // not synchronized (frozen, or one data-parallel rank)
+};
+enum class AllReduceAlgo
+{
+    Ring,
+    Tree,
+    Hierarchical, // reduce-scatter in the node, all-reduce across nodes, all-gather in the node
+};
+enum class Compression
+{
+    None,
+    FP16,
+    PowerSGD,
+};
+enum class TpRole
+{
+    Auto,       // Megatron pairs: column before the nonlinearity/attention, row after
+    Replicated, // not split: every tensor-parallel rank computes it whole
+    Column,
+    Row,
+};
+enum class PsPlacement
+{
+    LoadBalanced, // shards spread by bytes over servers (AutoDist PSLoadBalancing)
+    RoundRobin,
+    SingleServer,
+};
+
+std::string_view precisionName(Precision p);
+std::string_view scheduleName(PipelineSchedule s);
+std::string_view recomputeName(Recompute r);
+std::string_view syncMethodName(SyncMethod m);
+std::string_view allReduceAlgoName(AllReduceAlgo a);
+std::string_view compressionName(Compression c);
+std::string_view tpRoleName(TpRole r);
+std::string_view psPlacementName(PsPlacement p);
+
+// How one layer's gradients are synchronized across data-parallel ranks.
+struct SyncAtom
+{
+    SyncMethod method = SyncMethod::AllReduce;
+    AllReduceAlgo algorithm = AllReduceAlgo::Ring;
+    int bucket = -1;           // fusion group; -1: buckets of `bucket_bytes` in backward order
+    Compression compression = Compression::None;
+    int powersgd_rank = 4;
+    int ps_shards = 0;         // 0: one shard per node
+    PsPlacement ps_placement = PsPlacement::LoadBalanced;
+    bool ps_local_replication = false; // aggregate inside a node before pushing (AutoDist "local replication")
+    int staleness = 0;         // bounded staleness: the step does not wait for the pull (0: synchronous)
+    bool sparse = true;        // embeddings: send only the rows a step touches (ignored for dense layers)
+
+    bool operator==(const SyncAtom&) const = default;
+};
+
+// What a pattern sets for the layers it matches; unset fields keep earlier values.
+struct LayerOverride
+{
+    std::string pattern; // layer name, or a glob with '*' and '?'
+    std::optional<SyncAtom> sync;
+    std::optional<TpRole> tp_role;
+    std::optional<int> stage;
+    std::optional<Recompute> recompute;
+
+    bool operator==(const LayerOverride&) const = default;
+};
+
+struct Strategy
+{
+    std::string name;
+    Precision precision = Precision::BF16;
+    bool fp32_grad_accumulation = false; // keep fp32 main gradients (Megatron): 18 bytes/param instead of 16
+    int64_t global_batch = 1;            // samples per step
+    int64_t micro_batch = 1;             // samples per micro-batch per data-parallel rank
+    int dp = 1;
+    int tp = 1;
+    int pp = 1;
+    int ep = 1;                          // expert-parallel degree (divides dp)
+    PipelineSchedule schedule = PipelineSchedule::OneFOneB;
+    int interleave = 1;                  // model chunks per device for the interleaved schedule
+    Recompute recompute = Recompute::None;
+    bool sequence_parallel = false;
+    int zero_stage = 0;                  // 0..3 (3 = FSDP full sharding)
+    int64_t bucket_bytes = 25 << 20;     // PyTorch DDP's default bucket_cap_mb = 25 (torch.nn.parallel.DistributedDataParallel docs)
+    SyncAtom sync;                       // default for every layer
+    std::vector<LayerOverride> layers;   // applied in order
+
+    bool operator==(const Strategy&) const = default;
+};
+
+std::string strategyToJson(const Strategy& s);
+Result<Strategy> strategyFromJson(const std::string& text, const std::string& file = {});
+
+// Per-layer result of resolving a strategy against a model.
+struct LayerAssignment
+{
+    SyncAtom sync;
+    TpRole tp_role = TpRole::Replicated; // resolved: never Auto
+    int stage = 0;                       // virtual stage: chunk * pp + device stage
+    Recompute recompute = Recompute::None;
+};
+
+struct ResolvedStrategy
+{
+    Strategy strategy;
+    std::vector<LayerAssignment> layers; // one per model layer
+    int64_t micro_batches = 1;           // per pipeline per step
+    int virtual_stages = 1;              // pp * interleave
+    std::vector<std::string> warnings;
+};
+
+// Checks the strategy against the model and the cluster; the error names the
+// layer or setting and the violated constraint.
+Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, const Cluster& c);
+
+bool globMatch(std::string_view pattern, std::string_view text);
+
+} // namespace partita
+
+namespace partita {
+
+// Named strategies of known systems, built for a model and a cluster.
+struct PresetOptions
+{
+    int64_t global_batch = 0; // 0: one sample per device
+    int64_t micro_batch = 1;
+    int tp = 1, pp = 1;       // Megatron-LM only
+    int interleave = 1;
+    Precision precision = Precision::BF16;
+    Recompute recompute = Recompute::None;
+    bool sequence_parallel = false;
+};
+
+struct PresetInfo
+{
+    std::string name;
+    std::string description;
+};
+std::vector<PresetInfo> strategyPresets();
+Result<Strategy> strategyPreset(const std::string& name, const Model& m, const Cluster& c, const PresetOptions& o);
+
+} // namespace partita

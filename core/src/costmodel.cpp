@@ -1,0 +1,143 @@
+#include "partita/core/costmodel.h"
+
+#include "jsonread.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace partita {
+
+using detail::json;
+using detail::sub;
+
+double EfficiencyCurve::at(double size) const
+{
+    if (points.empty())
+        return 1.0;
+    if (size <= points.front().first)
+        return points.front().second;
+    if (size >= points.back().first)
+        return points.back().second;
+    if (!interpolate) {
+        double e = points.front().second;
+        for (const auto& [x, y] : points)
+            if (x <= size)
+                e = y;
+        return e;
+    }
+    for (size_t i = 1; i < points.size(); ++i) {
+        const auto& [x1, y1] = points[i];
+        if (size > x1)
+            continue;
+        const auto& [x0, y0] = points[i - 1];
+        if (x0 <= 0)
+            return y0 + (y1 - y0) * size / x1;
+        const double t = (std::log(size) - std::log(x0)) / (std::log(x1) - std::log(x0));
+        return y0 + t * (y1 - y0);
+    }
+    return points.back().second;
+}
+
+Calibration defaultCalibration(const DeviceSpec& device)
+{
+    Calibration c;
+    c.device = device.name;
+    // Efficiency tables of NVIDIA A100 80GB measured by NVIDIA and published
+    // with Calculon (Isaev et al., SC'23; calculon systems/a100_80g.json):
+    // matmul efficiency by GFLOP per op, memory-bound efficiency by MB per op,
+    // NVLink collectives at 60 % and InfiniBand at 90 % of link bandwidth.
+    // The tables are thresholds: an op gets the efficiency of the largest
+    // threshold not above its size.
+    c.source = "A100 tables measured by NVIDIA, published with Calculon (Isaev et al. SC'23)";
+    c.matmul.points = {{0, 0.1}, {1, 0.6}, {16, 0.9}, {128, 0.95}};
+    c.memory.points = {{0, 0.3}, {1, 0.6}, {10, 0.75}, {100, 0.9}};
+    // Calculon's "no_overlap" processing mode, in which these tables were
+    // fitted: an op's compute time and memory time add up.
+    c.additive = true;
+    c.intra_link_efficiency = 0.6;
+    c.inter_link_efficiency = 0.9;
+    // CUDA kernel launch latency of a few microseconds (NVIDIA CUDA C++ Best
+    // Practices Guide, "Kernel launch overhead"); 5 us used per op.
+    c.kernel_overhead = 5e-6;
+    if (device.kind == "cpu")
+        c.source += " (applied to a CPU: no CPU measurement yet)";
+    else if (device.name.find("A100") == std::string::npos)
+        c.source += " (applied to " + device.name + ": no measurement of this device yet)";
+    return c;
+}
+
+namespace {
+EfficiencyCurve readCurve(const json& j, const std::string& path)
+{
+    EfficiencyCurve c;
+    detail::asArray(j, path);
+    if (j.empty())
+        throw detail::FieldError(path, "an efficiency table needs at least one [size, efficiency] point");
+    double last = 0;
+    for (size_t i = 0; i < j.size(); ++i) {
+        const std::string p = sub(path, i);
+        const json& pt = detail::asArray(j[i], p);
+        if (pt.size() != 2)
+            throw detail::FieldError(p, "expected [size, efficiency]");
+        const double x = detail::asNumber(pt[0], sub(p, size_t(0)), 0.0, 1e18);
+        const double y = detail::asNumber(pt[1], sub(p, size_t(1)), 1e-6, 1.0);
+        if (i > 0 && x <= last)
+            throw detail::FieldError(sub(p, size_t(0)), "sizes must increase");
+        last = x;
+        c.points.emplace_back(x, y);
+    }
+    return c;
+}
+json writeCurve(const EfficiencyCurve& c)
+{
+    json a = json::array();
+    for (const auto& [x, y] : c.points)
+        a.push_back({x, y});
+    return a;
+}
+} // namespace
+
+Result<Calibration> calibrationFromJson(const std::string& text, const std::string& file)
+{
+    auto parsed = detail::parseJson(text, file);
+    if (!parsed)
+        return parsed.error();
+    const json& j = *parsed;
+    try {
+        detail::asObject(j, "/");
+        detail::getInt(j, "partita_calibration", "", 1, 1);
+        Calibration c;
+        c.device = detail::getString(j, "device", "");
+        c.source = detail::getString(j, "source", "");
+        c.matmul = readCurve(detail::field(j, "matmul_efficiency", ""), "/matmul_efficiency");
+        c.memory = readCurve(detail::field(j, "memory_efficiency", ""), "/memory_efficiency");
+        c.matmul.interpolate = c.memory.interpolate = detail::getBoolOr(j, "interpolate", "", true);
+        c.intra_link_efficiency = detail::getNumberOr(j, "intra_link_efficiency", "", 1e-3, 1.0, 0.6);
+        c.inter_link_efficiency = detail::getNumberOr(j, "inter_link_efficiency", "", 1e-3, 1.0, 0.9);
+        c.kernel_overhead = detail::getNumberOr(j, "kernel_overhead_s", "", 0.0, 1.0, 5e-6);
+        const std::string combine = detail::getStringOr(j, "combine", "", "max");
+        if (combine != "sum" && combine != "max")
+            throw detail::FieldError("/combine", "expected \"sum\" or \"max\", found '" + combine + "'");
+        c.additive = combine == "sum";
+        return c;
+    } catch (const detail::FieldError& e) {
+        return Error{file, e.where.empty() ? "/" : e.where, e.what()};
+    }
+}
+
+std::string calibrationToJson(const Calibration& c)
+{
+    json j{{"partita_calibration", 1},
+           {"device", c.device},
+           {"source", c.source},
+           {"matmul_efficiency", writeCurve(c.matmul)},
+           {"memory_efficiency", writeCurve(c.memory)},
+           {"interpolate", c.matmul.interpolate},
+           {"intra_link_efficiency", c.intra_link_efficiency},
+           {"inter_link_efficiency", c.inter_link_efficiency},
+           {"kernel_overhead_s", c.kernel_overhead},
+           {"combine", c.additive ? "sum" : "max"}};
+    return j.dump(1) + "\n";
+}
+
+} // namespace partita

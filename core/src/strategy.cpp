@@ -1,0 +1,449 @@
+#include "partita/core/strategy.h"
+
+#include "jsonread.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <set>
+
+namespace partita {
+
+using detail::json;
+using detail::sub;
+
+namespace {
+
+template <class E, size_t N>
+using Names = std::array<std::pair<E, std::string_view>, N>;
+
+constexpr Names<Precision, 3> kPrecision{{{Precision::FP32, "fp32"}, {Precision::FP16, "fp16"}, {Precision::BF16, "bf16"}}};
+constexpr Names<PipelineSchedule, 3> kSchedule{
+    {{PipelineSchedule::GPipe, "gpipe"}, {PipelineSchedule::OneFOneB, "1f1b"}, {PipelineSchedule::Interleaved, "interleaved"}}};
+constexpr Names<Recompute, 3> kRecompute{{{Recompute::None, "none"}, {Recompute::Selective, "selective"}, {Recompute::Full, "full"}}};
+constexpr Names<SyncMethod, 4> kSync{{{SyncMethod::AllReduce, "allreduce"},
+                                      {SyncMethod::ParameterServer, "ps"},
+                                      {SyncMethod::SFB, "sfb"},
+                                      {SyncMethod::None, "none"}}};
+constexpr Names<AllReduceAlgo, 3> kAlgo{
+    {{AllReduceAlgo::Ring, "ring"}, {AllReduceAlgo::Tree, "tree"}, {AllReduceAlgo::Hierarchical, "hierarchical"}}};
+constexpr Names<Compression, 3> kCompression{
+    {{Compression::None, "none"}, {Compression::FP16, "fp16"}, {Compression::PowerSGD, "powersgd"}}};
+constexpr Names<TpRole, 4> kTpRole{
+    {{TpRole::Auto, "auto"}, {TpRole::Replicated, "replicated"}, {TpRole::Column, "column"}, {TpRole::Row, "row"}}};
+constexpr Names<PsPlacement, 3> kPlacement{{{PsPlacement::LoadBalanced, "load-balanced"},
+                                            {PsPlacement::RoundRobin, "round-robin"},
+                                            {PsPlacement::SingleServer, "single"}}};
+
+template <class E, size_t N>
+std::string_view nameOf(const Names<E, N>& names, E e)
+{
+    for (const auto& [v, n] : names)
+        if (v == e)
+            return n;
+    return "?";
+}
+
+template <class E, size_t N>
+E readEnum(const Names<E, N>& names, const json& j, const std::string& path)
+{
+    const std::string s = detail::asString(j, path);
+    for (const auto& [v, n] : names)
+        if (n == s)
+            return v;
+    std::string known;
+    for (const auto& [v, n] : names)
+        known += (known.empty() ? "" : ", ") + std::string(n);
+    throw detail::FieldError(path, "unknown value '" + s + "' (expected " + known + ")");
+}
+
+SyncAtom readAtom(const json& j, const std::string& path, SyncAtom a)
+{
+    detail::asObject(j, path);
+    static const std::set<std::string> kKeys{"method", "algorithm", "bucket", "compression", "powersgd_rank",
+                                             "ps_shards", "ps_placement", "local_replication", "staleness", "sparse"};
+    for (const auto& [k, v] : j.items())
+        if (!kKeys.count(k))
+            throw detail::FieldError(sub(path, k.c_str()), "unknown field '" + k + "'");
+    if (const json* v = detail::optField(j, "method"))
+        a.method = readEnum(kSync, *v, sub(path, "method"));
+    if (const json* v = detail::optField(j, "algorithm"))
+        a.algorithm = readEnum(kAlgo, *v, sub(path, "algorithm"));
+    a.bucket = int(detail::getIntOr(j, "bucket", path, -1, 1 << 20, a.bucket));
+    if (const json* v = detail::optField(j, "compression"))
+        a.compression = readEnum(kCompression, *v, sub(path, "compression"));
+    a.powersgd_rank = int(detail::getIntOr(j, "powersgd_rank", path, 1, 1 << 16, a.powersgd_rank));
+    a.ps_shards = int(detail::getIntOr(j, "ps_shards", path, 0, 1 << 20, a.ps_shards));
+    if (const json* v = detail::optField(j, "ps_placement"))
+        a.ps_placement = readEnum(kPlacement, *v, sub(path, "ps_placement"));
+    a.ps_local_replication = detail::getBoolOr(j, "local_replication", path, a.ps_local_replication);
+    a.staleness = int(detail::getIntOr(j, "staleness", path, 0, 1 << 20, a.staleness));
+    a.sparse = detail::getBoolOr(j, "sparse", path, a.sparse);
+    return a;
+}
+
+json writeAtom(const SyncAtom& a)
+{
+    return json{{"method", nameOf(kSync, a.method)},
+                {"algorithm", nameOf(kAlgo, a.algorithm)},
+                {"bucket", a.bucket},
+                {"compression", nameOf(kCompression, a.compression)},
+                {"powersgd_rank", a.powersgd_rank},
+                {"ps_shards", a.ps_shards},
+                {"ps_placement", nameOf(kPlacement, a.ps_placement)},
+                {"local_replication", a.ps_local_replication},
+                {"staleness", a.staleness},
+                {"sparse", a.sparse}};
+}
+
+} // namespace
+
+std::string_view precisionName(Precision p) { return nameOf(kPrecision, p); }
+std::string_view scheduleName(PipelineSchedule s) { return nameOf(kSchedule, s); }
+std::string_view recomputeName(Recompute r) { return nameOf(kRecompute, r); }
+std::string_view syncMethodName(SyncMethod m) { return nameOf(kSync, m); }
+std::string_view allReduceAlgoName(AllReduceAlgo a) { return nameOf(kAlgo, a); }
+std::string_view compressionName(Compression c) { return nameOf(kCompression, c); }
+std::string_view tpRoleName(TpRole r) { return nameOf(kTpRole, r); }
+std::string_view psPlacementName(PsPlacement p) { return nameOf(kPlacement, p); }
+
+bool globMatch(std::string_view pattern, std::string_view text)
+{
+    // Iterative wildcard match with backtracking to the last '*'.
+    size_t p = 0, t = 0, star = std::string_view::npos, mark = 0;
+    while (t < text.size()) {
+        if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
+            ++p;
+            ++t;
+        } else if (p < pattern.size() && pattern[p] == '*') {
+            star = p++;
+            mark = t;
+        } else if (star != std::string_view::npos) {
+            p = star + 1;
+            t = ++mark;
+        } else {
+            return false;
+        }
+    }
+    while (p < pattern.size() && pattern[p] == '*')
+        ++p;
+    return p == pattern.size();
+}
+
+std::string strategyToJson(const Strategy& s)
+{
+    json j;
+    j["partita_strategy"] = 1;
+    j["name"] = s.name;
+    j["precision"] = nameOf(kPrecision, s.precision);
+    j["fp32_grad_accumulation"] = s.fp32_grad_accumulation;
+    j["global_batch"] = s.global_batch;
+    j["micro_batch"] = s.micro_batch;
+    j["mesh"] = {{"dp", s.dp}, {"tp", s.tp}, {"pp", s.pp}, {"ep", s.ep}};
+    j["schedule"] = nameOf(kSchedule, s.schedule);
+    j["interleave"] = s.interleave;
+    j["recompute"] = nameOf(kRecompute, s.recompute);
+    j["sequence_parallel"] = s.sequence_parallel;
+    j["zero_stage"] = s.zero_stage;
+    j["bucket_bytes"] = s.bucket_bytes;
+    j["sync"] = writeAtom(s.sync);
+    json layers = json::array();
+    for (const auto& o : s.layers) {
+        json lj{{"match", o.pattern}};
+        if (o.sync)
+            lj["sync"] = writeAtom(*o.sync);
+        if (o.tp_role)
+            lj["tp"] = nameOf(kTpRole, *o.tp_role);
+        if (o.stage)
+            lj["stage"] = *o.stage;
+        if (o.recompute)
+            lj["recompute"] = nameOf(kRecompute, *o.recompute);
+        layers.push_back(std::move(lj));
+    }
+    j["layers"] = std::move(layers);
+    return j.dump(1) + "\n";
+}
+
+Result<Strategy> strategyFromJson(const std::string& text, const std::string& file)
+{
+    auto parsed = detail::parseJson(text, file);
+    if (!parsed)
+        return parsed.error();
+    const json& j = *parsed;
+    try {
+        detail::asObject(j, "/");
+        const int64_t version = detail::getInt(j, "partita_strategy", "", 1, 1000);
+        if (version > 1)
+            return Error{file, "/partita_strategy", "format version " + std::to_string(version) + " is newer than this Partita reads"};
+        Strategy s;
+        s.name = detail::getStringOr(j, "name", "", {});
+        if (const json* v = detail::optField(j, "precision"))
+            s.precision = readEnum(kPrecision, *v, "/precision");
+        s.fp32_grad_accumulation = detail::getBoolOr(j, "fp32_grad_accumulation", "", false);
+        s.global_batch = detail::getInt(j, "global_batch", "", 1, int64_t(1) << 32);
+        s.micro_batch = detail::getIntOr(j, "micro_batch", "", 1, int64_t(1) << 32, 1);
+        if (const json* m = detail::optField(j, "mesh")) {
+            detail::asObject(*m, "/mesh");
+            s.dp = int(detail::getIntOr(*m, "dp", "/mesh", 1, 1 << 24, 1));
+            s.tp = int(detail::getIntOr(*m, "tp", "/mesh", 1, 1 << 16, 1));
+            s.pp = int(detail::getIntOr(*m, "pp", "/mesh", 1, 1 << 16, 1));
+            s.ep = int(detail::getIntOr(*m, "ep", "/mesh", 1, 1 << 16, 1));
+        }
+        if (const json* v = detail::optField(j, "schedule"))
+            s.schedule = readEnum(kSchedule, *v, "/schedule");
+        s.interleave = int(detail::getIntOr(j, "interleave", "", 1, 1024, 1));
+        if (const json* v = detail::optField(j, "recompute"))
+            s.recompute = readEnum(kRecompute, *v, "/recompute");
+        s.sequence_parallel = detail::getBoolOr(j, "sequence_parallel", "", false);
+        s.zero_stage = int(detail::getIntOr(j, "zero_stage", "", 0, 3, 0));
+        s.bucket_bytes = detail::getIntOr(j, "bucket_bytes", "", 1, int64_t(1) << 40, s.bucket_bytes);
+        if (const json* v = detail::optField(j, "sync"))
+            s.sync = readAtom(*v, "/sync", s.sync);
+        if (const json* ls = detail::optField(j, "layers")) {
+            detail::asArray(*ls, "/layers");
+            for (size_t i = 0; i < ls->size(); ++i) {
+                const std::string p = sub("/layers", i);
+                const json& lj = (*ls)[i];
+                detail::asObject(lj, p);
+                LayerOverride o;
+                o.pattern = detail::getString(lj, "match", p);
+                if (o.pattern.empty())
+                    throw detail::FieldError(sub(p, "match"), "empty pattern");
+                if (const json* v = detail::optField(lj, "sync"))
+                    o.sync = readAtom(*v, sub(p, "sync"), s.sync);
+                if (const json* v = detail::optField(lj, "tp"))
+                    o.tp_role = readEnum(kTpRole, *v, sub(p, "tp"));
+                if (detail::optField(lj, "stage"))
+                    o.stage = int(detail::getInt(lj, "stage", p, 0, 1 << 20));
+                if (const json* v = detail::optField(lj, "recompute"))
+                    o.recompute = readEnum(kRecompute, *v, sub(p, "recompute"));
+                s.layers.push_back(std::move(o));
+            }
+        }
+        return s;
+    } catch (const detail::FieldError& e) {
+        return Error{file, e.where.empty() ? "/" : e.where, e.what()};
+    }
+}
+
+namespace {
+
+TpRole autoRole(const Model& m, const Layer& l)
+{
+    auto inputKind = [&](LayerKind k) {
+        for (const auto& in : l.inputs)
+            if (const Layer* p = m.find(in); p && p->kind == k)
+                return true;
+        return false;
+    };
+    switch (l.kind) {
+    case LayerKind::Linear:
+        return inputKind(LayerKind::AttentionCore) || inputKind(LayerKind::Activation) ? TpRole::Row : TpRole::Column;
+    case LayerKind::LMHead:
+    case LayerKind::AttentionCore:
+    case LayerKind::Activation:
+        return TpRole::Column;
+    case LayerKind::Embedding: // vocabulary-parallel: partial outputs are summed
+    case LayerKind::MoEExperts: // each expert's FFN split as a column/row pair
+        return TpRole::Row;
+    default:
+        return TpRole::Replicated;
+    }
+}
+
+std::string layerAt(const Layer& l) { return "layer '" + l.name + "'"; }
+
+} // namespace
+
+Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, const Cluster& c)
+{
+    const std::string where = s.name.empty() ? "strategy" : "strategy '" + s.name + "'";
+    auto fail = [&](const std::string& place, const std::string& why) -> Result<ResolvedStrategy> {
+        return Error{where, place, why};
+    };
+    ResolvedStrategy r;
+    r.strategy = s;
+    const int64_t world = int64_t(s.dp) * s.tp * s.pp;
+    if (world != c.deviceCount())
+        return fail("mesh", "dp x tp x pp = " + std::to_string(s.dp) + " x " + std::to_string(s.tp) + " x " +
+                                std::to_string(s.pp) + " = " + std::to_string(world) + ", but the cluster has " +
+                                std::to_string(c.deviceCount()) + " devices");
+    if (s.global_batch % (s.micro_batch * s.dp) != 0)
+        return fail("global_batch", "global batch " + std::to_string(s.global_batch) +
+                                        " is not a multiple of micro-batch x dp = " +
+                                        std::to_string(s.micro_batch * s.dp));
+    r.micro_batches = s.global_batch / (s.micro_batch * s.dp);
+    const int chunks = s.schedule == PipelineSchedule::Interleaved ? s.interleave : 1;
+    if (s.schedule == PipelineSchedule::Interleaved) {
+        if (s.pp < 2)
+            return fail("schedule", "the interleaved schedule needs pp >= 2");
+        if (s.interleave < 2)
+            return fail("interleave", "the interleaved schedule needs interleave >= 2 model chunks");
+        if (r.micro_batches % s.pp != 0)
+            return fail("schedule", "the interleaved schedule needs the micro-batch count (" +
+                                        std::to_string(r.micro_batches) + ") to be a multiple of pp (" +
+                                        std::to_string(s.pp) + ")");
+    } else if (s.interleave != 1) {
+        return fail("interleave", "interleave > 1 needs \"schedule\": \"interleaved\"");
+    }
+    r.virtual_stages = s.pp * chunks;
+    if (s.ep > 1) {
+        if (s.dp % s.ep != 0)
+            return fail("mesh", "expert-parallel degree " + std::to_string(s.ep) + " does not divide dp " + std::to_string(s.dp));
+        if (m.dims.experts == 0)
+            return fail("mesh", "ep > 1 but the model has no experts");
+        if (m.dims.experts % s.ep != 0)
+            return fail("mesh", "expert-parallel degree " + std::to_string(s.ep) + " does not divide " +
+                                    std::to_string(m.dims.experts) + " experts");
+    }
+    if (s.sequence_parallel && s.tp == 1)
+        r.warnings.push_back("sequence parallelism has no effect with tp = 1");
+    const int perNode = c.nodes.empty() ? 1 : int(c.nodes.front().devices.size());
+    if (s.tp > perNode)
+        r.warnings.push_back("tensor-parallel groups of " + std::to_string(s.tp) + " span nodes of " +
+                             std::to_string(perNode) + " devices");
+    if (s.pp > 1 && r.micro_batches < s.pp)
+        r.warnings.push_back("fewer micro-batches (" + std::to_string(r.micro_batches) + ") than pipeline stages (" +
+                             std::to_string(s.pp) + "): most of the step is bubble");
+
+    // Per-layer settings: defaults, then overrides in order.
+    const size_t L = m.layers.size();
+    r.layers.resize(L);
+    std::vector<int> explicitStage(L, -1);
+    std::vector<std::optional<TpRole>> role(L);
+    for (size_t i = 0; i < L; ++i) {
+        r.layers[i].sync = s.sync;
+        r.layers[i].recompute = s.recompute;
+    }
+    for (size_t k = 0; k < s.layers.size(); ++k) {
+        const LayerOverride& o = s.layers[k];
+        bool matched = false;
+        for (size_t i = 0; i < L; ++i) {
+            if (!globMatch(o.pattern, m.layers[i].name))
+                continue;
+            matched = true;
+            if (o.sync)
+                r.layers[i].sync = *o.sync;
+            if (o.tp_role)
+                role[i] = *o.tp_role;
+            if (o.stage)
+                explicitStage[i] = *o.stage;
+            if (o.recompute)
+                r.layers[i].recompute = *o.recompute;
+        }
+        if (!matched)
+            return fail("/layers/" + std::to_string(k) + "/match", "pattern '" + o.pattern + "' matches no layer");
+    }
+
+    // Tensor-parallel roles and the divisibility they need.
+    for (size_t i = 0; i < L; ++i) {
+        const Layer& l = m.layers[i];
+        TpRole tr = role[i].value_or(TpRole::Auto);
+        if (tr == TpRole::Auto)
+            tr = s.tp > 1 ? autoRole(m, l) : TpRole::Replicated;
+        if (s.tp == 1)
+            tr = TpRole::Replicated;
+        if (tr != TpRole::Replicated) {
+            if (l.kind == LayerKind::Conv || l.kind == LayerKind::Pool)
+                return fail(layerAt(l), "tensor parallelism of convolutions is not supported: mark it replicated");
+            if (l.dims.heads && l.dims.heads % s.tp)
+                return fail(layerAt(l), "tensor-parallel degree " + std::to_string(s.tp) + " does not divide its " +
+                                            std::to_string(l.dims.heads) + " attention heads");
+            if (l.dims.kv_heads && l.dims.kv_heads % s.tp)
+                return fail(layerAt(l), "tensor-parallel degree " + std::to_string(s.tp) + " does not divide its " +
+                                            std::to_string(l.dims.kv_heads) + " key/value heads");
+            if (l.kind == LayerKind::Linear || l.kind == LayerKind::MoERouter) {
+                const int64_t dim = tr == TpRole::Column ? l.dims.out_features : l.dims.in_features;
+                if (dim && dim % s.tp)
+                    return fail(layerAt(l), std::string(tr == TpRole::Column ? "output" : "input") + " size " +
+                                                std::to_string(dim) + " is not divisible by tensor-parallel degree " +
+                                                std::to_string(s.tp));
+            }
+            if ((l.kind == LayerKind::LMHead || l.kind == LayerKind::Embedding) && l.dims.vocab % s.tp)
+                r.warnings.push_back(layerAt(l) + ": vocabulary " + std::to_string(l.dims.vocab) +
+                                     " is padded to a multiple of tp");
+        }
+        r.layers[i].tp_role = tr;
+        const SyncAtom& a = r.layers[i].sync;
+        if (a.method == SyncMethod::SFB && l.kind != LayerKind::Linear && l.kind != LayerKind::LMHead &&
+            l.parameterCount() > 0)
+            return fail(layerAt(l), "sufficient-factor broadcasting applies to fully-connected layers only (this is " +
+                                        std::string(layerKindName(l.kind)) + ")");
+        if (a.method == SyncMethod::ParameterServer && s.zero_stage > 0 && l.parameterCount() > 0)
+            return fail(layerAt(l), "ZeRO sharding and a parameter server both own the optimizer state: choose one");
+        if (a.compression == Compression::PowerSGD && a.method != SyncMethod::AllReduce)
+            return fail(layerAt(l), "PowerSGD compression needs all-reduce synchronization");
+    }
+
+    // Pipeline stages: explicit where given, else transformer blocks split evenly
+    // (layers before the first block go to the first stage, after the last to
+    // the last), or layers split by forward FLOPs when there are no blocks.
+    const int V = r.virtual_stages;
+    std::vector<std::string> blocks;
+    for (const auto& l : m.layers)
+        if (!l.block.empty() && (blocks.empty() || blocks.back() != l.block) &&
+            std::find(blocks.begin(), blocks.end(), l.block) == blocks.end())
+            blocks.push_back(l.block);
+    std::vector<int> stage(L, 0);
+    if (V > 1) {
+        if (!blocks.empty()) {
+            if (int(blocks.size()) < V)
+                return fail("mesh", std::to_string(V) + " pipeline stages but the model has only " +
+                                        std::to_string(blocks.size()) + " blocks");
+            if (blocks.size() % size_t(V))
+                r.warnings.push_back(std::to_string(blocks.size()) + " blocks do not split evenly over " +
+                                     std::to_string(V) + " stages");
+            std::vector<int> blockStage(blocks.size());
+            for (size_t b = 0; b < blocks.size(); ++b)
+                blockStage[b] = int(b * size_t(V) / blocks.size());
+            int current = 0;
+            bool seenBlock = false;
+            for (size_t i = 0; i < L; ++i) {
+                const auto& l = m.layers[i];
+                if (!l.block.empty()) {
+                    current = blockStage[size_t(std::find(blocks.begin(), blocks.end(), l.block) - blocks.begin())];
+                    seenBlock = true;
+                } else if (seenBlock) {
+                    current = V - 1;
+                }
+                stage[i] = current;
+            }
+        } else {
+            double total = 0;
+            std::vector<double> f(L);
+            for (size_t i = 0; i < L; ++i)
+                total += f[i] = std::max(1.0, layerCostAt(m.layers[i], 1, m.seq_len).forward_flops);
+            double before = 0;
+            for (size_t i = 0; i < L; ++i) {
+                stage[i] = std::min(V - 1, int((before + f[i] / 2) / total * V));
+                before += f[i];
+            }
+        }
+    }
+    for (size_t i = 0; i < L; ++i) {
+        if (explicitStage[i] >= 0) {
+            if (explicitStage[i] >= V)
+                return fail(layerAt(m.layers[i]), "stage " + std::to_string(explicitStage[i]) + " does not exist (" +
+                                                      std::to_string(V) + " virtual stages)");
+            stage[i] = explicitStage[i];
+        }
+        r.layers[i].stage = stage[i];
+    }
+    std::vector<int> perStage(size_t(V), 0);
+    for (size_t i = 0; i < L; ++i) {
+        ++perStage[size_t(stage[i])];
+        for (const auto& in : m.layers[i].inputs) {
+            const Layer* p = m.find(in);
+            const int ps = int(r.layers[size_t(p - m.layers.data())].stage);
+            if (ps > stage[i])
+                return fail(layerAt(m.layers[i]), "stage " + std::to_string(stage[i]) + " reads '" + in +
+                                                      "' from a later stage " + std::to_string(ps));
+        }
+    }
+    for (int v = 0; v < V; ++v)
+        if (perStage[size_t(v)] == 0)
+            return fail("stage " + std::to_string(v), "a pipeline stage with no layers");
+    return r;
+}
+
+} // namespace partita

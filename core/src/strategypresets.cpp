@@ -1,0 +1,124 @@
+// Strategies of known systems. Each names the system and what it does.
+#include "partita/core/strategy.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace partita {
+
+std::vector<PresetInfo> strategyPresets()
+{
+    return {
+        {"ddp", "PyTorch DistributedDataParallel: ring all-reduce of every gradient in 25 MB buckets, backward order"},
+        {"horovod", "Horovod: every gradient, embeddings included (sparse_as_dense), fused into 64 MB ring all-reduces"},
+        {"autodist-allreduce", "AutoDist AllReduce builder: variables grouped by chunk_size (128) into fused all-reduces"},
+        {"autodist-ps", "AutoDist PSLoadBalancing: every variable on the parameter servers, balanced by bytes"},
+        {"autodist-partitioned-ps", "AutoDist PartitionedPS: every variable partitioned over all servers"},
+        {"parallax", "Parallax (AutoDist): sparse variables through parameter servers, dense ones by all-reduce"},
+        {"poseidon", "Poseidon: SFB for a fully-connected layer when 2K(P1-1)(M+N) <= 2MN(P1+P2-2)/P2, else PS"},
+        {"megatron", "Megatron-LM 3D: tensor (--tp), pipeline (--pp, --interleave) and data parallelism, fp32 main grads"},
+        {"zero-1", "ZeRO stage 1: optimizer state sharded over data-parallel ranks"},
+        {"zero-2", "ZeRO stage 2: optimizer state and gradients sharded"},
+        {"zero-3", "ZeRO stage 3 / FSDP: parameters, gradients and optimizer state sharded"},
+    };
+}
+
+Result<Strategy> strategyPreset(const std::string& name, const Model& m, const Cluster& c, const PresetOptions& o)
+{
+    const int devices = c.deviceCount();
+    Strategy s;
+    s.name = name;
+    s.precision = o.precision;
+    s.micro_batch = o.micro_batch;
+    s.recompute = o.recompute;
+    s.dp = devices;
+    const int nodes = int(c.nodes.size());
+    auto finishBatch = [&] {
+        s.global_batch = o.global_batch > 0 ? o.global_batch : int64_t(s.dp) * s.micro_batch;
+    };
+    if (name == "ddp") {
+        s.bucket_bytes = 25 << 20; // torch DDP bucket_cap_mb default
+    } else if (name == "horovod") {
+        s.bucket_bytes = 64 << 20; // HOROVOD_FUSION_THRESHOLD default, 64 MB (Horovod docs, Tensor Fusion)
+        s.sync.sparse = false;     // sparse_as_dense: embeddings all-reduced whole
+    } else if (name == "autodist-allreduce") {
+        // chunk_size = 128 variables per fused all-reduce (AutoDist AllReduce builder default).
+        int var = 0;
+        for (const auto& l : m.layers) {
+            if (l.params.empty())
+                continue;
+            LayerOverride ov;
+            ov.pattern = l.name;
+            SyncAtom a = s.sync;
+            a.sparse = false;
+            a.bucket = var / 128;
+            ov.sync = a;
+            s.layers.push_back(ov);
+            var += int(l.params.size());
+        }
+    } else if (name == "autodist-ps" || name == "autodist-partitioned-ps") {
+        s.sync.method = SyncMethod::ParameterServer;
+        s.sync.ps_shards = nodes;
+        s.sync.ps_placement = PsPlacement::LoadBalanced;
+    } else if (name == "parallax") {
+        for (const auto& l : m.layers) {
+            if (!l.sparse_grad)
+                continue;
+            LayerOverride ov;
+            ov.pattern = l.name;
+            SyncAtom a = s.sync;
+            a.method = SyncMethod::ParameterServer;
+            a.ps_shards = nodes;
+            a.ps_local_replication = true; // Parallax aggregates a machine's sparse gradients locally
+            ov.sync = a;
+            s.layers.push_back(ov);
+        }
+    } else if (name == "poseidon") {
+        // Per layer: SFB costs 2K(P1-1)(M+N) values per worker, a PS 2MN(P1+P2-2)/P2
+        // (Zhang et al., Poseidon, USENIX ATC 2017, §3.2). K: batch per worker.
+        const double P1 = devices, P2 = std::max(1, nodes);
+        const double K = double(o.global_batch > 0 ? o.global_batch / devices : o.micro_batch) *
+                         double(m.sequence ? m.seq_len : 1);
+        for (const auto& l : m.layers) {
+            if (l.params.empty())
+                continue;
+            LayerOverride ov;
+            ov.pattern = l.name;
+            SyncAtom a = s.sync;
+            const double M = double(l.dims.out_features), N = double(l.dims.in_features);
+            const bool fc = (l.kind == LayerKind::Linear || l.kind == LayerKind::LMHead) && M > 0 && N > 0 && l.tied_to.empty();
+            if (fc && 2 * K * (P1 - 1) * (M + N) <= 2 * M * N * (P1 + P2 - 2) / P2) {
+                a.method = SyncMethod::SFB;
+            } else {
+                a.method = SyncMethod::ParameterServer;
+                a.ps_shards = nodes;
+            }
+            ov.sync = a;
+            s.layers.push_back(ov);
+        }
+    } else if (name == "megatron") {
+        s.tp = o.tp;
+        s.pp = o.pp;
+        if (devices % (o.tp * o.pp) != 0)
+            return Error{"preset megatron", "mesh", "tp x pp = " + std::to_string(o.tp * o.pp) + " does not divide the " +
+                                                         std::to_string(devices) + " devices"};
+        s.dp = devices / (o.tp * o.pp);
+        s.interleave = o.interleave;
+        s.schedule = o.interleave > 1 ? PipelineSchedule::Interleaved : PipelineSchedule::OneFOneB;
+        s.sequence_parallel = o.sequence_parallel;
+        s.fp32_grad_accumulation = true; // --accumulate-allreduce-grads-in-fp32
+        s.sync.sparse = false;
+    } else if (name == "zero-1" || name == "zero-2" || name == "zero-3") {
+        s.zero_stage = name.back() - '0';
+        s.sync.sparse = false;
+    } else {
+        std::string known;
+        for (const auto& p : strategyPresets())
+            known += (known.empty() ? "" : ", ") + p.name;
+        return Error{"<strategy preset>", name, "unknown strategy preset (known: " + known + ")"};
+    }
+    finishBatch();
+    return s;
+}
+
+} // namespace partita

@@ -1,0 +1,283 @@
+// The simulator's properties: monotone in hardware, no gradient traffic with
+// one data-parallel rank, ZeRO's memory formulas, nccl-tests' bus factors,
+// Korthikanti's activation memory, and the Horovod-vs-adaptive scenario.
+#include "partita/core/clusterio.h"
+#include "partita/core/modelio.h"
+#include "partita/core/simulator.h"
+#include "partita/profiler/chrometrace.h"
+
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QTest>
+
+using namespace partita;
+
+namespace {
+Model load(const std::string& path)
+{
+    auto m = loadModel(path);
+    if (!m)
+        qFatal("%s", m.error().str().c_str());
+    return *m;
+}
+Model bench(const char* name) { return load(std::string(PARTITA_SOURCE_DIR "/tests/bench/megatron/") + name); }
+Model hf(const char* name) { return load(std::string(PARTITA_TEST_DATA "/hf/") + name); }
+constexpr double GiB = 1073741824.0;
+
+Strategy megatron(int tp, int pp, int dp, int64_t gb, int64_t mb, int interleave, Recompute rc, bool sp)
+{
+    Strategy s;
+    s.precision = Precision::FP16;
+    s.fp32_grad_accumulation = true;
+    s.tp = tp;
+    s.pp = pp;
+    s.dp = dp;
+    s.global_batch = gb;
+    s.micro_batch = mb;
+    s.interleave = interleave;
+    s.schedule = interleave > 1 ? PipelineSchedule::Interleaved : PipelineSchedule::OneFOneB;
+    s.recompute = rc;
+    s.sequence_parallel = sp;
+    return s;
+}
+
+SimResult run(const Model& m, const Cluster& c, const Strategy& s, bool trace = false)
+{
+    SimOptions o;
+    o.trace = trace;
+    auto r = simulate(m, c, s, o);
+    if (!r)
+        qFatal("%s", r.error().str().c_str());
+    return *r;
+}
+} // namespace
+
+class TestSimulator : public QObject
+{
+    Q_OBJECT
+private slots:
+    // busbw = algbw x factor (nccl-tests doc/PERFORMANCE.md): with zero latency
+    // a collective's time x bandwidth is its bus factor x bytes.
+    void busBandwidthFactors_data()
+    {
+        QTest::addColumn<int>("kind");
+        QTest::addColumn<int>("n");
+        QTest::addColumn<double>("factor");
+        for (int n : {2, 4, 8}) {
+            const double f = double(n - 1) / n;
+            QTest::addRow("allreduce n=%d", n) << int(Collective::AllReduce) << n << 2 * f;
+            QTest::addRow("reducescatter n=%d", n) << int(Collective::ReduceScatter) << n << f;
+            QTest::addRow("allgather n=%d", n) << int(Collective::AllGather) << n << f;
+            QTest::addRow("alltoall n=%d", n) << int(Collective::AllToAll) << n << f;
+            QTest::addRow("broadcast n=%d", n) << int(Collective::Broadcast) << n << 1.0;
+            QTest::addRow("reduce n=%d", n) << int(Collective::Reduce) << n << 1.0;
+        }
+    }
+    void busBandwidthFactors()
+    {
+        QFETCH(int, kind);
+        QFETCH(int, n);
+        QFETCH(double, factor);
+        Node node = clusterPreset("dgx-a100-80gb")->nodes[0];
+        node.intra.latency = 0;
+        Calibration cal = defaultCalibration(node.devices[0]);
+        const double bw = node.intra.bandwidth * cal.intra_link_efficiency;
+        const double bytes = 1e9;
+        const double t = collectiveTime(Collective(kind), bytes, GroupShape{n, 1, n}, node, cal);
+        QCOMPARE(t * bw / bytes, factor);
+    }
+
+    void oneDataParallelRankHasNoGradientTraffic()
+    {
+        const Model m = hf("bert-large-uncased.json");
+        Cluster c = *clusterPreset("p3.16xlarge");
+        c.nodes[0].devices.resize(1);
+        c.nodes[0].links.clear();
+        Strategy s;
+        s.global_batch = 8;
+        s.micro_batch = 8;
+        const SimResult r = run(m, c, s);
+        QCOMPARE(r.breakdown.exposed_comm, 0.0);
+        for (const auto& l : r.layers)
+            QCOMPARE(l.sync, 0.0);
+    }
+
+    void moreHardwareNeverSlower_data()
+    {
+        QTest::addColumn<QString>("what");
+        QTest::newRow("nic bandwidth") << "nic";
+        QTest::newRow("nvlink bandwidth") << "intra";
+        QTest::newRow("peak flops") << "flops";
+        QTest::newRow("memory bandwidth") << "membw";
+    }
+    void moreHardwareNeverSlower()
+    {
+        QFETCH(QString, what);
+        const Model m = hf("bert-large-uncased.json");
+        const Cluster base = *clusterPreset("p3.16xlarge:4");
+        for (const char* preset : {"horovod", "autodist-ps", "parallax", "zero-3"}) {
+            PresetOptions po;
+            po.global_batch = 256;
+            po.micro_batch = 8;
+            const Strategy s = *strategyPreset(preset, m, base, po);
+            double last = run(m, base, s).step_time;
+            for (double scale : {1.5, 2.0, 4.0}) {
+                Cluster c = base;
+                for (auto& n : c.nodes) {
+                    if (what == "nic")
+                        n.nic.link.bandwidth *= scale;
+                    if (what == "intra") {
+                        n.intra.bandwidth *= scale;
+                        for (auto& l : n.links)
+                            l.link.bandwidth *= scale;
+                    }
+                    for (auto& d : n.devices) {
+                        if (what == "flops")
+                            for (auto& [k, f] : d.peak_flops)
+                                f *= scale;
+                        if (what == "membw")
+                            d.memory_bandwidth *= scale;
+                    }
+                }
+                const double t = run(m, c, s).step_time;
+                QVERIFY2(t <= last * (1 + 1e-12), qPrintable(QString("%1: %2 -> %3 at x%4").arg(preset).arg(last).arg(t).arg(scale)));
+                last = t;
+            }
+        }
+    }
+
+    // ZeRO (Rajbhandari et al. 2019, §3.1): per-GPU model state 4Ψ + 12Ψ/N,
+    // 2Ψ + 14Ψ/N, 16Ψ/N for stages 1-3 with mixed-precision Adam.
+    void zeroModelState_data()
+    {
+        QTest::addColumn<int>("stage");
+        QTest::newRow("stage 0") << 0;
+        QTest::newRow("stage 1") << 1;
+        QTest::newRow("stage 2") << 2;
+        QTest::newRow("stage 3") << 3;
+    }
+    void zeroModelState()
+    {
+        QFETCH(int, stage);
+        const Model m = hf("gpt2-medium.json");
+        const Cluster c = *clusterPreset("dgx-a100-80gb:8");
+        Strategy s;
+        s.precision = Precision::FP16;
+        s.dp = 64;
+        s.global_batch = 64;
+        s.zero_stage = stage;
+        const SimResult r = run(m, c, s);
+        const double psi = double(m.parameterCount()), N = 64;
+        const double expected[] = {16 * psi, 4 * psi + 12 * psi / N, 2 * psi + 14 * psi / N, 16 * psi / N};
+        QCOMPARE(r.memory.parameters_optimizer, expected[stage]);
+    }
+
+    // Korthikanti et al. 2022, Figure 1: activation memory per GPU.
+    void korthikantiActivations_data()
+    {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<int>("nodes");
+        QTest::addColumn<int>("pp");
+        QTest::addColumn<int>("interleave");
+        QTest::addColumn<int>("gb");
+        QTest::addColumn<int>("mb");
+        QTest::addColumn<bool>("selectiveSp");
+        QTest::addColumn<double>("gib");
+        QTest::newRow("22B none") << "gpt-22b.json" << 1 << 1 << 1 << 4 << 4 << false << 59.25;
+        QTest::newRow("22B selective+sp") << "gpt-22b.json" << 1 << 1 << 1 << 4 << 4 << true << 9.5625;
+        QTest::newRow("175B none") << "gpt-175b.json" << 8 << 8 << 3 << 64 << 1 << false << 66.84375;
+        QTest::newRow("175B selective+sp") << "gpt-175b.json" << 8 << 8 << 3 << 64 << 1 << true << 12.3515625;
+    }
+    void korthikantiActivations()
+    {
+        QFETCH(QString, model);
+        QFETCH(int, nodes);
+        QFETCH(int, pp);
+        QFETCH(int, interleave);
+        QFETCH(int, gb);
+        QFETCH(int, mb);
+        QFETCH(bool, selectiveSp);
+        QFETCH(double, gib);
+        const Model m = bench(qPrintable(model));
+        const Cluster c = *clusterPreset("dgx-a100-80gb:" + std::to_string(nodes));
+        const Strategy s = megatron(8, pp, 1, gb, mb, interleave, selectiveSp ? Recompute::Selective : Recompute::None, selectiveSp);
+        const SimResult r = run(m, c, s);
+        // The paper counts transformer layers only; the first stage also holds
+        // the embedding's dropout mask, and a single stage the head and loss: 3 %.
+        const double got = r.stage_memory[0].activations / GiB;
+        QVERIFY2(got >= gib && got <= gib * 1.03, qPrintable(QString("%1 GiB vs %2 GiB").arg(got).arg(gib)));
+    }
+
+    // The scenario that motivated Partita: BERT-large on 4 x p3.16xlarge over
+    // 25 Gb/s Ethernet. Horovod all-reduces everything, embeddings as dense;
+    // an adaptive strategy sends the embedding's touched rows through a PS.
+    void horovodVersusAdaptive()
+    {
+        const Model m = hf("bert-large-uncased.json");
+        const Cluster c = *clusterPreset("p3.16xlarge:4");
+        PresetOptions po;
+        po.global_batch = 256;
+        po.micro_batch = 8;
+        po.precision = Precision::FP16;
+        const Strategy horovod = *strategyPreset("horovod", m, c, po);
+        const Strategy adaptive = *strategyPreset("parallax", m, c, po);
+        const SimResult h = run(m, c, horovod), a = run(m, c, adaptive);
+        QVERIFY2(a.step_time < h.step_time, qPrintable(QString("adaptive %1 s vs horovod %2 s").arg(a.step_time).arg(h.step_time)));
+        const size_t emb = size_t(m.find("embeddings") - m.layers.data());
+        QVERIFY2(h.layers[emb].sync > 2 * a.layers[emb].sync,
+                 qPrintable(QString("embedding sync %1 s vs %2 s").arg(h.layers[emb].sync).arg(a.layers[emb].sync)));
+        QVERIFY(h.breakdown.exposed_comm > a.breakdown.exposed_comm);
+    }
+
+    void oomIsFlagged()
+    {
+        const Model m = bench("gpt-175b.json");
+        const Cluster c = *clusterPreset("dgx-a100-80gb");
+        Strategy s;
+        s.dp = 8;
+        s.global_batch = 8;
+        const SimResult r = run(m, c, s);
+        QVERIFY(r.oom);
+        QVERIFY(r.memory.peak > r.memory.capacity);
+    }
+
+    void traceIsConsistent()
+    {
+        const Model m = bench("gpt-22b.json");
+        const Cluster c = *clusterPreset("dgx-a100-80gb:2");
+        const Strategy s = megatron(8, 2, 1, 8, 1, 1, Recompute::Selective, true);
+        const SimResult r = run(m, c, s, true);
+        QCOMPARE(r.trace.tracks.size(), size_t(4));
+        QVERIFY(r.trace.records.size() > 2 * 8 * 48 * 7);
+        // Records on one compute track never overlap, and nothing ends after the step.
+        std::map<std::pair<int, int>, int64_t> lastEnd;
+        for (const auto& rec : r.trace.records) {
+            QVERIFY(rec.dur_ns > 0);
+            QVERIFY(rec.start_ns + rec.dur_ns <= int64_t(r.step_time * 1e9) + 1000);
+            if (rec.track != 0)
+                continue;
+            auto& end = lastEnd[{rec.rank, rec.track}];
+            QVERIFY2(rec.start_ns >= end - 1000, rec.name.c_str());
+            end = rec.start_ns + rec.dur_ns;
+        }
+        const QJsonDocument doc = QJsonDocument::fromJson(QByteArray::fromStdString(traceToChromeJson(r.trace)));
+        QVERIFY(doc.isObject());
+        QVERIFY(doc.object()["traceEvents"].toArray().size() > 100);
+    }
+
+    void pipelineBubbleShrinksWithInterleaving()
+    {
+        const Model m = bench("gpt-175b.json");
+        const Cluster c = *clusterPreset("dgx-a100-80gb:8");
+        const SimResult plain = run(m, c, megatron(8, 8, 1, 64, 1, 1, Recompute::Full, false));
+        const SimResult inter = run(m, c, megatron(8, 8, 1, 64, 1, 3, Recompute::Full, false));
+        QVERIFY(inter.breakdown.bubble < plain.breakdown.bubble);
+        // 1F1B bubble ~ (p-1)/m of the ideal time (Narayanan et al. 2021, §2.2.1).
+        const double ideal = plain.breakdown.compute;
+        QVERIFY(std::abs(plain.breakdown.bubble / ideal - 7.0 / 64) < 0.03);
+    }
+};
+
+QTEST_APPLESS_MAIN(TestSimulator)
+#include "tst_simulator.moc"
