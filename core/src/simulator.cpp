@@ -138,6 +138,26 @@ double collectiveTime(Collective kind, double bytes, const GroupShape& g, const 
 
 namespace {
 
+// Expected distinct ranks among T draws from Zipf(1) over V ranks:
+// sum_k 1 - (1 - p_k)^T with p_k = 1 / (k H_V). Exact for the first ranks;
+// beyond, where p_k T is small, 1 - exp(-a/k) with a = T / H_V integrates in
+// closed form: [x - x e^{-a/x} + a E1(a/x)] (E1 the exponential integral).
+double zipfDistinct(int64_t V, double T)
+{
+    constexpr int64_t kExact = 2048;
+    const double H = std::log(double(V)) + 0.5772156649015329 + 1 / (2.0 * double(V)); // harmonic number
+    double sum = 0;
+    const int64_t exact = std::min(V, kExact);
+    for (int64_t k = 1; k <= exact; ++k)
+        sum += 1 - std::pow(1 - 1 / (double(k) * H), T);
+    if (V > exact) {
+        const double a = T / H;
+        auto F = [a](double x) { return x - x * std::exp(-a / x) - a * std::expint(-a / x); }; // E1(z) = -Ei(-z)
+        sum += F(double(V) + 0.5) - F(double(exact) + 0.5);
+    }
+    return std::min(sum, double(V));
+}
+
 struct Ctx
 {
     const Model& m;
@@ -606,11 +626,7 @@ Result<SimResult> simulate(const Model& m, const Cluster& c, const Strategy& s, 
                 const double width = double(p.numel()) / rows;
                 double touched = 0;
                 if (int64_t(rows) == l.dims.vocab) {
-                    double harmonic = 0;
-                    for (int64_t k = 1; k <= int64_t(rows); ++k)
-                        harmonic += 1.0 / double(k);
-                    for (int64_t k = 1; k <= int64_t(rows); ++k)
-                        touched += 1 - std::pow(1 - 1 / (double(k) * harmonic), tokens);
+                    touched = zipfDistinct(int64_t(rows), tokens);
                 } else if (int64_t(rows) >= x.seq && int64_t(rows) <= 4 * std::max<int64_t>(x.seq, m.seq_len)) {
                     touched = std::min(rows, double(x.seq)); // position embeddings
                 } else {

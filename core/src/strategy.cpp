@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <set>
+#include <unordered_map>
 
 namespace partita {
 
@@ -228,11 +229,11 @@ Result<Strategy> strategyFromJson(const std::string& text, const std::string& fi
 
 namespace {
 
-TpRole autoRole(const Model& m, const Layer& l)
+TpRole autoRole(const Model& m, const Layer& l, const std::unordered_map<std::string_view, size_t>& indexOf)
 {
     auto inputKind = [&](LayerKind k) {
         for (const auto& in : l.inputs)
-            if (const Layer* p = m.find(in); p && p->kind == k)
+            if (auto it = indexOf.find(in); it != indexOf.end() && m.layers[it->second].kind == k)
                 return true;
         return false;
     };
@@ -308,6 +309,10 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
 
     // Per-layer settings: defaults, then overrides in order.
     const size_t L = m.layers.size();
+    std::unordered_map<std::string_view, size_t> indexOf;
+    indexOf.reserve(L);
+    for (size_t i = 0; i < L; ++i)
+        indexOf.emplace(m.layers[i].name, i);
     r.layers.resize(L);
     std::vector<int> explicitStage(L, -1);
     std::vector<std::optional<TpRole>> role(L);
@@ -318,8 +323,15 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
     for (size_t k = 0; k < s.layers.size(); ++k) {
         const LayerOverride& o = s.layers[k];
         bool matched = false;
-        for (size_t i = 0; i < L; ++i) {
-            if (!globMatch(o.pattern, m.layers[i].name))
+        const bool wildcard = o.pattern.find_first_of("*?") != std::string::npos;
+        size_t first = 0, last = L;
+        if (!wildcard) { // an exact name: one lookup instead of a scan
+            auto it = indexOf.find(o.pattern);
+            first = it == indexOf.end() ? L : it->second;
+            last = it == indexOf.end() ? L : it->second + 1;
+        }
+        for (size_t i = first; i < last; ++i) {
+            if (wildcard && !globMatch(o.pattern, m.layers[i].name))
                 continue;
             matched = true;
             if (o.sync)
@@ -340,7 +352,7 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
         const Layer& l = m.layers[i];
         TpRole tr = role[i].value_or(TpRole::Auto);
         if (tr == TpRole::Auto)
-            tr = s.tp > 1 ? autoRole(m, l) : TpRole::Replicated;
+            tr = s.tp > 1 ? autoRole(m, l, indexOf) : TpRole::Replicated;
         if (s.tp == 1)
             tr = TpRole::Replicated;
         if (tr != TpRole::Replicated) {
@@ -433,8 +445,7 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
     for (size_t i = 0; i < L; ++i) {
         ++perStage[size_t(stage[i])];
         for (const auto& in : m.layers[i].inputs) {
-            const Layer* p = m.find(in);
-            const int ps = int(r.layers[size_t(p - m.layers.data())].stage);
+            const int ps = r.layers[indexOf.at(in)].stage;
             if (ps > stage[i])
                 return fail(layerAt(m.layers[i]), "stage " + std::to_string(stage[i]) + " reads '" + in +
                                                       "' from a later stage " + std::to_string(ps));
