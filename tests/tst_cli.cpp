@@ -59,6 +59,15 @@ private slots:
         QTest::newRow("unknown preset") << QStringList{"inspect", "dgx-z9000"} << 2 << "" << "unknown cluster preset";
         QTest::newRow("bad batch") << QStringList{"inspect", shared("hf/gpt2.json"), "--batch", "0"} << 2 << "" << "batch";
         QTest::newRow("bad as") << QStringList{"inspect", shared("hf/gpt2.json"), "--as", "banana"} << 2 << "" << "banana";
+        QTest::newRow("presets") << QStringList{"presets"} << 0 << "megatron" << "";
+        QTest::newRow("simulate help") << QStringList{"simulate", "--help"} << 0 << "--sequence-parallel" << "";
+        QTest::newRow("simulate table") << QStringList{"simulate", "--model", shared("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--tp", "2", "--pp", "2"} << 0 << "Step time" << "";
+        QTest::newRow("simulate preset") << QStringList{"simulate", "--model", data("hf/bert-large-uncased.json"), "--cluster", "p3.16xlarge:4", "--preset", "horovod", "--global-batch", "256", "--micro-batch", "8"} << 0 << "exposed comm" << "";
+        QTest::newRow("simulate strategy file") << QStringList{"simulate", "--model", data("hf/bert-large-uncased.json"), "--cluster", "p3.16xlarge:4", "--strategy", PARTITA_SOURCE_DIR "/resources/strategies/bert-large-adaptive-p3x4.json"} << 0 << "adaptive" << "";
+        QTest::newRow("simulate tp vs heads") << QStringList{"simulate", "--model", shared("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--tp", "8"} << 2 << "" << "does not divide its 12 attention heads";
+        QTest::newRow("simulate tp vs devices") << QStringList{"simulate", "--model", shared("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--tp", "3"} << 2 << "" << "does not divide the cluster's 8 devices";
+        QTest::newRow("simulate unknown preset") << QStringList{"simulate", "--model", shared("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--preset", "nope"} << 2 << "" << "unknown strategy preset";
+        QTest::newRow("simulate strategy and preset") << QStringList{"simulate", "--model", shared("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--preset", "ddp", "--strategy", "x.json"} << 2 << "" << "excludes";
         QTest::newRow("topo without device") << QStringList{"inspect", data("topo/dgx-a100.txt")} << 2 << "" << "--device";
     }
     void exitCodes()
@@ -131,6 +140,34 @@ private slots:
         // 28 GPU pairs per node plus one network entry per node.
         QCOMPARE(j["links"].toArray().size(), 2 * (28 + 1));
         QCOMPARE(j["devices"].toArray()[0].toObject()["peak_flops"].toObject()["fp16"].toDouble(), 125e12);
+    }
+
+    void simulateJson()
+    {
+        const QString trace = m_tmp.filePath("predicted.json");
+        const QString plan = m_tmp.filePath("plan.json");
+        const Run r = cli({"simulate", "--model", PARTITA_SOURCE_DIR "/tests/bench/megatron/gpt-22b.json", "--cluster",
+                           "dgx-a100-80gb", "--tp", "8", "--global-batch", "4", "--micro-batch", "4", "--recompute",
+                           "selective", "--sequence-parallel", "--dtype", "fp16", "--json", "--trace-out", trace,
+                           "--plan-out", plan});
+        QVERIFY2(r.code == 0, qPrintable(r.err));
+        const QJsonObject j = QJsonDocument::fromJson(r.out.toUtf8()).object();
+        for (const char* key : {"step_time_s", "throughput", "mfu", "oom", "breakdown", "memory"})
+            QVERIFY2(j.contains(key), key);
+        const QJsonObject mem = j["memory"].toObject();
+        for (const char* key : {"parameters_optimizer_bytes", "activations_bytes", "peak_bytes"})
+            QVERIFY2(mem.contains(key), key);
+        QVERIFY(j["step_time_s"].toDouble() > 0.5 && j["step_time_s"].toDouble() < 2);
+        QVERIFY(!j["oom"].toBool());
+        QFile f(trace);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QJsonObject t = QJsonDocument::fromJson(f.readAll()).object();
+        QVERIFY(t["traceEvents"].toArray().size() > 48 * 7);
+        QFile pf(plan);
+        QVERIFY(pf.open(QIODevice::ReadOnly));
+        const QJsonObject pj = QJsonDocument::fromJson(pf.readAll()).object();
+        QCOMPARE(pj["partita_plan"].toInt(), 1);
+        QCOMPARE(pj["classes"].toArray().size(), 1);
     }
 
     void convertRoundTrips()

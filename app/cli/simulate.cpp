@@ -121,7 +121,19 @@ int runSimulate(const SimulateOptions& o)
             return fail(cal.error());
         so.calibration = *cal;
     }
-    auto r = simulate(*model, *cluster, s, so);
+    auto plan = lowerPlan(*model, *cluster, s, o.seqLen);
+    if (!plan)
+        return fail(plan.error());
+    if (!o.planOut.empty()) {
+        const std::string tmp = o.planOut + ".partita-tmp";
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << planToJson(*plan);
+        if (!out.flush() || std::rename(tmp.c_str(), o.planOut.c_str()) != 0) {
+            std::remove(tmp.c_str());
+            return fail(Error{o.planOut, {}, "cannot write the plan"});
+        }
+    }
+    auto r = simulatePlan(*plan, *model, *cluster, s, so);
     if (!r)
         return fail(r.error());
     if (!o.traceOut.empty()) {
@@ -199,6 +211,9 @@ int runSimulate(const SimulateOptions& o)
     for (const auto& n : r->notes)
         std::cout << "note: " << n << "\n";
     std::cout << "calibration: " << r->calibration_source << "\n";
+    if (!o.planOut.empty())
+        std::cout << "plan: " << o.planOut << " (" << plan->programs.size() << " programs, " << plan->classes.size()
+                  << " rank classes)\n";
     if (!o.traceOut.empty())
         std::cout << "trace: " << o.traceOut << " (" << r->trace.records.size() << " records)\n";
     return 0;

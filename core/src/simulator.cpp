@@ -3,6 +3,8 @@
 // names its source.
 #include "partita/core/simulator.h"
 
+#include "layerfacts.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -15,7 +17,6 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-int activationBytes(Precision p) { return p == Precision::FP32 ? 4 : 2; }
 const char* dtypeKey(Precision p)
 {
     switch (p) {
@@ -164,6 +165,7 @@ struct Ctx
     const Cluster& c;
     const ResolvedStrategy& r;
     const Strategy& s;
+    const Plan& plan;
     const DeviceSpec& dev;
     const Node& node;
     Calibration cal;
@@ -215,199 +217,66 @@ GroupShape dpShape(const Ctx& x, int size)
     return g;
 }
 
-struct LayerCostTimes
+// Saved activations of a layer for one micro-batch on one device
+// (Korthikanti et al. 2022, §4.2): what a split layer keeps is split; a
+// replicated layer's is split only with sequence parallelism; a row-parallel
+// layer's input is split but its output dropout mask is not.
+double savedBytes(const Ctx& x, const Layer& l, const LayerAssignment& a)
 {
-    double fwd = 0, bwd = 0;       // compute + blocking TP collectives
-    double tpFwd = 0, tpBwd = 0;   // of which TP collectives
-    double fwdFlops = 0, bwdFlops = 0;
-    double saved = 0;              // activation bytes kept for backward, one micro-batch, one device
-    double outBytes = 0;           // what goes to the next stage
-    double paramsLocal = 0;        // parameters this device holds for the layer
-};
-
-LayerCostTimes layerTimes(const Ctx& x, const Layer& l, const LayerAssignment& a)
-{
-    LayerCostTimes t;
-    const CostAt c = layerCostAt(l, x.b, x.seq, x.ab);
     const int tp = x.s.tp;
     const bool split = a.tp_role != TpRole::Replicated;
     const bool sp = x.s.sequence_parallel && tp > 1;
     const double tokens = double(x.b) * double(x.seq);
-    const double shard = split ? tp : 1;
-
-    // Matmul work and memory-bound work of the forward pass.
-    double mm = 0, mem = 0;
-    int gemms = 1;
-    switch (l.kind) {
-    case LayerKind::Linear:
-    case LayerKind::LMHead:
-    case LayerKind::MoERouter:
-    case LayerKind::MoEExperts:
-    case LayerKind::Conv: {
-        mm = c.forward_flops / shard;
-        if (l.kind == LayerKind::MoEExperts)
-            gemms = int(std::max<int64_t>(1, 3 * l.dims.top_k));
-        // Bias, dropout and residual add after the matmul (Megatron fuses them
-        // into one bias-dropout-add kernel): read the output and each extra
-        // input, write the result, plus the dropout mask.
-        const double out = double(l.cost.output_elems_per_token) * tokens * x.ab;
-        const double epilogue = out * double(1 + l.inputs.size()) + double(l.cost.mask_bytes_per_token) * tokens;
-        const double div = a.tp_role == TpRole::Column ? tp : (sp ? tp : 1);
-        mem = l.cost.mask_bytes_per_token || l.inputs.size() > 1 || !l.params.empty() ? epilogue / div : 0;
-        break;
-    }
-    case LayerKind::AttentionCore: {
-        mm = c.forward_flops / shard;
-        gemms = 2; // QK^T and softmax(.)V
-        const double seq2 = double(x.b) * double(x.seq) * double(x.seq);
-        mem = (double(l.cost.io_elems_per_seq2) * seq2 * x.ab + double(l.cost.mask_bytes_per_seq2) * seq2) / shard;
-        break;
-    }
-    default: {
-        const double seq2 = double(x.b) * double(x.seq) * double(x.seq);
-        const double io = double(l.cost.io_elems_per_token) * tokens * x.ab + double(l.cost.io_elems_per_seq2) * seq2 * x.ab +
-                          double(l.cost.mask_bytes_per_token) * tokens;
-        mem = io / (split || sp ? tp : 1);
-        break;
-    }
-    }
-    // The matmul's own traffic: its inputs, outputs and weights.
-    if (mm > 0 && l.kind != LayerKind::AttentionCore) {
-        const double io = double(l.cost.io_elems_per_token) * tokens * x.ab;
-        const double weights = double(l.parameterCount()) * (x.ab) / (l.kind == LayerKind::MoEExperts && x.s.ep > 1 ? x.s.ep : 1);
-        mem += (io + weights) / shard;
-    } else if (l.kind == LayerKind::AttentionCore) {
-        mem += double(l.cost.io_elems_per_token) * tokens * x.ab / shard;
-    }
-    const double mmFwd = matmulTime(x, mm, gemms);
-    const double memFwd = memoryTime(x, mem);
-    const bool twoGrads = !l.params.empty() || !l.tied_to.empty() || l.kind == LayerKind::AttentionCore;
-    const double launches = x.cal.kernel_overhead * (mm > 0 ? gemms : 0) + (mem > 0 ? x.cal.kernel_overhead : 0);
-    t.fwdFlops = c.forward_flops / shard;
-    t.bwdFlops = c.backward_flops / shard;
-    // Compute and memory time add up (the calibration's "sum" mode, in which
-    // the default A100 tables were fitted) or overlap fully ("max" mode).
-    auto combine = [&](double a, double b) { return x.cal.additive ? a + b : std::max(a, b); };
-    // Backward reads and writes about twice the forward's activations; a layer
-    // with weights also reads them for the input gradient and writes its weight
-    // gradient, accumulated across micro-batches (read-modify-write with fp32
-    // main gradients, Megatron-LM's gradient accumulation).
-    double memBwd = 2 * mem;
-    if (!l.params.empty() && mm > 0) {
-        const int gb = x.s.precision == Precision::FP32 || x.s.fp32_grad_accumulation ? 4 : 2;
-        const double w = double(l.parameterCount()) / shard / (l.kind == LayerKind::MoEExperts && x.s.ep > 1 ? x.s.ep : 1);
-        memBwd += w * (x.ab + 2 * gb);
-    }
-    double fwd = combine(mmFwd, memFwd) + launches;
-    double bwd = combine(mmFwd * (twoGrads && mm > 0 ? 2 : 1), memoryTime(x, memBwd)) + launches * 2;
-
-    // Tensor-parallel collectives, blocking on the compute stream (Megatron-LM
-    // 2021/2022: f and g operators around each column/row pair).
-    if (tp > 1) {
-        const GroupShape g = tpShape(x);
-        auto coll = [&](Collective k, double bytes) { return collectiveTime(k, bytes, g, x.node, x.cal); };
-        if (a.tp_role == TpRole::Row && l.kind != LayerKind::AttentionCore) {
-            const double out = double(l.cost.output_elems_per_token) * tokens * x.ab;
-            t.tpFwd += sp ? coll(Collective::ReduceScatter, out) : coll(Collective::AllReduce, out);
-            if (sp)
-                t.tpBwd += coll(Collective::AllGather, out);
-        }
-        if (a.tp_role == TpRole::Column && (l.kind == LayerKind::Linear || l.kind == LayerKind::LMHead)) {
-            const double in = double(l.dims.in_features ? l.dims.in_features : l.cost.saved_elems_per_token) * tokens * x.ab;
-            if (sp) {
-                t.tpFwd += coll(Collective::AllGather, in);
-                // The backward needs the whole input for the weight gradient but
-                // only its shard was kept: gather it again (Korthikanti et al. 2022, §4.2.2).
-                t.tpBwd += coll(Collective::AllGather, in) + coll(Collective::ReduceScatter, in);
-            } else {
-                t.tpBwd += coll(Collective::AllReduce, in);
-            }
-        }
-        if (l.kind == LayerKind::Loss)
-            t.tpFwd += 3 * coll(Collective::AllReduce, tokens * 4); // vocabulary-parallel cross-entropy: max, sum, target logit
-    }
-    t.fwd = fwd + t.tpFwd;
-    t.bwd = bwd + t.tpBwd;
-
-    // Saved activations (Korthikanti et al. 2022, §4.2): what a split layer
-    // keeps is split; a replicated layer's is split only with sequence parallelism;
-    // a row-parallel layer's input is split but its output dropout mask is not.
     const double seq2 = double(x.b) * double(x.seq) * double(x.seq);
     const double inputSaved = double(l.cost.saved_elems_per_token) * tokens * x.ab;
     const double maskSaved = double(l.cost.mask_bytes_per_token) * tokens;
     const double seq2Saved = (double(l.cost.saved_elems_per_seq2) * x.ab + double(l.cost.mask_bytes_per_seq2)) * seq2;
     const double sampleSaved = double(l.cost.saved_elems_per_sample) * double(x.b) * x.ab;
     const double rep = sp ? tp : 1;
+    double saved = 0;
     switch (a.tp_role) {
     case TpRole::Column:
-        t.saved = inputSaved / (l.kind == LayerKind::Linear || l.kind == LayerKind::LMHead ? rep : tp) + maskSaved / tp +
-                  seq2Saved / tp;
+        saved = inputSaved / (l.kind == LayerKind::Linear || l.kind == LayerKind::LMHead ? rep : tp) + maskSaved / tp +
+                seq2Saved / tp;
         break;
     case TpRole::Row:
-        t.saved = inputSaved / tp + maskSaved / rep + seq2Saved / tp;
+        saved = inputSaved / tp + maskSaved / rep + seq2Saved / tp;
         break;
     default:
-        t.saved = (inputSaved + maskSaved + seq2Saved) / rep;
+        saved = (inputSaved + maskSaved + seq2Saved) / rep;
         break;
     }
     if (l.kind == LayerKind::Loss && tp > 1)
-        t.saved = inputSaved / tp; // vocabulary-parallel logits
-    t.saved += sampleSaved;
+        saved = inputSaved / tp; // vocabulary-parallel logits
+    saved += sampleSaved;
     if (a.recompute == Recompute::Selective && l.kind == LayerKind::AttentionCore)
-        t.saved -= seq2Saved / (split ? tp : 1);
-    t.outBytes = double(l.cost.output_elems_per_token) * tokens * x.ab / (sp ? tp : 1);
-    double params = double(l.parameterCount());
-    if (l.kind == LayerKind::MoEExperts && x.s.ep > 1)
-        params /= x.s.ep;
-    t.paramsLocal = params / shard;
-    return t;
+        saved -= seq2Saved / (split ? tp : 1);
+    return saved;
 }
 
-struct Op
+// Time of one kernel on one device. Compute and memory time add up (the
+// calibration's "sum" mode, in which the default A100 tables were fitted) or
+// overlap fully ("max" mode); each launched kernel costs the launch overhead.
+double kernelTime(const Ctx& x, const Kernel& k)
 {
-    bool forward = true;
-    int chunk = 0;
-    int micro = 0;
-};
-
-std::vector<Op> scheduleFor(int d, int pp, int C, int64_t M, PipelineSchedule sched)
-{
-    std::vector<Op> ops;
-    const int64_t total = M * C;
-    if (sched == PipelineSchedule::GPipe) {
-        for (int c = 0; c < C; ++c)
-            for (int64_t m = 0; m < M; ++m)
-                ops.push_back({true, c, int(m)});
-        for (int c = C - 1; c >= 0; --c)
-            for (int64_t m = M - 1; m >= 0; --m)
-                ops.push_back({false, c, int(m)});
-        return ops;
-    }
-    // 1F1B and its interleaved form (Narayanan et al. 2021, §2.2; Megatron-LM's schedules.py order).
-    auto fwdAt = [&](int64_t k) {
-        const int64_t inGroup = k % (int64_t(pp) * C);
-        return Op{true, int(inGroup / pp), int((k / (int64_t(pp) * C)) * pp + k % pp)};
-    };
-    auto bwdAt = [&](int64_t k) {
-        const int64_t inGroup = k % (int64_t(pp) * C);
-        return Op{false, int(C - 1 - inGroup / pp), int((k / (int64_t(pp) * C)) * pp + k % pp)};
-    };
-    int64_t warm = C == 1 ? std::min<int64_t>(pp - d - 1, M)
-                          : std::min<int64_t>(int64_t(pp - d - 1) * 2 + int64_t(C - 1) * pp, total);
-    for (int64_t k = 0; k < warm; ++k)
-        ops.push_back(C == 1 ? Op{true, 0, int(k)} : fwdAt(k));
-    for (int64_t i = 0; i < total - warm; ++i) {
-        ops.push_back(C == 1 ? Op{true, 0, int(warm + i)} : fwdAt(warm + i));
-        ops.push_back(C == 1 ? Op{false, 0, int(i)} : bwdAt(i));
-    }
-    for (int64_t i = total - warm; i < total; ++i)
-        ops.push_back(C == 1 ? Op{false, 0, int(i)} : bwdAt(i));
-    return ops;
+    if (k.kind == KernelKind::Collective)
+        return collectiveTime(k.coll, k.coll_bytes, tpShape(x), x.node, x.cal);
+    const double mm = matmulTime(x, k.flops, std::max(1, k.ops));
+    const double mem = memoryTime(x, k.bytes);
+    return (x.cal.additive ? mm + mem : std::max(mm, mem)) + x.cal.kernel_overhead * (k.ops + k.mem_ops);
 }
 
 } // namespace
 
 Result<SimResult> simulate(const Model& m, const Cluster& c, const Strategy& s, const SimOptions& o)
+{
+    auto plan = lowerPlan(m, c, s, o.seq_len);
+    if (!plan)
+        return plan.error();
+    return simulatePlan(*plan, m, c, s, o);
+}
+
+Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& c, const Strategy& s, const SimOptions& o)
 {
     auto resolved = resolveStrategy(s, m, c);
     if (!resolved)
@@ -415,10 +284,10 @@ Result<SimResult> simulate(const Model& m, const Cluster& c, const Strategy& s, 
     const ResolvedStrategy& r = *resolved;
     const Node& node = c.nodes.front();
     const DeviceSpec& dev = node.devices.front();
-    Ctx x{m, c, r, s, dev, node, o.calibration ? *o.calibration : defaultCalibration(dev)};
-    x.ab = activationBytes(s.precision);
-    x.b = s.micro_batch;
-    x.seq = m.sequence ? (o.seq_len > 0 ? o.seq_len : m.seq_len) : 1;
+    Ctx x{m, c, r, s, plan, dev, node, o.calibration ? *o.calibration : defaultCalibration(dev)};
+    x.ab = plan.activation_bytes;
+    x.b = plan.micro_batch;
+    x.seq = plan.seq_len;
     x.perNode = int(node.devices.size());
     {
         auto it = dev.peak_flops.find(dtypeKey(s.precision));
@@ -435,172 +304,181 @@ Result<SimResult> simulate(const Model& m, const Cluster& c, const Strategy& s, 
     SimResult res;
     res.calibration_source = x.cal.source;
     res.notes = r.warnings;
-    const int pp = s.pp, C = r.virtual_stages / s.pp, V = r.virtual_stages;
-    const int64_t M = r.micro_batches;
+    const int pp = plan.pp, V = plan.virtual_stages;
+    const int64_t M = plan.micro_batches;
     const size_t L = m.layers.size();
 
-    // Per-layer costs and per-virtual-stage sums.
-    std::vector<LayerCostTimes> lt(L);
-    struct Chunk
-    {
-        std::vector<int> layers;
-        double fwd = 0, bwd = 0, recompute = 0, tpFwd = 0, tpBwd = 0, saved = 0, outBytes = 0;
-        double fwdFlops = 0, bwdFlops = 0;
-    };
-    std::vector<Chunk> vs(static_cast<size_t>(V));
-    for (size_t i = 0; i < L; ++i) {
-        const LayerAssignment& a = r.layers[i];
-        lt[i] = layerTimes(x, m.layers[i], a);
-        Chunk& ch = vs[size_t(a.stage)];
-        ch.layers.push_back(int(i));
-        ch.fwd += lt[i].fwd;
-        ch.bwd += lt[i].bwd;
-        ch.tpFwd += lt[i].tpFwd;
-        ch.tpBwd += lt[i].tpBwd;
-        ch.fwdFlops += lt[i].fwdFlops;
-        ch.bwdFlops += lt[i].bwdFlops;
-        ch.outBytes = lt[i].outBytes;
+    // Program durations, per-kernel times, and per-layer sums.
+    const size_t P = plan.programs.size();
+    std::vector<double> progTime(P, 0), progTp(P, 0);
+    std::vector<std::vector<double>> kTime(P);
+    res.layers.resize(L);
+    for (size_t i = 0; i < L; ++i)
+        res.layers[i].layer = int(i);
+    for (size_t pi = 0; pi < P; ++pi) {
+        const Program& pr = plan.programs[pi];
+        kTime[pi].resize(pr.kernels.size());
+        for (size_t k = 0; k < pr.kernels.size(); ++k) {
+            const Kernel& kn = pr.kernels[k];
+            const double t = kernelTime(x, kn);
+            kTime[pi][k] = t;
+            progTime[pi] += t;
+            if (kn.kind == KernelKind::Collective)
+                progTp[pi] += t;
+            if (kn.layer >= 0 && size_t(kn.layer) < L) {
+                LayerTime& lt = res.layers[size_t(kn.layer)];
+                (pr.phase == Phase::Forward ? lt.forward : pr.phase == Phase::Backward ? lt.backward : lt.recompute) += t;
+            }
+        }
     }
-    // Recomputation: full recomputes the forward of every layer of a block
-    // before its backward and keeps only each block's input; selective
-    // recomputes the attention core (Korthikanti et al. 2022, §5).
+    std::vector<int> fwdOf(static_cast<size_t>(V), -1), bwdOf(static_cast<size_t>(V), -1), recOf(static_cast<size_t>(V), -1);
+    for (size_t pi = 0; pi < P; ++pi) {
+        const Program& pr = plan.programs[pi];
+        (pr.phase == Phase::Forward ? fwdOf : pr.phase == Phase::Backward ? bwdOf : recOf)[size_t(pr.virtual_stage)] = int(pi);
+    }
+
+    // Activations each virtual stage keeps per micro-batch. Full recomputation
+    // keeps only each block's input.
     const bool sp = s.sequence_parallel && s.tp > 1;
-    for (int v = 0; v < V; ++v) {
-        Chunk& ch = vs[size_t(v)];
-        std::string lastBlock;
-        for (int i : ch.layers) {
-            const Layer& l = m.layers[size_t(i)];
-            const LayerAssignment& a = r.layers[size_t(i)];
+    std::vector<double> savedOf(static_cast<size_t>(V), 0);
+    {
+        std::vector<std::string> lastBlock(static_cast<size_t>(V));
+        for (size_t i = 0; i < L; ++i) {
+            const Layer& l = m.layers[i];
+            const LayerAssignment& a = r.layers[i];
             if (a.recompute == Recompute::Full && !l.block.empty()) {
-                ch.recompute += lt[size_t(i)].fwd;
-                if (l.block != lastBlock) {
+                if (l.block != lastBlock[size_t(a.stage)]) {
                     const double hidden = double(m.dims.hidden ? m.dims.hidden : l.dims.in_features);
-                    ch.saved += hidden * double(x.b) * double(x.seq) * x.ab / (sp ? s.tp : 1);
-                    lastBlock = l.block;
+                    savedOf[size_t(a.stage)] += hidden * double(x.b) * double(x.seq) * x.ab / (sp ? s.tp : 1);
+                    lastBlock[size_t(a.stage)] = l.block;
                 }
                 continue;
             }
-            if (a.recompute == Recompute::Selective && l.kind == LayerKind::AttentionCore)
-                ch.recompute += lt[size_t(i)].fwd;
-            ch.saved += lt[size_t(i)].saved;
+            savedOf[size_t(a.stage)] += savedBytes(x, l, a);
         }
     }
 
-    // Pipeline: run each device's schedule against its neighbours'.
-    auto rankOfStage = [&](int d) { return d * s.dp * s.tp; };
-    auto p2pTime = [&](int fromV, int toV, double bytes) {
-        const int a = rankOfStage(fromV % pp), b = rankOfStage(toV % pp);
+    // Run every rank class's steps against its neighbours'. A receive waits
+    // for the matching send; sends block the sender for the transfer
+    // (Megatron-LM's p2p_communication.py waits on its requests).
+    auto p2pTime = [&](int fromClass, int toClass, double bytes) {
+        const int a = plan.classes[size_t(fromClass)].first_rank, b = plan.classes[size_t(toClass)].first_rank;
         if (a == b || bytes <= 0)
             return 0.0;
         const bool sameNode = a / x.perNode == b / x.perNode;
         const Paths p = pathsOf(node, x.cal);
         // Every rank of the stage sends at once: one NIC share each.
-        return sameNode ? bytes / p.intraBw + p.intraLat
-                        : bytes / std::min(p.intraBw, p.interBw / x.perNode) + p.interLat;
+        return sameNode ? bytes / p.intraBw + p.intraLat : bytes / std::min(p.intraBw, p.interBw / x.perNode) + p.interLat;
     };
-    std::vector<std::vector<Op>> ops(static_cast<size_t>(pp));
-    for (int d = 0; d < pp; ++d)
-        ops[size_t(d)] = scheduleFor(d, pp, C, M, C > 1 ? PipelineSchedule::Interleaved : s.schedule);
-    std::vector<std::vector<double>> fEnd(static_cast<size_t>(V), std::vector<double>(size_t(M), -1));
-    std::vector<std::vector<double>> bEnd = fEnd, bStart = fEnd;
-    std::vector<double> devFree(static_cast<size_t>(pp), 0), busy(static_cast<size_t>(pp), 0), tpBusy(static_cast<size_t>(pp), 0), p2pBusy(static_cast<size_t>(pp), 0);
+    const double paramBytes = s.precision == Precision::FP32 ? 4 : 2;
+    const GroupShape dpg = dpShape(x, s.dp);
+    std::vector<double> devFree(static_cast<size_t>(pp), 0), busy(static_cast<size_t>(pp), 0),
+        tpBusy(static_cast<size_t>(pp), 0), commFree(static_cast<size_t>(pp), 0), zeroWait(static_cast<size_t>(pp), 0),
+        lastStart(static_cast<size_t>(pp), 0);
+    // Sends in flight: (receiving virtual stage, micro-batch, forward?) -> arrival.
+    std::map<std::tuple<int, int, bool>, double> arrived;
     std::vector<size_t> ptr(static_cast<size_t>(pp), 0);
-    struct Done
+    struct Ran
     {
-        Op op;
+        int program;
+        int micro;
         double start, end;
     };
-    std::vector<std::vector<Done>> done(static_cast<size_t>(pp));
-    // ZeRO-3 gathers each chunk's parameters before every forward and backward,
-    // prefetched one op ahead on the communication stream.
-    std::vector<double> commFree(static_cast<size_t>(pp), 0), zeroWait(static_cast<size_t>(pp), 0);
-    std::vector<double> chunkParams(static_cast<size_t>(V), 0);
+    std::vector<std::vector<Ran>> ran(static_cast<size_t>(pp));
+    std::vector<double> vStageParams(static_cast<size_t>(V), 0);
     for (size_t i = 0; i < L; ++i)
-        chunkParams[size_t(r.layers[i].stage)] += lt[i].paramsLocal;
-    const int paramBytes = s.precision == Precision::FP32 ? 4 : 2;
-    const GroupShape dpg = dpShape(x, s.dp);
-    size_t remaining = 0;
-    for (const auto& d : ops)
-        remaining += d.size();
-    while (remaining > 0) {
-        bool progress = false;
+        vStageParams[size_t(r.layers[i].stage)] += detail::paramsLocal(m.layers[i], r.layers[i], s);
+    std::vector<double> bwdStartLast(static_cast<size_t>(V), 0);
+    bool progress = true;
+    auto pending = [&](int d) {
+        const auto& steps = plan.classes[size_t(d)].steps;
+        return ptr[size_t(d)] < steps.size() && steps[ptr[size_t(d)]].kind != StepKind::Sync &&
+               steps[ptr[size_t(d)]].kind != StepKind::Optimizer;
+    };
+    while (progress) {
+        progress = false;
         for (int d = 0; d < pp; ++d) {
-            while (ptr[size_t(d)] < ops[size_t(d)].size()) {
-                const Op op = ops[size_t(d)][ptr[size_t(d)]];
-                const int v = op.chunk * pp + d;
-                double ready = 0;
-                if (op.forward && v > 0) {
-                    if (fEnd[size_t(v - 1)][size_t(op.micro)] < 0)
+            const auto& steps = plan.classes[size_t(d)].steps;
+            while (pending(d)) {
+                const Step& st = steps[ptr[size_t(d)]];
+                if (st.kind == StepKind::Recv) {
+                    // Forward data comes from a lower virtual stage; we tell the
+                    // direction by the next Run's phase.
+                    const Program& next = plan.programs[size_t(steps[ptr[size_t(d)] + 1].program)];
+                    const bool fwd = next.phase == Phase::Forward;
+                    auto it = arrived.find({next.virtual_stage, st.micro, fwd});
+                    if (it == arrived.end())
                         break;
-                    ready = fEnd[size_t(v - 1)][size_t(op.micro)];
-                } else if (!op.forward && v < V - 1) {
-                    if (bEnd[size_t(v + 1)][size_t(op.micro)] < 0)
-                        break;
-                    ready = bEnd[size_t(v + 1)][size_t(op.micro)];
-                } else if (!op.forward) {
-                    ready = fEnd[size_t(v)][size_t(op.micro)];
-                }
-                const Chunk& ch = vs[size_t(v)];
-                double start = std::max(devFree[size_t(d)], ready);
-                if (s.zero_stage == 3 && s.dp > 1) {
-                    const double g = collectiveTime(Collective::AllGather, chunkParams[size_t(v)] * paramBytes * s.dp, dpg, node, x.cal);
-                    const double gStart = std::max(commFree[size_t(d)], done[size_t(d)].empty() ? 0.0 : done[size_t(d)].back().start);
-                    commFree[size_t(d)] = gStart + g;
-                    if (commFree[size_t(d)] > start) {
-                        zeroWait[size_t(d)] += commFree[size_t(d)] - start;
-                        start = commFree[size_t(d)];
+                    devFree[size_t(d)] = std::max(devFree[size_t(d)], it->second);
+                } else if (st.kind == StepKind::Send) {
+                    const double t = p2pTime(d, st.peer, st.bytes);
+                    devFree[size_t(d)] += t;
+                    busy[size_t(d)] += t;
+                    const Program& last = plan.programs[size_t(ran[size_t(d)].back().program)];
+                    const bool fwd = last.phase == Phase::Forward;
+                    arrived[{last.virtual_stage + (fwd ? 1 : -1), st.micro, fwd}] = devFree[size_t(d)];
+                } else { // Run
+                    const Program& pr = plan.programs[size_t(st.program)];
+                    double start = devFree[size_t(d)];
+                    if (s.zero_stage == 3 && s.dp > 1 && pr.phase != Phase::Recompute) {
+                        // ZeRO-3 gathers the chunk's parameters before each pass,
+                        // prefetched one pass ahead on the communication stream.
+                        const double g = collectiveTime(Collective::AllGather, vStageParams[size_t(pr.virtual_stage)] * paramBytes * s.dp, dpg, node, x.cal);
+                        const double gStart = std::max(commFree[size_t(d)], lastStart[size_t(d)]);
+                        commFree[size_t(d)] = gStart + g;
+                        if (commFree[size_t(d)] > start) {
+                            zeroWait[size_t(d)] += commFree[size_t(d)] - start;
+                            start = commFree[size_t(d)];
+                        }
                     }
+                    const double end = start + progTime[size_t(st.program)];
+                    if (pr.phase == Phase::Backward) {
+                        if (st.micro == M - 1)
+                            bwdStartLast[size_t(pr.virtual_stage)] = start;
+                        if (s.zero_stage == 3 && s.dp > 1) // reduce-scatter this micro-batch's gradients
+                            commFree[size_t(d)] = std::max(commFree[size_t(d)], end) +
+                                                  collectiveTime(Collective::ReduceScatter, vStageParams[size_t(pr.virtual_stage)] * 4 * s.dp, dpg, node, x.cal);
+                    }
+                    busy[size_t(d)] += progTime[size_t(st.program)];
+                    tpBusy[size_t(d)] += progTp[size_t(st.program)];
+                    lastStart[size_t(d)] = start;
+                    devFree[size_t(d)] = end;
+                    ran[size_t(d)].push_back({st.program, st.micro, start, end});
                 }
-                // Megatron-LM's pipeline sends block the stage until the
-                // neighbour receives (p2p_communication.py waits on the requests).
-                const double send = op.forward ? (v < V - 1 ? p2pTime(v, v + 1, ch.outBytes) : 0.0)
-                                               : (v > 0 ? p2pTime(v, v - 1, vs[size_t(v - 1)].outBytes) : 0.0);
-                const double dur = (op.forward ? ch.fwd : ch.bwd + ch.recompute) + send;
-                p2pBusy[size_t(d)] += send;
-                const double end = start + dur;
-                if (op.forward) {
-                    fEnd[size_t(v)][size_t(op.micro)] = end;
-                } else {
-                    bEnd[size_t(v)][size_t(op.micro)] = end;
-                    bStart[size_t(v)][size_t(op.micro)] = start;
-                    if (s.zero_stage == 3 && s.dp > 1) // reduce-scatter this micro-batch's gradients
-                        commFree[size_t(d)] = std::max(commFree[size_t(d)], end) +
-                                              collectiveTime(Collective::ReduceScatter, chunkParams[size_t(v)] * 4 * s.dp, dpg, node, x.cal);
-                }
-                busy[size_t(d)] += dur;
-                tpBusy[size_t(d)] += op.forward ? ch.tpFwd : ch.tpBwd + (ch.recompute > 0 ? ch.tpFwd : 0);
-                devFree[size_t(d)] = end;
-                done[size_t(d)].push_back({op, start, end});
                 ++ptr[size_t(d)];
-                --remaining;
                 progress = true;
             }
         }
-        if (!progress)
-            return Error{"strategy", "pipeline schedule", "internal: the schedule deadlocked"};
     }
+    for (int d = 0; d < pp; ++d)
+        if (pending(d))
+            return Error{"strategy", "pipeline schedule", "internal: the schedule deadlocked at stage " + std::to_string(d)};
 
-    // Gradient synchronization after each chunk's last backward, bucket by
-    // bucket in backward order, on the data-parallel stream.
-    const int gradBytes = s.precision == Precision::FP32 || s.fp32_grad_accumulation ? 4 : 2;
-    const double tokensPerWorker = double(s.global_batch / s.dp) * double(x.seq);
-    std::vector<double> syncEnd(static_cast<size_t>(pp), 0), syncBusy(static_cast<size_t>(pp), 0);
-    res.layers.resize(L);
+    // When each layer's gradient is ready: in the last micro-batch's backward,
+    // after the kernels before it in that program.
     std::vector<double> layerReady(L, 0);
     for (int v = 0; v < V; ++v) {
-        const Chunk& ch = vs[size_t(v)];
-        double t = bStart[size_t(v)][size_t(M - 1)] + ch.recompute;
-        for (auto it = ch.layers.rbegin(); it != ch.layers.rend(); ++it) {
-            t += lt[size_t(*it)].bwd;
-            layerReady[size_t(*it)] = t;
+        const int pi = bwdOf[size_t(v)];
+        if (pi < 0)
+            continue;
+        double t = bwdStartLast[size_t(v)] + (recOf[size_t(v)] >= 0 ? 0 : 0);
+        const Program& pr = plan.programs[size_t(pi)];
+        for (size_t k = 0; k < pr.kernels.size(); ++k) {
+            t += kTime[size_t(pi)][k];
+            if (pr.kernels[k].layer >= 0)
+                layerReady[size_t(pr.kernels[k].layer)] = t;
         }
     }
-    auto syncTime = [&](size_t i) -> double {
+
+    // Gradient synchronization on the data-parallel stream, bucket by bucket.
+    const int gradBytes = plan.gradient_bytes;
+    const double tokensPerWorker = double(s.global_batch / s.dp) * double(x.seq);
+    auto layerSync = [&](size_t i) -> double {
         const Layer& l = m.layers[i];
         const SyncAtom& a = r.layers[i].sync;
         if (s.dp <= 1 || a.method == SyncMethod::None || l.params.empty())
             return 0;
-        double bytes = lt[i].paramsLocal * gradBytes;
+        double bytes = detail::paramsLocal(l, r.layers[i], s) * gradBytes;
         if (a.compression == Compression::FP16 && gradBytes == 4)
             bytes /= 2;
         if (a.compression == Compression::PowerSGD) {
@@ -613,10 +491,9 @@ Result<SimResult> simulate(const Model& m, const Cluster& c, const Strategy& s, 
         }
         // Sparse embeddings: only the rows the tokens touch, with their
         // indices. Token ids follow Zipf's law (frequency ~ 1/rank; Zipf 1949,
-        // Piantadosi 2014): expected distinct rows sum_r 1 - (1 - p_r)^T.
-        // Position tables are touched up to the sequence length; other tables
-        // are drawn uniformly. With local replication a node's workers merge
-        // their rows first.
+        // Piantadosi 2014). Position tables are touched up to the sequence
+        // length; other tables are drawn uniformly. With local replication a
+        // node's workers merge their rows first.
         const bool sparse = l.sparse_grad && a.sparse && a.method != SyncMethod::SFB;
         const bool localAgg = a.method == SyncMethod::ParameterServer && a.ps_local_replication && dpg.per_node > 1;
         auto sparseBytes = [&](double tokens) {
@@ -625,24 +502,22 @@ Result<SimResult> simulate(const Model& m, const Cluster& c, const Strategy& s, 
                 const double rows = double(p.shape.front());
                 const double width = double(p.numel()) / rows;
                 double touched = 0;
-                if (int64_t(rows) == l.dims.vocab) {
+                if (int64_t(rows) == l.dims.vocab)
                     touched = zipfDistinct(int64_t(rows), tokens);
-                } else if (int64_t(rows) >= x.seq && int64_t(rows) <= 4 * std::max<int64_t>(x.seq, m.seq_len)) {
+                else if (int64_t(rows) >= x.seq && int64_t(rows) <= 4 * std::max<int64_t>(x.seq, m.seq_len))
                     touched = std::min(rows, double(x.seq)); // position embeddings
-                } else {
+                else
                     touched = rows * (1 - std::pow(1 - 1 / rows, tokens));
-                }
                 rowsBytes += touched * (width * gradBytes + 8);
             }
             return rowsBytes;
         };
         const double workerBytes = sparse ? sparseBytes(tokensPerWorker) : bytes;
         const double nodeBytes = sparse && localAgg ? sparseBytes(tokensPerWorker * dpg.per_node) : workerBytes;
-        bytes = workerBytes;
         switch (a.method) {
         case SyncMethod::AllReduce:
             if (sparse) // all-gather of every worker's rows
-                return collectiveTime(Collective::AllGather, bytes * s.dp, dpg, node, x.cal);
+                return collectiveTime(Collective::AllGather, workerBytes * s.dp, dpg, node, x.cal);
             if (s.zero_stage >= 1) // ZeRO: reduce-scatter now, all-gather parameters after the update
                 return collectiveTime(Collective::ReduceScatter, bytes, dpg, node, x.cal);
             return collectiveTime(Collective::AllReduce, bytes, dpg, node, x.cal, a.algorithm);
@@ -657,7 +532,6 @@ Result<SimResult> simulate(const Model& m, const Cluster& c, const Strategy& s, 
             const double pushers = pushersPerNode * dpg.nodes;
             const double perPush = localAgg ? nodeBytes : workerBytes;
             const double workerSide = perPush * pushersPerNode;
-            // Servers per node: shards spread over nodes; one server holds all with SingleServer.
             const double serverSide = pushers * perPush * (a.ps_placement == PsPlacement::SingleServer ? 1.0 : 1.0 / std::min(nodes, shards));
             double t = (workerSide + serverSide) / p.interBw + 2 * p.interLat;
             if (localAgg) // reduce inside the node before the push, broadcast after the pull
@@ -667,138 +541,91 @@ Result<SimResult> simulate(const Model& m, const Cluster& c, const Strategy& s, 
         case SyncMethod::SFB: {
             // Sufficient factors: each worker broadcasts u (K x M) and v (K x N)
             // of its K rows to the other P-1 workers (Xie et al. 2016; Poseidon).
-            const double K = tokensPerWorker;
-            const double Mdim = double(l.dims.out_features), Ndim = double(l.dims.in_features);
-            const double factors = K * (Mdim + Ndim) * x.ab;
+            const double factors = tokensPerWorker * (double(l.dims.out_features) + double(l.dims.in_features)) * x.ab;
             return collectiveTime(Collective::AllGather, factors * s.dp, dpg, node, x.cal);
         }
         case SyncMethod::None: return 0;
         }
         return 0;
     };
-    // Buckets: explicit bucket ids group layers; the rest fill buckets of
-    // bucket_bytes in the order their gradients become ready.
+    std::vector<double> syncEnd(static_cast<size_t>(pp), 0);
     for (int d = 0; d < pp; ++d) {
-        std::vector<size_t> order;
-        for (size_t i = 0; i < L; ++i)
-            if (r.layers[i].stage % pp == d && !m.layers[i].params.empty())
-                order.push_back(i);
-        std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return layerReady[a] < layerReady[b]; });
-        double free = 0, busyComm = 0;
-        std::map<int, std::vector<size_t>> explicitBuckets;
-        std::vector<std::vector<size_t>> buckets;
-        double fill = 0;
-        bool openBucket = false;
-        for (size_t i : order) {
-            const SyncAtom& a = r.layers[i].sync;
-            if (a.bucket >= 0 && a.method == SyncMethod::AllReduce) {
-                explicitBuckets[a.bucket].push_back(i);
+        struct Bucket
+        {
+            const Step* step;
+            double ready;
+        };
+        std::vector<Bucket> buckets;
+        for (const Step& st : plan.classes[size_t(d)].steps) {
+            if (st.kind != StepKind::Sync || st.layers.empty())
                 continue;
-            }
-            const bool fusable = a.method == SyncMethod::AllReduce && !(m.layers[i].sparse_grad && a.sparse);
-            if (!fusable) {
-                buckets.push_back({i});
-                openBucket = false;
-                continue;
-            }
-            if (!openBucket || fill >= double(s.bucket_bytes)) {
-                buckets.emplace_back();
-                fill = 0;
-                openBucket = true;
-            }
-            buckets.back().push_back(i);
-            fill += lt[i].paramsLocal * gradBytes;
+            double ready = 0;
+            for (int32_t i : st.layers)
+                ready = std::max(ready, layerReady[size_t(i)]);
+            buckets.push_back({&st, ready});
         }
-        for (auto& [id, b] : explicitBuckets)
-            buckets.push_back(b);
-        std::stable_sort(buckets.begin(), buckets.end(), [&](const auto& a, const auto& b) {
-            auto readyOf = [&](const std::vector<size_t>& bk) {
-                double t = 0;
-                for (size_t i : bk)
-                    t = std::max(t, layerReady[i]);
-                return t;
-            };
-            return readyOf(a) < readyOf(b);
-        });
-        for (const auto& bk : buckets) {
-            double ready = 0, t = 0;
-            double fused = 0;
-            const SyncAtom& a = r.layers[bk.front()].sync;
-            for (size_t i : bk)
-                ready = std::max(ready, layerReady[i]);
-            if (bk.size() > 1 && a.method == SyncMethod::AllReduce) {
-                for (size_t i : bk)
-                    fused += lt[i].paramsLocal * gradBytes * (a.compression == Compression::FP16 && gradBytes == 4 ? 0.5 : 1);
-                t = s.zero_stage >= 1 ? collectiveTime(Collective::ReduceScatter, fused, dpg, node, x.cal)
-                                      : collectiveTime(Collective::AllReduce, fused, dpg, node, x.cal, a.algorithm);
-                for (size_t i : bk)
-                    res.layers[i].sync = t * lt[i].paramsLocal / std::max(1.0, [&] {
-                        double p = 0;
-                        for (size_t k : bk)
-                            p += lt[k].paramsLocal;
-                        return p;
-                    }());
-            } else {
-                for (size_t i : bk) {
-                    const double ti = syncTime(i);
-                    res.layers[i].sync = ti;
-                    t += ti;
+        std::stable_sort(buckets.begin(), buckets.end(), [](const Bucket& a, const Bucket& b) { return a.ready < b.ready; });
+        double free = 0;
+        for (const Bucket& bk : buckets) {
+            const Step& st = *bk.step;
+            double t = 0;
+            if (st.layers.size() > 1) {
+                double fused = 0;
+                for (int32_t i : st.layers) {
+                    const SyncAtom& a = r.layers[size_t(i)].sync;
+                    fused += detail::paramsLocal(m.layers[size_t(i)], r.layers[size_t(i)], s) * gradBytes *
+                             (a.compression == Compression::FP16 && gradBytes == 4 ? 0.5 : 1);
                 }
+                t = s.zero_stage >= 1 ? collectiveTime(Collective::ReduceScatter, fused, dpg, node, x.cal)
+                                      : collectiveTime(Collective::AllReduce, fused, dpg, node, x.cal, st.algorithm);
+                double total = 0;
+                for (int32_t i : st.layers)
+                    total += detail::paramsLocal(m.layers[size_t(i)], r.layers[size_t(i)], s);
+                for (int32_t i : st.layers)
+                    res.layers[size_t(i)].sync = t * detail::paramsLocal(m.layers[size_t(i)], r.layers[size_t(i)], s) / std::max(1.0, total);
+            } else {
+                t = layerSync(size_t(st.layers.front()));
+                res.layers[size_t(st.layers.front())].sync = t;
             }
             if (t <= 0)
                 continue;
-            const double start = std::max(free, ready);
+            const double start = std::max(free, bk.ready);
             free = start + t;
-            busyComm += t;
             if (o.trace) {
                 TraceRecord rec;
-                rec.rank = rankOfStage(d);
+                rec.rank = plan.classes[size_t(d)].first_rank;
                 rec.track = 1;
                 rec.start_ns = int64_t(start * 1e9);
                 rec.dur_ns = std::max<int64_t>(1, int64_t(t * 1e9));
                 rec.kind = TraceKind::Collective;
-                rec.name = std::string(syncMethodName(a.method)) + " " + m.layers[bk.front()].name +
-                           (bk.size() > 1 ? " (+" + std::to_string(bk.size() - 1) + ")" : "");
-                rec.layer = int(bk.front());
-                for (size_t i : bk)
-                    rec.bytes += int64_t(lt[i].paramsLocal * gradBytes);
+                rec.name = std::string(syncMethodName(st.method)) + " " + m.layers[size_t(st.layers.front())].name +
+                           (st.layers.size() > 1 ? " (+" + std::to_string(st.layers.size() - 1) + ")" : "");
+                rec.layer = st.layers.front();
+                for (int32_t i : st.layers)
+                    rec.bytes += int64_t(detail::paramsLocal(m.layers[size_t(i)], r.layers[size_t(i)], s) * gradBytes);
                 res.trace.records.push_back(std::move(rec));
             }
         }
         syncEnd[size_t(d)] = free;
-        syncBusy[size_t(d)] = busyComm;
     }
 
-    // Optimizer (Adam): a memory-bound pass over each parameter's fp32 master
-    // weight, two moments and gradient (read), and the three state tensors
-    // plus the 16-bit weight (written): ZeRO's 16 bytes/param state read and
-    // written (Rajbhandari et al. 2019, §3.1), sharded like the state.
-    std::vector<double> paramsLocal(static_cast<size_t>(pp), 0);
-    for (size_t i = 0; i < L; ++i) {
-        const int d = r.layers[i].stage % pp;
-        paramsLocal[size_t(d)] += lt[i].paramsLocal;
-        // A layer tied to a layer of another stage keeps its own copy there (Megatron's embedding on the last stage).
-        if (!m.layers[i].tied_to.empty()) {
-            const Layer* t = m.find(m.layers[i].tied_to);
-            const size_t ti = size_t(t - m.layers.data());
-            if (r.layers[ti].stage % pp != d)
-                paramsLocal[size_t(d)] += lt[ti].paramsLocal;
-        }
-    }
+    // Optimizer (Adam): a memory-bound pass reading each parameter's fp32
+    // master weight, two moments and gradient and writing the three state
+    // tensors and the 16-bit weight: ZeRO's 16 bytes/param of state
+    // (Rajbhandari et al. 2019, §3.1), sharded like the state.
     const bool mixed = s.precision != Precision::FP32;
     const double wB = mixed ? 2 : 4, gB = gradBytes, oB = mixed ? 12 : 8;
-    std::vector<double> stepEnd(static_cast<size_t>(pp), 0);
+    std::vector<double> stepEnd(static_cast<size_t>(pp), 0), optTime(static_cast<size_t>(pp), 0),
+        gatherAfter(static_cast<size_t>(pp), 0);
     double stepTime = 0;
     int critical = 0;
-    std::vector<double> optTime(static_cast<size_t>(pp), 0), gatherAfter(static_cast<size_t>(pp), 0);
     for (int d = 0; d < pp; ++d) {
+        const double params = plan.classes[size_t(d)].parameters;
         const double shard = s.zero_stage >= 1 ? s.dp : 1;
-        const double optBytes = paramsLocal[size_t(d)] / shard * (2 * oB + gB + wB);
-        optTime[size_t(d)] = memoryTime(x, optBytes);
+        optTime[size_t(d)] = memoryTime(x, params / shard * (2 * oB + gB + wB));
         if ((s.zero_stage == 1 || s.zero_stage == 2) && s.dp > 1)
-            gatherAfter[size_t(d)] = collectiveTime(Collective::AllGather, paramsLocal[size_t(d)] * wB, dpg, node, x.cal);
-        const double computeEnd = done[size_t(d)].empty() ? 0 : done[size_t(d)].back().end;
-        double end = std::max(computeEnd, syncEnd[size_t(d)]);
+            gatherAfter[size_t(d)] = collectiveTime(Collective::AllGather, params * wB, dpg, node, x.cal);
+        double end = std::max(devFree[size_t(d)], syncEnd[size_t(d)]);
         if (s.zero_stage == 3)
             end = std::max(end, commFree[size_t(d)]);
         end += optTime[size_t(d)] + gatherAfter[size_t(d)];
@@ -808,18 +635,16 @@ Result<SimResult> simulate(const Model& m, const Cluster& c, const Strategy& s, 
             critical = d;
         }
     }
-    // Bounded staleness: a parameter server's pull may lag the step; the step
-    // is then bound by the compute or by the PS bandwidth, whichever is slower.
     res.step_time = stepTime;
 
     // Memory per device of each stage.
     const double capacity = double(dev.memory_bytes);
-    res.stage_memory.resize(size_t(pp));
+    res.stage_memory.resize(static_cast<size_t>(pp));
     for (int d = 0; d < pp; ++d) {
         MemoryUse& mu = res.stage_memory[size_t(d)];
         const double n = s.dp;
-        const double P = paramsLocal[size_t(d)];
-        double w = P * wB, g = P * gB, opt = P * oB;
+        const double Pm = plan.classes[size_t(d)].parameters;
+        double w = Pm * wB, g = Pm * gB, opt = Pm * oB;
         if (s.zero_stage >= 1)
             opt /= n;
         if (s.zero_stage >= 2)
@@ -829,10 +654,13 @@ Result<SimResult> simulate(const Model& m, const Cluster& c, const Strategy& s, 
         mu.parameters_optimizer = w + g + opt;
         // Peak of the activations alive along the schedule.
         double alive = 0, peak = 0;
-        for (const Done& dn : done[size_t(d)]) {
-            const double a = vs[size_t(dn.op.chunk * pp + d)].saved;
-            alive += dn.op.forward ? a : -a;
-            peak = std::max(peak, alive + (dn.op.forward ? 0 : a));
+        for (const Ran& rn : ran[size_t(d)]) {
+            const Program& pr = plan.programs[size_t(rn.program)];
+            if (pr.phase == Phase::Recompute)
+                continue;
+            const double a = savedOf[size_t(pr.virtual_stage)];
+            alive += pr.phase == Phase::Forward ? a : -a;
+            peak = std::max(peak, alive + (pr.phase == Phase::Forward ? 0 : a));
         }
         mu.activations = peak;
         mu.peak = mu.parameters_optimizer + mu.activations;
@@ -849,7 +677,7 @@ Result<SimResult> simulate(const Model& m, const Cluster& c, const Strategy& s, 
         Breakdown& b = res.breakdown;
         b.compute = busy[size_t(d)];
         b.tp_comm = tpBusy[size_t(d)];
-        const double computeEnd = done[size_t(d)].empty() ? 0 : done[size_t(d)].back().end;
+        const double computeEnd = devFree[size_t(d)];
         b.bubble = std::max(0.0, computeEnd - busy[size_t(d)] - zeroWait[size_t(d)]);
         const double commEnd = std::max(syncEnd[size_t(d)], s.zero_stage == 3 ? commFree[size_t(d)] : 0.0);
         b.exposed_comm = std::max(0.0, commEnd - computeEnd) + zeroWait[size_t(d)] + gatherAfter[size_t(d)];
@@ -864,55 +692,33 @@ Result<SimResult> simulate(const Model& m, const Cluster& c, const Strategy& s, 
     res.samples_per_s = double(s.global_batch) / stepTime;
     res.tokens_per_s = res.samples_per_s * double(x.seq);
     res.mfu = res.model_flops / (stepTime * double(c.deviceCount()) * x.peak);
-    for (size_t i = 0; i < L; ++i) {
-        res.layers[i].layer = int(i);
-        res.layers[i].forward = lt[i].fwd;
-        res.layers[i].backward = lt[i].bwd;
-        const Layer& l = m.layers[i];
-        const Recompute rc = r.layers[i].recompute;
-        if ((rc == Recompute::Full && !l.block.empty()) || (rc == Recompute::Selective && l.kind == LayerKind::AttentionCore))
-            res.layers[i].recompute = lt[i].fwd;
-    }
 
     if (o.trace) {
         for (int d = 0; d < pp; ++d) {
-            const int rank = rankOfStage(d);
+            const int rank = plan.classes[size_t(d)].first_rank;
             res.trace.tracks.push_back({rank, 0, "compute"});
             res.trace.tracks.push_back({rank, 1, "data-parallel communication"});
-            for (const Done& dn : done[size_t(d)]) {
-                const int v = dn.op.chunk * pp + d;
-                const Chunk& ch = vs[size_t(v)];
-                double t = dn.start;
-                auto emit = [&](const std::string& name, int layer, double dur, TraceKind kind, double flops) {
+            for (const Ran& rn : ran[size_t(d)]) {
+                const Program& pr = plan.programs[size_t(rn.program)];
+                double t = rn.start;
+                const std::string suffix = std::string(" ") + std::string(phaseName(pr.phase)) + " mb" + std::to_string(rn.micro);
+                for (size_t k = 0; k < pr.kernels.size(); ++k) {
+                    const Kernel& kn = pr.kernels[k];
+                    const double dur = kTime[size_t(rn.program)][k];
                     TraceRecord rec;
                     rec.rank = rank;
                     rec.track = 0;
                     rec.start_ns = int64_t(t * 1e9);
                     rec.dur_ns = std::max<int64_t>(1, int64_t(dur * 1e9));
-                    rec.kind = kind;
-                    rec.name = name;
-                    rec.layer = layer;
-                    rec.flops = flops;
+                    rec.kind = kn.kind == KernelKind::Collective ? TraceKind::Collective : TraceKind::Compute;
+                    rec.name = (kn.kind == KernelKind::Collective ? std::string("tp ") + std::string(collectiveName(kn.coll)) + " " : std::string()) +
+                               (kn.layer >= 0 ? m.layers[size_t(kn.layer)].name : std::string("?")) + suffix;
+                    rec.layer = kn.layer;
+                    rec.op = int64_t(rn.program);
+                    rec.flops = kn.flops;
+                    rec.bytes = int64_t(kn.kind == KernelKind::Collective ? kn.coll_bytes : kn.bytes);
                     res.trace.records.push_back(std::move(rec));
                     t += dur;
-                };
-                const std::string mb = " mb" + std::to_string(dn.op.micro);
-                if (dn.op.forward) {
-                    for (int i : ch.layers) {
-                        const auto& li = lt[size_t(i)];
-                        emit(m.layers[size_t(i)].name + " fwd" + mb, i, li.fwd - li.tpFwd, TraceKind::Compute, li.fwdFlops);
-                        if (li.tpFwd > 0)
-                            emit("tp " + m.layers[size_t(i)].name + " fwd" + mb, i, li.tpFwd, TraceKind::Collective, 0);
-                    }
-                } else {
-                    if (ch.recompute > 0)
-                        emit("recompute chunk " + std::to_string(dn.op.chunk) + mb, -1, ch.recompute, TraceKind::Compute, 0);
-                    for (auto it = ch.layers.rbegin(); it != ch.layers.rend(); ++it) {
-                        const auto& li = lt[size_t(*it)];
-                        emit(m.layers[size_t(*it)].name + " bwd" + mb, *it, li.bwd - li.tpBwd, TraceKind::Compute, li.bwdFlops);
-                        if (li.tpBwd > 0)
-                            emit("tp " + m.layers[size_t(*it)].name + " bwd" + mb, *it, li.tpBwd, TraceKind::Collective, 0);
-                    }
                 }
             }
             TraceRecord opt;

@@ -7,6 +7,7 @@
 #include "partita/core/cluster.h"
 #include "partita/core/costmodel.h"
 #include "partita/core/model.h"
+#include "partita/core/plan.h"
 #include "partita/core/result.h"
 #include "partita/core/strategy.h"
 #include "partita/core/trace.h"
@@ -72,19 +73,13 @@ struct SimResult
 
 Result<SimResult> simulate(const Model& model, const Cluster& cluster, const Strategy& strategy,
                            const SimOptions& options = {});
+// The same on a plan already lowered from (model, cluster, strategy).
+Result<SimResult> simulatePlan(const Plan& plan, const Model& model, const Cluster& cluster, const Strategy& strategy,
+                               const SimOptions& options = {});
 
 // Collective time over a group of `n` ranks spread over `nodes` nodes with
 // `perNode` ranks each, in the alpha-beta model with NCCL's bus factors
 // (nccl-tests doc/PERFORMANCE.md). Exposed for tests and the search.
-enum class Collective
-{
-    AllReduce,
-    ReduceScatter,
-    AllGather,
-    Broadcast,
-    Reduce,
-    AllToAll,
-};
 struct GroupShape
 {
     int n = 1;

@@ -1,0 +1,617 @@
+#include "partita/core/plan.h"
+
+#include "jsonread.h"
+#include "layerfacts.h"
+
+#include <algorithm>
+#include <map>
+
+namespace partita {
+
+using detail::json;
+using detail::sub;
+
+std::string_view collectiveName(Collective c)
+{
+    switch (c) {
+    case Collective::AllReduce: return "allreduce";
+    case Collective::ReduceScatter: return "reducescatter";
+    case Collective::AllGather: return "allgather";
+    case Collective::Broadcast: return "broadcast";
+    case Collective::Reduce: return "reduce";
+    case Collective::AllToAll: return "alltoall";
+    }
+    return "?";
+}
+std::string_view phaseName(Phase p)
+{
+    switch (p) {
+    case Phase::Forward: return "forward";
+    case Phase::Backward: return "backward";
+    case Phase::Recompute: return "recompute";
+    }
+    return "?";
+}
+std::string_view kernelKindName(KernelKind k)
+{
+    switch (k) {
+    case KernelKind::Gemm: return "gemm";
+    case KernelKind::BatchedGemm: return "batched_gemm";
+    case KernelKind::Memory: return "memory";
+    case KernelKind::Collective: return "collective";
+    }
+    return "?";
+}
+std::string_view stepKindName(StepKind k)
+{
+    switch (k) {
+    case StepKind::Run: return "run";
+    case StepKind::Send: return "send";
+    case StepKind::Recv: return "recv";
+    case StepKind::Sync: return "sync";
+    case StepKind::Optimizer: return "optimizer";
+    }
+    return "?";
+}
+
+std::vector<ScheduledPass> pipelineOrder(int d, int pp, int C, int64_t M, PipelineSchedule sched)
+{
+    std::vector<ScheduledPass> ops;
+    const int64_t total = M * C;
+    if (sched == PipelineSchedule::GPipe) {
+        for (int c = 0; c < C; ++c)
+            for (int64_t m = 0; m < M; ++m)
+                ops.push_back({true, c, int(m)});
+        for (int c = C - 1; c >= 0; --c)
+            for (int64_t m = M - 1; m >= 0; --m)
+                ops.push_back({false, c, int(m)});
+        return ops;
+    }
+    // 1F1B and its interleaved form (Narayanan et al. 2021, §2.2; the order of
+    // Megatron-LM's schedules.py): warm-up forwards, then one forward and one
+    // backward in turn, then the remaining backwards.
+    auto fwdAt = [&](int64_t k) {
+        const int64_t inGroup = k % (int64_t(pp) * C);
+        return ScheduledPass{true, int(inGroup / pp), int((k / (int64_t(pp) * C)) * pp + k % pp)};
+    };
+    auto bwdAt = [&](int64_t k) {
+        const int64_t inGroup = k % (int64_t(pp) * C);
+        return ScheduledPass{false, int(C - 1 - inGroup / pp), int((k / (int64_t(pp) * C)) * pp + k % pp)};
+    };
+    const int64_t warm = C == 1 ? std::min<int64_t>(pp - d - 1, M)
+                                : std::min<int64_t>(int64_t(pp - d - 1) * 2 + int64_t(C - 1) * pp, total);
+    for (int64_t k = 0; k < warm; ++k)
+        ops.push_back(C == 1 ? ScheduledPass{true, 0, int(k)} : fwdAt(k));
+    for (int64_t i = 0; i < total - warm; ++i) {
+        ops.push_back(C == 1 ? ScheduledPass{true, 0, int(warm + i)} : fwdAt(warm + i));
+        ops.push_back(C == 1 ? ScheduledPass{false, 0, int(i)} : bwdAt(i));
+    }
+    for (int64_t i = total - warm; i < total; ++i)
+        ops.push_back(C == 1 ? ScheduledPass{false, 0, int(i)} : bwdAt(i));
+    return ops;
+}
+
+namespace {
+
+Step runStep(int program, int micro)
+{
+    Step st;
+    st.kind = StepKind::Run;
+    st.program = program;
+    st.micro = micro;
+    return st;
+}
+
+Step p2pStep(StepKind kind, int peer, int micro, double bytes)
+{
+    Step st;
+    st.kind = kind;
+    st.peer = peer;
+    st.micro = micro;
+    st.bytes = bytes;
+    return st;
+}
+
+struct LayerKernels
+{
+    std::vector<Kernel> fwd, bwd;
+};
+
+// The kernels of one layer for one micro-batch on one device.
+LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strategy& s, int64_t b, int64_t seq, int ab,
+                          int32_t index)
+{
+    LayerKernels lk;
+    const CostAt c = layerCostAt(l, b, seq, ab);
+    const int tp = s.tp;
+    const bool split = a.tp_role != TpRole::Replicated;
+    const bool sp = s.sequence_parallel && tp > 1;
+    const double tokens = double(b) * double(seq);
+    const double seq2 = double(b) * double(seq) * double(seq);
+    const double shard = split ? tp : 1;
+    const double expertSplit = l.kind == LayerKind::MoEExperts && s.ep > 1 ? s.ep : 1;
+
+    Kernel f;
+    f.layer = index;
+    double mm = 0, mem = 0;
+    switch (l.kind) {
+    case LayerKind::Linear:
+    case LayerKind::LMHead:
+    case LayerKind::MoERouter:
+    case LayerKind::MoEExperts:
+    case LayerKind::Conv: {
+        mm = c.forward_flops / shard;
+        f.kind = l.kind == LayerKind::Conv ? KernelKind::Gemm : KernelKind::Gemm;
+        f.ops = l.kind == LayerKind::MoEExperts ? int(std::max<int64_t>(1, 3 * l.dims.top_k)) : 1;
+        if (l.kind != LayerKind::Conv) {
+            f.m = int64_t(tokens);
+            f.n = a.tp_role == TpRole::Column ? l.dims.out_features / tp : l.dims.out_features;
+            f.k = a.tp_role == TpRole::Row ? l.dims.in_features / tp : l.dims.in_features;
+        }
+        // Bias, dropout and residual add after the matmul (Megatron fuses them
+        // into one bias-dropout-add kernel): read the output and each extra
+        // input, write the result, plus the dropout mask.
+        const double out = double(l.cost.output_elems_per_token) * tokens * ab;
+        const double epilogue = out * double(1 + l.inputs.size()) + double(l.cost.mask_bytes_per_token) * tokens;
+        const double div = a.tp_role == TpRole::Column ? tp : (sp ? tp : 1);
+        if (l.cost.mask_bytes_per_token || l.inputs.size() > 1 || !l.params.empty()) {
+            mem = epilogue / div;
+            f.mem_ops = 1;
+        }
+        // The matmul's own traffic: its inputs, outputs and weights.
+        const double io = double(l.cost.io_elems_per_token) * tokens * ab;
+        const double weights = double(l.parameterCount()) * ab / expertSplit;
+        mem += (io + weights) / shard;
+        break;
+    }
+    case LayerKind::AttentionCore: {
+        mm = c.forward_flops / shard;
+        f.kind = KernelKind::BatchedGemm;
+        f.ops = 2; // QK^T and softmax(.)V
+        f.batch = b * std::max<int64_t>(1, l.dims.heads / tp);
+        f.m = seq;
+        f.n = seq;
+        f.k = l.dims.head_dim;
+        mem = (double(l.cost.io_elems_per_seq2) * seq2 * ab + double(l.cost.mask_bytes_per_seq2) * seq2) / shard +
+              double(l.cost.io_elems_per_token) * tokens * ab / shard;
+        f.mem_ops = 1;
+        break;
+    }
+    default: {
+        f.kind = KernelKind::Memory;
+        f.ops = 0;
+        const double io = double(l.cost.io_elems_per_token) * tokens * ab + double(l.cost.io_elems_per_seq2) * seq2 * ab +
+                          double(l.cost.mask_bytes_per_token) * tokens;
+        mem = io / (split || sp ? tp : 1);
+        f.mem_ops = mem > 0 ? 1 : 0;
+        break;
+    }
+    }
+    f.flops = mm;
+    if (mm <= 0)
+        f.ops = 0;
+    f.bytes = mem;
+    const bool twoGrads = !l.params.empty() || !l.tied_to.empty() || l.kind == LayerKind::AttentionCore;
+    Kernel bk = f;
+    // Backward: the input gradient and (with weights, or for attention's two
+    // activation operands) a second GEMM of the same size; about twice the
+    // forward's activation traffic; a layer with weights also reads them and
+    // accumulates its weight gradient (read-modify-write).
+    bk.flops = mm * (twoGrads && mm > 0 ? 2 : 1);
+    bk.ops = f.ops * (twoGrads && mm > 0 ? 2 : 1);
+    bk.bytes = 2 * mem;
+    bk.mem_ops = 2 * f.mem_ops;
+    if (!l.params.empty() && mm > 0)
+        bk.bytes += double(l.parameterCount()) / shard / expertSplit * (ab + 2 * detail::gradientBytes(s));
+    if (f.flops > 0 || f.bytes > 0)
+        lk.fwd.push_back(f);
+    if (bk.flops > 0 || bk.bytes > 0)
+        lk.bwd.push_back(bk);
+
+    // Tensor-parallel collectives, blocking the compute stream (Megatron-LM:
+    // the f and g operators around each column/row pair).
+    if (tp > 1) {
+        auto coll = [&](std::vector<Kernel>& into, Collective kind, double bytes) {
+            Kernel k;
+            k.layer = index;
+            k.kind = KernelKind::Collective;
+            k.coll = kind;
+            k.coll_bytes = bytes;
+            k.ops = 0;
+            into.push_back(k);
+        };
+        if (a.tp_role == TpRole::Row && l.kind != LayerKind::AttentionCore) {
+            const double out = double(l.cost.output_elems_per_token) * tokens * ab;
+            coll(lk.fwd, sp ? Collective::ReduceScatter : Collective::AllReduce, out);
+            if (sp)
+                coll(lk.bwd, Collective::AllGather, out);
+        }
+        if (a.tp_role == TpRole::Column && (l.kind == LayerKind::Linear || l.kind == LayerKind::LMHead)) {
+            const double in = double(l.dims.in_features ? l.dims.in_features : l.cost.saved_elems_per_token) * tokens * ab;
+            if (sp) {
+                coll(lk.fwd, Collective::AllGather, in);
+                // The backward needs the whole input for the weight gradient but
+                // only its shard was kept: gather it again (Korthikanti et al. 2022, §4.2.2).
+                coll(lk.bwd, Collective::AllGather, in);
+                coll(lk.bwd, Collective::ReduceScatter, in);
+            } else {
+                coll(lk.bwd, Collective::AllReduce, in);
+            }
+        }
+        if (l.kind == LayerKind::Loss) // vocabulary-parallel cross-entropy: max, sum, target logit
+            for (int i = 0; i < 3; ++i)
+                coll(lk.fwd, Collective::AllReduce, tokens * 4);
+    }
+    return lk;
+}
+
+} // namespace
+
+Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int64_t seqLen)
+{
+    auto resolved = resolveStrategy(s, m, c);
+    if (!resolved)
+        return resolved.error();
+    const ResolvedStrategy& r = *resolved;
+    Plan p;
+    p.strategy = s.name;
+    p.world = c.deviceCount();
+    p.dp = s.dp;
+    p.tp = s.tp;
+    p.pp = s.pp;
+    p.ep = s.ep;
+    p.virtual_stages = r.virtual_stages;
+    p.micro_batches = r.micro_batches;
+    p.micro_batch = s.micro_batch;
+    p.seq_len = m.sequence ? (seqLen > 0 ? seqLen : m.seq_len) : 1;
+    p.precision = s.precision;
+    p.activation_bytes = detail::activationBytes(s.precision);
+    p.gradient_bytes = detail::gradientBytes(s);
+    p.zero_stage = s.zero_stage;
+    const int V = r.virtual_stages, pp = s.pp, C = V / pp;
+    const size_t L = m.layers.size();
+    const bool sp = s.sequence_parallel && s.tp > 1;
+
+    // Programs: forward, backward and (when recomputing) recompute per virtual stage.
+    std::vector<std::vector<int>> layersOf(static_cast<size_t>(V));
+    std::vector<LayerKernels> lk(L);
+    for (size_t i = 0; i < L; ++i) {
+        layersOf[size_t(r.layers[i].stage)].push_back(int(i));
+        lk[i] = layerKernels(m.layers[i], r.layers[i], s, s.micro_batch, p.seq_len, p.activation_bytes, int32_t(i));
+    }
+    std::vector<int> fwdProg(static_cast<size_t>(V)), bwdProg(static_cast<size_t>(V)), recProg(static_cast<size_t>(V), -1);
+    std::vector<double> outBytes(static_cast<size_t>(V), 0);
+    for (int v = 0; v < V; ++v) {
+        Program f{v, Phase::Forward, {}}, b{v, Phase::Backward, {}}, rc{v, Phase::Recompute, {}};
+        for (int i : layersOf[size_t(v)]) {
+            f.kernels.insert(f.kernels.end(), lk[size_t(i)].fwd.begin(), lk[size_t(i)].fwd.end());
+            const Layer& l = m.layers[size_t(i)];
+            const Recompute mode = r.layers[size_t(i)].recompute;
+            // Full: every layer of a block runs its forward again before the
+            // backward; selective: the attention core (Korthikanti et al. 2022, §5).
+            if ((mode == Recompute::Full && !l.block.empty()) || (mode == Recompute::Selective && l.kind == LayerKind::AttentionCore))
+                rc.kernels.insert(rc.kernels.end(), lk[size_t(i)].fwd.begin(), lk[size_t(i)].fwd.end());
+        }
+        for (auto it = layersOf[size_t(v)].rbegin(); it != layersOf[size_t(v)].rend(); ++it)
+            b.kernels.insert(b.kernels.end(), lk[size_t(*it)].bwd.begin(), lk[size_t(*it)].bwd.end());
+        if (!layersOf[size_t(v)].empty()) {
+            const Layer& last = m.layers[size_t(layersOf[size_t(v)].back())];
+            outBytes[size_t(v)] = double(last.cost.output_elems_per_token) * double(s.micro_batch) * double(p.seq_len) *
+                                  p.activation_bytes / (sp ? s.tp : 1);
+        }
+        fwdProg[size_t(v)] = int(p.programs.size());
+        p.programs.push_back(std::move(f));
+        bwdProg[size_t(v)] = int(p.programs.size());
+        p.programs.push_back(std::move(b));
+        if (!rc.kernels.empty()) {
+            recProg[size_t(v)] = int(p.programs.size());
+            p.programs.push_back(std::move(rc));
+        }
+    }
+
+    // Rank classes: one per pipeline stage.
+    const int gradBytes = p.gradient_bytes;
+    for (int d = 0; d < pp; ++d) {
+        RankClass rc;
+        rc.stage = d;
+        rc.first_rank = d * s.dp * s.tp;
+        rc.count = s.dp * s.tp;
+        const auto order = pipelineOrder(d, pp, C, r.micro_batches, C > 1 ? PipelineSchedule::Interleaved : s.schedule);
+        std::vector<int> lastBackwardPos(static_cast<size_t>(C), -1);
+        for (size_t k = 0; k < order.size(); ++k) {
+            const ScheduledPass& op = order[k];
+            const int v = op.chunk * pp + d;
+            Step st;
+            st.micro = op.micro;
+            if (op.forward) {
+                if (v > 0)
+                    rc.steps.push_back(p2pStep(StepKind::Recv, (v - 1) % pp, op.micro, outBytes[size_t(v - 1)]));
+                rc.steps.push_back(runStep(fwdProg[size_t(v)], op.micro));
+                if (v < V - 1)
+                    rc.steps.push_back(p2pStep(StepKind::Send, (v + 1) % pp, op.micro, outBytes[size_t(v)]));
+            } else {
+                if (v < V - 1)
+                    rc.steps.push_back(p2pStep(StepKind::Recv, (v + 1) % pp, op.micro, outBytes[size_t(v)]));
+                if (recProg[size_t(v)] >= 0)
+                    rc.steps.push_back(runStep(recProg[size_t(v)], op.micro));
+                rc.steps.push_back(runStep(bwdProg[size_t(v)], op.micro));
+                if (v > 0)
+                    rc.steps.push_back(p2pStep(StepKind::Send, (v - 1) % pp, op.micro, outBytes[size_t(v - 1)]));
+                lastBackwardPos[size_t(op.chunk)] = int(k);
+            }
+        }
+        // Gradient buckets, in the order gradients become ready: chunks by
+        // their last backward, layers from last to first. Explicit bucket ids
+        // group layers; the rest fill buckets of bucket_bytes; layers synced by
+        // PS, SFB or as sparse rows go alone.
+        std::vector<int> chunkOrder(static_cast<size_t>(C));
+        for (int ch = 0; ch < C; ++ch)
+            chunkOrder[size_t(ch)] = ch;
+        std::sort(chunkOrder.begin(), chunkOrder.end(),
+                  [&](int a, int b) { return lastBackwardPos[size_t(a)] < lastBackwardPos[size_t(b)]; });
+        std::map<int, Step> explicitBuckets;
+        std::vector<Step> syncs;
+        bool open = false;
+        double fill = 0;
+        for (int ch : chunkOrder) {
+            const int v = ch * pp + d;
+            for (auto it = layersOf[size_t(v)].rbegin(); it != layersOf[size_t(v)].rend(); ++it) {
+                const size_t i = size_t(*it);
+                const Layer& l = m.layers[i];
+                if (l.params.empty())
+                    continue;
+                rc.parameters += detail::paramsLocal(l, r.layers[i], s);
+                const SyncAtom& a = r.layers[i].sync;
+                if (s.dp <= 1 || a.method == SyncMethod::None)
+                    continue;
+                Step st;
+                st.kind = StepKind::Sync;
+                st.method = a.method;
+                st.algorithm = a.algorithm;
+                if (a.method == SyncMethod::AllReduce && a.bucket >= 0) {
+                    auto [b, fresh] = explicitBuckets.try_emplace(a.bucket, st);
+                    b->second.layers.push_back(int32_t(i));
+                    continue;
+                }
+                const bool fusable = a.method == SyncMethod::AllReduce && !(l.sparse_grad && a.sparse);
+                if (!fusable) {
+                    st.layers = {int32_t(i)};
+                    syncs.push_back(std::move(st));
+                    open = false;
+                    continue;
+                }
+                if (!open || fill >= double(s.bucket_bytes) || syncs.back().algorithm != a.algorithm) {
+                    syncs.push_back(st);
+                    fill = 0;
+                    open = true;
+                }
+                syncs.back().layers.push_back(int32_t(i));
+                fill += detail::paramsLocal(l, r.layers[i], s) * gradBytes;
+            }
+            // A tied copy kept on another stage (Megatron's embedding on the last stage).
+            for (int i : layersOf[size_t(v)]) {
+                const Layer& l = m.layers[size_t(i)];
+                if (l.tied_to.empty())
+                    continue;
+                const Layer* t = m.find(l.tied_to);
+                const size_t ti = size_t(t - m.layers.data());
+                if (r.layers[ti].stage % pp != d)
+                    rc.parameters += detail::paramsLocal(*t, r.layers[ti], s);
+            }
+        }
+        for (auto& [id, st] : explicitBuckets)
+            syncs.push_back(std::move(st));
+        rc.steps.insert(rc.steps.end(), syncs.begin(), syncs.end());
+        {
+            Step opt;
+            opt.kind = StepKind::Optimizer;
+            rc.steps.push_back(opt);
+        }
+        p.classes.push_back(std::move(rc));
+    }
+    return p;
+}
+
+// ---- JSON ---------------------------------------------------------------------
+
+namespace {
+
+template <class E>
+E readNamed(const json& j, const std::string& path, std::string_view (*nameOf)(E), int count)
+{
+    const std::string s = detail::asString(j, path);
+    for (int i = 0; i < count; ++i)
+        if (nameOf(E(i)) == s)
+            return E(i);
+    throw detail::FieldError(path, "unknown value '" + s + "'");
+}
+
+json writeKernel(const Kernel& k)
+{
+    json j{{"layer", k.layer}, {"kind", kernelKindName(k.kind)}};
+    if (k.kind == KernelKind::Collective) {
+        j["collective"] = collectiveName(k.coll);
+        j["bytes"] = k.coll_bytes;
+        return j;
+    }
+    j["flops"] = k.flops;
+    j["ops"] = k.ops;
+    j["bytes"] = k.bytes;
+    j["mem_ops"] = k.mem_ops;
+    if (k.m || k.n || k.k)
+        j["shape"] = {k.batch, k.m, k.n, k.k};
+    return j;
+}
+
+Kernel readKernel(const json& j, const std::string& path)
+{
+    Kernel k;
+    k.layer = int32_t(detail::getInt(j, "layer", path, -1, 1 << 30));
+    k.kind = readNamed<KernelKind>(detail::field(j, "kind", path), sub(path, "kind"), kernelKindName, 4);
+    if (k.kind == KernelKind::Collective) {
+        k.coll = readNamed<Collective>(detail::field(j, "collective", path), sub(path, "collective"), collectiveName, 6);
+        k.coll_bytes = detail::asNumber(detail::field(j, "bytes", path), sub(path, "bytes"), 0, 1e18);
+        k.ops = 0;
+        return k;
+    }
+    k.flops = detail::getNumberOr(j, "flops", path, 0, 1e24, 0);
+    k.ops = int(detail::getIntOr(j, "ops", path, 0, 1 << 20, 1));
+    k.bytes = detail::getNumberOr(j, "bytes", path, 0, 1e18, 0);
+    k.mem_ops = int(detail::getIntOr(j, "mem_ops", path, 0, 1 << 20, 0));
+    if (const json* sh = detail::optField(j, "shape")) {
+        const std::string sp = sub(path, "shape");
+        detail::asArray(*sh, sp);
+        if (sh->size() != 4)
+            throw detail::FieldError(sp, "expected [batch, m, n, k]");
+        k.batch = detail::asInt((*sh)[0], sub(sp, size_t(0)), 1, int64_t(1) << 40);
+        k.m = detail::asInt((*sh)[1], sub(sp, size_t(1)), 0, int64_t(1) << 40);
+        k.n = detail::asInt((*sh)[2], sub(sp, size_t(2)), 0, int64_t(1) << 40);
+        k.k = detail::asInt((*sh)[3], sub(sp, size_t(3)), 0, int64_t(1) << 40);
+    }
+    return k;
+}
+
+} // namespace
+
+std::string planToJson(const Plan& p)
+{
+    json j;
+    j["partita_plan"] = 1;
+    j["strategy"] = p.strategy;
+    j["world"] = p.world;
+    j["mesh"] = {{"dp", p.dp}, {"tp", p.tp}, {"pp", p.pp}, {"ep", p.ep}};
+    j["virtual_stages"] = p.virtual_stages;
+    j["micro_batches"] = p.micro_batches;
+    j["micro_batch"] = p.micro_batch;
+    j["seq_len"] = p.seq_len;
+    j["precision"] = precisionName(p.precision);
+    j["activation_bytes"] = p.activation_bytes;
+    j["gradient_bytes"] = p.gradient_bytes;
+    j["zero_stage"] = p.zero_stage;
+    json programs = json::array();
+    for (const auto& pr : p.programs) {
+        json ks = json::array();
+        for (const auto& k : pr.kernels)
+            ks.push_back(writeKernel(k));
+        programs.push_back({{"virtual_stage", pr.virtual_stage}, {"phase", phaseName(pr.phase)}, {"kernels", std::move(ks)}});
+    }
+    j["programs"] = std::move(programs);
+    json classes = json::array();
+    for (const auto& rc : p.classes) {
+        json steps = json::array();
+        for (const auto& st : rc.steps) {
+            json sj{{"kind", stepKindName(st.kind)}};
+            switch (st.kind) {
+            case StepKind::Run: sj["program"] = st.program; sj["micro"] = st.micro; break;
+            case StepKind::Send:
+            case StepKind::Recv: sj["peer"] = st.peer; sj["micro"] = st.micro; sj["bytes"] = st.bytes; break;
+            case StepKind::Sync:
+                sj["method"] = syncMethodName(st.method);
+                sj["algorithm"] = allReduceAlgoName(st.algorithm);
+                sj["layers"] = st.layers;
+                break;
+            case StepKind::Optimizer: break;
+            }
+            steps.push_back(std::move(sj));
+        }
+        classes.push_back({{"stage", rc.stage},
+                           {"first_rank", rc.first_rank},
+                           {"count", rc.count},
+                           {"parameters", rc.parameters},
+                           {"steps", std::move(steps)}});
+    }
+    j["classes"] = std::move(classes);
+    return j.dump(1) + "\n";
+}
+
+Result<Plan> planFromJson(const std::string& text, const std::string& file)
+{
+    auto parsed = detail::parseJson(text, file);
+    if (!parsed)
+        return parsed.error();
+    const json& j = *parsed;
+    try {
+        detail::asObject(j, "/");
+        detail::getInt(j, "partita_plan", "", 1, 1);
+        Plan p;
+        p.strategy = detail::getStringOr(j, "strategy", "", {});
+        p.world = int(detail::getInt(j, "world", "", 1, 1 << 24));
+        const json& mesh = detail::asObject(detail::field(j, "mesh", ""), "/mesh");
+        p.dp = int(detail::getInt(mesh, "dp", "/mesh", 1, 1 << 24));
+        p.tp = int(detail::getInt(mesh, "tp", "/mesh", 1, 1 << 16));
+        p.pp = int(detail::getInt(mesh, "pp", "/mesh", 1, 1 << 16));
+        p.ep = int(detail::getInt(mesh, "ep", "/mesh", 1, 1 << 16));
+        if (int64_t(p.dp) * p.tp * p.pp != p.world)
+            throw detail::FieldError("/mesh", "dp x tp x pp differs from world");
+        p.virtual_stages = int(detail::getInt(j, "virtual_stages", "", 1, 1 << 20));
+        p.micro_batches = detail::getInt(j, "micro_batches", "", 1, int64_t(1) << 32);
+        p.micro_batch = detail::getInt(j, "micro_batch", "", 1, int64_t(1) << 32);
+        p.seq_len = detail::getInt(j, "seq_len", "", 1, int64_t(1) << 24);
+        const std::string prec = detail::getString(j, "precision", "");
+        p.precision = prec == "fp32" ? Precision::FP32 : prec == "fp16" ? Precision::FP16 : Precision::BF16;
+        if (prec != "fp32" && prec != "fp16" && prec != "bf16")
+            throw detail::FieldError("/precision", "unknown precision '" + prec + "'");
+        p.activation_bytes = int(detail::getInt(j, "activation_bytes", "", 1, 8));
+        p.gradient_bytes = int(detail::getInt(j, "gradient_bytes", "", 1, 8));
+        p.zero_stage = int(detail::getInt(j, "zero_stage", "", 0, 3));
+        const json& programs = detail::asArray(detail::field(j, "programs", ""), "/programs");
+        for (size_t i = 0; i < programs.size(); ++i) {
+            const std::string pp = sub("/programs", i);
+            Program pr;
+            pr.virtual_stage = int(detail::getInt(programs[i], "virtual_stage", pp, 0, p.virtual_stages - 1));
+            pr.phase = readNamed<Phase>(detail::field(programs[i], "phase", pp), sub(pp, "phase"), phaseName, 3);
+            const json& ks = detail::asArray(detail::field(programs[i], "kernels", pp), sub(pp, "kernels"));
+            for (size_t k = 0; k < ks.size(); ++k)
+                pr.kernels.push_back(readKernel(ks[k], sub(sub(pp, "kernels"), k)));
+            p.programs.push_back(std::move(pr));
+        }
+        const json& classes = detail::asArray(detail::field(j, "classes", ""), "/classes");
+        if (int(classes.size()) != p.pp)
+            throw detail::FieldError("/classes", "expected one rank class per pipeline stage");
+        for (size_t i = 0; i < classes.size(); ++i) {
+            const std::string cp = sub("/classes", i);
+            const json& cj = classes[i];
+            RankClass rc;
+            rc.stage = int(detail::getInt(cj, "stage", cp, 0, p.pp - 1));
+            rc.first_rank = int(detail::getInt(cj, "first_rank", cp, 0, p.world - 1));
+            rc.count = int(detail::getInt(cj, "count", cp, 1, p.world));
+            rc.parameters = detail::getNumberOr(cj, "parameters", cp, 0, 1e18, 0);
+            const json& steps = detail::asArray(detail::field(cj, "steps", cp), sub(cp, "steps"));
+            for (size_t k = 0; k < steps.size(); ++k) {
+                const std::string sp = sub(sub(cp, "steps"), k);
+                const json& sj = steps[k];
+                Step st;
+                st.kind = readNamed<StepKind>(detail::field(sj, "kind", sp), sub(sp, "kind"), stepKindName, 5);
+                switch (st.kind) {
+                case StepKind::Run:
+                    st.program = int(detail::getInt(sj, "program", sp, 0, int64_t(p.programs.size()) - 1));
+                    st.micro = int(detail::getInt(sj, "micro", sp, 0, p.micro_batches - 1));
+                    break;
+                case StepKind::Send:
+                case StepKind::Recv:
+                    st.peer = int(detail::getInt(sj, "peer", sp, 0, p.pp - 1));
+                    st.micro = int(detail::getInt(sj, "micro", sp, 0, p.micro_batches - 1));
+                    st.bytes = detail::asNumber(detail::field(sj, "bytes", sp), sub(sp, "bytes"), 0, 1e18);
+                    break;
+                case StepKind::Sync: {
+                    st.method = readNamed<SyncMethod>(detail::field(sj, "method", sp), sub(sp, "method"), syncMethodName, 4);
+                    st.algorithm = readNamed<AllReduceAlgo>(detail::field(sj, "algorithm", sp), sub(sp, "algorithm"),
+                                                            allReduceAlgoName, 3);
+                    const json& ls = detail::asArray(detail::field(sj, "layers", sp), sub(sp, "layers"));
+                    for (size_t q = 0; q < ls.size(); ++q)
+                        st.layers.push_back(int32_t(detail::asInt(ls[q], sub(sub(sp, "layers"), q), 0, 1 << 30)));
+                    break;
+                }
+                case StepKind::Optimizer: break;
+                }
+                rc.steps.push_back(std::move(st));
+            }
+            p.classes.push_back(std::move(rc));
+        }
+        return p;
+    } catch (const detail::FieldError& e) {
+        return Error{file, e.where.empty() ? "/" : e.where, e.what()};
+    }
+}
+
+} // namespace partita

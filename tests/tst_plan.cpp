@@ -1,0 +1,217 @@
+// The execution plan: programs per virtual stage, steps per rank class, GEMM
+// shapes the executors run, and the JSON format round trip.
+#include "partita/core/clusterio.h"
+#include "partita/core/modelio.h"
+#include "partita/core/plan.h"
+
+#include <QTest>
+
+#include <set>
+
+using namespace partita;
+
+namespace {
+Model gpt2()
+{
+    auto m = loadModel(PARTITA_SOURCE_DIR "/resources/demo/model.json");
+    if (!m)
+        qFatal("%s", m.error().str().c_str());
+    return *m;
+}
+Strategy mesh(int dp, int tp, int pp, int64_t gb, int interleave = 1)
+{
+    Strategy s;
+    s.name = "t";
+    s.dp = dp;
+    s.tp = tp;
+    s.pp = pp;
+    s.global_batch = gb;
+    s.micro_batch = 1;
+    s.interleave = interleave;
+    s.schedule = interleave > 1 ? PipelineSchedule::Interleaved : PipelineSchedule::OneFOneB;
+    return s;
+}
+int count(const RankClass& rc, StepKind k)
+{
+    return int(std::count_if(rc.steps.begin(), rc.steps.end(), [&](const Step& s) { return s.kind == k; }));
+}
+} // namespace
+
+class TestPlan : public QObject
+{
+    Q_OBJECT
+private slots:
+    void structure_data()
+    {
+        QTest::addColumn<int>("dp");
+        QTest::addColumn<int>("tp");
+        QTest::addColumn<int>("pp");
+        QTest::addColumn<int>("interleave");
+        QTest::addColumn<int>("gb");
+        QTest::newRow("data parallel") << 8 << 1 << 1 << 1 << 16;
+        QTest::newRow("tensor parallel") << 1 << 4 << 2 << 1 << 8;
+        QTest::newRow("pipeline 1F1B") << 2 << 1 << 4 << 1 << 16;
+        QTest::newRow("interleaved") << 1 << 2 << 4 << 3 << 8;
+    }
+    void structure()
+    {
+        QFETCH(int, dp);
+        QFETCH(int, tp);
+        QFETCH(int, pp);
+        QFETCH(int, interleave);
+        QFETCH(int, gb);
+        const Model m = gpt2();
+        auto p = lowerPlan(m, *clusterPreset("dgx-a100-80gb"), mesh(dp, tp, pp, gb, interleave));
+        QVERIFY2(p, p ? "" : p.error().str().c_str());
+        QCOMPARE(int(p->classes.size()), pp);
+        QCOMPARE(p->virtual_stages, pp * interleave);
+        const int64_t M = gb / dp;
+        QCOMPARE(p->micro_batches, M);
+        // Every class runs each of its chunks forward and backward once per micro-batch,
+        // sends as much as it receives in total, and ends with one optimizer step.
+        int sends = 0, recvs = 0;
+        for (const auto& rc : p->classes) {
+            int fwd = 0, bwd = 0;
+            for (const auto& st : rc.steps) {
+                if (st.kind != StepKind::Run)
+                    continue;
+                const Phase ph = p->programs[size_t(st.program)].phase;
+                fwd += ph == Phase::Forward;
+                bwd += ph == Phase::Backward;
+            }
+            QCOMPARE(fwd, int(M) * interleave);
+            QCOMPARE(bwd, int(M) * interleave);
+            QCOMPARE(count(rc, StepKind::Optimizer), 1);
+            QCOMPARE(rc.steps.back().kind, StepKind::Optimizer);
+            sends += count(rc, StepKind::Send);
+            recvs += count(rc, StepKind::Recv);
+            QCOMPARE(count(rc, StepKind::Sync) > 0, dp > 1);
+            QCOMPARE(rc.count, dp * tp);
+        }
+        QCOMPARE(sends, recvs);
+        QCOMPARE(sends, 2 * int(M) * (pp * interleave - 1));
+        // Every parameter is held somewhere (replicated norms and the tied head's copy on
+        // the last stage count more than once).
+        double params = 0;
+        for (const auto& rc : p->classes)
+            params += rc.parameters;
+        QVERIFY(params * tp >= double(m.parameterCount()));
+    }
+
+    void gemmShapes()
+    {
+        const Model m = gpt2();
+        auto p = lowerPlan(m, *clusterPreset("dgx-a100-80gb"), mesh(4, 2, 1, 8), 512);
+        QVERIFY(p);
+        const int fc1 = int(m.find("h.0.mlp.fc1") - m.layers.data());
+        const int fc2 = int(m.find("h.0.mlp.fc2") - m.layers.data());
+        const int core = int(m.find("h.0.attention.core") - m.layers.data());
+        const Program& fwd = p->programs.front();
+        QCOMPARE(fwd.phase, Phase::Forward);
+        bool sawFc1 = false, sawFc2 = false, sawCore = false, sawAllReduce = false;
+        for (const Kernel& k : fwd.kernels) {
+            if (k.layer == fc1 && k.kind == KernelKind::Gemm) { // column-parallel: output split
+                QCOMPARE(k.m, int64_t(512));
+                QCOMPARE(k.n, int64_t(3072 / 2));
+                QCOMPARE(k.k, int64_t(768));
+                QCOMPARE(k.flops, 2.0 * 512 * 768 * 3072 / 2);
+                sawFc1 = true;
+            }
+            if (k.layer == fc2 && k.kind == KernelKind::Gemm) { // row-parallel: input split
+                QCOMPARE(k.n, int64_t(768));
+                QCOMPARE(k.k, int64_t(3072 / 2));
+                sawFc2 = true;
+            }
+            if (k.layer == fc2 && k.kind == KernelKind::Collective) {
+                QCOMPARE(k.coll, Collective::AllReduce);
+                QCOMPARE(k.coll_bytes, 512.0 * 768 * 2);
+                sawAllReduce = true;
+            }
+            if (k.layer == core && k.kind == KernelKind::BatchedGemm) {
+                QCOMPARE(k.batch, int64_t(12 / 2));
+                QCOMPARE(k.m, int64_t(512));
+                QCOMPARE(k.k, int64_t(64));
+                QCOMPARE(k.ops, 2);
+                sawCore = true;
+            }
+        }
+        QVERIFY(sawFc1 && sawFc2 && sawCore && sawAllReduce);
+    }
+
+    void jsonRoundTrip()
+    {
+        Strategy s = mesh(1, 2, 4, 8, 3);
+        s.recompute = Recompute::Selective;
+        s.sequence_parallel = true;
+        auto p = lowerPlan(gpt2(), *clusterPreset("dgx-a100-80gb"), s);
+        QVERIFY(p);
+        const std::string text = planToJson(*p);
+        auto back = planFromJson(text, "plan.json");
+        QVERIFY2(back, back ? "" : back.error().str().c_str());
+        QVERIFY(*back == *p);
+        QCOMPARE(planToJson(*back), text);
+    }
+
+    void malformedJson_data()
+    {
+        QTest::addColumn<QString>("text");
+        QTest::addColumn<QString>("where");
+        QTest::addColumn<QString>("message");
+        QTest::newRow("empty") << "" << "" << "empty";
+        QTest::newRow("version") << R"({"partita_plan":2})" << "/partita_plan" << "out of range";
+        QTest::newRow("mesh") << R"({"partita_plan":1,"world":8,"mesh":{"dp":2,"tp":2,"pp":1,"ep":1}})" << "/mesh" << "differs from world";
+        QTest::newRow("bad program ref") << R"({"partita_plan":1,"world":1,"mesh":{"dp":1,"tp":1,"pp":1,"ep":1},"virtual_stages":1,"micro_batches":1,"micro_batch":1,"seq_len":8,"precision":"bf16","activation_bytes":2,"gradient_bytes":2,"zero_stage":0,"programs":[],"classes":[{"stage":0,"first_rank":0,"count":1,"steps":[{"kind":"run","program":3,"micro":0}]}]})" << "/classes/0/steps/0/program" << "out of range";
+        QTest::newRow("unknown step") << R"({"partita_plan":1,"world":1,"mesh":{"dp":1,"tp":1,"pp":1,"ep":1},"virtual_stages":1,"micro_batches":1,"micro_batch":1,"seq_len":8,"precision":"bf16","activation_bytes":2,"gradient_bytes":2,"zero_stage":0,"programs":[],"classes":[{"stage":0,"first_rank":0,"count":1,"steps":[{"kind":"teleport"}]}]})" << "/classes/0/steps/0/kind" << "unknown value";
+    }
+    void malformedJson()
+    {
+        QFETCH(QString, text);
+        QFETCH(QString, where);
+        QFETCH(QString, message);
+        auto p = planFromJson(text.toStdString(), "plan.json");
+        QVERIFY(!p);
+        QVERIFY2(QString::fromStdString(p.error().where).startsWith(where), p.error().str().c_str());
+        QVERIFY2(QString::fromStdString(p.error().message).contains(message), p.error().str().c_str());
+    }
+
+    void pipelineOrders_data()
+    {
+        QTest::addColumn<int>("stage");
+        QTest::addColumn<int>("pp");
+        QTest::addColumn<int>("chunks");
+        QTest::addColumn<int>("micro");
+        QTest::addColumn<int>("schedule");
+        QTest::addColumn<int>("warmup");
+        QTest::newRow("1F1B first stage") << 0 << 4 << 1 << 8 << int(PipelineSchedule::OneFOneB) << 3;
+        QTest::newRow("1F1B last stage") << 3 << 4 << 1 << 8 << int(PipelineSchedule::OneFOneB) << 0;
+        QTest::newRow("GPipe") << 1 << 4 << 1 << 8 << int(PipelineSchedule::GPipe) << 8;
+        // Megatron-LM: (pp - stage - 1) * 2 + (chunks - 1) * pp warm-up forwards.
+        QTest::newRow("interleaved first stage") << 0 << 4 << 2 << 8 << int(PipelineSchedule::Interleaved) << 10;
+    }
+    void pipelineOrders()
+    {
+        QFETCH(int, stage);
+        QFETCH(int, pp);
+        QFETCH(int, chunks);
+        QFETCH(int, micro);
+        QFETCH(int, schedule);
+        QFETCH(int, warmup);
+        const auto order = pipelineOrder(stage, pp, chunks, micro, PipelineSchedule(schedule));
+        QCOMPARE(int(order.size()), 2 * micro * chunks);
+        int leading = 0;
+        while (leading < int(order.size()) && order[size_t(leading)].forward)
+            ++leading;
+        QCOMPARE(leading, schedule == int(PipelineSchedule::GPipe) ? micro * chunks : warmup + 1);
+        // Every (chunk, micro) runs forward before backward.
+        std::set<std::pair<int, int>> forwarded;
+        for (const auto& op : order) {
+            if (op.forward)
+                forwarded.insert({op.chunk, op.micro});
+            else
+                QVERIFY(forwarded.count({op.chunk, op.micro}));
+        }
+    }
+};
+
+QTEST_APPLESS_MAIN(TestPlan)
+#include "tst_plan.moc"
