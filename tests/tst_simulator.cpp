@@ -230,6 +230,32 @@ private slots:
         QVERIFY(h.breakdown.exposed_comm > a.breakdown.exposed_comm);
     }
 
+    // Parameter servers: one server for everything is the bottleneck; spreading
+    // variables over the nodes' servers helps; aggregating a node's workers
+    // before pushing helps more; staleness takes the pull off the critical path.
+    void parameterServerPlacement()
+    {
+        const Model m = hf("bert-large-uncased.json");
+        const Cluster c = *clusterPreset("p3.16xlarge:4");
+        PresetOptions po;
+        po.global_batch = 256;
+        po.micro_batch = 8;
+        const double single = run(m, c, *strategyPreset("autodist-ps", m, c, po)).step_time;
+        const double balanced = run(m, c, *strategyPreset("autodist-ps-lb", m, c, po)).step_time;
+        const double partitioned = run(m, c, *strategyPreset("autodist-partitioned-ps", m, c, po)).step_time;
+        QVERIFY2(single > 2 * balanced, qPrintable(QString("%1 vs %2").arg(single).arg(balanced)));
+        QVERIFY(partitioned <= balanced * 1.0001);
+        Strategy local = *strategyPreset("autodist-partitioned-ps", m, c, po);
+        local.sync.ps_local_replication = true;
+        const double replicated = run(m, c, local).step_time;
+        QVERIFY2(replicated < partitioned / 2, qPrintable(QString("%1 vs %2").arg(replicated).arg(partitioned)));
+        Strategy stale = local;
+        stale.sync.staleness = 1;
+        const SimResult st = run(m, c, stale);
+        QVERIFY(st.step_time <= replicated);
+        QCOMPARE(st.breakdown.exposed_comm, 0.0);
+    }
+
     void oomIsFlagged()
     {
         const Model m = bench("gpt-175b.json");

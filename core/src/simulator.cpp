@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <functional>
 #include <numeric>
 
 namespace partita {
@@ -370,7 +371,10 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
         // Every rank of the stage sends at once: one NIC share each.
         return sameNode ? bytes / p.intraBw + p.intraLat : bytes / std::min(p.intraBw, p.interBw / x.perNode) + p.interLat;
     };
+    // ZeRO-3 gathers 16-bit (or fp32) parameters and reduce-scatters gradients:
+    // the whole array's bytes, nccl-tests' convention.
     const double paramBytes = s.precision == Precision::FP32 ? 4 : 2;
+    const double gradBytesZero = plan.gradient_bytes;
     const GroupShape dpg = dpShape(x, s.dp);
     std::vector<double> devFree(static_cast<size_t>(pp), 0), busy(static_cast<size_t>(pp), 0),
         tpBusy(static_cast<size_t>(pp), 0), commFree(static_cast<size_t>(pp), 0), zeroWait(static_cast<size_t>(pp), 0),
@@ -423,7 +427,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
                     if (s.zero_stage == 3 && s.dp > 1 && pr.phase != Phase::Recompute) {
                         // ZeRO-3 gathers the chunk's parameters before each pass,
                         // prefetched one pass ahead on the communication stream.
-                        const double g = collectiveTime(Collective::AllGather, vStageParams[size_t(pr.virtual_stage)] * paramBytes * s.dp, dpg, node, x.cal);
+                        const double g = collectiveTime(Collective::AllGather, vStageParams[size_t(pr.virtual_stage)] * paramBytes, dpg, node, x.cal);
                         const double gStart = std::max(commFree[size_t(d)], lastStart[size_t(d)]);
                         commFree[size_t(d)] = gStart + g;
                         if (commFree[size_t(d)] > start) {
@@ -437,7 +441,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
                             bwdStartLast[size_t(pr.virtual_stage)] = start;
                         if (s.zero_stage == 3 && s.dp > 1) // reduce-scatter this micro-batch's gradients
                             commFree[size_t(d)] = std::max(commFree[size_t(d)], end) +
-                                                  collectiveTime(Collective::ReduceScatter, vStageParams[size_t(pr.virtual_stage)] * 4 * s.dp, dpg, node, x.cal);
+                                                  collectiveTime(Collective::ReduceScatter, vStageParams[size_t(pr.virtual_stage)] * gradBytesZero, dpg, node, x.cal);
                     }
                     busy[size_t(d)] += progTime[size_t(st.program)];
                     tpBusy[size_t(d)] += progTp[size_t(st.program)];
@@ -473,6 +477,32 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
     // Gradient synchronization on the data-parallel stream, bucket by bucket.
     const int gradBytes = plan.gradient_bytes;
     const double tokensPerWorker = double(s.global_batch / s.dp) * double(x.seq);
+    // Sparse embeddings: only the rows the tokens touch, with their indices.
+    // Token ids follow Zipf's law (frequency ~ 1/rank; Zipf 1949, Piantadosi
+    // 2014). Position tables are touched up to the sequence length; other
+    // tables are drawn uniformly.
+    auto sparseRows = [&](const Layer& l, double tokens) {
+        double rowsBytes = 0;
+        for (const auto& p : l.params) {
+            const double rows = double(p.shape.front());
+            const double width = double(p.numel()) / rows;
+            double touched = 0;
+            if (int64_t(rows) == l.dims.vocab)
+                touched = zipfDistinct(int64_t(rows), tokens);
+            else if (int64_t(rows) >= x.seq && int64_t(rows) <= 4 * std::max<int64_t>(x.seq, m.seq_len))
+                touched = std::min(rows, double(x.seq)); // position embeddings
+            else
+                touched = rows * (1 - std::pow(1 - 1 / rows, tokens));
+            rowsBytes += touched * (width * gradBytes + 8);
+        }
+        return rowsBytes;
+    };
+    // What one PS-synchronized variable moves: bytes per push, pushers.
+    struct PsVolume
+    {
+        double perPush = 0, pushersPerNode = 1, pushers = 1, intra = 0;
+    };
+    std::function<PsVolume(size_t)> psVolume;
     auto layerSync = [&](size_t i) -> double {
         const Layer& l = m.layers[i];
         const SyncAtom& a = r.layers[i].sync;
@@ -489,31 +519,8 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
             }
             bytes = compressed * gradBytes;
         }
-        // Sparse embeddings: only the rows the tokens touch, with their
-        // indices. Token ids follow Zipf's law (frequency ~ 1/rank; Zipf 1949,
-        // Piantadosi 2014). Position tables are touched up to the sequence
-        // length; other tables are drawn uniformly. With local replication a
-        // node's workers merge their rows first.
         const bool sparse = l.sparse_grad && a.sparse && a.method != SyncMethod::SFB;
-        const bool localAgg = a.method == SyncMethod::ParameterServer && a.ps_local_replication && dpg.per_node > 1;
-        auto sparseBytes = [&](double tokens) {
-            double rowsBytes = 0;
-            for (const auto& p : l.params) {
-                const double rows = double(p.shape.front());
-                const double width = double(p.numel()) / rows;
-                double touched = 0;
-                if (int64_t(rows) == l.dims.vocab)
-                    touched = zipfDistinct(int64_t(rows), tokens);
-                else if (int64_t(rows) >= x.seq && int64_t(rows) <= 4 * std::max<int64_t>(x.seq, m.seq_len))
-                    touched = std::min(rows, double(x.seq)); // position embeddings
-                else
-                    touched = rows * (1 - std::pow(1 - 1 / rows, tokens));
-                rowsBytes += touched * (width * gradBytes + 8);
-            }
-            return rowsBytes;
-        };
-        const double workerBytes = sparse ? sparseBytes(tokensPerWorker) : bytes;
-        const double nodeBytes = sparse && localAgg ? sparseBytes(tokensPerWorker * dpg.per_node) : workerBytes;
+        const double workerBytes = sparse ? sparseRows(l, tokensPerWorker) : bytes;
         switch (a.method) {
         case SyncMethod::AllReduce:
             if (sparse) // all-gather of every worker's rows
@@ -522,21 +529,13 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
                 return collectiveTime(Collective::ReduceScatter, bytes, dpg, node, x.cal);
             return collectiveTime(Collective::AllReduce, bytes, dpg, node, x.cal, a.algorithm);
         case SyncMethod::ParameterServer: {
-            // Workers push gradients and pull parameters; servers sit on the
-            // worker nodes (as AutoDist places them), so a node's NICs carry,
-            // each way, its workers' bytes and its servers' share of everyone's.
+            // Alone (no other PS variable in the class): the PS phase's bound.
+            const PsVolume v = psVolume(i);
             const Paths p = pathsOf(node, x.cal);
-            const int nodes = int(c.nodes.size());
-            const int shards = std::max(1, a.ps_shards > 0 ? a.ps_shards : nodes);
-            const double pushersPerNode = localAgg ? 1 : dpg.per_node;
-            const double pushers = pushersPerNode * dpg.nodes;
-            const double perPush = localAgg ? nodeBytes : workerBytes;
-            const double workerSide = perPush * pushersPerNode;
-            const double serverSide = pushers * perPush * (a.ps_placement == PsPlacement::SingleServer ? 1.0 : 1.0 / std::min(nodes, shards));
-            double t = (workerSide + serverSide) / p.interBw + 2 * p.interLat;
-            if (localAgg) // reduce inside the node before the push, broadcast after the pull
-                t += 2 * collectiveTime(Collective::Reduce, workerBytes, GroupShape{dpg.per_node, 1, dpg.per_node}, node, x.cal);
-            return t;
+            const int nodes = std::max(1, int(c.nodes.size()));
+            const int k = std::clamp(a.ps_shards > 0 ? a.ps_shards : nodes, 1, nodes);
+            const double servers = a.ps_placement == PsPlacement::SingleServer ? 1 : k;
+            return (v.perPush * v.pushersPerNode + v.pushers * v.perPush / servers) / p.interBw + 2 * p.interLat + v.intra;
         }
         case SyncMethod::SFB: {
             // Sufficient factors: each worker broadcasts u (K x M) and v (K x N)
@@ -548,28 +547,125 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
         }
         return 0;
     };
-    std::vector<double> syncEnd(static_cast<size_t>(pp), 0);
+    // Parameter servers: one server process per node (AutoDist places them
+    // on the worker nodes). A variable goes whole to one server (single,
+    // round-robin, or the least-loaded: AutoDist's PS and PSLoadBalancing) or
+    // split over `ps_shards` servers (PartitionedPS). Each way, a node's NICs
+    // carry its workers' bytes for every variable plus everyone's bytes for the
+    // variables it serves, so the busiest node bounds the PS traffic.
+    struct PsPhase
+    {
+        double first = -1, last = 0, lastOwn = 0, duration = 0;
+        bool stale = true;
+        bool any = false;
+    };
+    auto psPhase = [&](const std::vector<const Step*>& steps) {
+        PsPhase ph;
+        const int nodes = std::max(1, int(c.nodes.size()));
+        const Paths p = pathsOf(node, x.cal);
+        std::vector<double> serverBytes(static_cast<size_t>(nodes), 0);
+        double workerBytes = 0, intraExtra = 0;
+        int roundRobin = 0;
+        for (const Step* st : steps) {
+            const size_t i = size_t(st->layers.front());
+            const SyncAtom& a = r.layers[i].sync;
+            const double ready = layerReady[i];
+            const PsVolume v = psVolume(i);
+            if (v.perPush <= 0)
+                continue;
+            ph.any = true;
+            ph.stale &= a.staleness > 0;
+            const int k = std::clamp(a.ps_shards > 0 ? a.ps_shards : nodes, 1, nodes);
+            std::vector<int> chosen;
+            if (a.ps_placement == PsPlacement::SingleServer) {
+                chosen = {0};
+            } else if (k == nodes) {
+                for (int n = 0; n < nodes; ++n)
+                    chosen.push_back(n);
+            } else if (a.ps_placement == PsPlacement::RoundRobin) {
+                for (int q = 0; q < k; ++q)
+                    chosen.push_back((roundRobin + q) % nodes);
+                roundRobin = (roundRobin + k) % nodes;
+            } else {
+                std::vector<int> order(static_cast<size_t>(nodes));
+                std::iota(order.begin(), order.end(), 0);
+                std::stable_sort(order.begin(), order.end(), [&](int a1, int b1) { return serverBytes[size_t(a1)] < serverBytes[size_t(b1)]; });
+                chosen.assign(order.begin(), order.begin() + k);
+            }
+            const double toServers = v.pushers * v.perPush;
+            for (int n : chosen)
+                serverBytes[size_t(n)] += toServers / double(chosen.size());
+            workerBytes += v.perPush * v.pushersPerNode;
+            intraExtra += v.intra;
+            const double own = (v.perPush * v.pushersPerNode + toServers / double(chosen.size())) / p.interBw + 2 * p.interLat + v.intra;
+            res.layers[i].sync = own;
+            if (ph.first < 0 || ready < ph.first)
+                ph.first = ready;
+            if (ready >= ph.last) {
+                ph.last = ready;
+                ph.lastOwn = own;
+            }
+        }
+        const double busiest = *std::max_element(serverBytes.begin(), serverBytes.end());
+        const double bound = (workerBytes + busiest) / p.interBw + 2 * p.interLat + intraExtra;
+        ph.duration = std::max(bound, ph.last - std::max(0.0, ph.first) + ph.lastOwn);
+        return ph;
+    };
+
+    psVolume = [&](size_t i) {
+        PsVolume v;
+        const Layer& l = m.layers[i];
+        const SyncAtom& a = r.layers[i].sync;
+        if (s.dp <= 1 || l.params.empty())
+            return v;
+        const bool localAgg = a.ps_local_replication && dpg.per_node > 1;
+        double bytes = detail::paramsLocal(l, r.layers[i], s) * gradBytes;
+        if (a.compression == Compression::FP16 && gradBytes == 4)
+            bytes /= 2;
+        const bool sparse = l.sparse_grad && a.sparse;
+        const double worker = sparse ? sparseRows(l, tokensPerWorker) : bytes;
+        v.perPush = localAgg ? (sparse ? sparseRows(l, tokensPerWorker * dpg.per_node) : bytes) : worker;
+        v.pushersPerNode = localAgg ? 1 : dpg.per_node;
+        v.pushers = v.pushersPerNode * dpg.nodes;
+        if (localAgg) // reduce inside the node before the push, broadcast after the pull
+            v.intra = 2 * collectiveTime(Collective::Reduce, worker, GroupShape{dpg.per_node, 1, dpg.per_node}, node, x.cal);
+        return v;
+    };
+    std::vector<double> syncEnd(static_cast<size_t>(pp), 0), staleBound(static_cast<size_t>(pp), 0);
     for (int d = 0; d < pp; ++d) {
         struct Bucket
         {
-            const Step* step;
+            const Step* step; // null: the parameter-server phase
             double ready;
+            double duration;
         };
         std::vector<Bucket> buckets;
+        std::vector<const Step*> psSteps;
         for (const Step& st : plan.classes[size_t(d)].steps) {
             if (st.kind != StepKind::Sync || st.layers.empty())
                 continue;
+            if (st.method == SyncMethod::ParameterServer && st.layers.size() == 1) {
+                psSteps.push_back(&st);
+                continue;
+            }
             double ready = 0;
             for (int32_t i : st.layers)
                 ready = std::max(ready, layerReady[size_t(i)]);
-            buckets.push_back({&st, ready});
+            buckets.push_back({&st, ready, 0});
+        }
+        if (!psSteps.empty()) {
+            const PsPhase ph = psPhase(psSteps);
+            if (ph.any && ph.stale) // bounded staleness: the step does not wait, but cannot outrun the servers
+                staleBound[size_t(d)] = ph.duration;
+            else if (ph.any)
+                buckets.push_back({nullptr, std::max(0.0, ph.first), ph.duration});
         }
         std::stable_sort(buckets.begin(), buckets.end(), [](const Bucket& a, const Bucket& b) { return a.ready < b.ready; });
         double free = 0;
         for (const Bucket& bk : buckets) {
-            const Step& st = *bk.step;
-            double t = 0;
-            if (st.layers.size() > 1) {
+            double t = bk.duration;
+            if (bk.step && bk.step->layers.size() > 1) {
+                const Step& st = *bk.step;
                 double fused = 0;
                 for (int32_t i : st.layers) {
                     const SyncAtom& a = r.layers[size_t(i)].sync;
@@ -583,9 +679,9 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
                     total += detail::paramsLocal(m.layers[size_t(i)], r.layers[size_t(i)], s);
                 for (int32_t i : st.layers)
                     res.layers[size_t(i)].sync = t * detail::paramsLocal(m.layers[size_t(i)], r.layers[size_t(i)], s) / std::max(1.0, total);
-            } else {
-                t = layerSync(size_t(st.layers.front()));
-                res.layers[size_t(st.layers.front())].sync = t;
+            } else if (bk.step) {
+                t = layerSync(size_t(bk.step->layers.front()));
+                res.layers[size_t(bk.step->layers.front())].sync = t;
             }
             if (t <= 0)
                 continue;
@@ -598,11 +694,16 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
                 rec.start_ns = int64_t(start * 1e9);
                 rec.dur_ns = std::max<int64_t>(1, int64_t(t * 1e9));
                 rec.kind = TraceKind::Collective;
-                rec.name = std::string(syncMethodName(st.method)) + " " + m.layers[size_t(st.layers.front())].name +
-                           (st.layers.size() > 1 ? " (+" + std::to_string(st.layers.size() - 1) + ")" : "");
-                rec.layer = st.layers.front();
-                for (int32_t i : st.layers)
-                    rec.bytes += int64_t(detail::paramsLocal(m.layers[size_t(i)], r.layers[size_t(i)], s) * gradBytes);
+                if (bk.step) {
+                    const Step& st = *bk.step;
+                    rec.name = std::string(syncMethodName(st.method)) + " " + m.layers[size_t(st.layers.front())].name +
+                               (st.layers.size() > 1 ? " (+" + std::to_string(st.layers.size() - 1) + ")" : "");
+                    rec.layer = st.layers.front();
+                    for (int32_t i : st.layers)
+                        rec.bytes += int64_t(detail::paramsLocal(m.layers[size_t(i)], r.layers[size_t(i)], s) * gradBytes);
+                } else {
+                    rec.name = "parameter servers: push gradients, pull weights (" + std::to_string(psSteps.size()) + " variables)";
+                }
                 res.trace.records.push_back(std::move(rec));
             }
         }
@@ -625,7 +726,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
         optTime[size_t(d)] = memoryTime(x, params / shard * (2 * oB + gB + wB));
         if ((s.zero_stage == 1 || s.zero_stage == 2) && s.dp > 1)
             gatherAfter[size_t(d)] = collectiveTime(Collective::AllGather, params * wB, dpg, node, x.cal);
-        double end = std::max(devFree[size_t(d)], syncEnd[size_t(d)]);
+        double end = std::max({devFree[size_t(d)], syncEnd[size_t(d)], staleBound[size_t(d)]});
         if (s.zero_stage == 3)
             end = std::max(end, commFree[size_t(d)]);
         end += optTime[size_t(d)] + gatherAfter[size_t(d)];

@@ -12,7 +12,8 @@ std::vector<PresetInfo> strategyPresets()
         {"ddp", "PyTorch DistributedDataParallel: ring all-reduce of every gradient in 25 MB buckets, backward order"},
         {"horovod", "Horovod: every gradient, embeddings included (sparse_as_dense), fused into 64 MB ring all-reduces"},
         {"autodist-allreduce", "AutoDist AllReduce builder: variables grouped by chunk_size (128) into fused all-reduces"},
-        {"autodist-ps", "AutoDist PSLoadBalancing: every variable on the parameter servers, balanced by bytes"},
+        {"autodist-ps", "AutoDist PS: every variable on one parameter server (the chief's node)"},
+        {"autodist-ps-lb", "AutoDist PSLoadBalancing: whole variables on the servers, each on the least-loaded one"},
         {"autodist-partitioned-ps", "AutoDist PartitionedPS: every variable partitioned over all servers"},
         {"parallax", "Parallax (AutoDist): sparse variables through parameter servers, dense ones by all-reduce"},
         {"poseidon", "Poseidon: SFB for a fully-connected layer when 2K(P1-1)(M+N) <= 2MN(P1+P2-2)/P2, else PS"},
@@ -56,7 +57,15 @@ Result<Strategy> strategyPreset(const std::string& name, const Model& m, const C
             s.layers.push_back(ov);
             var += int(l.params.size());
         }
-    } else if (name == "autodist-ps" || name == "autodist-partitioned-ps") {
+    } else if (name == "autodist-ps") {
+        s.sync.method = SyncMethod::ParameterServer;
+        s.sync.ps_shards = 1;
+        s.sync.ps_placement = PsPlacement::SingleServer;
+    } else if (name == "autodist-ps-lb") {
+        s.sync.method = SyncMethod::ParameterServer;
+        s.sync.ps_shards = 1;
+        s.sync.ps_placement = PsPlacement::LoadBalanced;
+    } else if (name == "autodist-partitioned-ps") {
         s.sync.method = SyncMethod::ParameterServer;
         s.sync.ps_shards = nodes;
         s.sync.ps_placement = PsPlacement::LoadBalanced;
