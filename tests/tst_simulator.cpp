@@ -11,6 +11,8 @@
 #include <QJsonObject>
 #include <QTest>
 
+#include <cmath>
+
 using namespace partita;
 
 namespace {
@@ -254,6 +256,66 @@ private slots:
         const SimResult st = run(m, c, stale);
         QVERIFY(st.step_time <= replicated);
         QCOMPARE(st.breakdown.exposed_comm, 0.0);
+    }
+
+    // Every preset simulates on every bundled and test model, or is refused
+    // with a reason (e.g. a tensor-parallel degree that does not divide a
+    // model's key/value heads).
+    void presetsOnEveryModel_data()
+    {
+        QTest::addColumn<QString>("model");
+        QTest::newRow("bundled demo (GPT-2)") << QStringLiteral(PARTITA_SOURCE_DIR "/resources/demo/model.json");
+        for (const char* f : {"bert-large-uncased.json", "t5-small.json", "t5-v1_1-small.json", "tinyllama-1.1b.json",
+                              "mixtral-8x7b-v0.1.json", "llama-3.2-1b.json"})
+            QTest::newRow(f) << QString(PARTITA_TEST_DATA "/hf/") + f;
+    }
+    void presetsOnEveryModel()
+    {
+        QFETCH(QString, model);
+        const Model m = load(model.toStdString());
+        const Cluster c = *clusterPreset("dgx-a100-80gb:2");
+        int simulated = 0;
+        for (const auto& p : strategyPresets()) {
+            PresetOptions po;
+            po.global_batch = 32;
+            po.micro_batch = 2;
+            po.tp = 8;
+            po.pp = 2;
+            po.sequence_parallel = true;
+            po.recompute = Recompute::Selective;
+            auto s = strategyPreset(p.name, m, c, po);
+            QVERIFY2(s, s ? "" : s.error().str().c_str());
+            auto r = simulate(m, c, *s);
+            if (!r) {
+                QVERIFY2(!r.error().message.empty() && !r.error().where.empty(), p.name.c_str());
+                continue;
+            }
+            QVERIFY2(r->step_time > 0 && std::isfinite(r->step_time), p.name.c_str());
+            QVERIFY(r->memory.peak > 0);
+            ++simulated;
+        }
+        QVERIFY(simulated >= int(strategyPresets().size()) - 1);
+    }
+
+    void expertParallelAllToAll()
+    {
+        const Model m = hf("mixtral-8x7b-v0.1.json");
+        const Cluster c = *clusterPreset("dgx-h100:8");
+        Strategy s;
+        s.precision = Precision::BF16;
+        s.tp = 8;
+        s.pp = 4;
+        s.dp = 2;
+        s.global_batch = 64;
+        s.micro_batch = 1;
+        s.recompute = Recompute::Full;
+        const SimResult noEp = run(m, c, s);
+        s.ep = 2;
+        const SimResult ep = run(m, c, s);
+        // Experts split over two ranks halve their memory and add all-to-all traffic.
+        QVERIFY(ep.memory.parameters_optimizer < noEp.memory.parameters_optimizer);
+        const size_t experts = size_t(m.find("layers.0.moe.experts") - m.layers.data());
+        QVERIFY(ep.layers[experts].forward > noEp.layers[experts].forward);
     }
 
     void oomIsFlagged()

@@ -242,6 +242,24 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
             for (int i = 0; i < 3; ++i)
                 coll(lk.fwd, Collective::AllReduce, tokens * 4);
     }
+    // Expert parallelism: tokens travel to their experts' ranks and back, an
+    // all-to-all each way in the forward and again in the backward (GShard,
+    // Lepikhin et al. 2020; Switch Transformer).
+    if (l.kind == LayerKind::MoEExperts && s.ep > 1) {
+        const double routed = tokens * double(std::max<int64_t>(1, l.dims.top_k)) * double(l.dims.in_features) * ab /
+                              (sp ? tp : 1);
+        for (auto* into : {&lk.fwd, &lk.bwd})
+            for (int i = 0; i < 2; ++i) {
+                Kernel k;
+                k.layer = index;
+                k.kind = KernelKind::Collective;
+                k.coll = Collective::AllToAll;
+                k.coll_bytes = routed;
+                k.ops = 0;
+                k.expert_group = true;
+                into->push_back(k);
+            }
+    }
     return lk;
 }
 
@@ -432,6 +450,7 @@ json writeKernel(const Kernel& k)
     if (k.kind == KernelKind::Collective) {
         j["collective"] = collectiveName(k.coll);
         j["bytes"] = k.coll_bytes;
+        j["group"] = k.expert_group ? "ep" : "tp";
         return j;
     }
     j["flops"] = k.flops;
@@ -451,6 +470,10 @@ Kernel readKernel(const json& j, const std::string& path)
     if (k.kind == KernelKind::Collective) {
         k.coll = readNamed<Collective>(detail::field(j, "collective", path), sub(path, "collective"), collectiveName, 6);
         k.coll_bytes = detail::asNumber(detail::field(j, "bytes", path), sub(path, "bytes"), 0, 1e18);
+        const std::string group = detail::getStringOr(j, "group", path, "tp");
+        if (group != "tp" && group != "ep")
+            throw detail::FieldError(sub(path, "group"), "expected \"tp\" or \"ep\"");
+        k.expert_group = group == "ep";
         k.ops = 0;
         return k;
     }

@@ -261,7 +261,7 @@ double savedBytes(const Ctx& x, const Layer& l, const LayerAssignment& a)
 double kernelTime(const Ctx& x, const Kernel& k)
 {
     if (k.kind == KernelKind::Collective)
-        return collectiveTime(k.coll, k.coll_bytes, tpShape(x), x.node, x.cal);
+        return collectiveTime(k.coll, k.coll_bytes, k.expert_group ? dpShape(x, x.s.ep) : tpShape(x), x.node, x.cal);
     const double mm = matmulTime(x, k.flops, std::max(1, k.ops));
     const double mem = memoryTime(x, k.bytes);
     return (x.cal.additive ? mm + mem : std::max(mm, mem)) + x.cal.kernel_overhead * (k.ops + k.mem_ops);

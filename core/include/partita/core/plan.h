@@ -44,7 +44,7 @@ enum class KernelKind
     Gemm,        // ops GEMMs of m x n x k (backward: the two gradient GEMMs per forward GEMM)
     BatchedGemm, // batch x (m x n x k), e.g. attention's QK^T and PV
     Memory,      // memory-bound work (norms, activations, softmax, bias-dropout-add)
-    Collective,  // on the tensor-parallel group, blocking the compute stream
+    Collective,  // on the tensor-parallel (or expert-parallel) group, blocking the compute stream
 };
 std::string_view kernelKindName(KernelKind k);
 
@@ -60,6 +60,7 @@ struct Kernel
     int64_t m = 0, n = 0, k = 0, batch = 1; // GEMM shape (forward orientation), 0 when not a GEMM
     Collective coll = Collective::AllReduce;
     double coll_bytes = 0; // the whole array (nccl-tests convention)
+    bool expert_group = false; // on the expert-parallel group instead of the tensor-parallel one
     bool operator==(const Kernel&) const = default;
 };
 
