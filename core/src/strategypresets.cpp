@@ -12,6 +12,7 @@ std::vector<PresetInfo> strategyPresets()
         {"ddp", "PyTorch DistributedDataParallel: ring all-reduce of every gradient in 25 MB buckets, backward order"},
         {"horovod", "Horovod: every gradient, embeddings included (sparse_as_dense), fused into 64 MB ring all-reduces"},
         {"autodist-allreduce", "AutoDist AllReduce builder: variables grouped by chunk_size (128) into fused all-reduces"},
+        {"autodist-partitioned-ar", "AutoDist PartitionedAR: every variable all-reduced on its own (partitioned, not fused)"},
         {"autodist-ps", "AutoDist PS: every variable on one parameter server (the chief's node)"},
         {"autodist-ps-lb", "AutoDist PSLoadBalancing: whole variables on the servers, each on the least-loaded one"},
         {"autodist-partitioned-ps", "AutoDist PartitionedPS: every variable partitioned over all servers"},
@@ -56,6 +57,22 @@ Result<Strategy> strategyPreset(const std::string& name, const Model& m, const C
             ov.sync = a;
             s.layers.push_back(ov);
             var += int(l.params.size());
+        }
+    } else if (name == "autodist-partitioned-ar") {
+        // Each variable is its own collective: no fusion across variables.
+        // Partitioning a variable only changes message sizes, which the alpha-beta
+        // model charges through the per-collective latency of each variable.
+        int bucket = 0;
+        for (const auto& l : m.layers) {
+            if (l.params.empty())
+                continue;
+            LayerOverride ov;
+            ov.pattern = l.name;
+            SyncAtom a = s.sync;
+            a.sparse = false;
+            a.bucket = bucket++;
+            ov.sync = a;
+            s.layers.push_back(ov);
         }
     } else if (name == "autodist-ps") {
         s.sync.method = SyncMethod::ParameterServer;
