@@ -68,6 +68,9 @@ private slots:
         QTest::newRow("simulate tp vs devices") << QStringList{"simulate", "--model", shared("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--tp", "3"} << 2 << "" << "does not divide the cluster's 8 devices";
         QTest::newRow("simulate unknown preset") << QStringList{"simulate", "--model", shared("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--preset", "nope"} << 2 << "" << "unknown strategy preset";
         QTest::newRow("simulate strategy and preset") << QStringList{"simulate", "--model", shared("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--preset", "ddp", "--strategy", "x.json"} << 2 << "" << "excludes";
+        QTest::newRow("search help") << QStringList{"search", "--help"} << 0 << "--budget-s" << "";
+        QTest::newRow("search") << QStringList{"search", "--model", shared("hf/gpt2.json"), "--cluster", "g4dn.12xlarge:2", "--global-batch", "32", "--max-evals", "60", "--budget-s", "20"} << 0 << "Best:" << "";
+        QTest::newRow("search bad objective") << QStringList{"search", "--model", shared("hf/gpt2.json"), "--cluster", "g4dn.12xlarge", "--objective", "fame"} << 2 << "" << "fame";
         QTest::newRow("topo without device") << QStringList{"inspect", data("topo/dgx-a100.txt")} << 2 << "" << "--device";
     }
     void exitCodes()
@@ -168,6 +171,26 @@ private slots:
         const QJsonObject pj = QJsonDocument::fromJson(pf.readAll()).object();
         QCOMPARE(pj["partita_plan"].toInt(), 1);
         QCOMPARE(pj["classes"].toArray().size(), 1);
+    }
+
+    void searchJson()
+    {
+        const QString out = m_tmp.filePath("best.json");
+        const Run r = cli({"search", "--model", shared("hf/gpt2.json"), "--cluster", "g4dn.12xlarge:2", "--global-batch",
+                           "32", "--max-evals", "80", "--budget-s", "30", "--json", "--out", out});
+        QVERIFY2(r.code == 0, qPrintable(r.err));
+        const QJsonObject j = QJsonDocument::fromJson(r.out.toUtf8()).object();
+        for (const char* key : {"best", "top", "baselines", "evaluated", "elapsed_s"})
+            QVERIFY2(j.contains(key), key);
+        QVERIFY(j["best"].toObject().contains("step_time_s"));
+        QVERIFY(j["best"].toObject().contains("strategy"));
+        for (const auto& b : j["baselines"].toArray())
+            QVERIFY(b.toObject().contains("name") && b.toObject().contains("step_time_s"));
+        // The written strategy simulates to the reported step time.
+        const Run s = cli({"simulate", "--model", shared("hf/gpt2.json"), "--cluster", "g4dn.12xlarge:2", "--strategy", out, "--json"});
+        QVERIFY2(s.code == 0, qPrintable(s.err));
+        QCOMPARE(QJsonDocument::fromJson(s.out.toUtf8()).object()["step_time_s"].toDouble(),
+                 j["best"].toObject()["step_time_s"].toDouble());
     }
 
     void convertRoundTrips()

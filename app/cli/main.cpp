@@ -1,5 +1,6 @@
 // partita-cli: everything the workbench does, headless.
 #include "inspect.h"
+#include "search.h"
 #include "simulate.h"
 
 #include <CLI/CLI.hpp>
@@ -65,6 +66,27 @@ int main(int argc, char** argv)
     sim->add_option("--plan-out", so.planOut, "write the execution plan (JSON, docs/formats.md) the executors run");
     sim->add_flag("--json", so.json, "print JSON instead of a table");
 
+    partita::cli::SearchCliOptions sco;
+    CLI::App* search = app.add_subcommand("search", "Search for a faster strategy with the simulator in the loop");
+    search->add_option("--model", sco.model, "model file")->required();
+    search->add_option("--cluster", sco.cluster, "cluster file or preset (NAME or NAME:NODES)")->required();
+    search->add_option("--device", sco.device, "device preset of the GPUs in an nvidia-smi topo -m file");
+    search->add_option("--node", sco.nodeTemplate, "cluster preset each host of a hostfile is made of");
+    search->add_option("--budget-s", sco.budget, "time budget in seconds")->check(CLI::Range(0.01, 86400.0));
+    search->add_option("--seed", sco.seed, "random seed (the result depends on seed and threads only)");
+    search->add_option("--threads", sco.threads, "threads evaluating candidates")->check(CLI::Range(1, 256));
+    search->add_option("--top", sco.top, "how many distinct strategies to report")->check(CLI::Range(1, 100));
+    search->add_option("--objective", sco.objective, "what to optimize")->check(CLI::IsMember({"time", "throughput"}));
+    search->add_option("--global-batch", sco.globalBatch, "samples per step (default: 4 per device)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+    search->add_option("--seq-len", sco.seqLen, "sequence length (default: the model's)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+    search->add_option("--dtype", sco.dtype, "training precision")->check(CLI::IsMember({"fp16", "bf16", "fp32"}));
+    search->add_option("--max-evals", sco.maxEvals, "stop after this many candidates (identical reruns on any machine)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+    search->add_option("--out", sco.out, "write the best strategy (JSON)");
+    search->add_flag("--json", sco.json, "print JSON instead of a table");
+
     bool presetsJson = false;
     CLI::App* presets = app.add_subcommand("presets", "List strategy, cluster and device presets");
     presets->add_flag("--json", presetsJson, "print JSON");
@@ -83,5 +105,7 @@ int main(int argc, char** argv)
         return partita::cli::runSimulate(so);
     if (*presets)
         return partita::cli::runPresets(presetsJson);
+    if (*search)
+        return partita::cli::runSearch(sco);
     return 2;
 }

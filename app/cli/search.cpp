@@ -1,0 +1,128 @@
+#include "search.h"
+
+#include "partita/core/clusterio.h"
+#include "partita/core/modelio.h"
+#include "partita/core/search.h"
+#include "partita/core/units.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <unistd.h>
+
+namespace partita::cli {
+
+using nlohmann::json;
+
+namespace {
+std::atomic<bool> g_cancel{false};
+void onSigint(int) { g_cancel = true; }
+int fail(const Error& e)
+{
+    std::cerr << "partita-cli: error: " << e.str() << "\n";
+    return 2;
+}
+} // namespace
+
+int runSearch(const SearchCliOptions& o)
+{
+    auto model = loadModel(o.model);
+    if (!model)
+        return fail(model.error());
+    auto cluster = loadCluster(o.cluster, ClusterLoadOptions{o.device, o.nodeTemplate});
+    if (!cluster)
+        return fail(cluster.error());
+    SearchOptions so;
+    so.global_batch = o.globalBatch;
+    so.seq_len = o.seqLen;
+    so.precision = o.dtype == "fp32" ? Precision::FP32 : o.dtype == "fp16" ? Precision::FP16 : Precision::BF16;
+    so.objective = o.objective == "throughput" ? Objective::Throughput : Objective::Time;
+    so.budget_s = o.budget;
+    so.seed = o.seed;
+    so.threads = o.threads;
+    so.top_k = o.top;
+    so.max_evaluations = o.maxEvals;
+    so.cancel = &g_cancel;
+    // Ctrl-C stops the search and keeps the best found so far.
+    std::signal(SIGINT, onSigint);
+    const bool tty = ::isatty(2);
+    if (tty)
+        so.progress = [&](const SearchProgress& p) {
+            const double frac = std::min(1.0, p.elapsed_s / std::max(1e-9, o.budget));
+            const int bar = int(frac * 30);
+            std::fprintf(stderr, "\r[%-30s] %6lld candidates, best %s, %.1f s ", std::string(size_t(bar), '#').c_str(),
+                         static_cast<long long>(p.evaluated),
+                         p.best_step_time > 0 ? formatSeconds(p.best_step_time).c_str() : "-", p.elapsed_s);
+        };
+    auto r = searchStrategy(*model, *cluster, so);
+    if (tty)
+        std::fprintf(stderr, "\n");
+    std::signal(SIGINT, SIG_DFL);
+    if (!r)
+        return fail(r.error());
+    if (!o.out.empty()) {
+        std::ofstream out(o.out + ".partita-tmp", std::ios::binary | std::ios::trunc);
+        out << strategyToJson(r->best.strategy);
+        if (!out.flush() || std::rename((o.out + ".partita-tmp").c_str(), o.out.c_str()) != 0)
+            return fail(Error{o.out, {}, "cannot write the strategy"});
+    }
+    auto candidateJson = [](const Candidate& c) {
+        return json{{"step_time_s", c.step_time},
+                    {"samples_per_s", c.samples_per_s},
+                    {"mfu", c.mfu},
+                    {"peak_memory_bytes", c.peak_memory},
+                    {"explanation", c.explanation},
+                    {"strategy", json::parse(strategyToJson(c.strategy))}};
+    };
+    if (o.json) {
+        json j;
+        j["best"] = candidateJson(r->best);
+        json top = json::array();
+        for (const auto& c : r->top)
+            top.push_back(candidateJson(c));
+        j["top"] = std::move(top);
+        json baselines = json::array();
+        for (const auto& b : r->baselines) {
+            json bj{{"name", b.name}, {"step_time_s", std::isfinite(b.step_time) ? json(b.step_time) : json(nullptr)}};
+            if (!b.why.empty())
+                bj["why"] = b.why;
+            baselines.push_back(std::move(bj));
+        }
+        j["baselines"] = std::move(baselines);
+        j["best_preset"] = r->best_preset;
+        j["evaluated"] = r->evaluated;
+        j["space_size"] = r->space_size;
+        j["exhaustive"] = r->exhaustive;
+        j["cancelled"] = r->cancelled;
+        j["elapsed_s"] = r->elapsed_s;
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::cout << "Searched " << r->evaluated << " candidates in " << formatSeconds(r->elapsed_s)
+              << (r->exhaustive ? " (the whole space)" : "") << (r->cancelled ? " (cancelled)" : "") << "\n\n"
+              << "Presets:\n";
+    for (const auto& b : r->baselines)
+        std::cout << "  " << b.name << std::string(b.name.size() < 26 ? 26 - b.name.size() : 1, ' ')
+                  << (std::isfinite(b.step_time) ? formatSeconds(b.step_time) : "-  (" + b.why + ")") << "\n";
+    std::cout << "\nBest: " << formatSeconds(r->best.step_time) << " per step, " << r->best.samples_per_s << " samples/s";
+    if (!r->best_preset.empty()) {
+        for (const auto& b : r->baselines)
+            if (b.name == r->best_preset)
+                std::cout << ", " << b.step_time / r->best.step_time << "x the best preset (" << b.name << ")";
+    }
+    std::cout << "\n  " << r->best.explanation << "\n";
+    if (r->top.size() > 1) {
+        std::cout << "\nTop " << r->top.size() << ":\n";
+        for (const auto& c : r->top)
+            std::cout << "  " << formatSeconds(c.step_time) << "  " << c.explanation << "\n";
+    }
+    if (!o.out.empty())
+        std::cout << "\nwrote " << o.out << "\n";
+    return 0;
+}
+
+} // namespace partita::cli

@@ -1,0 +1,536 @@
+#include "partita/core/search.h"
+
+#include "partita/core/simulator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <random>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+namespace partita {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr int64_t kBucketBytes[] = {4 << 20, 25 << 20, 64 << 20, 256 << 20};
+
+// One point of the search space. Synchronization is decided per group of
+// layers: the sparse embeddings, and every other layer with parameters.
+struct Genome
+{
+    int tp = 1, pp = 1, interleave = 1;
+    int64_t micro = 1;
+    int gbScale = 1;
+    int recompute = 0; // Recompute
+    int sp = 0;
+    int zero = 0;
+    int emb = 0;    // 0 all-reduce dense, 1 all-gather of touched rows, 2 PS of touched rows with local replication
+    int dense = 0;  // 0 ring, 1 hierarchical, 2 tree all-reduce, 3 partitioned PS with local replication
+    int bucket = 1; // kBucketBytes index
+    int fp16 = 0;   // fp16 gradients on the wire (when gradients are fp32)
+
+    std::string key() const
+    {
+        std::ostringstream k;
+        k << tp << '.' << pp << '.' << interleave << '.' << micro << '.' << gbScale << '.' << recompute << '.' << sp << '.'
+          << zero << '.' << emb << '.' << dense << '.' << bucket << '.' << fp16;
+        return k.str();
+    }
+};
+
+// The values each gene may take on this model and cluster.
+struct Space
+{
+    std::vector<int> tp, pp, interleave, gbScale, recompute, sp, zero, emb, dense, bucket, fp16;
+    std::vector<int64_t> micro;
+};
+
+struct Evaluated
+{
+    double score = kInf; // lower is better
+    Candidate candidate;
+};
+
+std::vector<int> divisorsUpTo(int n, int cap)
+{
+    std::vector<int> d;
+    for (int i = 1; i <= std::min(n, cap); ++i)
+        if (n % i == 0)
+            d.push_back(i);
+    return d;
+}
+
+class Searcher
+{
+public:
+    Searcher(const Model& m, const Cluster& c, const SearchOptions& o) : m_model(m), m_cluster(c), m_opt(o)
+    {
+        m_devices = c.deviceCount();
+        m_perNode = int(c.nodes.front().devices.size());
+        m_globalBatch = o.global_batch > 0 ? o.global_batch : int64_t(4) * m_devices;
+        for (const auto& l : m.layers) {
+            if (!l.block.empty() && (m_blocks.empty() || m_blocks.back() != l.block))
+                m_blocks.push_back(l.block);
+            if (l.sparse_grad && !l.params.empty())
+                m_embeddings.push_back(l.name);
+        }
+        std::sort(m_blocks.begin(), m_blocks.end());
+        m_blocks.erase(std::unique(m_blocks.begin(), m_blocks.end()), m_blocks.end());
+    }
+
+    Strategy toStrategy(const Genome& g) const
+    {
+        Strategy s;
+        s.name = "searched";
+        s.precision = m_opt.precision;
+        s.tp = g.tp;
+        s.pp = g.pp;
+        s.dp = m_devices / (g.tp * g.pp);
+        s.global_batch = m_globalBatch * g.gbScale;
+        s.micro_batch = g.micro;
+        s.interleave = g.interleave;
+        s.schedule = g.interleave > 1 ? PipelineSchedule::Interleaved : PipelineSchedule::OneFOneB;
+        s.recompute = Recompute(g.recompute);
+        s.sequence_parallel = g.sp != 0;
+        s.zero_stage = g.zero;
+        s.bucket_bytes = kBucketBytes[g.bucket];
+        s.sync.sparse = false;
+        s.sync.compression = g.fp16 ? Compression::FP16 : Compression::None;
+        if (g.dense <= 2) {
+            s.sync.method = SyncMethod::AllReduce;
+            s.sync.algorithm = g.dense == 1 ? AllReduceAlgo::Hierarchical : g.dense == 2 ? AllReduceAlgo::Tree : AllReduceAlgo::Ring;
+        } else {
+            s.sync.method = SyncMethod::ParameterServer;
+            s.sync.ps_shards = 0;
+            s.sync.ps_local_replication = true;
+        }
+        for (const auto& name : m_embeddings) {
+            LayerOverride o;
+            o.pattern = name;
+            SyncAtom a = s.sync;
+            if (g.emb == 0) {
+                a.sparse = false;
+                if (a.method == SyncMethod::ParameterServer && g.zero > 0)
+                    a.method = SyncMethod::AllReduce;
+            } else if (g.emb == 1) {
+                a.method = SyncMethod::AllReduce;
+                a.sparse = true;
+            } else {
+                a.method = SyncMethod::ParameterServer;
+                a.sparse = true;
+                a.ps_local_replication = true;
+                a.ps_shards = 0;
+            }
+            o.sync = a;
+            s.layers.push_back(o);
+        }
+        return s;
+    }
+
+    Space space() const
+    {
+        Space sp;
+        const int heads = int(m_model.dims.heads), kv = int(m_model.dims.kv_heads ? m_model.dims.kv_heads : m_model.dims.heads);
+        for (int t : divisorsUpTo(m_devices, m_perNode))
+            if (t == 1 || (heads > 0 && heads % t == 0 && kv % t == 0 && (t & (t - 1)) == 0))
+                sp.tp.push_back(t);
+        const int maxPp = m_blocks.empty() ? 1 : std::min<int>(int(m_blocks.size()), 64);
+        for (int p : divisorsUpTo(m_devices, maxPp))
+            sp.pp.push_back(p);
+        sp.interleave = {1, 2, 4};
+        sp.gbScale = m_opt.objective == Objective::Throughput ? std::vector<int>{1, 2, 4} : std::vector<int>{1};
+        for (int64_t mb : {1, 2, 4, 8, 16, 32, 64})
+            sp.micro.push_back(mb);
+        sp.recompute = m_blocks.empty() ? std::vector<int>{0} : std::vector<int>{0, 1, 2};
+        sp.sp = {0, 1};
+        sp.zero = {0, 1, 2, 3};
+        sp.emb = m_embeddings.empty() ? std::vector<int>{0} : std::vector<int>{0, 1, 2};
+        sp.dense = m_cluster.nodes.size() > 1 ? std::vector<int>{0, 1, 2, 3} : std::vector<int>{0, 2, 3};
+        sp.bucket = {0, 1, 2, 3};
+        sp.fp16 = m_opt.precision == Precision::FP32 ? std::vector<int>{0, 1} : std::vector<int>{0};
+        return sp;
+    }
+
+    // Genomes that cannot be valid are skipped before simulating them.
+    bool plausible(const Genome& g) const
+    {
+        if (m_devices % (g.tp * g.pp))
+            return false;
+        const int dp = m_devices / (g.tp * g.pp);
+        const int64_t gb = m_globalBatch * g.gbScale;
+        if (gb % (g.micro * dp))
+            return false;
+        const int64_t M = gb / (g.micro * dp);
+        if (g.interleave > 1 && (g.pp < 2 || M % g.pp || m_blocks.size() % size_t(g.pp * g.interleave)))
+            return false;
+        if (g.pp > 1 && m_blocks.size() % size_t(g.pp))
+            return false;
+        if (g.sp && g.tp == 1)
+            return false;
+        if (dp == 1 && (g.zero || g.emb || g.dense || g.bucket != 1 || g.fp16))
+            return false; // nothing to synchronize: one canonical choice
+        if (g.zero && g.dense == 3)
+            return false;
+        return true;
+    }
+
+    Evaluated evaluate(const Genome& g) const
+    {
+        Evaluated e;
+        if (!plausible(g))
+            return e;
+        const Strategy s = toStrategy(g);
+        SimOptions so;
+        so.seq_len = m_opt.seq_len;
+        auto r = simulate(m_model, m_cluster, s, so);
+        if (!r || r->oom)
+            return e;
+        e.candidate.strategy = s;
+        e.candidate.step_time = r->step_time;
+        e.candidate.samples_per_s = r->samples_per_s;
+        e.candidate.mfu = r->mfu;
+        e.candidate.peak_memory = r->memory.peak;
+        e.score = m_opt.objective == Objective::Time ? r->step_time : 1.0 / r->samples_per_s;
+        return e;
+    }
+
+    Result<SearchResult> run()
+    {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+        SearchResult res;
+        auto userCancelled = [&] { return m_opt.cancel && m_opt.cancel->load(); };
+        auto cancelled = [&] {
+            return userCancelled() || (m_opt.max_evaluations > 0 && res.evaluated >= m_opt.max_evaluations);
+        };
+
+        // Baselines: every preset, at the same global batch.
+        double bestPresetScore = kInf;
+        Candidate bestPreset;
+        SimOptions so;
+        so.seq_len = m_opt.seq_len;
+        std::vector<std::pair<std::string, PresetOptions>> presets;
+        for (const auto& p : strategyPresets()) {
+            PresetOptions po;
+            po.global_batch = m_globalBatch;
+            po.precision = m_opt.precision;
+            po.micro_batch = std::max<int64_t>(1, m_globalBatch / m_devices);
+            if (p.name == "megatron") {
+                for (int t : space().tp) {
+                    for (int pp : {1, 2, 4}) {
+                        if (m_devices % (t * pp) || (pp > 1 && m_blocks.size() % size_t(pp)))
+                            continue;
+                        PresetOptions mp = po;
+                        mp.tp = t;
+                        mp.pp = pp;
+                        mp.micro_batch = 1;
+                        mp.recompute = Recompute::Selective;
+                        mp.sequence_parallel = t > 1;
+                        presets.emplace_back("megatron tp" + std::to_string(t) + " pp" + std::to_string(pp), mp);
+                    }
+                }
+                continue;
+            }
+            presets.emplace_back(p.name, po);
+        }
+        for (const auto& [name, po] : presets) {
+            Baseline b;
+            b.name = name;
+            b.step_time = kInf;
+            const std::string presetName = name.rfind("megatron", 0) == 0 ? "megatron" : name;
+            auto s = strategyPreset(presetName, m_model, m_cluster, po);
+            if (!s) {
+                b.why = s.error().message;
+            } else {
+                auto r = simulate(m_model, m_cluster, *s, so);
+                ++res.evaluated;
+                if (!r) {
+                    b.why = r.error().message;
+                } else if (r->oom) {
+                    b.why = "out of memory";
+                } else {
+                    b.step_time = r->step_time;
+                    const double score = m_opt.objective == Objective::Time ? r->step_time : 1.0 / r->samples_per_s;
+                    if (score < bestPresetScore) {
+                        bestPresetScore = score;
+                        bestPreset.strategy = *s;
+                        bestPreset.strategy.name = name;
+                        bestPreset.step_time = r->step_time;
+                        bestPreset.samples_per_s = r->samples_per_s;
+                        bestPreset.mfu = r->mfu;
+                        bestPreset.peak_memory = r->memory.peak;
+                        res.best_preset = name;
+                    }
+                }
+            }
+            res.baselines.push_back(std::move(b));
+        }
+
+        const Space sp = space();
+        int64_t size = 1;
+        for (size_t n : {sp.tp.size(), sp.pp.size(), sp.interleave.size(), sp.gbScale.size(), sp.micro.size(),
+                         sp.recompute.size(), sp.sp.size(), sp.zero.size(), sp.emb.size(), sp.dense.size(),
+                         sp.bucket.size(), sp.fp16.size()})
+            size = size > (int64_t(1) << 40) / int64_t(n) ? (int64_t(1) << 40) : size * int64_t(n);
+        res.space_size = size;
+
+        std::unordered_map<std::string, double> seen;
+        struct Ranked
+        {
+            double first;
+            Candidate second;
+            Genome genome;
+        };
+        std::vector<Ranked> top;
+        auto record = [&](const Genome& g, const Evaluated& e) {
+            seen.emplace(g.key(), e.score);
+            if (!std::isfinite(e.score))
+                return;
+            top.push_back({e.score, e.candidate, g});
+            std::stable_sort(top.begin(), top.end(), [](const Ranked& a, const Ranked& b) { return a.first < b.first; });
+            if (top.size() > size_t(std::max(1, m_opt.top_k)))
+                top.pop_back();
+        };
+        auto report = [&] {
+            if (!m_opt.progress)
+                return;
+            SearchProgress p;
+            p.evaluated = res.evaluated;
+            const double best = std::min(top.empty() ? kInf : top.front().first, bestPresetScore);
+            if (std::isfinite(best)) {
+                p.best_step_time = m_opt.objective == Objective::Time ? best : 0;
+                p.best_samples_per_s = m_opt.objective == Objective::Throughput ? 1 / best : 0;
+            }
+            p.elapsed_s = elapsed();
+            m_opt.progress(p);
+        };
+        const int threads = std::max(1, m_opt.threads);
+        // Evaluate a batch in parallel; results are used in batch order, so the
+        // outcome depends on the seed and the thread count only.
+        auto evalBatch = [&](const std::vector<Genome>& batch) {
+            std::vector<Evaluated> out(batch.size());
+            if (threads == 1 || batch.size() == 1) {
+                for (size_t i = 0; i < batch.size(); ++i)
+                    out[i] = evaluate(batch[i]);
+            } else {
+                std::vector<std::thread> pool;
+                for (int t = 0; t < threads; ++t)
+                    pool.emplace_back([&, t] {
+                        for (size_t i = size_t(t); i < batch.size(); i += size_t(threads))
+                            out[i] = evaluate(batch[i]);
+                    });
+                for (auto& th : pool)
+                    th.join();
+            }
+            return out;
+        };
+
+        if (size <= m_opt.exhaustive_limit) {
+            // Small space: every candidate.
+            std::vector<Genome> all;
+            for (int a : sp.tp) for (int b : sp.pp) for (int c : sp.interleave) for (int d : sp.gbScale)
+            for (int64_t e : sp.micro) for (int f : sp.recompute) for (int g : sp.sp) for (int h : sp.zero)
+            for (int i : sp.emb) for (int j : sp.dense) for (int k : sp.bucket) for (int l : sp.fp16) {
+                Genome gm{a, b, c, e, d, f, g, h, i, j, k, l};
+                if (plausible(gm))
+                    all.push_back(gm);
+            }
+            for (size_t off = 0; off < all.size() && !cancelled(); off += size_t(threads) * 16) {
+                std::vector<Genome> batch(all.begin() + long(off), all.begin() + long(std::min(all.size(), off + size_t(threads) * 16)));
+                const auto out = evalBatch(batch);
+                for (size_t q = 0; q < batch.size(); ++q)
+                    record(batch[q], out[q]);
+                res.evaluated += int64_t(batch.size());
+                report();
+            }
+            res.exhaustive = !cancelled() || res.evaluated >= int64_t(all.size()) + int64_t(res.baselines.size());
+        } else {
+            // Simulated annealing from the best seed, one or two genes changed per move.
+            std::mt19937_64 rng(m_opt.seed);
+            std::vector<Genome> seeds;
+            for (int t : sp.tp)
+                for (int p : sp.pp)
+                    for (int64_t mb : {int64_t(1), std::max<int64_t>(1, m_globalBatch / m_devices)}) {
+                        Genome g;
+                        g.tp = t;
+                        g.pp = p;
+                        g.micro = mb;
+                        g.recompute = t > 1 || p > 1 ? 1 : 0;
+                        g.sp = t > 1;
+                        if (plausible(g))
+                            seeds.push_back(g);
+                        Genome h = g;
+                        h.emb = m_embeddings.empty() ? 0 : 2;
+                        h.dense = m_cluster.nodes.size() > 1 ? 1 : 0;
+                        if (plausible(h))
+                            seeds.push_back(h);
+                    }
+            Genome current;
+            double currentScore = kInf;
+            for (size_t off = 0; off < seeds.size() && !cancelled() && elapsed() < m_opt.budget_s; off += size_t(threads)) {
+                std::vector<Genome> batch(seeds.begin() + long(off), seeds.begin() + long(std::min(seeds.size(), off + size_t(threads))));
+                const auto out = evalBatch(batch);
+                for (size_t q = 0; q < batch.size(); ++q) {
+                    record(batch[q], out[q]);
+                    if (out[q].score < currentScore) {
+                        currentScore = out[q].score;
+                        current = batch[q];
+                    }
+                }
+                res.evaluated += int64_t(batch.size());
+            }
+            auto mutate = [&](Genome g) {
+                const int moves = 1 + int(rng() % 2);
+                for (int mv = 0; mv < moves; ++mv) {
+                    switch (rng() % 12) {
+                    case 0: g.tp = sp.tp[rng() % sp.tp.size()]; break;
+                    case 1: g.pp = sp.pp[rng() % sp.pp.size()]; break;
+                    case 2: g.interleave = sp.interleave[rng() % sp.interleave.size()]; break;
+                    case 3: g.gbScale = sp.gbScale[rng() % sp.gbScale.size()]; break;
+                    case 4: g.micro = sp.micro[rng() % sp.micro.size()]; break;
+                    case 5: g.recompute = sp.recompute[rng() % sp.recompute.size()]; break;
+                    case 6: g.sp = sp.sp[rng() % sp.sp.size()]; break;
+                    case 7: g.zero = sp.zero[rng() % sp.zero.size()]; break;
+                    case 8: g.emb = sp.emb[rng() % sp.emb.size()]; break;
+                    case 9: g.dense = sp.dense[rng() % sp.dense.size()]; break;
+                    case 10: g.bucket = sp.bucket[rng() % sp.bucket.size()]; break;
+                    default: g.fp16 = sp.fp16[rng() % sp.fp16.size()]; break;
+                    }
+                }
+                return g;
+            };
+            std::uniform_real_distribution<double> unit(0, 1);
+            int sinceNew = 0;
+            while (!cancelled() && elapsed() < m_opt.budget_s && std::isfinite(currentScore) && sinceNew < 20000) {
+                std::vector<Genome> batch;
+                for (int t = 0; t < threads; ++t) {
+                    Genome g = mutate(current);
+                    int tries = 0;
+                    while ((seen.count(g.key()) || !plausible(g)) && tries++ < 50) {
+                        if (!plausible(g))
+                            seen.emplace(g.key(), kInf);
+                        g = mutate(current);
+                    }
+                    batch.push_back(g);
+                }
+                const auto out = evalBatch(batch);
+                bool fresh = false;
+                for (size_t q = 0; q < batch.size(); ++q) {
+                    if (seen.count(batch[q].key()))
+                        continue;
+                    fresh = true;
+                    record(batch[q], out[q]);
+                    ++res.evaluated;
+                    // Accept better moves, and worse ones with a probability that
+                    // falls as the search goes on: temperature 5 % of the score,
+                    // decaying with the evaluations made (not the clock, so the
+                    // walk is the same on any machine).
+                    const double temperature = 0.05 * currentScore * std::exp(-double(res.evaluated) / 2000.0);
+                    const double delta = out[q].score - currentScore;
+                    if (delta < 0 || (std::isfinite(delta) && temperature > 0 && unit(rng) < std::exp(-delta / temperature))) {
+                        current = batch[q];
+                        currentScore = out[q].score;
+                    }
+                }
+                sinceNew = fresh ? 0 : sinceNew + 1;
+                if (res.evaluated % 64 == 0)
+                    report();
+                // Restart from the best found when the walk has wandered off.
+                if (!top.empty() && currentScore > 1.2 * top.front().first) {
+                    current = top.front().genome;
+                    currentScore = top.front().first;
+                }
+            }
+        }
+        res.cancelled = userCancelled();
+        res.elapsed_s = elapsed();
+
+        // Never worse than the best preset.
+        for (const Ranked& rk : top)
+            res.top.push_back(rk.second);
+        const double searched = top.empty() ? kInf : top.front().first;
+        if (!std::isfinite(searched) && !std::isfinite(bestPresetScore))
+            return Error{"search", "memory", "no strategy fits: every preset and every searched candidate is invalid "
+                                             "or runs out of memory on this cluster"};
+        if (bestPresetScore <= searched) {
+            res.best = bestPreset;
+            res.best.explanation = "the best preset (" + res.best_preset + "); no searched strategy beats it";
+        } else {
+            res.best = top.front().second;
+            res.best.explanation = explain(res.best.strategy, bestPreset.strategy, std::isfinite(bestPresetScore));
+        }
+        for (auto& cand : res.top)
+            if (cand.explanation.empty())
+                cand.explanation = explain(cand.strategy, bestPreset.strategy, std::isfinite(bestPresetScore));
+        report();
+        return res;
+    }
+
+    std::string explain(const Strategy& s, const Strategy& base, bool haveBase) const
+    {
+        std::vector<std::string> diffs;
+        auto add = [&](const std::string& what, const std::string& from, const std::string& to) {
+            if (from != to)
+                diffs.push_back(what + " " + (haveBase ? from + " -> " : "") + to);
+        };
+        add("mesh dp x tp x pp", std::to_string(base.dp) + "x" + std::to_string(base.tp) + "x" + std::to_string(base.pp),
+            std::to_string(s.dp) + "x" + std::to_string(s.tp) + "x" + std::to_string(s.pp));
+        add("micro-batch", std::to_string(base.micro_batch), std::to_string(s.micro_batch));
+        add("global batch", std::to_string(base.global_batch), std::to_string(s.global_batch));
+        add("interleave", std::to_string(base.interleave), std::to_string(s.interleave));
+        add("recompute", std::string(recomputeName(base.recompute)), std::string(recomputeName(s.recompute)));
+        add("sequence parallel", base.sequence_parallel ? "on" : "off", s.sequence_parallel ? "on" : "off");
+        add("ZeRO", std::to_string(base.zero_stage), std::to_string(s.zero_stage));
+        auto syncText = [](const SyncAtom& a) {
+            std::string t(syncMethodName(a.method));
+            if (a.method == SyncMethod::AllReduce)
+                t += " " + std::string(allReduceAlgoName(a.algorithm));
+            if (a.method == SyncMethod::ParameterServer && a.ps_local_replication)
+                t += " (local replication)";
+            if (a.compression != Compression::None)
+                t += " " + std::string(compressionName(a.compression));
+            return t;
+        };
+        add("gradient sync", syncText(base.sync), syncText(s.sync));
+        add("bucket", std::to_string(base.bucket_bytes >> 20) + " MB", std::to_string(s.bucket_bytes >> 20) + " MB");
+        auto embText = [&](const Strategy& st) -> std::string {
+            for (const auto& o : st.layers)
+                if (!m_embeddings.empty() && o.pattern == m_embeddings.front() && o.sync)
+                    return syncText(*o.sync) + (o.sync->sparse ? " of touched rows" : " dense");
+            return syncText(st.sync) + (st.sync.sparse ? " of touched rows" : " dense");
+        };
+        if (!m_embeddings.empty())
+            add("embeddings", embText(base), embText(s));
+        std::string out;
+        for (const auto& d : diffs)
+            out += (out.empty() ? "" : "; ") + d;
+        return out.empty() ? "same settings as the best preset" : out;
+    }
+
+private:
+    const Model& m_model;
+    const Cluster& m_cluster;
+    SearchOptions m_opt;
+    int m_devices = 1;
+    int m_perNode = 1;
+    int64_t m_globalBatch = 1;
+    std::vector<std::string> m_blocks;
+    std::vector<std::string> m_embeddings;
+};
+
+} // namespace
+
+Result<SearchResult> searchStrategy(const Model& model, const Cluster& cluster, const SearchOptions& options)
+{
+    if (std::string problem = validateCluster(cluster); !problem.empty())
+        return Error{"search", "cluster", problem};
+    Searcher s(model, cluster, options);
+    return s.run();
+}
+
+} // namespace partita
