@@ -1,0 +1,142 @@
+// Auto-search benchmark, printed as JSON: for each model x cluster, the best
+// preset, the best data-parallel preset (AutoDist-style), the searched step
+// time, the speedups, the search time and the candidates evaluated.
+// Usage: bench_search SOURCE_DIR [RESNET50_ONNX] [--budget-s N]
+#include "partita/core/clusterio.h"
+#include "partita/core/modelio.h"
+#include "partita/core/search.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <iostream>
+
+using namespace partita;
+using nlohmann::json;
+
+namespace {
+
+// AutoSync's cluster A (Zhang et al., NeurIPS 2020): 11 nodes with one NVIDIA
+// TITAN X each on 40 Gb Ethernet. TITAN X (Pascal) datasheet: 11 TFLOP/s
+// fp32, 12 GB GDDR5X at 480 GB/s; PCIe Gen3 x16.
+Cluster autosyncA()
+{
+    DeviceSpec d;
+    d.name = "TITAN X (Pascal)";
+    d.peak_flops = {{"fp32", 11e12}};
+    d.memory_bytes = int64_t(12) * 1073741824;
+    d.memory_bandwidth = 480e9;
+    d.pcie_bandwidth = 15.75e9;
+    d.source = "NVIDIA TITAN X (Pascal) specifications";
+    Cluster c;
+    c.name = "AutoSync cluster A: 11 x 1 TITAN X, 40 GbE";
+    for (int i = 0; i < 11; ++i) {
+        Node n;
+        n.name = "titanx-" + std::to_string(i);
+        n.devices = {d};
+        n.intra = LinkSpec{LinkKind::PCIe, 15.75e9, 1e-6, 0, "PCIe Gen3 x16"};
+        n.nic = NicSpec{1, LinkSpec{LinkKind::Ethernet, 40e9 / 8, 2.7e-6, 0, "40 GbE (AutoSync, cluster A)"}};
+        c.nodes.push_back(n);
+    }
+    return c;
+}
+
+bool isDataParallelPreset(const std::string& name)
+{
+    return name.rfind("megatron", 0) != 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    if (argc < 2) {
+        std::cerr << "usage: bench_search SOURCE_DIR [RESNET50_ONNX] [--budget-s N]\n";
+        return 2;
+    }
+    const std::string src = argv[1];
+    std::string resnet;
+    double budget = 10;
+    for (int i = 2; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--budget-s" && i + 1 < argc)
+            budget = std::stod(argv[++i]);
+        else
+            resnet = a;
+    }
+    struct Scenario
+    {
+        std::string name, path;
+        int64_t seq, batchPerDevice;
+    };
+    std::vector<Scenario> models = {
+        {"BERT-large", src + "/tests/data/hf/bert-large-uncased.json", 128, 8},
+        {"GPT-2 XL", src + "/tests/data/hf/gpt2-xl.json", 1024, 2},
+        {"Llama-2-7B", src + "/../shared/data/hf/llama-2-7b-hf.json", 2048, 1},
+        {"Mixtral-style MoE", src + "/tests/bench/search/moe-small.json", 2048, 2},
+    };
+    if (!resnet.empty())
+        models.push_back({"ResNet-50 (ONNX)", resnet, 1, 32});
+    struct ClusterCase
+    {
+        std::string name;
+        Cluster cluster;
+        bool networkBound;
+        Precision precision;
+    };
+    std::vector<ClusterCase> clusters = {
+        {"AutoSync A: 11 x TITAN X, 40 GbE", autosyncA(), true, Precision::FP32},
+        {"AutoSync B: 4 x g4dn.12xlarge, 50 GbE", *clusterPreset("g4dn.12xlarge:4"), true, Precision::FP16},
+        {"16 x p3.16xlarge, 25 Gb/s", *clusterPreset("p3.16xlarge:16"), true, Precision::FP16},
+        {"2 x DGX-A100", *clusterPreset("dgx-a100-80gb:2"), false, Precision::BF16},
+    };
+    json rows = json::array();
+    for (const auto& mc : models) {
+        auto m = loadModel(mc.path);
+        if (!m) {
+            rows.push_back({{"model", mc.name}, {"error", m.error().str()}});
+            continue;
+        }
+        for (const auto& cc : clusters) {
+            SearchOptions o;
+            o.global_batch = mc.batchPerDevice * cc.cluster.deviceCount();
+            o.seq_len = mc.seq;
+            o.precision = cc.precision;
+            o.budget_s = budget;
+            o.seed = 1;
+            auto r = searchStrategy(*m, cc.cluster, o);
+            json row{{"model", mc.name}, {"cluster", cc.name}, {"global_batch", o.global_batch}};
+            if (!r) {
+                row["result"] = r.error().message;
+                rows.push_back(row);
+                continue;
+            }
+            double bestPreset = INFINITY, bestDp = INFINITY;
+            std::string bestDpName;
+            for (const auto& b : r->baselines) {
+                bestPreset = std::min(bestPreset, b.step_time);
+                if (isDataParallelPreset(b.name) && b.step_time < bestDp) {
+                    bestDp = b.step_time;
+                    bestDpName = b.name;
+                }
+            }
+            row["best_preset"] = r->best_preset;
+            row["best_preset_step_s"] = std::isfinite(bestPreset) ? json(bestPreset) : json(nullptr);
+            row["best_dp_preset"] = bestDpName;
+            row["best_dp_preset_step_s"] = std::isfinite(bestDp) ? json(bestDp) : json(nullptr);
+            row["searched_step_s"] = r->best.step_time;
+            row["speedup_vs_best_preset"] = std::isfinite(bestPreset) ? json(bestPreset / r->best.step_time) : json(nullptr);
+            row["speedup_vs_best_dp_preset"] = std::isfinite(bestDp) ? json(bestDp / r->best.step_time) : json(nullptr);
+            row["network_bound_cluster"] = cc.networkBound;
+            row["search_s"] = r->elapsed_s;
+            row["evaluated"] = r->evaluated;
+            row["exhaustive"] = r->exhaustive;
+            row["explanation"] = r->best.explanation;
+            rows.push_back(row);
+            std::cerr << mc.name << " on " << cc.name << ": " << r->best.step_time << " s vs " << bestPreset << " s ("
+                      << r->evaluated << " candidates)\n";
+        }
+    }
+    std::cout << json{{"budget_s", budget}, {"scenarios", rows}}.dump(2) << "\n";
+    return 0;
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds the benchmarks in release mode and writes their JSON to build/release/bench/.
+# Usage: tests/bench/run-benchmarks.sh [SEARCH_BUDGET_SECONDS]   (default 10)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+budget="${1:-10}"
+cmake --preset release >/dev/null
+cmake --build build/release --target bench_simulator bench_search
+out=build/release/bench
+onnx="$out/resnet50.onnx"
+if [ ! -f "$onnx" ] && /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null; then
+    /usr/bin/python3 tests/bench/search/export_resnet50.py "$onnx" >/dev/null
+fi
+"$out/bench_simulator" "$(pwd)" > "$out/simulator.json"
+echo "wrote $out/simulator.json"
+if [ -f "$onnx" ]; then
+    "$out/bench_search" "$(pwd)" "$onnx" --budget-s "$budget" > "$out/search.json"
+else
+    echo "no PyTorch: the ResNet-50 scenario is left out" >&2
+    "$out/bench_search" "$(pwd)" --budget-s "$budget" > "$out/search.json"
+fi
+echo "wrote $out/search.json"
