@@ -271,6 +271,7 @@ public:
             res.baselines.push_back(std::move(b));
         }
 
+        const double presetsDone = elapsed();
         const Space sp = space();
         int64_t size = 1;
         for (size_t n : {sp.tp.size(), sp.pp.size(), sp.interleave.size(), sp.gbScale.size(), sp.micro.size(),
@@ -285,13 +286,14 @@ public:
             double first;
             Candidate second;
             Genome genome;
+            double found = 0;
         };
         std::vector<Ranked> top;
         auto record = [&](const Genome& g, const Evaluated& e) {
             seen.emplace(g.key(), e.score);
             if (!std::isfinite(e.score))
                 return;
-            top.push_back({e.score, e.candidate, g});
+            top.push_back({e.score, e.candidate, g, elapsed()});
             std::stable_sort(top.begin(), top.end(), [](const Ranked& a, const Ranked& b) { return a.first < b.first; });
             if (top.size() > size_t(std::max(1, m_opt.top_k)))
                 top.pop_back();
@@ -458,10 +460,12 @@ public:
             return Error{"search", "memory", "no strategy fits: every preset and every searched candidate is invalid "
                                              "or runs out of memory on this cluster"};
         if (bestPresetScore <= searched) {
+            res.best_found_s = presetsDone;
             res.best = bestPreset;
             res.best.explanation = "the best preset (" + res.best_preset + "); no searched strategy beats it";
         } else {
             res.best = top.front().second;
+            res.best_found_s = top.front().found;
             res.best.explanation = explain(res.best.strategy, bestPreset.strategy, std::isfinite(bestPresetScore));
         }
         for (auto& cand : res.top)

@@ -80,6 +80,7 @@ struct SearchResult
     bool exhaustive = false;
     bool cancelled = false;
     double elapsed_s = 0;
+    double best_found_s = 0; // when the returned best was first evaluated
 };
 
 Result<SearchResult> searchStrategy(const Model& model, const Cluster& cluster, const SearchOptions& options);
