@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -33,12 +34,13 @@ struct Genome
     int dense = 0;  // 0 ring, 1 hierarchical, 2 tree all-reduce, 3 partitioned PS with local replication
     int bucket = 1; // kBucketBytes index
     int fp16 = 0;   // fp16 gradients on the wire (when gradients are fp32)
+    int balanced = 0; // pipeline stages cut by dynamic programming over layer times (else blocks split evenly)
 
     std::string key() const
     {
         std::ostringstream k;
         k << tp << '.' << pp << '.' << interleave << '.' << micro << '.' << gbScale << '.' << recompute << '.' << sp << '.'
-          << zero << '.' << emb << '.' << dense << '.' << bucket << '.' << fp16;
+          << zero << '.' << emb << '.' << dense << '.' << bucket << '.' << fp16 << '.' << balanced;
         return k.str();
     }
 };
@@ -46,7 +48,7 @@ struct Genome
 // The values each gene may take on this model and cluster.
 struct Space
 {
-    std::vector<int> tp, pp, interleave, gbScale, recompute, sp, zero, emb, dense, bucket, fp16;
+    std::vector<int> tp, pp, interleave, gbScale, recompute, sp, zero, emb, dense, bucket, fp16, balanced;
     std::vector<int64_t> micro;
 };
 
@@ -129,7 +131,73 @@ public:
             o.sync = a;
             s.layers.push_back(o);
         }
+        if (g.balanced)
+            for (const auto& [name, stage] : balancedStages(g, s)) {
+                LayerOverride o;
+                o.pattern = name;
+                o.stage = stage;
+                s.layers.push_back(o);
+            }
         return s;
+    }
+
+    // Pipeline partition (as Alpa's inter-operator pass and Piper): cut the
+    // layers, in order, into pp contiguous stages minimizing the slowest
+    // stage's forward + backward + recompute time per micro-batch, by dynamic
+    // programming over the layer times of the evenly split strategy. Memory is
+    // checked by the simulation that scores the result.
+    std::vector<std::pair<std::string, int>> balancedStages(const Genome& g, const Strategy& base) const
+    {
+        Genome even = g;
+        even.balanced = 0;
+        const std::string key = even.key();
+        std::vector<double> cost;
+        {
+            std::lock_guard<std::mutex> lock(m_cacheMutex);
+            if (auto it = m_layerCosts.find(key); it != m_layerCosts.end())
+                cost = it->second;
+        }
+        if (cost.empty()) {
+            Strategy evenStrategy = base;
+            evenStrategy.layers.erase(std::remove_if(evenStrategy.layers.begin(), evenStrategy.layers.end(),
+                                                     [](const LayerOverride& o) { return o.stage.has_value(); }),
+                                      evenStrategy.layers.end());
+            SimOptions so;
+            so.seq_len = m_opt.seq_len;
+            auto r = simulate(m_model, m_cluster, evenStrategy, so);
+            if (!r)
+                return {};
+            for (const auto& lt : r->layers)
+                cost.push_back(lt.forward + lt.backward + lt.recompute);
+            std::lock_guard<std::mutex> lock(m_cacheMutex);
+            m_layerCosts.emplace(key, cost);
+        }
+        const int L = int(cost.size()), P = g.pp;
+        std::vector<double> prefix(size_t(L) + 1, 0);
+        for (int i = 0; i < L; ++i)
+            prefix[size_t(i) + 1] = prefix[size_t(i)] + cost[size_t(i)];
+        // best[p][i]: the slowest stage when the first i layers form p stages.
+        std::vector<std::vector<double>> best(size_t(P) + 1, std::vector<double>(size_t(L) + 1, kInf));
+        std::vector<std::vector<int>> cut(size_t(P) + 1, std::vector<int>(size_t(L) + 1, 0));
+        best[0][0] = 0;
+        for (int p = 1; p <= P; ++p)
+            for (int i = p; i <= L; ++i)
+                for (int j = p - 1; j < i; ++j) {
+                    const double v = std::max(best[size_t(p - 1)][size_t(j)], prefix[size_t(i)] - prefix[size_t(j)]);
+                    if (v < best[size_t(p)][size_t(i)]) {
+                        best[size_t(p)][size_t(i)] = v;
+                        cut[size_t(p)][size_t(i)] = j;
+                    }
+                }
+        std::vector<std::pair<std::string, int>> out;
+        int i = L;
+        for (int p = P; p >= 1; --p) {
+            const int j = cut[size_t(p)][size_t(i)];
+            for (int k = j; k < i; ++k)
+                out.emplace_back(m_model.layers[size_t(k)].name, p - 1);
+            i = j;
+        }
+        return out;
     }
 
     Space space() const
@@ -153,6 +221,7 @@ public:
         sp.dense = m_cluster.nodes.size() > 1 ? std::vector<int>{0, 1, 2, 3} : std::vector<int>{0, 2, 3};
         sp.bucket = {0, 1, 2, 3};
         sp.fp16 = m_opt.precision == Precision::FP32 ? std::vector<int>{0, 1} : std::vector<int>{0};
+        sp.balanced = m_blocks.size() > 1 ? std::vector<int>{0, 1} : std::vector<int>{0};
         return sp;
     }
 
@@ -175,6 +244,8 @@ public:
         if (dp == 1 && (g.zero || g.emb || g.dense || g.bucket != 1 || g.fp16))
             return false; // nothing to synchronize: one canonical choice
         if (g.zero && g.dense == 3)
+            return false;
+        if (g.balanced && (g.pp == 1 || g.interleave > 1))
             return false;
         return true;
     }
@@ -276,7 +347,7 @@ public:
         int64_t size = 1;
         for (size_t n : {sp.tp.size(), sp.pp.size(), sp.interleave.size(), sp.gbScale.size(), sp.micro.size(),
                          sp.recompute.size(), sp.sp.size(), sp.zero.size(), sp.emb.size(), sp.dense.size(),
-                         sp.bucket.size(), sp.fp16.size()})
+                         sp.bucket.size(), sp.fp16.size(), sp.balanced.size()})
             size = size > (int64_t(1) << 40) / int64_t(n) ? (int64_t(1) << 40) : size * int64_t(n);
         res.space_size = size;
 
@@ -337,8 +408,9 @@ public:
             std::vector<Genome> all;
             for (int a : sp.tp) for (int b : sp.pp) for (int c : sp.interleave) for (int d : sp.gbScale)
             for (int64_t e : sp.micro) for (int f : sp.recompute) for (int g : sp.sp) for (int h : sp.zero)
-            for (int i : sp.emb) for (int j : sp.dense) for (int k : sp.bucket) for (int l : sp.fp16) {
-                Genome gm{a, b, c, e, d, f, g, h, i, j, k, l};
+            for (int i : sp.emb) for (int j : sp.dense) for (int k : sp.bucket) for (int l : sp.fp16)
+            for (int bal : sp.balanced) {
+                Genome gm{a, b, c, e, d, f, g, h, i, j, k, l, bal};
                 if (plausible(gm))
                     all.push_back(gm);
             }
@@ -389,7 +461,7 @@ public:
             auto mutate = [&](Genome g) {
                 const int moves = 1 + int(rng() % 2);
                 for (int mv = 0; mv < moves; ++mv) {
-                    switch (rng() % 12) {
+                    switch (rng() % 13) {
                     case 0: g.tp = sp.tp[rng() % sp.tp.size()]; break;
                     case 1: g.pp = sp.pp[rng() % sp.pp.size()]; break;
                     case 2: g.interleave = sp.interleave[rng() % sp.interleave.size()]; break;
@@ -401,7 +473,8 @@ public:
                     case 8: g.emb = sp.emb[rng() % sp.emb.size()]; break;
                     case 9: g.dense = sp.dense[rng() % sp.dense.size()]; break;
                     case 10: g.bucket = sp.bucket[rng() % sp.bucket.size()]; break;
-                    default: g.fp16 = sp.fp16[rng() % sp.fp16.size()]; break;
+                    case 11: g.fp16 = sp.fp16[rng() % sp.fp16.size()]; break;
+                    default: g.balanced = sp.balanced[rng() % sp.balanced.size()]; break;
                     }
                 }
                 return g;
@@ -510,6 +583,9 @@ public:
         };
         if (!m_embeddings.empty())
             add("embeddings", embText(base), embText(s));
+        const bool balanced = std::any_of(s.layers.begin(), s.layers.end(), [](const LayerOverride& o) { return o.stage.has_value(); });
+        if (balanced)
+            diffs.push_back("pipeline stages cut by layer times (dynamic programming) instead of equal block counts");
         std::string out;
         for (const auto& d : diffs)
             out += (out.empty() ? "" : "; ") + d;
@@ -525,6 +601,8 @@ private:
     int64_t m_globalBatch = 1;
     std::vector<std::string> m_blocks;
     std::vector<std::string> m_embeddings;
+    mutable std::mutex m_cacheMutex;
+    mutable std::unordered_map<std::string, std::vector<double>> m_layerCosts;
 };
 
 } // namespace
