@@ -120,6 +120,7 @@ private slots:
         o.global_batch = 32;
         o.precision = Precision::FP16;
         o.exhaustive_limit = int64_t(1) << 40;
+        o.budget_s = 600; // enumeration must finish
         auto exhaustive = searchStrategy(m, c, o);
         QVERIFY(exhaustive && exhaustive->exhaustive);
         o.exhaustive_limit = 0;

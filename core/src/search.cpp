@@ -36,12 +36,25 @@ struct Genome
     int fp16 = 0;   // fp16 gradients on the wire (when gradients are fp32)
     int balanced = 0; // pipeline stages cut by dynamic programming over layer times (else blocks split evenly)
 
-    std::string key() const
+    // A packed key: every gene fits its bit field (tp, pp <= 2^10, micro <= 2^10).
+    uint64_t key() const
     {
-        std::ostringstream k;
-        k << tp << '.' << pp << '.' << interleave << '.' << micro << '.' << gbScale << '.' << recompute << '.' << sp << '.'
-          << zero << '.' << emb << '.' << dense << '.' << bucket << '.' << fp16 << '.' << balanced;
-        return k.str();
+        uint64_t k = 0;
+        auto put = [&](uint64_t v, int bits) { k = (k << bits) | (v & ((uint64_t(1) << bits) - 1)); };
+        put(uint64_t(tp), 11);
+        put(uint64_t(pp), 11);
+        put(uint64_t(interleave), 4);
+        put(uint64_t(micro), 11);
+        put(uint64_t(gbScale), 3);
+        put(uint64_t(recompute), 2);
+        put(uint64_t(sp), 1);
+        put(uint64_t(zero), 2);
+        put(uint64_t(emb), 2);
+        put(uint64_t(dense), 2);
+        put(uint64_t(bucket), 2);
+        put(uint64_t(fp16), 1);
+        put(uint64_t(balanced), 1);
+        return k;
     }
 };
 
@@ -150,7 +163,7 @@ public:
     {
         Genome even = g;
         even.balanced = 0;
-        const std::string key = even.key();
+        const uint64_t key = even.key();
         std::vector<double> cost;
         {
             std::lock_guard<std::mutex> lock(m_cacheMutex);
@@ -351,7 +364,7 @@ public:
             size = size > (int64_t(1) << 40) / int64_t(n) ? (int64_t(1) << 40) : size * int64_t(n);
         res.space_size = size;
 
-        std::unordered_map<std::string, double> seen;
+        std::unordered_map<uint64_t, double> seen;
         struct Ranked
         {
             double first;
@@ -403,9 +416,10 @@ public:
             return out;
         };
 
-        if (size <= m_opt.exhaustive_limit) {
-            // Small space: every candidate.
-            std::vector<Genome> all;
+        // The plausible genomes, when the raw space is small enough to list.
+        std::vector<Genome> all;
+        const bool listed = size <= 4'000'000;
+        if (listed) {
             for (int a : sp.tp) for (int b : sp.pp) for (int c : sp.interleave) for (int d : sp.gbScale)
             for (int64_t e : sp.micro) for (int f : sp.recompute) for (int g : sp.sp) for (int h : sp.zero)
             for (int i : sp.emb) for (int j : sp.dense) for (int k : sp.bucket) for (int l : sp.fp16)
@@ -414,7 +428,12 @@ public:
                 if (plausible(gm))
                     all.push_back(gm);
             }
-            for (size_t off = 0; off < all.size() && !cancelled(); off += size_t(threads) * 16) {
+            res.space_size = int64_t(all.size());
+        }
+        if (listed && int64_t(all.size()) <= m_opt.exhaustive_limit) {
+            // Small space: every candidate, within the budget.
+            size_t off = 0;
+            for (; off < all.size() && !cancelled() && elapsed() < m_opt.budget_s; off += size_t(threads) * 16) {
                 std::vector<Genome> batch(all.begin() + long(off), all.begin() + long(std::min(all.size(), off + size_t(threads) * 16)));
                 const auto out = evalBatch(batch);
                 for (size_t q = 0; q < batch.size(); ++q)
@@ -422,7 +441,7 @@ public:
                 res.evaluated += int64_t(batch.size());
                 report();
             }
-            res.exhaustive = !cancelled() || res.evaluated >= int64_t(all.size()) + int64_t(res.baselines.size());
+            res.exhaustive = off >= all.size();
         } else {
             // Simulated annealing from the best seed, one or two genes changed per move.
             std::mt19937_64 rng(m_opt.seed);
@@ -458,8 +477,8 @@ public:
                 }
                 res.evaluated += int64_t(batch.size());
             }
-            auto mutate = [&](Genome g) {
-                const int moves = 1 + int(rng() % 2);
+            auto mutate = [&](Genome g, int extra = 0) {
+                const int moves = 1 + int(rng() % 2) + extra;
                 for (int mv = 0; mv < moves; ++mv) {
                     switch (rng() % 13) {
                     case 0: g.tp = sp.tp[rng() % sp.tp.size()]; break;
@@ -481,17 +500,36 @@ public:
             };
             std::uniform_real_distribution<double> unit(0, 1);
             int sinceNew = 0;
-            while (!cancelled() && elapsed() < m_opt.budget_s && std::isfinite(currentScore) && sinceNew < 20000) {
+            while (!cancelled() && elapsed() < m_opt.budget_s && sinceNew < 5000) {
+                // Propose fresh, plausible neighbours only: a genome already seen
+                // (or in this batch) is never simulated twice.
                 std::vector<Genome> batch;
                 for (int t = 0; t < threads; ++t) {
-                    Genome g = mutate(current);
-                    int tries = 0;
-                    while ((seen.count(g.key()) || !plausible(g)) && tries++ < 50) {
-                        if (!plausible(g))
-                            seen.emplace(g.key(), kInf);
-                        g = mutate(current);
+                    for (int tries = 0; tries < 50; ++tries) {
+                        const Genome g = mutate(current);
+                        const uint64_t k = g.key();
+                        if (seen.count(k) || std::any_of(batch.begin(), batch.end(), [&](const Genome& b) { return b.key() == k; }))
+                            continue;
+                        if (!plausible(g)) {
+                            seen.emplace(k, kInf);
+                            continue;
+                        }
+                        batch.push_back(g);
+                        break;
                     }
-                    batch.push_back(g);
+                }
+                if (batch.empty()) {
+                    // Every neighbour is known: jump further, farther the longer
+                    // the walk stays stuck, from the best found or from here.
+                    ++sinceNew;
+                    const Genome from = (sinceNew % 2 == 0 && !top.empty()) ? top.front().genome : current;
+                    Genome jumped = !all.empty() && sinceNew % 3 == 0 ? all[size_t(rng() % all.size())]
+                                                                      : mutate(from, 2 + int(sinceNew % 8));
+                    if (plausible(jumped)) {
+                        current = jumped;
+                        currentScore = seen.count(jumped.key()) ? seen[jumped.key()] : currentScore;
+                    }
+                    continue;
                 }
                 const auto out = evalBatch(batch);
                 bool fresh = false;
@@ -505,7 +543,7 @@ public:
                     // falls as the search goes on: temperature 5 % of the score,
                     // decaying with the evaluations made (not the clock, so the
                     // walk is the same on any machine).
-                    const double temperature = 0.05 * currentScore * std::exp(-double(res.evaluated) / 2000.0);
+                    const double temperature = std::isfinite(currentScore) ? 0.05 * currentScore * std::exp(-double(res.evaluated) / 2000.0) : 0.0;
                     const double delta = out[q].score - currentScore;
                     if (delta < 0 || (std::isfinite(delta) && temperature > 0 && unit(rng) < std::exp(-delta / temperature))) {
                         current = batch[q];
@@ -513,6 +551,7 @@ public:
                     }
                 }
                 sinceNew = fresh ? 0 : sinceNew + 1;
+                (void)fresh;
                 if (res.evaluated % 64 == 0)
                     report();
                 // Restart from the best found when the walk has wandered off.
@@ -522,6 +561,8 @@ public:
                 }
             }
         }
+        if (listed && !res.exhaustive)
+            res.exhaustive = std::all_of(all.begin(), all.end(), [&](const Genome& g) { return seen.count(g.key()) > 0; });
         res.cancelled = userCancelled();
         res.elapsed_s = elapsed();
 
@@ -602,7 +643,7 @@ private:
     std::vector<std::string> m_blocks;
     std::vector<std::string> m_embeddings;
     mutable std::mutex m_cacheMutex;
-    mutable std::unordered_map<std::string, std::vector<double>> m_layerCosts;
+    mutable std::unordered_map<uint64_t, std::vector<double>> m_layerCosts;
 };
 
 } // namespace

@@ -170,6 +170,7 @@ int main(int argc, char** argv)
         o.global_batch = sm.batch;
         o.precision = Precision::FP16;
         o.exhaustive_limit = int64_t(1) << 40;
+        o.budget_s = 3600;
         auto ex = searchStrategy(*m, c, o);
         o.exhaustive_limit = 0;
         o.budget_s = budget;
