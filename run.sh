@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and opens the workbench on the bundled demo
-# project. The workbench views are not built yet (issue 7), so this runs the
-# headless pipeline on the demo model and cluster and says where the results are.
+# project. The workbench's views are not built yet (issue 7), so this runs the
+# same pipeline headless — read the demo model and cluster, predict a strategy,
+# search for a better one — and says where the results are.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -17,12 +18,26 @@ model=resources/demo/model.json
 cluster=resources/demo/cluster.json
 
 echo "== Partita demo (headless: the workbench GUI arrives with a later issue)"
-"$cli" inspect "$model" --seq-len 1024 --batch 8 | sed -n '1,12p'
+"$cli" inspect "$model" --seq-len 1024 --batch 8 | sed -n '1,9p'
 echo
-"$cli" inspect "$cluster"
+"$cli" inspect "$cluster" | sed -n '1,12p'
 "$cli" inspect "$model" --seq-len 1024 --batch 8 --json > "$out/model.json"
 "$cli" inspect "$cluster" --json > "$out/cluster.json"
 "$cli" inspect local --json > "$out/local-machine.json"
 echo
-echo "Results: $(pwd)/$out/{model,cluster,local-machine}.json"
-echo "Per-layer table: $cli inspect $model --seq-len 1024 --batch 8"
+echo "== Predicted: data parallelism (PyTorch DDP) on the demo cluster"
+"$cli" simulate --model "$model" --cluster "$cluster" --preset ddp --global-batch 128 --micro-batch 8 \
+    --trace-out "$out/ddp-trace.json" --plan-out "$out/ddp-plan.json" | sed -n '5,15p'
+"$cli" simulate --model "$model" --cluster "$cluster" --preset ddp --global-batch 128 --micro-batch 8 --json > "$out/ddp.json"
+echo
+echo "== Auto-search (5 s)"
+"$cli" search --model "$model" --cluster "$cluster" --global-batch 128 --budget-s 5 --out "$out/best-strategy.json" \
+    | sed -n '/^Best:/,/^$/p'
+"$cli" simulate --model "$model" --cluster "$cluster" --strategy "$out/best-strategy.json" \
+    --trace-out "$out/best-trace.json" --json > "$out/best.json"
+echo
+echo "Results in $(pwd)/$out:"
+echo "  model.json cluster.json local-machine.json   what Partita read"
+echo "  ddp.json ddp-plan.json ddp-trace.json        the DDP prediction, its execution plan and timeline"
+echo "  best-strategy.json best.json best-trace.json the searched strategy and its prediction"
+echo "Timelines (*-trace.json) open in the Perfetto UI or chrome://tracing."
