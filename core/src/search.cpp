@@ -35,6 +35,7 @@ struct Genome
     int bucket = 1; // kBucketBytes index
     int fp16 = 0;   // fp16 gradients on the wire (when gradients are fp32)
     int balanced = 0; // pipeline stages cut by dynamic programming over layer times (else blocks split evenly)
+    int fc = 0;       // fully-connected layers: 0 as the other layers, 1 partitioned PS with local replication, 2 SFB
 
     // A packed key: every gene fits its bit field (tp, pp <= 2^10, micro <= 2^10).
     uint64_t key() const
@@ -54,6 +55,7 @@ struct Genome
         put(uint64_t(bucket), 2);
         put(uint64_t(fp16), 1);
         put(uint64_t(balanced), 1);
+        put(uint64_t(fc), 2);
         return k;
     }
 };
@@ -61,7 +63,7 @@ struct Genome
 // The values each gene may take on this model and cluster.
 struct Space
 {
-    std::vector<int> tp, pp, interleave, gbScale, recompute, sp, zero, emb, dense, bucket, fp16, balanced;
+    std::vector<int> tp, pp, interleave, gbScale, recompute, sp, zero, emb, dense, bucket, fp16, balanced, fc;
     std::vector<int64_t> micro;
 };
 
@@ -94,6 +96,17 @@ public:
             if (l.sparse_grad && !l.params.empty())
                 m_embeddings.push_back(l.name);
         }
+        bool otherWeights = false;
+        for (const auto& l : m.layers) {
+            if (l.params.empty() || l.sparse_grad)
+                continue;
+            if ((l.kind == LayerKind::Linear || l.kind == LayerKind::LMHead) && l.dims.in_features && l.dims.out_features)
+                m_fcLayers.push_back(l.name);
+            else
+                otherWeights = true;
+        }
+        if (!otherWeights)
+            m_fcLayers.clear();
         std::sort(m_blocks.begin(), m_blocks.end());
         m_blocks.erase(std::unique(m_blocks.begin(), m_blocks.end()), m_blocks.end());
     }
@@ -144,6 +157,22 @@ public:
             o.sync = a;
             s.layers.push_back(o);
         }
+        if (g.fc)
+            for (const auto& name : m_fcLayers) {
+                LayerOverride o;
+                o.pattern = name;
+                SyncAtom a = s.sync;
+                a.sparse = false;
+                if (g.fc == 1) {
+                    a.method = SyncMethod::ParameterServer;
+                    a.ps_shards = 0;
+                    a.ps_local_replication = true;
+                } else {
+                    a.method = SyncMethod::SFB;
+                }
+                o.sync = a;
+                s.layers.push_back(o);
+            }
         if (g.balanced)
             for (const auto& [name, stage] : balancedStages(g, s)) {
                 LayerOverride o;
@@ -235,6 +264,10 @@ public:
         sp.bucket = {0, 1, 2, 3};
         sp.fp16 = m_opt.precision == Precision::FP32 ? std::vector<int>{0, 1} : std::vector<int>{0};
         sp.balanced = m_blocks.size() > 1 ? std::vector<int>{0, 1} : std::vector<int>{0};
+        // Fully-connected layers get their own choice when other layers with
+        // weights exist beside them (convolutions, norms): AutoSync's and
+        // Poseidon's per-layer split between FC and the rest.
+        sp.fc = m_fcLayers.empty() ? std::vector<int>{0} : std::vector<int>{0, 1, 2};
         return sp;
     }
 
@@ -260,6 +293,14 @@ public:
             return false;
         if (g.balanced && (g.pp == 1 || g.interleave > 1))
             return false;
+        if (dp == 1 && g.fc)
+            return false;
+        if (g.fc == 1 && g.zero)
+            return false;
+        if (g.fc == 1 && g.dense == 3)
+            return false; // already a PS
+        if (g.fc == 2 && g.tp > 1)
+            return false; // sufficient factors of a split layer: not modelled
         return true;
     }
 
@@ -360,7 +401,7 @@ public:
         int64_t size = 1;
         for (size_t n : {sp.tp.size(), sp.pp.size(), sp.interleave.size(), sp.gbScale.size(), sp.micro.size(),
                          sp.recompute.size(), sp.sp.size(), sp.zero.size(), sp.emb.size(), sp.dense.size(),
-                         sp.bucket.size(), sp.fp16.size(), sp.balanced.size()})
+                         sp.bucket.size(), sp.fp16.size(), sp.balanced.size(), sp.fc.size()})
             size = size > (int64_t(1) << 40) / int64_t(n) ? (int64_t(1) << 40) : size * int64_t(n);
         res.space_size = size;
 
@@ -423,8 +464,8 @@ public:
             for (int a : sp.tp) for (int b : sp.pp) for (int c : sp.interleave) for (int d : sp.gbScale)
             for (int64_t e : sp.micro) for (int f : sp.recompute) for (int g : sp.sp) for (int h : sp.zero)
             for (int i : sp.emb) for (int j : sp.dense) for (int k : sp.bucket) for (int l : sp.fp16)
-            for (int bal : sp.balanced) {
-                Genome gm{a, b, c, e, d, f, g, h, i, j, k, l, bal};
+            for (int bal : sp.balanced) for (int fc : sp.fc) {
+                Genome gm{a, b, c, e, d, f, g, h, i, j, k, l, bal, fc};
                 if (plausible(gm))
                     all.push_back(gm);
             }
@@ -480,7 +521,7 @@ public:
             auto mutate = [&](Genome g, int extra = 0) {
                 const int moves = 1 + int(rng() % 2) + extra;
                 for (int mv = 0; mv < moves; ++mv) {
-                    switch (rng() % 13) {
+                    switch (rng() % 14) {
                     case 0: g.tp = sp.tp[rng() % sp.tp.size()]; break;
                     case 1: g.pp = sp.pp[rng() % sp.pp.size()]; break;
                     case 2: g.interleave = sp.interleave[rng() % sp.interleave.size()]; break;
@@ -493,7 +534,8 @@ public:
                     case 9: g.dense = sp.dense[rng() % sp.dense.size()]; break;
                     case 10: g.bucket = sp.bucket[rng() % sp.bucket.size()]; break;
                     case 11: g.fp16 = sp.fp16[rng() % sp.fp16.size()]; break;
-                    default: g.balanced = sp.balanced[rng() % sp.balanced.size()]; break;
+                    case 12: g.balanced = sp.balanced[rng() % sp.balanced.size()]; break;
+                    default: g.fc = sp.fc[rng() % sp.fc.size()]; break;
                     }
                 }
                 return g;
@@ -624,6 +666,13 @@ public:
         };
         if (!m_embeddings.empty())
             add("embeddings", embText(base), embText(s));
+        if (!m_fcLayers.empty()) {
+            for (const auto& o : s.layers)
+                if (o.pattern == m_fcLayers.front() && o.sync) {
+                    diffs.push_back("fully-connected layers: " + syncText(*o.sync));
+                    break;
+                }
+        }
         const bool balanced = std::any_of(s.layers.begin(), s.layers.end(), [](const LayerOverride& o) { return o.stage.has_value(); });
         if (balanced)
             diffs.push_back("pipeline stages cut by layer times (dynamic programming) instead of equal block counts");
@@ -642,6 +691,7 @@ private:
     int64_t m_globalBatch = 1;
     std::vector<std::string> m_blocks;
     std::vector<std::string> m_embeddings;
+    std::vector<std::string> m_fcLayers;
     mutable std::mutex m_cacheMutex;
     mutable std::unordered_map<uint64_t, std::vector<double>> m_layerCosts;
 };
