@@ -158,7 +158,7 @@ private slots:
         QTest::addColumn<QString>("where");
         QTest::addColumn<QString>("message");
         QTest::newRow("empty") << "" << "" << "empty";
-        QTest::newRow("version") << R"({"partita_plan":2})" << "/partita_plan" << "out of range";
+        QTest::newRow("version") << R"({"partita_plan":2})" << "/partita_plan" << "newer";
         QTest::newRow("mesh") << R"({"partita_plan":1,"world":8,"mesh":{"dp":2,"tp":2,"pp":1,"ep":1}})" << "/mesh" << "differs from world";
         QTest::newRow("bad program ref") << R"({"partita_plan":1,"world":1,"mesh":{"dp":1,"tp":1,"pp":1,"ep":1},"virtual_stages":1,"micro_batches":1,"micro_batch":1,"seq_len":8,"precision":"bf16","activation_bytes":2,"gradient_bytes":2,"zero_stage":0,"programs":[],"classes":[{"stage":0,"first_rank":0,"count":1,"steps":[{"kind":"run","program":3,"micro":0}]}]})" << "/classes/0/steps/0/program" << "out of range";
         QTest::newRow("unknown step") << R"({"partita_plan":1,"world":1,"mesh":{"dp":1,"tp":1,"pp":1,"ep":1},"virtual_stages":1,"micro_batches":1,"micro_batch":1,"seq_len":8,"precision":"bf16","activation_bytes":2,"gradient_bytes":2,"zero_stage":0,"programs":[],"classes":[{"stage":0,"first_rank":0,"count":1,"steps":[{"kind":"teleport"}]}]})" << "/classes/0/steps/0/kind" << "unknown value";

@@ -73,7 +73,8 @@ DeviceSpec readDevice(const json& j, const std::string& path)
         d.name = detail::asString(*n, sub(path, "name"));
     d.kind = detail::getStringOr(j, "kind", path, d.kind);
     if (d.kind != "gpu" && d.kind != "cpu")
-        throw detail::FieldError(sub(path, "kind"), "device kind must be \"gpu\" or \"cpu\", not '" + d.kind + "'");
+        throw detail::FieldError(sub(path, "kind"),
+                                 "device kind must be \"gpu\" or \"cpu\", not '" + d.kind + "'");
     if (const json* pf = detail::optField(j, "peak_flops")) {
         const std::string pp = sub(path, "peak_flops");
         detail::asObject(*pf, pp);
@@ -166,75 +167,66 @@ std::string clusterToJson(const Cluster& c)
 
 Result<Cluster> clusterFromJson(const std::string& text, const std::string& file)
 {
-    auto parsed = detail::parseJson(text, file);
-    if (!parsed)
-        return parsed.error();
-    const json& j = *parsed;
-    try {
-        detail::asObject(j, "/");
-        const int64_t version = detail::getInt(j, "partita_cluster", "", 1, 1000);
-        if (version > kFormatVersion)
-            return Error{file, "/partita_cluster", "format version " + std::to_string(version) + " is newer than this Partita reads"};
-        Cluster c;
-        c.name = detail::getStringOr(j, "name", "", {});
-        c.source = detail::getStringOr(j, "source", "", file);
-        const json& nodes = detail::asArray(detail::field(j, "nodes", ""), "/nodes");
-        if (nodes.empty())
-            throw detail::FieldError("/nodes", "the cluster has no nodes");
-        constexpr int64_t kMaxNodes = 100000, kMaxDevicesPerNode = 4096;
-        for (size_t i = 0; i < nodes.size(); ++i) {
-            const std::string np = sub("/nodes", i);
-            const json& nj = nodes[i];
-            detail::asObject(nj, np);
-            Node n;
-            n.name = detail::getStringOr(nj, "name", np, "node" + std::to_string(i));
-            const json& devs = detail::asArray(detail::field(nj, "devices", np), sub(np, "devices"));
-            for (size_t d = 0; d < devs.size(); ++d) {
-                const std::string dp = sub(sub(np, "devices"), d);
-                const DeviceSpec dev = readDevice(devs[d], dp);
-                const int64_t count = detail::getIntOr(devs[d], "count", dp, 1, kMaxDevicesPerNode, 1);
-                if (int64_t(n.devices.size()) + count > kMaxDevicesPerNode)
-                    throw detail::FieldError(dp, "more than 4096 devices in one node");
-                n.devices.insert(n.devices.end(), size_t(count), dev);
-            }
-            if (const json* intra = detail::optField(nj, "intra"))
-                n.intra = readLink(*intra, sub(np, "intra"));
-            if (const json* links = detail::optField(nj, "links")) {
-                const std::string lp = sub(np, "links");
-                detail::asArray(*links, lp);
-                for (size_t k = 0; k < links->size(); ++k) {
-                    const std::string p = sub(lp, k);
-                    PairLink pl;
-                    pl.link = readLink((*links)[k], p);
-                    pl.a = int(detail::getInt((*links)[k], "a", p, 0, kMaxDevicesPerNode - 1));
-                    pl.b = int(detail::getInt((*links)[k], "b", p, 0, kMaxDevicesPerNode - 1));
-                    n.links.push_back(std::move(pl));
+    return detail::readDocument<Cluster>(
+        text, file, "partita_cluster", kFormatVersion, [&](const json& j) -> Result<Cluster> {
+            Cluster c;
+            c.name = detail::getStringOr(j, "name", "", {});
+            c.source = detail::getStringOr(j, "source", "", file);
+            const json& nodes = detail::asArray(detail::field(j, "nodes", ""), "/nodes");
+            if (nodes.empty())
+                throw detail::FieldError("/nodes", "the cluster has no nodes");
+            constexpr int64_t kMaxNodes = 100000, kMaxDevicesPerNode = 4096;
+            for (size_t i = 0; i < nodes.size(); ++i) {
+                const std::string np = sub("/nodes", i);
+                const json& nj = nodes[i];
+                detail::asObject(nj, np);
+                Node n;
+                n.name = detail::getStringOr(nj, "name", np, "node" + std::to_string(i));
+                const json& devs = detail::asArray(detail::field(nj, "devices", np), sub(np, "devices"));
+                for (size_t d = 0; d < devs.size(); ++d) {
+                    const std::string dp = sub(sub(np, "devices"), d);
+                    const DeviceSpec dev = readDevice(devs[d], dp);
+                    const int64_t count = detail::getIntOr(devs[d], "count", dp, 1, kMaxDevicesPerNode, 1);
+                    if (int64_t(n.devices.size()) + count > kMaxDevicesPerNode)
+                        throw detail::FieldError(dp, "more than 4096 devices in one node");
+                    n.devices.insert(n.devices.end(), size_t(count), dev);
+                }
+                if (const json* intra = detail::optField(nj, "intra"))
+                    n.intra = readLink(*intra, sub(np, "intra"));
+                if (const json* links = detail::optField(nj, "links")) {
+                    const std::string lp = sub(np, "links");
+                    detail::asArray(*links, lp);
+                    for (size_t k = 0; k < links->size(); ++k) {
+                        const std::string p = sub(lp, k);
+                        PairLink pl;
+                        pl.link = readLink((*links)[k], p);
+                        pl.a = int(detail::getInt((*links)[k], "a", p, 0, kMaxDevicesPerNode - 1));
+                        pl.b = int(detail::getInt((*links)[k], "b", p, 0, kMaxDevicesPerNode - 1));
+                        n.links.push_back(std::move(pl));
+                    }
+                }
+                if (const json* nic = detail::optField(nj, "nic")) {
+                    const std::string p = sub(np, "nic");
+                    n.nic.link = readLink(*nic, p);
+                    n.nic.count = int(detail::getIntOr(*nic, "count", p, 0, 1024, 1));
+                }
+                const int64_t repeat = detail::getIntOr(nj, "count", np, 1, kMaxNodes, 1);
+                if (int64_t(c.nodes.size()) + repeat > kMaxNodes)
+                    throw detail::FieldError(np, "more than 100000 nodes");
+                if (repeat == 1) {
+                    c.nodes.push_back(std::move(n));
+                } else {
+                    for (int64_t r = 0; r < repeat; ++r) {
+                        Node copy = n;
+                        copy.name = n.name + "-" + std::to_string(r);
+                        c.nodes.push_back(std::move(copy));
+                    }
                 }
             }
-            if (const json* nic = detail::optField(nj, "nic")) {
-                const std::string p = sub(np, "nic");
-                n.nic.link = readLink(*nic, p);
-                n.nic.count = int(detail::getIntOr(*nic, "count", p, 0, 1024, 1));
-            }
-            const int64_t repeat = detail::getIntOr(nj, "count", np, 1, kMaxNodes, 1);
-            if (int64_t(c.nodes.size()) + repeat > kMaxNodes)
-                throw detail::FieldError(np, "more than 100000 nodes");
-            if (repeat == 1) {
-                c.nodes.push_back(std::move(n));
-            } else {
-                for (int64_t r = 0; r < repeat; ++r) {
-                    Node copy = n;
-                    copy.name = n.name + "-" + std::to_string(r);
-                    c.nodes.push_back(std::move(copy));
-                }
-            }
-        }
-        if (std::string problem = validateCluster(c); !problem.empty())
-            return Error{file, "/nodes", problem};
-        return c;
-    } catch (const detail::FieldError& e) {
-        return Error{file, e.where.empty() ? "/" : e.where, e.what()};
-    }
+            if (std::string problem = validateCluster(c); !problem.empty())
+                return Error{file, "/nodes", problem};
+            return c;
+        });
 }
 
 } // namespace partita

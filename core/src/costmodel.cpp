@@ -99,30 +99,23 @@ json writeCurve(const EfficiencyCurve& c)
 
 Result<Calibration> calibrationFromJson(const std::string& text, const std::string& file)
 {
-    auto parsed = detail::parseJson(text, file);
-    if (!parsed)
-        return parsed.error();
-    const json& j = *parsed;
-    try {
-        detail::asObject(j, "/");
-        detail::getInt(j, "partita_calibration", "", 1, 1);
-        Calibration c;
-        c.device = detail::getString(j, "device", "");
-        c.source = detail::getString(j, "source", "");
-        c.matmul = readCurve(detail::field(j, "matmul_efficiency", ""), "/matmul_efficiency");
-        c.memory = readCurve(detail::field(j, "memory_efficiency", ""), "/memory_efficiency");
-        c.matmul.interpolate = c.memory.interpolate = detail::getBoolOr(j, "interpolate", "", true);
-        c.intra_link_efficiency = detail::getNumberOr(j, "intra_link_efficiency", "", 1e-3, 1.0, 0.6);
-        c.inter_link_efficiency = detail::getNumberOr(j, "inter_link_efficiency", "", 1e-3, 1.0, 0.9);
-        c.kernel_overhead = detail::getNumberOr(j, "kernel_overhead_s", "", 0.0, 1.0, 5e-6);
-        const std::string combine = detail::getStringOr(j, "combine", "", "max");
-        if (combine != "sum" && combine != "max")
-            throw detail::FieldError("/combine", "expected \"sum\" or \"max\", found '" + combine + "'");
-        c.additive = combine == "sum";
-        return c;
-    } catch (const detail::FieldError& e) {
-        return Error{file, e.where.empty() ? "/" : e.where, e.what()};
-    }
+    return detail::readDocument<Calibration>(
+        text, file, "partita_calibration", 1, [&](const json& j) -> Result<Calibration> {
+            Calibration c;
+            c.device = detail::getString(j, "device", "");
+            c.source = detail::getString(j, "source", "");
+            c.matmul = readCurve(detail::field(j, "matmul_efficiency", ""), "/matmul_efficiency");
+            c.memory = readCurve(detail::field(j, "memory_efficiency", ""), "/memory_efficiency");
+            c.matmul.interpolate = c.memory.interpolate = detail::getBoolOr(j, "interpolate", "", true);
+            c.intra_link_efficiency = detail::getNumberOr(j, "intra_link_efficiency", "", 1e-3, 1.0, 0.6);
+            c.inter_link_efficiency = detail::getNumberOr(j, "inter_link_efficiency", "", 1e-3, 1.0, 0.9);
+            c.kernel_overhead = detail::getNumberOr(j, "kernel_overhead_s", "", 0.0, 1.0, 5e-6);
+            const std::string combine = detail::getStringOr(j, "combine", "", "max");
+            if (combine != "sum" && combine != "max")
+                throw detail::FieldError("/combine", "expected \"sum\" or \"max\", found '" + combine + "'");
+            c.additive = combine == "sum";
+            return c;
+        });
 }
 
 std::string calibrationToJson(const Calibration& c)

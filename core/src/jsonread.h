@@ -4,9 +4,8 @@
 
 #include "partita/core/result.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -18,7 +17,8 @@ using json = nlohmann::json;
 // Thrown inside an importer, turned into an Error at its boundary.
 struct FieldError : std::runtime_error
 {
-    FieldError(std::string where, const std::string& what) : std::runtime_error(what), where(std::move(where)) {}
+    FieldError(std::string where, const std::string& what) : std::runtime_error(what), where(std::move(where))
+    {}
     std::string where;
 };
 
@@ -43,10 +43,41 @@ int64_t getIntOr(const json& obj, const char* key, const std::string& path, int6
 double getNumberOr(const json& obj, const char* key, const std::string& path, double min, double max,
                    double fallback);
 std::string getString(const json& obj, const char* key, const std::string& path);
-std::string getStringOr(const json& obj, const char* key, const std::string& path, const std::string& fallback);
+std::string getStringOr(const json& obj, const char* key, const std::string& path,
+                        const std::string& fallback);
 bool getBoolOr(const json& obj, const char* key, const std::string& path, bool fallback);
 
-inline std::string sub(const std::string& path, const char* key) { return path + "/" + key; }
-inline std::string sub(const std::string& path, size_t index) { return path + "/" + std::to_string(index); }
+// Reads a versioned Partita document: parses the text, checks it is an object
+// whose `versionKey` is at most `maxVersion`, runs `body` on it, and turns a
+// FieldError thrown inside into an Error naming the file and the field.
+template <class T, class Body>
+Result<T> readDocument(const std::string& text, const std::string& file, const char* versionKey,
+                       int maxVersion, Body&& body)
+{
+    auto parsed = parseJson(text, file);
+    if (!parsed)
+        return parsed.error();
+    const json& j = *parsed;
+    try {
+        asObject(j, "/");
+        const int64_t version = getInt(j, versionKey, "", 1, 1000);
+        if (version > maxVersion)
+            return Error{file, std::string("/") + versionKey,
+                         "format version " + std::to_string(version) + " is newer than this Partita reads (" +
+                             std::to_string(maxVersion) + ")"};
+        return body(j);
+    } catch (const FieldError& e) {
+        return Error{file, e.where.empty() ? "/" : e.where, e.what()};
+    }
+}
+
+inline std::string sub(const std::string& path, const char* key)
+{
+    return path + "/" + key;
+}
+inline std::string sub(const std::string& path, size_t index)
+{
+    return path + "/" + std::to_string(index);
+}
 
 } // namespace partita::detail

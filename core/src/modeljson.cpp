@@ -10,9 +10,9 @@ using detail::sub;
 namespace {
 
 constexpr int kFormatVersion = 1;
-constexpr int64_t kMaxDim = int64_t(1) << 40;      // no real tensor dimension comes near 10^12
+constexpr int64_t kMaxDim = int64_t(1) << 40; // no real tensor dimension comes near 10^12
 constexpr int64_t kMaxCoef = int64_t(1) << 62;
-constexpr int64_t kMaxParams = int64_t(1) << 50;  // 10^15 parameters
+constexpr int64_t kMaxParams = int64_t(1) << 50; // 10^15 parameters
 
 struct DimField
 {
@@ -20,10 +20,14 @@ struct DimField
     int64_t LayerDims::*member;
 };
 constexpr DimField kLayerDims[] = {
-    {"in_features", &LayerDims::in_features}, {"out_features", &LayerDims::out_features},
-    {"heads", &LayerDims::heads},             {"kv_heads", &LayerDims::kv_heads},
-    {"head_dim", &LayerDims::head_dim},       {"experts", &LayerDims::experts},
-    {"top_k", &LayerDims::top_k},             {"vocab", &LayerDims::vocab},
+    {"in_features", &LayerDims::in_features},
+    {"out_features", &LayerDims::out_features},
+    {"heads", &LayerDims::heads},
+    {"kv_heads", &LayerDims::kv_heads},
+    {"head_dim", &LayerDims::head_dim},
+    {"experts", &LayerDims::experts},
+    {"top_k", &LayerDims::top_k},
+    {"vocab", &LayerDims::vocab},
 };
 struct ModelDimField
 {
@@ -31,9 +35,9 @@ struct ModelDimField
     int64_t ModelDims::*member;
 };
 constexpr ModelDimField kModelDims[] = {
-    {"hidden", &ModelDims::hidden}, {"layers", &ModelDims::layers},   {"heads", &ModelDims::heads},
-    {"kv_heads", &ModelDims::kv_heads}, {"ffn", &ModelDims::ffn},     {"vocab", &ModelDims::vocab},
-    {"experts", &ModelDims::experts}, {"top_k", &ModelDims::top_k},
+    {"hidden", &ModelDims::hidden},     {"layers", &ModelDims::layers}, {"heads", &ModelDims::heads},
+    {"kv_heads", &ModelDims::kv_heads}, {"ffn", &ModelDims::ffn},       {"vocab", &ModelDims::vocab},
+    {"experts", &ModelDims::experts},   {"top_k", &ModelDims::top_k},
 };
 struct CostField
 {
@@ -190,45 +194,34 @@ std::string modelToJson(const Model& m)
 
 Result<Model> modelFromJson(const std::string& text, const std::string& file)
 {
-    auto parsed = detail::parseJson(text, file);
-    if (!parsed)
-        return parsed.error();
-    const json& j = *parsed;
-    try {
-        detail::asObject(j, "/");
-        const int64_t version = detail::getInt(j, "partita_model", "", 1, 1000);
-        if (version > kFormatVersion)
-            return Error{file, "/partita_model",
-                         "format version " + std::to_string(version) + " is newer than this Partita reads (" +
-                             std::to_string(kFormatVersion) + ")"};
-        Model m;
-        m.name = detail::getStringOr(j, "name", "", {});
-        m.family = detail::getStringOr(j, "family", "", "native");
-        if (const json* dt = detail::optField(j, "param_dtype"))
-            m.param_dtype = readDType(*dt, "/param_dtype");
-        m.sequence = detail::getBoolOr(j, "sequence", "", true);
-        m.seq_len = detail::getIntOr(j, "seq_len", "", 1, kMaxDim, 1);
-        if (const json* d = detail::optField(j, "dims")) {
-            detail::asObject(*d, "/dims");
-            for (const auto& f : kModelDims)
-                m.dims.*f.member = detail::getIntOr(*d, f.key, "/dims", 0, kMaxDim, 0);
-        }
-        const json& layers = detail::asArray(detail::field(j, "layers", ""), "/layers");
-        int64_t total = 0;
-        for (size_t i = 0; i < layers.size(); ++i) {
-            m.layers.push_back(readLayer(layers[i], sub("/layers", i)));
-            total += m.layers.back().parameterCount();
-            if (total > kMaxParams)
-                throw detail::FieldError(sub("/layers", i), "the model has more than 2^50 parameters");
-        }
-        if (const json* notes = detail::optField(j, "notes"))
-            m.notes = readStrings(*notes, "/notes");
-        if (std::string problem = validateModel(m); !problem.empty())
-            return Error{file, "/layers", problem};
-        return m;
-    } catch (const detail::FieldError& e) {
-        return Error{file, e.where.empty() ? "/" : e.where, e.what()};
-    }
+    return detail::readDocument<Model>(
+        text, file, "partita_model", kFormatVersion, [&](const json& j) -> Result<Model> {
+            Model m;
+            m.name = detail::getStringOr(j, "name", "", {});
+            m.family = detail::getStringOr(j, "family", "", "native");
+            if (const json* dt = detail::optField(j, "param_dtype"))
+                m.param_dtype = readDType(*dt, "/param_dtype");
+            m.sequence = detail::getBoolOr(j, "sequence", "", true);
+            m.seq_len = detail::getIntOr(j, "seq_len", "", 1, kMaxDim, 1);
+            if (const json* d = detail::optField(j, "dims")) {
+                detail::asObject(*d, "/dims");
+                for (const auto& f : kModelDims)
+                    m.dims.*f.member = detail::getIntOr(*d, f.key, "/dims", 0, kMaxDim, 0);
+            }
+            const json& layers = detail::asArray(detail::field(j, "layers", ""), "/layers");
+            int64_t total = 0;
+            for (size_t i = 0; i < layers.size(); ++i) {
+                m.layers.push_back(readLayer(layers[i], sub("/layers", i)));
+                total += m.layers.back().parameterCount();
+                if (total > kMaxParams)
+                    throw detail::FieldError(sub("/layers", i), "the model has more than 2^50 parameters");
+            }
+            if (const json* notes = detail::optField(j, "notes"))
+                m.notes = readStrings(*notes, "/notes");
+            if (std::string problem = validateModel(m); !problem.empty())
+                return Error{file, "/layers", problem};
+            return m;
+        });
 }
 
 } // namespace partita

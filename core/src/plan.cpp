@@ -14,42 +14,60 @@ using detail::sub;
 std::string_view collectiveName(Collective c)
 {
     switch (c) {
-    case Collective::AllReduce: return "allreduce";
-    case Collective::ReduceScatter: return "reducescatter";
-    case Collective::AllGather: return "allgather";
-    case Collective::Broadcast: return "broadcast";
-    case Collective::Reduce: return "reduce";
-    case Collective::AllToAll: return "alltoall";
+    case Collective::AllReduce:
+        return "allreduce";
+    case Collective::ReduceScatter:
+        return "reducescatter";
+    case Collective::AllGather:
+        return "allgather";
+    case Collective::Broadcast:
+        return "broadcast";
+    case Collective::Reduce:
+        return "reduce";
+    case Collective::AllToAll:
+        return "alltoall";
     }
     return "?";
 }
 std::string_view phaseName(Phase p)
 {
     switch (p) {
-    case Phase::Forward: return "forward";
-    case Phase::Backward: return "backward";
-    case Phase::Recompute: return "recompute";
+    case Phase::Forward:
+        return "forward";
+    case Phase::Backward:
+        return "backward";
+    case Phase::Recompute:
+        return "recompute";
     }
     return "?";
 }
 std::string_view kernelKindName(KernelKind k)
 {
     switch (k) {
-    case KernelKind::Gemm: return "gemm";
-    case KernelKind::BatchedGemm: return "batched_gemm";
-    case KernelKind::Memory: return "memory";
-    case KernelKind::Collective: return "collective";
+    case KernelKind::Gemm:
+        return "gemm";
+    case KernelKind::BatchedGemm:
+        return "batched_gemm";
+    case KernelKind::Memory:
+        return "memory";
+    case KernelKind::Collective:
+        return "collective";
     }
     return "?";
 }
 std::string_view stepKindName(StepKind k)
 {
     switch (k) {
-    case StepKind::Run: return "run";
-    case StepKind::Send: return "send";
-    case StepKind::Recv: return "recv";
-    case StepKind::Sync: return "sync";
-    case StepKind::Optimizer: return "optimizer";
+    case StepKind::Run:
+        return "run";
+    case StepKind::Send:
+        return "send";
+    case StepKind::Recv:
+        return "recv";
+    case StepKind::Sync:
+        return "sync";
+    case StepKind::Optimizer:
+        return "optimizer";
     }
     return "?";
 }
@@ -118,8 +136,8 @@ struct LayerKernels
 };
 
 // The kernels of one layer for one micro-batch on one device.
-LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strategy& s, int64_t b, int64_t seq, int ab,
-                          int32_t index)
+LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strategy& s, int64_t b, int64_t seq,
+                          int ab, int32_t index)
 {
     LayerKernels lk;
     const CostAt c = layerCostAt(l, b, seq, ab);
@@ -152,7 +170,8 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
         // into one bias-dropout-add kernel): read the output and each extra
         // input, write the result, plus the dropout mask.
         const double out = double(l.cost.output_elems_per_token) * tokens * ab;
-        const double epilogue = out * double(1 + l.inputs.size()) + double(l.cost.mask_bytes_per_token) * tokens;
+        const double epilogue =
+            out * double(1 + l.inputs.size()) + double(l.cost.mask_bytes_per_token) * tokens;
         const double div = a.tp_role == TpRole::Column ? tp : (sp ? tp : 1);
         if (l.cost.mask_bytes_per_token || l.inputs.size() > 1 || !l.params.empty()) {
             mem = epilogue / div;
@@ -172,7 +191,8 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
         f.m = seq;
         f.n = seq;
         f.k = l.dims.head_dim;
-        mem = (double(l.cost.io_elems_per_seq2) * seq2 * ab + double(l.cost.mask_bytes_per_seq2) * seq2) / shard +
+        mem = (double(l.cost.io_elems_per_seq2) * seq2 * ab + double(l.cost.mask_bytes_per_seq2) * seq2) /
+                  shard +
               double(l.cost.io_elems_per_token) * tokens * ab / shard;
         f.mem_ops = 1;
         break;
@@ -180,7 +200,8 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
     default: {
         f.kind = KernelKind::Memory;
         f.ops = 0;
-        const double io = double(l.cost.io_elems_per_token) * tokens * ab + double(l.cost.io_elems_per_seq2) * seq2 * ab +
+        const double io = double(l.cost.io_elems_per_token) * tokens * ab +
+                          double(l.cost.io_elems_per_seq2) * seq2 * ab +
                           double(l.cost.mask_bytes_per_token) * tokens;
         mem = io / (split || sp ? tp : 1);
         f.mem_ops = mem > 0 ? 1 : 0;
@@ -227,7 +248,8 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
                 coll(lk.bwd, Collective::AllGather, out);
         }
         if (a.tp_role == TpRole::Column && (l.kind == LayerKind::Linear || l.kind == LayerKind::LMHead)) {
-            const double in = double(l.dims.in_features ? l.dims.in_features : l.cost.saved_elems_per_token) * tokens * ab;
+            const double in =
+                double(l.dims.in_features ? l.dims.in_features : l.cost.saved_elems_per_token) * tokens * ab;
             if (sp) {
                 coll(lk.fwd, Collective::AllGather, in);
                 // The backward needs the whole input for the weight gradient but
@@ -246,8 +268,8 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
     // all-to-all each way in the forward and again in the backward (GShard,
     // Lepikhin et al. 2020; Switch Transformer).
     if (l.kind == LayerKind::MoEExperts && s.ep > 1) {
-        const double routed = tokens * double(std::max<int64_t>(1, l.dims.top_k)) * double(l.dims.in_features) * ab /
-                              (sp ? tp : 1);
+        const double routed = tokens * double(std::max<int64_t>(1, l.dims.top_k)) *
+                              double(l.dims.in_features) * ab / (sp ? tp : 1);
         for (auto* into : {&lk.fwd, &lk.bwd})
             for (int i = 0; i < 2; ++i) {
                 Kernel k;
@@ -295,9 +317,11 @@ Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int6
     std::vector<LayerKernels> lk(L);
     for (size_t i = 0; i < L; ++i) {
         layersOf[size_t(r.layers[i].stage)].push_back(int(i));
-        lk[i] = layerKernels(m.layers[i], r.layers[i], s, s.micro_batch, p.seq_len, p.activation_bytes, int32_t(i));
+        lk[i] = layerKernels(m.layers[i], r.layers[i], s, s.micro_batch, p.seq_len, p.activation_bytes,
+                             int32_t(i));
     }
-    std::vector<int> fwdProg(static_cast<size_t>(V)), bwdProg(static_cast<size_t>(V)), recProg(static_cast<size_t>(V), -1);
+    std::vector<int> fwdProg(static_cast<size_t>(V)), bwdProg(static_cast<size_t>(V)),
+        recProg(static_cast<size_t>(V), -1);
     std::vector<double> outBytes(static_cast<size_t>(V), 0);
     for (int v = 0; v < V; ++v) {
         Program f{v, Phase::Forward, {}}, b{v, Phase::Backward, {}}, rc{v, Phase::Recompute, {}};
@@ -307,15 +331,16 @@ Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int6
             const Recompute mode = r.layers[size_t(i)].recompute;
             // Full: every layer of a block runs its forward again before the
             // backward; selective: the attention core (Korthikanti et al. 2022, §5).
-            if ((mode == Recompute::Full && !l.block.empty()) || (mode == Recompute::Selective && l.kind == LayerKind::AttentionCore))
+            if ((mode == Recompute::Full && !l.block.empty()) ||
+                (mode == Recompute::Selective && l.kind == LayerKind::AttentionCore))
                 rc.kernels.insert(rc.kernels.end(), lk[size_t(i)].fwd.begin(), lk[size_t(i)].fwd.end());
         }
         for (auto it = layersOf[size_t(v)].rbegin(); it != layersOf[size_t(v)].rend(); ++it)
             b.kernels.insert(b.kernels.end(), lk[size_t(*it)].bwd.begin(), lk[size_t(*it)].bwd.end());
         if (!layersOf[size_t(v)].empty()) {
             const Layer& last = m.layers[size_t(layersOf[size_t(v)].back())];
-            outBytes[size_t(v)] = double(last.cost.output_elems_per_token) * double(s.micro_batch) * double(p.seq_len) *
-                                  p.activation_bytes / (sp ? s.tp : 1);
+            outBytes[size_t(v)] = double(last.cost.output_elems_per_token) * double(s.micro_batch) *
+                                  double(p.seq_len) * p.activation_bytes / (sp ? s.tp : 1);
         }
         fwdProg[size_t(v)] = int(p.programs.size());
         p.programs.push_back(std::move(f));
@@ -334,7 +359,8 @@ Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int6
         rc.stage = d;
         rc.first_rank = d * s.dp * s.tp;
         rc.count = s.dp * s.tp;
-        const auto order = pipelineOrder(d, pp, C, r.micro_batches, C > 1 ? PipelineSchedule::Interleaved : s.schedule);
+        const auto order =
+            pipelineOrder(d, pp, C, r.micro_batches, C > 1 ? PipelineSchedule::Interleaved : s.schedule);
         std::vector<int> lastBackwardPos(static_cast<size_t>(C), -1);
         for (size_t k = 0; k < order.size(); ++k) {
             const ScheduledPass& op = order[k];
@@ -343,7 +369,8 @@ Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int6
             st.micro = op.micro;
             if (op.forward) {
                 if (v > 0)
-                    rc.steps.push_back(p2pStep(StepKind::Recv, (v - 1) % pp, op.micro, outBytes[size_t(v - 1)]));
+                    rc.steps.push_back(
+                        p2pStep(StepKind::Recv, (v - 1) % pp, op.micro, outBytes[size_t(v - 1)]));
                 rc.steps.push_back(runStep(fwdProg[size_t(v)], op.micro));
                 if (v < V - 1)
                     rc.steps.push_back(p2pStep(StepKind::Send, (v + 1) % pp, op.micro, outBytes[size_t(v)]));
@@ -354,7 +381,8 @@ Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int6
                     rc.steps.push_back(runStep(recProg[size_t(v)], op.micro));
                 rc.steps.push_back(runStep(bwdProg[size_t(v)], op.micro));
                 if (v > 0)
-                    rc.steps.push_back(p2pStep(StepKind::Send, (v - 1) % pp, op.micro, outBytes[size_t(v - 1)]));
+                    rc.steps.push_back(
+                        p2pStep(StepKind::Send, (v - 1) % pp, op.micro, outBytes[size_t(v - 1)]));
                 lastBackwardPos[size_t(op.chunk)] = int(k);
             }
         }
@@ -468,7 +496,8 @@ Kernel readKernel(const json& j, const std::string& path)
     k.layer = int32_t(detail::getInt(j, "layer", path, -1, 1 << 30));
     k.kind = readNamed<KernelKind>(detail::field(j, "kind", path), sub(path, "kind"), kernelKindName, 4);
     if (k.kind == KernelKind::Collective) {
-        k.coll = readNamed<Collective>(detail::field(j, "collective", path), sub(path, "collective"), collectiveName, 6);
+        k.coll = readNamed<Collective>(detail::field(j, "collective", path), sub(path, "collective"),
+                                       collectiveName, 6);
         k.coll_bytes = detail::asNumber(detail::field(j, "bytes", path), sub(path, "bytes"), 0, 1e18);
         const std::string group = detail::getStringOr(j, "group", path, "tp");
         if (group != "tp" && group != "ep")
@@ -516,7 +545,9 @@ std::string planToJson(const Plan& p)
         json ks = json::array();
         for (const auto& k : pr.kernels)
             ks.push_back(writeKernel(k));
-        programs.push_back({{"virtual_stage", pr.virtual_stage}, {"phase", phaseName(pr.phase)}, {"kernels", std::move(ks)}});
+        programs.push_back({{"virtual_stage", pr.virtual_stage},
+                            {"phase", phaseName(pr.phase)},
+                            {"kernels", std::move(ks)}});
     }
     j["programs"] = std::move(programs);
     json classes = json::array();
@@ -525,15 +556,23 @@ std::string planToJson(const Plan& p)
         for (const auto& st : rc.steps) {
             json sj{{"kind", stepKindName(st.kind)}};
             switch (st.kind) {
-            case StepKind::Run: sj["program"] = st.program; sj["micro"] = st.micro; break;
+            case StepKind::Run:
+                sj["program"] = st.program;
+                sj["micro"] = st.micro;
+                break;
             case StepKind::Send:
-            case StepKind::Recv: sj["peer"] = st.peer; sj["micro"] = st.micro; sj["bytes"] = st.bytes; break;
+            case StepKind::Recv:
+                sj["peer"] = st.peer;
+                sj["micro"] = st.micro;
+                sj["bytes"] = st.bytes;
+                break;
             case StepKind::Sync:
                 sj["method"] = syncMethodName(st.method);
                 sj["algorithm"] = allReduceAlgoName(st.algorithm);
                 sj["layers"] = st.layers;
                 break;
-            case StepKind::Optimizer: break;
+            case StepKind::Optimizer:
+                break;
             }
             steps.push_back(std::move(sj));
         }
@@ -549,13 +588,7 @@ std::string planToJson(const Plan& p)
 
 Result<Plan> planFromJson(const std::string& text, const std::string& file)
 {
-    auto parsed = detail::parseJson(text, file);
-    if (!parsed)
-        return parsed.error();
-    const json& j = *parsed;
-    try {
-        detail::asObject(j, "/");
-        detail::getInt(j, "partita_plan", "", 1, 1);
+    return detail::readDocument<Plan>(text, file, "partita_plan", 1, [&](const json& j) -> Result<Plan> {
         Plan p;
         p.strategy = detail::getStringOr(j, "strategy", "", {});
         p.world = int(detail::getInt(j, "world", "", 1, 1 << 24));
@@ -582,7 +615,8 @@ Result<Plan> planFromJson(const std::string& text, const std::string& file)
             const std::string pp = sub("/programs", i);
             Program pr;
             pr.virtual_stage = int(detail::getInt(programs[i], "virtual_stage", pp, 0, p.virtual_stages - 1));
-            pr.phase = readNamed<Phase>(detail::field(programs[i], "phase", pp), sub(pp, "phase"), phaseName, 3);
+            pr.phase =
+                readNamed<Phase>(detail::field(programs[i], "phase", pp), sub(pp, "phase"), phaseName, 3);
             const json& ks = detail::asArray(detail::field(programs[i], "kernels", pp), sub(pp, "kernels"));
             for (size_t k = 0; k < ks.size(); ++k)
                 pr.kernels.push_back(readKernel(ks[k], sub(sub(pp, "kernels"), k)));
@@ -604,7 +638,8 @@ Result<Plan> planFromJson(const std::string& text, const std::string& file)
                 const std::string sp = sub(sub(cp, "steps"), k);
                 const json& sj = steps[k];
                 Step st;
-                st.kind = readNamed<StepKind>(detail::field(sj, "kind", sp), sub(sp, "kind"), stepKindName, 5);
+                st.kind =
+                    readNamed<StepKind>(detail::field(sj, "kind", sp), sub(sp, "kind"), stepKindName, 5);
                 switch (st.kind) {
                 case StepKind::Run:
                     st.program = int(detail::getInt(sj, "program", sp, 0, int64_t(p.programs.size()) - 1));
@@ -617,24 +652,25 @@ Result<Plan> planFromJson(const std::string& text, const std::string& file)
                     st.bytes = detail::asNumber(detail::field(sj, "bytes", sp), sub(sp, "bytes"), 0, 1e18);
                     break;
                 case StepKind::Sync: {
-                    st.method = readNamed<SyncMethod>(detail::field(sj, "method", sp), sub(sp, "method"), syncMethodName, 4);
-                    st.algorithm = readNamed<AllReduceAlgo>(detail::field(sj, "algorithm", sp), sub(sp, "algorithm"),
-                                                            allReduceAlgoName, 3);
+                    st.method = readNamed<SyncMethod>(detail::field(sj, "method", sp), sub(sp, "method"),
+                                                      syncMethodName, 4);
+                    st.algorithm = readNamed<AllReduceAlgo>(detail::field(sj, "algorithm", sp),
+                                                            sub(sp, "algorithm"), allReduceAlgoName, 3);
                     const json& ls = detail::asArray(detail::field(sj, "layers", sp), sub(sp, "layers"));
                     for (size_t q = 0; q < ls.size(); ++q)
-                        st.layers.push_back(int32_t(detail::asInt(ls[q], sub(sub(sp, "layers"), q), 0, 1 << 30)));
+                        st.layers.push_back(
+                            int32_t(detail::asInt(ls[q], sub(sub(sp, "layers"), q), 0, 1 << 30)));
                     break;
                 }
-                case StepKind::Optimizer: break;
+                case StepKind::Optimizer:
+                    break;
                 }
                 rc.steps.push_back(std::move(st));
             }
             p.classes.push_back(std::move(rc));
         }
         return p;
-    } catch (const detail::FieldError& e) {
-        return Error{file, e.where.empty() ? "/" : e.where, e.what()};
-    }
+    });
 }
 
 } // namespace partita

@@ -18,20 +18,26 @@ namespace {
 template <class E, size_t N>
 using Names = std::array<std::pair<E, std::string_view>, N>;
 
-constexpr Names<Precision, 3> kPrecision{{{Precision::FP32, "fp32"}, {Precision::FP16, "fp16"}, {Precision::BF16, "bf16"}}};
-constexpr Names<PipelineSchedule, 3> kSchedule{
-    {{PipelineSchedule::GPipe, "gpipe"}, {PipelineSchedule::OneFOneB, "1f1b"}, {PipelineSchedule::Interleaved, "interleaved"}}};
-constexpr Names<Recompute, 3> kRecompute{{{Recompute::None, "none"}, {Recompute::Selective, "selective"}, {Recompute::Full, "full"}}};
+constexpr Names<Precision, 3> kPrecision{
+    {{Precision::FP32, "fp32"}, {Precision::FP16, "fp16"}, {Precision::BF16, "bf16"}}};
+constexpr Names<PipelineSchedule, 3> kSchedule{{{PipelineSchedule::GPipe, "gpipe"},
+                                                {PipelineSchedule::OneFOneB, "1f1b"},
+                                                {PipelineSchedule::Interleaved, "interleaved"}}};
+constexpr Names<Recompute, 3> kRecompute{
+    {{Recompute::None, "none"}, {Recompute::Selective, "selective"}, {Recompute::Full, "full"}}};
 constexpr Names<SyncMethod, 4> kSync{{{SyncMethod::AllReduce, "allreduce"},
                                       {SyncMethod::ParameterServer, "ps"},
                                       {SyncMethod::SFB, "sfb"},
                                       {SyncMethod::None, "none"}}};
-constexpr Names<AllReduceAlgo, 3> kAlgo{
-    {{AllReduceAlgo::Ring, "ring"}, {AllReduceAlgo::Tree, "tree"}, {AllReduceAlgo::Hierarchical, "hierarchical"}}};
+constexpr Names<AllReduceAlgo, 3> kAlgo{{{AllReduceAlgo::Ring, "ring"},
+                                         {AllReduceAlgo::Tree, "tree"},
+                                         {AllReduceAlgo::Hierarchical, "hierarchical"}}};
 constexpr Names<Compression, 3> kCompression{
     {{Compression::None, "none"}, {Compression::FP16, "fp16"}, {Compression::PowerSGD, "powersgd"}}};
-constexpr Names<TpRole, 4> kTpRole{
-    {{TpRole::Auto, "auto"}, {TpRole::Replicated, "replicated"}, {TpRole::Column, "column"}, {TpRole::Row, "row"}}};
+constexpr Names<TpRole, 4> kTpRole{{{TpRole::Auto, "auto"},
+                                    {TpRole::Replicated, "replicated"},
+                                    {TpRole::Column, "column"},
+                                    {TpRole::Row, "row"}}};
 constexpr Names<PsPlacement, 3> kPlacement{{{PsPlacement::LoadBalanced, "load-balanced"},
                                             {PsPlacement::RoundRobin, "round-robin"},
                                             {PsPlacement::SingleServer, "single"}}};
@@ -61,8 +67,9 @@ E readEnum(const Names<E, N>& names, const json& j, const std::string& path)
 SyncAtom readAtom(const json& j, const std::string& path, SyncAtom a)
 {
     detail::asObject(j, path);
-    static const std::set<std::string> kKeys{"method", "algorithm", "bucket", "compression", "powersgd_rank",
-                                             "ps_shards", "ps_placement", "local_replication", "staleness", "sparse"};
+    static const std::set<std::string> kKeys{
+        "method",       "algorithm",         "bucket",    "compression", "powersgd_rank", "ps_shards",
+        "ps_placement", "local_replication", "staleness", "sparse"};
     for (const auto& [k, v] : j.items())
         if (!kKeys.count(k))
             throw detail::FieldError(sub(path, k.c_str()), "unknown field '" + k + "'");
@@ -99,14 +106,38 @@ json writeAtom(const SyncAtom& a)
 
 } // namespace
 
-std::string_view precisionName(Precision p) { return nameOf(kPrecision, p); }
-std::string_view scheduleName(PipelineSchedule s) { return nameOf(kSchedule, s); }
-std::string_view recomputeName(Recompute r) { return nameOf(kRecompute, r); }
-std::string_view syncMethodName(SyncMethod m) { return nameOf(kSync, m); }
-std::string_view allReduceAlgoName(AllReduceAlgo a) { return nameOf(kAlgo, a); }
-std::string_view compressionName(Compression c) { return nameOf(kCompression, c); }
-std::string_view tpRoleName(TpRole r) { return nameOf(kTpRole, r); }
-std::string_view psPlacementName(PsPlacement p) { return nameOf(kPlacement, p); }
+std::string_view precisionName(Precision p)
+{
+    return nameOf(kPrecision, p);
+}
+std::string_view scheduleName(PipelineSchedule s)
+{
+    return nameOf(kSchedule, s);
+}
+std::string_view recomputeName(Recompute r)
+{
+    return nameOf(kRecompute, r);
+}
+std::string_view syncMethodName(SyncMethod m)
+{
+    return nameOf(kSync, m);
+}
+std::string_view allReduceAlgoName(AllReduceAlgo a)
+{
+    return nameOf(kAlgo, a);
+}
+std::string_view compressionName(Compression c)
+{
+    return nameOf(kCompression, c);
+}
+std::string_view tpRoleName(TpRole r)
+{
+    return nameOf(kTpRole, r);
+}
+std::string_view psPlacementName(PsPlacement p)
+{
+    return nameOf(kPlacement, p);
+}
 
 bool globMatch(std::string_view pattern, std::string_view text)
 {
@@ -167,64 +198,55 @@ std::string strategyToJson(const Strategy& s)
 
 Result<Strategy> strategyFromJson(const std::string& text, const std::string& file)
 {
-    auto parsed = detail::parseJson(text, file);
-    if (!parsed)
-        return parsed.error();
-    const json& j = *parsed;
-    try {
-        detail::asObject(j, "/");
-        const int64_t version = detail::getInt(j, "partita_strategy", "", 1, 1000);
-        if (version > 1)
-            return Error{file, "/partita_strategy", "format version " + std::to_string(version) + " is newer than this Partita reads"};
-        Strategy s;
-        s.name = detail::getStringOr(j, "name", "", {});
-        if (const json* v = detail::optField(j, "precision"))
-            s.precision = readEnum(kPrecision, *v, "/precision");
-        s.fp32_grad_accumulation = detail::getBoolOr(j, "fp32_grad_accumulation", "", false);
-        s.global_batch = detail::getInt(j, "global_batch", "", 1, int64_t(1) << 32);
-        s.micro_batch = detail::getIntOr(j, "micro_batch", "", 1, int64_t(1) << 32, 1);
-        if (const json* m = detail::optField(j, "mesh")) {
-            detail::asObject(*m, "/mesh");
-            s.dp = int(detail::getIntOr(*m, "dp", "/mesh", 1, 1 << 24, 1));
-            s.tp = int(detail::getIntOr(*m, "tp", "/mesh", 1, 1 << 16, 1));
-            s.pp = int(detail::getIntOr(*m, "pp", "/mesh", 1, 1 << 16, 1));
-            s.ep = int(detail::getIntOr(*m, "ep", "/mesh", 1, 1 << 16, 1));
-        }
-        if (const json* v = detail::optField(j, "schedule"))
-            s.schedule = readEnum(kSchedule, *v, "/schedule");
-        s.interleave = int(detail::getIntOr(j, "interleave", "", 1, 1024, 1));
-        if (const json* v = detail::optField(j, "recompute"))
-            s.recompute = readEnum(kRecompute, *v, "/recompute");
-        s.sequence_parallel = detail::getBoolOr(j, "sequence_parallel", "", false);
-        s.zero_stage = int(detail::getIntOr(j, "zero_stage", "", 0, 3, 0));
-        s.bucket_bytes = detail::getIntOr(j, "bucket_bytes", "", 1, int64_t(1) << 40, s.bucket_bytes);
-        if (const json* v = detail::optField(j, "sync"))
-            s.sync = readAtom(*v, "/sync", s.sync);
-        if (const json* ls = detail::optField(j, "layers")) {
-            detail::asArray(*ls, "/layers");
-            for (size_t i = 0; i < ls->size(); ++i) {
-                const std::string p = sub("/layers", i);
-                const json& lj = (*ls)[i];
-                detail::asObject(lj, p);
-                LayerOverride o;
-                o.pattern = detail::getString(lj, "match", p);
-                if (o.pattern.empty())
-                    throw detail::FieldError(sub(p, "match"), "empty pattern");
-                if (const json* v = detail::optField(lj, "sync"))
-                    o.sync = readAtom(*v, sub(p, "sync"), s.sync);
-                if (const json* v = detail::optField(lj, "tp"))
-                    o.tp_role = readEnum(kTpRole, *v, sub(p, "tp"));
-                if (detail::optField(lj, "stage"))
-                    o.stage = int(detail::getInt(lj, "stage", p, 0, 1 << 20));
-                if (const json* v = detail::optField(lj, "recompute"))
-                    o.recompute = readEnum(kRecompute, *v, sub(p, "recompute"));
-                s.layers.push_back(std::move(o));
+    return detail::readDocument<Strategy>(
+        text, file, "partita_strategy", 1, [&](const json& j) -> Result<Strategy> {
+            Strategy s;
+            s.name = detail::getStringOr(j, "name", "", {});
+            if (const json* v = detail::optField(j, "precision"))
+                s.precision = readEnum(kPrecision, *v, "/precision");
+            s.fp32_grad_accumulation = detail::getBoolOr(j, "fp32_grad_accumulation", "", false);
+            s.global_batch = detail::getInt(j, "global_batch", "", 1, int64_t(1) << 32);
+            s.micro_batch = detail::getIntOr(j, "micro_batch", "", 1, int64_t(1) << 32, 1);
+            if (const json* m = detail::optField(j, "mesh")) {
+                detail::asObject(*m, "/mesh");
+                s.dp = int(detail::getIntOr(*m, "dp", "/mesh", 1, 1 << 24, 1));
+                s.tp = int(detail::getIntOr(*m, "tp", "/mesh", 1, 1 << 16, 1));
+                s.pp = int(detail::getIntOr(*m, "pp", "/mesh", 1, 1 << 16, 1));
+                s.ep = int(detail::getIntOr(*m, "ep", "/mesh", 1, 1 << 16, 1));
             }
-        }
-        return s;
-    } catch (const detail::FieldError& e) {
-        return Error{file, e.where.empty() ? "/" : e.where, e.what()};
-    }
+            if (const json* v = detail::optField(j, "schedule"))
+                s.schedule = readEnum(kSchedule, *v, "/schedule");
+            s.interleave = int(detail::getIntOr(j, "interleave", "", 1, 1024, 1));
+            if (const json* v = detail::optField(j, "recompute"))
+                s.recompute = readEnum(kRecompute, *v, "/recompute");
+            s.sequence_parallel = detail::getBoolOr(j, "sequence_parallel", "", false);
+            s.zero_stage = int(detail::getIntOr(j, "zero_stage", "", 0, 3, 0));
+            s.bucket_bytes = detail::getIntOr(j, "bucket_bytes", "", 1, int64_t(1) << 40, s.bucket_bytes);
+            if (const json* v = detail::optField(j, "sync"))
+                s.sync = readAtom(*v, "/sync", s.sync);
+            if (const json* ls = detail::optField(j, "layers")) {
+                detail::asArray(*ls, "/layers");
+                for (size_t i = 0; i < ls->size(); ++i) {
+                    const std::string p = sub("/layers", i);
+                    const json& lj = (*ls)[i];
+                    detail::asObject(lj, p);
+                    LayerOverride o;
+                    o.pattern = detail::getString(lj, "match", p);
+                    if (o.pattern.empty())
+                        throw detail::FieldError(sub(p, "match"), "empty pattern");
+                    if (const json* v = detail::optField(lj, "sync"))
+                        o.sync = readAtom(*v, sub(p, "sync"), s.sync);
+                    if (const json* v = detail::optField(lj, "tp"))
+                        o.tp_role = readEnum(kTpRole, *v, sub(p, "tp"));
+                    if (detail::optField(lj, "stage"))
+                        o.stage = int(detail::getInt(lj, "stage", p, 0, 1 << 20));
+                    if (const json* v = detail::optField(lj, "recompute"))
+                        o.recompute = readEnum(kRecompute, *v, sub(p, "recompute"));
+                    s.layers.push_back(std::move(o));
+                }
+            }
+            return s;
+        });
 }
 
 namespace {
@@ -239,12 +261,13 @@ TpRole autoRole(const Model& m, const Layer& l, const std::unordered_map<std::st
     };
     switch (l.kind) {
     case LayerKind::Linear:
-        return inputKind(LayerKind::AttentionCore) || inputKind(LayerKind::Activation) ? TpRole::Row : TpRole::Column;
+        return inputKind(LayerKind::AttentionCore) || inputKind(LayerKind::Activation) ? TpRole::Row
+                                                                                       : TpRole::Column;
     case LayerKind::LMHead:
     case LayerKind::AttentionCore:
     case LayerKind::Activation:
         return TpRole::Column;
-    case LayerKind::Embedding: // vocabulary-parallel: partial outputs are summed
+    case LayerKind::Embedding:  // vocabulary-parallel: partial outputs are summed
     case LayerKind::MoEExperts: // each expert's FFN split as a column/row pair
         return TpRole::Row;
     default:
@@ -252,7 +275,10 @@ TpRole autoRole(const Model& m, const Layer& l, const std::unordered_map<std::st
     }
 }
 
-std::string layerAt(const Layer& l) { return "layer '" + l.name + "'"; }
+std::string layerAt(const Layer& l)
+{
+    return "layer '" + l.name + "'";
+}
 
 } // namespace
 
@@ -267,12 +293,12 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
     const int64_t world = int64_t(s.dp) * s.tp * s.pp;
     if (world != c.deviceCount())
         return fail("mesh", "dp x tp x pp = " + std::to_string(s.dp) + " x " + std::to_string(s.tp) + " x " +
-                                std::to_string(s.pp) + " = " + std::to_string(world) + ", but the cluster has " +
-                                std::to_string(c.deviceCount()) + " devices");
+                                std::to_string(s.pp) + " = " + std::to_string(world) +
+                                ", but the cluster has " + std::to_string(c.deviceCount()) + " devices");
     if (s.global_batch % (s.micro_batch * s.dp) != 0)
-        return fail("global_batch", "global batch " + std::to_string(s.global_batch) +
-                                        " is not a multiple of micro-batch x dp = " +
-                                        std::to_string(s.micro_batch * s.dp));
+        return fail("global_batch",
+                    "global batch " + std::to_string(s.global_batch) +
+                        " is not a multiple of micro-batch x dp = " + std::to_string(s.micro_batch * s.dp));
     r.micro_batches = s.global_batch / (s.micro_batch * s.dp);
     const int chunks = s.schedule == PipelineSchedule::Interleaved ? s.interleave : 1;
     if (s.schedule == PipelineSchedule::Interleaved) {
@@ -290,7 +316,8 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
     r.virtual_stages = s.pp * chunks;
     if (s.ep > 1) {
         if (s.dp % s.ep != 0)
-            return fail("mesh", "expert-parallel degree " + std::to_string(s.ep) + " does not divide dp " + std::to_string(s.dp));
+            return fail("mesh", "expert-parallel degree " + std::to_string(s.ep) + " does not divide dp " +
+                                    std::to_string(s.dp));
         if (m.dims.experts == 0)
             return fail("mesh", "ep > 1 but the model has no experts");
         if (m.dims.experts % s.ep != 0)
@@ -304,8 +331,9 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
         r.warnings.push_back("tensor-parallel groups of " + std::to_string(s.tp) + " span nodes of " +
                              std::to_string(perNode) + " devices");
     if (s.pp > 1 && r.micro_batches < s.pp)
-        r.warnings.push_back("fewer micro-batches (" + std::to_string(r.micro_batches) + ") than pipeline stages (" +
-                             std::to_string(s.pp) + "): most of the step is bubble");
+        r.warnings.push_back("fewer micro-batches (" + std::to_string(r.micro_batches) +
+                             ") than pipeline stages (" + std::to_string(s.pp) +
+                             "): most of the step is bubble");
 
     // Per-layer settings: defaults, then overrides in order.
     const size_t L = m.layers.size();
@@ -344,7 +372,8 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
                 r.layers[i].recompute = *o.recompute;
         }
         if (!matched)
-            return fail("/layers/" + std::to_string(k) + "/match", "pattern '" + o.pattern + "' matches no layer");
+            return fail("/layers/" + std::to_string(k) + "/match",
+                        "pattern '" + o.pattern + "' matches no layer");
     }
 
     // Tensor-parallel roles and the divisibility they need.
@@ -357,18 +386,22 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
             tr = TpRole::Replicated;
         if (tr != TpRole::Replicated) {
             if (l.kind == LayerKind::Conv || l.kind == LayerKind::Pool)
-                return fail(layerAt(l), "tensor parallelism of convolutions is not supported: mark it replicated");
+                return fail(layerAt(l),
+                            "tensor parallelism of convolutions is not supported: mark it replicated");
             if (l.dims.heads && l.dims.heads % s.tp)
-                return fail(layerAt(l), "tensor-parallel degree " + std::to_string(s.tp) + " does not divide its " +
-                                            std::to_string(l.dims.heads) + " attention heads");
+                return fail(layerAt(l), "tensor-parallel degree " + std::to_string(s.tp) +
+                                            " does not divide its " + std::to_string(l.dims.heads) +
+                                            " attention heads");
             if (l.dims.kv_heads && l.dims.kv_heads % s.tp)
-                return fail(layerAt(l), "tensor-parallel degree " + std::to_string(s.tp) + " does not divide its " +
-                                            std::to_string(l.dims.kv_heads) + " key/value heads");
+                return fail(layerAt(l), "tensor-parallel degree " + std::to_string(s.tp) +
+                                            " does not divide its " + std::to_string(l.dims.kv_heads) +
+                                            " key/value heads");
             if (l.kind == LayerKind::Linear || l.kind == LayerKind::MoERouter) {
                 const int64_t dim = tr == TpRole::Column ? l.dims.out_features : l.dims.in_features;
                 if (dim && dim % s.tp)
-                    return fail(layerAt(l), std::string(tr == TpRole::Column ? "output" : "input") + " size " +
-                                                std::to_string(dim) + " is not divisible by tensor-parallel degree " +
+                    return fail(layerAt(l), std::string(tr == TpRole::Column ? "output" : "input") +
+                                                " size " + std::to_string(dim) +
+                                                " is not divisible by tensor-parallel degree " +
                                                 std::to_string(s.tp));
             }
             if ((l.kind == LayerKind::LMHead || l.kind == LayerKind::Embedding) && l.dims.vocab % s.tp)
@@ -379,10 +412,12 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
         const SyncAtom& a = r.layers[i].sync;
         if (a.method == SyncMethod::SFB && l.kind != LayerKind::Linear && l.kind != LayerKind::LMHead &&
             l.parameterCount() > 0)
-            return fail(layerAt(l), "sufficient-factor broadcasting applies to fully-connected layers only (this is " +
-                                        std::string(layerKindName(l.kind)) + ")");
+            return fail(layerAt(l),
+                        "sufficient-factor broadcasting applies to fully-connected layers only (this is " +
+                            std::string(layerKindName(l.kind)) + ")");
         if (a.method == SyncMethod::ParameterServer && s.zero_stage > 0 && l.parameterCount() > 0)
-            return fail(layerAt(l), "ZeRO sharding and a parameter server both own the optimizer state: choose one");
+            return fail(layerAt(l),
+                        "ZeRO sharding and a parameter server both own the optimizer state: choose one");
         if (a.compression == Compression::PowerSGD && a.method != SyncMethod::AllReduce)
             return fail(layerAt(l), "PowerSGD compression needs all-reduce synchronization");
     }
@@ -413,7 +448,8 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
             for (size_t i = 0; i < L; ++i) {
                 const auto& l = m.layers[i];
                 if (!l.block.empty()) {
-                    current = blockStage[size_t(std::find(blocks.begin(), blocks.end(), l.block) - blocks.begin())];
+                    current =
+                        blockStage[size_t(std::find(blocks.begin(), blocks.end(), l.block) - blocks.begin())];
                     seenBlock = true;
                 } else if (seenBlock) {
                     current = V - 1;
@@ -435,8 +471,9 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
     for (size_t i = 0; i < L; ++i) {
         if (explicitStage[i] >= 0) {
             if (explicitStage[i] >= V)
-                return fail(layerAt(m.layers[i]), "stage " + std::to_string(explicitStage[i]) + " does not exist (" +
-                                                      std::to_string(V) + " virtual stages)");
+                return fail(layerAt(m.layers[i]), "stage " + std::to_string(explicitStage[i]) +
+                                                      " does not exist (" + std::to_string(V) +
+                                                      " virtual stages)");
             stage[i] = explicitStage[i];
         }
         r.layers[i].stage = stage[i];
