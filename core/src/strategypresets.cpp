@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 namespace partita {
 
@@ -38,6 +39,20 @@ Result<Strategy> strategyPreset(const std::string& name, const Model& m, const C
     auto finishBatch = [&] {
         s.global_batch = o.global_batch > 0 ? o.global_batch : int64_t(s.dp) * s.micro_batch;
     };
+    // Explicit dense all-reduce buckets, one per layer with weights, numbered by `bucketOf`.
+    auto assignBuckets = [&](const std::function<int(const Layer&)>& bucketOf) {
+        for (const auto& l : m.layers) {
+            if (l.params.empty())
+                continue;
+            LayerOverride ov;
+            ov.pattern = l.name;
+            SyncAtom a = s.sync;
+            a.sparse = false;
+            a.bucket = bucketOf(l);
+            ov.sync = a;
+            s.layers.push_back(ov);
+        }
+    };
     if (name == "ddp") {
         s.bucket_bytes = 25 << 20; // torch DDP bucket_cap_mb default
     } else if (name == "horovod") {
@@ -46,34 +61,17 @@ Result<Strategy> strategyPreset(const std::string& name, const Model& m, const C
     } else if (name == "autodist-allreduce") {
         // chunk_size = 128 variables per fused all-reduce (AutoDist AllReduce builder default).
         int var = 0;
-        for (const auto& l : m.layers) {
-            if (l.params.empty())
-                continue;
-            LayerOverride ov;
-            ov.pattern = l.name;
-            SyncAtom a = s.sync;
-            a.sparse = false;
-            a.bucket = var / 128;
-            ov.sync = a;
-            s.layers.push_back(ov);
+        assignBuckets([&](const Layer& l) {
+            const int bucket = var / 128;
             var += int(l.params.size());
-        }
+            return bucket;
+        });
     } else if (name == "autodist-partitioned-ar") {
         // Each variable is its own collective: no fusion across variables.
         // Partitioning a variable only changes message sizes, which the alpha-beta
         // model charges through the per-collective latency of each variable.
         int bucket = 0;
-        for (const auto& l : m.layers) {
-            if (l.params.empty())
-                continue;
-            LayerOverride ov;
-            ov.pattern = l.name;
-            SyncAtom a = s.sync;
-            a.sparse = false;
-            a.bucket = bucket++;
-            ov.sync = a;
-            s.layers.push_back(ov);
-        }
+        assignBuckets([&](const Layer&) { return bucket++; });
     } else if (name == "autodist-ps") {
         s.sync.method = SyncMethod::ParameterServer;
         s.sync.ps_shards = 1;
