@@ -16,7 +16,6 @@ namespace partita {
 
 namespace {
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
 
 const char* dtypeKey(Precision p)
 {
@@ -465,7 +464,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
         const int pi = bwdOf[size_t(v)];
         if (pi < 0)
             continue;
-        double t = bwdStartLast[size_t(v)] + (recOf[size_t(v)] >= 0 ? 0 : 0);
+        double t = bwdStartLast[size_t(v)]; // the recompute program ran just before, as its own step
         const Program& pr = plan.programs[size_t(pi)];
         for (size_t k = 0; k < pr.kernels.size(); ++k) {
             t += kTime[size_t(pi)][k];
