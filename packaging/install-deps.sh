@@ -12,7 +12,7 @@ PACKAGES=(
     # libraries
     nlohmann-json3-dev libcli11-dev libsqlite3-dev zlib1g-dev
     # ONNX import and its real test inputs
-    libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata python3-onnx
+    libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata
     # networks exported by PyTorch for the ONNX tests
     python3 python3-torch python3-torchvision
     # CPU backend (MPI launcher, BLAS)
