@@ -167,9 +167,13 @@ private slots:
         addNode(g, "MatMul", "fc.matmul", {"x", "w"}, {"y"});
         addNode(g, "Add", "fc.add", {"y", "b"}, {"z"});
         addNode(g, "Relu", "relu", {"z"}, {"out"});
-        g->add_output()->set_name("out");
+        onnx::ValueInfoProto* out = g->add_output();
+        out->set_name("out");
+        out->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
         auto m = modelFromOnnx(serialize(model), "paddle.onnx");
         QVERIFY2(m, m ? "" : m.error().str().c_str());
+        for (const auto& n : m->notes)
+            qInfo("note: %s", n.c_str());
         QCOMPARE(m->parameterCount(), int64_t(16 * 8 + 8));
         QCOMPARE(m->layers.size(), size_t(1));
         const Layer& fc = m->layers[0];
@@ -195,6 +199,16 @@ private slots:
         onnx::ModelProto dangling;
         addNode(dangling.mutable_graph(), "Relu", "r", {"ghost"}, {"y"});
         QTest::newRow("undefined input") << QByteArray::fromStdString(serialize(dangling)) << "reads 'ghost'";
+        onnx::ModelProto twice; // found by fuzzing: ONNX's shape inference crashed on it
+        addInput(twice.mutable_graph(), "x", {4, 10});
+        addInput(twice.mutable_graph(), "x", {8});
+        addNode(twice.mutable_graph(), "Relu", "r", {"x"}, {"y"});
+        QTest::newRow("input defined twice") << QByteArray::fromStdString(serialize(twice)) << "defined twice";
+        onnx::ModelProto reassigned;
+        addInput(reassigned.mutable_graph(), "x", {4});
+        addNode(reassigned.mutable_graph(), "Relu", "r1", {"x"}, {"y"});
+        addNode(reassigned.mutable_graph(), "Relu", "r2", {"y"}, {"y"});
+        QTest::newRow("output assigned twice") << QByteArray::fromStdString(serialize(reassigned)) << "already defined";
         onnx::ModelProto empty;
         empty.mutable_graph()->set_name("g");
         QTest::newRow("no nodes") << QByteArray::fromStdString(serialize(empty)) << "no nodes";

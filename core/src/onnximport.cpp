@@ -17,6 +17,7 @@ Result<Model> modelFromOnnx(const std::string&, const std::string& file)
 
 #else
 
+#include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
 
@@ -452,16 +453,60 @@ Result<Model> modelFromOnnx(const std::string& bytes, const std::string& file)
     // are folded into initializers: ONNX's inference reads shapes from
     // initializers but does not evaluate such chains itself. Failures leave
     // shapes unknown, never abort.
-    onnx::ModelProto inferred = proto;
-    const int folded = foldIntegerConstants(*inferred.mutable_graph());
-    try {
-        std::unordered_map<std::string, onnx::TensorShapeProto> generated;
-        onnx::shape_inference::InferShapes(inferred, onnx::OpSchemaRegistry::Instance(),
-                                           onnx::ShapeInferenceOptions(false, 0, true), &generated);
-    } catch (const std::exception& e) {
-        notes.push_back(std::string("shape inference stopped early: ") + e.what());
+    // Every value is defined once (single static assignment): a graph input,
+    // an initializer or a node output. ONNX's shape inference reads out of
+    // bounds on graphs that break this (found by fuzzing), so they are refused.
+    {
+        std::unordered_set<std::string> inputs, initializers, outputs;
+        for (const auto& t : proto.graph().initializer())
+            if (!initializers.insert(t.name()).second)
+                return Error{file, "initializer '" + t.name() + "'", "defined twice"};
+        for (const auto& v : proto.graph().input())
+            if (!inputs.insert(v.name()).second)
+                return Error{file, "graph input '" + v.name() + "'", "defined twice"};
+        for (int i = 0; i < proto.graph().node_size(); ++i)
+            for (const auto& o : proto.graph().node(i).output()) {
+                if (o.empty())
+                    continue;
+                if (!outputs.insert(o).second || inputs.count(o) || initializers.count(o))
+                    return Error{file, "node " + std::to_string(i) + " (" + proto.graph().node(i).op_type() + ")",
+                                 "output '" + o + "' is already defined (ONNX graphs assign each value once)"};
+            }
     }
-    (void)folded;
+    // ONNX's shape inference trusts each node to match its operator's schema;
+    // run it only when the ONNX checker accepts every node (inputs, outputs,
+    // attribute types), and keep going without inferred shapes otherwise.
+    onnx::ModelProto inferred = proto;
+    bool checked = true;
+    try {
+        onnx::checker::CheckerContext ctx;
+        ctx.set_ir_version(int(proto.ir_version()));
+        std::unordered_map<std::string, int> opsets;
+        for (const auto& o : proto.opset_import())
+            opsets[o.domain()] = int(o.version());
+        if (opsets.empty())
+            opsets[""] = 1;
+        ctx.set_opset_imports(opsets);
+        onnx::checker::LexicalScopeContext scope;
+        for (const auto& node : proto.graph().node())
+            onnx::checker::check_node(node, ctx, scope);
+    } catch (const std::exception& e) {
+        checked = false;
+        std::string why = e.what();
+        if (const size_t nl = why.find('\n'); nl != std::string::npos)
+            why.erase(nl);
+        notes.push_back("the ONNX checker rejects a node (" + why + "): shapes come from value_info only");
+    }
+    if (checked) {
+        foldIntegerConstants(*inferred.mutable_graph());
+        try {
+            std::unordered_map<std::string, onnx::TensorShapeProto> generated;
+            onnx::shape_inference::InferShapes(inferred, onnx::OpSchemaRegistry::Instance(),
+                                               onnx::ShapeInferenceOptions(false, 0, true), &generated);
+        } catch (const std::exception& e) {
+            notes.push_back(std::string("shape inference stopped early: ") + e.what());
+        }
+    }
     const onnx::GraphProto& g = proto.graph();
 
     std::unordered_map<std::string, TensorInfo> info;

@@ -35,6 +35,13 @@ seed topo tests/data/topo/*.txt
 seed hostfile tests/data/hostfiles/*
 mkdir -p "$corpus/units"; printf '600 GB/s' > "$corpus/units/a"; printf '80 GiB' > "$corpus/units/b"; printf '2.7 us' > "$corpus/units/c"
 
+# Inputs that once crashed a parser stay in its corpus (tests/fuzz/regressions/NAME/).
+for d in tests/fuzz/regressions/*/; do
+    name=$(basename "$d")
+    mkdir -p "$corpus/$name"
+    cp -f "$d"* "$corpus/$name/" 2>/dev/null || true
+done
+
 status=0
 for f in hfconfig modeljson onnx clusterjson topo hostfile units; do
     echo "== fuzz_$f for ${seconds}s"
