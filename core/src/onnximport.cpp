@@ -43,11 +43,15 @@ struct TensorInfo
     int32_t elemType = 0;
     bool known = false;
 
+    // Saturates at 2^62 rather than overflow on absurd shapes.
     int64_t numel() const
     {
         int64_t n = 1;
-        for (int64_t d : dims)
-            n *= d > 0 ? d : 1; // unknown (symbolic) dimensions count as 1: costs are per sample and per token
+        for (int64_t d : dims) {
+            const int64_t f = d > 0 ? d : 1; // unknown (symbolic) dimensions count as 1: costs are per sample and per token
+            if (__builtin_mul_overflow(n, f, &n) || n > (int64_t(1) << 62))
+                return int64_t(1) << 62;
+        }
         return n;
     }
 };
@@ -473,6 +477,24 @@ Result<Model> modelFromOnnx(const std::string& bytes, const std::string& file)
                                  "output '" + o + "' is already defined (ONNX graphs assign each value once)"};
             }
     }
+    // Window attributes ONNX's shape inference divides by or loops over
+    // (a zero stride crashed it under fuzzing): positive sizes, non-negative pads.
+    for (int i = 0; i < proto.graph().node_size(); ++i) {
+        const auto& node = proto.graph().node(i);
+        for (const auto& a : node.attribute()) {
+            const bool positive = a.name() == "strides" || a.name() == "dilations" || a.name() == "kernel_shape";
+            const bool nonNegative = a.name() == "pads" || a.name() == "output_padding";
+            const std::string where = "node '" + (node.name().empty() ? std::to_string(i) : node.name()) + "' (" +
+                                      node.op_type() + ")";
+            for (int k = 0; k < a.ints_size(); ++k)
+                if ((positive && a.ints(k) < 1) || (nonNegative && a.ints(k) < 0))
+                    return Error{file, where, "attribute " + a.name() + " has " + std::to_string(a.ints(k)) +
+                                                  " at position " + std::to_string(k) +
+                                                  (positive ? " (must be at least 1)" : " (must not be negative)")};
+            if (a.name() == "group" && a.type() == onnx::AttributeProto::INT && a.i() < 1)
+                return Error{file, where, "attribute group is " + std::to_string(a.i()) + " (must be at least 1)"};
+        }
+    }
     // ONNX's shape inference trusts each node to match its operator's schema;
     // run it only when the ONNX checker accepts every node (inputs, outputs,
     // attribute types), and keep going without inferred shapes otherwise.
@@ -512,7 +534,19 @@ Result<Model> modelFromOnnx(const std::string& bytes, const std::string& file)
     std::unordered_map<std::string, TensorInfo> info;
     std::unordered_set<std::string> weights; // initializers and Constant outputs
     std::unordered_map<std::string, const onnx::TensorProto*> weightProto;
+    // Weights of absurd size (a dimension over 2^40 or over 2^50 elements) are refused.
+    auto absurd = [](const onnx::TensorProto& t) {
+        double n = 1;
+        for (int64_t d : t.dims()) {
+            if (d < 0 || d > (int64_t(1) << 40))
+                return true;
+            n *= double(d);
+        }
+        return n > double(int64_t(1) << 50);
+    };
     for (const auto& t : g.initializer()) {
+        if (absurd(t))
+            return Error{file, "initializer '" + t.name() + "'", "has a negative or absurd shape"};
         info[t.name()] = infoFromTensor(t);
         weights.insert(t.name());
         weightProto[t.name()] = &t;
@@ -545,11 +579,14 @@ Result<Model> modelFromOnnx(const std::string& bytes, const std::string& file)
         nodeName[size_t(i)] = node.name().empty() ? node.op_type() + "#" + std::to_string(i) : node.name();
         if (node.op_type() == "Constant") {
             isStatic[size_t(i)] = true;
-            for (const auto& a : node.attribute())
+            for (const auto& a : node.attribute()) {
+                if (a.name() == "value" && a.has_t() && absurd(a.t()))
+                    return Error{file, "node '" + nodeName[size_t(i)] + "' (Constant)", "has a negative or absurd shape"};
                 if (a.name() == "value" && a.has_t() && node.output_size() == 1) {
                     info[node.output(0)] = infoFromTensor(a.t());
                     weightProto[node.output(0)] = &a.t();
                 }
+            }
             for (const auto& o : node.output())
                 weights.insert(o);
             continue;
@@ -869,7 +906,7 @@ Result<Model> modelFromOnnx(const std::string& bytes, const std::string& file)
 
         std::set<std::string> ops;
         bool paramMatMul = false, actMatMul = false, paramGather = false;
-        int64_t flops = 0, saved = 0, mask = 0, io = 0;
+        double flops = 0, saved = 0, mask = 0, io = 0;
         std::vector<std::string> inputs;
         for (int i : grp.nodes) {
             const auto& node = g.node(i);
@@ -908,14 +945,14 @@ Result<Model> modelFromOnnx(const std::string& bytes, const std::string& file)
                         inputs.push_back(layerName[size_t(from)]);
                 }
             }
-            int64_t outNumel = 0;
+            double outNumel = 0;
             for (const auto& o : node.output())
                 if (!o.empty())
                     outNumel += info[o].numel();
             io += outNumel;
             const bool weightIn = hasParamInput(node);
             auto dataNumel = [&](int k) {
-                return k < node.input_size() && !node.input(k).empty() ? info[node.input(k)].numel() : 0;
+                return k < node.input_size() && !node.input(k).empty() ? double(info[node.input(k)].numel()) : 0.0;
             };
             auto lastDim = [&](int k) -> int64_t {
                 if (k >= node.input_size())
@@ -932,7 +969,7 @@ Result<Model> modelFromOnnx(const std::string& bytes, const std::string& file)
                             K = d.size() == 2 && d[0] > 0 ? d[0] : K;
                         }
                 }
-                flops += 2 * outNumel * K;
+                flops += 2 * outNumel * double(K);
                 if (weightIn)
                     paramMatMul = true;
                 else
@@ -941,7 +978,7 @@ Result<Model> modelFromOnnx(const std::string& bytes, const std::string& file)
                     if (!isParam(node.input(k)))
                         saved += dataNumel(k);
             } else if (op == "Conv" || op == "ConvTranspose") {
-                int64_t kernel = 1;
+                double kernel = 1;
                 int64_t groupCount = 1;
                 for (const auto& a : node.attribute())
                     if (a.name() == "group")
@@ -949,13 +986,13 @@ Result<Model> modelFromOnnx(const std::string& bytes, const std::string& file)
                 if (node.input_size() > 1) {
                     const auto& wd = info[node.input(1)].dims;
                     for (size_t d = 2; d < wd.size(); ++d)
-                        kernel *= std::max<int64_t>(1, wd[d]);
+                        kernel *= double(std::max<int64_t>(1, wd[d]));
                     if (op == "Conv") {
                         const int64_t cinPerGroup = wd.size() > 1 ? std::max<int64_t>(1, wd[1]) : 1;
-                        flops += 2 * outNumel * cinPerGroup * kernel;
+                        flops += 2 * outNumel * double(cinPerGroup) * kernel;
                     } else {
                         const int64_t coutPerGroup = wd.size() > 1 ? std::max<int64_t>(1, wd[1]) : 1;
-                        flops += 2 * dataNumel(0) * coutPerGroup * kernel;
+                        flops += 2 * dataNumel(0) * double(coutPerGroup) * kernel;
                     }
                 }
                 (void)groupCount;
@@ -974,7 +1011,7 @@ Result<Model> modelFromOnnx(const std::string& bytes, const std::string& file)
             }
         }
         // What leaves the layer: outputs read by another layer or by the graph.
-        int64_t out = 0;
+        double out = 0;
         for (int i : grp.nodes)
             for (const auto& o : g.node(i).output()) {
                 if (o.empty())
@@ -1018,11 +1055,13 @@ Result<Model> modelFromOnnx(const std::string& bytes, const std::string& file)
             l.dims.out_features = l.params.front().shape[1];
         }
         l.inputs = std::move(inputs);
-        l.cost.flops_per_token = flops / batch;
-        l.cost.saved_elems_per_token = saved / batch;
-        l.cost.mask_bytes_per_token = mask / batch;
-        l.cost.io_elems_per_token = io / batch;
-        l.cost.output_elems_per_token = out / batch;
+        // Costs were summed in double: absurd shapes clamp instead of overflowing.
+        auto perSample = [&](double v) { return int64_t(std::min(v / double(batch), 4e18)); };
+        l.cost.flops_per_token = perSample(flops);
+        l.cost.saved_elems_per_token = perSample(saved);
+        l.cost.mask_bytes_per_token = perSample(mask);
+        l.cost.io_elems_per_token = perSample(io);
+        l.cost.output_elems_per_token = perSample(out);
         m.layers.push_back(std::move(l));
     }
     if (order.size() != size_t(comps))

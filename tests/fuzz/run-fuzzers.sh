@@ -46,7 +46,8 @@ status=0
 for f in hfconfig modeljson onnx clusterjson topo hostfile units; do
     echo "== fuzz_$f for ${seconds}s"
     mkdir -p "build/fuzz/artifacts/$f"
-    if ! build/fuzz/fuzz/fuzz_$f "$corpus/$f" -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=65536 \
+    # A fixed seed makes CI reproducible; set PARTITA_FUZZ_SEED to explore further.
+    if ! build/fuzz/fuzz/fuzz_$f "$corpus/$f" -seed="${PARTITA_FUZZ_SEED:-1}" -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=65536 \
             -artifact_prefix="build/fuzz/artifacts/$f/" -print_final_stats=1 2>"build/fuzz/fuzz_$f.log"; then
         echo "fuzz_$f FAILED: crash input in build/fuzz/artifacts/$f/, log build/fuzz/fuzz_$f.log"
         tail -30 "build/fuzz/fuzz_$f.log"
