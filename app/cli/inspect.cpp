@@ -1,5 +1,7 @@
 #include "inspect.h"
 
+#include "common.h"
+
 #include "partita/core/clusterio.h"
 #include "partita/core/modelio.h"
 #include "partita/core/units.h"
@@ -26,12 +28,6 @@ enum class TargetKind
     Cluster,
     Local,
 };
-
-int fail(const Error& e)
-{
-    std::cerr << "partita-cli: error: " << e.str() << "\n";
-    return 2;
-}
 
 TargetKind classify(const InspectOptions& o)
 {
@@ -346,18 +342,8 @@ int runConvert(const InspectOptions& o, const std::string& output)
         std::cout << text;
         return 0;
     }
-    // Write beside the target, then rename: an interrupted convert never leaves half a file.
-    const std::string tmp = output + ".partita-tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << text;
-        if (!out.flush())
-            return fail(Error{output, {}, "cannot write"});
-    }
-    if (std::rename(tmp.c_str(), output.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        return fail(Error{output, {}, "cannot replace the file"});
-    }
+    if (auto w = writeFileAtomically(output, text); !w)
+        return fail(w.error());
     return 0;
 }
 

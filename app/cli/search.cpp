@@ -1,5 +1,7 @@
 #include "search.h"
 
+#include "common.h"
+
 #include "partita/core/clusterio.h"
 #include "partita/core/modelio.h"
 #include "partita/core/search.h"
@@ -21,11 +23,6 @@ using nlohmann::json;
 namespace {
 std::atomic<bool> g_cancel{false};
 void onSigint(int) { g_cancel = true; }
-int fail(const Error& e)
-{
-    std::cerr << "partita-cli: error: " << e.str() << "\n";
-    return 2;
-}
 } // namespace
 
 int runSearch(const SearchCliOptions& o)
@@ -65,10 +62,8 @@ int runSearch(const SearchCliOptions& o)
     if (!r)
         return fail(r.error());
     if (!o.out.empty()) {
-        std::ofstream out(o.out + ".partita-tmp", std::ios::binary | std::ios::trunc);
-        out << strategyToJson(r->best.strategy);
-        if (!out.flush() || std::rename((o.out + ".partita-tmp").c_str(), o.out.c_str()) != 0)
-            return fail(Error{o.out, {}, "cannot write the strategy"});
+        if (auto w = writeFileAtomically(o.out, strategyToJson(r->best.strategy)); !w)
+            return fail(w.error());
     }
     auto candidateJson = [](const Candidate& c) {
         return json{{"step_time_s", c.step_time},

@@ -1,5 +1,7 @@
 #include "simulate.h"
 
+#include "common.h"
+
 #include "partita/core/clusterio.h"
 #include "partita/core/modelio.h"
 #include "partita/core/simulator.h"
@@ -17,12 +19,6 @@ namespace partita::cli {
 using nlohmann::json;
 
 namespace {
-
-int fail(const Error& e)
-{
-    std::cerr << "partita-cli: error: " << e.str() << "\n";
-    return 2;
-}
 
 Result<std::string> slurp(const std::string& path)
 {
@@ -125,13 +121,8 @@ int runSimulate(const SimulateOptions& o)
     if (!plan)
         return fail(plan.error());
     if (!o.planOut.empty()) {
-        const std::string tmp = o.planOut + ".partita-tmp";
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << planToJson(*plan);
-        if (!out.flush() || std::rename(tmp.c_str(), o.planOut.c_str()) != 0) {
-            std::remove(tmp.c_str());
-            return fail(Error{o.planOut, {}, "cannot write the plan"});
-        }
+        if (auto w = writeFileAtomically(o.planOut, planToJson(*plan)); !w)
+            return fail(w.error());
     }
     auto r = simulatePlan(*plan, *model, *cluster, s, so);
     if (!r)
