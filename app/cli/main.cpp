@@ -84,6 +84,8 @@ int main(int argc, char** argv)
     search->add_option("--dtype", sco.dtype, "training precision")->check(CLI::IsMember({"fp16", "bf16", "fp32"}));
     search->add_option("--max-evals", sco.maxEvals, "stop after this many candidates (identical reruns on any machine)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+    search->add_flag("--allow-powersgd", sco.allowPowerSgd,
+                     "let per-layer refinement choose PowerSGD compression (lossy: training no longer computes the same)");
     search->add_option("--out", sco.out, "write the best strategy (JSON)");
     search->add_flag("--json", sco.json, "print JSON instead of a table");
 

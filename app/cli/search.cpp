@@ -43,6 +43,7 @@ int runSearch(const SearchCliOptions& o)
     so.threads = o.threads;
     so.top_k = o.top;
     so.max_evaluations = o.maxEvals;
+    so.allow_powersgd = o.allowPowerSgd;
     so.cancel = &g_cancel;
     // Ctrl-C stops the search and keeps the best found so far.
     std::signal(SIGINT, onSigint);

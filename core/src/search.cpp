@@ -3,11 +3,13 @@
 #include "partita/core/simulator.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -67,6 +69,25 @@ struct Space
     std::vector<int64_t> micro;
 };
 
+// Layers that share one per-layer choice (see Searcher::buildLayerClasses).
+struct LayerClass
+{
+    std::string key;                   // the glob, or a layer's name
+    std::vector<std::string> patterns; // what the strategy's overrides match
+    std::vector<size_t> members;       // layer indices, ascending
+    LayerKind kind = LayerKind::Other;
+    bool sparse = false; // embedding with sparse gradients
+    bool fc = false;     // fully-connected
+};
+
+// One alternative for a layer class; unset fields inherit the global genome's choice.
+struct ClassOption
+{
+    std::optional<SyncAtom> sync;
+    std::optional<TpRole> tp;
+    std::string text;
+};
+
 struct Evaluated
 {
     double score = kInf; // lower is better
@@ -109,6 +130,70 @@ public:
             m_fcLayers.clear();
         std::sort(m_blocks.begin(), m_blocks.end());
         m_blocks.erase(std::unique(m_blocks.begin(), m_blocks.end()), m_blocks.end());
+        buildLayerClasses();
+    }
+
+    // Layers with weights, grouped by their role in a repeated block: the
+    // query projection of every encoder layer is one class, so the per-layer
+    // choices stay few however deep the model is. A class is addressed by one
+    // glob ("encoder.layer.*.attention.self.query") when that glob matches
+    // exactly its members, else by its members' names.
+    void buildLayerClasses()
+    {
+        std::map<std::string, size_t> byKey;
+        for (size_t i = 0; i < m_model.layers.size(); ++i) {
+            const Layer& l = m_model.layers[i];
+            if (l.params.empty())
+                continue;
+            std::string key = l.name;
+            if (!l.block.empty() && l.name.rfind(l.block, 0) == 0) {
+                std::string tmpl;
+                for (size_t k = 0; k < l.block.size();) {
+                    if (std::isdigit(static_cast<unsigned char>(l.block[k]))) {
+                        while (k < l.block.size() && std::isdigit(static_cast<unsigned char>(l.block[k])))
+                            ++k;
+                        tmpl += '*';
+                    } else {
+                        tmpl += l.block[k++];
+                    }
+                }
+                key = tmpl + l.name.substr(l.block.size());
+            }
+            auto [it, added] = byKey.emplace(key, m_classes.size());
+            if (added) {
+                LayerClass c;
+                c.key = key;
+                c.kind = l.kind;
+                c.sparse = l.sparse_grad;
+                c.fc = (l.kind == LayerKind::Linear || l.kind == LayerKind::LMHead) && l.dims.in_features &&
+                       l.dims.out_features;
+                m_classes.push_back(c);
+            }
+            m_classes[it->second].members.push_back(i);
+        }
+        for (LayerClass& c : m_classes) {
+            size_t matched = 0;
+            bool exact = true;
+            for (size_t i = 0; i < m_model.layers.size() && exact; ++i)
+                if (globMatch(c.key, m_model.layers[i].name)) {
+                    ++matched;
+                    exact = std::binary_search(c.members.begin(), c.members.end(), i);
+                }
+            if (exact && matched == c.members.size()) {
+                c.patterns = {c.key};
+            } else {
+                for (size_t i : c.members)
+                    c.patterns.push_back(m_model.layers[i].name);
+                // A name with glob characters that matches other layers cannot be addressed alone.
+                for (const auto& p : c.patterns)
+                    for (size_t i = 0; i < m_model.layers.size(); ++i)
+                        if (globMatch(p, m_model.layers[i].name) &&
+                            !std::binary_search(c.members.begin(), c.members.end(), i))
+                            c.patterns.clear();
+            }
+        }
+        m_classes.erase(std::remove_if(m_classes.begin(), m_classes.end(), [](const LayerClass& c) { return c.patterns.empty(); }),
+                        m_classes.end());
     }
 
     Strategy toStrategy(const Genome& g) const
@@ -242,6 +327,90 @@ public:
         return out;
     }
 
+    // The per-layer alternatives for one class on top of a global strategy:
+    // all-reduce algorithm and compression, parameter server shard count,
+    // placement and local aggregation, sufficient-factor broadcasting for
+    // fully-connected layers, and vocabulary-parallel or replicated
+    // embeddings and heads. Option 0 keeps the global choice.
+    std::vector<ClassOption> classOptions(const LayerClass& c, const Strategy& base) const
+    {
+        std::vector<ClassOption> out(1);
+        const int nodes = int(m_cluster.nodes.size());
+        if (base.dp > 1) {
+            SyncAtom a0;
+            a0.sparse = c.sparse;
+            std::vector<std::pair<Compression, std::string>> comps{{Compression::None, ""}};
+            if (m_opt.precision == Precision::FP32)
+                comps.emplace_back(Compression::FP16, ", fp16 on the wire");
+            if (m_opt.allow_powersgd && base.zero_stage == 0 && !c.sparse)
+                comps.emplace_back(Compression::PowerSGD, ", PowerSGD rank 4");
+            std::vector<AllReduceAlgo> algos{AllReduceAlgo::Ring, AllReduceAlgo::Tree};
+            if (nodes > 1)
+                algos.push_back(AllReduceAlgo::Hierarchical);
+            for (AllReduceAlgo algo : algos)
+                for (const auto& [comp, ctext] : comps) {
+                    SyncAtom a = a0;
+                    a.method = SyncMethod::AllReduce;
+                    a.algorithm = algo;
+                    a.compression = comp;
+                    out.push_back({a, {}, "all-reduce " + std::string(allReduceAlgoName(algo)) + ctext});
+                    if (c.sparse && comp == Compression::None && algo == AllReduceAlgo::Ring) {
+                        a.sparse = false;
+                        out.push_back({a, {}, "all-reduce ring, dense"});
+                    }
+                }
+            if (base.zero_stage == 0 && nodes > 1) {
+                std::vector<int> shards;
+                for (int k = 1; k < nodes; k *= 2)
+                    shards.push_back(k);
+                shards.push_back(nodes);
+                for (int k : shards)
+                    for (PsPlacement place : {PsPlacement::LoadBalanced, PsPlacement::RoundRobin}) {
+                        if (k == nodes && place != PsPlacement::LoadBalanced)
+                            continue; // every server holds a shard: placement does not matter
+                        for (bool local : {true, false}) {
+                            if (!local && m_perNode == 1)
+                                continue;
+                            SyncAtom a = a0;
+                            a.method = SyncMethod::ParameterServer;
+                            a.ps_shards = k;
+                            a.ps_placement = place;
+                            a.ps_local_replication = local;
+                            out.push_back({a, {},
+                                           "PS " + std::to_string(k) + (k == 1 ? " shard" : " shards") +
+                                               (k < nodes ? ", " + std::string(psPlacementName(place)) : "") +
+                                               (local ? ", local replication" : "")});
+                        }
+                    }
+            }
+            if (c.fc && base.tp == 1 && base.zero_stage == 0) {
+                SyncAtom a = a0;
+                a.method = SyncMethod::SFB;
+                out.push_back({a, {}, "sufficient-factor broadcasting"});
+            }
+        }
+        if (base.tp > 1 && (c.kind == LayerKind::Embedding || c.kind == LayerKind::LMHead))
+            out.push_back({{}, TpRole::Replicated, "replicated instead of vocabulary-parallel"});
+        return out;
+    }
+
+    Strategy applyClasses(Strategy s, const std::vector<std::vector<ClassOption>>& opts, const std::vector<int>& genes) const
+    {
+        for (size_t c = 0; c < genes.size(); ++c) {
+            if (genes[c] == 0)
+                continue;
+            const ClassOption& o = opts[c][size_t(genes[c])];
+            for (const auto& pattern : m_classes[c].patterns) {
+                LayerOverride lo;
+                lo.pattern = pattern;
+                lo.sync = o.sync;
+                lo.tp_role = o.tp;
+                s.layers.push_back(lo);
+            }
+        }
+        return s;
+    }
+
     Space space() const
     {
         Space sp;
@@ -306,10 +475,14 @@ public:
 
     Evaluated evaluate(const Genome& g) const
     {
-        Evaluated e;
         if (!plausible(g))
-            return e;
-        const Strategy s = toStrategy(g);
+            return {};
+        return evaluateStrategy(toStrategy(g));
+    }
+
+    Evaluated evaluateStrategy(const Strategy& s) const
+    {
+        Evaluated e;
         SimOptions so;
         so.seq_len = m_opt.seq_len;
         auto r = simulate(m_model, m_cluster, s, so);
@@ -412,16 +585,20 @@ public:
             Candidate second;
             Genome genome;
             double found = 0;
+            std::string perLayer; // the per-layer choices refinement added, as text
         };
         std::vector<Ranked> top;
+        auto insertTop = [&](Ranked rk) {
+            top.push_back(std::move(rk));
+            std::stable_sort(top.begin(), top.end(), [](const Ranked& a, const Ranked& b) { return a.first < b.first; });
+            if (top.size() > size_t(std::max(1, m_opt.top_k)))
+                top.pop_back();
+        };
         auto record = [&](const Genome& g, const Evaluated& e) {
             seen.emplace(g.key(), e.score);
             if (!std::isfinite(e.score))
                 return;
-            top.push_back({e.score, e.candidate, g, elapsed()});
-            std::stable_sort(top.begin(), top.end(), [](const Ranked& a, const Ranked& b) { return a.first < b.first; });
-            if (top.size() > size_t(std::max(1, m_opt.top_k)))
-                top.pop_back();
+            insertTop({e.score, e.candidate, g, elapsed(), {}});
         };
         auto report = [&] {
             if (!m_opt.progress)
@@ -457,6 +634,88 @@ public:
             return out;
         };
 
+        auto evalStrategies = [&](const std::vector<Strategy>& batch) {
+            std::vector<Evaluated> out(batch.size());
+            std::vector<std::thread> pool;
+            const int n = std::min<int>(threads, int(batch.size()));
+            for (int t = 1; t < n; ++t)
+                pool.emplace_back([&, t] {
+                    for (size_t i = size_t(t); i < batch.size(); i += size_t(n))
+                        out[i] = evaluateStrategy(batch[i]);
+                });
+            for (size_t i = 0; i < batch.size(); i += size_t(std::max(1, n)))
+                out[i] = evaluateStrategy(batch[i]);
+            for (auto& th : pool)
+                th.join();
+            return out;
+        };
+
+        // Per-layer refinement of one global genome: coordinate descent over
+        // the layer classes, each class's alternatives simulated as one
+        // parallel batch, the best kept before moving to the next class,
+        // passes repeated until one changes nothing. The end point joins the
+        // ranking when it beats its start.
+        std::unordered_map<uint64_t, bool> refined;
+        auto refine = [&](const Genome& g, double startScore) {
+            refined[g.key()] = true;
+            const Strategy base = toStrategy(g);
+            std::vector<std::vector<ClassOption>> opts;
+            for (const LayerClass& c : m_classes)
+                opts.push_back(classOptions(c, base));
+            std::vector<int> genes(m_classes.size(), 0);
+            double cur = startScore;
+            Evaluated best;
+            for (int pass = 0; pass < 3; ++pass) {
+                bool improved = false;
+                for (size_t c = 0; c < m_classes.size(); ++c) {
+                    if (opts[c].size() <= 1)
+                        continue;
+                    if (cancelled() || elapsed() >= m_opt.budget_s)
+                        break;
+                    std::vector<int> choice;
+                    std::vector<Strategy> batch;
+                    for (int o = 0; o < int(opts[c].size()); ++o) {
+                        if (o == genes[c])
+                            continue;
+                        std::vector<int> trial = genes;
+                        trial[c] = o;
+                        choice.push_back(o);
+                        batch.push_back(applyClasses(base, opts, trial));
+                    }
+                    const auto out = evalStrategies(batch);
+                    res.evaluated += int64_t(batch.size());
+                    for (size_t q = 0; q < out.size(); ++q)
+                        if (out[q].score < cur * (1 - 1e-12)) {
+                            cur = out[q].score;
+                            best = out[q];
+                            genes[c] = choice[q];
+                            improved = true;
+                        }
+                    report();
+                }
+                if (!improved)
+                    break;
+            }
+            if (!std::isfinite(best.score) || !(best.score < startScore))
+                return;
+            std::string text;
+            for (size_t c = 0; c < genes.size(); ++c)
+                if (genes[c])
+                    text += (text.empty() ? "" : "; ") + m_classes[c].key + ": " + opts[c][size_t(genes[c])].text;
+            insertTop({best.score, best.candidate, g, elapsed(), "per layer: " + text});
+        };
+        // Refine the best global genome not refined yet (in ranking order).
+        auto refineNext = [&] {
+            if (!m_opt.refine_layers || m_classes.empty())
+                return false;
+            for (const Ranked& rk : std::vector<Ranked>(top))
+                if (rk.perLayer.empty() && !refined.count(rk.genome.key())) {
+                    refine(rk.genome, rk.first);
+                    return true;
+                }
+            return false;
+        };
+
         // The plausible genomes, when the raw space is small enough to list.
         std::vector<Genome> all;
         const bool listed = size <= 4'000'000;
@@ -483,6 +742,8 @@ public:
                 report();
             }
             res.exhaustive = off >= all.size();
+            for (int n = 0; n < 3 && !cancelled() && elapsed() < m_opt.budget_s && refineNext(); ++n) {
+            }
         } else {
             // Simulated annealing from the best seed, one or two genes changed per move.
             std::mt19937_64 rng(m_opt.seed);
@@ -542,7 +803,15 @@ public:
             };
             std::uniform_real_distribution<double> unit(0, 1);
             int sinceNew = 0;
+            // Refinements happen at fixed evaluation counts, so the sequence
+            // of candidates stays independent of the machine's speed.
+            int64_t nextRefine = res.evaluated + 1000;
             while (!cancelled() && elapsed() < m_opt.budget_s && sinceNew < 5000) {
+                if (res.evaluated >= nextRefine) {
+                    refineNext();
+                    nextRefine = res.evaluated + 2000;
+                    continue;
+                }
                 // Propose fresh, plausible neighbours only: a genome already seen
                 // (or in this batch) is never simulated twice.
                 std::vector<Genome> batch;
@@ -603,14 +872,23 @@ public:
                 }
             }
         }
+        // The walk ended (stuck) with time to spare: refine what is left.
+        while (!cancelled() && elapsed() < m_opt.budget_s && refineNext()) {
+        }
         if (listed && !res.exhaustive)
             res.exhaustive = std::all_of(all.begin(), all.end(), [&](const Genome& g) { return seen.count(g.key()) > 0; });
         res.cancelled = userCancelled();
         res.elapsed_s = elapsed();
 
         // Never worse than the best preset.
-        for (const Ranked& rk : top)
+        for (const Ranked& rk : top) {
             res.top.push_back(rk.second);
+            if (!rk.perLayer.empty())
+                res.top.back().explanation =
+                    explain(rk.second.strategy, bestPreset.strategy, std::isfinite(bestPresetScore)) + "; " + rk.perLayer;
+            else
+                res.top.back().explanation = explain(rk.second.strategy, bestPreset.strategy, std::isfinite(bestPresetScore));
+        }
         const double searched = top.empty() ? kInf : top.front().first;
         if (!std::isfinite(searched) && !std::isfinite(bestPresetScore))
             return Error{"search", "memory", "no strategy fits: every preset and every searched candidate is invalid "
@@ -620,13 +898,9 @@ public:
             res.best = bestPreset;
             res.best.explanation = "the best preset (" + res.best_preset + "); no searched strategy beats it";
         } else {
-            res.best = top.front().second;
+            res.best = res.top.front();
             res.best_found_s = top.front().found;
-            res.best.explanation = explain(res.best.strategy, bestPreset.strategy, std::isfinite(bestPresetScore));
         }
-        for (auto& cand : res.top)
-            if (cand.explanation.empty())
-                cand.explanation = explain(cand.strategy, bestPreset.strategy, std::isfinite(bestPresetScore));
         report();
         return res;
     }
@@ -692,6 +966,7 @@ private:
     std::vector<std::string> m_blocks;
     std::vector<std::string> m_embeddings;
     std::vector<std::string> m_fcLayers;
+    std::vector<LayerClass> m_classes;
     mutable std::mutex m_cacheMutex;
     mutable std::unordered_map<uint64_t, std::vector<double>> m_layerCosts;
 };

@@ -144,6 +144,13 @@ int main(int argc, char** argv)
                 if (sim)
                     row["best_dp_preset_exposed_comm_pct"] = 100 * sim->breakdown.exposed_comm / sim->step_time;
             }
+            // What per-layer refinement added over the best global candidate.
+            double bestGlobal = INFINITY;
+            for (const auto& cand : r->top)
+                if (cand.explanation.find("per layer:") == std::string::npos)
+                    bestGlobal = std::min(bestGlobal, cand.step_time);
+            row["per_layer_gain_pct"] =
+                std::isfinite(bestGlobal) ? json(100 * (bestGlobal / r->best.step_time - 1)) : json(nullptr);
             row["evaluated"] = r->evaluated;
             row["exhaustive"] = r->exhaustive;
             row["explanation"] = r->best.explanation;
@@ -171,6 +178,7 @@ int main(int argc, char** argv)
         o.precision = Precision::FP16;
         o.exhaustive_limit = int64_t(1) << 40;
         o.budget_s = 3600;
+        o.refine_layers = false; // the enumerable space: global genes only
         auto ex = searchStrategy(*m, c, o);
         o.exhaustive_limit = 0;
         o.budget_s = budget;

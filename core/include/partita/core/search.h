@@ -48,6 +48,8 @@ struct SearchOptions
     int top_k = 5;
     int64_t exhaustive_limit = 4000; // enumerate every candidate when the space is at most this large
     int64_t max_evaluations = 0;     // 0: until the budget; else stop after this many (bit-identical reruns)
+    bool refine_layers = true;       // per-layer coordinate descent after the global phase finds good points
+    bool allow_powersgd = false;     // let per-layer refinement pick PowerSGD (lossy: changes what training computes)
     std::function<void(const SearchProgress&)> progress;
     const std::atomic<bool>* cancel = nullptr;
 };
