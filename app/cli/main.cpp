@@ -2,6 +2,7 @@
 #include "inspect.h"
 #include "search.h"
 #include "simulate.h"
+#include "trace.h"
 
 #include <CLI/CLI.hpp>
 
@@ -93,6 +94,38 @@ int main(int argc, char** argv)
     CLI::App* presets = app.add_subcommand("presets", "List strategy, cluster and device presets");
     presets->add_flag("--json", presetsJson, "print JSON");
 
+    partita::cli::TraceCliOptions tro;
+    CLI::App* trace = app.add_subcommand("trace", "Import, export, analyze and compare timelines in a project");
+    trace->require_subcommand(1);
+    auto addProject = [&](CLI::App* cmd) {
+        cmd->add_option("--project", tro.project, "project file (*.partita; created when missing)")->required();
+        cmd->add_flag("--json", tro.json, "print JSON");
+    };
+    CLI::App* timport = trace->add_subcommand("import", "Import Chrome / PyTorch-profiler (Kineto) traces, plain or gzip");
+    timport->add_option("inputs", tro.inputs, "trace files, or folders of per-rank traces")->required();
+    timport->add_option("--name", tro.name, "run name (default: the first file's name)");
+    addProject(timport);
+    CLI::App* texport = trace->add_subcommand("export", "Write a run as Chrome trace JSON (Perfetto, chrome://tracing, HTA)");
+    texport->add_option("--run", tro.runs, "run id")->required();
+    texport->add_option("--format", tro.format, "output format")->check(CLI::IsMember({"chrome"}));
+    texport->add_option("out", tro.out, "output file")->required();
+    addProject(texport);
+    CLI::App* tstats = trace->add_subcommand("stats", "Temporal breakdown, overlap, kernels, idle time, stragglers (HTA's definitions)");
+    tstats->add_option("--run", tro.runs, "run id")->required();
+    tstats->add_flag("--keep-last-step", tro.keepLastStep, "include the last profiler step (HTA leaves it out)");
+    tstats->add_flag("--hta-rounding", tro.htaRounding, "whole microseconds as HTA reads them (default: nanoseconds)");
+    addProject(tstats);
+    CLI::App* tdiff = trace->add_subcommand("diff", "Compare two runs: ops diff (HTA), steps, layers, ranks");
+    tdiff->add_option("--run", tro.runs, "run ids: --run A --run B")->required()->expected(1, 2);
+    tdiff->add_option("--rank", tro.rank, "rank to compare (default: the smallest of each run)");
+    tdiff->add_option("--iteration", tro.iteration, "profiler step to compare (default: the first of each run)");
+    tdiff->add_option("--scope", tro.scope, "events compared by name")->check(CLI::IsMember({"cpu", "gpu", "all"}));
+    addProject(tdiff);
+    CLI::App* runsCmd = app.add_subcommand("runs", "Runs stored in a project");
+    runsCmd->require_subcommand(1);
+    CLI::App* rlist = runsCmd->add_subcommand("list", "List the runs of a project");
+    addProject(rlist);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -109,5 +142,15 @@ int main(int argc, char** argv)
         return partita::cli::runPresets(presetsJson);
     if (*search)
         return partita::cli::runSearch(sco);
+    if (*timport)
+        return partita::cli::runTraceImport(tro);
+    if (*texport)
+        return partita::cli::runTraceExport(tro);
+    if (*tstats)
+        return partita::cli::runTraceStats(tro);
+    if (*tdiff)
+        return partita::cli::runTraceDiff(tro);
+    if (*rlist)
+        return partita::cli::runRunsList(tro);
     return 2;
 }

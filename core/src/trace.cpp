@@ -14,8 +14,22 @@ std::string_view traceKindName(TraceKind k)
     case TraceKind::Runtime: return "runtime";
     case TraceKind::Annotation: return "annotation";
     case TraceKind::Step: return "step";
+    case TraceKind::CpuOp: return "cpu_op";
     }
     return "?";
+}
+
+bool isDeviceKind(TraceKind k)
+{
+    switch (k) {
+    case TraceKind::Kernel:
+    case TraceKind::Memcpy:
+    case TraceKind::Memset:
+    case TraceKind::Collective:
+    case TraceKind::P2P:
+    case TraceKind::Compute: return true;
+    default: return false;
+    }
 }
 
 } // namespace partita

@@ -20,9 +20,12 @@ enum class TraceKind
     Runtime,
     Annotation,
     Step,
+    CpuOp,   // a framework operator on a host thread (Kineto's cpu_op)
 };
 
 std::string_view traceKindName(TraceKind k);
+// Runs on a device (GPU stream, or the CPU backend's compute and communication threads).
+bool isDeviceKind(TraceKind k);
 
 struct TraceRecord
 {

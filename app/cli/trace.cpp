@@ -1,0 +1,338 @@
+#include "trace.h"
+
+#include "common.h"
+
+#include "partita/core/units.h"
+#include "partita/profiler/analysis.h"
+#include "partita/profiler/chromeimport.h"
+#include "partita/profiler/tracestore.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <csignal>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+namespace partita::cli {
+
+using nlohmann::json;
+
+namespace {
+
+std::atomic<bool> g_cancel{false};
+void onSigint(int) { g_cancel = true; }
+
+Result<std::unique_ptr<TraceStore>> openProject(const std::string& path)
+{
+    if (path.empty())
+        return Error{{}, "--project", "a project file is required"};
+    return TraceStore::open(path);
+}
+
+json temporalJson(const TemporalBreakdown& t)
+{
+    return json{{"span_s", double(t.span_ns) * 1e-9}, {"idle_pct", t.idle_pct}, {"compute_pct", t.compute_pct},
+                {"non_compute_pct", t.non_compute_pct}};
+}
+
+std::string pct(double v)
+{
+    std::ostringstream s;
+    s << std::fixed << std::setprecision(2) << v << " %";
+    return s.str();
+}
+
+std::string shortName(const std::string& n, size_t width = 60)
+{
+    return n.size() <= width ? n : n.substr(0, width - 3) + "...";
+}
+
+} // namespace
+
+int runTraceImport(const TraceCliOptions& o)
+{
+    auto store = openProject(o.project);
+    if (!store)
+        return fail(store.error());
+    TraceImportOptions io;
+    io.name = o.name;
+    io.cancel = &g_cancel;
+    std::signal(SIGINT, onSigint);
+    auto r = importChromeTrace(**store, o.inputs, io);
+    std::signal(SIGINT, SIG_DFL);
+    if (!r)
+        return fail(r.error());
+    for (const auto& w : r->warnings)
+        std::cerr << "partita-cli: warning: " << w << "\n";
+    int64_t total = 0;
+    for (const auto& [k, n] : r->counts)
+        total += n;
+    if (o.json) {
+        json counts = json::object();
+        for (const auto& [k, n] : r->counts)
+            counts[k] = n;
+        std::cout << json{{"run_id", r->run_id},
+                          {"events", total},
+                          {"counts", counts},
+                          {"skipped", r->skipped},
+                          {"ranks", r->ranks},
+                          {"warnings", r->warnings},
+                          {"bytes_read", r->bytes_read}}
+                         .dump(2)
+                  << "\n";
+        return 0;
+    }
+    std::cout << "Imported run " << r->run_id << ": " << total << " events from " << r->ranks.size()
+              << (r->ranks.size() == 1 ? " rank" : " ranks") << " into " << o.project << "\n";
+    for (const auto& [k, n] : r->counts)
+        std::cout << "  " << k << std::string(k.size() < 12 ? 12 - k.size() : 1, ' ') << n << "\n";
+    if (r->skipped)
+        std::cout << "  (" << r->skipped << " metadata, flow and counter events read, not stored)\n";
+    return 0;
+}
+
+int runTraceExport(const TraceCliOptions& o)
+{
+    if (o.format != "chrome")
+        return fail(Error{{}, "--format", "unknown format '" + o.format + "' (known: chrome)"});
+    if (o.runs.size() != 1)
+        return fail(Error{{}, "--run", "export needs exactly one --run"});
+    auto store = openProject(o.project);
+    if (!store)
+        return fail(store.error());
+    auto n = exportChromeTrace(**store, o.runs.front(), o.out);
+    if (!n)
+        return fail(n.error());
+    std::cout << "wrote " << o.out << " (" << *n << " events)\n";
+    return 0;
+}
+
+int runTraceStats(const TraceCliOptions& o)
+{
+    if (o.runs.size() != 1)
+        return fail(Error{{}, "--run", "stats needs exactly one --run"});
+    auto store = openProject(o.project);
+    if (!store)
+        return fail(store.error());
+    AnalysisOptions ao;
+    ao.drop_last_step = !o.keepLastStep;
+    ao.hta_rounding = o.htaRounding;
+    auto a = analyzeRun(**store, o.runs.front(), ao);
+    if (!a)
+        return fail(a.error());
+    if (o.json) {
+        json ranks = json::array();
+        for (const auto& r : a->ranks) {
+            json j{{"rank", r.rank},
+                   {"temporal_breakdown", temporalJson(r.temporal)},
+                   {"comm_comp_overlap_pct", r.comm_comp_overlap_pct ? json(*r.comm_comp_overlap_pct) : json(nullptr)},
+                   {"idle_breakdown_s",
+                    {{"host_wait", double(r.idle.host_wait_ns) * 1e-9},
+                     {"kernel_wait", double(r.idle.kernel_wait_ns) * 1e-9},
+                     {"other", double(r.idle.other_ns) * 1e-9}}},
+                   {"device_events", r.device_events}};
+            json steps = json::array();
+            for (int64_t s : r.step_ns)
+                steps.push_back(double(s) * 1e-9);
+            j["step_s"] = steps;
+            ranks.push_back(j);
+        }
+        json kernels = json::array();
+        for (const auto& k : a->kernels)
+            kernels.push_back({{"name", k.name},
+                               {"class", std::string(kernelClassName(k.cls))},
+                               {"count", k.count},
+                               {"total_s", double(k.total_ns) * 1e-9},
+                               {"min_s", double(k.min_ns) * 1e-9},
+                               {"max_s", double(k.max_ns) * 1e-9}});
+        json classes = json::object();
+        for (const auto& [c, ns] : a->class_ns)
+            classes[std::string(kernelClassName(c))] = double(ns) * 1e-9;
+        json layers = json::array();
+        for (const auto& l : a->layers)
+            layers.push_back({{"layer", l.layer},
+                              {"compute_s", double(l.compute_ns) * 1e-9},
+                              {"comm_s", double(l.comm_ns) * 1e-9},
+                              {"memory_s", double(l.memory_ns) * 1e-9},
+                              {"events", l.count}});
+        json stragglers = json::array();
+        for (const auto& s : a->stragglers)
+            stragglers.push_back({{"rank", s.rank}, {"excess_pct", s.excess_pct}, {"metric", s.what}});
+        json j{{"run_id", a->run},
+               {"ranks", ranks},
+               {"kernel_classes_s", classes},
+               {"kernels", kernels},
+               {"layers", layers},
+               {"stragglers", stragglers},
+               {"dropped_last_step", a->dropped_last_step},
+               {"notes", a->notes}};
+        // The whole run (one rank: that rank's figures).
+        if (a->ranks.size() == 1) {
+            j["temporal_breakdown"] = temporalJson(a->ranks.front().temporal);
+            j["comm_comp_overlap_pct"] = a->ranks.front().comm_comp_overlap_pct
+                                             ? json(*a->ranks.front().comm_comp_overlap_pct)
+                                             : json(nullptr);
+        } else if (!a->ranks.empty()) {
+            TemporalBreakdown sum;
+            double overlapComm = 0, comm = 0;
+            for (const auto& r : a->ranks) {
+                sum.span_ns += r.temporal.span_ns;
+                sum.idle_ns += r.temporal.idle_ns;
+                sum.compute_ns += r.temporal.compute_ns;
+                sum.non_compute_ns += r.temporal.non_compute_ns;
+                if (r.comm_comp_overlap_pct) {
+                    overlapComm += *r.comm_comp_overlap_pct * double(r.comm_ns);
+                    comm += double(r.comm_ns);
+                }
+            }
+            if (sum.span_ns > 0) {
+                sum.idle_pct = 100.0 * double(sum.idle_ns) / double(sum.span_ns);
+                sum.compute_pct = 100.0 * double(sum.compute_ns) / double(sum.span_ns);
+                sum.non_compute_pct = 100.0 * double(sum.non_compute_ns) / double(sum.span_ns);
+            }
+            j["temporal_breakdown"] = temporalJson(sum);
+            j["comm_comp_overlap_pct"] = comm > 0 ? json(overlapComm / comm) : json(nullptr);
+        }
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::cout << "Run " << a->run << (a->dropped_last_step ? " (last profiler step left out, as HTA does)" : "") << "\n\n";
+    std::cout << "rank   span        idle      compute   non-compute  comm/comp overlap\n";
+    for (const auto& r : a->ranks)
+        std::cout << std::setw(4) << r.rank << "   " << std::setw(10) << formatSeconds(double(r.temporal.span_ns) * 1e-9)
+                  << "  " << std::setw(8) << pct(r.temporal.idle_pct) << "  " << std::setw(8) << pct(r.temporal.compute_pct)
+                  << "  " << std::setw(10) << pct(r.temporal.non_compute_pct) << "   "
+                  << (r.comm_comp_overlap_pct ? pct(*r.comm_comp_overlap_pct) : std::string("- (no communication)")) << "\n";
+    if (!a->kernels.empty()) {
+        std::cout << "\nTop kernels (all ranks):\n";
+        for (size_t i = 0; i < std::min<size_t>(10, a->kernels.size()); ++i) {
+            const auto& k = a->kernels[i];
+            std::cout << "  " << std::setw(10) << formatSeconds(double(k.total_ns) * 1e-9) << "  " << std::setw(7) << k.count
+                      << "x  " << std::setw(13) << std::left << kernelClassName(k.cls) << std::right << " "
+                      << shortName(k.name) << "\n";
+        }
+    }
+    for (const auto& s : a->stragglers)
+        std::cout << "\nStraggler: rank " << s.rank << ", " << s.what << " " << pct(s.excess_pct) << " over the median\n";
+    for (const auto& n : a->notes)
+        std::cout << "\nnote: " << n << "\n";
+    return 0;
+}
+
+int runTraceDiff(const TraceCliOptions& o)
+{
+    if (o.runs.size() != 2)
+        return fail(Error{{}, "--run", "diff needs two --run options (A, then B)"});
+    auto store = openProject(o.project);
+    if (!store)
+        return fail(store.error());
+    DiffOptions d;
+    d.rank = o.rank;
+    d.iteration = o.iteration;
+    d.scope = o.scope == "cpu" ? DiffScope::Cpu : o.scope == "gpu" ? DiffScope::Gpu : DiffScope::All;
+    auto r = diffRuns(**store, o.runs[0], o.runs[1], d);
+    if (!r)
+        return fail(r.error());
+    if (o.json) {
+        json ops = json::array();
+        for (const auto& x : r->ops)
+            ops.push_back({{"name", x.name},
+                           {"a_count", x.a_count},
+                           {"b_count", x.b_count},
+                           {"a_total_s", double(x.a_ns) * 1e-9},
+                           {"b_total_s", double(x.b_ns) * 1e-9},
+                           {"change", x.change}});
+        json steps = json::array();
+        for (const auto& s : r->steps)
+            steps.push_back({{"index", s.index}, {"a_s", double(s.a_ns) * 1e-9}, {"b_s", double(s.b_ns) * 1e-9}});
+        json layers = json::array();
+        for (const auto& l : r->layers)
+            layers.push_back({{"layer", l.layer}, {"a_s", double(l.a_ns) * 1e-9}, {"b_s", double(l.b_ns) * 1e-9}});
+        json ranks = json::array();
+        for (const auto& x : r->ranks)
+            ranks.push_back({{"rank", x.rank}, {"a", temporalJson(x.a)}, {"b", temporalJson(x.b)}});
+        std::cout << json{{"rank_a", r->rank_a},
+                          {"rank_b", r->rank_b},
+                          {"iteration_a", r->iteration_a},
+                          {"iteration_b", r->iteration_b},
+                          {"ops", ops},
+                          {"steps", steps},
+                          {"layers", layers},
+                          {"ranks", ranks}}
+                         .dump(2)
+                  << "\n";
+        return 0;
+    }
+    std::cout << "A: run " << o.runs[0] << " rank " << r->rank_a << " step " << r->iteration_a << "    B: run "
+              << o.runs[1] << " rank " << r->rank_b << " step " << r->iteration_b << "\n\n";
+    for (const char* change : {"added", "deleted", "increased", "decreased", "unchanged"}) {
+        int n = 0;
+        for (const auto& x : r->ops)
+            if (x.change == change)
+                ++n;
+        if (!n)
+            continue;
+        std::cout << change << " (" << n << "):\n";
+        for (const auto& x : r->ops)
+            if (x.change == change)
+                std::cout << "  " << std::setw(5) << x.a_count << " -> " << std::setw(5) << x.b_count << "  "
+                          << std::setw(10) << formatSeconds(double(x.a_ns) * 1e-9) << " -> " << std::setw(10)
+                          << formatSeconds(double(x.b_ns) * 1e-9) << "  " << shortName(x.name) << "\n";
+    }
+    if (!r->steps.empty()) {
+        std::cout << "\nsteps (aligned by index):\n";
+        for (const auto& s : r->steps)
+            std::cout << "  " << std::setw(3) << s.index << "  " << std::setw(10) << formatSeconds(double(s.a_ns) * 1e-9)
+                      << " -> " << std::setw(10) << formatSeconds(double(s.b_ns) * 1e-9) << "\n";
+    }
+    if (!r->ranks.empty()) {
+        std::cout << "\nper rank: idle / compute / non-compute\n";
+        for (const auto& x : r->ranks)
+            std::cout << "  rank " << x.rank << ": " << pct(x.a.idle_pct) << " / " << pct(x.a.compute_pct) << " / "
+                      << pct(x.a.non_compute_pct) << "  ->  " << pct(x.b.idle_pct) << " / " << pct(x.b.compute_pct)
+                      << " / " << pct(x.b.non_compute_pct) << "\n";
+    }
+    return 0;
+}
+
+int runRunsList(const TraceCliOptions& o)
+{
+    auto store = openProject(o.project);
+    if (!store)
+        return fail(store.error());
+    auto runs = (*store)->runs();
+    if (!runs)
+        return fail(runs.error());
+    if (o.json) {
+        json a = json::array();
+        for (const auto& r : *runs)
+            a.push_back({{"id", r.id},
+                         {"name", r.name},
+                         {"kind", std::string(runKindName(r.kind))},
+                         {"status", std::string(runStatusName(r.status))},
+                         {"source", r.source},
+                         {"host", r.host},
+                         {"created", r.created},
+                         {"events", r.events},
+                         {"ranks", r.ranks},
+                         {"duration_s", double(r.end_ns - r.start_ns) * 1e-9},
+                         {"meta", json::parse(r.meta.empty() ? "{}" : r.meta, nullptr, false)}});
+        std::cout << a.dump(2) << "\n";
+        return 0;
+    }
+    if (runs->empty()) {
+        std::cout << "no runs in " << o.project << "\n";
+        return 0;
+    }
+    std::cout << "  id  kind       status      ranks     events  duration    name\n";
+    for (const auto& r : *runs)
+        std::cout << std::setw(4) << r.id << "  " << std::setw(9) << std::left << runKindName(r.kind) << "  "
+                  << std::setw(10) << runStatusName(r.status) << std::right << "  " << std::setw(5) << r.ranks << "  "
+                  << std::setw(9) << r.events << "  " << std::setw(10) << formatSeconds(double(r.end_ns - r.start_ns) * 1e-9)
+                  << "  " << r.name << "\n";
+    return 0;
+}
+
+} // namespace partita::cli

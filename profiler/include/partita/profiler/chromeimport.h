@@ -1,0 +1,46 @@
+#pragma once
+// Import of Chrome trace event JSON and PyTorch-profiler (Kineto) traces into
+// the store: plain or gzip, one file or a folder of per-rank files. A
+// streaming parser: memory stays flat however large the file.
+
+#include "partita/core/result.h"
+#include "partita/profiler/tracestore.h"
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace partita {
+
+struct TraceImportOptions
+{
+    std::string name; // run name; default: the first file's name
+    RunKind kind = RunKind::Imported;
+    const std::atomic<bool>* cancel = nullptr;
+};
+
+struct TraceImportReport
+{
+    int64_t run_id = 0;
+    std::map<std::string, int64_t> counts; // stored events by kind
+    int64_t skipped = 0;                   // flows, counters and metadata: read, not stored as events
+    std::vector<int> ranks;
+    std::vector<std::string> warnings;     // "file: what", each kind of gap once with its count
+    int64_t bytes_read = 0;                // uncompressed JSON bytes
+};
+
+// `paths`: files, or folders whose *.json and *.json.gz files are read (one per
+// rank). The rank comes from `distributedInfo.rank`; a file without one gets
+// the next unused rank, with a warning. A malformed file fails the import with
+// the file and byte offset; the partial run is removed, earlier runs untouched.
+Result<TraceImportReport> importChromeTrace(TraceStore& store, const std::vector<std::string>& paths,
+                                            const TraceImportOptions& options = {});
+
+// Chrome trace JSON of a stored run: one process per rank, one thread per
+// track, Kineto's category names and args (stream, correlation), so that
+// Perfetto, chrome://tracing and HTA open it. Written atomically.
+Result<int64_t> exportChromeTrace(const TraceStore& store, int64_t run, const std::string& path);
+
+} // namespace partita

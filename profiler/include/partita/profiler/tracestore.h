@@ -1,0 +1,206 @@
+#pragma once
+// The project file: one SQLite database holding named, versioned documents
+// (models, clusters, strategies), runs (predicted, measured, imported) and
+// their events, with a level-of-detail table so that a viewport of any size
+// comes back ready to draw. Schema and versions: docs/formats.md.
+
+#include "partita/core/result.h"
+#include "partita/core/trace.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+struct sqlite3;
+
+namespace partita {
+
+enum class RunKind
+{
+    Predicted,
+    Measured,
+    Imported,
+};
+enum class RunStatus
+{
+    Complete,
+    Incomplete, // its writer never finished (a crash, a cancelled import, a failed run)
+};
+std::string_view runKindName(RunKind k);
+std::string_view runStatusName(RunStatus s);
+
+struct RunInfo
+{
+    int64_t id = 0;
+    std::string name;
+    RunKind kind = RunKind::Imported;
+    RunStatus status = RunStatus::Incomplete;
+    std::string source;  // the files it came from, or the command that made it
+    std::string host;
+    std::string created; // UTC, ISO 8601
+    int64_t model_id = 0, cluster_id = 0, strategy_id = 0; // documents; 0: none
+    std::string meta;    // JSON object: warnings, predicted step time, ...
+    // Filled when listing:
+    int64_t events = 0;
+    int64_t start_ns = 0, end_ns = 0;
+    int ranks = 0;
+};
+
+struct StoredTrack
+{
+    int64_t id = 0;
+    int64_t run = 0;
+    int32_t rank = 0;
+    int32_t track = 0;
+    std::string name;
+    bool device = false; // a GPU stream (or a CPU backend's device thread), not a host thread
+    int64_t events = 0;
+    int64_t start_ns = 0, end_ns = 0;
+    int64_t max_dur_ns = 0;
+};
+
+struct StoredEvent
+{
+    int64_t id = 0;
+    int64_t track_id = 0;
+    TraceRecord record; // rank and track filled from the track
+    std::string args;   // JSON object, or empty
+};
+
+// One thing to draw in a viewport: an event, or a run of events each too
+// small to show at this resolution, folded into one ("N events").
+struct DrawItem
+{
+    int64_t start_ns = 0, end_ns = 0;
+    int64_t count = 1;    // 1: an event; more: a folded run
+    int64_t event_id = 0; // the event, or the longest of the run
+    std::string name;     // the event's, or the longest's
+    TraceKind kind = TraceKind::Compute;
+    int32_t layer = -1;
+    int depth = 0;        // nesting on the track (0 for folded runs)
+};
+
+enum class GroupBy
+{
+    Name,
+    Kind,
+    Layer,
+};
+
+struct Aggregate
+{
+    std::string key;
+    int64_t count = 0;
+    int64_t total_ns = 0;
+    int64_t bytes = 0;
+    double flops = 0;
+};
+
+struct Document
+{
+    int64_t id = 0;
+    std::string kind; // "model", "cluster", "strategy"
+    std::string name;
+    int version = 0;
+    std::string created;
+    std::string body;
+};
+
+class TraceStore;
+
+// Bulk ingest of one run: prepared statements in transactions of
+// `commit_every` events. Until finish(), the run is marked incomplete, so a
+// process killed midway leaves earlier runs intact and this one flagged.
+class RunWriter
+{
+public:
+    ~RunWriter();
+    int64_t runId() const { return m_run; }
+    // The store's id of a (rank, track) of this run, created on first use.
+    Result<int64_t> track(int32_t rank, int32_t track, std::string_view name = {}, bool device = false);
+    // Renumbers a rank (importers learn a file's rank at its end).
+    Result<bool> renameRank(int32_t from, int32_t to);
+    Result<bool> add(int64_t trackId, const TraceRecord& r, std::string_view args = {});
+    int64_t added() const { return m_added; }
+    // Builds the level-of-detail table, stores `meta`, marks the run complete.
+    Result<bool> finish(const std::string& meta = {});
+
+private:
+    friend class TraceStore;
+    RunWriter(TraceStore& s, int64_t run);
+    Result<int64_t> intern(std::string_view s);
+    Result<bool> commitChunk();
+
+    struct TrackStats
+    {
+        int64_t events = 0, start = INT64_MAX, end = INT64_MIN, maxDur = 0;
+    };
+    TraceStore& m_store;
+    int64_t m_run = 0;
+    int64_t m_added = 0, m_inChunk = 0;
+    bool m_finished = false;
+    std::unordered_map<std::string, int64_t> m_names;
+    std::unordered_map<int64_t, int64_t> m_trackKey; // rank << 32 | track -> id
+    std::unordered_map<int64_t, TrackStats> m_stats;
+    struct Statements;
+    std::unique_ptr<Statements> m_st;
+};
+
+class TraceStore
+{
+public:
+    static constexpr int kSchemaVersion = 1;
+    static constexpr int64_t kCommitEvery = 200000;
+
+    // Opens or creates the project; migrates an older schema, refuses a newer one.
+    static Result<std::unique_ptr<TraceStore>> open(const std::string& path);
+    ~TraceStore();
+    TraceStore(const TraceStore&) = delete;
+    TraceStore& operator=(const TraceStore&) = delete;
+
+    const std::string& path() const { return m_path; }
+
+    Result<Document> saveDocument(const std::string& kind, const std::string& name, const std::string& body);
+    Result<std::vector<Document>> documents(const std::string& kind = {}) const; // every version, newest first
+    Result<Document> document(int64_t id) const;
+
+    Result<std::unique_ptr<RunWriter>> beginRun(RunInfo info);
+    // A whole in-memory trace (a prediction) as one run.
+    Result<int64_t> storeTrace(const Trace& trace, RunInfo info, const std::string& meta = {});
+    Result<std::vector<RunInfo>> runs() const;
+    Result<RunInfo> run(int64_t id) const;
+    Result<bool> deleteRun(int64_t id);
+    Result<bool> renameRun(int64_t id, const std::string& name);
+
+    Result<std::vector<StoredTrack>> tracks(int64_t run) const;
+    // Everything to draw of one track between t0 and t1 at `ns_per_pixel`:
+    // events wider than `min_pixels` as themselves, runs of narrower ones
+    // (with gaps narrower too) folded. Coarse zooms read the LOD table, so
+    // the cost follows the pixels, not the events.
+    Result<std::vector<DrawItem>> viewport(int64_t track, int64_t t0, int64_t t1, double ns_per_pixel,
+                                           double min_pixels = 3) const;
+    // Every event of a run (or of one track), ordered by track then start.
+    Result<bool> forEachEvent(int64_t run, const std::function<void(const StoredEvent&)>& f,
+                              std::optional<int64_t> track = {}) const;
+    Result<std::vector<Aggregate>> aggregate(int64_t run, GroupBy by, std::optional<TraceKind> kind = {}) const;
+    Result<std::vector<StoredEvent>> steps(int64_t run) const;
+    Result<std::string> integrityCheck() const;
+    Result<std::string> name(int64_t nameId) const;
+
+private:
+    friend class RunWriter;
+    TraceStore() = default;
+    Result<bool> exec(const char* sql) const;
+    Error sqlError(const std::string& where) const;
+
+    std::string m_path;
+    sqlite3* m_db = nullptr;
+    mutable std::unordered_map<int64_t, std::string> m_nameCache;
+};
+
+} // namespace partita

@@ -1,0 +1,963 @@
+#include "partita/profiler/chromeimport.h"
+
+#include <simdjson.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+namespace partita {
+
+namespace fs = std::filesystem;
+namespace od = simdjson::ondemand;
+
+namespace {
+
+// "1661938466265032" or "4458677009853.422" microseconds -> nanoseconds,
+// exactly for up to three fraction digits (64-bit timestamps lose nothing).
+std::optional<int64_t> microsToNs(std::string_view t)
+{
+    if (!t.empty() && t.front() == '"' && t.size() >= 2)
+        t = t.substr(1, t.size() - 2);
+    if (t.empty())
+        return std::nullopt;
+    const bool neg = t.front() == '-';
+    size_t i = neg ? 1 : 0;
+    int64_t whole = 0;
+    size_t digits = 0;
+    for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i, ++digits) {
+        if (whole > (INT64_MAX / 1000 - 9) / 10)
+            return std::nullopt;
+        whole = whole * 10 + (t[i] - '0');
+    }
+    int64_t frac = 0;
+    int fracDigits = 0;
+    bool roundUp = false;
+    if (i < t.size() && t[i] == '.') {
+        for (++i; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) {
+            if (fracDigits < 3) {
+                frac = frac * 10 + (t[i] - '0');
+                ++fracDigits;
+            } else if (fracDigits == 3) {
+                roundUp = t[i] >= '5';
+                ++fracDigits;
+            }
+        }
+    }
+    if (i < t.size()) { // an exponent or garbage: let strtod decide
+        double v = 0;
+        auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+        if (ec != std::errc() || p != t.data() + t.size() || !std::isfinite(v) || std::fabs(v) > 9e15)
+            return std::nullopt;
+        return int64_t(std::llround(v * 1000));
+    }
+    if (digits == 0)
+        return std::nullopt;
+    for (int k = std::min(fracDigits, 3); k < 3; ++k)
+        frac *= 10;
+    int64_t ns = whole * 1000 + frac + (roundUp ? 1 : 0);
+    return neg ? -ns : ns;
+}
+
+int dtypeBytes(std::string_view d)
+{
+    if (d == "Float" || d == "Int" || d == "float" || d == "int32")
+        return 4;
+    if (d == "Half" || d == "BFloat16" || d == "Short" || d == "half" || d == "bfloat16")
+        return 2;
+    if (d == "Double" || d == "Long" || d == "double" || d == "int64")
+        return 8;
+    if (d == "Byte" || d == "Char" || d == "Bool" || d == "uint8" || d == "int8")
+        return 1;
+    return 0;
+}
+
+std::optional<TraceKind> kindFromName(std::string_view s)
+{
+    for (int k = 0; k <= int(TraceKind::CpuOp); ++k)
+        if (traceKindName(TraceKind(k)) == s)
+            return TraceKind(k);
+    return std::nullopt;
+}
+
+// Kineto's categories; unknown ones with a duration become annotations.
+TraceKind kindFromCategory(std::string_view cat, bool& gpu)
+{
+    gpu = false;
+    if (cat == "kernel" || cat == "Kernel") {
+        gpu = true;
+        return TraceKind::Kernel;
+    }
+    if (cat == "gpu_memcpy" || cat == "Memcpy") {
+        gpu = true;
+        return TraceKind::Memcpy;
+    }
+    if (cat == "gpu_memset" || cat == "Memset") {
+        gpu = true;
+        return TraceKind::Memset;
+    }
+    if (cat == "gpu_user_annotation") {
+        gpu = true;
+        return TraceKind::Annotation;
+    }
+    if (cat == "cuda_runtime" || cat == "cuda_driver" || cat == "Runtime" || cat == "Driver")
+        return TraceKind::Runtime;
+    if (cat == "cpu_op" || cat == "Operator")
+        return TraceKind::CpuOp;
+    return TraceKind::Annotation; // user_annotation, python_function, others
+}
+
+std::string_view categoryOf(TraceKind k, bool deviceTrack)
+{
+    switch (k) {
+    case TraceKind::Kernel:
+    case TraceKind::Collective:
+    case TraceKind::P2P:
+    case TraceKind::Compute: return "kernel";
+    case TraceKind::Memcpy: return "gpu_memcpy";
+    case TraceKind::Memset: return "gpu_memset";
+    case TraceKind::Runtime: return "cuda_runtime";
+    case TraceKind::CpuOp: return "cpu_op";
+    case TraceKind::Step:
+    case TraceKind::Annotation: return deviceTrack ? "gpu_user_annotation" : "user_annotation";
+    }
+    return "user_annotation";
+}
+
+// Splits a Chrome trace into the text of each element of its event array
+// (handed over in batches) and a small skeleton: everything else, with the
+// array emptied, parsed at the end for distributedInfo and friends.
+class Scanner
+{
+public:
+    std::string batch;                  // elements, one per line
+    std::vector<std::pair<size_t, int64_t>> starts; // batch position -> file offset of each element
+    std::string skeleton;
+    size_t largest = 0;
+    int64_t notObjects = 0;
+
+    // Returns false with `error` set on a structural error.
+    bool feed(const char* p, size_t n)
+    {
+        size_t seg = 0; // start of the element's bytes in this chunk
+        for (size_t i = 0; i < n; ++i) {
+            const char c = p[i];
+            if (m_inString) {
+                if (m_escape)
+                    m_escape = false;
+                else if (c == '\\')
+                    m_escape = true;
+                else if (c == '"')
+                    m_inString = false;
+                if (!m_inElement) {
+                    skeletonChar(c);
+                    if (m_inString && m_depth == 1 && m_key.size() < 64)
+                        m_key += c;
+                }
+                continue;
+            }
+            if (m_inElement) {
+                // Fast path: skip to the next structural character.
+                if (c == '"') {
+                    m_inString = true;
+                } else if (c == '{' || c == '[') {
+                    ++m_depth;
+                } else if (c == '}' || c == ']') {
+                    --m_depth;
+                    if (m_depth == m_eventsDepth) {
+                        batch.append(p + seg, i + 1 - seg);
+                        batch += '\n';
+                        largest = std::max(largest, batch.size() - m_elemBatchStart);
+                        m_inElement = false;
+                        m_expectElement = false;
+                    }
+                }
+                continue;
+            }
+            if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+                if (m_depth < m_eventsDepth || m_eventsDepth < 0)
+                    skeletonChar(c);
+                continue;
+            }
+            if (m_depth == m_eventsDepth) {
+                if (c == ',') {
+                    m_expectElement = true;
+                    continue;
+                }
+                if (c == ']') {
+                    --m_depth;
+                    m_eventsDepth = -1;
+                    skeletonChar(c);
+                    continue;
+                }
+                if (c == '{') {
+                    m_inElement = true;
+                    ++m_depth;
+                    seg = i;
+                    m_elemBatchStart = batch.size();
+                    starts.emplace_back(batch.size(), m_offset + int64_t(i));
+                    continue;
+                }
+                // A string, number, array or literal where an event object belongs.
+                if (m_expectElement) {
+                    ++notObjects;
+                    m_expectElement = false;
+                }
+                if (c == '"')
+                    m_inString = true; // skipped with its contents
+                else if (c == '[' || c == '{')
+                    return fail("an event array element that is not an object holds nested values");
+                continue;
+            }
+            skeletonChar(c);
+            switch (c) {
+            case '"':
+                m_inString = true;
+                if (m_depth == 1)
+                    m_key.clear();
+                break;
+            case ':':
+                if (m_depth == 1)
+                    m_pendingKey = m_key;
+                break;
+            case '{':
+            case '[':
+                if (m_depth == 0 && m_top == 0) {
+                    m_top = c;
+                    ++m_depth;
+                    if (c == '[') { // the JSON Array Format: the file is the event array
+                        m_eventsDepth = 1;
+                        m_expectElement = true;
+                    }
+                    break;
+                }
+                if (m_depth == 0)
+                    return fail("more than one JSON value at the top level");
+                ++m_depth;
+                if (m_depth == 2 && c == '[' && m_pendingKey == "traceEvents" && m_top == '{') {
+                    m_eventsDepth = 2;
+                    m_expectElement = true;
+                    m_sawEvents = true;
+                }
+                m_pendingKey.clear();
+                break;
+            case '}':
+            case ']':
+                if (m_depth == 0)
+                    return fail("unbalanced closing bracket");
+                --m_depth;
+                break;
+            default:
+                if (m_depth == 0)
+                    return fail("not a JSON object or array");
+                break;
+            }
+        }
+        if (m_inElement)
+            batch.append(p + seg, n - seg);
+        m_offset += int64_t(n);
+        return true;
+    }
+
+    bool atElementBoundary() const { return !m_inElement; }
+    bool finished() const { return m_top != 0 && m_depth == 0 && !m_inString; }
+    bool empty() const { return m_top == 0; }
+    bool sawEvents() const { return m_sawEvents || m_top == '['; }
+    int64_t offset() const { return m_offset; }
+    const std::string& error() const { return m_error; }
+
+private:
+    bool fail(const std::string& what)
+    {
+        m_error = what;
+        return false;
+    }
+    void skeletonChar(char c)
+    {
+        if (skeleton.size() < (64u << 20))
+            skeleton += c;
+    }
+
+    int m_depth = 0, m_eventsDepth = -1;
+    char m_top = 0;
+    bool m_inString = false, m_escape = false, m_inElement = false, m_expectElement = false, m_sawEvents = false;
+    std::string m_key, m_pendingKey, m_error;
+    size_t m_elemBatchStart = 0;
+    int64_t m_offset = 0;
+};
+
+struct Warnings
+{
+    std::map<std::string, int64_t> counts;
+    void add(const std::string& what, int64_t n = 1) { counts[what] += n; }
+};
+
+// Reads one file into the run under a provisional rank.
+class FileImporter
+{
+public:
+    FileImporter(RunWriter& w, const std::string& path, int32_t provisionalRank, TraceImportReport& report,
+                 const std::atomic<bool>* cancel)
+        : m_w(w), m_path(path), m_rank(provisionalRank), m_report(report), m_cancel(cancel)
+    {
+    }
+
+    std::optional<int> rank; // from distributedInfo
+
+    Result<bool> run()
+    {
+        gzFile f = gzopen(m_path.c_str(), "rb");
+        if (!f)
+            return Error{m_path, {}, std::string("cannot open: ") + std::strerror(errno)};
+        gzbuffer(f, 1 << 18);
+        std::vector<char> buf(size_t(1) << 20);
+        Scanner sc;
+        sc.batch.reserve((size_t(8) << 20) + 2 * simdjson::SIMDJSON_PADDING);
+        for (;;) {
+            if (m_cancel && m_cancel->load()) {
+                gzclose(f);
+                return Error{m_path, {}, "import cancelled"};
+            }
+            const int n = gzread(f, buf.data(), unsigned(buf.size()));
+            if (n < 0) {
+                int code = 0;
+                std::string msg = gzerror(f, &code);
+                gzclose(f);
+                return Error{m_path, "byte " + std::to_string(sc.offset()), "unreadable compressed data (" + msg + ")"};
+            }
+            if (n == 0) {
+                int code = 0;
+                const char* msg = gzerror(f, &code);
+                if (code != Z_OK && code != Z_STREAM_END) {
+                    std::string m = msg;
+                    gzclose(f);
+                    return Error{m_path, "byte " + std::to_string(sc.offset()), "truncated or corrupt gzip (" + m + ")"};
+                }
+                break;
+            }
+            if (!sc.feed(buf.data(), size_t(n))) {
+                gzclose(f);
+                return Error{m_path, "byte " + std::to_string(sc.offset()), sc.error()};
+            }
+            if (sc.atElementBoundary() && sc.batch.size() >= (size_t(8) << 20))
+                if (auto r = flush(sc); !r) {
+                    gzclose(f);
+                    return r;
+                }
+        }
+        gzclose(f);
+        m_report.bytes_read += sc.offset();
+        if (sc.empty())
+            return Error{m_path, {}, "empty file: no trace events"};
+        if (!sc.finished())
+            return Error{m_path, "byte " + std::to_string(sc.offset()),
+                         "the JSON ends early (truncated file?): an object or array is not closed"};
+        if (!sc.sawEvents())
+            return Error{m_path, {}, "no \"traceEvents\" array: not a Chrome trace"};
+        if (auto r = flush(sc); !r)
+            return r;
+        if (sc.notObjects)
+            m_warn.add("array elements that are not event objects, skipped", sc.notObjects);
+        if (auto r = readSkeleton(sc.skeleton); !r)
+            return r;
+        return finishFile();
+    }
+
+    Warnings& warnings() { return m_warn; }
+
+private:
+    struct Open
+    {
+        std::string name, args;
+        TraceKind kind;
+        int64_t start;
+    };
+    struct TrackInfo
+    {
+        int64_t id = 0;
+        int32_t number = 0;
+        bool gpu = false;
+        std::string pid, tid;
+        int64_t stream = -1;
+    };
+
+    Result<bool> flush(Scanner& sc)
+    {
+        if (sc.batch.empty())
+            return true;
+        const size_t len = sc.batch.size();
+        sc.batch.append(simdjson::SIMDJSON_PADDING, ' ');
+        od::document_stream stream;
+        const size_t window = std::max<size_t>(size_t(1) << 20, sc.largest + 64);
+        auto err = m_parser.iterate_many(sc.batch.data(), len, window).get(stream);
+        if (err)
+            return Error{m_path, {}, std::string("JSON: ") + simdjson::error_message(err)};
+        for (auto it = stream.begin(); it != stream.end(); ++it) {
+            auto docRef = *it;
+            if (docRef.error())
+                return parseError(sc, it.current_index(), simdjson::error_message(docRef.error()));
+            od::document_reference doc = docRef.value_unsafe();
+            if (auto r = event(doc); !r) {
+                if (r.error().where.empty())
+                    return parseError(sc, it.current_index(), r.error().message);
+                return r;
+            }
+        }
+        if (stream.truncated_bytes())
+            return Error{m_path, {}, "an event object is cut short"};
+        sc.batch.clear();
+        sc.starts.clear();
+        sc.largest = 0;
+        return true;
+    }
+
+    Error parseError(const Scanner& sc, size_t batchPos, const std::string& what) const
+    {
+        auto it = std::upper_bound(sc.starts.begin(), sc.starts.end(), std::make_pair(batchPos, INT64_MAX));
+        const int64_t off = it == sc.starts.begin() ? 0 : std::prev(it)->second;
+        return Error{m_path, "event at byte " + std::to_string(off), what};
+    }
+
+    static std::string rawToken(od::value v)
+    {
+        std::string_view t = v.raw_json_token();
+        while (!t.empty() && (t.back() == ' ' || t.back() == '\n' || t.back() == '\r' || t.back() == '\t' || t.back() == ','))
+            t.remove_suffix(1);
+        return std::string(t);
+    }
+
+    Result<bool> event(od::document_reference doc)
+    {
+        od::object obj;
+        if (doc.get_object().get(obj))
+            return Error{{}, {}, "an event is not a JSON object"};
+        std::string_view ph, cat;
+        m_name.clear();
+        m_args.clear();
+        std::string pid, tid;
+        std::optional<int64_t> ts, dur;
+        bool hasTs = false, hasDur = false, badTs = false;
+        int64_t stream = -1, correlation = -1, layer = -1, op = -1, bytes = 0, nelems = -1;
+        double flops = 0;
+        int dtype = 0;
+        std::optional<TraceKind> ownKind;
+        std::string metaName;
+        for (auto field : obj) {
+            std::string_view key;
+            if (field.unescaped_key().get(key))
+                return Error{{}, {}, "unreadable key"};
+            od::value v = field.value();
+            if (key == "ph") {
+                if (v.get_string().get(ph))
+                    return Error{{}, {}, "\"ph\" is not a string"};
+            } else if (key == "cat") {
+                if (v.get_string().get(cat))
+                    cat = {};
+            } else if (key == "name") {
+                std::string_view s;
+                if (v.get_string().get(s)) {
+                    m_name = rawToken(v);
+                    m_warn.add("non-string names, kept as written");
+                } else {
+                    m_name.assign(s);
+                }
+            } else if (key == "pid") {
+                pid = rawToken(v);
+            } else if (key == "tid") {
+                tid = rawToken(v);
+            } else if (key == "ts") {
+                hasTs = true;
+                ts = microsToNs(rawToken(v));
+                badTs = !ts;
+            } else if (key == "dur") {
+                hasDur = true;
+                dur = microsToNs(rawToken(v));
+            } else if (key == "args") {
+                od::object args;
+                if (v.get_object().get(args))
+                    continue; // not an object: ignored
+                std::string_view raw;
+                if (args.raw_json().get(raw))
+                    return Error{{}, {}, "unreadable \"args\""};
+                m_args.assign(raw);
+                while (!m_args.empty() && m_args.back() != '}')
+                    m_args.pop_back();
+                if (args.reset().error())
+                    return Error{{}, {}, "unreadable \"args\""};
+                for (auto af : args) {
+                    std::string_view ak;
+                    if (af.unescaped_key().get(ak))
+                        break;
+                    od::value av = af.value();
+                    int64_t iv = 0;
+                    double dv = 0;
+                    std::string_view sv;
+                    if (ak == "stream") {
+                        if (!av.get_int64().get(iv))
+                            stream = iv;
+                    } else if (ak == "correlation") {
+                        if (!av.get_int64().get(iv))
+                            correlation = iv;
+                    } else if (ak == "In msg nelems") {
+                        if (!av.get_int64().get(iv))
+                            nelems = iv;
+                    } else if (ak == "dtype") {
+                        if (!av.get_string().get(sv))
+                            dtype = dtypeBytes(sv);
+                    } else if (ak == "name") {
+                        if (!av.get_string().get(sv))
+                            metaName.assign(sv);
+                    } else if (ak == "partita_kind") {
+                        if (!av.get_string().get(sv))
+                            ownKind = kindFromName(sv);
+                    } else if (ak == "layer") {
+                        if (!av.get_int64().get(iv))
+                            layer = iv;
+                    } else if (ak == "op") {
+                        if (!av.get_int64().get(iv))
+                            op = iv;
+                    } else if (ak == "bytes") {
+                        if (!av.get_int64().get(iv))
+                            bytes = iv;
+                    } else if (ak == "flops") {
+                        if (!av.get_double().get(dv))
+                            flops = dv;
+                    }
+                }
+            }
+        }
+        if (ph.empty()) {
+            m_warn.add("events without \"ph\", skipped");
+            return true;
+        }
+        const char phase = ph.front();
+        if (phase == 'M') {
+            ++m_report.skipped;
+            if (m_name == "process_name")
+                m_processNames[pid] = metaName;
+            else if (m_name == "thread_name")
+                m_threadNames[pid + "/" + tid] = metaName;
+            return true;
+        }
+        if (phase == 's' || phase == 't' || phase == 'f' || phase == 'C' || phase == 'P' || phase == 'O' ||
+            phase == 'N' || phase == 'D' || phase == 'b' || phase == 'e' || phase == 'n') {
+            ++m_report.skipped; // flows, counters, samples, objects, async: not timeline slices here
+            return true;
+        }
+        if (phase != 'X' && phase != 'B' && phase != 'E' && phase != 'i' && phase != 'I' && phase != 'R') {
+            m_warn.add("events with unknown phase '" + std::string(ph) + "', skipped");
+            return true;
+        }
+        if (!hasTs || badTs) {
+            m_warn.add(hasTs ? "events with an unreadable \"ts\", skipped" : "events without \"ts\", skipped");
+            return true;
+        }
+        bool gpu = false;
+        TraceKind kind = kindFromCategory(cat, gpu);
+        if (stream >= 0 && (kind == TraceKind::Kernel || kind == TraceKind::Memcpy || kind == TraceKind::Memset))
+            gpu = true;
+        if (ownKind) {
+            kind = *ownKind;
+            gpu = isDeviceKind(kind) || cat == "gpu_user_annotation";
+        }
+        if (cat == "Trace") { // Kineto's whole-trace span
+            ++m_report.skipped;
+            return true;
+        }
+        if (m_name.rfind("ProfilerStep#", 0) == 0 || (ownKind && *ownKind == TraceKind::Step))
+            kind = TraceKind::Step;
+        TraceRecord r;
+        r.kind = kind;
+        r.start_ns = *ts;
+        r.correlation = correlation;
+        r.layer = int32_t(layer);
+        r.op = op;
+        r.bytes = bytes ? bytes : (nelems >= 0 && dtype ? nelems * dtype : 0);
+        r.flops = flops;
+        if (phase == 'B') {
+            m_open[pid + "/" + tid].push_back({m_name, m_args, kind, *ts});
+            return true;
+        }
+        if (phase == 'E') {
+            auto& stack = m_open[pid + "/" + tid];
+            if (stack.empty()) {
+                m_warn.add("'E' events without a matching 'B', skipped");
+                return true;
+            }
+            Open o = std::move(stack.back());
+            stack.pop_back();
+            r.kind = o.kind;
+            r.start_ns = o.start;
+            r.dur_ns = *ts - o.start;
+            r.name = std::move(o.name);
+            if (r.dur_ns < 0) {
+                m_warn.add("'E' events before their 'B', skipped");
+                return true;
+            }
+            return store(pid, tid, gpu, stream, r, o.args);
+        }
+        if (phase == 'X') {
+            if (!hasDur || !dur) {
+                m_warn.add(hasDur ? "'X' events with an unreadable \"dur\", stored as instants"
+                                  : "'X' events without \"dur\", stored as instants");
+                dur = 0;
+            }
+            if (*dur < 0) {
+                m_warn.add("events with a negative duration, skipped");
+                return true;
+            }
+            r.dur_ns = *dur;
+        } else {
+            r.dur_ns = 0; // instant
+            if (r.kind != TraceKind::Step)
+                r.kind = TraceKind::Annotation;
+        }
+        r.name = m_name;
+        return store(pid, tid, gpu, stream, r, m_args);
+    }
+
+    Result<bool> store(const std::string& pid, const std::string& tid, bool gpu, int64_t stream, const TraceRecord& r,
+                       const std::string& args)
+    {
+        const std::string key = std::string(gpu ? "g" : "c") + pid + "/" + tid;
+        auto it = m_tracks.find(key);
+        if (it == m_tracks.end()) {
+            TrackInfo t;
+            t.number = int32_t(m_tracks.size());
+            t.gpu = gpu;
+            t.pid = pid;
+            t.tid = tid;
+            t.stream = stream;
+            auto id = m_w.track(m_rank, t.number, {}, gpu);
+            if (!id)
+                return id.error();
+            t.id = *id;
+            it = m_tracks.emplace(key, t).first;
+        }
+        auto& k = m_report.counts[std::string(traceKindName(r.kind))];
+        ++k;
+        return m_w.add(it->second.id, r, args);
+    }
+
+    Result<bool> readSkeleton(std::string& text)
+    {
+        if (text.empty())
+            return true;
+        simdjson::dom::parser p;
+        simdjson::dom::element root;
+        if (p.parse(text).get(root)) {
+            m_warn.add("unreadable top-level metadata, ignored");
+            return true;
+        }
+        simdjson::dom::element info;
+        if (root.is_object() && !root["distributedInfo"].get(info)) {
+            int64_t rk = 0;
+            if (!info["rank"].get_int64().get(rk) && rk >= 0 && rk < (1 << 20))
+                rank = int(rk);
+            else
+                m_warn.add("\"distributedInfo\" without a readable \"rank\"");
+        }
+        return true;
+    }
+
+    Result<bool> finishFile()
+    {
+        int64_t unclosed = 0;
+        for (auto& [key, stack] : m_open)
+            unclosed += int64_t(stack.size());
+        if (unclosed)
+            m_warn.add("'B' events never closed by an 'E', skipped", unclosed);
+        // Track names, now that every metadata event has been read.
+        for (auto& [key, t] : m_tracks) {
+            std::string name;
+            if (auto n = m_threadNames.find(t.pid + "/" + t.tid); n != m_threadNames.end() && !n->second.empty())
+                name = n->second;
+            if (t.gpu) {
+                const std::string stream = t.stream >= 0 ? std::to_string(t.stream) : t.tid;
+                name = "GPU " + t.pid + " stream " + stream + (name.empty() || name.rfind("stream", 0) == 0 ? "" : " " + name);
+            } else if (name.empty()) {
+                name = "thread " + t.tid;
+            }
+            if (auto p = m_processNames.find(t.pid); p != m_processNames.end() && !t.gpu && !p->second.empty())
+                name = p->second + " / " + name;
+            if (auto r = m_w.track(m_rank, t.number, name, t.gpu); !r)
+                return r.error();
+        }
+        return true;
+    }
+
+    RunWriter& m_w;
+    std::string m_path;
+    int32_t m_rank;
+    TraceImportReport& m_report;
+    const std::atomic<bool>* m_cancel;
+    od::parser m_parser;
+    Warnings m_warn;
+    std::string m_name, m_args;
+    std::unordered_map<std::string, TrackInfo> m_tracks;
+    std::unordered_map<std::string, std::vector<Open>> m_open;
+    std::unordered_map<std::string, std::string> m_processNames, m_threadNames;
+};
+
+Result<std::vector<std::string>> listInputs(const std::vector<std::string>& paths)
+{
+    std::vector<std::string> files;
+    for (const auto& p : paths) {
+        std::error_code ec;
+        if (fs::is_directory(p, ec)) {
+            std::vector<std::string> inDir;
+            for (const auto& e : fs::directory_iterator(p, ec)) {
+                const std::string n = e.path().filename().string();
+                auto ends = [&](std::string_view s) { return n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0; };
+                if (e.is_regular_file() && (ends(".json") || ends(".json.gz")))
+                    inDir.push_back(e.path().string());
+            }
+            if (ec)
+                return Error{p, {}, "cannot list the folder: " + ec.message()};
+            if (inDir.empty())
+                return Error{p, {}, "the folder holds no .json or .json.gz trace"};
+            std::sort(inDir.begin(), inDir.end());
+            files.insert(files.end(), inDir.begin(), inDir.end());
+        } else if (fs::exists(p, ec)) {
+            files.push_back(p);
+        } else {
+            return Error{p, {}, "no such file or folder"};
+        }
+    }
+    if (files.empty())
+        return Error{{}, {}, "no trace files given"};
+    return files;
+}
+
+} // namespace
+
+Result<TraceImportReport> importChromeTrace(TraceStore& store, const std::vector<std::string>& paths,
+                                            const TraceImportOptions& options)
+{
+    auto files = listInputs(paths);
+    if (!files)
+        return files.error();
+    TraceImportReport report;
+    RunInfo info;
+    info.name = options.name.empty() ? fs::path(files->front()).filename().string() : options.name;
+    info.kind = options.kind;
+    for (const auto& f : *files)
+        info.source += (info.source.empty() ? "" : " ") + f;
+    auto w = store.beginRun(info);
+    if (!w)
+        return w.error();
+    report.run_id = (*w)->runId();
+    auto abandon = [&](Error e) -> Result<TraceImportReport> {
+        w->reset();
+        (void)store.deleteRun(report.run_id);
+        return e;
+    };
+    std::vector<std::optional<int>> ranks;
+    for (size_t i = 0; i < files->size(); ++i) {
+        FileImporter fi(**w, (*files)[i], -1 - int32_t(i), report, options.cancel);
+        if (auto r = fi.run(); !r)
+            return abandon(r.error());
+        ranks.push_back(fi.rank);
+        for (const auto& [what, n] : fi.warnings().counts)
+            report.warnings.push_back((*files)[i] + ": " + what + (n > 1 ? " (" + std::to_string(n) + ")" : ""));
+        if (!fi.rank)
+            report.warnings.push_back((*files)[i] + ": no distributedInfo.rank; rank given by file order");
+    }
+    // Ranks: distributedInfo where given and unique; the rest take the lowest unused.
+    std::set<int> used;
+    std::vector<int> final(files->size(), -1);
+    for (size_t i = 0; i < files->size(); ++i)
+        if (ranks[i] && used.insert(*ranks[i]).second)
+            final[i] = *ranks[i];
+        else if (ranks[i])
+            report.warnings.push_back((*files)[i] + ": rank " + std::to_string(*ranks[i]) +
+                                      " is already taken by another file; renumbered");
+    int next = 0;
+    for (size_t i = 0; i < files->size(); ++i) {
+        if (final[i] < 0) {
+            while (used.count(next))
+                ++next;
+            final[i] = next;
+            used.insert(next);
+        }
+        if (auto r = (*w)->renameRank(-1 - int32_t(i), final[i]); !r)
+            return abandon(r.error());
+        report.ranks.push_back(final[i]);
+    }
+    std::string meta = "{\"warnings\": " + std::to_string(report.warnings.size()) + "}";
+    if (auto r = (*w)->finish(meta); !r)
+        return abandon(r.error());
+    return report;
+}
+
+// ---------------------------------------------------------------- export
+
+namespace {
+
+void appendEscaped(std::string& out, std::string_view s)
+{
+    out += '"';
+    for (char c : s) {
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                out += buf;
+            } else {
+                out += c;
+            }
+        }
+    }
+    out += '"';
+}
+
+void appendMicros(std::string& out, int64_t ns)
+{
+    if (ns < 0) {
+        out += '-';
+        ns = -ns;
+    }
+    out += std::to_string(ns / 1000);
+    const int64_t frac = ns % 1000;
+    if (frac) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, ".%03lld", static_cast<long long>(frac));
+        out += buf;
+    }
+}
+
+} // namespace
+
+Result<int64_t> exportChromeTrace(const TraceStore& store, int64_t run, const std::string& path)
+{
+    auto info = store.run(run);
+    if (!info)
+        return info.error();
+    auto tracks = store.tracks(run);
+    if (!tracks)
+        return tracks.error();
+    const std::string tmp = path + ".partita-tmp";
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f)
+        return Error{path, {}, std::string("cannot write: ") + std::strerror(errno)};
+    std::string out;
+    out.reserve(size_t(1) << 20);
+    bool ok = true;
+    auto spill = [&](bool force) {
+        if (out.size() >= (size_t(1) << 20) || force) {
+            ok = ok && std::fwrite(out.data(), 1, out.size(), f) == out.size();
+            out.clear();
+        }
+    };
+    std::set<int32_t> ranks;
+    for (const auto& t : *tracks)
+        ranks.insert(t.rank);
+    out += "{\"schemaVersion\": 1, \"displayTimeUnit\": \"ns\", ";
+    if (ranks.size() == 1)
+        out += "\"distributedInfo\": {\"rank\": " + std::to_string(*ranks.begin()) + "}, ";
+    out += "\"partita\": {\"run\": ";
+    appendEscaped(out, info->name);
+    out += ", \"kind\": \"" + std::string(runKindName(info->kind)) + "\"}, \"traceEvents\": [\n";
+    bool first = true;
+    auto sep = [&] {
+        if (!first)
+            out += ",\n";
+        first = false;
+    };
+    for (int32_t r : ranks) {
+        sep();
+        out += "{\"ph\": \"M\", \"name\": \"process_name\", \"pid\": " + std::to_string(r) +
+               ", \"tid\": 0, \"args\": {\"name\": \"rank " + std::to_string(r) + "\"}}";
+    }
+    std::unordered_map<int64_t, const StoredTrack*> byId;
+    for (const auto& t : *tracks) {
+        byId[t.id] = &t;
+        sep();
+        out += "{\"ph\": \"M\", \"name\": \"thread_name\", \"pid\": " + std::to_string(t.rank) +
+               ", \"tid\": " + std::to_string(t.track) + ", \"args\": {\"name\": ";
+        appendEscaped(out, t.name);
+        out += "}}";
+    }
+    int64_t count = 0;
+    auto each = store.forEachEvent(run, [&](const StoredEvent& e) {
+        const StoredTrack& t = *byId[e.track_id];
+        const TraceRecord& r = e.record;
+        sep();
+        out += "{\"ph\": \"X\", \"cat\": \"";
+        out += categoryOf(r.kind, t.device);
+        out += "\", \"name\": ";
+        appendEscaped(out, r.name);
+        out += ", \"pid\": " + std::to_string(t.rank) + ", \"tid\": " + std::to_string(t.track) + ", \"ts\": ";
+        appendMicros(out, r.start_ns);
+        out += ", \"dur\": ";
+        appendMicros(out, r.dur_ns);
+        // Our fields first, then the original args (a later duplicate key
+        // would win in most readers, so they are left out of ours).
+        out += ", \"args\": {\"partita_kind\": \"";
+        out += traceKindName(r.kind);
+        out += '"';
+        const std::string_view orig = e.args;
+        auto has = [&](std::string_view k) { return orig.find("\"" + std::string(k) + "\"") != std::string_view::npos; };
+        if (t.device && !has("stream"))
+            out += ", \"stream\": " + std::to_string(t.track);
+        if (r.correlation >= 0 && !has("correlation"))
+            out += ", \"correlation\": " + std::to_string(r.correlation);
+        if (r.layer >= 0 && !has("layer"))
+            out += ", \"layer\": " + std::to_string(r.layer);
+        if (r.op >= 0 && !has("op"))
+            out += ", \"op\": " + std::to_string(r.op);
+        if (r.bytes && !has("bytes"))
+            out += ", \"bytes\": " + std::to_string(r.bytes);
+        if (r.flops > 0 && !has("flops")) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%.17g", r.flops);
+            out += ", \"flops\": ";
+            out += buf;
+        }
+        if (orig.size() > 2) {
+            std::string_view members = orig.substr(1, orig.size() - 2); // the object's members
+            while (!members.empty() && std::isspace(static_cast<unsigned char>(members.front())))
+                members.remove_prefix(1);
+            if (!members.empty()) {
+                out += ", ";
+                out.append(members);
+            }
+        }
+        out += "}}";
+        ++count;
+        spill(false);
+    });
+    out += "\n]}\n";
+    spill(true);
+    ok = std::fclose(f) == 0 && ok;
+    if (!each) {
+        std::remove(tmp.c_str());
+        return each.error();
+    }
+    if (!ok) {
+        std::remove(tmp.c_str());
+        return Error{path, {}, "write failed (disk full?)"};
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        std::remove(tmp.c_str());
+        return Error{path, {}, std::string("cannot replace: ") + std::strerror(errno)};
+    }
+    return count;
+}
+
+} // namespace partita
