@@ -373,6 +373,7 @@ namespace {
 struct Iterated
 {
     std::map<int64_t, std::vector<const Ev*>> byIteration; // -1: the whole run when there are no steps
+    std::set<int64_t> steps;                               // step numbers present
 };
 
 Iterated iterate(const Loaded& L, const std::vector<Ev>& evs, DiffScope scope)
@@ -380,6 +381,7 @@ Iterated iterate(const Loaded& L, const std::vector<Ev>& evs, DiffScope scope)
     Iterated out;
     RankView v = view(evs);
     if (v.steps.empty()) {
+        out.steps.insert(-1);
         for (const Ev& e : evs)
             if (scope == DiffScope::All || (scope == DiffScope::Gpu) == e.device)
                 out.byIteration[-1].push_back(&e);
@@ -388,6 +390,7 @@ Iterated iterate(const Loaded& L, const std::vector<Ev>& evs, DiffScope scope)
     std::vector<int64_t> numbers;
     for (size_t i = 0; i < v.steps.size(); ++i)
         numbers.push_back(stepNumber(L.names[v.steps[i]->name], int64_t(i)));
+    out.steps.insert(numbers.begin(), numbers.end());
     // HTA: a host event belongs to the step that contains its start (the last
     // such step in order); a device event to the step of its launch.
     auto hostIteration = [&](int64_t t) -> int64_t {
@@ -450,13 +453,14 @@ Result<RunDiff> diffRuns(const TraceStore& store, int64_t a, int64_t b, const Di
     const Iterated ia = iterate(*la, la->byRank.at(*ra), options.scope);
     const Iterated ib = iterate(*lb, lb->byRank.at(*rb), options.scope);
     auto pickIteration = [&](const Iterated& it, int64_t id) -> Result<int64_t> {
-        if (it.byIteration.empty())
-            return Error{store.path(), "run " + std::to_string(id), "no events in any step"};
         if (options.iteration) {
-            if (!it.byIteration.count(*options.iteration))
+            if (!it.steps.count(*options.iteration))
                 return Error{store.path(), "run " + std::to_string(id), "has no step " + std::to_string(*options.iteration)};
             return *options.iteration;
         }
+        if (it.byIteration.empty())
+            return it.steps.empty() ? Result<int64_t>(Error{store.path(), "run " + std::to_string(id), "no events"})
+                                    : Result<int64_t>(*it.steps.begin());
         return it.byIteration.begin()->first;
     };
     auto xa = pickIteration(ia, a);
@@ -468,12 +472,17 @@ Result<RunDiff> diffRuns(const TraceStore& store, int64_t a, int64_t b, const Di
     d.iteration_a = *xa;
     d.iteration_b = *xb;
     std::map<std::string, OpsDiffRow> rows;
-    for (const Ev* e : ia.byIteration.at(*xa)) {
+    static const std::vector<const Ev*> none;
+    auto events = [&](const Iterated& it, int64_t x) -> const std::vector<const Ev*>& {
+        auto f = it.byIteration.find(x);
+        return f == it.byIteration.end() ? none : f->second;
+    };
+    for (const Ev* e : events(ia, *xa)) {
         OpsDiffRow& r = rows[la->names[e->name]];
         ++r.a_count;
         r.a_ns += e->end - e->start;
     }
-    for (const Ev* e : ib.byIteration.at(*xb)) {
+    for (const Ev* e : events(ib, *xb)) {
         OpsDiffRow& r = rows[lb->names[e->name]];
         ++r.b_count;
         r.b_ns += e->end - e->start;

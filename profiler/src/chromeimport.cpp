@@ -752,7 +752,7 @@ Result<TraceImportReport> importChromeTrace(TraceStore& store, const std::vector
     info.kind = options.kind;
     for (const auto& f : *files)
         info.source += (info.source.empty() ? "" : " ") + f;
-    auto w = store.beginRun(info);
+    auto w = store.beginRun(info, options.commit_every);
     if (!w)
         return w.error();
     report.run_id = (*w)->runId();

@@ -227,7 +227,7 @@ Result<Document> TraceStore::document(int64_t id) const
     return Document{q.int64(0), q.text(1), q.text(2), q.int32(3), q.text(4), q.text(5)};
 }
 
-Result<std::unique_ptr<RunWriter>> TraceStore::beginRun(RunInfo info)
+Result<std::unique_ptr<RunWriter>> TraceStore::beginRun(RunInfo info, int64_t commitEvery)
 {
     if (info.created.empty())
         info.created = nowUtc();
@@ -251,7 +251,7 @@ Result<std::unique_ptr<RunWriter>> TraceStore::beginRun(RunInfo info)
         return sqlError("starting run '" + info.name + "'");
     const int64_t id = q.int64(0);
     q.reset();
-    std::unique_ptr<RunWriter> w(new RunWriter(*this, id));
+    std::unique_ptr<RunWriter> w(new RunWriter(*this, id, std::max<int64_t>(1, commitEvery)));
     if (!w->m_st)
         return sqlError("preparing the ingest statements");
     return w;
@@ -293,6 +293,9 @@ Result<std::vector<RunInfo>> TraceStore::runs() const
                  "coalesce(r.cluster_id, 0), coalesce(r.strategy_id, 0), r.meta, "
                  "coalesce(sum(t.events), 0), coalesce(min(t.start_ns), 0), coalesce(max(t.end_ns), 0), "
                  "count(DISTINCT t.rank) FROM runs r LEFT JOIN tracks t ON t.run_id = r.id GROUP BY r.id ORDER BY r.id");
+    // Track statistics are written when a run finishes; an incomplete run's come from its events.
+    Stmt partial(m_db, "SELECT count(*), coalesce(min(e.start_ns), 0), coalesce(max(e.start_ns + e.dur_ns), 0) "
+                       "FROM events e JOIN tracks t ON e.track_id = t.id WHERE t.run_id = ?");
     std::vector<RunInfo> out;
     int rc;
     while ((rc = q.step()) == SQLITE_ROW) {
@@ -312,6 +315,15 @@ Result<std::vector<RunInfo>> TraceStore::runs() const
         r.start_ns = q.int64(12);
         r.end_ns = q.int64(13);
         r.ranks = q.int32(14);
+        if (r.status == RunStatus::Incomplete) {
+            partial.reset();
+            partial.bind(1, r.id);
+            if (partial.step() == SQLITE_ROW) {
+                r.events = partial.int64(0);
+                r.start_ns = partial.int64(1);
+                r.end_ns = partial.int64(2);
+            }
+        }
         out.push_back(std::move(r));
     }
     if (rc != SQLITE_DONE)
@@ -611,7 +623,8 @@ struct RunWriter::Statements
     bool ok() const { return insertEvent.ok() && internName.ok() && insertTrack.ok(); }
 };
 
-RunWriter::RunWriter(TraceStore& s, int64_t run) : m_store(s), m_run(run)
+RunWriter::RunWriter(TraceStore& s, int64_t run, int64_t commitEvery)
+    : m_store(s), m_run(run), m_commitEvery(commitEvery)
 {
     auto st = std::make_unique<Statements>(s.m_db);
     if (st->ok())
@@ -723,7 +736,7 @@ Result<bool> RunWriter::add(int64_t trackId, const TraceRecord& r, std::string_v
     st.end = std::max(st.end, r.start_ns + r.dur_ns);
     st.maxDur = std::max(st.maxDur, r.dur_ns);
     ++m_added;
-    if (++m_inChunk >= TraceStore::kCommitEvery)
+    if (++m_inChunk >= m_commitEvery)
         return commitChunk();
     return true;
 }

@@ -19,6 +19,7 @@ struct TraceImportOptions
     std::string name; // run name; default: the first file's name
     RunKind kind = RunKind::Imported;
     const std::atomic<bool>* cancel = nullptr;
+    int64_t commit_every = TraceStore::kCommitEvery; // events per transaction
 };
 
 struct TraceImportReport

@@ -132,7 +132,7 @@ public:
 
 private:
     friend class TraceStore;
-    RunWriter(TraceStore& s, int64_t run);
+    RunWriter(TraceStore& s, int64_t run, int64_t commitEvery);
     Result<int64_t> intern(std::string_view s);
     Result<bool> commitChunk();
 
@@ -142,7 +142,7 @@ private:
     };
     TraceStore& m_store;
     int64_t m_run = 0;
-    int64_t m_added = 0, m_inChunk = 0;
+    int64_t m_added = 0, m_inChunk = 0, m_commitEvery = 0;
     bool m_finished = false;
     std::unordered_map<std::string, int64_t> m_names;
     std::unordered_map<int64_t, int64_t> m_trackKey; // rank << 32 | track -> id
@@ -169,7 +169,7 @@ public:
     Result<std::vector<Document>> documents(const std::string& kind = {}) const; // every version, newest first
     Result<Document> document(int64_t id) const;
 
-    Result<std::unique_ptr<RunWriter>> beginRun(RunInfo info);
+    Result<std::unique_ptr<RunWriter>> beginRun(RunInfo info, int64_t commit_every = kCommitEvery);
     // A whole in-memory trace (a prediction) as one run.
     Result<int64_t> storeTrace(const Trace& trace, RunInfo info, const std::string& meta = {});
     Result<std::vector<RunInfo>> runs() const;

@@ -1,0 +1,280 @@
+// Chrome / Kineto trace import and export: the real HTA traces, per-rank
+// folders, phases B/E/i/M, exact 64-bit timestamps, round trips, and
+// malformed files that fail with a clear message and leave the project as it was.
+#include "partita/profiler/chromeimport.h"
+#include "partita/profiler/tracestore.h"
+
+#include <QDir>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <zlib.h>
+
+#include <fstream>
+#include <map>
+
+using namespace partita;
+
+namespace {
+
+const std::string kTraces = PARTITA_SHARED_DATA "/traces/";
+
+std::unique_ptr<TraceStore> openOrDie(const std::string& path)
+{
+    auto s = TraceStore::open(path);
+    if (!s)
+        qFatal("%s", s.error().str().c_str());
+    return std::move(*s);
+}
+
+void write(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+
+std::string gunzip(const std::string& path)
+{
+    gzFile f = gzopen(path.c_str(), "rb");
+    std::string out;
+    char buf[1 << 16];
+    int n;
+    while ((n = gzread(f, buf, sizeof buf)) > 0)
+        out.append(buf, size_t(n));
+    gzclose(f);
+    return out;
+}
+
+std::map<std::string, std::pair<int64_t, int64_t>> byName(const TraceStore& s, int64_t run)
+{
+    std::map<std::string, std::pair<int64_t, int64_t>> m;
+    (void)s.forEachEvent(run, [&](const StoredEvent& e) {
+        auto& x = m[std::string(traceKindName(e.record.kind)) + " " + e.record.name];
+        ++x.first;
+        x.second += e.record.dur_ns;
+    });
+    return m;
+}
+
+} // namespace
+
+class TestChromeImport : public QObject
+{
+    Q_OBJECT
+private slots:
+    // Counts read from the files with Python's json module (ph X by cat; the
+    // 'i' instants as annotations; ProfilerStep#N as steps).
+    void realTraces_data()
+    {
+        QTest::addColumn<QString>("file");
+        QTest::addColumn<int>("rank");
+        QTest::addColumn<int>("kernels");
+        QTest::addColumn<int>("memcpy");
+        QTest::addColumn<int>("runtime");
+        QTest::addColumn<int>("cpuOps");
+        QTest::addColumn<int>("steps");
+        QTest::newRow("nccl_parser_config") << "nccl_parser_config-nccl_data.json.gz" << 0 << 2700 << 960 << 8740 << 14346 << 3;
+        QTest::newRow("trace_diff control") << "trace_diff-control-control.json.gz" << 3 << 8568 << 228 << 24692 << 40506 << 6;
+        QTest::newRow("trace_diff test") << "trace_diff-test-test.json.gz" << 1 << 9876 << 4856 << 21167 << 31236 << 6;
+        QTest::newRow("trace_compare base") << "trace_compare-base-base.json.gz" << 1 << 6 << 6 << 5 << 6 << 2;
+    }
+    void realTraces()
+    {
+        QFETCH(QString, file);
+        QFETCH(int, rank);
+        QFETCH(int, kernels);
+        QFETCH(int, memcpy);
+        QFETCH(int, runtime);
+        QFETCH(int, cpuOps);
+        QFETCH(int, steps);
+        QTemporaryDir dir;
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto r = importChromeTrace(*s, {kTraces + file.toStdString()});
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QCOMPARE(r->ranks, std::vector<int>{rank});
+        QCOMPARE(r->counts["kernel"], int64_t(kernels));
+        QCOMPARE(r->counts["memcpy"], int64_t(memcpy));
+        QCOMPARE(r->counts["runtime"], int64_t(runtime));
+        QCOMPARE(r->counts["cpu_op"], int64_t(cpuOps));
+        QCOMPARE(r->counts["step"], int64_t(steps));
+        auto run = s->run(r->run_id);
+        QVERIFY(run && run->status == RunStatus::Complete && run->ranks == 1);
+        // Every GPU event sits on a device track named after its stream.
+        auto tracks = s->tracks(r->run_id);
+        QVERIFY(tracks);
+        bool gpuTrack = false;
+        for (const auto& t : *tracks)
+            if (t.device) {
+                gpuTrack = true;
+                QVERIFY2(QString::fromStdString(t.name).contains("stream"), t.name.c_str());
+            }
+        QVERIFY(gpuTrack);
+    }
+
+    // import -> export -> import keeps every event, name, duration, kind and rank.
+    void roundTrip()
+    {
+        QTemporaryDir dir;
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto a = importChromeTrace(*s, {kTraces + "nccl_parser_config-nccl_data.json.gz"});
+        QVERIFY(a);
+        const std::string out = dir.filePath("export.json").toStdString();
+        auto n = exportChromeTrace(*s, a->run_id, out);
+        QVERIFY2(n, n ? "" : n.error().str().c_str());
+        auto b = importChromeTrace(*s, {out});
+        QVERIFY2(b, b ? "" : b.error().str().c_str());
+        QCOMPARE(b->counts, a->counts);
+        QCOMPARE(b->ranks, a->ranks);
+        QCOMPARE(byName(*s, b->run_id), byName(*s, a->run_id));
+        QCOMPARE(s->run(b->run_id)->start_ns, s->run(a->run_id)->start_ns);
+        QCOMPARE(s->tracks(b->run_id)->size(), s->tracks(a->run_id)->size());
+    }
+
+    void folderOfRanks()
+    {
+        QTemporaryDir dir;
+        const std::string ranks = dir.filePath("ranks").toStdString();
+        QVERIFY(QDir().mkpath(QString::fromStdString(ranks)));
+        write(ranks + "/r0.json", R"({"distributedInfo": {"rank": 1}, "traceEvents": [
+            {"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": 10, "dur": 5, "args": {"stream": 7}}]})");
+        write(ranks + "/r1.json", R"({"traceEvents": [
+            {"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": 12, "dur": 5, "args": {"stream": 7}}]})");
+        write(ranks + "/notes.txt", "not a trace");
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto r = importChromeTrace(*s, {ranks});
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QCOMPARE(r->ranks, (std::vector<int>{1, 0})); // r1.json has no rank: the lowest unused
+        QVERIFY(std::any_of(r->warnings.begin(), r->warnings.end(),
+                            [](const std::string& w) { return w.find("no distributedInfo.rank") != std::string::npos; }));
+        QCOMPARE(s->run(r->run_id)->ranks, 2);
+    }
+
+    void phasesAndTimestamps()
+    {
+        QTemporaryDir dir;
+        const std::string f = dir.filePath("t.json").toStdString();
+        // The JSON Array Format, B/E pairs, instants, metadata, 64-bit and fractional timestamps.
+        write(f, R"([
+            {"ph": "M", "name": "thread_name", "pid": 1, "tid": 2, "args": {"name": "main"}},
+            {"ph": "B", "name": "outer", "cat": "user_annotation", "pid": 1, "tid": 2, "ts": 1661938466265032},
+            {"ph": "X", "name": "inner", "cat": "cpu_op", "pid": 1, "tid": 2, "ts": 1661938466265033.25, "dur": 1.5},
+            {"ph": "E", "pid": 1, "tid": 2, "ts": 1661938466265040},
+            {"ph": "i", "name": "mark", "pid": 1, "tid": 2, "ts": 1661938466265041, "s": "t"},
+            {"ph": "s", "name": "flow", "id": 1, "pid": 1, "tid": 2, "ts": 1661938466265041}
+        ])");
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto r = importChromeTrace(*s, {f});
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QCOMPARE(r->skipped, int64_t(2)); // metadata and flow
+        std::map<std::string, TraceRecord> ev;
+        QVERIFY(s->forEachEvent(r->run_id, [&](const StoredEvent& e) { ev[e.record.name] = e.record; }));
+        QCOMPARE(int(ev.size()), 3);
+        QCOMPARE(ev["outer"].start_ns, int64_t(1661938466265032000));
+        QCOMPARE(ev["outer"].dur_ns, int64_t(8000));
+        QCOMPARE(ev["inner"].start_ns, int64_t(1661938466265033250));
+        QCOMPARE(ev["inner"].dur_ns, int64_t(1500));
+        QVERIFY(ev["inner"].kind == TraceKind::CpuOp);
+        QVERIFY(ev["mark"].kind == TraceKind::Annotation && ev["mark"].dur_ns == 0);
+        QCOMPARE(s->tracks(r->run_id)->front().name, std::string("main"));
+    }
+
+    // Gaps that HTA's users report are warnings, not failures.
+    void toleratedGaps()
+    {
+        QTemporaryDir dir;
+        const std::string f = dir.filePath("t.json").toStdString();
+        write(f, R"({"traceEvents": [
+            {"ph": "X", "name": "ok", "cat": "kernel", "pid": 0, "tid": 7, "ts": 1, "dur": 2},
+            {"ph": "X", "name": "no args", "cat": "cpu_op", "pid": 1, "tid": 1, "ts": 1, "dur": 2},
+            {"ph": "X", "name": "negative", "cat": "cpu_op", "pid": 1, "tid": 1, "ts": 1, "dur": -2},
+            {"ph": "X", "name": "no dur", "cat": "cpu_op", "pid": 1, "tid": 1, "ts": 1},
+            {"ph": "X", "name": "bad ts", "cat": "cpu_op", "pid": 1, "tid": 1, "ts": {"a": 1}, "dur": 1},
+            {"ph": "Q", "name": "unknown phase", "pid": 1, "tid": 1, "ts": 1},
+            {"ph": "E", "pid": 1, "tid": 9, "ts": 5},
+            17,
+            {"ph": "X", "name": 42, "cat": "cpu_op", "pid": "main", "tid": "t", "ts": "3", "dur": 1}
+        ]})");
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto r = importChromeTrace(*s, {f});
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QCOMPARE(r->counts["kernel"], int64_t(1));
+        QCOMPARE(r->counts["cpu_op"], int64_t(3)); // no args, no dur (instant), name 42
+        QString all;
+        for (const auto& w : r->warnings)
+            all += QString::fromStdString(w) + "\n";
+        for (const char* expected : {"negative duration", "without \"dur\"", "unreadable \"ts\"", "unknown phase 'Q'",
+                                     "without a matching 'B'", "not event objects", "no distributedInfo.rank"})
+            QVERIFY2(all.contains(expected), qPrintable(all));
+    }
+
+    void malformedFilesLoseNothing_data()
+    {
+        QTest::addColumn<QByteArray>("bytes");
+        QTest::addColumn<QString>("message");
+        QTest::newRow("empty file") << QByteArray() << "empty file";
+        QTest::newRow("not JSON") << QByteArray("hello world") << "not a JSON object";
+        QTest::newRow("truncated JSON") << QByteArray(R"({"traceEvents": [{"ph": "X", "ts": 1, "dur": 1}, {"ph": )")
+                                        << "ends early";
+        QTest::newRow("no traceEvents") << QByteArray(R"({"foo": [1, 2]})") << "no \"traceEvents\"";
+        QTest::newRow("broken event") << QByteArray(R"({"traceEvents": [{"ph": "X", "ts": 1,, "dur": 1}]})")
+                                      << "event at byte 17";
+        QTest::newRow("two top-level values") << QByteArray(R"({"traceEvents": []} {"x": 1})") << "more than one";
+    }
+    void malformedFilesLoseNothing()
+    {
+        QFETCH(QByteArray, bytes);
+        QFETCH(QString, message);
+        QTemporaryDir dir;
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto good = importChromeTrace(*s, {kTraces + "trace_compare-base-base.json.gz"});
+        QVERIFY(good);
+        const std::string f = dir.filePath("bad.json").toStdString();
+        write(f, bytes.toStdString());
+        auto r = importChromeTrace(*s, {f});
+        QVERIFY(!r);
+        const QString text = QString::fromStdString(r.error().str());
+        QVERIFY2(text.contains("bad.json") && text.contains(message), qPrintable(text));
+        auto runs = s->runs();
+        QVERIFY(runs && runs->size() == 1 && runs->front().id == good->run_id);
+        QCOMPARE(runs->front().events, int64_t(33));
+        QCOMPARE(*s->integrityCheck(), std::string("ok"));
+    }
+
+    void truncatedGzip()
+    {
+        QTemporaryDir dir;
+        std::ifstream in(kTraces + "trace_diff-test-test.json.gz", std::ios::binary);
+        std::string gz((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::string f = dir.filePath("cut.json.gz").toStdString();
+        write(f, gz.substr(0, gz.size() / 2));
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto r = importChromeTrace(*s, {f});
+        QVERIFY(!r);
+        const QString text = QString::fromStdString(r.error().str());
+        QVERIFY2(text.contains("cut.json.gz") && (text.contains("truncated") || text.contains("ends early")), qPrintable(text));
+        QVERIFY(s->runs()->empty());
+    }
+
+    void missingInputs()
+    {
+        QTemporaryDir dir;
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto r = importChromeTrace(*s, {dir.filePath("nope.json").toStdString()});
+        QVERIFY(!r && r.error().message.find("no such file") != std::string::npos);
+        QVERIFY(QDir().mkpath(dir.filePath("empty")));
+        auto e = importChromeTrace(*s, {dir.filePath("empty").toStdString()});
+        QVERIFY(!e && e.error().message.find("no .json") != std::string::npos);
+    }
+
+    // The same trace gzip-compressed and plain gives the same run.
+    void gzipAndPlainAgree()
+    {
+        QTemporaryDir dir;
+        const std::string plain = dir.filePath("plain.json").toStdString();
+        write(plain, gunzip(kTraces + "trace_compare-test-test.json.gz"));
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto a = importChromeTrace(*s, {kTraces + "trace_compare-test-test.json.gz"});
+        auto b = importChromeTrace(*s, {plain});
+        QVERIFY(a && b);
+        QCOMPARE(byName(*s, a->run_id), byName(*s, b->run_id));
+    }
+};
+
+QTEST_APPLESS_MAIN(TestChromeImport)
+#include "tst_chromeimport.moc"

@@ -1,0 +1,299 @@
+// The project store: schema, documents, runs, viewport queries with level of
+// detail, aggregates, and crash safety (a writer killed midway).
+#include "partita/profiler/chromeimport.h"
+#include "partita/profiler/tracestore.h"
+
+#include <sqlite3.h>
+
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace partita;
+
+namespace {
+
+std::unique_ptr<TraceStore> openOrDie(const std::string& path)
+{
+    auto s = TraceStore::open(path);
+    if (!s)
+        qFatal("%s", s.error().str().c_str());
+    return std::move(*s);
+}
+
+// n events of `dur` ns every `period` ns on one track.
+Trace regular(int64_t n, int64_t dur, int64_t period, int32_t rank = 0, int32_t track = 0)
+{
+    Trace t;
+    t.tracks.push_back({rank, track, "stream " + std::to_string(track)});
+    for (int64_t i = 0; i < n; ++i) {
+        TraceRecord r;
+        r.rank = rank;
+        r.track = track;
+        r.start_ns = i * period;
+        r.dur_ns = dur;
+        r.kind = TraceKind::Kernel;
+        r.name = i % 2 ? "gemm" : "elementwise";
+        r.layer = int32_t(i % 4);
+        t.records.push_back(r);
+    }
+    return t;
+}
+
+RunInfo named(const std::string& name, RunKind kind)
+{
+    RunInfo r;
+    r.name = name;
+    r.kind = kind;
+    return r;
+}
+
+} // namespace
+
+class TestTraceStore : public QObject
+{
+    Q_OBJECT
+private slots:
+    void documentsAreVersioned()
+    {
+        QTemporaryDir dir;
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto a = s->saveDocument("strategy", "horovod", "{\"v\": 1}");
+        auto b = s->saveDocument("strategy", "horovod", "{\"v\": 2}");
+        auto c = s->saveDocument("model", "bert", "{}");
+        QVERIFY(a && b && c);
+        QCOMPARE(a->version, 1);
+        QCOMPARE(b->version, 2);
+        auto all = s->documents("strategy");
+        QVERIFY(all);
+        QCOMPARE(int(all->size()), 2);
+        QCOMPARE(all->front().body, std::string("{\"v\": 2}"));
+        auto one = s->document(a->id);
+        QVERIFY(one && one->body == "{\"v\": 1}");
+        QVERIFY(!s->document(9999));
+    }
+
+    void runsRoundTrip()
+    {
+        QTemporaryDir dir;
+        const std::string path = dir.filePath("p.partita").toStdString();
+        int64_t id = 0;
+        {
+            auto s = openOrDie(path);
+            RunInfo info;
+            info.name = "predicted ddp";
+            info.kind = RunKind::Predicted;
+            auto r = s->storeTrace(regular(1000, 50, 100), info, "{\"step_time_s\": 0.5}");
+            QVERIFY2(r, r ? "" : r.error().str().c_str());
+            id = *r;
+        }
+        auto s = openOrDie(path); // reopened: everything persisted
+        auto runs = s->runs();
+        QVERIFY(runs && runs->size() == 1);
+        const RunInfo& r = runs->front();
+        QCOMPARE(r.id, id);
+        QCOMPARE(r.name, std::string("predicted ddp"));
+        QVERIFY(r.kind == RunKind::Predicted);
+        QVERIFY(r.status == RunStatus::Complete);
+        QCOMPARE(r.events, int64_t(1000));
+        QCOMPARE(r.end_ns, int64_t(999 * 100 + 50));
+        QCOMPARE(r.meta, std::string("{\"step_time_s\": 0.5}"));
+        auto tracks = s->tracks(id);
+        QVERIFY(tracks && tracks->size() == 1 && tracks->front().device);
+        int64_t n = 0, lastStart = -1;
+        bool ordered = true;
+        QVERIFY(s->forEachEvent(id, [&](const StoredEvent& e) {
+            ordered &= e.record.start_ns > lastStart;
+            lastStart = e.record.start_ns;
+            ++n;
+        }));
+        QVERIFY(ordered);
+        QCOMPARE(n, int64_t(1000));
+        auto byName = s->aggregate(id, GroupBy::Name);
+        QVERIFY(byName && byName->size() == 2);
+        QCOMPARE(byName->front().count, int64_t(500));
+        QCOMPARE(byName->front().total_ns, int64_t(500 * 50));
+        auto byLayer = s->aggregate(id, GroupBy::Layer);
+        QVERIFY(byLayer && byLayer->size() == 4);
+        QVERIFY(s->renameRun(id, "renamed"));
+        QCOMPARE(s->run(id)->name, std::string("renamed"));
+        QVERIFY(s->deleteRun(id));
+        QVERIFY(s->runs()->empty());
+        QVERIFY(!s->run(id));
+        QCOMPARE(*s->integrityCheck(), std::string("ok"));
+    }
+
+    // Zoomed in, events come back as themselves with their nesting depth;
+    // zoomed out, the cost follows the pixels: folded runs.
+    void viewport_data()
+    {
+        QTest::addColumn<double>("nsPerPixel");
+        QTest::addColumn<bool>("folded");
+        QTest::newRow("zoomed in: 1 ns per pixel") << 1.0 << false;
+        QTest::newRow("10 ns per pixel") << 10.0 << false;
+        QTest::newRow("whole run on 1000 pixels") << 1e5 << true;
+        QTest::newRow("far out: 1 ms per pixel") << 1e6 << true;
+    }
+    void viewport()
+    {
+        QFETCH(double, nsPerPixel);
+        QFETCH(bool, folded);
+        QTemporaryDir dir;
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        // 100,000 events of 50 ns every 1 us: 100 ms of trace.
+        auto id = s->storeTrace(regular(100000, 50, 1000), RunInfo{});
+        QVERIFY(id);
+        const int64_t track = s->tracks(*id)->front().id;
+        const int64_t t0 = 0, t1 = int64_t(nsPerPixel * 1000);
+        auto items = s->viewport(track, t0, t1, nsPerPixel);
+        QVERIFY2(items, items ? "" : items.error().str().c_str());
+        QVERIFY(!items->empty());
+        QVERIFY(items->size() <= 1000); // never more items than pixels
+        int64_t events = 0;
+        for (const DrawItem& it : *items) {
+            QVERIFY(it.end_ns > t0 && it.start_ns < t1 + 1000);
+            QVERIFY(it.end_ns >= it.start_ns);
+            events += it.count;
+        }
+        const int64_t inWindow = std::min<int64_t>(100000, (t1 + 999) / 1000); // starts before t1
+        if (folded) {
+            QVERIFY(items->size() < size_t(inWindow));
+            QVERIFY(std::any_of(items->begin(), items->end(), [](const DrawItem& d) { return d.count > 1; }));
+            QVERIFY(std::abs(events - inWindow) <= inWindow / 50 + 2);
+        } else {
+            QCOMPARE(events, inWindow);
+            QVERIFY(std::all_of(items->begin(), items->end(), [](const DrawItem& d) { return d.count == 1; }));
+            QCOMPARE(items->front().name, std::string("elementwise"));
+        }
+    }
+
+    void nestingDepth()
+    {
+        QTemporaryDir dir;
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        Trace t;
+        t.tracks.push_back({0, 0, "thread"});
+        auto add = [&](int64_t start, int64_t dur, const char* name) {
+            TraceRecord r;
+            r.start_ns = start;
+            r.dur_ns = dur;
+            r.kind = TraceKind::CpuOp;
+            r.name = name;
+            t.records.push_back(r);
+        };
+        add(0, 1000, "outer");
+        add(100, 500, "middle");
+        add(200, 100, "inner");
+        add(700, 100, "sibling");
+        auto id = s->storeTrace(t, RunInfo{});
+        QVERIFY(id);
+        auto items = s->viewport(s->tracks(*id)->front().id, 0, 1000, 0.1);
+        QVERIFY(items && items->size() == 4);
+        QCOMPARE((*items)[0].depth, 0);
+        QCOMPARE((*items)[1].depth, 1);
+        QCOMPARE((*items)[2].depth, 2);
+        QCOMPARE((*items)[3].depth, 1);
+        // A window inside "inner" still sees it and its parents, which start before the window.
+        auto inside = s->viewport(s->tracks(*id)->front().id, 250, 260, 0.01);
+        QVERIFY(inside && inside->size() == 3);
+        QCOMPARE(inside->front().name, std::string("outer"));
+    }
+
+    void refusesForeignFiles()
+    {
+        QTemporaryDir dir;
+        const std::string text = dir.filePath("notes.txt").toStdString();
+        std::ofstream(text) << "this is not a database, just some text that is long enough to be checked.\n";
+        auto a = TraceStore::open(text);
+        QVERIFY(!a);
+        QVERIFY(QString::fromStdString(a.error().str()).contains("notes.txt"));
+        // An SQLite file of some other program is refused, and left as it was.
+        const std::string other = dir.filePath("other.db").toStdString();
+        {
+            sqlite3* db = nullptr;
+            QCOMPARE(sqlite3_open(other.c_str(), &db), SQLITE_OK);
+            QCOMPARE(sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES(1);", nullptr, nullptr, nullptr), SQLITE_OK);
+            sqlite3_close(db);
+        }
+        auto b = TraceStore::open(other);
+        QVERIFY(!b);
+        QVERIFY(QString::fromStdString(b.error().message).contains("not a Partita project"));
+        // A fresh Partita file reopens fine.
+        const std::string fresh = dir.filePath("fresh.partita").toStdString();
+        QVERIFY(TraceStore::open(fresh));
+        QVERIFY(TraceStore::open(fresh));
+    }
+
+    // A process killed while importing leaves the project readable, earlier
+    // runs intact, and the interrupted run marked incomplete.
+    void crashSafety()
+    {
+        QTemporaryDir dir;
+        const std::string path = dir.filePath("p.partita").toStdString();
+        {
+            auto s = openOrDie(path);
+            QVERIFY(s->storeTrace(regular(5000, 50, 100), named("earlier", RunKind::Predicted)));
+        }
+        // A big Kineto-like trace to import.
+        const std::string trace = dir.filePath("big.json").toStdString();
+        {
+            std::ofstream out(trace);
+            out << "{\"distributedInfo\": {\"rank\": 0}, \"traceEvents\": [\n";
+            for (int i = 0; i < 400000; ++i)
+                out << (i ? ",\n" : "") << "{\"ph\": \"X\", \"cat\": \"kernel\", \"name\": \"k" << i % 7
+                    << "\", \"pid\": 0, \"tid\": 7, \"ts\": " << i * 3 << ".5, \"dur\": 1.25, \"args\": {\"stream\": 7, "
+                    << "\"correlation\": " << i << "}}";
+            out << "\n]}\n";
+        }
+        const pid_t child = fork();
+        if (child == 0) {
+            auto s = TraceStore::open(path);
+            if (!s)
+                _exit(3);
+            TraceImportOptions o;
+            o.commit_every = 2000;
+            (void)importChromeTrace(**s, {trace}, o);
+            _exit(0);
+        }
+        QVERIFY(child > 0);
+        // Wait until the child has committed part of its run, then kill it.
+        bool seen = false;
+        for (int i = 0; i < 6000 && !seen; ++i) {
+            usleep(5000);
+            auto s = TraceStore::open(path);
+            if (!s)
+                continue;
+            auto runs = (*s)->runs();
+            if (runs && runs->size() == 2 && runs->back().events >= 4000)
+                seen = true;
+        }
+        ::kill(child, SIGKILL);
+        int status = 0;
+        waitpid(child, &status, 0);
+        QVERIFY2(seen, "the importing child never committed a chunk");
+        QVERIFY(WIFSIGNALED(status));
+        auto s = openOrDie(path);
+        QCOMPARE(*s->integrityCheck(), std::string("ok"));
+        auto runs = s->runs();
+        QVERIFY(runs && runs->size() == 2);
+        QCOMPARE(runs->front().name, std::string("earlier"));
+        QVERIFY(runs->front().status == RunStatus::Complete);
+        QCOMPARE(runs->front().events, int64_t(5000));
+        QVERIFY(runs->back().status == RunStatus::Incomplete);
+        QVERIFY(runs->back().events < 400000);
+        // The incomplete run can still be read and removed.
+        int64_t n = 0;
+        QVERIFY(s->forEachEvent(runs->back().id, [&](const StoredEvent&) { ++n; }));
+        QCOMPARE(n, runs->back().events);
+        QVERIFY(s->deleteRun(runs->back().id));
+        QCOMPARE(*s->integrityCheck(), std::string("ok"));
+    }
+};
+
+QTEST_APPLESS_MAIN(TestTraceStore)
+#include "tst_tracestore.moc"
