@@ -101,9 +101,10 @@ int main(int argc, char** argv)
         cmd->add_option("--project", tro.project, "project file (*.partita; created when missing)")->required();
         cmd->add_flag("--json", tro.json, "print JSON");
     };
-    CLI::App* timport = trace->add_subcommand("import", "Import Chrome / PyTorch-profiler (Kineto) traces, plain or gzip");
+    CLI::App* timport = trace->add_subcommand("import", "Import Chrome / PyTorch-profiler (Kineto) traces (plain or gzip) or Nsight Systems SQLite exports");
     timport->add_option("inputs", tro.inputs, "trace files, or folders of per-rank traces")->required();
     timport->add_option("--name", tro.name, "run name (default: the first file's name)");
+    timport->add_option("--rank", tro.rank, "rank of a single Nsight Systems export (default: 0)");
     addProject(timport);
     CLI::App* texport = trace->add_subcommand("export", "Write a run as Chrome trace JSON (Perfetto, chrome://tracing, HTA)");
     texport->add_option("--run", tro.runs, "run id")->required();

@@ -5,6 +5,7 @@
 #include "partita/core/units.h"
 #include "partita/profiler/analysis.h"
 #include "partita/profiler/chromeimport.h"
+#include "partita/profiler/nsysimport.h"
 #include "partita/profiler/tracestore.h"
 
 #include <nlohmann/json.hpp>
@@ -56,6 +57,44 @@ int runTraceImport(const TraceCliOptions& o)
     auto store = openProject(o.project);
     if (!store)
         return fail(store.error());
+    // Nsight Systems SQLite exports, or Chrome / Kineto JSON.
+    size_t sqlite = 0;
+    for (const auto& in : o.inputs)
+        sqlite += isSqliteFile(in) ? 1 : 0;
+    if (sqlite > 0) {
+        if (sqlite != o.inputs.size())
+            return fail(Error{{}, "inputs", "mixing Nsight Systems exports and JSON traces in one run is not supported"});
+        NsysImportOptions no;
+        no.name = o.name;
+        no.rank = o.rank;
+        auto r = importNsysSqlite(**store, o.inputs, no);
+        if (!r)
+            return fail(r.error());
+        for (const auto& w : r->warnings)
+            std::cerr << "partita-cli: warning: " << w << "\n";
+        int64_t total = 0;
+        for (const auto& [k, n] : r->counts)
+            total += n;
+        if (o.json) {
+            json counts = json::object();
+            for (const auto& [k, n] : r->counts)
+                counts[k] = n;
+            std::cout << json{{"run_id", r->run_id}, {"events", total}, {"counts", counts}, {"nsys_schema", r->schema},
+                              {"gpus", r->gpus}, {"warnings", r->warnings}}
+                             .dump(2)
+                      << "\n";
+            return 0;
+        }
+        std::cout << "Imported run " << r->run_id << ": " << total << " events from Nsight Systems export schema "
+                  << r->schema.front() << " into " << o.project << "\n";
+        for (const auto& [k, n] : r->counts)
+            std::cout << "  " << k << std::string(k.size() < 12 ? 12 - k.size() : 1, ' ') << n << "\n";
+        for (const auto& g : r->gpus)
+            std::cout << "  GPU: " << g << "\n";
+        return 0;
+    }
+    if (o.rank)
+        return fail(Error{{}, "--rank", "JSON traces take their rank from distributedInfo.rank"});
     TraceImportOptions io;
     io.name = o.name;
     io.cancel = &g_cancel;
