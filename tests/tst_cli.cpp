@@ -193,6 +193,85 @@ private slots:
                  j["best"].toObject()["step_time_s"].toDouble());
     }
 
+    // trace import -> runs list -> stats -> diff -> export -> import, all as JSON.
+    void traceCommands()
+    {
+        const QString project = m_tmp.filePath("trace.partita");
+        const Run a = cli({"trace", "import", shared("traces/trace_compare-base-base.json.gz"), "--project", project, "--json"});
+        QVERIFY2(a.code == 0, qPrintable(a.err));
+        const QJsonObject ia = QJsonDocument::fromJson(a.out.toUtf8()).object();
+        QCOMPARE(ia["counts"].toObject()["cpu_op"].toInt(), 6);
+        const int runA = ia["run_id"].toInt();
+        const Run b = cli({"trace", "import", shared("traces/trace_compare-test-test.json.gz"), "--project", project,
+                           "--name", "test side", "--json"});
+        QVERIFY2(b.code == 0, qPrintable(b.err));
+        const int runB = QJsonDocument::fromJson(b.out.toUtf8()).object()["run_id"].toInt();
+
+        const Run list = cli({"runs", "list", "--project", project, "--json"});
+        QCOMPARE(list.code, 0);
+        const QJsonArray runs = QJsonDocument::fromJson(list.out.toUtf8()).array();
+        QCOMPARE(runs.size(), 2);
+        QCOMPARE(runs[1].toObject()["name"].toString(), QString("test side"));
+        QCOMPARE(runs[1].toObject()["status"].toString(), QString("complete"));
+        QVERIFY(cli({"runs", "list", "--project", project}).out.contains("test side"));
+
+        const Run stats = cli({"trace", "stats", "--project", project, "--run", QString::number(runA), "--json"});
+        QVERIFY2(stats.code == 0, qPrintable(stats.err));
+        const QJsonObject st = QJsonDocument::fromJson(stats.out.toUtf8()).object();
+        const QJsonObject tb = st["temporal_breakdown"].toObject();
+        QCOMPARE(tb["compute_pct"].toDouble(), 100.0);
+        QCOMPARE(tb["idle_pct"].toDouble(), 0.0);
+        QVERIFY(st["comm_comp_overlap_pct"].isNull());
+        QCOMPARE(st["ranks"].toArray()[0].toObject()["rank"].toInt(), 1);
+
+        const Run diff = cli({"trace", "diff", "--project", project, "--run", QString::number(runA), "--run",
+                              QString::number(runB), "--scope", "cpu", "--iteration", "1010", "--json"});
+        QVERIFY2(diff.code == 0, qPrintable(diff.err));
+        QStringList added;
+        for (const auto& v : QJsonDocument::fromJson(diff.out.toUtf8()).object()["ops"].toArray())
+            if (v.toObject()["change"].toString() == "added")
+                added << v.toObject()["name"].toString();
+        QCOMPARE(added, (QStringList{"AddmmBackward0", "All2All_Pooled_Req", "CatBackward0"}));
+
+        const QString out = m_tmp.filePath("export.json");
+        const Run ex = cli({"trace", "export", "--project", project, "--run", QString::number(runB), "--format", "chrome", out});
+        QVERIFY2(ex.code == 0, qPrintable(ex.err));
+        QFile f(out);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QJsonObject chrome = QJsonDocument::fromJson(f.readAll()).object();
+        QCOMPARE(chrome["distributedInfo"].toObject()["rank"].toInt(), 1);
+        QVERIFY(chrome["traceEvents"].toArray().size() > 34);
+        const Run again = cli({"trace", "import", out, "--project", project, "--json"});
+        QVERIFY2(again.code == 0, qPrintable(again.err));
+        QCOMPARE(QJsonDocument::fromJson(again.out.toUtf8()).object()["events"].toInt(), 34);
+
+        const Run nsys = cli({"trace", "import", shared("nsys/saxpy-mpi-cuda_nsys_perlmutter0.sqlite"), "--project", project, "--json"});
+        QVERIFY2(nsys.code == 0, qPrintable(nsys.err));
+        QCOMPARE(QJsonDocument::fromJson(nsys.out.toUtf8()).object()["counts"].toObject()["kernel"].toInt(), 5);
+    }
+
+    void traceErrors_data()
+    {
+        QTest::addColumn<QStringList>("args");
+        QTest::addColumn<QString>("err");
+        QTest::newRow("missing trace") << QStringList{"trace", "import", "/nonexistent/t.json"} << "/nonexistent/t.json: no such file";
+        QTest::newRow("unknown run") << QStringList{"trace", "stats", "--run", "99"} << "run 99: no such run";
+        QTest::newRow("diff needs two") << QStringList{"trace", "diff", "--run", "1"} << "two --run";
+        QTest::newRow("bad format") << QStringList{"trace", "export", "--run", "1", "--format", "svg", "x"} << "svg";
+        QTest::newRow("project is not a database") << QStringList{"runs", "list"} << "not a database";
+    }
+    void traceErrors()
+    {
+        QFETCH(QStringList, args);
+        QFETCH(QString, err);
+        QString project = m_tmp.filePath("errors.partita");
+        if (QString(QTest::currentDataTag()) == "project is not a database")
+            project = write("text.partita", "just text, not SQLite at all, long enough to have a header");
+        const Run r = cli(args + QStringList{"--project", project});
+        QCOMPARE(r.code, 2);
+        QVERIFY2(r.err.contains(err), qPrintable(r.err));
+    }
+
     void convertRoundTrips()
     {
         const QString out = m_tmp.filePath("gpt2.partita.json");

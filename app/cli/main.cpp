@@ -64,6 +64,8 @@ int main(int argc, char** argv)
         ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     sim->add_option("--calibration", so.calibration, "calibration file with measured efficiencies");
     sim->add_option("--trace-out", so.traceOut, "write the predicted timeline as Chrome trace JSON (Perfetto)");
+    sim->add_option("--project", so.project, "store the model, cluster, strategy and predicted timeline in this project");
+    sim->add_option("--name", so.runName, "name of the predicted run in the project (default: the strategy's)");
     sim->add_option("--plan-out", so.planOut, "write the execution plan (JSON, docs/formats.md) the executors run");
     sim->add_flag("--json", so.json, "print JSON instead of a table");
 

@@ -7,6 +7,7 @@
 #include "partita/core/simulator.h"
 #include "partita/core/units.h"
 #include "partita/profiler/chrometrace.h"
+#include "partita/profiler/tracestore.h"
 
 #include <nlohmann/json.hpp>
 
@@ -107,7 +108,7 @@ int runSimulate(const SimulateOptions& o)
 
     SimOptions so;
     so.seq_len = o.seqLen;
-    so.trace = !o.traceOut.empty();
+    so.trace = !o.traceOut.empty() || !o.project.empty();
     if (!o.calibration.empty()) {
         auto text = slurp(o.calibration);
         if (!text)
@@ -132,11 +133,43 @@ int runSimulate(const SimulateOptions& o)
         if (!w)
             return fail(w.error());
     }
+    int64_t runId = 0;
+    if (!o.project.empty()) {
+        // The prediction as a run of the project, beside the documents it came from.
+        auto store = TraceStore::open(o.project);
+        if (!store)
+            return fail(store.error());
+        auto md = (*store)->saveDocument("model", model->name.empty() ? o.model : model->name, modelToJson(*model));
+        auto cd = md ? (*store)->saveDocument("cluster", cluster->name, clusterToJson(*cluster)) : Result<Document>(md.error());
+        const std::string strategyName = s.name.empty() ? (o.preset.empty() ? "manual" : o.preset) : s.name;
+        auto sd = cd ? (*store)->saveDocument("strategy", strategyName, strategyToJson(s)) : Result<Document>(cd.error());
+        if (!sd)
+            return fail(sd.error());
+        RunInfo info;
+        info.name = o.runName.empty() ? strategyName + " (predicted)" : o.runName;
+        info.kind = RunKind::Predicted;
+        info.source = "partita-cli simulate";
+        info.model_id = md->id;
+        info.cluster_id = cd->id;
+        info.strategy_id = sd->id;
+        const std::string meta = json{{"step_time_s", r->step_time},
+                                      {"samples_per_s", r->samples_per_s},
+                                      {"mfu", r->mfu},
+                                      {"peak_memory_bytes", r->memory.peak},
+                                      {"oom", r->oom}}
+                                     .dump();
+        auto id = (*store)->storeTrace(r->trace, info, meta);
+        if (!id)
+            return fail(id.error());
+        runId = *id;
+    }
     const int64_t seq = model->sequence ? (o.seqLen > 0 ? o.seqLen : model->seq_len) : 1;
     const Breakdown& b = r->breakdown;
     if (o.json) {
         json j;
         j["model"] = o.model;
+        if (runId)
+            j["run_id"] = runId;
         j["cluster"] = cluster->name;
         j["strategy"] = json::parse(strategyToJson(s));
         j["seq_len"] = seq;
@@ -205,6 +238,8 @@ int runSimulate(const SimulateOptions& o)
     if (!o.planOut.empty())
         std::cout << "plan: " << o.planOut << " (" << plan->programs.size() << " programs, " << plan->classes.size()
                   << " rank classes)\n";
+    if (runId)
+        std::cout << "run " << runId << " stored in " << o.project << "\n";
     if (!o.traceOut.empty())
         std::cout << "trace: " << o.traceOut << " (" << r->trace.records.size() << " records)\n";
     return 0;

@@ -8,7 +8,7 @@ namespace partita::cli {
 
 struct SimulateOptions
 {
-    std::string model, cluster, strategy, preset, calibration, traceOut, planOut;
+    std::string model, cluster, strategy, preset, calibration, traceOut, planOut, project, runName;
     std::string device, nodeTemplate;
     int tp = 1, pp = 1, dp = 0, interleave = 1, zero = 0;
     int64_t microBatch = 1, globalBatch = 0, seqLen = 0;

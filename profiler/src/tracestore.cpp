@@ -769,7 +769,9 @@ Result<bool> RunWriter::finish(const std::string& meta)
         int64_t rows = 0;
         bool kept = true;
     };
-    for (auto& [trackId, st] : m_stats) {
+    for (auto& entry : m_stats) {
+        const int64_t trackId = entry.first; // (not a structured binding: lambdas below capture it)
+        const TrackStats& st = entry.second;
         // Levels that cannot fold kMinFold events per bucket are not worth storing.
         const int64_t cap = std::max<int64_t>(1, st.events / kMinFold);
         std::array<Bucket, kLevels> b{};

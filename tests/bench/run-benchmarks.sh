@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 budget="${1:-10}"
 cmake --preset release >/dev/null
-cmake --build build/release --target bench_simulator bench_search
+cmake --build build/release --target bench_simulator bench_search bench_tracestore partita-cli
 out=build/release/bench
 onnx="$out/resnet50.onnx"
 if [ ! -f "$onnx" ] && /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null; then
@@ -20,3 +20,6 @@ else
     "$out/bench_search" "$(pwd)" --budget-s "$budget" > "$out/search.json"
 fi
 echo "wrote $out/search.json"
+"$out/bench_tracestore" "$(pwd)/build/release/bin/partita-cli" "$out/tracestore-work" --traces ../shared/data/traces > "$out/tracestore.json"
+rm -rf "$out/tracestore-work"
+echo "wrote $out/tracestore.json"

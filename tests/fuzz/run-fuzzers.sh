@@ -11,7 +11,7 @@ if ! command -v clang++ >/dev/null 2>&1; then
     exit 0
 fi
 cmake --preset fuzz >/dev/null
-cmake --build build/fuzz --target fuzz_hfconfig fuzz_modeljson fuzz_onnx fuzz_clusterjson fuzz_topo fuzz_hostfile fuzz_units
+cmake --build build/fuzz --target fuzz_hfconfig fuzz_modeljson fuzz_onnx fuzz_clusterjson fuzz_topo fuzz_hostfile fuzz_units fuzz_chrometrace
 
 corpus=build/fuzz/corpus
 seed() { # seed NAME FILES...
@@ -33,6 +33,9 @@ seed clusterjson resources/demo/cluster.json
 build/dev/bin/partita-cli convert p3.16xlarge:2 -o "$corpus/clusterjson/p3.json" 2>/dev/null || true
 seed topo tests/data/topo/*.txt
 seed hostfile tests/data/hostfiles/*
+mkdir -p "$corpus/chrometrace"
+for f in ../shared/data/traces/trace_compare-*.json.gz; do [ -f "$f" ] && gzip -dc "$f" > "$corpus/chrometrace/$(basename "$f" .gz)" || true; done
+printf '[{"ph":"B","name":"a","pid":1,"tid":1,"ts":1},{"ph":"E","pid":1,"tid":1,"ts":2.5}]' > "$corpus/chrometrace/array.json"
 mkdir -p "$corpus/units"; printf '600 GB/s' > "$corpus/units/a"; printf '80 GiB' > "$corpus/units/b"; printf '2.7 us' > "$corpus/units/c"
 
 # Inputs that once crashed a parser stay in its corpus (tests/fuzz/regressions/NAME/).
@@ -43,7 +46,7 @@ for d in tests/fuzz/regressions/*/; do
 done
 
 status=0
-for f in hfconfig modeljson onnx clusterjson topo hostfile units; do
+for f in hfconfig modeljson onnx clusterjson topo hostfile units chrometrace; do
     echo "== fuzz_$f for ${seconds}s"
     mkdir -p "build/fuzz/artifacts/$f"
     # A fixed seed makes CI reproducible; set PARTITA_FUZZ_SEED to explore further.
