@@ -168,7 +168,7 @@ private slots:
         } else {
             QCOMPARE(events, inWindow);
             QVERIFY(std::all_of(items->begin(), items->end(), [](const DrawItem& d) { return d.count == 1; }));
-            QCOMPARE(items->front().name, std::string("elementwise"));
+            QCOMPARE(*s->name(items->front().name_id), std::string("elementwise"));
         }
     }
 
@@ -201,7 +201,7 @@ private slots:
         // A window inside "inner" still sees it and its parents, which start before the window.
         auto inside = s->viewport(s->tracks(*id)->front().id, 250, 260, 0.01);
         QVERIFY(inside && inside->size() == 3);
-        QCOMPARE(inside->front().name, std::string("outer"));
+        QCOMPARE(*s->name(inside->front().name_id), std::string("outer"));
     }
 
     void refusesForeignFiles()

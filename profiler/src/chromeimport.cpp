@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -26,6 +27,8 @@ namespace {
 // exactly for up to three fraction digits (64-bit timestamps lose nothing).
 std::optional<int64_t> microsToNs(std::string_view t)
 {
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\n' || t.back() == '\r' || t.back() == '\t' || t.back() == ','))
+        t.remove_suffix(1);
     if (!t.empty() && t.front() == '"' && t.size() >= 2)
         t = t.substr(1, t.size() - 2);
     if (t.empty())
@@ -150,6 +153,24 @@ public:
     {
         size_t seg = 0; // start of the element's bytes in this chunk
         for (size_t i = 0; i < n; ++i) {
+            if (m_inString && m_inElement && !m_escape) {
+                // Jump to the next quote or backslash (memchr is vectorized).
+                const char* q = static_cast<const char*>(std::memchr(p + i, '"', n - i));
+                const size_t end = q ? size_t(q - p) : n;
+                const char* b = static_cast<const char*>(std::memchr(p + i, '\\', end - i));
+                if (b) {
+                    i = size_t(b - p);
+                    m_escape = true;
+                    continue;
+                }
+                if (!q) {
+                    i = n - 1;
+                    continue;
+                }
+                i = end;
+                m_inString = false;
+                continue;
+            }
             const char c = p[i];
             if (m_inString) {
                 if (m_escape)
@@ -427,12 +448,12 @@ private:
         return Error{m_path, "event at byte " + std::to_string(off), what};
     }
 
-    static std::string rawToken(od::value v)
+    static void rawToken(od::value v, std::string& out)
     {
         std::string_view t = v.raw_json_token();
         while (!t.empty() && (t.back() == ' ' || t.back() == '\n' || t.back() == '\r' || t.back() == '\t' || t.back() == ','))
             t.remove_suffix(1);
-        return std::string(t);
+        out.assign(t);
     }
 
     Result<bool> event(od::document_reference doc)
@@ -443,7 +464,10 @@ private:
         std::string_view ph, cat;
         m_name.clear();
         m_args.clear();
-        std::string pid, tid;
+        std::string& pid = m_pid;
+        std::string& tid = m_tid;
+        pid.clear();
+        tid.clear();
         std::optional<int64_t> ts, dur;
         bool hasTs = false, hasDur = false, badTs = false;
         int64_t stream = -1, correlation = -1, layer = -1, op = -1, bytes = 0, nelems = -1;
@@ -465,22 +489,22 @@ private:
             } else if (key == "name") {
                 std::string_view s;
                 if (v.get_string().get(s)) {
-                    m_name = rawToken(v);
+                    rawToken(v, m_name);
                     m_warn.add("non-string names, kept as written");
                 } else {
                     m_name.assign(s);
                 }
             } else if (key == "pid") {
-                pid = rawToken(v);
+                rawToken(v, pid);
             } else if (key == "tid") {
-                tid = rawToken(v);
+                rawToken(v, tid);
             } else if (key == "ts") {
                 hasTs = true;
-                ts = microsToNs(rawToken(v));
+                ts = microsToNs(v.raw_json_token());
                 badTs = !ts;
             } else if (key == "dur") {
                 hasDur = true;
-                dur = microsToNs(rawToken(v));
+                dur = microsToNs(v.raw_json_token());
             } else if (key == "args") {
                 od::object args;
                 if (v.get_object().get(args))
@@ -628,7 +652,11 @@ private:
     Result<bool> store(const std::string& pid, const std::string& tid, bool gpu, int64_t stream, const TraceRecord& r,
                        const std::string& args)
     {
-        const std::string key = std::string(gpu ? "g" : "c") + pid + "/" + tid;
+        std::string& key = m_trackKey;
+        key.assign(gpu ? "g" : "c");
+        key += pid;
+        key += '/';
+        key += tid;
         auto it = m_tracks.find(key);
         if (it == m_tracks.end()) {
             TrackInfo t;
@@ -643,8 +671,7 @@ private:
             t.id = *id;
             it = m_tracks.emplace(key, t).first;
         }
-        auto& k = m_report.counts[std::string(traceKindName(r.kind))];
-        ++k;
+        ++m_kindCounts[size_t(r.kind)];
         return m_w.add(it->second.id, r, args);
     }
 
@@ -671,6 +698,9 @@ private:
 
     Result<bool> finishFile()
     {
+        for (size_t k = 0; k < m_kindCounts.size(); ++k)
+            if (m_kindCounts[k])
+                m_report.counts[std::string(traceKindName(TraceKind(k)))] += m_kindCounts[k];
         int64_t unclosed = 0;
         for (auto& [key, stack] : m_open)
             unclosed += int64_t(stack.size());
@@ -702,7 +732,8 @@ private:
     const std::atomic<bool>* m_cancel;
     od::parser m_parser;
     Warnings m_warn;
-    std::string m_name, m_args;
+    std::string m_name, m_args, m_pid, m_tid, m_trackKey;
+    std::array<int64_t, 16> m_kindCounts{};
     std::unordered_map<std::string, TrackInfo> m_tracks;
     std::unordered_map<std::string, std::vector<Open>> m_open;
     std::unordered_map<std::string, std::string> m_processNames, m_threadNames;
@@ -941,7 +972,7 @@ Result<int64_t> exportChromeTrace(const TraceStore& store, int64_t run, const st
         out += "}}";
         ++count;
         spill(false);
-    });
+    }, std::nullopt, true);
     out += "\n]}\n";
     spill(true);
     ok = std::fclose(f) == 0 && ok;

@@ -17,13 +17,14 @@ using detail::Stmt;
 namespace {
 
 // Level-of-detail buckets: level k groups a track's events by
-// floor(start / width_k) with width_k = 2^(10 + 2k) ns (1 us, 4 us, 16 us, ...
-// about 73 min at k = 15), after Perfetto's slice mipmap. A level is kept
-// only where it folds at least kMinFold events per bucket on average; finer
-// zooms read the events themselves, which are few in such a window.
-constexpr int kLevels = 16;
-constexpr int64_t kMinFold = 4;
-int64_t levelWidth(int k) { return int64_t(1) << (10 + 2 * k); }
+// floor(start / width_k) with width_k = 2^(10 + k) ns (1 us, 2 us, 4 us, ...
+// about 19 hours at k = 36), after Perfetto's slice mipmap. Doubling widths
+// let a viewport read buckets between half and one fold width wide. A level
+// is kept only where it folds at least kMinFold events per bucket on
+// average; finer zooms read the events themselves, as cheap there.
+constexpr int kLevels = 36;
+constexpr int64_t kMinFold = 2;
+int64_t levelWidth(int k) { return int64_t(1) << (10 + k); }
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS documents(
@@ -63,9 +64,9 @@ CREATE TABLE IF NOT EXISTS tracks(
     lod_levels INTEGER NOT NULL DEFAULT 0,
     UNIQUE(run_id, rank, track));
 CREATE TABLE IF NOT EXISTS events(
-    id INTEGER PRIMARY KEY,
     track_id INTEGER NOT NULL,
     start_ns INTEGER NOT NULL,
+    id INTEGER NOT NULL,
     dur_ns INTEGER NOT NULL,
     kind INTEGER NOT NULL,
     name_id INTEGER NOT NULL,
@@ -74,8 +75,10 @@ CREATE TABLE IF NOT EXISTS events(
     bytes INTEGER,
     flops REAL,
     correlation INTEGER,
-    args TEXT);
-CREATE INDEX IF NOT EXISTS events_by_track ON events(track_id, start_ns);
+    PRIMARY KEY(track_id, start_ns, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS event_args(
+    id INTEGER PRIMARY KEY,
+    args TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lod(
     track_id INTEGER NOT NULL,
     level INTEGER NOT NULL,
@@ -159,7 +162,7 @@ Result<std::unique_ptr<TraceStore>> TraceStore::open(const std::string& path)
         return Error{path, "schema", "written by a newer Partita (schema " + std::to_string(version) +
                                          ", this build reads up to " + std::to_string(kSchemaVersion) + ")"};
     for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
-                               "PRAGMA temp_store=MEMORY", "PRAGMA cache_size=-65536"})
+                               "PRAGMA temp_store=MEMORY", "PRAGMA cache_size=-16384"})
         if (auto r = s->exec(pragma); !r)
             return r.error();
     if (version == 0) {
@@ -182,8 +185,19 @@ Result<std::unique_ptr<TraceStore>> TraceStore::open(const std::string& path)
 
 TraceStore::~TraceStore()
 {
+    m_trackInfo.reset();
+    m_lodQuery.reset();
+    m_rawQuery.reset();
     if (m_db)
         sqlite3_close_v2(m_db);
+}
+
+detail::Stmt& TraceStore::cached(std::unique_ptr<detail::Stmt>& slot, const char* sql) const
+{
+    if (!slot)
+        slot = std::make_unique<detail::Stmt>(m_db, sql);
+    slot->reset();
+    return *slot;
 }
 
 Result<Document> TraceStore::saveDocument(const std::string& kind, const std::string& name, const std::string& body)
@@ -351,6 +365,7 @@ Result<bool> TraceStore::deleteRun(int64_t id)
     const std::string sid = std::to_string(id);
     for (const std::string& sql :
          {"DELETE FROM lod WHERE track_id IN (SELECT id FROM tracks WHERE run_id = " + sid + ")",
+          "DELETE FROM event_args WHERE id >= (" + sid + " << 36) AND id < ((" + sid + " + 1) << 36)",
           "DELETE FROM events WHERE track_id IN (SELECT id FROM tracks WHERE run_id = " + sid + ")",
           "DELETE FROM tracks WHERE run_id = " + sid, "DELETE FROM runs WHERE id = " + sid})
         if (auto r = exec(sql.c_str()); !r) {
@@ -406,12 +421,15 @@ Result<std::vector<DrawItem>> TraceStore::viewport(int64_t track, int64_t t0, in
     const double fold = std::max(1.0, nsPerPixel * minPixels);
     int64_t maxDur = 0, levels = 0;
     {
-        Stmt q(m_db, "SELECT max_dur_ns, lod_levels FROM tracks WHERE id = ?");
+        Stmt& q = cached(m_trackInfo, "SELECT max_dur_ns, lod_levels FROM tracks WHERE id = ?");
         q.bind(1, track);
-        if (q.step() != SQLITE_ROW)
+        if (q.step() != SQLITE_ROW) {
+            q.reset();
             return Error{m_path, "track " + std::to_string(track), "no such track"};
+        }
         maxDur = q.int64(0);
         levels = q.int64(1);
+        q.reset(); // ends the read
     }
     int level = -1;
     for (int k = 0; k < kLevels; ++k)
@@ -434,8 +452,9 @@ Result<std::vector<DrawItem>> TraceStore::viewport(int64_t track, int64_t t0, in
     };
     if (level >= 0) {
         const int64_t w = levelWidth(level);
-        Stmt q(m_db, "SELECT start_ns, end_ns, count, longest_id, longest_dur, name_id, kind, coalesce(layer, -1) "
-                     "FROM lod WHERE track_id = ? AND level = ? AND bucket >= ? AND bucket <= ? ORDER BY bucket");
+        Stmt& q = cached(m_lodQuery, "SELECT start_ns, end_ns, count, longest_id, longest_dur, name_id, kind, "
+                                     "coalesce(layer, -1) FROM lod WHERE track_id = ? AND level = ? AND bucket >= ? "
+                                     "AND bucket <= ? ORDER BY bucket");
         q.bind(1, track).bind(2, int64_t(level)).bind(3, (t0 - maxDur) / w - 1).bind(4, t1 / w + 1);
         int rc;
         while ((rc = q.step()) == SQLITE_ROW) {
@@ -447,10 +466,7 @@ Result<std::vector<DrawItem>> TraceStore::viewport(int64_t track, int64_t t0, in
             it.count = q.int64(2);
             it.event_id = q.int64(3);
             const int64_t longest = q.int64(4);
-            auto nm = name(q.int64(5));
-            if (!nm)
-                return nm.error();
-            it.name = *nm;
+            it.name_id = q.int64(5);
             it.kind = TraceKind(q.int32(6));
             it.layer = q.int32(7);
             if (it.count > 1 && double(longest) >= fold) {
@@ -463,44 +479,53 @@ Result<std::vector<DrawItem>> TraceStore::viewport(int64_t track, int64_t t0, in
             return sqlError("viewport");
         return out;
     }
-    Stmt q(m_db, "SELECT id, start_ns, dur_ns, kind, name_id, coalesce(layer, -1) FROM events "
-                 "WHERE track_id = ? AND start_ns >= ? AND start_ns < ? ORDER BY start_ns, dur_ns DESC");
+    Stmt& q = cached(m_rawQuery, "SELECT id, start_ns, dur_ns, kind, name_id, coalesce(layer, -1) FROM events "
+                                 "WHERE track_id = ? AND start_ns >= ? AND start_ns < ? ORDER BY start_ns, id");
     q.bind(1, track).bind(2, t0 - maxDur).bind(3, t1);
-    std::vector<int64_t> stack; // end times of the open enclosing events
+    std::vector<DrawItem> rows;
     int rc;
     while ((rc = q.step()) == SQLITE_ROW) {
         DrawItem it;
         it.event_id = q.int64(0);
         it.start_ns = q.int64(1);
         it.end_ns = it.start_ns + q.int64(2);
+        it.kind = TraceKind(q.int32(3));
+        it.name_id = q.int64(4);
+        it.layer = q.int32(5);
+        rows.push_back(it);
+    }
+    if (rc != SQLITE_DONE)
+        return sqlError("viewport");
+    // Events that start together: the enclosing (longer) one first.
+    std::stable_sort(rows.begin(), rows.end(), [](const DrawItem& a, const DrawItem& b) {
+        return a.start_ns < b.start_ns || (a.start_ns == b.start_ns && a.end_ns > b.end_ns);
+    });
+    std::vector<int64_t> stack; // end times of the open enclosing events
+    for (DrawItem& it : rows) {
         while (!stack.empty() && stack.back() <= it.start_ns)
             stack.pop_back();
         it.depth = int(stack.size());
         stack.push_back(it.end_ns);
         if (it.end_ns <= t0)
             continue;
-        it.kind = TraceKind(q.int32(3));
-        auto nm = name(q.int64(4));
-        if (!nm)
-            return nm.error();
-        it.name = *nm;
-        it.layer = q.int32(5);
         push(std::move(it));
     }
-    if (rc != SQLITE_DONE)
-        return sqlError("viewport");
     return out;
 }
 
 Result<bool> TraceStore::forEachEvent(int64_t run, const std::function<void(const StoredEvent&)>& f,
-                                      std::optional<int64_t> track) const
+                                      std::optional<int64_t> track, bool withArgs) const
 {
     auto ts = tracks(run);
     if (!ts)
         return ts.error();
-    Stmt q(m_db, "SELECT id, start_ns, dur_ns, kind, name_id, coalesce(layer, -1), coalesce(op, -1), "
-                 "coalesce(bytes, 0), coalesce(flops, 0), coalesce(correlation, -1), coalesce(args, '') "
-                 "FROM events WHERE track_id = ? ORDER BY start_ns");
+    Stmt q(m_db, withArgs ? "SELECT e.id, e.start_ns, e.dur_ns, e.kind, e.name_id, coalesce(e.layer, -1), "
+                            "coalesce(e.op, -1), coalesce(e.bytes, 0), coalesce(e.flops, 0), coalesce(e.correlation, -1), "
+                            "coalesce(a.args, '') FROM events e LEFT JOIN event_args a ON a.id = e.id "
+                            "WHERE e.track_id = ? ORDER BY e.start_ns, e.id"
+                          : "SELECT id, start_ns, dur_ns, kind, name_id, coalesce(layer, -1), coalesce(op, -1), "
+                            "coalesce(bytes, 0), coalesce(flops, 0), coalesce(correlation, -1), '' "
+                            "FROM events WHERE track_id = ? ORDER BY start_ns, id");
     for (const StoredTrack& t : *ts) {
         if (track && *track != t.id)
             continue;
@@ -610,45 +635,99 @@ Result<std::string> TraceStore::integrityCheck() const
 
 struct RunWriter::Statements
 {
-    Stmt insertEvent, internName, insertTrack;
+    Stmt insertEvent, insertArgs, internName, insertTrack;
     Statements(sqlite3* db)
-        : insertEvent(db, "INSERT INTO events(track_id, start_ns, dur_ns, kind, name_id, layer, op, bytes, flops, "
-                          "correlation, args) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        : insertEvent(db, "INSERT INTO events(track_id, start_ns, id, dur_ns, kind, name_id, layer, op, bytes, flops, "
+                          "correlation) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+          insertArgs(db, "INSERT INTO event_args(id, args) VALUES(?, ?)"),
           internName(db, "INSERT INTO strings(s) VALUES(?) ON CONFLICT(s) DO UPDATE SET s = excluded.s RETURNING id"),
           insertTrack(db, "INSERT INTO tracks(run_id, rank, track, name, device) VALUES(?, ?, ?, ?, ?) "
                           "ON CONFLICT(run_id, rank, track) DO UPDATE SET name = CASE WHEN excluded.name = '' "
                           "THEN name ELSE excluded.name END, device = max(device, excluded.device) RETURNING id")
     {
     }
-    bool ok() const { return insertEvent.ok() && internName.ok() && insertTrack.ok(); }
+    bool ok() const { return insertEvent.ok() && insertArgs.ok() && internName.ok() && insertTrack.ok(); }
 };
 
 RunWriter::RunWriter(TraceStore& s, int64_t run, int64_t commitEvery)
-    : m_store(s), m_run(run), m_commitEvery(commitEvery)
+    : m_store(s), m_run(run), m_commitEvery(commitEvery), m_nextId(run << 36)
 {
     auto st = std::make_unique<Statements>(s.m_db);
     if (st->ok())
         m_st = std::move(st);
+    m_pending.reserve(size_t(std::min<int64_t>(commitEvery, 1 << 20)));
 }
 
 RunWriter::~RunWriter()
 {
     // Unfinished: keep what was written, the run stays marked incomplete.
-    if (!m_finished && m_inChunk > 0)
-        (void)m_store.exec("COMMIT");
+    if (!m_finished)
+        (void)commitChunk();
 }
 
 Result<bool> RunWriter::commitChunk()
 {
-    if (m_inChunk == 0)
+    if (m_pending.empty())
         return true;
-    m_inChunk = 0;
+    std::sort(m_pending.begin(), m_pending.end(), [](const Pending& a, const Pending& b) {
+        return a.track < b.track || (a.track == b.track && (a.start < b.start || (a.start == b.start && a.id < b.id)));
+    });
+    if (auto b = m_store.exec("BEGIN"); !b)
+        return b;
+    Stmt& q = m_st->insertEvent;
+    for (const Pending& p : m_pending) {
+        q.bind(1, p.track).bind(2, p.start).bind(3, p.id).bind(4, p.dur).bind(5, int64_t(p.kind)).bind(6, p.nameId);
+        if (p.layer >= 0)
+            q.bind(7, int64_t(p.layer));
+        else
+            q.bindNull(7);
+        if (p.op >= 0)
+            q.bind(8, p.op);
+        else
+            q.bindNull(8);
+        if (p.bytes)
+            q.bind(9, p.bytes);
+        else
+            q.bindNull(9);
+        if (p.flops)
+            q.bind(10, p.flops);
+        else
+            q.bindNull(10);
+        if (p.corr >= 0)
+            q.bind(11, p.corr);
+        else
+            q.bindNull(11);
+        const int rc = q.step();
+        q.reset();
+        if (rc != SQLITE_DONE) {
+            (void)m_store.exec("ROLLBACK");
+            return m_store.sqlError("storing an event of run " + std::to_string(m_run));
+        }
+    }
+    // Arguments in id order: appends to their table.
+    Stmt& a = m_st->insertArgs;
+    std::vector<const Pending*> withArgs;
+    for (const Pending& p : m_pending)
+        if (p.argsLen)
+            withArgs.push_back(&p);
+    std::sort(withArgs.begin(), withArgs.end(), [](const Pending* x, const Pending* y) { return x->id < y->id; });
+    for (const Pending* p : withArgs) {
+        a.bind(1, p->id).bind(2, std::string_view(m_args).substr(size_t(p->argsAt), p->argsLen));
+        const int rc = a.step();
+        a.reset();
+        if (rc != SQLITE_DONE) {
+            (void)m_store.exec("ROLLBACK");
+            return m_store.sqlError("storing event arguments of run " + std::to_string(m_run));
+        }
+    }
+    m_pending.clear();
+    m_args.clear();
     return m_store.exec("COMMIT");
 }
 
 Result<int64_t> RunWriter::intern(std::string_view s)
 {
-    if (auto it = m_names.find(std::string(s)); it != m_names.end())
+    if (auto it = m_names.find(s); it != m_names.end())
         return it->second;
     Stmt& q = m_st->internName;
     q.reset();
@@ -694,49 +773,32 @@ Result<bool> RunWriter::add(int64_t trackId, const TraceRecord& r, std::string_v
 {
     if (m_finished)
         return Error{m_store.m_path, "run " + std::to_string(m_run), "already finished"};
-    if (m_inChunk == 0)
-        if (auto b = m_store.exec("BEGIN"); !b)
-            return b;
     auto nm = intern(r.name);
     if (!nm)
         return nm.error();
-    Stmt& q = m_st->insertEvent;
-    q.bind(1, trackId).bind(2, r.start_ns).bind(3, r.dur_ns).bind(4, int64_t(r.kind)).bind(5, *nm);
-    if (r.layer >= 0)
-        q.bind(6, int64_t(r.layer));
-    else
-        q.bindNull(6);
-    if (r.op >= 0)
-        q.bind(7, r.op);
-    else
-        q.bindNull(7);
-    if (r.bytes)
-        q.bind(8, r.bytes);
-    else
-        q.bindNull(8);
-    if (r.flops)
-        q.bind(9, r.flops);
-    else
-        q.bindNull(9);
-    if (r.correlation >= 0)
-        q.bind(10, r.correlation);
-    else
-        q.bindNull(10);
-    if (!args.empty())
-        q.bind(11, args);
-    else
-        q.bindNull(11);
-    const int rc = q.step();
-    q.reset();
-    if (rc != SQLITE_DONE)
-        return m_store.sqlError("storing an event of run " + std::to_string(m_run));
+    Pending p;
+    p.track = trackId;
+    p.start = r.start_ns;
+    p.id = m_nextId++;
+    p.dur = r.dur_ns;
+    p.nameId = *nm;
+    p.op = r.op;
+    p.bytes = r.bytes;
+    p.corr = r.correlation;
+    p.flops = r.flops;
+    p.kind = int32_t(r.kind);
+    p.layer = r.layer;
+    p.argsAt = m_args.size();
+    p.argsLen = uint32_t(args.size());
+    m_args.append(args);
+    m_pending.push_back(p);
     TrackStats& st = m_stats[trackId];
     ++st.events;
     st.start = std::min(st.start, r.start_ns);
     st.end = std::max(st.end, r.start_ns + r.dur_ns);
     st.maxDur = std::max(st.maxDur, r.dur_ns);
     ++m_added;
-    if (++m_inChunk >= m_commitEvery)
+    if (int64_t(m_pending.size()) >= m_commitEvery)
         return commitChunk();
     return true;
 }
@@ -755,7 +817,7 @@ Result<bool> RunWriter::finish(const std::string& meta)
         return e;
     };
     Stmt scan(db, "SELECT id, start_ns, dur_ns, kind, name_id, coalesce(layer, -1) FROM events WHERE track_id = ? "
-                  "ORDER BY start_ns");
+                  "ORDER BY start_ns, id");
     Stmt put(db, "INSERT INTO lod(track_id, level, bucket, start_ns, end_ns, count, longest_id, longest_dur, name_id, "
                  "kind, layer) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, nullif(?, -1))");
     Stmt drop(db, "DELETE FROM lod WHERE track_id = ? AND level = ?");
@@ -802,12 +864,18 @@ Result<bool> RunWriter::finish(const std::string& meta)
         int top = 0;
         while (top < kLevels - 1 && levelWidth(top) < std::max<int64_t>(1, st.end - st.start))
             ++top;
+        // Levels finer than the track's mean spacing cannot fold kMinFold
+        // events per bucket on average: they are not even tried.
+        int bottom = 0;
+        const double spacing = double(std::max<int64_t>(1, st.end - st.start)) / double(std::max<int64_t>(1, st.events));
+        while (bottom < top && double(levelWidth(bottom)) < spacing * double(kMinFold))
+            ++bottom;
         scan.reset();
         scan.bind(1, trackId);
         int rc;
         while ((rc = scan.step()) == SQLITE_ROW) {
             const int64_t id = scan.int64(0), s = scan.int64(1), d = scan.int64(2);
-            for (int k = 0; k <= top; ++k) {
+            for (int k = bottom; k <= top; ++k) {
                 Bucket& x = b[size_t(k)];
                 if (!x.kept)
                     continue;
@@ -834,7 +902,7 @@ Result<bool> RunWriter::finish(const std::string& meta)
         }
         if (rc != SQLITE_DONE)
             return rollback(m_store.sqlError("reading events for the level-of-detail table"));
-        for (int k = 0; k <= top; ++k) {
+        for (int k = bottom; k <= top; ++k) {
             if (!flush(k))
                 return rollback(m_store.sqlError("storing the level-of-detail table"));
             if (b[size_t(k)].kept && b[size_t(k)].rows > 0) {

@@ -280,6 +280,32 @@ json importBench(const std::string& cli, const std::string& dir, const std::stri
     return out;
 }
 
+// Import plus analysis of each real trace, as a user runs them (two
+// processes), to set beside HTA's load-and-analyze times in the traces'
+// README (measured on this machine).
+json analyzeBench(const std::string& cli, const std::string& dir, const std::string& traces)
+{
+    json out = json::array();
+    for (const char* f : {"nccl_parser_config-nccl_data.json.gz", "trace_diff-control-control.json.gz",
+                          "trace_diff-test-test.json.gz", "trace_compare-base-base.json.gz", "trace_compare-test-test.json.gz"}) {
+        const std::string file = traces + "/" + f;
+        if (!fs::exists(file))
+            continue;
+        const std::string db = dir + "/analyze.partita";
+        fs::remove(db);
+        fs::remove(db + "-wal");
+        fs::remove(db + "-shm");
+        const Proc imp = runProcess({cli, "trace", "import", file, "--project", db});
+        const Proc st = runProcess({cli, "trace", "stats", "--project", db, "--run", "1", "--json"});
+        out.push_back({{"file", f},
+                       {"import_s", imp.seconds},
+                       {"stats_s", st.seconds},
+                       {"total_s", imp.seconds + st.seconds},
+                       {"exit", imp.code == 0 && st.code == 0 ? 0 : 1}});
+    }
+    return out;
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -304,6 +330,7 @@ int main(int argc, char** argv)
     j["viewport"] = viewportBench(dir);
     std::cerr << "viewport done\n";
     j["kineto_import"] = importBench(cli, dir, traces);
+    j["import_and_analyze"] = analyzeBench(cli, dir, traces);
     std::cout << j.dump(2) << "\n";
     return 0;
 }

@@ -20,6 +20,10 @@ struct sqlite3;
 
 namespace partita {
 
+namespace detail {
+class Stmt;
+}
+
 enum class RunKind
 {
     Predicted,
@@ -79,7 +83,7 @@ struct DrawItem
     int64_t start_ns = 0, end_ns = 0;
     int64_t count = 1;    // 1: an event; more: a folded run
     int64_t event_id = 0; // the event, or the longest of the run
-    std::string name;     // the event's, or the longest's
+    int64_t name_id = 0;  // the event's, or the longest's: TraceStore::name()
     TraceKind kind = TraceKind::Compute;
     int32_t layer = -1;
     int depth = 0;        // nesting on the track (0 for folded runs)
@@ -140,11 +144,28 @@ private:
     {
         int64_t events = 0, start = INT64_MAX, end = INT64_MIN, maxDur = 0;
     };
+    // Events wait here until a chunk is full, then go in sorted by track and
+    // start: the table is clustered that way, so inserts append.
+    struct Pending
+    {
+        int64_t track, start, id, dur, nameId, op, bytes, corr;
+        double flops;
+        int32_t kind, layer;
+        uint32_t argsLen;
+        uint64_t argsAt;
+    };
     TraceStore& m_store;
     int64_t m_run = 0;
-    int64_t m_added = 0, m_inChunk = 0, m_commitEvery = 0;
+    int64_t m_added = 0, m_commitEvery = 0, m_nextId = 0;
     bool m_finished = false;
-    std::unordered_map<std::string, int64_t> m_names;
+    std::vector<Pending> m_pending;
+    std::string m_args;
+    struct StringHash
+    {
+        using is_transparent = void;
+        size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
+    std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> m_names;
     std::unordered_map<int64_t, int64_t> m_trackKey; // rank << 32 | track -> id
     std::unordered_map<int64_t, TrackStats> m_stats;
     struct Statements;
@@ -186,7 +207,7 @@ public:
                                            double min_pixels = 3) const;
     // Every event of a run (or of one track), ordered by track then start.
     Result<bool> forEachEvent(int64_t run, const std::function<void(const StoredEvent&)>& f,
-                              std::optional<int64_t> track = {}) const;
+                              std::optional<int64_t> track = {}, bool withArgs = false) const;
     Result<std::vector<Aggregate>> aggregate(int64_t run, GroupBy by, std::optional<TraceKind> kind = {}) const;
     Result<std::vector<StoredEvent>> steps(int64_t run) const;
     Result<std::string> integrityCheck() const;
@@ -198,9 +219,13 @@ private:
     Result<bool> exec(const char* sql) const;
     Error sqlError(const std::string& where) const;
 
+    detail::Stmt& cached(std::unique_ptr<detail::Stmt>& slot, const char* sql) const;
+
     std::string m_path;
     sqlite3* m_db = nullptr;
     mutable std::unordered_map<int64_t, std::string> m_nameCache;
+    // Prepared once: the viewport runs per track per frame.
+    mutable std::unique_ptr<detail::Stmt> m_trackInfo, m_lodQuery, m_rawQuery;
 };
 
 } // namespace partita
