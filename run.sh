@@ -36,8 +36,25 @@ echo "== Auto-search (5 s)"
 "$cli" simulate --model "$model" --cluster "$cluster" --strategy "$out/best-strategy.json" \
     --trace-out "$out/best-trace.json" --json > "$out/best.json"
 echo
+echo "== Project: both predictions and a real PyTorch-profiler trace in one store"
+project="$out/demo.partita"
+rm -f "$project" "$project-wal" "$project-shm"
+"$cli" simulate --model "$model" --cluster "$cluster" --preset ddp --global-batch 128 --micro-batch 8 \
+    --project "$project" --name "DDP (predicted)" > /dev/null
+"$cli" simulate --model "$model" --cluster "$cluster" --strategy "$out/best-strategy.json" \
+    --project "$project" --name "searched (predicted)" > /dev/null
+kineto=../shared/data/traces/nccl_parser_config-nccl_data.json.gz
+if [ -f "$kineto" ]; then
+    "$cli" trace import "$kineto" --project "$project" --name "NCCL all-reduce, rank 0 (HTA test data)" > /dev/null
+fi
+"$cli" runs list --project "$project"
+echo
+"$cli" trace diff --project "$project" --run 1 --run 2 | sed -n '/^steps/,$p;/^per rank/,$p' | head -8
+"$cli" trace stats --project "$project" --run 2 --json > "$out/searched-stats.json"
+echo
 echo "Results in $(pwd)/$out:"
 echo "  model.json cluster.json local-machine.json   what Partita read"
 echo "  ddp.json ddp-plan.json ddp-trace.json        the DDP prediction, its execution plan and timeline"
 echo "  best-strategy.json best.json best-trace.json the searched strategy and its prediction"
+echo "  demo.partita                                 the project: runs, timelines (partita-cli runs list / trace stats)"
 echo "Timelines (*-trace.json) open in the Perfetto UI or chrome://tracing."

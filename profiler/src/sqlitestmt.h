@@ -49,6 +49,17 @@ public:
     int64_t int64(int c) const { return sqlite3_column_int64(m_s, c); }
     int32_t int32(int c) const { return sqlite3_column_int(m_s, c); }
     double dbl(int c) const { return sqlite3_column_double(m_s, c); }
+    Stmt& bindBlob(int i, std::string_view v)
+    {
+        sqlite3_bind_blob(m_s, i, v.data() ? v.data() : "", int(v.size()), SQLITE_TRANSIENT);
+        return *this;
+    }
+    // Valid until the next step or reset.
+    std::string_view blob(int c) const
+    {
+        const void* p = sqlite3_column_blob(m_s, c);
+        return p ? std::string_view(static_cast<const char*>(p), size_t(sqlite3_column_bytes(m_s, c))) : std::string_view();
+    }
     std::string text(int c) const
     {
         const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(m_s, c));

@@ -1,8 +1,10 @@
 #include "partita/profiler/tracestore.h"
 
+#include "blockcodec.h"
 #include "sqlitestmt.h"
 
 #include <sqlite3.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <array>
@@ -24,6 +26,8 @@ namespace {
 // average; finer zooms read the events themselves, as cheap there.
 constexpr int kLevels = 36;
 constexpr int64_t kMinFold = 2;
+constexpr size_t kBlockEvents = 4096;  // events per stored block
+constexpr size_t kBlockBuckets = 4096; // level-of-detail buckets per stored block
 int64_t levelWidth(int k) { return int64_t(1) << (10 + k); }
 
 constexpr const char* kSchema = R"sql(
@@ -63,35 +67,25 @@ CREATE TABLE IF NOT EXISTS tracks(
     max_dur_ns INTEGER NOT NULL DEFAULT 0,
     lod_levels INTEGER NOT NULL DEFAULT 0,
     UNIQUE(run_id, rank, track));
-CREATE TABLE IF NOT EXISTS events(
+CREATE TABLE IF NOT EXISTS event_blocks(
+    id INTEGER PRIMARY KEY,
     track_id INTEGER NOT NULL,
     start_ns INTEGER NOT NULL,
-    id INTEGER NOT NULL,
-    dur_ns INTEGER NOT NULL,
-    kind INTEGER NOT NULL,
-    name_id INTEGER NOT NULL,
-    layer INTEGER,
-    op INTEGER,
-    bytes INTEGER,
-    flops REAL,
-    correlation INTEGER,
-    PRIMARY KEY(track_id, start_ns, id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS event_args(
+    last_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    first_id INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    events BLOB NOT NULL,
+    args BLOB);
+CREATE INDEX IF NOT EXISTS event_blocks_by_track ON event_blocks(track_id, start_ns);
+CREATE TABLE IF NOT EXISTS lod_blocks(
     id INTEGER PRIMARY KEY,
-    args TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS lod(
     track_id INTEGER NOT NULL,
     level INTEGER NOT NULL,
-    bucket INTEGER NOT NULL,
-    start_ns INTEGER NOT NULL,
-    end_ns INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    longest_id INTEGER NOT NULL,
-    longest_dur INTEGER NOT NULL,
-    name_id INTEGER NOT NULL,
-    kind INTEGER NOT NULL,
-    layer INTEGER,
-    PRIMARY KEY(track_id, level, bucket)) WITHOUT ROWID;
+    first_bucket INTEGER NOT NULL,
+    last_bucket INTEGER NOT NULL,
+    data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS lod_blocks_by_track ON lod_blocks(track_id, level, first_bucket);
 )sql";
 
 std::string nowUtc()
@@ -104,9 +98,106 @@ std::string nowUtc()
     return buf;
 }
 
+// Arguments of a block: varint(raw size) + zlib(varint(len) + bytes, per event with arguments).
+std::string packArgs(const std::string& raw)
+{
+    uLongf size = compressBound(uLong(raw.size()));
+    std::string out;
+    detail::putVarint(out, raw.size());
+    const size_t head = out.size();
+    out.resize(head + size);
+    if (compress2(reinterpret_cast<Bytef*>(out.data() + head), &size, reinterpret_cast<const Bytef*>(raw.data()),
+                  uLong(raw.size()), 1) != Z_OK)
+        return {};
+    out.resize(head + size);
+    return out;
+}
+
+bool unpackArgs(std::string_view packed, std::string& raw)
+{
+    detail::Reader r(packed);
+    const uint64_t size = r.varint();
+    if (!r.ok() || size > (uint64_t(1) << 31))
+        return false;
+    const size_t head = packed.size() - size_t(r.remaining());
+    raw.resize(size_t(size));
+    uLongf out = uLongf(size);
+    return uncompress(reinterpret_cast<Bytef*>(raw.data()), &out, reinterpret_cast<const Bytef*>(packed.data() + head),
+                      uLong(packed.size() - head)) == Z_OK &&
+           out == size;
+}
+
 RunKind kindFromText(std::string_view s)
 {
     return s == "predicted" ? RunKind::Predicted : s == "measured" ? RunKind::Measured : RunKind::Imported;
+}
+
+} // namespace
+
+namespace {
+
+// One track's events with start in [from, to), in (start, id) order, with
+// their arguments when asked; blocks that overlap in time (events that
+// arrived out of order) are merged.
+template <class F>
+Result<bool> readEvents(sqlite3* db, const std::string& path, int64_t track, int64_t from, int64_t to, bool withArgs,
+                        F&& f)
+{
+    detail::Stmt meta(db, "SELECT start_ns, last_ns FROM event_blocks WHERE track_id = ? AND start_ns >= ? "
+                          "AND start_ns < ? ORDER BY start_ns");
+    meta.bind(1, track).bind(2, from).bind(3, to);
+    bool overlapping = false;
+    int64_t last = INT64_MIN;
+    while (meta.step() == SQLITE_ROW) {
+        if (meta.int64(0) < last)
+            overlapping = true;
+        last = std::max(last, meta.int64(1));
+    }
+    detail::Stmt q(db, "SELECT events, args FROM event_blocks WHERE track_id = ? AND start_ns >= ? AND start_ns < ? "
+                       "ORDER BY start_ns");
+    q.bind(1, track).bind(2, from).bind(3, to);
+    std::vector<detail::BlockEvent> evs;
+    std::vector<std::string> args;
+    std::vector<bool> has;
+    std::string raw;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) {
+        if (!overlapping) {
+            evs.clear();
+            args.clear();
+        }
+        has.clear();
+        const size_t before = evs.size();
+        if (!detail::decodeEvents(q.blob(0), evs, withArgs ? &has : nullptr))
+            return Error{path, "track " + std::to_string(track), "a corrupt event block"};
+        if (withArgs) {
+            const std::string_view packed = q.blob(1);
+            raw.clear();
+            if (!packed.empty() && !unpackArgs(packed, raw))
+                return Error{path, "track " + std::to_string(track), "corrupt event arguments"};
+            detail::Reader r(raw);
+            for (size_t i = 0; i < evs.size() - before; ++i)
+                args.push_back(has[i] ? std::string(r.bytes(size_t(r.varint()))) : std::string());
+            if (!r.ok())
+                return Error{path, "track " + std::to_string(track), "corrupt event arguments"};
+        }
+        if (!overlapping)
+            for (size_t i = 0; i < evs.size(); ++i)
+                f(evs[i], withArgs ? std::string_view(args[i]) : std::string_view());
+    }
+    if (rc != SQLITE_DONE)
+        return Error{path, "track " + std::to_string(track), sqlite3_errmsg(db)};
+    if (overlapping) {
+        std::vector<size_t> order(evs.size());
+        for (size_t i = 0; i < order.size(); ++i)
+            order[i] = i;
+        std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+            return evs[a].start < evs[b].start || (evs[a].start == evs[b].start && evs[a].id < evs[b].id);
+        });
+        for (size_t i : order)
+            f(evs[i], withArgs ? std::string_view(args[i]) : std::string_view());
+    }
+    return true;
 }
 
 } // namespace
@@ -308,8 +399,8 @@ Result<std::vector<RunInfo>> TraceStore::runs() const
                  "coalesce(sum(t.events), 0), coalesce(min(t.start_ns), 0), coalesce(max(t.end_ns), 0), "
                  "count(DISTINCT t.rank) FROM runs r LEFT JOIN tracks t ON t.run_id = r.id GROUP BY r.id ORDER BY r.id");
     // Track statistics are written when a run finishes; an incomplete run's come from its events.
-    Stmt partial(m_db, "SELECT count(*), coalesce(min(e.start_ns), 0), coalesce(max(e.start_ns + e.dur_ns), 0) "
-                       "FROM events e JOIN tracks t ON e.track_id = t.id WHERE t.run_id = ?");
+    Stmt partial(m_db, "SELECT coalesce(sum(b.count), 0), coalesce(min(b.start_ns), 0), coalesce(max(b.end_ns), 0) "
+                       "FROM event_blocks b JOIN tracks t ON b.track_id = t.id WHERE t.run_id = ?");
     std::vector<RunInfo> out;
     int rc;
     while ((rc = q.step()) == SQLITE_ROW) {
@@ -364,9 +455,8 @@ Result<bool> TraceStore::deleteRun(int64_t id)
         return r;
     const std::string sid = std::to_string(id);
     for (const std::string& sql :
-         {"DELETE FROM lod WHERE track_id IN (SELECT id FROM tracks WHERE run_id = " + sid + ")",
-          "DELETE FROM event_args WHERE id >= (" + sid + " << 36) AND id < ((" + sid + " + 1) << 36)",
-          "DELETE FROM events WHERE track_id IN (SELECT id FROM tracks WHERE run_id = " + sid + ")",
+         {"DELETE FROM lod_blocks WHERE track_id IN (SELECT id FROM tracks WHERE run_id = " + sid + ")",
+          "DELETE FROM event_blocks WHERE track_id IN (SELECT id FROM tracks WHERE run_id = " + sid + ")",
           "DELETE FROM tracks WHERE run_id = " + sid, "DELETE FROM runs WHERE id = " + sid})
         if (auto r = exec(sql.c_str()); !r) {
             (void)exec("ROLLBACK");
@@ -452,50 +542,55 @@ Result<std::vector<DrawItem>> TraceStore::viewport(int64_t track, int64_t t0, in
     };
     if (level >= 0) {
         const int64_t w = levelWidth(level);
-        Stmt& q = cached(m_lodQuery, "SELECT start_ns, end_ns, count, longest_id, longest_dur, name_id, kind, "
-                                     "coalesce(layer, -1) FROM lod WHERE track_id = ? AND level = ? AND bucket >= ? "
-                                     "AND bucket <= ? ORDER BY bucket");
-        q.bind(1, track).bind(2, int64_t(level)).bind(3, (t0 - maxDur) / w - 1).bind(4, t1 / w + 1);
+        const int64_t b0 = (t0 - maxDur) / w - 1, b1 = t1 / w + 1;
+        // Blocks do not overlap: start from the last one that begins at or before b0.
+        Stmt& q = cached(m_lodQuery, "SELECT data FROM lod_blocks WHERE track_id = ?1 AND level = ?2 AND first_bucket >= "
+                                     "coalesce((SELECT max(first_bucket) FROM lod_blocks WHERE track_id = ?1 AND "
+                                     "level = ?2 AND first_bucket <= ?3), ?3) AND first_bucket <= ?4 ORDER BY first_bucket");
+        q.bind(1, track).bind(2, int64_t(level)).bind(3, b0).bind(4, b1);
+        std::vector<detail::LodBucket> buckets;
         int rc;
         while ((rc = q.step()) == SQLITE_ROW) {
-            DrawItem it;
-            it.start_ns = q.int64(0);
-            it.end_ns = q.int64(1);
-            if (it.end_ns <= t0 || it.start_ns >= t1)
-                continue;
-            it.count = q.int64(2);
-            it.event_id = q.int64(3);
-            const int64_t longest = q.int64(4);
-            it.name_id = q.int64(5);
-            it.kind = TraceKind(q.int32(6));
-            it.layer = q.int32(7);
-            if (it.count > 1 && double(longest) >= fold) {
-                // A wide event inside the bucket is drawn as itself.
-                it.count = 1;
+            buckets.clear();
+            if (!detail::decodeBuckets(q.blob(0), buckets)) {
+                q.reset();
+                return Error{m_path, "track " + std::to_string(track), "a corrupt level-of-detail block"};
             }
-            push(std::move(it));
+            for (const detail::LodBucket& x : buckets) {
+                if (x.end <= t0 || x.start >= t1 || x.bucket < b0 || x.bucket > b1)
+                    continue;
+                DrawItem it;
+                it.start_ns = x.start;
+                it.end_ns = x.end;
+                it.count = x.count;
+                it.event_id = x.longestId;
+                it.name_id = x.nameId;
+                it.kind = TraceKind(x.kind);
+                it.layer = x.layer;
+                if (it.count > 1 && double(x.longestDur) >= fold)
+                    it.count = 1; // a wide event inside the bucket is drawn as itself
+                push(std::move(it));
+            }
         }
         if (rc != SQLITE_DONE)
             return sqlError("viewport");
         return out;
     }
-    Stmt& q = cached(m_rawQuery, "SELECT id, start_ns, dur_ns, kind, name_id, coalesce(layer, -1) FROM events "
-                                 "WHERE track_id = ? AND start_ns >= ? AND start_ns < ? ORDER BY start_ns, id");
-    q.bind(1, track).bind(2, t0 - maxDur).bind(3, t1);
     std::vector<DrawItem> rows;
-    int rc;
-    while ((rc = q.step()) == SQLITE_ROW) {
+    auto r = readEvents(m_db, m_path, track, t0 - maxDur, t1, false, [&](const detail::BlockEvent& e, std::string_view) {
+        if (e.start >= t1 || e.start + e.dur < t0 - 0)
+            return; // blocks reach past the window
         DrawItem it;
-        it.event_id = q.int64(0);
-        it.start_ns = q.int64(1);
-        it.end_ns = it.start_ns + q.int64(2);
-        it.kind = TraceKind(q.int32(3));
-        it.name_id = q.int64(4);
-        it.layer = q.int32(5);
+        it.event_id = e.id;
+        it.start_ns = e.start;
+        it.end_ns = e.start + e.dur;
+        it.kind = TraceKind(e.kind);
+        it.name_id = e.nameId;
+        it.layer = e.layer;
         rows.push_back(it);
-    }
-    if (rc != SQLITE_DONE)
-        return sqlError("viewport");
+    });
+    if (!r)
+        return r.error();
     // Events that start together: the enclosing (longer) one first.
     std::stable_sort(rows.begin(), rows.end(), [](const DrawItem& a, const DrawItem& b) {
         return a.start_ns < b.start_ns || (a.start_ns == b.start_ns && a.end_ns > b.end_ns);
@@ -519,104 +614,96 @@ Result<bool> TraceStore::forEachEvent(int64_t run, const std::function<void(cons
     auto ts = tracks(run);
     if (!ts)
         return ts.error();
-    Stmt q(m_db, withArgs ? "SELECT e.id, e.start_ns, e.dur_ns, e.kind, e.name_id, coalesce(e.layer, -1), "
-                            "coalesce(e.op, -1), coalesce(e.bytes, 0), coalesce(e.flops, 0), coalesce(e.correlation, -1), "
-                            "coalesce(a.args, '') FROM events e LEFT JOIN event_args a ON a.id = e.id "
-                            "WHERE e.track_id = ? ORDER BY e.start_ns, e.id"
-                          : "SELECT id, start_ns, dur_ns, kind, name_id, coalesce(layer, -1), coalesce(op, -1), "
-                            "coalesce(bytes, 0), coalesce(flops, 0), coalesce(correlation, -1), '' "
-                            "FROM events WHERE track_id = ? ORDER BY start_ns, id");
     for (const StoredTrack& t : *ts) {
         if (track && *track != t.id)
             continue;
-        q.reset();
-        q.bind(1, t.id);
         StoredEvent e;
         e.track_id = t.id;
         e.record.rank = t.rank;
         e.record.track = t.track;
-        int rc;
-        while ((rc = q.step()) == SQLITE_ROW) {
-            e.id = q.int64(0);
-            e.record.start_ns = q.int64(1);
-            e.record.dur_ns = q.int64(2);
-            e.record.kind = TraceKind(q.int32(3));
-            auto nm = name(q.int64(4));
-            if (!nm)
-                return nm.error();
-            e.record.name = *nm;
-            e.record.layer = q.int32(5);
-            e.record.op = q.int64(6);
-            e.record.bytes = q.int64(7);
-            e.record.flops = q.dbl(8);
-            e.record.correlation = q.int64(9);
-            e.args = q.text(10);
-            f(e);
-        }
-        if (rc != SQLITE_DONE)
-            return sqlError("events of run " + std::to_string(run));
+        std::optional<Error> failed;
+        auto r = readEvents(m_db, m_path, t.id, INT64_MIN, INT64_MAX, withArgs,
+                            [&](const detail::BlockEvent& b, std::string_view args) {
+                                if (failed)
+                                    return;
+                                e.id = b.id;
+                                e.record.start_ns = b.start;
+                                e.record.dur_ns = b.dur;
+                                e.record.kind = TraceKind(b.kind);
+                                auto nm = name(b.nameId);
+                                if (!nm) {
+                                    failed = nm.error();
+                                    return;
+                                }
+                                e.record.name = *nm;
+                                e.record.layer = b.layer;
+                                e.record.op = b.op;
+                                e.record.bytes = b.bytes;
+                                e.record.flops = b.flops;
+                                e.record.correlation = b.corr;
+                                e.args.assign(args);
+                                f(e);
+                            });
+        if (!r)
+            return r.error();
+        if (failed)
+            return *failed;
     }
     return true;
 }
 
 Result<std::vector<Aggregate>> TraceStore::aggregate(int64_t run, GroupBy by, std::optional<TraceKind> kind) const
 {
-    const char* key = by == GroupBy::Name ? "e.name_id" : by == GroupBy::Kind ? "e.kind" : "coalesce(e.layer, -1)";
-    const std::string sql = std::string("SELECT ") + key +
-                            ", count(*), sum(e.dur_ns), coalesce(sum(e.bytes), 0), coalesce(sum(e.flops), 0) "
-                            "FROM events e JOIN tracks t ON e.track_id = t.id WHERE t.run_id = ?1 "
-                            "AND (?2 < 0 OR e.kind = ?2) GROUP BY 1 ORDER BY 3 DESC";
-    Stmt q(m_db, sql.c_str());
-    q.bind(1, run).bind(2, kind ? int64_t(*kind) : int64_t(-1));
+    auto ts = tracks(run);
+    if (!ts)
+        return ts.error();
+    std::unordered_map<int64_t, Aggregate> groups;
+    for (const StoredTrack& t : *ts) {
+        auto r = readEvents(m_db, m_path, t.id, INT64_MIN, INT64_MAX, false, [&](const detail::BlockEvent& e, std::string_view) {
+            if (kind && TraceKind(e.kind) != *kind)
+                return;
+            const int64_t key = by == GroupBy::Name ? e.nameId : by == GroupBy::Kind ? int64_t(e.kind) : int64_t(e.layer);
+            Aggregate& a = groups[key];
+            ++a.count;
+            a.total_ns += e.dur;
+            a.bytes += e.bytes;
+            a.flops += e.flops;
+        });
+        if (!r)
+            return r.error();
+    }
     std::vector<Aggregate> out;
-    int rc;
-    while ((rc = q.step()) == SQLITE_ROW) {
-        Aggregate a;
+    for (auto& [key, a] : groups) {
         if (by == GroupBy::Name) {
-            auto nm = name(q.int64(0));
+            auto nm = name(key);
             if (!nm)
                 return nm.error();
             a.key = *nm;
         } else if (by == GroupBy::Kind) {
-            a.key = std::string(traceKindName(TraceKind(q.int32(0))));
+            a.key = std::string(traceKindName(TraceKind(key)));
         } else {
-            a.key = std::to_string(q.int64(0));
+            a.key = std::to_string(key);
         }
-        a.count = q.int64(1);
-        a.total_ns = q.int64(2);
-        a.bytes = q.int64(3);
-        a.flops = q.dbl(4);
         out.push_back(std::move(a));
     }
-    if (rc != SQLITE_DONE)
-        return sqlError("aggregating run " + std::to_string(run));
+    std::sort(out.begin(), out.end(), [](const Aggregate& a, const Aggregate& b) {
+        return a.total_ns > b.total_ns || (a.total_ns == b.total_ns && a.key < b.key);
+    });
     return out;
 }
 
 Result<std::vector<StoredEvent>> TraceStore::steps(int64_t run) const
 {
     std::vector<StoredEvent> out;
-    Stmt q(m_db, "SELECT e.id, e.track_id, t.rank, t.track, e.start_ns, e.dur_ns, e.name_id FROM events e "
-                 "JOIN tracks t ON e.track_id = t.id WHERE t.run_id = ? AND e.kind = ? ORDER BY t.rank, e.start_ns");
-    q.bind(1, run).bind(2, int64_t(TraceKind::Step));
-    int rc;
-    while ((rc = q.step()) == SQLITE_ROW) {
-        StoredEvent e;
-        e.id = q.int64(0);
-        e.track_id = q.int64(1);
-        e.record.rank = q.int32(2);
-        e.record.track = q.int32(3);
-        e.record.start_ns = q.int64(4);
-        e.record.dur_ns = q.int64(5);
-        e.record.kind = TraceKind::Step;
-        auto nm = name(q.int64(6));
-        if (!nm)
-            return nm.error();
-        e.record.name = *nm;
-        out.push_back(std::move(e));
-    }
-    if (rc != SQLITE_DONE)
-        return sqlError("steps of run " + std::to_string(run));
+    auto r = forEachEvent(run, [&](const StoredEvent& e) {
+        if (e.record.kind == TraceKind::Step)
+            out.push_back(e);
+    });
+    if (!r)
+        return r.error();
+    std::stable_sort(out.begin(), out.end(), [](const StoredEvent& a, const StoredEvent& b) {
+        return a.record.rank < b.record.rank || (a.record.rank == b.record.rank && a.record.start_ns < b.record.start_ns);
+    });
     return out;
 }
 
@@ -635,18 +722,18 @@ Result<std::string> TraceStore::integrityCheck() const
 
 struct RunWriter::Statements
 {
-    Stmt insertEvent, insertArgs, internName, insertTrack;
+    Stmt insertBlock, internName, insertTrack, trackStats;
     Statements(sqlite3* db)
-        : insertEvent(db, "INSERT INTO events(track_id, start_ns, id, dur_ns, kind, name_id, layer, op, bytes, flops, "
-                          "correlation) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-          insertArgs(db, "INSERT INTO event_args(id, args) VALUES(?, ?)"),
+        : insertBlock(db, "INSERT INTO event_blocks(track_id, start_ns, last_ns, end_ns, first_id, count, events, args) "
+                          "VALUES(?, ?, ?, ?, ?, ?, ?, ?)"),
           internName(db, "INSERT INTO strings(s) VALUES(?) ON CONFLICT(s) DO UPDATE SET s = excluded.s RETURNING id"),
           insertTrack(db, "INSERT INTO tracks(run_id, rank, track, name, device) VALUES(?, ?, ?, ?, ?) "
                           "ON CONFLICT(run_id, rank, track) DO UPDATE SET name = CASE WHEN excluded.name = '' "
-                          "THEN name ELSE excluded.name END, device = max(device, excluded.device) RETURNING id")
+                          "THEN name ELSE excluded.name END, device = max(device, excluded.device) RETURNING id"),
+          trackStats(db, "UPDATE tracks SET events = ?, start_ns = ?, end_ns = ?, max_dur_ns = ? WHERE id = ?")
     {
     }
-    bool ok() const { return insertEvent.ok() && insertArgs.ok() && internName.ok() && insertTrack.ok(); }
+    bool ok() const { return insertBlock.ok() && internName.ok() && insertTrack.ok() && trackStats.ok(); }
 };
 
 RunWriter::RunWriter(TraceStore& s, int64_t run, int64_t commitEvery)
@@ -674,51 +761,77 @@ Result<bool> RunWriter::commitChunk()
     });
     if (auto b = m_store.exec("BEGIN"); !b)
         return b;
-    Stmt& q = m_st->insertEvent;
-    for (const Pending& p : m_pending) {
-        q.bind(1, p.track).bind(2, p.start).bind(3, p.id).bind(4, p.dur).bind(5, int64_t(p.kind)).bind(6, p.nameId);
-        if (p.layer >= 0)
-            q.bind(7, int64_t(p.layer));
-        else
-            q.bindNull(7);
-        if (p.op >= 0)
-            q.bind(8, p.op);
-        else
+    auto rollback = [&](const std::string& what) -> Result<bool> {
+        Error e = m_store.sqlError(what);
+        (void)m_store.exec("ROLLBACK");
+        return e;
+    };
+    Stmt& q = m_st->insertBlock;
+    std::vector<detail::BlockEvent> block;
+    std::string rawArgs;
+    for (size_t i = 0; i < m_pending.size();) {
+        const int64_t track = m_pending[i].track;
+        size_t j = i;
+        while (j < m_pending.size() && m_pending[j].track == track && j - i < kBlockEvents)
+            ++j;
+        block.clear();
+        rawArgs.clear();
+        int64_t end = INT64_MIN;
+        for (size_t k = i; k < j; ++k) {
+            const Pending& p = m_pending[k];
+            detail::BlockEvent e;
+            e.start = p.start;
+            e.dur = p.dur;
+            e.id = p.id;
+            e.nameId = p.nameId;
+            e.op = p.op;
+            e.bytes = p.bytes;
+            e.corr = p.corr;
+            e.flops = p.flops;
+            e.kind = p.kind;
+            e.layer = p.layer;
+            e.argsLen = p.argsLen;
+            if (p.argsLen) {
+                detail::putVarint(rawArgs, p.argsLen);
+                rawArgs.append(m_args, size_t(p.argsAt), p.argsLen);
+            }
+            end = std::max(end, p.start + p.dur);
+            block.push_back(e);
+        }
+        const std::string events = detail::encodeEvents(block.data(), block.size());
+        const std::string args = rawArgs.empty() ? std::string() : packArgs(rawArgs);
+        q.bind(1, track)
+            .bind(2, block.front().start)
+            .bind(3, block.back().start)
+            .bind(4, end)
+            .bind(5, block.front().id)
+            .bind(6, int64_t(block.size()))
+            .bindBlob(7, events);
+        if (args.empty())
             q.bindNull(8);
-        if (p.bytes)
-            q.bind(9, p.bytes);
         else
-            q.bindNull(9);
-        if (p.flops)
-            q.bind(10, p.flops);
-        else
-            q.bindNull(10);
-        if (p.corr >= 0)
-            q.bind(11, p.corr);
-        else
-            q.bindNull(11);
+            q.bindBlob(8, args);
         const int rc = q.step();
         q.reset();
-        if (rc != SQLITE_DONE) {
-            (void)m_store.exec("ROLLBACK");
-            return m_store.sqlError("storing an event of run " + std::to_string(m_run));
-        }
+        if (rc != SQLITE_DONE)
+            return rollback("storing events of run " + std::to_string(m_run));
+        TrackStats& st = m_stats[track];
+        st.maxSpan = std::max(st.maxSpan, end - block.front().start);
+        i = j;
     }
-    // Arguments in id order: appends to their table.
-    Stmt& a = m_st->insertArgs;
-    std::vector<const Pending*> withArgs;
-    for (const Pending& p : m_pending)
-        if (p.argsLen)
-            withArgs.push_back(&p);
-    std::sort(withArgs.begin(), withArgs.end(), [](const Pending* x, const Pending* y) { return x->id < y->id; });
-    for (const Pending* p : withArgs) {
-        a.bind(1, p->id).bind(2, std::string_view(m_args).substr(size_t(p->argsAt), p->argsLen));
-        const int rc = a.step();
-        a.reset();
-        if (rc != SQLITE_DONE) {
-            (void)m_store.exec("ROLLBACK");
-            return m_store.sqlError("storing event arguments of run " + std::to_string(m_run));
-        }
+    // Track statistics as of this chunk, so that an interrupted run can be read.
+    Stmt& u = m_st->trackStats;
+    for (const auto& entry : m_stats) {
+        const TrackStats& st = entry.second;
+        u.bind(1, st.events)
+            .bind(2, st.events ? st.start : 0)
+            .bind(3, st.events ? st.end : 0)
+            .bind(4, std::max(st.maxDur, st.maxSpan))
+            .bind(5, entry.first);
+        const int rc = u.step();
+        u.reset();
+        if (rc != SQLITE_DONE)
+            return rollback("updating track statistics");
     }
     m_pending.clear();
     m_args.clear();
@@ -816,112 +929,99 @@ Result<bool> RunWriter::finish(const std::string& meta)
         (void)m_store.exec("ROLLBACK");
         return e;
     };
-    Stmt scan(db, "SELECT id, start_ns, dur_ns, kind, name_id, coalesce(layer, -1) FROM events WHERE track_id = ? "
-                  "ORDER BY start_ns, id");
-    Stmt put(db, "INSERT INTO lod(track_id, level, bucket, start_ns, end_ns, count, longest_id, longest_dur, name_id, "
-                 "kind, layer) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, nullif(?, -1))");
-    Stmt drop(db, "DELETE FROM lod WHERE track_id = ? AND level = ?");
-    Stmt upd(db, "UPDATE tracks SET events = ?, start_ns = ?, end_ns = ?, max_dur_ns = ?, lod_levels = ? WHERE id = ?");
-    if (!scan.ok() || !put.ok() || !drop.ok() || !upd.ok())
+    Stmt put(db, "INSERT INTO lod_blocks(track_id, level, first_bucket, last_bucket, data) VALUES(?, ?, ?, ?, ?)");
+    Stmt upd(db, "UPDATE tracks SET lod_levels = ? WHERE id = ?");
+    if (!put.ok() || !upd.ok())
         return rollback(m_store.sqlError("preparing the level-of-detail pass"));
-    struct Bucket
-    {
-        int64_t index = INT64_MIN, start = 0, end = 0, count = 0, longestId = 0, longestDur = -1, nameId = 0;
-        int32_t kind = 0, layer = -1;
-        int64_t rows = 0;
-        bool kept = true;
-    };
-    for (auto& entry : m_stats) {
-        const int64_t trackId = entry.first; // (not a structured binding: lambdas below capture it)
+    for (const auto& entry : m_stats) {
+        const int64_t trackId = entry.first;
         const TrackStats& st = entry.second;
-        // Levels that cannot fold kMinFold events per bucket are not worth storing.
+        if (st.events == 0)
+            continue;
+        // Levels that cannot fold kMinFold events per bucket are not worth
+        // storing; those finer than the mean spacing are not even tried.
         const int64_t cap = std::max<int64_t>(1, st.events / kMinFold);
-        std::array<Bucket, kLevels> b{};
-        int64_t levels = 0;
-        auto flush = [&](int k) -> bool {
-            Bucket& x = b[size_t(k)];
-            if (x.count == 0 || !x.kept)
-                return true;
-            if (++x.rows > cap) {
-                x.kept = false;
-                return true;
-            }
-            put.reset();
-            put.bind(1, trackId)
-                .bind(2, int64_t(k))
-                .bind(3, x.index)
-                .bind(4, x.start)
-                .bind(5, x.end)
-                .bind(6, x.count)
-                .bind(7, x.longestId)
-                .bind(8, x.longestDur)
-                .bind(9, x.nameId)
-                .bind(10, int64_t(x.kind))
-                .bind(11, int64_t(x.layer));
-            return put.step() == SQLITE_DONE;
-        };
-        // Levels whose one bucket covers the whole track end the ladder.
         int top = 0;
         while (top < kLevels - 1 && levelWidth(top) < std::max<int64_t>(1, st.end - st.start))
             ++top;
-        // Levels finer than the track's mean spacing cannot fold kMinFold
-        // events per bucket on average: they are not even tried.
         int bottom = 0;
-        const double spacing = double(std::max<int64_t>(1, st.end - st.start)) / double(std::max<int64_t>(1, st.events));
+        const double spacing = double(std::max<int64_t>(1, st.end - st.start)) / double(st.events);
         while (bottom < top && double(levelWidth(bottom)) < spacing * double(kMinFold))
             ++bottom;
-        scan.reset();
-        scan.bind(1, trackId);
-        int rc;
-        while ((rc = scan.step()) == SQLITE_ROW) {
-            const int64_t id = scan.int64(0), s = scan.int64(1), d = scan.int64(2);
-            for (int k = bottom; k <= top; ++k) {
-                Bucket& x = b[size_t(k)];
-                if (!x.kept)
-                    continue;
-                const int64_t idx = s >= 0 ? s / levelWidth(k) : -((-s + levelWidth(k) - 1) / levelWidth(k));
-                if (idx != x.index) {
-                    if (!flush(k))
-                        return rollback(m_store.sqlError("storing the level-of-detail table"));
-                    x.index = idx;
-                    x.start = s;
-                    x.end = s + d;
-                    x.count = 0;
-                    x.longestDur = -1;
-                }
-                ++x.count;
-                x.end = std::max(x.end, s + d);
-                if (d > x.longestDur) {
-                    x.longestDur = d;
-                    x.longestId = id;
-                    x.nameId = scan.int64(4);
-                    x.kind = scan.int32(3);
-                    x.layer = scan.int32(5);
-                }
+        struct Level
+        {
+            detail::LodBucket cur;
+            bool open = false, kept = true;
+            std::vector<detail::LodBucket> rows;
+        };
+        std::vector<Level> levels(size_t(top + 1));
+        auto close = [&](Level& l) {
+            if (!l.open || !l.kept)
+                return;
+            l.open = false;
+            if (int64_t(l.rows.size()) >= cap) {
+                l.kept = false;
+                l.rows = {};
+                return;
             }
-        }
-        if (rc != SQLITE_DONE)
-            return rollback(m_store.sqlError("reading events for the level-of-detail table"));
+            l.rows.push_back(l.cur);
+        };
+        auto r = readEvents(db, m_store.m_path, trackId, INT64_MIN, INT64_MAX, false,
+                            [&](const detail::BlockEvent& e, std::string_view) {
+                                for (int k = bottom; k <= top; ++k) {
+                                    Level& l = levels[size_t(k)];
+                                    if (!l.kept)
+                                        continue;
+                                    const int64_t w = levelWidth(k);
+                                    const int64_t idx = e.start >= 0 ? e.start / w : -((-e.start + w - 1) / w);
+                                    if (!l.open || idx != l.cur.bucket) {
+                                        close(l);
+                                        if (!l.kept)
+                                            continue;
+                                        l.cur = detail::LodBucket{};
+                                        l.cur.bucket = idx;
+                                        l.cur.start = e.start;
+                                        l.cur.end = e.start + e.dur;
+                                        l.cur.longestDur = -1;
+                                        l.open = true;
+                                    }
+                                    ++l.cur.count;
+                                    l.cur.end = std::max(l.cur.end, e.start + e.dur);
+                                    if (e.dur > l.cur.longestDur) {
+                                        l.cur.longestDur = e.dur;
+                                        l.cur.longestId = e.id;
+                                        l.cur.nameId = e.nameId;
+                                        l.cur.kind = e.kind;
+                                        l.cur.layer = e.layer;
+                                    }
+                                }
+                            });
+        if (!r)
+            return rollback(r.error());
+        int64_t mask = 0;
         for (int k = bottom; k <= top; ++k) {
-            if (!flush(k))
-                return rollback(m_store.sqlError("storing the level-of-detail table"));
-            if (b[size_t(k)].kept && b[size_t(k)].rows > 0) {
-                levels |= int64_t(1) << k;
-            } else if (b[size_t(k)].rows > 0) {
-                drop.reset();
-                drop.bind(1, trackId).bind(2, int64_t(k));
-                if (drop.step() != SQLITE_DONE)
-                    return rollback(m_store.sqlError("pruning the level-of-detail table"));
+            Level& l = levels[size_t(k)];
+            close(l);
+            if (!l.kept || l.rows.empty())
+                continue;
+            mask |= int64_t(1) << k;
+            for (size_t i = 0; i < l.rows.size(); i += kBlockBuckets) {
+                const size_t n = std::min(kBlockBuckets, l.rows.size() - i);
+                put.bind(1, trackId)
+                    .bind(2, int64_t(k))
+                    .bind(3, l.rows[i].bucket)
+                    .bind(4, l.rows[i + n - 1].bucket)
+                    .bindBlob(5, detail::encodeBuckets(&l.rows[i], n));
+                const int rc = put.step();
+                put.reset();
+                if (rc != SQLITE_DONE)
+                    return rollback(m_store.sqlError("storing the level-of-detail table"));
             }
         }
+        upd.bind(1, mask).bind(2, trackId);
+        const int rc = upd.step();
         upd.reset();
-        upd.bind(1, st.events)
-            .bind(2, st.events ? st.start : 0)
-            .bind(3, st.events ? st.end : 0)
-            .bind(4, st.maxDur)
-            .bind(5, levels)
-            .bind(6, trackId);
-        if (upd.step() != SQLITE_DONE)
+        if (rc != SQLITE_DONE)
             return rollback(m_store.sqlError("updating track statistics"));
     }
     Stmt done(db, "UPDATE runs SET status = 'complete', meta = CASE WHEN ?1 = '' THEN meta ELSE ?1 END WHERE id = ?2");

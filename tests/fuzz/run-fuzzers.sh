@@ -46,7 +46,8 @@ for d in tests/fuzz/regressions/*/; do
 done
 
 status=0
-for f in hfconfig modeljson onnx clusterjson topo hostfile units chrometrace; do
+fuzzers=(hfconfig modeljson onnx clusterjson topo hostfile units chrometrace)
+for f in "${fuzzers[@]}"; do
     echo "== fuzz_$f for ${seconds}s"
     mkdir -p "build/fuzz/artifacts/$f"
     # A fixed seed makes CI reproducible; set PARTITA_FUZZ_SEED to explore further.
@@ -60,6 +61,6 @@ for f in hfconfig modeljson onnx clusterjson topo hostfile units chrometrace; do
     fi
 done
 if [ $status -eq 0 ]; then
-    echo "fuzzers: 7 passed, 0 failed"
+    echo "fuzzers: ${#fuzzers[@]} passed, 0 failed"
 fi
 exit $status

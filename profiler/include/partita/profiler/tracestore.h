@@ -142,7 +142,7 @@ private:
 
     struct TrackStats
     {
-        int64_t events = 0, start = INT64_MAX, end = INT64_MIN, maxDur = 0;
+        int64_t events = 0, start = INT64_MAX, end = INT64_MIN, maxDur = 0, maxSpan = 0;
     };
     // Events wait here until a chunk is full, then go in sorted by track and
     // start: the table is clustered that way, so inserts append.
