@@ -342,7 +342,7 @@ public:
         gzbuffer(f, 1 << 18);
         std::vector<char> buf(size_t(1) << 20);
         Scanner sc;
-        sc.batch.reserve((size_t(8) << 20) + 2 * simdjson::SIMDJSON_PADDING);
+        sc.batch.reserve((size_t(3) << 20) + 2 * simdjson::SIMDJSON_PADDING);
         for (;;) {
             if (m_cancel && m_cancel->load()) {
                 gzclose(f);
@@ -369,7 +369,7 @@ public:
                 gzclose(f);
                 return Error{m_path, "byte " + std::to_string(sc.offset()), sc.error()};
             }
-            if (sc.atElementBoundary() && sc.batch.size() >= (size_t(8) << 20))
+            if (sc.atElementBoundary() && sc.batch.size() >= (size_t(2) << 20))
                 if (auto r = flush(sc); !r) {
                     gzclose(f);
                     return r;

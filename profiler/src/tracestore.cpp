@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <optional>
 #include <ctime>
 #include <unistd.h>
 
@@ -26,8 +27,8 @@ namespace {
 // average; finer zooms read the events themselves, as cheap there.
 constexpr int kLevels = 36;
 constexpr int64_t kMinFold = 2;
-constexpr size_t kBlockEvents = 4096;  // events per stored block
-constexpr size_t kBlockBuckets = 4096; // level-of-detail buckets per stored block
+constexpr size_t kBlockEvents = 1024;  // events per stored block (a zoomed-in window decodes one or two)
+constexpr size_t kBlockBuckets = 512;  // level-of-detail buckets per stored block (a viewport reads a few)
 int64_t levelWidth(int k) { return int64_t(1) << (10 + k); }
 
 constexpr const char* kSchema = R"sql(
@@ -136,66 +137,105 @@ RunKind kindFromText(std::string_view s)
 
 namespace {
 
-// One track's events with start in [from, to), in (start, id) order, with
-// their arguments when asked; blocks that overlap in time (events that
-// arrived out of order) are merged.
+// One track's events from the blocks that start in [from, to), in (start,
+// id) order, with their arguments when asked. Blocks that overlap in time
+// (events that arrived out of order) are merged with a heap of decoded
+// blocks, so memory holds only the blocks open at the current time.
+struct BlockCursor
+{
+    std::vector<detail::BlockEvent> events;
+    std::vector<std::string> args;
+    size_t at = 0;
+};
+
+constexpr const char* kBlocksOfTrack = "SELECT id, start_ns FROM event_blocks WHERE track_id = ? AND start_ns >= ? "
+                                       "AND start_ns < ? ORDER BY start_ns, first_id";
+constexpr const char* kBlockEventsOnly = "SELECT events, NULL FROM event_blocks WHERE id = ?";
+
+// `metaIn` and `loadIn`: statements prepared by the caller from the two above
+// (the viewport keeps them), or null to prepare here.
 template <class F>
 Result<bool> readEvents(sqlite3* db, const std::string& path, int64_t track, int64_t from, int64_t to, bool withArgs,
-                        F&& f)
+                        F&& f, detail::Stmt* metaIn = nullptr, detail::Stmt* loadIn = nullptr)
 {
-    detail::Stmt meta(db, "SELECT start_ns, last_ns FROM event_blocks WHERE track_id = ? AND start_ns >= ? "
-                          "AND start_ns < ? ORDER BY start_ns");
+    auto fail = [&](const std::string& what) -> Result<bool> {
+        return Error{path, "track " + std::to_string(track), what};
+    };
+    std::optional<detail::Stmt> ownMeta, ownLoad;
+    if (!metaIn)
+        metaIn = &ownMeta.emplace(db, kBlocksOfTrack);
+    detail::Stmt& meta = *metaIn;
+    meta.reset();
     meta.bind(1, track).bind(2, from).bind(3, to);
-    bool overlapping = false;
-    int64_t last = INT64_MIN;
-    while (meta.step() == SQLITE_ROW) {
-        if (meta.int64(0) < last)
-            overlapping = true;
-        last = std::max(last, meta.int64(1));
-    }
-    detail::Stmt q(db, "SELECT events, args FROM event_blocks WHERE track_id = ? AND start_ns >= ? AND start_ns < ? "
-                       "ORDER BY start_ns");
-    q.bind(1, track).bind(2, from).bind(3, to);
-    std::vector<detail::BlockEvent> evs;
-    std::vector<std::string> args;
+    std::vector<std::pair<int64_t, int64_t>> blocks; // (row id, start)
+    int rc;
+    while ((rc = meta.step()) == SQLITE_ROW)
+        blocks.emplace_back(meta.int64(0), meta.int64(1));
+    if (rc != SQLITE_DONE)
+        return fail(sqlite3_errmsg(db));
+    meta.reset();
+    if (!loadIn || withArgs)
+        loadIn = &ownLoad.emplace(db, withArgs ? "SELECT events, args FROM event_blocks WHERE id = ?" : kBlockEventsOnly);
+    detail::Stmt& load = *loadIn;
     std::vector<bool> has;
     std::string raw;
-    int rc;
-    while ((rc = q.step()) == SQLITE_ROW) {
-        if (!overlapping) {
-            evs.clear();
-            args.clear();
-        }
+    auto decode = [&](int64_t rowId, BlockCursor& c) -> bool {
+        load.reset();
+        load.bind(1, rowId);
+        if (load.step() != SQLITE_ROW)
+            return false;
         has.clear();
-        const size_t before = evs.size();
-        if (!detail::decodeEvents(q.blob(0), evs, withArgs ? &has : nullptr))
-            return Error{path, "track " + std::to_string(track), "a corrupt event block"};
+        if (!detail::decodeEvents(load.blob(0), c.events, withArgs ? &has : nullptr) || c.events.empty())
+            return false;
         if (withArgs) {
-            const std::string_view packed = q.blob(1);
+            const std::string_view packed = load.blob(1);
             raw.clear();
             if (!packed.empty() && !unpackArgs(packed, raw))
-                return Error{path, "track " + std::to_string(track), "corrupt event arguments"};
+                return false;
             detail::Reader r(raw);
-            for (size_t i = 0; i < evs.size() - before; ++i)
-                args.push_back(has[i] ? std::string(r.bytes(size_t(r.varint()))) : std::string());
+            for (size_t i = 0; i < c.events.size(); ++i)
+                c.args.push_back(has[i] ? std::string(r.bytes(size_t(r.varint()))) : std::string());
             if (!r.ok())
-                return Error{path, "track " + std::to_string(track), "corrupt event arguments"};
+                return false;
         }
-        if (!overlapping)
-            for (size_t i = 0; i < evs.size(); ++i)
-                f(evs[i], withArgs ? std::string_view(args[i]) : std::string_view());
-    }
-    if (rc != SQLITE_DONE)
-        return Error{path, "track " + std::to_string(track), sqlite3_errmsg(db)};
-    if (overlapping) {
-        std::vector<size_t> order(evs.size());
-        for (size_t i = 0; i < order.size(); ++i)
-            order[i] = i;
-        std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-            return evs[a].start < evs[b].start || (evs[a].start == evs[b].start && evs[a].id < evs[b].id);
-        });
-        for (size_t i : order)
-            f(evs[i], withArgs ? std::string_view(args[i]) : std::string_view());
+        load.reset();
+        return true;
+    };
+    auto later = [](const BlockCursor* a, const BlockCursor* b) {
+        const auto& x = a->events[a->at];
+        const auto& y = b->events[b->at];
+        return x.start > y.start || (x.start == y.start && x.id > y.id);
+    };
+    std::vector<std::unique_ptr<BlockCursor>> owned;
+    std::vector<BlockCursor*> heap;
+    size_t next = 0;
+    for (;;) {
+        // Open every block that starts before the earliest pending event.
+        while (next < blocks.size() && (heap.empty() || blocks[next].second <= heap.front()->events[heap.front()->at].start)) {
+            auto c = std::make_unique<BlockCursor>();
+            if (!decode(blocks[next].first, *c))
+                return fail("a corrupt event block");
+            heap.push_back(c.get());
+            std::push_heap(heap.begin(), heap.end(), later);
+            owned.push_back(std::move(c));
+            ++next;
+        }
+        if (heap.empty())
+            break;
+        std::pop_heap(heap.begin(), heap.end(), later);
+        BlockCursor* c = heap.back();
+        f(c->events[c->at], withArgs ? std::string_view(c->args[c->at]) : std::string_view());
+        if (++c->at < c->events.size()) {
+            std::push_heap(heap.begin(), heap.end(), later);
+        } else {
+            heap.pop_back();
+            for (auto& o : owned)
+                if (o.get() == c) {
+                    o.reset(); // done: free it
+                    break;
+                }
+            owned.erase(std::remove(owned.begin(), owned.end(), nullptr), owned.end());
+        }
     }
     return true;
 }
@@ -279,6 +319,7 @@ TraceStore::~TraceStore()
     m_trackInfo.reset();
     m_lodQuery.reset();
     m_rawQuery.reset();
+    m_blockLoad.reset();
     if (m_db)
         sqlite3_close_v2(m_db);
 }
@@ -588,7 +629,7 @@ Result<std::vector<DrawItem>> TraceStore::viewport(int64_t track, int64_t t0, in
         it.name_id = e.nameId;
         it.layer = e.layer;
         rows.push_back(it);
-    });
+    }, &cached(m_rawQuery, kBlocksOfTrack), &cached(m_blockLoad, kBlockEventsOnly));
     if (!r)
         return r.error();
     // Events that start together: the enclosing (longer) one first.

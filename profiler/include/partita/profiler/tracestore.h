@@ -176,7 +176,7 @@ class TraceStore
 {
 public:
     static constexpr int kSchemaVersion = 1;
-    static constexpr int64_t kCommitEvery = 200000;
+    static constexpr int64_t kCommitEvery = 65536;
 
     // Opens or creates the project; migrates an older schema, refuses a newer one.
     static Result<std::unique_ptr<TraceStore>> open(const std::string& path);
@@ -225,7 +225,7 @@ private:
     sqlite3* m_db = nullptr;
     mutable std::unordered_map<int64_t, std::string> m_nameCache;
     // Prepared once: the viewport runs per track per frame.
-    mutable std::unique_ptr<detail::Stmt> m_trackInfo, m_lodQuery, m_rawQuery;
+    mutable std::unique_ptr<detail::Stmt> m_trackInfo, m_lodQuery, m_rawQuery, m_blockLoad;
 };
 
 } // namespace partita
