@@ -146,6 +146,7 @@ public:
     std::vector<std::pair<size_t, int64_t>> starts; // batch position -> file offset of each element
     std::string skeleton;
     size_t largest = 0;
+    size_t complete = 0; // batch bytes that hold whole elements (an element may be half read after them)
     int64_t notObjects = 0;
 
     // Returns false with `error` set on a structural error.
@@ -198,6 +199,7 @@ public:
                         batch.append(p + seg, i + 1 - seg);
                         batch += '\n';
                         largest = std::max(largest, batch.size() - m_elemBatchStart);
+                        complete = batch.size();
                         m_inElement = false;
                         m_expectElement = false;
                     }
@@ -290,6 +292,20 @@ public:
     }
 
     bool atElementBoundary() const { return !m_inElement; }
+    // After the first `n` bytes of the batch were parsed.
+    void consumed(size_t n)
+    {
+        batch.erase(0, n);
+        complete -= n;
+        if (m_elemBatchStart >= n)
+            m_elemBatchStart -= n;
+        size_t keep = 0;
+        for (auto& st : starts)
+            if (st.first >= n)
+                starts[keep++] = {st.first - n, st.second};
+        starts.resize(keep);
+        largest = batch.size();
+    }
     bool finished() const { return m_top != 0 && m_depth == 0 && !m_inString; }
     bool empty() const { return m_top == 0; }
     bool sawEvents() const { return m_sawEvents || m_top == '['; }
@@ -369,7 +385,7 @@ public:
                 gzclose(f);
                 return Error{m_path, "byte " + std::to_string(sc.offset()), sc.error()};
             }
-            if (sc.atElementBoundary() && sc.batch.size() >= (size_t(2) << 20))
+            if (sc.complete >= (size_t(2) << 20))
                 if (auto r = flush(sc); !r) {
                     gzclose(f);
                     return r;
@@ -411,11 +427,13 @@ private:
         int64_t stream = -1;
     };
 
+    // Parses the whole elements at the front of the batch; a half-read one stays.
     Result<bool> flush(Scanner& sc)
     {
-        if (sc.batch.empty())
+        const size_t len = sc.complete;
+        if (len == 0)
             return true;
-        const size_t len = sc.batch.size();
+        const size_t total = sc.batch.size();
         sc.batch.append(simdjson::SIMDJSON_PADDING, ' ');
         od::document_stream stream;
         const size_t window = std::max<size_t>(size_t(1) << 20, sc.largest + 64);
@@ -435,9 +453,8 @@ private:
         }
         if (stream.truncated_bytes())
             return Error{m_path, {}, "an event object is cut short"};
-        sc.batch.clear();
-        sc.starts.clear();
-        sc.largest = 0;
+        sc.batch.resize(total);
+        sc.consumed(len);
         return true;
     }
 

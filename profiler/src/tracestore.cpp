@@ -972,7 +972,8 @@ Result<bool> RunWriter::finish(const std::string& meta)
     };
     Stmt put(db, "INSERT INTO lod_blocks(track_id, level, first_bucket, last_bucket, data) VALUES(?, ?, ?, ?, ?)");
     Stmt upd(db, "UPDATE tracks SET lod_levels = ? WHERE id = ?");
-    if (!put.ok() || !upd.ok())
+    Stmt drop(db, "DELETE FROM lod_blocks WHERE track_id = ? AND level = ?");
+    if (!put.ok() || !upd.ok() || !drop.ok())
         return rollback(m_store.sqlError("preparing the level-of-detail pass"));
     for (const auto& entry : m_stats) {
         const int64_t trackId = entry.first;
@@ -993,19 +994,38 @@ Result<bool> RunWriter::finish(const std::string& meta)
         {
             detail::LodBucket cur;
             bool open = false, kept = true;
-            std::vector<detail::LodBucket> rows;
+            std::vector<detail::LodBucket> rows; // not yet written
+            int64_t written = 0;                 // buckets already in lod_blocks
         };
         std::vector<Level> levels(size_t(top + 1));
-        auto close = [&](Level& l) {
+        bool writeFailed = false;
+        auto writeRows = [&](int k, Level& l) {
+            for (size_t i = 0; i < l.rows.size(); i += kBlockBuckets) {
+                const size_t n = std::min(kBlockBuckets, l.rows.size() - i);
+                put.bind(1, trackId)
+                    .bind(2, int64_t(k))
+                    .bind(3, l.rows[i].bucket)
+                    .bind(4, l.rows[i + n - 1].bucket)
+                    .bindBlob(5, detail::encodeBuckets(&l.rows[i], n));
+                writeFailed |= put.step() != SQLITE_DONE;
+                put.reset();
+                l.written += int64_t(n);
+            }
+            l.rows.clear();
+        };
+        // Buckets go out a block at a time, so memory stays at a block per level.
+        auto close = [&](int k, Level& l) {
             if (!l.open || !l.kept)
                 return;
             l.open = false;
-            if (int64_t(l.rows.size()) >= cap) {
+            if (l.written + int64_t(l.rows.size()) >= cap) {
                 l.kept = false;
                 l.rows = {};
                 return;
             }
             l.rows.push_back(l.cur);
+            if (l.rows.size() >= kBlockBuckets)
+                writeRows(k, l);
         };
         auto r = readEvents(db, m_store.m_path, trackId, INT64_MIN, INT64_MAX, false,
                             [&](const detail::BlockEvent& e, std::string_view) {
@@ -1016,7 +1036,7 @@ Result<bool> RunWriter::finish(const std::string& meta)
                                     const int64_t w = levelWidth(k);
                                     const int64_t idx = e.start >= 0 ? e.start / w : -((-e.start + w - 1) / w);
                                     if (!l.open || idx != l.cur.bucket) {
-                                        close(l);
+                                        close(k, l);
                                         if (!l.kept)
                                             continue;
                                         l.cur = detail::LodBucket{};
@@ -1042,23 +1062,19 @@ Result<bool> RunWriter::finish(const std::string& meta)
         int64_t mask = 0;
         for (int k = bottom; k <= top; ++k) {
             Level& l = levels[size_t(k)];
-            close(l);
-            if (!l.kept || l.rows.empty())
-                continue;
-            mask |= int64_t(1) << k;
-            for (size_t i = 0; i < l.rows.size(); i += kBlockBuckets) {
-                const size_t n = std::min(kBlockBuckets, l.rows.size() - i);
-                put.bind(1, trackId)
-                    .bind(2, int64_t(k))
-                    .bind(3, l.rows[i].bucket)
-                    .bind(4, l.rows[i + n - 1].bucket)
-                    .bindBlob(5, detail::encodeBuckets(&l.rows[i], n));
-                const int rc = put.step();
-                put.reset();
-                if (rc != SQLITE_DONE)
-                    return rollback(m_store.sqlError("storing the level-of-detail table"));
+            close(k, l);
+            if (l.kept) {
+                writeRows(k, l);
+                if (l.written > 0)
+                    mask |= int64_t(1) << k;
+            } else if (l.written > 0) { // dropped after some of it was written
+                drop.bind(1, trackId).bind(2, int64_t(k));
+                writeFailed |= drop.step() != SQLITE_DONE;
+                drop.reset();
             }
         }
+        if (writeFailed)
+            return rollback(m_store.sqlError("storing the level-of-detail table"));
         upd.bind(1, mask).bind(2, trackId);
         const int rc = upd.step();
         upd.reset();
