@@ -272,6 +272,41 @@ private slots:
         QVERIFY2(r.err.contains(err), qPrintable(r.err));
     }
 
+    // A plan from simulate runs on partita-worker (one CPU rank); its trace
+    // goes into a project like any other.
+    void workerRunsAPlan()
+    {
+        const QString model = write("tiny-gpt2.json", R"({"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2,
+                                                         "n_positions": 64, "vocab_size": 512})");
+        const QString cluster = write("one-device.json", R"({"partita_cluster": 1, "name": "one device",
+                                                              "nodes": [{"devices": [{"preset": "a100-sxm4-80gb"}]}]})");
+        const QString plan = m_tmp.filePath("tiny-plan.json");
+        const Run sim = cli({"simulate", "--model", model, "--cluster", cluster, "--preset", "ddp", "--global-batch", "2",
+                             "--seq-len", "64", "--plan-out", plan});
+        QVERIFY2(sim.code == 0, qPrintable(sim.err));
+        const QString out = m_tmp.filePath("worker-out");
+        QProcess w;
+        w.start(QStringLiteral(PARTITA_WORKER), {"--plan", plan, "--out", out, "--steps", "2", "--warmup", "1"});
+        QVERIFY(w.waitForFinished(120000));
+        const QString stdoutText = QString::fromUtf8(w.readAllStandardOutput());
+        QVERIFY2(w.exitCode() == 0, qPrintable(QString::fromUtf8(w.readAllStandardError())));
+        QVERIFY2(stdoutText.contains("rank 0 step 2/2"), qPrintable(stdoutText));
+        QFile mf(out + "/rank-0.manifest.json");
+        QVERIFY(mf.open(QIODevice::ReadOnly));
+        const QJsonObject manifest = QJsonDocument::fromJson(mf.readAll()).object();
+        QCOMPARE(manifest["step_s"].toArray().size(), 2);
+        QCOMPARE(manifest["shape_scale"].toDouble(), 1.0);
+        const Run imp = cli({"trace", "import", out + "/rank-0.trace.json", "--project", m_tmp.filePath("worker.partita"), "--json"});
+        QVERIFY2(imp.code == 0, qPrintable(imp.err));
+        QCOMPARE(QJsonDocument::fromJson(imp.out.toUtf8()).object()["counts"].toObject()["step"].toInt(), 2);
+
+        QProcess bad;
+        bad.start(QStringLiteral(PARTITA_WORKER), {"--plan", m_tmp.filePath("missing-plan.json"), "--out", out});
+        QVERIFY(bad.waitForFinished(30000));
+        QCOMPARE(bad.exitCode(), 2);
+        QVERIFY(QString::fromUtf8(bad.readAllStandardError()).contains("missing-plan.json"));
+    }
+
     void convertRoundTrips()
     {
         const QString out = m_tmp.filePath("gpt2.partita.json");
