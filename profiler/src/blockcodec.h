@@ -146,8 +146,10 @@ inline std::string encodeEvents(const BlockEvent* ev, size_t n)
     return out;
 }
 
-// Decodes into `out` (appending); `hasArgs` receives, per event, whether it has arguments.
-inline bool decodeEvents(std::string_view data, std::vector<BlockEvent>& out, std::vector<bool>* hasArgs = nullptr)
+// Decodes into `out` (appending); `hasArgs` receives, per event, whether it
+// has arguments. Stops before the first event that starts at `stopAt` or later.
+inline bool decodeEvents(std::string_view data, std::vector<BlockEvent>& out, std::vector<bool>* hasArgs = nullptr,
+                         int64_t stopAt = INT64_MAX)
 {
     Reader r(data);
     const uint64_t n = r.varint();
@@ -159,6 +161,8 @@ inline bool decodeEvents(std::string_view data, std::vector<BlockEvent>& out, st
         BlockEvent e;
         const uint8_t flags = r.byte();
         start += int64_t(r.varint());
+        if (start >= stopAt)
+            break;
         id += r.svarint();
         e.start = start;
         e.id = id;
@@ -213,7 +217,8 @@ inline std::string encodeBuckets(const LodBucket* b, size_t n)
     return out;
 }
 
-inline bool decodeBuckets(std::string_view data, std::vector<LodBucket>& out)
+// Stops before the first bucket past `stopAfter`.
+inline bool decodeBuckets(std::string_view data, std::vector<LodBucket>& out, int64_t stopAfter = INT64_MAX)
 {
     Reader r(data);
     const uint64_t n = r.varint();
@@ -224,6 +229,8 @@ inline bool decodeBuckets(std::string_view data, std::vector<LodBucket>& out)
     for (uint64_t i = 0; i < n && r.ok(); ++i) {
         LodBucket x;
         bucket += r.svarint();
+        if (bucket > stopAfter)
+            break;
         start += r.svarint();
         x.bucket = bucket;
         x.start = start;

@@ -158,6 +158,8 @@ template <class F>
 Result<bool> readEvents(sqlite3* db, const std::string& path, int64_t track, int64_t from, int64_t to, bool withArgs,
                         F&& f, detail::Stmt* metaIn = nullptr, detail::Stmt* loadIn = nullptr)
 {
+    // Events starting at `to` or later are never wanted: blocks stop decoding there.
+    const int64_t stopAt = to;
     auto fail = [&](const std::string& what) -> Result<bool> {
         return Error{path, "track " + std::to_string(track), what};
     };
@@ -182,21 +184,33 @@ Result<bool> readEvents(sqlite3* db, const std::string& path, int64_t track, int
     auto decode = [&](int64_t rowId, BlockCursor& c) -> bool {
         load.reset();
         load.bind(1, rowId);
-        if (load.step() != SQLITE_ROW)
+        if (load.step() != SQLITE_ROW) {
+            load.reset();
             return false;
+        }
         has.clear();
-        if (!detail::decodeEvents(load.blob(0), c.events, withArgs ? &has : nullptr) || c.events.empty())
+        if (!detail::decodeEvents(load.blob(0), c.events, withArgs ? &has : nullptr, stopAt)) {
+            load.reset();
             return false;
+        }
+        if (c.events.empty()) {
+            load.reset();
+            return true; // every event of the block starts past the window
+        }
         if (withArgs) {
             const std::string_view packed = load.blob(1);
             raw.clear();
-            if (!packed.empty() && !unpackArgs(packed, raw))
+            if (!packed.empty() && !unpackArgs(packed, raw)) {
+                load.reset();
                 return false;
+            }
             detail::Reader r(raw);
             for (size_t i = 0; i < c.events.size(); ++i)
                 c.args.push_back(has[i] ? std::string(r.bytes(size_t(r.varint()))) : std::string());
-            if (!r.ok())
+            if (!r.ok()) {
+                load.reset();
                 return false;
+            }
         }
         load.reset();
         return true;
@@ -215,10 +229,12 @@ Result<bool> readEvents(sqlite3* db, const std::string& path, int64_t track, int
             auto c = std::make_unique<BlockCursor>();
             if (!decode(blocks[next].first, *c))
                 return fail("a corrupt event block");
+            ++next;
+            if (c->events.empty())
+                continue;
             heap.push_back(c.get());
             std::push_heap(heap.begin(), heap.end(), later);
             owned.push_back(std::move(c));
-            ++next;
         }
         if (heap.empty())
             break;
@@ -593,7 +609,7 @@ Result<std::vector<DrawItem>> TraceStore::viewport(int64_t track, int64_t t0, in
         int rc;
         while ((rc = q.step()) == SQLITE_ROW) {
             buckets.clear();
-            if (!detail::decodeBuckets(q.blob(0), buckets)) {
+            if (!detail::decodeBuckets(q.blob(0), buckets, b1)) {
                 q.reset();
                 return Error{m_path, "track " + std::to_string(track), "a corrupt level-of-detail block"};
             }
@@ -618,6 +634,7 @@ Result<std::vector<DrawItem>> TraceStore::viewport(int64_t track, int64_t t0, in
         return out;
     }
     std::vector<DrawItem> rows;
+    rows.reserve(256);
     auto r = readEvents(m_db, m_path, track, t0 - maxDur, t1, false, [&](const detail::BlockEvent& e, std::string_view) {
         if (e.start >= t1 || e.start + e.dur < t0 - 0)
             return; // blocks reach past the window
@@ -633,9 +650,11 @@ Result<std::vector<DrawItem>> TraceStore::viewport(int64_t track, int64_t t0, in
     if (!r)
         return r.error();
     // Events that start together: the enclosing (longer) one first.
-    std::stable_sort(rows.begin(), rows.end(), [](const DrawItem& a, const DrawItem& b) {
+    auto enclosingFirst = [](const DrawItem& a, const DrawItem& b) {
         return a.start_ns < b.start_ns || (a.start_ns == b.start_ns && a.end_ns > b.end_ns);
-    });
+    };
+    if (!std::is_sorted(rows.begin(), rows.end(), enclosingFirst))
+        std::stable_sort(rows.begin(), rows.end(), enclosingFirst);
     std::vector<int64_t> stack; // end times of the open enclosing events
     for (DrawItem& it : rows) {
         while (!stack.empty() && stack.back() <= it.start_ns)

@@ -5,7 +5,7 @@
 //    same file (MB/s), and the import's peak RSS vs the database it makes;
 //  - viewport: a 10 M-event, 64-track run; query + fold per frame at every
 //    zoom level, worst case.
-// Usage: bench_tracestore PARTITA_CLI WORKDIR [--events N] [--traces DIR]
+// Usage: bench_tracestore PARTITA_CLI WORKDIR [--events N] [--traces DIR] [--viewport-only]
 #include "partita/profiler/tracestore.h"
 
 #include <nlohmann/json.hpp>
@@ -319,11 +319,19 @@ int main(int argc, char** argv)
     const std::string cli = argv[1], dir = argv[2];
     int64_t events = 10'000'000;
     std::string traces = "../shared/data/traces";
-    for (int i = 3; i + 1 < argc; i += 2) {
-        if (std::string(argv[i]) == "--events")
-            events = std::stoll(argv[i + 1]);
-        else if (std::string(argv[i]) == "--traces")
-            traces = argv[i + 1];
+    bool viewportOnly = false; // reuse WORKDIR/ingest.partita from an earlier run
+    for (int i = 3; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--viewport-only")
+            viewportOnly = true;
+        else if (a == "--events" && i + 1 < argc)
+            events = std::stoll(argv[++i]);
+        else if (a == "--traces" && i + 1 < argc)
+            traces = argv[++i];
+    }
+    if (viewportOnly) {
+        std::cout << json{{"viewport", viewportBench(dir)}}.dump(2) << "\n";
+        return 0;
     }
     fs::create_directories(dir);
     json j;
