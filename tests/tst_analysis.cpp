@@ -1,6 +1,7 @@
 // Trace analysis: HTA's own figures on the real traces, HTA's asserted diff
 // facts, kernel classes, and what HTA lacks (traces without kernels,
 // per-layer attribution, stragglers).
+#include "storetest.h"
 #include "partita/profiler/analysis.h"
 #include "partita/profiler/chromeimport.h"
 #include "partita/profiler/tracestore.h"
@@ -11,18 +12,13 @@
 #include <cmath>
 
 using namespace partita;
+using partita::test::named;
+using partita::test::openOrDie;
 
 namespace {
 
 const std::string kTraces = PARTITA_SHARED_DATA "/traces/";
 
-std::unique_ptr<TraceStore> openOrDie(const std::string& path)
-{
-    auto s = TraceStore::open(path);
-    if (!s)
-        qFatal("%s", s.error().str().c_str());
-    return std::move(*s);
-}
 
 int64_t importOrDie(TraceStore& s, const std::string& file)
 {
@@ -32,13 +28,6 @@ int64_t importOrDie(TraceStore& s, const std::string& file)
     return r->run_id;
 }
 
-RunInfo named(const std::string& name, RunKind kind)
-{
-    RunInfo r;
-    r.name = name;
-    r.kind = kind;
-    return r;
-}
 
 } // namespace
 

@@ -1,6 +1,7 @@
 // Chrome / Kineto trace import and export: the real HTA traces, per-rank
 // folders, phases B/E/i/M, exact 64-bit timestamps, round trips, and
 // malformed files that fail with a clear message and leave the project as it was.
+#include "storetest.h"
 #include "partita/profiler/chromeimport.h"
 #include "partita/profiler/tracestore.h"
 
@@ -14,18 +15,13 @@
 #include <map>
 
 using namespace partita;
+using partita::test::named;
+using partita::test::openOrDie;
 
 namespace {
 
 const std::string kTraces = PARTITA_SHARED_DATA "/traces/";
 
-std::unique_ptr<TraceStore> openOrDie(const std::string& path)
-{
-    auto s = TraceStore::open(path);
-    if (!s)
-        qFatal("%s", s.error().str().c_str());
-    return std::move(*s);
-}
 
 void write(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 

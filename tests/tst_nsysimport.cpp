@@ -1,6 +1,7 @@
 // Nsight Systems SQLite exports: the real 2.x export of ../shared/data/nsys,
 // a 3.x export built here from the documented schema (META_DATA_EXPORT,
 // tables missing), and files that are not exports.
+#include "storetest.h"
 #include "partita/profiler/analysis.h"
 #include "partita/profiler/nsysimport.h"
 #include "partita/profiler/tracestore.h"
@@ -13,18 +14,13 @@
 #include <fstream>
 
 using namespace partita;
+using partita::test::named;
+using partita::test::openOrDie;
 
 namespace {
 
 const std::string kExport = PARTITA_SHARED_DATA "/nsys/saxpy-mpi-cuda_nsys_perlmutter0.sqlite";
 
-std::unique_ptr<TraceStore> openOrDie(const std::string& path)
-{
-    auto s = TraceStore::open(path);
-    if (!s)
-        qFatal("%s", s.error().str().c_str());
-    return std::move(*s);
-}
 
 void makeDb(const std::string& path, const char* sql)
 {

@@ -1,5 +1,6 @@
 // The project store: schema, documents, runs, viewport queries with level of
 // detail, aggregates, and crash safety (a writer killed midway).
+#include "storetest.h"
 #include "partita/profiler/chromeimport.h"
 #include "partita/profiler/tracestore.h"
 
@@ -15,16 +16,11 @@
 #include <unistd.h>
 
 using namespace partita;
+using partita::test::named;
+using partita::test::openOrDie;
 
 namespace {
 
-std::unique_ptr<TraceStore> openOrDie(const std::string& path)
-{
-    auto s = TraceStore::open(path);
-    if (!s)
-        qFatal("%s", s.error().str().c_str());
-    return std::move(*s);
-}
 
 // n events of `dur` ns every `period` ns on one track.
 Trace regular(int64_t n, int64_t dur, int64_t period, int32_t rank = 0, int32_t track = 0)
@@ -45,13 +41,6 @@ Trace regular(int64_t n, int64_t dur, int64_t period, int32_t rank = 0, int32_t 
     return t;
 }
 
-RunInfo named(const std::string& name, RunKind kind)
-{
-    RunInfo r;
-    r.name = name;
-    r.kind = kind;
-    return r;
-}
 
 } // namespace
 

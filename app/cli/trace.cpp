@@ -50,6 +50,36 @@ std::string shortName(const std::string& n, size_t width = 60)
     return n.size() <= width ? n : n.substr(0, width - 3) + "...";
 }
 
+// What every import prints: warnings on stderr, then the run and its counts
+// by kind (JSON: `run_id`, `events`, `counts`, `warnings` and `extra`).
+int printImport(const TraceCliOptions& o, int64_t runId, const std::map<std::string, int64_t>& counts,
+                const std::vector<std::string>& warnings, json extra, const std::string& from,
+                const std::vector<std::string>& notes = {})
+{
+    for (const auto& w : warnings)
+        std::cerr << "partita-cli: warning: " << w << "\n";
+    int64_t total = 0;
+    json byKind = json::object();
+    for (const auto& [k, n] : counts) {
+        total += n;
+        byKind[k] = n;
+    }
+    if (o.json) {
+        extra["run_id"] = runId;
+        extra["events"] = total;
+        extra["counts"] = byKind;
+        extra["warnings"] = warnings;
+        std::cout << extra.dump(2) << "\n";
+        return 0;
+    }
+    std::cout << "Imported run " << runId << ": " << total << " events from " << from << " into " << o.project << "\n";
+    for (const auto& [k, n] : counts)
+        std::cout << "  " << k << std::string(k.size() < 12 ? 12 - k.size() : 1, ' ') << n << "\n";
+    for (const auto& n : notes)
+        std::cout << "  " << n << "\n";
+    return 0;
+}
+
 } // namespace
 
 int runTraceImport(const TraceCliOptions& o)
@@ -70,28 +100,12 @@ int runTraceImport(const TraceCliOptions& o)
         auto r = importNsysSqlite(**store, o.inputs, no);
         if (!r)
             return fail(r.error());
-        for (const auto& w : r->warnings)
-            std::cerr << "partita-cli: warning: " << w << "\n";
-        int64_t total = 0;
-        for (const auto& [k, n] : r->counts)
-            total += n;
-        if (o.json) {
-            json counts = json::object();
-            for (const auto& [k, n] : r->counts)
-                counts[k] = n;
-            std::cout << json{{"run_id", r->run_id}, {"events", total}, {"counts", counts}, {"nsys_schema", r->schema},
-                              {"gpus", r->gpus}, {"warnings", r->warnings}}
-                             .dump(2)
-                      << "\n";
-            return 0;
-        }
-        std::cout << "Imported run " << r->run_id << ": " << total << " events from Nsight Systems export schema "
-                  << r->schema.front() << " into " << o.project << "\n";
-        for (const auto& [k, n] : r->counts)
-            std::cout << "  " << k << std::string(k.size() < 12 ? 12 - k.size() : 1, ' ') << n << "\n";
+        json extra{{"nsys_schema", r->schema}, {"gpus", r->gpus}};
+        std::vector<std::string> gpus;
         for (const auto& g : r->gpus)
-            std::cout << "  GPU: " << g << "\n";
-        return 0;
+            gpus.push_back("GPU: " + g);
+        return printImport(o, r->run_id, r->counts, r->warnings, extra,
+                           "Nsight Systems export schema " + r->schema.front(), gpus);
     }
     if (o.rank)
         return fail(Error{{}, "--rank", "JSON traces take their rank from distributedInfo.rank"});
@@ -103,33 +117,12 @@ int runTraceImport(const TraceCliOptions& o)
     std::signal(SIGINT, SIG_DFL);
     if (!r)
         return fail(r.error());
-    for (const auto& w : r->warnings)
-        std::cerr << "partita-cli: warning: " << w << "\n";
-    int64_t total = 0;
-    for (const auto& [k, n] : r->counts)
-        total += n;
-    if (o.json) {
-        json counts = json::object();
-        for (const auto& [k, n] : r->counts)
-            counts[k] = n;
-        std::cout << json{{"run_id", r->run_id},
-                          {"events", total},
-                          {"counts", counts},
-                          {"skipped", r->skipped},
-                          {"ranks", r->ranks},
-                          {"warnings", r->warnings},
-                          {"bytes_read", r->bytes_read}}
-                         .dump(2)
-                  << "\n";
-        return 0;
-    }
-    std::cout << "Imported run " << r->run_id << ": " << total << " events from " << r->ranks.size()
-              << (r->ranks.size() == 1 ? " rank" : " ranks") << " into " << o.project << "\n";
-    for (const auto& [k, n] : r->counts)
-        std::cout << "  " << k << std::string(k.size() < 12 ? 12 - k.size() : 1, ' ') << n << "\n";
+    json extra{{"skipped", r->skipped}, {"ranks", r->ranks}, {"bytes_read", r->bytes_read}};
+    std::vector<std::string> notes;
     if (r->skipped)
-        std::cout << "  (" << r->skipped << " metadata, flow and counter events read, not stored)\n";
-    return 0;
+        notes.push_back("(" + std::to_string(r->skipped) + " metadata, flow and counter events read, not stored)");
+    return printImport(o, r->run_id, r->counts, r->warnings, extra,
+                       std::to_string(r->ranks.size()) + (r->ranks.size() == 1 ? " rank" : " ranks"), notes);
 }
 
 int runTraceExport(const TraceCliOptions& o)
@@ -207,33 +200,8 @@ int runTraceStats(const TraceCliOptions& o)
                {"stragglers", stragglers},
                {"dropped_last_step", a->dropped_last_step},
                {"notes", a->notes}};
-        // The whole run (one rank: that rank's figures).
-        if (a->ranks.size() == 1) {
-            j["temporal_breakdown"] = temporalJson(a->ranks.front().temporal);
-            j["comm_comp_overlap_pct"] = a->ranks.front().comm_comp_overlap_pct
-                                             ? json(*a->ranks.front().comm_comp_overlap_pct)
-                                             : json(nullptr);
-        } else if (!a->ranks.empty()) {
-            TemporalBreakdown sum;
-            double overlapComm = 0, comm = 0;
-            for (const auto& r : a->ranks) {
-                sum.span_ns += r.temporal.span_ns;
-                sum.idle_ns += r.temporal.idle_ns;
-                sum.compute_ns += r.temporal.compute_ns;
-                sum.non_compute_ns += r.temporal.non_compute_ns;
-                if (r.comm_comp_overlap_pct) {
-                    overlapComm += *r.comm_comp_overlap_pct * double(r.comm_ns);
-                    comm += double(r.comm_ns);
-                }
-            }
-            if (sum.span_ns > 0) {
-                sum.idle_pct = 100.0 * double(sum.idle_ns) / double(sum.span_ns);
-                sum.compute_pct = 100.0 * double(sum.compute_ns) / double(sum.span_ns);
-                sum.non_compute_pct = 100.0 * double(sum.non_compute_ns) / double(sum.span_ns);
-            }
-            j["temporal_breakdown"] = temporalJson(sum);
-            j["comm_comp_overlap_pct"] = comm > 0 ? json(overlapComm / comm) : json(nullptr);
-        }
+        j["temporal_breakdown"] = temporalJson(a->total);
+        j["comm_comp_overlap_pct"] = a->comm_comp_overlap_pct ? json(*a->comm_comp_overlap_pct) : json(nullptr);
         std::cout << j.dump(2) << "\n";
         return 0;
     }

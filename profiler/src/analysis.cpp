@@ -220,16 +220,8 @@ RankView view(const std::vector<Ev>& evs)
     return v;
 }
 
-} // namespace
-
-Result<RunAnalysis> analyzeRun(const TraceStore& store, int64_t run, const AnalysisOptions& options)
+RunAnalysis analyzeLoaded(const Loaded& L, int64_t run, const AnalysisOptions& options)
 {
-    if (auto r = store.run(run); !r)
-        return r.error();
-    auto loaded = load(store, run, options.hta_rounding);
-    if (!loaded)
-        return loaded.error();
-    const Loaded& L = *loaded;
     RunAnalysis out;
     out.run = run;
     const bool dropLast = options.drop_last_step && L.distinctStepNames >= 2;
@@ -363,7 +355,45 @@ Result<RunAnalysis> analyzeRun(const TraceStore& store, int64_t run, const Analy
         out.notes.push_back("no device events (GPU kernels, memory copies, collectives): breakdowns are empty");
     if (dropLast)
         out.notes.push_back("the last profiler step and what follows it are left out, as HTA does");
+    // The whole run: one rank's figures, or the ranks' times summed (overlap
+    // weighted by each rank's communication time).
+    if (out.ranks.size() == 1) {
+        out.total = out.ranks.front().temporal;
+        out.comm_comp_overlap_pct = out.ranks.front().comm_comp_overlap_pct;
+    } else if (!out.ranks.empty()) {
+        TemporalBreakdown& t = out.total;
+        double overlapComm = 0, comm = 0;
+        for (const auto& r : out.ranks) {
+            t.span_ns += r.temporal.span_ns;
+            t.idle_ns += r.temporal.idle_ns;
+            t.compute_ns += r.temporal.compute_ns;
+            t.non_compute_ns += r.temporal.non_compute_ns;
+            if (r.comm_comp_overlap_pct) {
+                overlapComm += *r.comm_comp_overlap_pct * double(r.comm_ns);
+                comm += double(r.comm_ns);
+            }
+        }
+        if (t.span_ns > 0) {
+            t.idle_pct = 100.0 * double(t.idle_ns) / double(t.span_ns);
+            t.compute_pct = 100.0 * double(t.compute_ns) / double(t.span_ns);
+            t.non_compute_pct = 100.0 * double(t.non_compute_ns) / double(t.span_ns);
+        }
+        if (comm > 0)
+            out.comm_comp_overlap_pct = overlapComm / comm;
+    }
     return out;
+}
+
+} // namespace
+
+Result<RunAnalysis> analyzeRun(const TraceStore& store, int64_t run, const AnalysisOptions& options)
+{
+    if (auto r = store.run(run); !r)
+        return r.error();
+    auto loaded = load(store, run, options.hta_rounding);
+    if (!loaded)
+        return loaded.error();
+    return analyzeLoaded(*loaded, run, options);
 }
 
 // ---------------------------------------------------------------- diff
@@ -518,15 +548,11 @@ Result<RunDiff> diffRuns(const TraceStore& store, int64_t a, int64_t b, const Di
             }
     for (auto& [id, l] : layers)
         d.layers.push_back(l);
-    // Per-rank temporal breakdowns, both runs analyzed alike.
-    auto aa = analyzeRun(store, a);
-    if (!aa)
-        return aa.error();
-    auto ab = analyzeRun(store, b);
-    if (!ab)
-        return ab.error();
-    for (const auto& x : aa->ranks)
-        for (const auto& y : ab->ranks)
+    // Per-rank temporal breakdowns, both runs analyzed alike, from the events already loaded.
+    const RunAnalysis aa = analyzeLoaded(*la, a, {});
+    const RunAnalysis ab = analyzeLoaded(*lb, b, {});
+    for (const auto& x : aa.ranks)
+        for (const auto& y : ab.ranks)
             if (x.rank == y.rank)
                 d.ranks.push_back({x.rank, x.temporal, y.temporal});
     return d;

@@ -182,7 +182,14 @@ Result<NsysImportReport> importNsysSqlite(TraceStore& store, const std::vector<s
             threadTracks[tid] = *id;
             return *id;
         };
-        auto count = [&](TraceKind k) { ++report.counts[std::string(traceKindName(k))]; };
+        auto put = [&](Result<int64_t> track, const TraceRecord& r) -> Result<bool> {
+            if (!track)
+                return track.error();
+            if (auto a = (*w)->add(*track, r); !a)
+                return a;
+            ++report.counts[std::string(traceKindName(r.kind))];
+            return true;
+        };
         auto missing = [&](const std::string& table) { report.warnings.push_back(file + ": no " + table + " table"); };
 
         // Kernels.
@@ -213,12 +220,8 @@ Result<NsysImportReport> importNsysSqlite(TraceStore& store, const std::vector<s
                     report.warnings.push_back(file + ": a kernel ends before it starts; skipped");
                     continue;
                 }
-                auto t = gpuTrack(q.int64(2), q.int64(3));
-                if (!t)
-                    return abandon(t.error());
-                if (auto a = (*w)->add(*t, r); !a)
-                    return abandon(a.error());
-                count(r.kind);
+                if (auto p = put(gpuTrack(q.int64(2), q.int64(3)), r); !p)
+                    return abandon(p.error());
             }
         } else {
             missing(kernels);
@@ -246,12 +249,8 @@ Result<NsysImportReport> importNsysSqlite(TraceStore& store, const std::vector<s
                 r.correlation = q.int64(4);
                 r.bytes = q.int64(5);
                 r.name = copy ? memcpyName(q.int64(6)) : "Memset";
-                auto t = gpuTrack(q.int64(2), q.int64(3));
-                if (!t)
-                    return abandon(t.error());
-                if (auto a = (*w)->add(*t, r); !a)
-                    return abandon(a.error());
-                count(r.kind);
+                if (auto p = put(gpuTrack(q.int64(2), q.int64(3)), r); !p)
+                    return abandon(p.error());
             }
         }
         // CUDA runtime calls.
@@ -267,12 +266,8 @@ Result<NsysImportReport> importNsysSqlite(TraceStore& store, const std::vector<s
                 r.dur_ns = std::max<int64_t>(0, q.int64(1) - q.int64(0));
                 r.correlation = q.int64(3);
                 r.name = x.str(q.int64(4));
-                auto t = threadTrack(q.int64(2));
-                if (!t)
-                    return abandon(t.error());
-                if (auto a = (*w)->add(*t, r); !a)
-                    return abandon(a.error());
-                count(r.kind);
+                if (auto p = put(threadTrack(q.int64(2)), r); !p)
+                    return abandon(p.error());
             }
         } else {
             missing(runtime);
@@ -302,12 +297,8 @@ Result<NsysImportReport> importNsysSqlite(TraceStore& store, const std::vector<s
                     r.name = x.str(q.int64(4));
                 if (r.name.empty())
                     r.name = "NVTX range";
-                auto t = threadTrack(q.int64(5));
-                if (!t)
-                    return abandon(t.error());
-                if (auto a = (*w)->add(*t, r); !a)
-                    return abandon(a.error());
-                count(r.kind);
+                if (auto p = put(threadTrack(q.int64(5)), r); !p)
+                    return abandon(p.error());
             }
             if (other)
                 report.warnings.push_back(file + ": " + std::to_string(other) +

@@ -92,6 +92,8 @@ struct RunAnalysis
     std::vector<std::pair<KernelClass, int64_t>> class_ns; // union time per class, summed over ranks
     std::vector<LayerRow> layers;      // where events carry layer ids
     std::vector<Straggler> stragglers;
+    TemporalBreakdown total;                     // the whole run: one rank's, or all ranks' times summed
+    std::optional<double> comm_comp_overlap_pct; // the whole run; none without communication
     bool dropped_last_step = false;
     std::vector<std::string> notes;
 };
