@@ -325,6 +325,9 @@ Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int6
     std::vector<double> outBytes(static_cast<size_t>(V), 0);
     for (int v = 0; v < V; ++v) {
         Program f{v, Phase::Forward, {}}, b{v, Phase::Backward, {}}, rc{v, Phase::Recompute, {}};
+        for (int i : layersOf[size_t(v)])
+            f.params += detail::paramsLocal(m.layers[size_t(i)], r.layers[size_t(i)], s);
+        b.params = rc.params = f.params;
         for (int i : layersOf[size_t(v)]) {
             f.kernels.insert(f.kernels.end(), lk[size_t(i)].fwd.begin(), lk[size_t(i)].fwd.end());
             const Layer& l = m.layers[size_t(i)];
@@ -414,11 +417,25 @@ Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int6
                 st.kind = StepKind::Sync;
                 st.method = a.method;
                 st.algorithm = a.algorithm;
+                st.sparse = (l.sparse_grad && a.sparse) || a.method == SyncMethod::SFB;
+                st.shards = a.method == SyncMethod::ParameterServer
+                                ? (a.ps_placement == PsPlacement::SingleServer ? 1 : std::max(0, a.ps_shards))
+                                : 0;
+                // Sparse rows (the simulator's expected count) and SFB's factors are gathered from every worker.
+                const double tokensPerWorker = double(s.global_batch / s.dp) * double(p.seq_len);
+                const double payload =
+                    a.method == SyncMethod::SFB
+                        ? tokensPerWorker * (double(l.dims.out_features) + double(l.dims.in_features)) * p.activation_bytes
+                    : st.sparse ? detail::sparseRowsBytes(l, tokensPerWorker, p.seq_len, m.seq_len, gradBytes)
+                                : detail::syncPayloadBytes(l, r.layers[i], s, gradBytes);
                 if (a.method == SyncMethod::AllReduce && a.bucket >= 0) {
                     auto [b, fresh] = explicitBuckets.try_emplace(a.bucket, st);
                     b->second.layers.push_back(int32_t(i));
+                    b->second.bytes += payload;
+                    b->second.sparse = b->second.sparse || st.sparse;
                     continue;
                 }
+                st.bytes = payload;
                 const bool fusable = a.method == SyncMethod::AllReduce && !(l.sparse_grad && a.sparse);
                 if (!fusable) {
                     st.layers = {int32_t(i)};
@@ -432,6 +449,7 @@ Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int6
                     open = true;
                 }
                 syncs.back().layers.push_back(int32_t(i));
+                syncs.back().bytes += payload;
                 fill += detail::paramsLocal(l, r.layers[i], s) * gradBytes;
             }
             // A tied copy kept on another stage (Megatron's embedding on the last stage).
@@ -547,6 +565,7 @@ std::string planToJson(const Plan& p)
             ks.push_back(writeKernel(k));
         programs.push_back({{"virtual_stage", pr.virtual_stage},
                             {"phase", phaseName(pr.phase)},
+                            {"params", pr.params},
                             {"kernels", std::move(ks)}});
     }
     j["programs"] = std::move(programs);
@@ -570,6 +589,11 @@ std::string planToJson(const Plan& p)
                 sj["method"] = syncMethodName(st.method);
                 sj["algorithm"] = allReduceAlgoName(st.algorithm);
                 sj["layers"] = st.layers;
+                sj["bytes"] = st.bytes;
+                if (st.sparse)
+                    sj["sparse"] = true;
+                if (st.shards > 0)
+                    sj["shards"] = st.shards;
                 break;
             case StepKind::Optimizer:
                 break;
@@ -617,6 +641,7 @@ Result<Plan> planFromJson(const std::string& text, const std::string& file)
             pr.virtual_stage = int(detail::getInt(programs[i], "virtual_stage", pp, 0, p.virtual_stages - 1));
             pr.phase =
                 readNamed<Phase>(detail::field(programs[i], "phase", pp), sub(pp, "phase"), phaseName, 3);
+            pr.params = detail::getNumberOr(programs[i], "params", pp, 0, 1e18, 0);
             const json& ks = detail::asArray(detail::field(programs[i], "kernels", pp), sub(pp, "kernels"));
             for (size_t k = 0; k < ks.size(); ++k)
                 pr.kernels.push_back(readKernel(ks[k], sub(sub(pp, "kernels"), k)));
@@ -660,6 +685,9 @@ Result<Plan> planFromJson(const std::string& text, const std::string& file)
                     for (size_t q = 0; q < ls.size(); ++q)
                         st.layers.push_back(
                             int32_t(detail::asInt(ls[q], sub(sub(sp, "layers"), q), 0, 1 << 30)));
+                    st.bytes = detail::getNumberOr(sj, "bytes", sp, 0, 1e18, 0);
+                    st.sparse = detail::getBoolOr(sj, "sparse", sp, false);
+                    st.shards = int(detail::getIntOr(sj, "shards", sp, 0, 1 << 20, 0));
                     break;
                 }
                 case StepKind::Optimizer:

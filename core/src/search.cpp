@@ -291,6 +291,7 @@ public:
                                       evenStrategy.layers.end());
             SimOptions so;
             so.seq_len = m_opt.seq_len;
+            so.calibration = m_opt.calibration;
             auto r = simulate(m_model, m_cluster, evenStrategy, so);
             if (!r)
                 return {};
@@ -485,6 +486,7 @@ public:
         Evaluated e;
         SimOptions so;
         so.seq_len = m_opt.seq_len;
+        so.calibration = m_opt.calibration;
         auto r = simulate(m_model, m_cluster, s, so);
         if (!r || r->oom)
             return e;
@@ -512,6 +514,7 @@ public:
         Candidate bestPreset;
         SimOptions so;
         so.seq_len = m_opt.seq_len;
+        so.calibration = m_opt.calibration;
         std::vector<std::pair<std::string, PresetOptions>> presets;
         for (const auto& p : strategyPresets()) {
             PresetOptions po;

@@ -139,25 +139,6 @@ double collectiveTime(Collective kind, double bytes, const GroupShape& g, const 
 
 namespace {
 
-// Expected distinct ranks among T draws from Zipf(1) over V ranks:
-// sum_k 1 - (1 - p_k)^T with p_k = 1 / (k H_V). Exact for the first ranks;
-// beyond, where p_k T is small, 1 - exp(-a/k) with a = T / H_V integrates in
-// closed form: [x - x e^{-a/x} + a E1(a/x)] (E1 the exponential integral).
-double zipfDistinct(int64_t V, double T)
-{
-    constexpr int64_t kExact = 2048;
-    const double H = std::log(double(V)) + 0.5772156649015329 + 1 / (2.0 * double(V)); // harmonic number
-    double sum = 0;
-    const int64_t exact = std::min(V, kExact);
-    for (int64_t k = 1; k <= exact; ++k)
-        sum += 1 - std::pow(1 - 1 / (double(k) * H), T);
-    if (V > exact) {
-        const double a = T / H;
-        auto F = [a](double x) { return x - x * std::exp(-a / x) - a * std::expint(-a / x); }; // E1(z) = -Ei(-z)
-        sum += F(double(V) + 0.5) - F(double(exact) + 0.5);
-    }
-    return std::min(sum, double(V));
-}
 
 struct Ctx
 {
@@ -477,24 +458,8 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
     const int gradBytes = plan.gradient_bytes;
     const double tokensPerWorker = double(s.global_batch / s.dp) * double(x.seq);
     // Sparse embeddings: only the rows the tokens touch, with their indices.
-    // Token ids follow Zipf's law (frequency ~ 1/rank; Zipf 1949, Piantadosi
-    // 2014). Position tables are touched up to the sequence length; other
-    // tables are drawn uniformly.
     auto sparseRows = [&](const Layer& l, double tokens) {
-        double rowsBytes = 0;
-        for (const auto& p : l.params) {
-            const double rows = double(p.shape.front());
-            const double width = double(p.numel()) / rows;
-            double touched = 0;
-            if (int64_t(rows) == l.dims.vocab)
-                touched = zipfDistinct(int64_t(rows), tokens);
-            else if (int64_t(rows) >= x.seq && int64_t(rows) <= 4 * std::max<int64_t>(x.seq, m.seq_len))
-                touched = std::min(rows, double(x.seq)); // position embeddings
-            else
-                touched = rows * (1 - std::pow(1 - 1 / rows, tokens));
-            rowsBytes += touched * (width * gradBytes + 8);
-        }
-        return rowsBytes;
+        return detail::sparseRowsBytes(l, tokens, x.seq, m.seq_len, gradBytes);
     };
     // What one PS-synchronized variable moves: bytes per push, pushers.
     struct PsVolume
@@ -507,17 +472,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
         const SyncAtom& a = r.layers[i].sync;
         if (s.dp <= 1 || a.method == SyncMethod::None || l.params.empty())
             return 0;
-        double bytes = detail::paramsLocal(l, r.layers[i], s) * gradBytes;
-        if (a.compression == Compression::FP16 && gradBytes == 4)
-            bytes /= 2;
-        if (a.compression == Compression::PowerSGD) {
-            double compressed = 0;
-            for (const auto& p : l.params) {
-                const double e = double(p.numel()) / (r.layers[i].tp_role == TpRole::Replicated ? 1 : s.tp);
-                compressed += p.shape.size() == 2 ? a.powersgd_rank * (double(p.shape[0]) + double(p.shape[1])) : e;
-            }
-            bytes = compressed * gradBytes;
-        }
+        const double bytes = detail::syncPayloadBytes(l, r.layers[i], s, gradBytes);
         const bool sparse = l.sparse_grad && a.sparse && a.method != SyncMethod::SFB;
         const double workerBytes = sparse ? sparseRows(l, tokensPerWorker) : bytes;
         switch (a.method) {

@@ -69,6 +69,7 @@ struct Program
     int virtual_stage = 0;
     Phase phase = Phase::Forward;
     std::vector<Kernel> kernels;
+    double params = 0; // parameters per device of the virtual stage (what ZeRO-3 gathers before a pass)
     bool operator==(const Program&) const = default;
 };
 
@@ -92,6 +93,12 @@ struct Step
     SyncMethod method = SyncMethod::AllReduce; // Sync
     AllReduceAlgo algorithm = AllReduceAlgo::Ring;
     std::vector<int32_t> layers;               // Sync: the bucket, in the order gradients become ready
+    // Sync: `bytes` is each worker's payload (the bucket's gradients per
+    // device after compression); `sparse`: rows of a sparse gradient are
+    // exchanged instead (their count depends on the data); `shards`: the
+    // parameter servers a PS variable is split over (0: one per node).
+    bool sparse = false;
+    int shards = 0;
     bool operator==(const Step&) const = default;
 };
 

@@ -10,6 +10,7 @@
 // Cancellable at any moment; returns the best so far.
 
 #include "partita/core/cluster.h"
+#include "partita/core/costmodel.h"
 #include "partita/core/model.h"
 #include "partita/core/result.h"
 #include "partita/core/strategy.h"
@@ -17,6 +18,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +52,7 @@ struct SearchOptions
     int64_t max_evaluations = 0;     // 0: until the budget; else stop after this many (bit-identical reruns)
     bool refine_layers = true;       // per-layer coordinate descent after the global phase finds good points
     bool allow_powersgd = false;     // let per-layer refinement pick PowerSGD (lossy: changes what training computes)
+    std::optional<Calibration> calibration; // measured efficiencies (partita-cli calibrate); default: the device's
     std::function<void(const SearchProgress&)> progress;
     const std::atomic<bool>* cancel = nullptr;
 };
