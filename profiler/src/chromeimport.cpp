@@ -766,7 +766,8 @@ Result<std::vector<std::string>> listInputs(const std::vector<std::string>& path
             for (const auto& e : fs::directory_iterator(p, ec)) {
                 const std::string n = e.path().filename().string();
                 auto ends = [&](std::string_view s) { return n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0; };
-                if (e.is_regular_file() && (ends(".json") || ends(".json.gz")))
+                // partita-worker's rank manifests sit beside its traces.
+                if (e.is_regular_file() && (ends(".json") || ends(".json.gz")) && !ends(".manifest.json"))
                     inDir.push_back(e.path().string());
             }
             if (ec)

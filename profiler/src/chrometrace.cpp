@@ -25,7 +25,7 @@ std::string traceToChromeJson(const Trace& t)
     for (int32_t rank : ranks)
         events.push_back({{"ph", "M"}, {"name", "process_name"}, {"pid", rank}, {"args", {{"name", "rank " + std::to_string(rank)}}}});
     for (const auto& r : t.records) {
-        json args = {{"kind", std::string(traceKindName(r.kind))}};
+        json args = {{"partita_kind", std::string(traceKindName(r.kind))}}; // what the importer reads back
         if (r.layer >= 0)
             args["layer"] = r.layer;
         if (r.op >= 0)
@@ -44,7 +44,10 @@ std::string traceToChromeJson(const Trace& t)
                           {"dur", double(r.dur_ns) / 1e3},
                           {"args", std::move(args)}});
     }
-    return json{{"traceEvents", std::move(events)}, {"displayTimeUnit", "ns"}}.dump() + "\n";
+    json doc{{"traceEvents", std::move(events)}, {"displayTimeUnit", "ns"}};
+    if (ranks.size() == 1) // one rank per file, as PyTorch's profiler writes them
+        doc["distributedInfo"] = {{"rank", *ranks.begin()}};
+    return doc.dump() + "\n";
 }
 
 Result<bool> writeChromeTrace(const Trace& trace, const std::string& path)

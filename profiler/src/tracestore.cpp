@@ -533,6 +533,27 @@ Result<bool> TraceStore::renameRun(int64_t id, const std::string& name)
     return true;
 }
 
+Result<bool> TraceStore::annotateRun(int64_t id, const RunInfo& info)
+{
+    Stmt q(m_db, "UPDATE runs SET name = ?, kind = ?, status = ?, source = ?, host = ?, model_id = nullif(?, 0), "
+                 "cluster_id = nullif(?, 0), strategy_id = nullif(?, 0), meta = ? WHERE id = ?");
+    q.bind(1, info.name)
+        .bind(2, runKindName(info.kind))
+        .bind(3, info.status == RunStatus::Complete ? "complete" : "incomplete")
+        .bind(4, info.source)
+        .bind(5, info.host)
+        .bind(6, info.model_id)
+        .bind(7, info.cluster_id)
+        .bind(8, info.strategy_id)
+        .bind(9, info.meta.empty() ? std::string("{}") : info.meta)
+        .bind(10, id);
+    if (q.step() != SQLITE_DONE)
+        return sqlError("annotating run " + std::to_string(id));
+    if (sqlite3_changes(m_db) == 0)
+        return Error{m_path, "run " + std::to_string(id), "no such run"};
+    return true;
+}
+
 Result<std::vector<StoredTrack>> TraceStore::tracks(int64_t run) const
 {
     Stmt q(m_db, "SELECT id, run_id, rank, track, name, device, events, start_ns, end_ns, max_dur_ns FROM tracks "

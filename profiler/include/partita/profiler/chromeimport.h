@@ -33,7 +33,7 @@ struct TraceImportReport
 };
 
 // `paths`: files, or folders whose *.json and *.json.gz files are read (one per
-// rank). The rank comes from `distributedInfo.rank`; a file without one gets
+// rank; partita-worker's *.manifest.json are left out). The rank comes from `distributedInfo.rank`; a file without one gets
 // the next unused rank, with a warning. A malformed file fails the import with
 // the file and byte offset; the partial run is removed, earlier runs untouched.
 Result<TraceImportReport> importChromeTrace(TraceStore& store, const std::vector<std::string>& paths,

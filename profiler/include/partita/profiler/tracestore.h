@@ -197,6 +197,10 @@ public:
     Result<RunInfo> run(int64_t id) const;
     Result<bool> deleteRun(int64_t id);
     Result<bool> renameRun(int64_t id, const std::string& name);
+    // Completes what an importer could not know: the run's kind, status,
+    // source, host, documents and meta (a measured run whose ranks failed is
+    // kept, marked incomplete).
+    Result<bool> annotateRun(int64_t id, const RunInfo& info);
 
     Result<std::vector<StoredTrack>> tracks(int64_t run) const;
     // Everything to draw of one track between t0 and t1 at `ns_per_pixel`:
