@@ -15,8 +15,8 @@ PACKAGES=(
     libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata
     # networks exported by PyTorch for the ONNX tests
     python3 python3-torch python3-torchvision
-    # CPU backend (MPI launcher, BLAS)
-    libopenmpi-dev openmpi-bin libopenblas-dev
+    # CPU backend (MPI launcher, BLAS); the ssh launcher and its test (a throwaway sshd on 127.0.0.1)
+    libopenmpi-dev openmpi-bin libopenblas-dev openssh-client openssh-server
     # fuzzers (libFuzzer ships with clang's runtime)
     clang libclang-rt-dev
     # headless GUI checks and screenshots

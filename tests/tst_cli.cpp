@@ -307,6 +307,85 @@ private slots:
         QVERIFY(QString::fromUtf8(bad.readAllStandardError()).contains("missing-plan.json"));
     }
 
+    // A measured run on this machine's CPU (2 ranks through mpirun), compared
+    // with its prediction; calibrated from it; the calibration read back by
+    // simulate and search.
+    void runAndCalibrate()
+    {
+        const QString model = write("run-gpt2.json", R"({"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2,
+                                                        "n_positions": 64, "vocab_size": 512})");
+        const QString project = m_tmp.filePath("run.partita");
+        Run r = cli({"run", "--model", model, "--cluster", "local", "--ranks", "2", "--preset", "ddp", "--global-batch", "4",
+                     "--seq-len", "64", "--steps", "2", "--warmup", "1", "--project", project, "--json"});
+        QVERIFY2(r.code == 0, qPrintable(r.err));
+        QVERIFY2(r.err.contains("rank 1 step 2/2"), qPrintable(r.err)); // progress goes to stderr with --json
+        const QJsonObject j = QJsonDocument::fromJson(r.out.toUtf8()).object();
+        const int runId = j["run_id"].toInt();
+        QVERIFY(runId > 0);
+        QCOMPARE(j["ranks"].toInt(), 2);
+        QVERIFY(j["complete"].toBool());
+        QVERIFY(j["measured_step_time_s"].toDouble() > 0);
+        QVERIFY(j["predicted_step_time_s"].toDouble() > 0);
+        const QJsonArray layers = j["layers"].toArray();
+        QVERIFY(layers.size() > 5);
+        int measuredLayers = 0;
+        for (const auto& l : layers)
+            measuredLayers += l.toObject()["measured_s"].toDouble() > 0;
+        QVERIFY(measuredLayers > 5);
+        r = cli({"runs", "list", "--project", project, "--json"});
+        QVERIFY(r.out.contains("\"measured\""));
+
+        const QString cal = m_tmp.filePath("cal.json");
+        r = cli({"calibrate", "--project", project, "--run", QString::number(runId), "--out", cal, "--json"});
+        QVERIFY2(r.code == 0, qPrintable(r.err));
+        const QJsonObject c = QJsonDocument::fromJson(r.out.toUtf8()).object();
+        QVERIFY(c["gemm_ops"].toInt() > 0);
+        QVERIFY(c["memory_ops"].toInt() > 0);
+        QVERIFY(c["collectives"].toInt() > 0);
+        QVERIFY(c["calibration"].toObject()["source"].toString().contains("fitted to measured run"));
+        const QString cluster = write("four-a100.json", R"({"partita_cluster": 1, "name": "four", "nodes": [{"devices": [
+            {"preset": "a100-sxm4-80gb"}, {"preset": "a100-sxm4-80gb"}], "intra": {"kind": "nvswitch", "bandwidth": "300 GB/s"}}]})");
+        r = cli({"simulate", "--model", model, "--cluster", cluster, "--preset", "ddp", "--seq-len", "64", "--calibration", cal, "--json"});
+        QVERIFY2(r.code == 0, qPrintable(r.err));
+        QVERIFY(QJsonDocument::fromJson(r.out.toUtf8()).object()["calibration_source"].toString().contains("fitted"));
+        r = cli({"search", "--model", model, "--cluster", cluster, "--seq-len", "64", "--calibration", cal, "--max-evals", "20", "--json"});
+        QVERIFY2(r.code == 0, qPrintable(r.err));
+    }
+
+    void runRefusals_data()
+    {
+        QTest::addColumn<QStringList>("args");
+        QTest::addColumn<QString>("err");
+        QTest::newRow("cuda") << QStringList{"run", "--backend", "cuda"} << "CUDA backend is not built yet";
+        QTest::newRow("ssh without hosts") << QStringList{"run", "--launcher", "ssh"} << "needs --hosts";
+        QTest::newRow("missing hostfile") << QStringList{"run", "--launcher", "ssh", "--hosts", "/nonexistent/hosts"}
+                                          << "/nonexistent/hosts";
+        QTest::newRow("unchecked host keys") << QStringList{"run", "--launcher", "ssh", "--hosts", "HOSTS", "--ssh-option",
+                                                            "StrictHostKeyChecking=no"}
+                                             << "host keys are always verified";
+        QTest::newRow("calibrate a prediction") << QStringList{"calibrate", "--run", "1"} << "not a measured run";
+    }
+    void runRefusals()
+    {
+        QFETCH(QStringList, args);
+        QFETCH(QString, err);
+        const QString model = write("refuse-gpt2.json", R"({"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2,
+                                                          "n_positions": 64, "vocab_size": 512})");
+        const QString hosts = write("hosts", "partita-node slots=2\n");
+        const QString project = m_tmp.filePath("refusals.partita");
+        args.replaceInStrings("HOSTS", hosts);
+        if (args.first() == "run")
+            args << "--model" << model << "--cluster" << "local" << "--ranks" << "2" << "--preset" << "ddp" << "--project"
+                 << project;
+        else
+            QCOMPARE(cli({"simulate", "--model", model, "--cluster", "dgx-a100-80gb", "--preset", "ddp", "--project", project}).code, 0);
+        if (args.first() == "calibrate")
+            args << "--project" << project;
+        const Run r = cli(args);
+        QCOMPARE(r.code, 2);
+        QVERIFY2(r.err.contains(err), qPrintable(r.err));
+    }
+
     void convertRoundTrips()
     {
         const QString out = m_tmp.filePath("gpt2.partita.json");

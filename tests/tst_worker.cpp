@@ -1,9 +1,11 @@
-// The one-rank CPU worker: every plan op runs exactly once per measured step
-// with the plan's shapes, steps are traced, bad plans and options are refused.
+// The worker engine on the CPU backend, one rank without MPI: every plan op
+// runs exactly once per measured step with the plan's shapes, steps are
+// traced, bad plans and options are refused. Several ranks under mpirun are
+// tested through the launcher (tst_launcher).
 #include "partita/core/clusterio.h"
 #include "partita/core/modelio.h"
 #include "partita/core/plan.h"
-#include "partita/executor/cpuworker.h"
+#include "partita/executor/worker.h"
 
 #include <QTest>
 
@@ -51,7 +53,7 @@ Plan tinyPlan(int devicesOrZero = 0)
 
 } // namespace
 
-class TestCpuWorker : public QObject
+class TestWorker : public QObject
 {
     Q_OBJECT
 private slots:
@@ -83,7 +85,7 @@ private slots:
             }
         }
         QVERIFY(expected.size() > 10);
-        CpuWorkerOptions o;
+        WorkerOptions o;
         o.steps = steps;
         o.warmup = 1;
         o.shape_scale = scale;
@@ -97,7 +99,8 @@ private slots:
         QCOMPARE(progress, steps + 1);
         QCOMPARE(int(r->step_s.size()), steps);
         QCOMPARE(r->shape_scale, scale);
-        QCOMPARE(r->kernels_per_step, int64_t(expected.size()));
+        QCOMPARE(r->ops_per_step, int64_t(expected.size()));
+        QVERIFY(r->complete);
         std::map<int64_t, int> seen;
         int stepRecords = 0;
         for (const TraceRecord& t : r->trace.records) {
@@ -125,7 +128,7 @@ private slots:
         QTest::addColumn<double>("scale");
         QTest::addColumn<int>("steps");
         QTest::addColumn<QString>("message");
-        QTest::newRow("8 ranks") << 8 << 1.0 << 1 << "MPI communicator";
+        QTest::newRow("8 ranks") << 8 << 1.0 << 1 << "the plan has 8 ranks but 1 was started";
         QTest::newRow("scale 0") << 0 << 0.0 << 1 << "shape scale";
         QTest::newRow("scale 2") << 0 << 2.0 << 1 << "shape scale";
         QTest::newRow("no steps") << 0 << 1.0 << 0 << "at least one measured step";
@@ -136,7 +139,7 @@ private slots:
         QFETCH(double, scale);
         QFETCH(int, steps);
         QFETCH(QString, message);
-        CpuWorkerOptions o;
+        WorkerOptions o;
         o.shape_scale = scale;
         o.steps = steps;
         auto r = runCpuWorker(tinyPlan(devices), o);
@@ -147,7 +150,7 @@ private slots:
     void cancelled()
     {
         std::atomic<bool> cancel{true};
-        CpuWorkerOptions o;
+        WorkerOptions o;
         o.cancel = &cancel;
         auto r = runCpuWorker(tinyPlan(), o);
         QVERIFY(!r);
@@ -155,5 +158,5 @@ private slots:
     }
 };
 
-QTEST_APPLESS_MAIN(TestCpuWorker)
-#include "tst_cpuworker.moc"
+QTEST_APPLESS_MAIN(TestWorker)
+#include "tst_worker.moc"

@@ -1,5 +1,6 @@
 // partita-cli: everything the workbench does, headless.
 #include "inspect.h"
+#include "run.h"
 #include "search.h"
 #include "simulate.h"
 #include "trace.h"
@@ -89,8 +90,60 @@ int main(int argc, char** argv)
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     search->add_flag("--allow-powersgd", sco.allowPowerSgd,
                      "let per-layer refinement choose PowerSGD compression (lossy: training no longer computes the same)");
+    search->add_option("--calibration", sco.calibration, "calibration file with measured efficiencies (partita-cli calibrate)");
     search->add_option("--out", sco.out, "write the best strategy (JSON)");
     search->add_flag("--json", sco.json, "print JSON instead of a table");
+
+    partita::cli::RunCliOptions ro;
+    CLI::App* runCmd = app.add_subcommand("run", "Run a strategy for real, traced, and compare it with its prediction");
+    runCmd->add_option("--model", ro.sim.model, "model file")->required();
+    runCmd->add_option("--cluster", ro.sim.cluster,
+                       "cluster file or preset, or 'local': this machine, its ranks processes here (CPU backend)")
+        ->required();
+    runCmd->add_option("--device", ro.sim.device, "device preset of the GPUs in an nvidia-smi topo -m file");
+    runCmd->add_option("--node", ro.sim.nodeTemplate, "cluster preset each host of a hostfile is made of");
+    auto* rstrat = runCmd->add_option("--strategy", ro.sim.strategy, "strategy JSON file (docs/formats.md)");
+    auto* rpreset = runCmd->add_option("--preset", ro.sim.preset, "strategy preset (partita-cli presets)");
+    rstrat->excludes(rpreset);
+    runCmd->add_option("--tp", ro.sim.tp, "tensor-parallel degree")->check(CLI::Range(1, 1 << 16));
+    runCmd->add_option("--pp", ro.sim.pp, "pipeline-parallel degree")->check(CLI::Range(1, 1 << 16));
+    runCmd->add_option("--dp", ro.sim.dp, "data-parallel degree (default: devices / (tp x pp))")->check(CLI::Range(1, 1 << 24));
+    runCmd->add_option("--ranks", ro.ranks, "with --cluster local: processes (default: dp x tp x pp)")->check(CLI::Range(1, 4096));
+    runCmd->add_flag("--remeasure", ro.remeasure, "with --cluster local: measure this machine again instead of reusing the project's figures");
+    runCmd->add_option("--micro-batch", ro.sim.microBatch, "samples per micro-batch")->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+    runCmd->add_option("--global-batch", ro.sim.globalBatch, "samples per step (default: dp x micro-batch)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+    runCmd->add_option("--interleave", ro.sim.interleave, "model chunks per device (interleaved 1F1B)")->check(CLI::Range(1, 1024));
+    runCmd->add_option("--recompute", ro.sim.recompute, "activation recomputation")->check(CLI::IsMember({"none", "selective", "full"}));
+    runCmd->add_flag("--sequence-parallel", ro.sim.sequenceParallel, "sequence parallelism (with tp > 1)");
+    runCmd->add_option("--zero", ro.sim.zero, "ZeRO stage")->check(CLI::Range(0, 3));
+    runCmd->add_option("--dtype", ro.sim.dtype, "training precision")->check(CLI::IsMember({"fp16", "bf16", "fp32"}));
+    runCmd->add_option("--seq-len", ro.sim.seqLen, "sequence length (default: the model's)")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+    runCmd->add_option("--calibration", ro.sim.calibration, "calibration file for the prediction (partita-cli calibrate)");
+    runCmd->add_option("--backend", ro.backend, "where kernels run (the CUDA backend is not built yet)")->check(CLI::IsMember({"cpu", "cuda"}));
+    runCmd->add_option("--launcher", ro.launcher, "how ranks start: mpirun here, mpirun over ssh, or Slurm's srun")
+        ->check(CLI::IsMember({"local", "ssh", "slurm"}));
+    runCmd->add_option("--hosts", ro.hosts, "hostfile (host [slots=N] per line) for the ssh and slurm launchers");
+    runCmd->add_option("--ssh-config", ro.sshConfig, "ssh: client configuration file (ssh -F)");
+    runCmd->add_option("--ssh-identity", ro.sshIdentity, "ssh: private key (ssh -i)");
+    runCmd->add_option("--ssh-option", ro.sshOptions, "ssh: KEY=VALUE option (ssh -o), repeatable; host keys stay verified");
+    runCmd->add_option("--remote-dir", ro.remoteDir, "ssh: folder on the hosts for the plan and the ranks' files (default /tmp)");
+    runCmd->add_option("--worker", ro.worker, "partita-worker to start (default: the one beside partita-cli)");
+    runCmd->add_option("--steps", ro.steps, "measured steps")->check(CLI::Range(1, 100000));
+    runCmd->add_option("--warmup", ro.warmup, "warm-up steps, not traced")->check(CLI::Range(0, 100000));
+    runCmd->add_option("--shape-scale", ro.shapeScale, "scale GEMM dimensions, memory traffic and messages by this (0, 1]; recorded")
+        ->check(CLI::Range(1e-6, 1.0));
+    runCmd->add_option("--timeout", ro.timeout, "seconds before every rank is terminated")->check(CLI::Range(1.0, 1e7));
+    runCmd->add_option("--project", ro.sim.project, "project the measured run and its prediction go into")->required();
+    runCmd->add_option("--name", ro.sim.runName, "run name (default: the strategy's)");
+    runCmd->add_flag("--json", ro.sim.json, "print JSON (rank progress then goes to stderr)");
+
+    partita::cli::CalibrateCliOptions cco;
+    CLI::App* calib = app.add_subcommand("calibrate", "Fit the cost model's efficiencies to a measured run");
+    calib->add_option("--project", cco.project, "project file")->required();
+    calib->add_option("--run", cco.run, "measured run id")->required();
+    calib->add_option("--out", cco.out, "write the calibration JSON here (default: standard output)");
+    calib->add_flag("--json", cco.json, "print a JSON summary with the calibration");
 
     bool presetsJson = false;
     CLI::App* presets = app.add_subcommand("presets", "List strategy, cluster and device presets");
@@ -155,5 +208,9 @@ int main(int argc, char** argv)
         return partita::cli::runTraceDiff(tro);
     if (*rlist)
         return partita::cli::runRunsList(tro);
+    if (*runCmd)
+        return partita::cli::runRun(ro);
+    if (*calib)
+        return partita::cli::runCalibrate(cco);
     return 2;
 }

@@ -1,4 +1,5 @@
 #include "search.h"
+#include "simulate.h"
 
 #include "common.h"
 
@@ -44,6 +45,10 @@ int runSearch(const SearchCliOptions& o)
     so.top_k = o.top;
     so.max_evaluations = o.maxEvals;
     so.allow_powersgd = o.allowPowerSgd;
+    auto cal = loadCalibration(o.calibration);
+    if (!cal)
+        return fail(cal.error());
+    so.calibration = *cal;
     so.cancel = &g_cancel;
     // Ctrl-C stops the search and keeps the best found so far.
     std::signal(SIGINT, onSigint);

@@ -40,14 +40,8 @@ std::string pct(double part, double whole)
 
 } // namespace
 
-int runSimulate(const SimulateOptions& o)
+Result<Strategy> strategyFromOptions(const SimulateOptions& o, const Model& model, const Cluster& cluster)
 {
-    auto model = loadModel(o.model);
-    if (!model)
-        return fail(model.error());
-    auto cluster = loadCluster(o.cluster, ClusterLoadOptions{o.device, o.nodeTemplate});
-    if (!cluster)
-        return fail(cluster.error());
     Precision precision = Precision::BF16;
     if (o.dtype == "fp16")
         precision = Precision::FP16;
@@ -60,10 +54,10 @@ int runSimulate(const SimulateOptions& o)
     if (!o.strategy.empty()) {
         auto text = slurp(o.strategy);
         if (!text)
-            return fail(text.error());
+            return text.error();
         auto parsed = strategyFromJson(*text, o.strategy);
         if (!parsed)
-            return fail(parsed.error());
+            return parsed.error();
         s = *parsed;
     } else if (!o.preset.empty()) {
         PresetOptions po;
@@ -75,14 +69,14 @@ int runSimulate(const SimulateOptions& o)
         po.precision = precision;
         po.recompute = recompute;
         po.sequence_parallel = o.sequenceParallel;
-        auto p = strategyPreset(o.preset, *model, *cluster, po);
+        auto p = strategyPreset(o.preset, model, cluster, po);
         if (!p)
-            return fail(p.error());
+            return p.error();
         s = *p;
         if (o.zero > 0)
             s.zero_stage = o.zero;
     } else {
-        const int devices = cluster->deviceCount();
+        const int devices = cluster.deviceCount();
         s.name = "command line";
         s.precision = precision;
         s.tp = o.tp;
@@ -91,9 +85,9 @@ int runSimulate(const SimulateOptions& o)
             s.dp = o.dp;
         } else {
             if (devices % (o.tp * o.pp) != 0)
-                return fail(Error{"command line", "--tp/--pp", "tp x pp = " + std::to_string(o.tp * o.pp) +
-                                                                   " does not divide the cluster's " +
-                                                                   std::to_string(devices) + " devices"});
+                return Error{"command line", "--tp/--pp", "tp x pp = " + std::to_string(o.tp * o.pp) +
+                                                              " does not divide the cluster's " +
+                                                              std::to_string(devices) + " devices"};
             s.dp = devices / (o.tp * o.pp);
         }
         s.micro_batch = o.microBatch;
@@ -105,19 +99,58 @@ int runSimulate(const SimulateOptions& o)
         s.zero_stage = o.zero;
         s.fp32_grad_accumulation = precision != Precision::FP32 && (o.tp > 1 || o.pp > 1);
     }
+    return s;
+}
+
+Result<std::optional<Calibration>> loadCalibration(const std::string& path)
+{
+    if (path.empty())
+        return std::optional<Calibration>{};
+    auto text = slurp(path);
+    if (!text)
+        return text.error();
+    auto cal = calibrationFromJson(*text, path);
+    if (!cal)
+        return cal.error();
+    return std::optional<Calibration>(*cal);
+}
+
+Result<StoredDocuments> saveRunDocuments(TraceStore& store, const Model& model, const std::string& modelLabel,
+                                         const Cluster& cluster, const Strategy& s, const std::string& strategyName)
+{
+    auto md = store.saveDocument("model", model.name.empty() ? modelLabel : model.name, modelToJson(model));
+    if (!md)
+        return md.error();
+    auto cd = store.saveDocument("cluster", cluster.name, clusterToJson(cluster));
+    if (!cd)
+        return cd.error();
+    auto sd = store.saveDocument("strategy", strategyName, strategyToJson(s));
+    if (!sd)
+        return sd.error();
+    return StoredDocuments{md->id, cd->id, sd->id};
+}
+
+int runSimulate(const SimulateOptions& o)
+{
+    auto model = loadModel(o.model);
+    if (!model)
+        return fail(model.error());
+    auto cluster = loadCluster(o.cluster, ClusterLoadOptions{o.device, o.nodeTemplate});
+    if (!cluster)
+        return fail(cluster.error());
+    auto strategy = strategyFromOptions(o, *model, *cluster);
+    if (!strategy)
+        return fail(strategy.error());
+    const Strategy& s = *strategy;
 
     SimOptions so;
     so.seq_len = o.seqLen;
     so.trace = !o.traceOut.empty() || !o.project.empty();
-    if (!o.calibration.empty()) {
-        auto text = slurp(o.calibration);
-        if (!text)
-            return fail(text.error());
-        auto cal = calibrationFromJson(*text, o.calibration);
-        if (!cal)
-            return fail(cal.error());
-        so.calibration = *cal;
-    }
+    auto cal = loadCalibration(o.calibration);
+    if (!cal)
+        return fail(cal.error());
+    if (*cal)
+        so.calibration = **cal;
     auto plan = lowerPlan(*model, *cluster, s, o.seqLen);
     if (!plan)
         return fail(plan.error());
@@ -139,19 +172,17 @@ int runSimulate(const SimulateOptions& o)
         auto store = TraceStore::open(o.project);
         if (!store)
             return fail(store.error());
-        auto md = (*store)->saveDocument("model", model->name.empty() ? o.model : model->name, modelToJson(*model));
-        auto cd = md ? (*store)->saveDocument("cluster", cluster->name, clusterToJson(*cluster)) : Result<Document>(md.error());
         const std::string strategyName = s.name.empty() ? (o.preset.empty() ? "manual" : o.preset) : s.name;
-        auto sd = cd ? (*store)->saveDocument("strategy", strategyName, strategyToJson(s)) : Result<Document>(cd.error());
-        if (!sd)
-            return fail(sd.error());
+        auto docs = saveRunDocuments(**store, *model, o.model, *cluster, s, strategyName);
+        if (!docs)
+            return fail(docs.error());
         RunInfo info;
         info.name = o.runName.empty() ? strategyName + " (predicted)" : o.runName;
         info.kind = RunKind::Predicted;
         info.source = "partita-cli simulate";
-        info.model_id = md->id;
-        info.cluster_id = cd->id;
-        info.strategy_id = sd->id;
+        info.model_id = docs->model;
+        info.cluster_id = docs->cluster;
+        info.strategy_id = docs->strategy;
         const std::string meta = json{{"step_time_s", r->step_time},
                                       {"samples_per_s", r->samples_per_s},
                                       {"mfu", r->mfu},

@@ -1,7 +1,13 @@
 #pragma once
 // `partita-cli simulate` and `partita-cli presets`.
 
+#include "partita/core/costmodel.h"
+#include "partita/core/model.h"
+#include "partita/core/strategy.h"
+#include "partita/profiler/tracestore.h"
+
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace partita::cli {
@@ -17,6 +23,19 @@ struct SimulateOptions
 };
 
 int runSimulate(const SimulateOptions& o);
+
+// The strategy the options describe: a file, a preset, or mesh flags.
+Result<Strategy> strategyFromOptions(const SimulateOptions& o, const Model& model, const Cluster& cluster);
+// A calibration file, or none when the path is empty.
+Result<std::optional<Calibration>> loadCalibration(const std::string& path);
+
+// The model, cluster and strategy a run came from, saved as documents of the project.
+struct StoredDocuments
+{
+    int64_t model = 0, cluster = 0, strategy = 0;
+};
+Result<StoredDocuments> saveRunDocuments(TraceStore& store, const Model& model, const std::string& modelLabel,
+                                         const Cluster& cluster, const Strategy& s, const std::string& strategyName);
 int runPresets(bool json);
 
 } // namespace partita::cli

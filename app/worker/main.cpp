@@ -1,8 +1,12 @@
 // partita-worker: one rank of a measured run. Reads an execution plan
 // (docs/formats.md), runs warm-up then measured steps, writes the rank's
-// timeline (Chrome trace JSON) and a manifest, and reports progress on stdout.
+// timeline (Chrome trace JSON) and a manifest after every measured step (a
+// rank that dies leaves what it measured), and reports progress on stdout.
+// Started by mpirun or srun it joins the MPI job; alone it runs one-rank
+// plans.
 #include "partita/core/plan.h"
-#include "partita/executor/cpuworker.h"
+#include "partita/executor/mpicomm.h"
+#include "partita/executor/worker.h"
 #include "partita/profiler/chrometrace.h"
 
 #include <CLI/CLI.hpp>
@@ -22,8 +26,28 @@ std::atomic<bool> g_cancel{false};
 void onSignal(int) { g_cancel = true; }
 int fail(const std::string& msg)
 {
-    std::cerr << "partita-worker: error: " << msg << "\n";
+    std::cerr << "partita-worker: error: " << msg << std::endl;
     return 2;
+}
+
+std::string hostName()
+{
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    return host;
+}
+
+// Writes `text` to `path` through a temporary file and a rename.
+bool writeAtomically(const std::string& path, const std::string& text)
+{
+    const std::string tmp = path + ".partita-tmp";
+    {
+        std::ofstream f(tmp, std::ios::binary);
+        f << text;
+        if (!f.flush())
+            return false;
+    }
+    return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 } // namespace
 
@@ -31,74 +55,99 @@ int main(int argc, char** argv)
 {
     CLI::App app{"Partita worker: runs one rank of an execution plan and traces it"};
     std::string planPath, out, backend = "cpu";
-    int rank = 0, steps = 3, warmup = 1;
+    int steps = 3, warmup = 1;
     double scale = 1.0;
     app.add_option("--plan", planPath, "execution plan (JSON, from partita-cli simulate --plan-out)")->required();
     app.add_option("--out", out, "folder for rank-R.trace.json and rank-R.manifest.json")->required();
-    app.add_option("--rank", rank, "this process's rank")->check(CLI::NonNegativeNumber);
     app.add_option("--steps", steps, "measured steps")->check(CLI::Range(1, 100000));
     app.add_option("--warmup", warmup, "warm-up steps, not traced")->check(CLI::Range(0, 100000));
-    app.add_option("--shape-scale", scale, "multiply GEMM dimensions and memory traffic by this (0, 1]; recorded")
+    app.add_option("--shape-scale", scale, "multiply GEMM dimensions, memory traffic and messages by this (0, 1]; recorded")
         ->check(CLI::Range(1e-6, 1.0));
-    app.add_option("--backend", backend, "compute backend")->check(CLI::IsMember({"cpu"}));
+    app.add_option("--backend", backend, "compute backend (the CUDA backend is not built yet)")->check(CLI::IsMember({"cpu"}));
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         const int code = app.exit(e);
         return code == 0 ? 0 : 2;
     }
+    const std::string host = hostName();
     std::ifstream in(planPath, std::ios::binary);
     if (!in)
-        return fail(planPath + ": " + std::strerror(errno));
+        return fail("on " + host + ": " + planPath + ": " + std::strerror(errno));
     std::stringstream text;
     text << in.rdbuf();
     auto plan = partita::planFromJson(text.str(), planPath);
     if (!plan)
-        return fail(plan.error().str());
+        return fail("on " + host + ": " + plan.error().str());
+    std::unique_ptr<partita::Communicator> comm;
+    if (partita::startedByMpiLauncher()) {
+        auto c = partita::makeMpiCommunicator(*plan, &argc, &argv);
+        if (!c)
+            return fail("on " + host + ": " + c.error().str());
+        comm = std::move(*c);
+    } else {
+        comm = partita::makeLoneCommunicator();
+    }
+    const int rank = comm->rank();
+    const std::string who = "rank " + std::to_string(rank) + " on " + host;
+    auto abortAll = [&](const std::string& msg) {
+        fail(who + ": " + msg);
+        if (comm->size() > 1)
+            comm->abort(3); // peers would wait for this rank forever
+        return 2;
+    };
     std::error_code ec;
     std::filesystem::create_directories(out, ec);
     if (ec)
-        return fail(out + ": " + ec.message());
+        return abortAll(out + ": " + ec.message());
     std::signal(SIGTERM, onSignal);
     std::signal(SIGINT, onSignal);
-    partita::CpuWorkerOptions o;
-    o.rank = rank;
+    std::cout << "rank " << rank << " host " << host << " pid " << getpid() << " started: " << comm->size()
+              << " ranks, " << comm->name() << std::endl;
+    const std::string base = out + "/rank-" + std::to_string(rank);
+    std::string writeError;
+    auto save = [&](const partita::WorkerResult& r) {
+        if (auto w = partita::writeChromeTrace(r.trace, base + ".trace.json.partita-part"); !w) {
+            writeError = w.error().str();
+            return;
+        }
+        std::rename((base + ".trace.json.partita-part").c_str(), (base + ".trace.json").c_str());
+        nlohmann::json manifest{{"rank", rank},
+                                {"world", comm->size()},
+                                {"host", host},
+                                {"pid", getpid()},
+                                {"backend", backend},
+                                {"plan", planPath},
+                                {"strategy", plan->strategy},
+                                {"warmup", warmup},
+                                {"steps", steps},
+                                {"step_s", r.step_s},
+                                {"complete", r.complete},
+                                {"ops_per_step", r.ops_per_step},
+                                {"shape_scale", r.shape_scale},
+                                {"compute", r.compute},
+                                {"communicator", r.communicator},
+                                {"overlapped_sync", r.overlapped},
+                                {"trace", "rank-" + std::to_string(rank) + ".trace.json"}};
+        if (!writeAtomically(base + ".manifest.json", manifest.dump(2) + "\n"))
+            writeError = base + ".manifest.json: " + std::strerror(errno);
+    };
+    partita::WorkerOptions o;
     o.steps = steps;
     o.warmup = warmup;
     o.shape_scale = scale;
     o.cancel = &g_cancel;
+    o.checkpoint = save;
     o.progress = [&](int step, bool isWarmup, double seconds) {
         std::cout << "rank " << rank << " " << (isWarmup ? "warm-up " : "step ") << (isWarmup ? step + 1 : step - warmup + 1)
                   << "/" << (isWarmup ? warmup : steps) << " " << seconds << " s" << std::endl;
     };
-    auto r = partita::runCpuWorker(*plan, o);
+    auto compute = partita::makeCpuCompute();
+    auto r = partita::runWorker(*plan, o, *compute, *comm);
     if (!r)
-        return fail(r.error().str());
-    const std::string base = out + "/rank-" + std::to_string(rank);
-    if (auto w = partita::writeChromeTrace(r->trace, base + ".trace.json"); !w)
-        return fail(w.error().str());
-    char host[256] = {};
-    gethostname(host, sizeof host - 1);
-    nlohmann::json manifest{{"rank", rank},
-                            {"host", host},
-                            {"backend", backend},
-                            {"plan", planPath},
-                            {"strategy", plan->strategy},
-                            {"warmup", warmup},
-                            {"step_s", r->step_s},
-                            {"kernels_per_step", r->kernels_per_step},
-                            {"shape_scale", r->shape_scale},
-                            {"blas", r->blas},
-                            {"trace", base + ".trace.json"}};
-    const std::string tmp = base + ".manifest.json.partita-tmp";
-    {
-        std::ofstream m(tmp);
-        m << manifest.dump(2) << "\n";
-        if (!m.flush())
-            return fail(tmp + ": write failed");
-    }
-    if (std::rename(tmp.c_str(), (base + ".manifest.json").c_str()) != 0)
-        return fail(base + ".manifest.json: " + std::strerror(errno));
+        return abortAll(r.error().str());
+    if (!writeError.empty())
+        return abortAll(writeError);
     std::cout << "rank " << rank << " done: " << base << ".manifest.json" << std::endl;
     return 0;
 }

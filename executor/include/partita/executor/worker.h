@@ -1,14 +1,20 @@
 #pragma once
-// The CPU backend of the executor, for one rank: runs the plan's kernels of
-// the plan's exact shapes (GEMMs through OpenBLAS, memory-bound passes of the
-// plan's bytes) in the plan's step order, warm-up steps then measured ones,
-// and traces every kernel with the host clock. Collectives, sends and
-// receives need the MPI communicator, which is not built yet: a plan with
-// more than one rank is refused with that reason.
+// One rank of a measured run: replays its rank class's steps of a plan through
+// a compute backend and a communicator, warm-up steps then measured ones, and
+// traces every op on the host clock aligned to rank 0.
+//
+// Streams as the plan has them: kernels, tensor-parallel collectives and
+// pipeline sends/receives run in order on the compute thread; data-parallel
+// gradient synchronization runs on a communication thread, each bucket posted
+// as soon as the last micro-batch's backward has produced its gradients, so it
+// overlaps the rest of the backward as the simulator assumes; ZeRO-3 gathers a
+// pass's parameters one pass ahead on the same thread. The optimizer waits for
+// every bucket.
 
 #include "partita/core/plan.h"
 #include "partita/core/result.h"
 #include "partita/core/trace.h"
+#include "partita/executor/backend.h"
 
 #include <atomic>
 #include <cstdint>
@@ -18,33 +24,52 @@
 
 namespace partita {
 
-struct CpuWorkerOptions
+struct WorkerResult
 {
     int rank = 0;
+    double shape_scale = 1.0;
+    std::vector<double> step_s;   // measured steps
+    Trace trace;                  // measured steps only; op = planOpId, layer from the plan
+    int64_t ops_per_step = 0;     // traced ops (kernels, collectives, transfers, syncs) of one step
+    std::string compute;          // the compute backend's description
+    std::string communicator;     // the communicator's
+    bool overlapped = false;      // synchronization ran on its own thread
+    bool complete = false;        // every measured step ran
+};
+
+struct WorkerOptions
+{
     int warmup = 1;
     int steps = 3;
-    // GEMM dimensions and memory traffic multiplied by this factor (an
-    // explicit scale-down for slow CPUs; 1 runs the plan's shapes). Recorded
-    // in the result.
+    // GEMM dimensions, memory traffic and message sizes multiplied by this
+    // factor (an explicit scale-down for slow CPUs; 1 runs the plan's
+    // shapes). Recorded in the result.
     double shape_scale = 1.0;
-    std::function<void(int step, bool warmup, double seconds)> progress;
+    std::function<void(int iteration, bool warmup, double seconds)> progress;
+    // After each measured step, with what was measured so far (a rank that
+    // dies later leaves these steps behind).
+    std::function<void(const WorkerResult&)> checkpoint;
     const std::atomic<bool>* cancel = nullptr;
 };
 
-struct CpuWorkerResult
-{
-    int rank = 0;
-    double shape_scale = 1.0;
-    std::vector<double> step_s;  // measured steps
-    Trace trace;                 // measured steps only; op = index of the kernel in plan order, layer from the plan
-    int64_t kernels_per_step = 0;
-    std::string blas;            // the BLAS library's configuration string
-};
+// Checks that this executor can replay the plan on `comm` (its world, its
+// classes, the synchronization methods it implements).
+Result<bool> checkPlanForWorker(const Plan& plan, int rank, int worldSize);
 
-Result<CpuWorkerResult> runCpuWorker(const Plan& plan, const CpuWorkerOptions& options);
+Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& options, ComputeBackend& compute,
+                               Communicator& comm);
 
-// A stable id for every kernel a rank runs in one step, in plan order:
-// (step index, micro-batch, kernel index) flattened. The trace's `op` field.
+// The CPU backend on one rank without MPI (plans of one device).
+Result<WorkerResult> runCpuWorker(const Plan& plan, const WorkerOptions& options);
+
+// A stable id for every op a rank runs in one step: (index of the step in its
+// class, index of the kernel in the step's program) flattened. Ops outside a
+// program: the step's own op is kernel 0 (sync, send, receive, optimizer),
+// the ZeRO-3 gather before a pass kPreGather, the reduce-scatter after it
+// kPostScatter, ZeRO-1/2's parameter gather after the optimizer kPostGather.
 int64_t planOpId(int step, int kernel);
+inline constexpr int kPreGather = 99997;
+inline constexpr int kPostScatter = 99998;
+inline constexpr int kPostGather = 99999;
 
 } // namespace partita

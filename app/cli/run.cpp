@@ -1,0 +1,316 @@
+#include "run.h"
+
+#include "common.h"
+
+#include "partita/core/clusterio.h"
+#include "partita/core/modelio.h"
+#include "partita/core/simulator.h"
+#include "partita/core/units.h"
+#include "partita/executor/calibrate.h"
+#include "partita/executor/localmachine.h"
+#include "partita/executor/measuredrun.h"
+
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <unistd.h>
+
+namespace partita::cli {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> g_cancel{false};
+void onSignal(int) { g_cancel = true; }
+
+std::string stamp()
+{
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+    return std::string(buf) + "-" + std::to_string(getpid());
+}
+
+std::string pct(double e)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%+.1f %%", 100 * e);
+    return buf;
+}
+
+} // namespace
+
+int runRun(const RunCliOptions& o)
+{
+    if (o.backend == "cuda")
+        return fail(Error{"--backend", "cuda", "the CUDA backend is not built yet (issue 6); use --backend cpu"});
+    if (o.sim.project.empty())
+        return fail(Error{"--project", {}, "a measured run is stored in a project: give --project FILE.partita"});
+    auto model = loadModel(o.sim.model);
+    if (!model)
+        return fail(model.error());
+    auto store = TraceStore::open(o.sim.project);
+    if (!store)
+        return fail(store.error());
+    Result<Cluster> cluster = Error{};
+    if (o.sim.cluster == "local") {
+        // This machine's figures are measured once per project and rank
+        // count, then reused: predictions of later runs, and calibrations
+        // fitted against them, stay on the same reference.
+        const int ranks = o.ranks > 0 ? o.ranks : std::max(1, o.sim.dp) * o.sim.tp * o.sim.pp;
+        const std::string name = localCpuClusterName(ranks);
+        std::optional<Cluster> stored;
+        if (!o.remeasure)
+            if (auto docs = (*store)->documents("cluster"))
+                for (const Document& d : *docs)
+                    if (d.name == name)
+                        if (auto c = clusterFromJson(d.body, o.sim.project + ": cluster document " + std::to_string(d.id))) {
+                            stored = *c;
+                            break;
+                        }
+        cluster = stored ? Result<Cluster>(*stored) : Result<Cluster>(localCpuCluster(ranks));
+    } else {
+        cluster = loadCluster(o.sim.cluster, ClusterLoadOptions{o.sim.device, o.sim.nodeTemplate});
+    }
+    if (!cluster)
+        return fail(cluster.error());
+    auto strategy = strategyFromOptions(o.sim, *model, *cluster);
+    if (!strategy)
+        return fail(strategy.error());
+    const Strategy& s = *strategy;
+    auto cal = loadCalibration(o.sim.calibration);
+    if (!cal)
+        return fail(cal.error());
+    auto plan = lowerPlan(*model, *cluster, s, o.sim.seqLen);
+    if (!plan)
+        return fail(plan.error());
+    SimOptions so;
+    so.seq_len = o.sim.seqLen;
+    so.trace = true;
+    if (*cal)
+        so.calibration = **cal;
+    auto predicted = simulatePlan(*plan, *model, *cluster, s, so);
+    if (!predicted)
+        return fail(predicted.error());
+
+    LaunchSpec spec;
+    spec.kind = o.launcher == "ssh" ? LauncherKind::Ssh : o.launcher == "slurm" ? LauncherKind::Slurm : LauncherKind::Local;
+    spec.steps = o.steps;
+    spec.warmup = o.warmup;
+    spec.shape_scale = o.shapeScale;
+    spec.timeout_s = o.timeout;
+    if (!o.sshConfig.empty())
+        spec.ssh_options.insert(spec.ssh_options.end(), {"-F", o.sshConfig});
+    if (!o.sshIdentity.empty())
+        spec.ssh_options.insert(spec.ssh_options.end(), {"-i", o.sshIdentity});
+    for (const std::string& kv : o.sshOptions)
+        spec.ssh_options.insert(spec.ssh_options.end(), {"-o", kv});
+    spec.worker = o.worker;
+    if (spec.worker.empty()) {
+        std::error_code ec;
+        spec.worker = (fs::read_symlink("/proc/self/exe", ec).parent_path() / "partita-worker").string();
+    }
+    if (access(spec.worker.c_str(), X_OK) != 0)
+        return fail(Error{spec.worker, {}, "the worker cannot be run (give --worker PATH)"});
+    if (!o.hosts.empty()) {
+        std::ifstream in(o.hosts);
+        if (!in)
+            return fail(Error{o.hosts, {}, "cannot open"});
+        std::stringstream text;
+        text << in.rdbuf();
+        auto hosts = parseHostfile(text.str(), o.hosts);
+        if (!hosts)
+            return fail(hosts.error());
+        spec.hosts = *hosts;
+    }
+    if (spec.kind != LauncherKind::Local && spec.hosts.empty())
+        return fail(Error{"--hosts", {}, "the " + o.launcher + " launcher needs --hosts FILE"});
+    spec.ranks = plan->world;
+    {
+        LaunchSpec check = spec; // paths are filled by executeRun; the rest is checked before anything runs
+        check.plan = check.out = check.hostfile = "-";
+        if (auto cmd = launchCommand(check); !cmd)
+            return fail(cmd.error());
+    }
+
+    const std::string strategyName = s.name.empty() ? (o.sim.preset.empty() ? "manual" : o.sim.preset) : s.name;
+    auto docs = saveRunDocuments(**store, *model, o.sim.model, *cluster, s, strategyName);
+    if (!docs)
+        return fail(docs.error());
+    RunInfo pinfo;
+    pinfo.name = (o.sim.runName.empty() ? strategyName : o.sim.runName) + " (predicted)";
+    pinfo.kind = RunKind::Predicted;
+    pinfo.source = "partita-cli run";
+    pinfo.model_id = docs->model;
+    pinfo.cluster_id = docs->cluster;
+    pinfo.strategy_id = docs->strategy;
+    auto predictedId = (*store)->storeTrace(predicted->trace, pinfo,
+                                            json{{"step_time_s", predicted->step_time},
+                                                 {"samples_per_s", predicted->samples_per_s},
+                                                 {"mfu", predicted->mfu},
+                                                 {"calibration", predicted->calibration_source}}
+                                                .dump());
+    if (!predictedId)
+        return fail(predictedId.error());
+
+    const std::string id = stamp();
+    MeasuredRunOptions mo;
+    mo.launch = spec;
+    mo.run_dir = o.sim.project + ".runs/" + id;
+    mo.remote_dir = o.remoteDir.empty() ? "/tmp/partita-run-" + id : o.remoteDir + "/" + id;
+    mo.info.name = (o.sim.runName.empty() ? strategyName : o.sim.runName) + " (measured, " + o.backend + ")";
+    mo.info.source = "partita-cli run --backend " + o.backend + " --launcher " + o.launcher;
+    mo.info.model_id = docs->model;
+    mo.info.cluster_id = docs->cluster;
+    mo.info.strategy_id = docs->strategy;
+    mo.meta_extra = json{{"predicted_run", *predictedId},
+                         {"predicted_step_time_s", predicted->step_time},
+                         {"backend", o.backend},
+                         {"calibration", predicted->calibration_source}}
+                        .dump();
+    std::ostream& progress = o.sim.json ? std::cerr : std::cout;
+    mo.on_line = [&](std::string_view line, bool err) {
+        if (err)
+            std::cerr << line << "\n";
+        else
+            progress << line << std::endl; // a line at a time, for whoever reads the pipe
+    };
+    std::signal(SIGINT, onSignal);
+    std::signal(SIGTERM, onSignal);
+    mo.cancel = &g_cancel;
+    auto measured = executeRun(**store, *plan, mo);
+    if (!measured)
+        return fail(measured.error());
+    auto cmp = compareWithPrediction(**store, *measured, *plan, *model, *predicted);
+    if (!cmp)
+        return fail(cmp.error());
+
+    const bool ok = measured->complete;
+    if (o.sim.json) {
+        json j;
+        j["run_id"] = measured->run_id;
+        j["predicted_run_id"] = *predictedId;
+        j["complete"] = ok;
+        j["ranks"] = plan->world;
+        j["backend"] = o.backend;
+        j["launcher"] = o.launcher;
+        j["run_dir"] = mo.run_dir;
+        j["measured_step_time_s"] = cmp->measured_step_s;
+        j["predicted_step_time_s"] = cmp->predicted_step_s;
+        j["step_time_error"] = cmp->error;
+        j["steps_s"] = measured->step_s;
+        j["calibration"] = predicted->calibration_source;
+        json layers = json::array();
+        for (const LayerComparison& l : cmp->layers)
+            layers.push_back({{"layer", l.layer},
+                              {"name", l.name},
+                              {"measured_s", l.measured_s},
+                              {"predicted_s", l.predicted_s},
+                              {"error", l.error}});
+        j["layers"] = std::move(layers);
+        json ranks = json::array();
+        for (const RankManifest& m : measured->ranks)
+            ranks.push_back({{"rank", m.rank}, {"host", m.host}, {"step_s", m.step_s}, {"complete", m.complete}});
+        j["rank_results"] = std::move(ranks);
+        j["warnings"] = measured->warnings;
+        if (!ok) {
+            j["error"] = measured->launch.message;
+            j["failed_rank"] = measured->launch.failed_rank;
+            j["failed_host"] = measured->launch.failed_host;
+            j["cause"] = measured->launch.cause;
+        }
+        std::cout << j.dump(2) << "\n";
+    } else {
+        std::cout << "\nMeasured     " << (cmp->measured_step_s > 0 ? formatSeconds(cmp->measured_step_s) : "-")
+                  << " per step (median of " << measured->step_s.size() << ", slowest rank)\n"
+                  << "Predicted    " << formatSeconds(cmp->predicted_step_s) << " ("
+                  << (cmp->measured_step_s > 0 ? pct(cmp->error) : "-") << ")\n"
+                  << "Calibration  " << predicted->calibration_source << "\n";
+        if (!cmp->layers.empty()) {
+            std::cout << "\nPer layer, one micro-batch on one device (compute and tensor-parallel collectives)\n";
+            std::printf("  %-40s %12s %12s %9s\n", "layer", "measured", "predicted", "error");
+            std::cout.flush();
+            for (const LayerComparison& l : cmp->layers)
+                std::printf("  %-40s %12s %12s %9s\n", l.name.substr(0, 40).c_str(), formatSeconds(l.measured_s).c_str(),
+                            formatSeconds(l.predicted_s).c_str(), l.measured_s > 0 ? pct(l.error).c_str() : "-");
+            std::fflush(stdout);
+        }
+        for (const std::string& w : measured->warnings)
+            std::cout << "warning: " << w << "\n";
+        if (measured->run_id)
+            std::cout << "run " << measured->run_id << (ok ? "" : " (incomplete)") << " and its prediction, run "
+                      << *predictedId << ", stored in " << o.sim.project << "\n";
+    }
+    if (!ok) {
+        std::cerr << "partita-cli: error: the run failed: " << measured->launch.message << "\n";
+        if (measured->run_id)
+            std::cerr << "partita-cli: what the ranks measured before is kept as run " << measured->run_id
+                      << ", marked incomplete\n";
+        return 3;
+    }
+    return 0;
+}
+
+int runCalibrate(const CalibrateCliOptions& o)
+{
+    auto store = TraceStore::open(o.project);
+    if (!store)
+        return fail(store.error());
+    auto info = (*store)->run(o.run);
+    if (!info)
+        return fail(info.error());
+    const std::string label = o.project + ": run " + std::to_string(o.run);
+    if (info->kind != RunKind::Measured)
+        return fail(Error{label, {}, "is not a measured run (partita-cli run makes them)"});
+    const json meta = json::parse(info->meta, nullptr, false);
+    if (!meta.is_object() || !meta.contains("plan_document") || !info->cluster_id)
+        return fail(Error{label, "meta", "the run names no plan or cluster to fit against"});
+    auto planDoc = (*store)->document(meta["plan_document"].get<int64_t>());
+    if (!planDoc)
+        return fail(planDoc.error());
+    auto plan = planFromJson(planDoc->body, label + " plan");
+    if (!plan)
+        return fail(plan.error());
+    auto clusterDoc = (*store)->document(info->cluster_id);
+    if (!clusterDoc)
+        return fail(clusterDoc.error());
+    auto cluster = clusterFromJson(clusterDoc->body, label + " cluster");
+    if (!cluster)
+        return fail(cluster.error());
+    auto fit = fitCalibration(**store, o.run, *plan, *cluster, o.project);
+    if (!fit)
+        return fail(fit.error());
+    const std::string text = calibrationToJson(fit->calibration);
+    if (!o.out.empty())
+        if (auto w = writeFileAtomically(o.out, text); !w)
+            return fail(w.error());
+    if (o.json) {
+        json j;
+        j["calibration"] = json::parse(text);
+        j["gemm_ops"] = fit->gemm_ops;
+        j["memory_ops"] = fit->memory_ops;
+        j["collectives"] = fit->collectives;
+        j["notes"] = fit->notes;
+        if (!o.out.empty())
+            j["out"] = o.out;
+        std::cout << j.dump(2) << "\n";
+    } else if (o.out.empty()) {
+        std::cout << text;
+    } else {
+        std::cout << "calibration: " << fit->calibration.source << "\nwritten to " << o.out << "\n";
+        for (const std::string& n : fit->notes)
+            std::cout << "note: " << n << "\n";
+    }
+    return 0;
+}
+
+} // namespace partita::cli

@@ -1,0 +1,32 @@
+#pragma once
+// `partita-cli run` (a strategy measured for real, compared with its
+// prediction) and `partita-cli calibrate` (the cost model fitted to a
+// measured run).
+
+#include "simulate.h"
+
+#include <string>
+#include <vector>
+
+namespace partita::cli {
+
+struct RunCliOptions
+{
+    SimulateOptions sim; // model, cluster, strategy, calibration, project, name, json
+    std::string backend = "cpu", launcher = "local", hosts, worker, remoteDir, sshConfig, sshIdentity;
+    std::vector<std::string> sshOptions; // KEY=VALUE
+    int ranks = 0, steps = 3, warmup = 1;
+    double shapeScale = 1.0, timeout = 600;
+    bool remeasure = false;
+};
+int runRun(const RunCliOptions& o);
+
+struct CalibrateCliOptions
+{
+    std::string project, out;
+    int64_t run = 0;
+    bool json = false;
+};
+int runCalibrate(const CalibrateCliOptions& o);
+
+} // namespace partita::cli

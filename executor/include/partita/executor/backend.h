@@ -1,0 +1,80 @@
+#pragma once
+// The executor's backend interface. A rank replays its part of a plan through
+// three parts: a compute backend (GEMMs of the plan's shapes, memory-bound
+// passes of the plan's bytes), a communicator (collectives on the rank's
+// tensor-, expert- and data-parallel groups, point-to-point transfers with
+// the neighbouring pipeline stages) and the tracer, which the worker drives
+// (host clock on the CPU backend). The CPU backend is OpenBLAS + MPI; the
+// CUDA backend (cuBLAS, NCCL, CUPTI) is not built yet.
+
+#include "partita/core/plan.h"
+#include "partita/core/result.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace partita {
+
+enum class CommGroup
+{
+    Tensor, // same stage, same data-parallel index
+    Expert, // `ep` consecutive data-parallel ranks of one tensor index
+    Data,   // same stage, same tensor index
+    World,
+};
+std::string_view commGroupName(CommGroup g);
+
+class ComputeBackend
+{
+public:
+    virtual ~ComputeBackend() = default;
+    virtual std::string name() const = 0;
+    // One matmul of m x n x k (row-major, no transposes) in the backend's dtype.
+    virtual void gemm(int64_t m, int64_t n, int64_t k) = 0;
+    // A pass over `bytes` of memory, half read, half written.
+    virtual void memoryPass(double bytes) = 0;
+};
+
+class Communicator
+{
+public:
+    virtual ~Communicator() = default;
+    virtual std::string name() const = 0;
+    virtual int rank() const = 0;
+    virtual int size() const = 0;
+    virtual int groupSize(CommGroup g) const = 0;
+    virtual int groupRank(CommGroup g) const = 0;
+    // Distinct hosts the world spans.
+    virtual int hosts() const = 0;
+    // `bytes` is the whole array (the nccl-tests convention): all-reduce
+    // reduces `bytes`, all-gather's result and reduce-scatter's input are
+    // `bytes`, all-to-all exchanges `bytes` in all. Reductions sum elements of
+    // `elementBytes` (2 or 4). `root` is a rank of the group.
+    virtual Result<bool> collective(CommGroup g, Collective c, double bytes, int elementBytes, int root = 0) = 0;
+    // Point-to-point with a world rank: sends are posted and complete by
+    // `completeSends` (so two stages sending to each other never deadlock);
+    // receives block.
+    virtual Result<bool> send(int peer, double bytes, int tag) = 0;
+    virtual Result<bool> recv(int peer, double bytes, int tag) = 0;
+    virtual Result<bool> completeSends() = 0;
+    virtual Result<bool> barrier() = 0;
+    // This rank's steady clock minus rank 0's, in ns (0 on rank 0), measured
+    // at start-up by ping-pong with rank 0: the trace of every rank is on
+    // rank 0's time base.
+    virtual int64_t clockOffsetNs() const = 0;
+    // Whether collectives may run on a second thread while the first computes.
+    virtual bool concurrent() const = 0;
+    // Terminates every rank (after a local failure that peers would wait on).
+    virtual void abort(int code) = 0;
+};
+
+// One rank alone: every group has one member, collectives are no-ops, and
+// sends or receives are errors.
+std::unique_ptr<Communicator> makeLoneCommunicator();
+
+// The CPU compute backend: OpenBLAS sgemm and memory passes in fp32 (every
+// plan dtype is computed in fp32; the bytes moved are the plan's).
+std::unique_ptr<ComputeBackend> makeCpuCompute();
+
+} // namespace partita

@@ -1,0 +1,213 @@
+#include "partita/executor/calibrate.h"
+
+#include "partita/core/simulator.h"
+#include "partita/executor/worker.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace partita {
+
+namespace {
+
+double median(std::vector<double> v)
+{
+    if (v.empty())
+        return 0;
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// Half-octave bins of (size, work, seconds at peak efficiency, measured
+// seconds) samples. A bin's efficiency is its ideal time over its measured
+// time, summed: the bin's total time is reproduced exactly, preempted ops
+// included (a median would drop them, and the step time with them).
+struct BinSample
+{
+    double size = 0, ideal = 0, measured = 0;
+};
+EfficiencyCurve curveOf(const std::vector<BinSample>& samples)
+{
+    struct Bin
+    {
+        std::vector<double> sizes;
+        double ideal = 0, measured = 0;
+    };
+    std::map<int, Bin> bins;
+    for (const BinSample& s : samples) {
+        if (!(s.size > 0) || !(s.ideal > 0) || !(s.measured > 0))
+            continue;
+        Bin& b = bins[int(std::floor(std::log2(s.size) * 2))];
+        b.sizes.push_back(s.size);
+        b.ideal += s.ideal;
+        b.measured += s.measured;
+    }
+    EfficiencyCurve c;
+    c.interpolate = true;
+    for (auto& [key, b] : bins) // above 1: caches beat the DRAM figure
+        c.points.emplace_back(median(b.sizes), std::min(16.0, b.ideal / b.measured));
+    return c;
+}
+
+const RankClass* classOf(const Plan& plan, int rank)
+{
+    for (const RankClass& c : plan.classes)
+        if (rank >= c.first_rank && rank < c.first_rank + c.count)
+            return &c;
+    return nullptr;
+}
+
+struct Sample
+{
+    double dur = 0;
+    TraceRecord rec;
+    const Kernel* kernel = nullptr; // compute or tensor-parallel collective
+    bool memoryOnly = false;        // the optimizer's pass
+    Collective coll = Collective::AllReduce;
+    bool isCollective = false;
+    int group = 1;
+};
+
+} // namespace
+
+Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, const Plan& plan, const Cluster& cluster,
+                                      const std::string& label)
+{
+    if (cluster.nodes.empty() || cluster.nodes.front().devices.empty())
+        return Error{label, "cluster", "the run's cluster has no device"};
+    const Node& node = cluster.nodes.front();
+    const DeviceSpec& dev = node.devices.front();
+    const std::string dtype(precisionName(plan.precision));
+    const auto pk = dev.peak_flops.find(dtype);
+    if (pk == dev.peak_flops.end() || pk->second <= 0)
+        return Error{label, "cluster", "the device '" + dev.name + "' has no peak FLOP/s for " + dtype +
+                                           ": efficiencies are fractions of it"};
+    if (dev.memory_bandwidth <= 0)
+        return Error{label, "cluster", "the device '" + dev.name + "' has no memory bandwidth"};
+    const double peak = pk->second, bw = dev.memory_bandwidth;
+
+    std::vector<Sample> samples;
+    auto each = store.forEachEvent(run, [&](const StoredEvent& e) {
+        const TraceRecord& r = e.record;
+        if (r.op < 0 || r.dur_ns <= 0 || r.kind == TraceKind::Step)
+            return;
+        const RankClass* rc = classOf(plan, r.rank);
+        if (!rc)
+            return;
+        const size_t si = size_t(r.op / 100000);
+        const int ki = int(r.op % 100000);
+        if (si >= rc->steps.size())
+            return;
+        const Step& st = rc->steps[si];
+        Sample s;
+        s.dur = double(r.dur_ns) * 1e-9;
+        s.rec = r;
+        if (st.kind == StepKind::Run) {
+            const Program& p = plan.programs[size_t(st.program)];
+            if (ki == kPreGather || ki == kPostScatter) {
+                s.isCollective = true;
+                s.coll = ki == kPreGather ? Collective::AllGather : Collective::ReduceScatter;
+                s.group = plan.dp;
+            } else if (size_t(ki) < p.kernels.size()) {
+                s.kernel = &p.kernels[size_t(ki)];
+                if (s.kernel->kind == KernelKind::Collective) {
+                    s.isCollective = true;
+                    s.coll = s.kernel->coll;
+                    s.group = s.kernel->expert_group ? plan.ep : plan.tp;
+                }
+            } else {
+                return;
+            }
+        } else if (st.kind == StepKind::Optimizer) {
+            if (ki == kPostGather) {
+                s.isCollective = true;
+                s.coll = Collective::AllGather;
+                s.group = plan.dp;
+            } else {
+                s.memoryOnly = true;
+            }
+        } else if (st.kind == StepKind::Sync && st.method != SyncMethod::ParameterServer) {
+            s.isCollective = true;
+            s.coll = st.sparse ? Collective::AllGather : plan.zero_stage >= 1 ? Collective::ReduceScatter : Collective::AllReduce;
+            s.group = plan.dp;
+        } else {
+            return; // transfers and parameter-server traffic: not a collective of the model's formulas
+        }
+        samples.push_back(std::move(s));
+    });
+    if (!each)
+        return each.error();
+
+    CalibrationFit fit;
+    fit.calibration = defaultCalibration(dev);
+    Calibration& cal = fit.calibration;
+    cal.device = dev.name;
+    cal.kernel_overhead = 0; // folded into the fitted efficiencies
+    cal.additive = true;
+
+    // 1. Memory-bound ops.
+    std::vector<BinSample> mem;
+    for (const Sample& s : samples)
+        if (s.memoryOnly || (s.kernel && s.kernel->kind == KernelKind::Memory && s.rec.bytes > 0)) {
+            mem.push_back({double(s.rec.bytes) / 1e6, double(s.rec.bytes) / bw, s.dur});
+            ++fit.memory_ops;
+        }
+    if (!mem.empty())
+        cal.memory = curveOf(mem);
+    else
+        fit.notes.push_back("no memory-bound op measured: memory efficiency kept from " + cal.source);
+
+    // 2. GEMMs, less the memory time the simulator adds to them.
+    std::vector<BinSample> mm;
+    for (const Sample& s : samples) {
+        if (!s.kernel || (s.kernel->kind != KernelKind::Gemm && s.kernel->kind != KernelKind::BatchedGemm) || s.rec.flops <= 0)
+            continue;
+        const double memT = s.rec.bytes > 0 ? double(s.rec.bytes) / (bw * cal.memory.at(double(s.rec.bytes) / 1e6)) : 0;
+        const double mmT = s.dur - memT;
+        if (mmT <= s.dur * 0.05)
+            continue; // the op's time is its memory traffic: nothing to learn about matmuls
+        const double perOp = s.rec.flops / std::max(1, s.kernel->ops);
+        mm.push_back({perOp / 1e9, s.rec.flops / peak, mmT});
+        ++fit.gemm_ops;
+    }
+    if (!mm.empty())
+        cal.matmul = curveOf(mm);
+    else
+        fit.notes.push_back("no GEMM measured: matmul efficiency kept from " + cal.source);
+
+    // 3. Collectives: the time at full link bandwidth over the measured time.
+    Calibration ideal = cal;
+    ideal.intra_link_efficiency = 1;
+    ideal.inter_link_efficiency = 1;
+    const bool multiNode = cluster.nodes.size() > 1;
+    double idealSum = 0, measuredSum = 0;
+    for (const Sample& s : samples) {
+        if (!s.isCollective || s.group <= 1 || s.rec.bytes <= 0)
+            continue;
+        GroupShape g;
+        g.n = s.group;
+        const int perNode = std::max(1, int(node.devices.size()));
+        g.per_node = std::min(s.group, perNode);
+        g.nodes = (s.group + g.per_node - 1) / g.per_node;
+        idealSum += collectiveTime(s.coll, double(s.rec.bytes), g, node, ideal);
+        measuredSum += s.dur;
+        ++fit.collectives;
+    }
+    if (fit.collectives > 0 && idealSum > 0 && measuredSum > 0) {
+        const double eff = std::min(1.0, idealSum / measuredSum);
+        if (multiNode)
+            cal.inter_link_efficiency = eff;
+        else
+            cal.intra_link_efficiency = eff;
+    } else {
+        fit.notes.push_back("no collective measured: link efficiencies kept from " + cal.source);
+    }
+    cal.source = "fitted to measured run " + std::to_string(run) + " of " + label + " (" + std::to_string(fit.gemm_ops) +
+                 " GEMMs, " + std::to_string(fit.memory_ops) + " memory-bound ops, " + std::to_string(fit.collectives) +
+                 " collectives) on " + dev.name;
+    return fit;
+}
+
+} // namespace partita

@@ -1,0 +1,505 @@
+#include "partita/executor/launcher.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <map>
+#include <poll.h>
+#include <regex>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace partita {
+
+std::string_view launcherName(LauncherKind k)
+{
+    switch (k) {
+    case LauncherKind::Local: return "local";
+    case LauncherKind::Ssh: return "ssh";
+    case LauncherKind::Slurm: return "slurm";
+    }
+    return "?";
+}
+
+namespace {
+
+std::string shellQuote(const std::string& s)
+{
+    if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,@+") ==
+                          std::string::npos)
+        return s;
+    std::string q = "'";
+    for (char c : s)
+        q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+std::vector<std::string> workerArgs(const LaunchSpec& s)
+{
+    char scale[32];
+    std::snprintf(scale, sizeof scale, "%.17g", s.shape_scale);
+    return {s.worker, "--plan", s.plan, "--out", s.out, "--steps", std::to_string(s.steps), "--warmup",
+            std::to_string(s.warmup), "--shape-scale", scale};
+}
+
+// ssh options must be spelled so that scp reads them the same way.
+Result<bool> checkSshOptions(const std::vector<std::string>& o)
+{
+    for (size_t i = 0; i < o.size(); ++i) {
+        if (o[i] != "-F" && o[i] != "-i" && o[i] != "-o")
+            return Error{"ssh options", o[i], "expected -F FILE, -i FILE or -o KEY=VALUE (forms scp reads too)"};
+        if (i + 1 >= o.size())
+            return Error{"ssh options", o[i], "needs a value"};
+        const std::string& v = o[++i];
+        std::string lower = v;
+        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+        if (lower.find("stricthostkeychecking=no") != std::string::npos ||
+            lower.find("stricthostkeychecking no") != std::string::npos ||
+            lower.find("userknownhostsfile=/dev/null") != std::string::npos)
+            return Error{"ssh options", v, "host keys are always verified: add the hosts to known_hosts instead"};
+    }
+    return true;
+}
+
+std::vector<std::string> sshBase(const LaunchSpec& s)
+{
+    std::vector<std::string> a{"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"};
+    a.insert(a.end(), s.ssh_options.begin(), s.ssh_options.end());
+    return a;
+}
+
+// Runs a command to completion (stdin from /dev/null); its exit code.
+int runQuiet(std::vector<std::string> cmd, std::string* err = nullptr)
+{
+    int errPipe[2];
+    if (pipe(errPipe) != 0)
+        return -1;
+    const pid_t pid = fork();
+    if (pid == 0) {
+        const int devnull = ::open("/dev/null", 0);
+        dup2(devnull, 0);
+        dup2(errPipe[1], 2);
+        close(errPipe[0]);
+        std::vector<char*> argv;
+        for (std::string& a : cmd)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
+        execvp(argv[0], argv.data());
+        _exit(127);
+    }
+    close(errPipe[1]);
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = read(errPipe[0], buf, sizeof buf)) > 0;)
+        text.append(buf, size_t(n));
+    close(errPipe[0]);
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0)
+        return -1;
+    if (err) {
+        while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+            text.pop_back();
+        *err = text;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+} // namespace
+
+std::string hostfileText(const LaunchSpec& spec)
+{
+    std::string t = "# written by partita-cli run\n";
+    for (const HostEntry& h : spec.hosts)
+        t += h.host + " slots=" + std::to_string(h.slot_count) + "\n";
+    return t;
+}
+
+Result<std::vector<std::string>> launchCommand(const LaunchSpec& s)
+{
+    if (s.ranks < 1)
+        return Error{"launch", "ranks", "at least one rank"};
+    if (s.worker.empty() || s.plan.empty() || s.out.empty())
+        return Error{"launch", "worker", "the worker, the plan and the output folder are required"};
+    if (s.kind != LauncherKind::Local) {
+        if (s.hosts.empty())
+            return Error{"launch", "hosts", std::string("the ") + std::string(launcherName(s.kind)) +
+                                                " launcher needs hosts (--hosts FILE)"};
+        int slots = 0;
+        for (const HostEntry& h : s.hosts)
+            slots += h.slot_count;
+        if (slots < s.ranks)
+            return Error{"launch", "hosts", "the hosts offer " + std::to_string(slots) + " slots for " +
+                                                std::to_string(s.ranks) + " ranks"};
+    }
+    std::vector<std::string> cmd;
+    const std::string blas = "OPENBLAS_NUM_THREADS=" + std::to_string(std::max(1, s.blas_threads));
+    switch (s.kind) {
+    case LauncherKind::Local:
+    case LauncherKind::Ssh:
+        cmd = {"mpirun", "-np", std::to_string(s.ranks)};
+        if (geteuid() == 0)
+            cmd.push_back("--allow-run-as-root"); // Open MPI refuses root without it
+        // Ranks time-share the cores when there are more ranks than cores; no
+        // binding, so the OS spreads them.
+        cmd.insert(cmd.end(), {"--oversubscribe", "--bind-to", "none", "-x", blas});
+        if (s.kind == LauncherKind::Ssh) {
+            if (auto ok = checkSshOptions(s.ssh_options); !ok)
+                return ok.error();
+            if (s.hostfile.empty())
+                return Error{"launch", "hostfile", "the ssh launcher needs a path for the hostfile"};
+            std::string agent = "ssh";
+            for (const std::string& a : sshBase(s))
+                agent += " " + a;
+            cmd.insert(cmd.end(), {"--hostfile", s.hostfile, "--mca", "plm_rsh_agent", agent, "--mca",
+                                   "plm_rsh_no_tree_spawn", "1", "--mca", "orte_keep_fqdn_hostnames", "1"});
+        }
+        break;
+    case LauncherKind::Slurm: {
+        std::string nodes;
+        for (const HostEntry& h : s.hosts)
+            nodes += (nodes.empty() ? "" : ",") + h.host;
+        const int minutes = std::max(1, int((s.timeout_s + 59) / 60));
+        cmd = {"srun",
+               "--nodes=" + std::to_string(s.hosts.size()),
+               "--nodelist=" + nodes,
+               "--ntasks=" + std::to_string(s.ranks),
+               "--kill-on-bad-exit=1",
+               "--time=" + std::to_string(minutes),
+               "--export=ALL," + blas,
+               "--mpi=pmix"};
+        break;
+    }
+    }
+    for (std::string& a : workerArgs(s))
+        cmd.push_back(std::move(a));
+    return cmd;
+}
+
+namespace {
+
+void updateProgress(LaunchResult& r, const std::string& line)
+{
+    static const std::regex started(R"(^rank (\d+) host (\S+) pid (\d+) started)");
+    static const std::regex step(R"(^rank (\d+) (warm-up|step) (\d+)/(\d+))");
+    static const std::regex done(R"(^rank (\d+) done:)");
+    std::smatch m;
+    auto at = [&](int rank) -> RankProgress& {
+        if (rank >= int(r.ranks.size()))
+            r.ranks.resize(size_t(rank) + 1);
+        RankProgress& p = r.ranks[size_t(rank)];
+        p.rank = rank;
+        return p;
+    };
+    if (std::regex_search(line, m, started)) {
+        RankProgress& p = at(std::stoi(m[1]));
+        p.host = m[2];
+        p.pid = std::stoi(m[3]);
+        p.last_line = line;
+    } else if (std::regex_search(line, m, step)) {
+        RankProgress& p = at(std::stoi(m[1]));
+        if (m[2] == "step")
+            p.steps_done = std::stoi(m[3]);
+        else if (m[3] == m[4])
+            p.warmup_done = true;
+        p.last_line = line;
+    } else if (std::regex_search(line, m, done)) {
+        RankProgress& p = at(std::stoi(m[1]));
+        p.done = true;
+        p.last_line = line;
+    }
+}
+
+std::string signalName(int sig)
+{
+    const char* d = strsignal(sig);
+    return "signal " + std::to_string(sig) + (d ? std::string(" (") + d + ")" : "");
+}
+
+// Ranks started here that outlived their launcher (Open MPI puts them in
+// process groups of their own; a stopped one ignores its SIGTERM): killed by
+// the pids they reported, after checking that each is still a partita-worker.
+void killLeftoverRanks(const LaunchResult& r)
+{
+    for (const RankProgress& p : r.ranks) {
+        if (p.pid <= 0)
+            continue;
+        std::ifstream cmd("/proc/" + std::to_string(p.pid) + "/cmdline");
+        std::string argv0;
+        std::getline(cmd, argv0, '\0');
+        if (argv0.find("partita-worker") == std::string::npos)
+            continue;
+        kill(p.pid, SIGKILL);
+        kill(p.pid, SIGCONT);
+    }
+}
+
+} // namespace
+
+void explainFailure(LaunchResult& r, const LaunchSpec& spec)
+{
+    const std::string& log = r.log;
+    if (r.ranks.empty()) { // a log read afterwards: the ranks' start lines say where each ran
+        size_t at = 0;
+        while (at < log.size()) {
+            size_t nl = log.find('\n', at);
+            if (nl == std::string::npos)
+                nl = log.size();
+            updateProgress(r, log.substr(at, nl - at));
+            at = nl + 1;
+        }
+    }
+    std::smatch m;
+    auto hostOf = [&](int rank) {
+        return rank >= 0 && rank < int(r.ranks.size()) ? r.ranks[size_t(rank)].host : std::string();
+    };
+    // The worker's own words come first: they say what went wrong inside.
+    static const std::regex workerErr(R"(partita-worker: error: rank (\d+) on (\S+): ([^\n]*))");
+    static const std::regex workerErrEarly(R"(partita-worker: error: on (\S+): ([^\n]*))");
+    static const std::regex signalled(
+        R"(process rank (\d+) with PID (\d+) on node (\S+) exited on signal (\d+) \(([^)]*)\))");
+    static const std::regex exitCode(R"(Process name: \[\[\d+,\d+\],(\d+)\]\s*\n\s*Exit code:\s*(\d+))");
+    static const std::regex mpiAbort(R"(MPI_ABORT was invoked on rank (\d+))");
+    static const std::regex daemons(R"(ORTE was unable to reliably start one or more daemons)");
+    static const std::regex sshErr(R"((ssh: [^\n]*|Host key verification failed\.|[^\n]*Permission denied[^\n]*|[^\n]*Connection refused[^\n]*|[^\n]*Could not resolve hostname[^\n]*))");
+    static const std::regex notFound(R"(mpirun was unable to launch the specified application as it could not (access|find) an executable)");
+    if (std::regex_search(log, m, workerErr)) {
+        r.failed_rank = std::stoi(m[1]);
+        r.failed_host = m[2];
+        r.cause = m[3];
+    } else if (std::regex_search(log, m, signalled)) {
+        r.failed_rank = std::stoi(m[1]);
+        r.failed_host = m[3];
+        r.cause = "killed by " + signalName(std::stoi(m[4]));
+    } else if (std::regex_search(log, m, workerErrEarly)) {
+        r.failed_host = m[1];
+        r.cause = m[2];
+    } else if (std::regex_search(log, m, exitCode)) {
+        r.failed_rank = std::stoi(m[1]);
+        r.failed_host = hostOf(r.failed_rank);
+        r.cause = "exited with code " + std::string(m[2]);
+    } else if (std::regex_search(log, m, mpiAbort)) {
+        r.failed_rank = std::stoi(m[1]);
+        r.failed_host = hostOf(r.failed_rank);
+        r.cause = "called MPI_Abort";
+    } else if (std::regex_search(log, daemons) || std::regex_search(log, m, sshErr)) {
+        std::smatch e;
+        r.cause = "could not start the ranks' daemons over ssh";
+        if (std::regex_search(log, e, sshErr))
+            r.cause += ": " + std::string(e[1]);
+        for (const HostEntry& h : spec.hosts)
+            if (log.find(h.host) != std::string::npos && r.failed_host.empty())
+                r.failed_host = h.host;
+    } else if (std::regex_search(log, notFound)) {
+        r.cause = "the worker " + spec.worker + " cannot be run on a host";
+    }
+    if (r.timed_out) {
+        // Those that did not finish, the least advanced first.
+        std::string behind;
+        int least = INT32_MAX;
+        for (const RankProgress& p : r.ranks)
+            if (p.rank >= 0 && !p.done && p.steps_done < least) {
+                least = p.steps_done;
+                r.failed_rank = p.rank;
+                r.failed_host = p.host;
+            }
+        for (int i = 0; i < spec.ranks; ++i)
+            if (i >= int(r.ranks.size()) || r.ranks[size_t(i)].rank < 0) {
+                r.failed_rank = i; // never started
+                r.failed_host.clear();
+                least = -1;
+                break;
+            }
+        r.cause = "no result within the " + std::to_string(int(spec.timeout_s)) + " s timeout" +
+                  (least < 0 ? " (the rank never started)"
+                             : " (" + std::to_string(least) + " of " + std::to_string(spec.steps) + " measured steps done)");
+    }
+    if (r.cancelled)
+        r.cause = "cancelled";
+    if (r.cause.empty()) {
+        // Last resort: the launcher's last words.
+        std::string last;
+        size_t end = log.find_last_not_of('\n');
+        if (end != std::string::npos) {
+            const size_t begin = log.rfind('\n', end);
+            last = log.substr(begin == std::string::npos ? 0 : begin + 1, end - (begin == std::string::npos ? 0 : begin + 1) + 1);
+        }
+        r.cause = "the launcher exited with code " + std::to_string(r.exit_code) + (last.empty() ? "" : ": " + last);
+    }
+    r.message = (r.failed_rank >= 0 ? "rank " + std::to_string(r.failed_rank) : std::string("the run")) +
+                (r.failed_host.empty() ? "" : " on " + r.failed_host) + ": " + r.cause;
+}
+
+LaunchResult runLaunch(const LaunchSpec& spec, const std::function<void(std::string_view, bool)>& onLine,
+                       const std::atomic<bool>* cancel)
+{
+    LaunchResult r;
+    auto cmd = launchCommand(spec);
+    if (!cmd) {
+        r.cause = cmd.error().str();
+        r.message = r.cause;
+        return r;
+    }
+    int outPipe[2], errPipe[2];
+    if (pipe(outPipe) != 0 || pipe(errPipe) != 0) {
+        r.cause = std::string("pipe: ") + std::strerror(errno);
+        r.message = r.cause;
+        return r;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0); // the launcher and everything it starts locally: one group to terminate
+        dup2(outPipe[1], 1);
+        dup2(errPipe[1], 2);
+        close(outPipe[0]);
+        close(errPipe[0]);
+        std::vector<char*> argv;
+        for (std::string& a : *cmd)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
+        execvp(argv[0], argv.data());
+        const std::string msg = std::string("cannot run ") + argv[0] + ": " + std::strerror(errno) + "\n";
+        [[maybe_unused]] auto n = write(2, msg.data(), msg.size());
+        _exit(127);
+    }
+    close(outPipe[1]);
+    close(errPipe[1]);
+    if (pid < 0) {
+        close(outPipe[0]);
+        close(errPipe[0]);
+        r.cause = std::string("fork: ") + std::strerror(errno);
+        r.message = r.cause;
+        return r;
+    }
+    setpgid(pid, pid);
+    std::string partial[2];
+    bool open[2] = {true, true};
+    const int fds[2] = {outPipe[0], errPipe[0]};
+    auto deliver = [&](int which, bool flush) {
+        std::string& buf = partial[which];
+        size_t nl;
+        while ((nl = buf.find('\n')) != std::string::npos || (flush && !buf.empty())) {
+            const std::string line = nl == std::string::npos ? buf : buf.substr(0, nl);
+            buf.erase(0, nl == std::string::npos ? buf.size() : nl + 1);
+            r.log += line + "\n";
+            updateProgress(r, line);
+            if (onLine)
+                onLine(line, which == 1);
+        }
+    };
+    double killAt = -1;
+    bool termSent = false;
+    while (open[0] || open[1]) {
+        pollfd p[2];
+        int n = 0;
+        int map[2];
+        for (int i = 0; i < 2; ++i)
+            if (open[i]) {
+                p[n] = {fds[i], POLLIN, 0};
+                map[n++] = i;
+            }
+        const int ready = poll(p, nfds_t(n), 200);
+        for (int k = 0; k < n && ready > 0; ++k)
+            if (p[k].revents & (POLLIN | POLLHUP | POLLERR)) {
+                char buf[65536];
+                const ssize_t got = read(p[k].fd, buf, sizeof buf);
+                if (got <= 0) {
+                    open[map[k]] = false;
+                    deliver(map[k], true);
+                } else {
+                    partial[map[k]].append(buf, size_t(got));
+                    deliver(map[k], false);
+                }
+            }
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (!termSent && (elapsed > spec.timeout_s || (cancel && cancel->load()))) {
+            r.timed_out = elapsed > spec.timeout_s;
+            r.cancelled = !r.timed_out;
+            kill(-pid, SIGTERM);
+            termSent = true;
+            killAt = elapsed + 5;
+        } else if (termSent && killAt > 0 && elapsed > killAt) {
+            kill(-pid, SIGKILL);
+            killAt = -1;
+        }
+    }
+    close(outPipe[0]);
+    close(errPipe[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    kill(-pid, SIGKILL); // anything of the group left behind
+    if (spec.kind == LauncherKind::Local)
+        killLeftoverRanks(r);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.ok = r.exit_code == 0 && !r.timed_out && !r.cancelled;
+    if (r.ok) {
+        for (int i = 0; i < spec.ranks; ++i)
+            if (i >= int(r.ranks.size()) || !r.ranks[size_t(i)].done) {
+                r.ok = false;
+                r.failed_rank = i;
+                r.cause = "the launcher succeeded but the rank did not report its end";
+                r.message = "rank " + std::to_string(i) + ": " + r.cause;
+                return r;
+            }
+        return r;
+    }
+    explainFailure(r, spec);
+    return r;
+}
+
+Result<std::vector<std::string>> collectRemoteFiles(const LaunchSpec& spec, const std::string& localDir)
+{
+    if (spec.kind != LauncherKind::Ssh)
+        return std::vector<std::string>{};
+    if (auto ok = checkSshOptions(spec.ssh_options); !ok)
+        return ok.error();
+    // Every host of the hostfile: the ranks report their own host names,
+    // which need not be the names ssh reaches them by.
+    std::vector<std::string> unreachable;
+    for (const HostEntry& h : spec.hosts) {
+        std::vector<std::string> cmd{"scp", "-q"};
+        for (const std::string& a : sshBase(spec))
+            cmd.push_back(a);
+        // The files of every rank on that host; a glob the remote shell expands.
+        cmd.push_back(h.host + ":" + shellQuote(spec.out) + "/rank-*");
+        cmd.push_back(localDir + "/");
+        std::string err;
+        // A host where no rank ran has nothing to copy: scp fails there too.
+        if (const int rc = runQuiet(cmd, &err); rc != 0)
+            unreachable.push_back(h.host + " (scp exited with " + std::to_string(rc) + (err.empty() ? "" : ": " + err) + ")");
+    }
+    return unreachable;
+}
+
+// ssh launcher: the plan goes to every host's folder first.
+Result<bool> distributePlan(const LaunchSpec& spec, const std::string& localPlan, const std::string& remoteDir)
+{
+    if (auto ok = checkSshOptions(spec.ssh_options); !ok)
+        return ok.error();
+    for (const HostEntry& h : spec.hosts) {
+        std::vector<std::string> mk{"ssh"};
+        for (auto& a : sshBase(spec))
+            mk.push_back(a);
+        mk.insert(mk.end(), {h.host, "mkdir -p " + shellQuote(remoteDir)});
+        std::string err;
+        if (int rc = runQuiet(mk, &err); rc != 0)
+            return Error{"host " + h.host, "ssh", "cannot reach the host (ssh exited with " + std::to_string(rc) + ")" +
+                                                      (err.empty() ? "" : ": " + err)};
+        std::vector<std::string> cp{"scp", "-q"};
+        for (auto& a : sshBase(spec))
+            cp.push_back(a);
+        cp.insert(cp.end(), {localPlan, h.host + ":" + remoteDir + "/plan.json"});
+        if (int rc = runQuiet(cp, &err); rc != 0)
+            return Error{"host " + h.host, "scp", "cannot copy the plan (scp exited with " + std::to_string(rc) + ")" +
+                                                      (err.empty() ? "" : ": " + err)};
+    }
+    return true;
+}
+
+} // namespace partita

@@ -1,0 +1,563 @@
+// Launchers and measured runs: the commands mpirun, ssh and srun get; failure
+// messages read out of Open MPI's and the workers' words; real CPU runs of
+// 1, 2 and 4 ranks through mpirun (every plan op exactly once per rank per
+// measured step, the run stored); a rank killed mid-run and a rank that
+// hangs (the run aborted, kept incomplete, the message naming the rank); a
+// 2-rank run through the ssh launcher against a real sshd on 127.0.0.1 with
+// throwaway keys, and an unreachable host.
+#include "partita/core/clusterio.h"
+#include "partita/core/modelio.h"
+#include "partita/core/plan.h"
+#include "partita/executor/launcher.h"
+#include "partita/executor/measuredrun.h"
+#include "partita/executor/worker.h"
+
+#include <QDir>
+#include <QFile>
+#include <QProcess>
+#include <QStandardPaths>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <csignal>
+#include <functional>
+#include <map>
+#include <regex>
+#include <set>
+#include <thread>
+#include <unistd.h>
+
+using namespace partita;
+
+namespace {
+
+const char* kWorker = PARTITA_BINARY_DIR "/bin/partita-worker";
+
+Model tinyGpt()
+{
+    auto m = modelFromHfConfig(R"({"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 4,
+                                   "n_positions": 64, "vocab_size": 512})", "tiny-gpt2");
+    if (!m)
+        qFatal("%s", m.error().str().c_str());
+    return *m;
+}
+
+Cluster devices(int n)
+{
+    std::string devs;
+    for (int i = 0; i < n; ++i)
+        devs += std::string(i ? ", " : "") + R"({"preset": "a100-sxm4-80gb"})";
+    auto c = clusterFromJson(R"({"partita_cluster": 1, "name": "test", "nodes": [{"devices": [)" + devs +
+                                 R"(], "intra": {"kind": "nvswitch", "bandwidth": "300 GB/s", "latency": "1 us"}}]})",
+                             "test.json");
+    if (!c)
+        qFatal("%s", c.error().str().c_str());
+    return *c;
+}
+
+Plan planFor(int ranks, int tp, int pp, int zero, const std::string& sync = {})
+{
+    const Model m = tinyGpt();
+    const Cluster c = devices(ranks);
+    Strategy s;
+    s.name = "test";
+    s.tp = tp;
+    s.pp = pp;
+    s.dp = ranks / (tp * pp);
+    s.micro_batch = 1;
+    s.global_batch = s.dp * (pp > 1 ? 4 : 2);
+    s.zero_stage = zero;
+    s.precision = Precision::BF16;
+    s.fp32_grad_accumulation = tp > 1 || pp > 1;
+    if (!sync.empty()) {
+        auto parsed = strategyFromJson(R"({"partita_strategy": 1, "name": "ps", "mesh": {"dp": )" + std::to_string(s.dp) +
+                                           R"(}, "global_batch": )" + std::to_string(s.global_batch) +
+                                           R"(, "micro_batch": 1, "precision": "bf16", "sync": )" + sync + "}",
+                                       "ps.json");
+        if (!parsed)
+            qFatal("%s", parsed.error().str().c_str());
+        s = *parsed;
+    }
+    auto p = lowerPlan(m, c, s, 64);
+    if (!p)
+        qFatal("%s", p.error().str().c_str());
+    return *p;
+}
+
+LaunchSpec localSpec(int steps = 2)
+{
+    LaunchSpec s;
+    s.kind = LauncherKind::Local;
+    s.worker = kWorker;
+    s.steps = steps;
+    s.warmup = 1;
+    s.timeout_s = 120;
+    return s;
+}
+
+// The ops a rank of the plan runs in one step, as the worker numbers them.
+std::set<int64_t> expectedOps(const Plan& plan, int rank)
+{
+    const RankClass* rc = nullptr;
+    for (const RankClass& c : plan.classes)
+        if (rank >= c.first_rank && rank < c.first_rank + c.count)
+            rc = &c;
+    std::set<int64_t> ops;
+    const bool zero3 = plan.zero_stage == 3 && plan.dp > 1;
+    for (size_t si = 0; si < rc->steps.size(); ++si) {
+        const Step& st = rc->steps[si];
+        switch (st.kind) {
+        case StepKind::Run: {
+            const Program& p = plan.programs[size_t(st.program)];
+            for (size_t ki = 0; ki < p.kernels.size(); ++ki) {
+                const Kernel& k = p.kernels[ki];
+                const int group = k.kind != KernelKind::Collective ? 2 : k.expert_group ? plan.ep : plan.tp;
+                if (group > 1)
+                    ops.insert(planOpId(int(si), int(ki)));
+            }
+            if (zero3 && p.phase != Phase::Recompute)
+                ops.insert(planOpId(int(si), kPreGather));
+            if (zero3 && p.phase == Phase::Backward)
+                ops.insert(planOpId(int(si), kPostScatter));
+            break;
+        }
+        case StepKind::Send:
+        case StepKind::Recv: ops.insert(planOpId(int(si), 0)); break;
+        case StepKind::Sync:
+            if (plan.dp > 1) {
+                if (st.method == SyncMethod::ParameterServer) {
+                    const int k = std::clamp(st.shards > 0 ? st.shards : 1, 1, plan.dp);
+                    for (int j = 0; j < 2 * k; ++j)
+                        ops.insert(planOpId(int(si), j));
+                } else {
+                    ops.insert(planOpId(int(si), 0));
+                }
+            }
+            break;
+        case StepKind::Optimizer:
+            ops.insert(planOpId(int(si), 0));
+            if ((plan.zero_stage == 1 || plan.zero_stage == 2) && plan.dp > 1)
+                ops.insert(planOpId(int(si), kPostGather));
+            break;
+        }
+    }
+    return ops;
+}
+
+// Watches the ranks' start lines for their pids and does `act` to `rank`
+// once it reports `line` (e.g. "rank 1 step 3/").
+struct RankWatcher
+{
+    std::map<int, int> pid;
+    bool done = false;
+    std::function<void(std::string_view, bool)> watch(int rank, const std::string& line, int signal)
+    {
+        return [this, rank, line, signal](std::string_view text, bool) {
+            std::cmatch m;
+            static const std::regex started(R"(^rank (\d+) host \S+ pid (\d+) started)");
+            if (std::regex_search(text.begin(), text.end(), m, started))
+                pid[std::stoi(m[1])] = std::stoi(m[2]);
+            if (!done && text.rfind(line, 0) == 0 && pid.count(rank)) {
+                done = true;
+                ::kill(pid[rank], signal);
+            }
+        };
+    }
+};
+
+struct Sshd
+{
+    QTemporaryDir dir;
+    QProcess proc;
+    QString config; // client configuration naming the host "partita-node"
+    int port = 0;
+    QString error;
+
+    bool start(const QString& alias = "partita-node")
+    {
+        const QString sshd = "/usr/sbin/sshd";
+        if (!QFile::exists(sshd)) {
+            error = "no /usr/sbin/sshd (packaging/install-deps.sh installs openssh-server)";
+            return false;
+        }
+        const QString d = dir.path();
+        for (const char* key : {"host_key", "user_key"}) {
+            QProcess kg;
+            kg.start("ssh-keygen", {"-q", "-t", "ed25519", "-N", "", "-f", d + "/" + key});
+            if (!kg.waitForFinished(30000) || kg.exitCode() != 0) {
+                error = "ssh-keygen failed: " + QString::fromUtf8(kg.readAllStandardError());
+                return false;
+            }
+        }
+        QFile::copy(d + "/user_key.pub", d + "/authorized_keys");
+        if (geteuid() == 0)
+            QDir().mkpath("/run/sshd"); // privilege separation directory sshd wants as root
+        const QString user = qEnvironmentVariable("USER", geteuid() == 0 ? "root" : "");
+        for (int attempt = 0; attempt < 20; ++attempt) {
+            port = 20000 + int((getpid() * 7 + attempt * 7919) % 30000);
+            QFile cfg(d + "/sshd_config");
+            cfg.open(QIODevice::WriteOnly | QIODevice::Truncate);
+            cfg.write(QString("Port %1\nListenAddress 127.0.0.1\nHostKey %2/host_key\nAuthorizedKeysFile %2/authorized_keys\n"
+                              "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+                              "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile %2/sshd.pid\n"
+                              "Subsystem sftp /usr/lib/openssh/sftp-server\n")
+                          .arg(port)
+                          .arg(d)
+                          .toUtf8());
+            cfg.close();
+            proc.start(sshd, {"-D", "-e", "-f", d + "/sshd_config"});
+            if (!proc.waitForStarted(10000)) {
+                error = "sshd did not start";
+                return false;
+            }
+            if (proc.waitForFinished(700)) { // exited at once: the port is taken, or the configuration is refused
+                error = QString::fromUtf8(proc.readAllStandardError());
+                continue;
+            }
+            break;
+        }
+        if (proc.state() != QProcess::Running)
+            return false;
+        // The host key goes into known_hosts under the alias: verified, never skipped.
+        QFile hk(d + "/host_key.pub");
+        hk.open(QIODevice::ReadOnly);
+        const QList<QByteArray> parts = hk.readAll().split(' ');
+        QFile kh(d + "/known_hosts");
+        kh.open(QIODevice::WriteOnly);
+        kh.write(alias.toUtf8() + " " + parts.value(0) + " " + parts.value(1) + "\n");
+        kh.close();
+        config = d + "/ssh_config";
+        QFile sc(config);
+        sc.open(QIODevice::WriteOnly);
+        sc.write(QString("Host %1\n  HostName 127.0.0.1\n  Port %2\n%3  IdentityFile %4/user_key\n  IdentitiesOnly yes\n"
+                         "  UserKnownHostsFile %4/known_hosts\n  HostKeyAlias %1\n"
+                         "Host unreachable-node\n  HostName 127.0.0.1\n  Port 1\n  IdentityFile %4/user_key\n"
+                         "  UserKnownHostsFile %4/known_hosts\n  HostKeyAlias %1\n")
+                     .arg(alias)
+                     .arg(port)
+                     .arg(user.isEmpty() ? QString() : "  User " + user + "\n")
+                     .arg(d)
+                     .toUtf8());
+        sc.close();
+        return true;
+    }
+    ~Sshd()
+    {
+        if (proc.state() == QProcess::Running) {
+            proc.terminate();
+            proc.waitForFinished(5000);
+        }
+    }
+};
+
+} // namespace
+
+class TestLauncher : public QObject
+{
+    Q_OBJECT
+private:
+    QTemporaryDir m_tmp;
+
+    std::unique_ptr<TraceStore> store(const QString& name)
+    {
+        auto s = TraceStore::open(m_tmp.filePath(name).toStdString());
+        if (!s)
+            qFatal("%s", s.error().str().c_str());
+        return std::move(*s);
+    }
+
+private slots:
+    void commands_data()
+    {
+        QTest::addColumn<int>("kind");
+        QTest::addColumn<QStringList>("options");
+        QTest::addColumn<QStringList>("expect");
+        QTest::newRow("local") << int(LauncherKind::Local) << QStringList{}
+                               << QStringList{"mpirun", "-np 4", "--oversubscribe", "OPENBLAS_NUM_THREADS=1", "--plan p.json"};
+        QTest::newRow("ssh") << int(LauncherKind::Ssh) << QStringList{"-F", "/x/ssh_config"}
+                             << QStringList{"--hostfile hf", "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -F /x/ssh_config",
+                                            "plm_rsh_no_tree_spawn"};
+        QTest::newRow("slurm") << int(LauncherKind::Slurm) << QStringList{}
+                               << QStringList{"srun", "--nodes=2", "--nodelist=a,b", "--ntasks=4", "--kill-on-bad-exit=1",
+                                              "--export=ALL,OPENBLAS_NUM_THREADS=1"};
+    }
+    void commands()
+    {
+        QFETCH(int, kind);
+        QFETCH(QStringList, options);
+        QFETCH(QStringList, expect);
+        LaunchSpec s = localSpec();
+        s.kind = LauncherKind(kind);
+        s.ranks = 4;
+        s.plan = "p.json";
+        s.out = "out";
+        s.hostfile = "hf";
+        s.hosts = {{"a", 2}, {"b", 2}};
+        for (const QString& o : options)
+            s.ssh_options.push_back(o.toStdString());
+        auto cmd = launchCommand(s);
+        QVERIFY2(cmd, cmd ? "" : cmd.error().str().c_str());
+        QString line;
+        for (const std::string& a : *cmd)
+            line += QString::fromStdString(a) + " ";
+        for (const QString& e : expect)
+            QVERIFY2(line.contains(e), qPrintable(line));
+        QVERIFY(line.contains(QString(kWorker)));
+        if (s.kind != LauncherKind::Slurm)
+            QCOMPARE(line.contains("--allow-run-as-root"), geteuid() == 0);
+        QVERIFY(QString::fromStdString(hostfileText(s)).contains("b slots=2"));
+    }
+
+    void refusals_data()
+    {
+        QTest::addColumn<int>("kind");
+        QTest::addColumn<int>("slotCount");
+        QTest::addColumn<QStringList>("options");
+        QTest::addColumn<QString>("message");
+        QTest::newRow("host keys unchecked") << int(LauncherKind::Ssh) << 4 << QStringList{"-o", "StrictHostKeyChecking=no"}
+                                             << "host keys are always verified";
+        QTest::newRow("known hosts discarded") << int(LauncherKind::Ssh) << 4 << QStringList{"-o", "UserKnownHostsFile=/dev/null"}
+                                               << "host keys are always verified";
+        QTest::newRow("option scp cannot read") << int(LauncherKind::Ssh) << 4 << QStringList{"-p", "2222"} << "forms scp reads";
+        QTest::newRow("too few slots") << int(LauncherKind::Ssh) << 3 << QStringList{} << "3 slots for 4 ranks";
+        QTest::newRow("slurm without hosts") << int(LauncherKind::Slurm) << 0 << QStringList{} << "needs hosts";
+    }
+    void refusals()
+    {
+        QFETCH(int, kind);
+        QFETCH(int, slotCount);
+        QFETCH(QStringList, options);
+        QFETCH(QString, message);
+        LaunchSpec s = localSpec();
+        s.kind = LauncherKind(kind);
+        s.ranks = 4;
+        s.plan = s.out = s.hostfile = "x";
+        if (slotCount)
+            s.hosts = {{"a", slotCount}};
+        for (const QString& o : options)
+            s.ssh_options.push_back(o.toStdString());
+        auto cmd = launchCommand(s);
+        QVERIFY(!cmd);
+        QVERIFY2(QString::fromStdString(cmd.error().str()).contains(message), cmd.error().str().c_str());
+    }
+
+    void explain_data()
+    {
+        QTest::addColumn<QString>("log");
+        QTest::addColumn<int>("rank");
+        QTest::addColumn<QString>("host");
+        QTest::addColumn<QString>("cause");
+        QTest::newRow("killed") << "rank 1 host n2 pid 77 started\nmpirun noticed that process rank 1 with PID 77 on node n2 "
+                                   "exited on signal 9 (Killed).\n"
+                                << 1 << "n2" << "killed by signal 9";
+        QTest::newRow("worker error") << "partita-worker: error: rank 3 on n4: MPI: allreduce on the data-parallel group: "
+                                         "MPI_ERR_TRUNCATE\nMPI_ABORT was invoked on rank 3\n"
+                                      << 3 << "n4" << "MPI_ERR_TRUNCATE";
+        QTest::newRow("exit code") << "rank 2 host n3 pid 9 started\n  Process name: [[11621,1],2]\n  Exit code:    7\n"
+                                   << 2 << "n3" << "exited with code 7";
+        QTest::newRow("bad plan") << "partita-worker: error: on n1: plan.json: No such file or directory\n" << -1 << "n1"
+                                  << "No such file";
+        QTest::newRow("ssh refused") << "ssh: connect to host 10.0.0.9 port 22: Connection refused\nORTE was unable to "
+                                        "reliably start one or more daemons.\n"
+                                     << -1 << "" << "Connection refused";
+        QTest::newRow("host key") << "Host key verification failed.\nORTE was unable to reliably start one or more daemons.\n"
+                                  << -1 << "" << "Host key verification failed";
+    }
+    void explain()
+    {
+        QFETCH(QString, log);
+        QFETCH(int, rank);
+        QFETCH(QString, host);
+        QFETCH(QString, cause);
+        LaunchResult r;
+        r.log = log.toStdString();
+        r.exit_code = 1;
+        explainFailure(r, localSpec());
+        QCOMPARE(r.failed_rank, rank);
+        QCOMPARE(QString::fromStdString(r.failed_host), host);
+        QVERIFY2(QString::fromStdString(r.cause).contains(cause), r.cause.c_str());
+        QVERIFY(QString::fromStdString(r.message).contains(cause));
+    }
+
+    // Real runs under mpirun: every plan op exactly once per rank per measured step.
+    void localRuns_data()
+    {
+        QTest::addColumn<int>("ranks");
+        QTest::addColumn<int>("tp");
+        QTest::addColumn<int>("pp");
+        QTest::addColumn<int>("zero");
+        QTest::addColumn<QString>("sync");
+        QTest::newRow("1 rank") << 1 << 1 << 1 << 0 << "";
+        QTest::newRow("2 ranks, data parallel") << 2 << 1 << 1 << 0 << "";
+        QTest::newRow("2 ranks, parameter server") << 2 << 1 << 1 << 0 << R"({"method": "ps", "ps_shards": 2})";
+        QTest::newRow("4 ranks, ZeRO-1") << 4 << 1 << 1 << 1 << "";
+        QTest::newRow("4 ranks, ZeRO-3") << 4 << 1 << 1 << 3 << "";
+        QTest::newRow("4 ranks, tp 2 x pp 2") << 4 << 2 << 2 << 0 << "";
+        QTest::newRow("4 ranks, pp 4") << 4 << 1 << 4 << 0 << "";
+    }
+    void localRuns()
+    {
+        QFETCH(int, ranks);
+        QFETCH(int, tp);
+        QFETCH(int, pp);
+        QFETCH(int, zero);
+        QFETCH(QString, sync);
+        const Plan plan = planFor(ranks, tp, pp, zero, sync.toStdString());
+        QCOMPARE(plan.world, ranks);
+        auto st = store("local.partita");
+        MeasuredRunOptions o;
+        o.launch = localSpec(2);
+        o.run_dir = m_tmp.filePath(QString("local-%1").arg(QTest::currentDataTag()).replace(' ', '_')).toStdString();
+        o.info.name = QTest::currentDataTag();
+        auto r = executeRun(*st, plan, o);
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QVERIFY2(r->complete, (r->launch.message + "\n" + r->launch.log).c_str());
+        QVERIFY(r->run_id > 0);
+        QCOMPARE(int(r->ranks.size()), ranks);
+        QCOMPARE(int(r->step_s.size()), 2);
+        auto info = st->run(r->run_id);
+        QVERIFY(info);
+        QCOMPARE(info->kind, RunKind::Measured);
+        QCOMPARE(info->status, RunStatus::Complete);
+        QCOMPARE(info->ranks, ranks);
+        std::map<std::pair<int, int64_t>, int> seen;
+        std::map<int, int> stepsOf;
+        auto each = st->forEachEvent(r->run_id, [&](const StoredEvent& e) {
+            if (e.record.kind == TraceKind::Step)
+                ++stepsOf[e.record.rank];
+            else
+                ++seen[{e.record.rank, e.record.op}];
+        });
+        QVERIFY(each);
+        for (int rank = 0; rank < ranks; ++rank) {
+            QCOMPARE(stepsOf[rank], 2);
+            const std::set<int64_t> expected = expectedOps(plan, rank);
+            int found = 0;
+            for (const auto& [key, n] : seen)
+                if (key.first == rank) {
+                    QVERIFY2(expected.count(key.second), qPrintable(QString("rank %1: unexpected op %2").arg(rank).arg(key.second)));
+                    QCOMPARE(n, 2); // once per measured step
+                    ++found;
+                }
+            QCOMPARE(found, int(expected.size()));
+            QCOMPARE(r->ranks[size_t(rank)].ops_per_step, int64_t(expected.size()));
+        }
+    }
+
+    // A rank killed mid-run: every rank stops, what was measured is kept, the message names the rank.
+    void killedRank()
+    {
+        const Plan plan = planFor(2, 1, 1, 0);
+        auto st = store("killed.partita");
+        MeasuredRunOptions o;
+        o.launch = localSpec(100000);
+        o.run_dir = m_tmp.filePath("killed").toStdString();
+        o.info.name = "killed";
+        RankWatcher w;
+        o.on_line = w.watch(1, "rank 1 step 3/", SIGKILL);
+        auto r = executeRun(*st, plan, o);
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QVERIFY(w.done);
+        QVERIFY(!r->complete);
+        QCOMPARE(r->launch.failed_rank, 1);
+        QVERIFY2(QString::fromStdString(r->launch.message).contains("signal 9"), r->launch.message.c_str());
+        QVERIFY(r->run_id > 0);
+        auto info = st->run(r->run_id);
+        QCOMPARE(info->status, RunStatus::Incomplete);
+        QVERIFY(QString::fromStdString(info->meta).contains("signal 9"));
+        // The steps each rank finished before the kill are in the store.
+        auto steps = st->steps(r->run_id);
+        QVERIFY(steps && steps->size() >= 2);
+        QVERIFY(st->integrityCheck().value() == "ok");
+    }
+
+    // A rank that stops answering: the timeout terminates every rank.
+    void hungRank()
+    {
+        const Plan plan = planFor(2, 1, 1, 0);
+        auto st = store("hung.partita");
+        MeasuredRunOptions o;
+        o.launch = localSpec(100000);
+        o.launch.timeout_s = 6;
+        o.run_dir = m_tmp.filePath("hung").toStdString();
+        o.info.name = "hung";
+        RankWatcher w;
+        o.on_line = w.watch(0, "rank 0 step 2/", SIGSTOP);
+        auto r = executeRun(*st, plan, o);
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QVERIFY(w.done);
+        QVERIFY(r->launch.timed_out);
+        QVERIFY(!r->complete);
+        QVERIFY(r->launch.failed_rank >= 0);
+        QVERIFY2(QString::fromStdString(r->launch.message).contains("6 s timeout"), r->launch.message.c_str());
+        // Terminated, not left behind (a zombie waits for a reaper that may not be init).
+        QFile stat(QString("/proc/%1/stat").arg(w.pid[0]));
+        const QByteArray state = stat.open(QIODevice::ReadOnly) ? stat.readAll() : QByteArray();
+        QVERIFY2(state.isEmpty() || state.contains(") Z "), state.constData());
+        QCOMPARE(st->run(r->run_id)->status, RunStatus::Incomplete);
+    }
+
+    // Two ranks through the ssh launcher: a real sshd on 127.0.0.1, throwaway keys, host keys verified.
+    void sshLauncher()
+    {
+        Sshd sshd;
+        QVERIFY2(sshd.start(), qPrintable(sshd.error));
+        const Plan plan = planFor(2, 1, 1, 0);
+        auto st = store("ssh.partita");
+        MeasuredRunOptions o;
+        o.launch = localSpec(2);
+        o.launch.kind = LauncherKind::Ssh;
+        o.launch.hosts = {{"partita-node", 2}};
+        o.launch.ssh_options = {"-F", sshd.config.toStdString()};
+        o.run_dir = m_tmp.filePath("ssh").toStdString();
+        o.remote_dir = m_tmp.filePath("ssh-remote").toStdString();
+        o.info.name = "over ssh";
+        auto r = executeRun(*st, plan, o);
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QVERIFY2(r->complete, (r->launch.message + "\n" + r->launch.log).c_str());
+        QCOMPARE(int(r->ranks.size()), 2);
+        // The files came back over scp into the run folder.
+        QVERIFY(QFile::exists(m_tmp.filePath("ssh/ranks/rank-1.trace.json")));
+        QCOMPARE(st->run(r->run_id)->ranks, 2);
+        const QString hostfile = QString::fromStdString(o.run_dir) + "/hostfile";
+        QFile hf(hostfile);
+        QVERIFY(hf.open(QIODevice::ReadOnly));
+        QVERIFY(hf.readAll().contains("partita-node slots=2"));
+
+        // A host nobody answers on: nothing runs, the message names the host.
+        o.launch.hosts = {{"unreachable-node", 2}};
+        o.run_dir = m_tmp.filePath("ssh-unreachable").toStdString();
+        auto u = executeRun(*st, plan, o);
+        QVERIFY2(u, u ? "" : u.error().str().c_str());
+        QVERIFY(!u->complete);
+        QCOMPARE(u->run_id, int64_t(0));
+        QCOMPARE(QString::fromStdString(u->launch.failed_host), QString("unreachable-node"));
+        QVERIFY2(QString::fromStdString(u->launch.message).contains("Connection refused"), u->launch.message.c_str());
+    }
+
+    void slurm()
+    {
+        if (QStandardPaths::findExecutable("srun").isEmpty() || QStandardPaths::findExecutable("scontrol").isEmpty())
+            QSKIP("no Slurm on this machine (srun and scontrol are not installed): the generated srun command is "
+                  "tested in commands(slurm); running it needs a slurmctld and slurmd");
+        QProcess ping;
+        ping.start("scontrol", {"ping"});
+        if (!ping.waitForFinished(10000) || !ping.readAllStandardOutput().contains("UP"))
+            QSKIP("Slurm is installed but no controller answers scontrol ping");
+        const Plan plan = planFor(2, 1, 1, 0);
+        auto st = store("slurm.partita");
+        MeasuredRunOptions o;
+        o.launch = localSpec(2);
+        o.launch.kind = LauncherKind::Slurm;
+        char host[256] = {};
+        gethostname(host, sizeof host - 1);
+        o.launch.hosts = {{host, 2}};
+        o.run_dir = m_tmp.filePath("slurm").toStdString();
+        o.info.name = "slurm";
+        auto r = executeRun(*st, plan, o);
+        QVERIFY2(r && r->complete, r ? r->launch.message.c_str() : r.error().str().c_str());
+    }
+};
+
+QTEST_GUILESS_MAIN(TestLauncher)
+#include "tst_launcher.moc"
