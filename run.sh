@@ -2,14 +2,15 @@
 # Installs what is missing, builds, and opens the workbench on the bundled demo
 # project. The workbench's views are not built yet (issue 7), so this runs the
 # same pipeline headless — read the demo model and cluster, predict a strategy,
-# search for a better one — and says where the results are.
+# search for a better one, measure a small model on this CPU — and says where
+# the results are.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 ./packaging/install-deps.sh
 
 cmake --preset dev >/dev/null
-cmake --build build/dev --target partita-cli
+cmake --build build/dev --target partita-cli partita-worker
 
 cli=build/dev/bin/partita-cli
 out=out/demo
@@ -38,7 +39,7 @@ echo "== Auto-search (5 s)"
 echo
 echo "== Project: both predictions and a real PyTorch-profiler trace in one store"
 project="$out/demo.partita"
-rm -f "$project" "$project-wal" "$project-shm"
+rm -rf "$project" "$project-wal" "$project-shm" "$project.runs"
 "$cli" simulate --model "$model" --cluster "$cluster" --preset ddp --global-batch 128 --micro-batch 8 \
     --project "$project" --name "DDP (predicted)" > /dev/null
 "$cli" simulate --model "$model" --cluster "$cluster" --strategy "$out/best-strategy.json" \
@@ -47,6 +48,11 @@ kineto=../shared/data/traces/nccl_parser_config-nccl_data.json.gz
 if [ -f "$kineto" ]; then
     "$cli" trace import "$kineto" --project "$project" --name "NCCL all-reduce, rank 0 (HTA test data)" > /dev/null
 fi
+echo "== Measured: a small GPT-2 on this machine's CPU, 2 ranks through mpirun, beside its prediction"
+echo '{"model_type": "gpt2", "n_embd": 128, "n_head": 4, "n_layer": 2, "n_positions": 128, "vocab_size": 2048}' \
+    > "$out/small-gpt2.json"
+"$cli" run --model "$out/small-gpt2.json" --cluster local --ranks 2 --preset ddp --global-batch 4 --seq-len 128 \
+    --steps 3 --project "$project" --name "small GPT-2, CPU" | sed -n '/^Measured/,/^Calibration/p'
 "$cli" runs list --project "$project"
 echo
 "$cli" trace diff --project "$project" --run 1 --run 2 | sed -n '/^steps/,$p;/^per rank/,$p' | head -8
@@ -57,4 +63,5 @@ echo "  model.json cluster.json local-machine.json   what Partita read"
 echo "  ddp.json ddp-plan.json ddp-trace.json        the DDP prediction, its execution plan and timeline"
 echo "  best-strategy.json best.json best-trace.json the searched strategy and its prediction"
 echo "  demo.partita                                 the project: runs, timelines (partita-cli runs list / trace stats)"
+echo "  demo.partita.runs/                           the measured run's plan and per-rank traces"
 echo "Timelines (*-trace.json) open in the Perfetto UI or chrome://tracing."
