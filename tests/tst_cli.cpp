@@ -356,7 +356,7 @@ private slots:
     {
         QTest::addColumn<QStringList>("args");
         QTest::addColumn<QString>("err");
-        QTest::newRow("cuda") << QStringList{"run", "--backend", "cuda"} << "CUDA backend is not built yet";
+        QTest::newRow("cuda without a GPU") << QStringList{"run", "--backend", "cuda"} << "GPU";
         QTest::newRow("ssh without hosts") << QStringList{"run", "--launcher", "ssh"} << "needs --hosts";
         QTest::newRow("missing hostfile") << QStringList{"run", "--launcher", "ssh", "--hosts", "/nonexistent/hosts"}
                                           << "/nonexistent/hosts";

@@ -10,6 +10,8 @@
 #include <QTest>
 
 #include <map>
+#include <mutex>
+#include <thread>
 #include <set>
 
 using namespace partita;
@@ -46,6 +48,144 @@ Plan tinyPlan(int devicesOrZero = 0)
     if (!s)
         qFatal("%s", s.error().str().c_str());
     auto p = lowerPlan(m, c, *s, 64);
+    if (!p)
+        qFatal("%s", p.error().str().c_str());
+    return *p;
+}
+
+
+// A stream-ordered, device-timed backend that runs nothing and logs what the
+// worker asks of it, in order: the plan-to-stream scheduling of the CUDA
+// backend, checked on a CPU. Rank 0 of the plan's world; peers are imaginary.
+class StreamLog final : public ComputeBackend, public Communicator
+{
+public:
+    explicit StreamLog(const Plan& p) : m_plan(p) {}
+    std::string name() const override { return "stream log"; }
+    // Compute stream.
+    void gemm(int64_t, int64_t, int64_t) override { launch("gemm"); }
+    void memoryPass(double) override { launch("memory"); }
+    bool deviceTimed() const override { return true; }
+    void opBegin(int64_t op) override
+    {
+        std::lock_guard lock(m_mu);
+        m_stack[std::this_thread::get_id()].push_back(op);
+    }
+    void opEnd() override
+    {
+        std::lock_guard lock(m_mu);
+        auto& st = m_stack[std::this_thread::get_id()];
+        if (st.empty())
+            ++unbalanced;
+        else
+            st.pop_back();
+    }
+    Result<std::vector<TraceRecord>> takeDeviceRecords(int) override
+    {
+        std::lock_guard lock(m_mu);
+        std::vector<TraceRecord> out;
+        for (int64_t op : m_launched) {
+            TraceRecord r;
+            r.op = op;
+            r.kind = TraceKind::Kernel;
+            r.start_ns = ++m_seq;
+            r.dur_ns = 1;
+            r.name = "device kernel";
+            out.push_back(r);
+        }
+        m_launched.clear();
+        return out;
+    }
+    // Communicator.
+    int rank() const override { return 0; }
+    int size() const override { return m_plan.world; }
+    int groupSize(CommGroup g) const override
+    {
+        return g == CommGroup::Tensor ? m_plan.tp : g == CommGroup::Data ? m_plan.dp : g == CommGroup::Expert ? m_plan.ep : m_plan.world;
+    }
+    int groupRank(CommGroup) const override { return 0; }
+    int hosts() const override { return 1; }
+    Result<bool> collective(CommGroup g, Collective, double, int, int) override
+    {
+        launch(g == CommGroup::Data ? "data collective" : "collective");
+        std::lock_guard lock(m_mu);
+        if (g == CommGroup::Data) {
+            ++dataCollectives;
+            if (m_lastReady < 0 || m_lastReady > m_seq)
+                ++unreadyData; // issued without the compute stream's position to wait for
+            m_lastData = ++m_seq;
+        }
+        return true;
+    }
+    Result<bool> send(int, double, int) override { launch("send"); return true; }
+    Result<bool> recv(int, double, int) override { launch("recv"); return true; }
+    Result<bool> completeSends() override { return true; }
+    Result<bool> barrier() override { return true; }
+    Result<bool> broadcastBytes(void*, size_t, int) override { return true; }
+    int64_t clockOffsetNs() const override { return 0; }
+    bool concurrent() const override { return true; }
+    void abort(int) override {}
+    void dataReady() override
+    {
+        std::lock_guard lock(m_mu);
+        m_lastReady = ++m_seq;
+        ++readies;
+    }
+    void joinData() override
+    {
+        std::lock_guard lock(m_mu);
+        m_lastJoin = ++m_seq;
+    }
+
+    int unbalanced = 0, untagged = 0, unreadyData = 0, unjoinedOptimizer = 0, readies = 0, dataCollectives = 0;
+    bool stacksEmpty()
+    {
+        std::lock_guard lock(m_mu);
+        return std::all_of(m_stack.begin(), m_stack.end(), [](const auto& e) { return e.second.empty(); });
+    }
+
+private:
+    void launch(const char* what)
+    {
+        std::lock_guard lock(m_mu);
+        auto& st = m_stack[std::this_thread::get_id()];
+        if (st.empty()) {
+            ++untagged;
+            return;
+        }
+        // The optimizer (kernel 0 of the last step) must wait for every bucket.
+        if (std::string(what) == "memory" && st.back() % 100000 == 0 &&
+            m_plan.classes.front().steps[size_t(st.back() / 100000)].kind == StepKind::Optimizer && m_lastData > m_lastJoin)
+            ++unjoinedOptimizer;
+        if (m_launched.empty() || m_launched.back() != st.back())
+            m_launched.push_back(st.back());
+    }
+    const Plan& m_plan;
+    std::mutex m_mu;
+    std::map<std::thread::id, std::vector<int64_t>> m_stack;
+    std::vector<int64_t> m_launched;
+    int64_t m_seq = 0, m_lastReady = -1, m_lastData = -1, m_lastJoin = -1;
+};
+
+Plan meshPlan(int dp, int tp, int pp, int zero)
+{
+    const Model m = tinyGpt();
+    std::string devs;
+    for (int i = 0; i < dp * tp * pp; ++i)
+        devs += std::string(i ? ", " : "") + R"({"preset": "a100-sxm4-80gb"})";
+    auto c = clusterFromJson(R"({"partita_cluster": 1, "name": "mesh", "nodes": [{"devices": [)" + devs +
+                                 R"(], "intra": {"kind": "nvswitch", "bandwidth": "300 GB/s"}}]})",
+                             "mesh.json");
+    if (!c)
+        qFatal("%s", c.error().str().c_str());
+    Strategy s;
+    s.dp = dp;
+    s.tp = tp;
+    s.pp = pp;
+    s.micro_batch = 1;
+    s.global_batch = dp * (pp > 1 ? 2 * pp : 1);
+    s.zero_stage = zero;
+    auto p = lowerPlan(m, *c, s, 64);
     if (!p)
         qFatal("%s", p.error().str().c_str());
     return *p;
@@ -145,6 +285,54 @@ private slots:
         auto r = runCpuWorker(tinyPlan(devices), o);
         QVERIFY(!r);
         QVERIFY2(QString::fromStdString(r.error().str()).contains(message), r.error().str().c_str());
+    }
+
+    // Stream-ordered backends: every launch is tagged with its op, every
+    // data-parallel collective is issued after the compute stream's position
+    // was handed over, the optimizer starts after the data stream was joined,
+    // and the device's records come back named by the plan's ops.
+    void streamScheduling_data()
+    {
+        QTest::addColumn<int>("dp");
+        QTest::addColumn<int>("tp");
+        QTest::addColumn<int>("pp");
+        QTest::addColumn<int>("zero");
+        QTest::newRow("dp 4") << 4 << 1 << 1 << 0;
+        QTest::newRow("dp 2 x tp 2, ZeRO-1") << 2 << 2 << 1 << 1;
+        QTest::newRow("dp 2, ZeRO-3") << 2 << 1 << 1 << 3;
+        QTest::newRow("dp 2 x pp 2") << 2 << 1 << 2 << 0;
+    }
+    void streamScheduling()
+    {
+        QFETCH(int, dp);
+        QFETCH(int, tp);
+        QFETCH(int, pp);
+        QFETCH(int, zero);
+        const Plan plan = meshPlan(dp, tp, pp, zero);
+        StreamLog log(plan);
+        WorkerOptions o;
+        o.steps = 2;
+        o.warmup = 1;
+        auto r = runWorker(plan, o, log, log);
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QCOMPARE(log.untagged, 0);
+        QCOMPARE(log.unbalanced, 0);
+        QVERIFY(log.stacksEmpty());
+        QVERIFY(log.dataCollectives > 0);
+        QCOMPARE(log.unreadyData, 0);
+        QCOMPARE(log.unjoinedOptimizer, 0);
+        QVERIFY(log.readies > 0);
+        // Device records: every one carries a plan op, kernels their layer.
+        int withLayer = 0, kernels = 0;
+        for (const TraceRecord& t : r->trace.records) {
+            if (t.kind == TraceKind::Step)
+                continue;
+            ++kernels;
+            QVERIFY(t.op >= 0);
+            withLayer += t.layer >= 0;
+        }
+        QVERIFY(kernels > 10);
+        QVERIFY(withLayer > kernels / 2);
     }
 
     void cancelled()

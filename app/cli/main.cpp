@@ -120,7 +120,9 @@ int main(int argc, char** argv)
     runCmd->add_option("--dtype", ro.sim.dtype, "training precision")->check(CLI::IsMember({"fp16", "bf16", "fp32"}));
     runCmd->add_option("--seq-len", ro.sim.seqLen, "sequence length (default: the model's)")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     runCmd->add_option("--calibration", ro.sim.calibration, "calibration file for the prediction (partita-cli calibrate)");
-    runCmd->add_option("--backend", ro.backend, "where kernels run (the CUDA backend is not built yet)")->check(CLI::IsMember({"cpu", "cuda"}));
+    runCmd->add_option("--backend", ro.backend, "where kernels run: cpu (OpenBLAS, MPI) or cuda (cuBLAS, NCCL, CUPTI)")
+        ->check(CLI::IsMember({"cpu", "cuda"}));
+    runCmd->add_flag("--no-cupti", ro.noCupti, "cuda: no CUPTI tracing (step times only; measures tracing's overhead)");
     runCmd->add_option("--launcher", ro.launcher, "how ranks start: mpirun here, mpirun over ssh, or Slurm's srun")
         ->check(CLI::IsMember({"local", "ssh", "slurm"}));
     runCmd->add_option("--hosts", ro.hosts, "hostfile (host [slots=N] per line) for the ssh and slurm launchers");

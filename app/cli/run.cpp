@@ -51,8 +51,11 @@ std::string pct(double e)
 
 int runRun(const RunCliOptions& o)
 {
+#ifndef PARTITA_HAVE_CUDA_BACKEND
     if (o.backend == "cuda")
-        return fail(Error{"--backend", "cuda", "the CUDA backend is not built yet (issue 6); use --backend cpu"});
+        return fail(Error{"--backend", "cuda",
+                          "this build has no CUDA backend for GPUs (it needs the CUDA toolkit with cuBLAS, NCCL and CUPTI); use --backend cpu"});
+#endif
     if (o.sim.project.empty())
         return fail(Error{"--project", {}, "a measured run is stored in a project: give --project FILE.partita"});
     auto model = loadModel(o.sim.model);
@@ -62,7 +65,13 @@ int runRun(const RunCliOptions& o)
     if (!store)
         return fail(store.error());
     Result<Cluster> cluster = Error{};
-    if (o.sim.cluster == "local") {
+    if (o.sim.cluster == "local" && o.backend == "cuda") {
+        // This machine's GPUs, one rank each.
+        LocalMachine lm = detectLocalMachine();
+        if (lm.cluster.deviceCount() == 0 || lm.cluster.nodes.front().devices.front().kind != "gpu")
+            return fail(Error{"--cluster", "local", "no GPU on this machine for the CUDA backend"});
+        cluster = lm.cluster;
+    } else if (o.sim.cluster == "local") {
         // This machine's figures are measured once per project and rank
         // count, then reused: predictions of later runs, and calibrations
         // fitted against them, stay on the same reference.
@@ -104,6 +113,8 @@ int runRun(const RunCliOptions& o)
 
     LaunchSpec spec;
     spec.kind = o.launcher == "ssh" ? LauncherKind::Ssh : o.launcher == "slurm" ? LauncherKind::Slurm : LauncherKind::Local;
+    spec.backend = o.backend;
+    spec.trace_device = !o.noCupti;
     spec.steps = o.steps;
     spec.warmup = o.warmup;
     spec.shape_scale = o.shapeScale;

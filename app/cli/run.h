@@ -17,7 +17,7 @@ struct RunCliOptions
     std::vector<std::string> sshOptions; // KEY=VALUE
     int ranks = 0, steps = 3, warmup = 1;
     double shapeScale = 1.0, timeout = 600;
-    bool remeasure = false;
+    bool remeasure = false, noCupti = false;
 };
 int runRun(const RunCliOptions& o);
 

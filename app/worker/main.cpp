@@ -6,6 +6,9 @@
 // plans.
 #include "partita/core/plan.h"
 #include "partita/executor/mpicomm.h"
+#ifdef PARTITA_HAVE_CUDA_BACKEND
+#include "partita/executor/cudabackend.h"
+#endif
 #include "partita/executor/worker.h"
 #include "partita/profiler/chrometrace.h"
 
@@ -63,7 +66,10 @@ int main(int argc, char** argv)
     app.add_option("--warmup", warmup, "warm-up steps, not traced")->check(CLI::Range(0, 100000));
     app.add_option("--shape-scale", scale, "multiply GEMM dimensions, memory traffic and messages by this (0, 1]; recorded")
         ->check(CLI::Range(1e-6, 1.0));
-    app.add_option("--backend", backend, "compute backend (the CUDA backend is not built yet)")->check(CLI::IsMember({"cpu"}));
+    bool noCupti = false;
+    app.add_option("--backend", backend, "compute backend: cpu (OpenBLAS, MPI) or cuda (cuBLAS, NCCL, CUPTI)")
+        ->check(CLI::IsMember({"cpu", "cuda"}));
+    app.add_flag("--no-cupti", noCupti, "cuda: no CUPTI tracing (step times only, to measure tracing's overhead)");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -105,6 +111,9 @@ int main(int argc, char** argv)
     std::cout << "rank " << rank << " host " << host << " pid " << getpid() << " started: " << comm->size()
               << " ranks, " << comm->name() << std::endl;
     const std::string base = out + "/rank-" + std::to_string(rank);
+#ifdef PARTITA_HAVE_CUDA_BACKEND
+    std::unique_ptr<partita::CudaBackend> cuda;
+#endif
     std::string writeError;
     auto save = [&](const partita::WorkerResult& r) {
         if (auto w = partita::writeChromeTrace(r.trace, base + ".trace.json.partita-part"); !w) {
@@ -129,6 +138,12 @@ int main(int argc, char** argv)
                                 {"communicator", r.communicator},
                                 {"overlapped_sync", r.overlapped},
                                 {"trace", "rank-" + std::to_string(rank) + ".trace.json"}};
+#ifdef PARTITA_HAVE_CUDA_BACKEND
+        if (cuda) {
+            manifest["cupti"] = !noCupti;
+            manifest["cupti_overhead_ns"] = cuda->cuptiOverheadNs();
+        }
+#endif
         if (!writeAtomically(base + ".manifest.json", manifest.dump(2) + "\n"))
             writeError = base + ".manifest.json: " + std::strerror(errno);
     };
@@ -142,8 +157,29 @@ int main(int argc, char** argv)
         std::cout << "rank " << rank << " " << (isWarmup ? "warm-up " : "step ") << (isWarmup ? step + 1 : step - warmup + 1)
                   << "/" << (isWarmup ? warmup : steps) << " " << seconds << " s" << std::endl;
     };
-    auto compute = partita::makeCpuCompute();
-    auto r = partita::runWorker(*plan, o, *compute, *comm);
+    std::unique_ptr<partita::ComputeBackend> cpu;
+    partita::ComputeBackend* compute = nullptr;
+    partita::Communicator* communicator = comm.get();
+#ifdef PARTITA_HAVE_CUDA_BACKEND
+    if (backend == "cuda") {
+        partita::CudaBackendOptions co;
+        co.trace = !noCupti;
+        auto b = partita::makeCudaBackend(*plan, *comm, co);
+        if (!b)
+            return abortAll(b.error().str());
+        cuda = std::move(*b);
+        compute = cuda.get();
+        communicator = cuda.get();
+    }
+#else
+    if (backend == "cuda")
+        return abortAll("this partita-worker was built without the CUDA backend (CUDA toolkit with cuBLAS, NCCL and CUPTI)");
+#endif
+    if (!compute) {
+        cpu = partita::makeCpuCompute();
+        compute = cpu.get();
+    }
+    auto r = partita::runWorker(*plan, o, *compute, *communicator);
     if (!r)
         return abortAll(r.error().str());
     if (!writeError.empty())

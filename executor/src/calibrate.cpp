@@ -88,11 +88,24 @@ Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, cons
         return Error{label, "cluster", "the device '" + dev.name + "' has no memory bandwidth"};
     const double peak = pk->second, bw = dev.memory_bandwidth;
 
-    std::vector<Sample> samples;
+    // One sample per (rank, op): an op's records (a GPU op may launch several
+    // kernels) summed, then taken per measured step.
+    std::map<std::pair<int32_t, int64_t>, Sample> byOp;
+    std::map<int32_t, int> stepsOf;
     auto each = store.forEachEvent(run, [&](const StoredEvent& e) {
         const TraceRecord& r = e.record;
-        if (r.op < 0 || r.dur_ns <= 0 || r.kind == TraceKind::Step)
+        if (r.kind == TraceKind::Step) {
+            ++stepsOf[r.rank];
             return;
+        }
+        if (r.op < 0 || r.dur_ns <= 0)
+            return;
+        if (auto it = byOp.find({r.rank, r.op}); it != byOp.end()) {
+            it->second.dur += double(r.dur_ns) * 1e-9;
+            it->second.rec.flops += r.flops;
+            it->second.rec.bytes += r.bytes;
+            return;
+        }
         const RankClass* rc = classOf(plan, r.rank);
         if (!rc)
             return;
@@ -135,10 +148,18 @@ Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, cons
         } else {
             return; // transfers and parameter-server traffic: not a collective of the model's formulas
         }
-        samples.push_back(std::move(s));
+        byOp.emplace(std::make_pair(r.rank, r.op), std::move(s));
     });
     if (!each)
         return each.error();
+    std::vector<Sample> samples;
+    for (auto& [key, s] : byOp) {
+        const double steps = std::max(1, stepsOf[key.first]);
+        s.dur /= steps;
+        s.rec.flops /= steps;
+        s.rec.bytes = int64_t(double(s.rec.bytes) / steps);
+        samples.push_back(std::move(s));
+    }
 
     CalibrationFit fit;
     fit.calibration = defaultCalibration(dev);

@@ -42,8 +42,11 @@ std::vector<std::string> workerArgs(const LaunchSpec& s)
 {
     char scale[32];
     std::snprintf(scale, sizeof scale, "%.17g", s.shape_scale);
-    return {s.worker, "--plan", s.plan, "--out", s.out, "--steps", std::to_string(s.steps), "--warmup",
-            std::to_string(s.warmup), "--shape-scale", scale};
+    std::vector<std::string> a{s.worker,  "--plan",   s.plan,   "--out",         s.out,  "--steps", std::to_string(s.steps),
+                               "--warmup", std::to_string(s.warmup), "--shape-scale", scale, "--backend", s.backend};
+    if (s.backend == "cuda" && !s.trace_device)
+        a.push_back("--no-cupti");
+    return a;
 }
 
 // ssh options must be spelled so that scp reads them the same way.

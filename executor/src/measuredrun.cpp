@@ -229,7 +229,7 @@ Result<RunComparison> compareWithPrediction(const TraceStore& store, const Measu
             ++stepsOfRank[r.rank];
             return;
         }
-        if (r.layer < 0 || !computeTracks.count(e.track_id) || (r.kind != TraceKind::Compute && r.kind != TraceKind::Collective))
+        if (r.layer < 0 || !computeTracks.count(e.track_id) || r.kind == TraceKind::P2P || !isDeviceKind(r.kind))
             return;
         ns[{r.rank, r.layer}] += r.dur_ns;
     });

@@ -10,6 +10,36 @@
 
 namespace partita {
 
+Result<GroupSplits> groupSplits(const Plan& plan, int rank)
+{
+    if (plan.ep > 1 && plan.dp % plan.ep != 0)
+        return Error{"plan", "mesh", "expert parallelism " + std::to_string(plan.ep) +
+                                         " does not divide data parallelism " + std::to_string(plan.dp)};
+    const RankClass* rc = nullptr;
+    for (const RankClass& c : plan.classes)
+        if (rank >= c.first_rank && rank < c.first_rank + c.count)
+            rc = &c;
+    if (!rc)
+        return Error{"plan", "classes", "no rank class holds rank " + std::to_string(rank)};
+    const int local = rank - rc->first_rank;
+    const int tpi = local % plan.tp, dpi = local / plan.tp;
+    const int ep = plan.ep > 1 ? plan.ep : 1;
+    const int groupsPerEp = plan.dp / ep;
+    GroupSplits g;
+    g.tensor = {rc->stage * plan.dp + dpi, tpi};
+    g.data = {rc->stage * plan.tp + tpi, dpi};
+    g.expert = {(rc->stage * plan.tp + tpi) * groupsPerEp + dpi / ep, dpi % ep};
+    return g;
+}
+
+int localRankFromEnvironment()
+{
+    for (const char* v : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"})
+        if (const char* s = std::getenv(v))
+            return std::max(0, std::atoi(s));
+    return 0;
+}
+
 bool startedByMpiLauncher()
 {
     for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "SLURM_PROCID"})
@@ -69,32 +99,22 @@ public:
             return Error{"MPI", "rank " + std::to_string(m_rank),
                          "the launcher started " + std::to_string(m_size) + " ranks but the plan has " +
                              std::to_string(plan.world)};
-        if (plan.ep > 1 && plan.dp % plan.ep != 0)
-            return Error{"plan", "mesh", "expert parallelism " + std::to_string(plan.ep) +
-                                             " does not divide data parallelism " + std::to_string(plan.dp)};
-        const RankClass* rc = nullptr;
-        for (const RankClass& c : plan.classes)
-            if (m_rank >= c.first_rank && m_rank < c.first_rank + c.count)
-                rc = &c;
-        if (!rc)
-            return Error{"plan", "classes", "no rank class holds rank " + std::to_string(m_rank)};
-        const int local = m_rank - rc->first_rank;
-        const int tpi = local % plan.tp, dpi = local / plan.tp;
-        const int groupsPerEp = plan.ep > 1 ? plan.dp / plan.ep : plan.dp;
-        const int ep = plan.ep > 1 ? plan.ep : 1;
+        auto splits = groupSplits(plan, m_rank);
+        if (!splits)
+            return splits.error();
         struct Split
         {
             MPI_Comm* comm;
-            int color, key;
+            GroupSplit split;
             const char* what;
         };
-        const Split splits[] = {
-            {&m_tensor, rc->stage * plan.dp + dpi, tpi, "tensor-parallel"},
-            {&m_data, rc->stage * plan.tp + tpi, dpi, "data-parallel"},
-            {&m_expert, (rc->stage * plan.tp + tpi) * groupsPerEp + dpi / ep, dpi % ep, "expert-parallel"},
+        const Split all[] = {
+            {&m_tensor, splits->tensor, "tensor-parallel"},
+            {&m_data, splits->data, "data-parallel"},
+            {&m_expert, splits->expert, "expert-parallel"},
         };
-        for (const Split& s : splits)
-            if (int e = MPI_Comm_split(MPI_COMM_WORLD, s.color, s.key, s.comm); e != MPI_SUCCESS)
+        for (const Split& s : all)
+            if (int e = MPI_Comm_split(MPI_COMM_WORLD, s.split.color, s.split.key, s.comm); e != MPI_SUCCESS)
                 return Error{"MPI", std::string("MPI_Comm_split of the ") + s.what + " group", mpiError(e)};
         for (MPI_Comm c : {m_tensor, m_data, m_expert})
             MPI_Comm_set_errhandler(c, MPI_ERRORS_RETURN);
@@ -197,6 +217,12 @@ public:
     {
         if (int e = MPI_Barrier(MPI_COMM_WORLD); e != MPI_SUCCESS)
             return Error{"MPI", "barrier", mpiError(e)};
+        return true;
+    }
+    Result<bool> broadcastBytes(void* data, size_t n, int root) override
+    {
+        if (int e = MPI_Bcast(data, int(n), MPI_BYTE, root, MPI_COMM_WORLD); e != MPI_SUCCESS)
+            return Error{"MPI", "broadcast", mpiError(e)};
         return true;
     }
     void abort(int code) override { MPI_Abort(MPI_COMM_WORLD, code); }

@@ -207,8 +207,13 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
     bool measured = false;
     std::atomic<int64_t> ops{0}; // counted by both threads
 
+    // Device-timed backends: what each op is, for the device's records of it.
+    const bool device = compute.deviceTimed();
+    std::mutex opInfoMu;
+    std::map<int64_t, TraceRecord> opInfo;
     auto record = [&](std::vector<TraceRecord>& into, int track, int64_t begin, TraceKind kind, std::string name,
                       int32_t layer, int64_t op, double bytes, double flops) {
+        compute.opEnd();
         ++ops;
         if (!measured)
             return;
@@ -223,6 +228,11 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
         r.op = op;
         r.bytes = int64_t(bytes);
         r.flops = flops;
+        if (device) {
+            std::lock_guard lock(opInfoMu);
+            opInfo[op] = std::move(r);
+            return;
+        }
         into.push_back(std::move(r));
     };
     // A data-parallel collective as a task of the communication thread.
@@ -230,9 +240,12 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                       int root = 0) -> CommThread::Task {
         return [&, c, bytes, elem, name = std::move(name), layer, op, root]() -> Result<bool> {
             const int64_t begin = now();
+            compute.opBegin(op);
             auto r = comm.collective(CommGroup::Data, c, bytes, elem, root);
-            if (!r)
+            if (!r) {
+                compute.opEnd();
                 return r;
+            }
             record(commRecords, 1, begin, TraceKind::Collective, name, layer, op, bytes, 0);
             return true;
         };
@@ -259,6 +272,7 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
             const int32_t layer = st.layers.empty() ? -1 : st.layers.front();
             const std::string what = std::to_string(st.layers.size()) + (st.layers.size() == 1 ? " layer " : " layers ") +
                                      megabytes(bytes);
+            comm.dataReady(); // the gradients computed so far, before the collective reads them
             if (st.method == SyncMethod::ParameterServer) {
                 // Servers on the workers: each shard reduced to its server and broadcast back.
                 const int k = std::clamp(st.shards > 0 ? st.shards : comm.hosts(), 1, dpSize);
@@ -299,6 +313,7 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
             const Program& p = plan.programs[size_t(rc.steps[si].program)];
             if (!zero3 || p.phase == Phase::Recompute || gathers.count(si))
                 return;
+            comm.dataReady();
             gathers[si] = ct.post(dpTask(Collective::AllGather, p.params * wB * s, elemAct,
                                          "all_gather parameters " + std::string(phaseName(p.phase)) + " mb" +
                                              std::to_string(rc.steps[si].micro),
@@ -317,9 +332,11 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
             case StepKind::Run: {
                 const Program& p = plan.programs[size_t(st.program)];
                 postGather(si);
-                if (auto g = gathers.find(si); g != gathers.end())
+                if (auto g = gathers.find(si); g != gathers.end()) {
                     if (auto w = ct.wait(g->second); !w)
                         return w.error();
+                    comm.joinData();
+                }
                 if (auto n = nextRun(si))
                     postGather(*n);
                 const std::string what = std::string(phaseName(p.phase)) + " mb" + std::to_string(st.micro);
@@ -331,6 +348,7 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                     if (k.kind == KernelKind::Collective) {
                         const CommGroup g = k.expert_group ? CommGroup::Expert : CommGroup::Tensor;
                         if (comm.groupSize(g) > 1) {
+                            compute.opBegin(planOpId(int(si), int(ki)));
                             if (auto r = comm.collective(g, k.coll, k.coll_bytes * s, elemAct); !r)
                                 return r.error();
                             record(res.trace.records, 0, begin, TraceKind::Collective,
@@ -339,6 +357,7 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                                    k.layer, planOpId(int(si), int(ki)), k.coll_bytes * s, 0);
                         }
                     } else {
+                        compute.opBegin(planOpId(int(si), int(ki)));
                         if (k.kind == KernelKind::Gemm || k.kind == KernelKind::BatchedGemm) {
                             // Backward kernels hold the two gradient GEMMs of each forward one.
                             const int64_t reps = int64_t(std::max(1, k.ops)) * std::max<int64_t>(1, k.batch);
@@ -361,10 +380,12 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                                 return r.error();
                         }
                 }
-                if (zero3 && p.phase == Phase::Backward) // this micro-batch's gradients, reduce-scattered
+                if (zero3 && p.phase == Phase::Backward) { // this micro-batch's gradients, reduce-scattered
+                    comm.dataReady();
                     ct.post(dpTask(Collective::ReduceScatter, p.params * gB * s, elemGrad,
                                    "reduce_scatter gradients mb" + std::to_string(st.micro), -1,
                                    planOpId(int(si), kPostScatter)));
+                }
                 break;
             }
             case StepKind::Send:
@@ -372,6 +393,7 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                 const int peer = plan.classes[size_t(st.peer)].first_rank + local;
                 const int64_t begin = now();
                 const bool send = st.kind == StepKind::Send;
+                compute.opBegin(planOpId(int(si), 0));
                 auto r = send ? comm.send(peer, st.bytes * s, transferTag(si)) : comm.recv(peer, st.bytes * s, transferTag(si));
                 if (!r)
                     return r.error();
@@ -388,7 +410,9 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                     return r.error();
                 if (auto w = ct.drain(); !w)
                     return w.error();
+                comm.joinData();
                 const int64_t begin = now();
+                compute.opBegin(planOpId(int(si), 0));
                 // Adam (mixed precision: fp32 master weights and two moments; Rajbhandari et al. 2019, §3.1), sharded by ZeRO.
                 const double shard = plan.zero_stage >= 1 ? dpSize : 1;
                 const double bytes = rc.parameters / shard * (2 * oB + gB + wB) * s;
@@ -398,6 +422,7 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                 if ((plan.zero_stage == 1 || plan.zero_stage == 2) && dpSize > 1) {
                     const int64_t gb = now();
                     const double pbytes = rc.parameters * wB * s;
+                    compute.opBegin(planOpId(int(si), kPostGather));
                     if (auto r = comm.collective(CommGroup::Data, Collective::AllGather, pbytes, elemAct); !r)
                         return r.error();
                     record(res.trace.records, 1, gb, TraceKind::Collective, "all_gather parameters " + megabytes(pbytes),
@@ -411,9 +436,41 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
             return r.error();
         if (auto w = ct.drain(); !w)
             return w.error();
+        comm.joinData();
         if (auto w = comm.completeSends(); !w)
             return w.error();
+        if (auto w = compute.synchronize(); !w)
+            return w.error();
         const int64_t stepEnd = now();
+        if (device) {
+            // The device's records of this step, named and placed by the ops they belong to.
+            auto recs = compute.takeDeviceRecords(rank);
+            if (!recs)
+                return recs.error();
+            if (measured) {
+                // An op may launch several kernels (a backward's two GEMMs, a GEMM and its memory
+                // pass): its FLOPs and bytes are shared among them.
+                std::map<int64_t, int> launches;
+                for (const TraceRecord& r : *recs)
+                    ++launches[r.op];
+                for (TraceRecord& r : *recs) {
+                    r.rank = rank;
+                    r.start_ns -= offset;
+                    if (auto it = opInfo.find(r.op); it != opInfo.end()) {
+                        r.layer = it->second.layer;
+                        const int n = launches[r.op];
+                        r.flops = it->second.flops / n;
+                        if (r.kind != TraceKind::Memcpy && r.kind != TraceKind::Memset)
+                            r.bytes = it->second.bytes / n;
+                    }
+                    if (r.track == 3 && std::none_of(res.trace.tracks.begin(), res.trace.tracks.end(),
+                                                     [](const TraceTrack& t) { return t.track == 3; }))
+                        res.trace.tracks.push_back({rank, 3, "other GPU stream"});
+                    res.trace.records.push_back(std::move(r));
+                }
+            }
+            opInfo.clear();
+        }
         const double seconds = double(stepEnd - stepStart) * 1e-9;
         if (measured) {
             res.step_s.push_back(seconds);

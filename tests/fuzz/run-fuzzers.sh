@@ -11,7 +11,7 @@ if ! command -v clang++ >/dev/null 2>&1; then
     exit 0
 fi
 cmake --preset fuzz >/dev/null
-cmake --build build/fuzz --target fuzz_hfconfig fuzz_modeljson fuzz_onnx fuzz_clusterjson fuzz_topo fuzz_hostfile fuzz_units fuzz_chrometrace
+cmake --build build/fuzz --target fuzz_hfconfig fuzz_modeljson fuzz_onnx fuzz_clusterjson fuzz_topo fuzz_hostfile fuzz_units fuzz_plan fuzz_calibration fuzz_chrometrace
 
 corpus=build/fuzz/corpus
 seed() { # seed NAME FILES...
@@ -36,6 +36,15 @@ seed hostfile tests/data/hostfiles/*
 mkdir -p "$corpus/chrometrace"
 for f in ../shared/data/traces/trace_compare-*.json.gz; do [ -f "$f" ] && gzip -dc "$f" > "$corpus/chrometrace/$(basename "$f" .gz)" || true; done
 printf '[{"ph":"B","name":"a","pid":1,"tid":1,"ts":1},{"ph":"E","pid":1,"tid":1,"ts":2.5}]' > "$corpus/chrometrace/array.json"
+# Plans and calibrations: what simulate and calibrate write.
+mkdir -p "$corpus/plan" "$corpus/calibration"
+tiny="$corpus/tiny-gpt2.json"
+printf '{"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2, "n_positions": 64, "vocab_size": 512}' > "$tiny"
+build/dev/bin/partita-cli simulate --model "$tiny" --cluster dgx-a100-80gb --tp 2 --pp 2 --global-batch 8 \
+    --plan-out "$corpus/plan/tp2-pp2.json" >/dev/null 2>&1 || true
+build/dev/bin/partita-cli simulate --model "$tiny" --cluster dgx-a100-80gb --preset ddp --zero 3 \
+    --plan-out "$corpus/plan/zero3.json" >/dev/null 2>&1 || true
+printf '{"partita_calibration": 1, "device": "cpu rank", "source": "fuzz seed", "matmul_efficiency": [[0.001, 0.5], [0.1, 1.4]], "memory_efficiency": [[0.1, 2.0]], "intra_link_efficiency": 0.1, "interpolate": true, "combine": "sum", "kernel_overhead_s": 0}' > "$corpus/calibration/a.json"
 mkdir -p "$corpus/units"; printf '600 GB/s' > "$corpus/units/a"; printf '80 GiB' > "$corpus/units/b"; printf '2.7 us' > "$corpus/units/c"
 
 # Inputs that once crashed a parser stay in its corpus (tests/fuzz/regressions/NAME/).
@@ -46,7 +55,7 @@ for d in tests/fuzz/regressions/*/; do
 done
 
 status=0
-fuzzers=(hfconfig modeljson onnx clusterjson topo hostfile units chrometrace)
+fuzzers=(hfconfig modeljson onnx clusterjson topo hostfile units plan calibration chrometrace)
 for f in "${fuzzers[@]}"; do
     echo "== fuzz_$f for ${seconds}s"
     mkdir -p "build/fuzz/artifacts/$f"

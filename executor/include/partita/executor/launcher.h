@@ -37,6 +37,8 @@ struct LaunchSpec
     std::string plan;             // plan JSON, a path valid on every host
     std::string out;              // folder the workers write into (on each host)
     std::string hostfile;         // ssh: where to write the mpirun hostfile
+    std::string backend = "cpu";  // the workers' compute backend: cpu or cuda
+    bool trace_device = true;     // cuda: CUPTI tracing (off: --no-cupti, step times only)
     int steps = 3, warmup = 1;
     double shape_scale = 1.0;
     double timeout_s = 600;       // the whole run, launch included

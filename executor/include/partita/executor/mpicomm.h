@@ -11,6 +11,24 @@
 
 namespace partita {
 
+// The colour and key of a rank in each group of the plan's mesh, for
+// MPI_Comm_split and ncclCommSplit alike: tensor (same stage, same data
+// index), data (same stage, same tensor index), expert (`ep` consecutive data
+// indices of one tensor index).
+struct GroupSplit
+{
+    int color = 0, key = 0;
+};
+struct GroupSplits
+{
+    GroupSplit tensor, data, expert;
+};
+Result<GroupSplits> groupSplits(const Plan& plan, int rank);
+
+// This rank's index among the ranks of its host, from the launcher's
+// environment (Open MPI, Slurm); 0 when none says.
+int localRankFromEnvironment();
+
 // Whether this process was started by an MPI launcher (mpirun, srun).
 bool startedByMpiLauncher();
 
