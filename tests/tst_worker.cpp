@@ -5,6 +5,7 @@
 #include "partita/core/clusterio.h"
 #include "partita/core/modelio.h"
 #include "partita/core/plan.h"
+#include "partita/executor/cpubackend.h"
 #include "partita/executor/worker.h"
 
 #include <QTest>

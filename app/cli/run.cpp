@@ -18,6 +18,9 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <cerrno>
+#include <cstring>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace partita::cli {
@@ -45,6 +48,33 @@ std::string pct(double e)
     char buf[32];
     std::snprintf(buf, sizeof buf, "%+.1f %%", 100 * e);
     return buf;
+}
+
+std::string workerPath(const RunCliOptions& o)
+{
+    if (!o.worker.empty())
+        return o.worker;
+    std::error_code ec;
+    return (fs::read_symlink("/proc/self/exe", ec).parent_path() / "partita-worker").string();
+}
+
+// This machine measured by the worker (the process that links OpenBLAS).
+Result<Cluster> measureLocalCpu(const std::string& worker, int ranks)
+{
+    if (access(worker.c_str(), X_OK) != 0)
+        return Error{worker, {}, "the worker cannot be run (give --worker PATH)"};
+    const std::string cmd = "'" + worker + "' --measure-cpu " + std::to_string(ranks);
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p)
+        return Error{worker, "--measure-cpu", std::strerror(errno)};
+    std::string text;
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;)
+        text.append(buf, n);
+    const int st = pclose(p);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return Error{worker, "--measure-cpu", "the measurement failed (exit status " + std::to_string(WEXITSTATUS(st)) + ")"};
+    return clusterFromJson(text, worker + " --measure-cpu");
 }
 
 } // namespace
@@ -86,7 +116,7 @@ int runRun(const RunCliOptions& o)
                             stored = *c;
                             break;
                         }
-        cluster = stored ? Result<Cluster>(*stored) : Result<Cluster>(localCpuCluster(ranks));
+        cluster = stored ? Result<Cluster>(*stored) : measureLocalCpu(workerPath(o), ranks);
     } else {
         cluster = loadCluster(o.sim.cluster, ClusterLoadOptions{o.sim.device, o.sim.nodeTemplate});
     }
@@ -125,11 +155,7 @@ int runRun(const RunCliOptions& o)
         spec.ssh_options.insert(spec.ssh_options.end(), {"-i", o.sshIdentity});
     for (const std::string& kv : o.sshOptions)
         spec.ssh_options.insert(spec.ssh_options.end(), {"-o", kv});
-    spec.worker = o.worker;
-    if (spec.worker.empty()) {
-        std::error_code ec;
-        spec.worker = (fs::read_symlink("/proc/self/exe", ec).parent_path() / "partita-worker").string();
-    }
+    spec.worker = workerPath(o);
     if (access(spec.worker.c_str(), X_OK) != 0)
         return fail(Error{spec.worker, {}, "the worker cannot be run (give --worker PATH)"});
     if (!o.hosts.empty()) {

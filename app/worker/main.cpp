@@ -5,6 +5,8 @@
 // Started by mpirun or srun it joins the MPI job; alone it runs one-rank
 // plans.
 #include "partita/core/plan.h"
+#include "partita/core/clusterio.h"
+#include "partita/executor/cpubackend.h"
 #include "partita/executor/mpicomm.h"
 #ifdef PARTITA_HAVE_CUDA_BACKEND
 #include "partita/executor/cudabackend.h"
@@ -60,8 +62,12 @@ int main(int argc, char** argv)
     std::string planPath, out, backend = "cpu";
     int steps = 3, warmup = 1;
     double scale = 1.0;
-    app.add_option("--plan", planPath, "execution plan (JSON, from partita-cli simulate --plan-out)")->required();
-    app.add_option("--out", out, "folder for rank-R.trace.json and rank-R.manifest.json")->required();
+    int measureRanks = 0;
+    auto* measure = app.add_option("--measure-cpu", measureRanks,
+                                   "print this machine measured as a cluster of N CPU ranks (JSON) and exit")
+                        ->check(CLI::Range(1, 4096));
+    app.add_option("--plan", planPath, "execution plan (JSON, from partita-cli simulate --plan-out)")->excludes(measure);
+    app.add_option("--out", out, "folder for rank-R.trace.json and rank-R.manifest.json")->excludes(measure);
     app.add_option("--steps", steps, "measured steps")->check(CLI::Range(1, 100000));
     app.add_option("--warmup", warmup, "warm-up steps, not traced")->check(CLI::Range(0, 100000));
     app.add_option("--shape-scale", scale, "multiply GEMM dimensions, memory traffic and messages by this (0, 1]; recorded")
@@ -76,6 +82,12 @@ int main(int argc, char** argv)
         const int code = app.exit(e);
         return code == 0 ? 0 : 2;
     }
+    if (measureRanks > 0) {
+        std::cout << partita::clusterToJson(partita::localCpuCluster(measureRanks));
+        return 0;
+    }
+    if (planPath.empty() || out.empty())
+        return fail("--plan and --out are required");
     const std::string host = hostName();
     std::ifstream in(planPath, std::ios::binary);
     if (!in)

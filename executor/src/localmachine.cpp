@@ -2,8 +2,6 @@
 
 #include "partita/core/clusterio.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -135,74 +133,9 @@ LocalMachine detectLocalMachine()
     return lm;
 }
 
-namespace {
-
-double secondsSince(std::chrono::steady_clock::time_point t)
-{
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
-} // namespace
-
 std::string localCpuClusterName(int ranks)
 {
     return "local CPU (" + std::to_string(ranks) + (ranks == 1 ? " rank)" : " ranks)");
-}
-
-Cluster localCpuCluster(int ranks)
-{
-    ranks = std::max(1, ranks);
-    const LocalMachine lm = detectLocalMachine();
-    const int cores = std::max(1, lm.cpu.cores);
-    openblas_set_num_threads(1);
-    // sgemm: a square size large enough to reach the core's steady rate.
-    constexpr int n = 512;
-    std::vector<float> a(size_t(n) * n, 1.0f / 512), b(size_t(n) * n, 1.0f / 512), c(size_t(n) * n, 0.0f);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-    double best = 0;
-    for (int rep = 0; rep < 5; ++rep) {
-        const auto t = std::chrono::steady_clock::now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-        best = std::max(best, 2.0 * n * n * n / secondsSince(t));
-    }
-    // Memory: copies of 64 MiB (read 64, write 64), as the CPU backend's memory passes do.
-    const size_t bytes = size_t(64) << 20;
-    std::vector<char> src(bytes, 1), dst(bytes, 0);
-    double copyBw = 0;
-    for (int rep = 0; rep < 4; ++rep) {
-        const auto t = std::chrono::steady_clock::now();
-        std::memcpy(dst.data(), src.data(), bytes);
-        copyBw = std::max(copyBw, double(bytes) / secondsSince(t));
-    }
-    const double bw = 2 * copyBw; // bytes read and written
-    const double share = std::min(1.0, double(cores) / double(ranks));
-    char buf[256];
-    std::snprintf(buf, sizeof buf,
-                  "measured on this machine: one core does %.1f GFLOP/s (OpenBLAS sgemm %dx%dx%d) and moves %.1f GB/s; "
-                  "%d ranks on %d cores get %.2f of that each",
-                  best / 1e9, n, n, n, bw / 1e9, ranks, cores, share);
-    DeviceSpec dev = lm.cpu;
-    dev.name = "cpu rank";
-    dev.kind = "cpu";
-    dev.cores = 1;
-    for (const char* dt : {"fp32", "bf16", "fp16"})
-        dev.peak_flops[dt] = best * share;
-    dev.memory_bandwidth = bw * share;
-    dev.memory_bytes = lm.cpu.memory_bytes / ranks;
-    dev.source = buf;
-    Cluster cl;
-    cl.name = localCpuClusterName(ranks);
-    cl.source = "detected and measured on this machine";
-    Node node;
-    node.name = lm.cluster.nodes.empty() ? "localhost" : lm.cluster.nodes.front().name;
-    node.devices.assign(size_t(ranks), dev);
-    std::snprintf(buf, sizeof buf,
-                  "measured memcpy of 64 MiB on one core (%.1f GB/s, shared by %d ranks); latency assumed 1 us "
-                  "(Open MPI shared memory is of that order; calibrate to measure it)",
-                  copyBw / 1e9, ranks);
-    node.intra = LinkSpec{LinkKind::SharedMemory, copyBw * share, 1e-6, 0, buf};
-    cl.nodes.push_back(std::move(node));
-    return cl;
 }
 
 } // namespace partita

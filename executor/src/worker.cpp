@@ -496,11 +496,4 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
     return res;
 }
 
-Result<WorkerResult> runCpuWorker(const Plan& plan, const WorkerOptions& o)
-{
-    auto compute = makeCpuCompute();
-    auto comm = makeLoneCommunicator();
-    return runWorker(plan, o, *compute, *comm);
-}
-
 } // namespace partita

@@ -101,8 +101,4 @@ public:
 // sends or receives are errors.
 std::unique_ptr<Communicator> makeLoneCommunicator();
 
-// The CPU compute backend: OpenBLAS sgemm and memory passes in fp32 (every
-// plan dtype is computed in fp32; the bytes moved are the plan's).
-std::unique_ptr<ComputeBackend> makeCpuCompute();
-
 } // namespace partita

@@ -59,9 +59,6 @@ Result<bool> checkPlanForWorker(const Plan& plan, int rank, int worldSize);
 Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& options, ComputeBackend& compute,
                                Communicator& comm);
 
-// The CPU backend on one rank without MPI (plans of one device).
-Result<WorkerResult> runCpuWorker(const Plan& plan, const WorkerOptions& options);
-
 // A stable id for every op a rank runs in one step: (index of the step in its
 // class, index of the kernel in the step's program) flattened. Ops outside a
 // program: the step's own op is kernel 0 (sync, send, receive, optimizer),
