@@ -423,6 +423,7 @@ private:
         int64_t id = 0;
         int32_t number = 0;
         bool gpu = false;
+        bool partita = false; // written by Partita (events carry partita_kind): its thread names are track names
         std::string pid, tid;
         int64_t stream = -1;
     };
@@ -610,6 +611,7 @@ private:
         TraceKind kind = kindFromCategory(cat, gpu);
         if (stream >= 0 && (kind == TraceKind::Kernel || kind == TraceKind::Memcpy || kind == TraceKind::Memset))
             gpu = true;
+        m_ownKind = ownKind.has_value();
         if (ownKind) {
             kind = *ownKind;
             gpu = isDeviceKind(kind) || cat == "gpu_user_annotation";
@@ -692,6 +694,7 @@ private:
             t.id = *id;
             it = m_tracks.emplace(key, t).first;
         }
+        it->second.partita = it->second.partita || m_ownKind;
         ++m_kindCounts[size_t(r.kind)];
         return m_w.add(it->second.id, r, args);
     }
@@ -732,6 +735,16 @@ private:
             std::string name;
             if (auto n = m_threadNames.find(t.pid + "/" + t.tid); n != m_threadNames.end() && !n->second.empty())
                 name = n->second;
+            if (t.partita && !name.empty()) {
+                // Partita's own names ("compute", "GPU 0 stream 7", "rank 1 / steps") stay, under the rank.
+                auto p = m_processNames.find(t.pid);
+                if (p != m_processNames.end() && !p->second.empty() && name.rfind("GPU ", 0) != 0 &&
+                    name.find(" / ") == std::string::npos)
+                    name = p->second + " / " + name;
+                if (auto r = m_w.track(m_rank, t.number, name, t.gpu); !r)
+                    return r.error();
+                continue;
+            }
             if (t.gpu) {
                 const std::string stream = t.stream >= 0 ? std::to_string(t.stream) : t.tid;
                 name = "GPU " + t.pid + " stream " + stream + (name.empty() || name.rfind("stream", 0) == 0 ? "" : " " + name);
@@ -755,6 +768,7 @@ private:
     Warnings m_warn;
     std::string m_name, m_args, m_pid, m_tid, m_trackKey;
     std::array<int64_t, 16> m_kindCounts{};
+    bool m_ownKind = false; // the event being stored carried partita_kind
     std::unordered_map<std::string, TrackInfo> m_tracks;
     std::unordered_map<std::string, std::vector<Open>> m_open;
     std::unordered_map<std::string, std::string> m_processNames, m_threadNames;

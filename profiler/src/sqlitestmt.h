@@ -21,6 +21,8 @@ public:
     int step() { return m_s ? sqlite3_step(m_s) : SQLITE_MISUSE; }
     void reset()
     {
+        if (!m_s)
+            return; // never prepared (a project without the table, say): step() reports the misuse
         sqlite3_reset(m_s);
         sqlite3_clear_bindings(m_s);
     }

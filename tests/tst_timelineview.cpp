@@ -1,0 +1,170 @@
+// The timeline view, offscreen: tracks grouped by rank, events painted from
+// the store's viewport query (folded when too small), W/A/S/D and F,
+// Ctrl+wheel zoom at the cursor, collapsing a rank, hover descriptions.
+#include "timelineview.h"
+
+#include <QScrollBar>
+#include <QTemporaryDir>
+#include <QTest>
+#include <QWheelEvent>
+
+using namespace partita;
+
+namespace {
+
+// Two ranks, a device and a host track each; 2,000 kernels of 1 us every
+// 5 us on the device tracks and one long step on the host ones.
+std::unique_ptr<TraceStore> makeStore(const QString& path, int64_t& run)
+{
+    auto store = TraceStore::open(path.toStdString());
+    if (!store)
+        qFatal("%s", store.error().str().c_str());
+    Trace t;
+    for (int r = 0; r < 2; ++r) {
+        t.tracks.push_back({r, 0, "compute"});
+        t.tracks.push_back({r, 2, "steps"});
+        for (int i = 0; i < 2000; ++i)
+            t.records.push_back({r, 0, 1'000'000 + i * 5000, 1000, TraceKind::Kernel, "gemm " + std::to_string(i % 3)});
+        t.records.push_back({r, 2, 1'000'000, 10'000'000, TraceKind::Step, "ProfilerStep#0"});
+    }
+    RunInfo info;
+    info.name = "view test";
+    auto id = (*store)->storeTrace(t, info);
+    if (!id)
+        qFatal("%s", id.error().str().c_str());
+    run = *id;
+    return std::move(*store);
+}
+
+} // namespace
+
+class TestTimelineView : public QObject
+{
+    Q_OBJECT
+private:
+    QTemporaryDir m_dir;
+
+private slots:
+    void paintsTheRun()
+    {
+        int64_t run = 0;
+        auto store = makeStore(m_dir.filePath("a.partita"), run);
+        TimelineView v;
+        v.resize(1200, 500);
+        v.setRun(store.get(), run);
+        v.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&v));
+        v.viewport()->repaint();
+        // Fitted: the whole run, 2,000 kernels per rank folded into far fewer items.
+        QCOMPARE(v.axis().start(), int64_t(1'000'000));
+        int folded = 0, steps = 0;
+        for (const auto& p : v.painted()) {
+            folded += p.item.count > 1;
+            steps += p.item.kind == TraceKind::Step;
+        }
+        QVERIFY(folded > 0);
+        QCOMPARE(steps, 2);
+        QVERIFY(v.painted().size() < 1500);
+        // Zoomed to 50 us: every kernel in view is drawn as itself.
+        v.axis().show(2'000'000, 2'050'000);
+        v.viewport()->repaint();
+        int kernels = 0;
+        for (const auto& p : v.painted())
+            if (p.item.kind == TraceKind::Kernel) {
+                QCOMPARE(p.item.count, int64_t(1));
+                ++kernels;
+            }
+        QVERIFY2(kernels >= 2 * 9 && kernels <= 2 * 11, qPrintable(QString::number(kernels)));
+        const auto* hit = v.itemAt(v.painted().front().rect.center());
+        QVERIFY(hit);
+        QVERIFY(v.describe(*hit).contains("duration"));
+    }
+
+    void keysAndWheel_data()
+    {
+        QTest::addColumn<int>("key");
+        QTest::addColumn<double>("scale");  // nsPerPixel after / before
+        QTest::addColumn<int>("direction"); // sign of the start's move
+        QTest::newRow("W zooms in") << int(Qt::Key_W) << 1 / 1.5 << 0;
+        QTest::newRow("S zooms out") << int(Qt::Key_S) << 1.5 << 0;
+        QTest::newRow("D pans right") << int(Qt::Key_D) << 1.0 << 1;
+        QTest::newRow("A pans left") << int(Qt::Key_A) << 1.0 << -1;
+    }
+    void keysAndWheel()
+    {
+        QFETCH(int, key);
+        QFETCH(double, scale);
+        QFETCH(int, direction);
+        int64_t run = 0;
+        auto store = makeStore(m_dir.filePath(QString("k%1.partita").arg(key)), run);
+        TimelineView v;
+        v.resize(1000, 400);
+        v.setRun(store.get(), run);
+        v.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&v));
+        v.axis().show(3'000'000, 5'000'000); // room to move both ways
+        const double npp = v.axis().nsPerPixel();
+        const int64_t start = v.axis().start();
+        QTest::keyClick(&v, Qt::Key(key));
+        QVERIFY(std::abs(v.axis().nsPerPixel() / npp - scale) < 1e-9);
+        if (direction)
+            QCOMPARE(v.axis().start() > start, direction > 0);
+        QTest::keyClick(&v, Qt::Key_F);
+        QCOMPARE(v.axis().start(), int64_t(1'000'000));
+    }
+
+    void ctrlWheelZoomsAtTheCursor()
+    {
+        int64_t run = 0;
+        auto store = makeStore(m_dir.filePath("w.partita"), run);
+        TimelineView v;
+        v.resize(1000, 400);
+        v.setRun(store.get(), run);
+        v.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&v));
+        const QPointF pos(TimelineView::kGutter + 300, 100);
+        const int64_t before = v.axis().t(300);
+        QWheelEvent e(pos, v.viewport()->mapToGlobal(pos), QPoint(), QPoint(0, 240), Qt::NoButton, Qt::ControlModifier,
+                      Qt::NoScrollPhase, false);
+        QCoreApplication::sendEvent(v.viewport(), &e);
+        QVERIFY(v.axis().nsPerPixel() < 11'000'000.0 / 800);
+        QVERIFY(std::abs(double(v.axis().t(300) - before)) <= v.axis().nsPerPixel() + 1);
+    }
+
+    void collapsingARankHidesItsTracks()
+    {
+        int64_t run = 0;
+        auto store = makeStore(m_dir.filePath("c.partita"), run);
+        TimelineView v;
+        v.resize(1000, 400);
+        v.setRun(store.get(), run);
+        v.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&v));
+        v.viewport()->repaint();
+        const size_t all = v.painted().size();
+        // Click rank 0's header (the first row under the ruler).
+        QTest::mouseClick(v.viewport(), Qt::LeftButton, {}, QPoint(40, TimelineView::kRuler + 5));
+        v.viewport()->repaint();
+        QVERIFY(v.painted().size() < all);
+        for (const auto& p : v.painted())
+            QVERIFY(p.rect.top() > TimelineView::kRuler + TimelineView::kHeaderHeight); // rank 0's rows are gone
+    }
+
+    void emptyAndBrokenProjects()
+    {
+        TimelineView v;
+        v.resize(600, 300);
+        v.setRun(nullptr, 0);
+        v.viewport()->repaint();
+        QVERIFY(v.painted().empty());
+        int64_t run = 0;
+        auto store = makeStore(m_dir.filePath("e.partita"), run);
+        QString error;
+        connect(&v, &TimelineView::errorOccurred, [&](const QString& m) { error = m; });
+        v.setRun(store.get(), run + 41); // no such run
+        QVERIFY(error.contains("no such run"));
+    }
+};
+
+QTEST_MAIN(TestTimelineView)
+#include "tst_timelineview.moc"

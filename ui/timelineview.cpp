@@ -1,0 +1,359 @@
+#include "timelineview.h"
+
+#include "partita/core/units.h"
+
+#include <QKeyEvent>
+#include <QPainter>
+#include <QScrollBar>
+#include <QToolTip>
+#include <QWheelEvent>
+
+#include <algorithm>
+#include <cmath>
+
+namespace partita {
+
+namespace {
+
+// One colour per kind, readable on light and dark backgrounds.
+QColor kindColor(TraceKind k)
+{
+    switch (k) {
+    case TraceKind::Kernel: return QColor(66, 133, 244);
+    case TraceKind::Compute: return QColor(52, 120, 200);
+    case TraceKind::Collective: return QColor(234, 134, 0);
+    case TraceKind::P2P: return QColor(214, 72, 58);
+    case TraceKind::Memcpy: return QColor(52, 168, 83);
+    case TraceKind::Memset: return QColor(0, 150, 136);
+    case TraceKind::Runtime: return QColor(170, 140, 40);
+    case TraceKind::Annotation: return QColor(150, 150, 150);
+    case TraceKind::Step: return QColor(142, 68, 173);
+    case TraceKind::CpuOp: return QColor(120, 144, 156);
+    }
+    return QColor(128, 128, 128);
+}
+
+constexpr int kLaneHeight = 16;
+constexpr int kHostLanes = 3; // nesting shown on host tracks; deeper ones share the last lane
+
+} // namespace
+
+TimelineView::TimelineView(QWidget* parent) : QAbstractScrollArea(parent)
+{
+    setFocusPolicy(Qt::StrongFocus);
+    viewport()->setMouseTracking(true);
+    setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    verticalScrollBar()->setSingleStep(kRowHeight);
+}
+
+void TimelineView::setRun(const TraceStore* store, int64_t run)
+{
+    m_store = store;
+    m_run = run;
+    m_tracks.clear();
+    m_names.clear();
+    m_error.clear();
+    m_painted.clear();
+    if (store && run) {
+        auto tracks = store->tracks(run);
+        auto info = store->run(run);
+        if (!tracks || !info) {
+            m_error = QString::fromStdString((!tracks ? tracks.error() : info.error()).str());
+            emit errorOccurred(m_error);
+        } else {
+            m_tracks = *tracks;
+            int64_t b = INT64_MAX, e = INT64_MIN;
+            for (const StoredTrack& t : m_tracks)
+                if (t.events > 0) {
+                    b = std::min(b, t.start_ns);
+                    e = std::max(e, t.end_ns);
+                }
+            if (b > e)
+                b = e = 0;
+            m_axis.setRange(b, e);
+        }
+    }
+    m_axis.setWidth(std::max(1, viewport()->width() - kGutter));
+    m_axis.fit();
+    layoutRows();
+    viewport()->update();
+    emit viewChanged();
+}
+
+void TimelineView::setRankCollapsed(int32_t rank, bool collapsed)
+{
+    m_collapsed[rank] = collapsed;
+    layoutRows();
+    viewport()->update();
+}
+
+void TimelineView::layoutRows()
+{
+    m_rows.clear();
+    int y = 0;
+    int32_t rank = INT32_MIN;
+    for (const StoredTrack& t : m_tracks) {
+        if (t.rank != rank) {
+            rank = t.rank;
+            Row h;
+            h.header = true;
+            h.rank = rank;
+            h.top = y;
+            h.height = kHeaderHeight;
+            y += h.height;
+            m_rows.push_back(h);
+        }
+        if (m_collapsed[rank])
+            continue;
+        Row r;
+        r.rank = rank;
+        r.track = t;
+        r.top = y;
+        r.height = (t.device ? 1 : kHostLanes) * kLaneHeight + 6;
+        y += r.height;
+        m_rows.push_back(r);
+    }
+    updateScrollBars();
+}
+
+void TimelineView::updateScrollBars()
+{
+    const int content = m_rows.empty() ? 0 : m_rows.back().top + m_rows.back().height;
+    const int visible = std::max(0, viewport()->height() - kRuler);
+    verticalScrollBar()->setRange(0, std::max(0, content - visible));
+    verticalScrollBar()->setPageStep(visible);
+}
+
+QString TimelineView::nameOf(int64_t nameId) const
+{
+    if (auto it = m_names.find(nameId); it != m_names.end())
+        return it->second;
+    QString n;
+    if (m_store)
+        if (auto s = m_store->name(nameId))
+            n = QString::fromStdString(*s);
+    m_names.emplace(nameId, n);
+    return n;
+}
+
+void TimelineView::paintEvent(QPaintEvent*)
+{
+    QPainter p(viewport());
+    const QPalette pal = palette();
+    p.fillRect(viewport()->rect(), pal.base());
+    m_painted.clear();
+    const int w = viewport()->width(), h = viewport()->height();
+    if (!m_store || !m_run) {
+        p.setPen(pal.color(QPalette::PlaceholderText));
+        p.drawText(viewport()->rect(), Qt::AlignCenter,
+                   m_error.isEmpty() ? tr("Open a project and choose a run to see its timeline") : m_error);
+        return;
+    }
+    const int scroll = verticalScrollBar()->value();
+    const int64_t ns0 = m_axis.start(), ns1 = m_axis.end();
+    const double npp = m_axis.nsPerPixel();
+    const QFontMetrics fm(font());
+    // Rows.
+    for (const Row& r : m_rows) {
+        const int y = kRuler + r.top - scroll;
+        if (y + r.height < kRuler || y > h)
+            continue;
+        if (r.header) {
+            p.fillRect(QRect(0, y, w, r.height), pal.alternateBase());
+            p.setPen(pal.color(QPalette::Text));
+            const bool collapsed = m_collapsed.count(r.rank) && m_collapsed.at(r.rank);
+            p.drawText(QRect(6, y, kGutter - 8, r.height), Qt::AlignVCenter | Qt::AlignLeft,
+                       QString("%1 rank %2").arg(collapsed ? QStringLiteral("▸") : QStringLiteral("▾")).arg(r.rank));
+            continue;
+        }
+        p.setPen(pal.color(QPalette::Mid));
+        p.drawLine(0, y + r.height - 1, w, y + r.height - 1);
+        p.setPen(pal.color(QPalette::Text));
+        p.drawText(QRect(14, y, kGutter - 18, r.height), Qt::AlignVCenter | Qt::AlignLeft,
+                   fm.elidedText(QString::fromStdString(r.track.name), Qt::ElideMiddle, kGutter - 18));
+        auto items = m_store->viewport(r.track.id, ns0, ns1 + 1, npp);
+        if (!items) {
+            m_error = QString::fromStdString(items.error().str());
+            continue;
+        }
+        p.save();
+        p.setClipRect(QRect(kGutter, y, w - kGutter, r.height));
+        const int lanes = r.track.device ? 1 : kHostLanes;
+        for (const DrawItem& it : *items) {
+            const double x0 = kGutter + m_axis.x(it.start_ns);
+            const double x1 = std::max(x0 + 1, kGutter + m_axis.x(it.end_ns));
+            const int lane = std::min(it.depth, lanes - 1);
+            const QRectF rect(x0, y + 3 + lane * kLaneHeight, x1 - x0, kLaneHeight - 2);
+            QColor c = kindColor(it.kind);
+            if (it.count > 1)
+                c = c.lighter(135);
+            p.fillRect(rect, c);
+            if (it.count > 1 && rect.width() > 6) { // a folded run: hatched
+                p.fillRect(rect, QBrush(c.darker(130), Qt::BDiagPattern));
+            }
+            if (rect.width() > 30) {
+                p.setPen(Qt::white);
+                const QString label = it.count > 1 ? tr("%n events", "", int(it.count)) : nameOf(it.name_id);
+                p.drawText(rect.adjusted(3, 0, -2, 0), Qt::AlignVCenter | Qt::AlignLeft,
+                           fm.elidedText(label, Qt::ElideRight, int(rect.width()) - 5));
+            }
+            m_painted.push_back({rect, it, r.track.id});
+        }
+        p.restore();
+    }
+    // Gutter separator and ruler.
+    p.setPen(pal.color(QPalette::Mid));
+    p.drawLine(kGutter, kRuler, kGutter, h);
+    p.fillRect(QRect(0, 0, w, kRuler), pal.window());
+    p.setPen(pal.color(QPalette::WindowText));
+    p.drawLine(0, kRuler - 1, w, kRuler - 1);
+    p.drawText(QRect(6, 0, kGutter - 8, kRuler), Qt::AlignVCenter | Qt::AlignLeft,
+               tr("%1 / px").arg(QString::fromStdString(formatSeconds(npp * 1e-9))));
+    for (const TimeAxis::Tick& t : m_axis.ticks(90)) {
+        const double x = kGutter + t.x;
+        if (x < kGutter)
+            continue;
+        p.setPen(pal.color(QPalette::WindowText));
+        p.drawLine(QPointF(x, kRuler - 7), QPointF(x, kRuler - 1));
+        p.drawText(QPointF(x + 3, kRuler - 9), QString::fromStdString(t.label));
+        p.setPen(QColor(128, 128, 128, 40));
+        p.drawLine(QPointF(x, kRuler), QPointF(x, h));
+    }
+}
+
+const TimelineView::Painted* TimelineView::itemAt(const QPointF& pos) const
+{
+    // The last drawn wins (drawn on top); a few pixels of slack for thin ones.
+    for (auto it = m_painted.rbegin(); it != m_painted.rend(); ++it)
+        if (it->rect.adjusted(-2, 0, 2, 0).contains(pos))
+            return &*it;
+    return nullptr;
+}
+
+QString TimelineView::describe(const Painted& pd) const
+{
+    const DrawItem& it = pd.item;
+    const std::string_view kind = traceKindName(it.kind);
+    const double dur = double(it.end_ns - it.start_ns) * 1e-9;
+    QString s;
+    if (it.count > 1)
+        s = tr("%1 events too small to show apart (longest: %2)").arg(it.count).arg(nameOf(it.name_id));
+    else
+        s = nameOf(it.name_id);
+    s += "\n" + tr("kind: %1").arg(QString::fromUtf8(kind.data(), int(kind.size())));
+    s += "\n" + tr("duration: %1").arg(QString::fromStdString(formatSeconds(dur)));
+    s += "\n" + tr("start: %1").arg(QString::fromStdString(
+                    formatTickLabel(double(it.start_ns - m_axis.rangeBegin()), 1)));
+    if (it.layer >= 0)
+        s += "\n" + tr("layer: %1").arg(it.layer);
+    return s;
+}
+
+void TimelineView::resizeEvent(QResizeEvent* e)
+{
+    QAbstractScrollArea::resizeEvent(e);
+    const bool whole = m_axis.showsWholeRange();
+    const int64_t oldStart = m_axis.start();
+    const double npp = m_axis.nsPerPixel();
+    m_axis.setWidth(std::max(1, viewport()->width() - kGutter));
+    if (whole)
+        m_axis.fit(); // still the whole run
+    else // same scale, more or less of it
+        m_axis.show(oldStart, oldStart + int64_t(npp * m_axis.width()));
+    updateScrollBars();
+}
+
+void TimelineView::wheelEvent(QWheelEvent* e)
+{
+    const double x = e->position().x() - kGutter;
+    const QPoint d = e->angleDelta();
+    if (e->modifiers() & Qt::ControlModifier) {
+        m_axis.zoomAt(std::max(0.0, x), std::pow(1.0015, d.y()));
+    } else if ((e->modifiers() & Qt::ShiftModifier) || d.x() != 0) {
+        const int delta = d.x() != 0 ? d.x() : d.y();
+        m_axis.pan(-delta * 0.5);
+    } else {
+        QAbstractScrollArea::wheelEvent(e);
+        return;
+    }
+    e->accept();
+    viewport()->update();
+    emit viewChanged();
+}
+
+void TimelineView::keyPressEvent(QKeyEvent* e)
+{
+    const QPointF mouse = viewport()->mapFromGlobal(QCursor::pos());
+    const double x = mouse.x() > kGutter && mouse.x() < viewport()->width() ? mouse.x() - kGutter : m_axis.width() / 2;
+    switch (e->key()) {
+    case Qt::Key_W: m_axis.zoomAt(x, 1.5); break;
+    case Qt::Key_S: m_axis.zoomAt(x, 1 / 1.5); break;
+    case Qt::Key_A: m_axis.pan(-m_axis.width() * 0.1); break;
+    case Qt::Key_D: m_axis.pan(m_axis.width() * 0.1); break;
+    case Qt::Key_F: m_axis.fit(); break;
+    default: QAbstractScrollArea::keyPressEvent(e); return;
+    }
+    viewport()->update();
+    emit viewChanged();
+}
+
+void TimelineView::mousePressEvent(QMouseEvent* e)
+{
+    if (e->button() == Qt::LeftButton && e->position().y() > kRuler) {
+        // A rank header toggles its tracks.
+        const int y = int(e->position().y()) - kRuler + verticalScrollBar()->value();
+        for (const Row& r : m_rows)
+            if (r.header && y >= r.top && y < r.top + r.height) {
+                setRankCollapsed(r.rank, !(m_collapsed.count(r.rank) && m_collapsed[r.rank]));
+                return;
+            }
+        if (e->position().x() > kGutter) {
+            m_dragging = true;
+            m_dragFrom = e->position();
+            viewport()->setCursor(Qt::ClosedHandCursor);
+        }
+    }
+}
+
+void TimelineView::mouseMoveEvent(QMouseEvent* e)
+{
+    if (m_dragging) {
+        const QPointF d = e->position() - m_dragFrom;
+        m_dragFrom = e->position();
+        m_axis.pan(-d.x());
+        verticalScrollBar()->setValue(verticalScrollBar()->value() - int(d.y()));
+        viewport()->update();
+        emit viewChanged();
+    }
+}
+
+void TimelineView::mouseReleaseEvent(QMouseEvent*)
+{
+    m_dragging = false;
+    viewport()->unsetCursor();
+}
+
+void TimelineView::mouseDoubleClickEvent(QMouseEvent* e)
+{
+    if (const Painted* p = itemAt(e->position())) // zoom to the event
+        m_axis.show(p->item.start_ns, std::max(p->item.end_ns, p->item.start_ns + 1));
+    viewport()->update();
+    emit viewChanged();
+}
+
+bool TimelineView::viewportEvent(QEvent* e)
+{
+    if (e->type() == QEvent::ToolTip) {
+        auto* he = static_cast<QHelpEvent*>(e);
+        if (const Painted* p = itemAt(he->pos()))
+            QToolTip::showText(he->globalPos(), describe(*p), viewport(), p->rect.toAlignedRect());
+        else
+            QToolTip::hideText();
+        return true;
+    }
+    return QAbstractScrollArea::viewportEvent(e);
+}
+
+void TimelineView::scrollContentsBy(int, int) { viewport()->update(); }
+
+} // namespace partita

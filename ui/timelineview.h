@@ -1,0 +1,93 @@
+#pragma once
+// The timeline of one run: a row per track, grouped by rank (a rank's header
+// collapses its tracks), a time ruler with units, the events of the visible
+// window drawn from the store's viewport query (level of detail: runs of
+// events too small to tell apart come folded, "N events"), coloured by kind.
+// Zoom at the cursor with Ctrl+wheel, pan with Shift+wheel or a drag,
+// W/A/S/D as in Perfetto and chrome://tracing, F to fit; hovering shows an
+// event's name, kind, duration, layer and bytes.
+
+#include "timeaxis.h"
+
+#include "partita/profiler/tracestore.h"
+
+#include <QAbstractScrollArea>
+#include <QRectF>
+
+#include <unordered_map>
+#include <vector>
+
+namespace partita {
+
+class TimelineView : public QAbstractScrollArea
+{
+    Q_OBJECT
+public:
+    explicit TimelineView(QWidget* parent = nullptr);
+
+    // Shows a run of `store` (not owned; must outlive the view or be cleared with setRun(nullptr, 0)).
+    void setRun(const TraceStore* store, int64_t run);
+    int64_t run() const { return m_run; }
+    const TimeAxis& axis() const { return m_axis; }
+    TimeAxis& axis() { return m_axis; }
+    void setRankCollapsed(int32_t rank, bool collapsed);
+
+    // What the last paint drew (for tests and hit tests).
+    struct Painted
+    {
+        QRectF rect;
+        DrawItem item;
+        int64_t track = 0;
+    };
+    const std::vector<Painted>& painted() const { return m_painted; }
+    const Painted* itemAt(const QPointF& viewportPos) const;
+    // The text of an item's tooltip.
+    QString describe(const Painted& p) const;
+
+    static constexpr int kGutter = 190;  // track names
+    static constexpr int kRuler = 26;
+    static constexpr int kRowHeight = 22;
+    static constexpr int kHeaderHeight = 20;
+
+signals:
+    void viewChanged();
+    void errorOccurred(const QString& message);
+
+protected:
+    void paintEvent(QPaintEvent*) override;
+    void resizeEvent(QResizeEvent*) override;
+    void wheelEvent(QWheelEvent*) override;
+    void keyPressEvent(QKeyEvent*) override;
+    void mousePressEvent(QMouseEvent*) override;
+    void mouseMoveEvent(QMouseEvent*) override;
+    void mouseReleaseEvent(QMouseEvent*) override;
+    void mouseDoubleClickEvent(QMouseEvent*) override;
+    bool viewportEvent(QEvent*) override;
+    void scrollContentsBy(int dx, int dy) override;
+
+private:
+    struct Row
+    {
+        bool header = false;
+        int32_t rank = 0;
+        StoredTrack track;
+        int top = 0, height = 0;
+    };
+    void layoutRows();
+    void updateScrollBars();
+    QString nameOf(int64_t nameId) const;
+
+    const TraceStore* m_store = nullptr;
+    int64_t m_run = 0;
+    TimeAxis m_axis;
+    std::vector<StoredTrack> m_tracks;
+    std::vector<Row> m_rows;
+    std::unordered_map<int32_t, bool> m_collapsed;
+    std::vector<Painted> m_painted;
+    mutable std::unordered_map<int64_t, QString> m_names;
+    bool m_dragging = false;
+    QPointF m_dragFrom;
+    QString m_error;
+};
+
+} // namespace partita
