@@ -12,7 +12,9 @@
 #include "partita/profiler/tracestore.h"
 
 #include <QAbstractScrollArea>
+#include <QFontMetrics>
 #include <QRectF>
+#include <QStaticText>
 
 #include <unordered_map>
 #include <vector>
@@ -76,6 +78,7 @@ private:
     void layoutRows();
     void updateScrollBars();
     QString nameOf(int64_t nameId) const;
+    const QStaticText& labelFor(const DrawItem& it, int width, const QFontMetrics& fm);
 
     const TraceStore* m_store = nullptr;
     int64_t m_run = 0;
@@ -85,6 +88,7 @@ private:
     std::unordered_map<int32_t, bool> m_collapsed;
     std::vector<Painted> m_painted;
     mutable std::unordered_map<int64_t, QString> m_names;
+    std::unordered_map<int64_t, QStaticText> m_labels;
     bool m_dragging = false;
     QPointF m_dragFrom;
     QString m_error;
