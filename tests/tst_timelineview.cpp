@@ -3,6 +3,7 @@
 // Ctrl+wheel zoom at the cursor, collapsing a rank, hover descriptions.
 #include "timelineview.h"
 
+#include <QDir>
 #include <QScrollBar>
 #include <QTemporaryDir>
 #include <QTest>
@@ -148,6 +149,39 @@ private slots:
         QVERIFY(v.painted().size() < all);
         for (const auto& p : v.painted())
             QVERIFY(p.rect.top() > TimelineView::kRuler + TimelineView::kHeaderHeight); // rank 0's rows are gone
+    }
+
+    // Shift+drag measures a range: its length and the busy time by kind.
+    void shiftDragMeasures()
+    {
+        int64_t run = 0;
+        auto store = makeStore(m_dir.filePath("m.partita"), run);
+        TimelineView v;
+        v.resize(1000, 400);
+        v.setRun(store.get(), run);
+        v.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&v));
+        v.axis().show(2'000'000, 2'100'000); // 100 us: 20 kernels per rank, each drawn
+        v.viewport()->repaint();
+        const int x0 = TimelineView::kGutter + 100, x1 = TimelineView::kGutter + 500;
+        const int y = TimelineView::kRuler + TimelineView::kHeaderHeight + 5; // rank 0's first track
+        QTest::mousePress(v.viewport(), Qt::LeftButton, Qt::ShiftModifier, QPoint(x0, y));
+        QMouseEvent move(QEvent::MouseMove, QPointF(x1, y), v.viewport()->mapToGlobal(QPointF(x1, y)), Qt::NoButton,
+                         Qt::LeftButton, Qt::ShiftModifier);
+        QCoreApplication::sendEvent(v.viewport(), &move);
+        QTest::mouseRelease(v.viewport(), Qt::LeftButton, Qt::ShiftModifier, QPoint(x1, y));
+        const auto [a, b] = v.measuredRange();
+        QVERIFY(std::abs(double(a - v.axis().t(100))) <= v.axis().nsPerPixel() + 1);
+        QVERIFY(std::abs(double(b - v.axis().t(500))) <= v.axis().nsPerPixel() + 1);
+        v.viewport()->repaint();
+        const QString text = v.describeRange();
+        QVERIFY2(text.contains("selected") && text.contains("kernel"), qPrintable(text));
+        // Kernels of 1 us every 5 us: a fifth of the range is busy on each of the two ranks.
+        QVERIFY2(text.contains("100.0 % of busy time"), qPrintable(text));
+        QDir().mkpath(PARTITA_BINARY_DIR "/screenshots");
+        QVERIFY(v.grab().save(PARTITA_BINARY_DIR "/screenshots/timeline-measure-offscreen.png"));
+        QTest::keyClick(&v, Qt::Key_Escape);
+        QCOMPARE(v.measuredRange().second, v.measuredRange().first);
     }
 
     void emptyAndBrokenProjects()

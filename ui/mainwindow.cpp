@@ -67,7 +67,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
         QMessageBox::information(this, tr("Timeline keys"),
                                  tr("W / S: zoom in / out at the cursor\nA / D: pan left / right\nF: fit the run\n"
                                     "Ctrl+wheel: zoom at the cursor\nShift+wheel or drag: pan\n"
-                                    "Double-click an event: zoom to it\nClick a rank: collapse or expand it"));
+                                    "Double-click an event: zoom to it\nShift+drag: measure a range (Esc clears it)\n"
+                                    "Click a rank: collapse or expand it"));
     });
     help->addAction(tr("&About Partita"), this, [this] {
         QMessageBox::about(this, tr("About Partita"),

@@ -10,6 +10,7 @@
 #include <QWheelEvent>
 
 #include <algorithm>
+#include <map>
 #include <cmath>
 
 namespace partita {
@@ -75,6 +76,7 @@ void TimelineView::setRun(const TraceStore* store, int64_t run)
     m_tracks.clear();
     m_names.clear();
     m_labels.clear();
+    m_measure = {0, 0};
     m_error.clear();
     m_painted.clear();
     if (store && run) {
@@ -223,6 +225,23 @@ void TimelineView::paintEvent(QPaintEvent*)
         }
         p.restore();
     }
+    // The measured range: shaded, with its length and breakdown.
+    if (m_measure.second > m_measure.first) {
+        const double x0 = kGutter + m_axis.x(m_measure.first), x1 = kGutter + m_axis.x(m_measure.second);
+        const QRectF band(std::max<double>(kGutter, x0), kRuler, std::min<double>(w, x1) - std::max<double>(kGutter, x0), h - kRuler);
+        if (band.width() > 0) {
+            p.fillRect(band, QColor(255, 214, 0, 50));
+            p.setPen(QColor(200, 150, 0));
+            p.drawLine(QPointF(x0, kRuler), QPointF(x0, h));
+            p.drawLine(QPointF(x1, kRuler), QPointF(x1, h));
+            const QString text = describeRange();
+            const QRectF box(std::clamp(x0 + 6, double(kGutter) + 4, double(w) - 320), h - 24 - 16 * text.count('\n'), 310,
+                             20 + 16 * text.count('\n'));
+            p.fillRect(box, QColor(40, 40, 40, 220));
+            p.setPen(Qt::white);
+            p.drawText(box.adjusted(6, 2, -4, -2), Qt::AlignLeft | Qt::AlignVCenter, text);
+        }
+    }
     // Gutter separator and ruler.
     p.setPen(pal.color(QPalette::Mid));
     p.drawLine(kGutter, kRuler, kGutter, h);
@@ -241,6 +260,43 @@ void TimelineView::paintEvent(QPaintEvent*)
         p.setPen(QColor(128, 128, 128, 40));
         p.drawLine(QPointF(x, kRuler), QPointF(x, h));
     }
+}
+
+void TimelineView::setMeasuredRange(int64_t t0, int64_t t1)
+{
+    m_measure = t0 <= t1 ? std::make_pair(t0, t1) : std::make_pair(t1, t0);
+    viewport()->update();
+}
+
+QString TimelineView::describeRange() const
+{
+    const auto [a, b] = m_measure;
+    if (b <= a)
+        return {};
+    // Busy time by kind over the drawn tracks, clipped to the range (folded
+    // runs count their whole span: at this zoom they are what is known).
+    std::map<TraceKind, int64_t> busy;
+    int64_t total = 0;
+    for (const Painted& p : m_painted) {
+        const int64_t s = std::max(a, p.item.start_ns), e = std::min(b, p.item.end_ns);
+        if (e > s && p.item.kind != TraceKind::Step) {
+            busy[p.item.kind] += e - s;
+            total += e - s;
+        }
+    }
+    QString text = tr("%1 selected").arg(QString::fromStdString(formatSeconds(double(b - a) * 1e-9)));
+    std::vector<std::pair<int64_t, TraceKind>> order;
+    for (auto [k, ns] : busy)
+        order.push_back({ns, k});
+    std::sort(order.rbegin(), order.rend());
+    for (size_t i = 0; i < order.size() && i < 4; ++i) {
+        const std::string_view name = traceKindName(order[i].second);
+        text += "\n" + tr("%1: %2 (%3 % of busy time)")
+                           .arg(QString::fromUtf8(name.data(), int(name.size())))
+                           .arg(QString::fromStdString(formatSeconds(double(order[i].first) * 1e-9)))
+                           .arg(100.0 * double(order[i].first) / double(std::max<int64_t>(1, total)), 0, 'f', 1);
+    }
+    return text;
 }
 
 const QStaticText& TimelineView::labelFor(const DrawItem& it, int width, const QFontMetrics& fm)
@@ -331,6 +387,7 @@ void TimelineView::keyPressEvent(QKeyEvent* e)
     case Qt::Key_A: m_axis.pan(-m_axis.width() * 0.1); break;
     case Qt::Key_D: m_axis.pan(m_axis.width() * 0.1); break;
     case Qt::Key_F: m_axis.fit(); break;
+    case Qt::Key_Escape: m_measure = {0, 0}; break;
     default: QAbstractScrollArea::keyPressEvent(e); return;
     }
     viewport()->update();
@@ -347,6 +404,12 @@ void TimelineView::mousePressEvent(QMouseEvent* e)
                 setRankCollapsed(r.rank, !(m_collapsed.count(r.rank) && m_collapsed[r.rank]));
                 return;
             }
+        if (e->position().x() > kGutter && (e->modifiers() & Qt::ShiftModifier)) {
+            m_measuring = true;
+            const int64_t t = m_axis.t(e->position().x() - kGutter);
+            setMeasuredRange(t, t);
+            return;
+        }
         if (e->position().x() > kGutter) {
             m_dragging = true;
             m_dragFrom = e->position();
@@ -357,6 +420,10 @@ void TimelineView::mousePressEvent(QMouseEvent* e)
 
 void TimelineView::mouseMoveEvent(QMouseEvent* e)
 {
+    if (m_measuring) {
+        setMeasuredRange(m_measure.first, m_axis.t(std::max(0.0, e->position().x() - kGutter)));
+        return;
+    }
     if (m_dragging) {
         const QPointF d = e->position() - m_dragFrom;
         m_dragFrom = e->position();
@@ -369,6 +436,7 @@ void TimelineView::mouseMoveEvent(QMouseEvent* e)
 
 void TimelineView::mouseReleaseEvent(QMouseEvent*)
 {
+    m_measuring = false;
     m_dragging = false;
     viewport()->unsetCursor();
 }

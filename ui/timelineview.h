@@ -46,6 +46,12 @@ public:
     // The text of an item's tooltip.
     QString describe(const Painted& p) const;
 
+    // The range measured with Shift+drag (empty when none), and its summary:
+    // its length and, over the tracks drawn, the busy time by kind.
+    std::pair<int64_t, int64_t> measuredRange() const { return m_measure; }
+    void setMeasuredRange(int64_t t0, int64_t t1);
+    QString describeRange() const;
+
     static constexpr int kGutter = 190;  // track names
     static constexpr int kRuler = 26;
     static constexpr int kRowHeight = 22;
@@ -89,7 +95,8 @@ private:
     std::vector<Painted> m_painted;
     mutable std::unordered_map<int64_t, QString> m_names;
     std::unordered_map<int64_t, QStaticText> m_labels;
-    bool m_dragging = false;
+    bool m_dragging = false, m_measuring = false;
+    std::pair<int64_t, int64_t> m_measure{0, 0};
     QPointF m_dragFrom;
     QString m_error;
 };
