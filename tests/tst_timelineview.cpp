@@ -184,6 +184,40 @@ private slots:
         QCOMPARE(v.measuredRange().second, v.measuredRange().first);
     }
 
+    void search_data()
+    {
+        QTest::addColumn<QString>("text");
+        QTest::addColumn<int>("matches"); // kernels drawn in 100 us: 20 per rank, a third named each way
+        QTest::newRow("one name") << "gemm 1" << 14;
+        QTest::newRow("any case, all") << "GEMM" << 42;
+        QTest::newRow("none") << "allreduce" << 0;
+        QTest::newRow("cleared") << "" << 0;
+    }
+    void search()
+    {
+        QFETCH(QString, text);
+        QFETCH(int, matches);
+        int64_t run = 0;
+        auto store = makeStore(m_dir.filePath(QString("s-%1.partita").arg(QTest::currentDataTag()).replace(' ', '-')), run);
+        TimelineView v;
+        v.resize(1000, 400);
+        v.setRun(store.get(), run);
+        v.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&v));
+        v.axis().show(2'000'000, 2'100'000);
+        v.setSearch(text);
+        v.viewport()->repaint();
+        int kernels = 0;
+        for (const auto& p : v.painted())
+            kernels += p.item.kind == TraceKind::Kernel;
+        // Kernels i = 200..220 fall in the window; names cycle "gemm 0/1/2".
+        QVERIFY2(std::abs(v.matchesPainted() - matches * kernels / 42) <= 2,
+                 qPrintable(QString("%1 of %2").arg(v.matchesPainted()).arg(kernels)));
+        v.setColorBy(TimelineView::ColorBy::Layer);
+        v.viewport()->repaint();
+        QCOMPARE(v.colorBy(), TimelineView::ColorBy::Layer);
+    }
+
     void emptyAndBrokenProjects()
     {
         TimelineView v;

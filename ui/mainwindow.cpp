@@ -6,6 +6,9 @@
 #include "partita/profiler/tracestore.h"
 
 #include <QAction>
+#include <QComboBox>
+#include <QLineEdit>
+#include <QToolBar>
 #include <QApplication>
 #include <QDockWidget>
 #include <QFileDialog>
@@ -48,6 +51,30 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
                 if (const RunInfo* r = m_runs->run(cur.row()))
                     showRun(r->id);
             });
+
+    // Timeline tools: search, colour mode.
+    auto* tools = addToolBar(tr("Timeline"));
+    tools->setObjectName("timelineToolBar");
+    auto* search = new QLineEdit(tools);
+    search->setPlaceholderText(tr("Search events by name (Ctrl+F)"));
+    search->setClearButtonEnabled(true);
+    search->setMaximumWidth(320);
+    tools->addWidget(search);
+    connect(search, &QLineEdit::textChanged, m_timeline, &TimelineView::setSearch);
+    auto* focusSearch = new QAction(tr("Search Events"), this);
+    focusSearch->setShortcut(QKeySequence::Find);
+    connect(focusSearch, &QAction::triggered, search, [search] {
+        search->setFocus();
+        search->selectAll();
+    });
+    addAction(focusSearch);
+    auto* colorBy = new QComboBox(tools);
+    colorBy->addItem(tr("Colour by kind"));
+    colorBy->addItem(tr("Colour by layer"));
+    tools->addWidget(colorBy);
+    connect(colorBy, &QComboBox::currentIndexChanged, m_timeline, [this](int i) {
+        m_timeline->setColorBy(i == 1 ? TimelineView::ColorBy::Layer : TimelineView::ColorBy::Kind);
+    });
 
     QMenu* file = menuBar()->addMenu(tr("&File"));
     QAction* open = file->addAction(tr("&Open Project…"), this, &MainWindow::openDialog);

@@ -4,6 +4,7 @@
 
 #include <QKeyEvent>
 #include <QPainter>
+#include <QPen>
 #include <QScrollBar>
 #include <QStaticText>
 #include <QToolTip>
@@ -56,6 +57,18 @@ const KindColors& kindColors(TraceKind k)
     return table[i < table.size() ? i : 0];
 }
 
+// A colour per model layer: hues spread by the golden angle, so that
+// neighbouring layers differ; events without a layer grey.
+const KindColors& layerColors(int32_t layer)
+{
+    static std::unordered_map<int32_t, KindColors> cache;
+    auto it = cache.find(layer);
+    if (it != cache.end())
+        return it->second;
+    QColor c = layer < 0 ? QColor(150, 150, 150) : QColor::fromHsvF(std::fmod(layer * 0.618033988749895, 1.0), 0.55, 0.85);
+    return cache.emplace(layer, KindColors{c, c.lighter(140), c.darker(125)}).first->second;
+}
+
 constexpr int kLaneHeight = 16;
 constexpr int kHostLanes = 3; // nesting shown on host tracks; deeper ones share the last lane
 
@@ -76,6 +89,7 @@ void TimelineView::setRun(const TraceStore* store, int64_t run)
     m_tracks.clear();
     m_names.clear();
     m_labels.clear();
+    m_searchHits.clear();
     m_measure = {0, 0};
     m_error.clear();
     m_painted.clear();
@@ -167,6 +181,7 @@ void TimelineView::paintEvent(QPaintEvent*)
     const QPalette pal = palette();
     p.fillRect(viewport()->rect(), pal.base());
     m_painted.clear();
+    m_matches = 0;
     const int w = viewport()->width(), h = viewport()->height();
     if (!m_store || !m_run) {
         p.setPen(pal.color(QPalette::PlaceholderText));
@@ -209,12 +224,22 @@ void TimelineView::paintEvent(QPaintEvent*)
             const double x1 = std::max(x0 + 1, kGutter + m_axis.x(it.end_ns));
             const int lane = std::min(it.depth, lanes - 1);
             const QRectF rect(x0, y + 3 + lane * kLaneHeight, x1 - x0, kLaneHeight - 2);
-            const KindColors& kc = kindColors(it.kind);
+            const KindColors& kc = m_colorBy == ColorBy::Layer ? layerColors(it.layer) : kindColors(it.kind);
             if (it.count > 1) { // a folded run: lighter, with a darker edge along its bottom
                 p.fillRect(rect, kc.folded);
                 p.fillRect(QRectF(rect.left(), rect.bottom() - 2, rect.width(), 2), kc.edge);
             } else {
                 p.fillRect(rect, kc.event);
+            }
+            if (!m_search.isEmpty() && it.count == 1) {
+                auto hit = m_searchHits.find(it.name_id);
+                if (hit == m_searchHits.end())
+                    hit = m_searchHits.emplace(it.name_id, nameOf(it.name_id).contains(m_search, Qt::CaseInsensitive)).first;
+                if (hit->second) {
+                    ++m_matches;
+                    p.setPen(QPen(QColor(255, 200, 0), 2));
+                    p.drawRect(rect.adjusted(-1, -1, 1, 1));
+                }
             }
             if (rect.width() > 30) {
                 p.setPen(Qt::white);
@@ -260,6 +285,19 @@ void TimelineView::paintEvent(QPaintEvent*)
         p.setPen(QColor(128, 128, 128, 40));
         p.drawLine(QPointF(x, kRuler), QPointF(x, h));
     }
+}
+
+void TimelineView::setSearch(const QString& text)
+{
+    m_search = text.trimmed();
+    m_searchHits.clear();
+    viewport()->update();
+}
+
+void TimelineView::setColorBy(ColorBy c)
+{
+    m_colorBy = c;
+    viewport()->update();
 }
 
 void TimelineView::setMeasuredRange(int64_t t0, int64_t t1)

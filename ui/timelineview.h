@@ -49,6 +49,18 @@ public:
     // The range measured with Shift+drag (empty when none), and its summary:
     // its length and, over the tracks drawn, the busy time by kind.
     std::pair<int64_t, int64_t> measuredRange() const { return m_measure; }
+
+    // Events whose name contains `text` (any case) are outlined; empty: none.
+    void setSearch(const QString& text);
+    int matchesPainted() const { return m_matches; } // in the last paint
+    // Colour by the event's kind, or by its model layer (events without one grey).
+    enum class ColorBy
+    {
+        Kind,
+        Layer,
+    };
+    void setColorBy(ColorBy c);
+    ColorBy colorBy() const { return m_colorBy; }
     void setMeasuredRange(int64_t t0, int64_t t1);
     QString describeRange() const;
 
@@ -96,6 +108,10 @@ private:
     mutable std::unordered_map<int64_t, QString> m_names;
     std::unordered_map<int64_t, QStaticText> m_labels;
     bool m_dragging = false, m_measuring = false;
+    QString m_search;
+    mutable std::unordered_map<int64_t, bool> m_searchHits; // name id -> matches
+    int m_matches = 0;
+    ColorBy m_colorBy = ColorBy::Kind;
     std::pair<int64_t, int64_t> m_measure{0, 0};
     QPointF m_dragFrom;
     QString m_error;
