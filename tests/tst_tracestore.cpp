@@ -260,6 +260,21 @@ private slots:
         const std::string fresh = dir.filePath("fresh.partita").toStdString();
         QVERIFY(TraceStore::open(fresh));
         QVERIFY(TraceStore::open(fresh));
+        // Our schema version but a table missing (a development build's file): refused, named.
+        const std::string partial = dir.filePath("partial.partita").toStdString();
+        {
+            sqlite3* db = nullptr;
+            QCOMPARE(sqlite3_open(partial.c_str(), &db), SQLITE_OK);
+            QCOMPARE(sqlite3_exec(db, "CREATE TABLE documents(id); CREATE TABLE strings(id); CREATE TABLE runs(id); "
+                                      "CREATE TABLE tracks(id); PRAGMA user_version=1;",
+                                  nullptr, nullptr, nullptr),
+                     SQLITE_OK);
+            sqlite3_close(db);
+        }
+        auto c = TraceStore::open(partial);
+        QVERIFY(!c);
+        QVERIFY2(QString::fromStdString(c.error().message).contains("without its table 'event_blocks'"),
+                 c.error().str().c_str());
     }
 
     // A process killed while importing leaves the project readable, earlier

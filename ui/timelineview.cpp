@@ -7,6 +7,7 @@
 #include <QPen>
 #include <QScrollBar>
 #include <QStaticText>
+#include <QTimer>
 #include <QToolTip>
 #include <QWheelEvent>
 
@@ -92,6 +93,7 @@ void TimelineView::setRun(const TraceStore* store, int64_t run)
     m_searchHits.clear();
     m_measure = {0, 0};
     m_error.clear();
+    m_errorShown = false;
     m_painted.clear();
     if (store && run) {
         auto tracks = store->tracks(run);
@@ -214,6 +216,10 @@ void TimelineView::paintEvent(QPaintEvent*)
         auto items = m_store->viewport(r.track.id, ns0, ns1 + 1, npp);
         if (!items) {
             m_error = QString::fromStdString(items.error().str());
+            if (!m_errorShown) { // said once per run, after the paint
+                m_errorShown = true;
+                QTimer::singleShot(0, this, [this] { emit errorOccurred(m_error); });
+            }
             continue;
         }
         p.save();

@@ -115,6 +115,7 @@ private:
     std::pair<int64_t, int64_t> m_measure{0, 0};
     QPointF m_dragFrom;
     QString m_error;
+    bool m_errorShown = false;
 };
 
 } // namespace partita

@@ -327,6 +327,16 @@ Result<std::unique_ptr<TraceStore>> TraceStore::open(const std::string& path)
             return r.error();
     }
     // Migrations from older schema versions go here, one step per version.
+    // Every table of this version must be there (a file from a development
+    // build before the schema settled lacks some): refused, not half read.
+    for (const char* table : {"documents", "strings", "runs", "tracks", "event_blocks", "lod_blocks"}) {
+        Stmt t(s->m_db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?");
+        t.bind(1, table);
+        if (t.step() != SQLITE_ROW)
+            return Error{path, "schema", std::string("schema ") + std::to_string(kSchemaVersion) + " without its table '" +
+                                             table + "': written by an older development build of Partita; import "
+                                             "its traces again into a new project"};
+    }
     return s;
 }
 
