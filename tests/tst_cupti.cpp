@@ -55,6 +55,19 @@ void kernel(Buffer& b, const char* name, uint32_t corr, uint32_t stream, uint64_
     k.end = end;
 }
 
+// A memcpy or memset of 4096 bytes from 5000 to 7500 ns.
+template <class R>
+void transfer(Buffer& b, CUpti_ActivityKind kind, uint32_t corr, uint32_t stream)
+{
+    auto& m = b.add<R>();
+    m.kind = kind;
+    m.bytes = 4096;
+    m.correlationId = corr;
+    m.streamId = stream;
+    m.start = 5000;
+    m.end = 7500;
+}
+
 void external(Buffer& b, uint32_t corr, uint64_t op)
 {
     auto& e = b.add<CUpti_ActivityExternalCorrelation>();
@@ -96,26 +109,8 @@ private slots:
         switch (which) {
         case 0: kernel(b, "ampere_bf16_s16816gemm_bf16_128x128", corr, stream, 5000, 7500); break;
         case 1: kernel(b, "ncclDevKernel_AllReduce_Sum_bf16_RING_LL", corr, stream, 5000, 7500); break;
-        case 2: {
-            auto& m = b.add<MemcpyRecord>();
-            m.kind = CUPTI_ACTIVITY_KIND_MEMCPY;
-            m.bytes = 4096;
-            m.correlationId = corr;
-            m.streamId = stream;
-            m.start = 5000;
-            m.end = 7500;
-            break;
-        }
-        default: {
-            auto& m = b.add<MemsetRecord>();
-            m.kind = CUPTI_ACTIVITY_KIND_MEMSET;
-            m.bytes = 4096;
-            m.correlationId = corr;
-            m.streamId = stream;
-            m.start = 5000;
-            m.end = 7500;
-            break;
-        }
+        case 2: transfer<MemcpyRecord>(b, CUPTI_ACTIVITY_KIND_MEMCPY, corr, stream); break;
+        default: transfer<MemsetRecord>(b, CUPTI_ACTIVITY_KIND_MEMSET, corr, stream); break;
         }
         CuptiRecordSink sink;
         sink.setStreams(kComputeStream, kDataStream);

@@ -98,10 +98,7 @@ LaunchSpec localSpec(int steps = 2)
 // The ops a rank of the plan runs in one step, as the worker numbers them.
 std::set<int64_t> expectedOps(const Plan& plan, int rank)
 {
-    const RankClass* rc = nullptr;
-    for (const RankClass& c : plan.classes)
-        if (rank >= c.first_rank && rank < c.first_rank + c.count)
-            rc = &c;
+    const RankClass* rc = rankClassOf(plan, rank);
     std::set<int64_t> ops;
     const bool zero3 = plan.zero_stage == 3 && plan.dp > 1;
     for (size_t si = 0; si < rc->steps.size(); ++si) {

@@ -37,6 +37,15 @@ std::unique_ptr<TraceStore> makeStore(const QString& path, int64_t& run)
     return std::move(*store);
 }
 
+// Shows `run` of `store` in `v`, sized, on screen (offscreen); false if it never appears.
+bool showRun(TimelineView& v, const TraceStore* store, int64_t run, QSize size = {1000, 400})
+{
+    v.resize(size);
+    v.setRun(store, run);
+    v.show();
+    return QTest::qWaitForWindowExposed(&v);
+}
+
 } // namespace
 
 class TestTimelineView : public QObject
@@ -51,10 +60,7 @@ private slots:
         int64_t run = 0;
         auto store = makeStore(m_dir.filePath("a.partita"), run);
         TimelineView v;
-        v.resize(1200, 500);
-        v.setRun(store.get(), run);
-        v.show();
-        QVERIFY(QTest::qWaitForWindowExposed(&v));
+        QVERIFY(showRun(v, store.get(), run, {1200, 500}));
         v.viewport()->repaint();
         // Fitted: the whole run, 2,000 kernels per rank folded into far fewer items.
         QCOMPARE(v.axis().start(), int64_t(1'000'000));
@@ -99,10 +105,7 @@ private slots:
         int64_t run = 0;
         auto store = makeStore(m_dir.filePath(QString("k%1.partita").arg(key)), run);
         TimelineView v;
-        v.resize(1000, 400);
-        v.setRun(store.get(), run);
-        v.show();
-        QVERIFY(QTest::qWaitForWindowExposed(&v));
+        QVERIFY(showRun(v, store.get(), run));
         v.axis().show(3'000'000, 5'000'000); // room to move both ways
         const double npp = v.axis().nsPerPixel();
         const int64_t start = v.axis().start();
@@ -119,10 +122,7 @@ private slots:
         int64_t run = 0;
         auto store = makeStore(m_dir.filePath("w.partita"), run);
         TimelineView v;
-        v.resize(1000, 400);
-        v.setRun(store.get(), run);
-        v.show();
-        QVERIFY(QTest::qWaitForWindowExposed(&v));
+        QVERIFY(showRun(v, store.get(), run));
         const QPointF pos(TimelineView::kGutter + 300, 100);
         const int64_t before = v.axis().t(300);
         QWheelEvent e(pos, v.viewport()->mapToGlobal(pos), QPoint(), QPoint(0, 240), Qt::NoButton, Qt::ControlModifier,
@@ -137,10 +137,7 @@ private slots:
         int64_t run = 0;
         auto store = makeStore(m_dir.filePath("c.partita"), run);
         TimelineView v;
-        v.resize(1000, 400);
-        v.setRun(store.get(), run);
-        v.show();
-        QVERIFY(QTest::qWaitForWindowExposed(&v));
+        QVERIFY(showRun(v, store.get(), run));
         v.viewport()->repaint();
         const size_t all = v.painted().size();
         // Click rank 0's header (the first row under the ruler).
@@ -157,10 +154,7 @@ private slots:
         int64_t run = 0;
         auto store = makeStore(m_dir.filePath("m.partita"), run);
         TimelineView v;
-        v.resize(1000, 400);
-        v.setRun(store.get(), run);
-        v.show();
-        QVERIFY(QTest::qWaitForWindowExposed(&v));
+        QVERIFY(showRun(v, store.get(), run));
         v.axis().show(2'000'000, 2'100'000); // 100 us: 20 kernels per rank, each drawn
         v.viewport()->repaint();
         const int x0 = TimelineView::kGutter + 100, x1 = TimelineView::kGutter + 500;
@@ -200,10 +194,7 @@ private slots:
         int64_t run = 0;
         auto store = makeStore(m_dir.filePath(QString("s-%1.partita").arg(QTest::currentDataTag()).replace(' ', '-')), run);
         TimelineView v;
-        v.resize(1000, 400);
-        v.setRun(store.get(), run);
-        v.show();
-        QVERIFY(QTest::qWaitForWindowExposed(&v));
+        QVERIFY(showRun(v, store.get(), run));
         v.axis().show(2'000'000, 2'100'000);
         v.setSearch(text);
         v.viewport()->repaint();

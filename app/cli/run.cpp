@@ -159,12 +159,10 @@ int runRun(const RunCliOptions& o)
     if (access(spec.worker.c_str(), X_OK) != 0)
         return fail(Error{spec.worker, {}, "the worker cannot be run (give --worker PATH)"});
     if (!o.hosts.empty()) {
-        std::ifstream in(o.hosts);
-        if (!in)
-            return fail(Error{o.hosts, {}, "cannot open"});
-        std::stringstream text;
-        text << in.rdbuf();
-        auto hosts = parseHostfile(text.str(), o.hosts);
+        auto text = readTextFile(o.hosts);
+        if (!text)
+            return fail(text.error());
+        auto hosts = parseHostfile(*text, o.hosts);
         if (!hosts)
             return fail(hosts.error());
         spec.hosts = *hosts;

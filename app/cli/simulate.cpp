@@ -21,16 +21,6 @@ using nlohmann::json;
 
 namespace {
 
-Result<std::string> slurp(const std::string& path)
-{
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        return Error{path, {}, "cannot open"};
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 std::string pct(double part, double whole)
 {
     char buf[32];
@@ -52,7 +42,7 @@ Result<Strategy> strategyFromOptions(const SimulateOptions& o, const Model& mode
 
     Strategy s;
     if (!o.strategy.empty()) {
-        auto text = slurp(o.strategy);
+        auto text = readTextFile(o.strategy);
         if (!text)
             return text.error();
         auto parsed = strategyFromJson(*text, o.strategy);
@@ -106,7 +96,7 @@ Result<std::optional<Calibration>> loadCalibration(const std::string& path)
 {
     if (path.empty())
         return std::optional<Calibration>{};
-    auto text = slurp(path);
+    auto text = readTextFile(path);
     if (!text)
         return text.error();
     auto cal = calibrationFromJson(*text, path);

@@ -6,6 +6,7 @@
 // plans.
 #include "partita/core/plan.h"
 #include "partita/core/clusterio.h"
+#include "partita/core/fileio.h"
 #include "partita/executor/cpubackend.h"
 #include "partita/executor/mpicomm.h"
 #ifdef PARTITA_HAVE_CUDA_BACKEND
@@ -42,18 +43,6 @@ std::string hostName()
     return host;
 }
 
-// Writes `text` to `path` through a temporary file and a rename.
-bool writeAtomically(const std::string& path, const std::string& text)
-{
-    const std::string tmp = path + ".partita-tmp";
-    {
-        std::ofstream f(tmp, std::ios::binary);
-        f << text;
-        if (!f.flush())
-            return false;
-    }
-    return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
 } // namespace
 
 int main(int argc, char** argv)
@@ -89,12 +78,10 @@ int main(int argc, char** argv)
     if (planPath.empty() || out.empty())
         return fail("--plan and --out are required");
     const std::string host = hostName();
-    std::ifstream in(planPath, std::ios::binary);
-    if (!in)
-        return fail("on " + host + ": " + planPath + ": " + std::strerror(errno));
-    std::stringstream text;
-    text << in.rdbuf();
-    auto plan = partita::planFromJson(text.str(), planPath);
+    auto text = partita::readTextFile(planPath);
+    if (!text)
+        return fail("on " + host + ": " + text.error().str());
+    auto plan = partita::planFromJson(*text, planPath);
     if (!plan)
         return fail("on " + host + ": " + plan.error().str());
     std::unique_ptr<partita::Communicator> comm;
@@ -128,11 +115,10 @@ int main(int argc, char** argv)
 #endif
     std::string writeError;
     auto save = [&](const partita::WorkerResult& r) {
-        if (auto w = partita::writeChromeTrace(r.trace, base + ".trace.json.partita-part"); !w) {
+        if (auto w = partita::writeChromeTrace(r.trace, base + ".trace.json"); !w) { // atomic: tmp, rename
             writeError = w.error().str();
             return;
         }
-        std::rename((base + ".trace.json.partita-part").c_str(), (base + ".trace.json").c_str());
         nlohmann::json manifest{{"rank", rank},
                                 {"world", comm->size()},
                                 {"host", host},
@@ -156,8 +142,8 @@ int main(int argc, char** argv)
             manifest["cupti_overhead_ns"] = cuda->cuptiOverheadNs();
         }
 #endif
-        if (!writeAtomically(base + ".manifest.json", manifest.dump(2) + "\n"))
-            writeError = base + ".manifest.json: " + std::strerror(errno);
+        if (auto w = partita::writeFileAtomically(base + ".manifest.json", manifest.dump(2) + "\n"); !w)
+            writeError = w.error().str();
     };
     partita::WorkerOptions o;
     o.steps = steps;

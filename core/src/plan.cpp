@@ -610,6 +610,14 @@ std::string planToJson(const Plan& p)
     return j.dump(1) + "\n";
 }
 
+const RankClass* rankClassOf(const Plan& p, int rank)
+{
+    for (const RankClass& c : p.classes)
+        if (rank >= c.first_rank && rank < c.first_rank + c.count)
+            return &c;
+    return nullptr;
+}
+
 Result<Plan> planFromJson(const std::string& text, const std::string& file)
 {
     return detail::readDocument<Plan>(text, file, "partita_plan", 1, [&](const json& j) -> Result<Plan> {

@@ -51,13 +51,6 @@ EfficiencyCurve curveOf(const std::vector<BinSample>& samples)
     return c;
 }
 
-const RankClass* classOf(const Plan& plan, int rank)
-{
-    for (const RankClass& c : plan.classes)
-        if (rank >= c.first_rank && rank < c.first_rank + c.count)
-            return &c;
-    return nullptr;
-}
 
 struct Sample
 {
@@ -106,7 +99,7 @@ Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, cons
             it->second.rec.bytes += r.bytes;
             return;
         }
-        const RankClass* rc = classOf(plan, r.rank);
+        const RankClass* rc = rankClassOf(plan, r.rank);
         if (!rc)
             return;
         const size_t si = size_t(r.op / 100000);

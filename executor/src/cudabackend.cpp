@@ -380,10 +380,7 @@ private:
     // the first step (growing later would wait for the device mid-step).
     Result<bool> reserve()
     {
-        const RankClass* rc = nullptr;
-        for (const RankClass& c : m_plan.classes)
-            if (m_boot.rank() >= c.first_rank && m_boot.rank() < c.first_rank + c.count)
-                rc = &c;
+        const RankClass* rc = rankClassOf(m_plan, m_boot.rank());
         if (!rc)
             return Error{"plan", "classes", "no rank class holds rank " + std::to_string(m_boot.rank())};
         const size_t eb = elementBytes();

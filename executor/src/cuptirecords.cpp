@@ -39,6 +39,21 @@ TraceKind kindOfKernel(const std::string& name)
     return name.rfind("nccl", 0) == 0 ? TraceKind::Collective : TraceKind::Kernel;
 }
 
+// Memcpy and memset records share the fields a timeline needs.
+template <class R>
+CuptiRecordSink::Pending CuptiRecordSink::transfer(const R& m, TraceKind kind, const char* what)
+{
+    Pending p;
+    p.rec.name = what + std::to_string(m.bytes) + " B";
+    p.rec.kind = kind;
+    p.rec.bytes = int64_t(m.bytes);
+    p.start = m.start;
+    p.end = m.end;
+    p.correlation = m.correlationId;
+    p.stream = m.streamId;
+    return p;
+}
+
 void CuptiRecordSink::setStreams(uint32_t computeStream, uint32_t dataStream)
 {
     std::lock_guard lock(m_mu);
@@ -73,28 +88,12 @@ Result<bool> CuptiRecordSink::consume(const uint8_t* buffer, size_t validSize)
             p.stream = k->streamId;
             break;
         }
-        case CUPTI_ACTIVITY_KIND_MEMCPY: {
-            const auto* m = reinterpret_cast<const MemcpyRecord*>(rec);
-            p.rec.name = "memcpy " + std::to_string(m->bytes) + " B";
-            p.rec.kind = TraceKind::Memcpy;
-            p.rec.bytes = int64_t(m->bytes);
-            p.start = m->start;
-            p.end = m->end;
-            p.correlation = m->correlationId;
-            p.stream = m->streamId;
+        case CUPTI_ACTIVITY_KIND_MEMCPY:
+            p = transfer(*reinterpret_cast<const MemcpyRecord*>(rec), TraceKind::Memcpy, "memcpy ");
             break;
-        }
-        case CUPTI_ACTIVITY_KIND_MEMSET: {
-            const auto* m = reinterpret_cast<const MemsetRecord*>(rec);
-            p.rec.name = "memset " + std::to_string(m->bytes) + " B";
-            p.rec.kind = TraceKind::Memset;
-            p.rec.bytes = int64_t(m->bytes);
-            p.start = m->start;
-            p.end = m->end;
-            p.correlation = m->correlationId;
-            p.stream = m->streamId;
+        case CUPTI_ACTIVITY_KIND_MEMSET:
+            p = transfer(*reinterpret_cast<const MemsetRecord*>(rec), TraceKind::Memset, "memset ");
             break;
-        }
         case CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION: {
             const auto* e = reinterpret_cast<const CUpti_ActivityExternalCorrelation*>(rec);
             if (e->externalKind == CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0)

@@ -1,5 +1,6 @@
 #include "partita/executor/measuredrun.h"
 
+#include "partita/core/fileio.h"
 #include "partita/profiler/chromeimport.h"
 
 #include <nlohmann/json.hpp>
@@ -16,26 +17,6 @@ namespace partita {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-namespace {
-
-Result<bool> writeText(const std::string& path, const std::string& text)
-{
-    const std::string tmp = path + ".partita-tmp";
-    {
-        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        f << text;
-        if (!f.flush())
-            return Error{path, {}, "cannot write"};
-    }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec)
-        return Error{path, {}, ec.message()};
-    return true;
-}
-
-} // namespace
-
 Result<MeasuredRun> executeRun(TraceStore& store, const Plan& plan, const MeasuredRunOptions& o)
 {
     MeasuredRun out;
@@ -46,7 +27,7 @@ Result<MeasuredRun> executeRun(TraceStore& store, const Plan& plan, const Measur
     if (ec)
         return Error{ranksDir.string(), {}, ec.message()};
     const std::string planPath = (runDir / "plan.json").string();
-    if (auto w = writeText(planPath, planToJson(plan)); !w)
+    if (auto w = writeFileAtomically(planPath, planToJson(plan)); !w)
         return w.error();
 
     LaunchSpec spec = o.launch;
@@ -55,7 +36,7 @@ Result<MeasuredRun> executeRun(TraceStore& store, const Plan& plan, const Measur
         if (o.remote_dir.empty())
             return Error{"launch", "remote folder", "the ssh launcher needs a folder on the hosts"};
         spec.hostfile = (runDir / "hostfile").string();
-        if (auto w = writeText(spec.hostfile, hostfileText(spec)); !w)
+        if (auto w = writeFileAtomically(spec.hostfile, hostfileText(spec)); !w)
             return w.error();
         if (auto d = distributePlan(spec, planPath, o.remote_dir); !d) {
             // Nothing ran: no run is stored, and the message says which host.

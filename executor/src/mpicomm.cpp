@@ -15,10 +15,7 @@ Result<GroupSplits> groupSplits(const Plan& plan, int rank)
     if (plan.ep > 1 && plan.dp % plan.ep != 0)
         return Error{"plan", "mesh", "expert parallelism " + std::to_string(plan.ep) +
                                          " does not divide data parallelism " + std::to_string(plan.dp)};
-    const RankClass* rc = nullptr;
-    for (const RankClass& c : plan.classes)
-        if (rank >= c.first_rank && rank < c.first_rank + c.count)
-            rc = &c;
+    const RankClass* rc = rankClassOf(plan, rank);
     if (!rc)
         return Error{"plan", "classes", "no rank class holds rank " + std::to_string(rank)};
     const int local = rank - rc->first_rank;

@@ -106,13 +106,6 @@ private:
     bool m_stop = false;
 };
 
-const RankClass* classOf(const Plan& plan, int rank)
-{
-    for (const RankClass& c : plan.classes)
-        if (rank >= c.first_rank && rank < c.first_rank + c.count)
-            return &c;
-    return nullptr;
-}
 
 } // namespace
 
@@ -122,7 +115,7 @@ Result<bool> checkPlanForWorker(const Plan& plan, int rank, int worldSize)
         return Error{"plan", "world", "the plan has " + std::to_string(plan.world) + " ranks but " +
                                           std::to_string(worldSize) + (worldSize == 1 ? " was" : " were") +
                                           " started" + (worldSize == 1 ? " (plans of several ranks run under an MPI launcher: partita-cli run)" : "")};
-    const RankClass* rc = classOf(plan, rank);
+    const RankClass* rc = rankClassOf(plan, rank);
     if (!rc)
         return Error{"plan", "classes", "no rank class holds rank " + std::to_string(rank)};
     for (size_t i = 0; i < rc->steps.size(); ++i) {
@@ -146,7 +139,7 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
     const int rank = comm.rank();
     if (auto ok = checkPlanForWorker(plan, rank, comm.size()); !ok)
         return ok.error();
-    const RankClass& rc = *classOf(plan, rank);
+    const RankClass& rc = *rankClassOf(plan, rank);
     const int local = rank - rc.first_rank;
     const double s = o.shape_scale;
     const int64_t M = plan.micro_batches;

@@ -1,5 +1,7 @@
 #include "partita/profiler/chrometrace.h"
 
+#include "partita/core/fileio.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
@@ -52,20 +54,7 @@ std::string traceToChromeJson(const Trace& t)
 
 Result<bool> writeChromeTrace(const Trace& trace, const std::string& path)
 {
-    const std::string tmp = path + ".partita-tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        if (!out)
-            return Error{path, {}, std::string("cannot write: ") + std::strerror(errno)};
-        out << traceToChromeJson(trace);
-        if (!out.flush())
-            return Error{path, {}, "write failed"};
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        return Error{path, {}, std::string("cannot replace: ") + std::strerror(errno)};
-    }
-    return true;
+    return writeFileAtomically(path, traceToChromeJson(trace));
 }
 
 } // namespace partita

@@ -126,6 +126,9 @@ struct Plan
     bool operator==(const Plan&) const = default;
 };
 
+// The rank class (pipeline stage) a rank belongs to; null when none holds it.
+const RankClass* rankClassOf(const Plan& p, int rank);
+
 // Lowers a strategy (resolved against the model and cluster) into a plan.
 Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int64_t seqLen = 0);
 

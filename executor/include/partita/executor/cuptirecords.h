@@ -57,6 +57,8 @@ private:
         uint32_t correlation = 0;
         uint32_t stream = 0;
     };
+    template <class R>
+    static Pending transfer(const R& record, TraceKind kind, const char* what);
     mutable std::mutex m_mu;
     std::vector<Pending> m_pending;
     std::unordered_map<uint32_t, int64_t> m_external; // CUPTI correlation id -> plan op
