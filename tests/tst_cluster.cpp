@@ -142,6 +142,7 @@ private slots:
         QTest::newRow("multi-node without nic") << node.arg(R"({"count":2,"devices":[{"preset":"t4"}]})") << "/nodes" << "needs NICs";
         QTest::newRow("too many devices") << node.arg(R"({"devices":[{"preset":"t4","count":5000}]})") << "/nodes/0/devices/0/count" << "out of range";
         QTest::newRow("bad kind") << node.arg(R"({"devices":[{"name":"x","kind":"tpu"}]})") << "/nodes/0/devices/0/kind" << "gpu";
+        QTest::newRow("number past double") << node.arg(R"({"devices":[{"name":"g","memory_bandwidth":4.7e995}]})") << "" << "number overflow";
     }
     void malformedJson()
     {

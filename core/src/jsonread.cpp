@@ -30,6 +30,12 @@ Result<json> parseJson(const std::string& text, const std::string& file)
             what = "the JSON ends early (truncated file?): " + what;
         return Error{file, "line " + std::to_string(line) + ", column " + std::to_string(column),
                      "invalid JSON: " + what};
+    } catch (const json::exception& e) {
+        // Well-formed text nlohmann cannot hold, such as a number past double's range (out_of_range.406).
+        std::string what = e.what();
+        if (auto p = what.find("] "); p != std::string::npos)
+            what = what.substr(p + 2);
+        return Error{file, {}, "invalid JSON: " + what};
     }
 }
 
