@@ -258,6 +258,62 @@ private slots:
         QVERIFY(!e && e.error().message.find("no .json") != std::string::npos);
     }
 
+    // The scanner that cuts the event array into elements skims 16-byte
+    // blocks for quotes, backslashes and brackets, and the file arrives in
+    // 1 MiB reads: an escaped quote or bracket inside a string must neither
+    // end the string nor the element, wherever it falls relative to a block
+    // or a read. The row places the backslash `shift` bytes from the first
+    // read's end.
+    void escapesAcrossBlocksAndReads_data()
+    {
+        QTest::addColumn<int>("shift");
+        QTest::addColumn<QString>("escaped");
+        for (int shift : {-3, -2, -1, 0, 1, 15, 16, 17})
+            for (const char* e : {"\\\"", "\\\\", "}"})
+                QTest::newRow(qPrintable(QString("%1 at %2").arg(e).arg(shift))) << shift << QString(e);
+    }
+    void escapesAcrossBlocksAndReads()
+    {
+        QFETCH(int, shift);
+        QFETCH(QString, escaped);
+        const std::string esc = escaped.toStdString();
+        constexpr size_t kRead = size_t(1) << 20; // FileImporter's read size
+        std::string text = "{\"traceEvents\": [\n";
+        int fillers = 0;
+        auto event = [](const std::string& name, int ts) {
+            return "{\"ph\": \"X\", \"cat\": \"cpu_op\", \"name\": \"" + name + "\", \"pid\": 1, \"tid\": 1, \"ts\": " +
+                   std::to_string(ts) + ", \"dur\": 1, \"args\": {\"k\": \"{[\\\"]}\"}},\n";
+        };
+        const std::string head = "{\"ph\": \"X\", \"cat\": \"cpu_op\", \"name\": \"pad";
+        // Fill up to where the probe event's escape lands at kRead + shift.
+        while (text.size() + 4096 < kRead) {
+            text += event("filler " + std::string(200, 'x'), fillers * 10);
+            ++fillers;
+        }
+        const size_t target = size_t(int64_t(kRead) + shift);
+        QVERIFY(target > text.size() + head.size());
+        const size_t pad = target - text.size() - head.size();
+        const std::string probe = "pad" + std::string(pad, 'y') + esc + "end";
+        text += event(probe, fillers * 10);
+        QCOMPARE(text.find(esc, target), target);
+        text += event("after", fillers * 10 + 10);
+        text.resize(text.size() - 2); // the last comma
+        text += "\n]}\n";
+        QTemporaryDir dir;
+        const std::string f = dir.filePath("escapes.json").toStdString();
+        write(f, text);
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto r = importChromeTrace(*s, {f});
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        const auto names = byName(*s, r->run_id);
+        std::string unescaped = probe;
+        const std::string plainEsc = esc == "\\\"" ? "\"" : esc == "\\\\" ? "\\" : esc;
+        unescaped.replace(unescaped.find(esc), esc.size(), plainEsc);
+        QVERIFY2(names.count("cpu_op " + unescaped), "the probe event's name did not survive");
+        QVERIFY(names.count("cpu_op after"));
+        QCOMPARE(names.at("cpu_op filler " + std::string(200, 'x')).first, int64_t(fillers));
+    }
+
     // The same trace gzip-compressed and plain gives the same run.
     void gzipAndPlainAgree()
     {

@@ -833,7 +833,6 @@ RunWriter::RunWriter(TraceStore& s, int64_t run, int64_t commitEvery)
     auto st = std::make_unique<Statements>(s.m_db);
     if (st->ok())
         m_st = std::move(st);
-    m_pending.reserve(size_t(std::min<int64_t>(commitEvery, 1 << 20)));
 }
 
 RunWriter::~RunWriter()
@@ -980,6 +979,15 @@ Result<bool> RunWriter::add(int64_t trackId, const TraceRecord& r, std::string_v
     auto nm = intern(r.name);
     if (!nm)
         return nm.error();
+    if (!args.empty()) {
+        // Commit before the argument text outgrows its buffer, so that the
+        // buffer stays at kCommitArgsBytes instead of doubling past it.
+        if (m_args.size() + args.size() > TraceStore::kCommitArgsBytes && !m_args.empty())
+            if (auto c = commitChunk(); !c)
+                return c;
+        if (m_args.capacity() < TraceStore::kCommitArgsBytes)
+            m_args.reserve(TraceStore::kCommitArgsBytes);
+    }
     Pending p;
     p.track = trackId;
     p.start = r.start_ns;
