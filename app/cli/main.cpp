@@ -3,6 +3,7 @@
 #include "run.h"
 #include "search.h"
 #include "simulate.h"
+#include "strategycmd.h"
 #include "trace.h"
 
 #include <CLI/CLI.hpp>
@@ -151,6 +152,36 @@ int main(int argc, char** argv)
     CLI::App* presets = app.add_subcommand("presets", "List strategy, cluster and device presets");
     presets->add_flag("--json", presetsJson, "print JSON");
 
+    partita::cli::StrategyCliOptions sto;
+    bool atomsJson = false;
+    CLI::App* stratCmd = app.add_subcommand("strategy", "Edit strategies layer by layer (the designer's drag and drop)");
+    stratCmd->require_subcommand(1);
+    CLI::App* satoms = stratCmd->add_subcommand("atoms", "List the strategy atoms that can be assigned to layers");
+    satoms->add_flag("--json", atomsJson, "print JSON");
+    CLI::App* sassign = stratCmd->add_subcommand("assign", "Assign an atom to layers and write the edited strategy");
+    sassign->add_option("--model", sto.base.model, "model file")->required();
+    sassign->add_option("--cluster", sto.base.cluster, "cluster file or preset (NAME or NAME:NODES)")->required();
+    sassign->add_option("--device", sto.base.device, "device preset of the GPUs in an nvidia-smi topo -m file");
+    sassign->add_option("--node", sto.base.nodeTemplate, "cluster preset each host of a hostfile is made of");
+    auto* astrat = sassign->add_option("--strategy", sto.base.strategy, "strategy JSON file to edit");
+    auto* apreset = sassign->add_option("--preset", sto.base.preset, "strategy preset to start from");
+    astrat->excludes(apreset);
+    sassign->add_option("--tp", sto.base.tp, "tensor-parallel degree (with a preset)")->check(CLI::Range(1, 1 << 16));
+    sassign->add_option("--pp", sto.base.pp, "pipeline-parallel degree (with a preset)")->check(CLI::Range(1, 1 << 16));
+    sassign->add_option("--global-batch", sto.base.globalBatch, "samples per step (with a preset)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+    sassign->add_option("--micro-batch", sto.base.microBatch, "samples per micro-batch (with a preset)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+    sassign->add_option("--layers", sto.layers, "layer names or globs ('h.*.mlp.fc1')")->required();
+    sassign->add_option("--atom", sto.atom, "atom id (partita-cli strategy atoms)")->required();
+    sassign->add_option("--stage", sto.stage, "pipeline stage (atom 'stage')")->check(CLI::Range(0, 1 << 16));
+    sassign->add_option("--shards", sto.shards, "parameter-server shards (atom 'ps'; 0: one per node)")
+        ->check(CLI::Range(0, 1 << 16));
+    sassign->add_option("--compression", sto.compression, "gradient compression (all-reduce atoms)")
+        ->check(CLI::IsMember({"none", "fp16", "powersgd"}));
+    sassign->add_option("--out", sto.out, "write the strategy here (default: standard output)");
+    sassign->add_flag("--json", sto.json, "print JSON");
+
     partita::cli::TraceCliOptions tro;
     CLI::App* trace = app.add_subcommand("trace", "Import, export, analyze and compare timelines in a project");
     trace->require_subcommand(1);
@@ -214,5 +245,9 @@ int main(int argc, char** argv)
         return partita::cli::runRun(ro);
     if (*calib)
         return partita::cli::runCalibrate(cco);
+    if (*satoms)
+        return partita::cli::runStrategyAtoms(atomsJson);
+    if (*sassign)
+        return partita::cli::runStrategyAssign(sto);
     return 2;
 }
