@@ -1,6 +1,7 @@
 // The workbench window: its menus, opening a project (its runs listed, the
 // first shown in the timeline), and refusing a file that is not a project
 // without losing the one open.
+#include "designer.h"
 #include "mainwindow.h"
 #include "runsmodel.h"
 #include "timelineview.h"
@@ -13,6 +14,7 @@
 #include <QStatusBar>
 #include <QTemporaryDir>
 #include <QTest>
+#include <QUndoStack>
 
 using namespace partita;
 
@@ -36,7 +38,7 @@ private slots:
         QStringList menus;
         for (QAction* a : w.menuBar()->actions())
             menus << a->text();
-        QCOMPARE(menus, (QStringList{"&File", "&View", "&Help"}));
+        QCOMPARE(menus, (QStringList{"&File", "&Edit", "&View", "&Help"}));
         QCOMPARE(w.statusBar()->currentMessage(), QStringLiteral("No project open"));
     }
 
@@ -83,6 +85,69 @@ private slots:
         // The open project stays open.
         QCOMPARE(w.runsModel()->rowCount(), 1);
         QCOMPARE(w.timeline()->run(), int64_t(1));
+    }
+
+    // A new user's path: a new project, a model and a cluster imported, a
+    // trace imported; each import refused with its reason when it cannot be.
+    void newProjectAndImports()
+    {
+        MainWindow w;
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        QVERIFY(!w.importModel(PARTITA_SHARED_DATA "/hf/gpt2.json", true)); // no project yet
+        QVERIFY(w.lastError().contains("project"));
+        const QString path = m_dir.filePath("new.partita");
+        QVERIFY(w.newProject(path, true));
+        QVERIFY(!w.newProject(path, true)); // never over an existing file
+        QVERIFY(w.lastError().contains("already exists"));
+        QVERIFY(!w.designer()->hasInputs());
+        QVERIFY(w.importModel(PARTITA_SHARED_DATA "/hf/gpt2.json", true));
+        QVERIFY(!w.designer()->hasInputs()); // a cluster is still missing
+        QVERIFY(!w.importCluster("no-such-preset:2", true));
+        QVERIFY2(w.lastError().contains("no-such-preset"), qPrintable(w.lastError()));
+        QVERIFY(w.importCluster("p3.16xlarge:4", true));
+        QVERIFY(w.designer()->hasInputs());
+        QCOMPARE(w.designer()->cluster()->deviceCount(), 32);
+        QVERIFY(!w.importModel(m_dir.filePath("absent.json"), true));
+        QVERIFY2(w.lastError().contains("absent.json"), qPrintable(w.lastError()));
+        QVERIFY(w.designer()->hasInputs()); // the failed import lost nothing
+        QVERIFY(w.importTraces({PARTITA_SHARED_DATA "/traces/trace_compare-base-base.json.gz"}, true));
+        QCOMPARE(w.runsModel()->rowCount(), 1);
+        QVERIFY(w.timeline()->run() > 0);
+        const QString bad = m_dir.filePath("bad.json");
+        QFile f(bad);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(R"({"traceEvents": [{"ph": "X", "ts": 1,, "dur": 1}]})");
+        f.close();
+        QVERIFY(!w.importTraces({bad}, true));
+        QVERIFY2(w.lastError().contains("bad.json"), qPrintable(w.lastError()));
+        QCOMPARE(w.runsModel()->rowCount(), 1);
+        // The project reopens with its model and cluster.
+        MainWindow again;
+        QVERIFY(again.openProject(path, true));
+        QVERIFY(again.designer()->hasInputs());
+        QCOMPARE(again.designer()->model()->name, w.designer()->model()->name);
+    }
+
+    void classifiesDroppedFiles_data()
+    {
+        QTest::addColumn<QString>("path");
+        QTest::addColumn<int>("kind");
+        QTest::newRow("hf config") << PARTITA_SHARED_DATA "/hf/gpt2.json" << int(MainWindow::DropKind::Model);
+        QTest::newRow("native model") << PARTITA_SOURCE_DIR "/resources/demo/model.json" << int(MainWindow::DropKind::Model);
+        QTest::newRow("cluster json") << PARTITA_SOURCE_DIR "/resources/demo/cluster.json" << int(MainWindow::DropKind::Cluster);
+        QTest::newRow("topo") << PARTITA_TEST_DATA "/topo/dgx-a100.txt" << int(MainWindow::DropKind::Cluster);
+        QTest::newRow("hostfile") << PARTITA_TEST_DATA "/hostfiles/openmpi.txt" << int(MainWindow::DropKind::Cluster);
+        QTest::newRow("kineto gz") << PARTITA_SHARED_DATA "/traces/trace_compare-base-base.json.gz" << int(MainWindow::DropKind::Trace);
+        QTest::newRow("project") << "x.partita" << int(MainWindow::DropKind::Project);
+        QTest::newRow("onnx") << "m.onnx" << int(MainWindow::DropKind::Model);
+        QTest::newRow("missing") << "nothing-here.json" << int(MainWindow::DropKind::Unknown);
+    }
+    void classifiesDroppedFiles()
+    {
+        QFETCH(QString, path);
+        QFETCH(int, kind);
+        QCOMPARE(int(MainWindow::classifyFile(path)), kind);
     }
 };
 

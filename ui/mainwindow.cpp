@@ -1,9 +1,28 @@
 #include "mainwindow.h"
 
+#include "designer.h"
 #include "runsmodel.h"
 #include "timelineview.h"
 
+#include "partita/core/clusterio.h"
+#include "partita/core/modelio.h"
+#include "partita/executor/localmachine.h"
+#include "partita/profiler/chromeimport.h"
+#include "partita/profiler/nsysimport.h"
 #include "partita/profiler/tracestore.h"
+
+#include <QCloseEvent>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QInputDialog>
+#include <QMimeData>
+#include <QProgressDialog>
+#include <QUndoStack>
+#include <QtConcurrent/QtConcurrentRun>
+#include <QFutureWatcher>
+#include <QEventLoop>
+
+#include <fstream>
 
 #include <QAction>
 #include <QComboBox>
@@ -28,8 +47,17 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     setWindowTitle(tr("Partita"));
     m_tabs = new QTabWidget(this);
     m_tabs->setDocumentMode(true);
+    m_designer = new Designer(m_tabs);
+    m_tabs->addTab(m_designer, tr("Designer"));
     m_timeline = new TimelineView(m_tabs);
     m_tabs->addTab(m_timeline, tr("Timeline"));
+    connect(m_designer, &Designer::errorOccurred, this,
+            [this](const QString& msg) { QMessageBox::warning(this, tr("Designer"), msg); });
+    connect(m_designer, &Designer::runStored, this, [this](qint64 id) {
+        refreshRuns();
+        showRun(id);
+    });
+    setAcceptDrops(true);
     setCentralWidget(m_tabs);
     connect(m_timeline, &TimelineView::errorOccurred, this,
             [this](const QString& msg) { QMessageBox::warning(this, tr("Timeline"), msg); });
@@ -77,13 +105,83 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     });
 
     QMenu* file = menuBar()->addMenu(tr("&File"));
+    QAction* create = file->addAction(tr("&New Project…"), this, &MainWindow::newDialog);
+    create->setShortcut(QKeySequence::New);
     QAction* open = file->addAction(tr("&Open Project…"), this, &MainWindow::openDialog);
     open->setShortcut(QKeySequence::Open);
+    m_recent = file->addMenu(tr("Open &Recent"));
+    rebuildRecentMenu();
+    file->addSeparator();
+    QAction* importModelAction = file->addAction(tr("Import &Model…"), this, [this] {
+        const QString path = QFileDialog::getOpenFileName(
+            this, tr("Import Model"), QSettings().value("import/dir").toString(),
+            tr("Models (*.json *.onnx);;All files (*)"));
+        if (!path.isEmpty())
+            importModel(path);
+    });
+    importModelAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_M));
+    QAction* importClusterAction = file->addAction(tr("Import &Cluster…"), this, [this] {
+        const QString path = QFileDialog::getOpenFileName(
+            this, tr("Import Cluster"), QSettings().value("import/dir").toString(),
+            tr("Clusters (*.json *.txt *hostfile*);;All files (*)"));
+        if (!path.isEmpty())
+            importCluster(path);
+    });
+    importClusterAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C));
+    file->addAction(tr("Cluster from &Preset…"), this, [this] {
+        QStringList names;
+        names << "local";
+        for (const auto& n : clusterPresetNames())
+            names << QString::fromStdString(n);
+        bool ok = false;
+        const QString name = QInputDialog::getItem(this, tr("Cluster Preset"),
+                                                   tr("Preset ('local' measures this machine):"), names, 1, false, &ok);
+        if (!ok)
+            return;
+        QString spec = name;
+        if (name != "local") {
+            const int nodes = QInputDialog::getInt(this, tr("Cluster Preset"), tr("Nodes:"), 1, 1, 4096, 1, &ok);
+            if (!ok)
+                return;
+            spec += ":" + QString::number(nodes);
+        }
+        importCluster(spec);
+    });
+    QAction* importTraceAction = file->addAction(tr("Import &Trace…"), this, [this] {
+        const QStringList paths = QFileDialog::getOpenFileNames(
+            this, tr("Import Trace"), QSettings().value("import/dir").toString(),
+            tr("Traces (*.json *.json.gz *.sqlite);;All files (*)"));
+        if (!paths.isEmpty())
+            importTraces(paths);
+    });
+    importTraceAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_I));
+    file->addSeparator();
+    QAction* save = file->addAction(tr("&Save Strategy Version"), this, [this] {
+        bool ok = false;
+        const QString name = QInputDialog::getText(this, tr("Save Strategy Version"),
+                                                   tr("Name (saving under an existing name adds a version):"),
+                                                   QLineEdit::Normal,
+                                                   QString::fromStdString(m_designer->strategy().name), &ok);
+        if (ok)
+            m_designer->saveVersion(name);
+    });
+    save->setShortcut(QKeySequence::Save);
     file->addSeparator();
     QAction* quit = file->addAction(tr("&Quit"), qApp, &QApplication::quit);
     quit->setShortcut(QKeySequence::Quit);
+    QMenu* edit = menuBar()->addMenu(tr("&Edit"));
+    QAction* undo = m_designer->undoStack()->createUndoAction(this, tr("&Undo"));
+    undo->setShortcut(QKeySequence::Undo);
+    QAction* redo = m_designer->undoStack()->createRedoAction(this, tr("&Redo"));
+    redo->setShortcut(QKeySequence::Redo);
+    edit->addAction(undo);
+    edit->addAction(redo);
     QMenu* view = menuBar()->addMenu(tr("&View"));
     view->addAction(dock->toggleViewAction());
+    QAction* toDesigner = view->addAction(tr("&Designer"), this, [this] { m_tabs->setCurrentWidget(m_designer); });
+    toDesigner->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_1));
+    QAction* toTimeline = view->addAction(tr("&Timeline"), this, [this] { m_tabs->setCurrentWidget(m_timeline); });
+    toTimeline->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_2));
     QAction* fit = view->addAction(tr("&Fit Timeline"), this, [this] {
         m_timeline->axis().fit();
         m_timeline->viewport()->update();
@@ -143,8 +241,15 @@ bool MainWindow::openProject(const QString& path, bool quiet)
             QSettings().setValue("project/last", path);
             setWindowTitle(tr("%1 — Partita").arg(QFileInfo(path).fileName()));
             refreshRuns();
+            rememberRecent(path);
+            if (!m_designer->setProject(m_store.get()) && !quiet)
+                QMessageBox::warning(this, tr("Open Project"),
+                                     tr("The project's model, cluster or strategy could not be read:\n%1")
+                                         .arg(m_designer->lastError()));
             if (m_runs->rowCount() > 0)
                 m_runsView->selectRow(0);
+            m_tabs->setCurrentWidget(m_designer->hasInputs() || m_runs->rowCount() == 0 ? static_cast<QWidget*>(m_designer)
+                                                                                         : m_timeline);
             return true;
         }
     }
@@ -152,6 +257,261 @@ bool MainWindow::openProject(const QString& path, bool quiet)
         QMessageBox::warning(this, tr("Open Project"), tr("The project could not be opened:\n%1").arg(m_lastError));
     statusBar()->showMessage(m_lastError);
     return false;
+}
+
+void MainWindow::newDialog()
+{
+    const QString path = QFileDialog::getSaveFileName(this, tr("New Project"), QSettings().value("project/last").toString(),
+                                                      tr("Partita projects (*.partita)"));
+    if (path.isEmpty())
+        return;
+    newProject(path.endsWith(".partita") ? path : path + ".partita");
+}
+
+bool MainWindow::refuse(const QString& title, const QString& message, bool quiet)
+{
+    m_lastError = message;
+    statusBar()->showMessage(message);
+    if (!quiet)
+        QMessageBox::warning(this, title, message);
+    return false;
+}
+
+bool MainWindow::newProject(const QString& path, bool quiet)
+{
+    if (QFileInfo::exists(path))
+        return refuse(tr("New Project"), tr("%1 already exists: open it, or choose another name.").arg(path), quiet);
+    auto store = TraceStore::open(path.toStdString());
+    if (!store)
+        return refuse(tr("New Project"), QString::fromStdString(store.error().str()), quiet);
+    (*store).reset(); // created; openProject opens it again
+    return openProject(path, quiet);
+}
+
+bool MainWindow::importModel(const QString& pathOrPreset, bool quiet)
+{
+    if (!m_store)
+        return refuse(tr("Import Model"), tr("Open or create a project first (File ▸ New Project…)."), quiet);
+    auto m = loadModel(pathOrPreset.toStdString());
+    if (!m)
+        return refuse(tr("Import Model"), QString::fromStdString(m.error().str()), quiet);
+    const std::string name = m->name.empty() ? QFileInfo(pathOrPreset).completeBaseName().toStdString() : m->name;
+    auto d = m_store->saveDocument("model", name, modelToJson(*m));
+    if (!d)
+        return refuse(tr("Import Model"), QString::fromStdString(d.error().str()), quiet);
+    QSettings().setValue("import/dir", QFileInfo(pathOrPreset).absolutePath());
+    m_designer->setProject(m_store.get());
+    m_tabs->setCurrentWidget(m_designer);
+    statusBar()->showMessage(tr("Model %1 imported (%2 layers)").arg(QString::fromStdString(name)).arg(m->layers.size()));
+    return true;
+}
+
+bool MainWindow::importCluster(const QString& pathOrPreset, bool quiet)
+{
+    if (!m_store)
+        return refuse(tr("Import Cluster"), tr("Open or create a project first (File ▸ New Project…)."), quiet);
+    Result<Cluster> c = Error{};
+    if (pathOrPreset == "local") {
+        c = detectLocalMachine().cluster;
+    } else {
+        ClusterLoadOptions o;
+        c = loadCluster(pathOrPreset.toStdString(), o);
+        // Text files name no hardware: ask for it, as the CLI's --device and --node do.
+        if (!c && !quiet && c.error().message.find("--device") != std::string::npos) {
+            QStringList names;
+            for (const auto& n : devicePresetNames())
+                names << QString::fromStdString(n);
+            bool ok = false;
+            const QString dev = QInputDialog::getItem(this, tr("Import Cluster"),
+                                                      tr("This nvidia-smi topo -m output does not name its GPUs. GPU model:"),
+                                                      names, 0, false, &ok);
+            if (!ok)
+                return false;
+            o.device = dev.toStdString();
+            c = loadCluster(pathOrPreset.toStdString(), o);
+        } else if (!c && !quiet && c.error().message.find("--node") != std::string::npos) {
+            QStringList names;
+            for (const auto& n : clusterPresetNames())
+                names << QString::fromStdString(n);
+            bool ok = false;
+            const QString node = QInputDialog::getItem(this, tr("Import Cluster"),
+                                                       tr("A hostfile names hosts, not hardware. Each host is a:"),
+                                                       names, 0, false, &ok);
+            if (!ok)
+                return false;
+            o.nodeTemplate = node.toStdString();
+            c = loadCluster(pathOrPreset.toStdString(), o);
+        }
+    }
+    if (!c)
+        return refuse(tr("Import Cluster"), QString::fromStdString(c.error().str()), quiet);
+    auto d = m_store->saveDocument("cluster", c->name.empty() ? pathOrPreset.toStdString() : c->name,
+                                   clusterToJson(*c));
+    if (!d)
+        return refuse(tr("Import Cluster"), QString::fromStdString(d.error().str()), quiet);
+    if (QFileInfo::exists(pathOrPreset))
+        QSettings().setValue("import/dir", QFileInfo(pathOrPreset).absolutePath());
+    m_designer->setProject(m_store.get());
+    m_tabs->setCurrentWidget(m_designer);
+    statusBar()->showMessage(tr("Cluster %1 imported (%2 devices)").arg(QString::fromStdString(c->name)).arg(c->deviceCount()));
+    return true;
+}
+
+bool MainWindow::importTraces(const QStringList& paths, bool quiet)
+{
+    if (!m_store)
+        return refuse(tr("Import Trace"), tr("Open or create a project first (File ▸ New Project…)."), quiet);
+    std::vector<std::string> files;
+    size_t sqlite = 0;
+    for (const QString& p : paths) {
+        files.push_back(p.toStdString());
+        sqlite += isSqliteFile(p.toStdString()) ? 1 : 0;
+    }
+    if (sqlite && sqlite != files.size())
+        return refuse(tr("Import Trace"),
+                      tr("Nsight Systems exports and JSON traces cannot be mixed in one run."), quiet);
+    // The import runs on its own connection to the project, off the GUI
+    // thread; a progress dialog can cancel a JSON import.
+    struct Outcome
+    {
+        qint64 run = 0;
+        QString error;
+    };
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    const std::string project = m_store->path();
+    QFutureWatcher<Outcome> watcher;
+    QEventLoop loop;
+    connect(&watcher, &QFutureWatcher<Outcome>::finished, &loop, &QEventLoop::quit);
+    watcher.setFuture(QtConcurrent::run([project, files, sqlite, cancel]() {
+        Outcome o;
+        auto store = TraceStore::open(project);
+        if (!store) {
+            o.error = QString::fromStdString(store.error().str());
+            return o;
+        }
+        if (sqlite) {
+            auto r = importNsysSqlite(**store, files);
+            if (r)
+                o.run = r->run_id;
+            else
+                o.error = QString::fromStdString(r.error().str());
+        } else {
+            TraceImportOptions opt;
+            opt.cancel = cancel.get();
+            auto r = importChromeTrace(**store, files, opt);
+            if (r)
+                o.run = r->run_id;
+            else
+                o.error = QString::fromStdString(r.error().str());
+        }
+        return o;
+    }));
+    QProgressDialog progress(tr("Importing %1…").arg(QFileInfo(paths.front()).fileName()), tr("Cancel"), 0, 0, this);
+    progress.setWindowModality(Qt::WindowModal);
+    progress.setMinimumDuration(300);
+    connect(&progress, &QProgressDialog::canceled, this, [cancel] { *cancel = true; });
+    if (!watcher.isFinished())
+        loop.exec();
+    progress.reset();
+    const Outcome o = watcher.result();
+    if (o.run <= 0)
+        return refuse(tr("Import Trace"), o.error, quiet);
+    QSettings().setValue("import/dir", QFileInfo(paths.front()).absolutePath());
+    refreshRuns();
+    showRun(o.run);
+    return true;
+}
+
+MainWindow::DropKind MainWindow::classifyFile(const QString& path)
+{
+    const QString lower = path.toLower();
+    if (lower.endsWith(".partita"))
+        return DropKind::Project;
+    if (lower.endsWith(".onnx"))
+        return DropKind::Model;
+    if (lower.endsWith(".json.gz") || lower.endsWith(".pt.trace.json") || isSqliteFile(path.toStdString()))
+        return DropKind::Trace;
+    std::ifstream in(path.toStdString(), std::ios::binary);
+    std::string head(65536, '\0');
+    in.read(head.data(), std::streamsize(head.size()));
+    head.resize(size_t(in.gcount()));
+    if (head.empty())
+        return DropKind::Unknown;
+    if (head.find("\"traceEvents\"") != std::string::npos)
+        return DropKind::Trace;
+    if (head.find("\"partita_cluster\"") != std::string::npos)
+        return DropKind::Cluster;
+    const size_t first = head.find_first_not_of(" \t\r\n");
+    if (first != std::string::npos && (head[first] == '{' || head[first] == '['))
+        return DropKind::Model; // native model JSON or a Hugging Face config.json
+    return DropKind::Cluster;   // nvidia-smi topo -m text or a hostfile
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* e)
+{
+    if (e->mimeData()->hasUrls())
+        e->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* e)
+{
+    QStringList traces;
+    for (const QUrl& u : e->mimeData()->urls()) {
+        const QString path = u.toLocalFile();
+        if (path.isEmpty())
+            continue;
+        switch (classifyFile(path)) {
+        case DropKind::Project: openProject(path); break;
+        case DropKind::Model: importModel(path); break;
+        case DropKind::Cluster: importCluster(path); break;
+        case DropKind::Trace: traces << path; break;
+        case DropKind::Unknown: refuse(tr("Drop"), tr("%1: empty, or not a file Partita reads").arg(path), false); break;
+        }
+    }
+    if (!traces.isEmpty())
+        importTraces(traces);
+    e->acceptProposedAction();
+}
+
+void MainWindow::closeEvent(QCloseEvent* e)
+{
+    if (m_designer->hasInputs() && !m_designer->undoStack()->isClean()) {
+        const auto answer = QMessageBox::question(
+            this, tr("Unsaved Strategy"),
+            tr("The strategy has edits that are not saved as a version in the project. Save them?"),
+            QMessageBox::Save | QMessageBox::Discard | QMessageBox::Cancel, QMessageBox::Save);
+        if (answer == QMessageBox::Cancel) {
+            e->ignore();
+            return;
+        }
+        if (answer == QMessageBox::Save && !m_designer->saveVersion({})) {
+            e->ignore();
+            return;
+        }
+    }
+    e->accept();
+}
+
+void MainWindow::rememberRecent(const QString& path)
+{
+    QSettings settings;
+    QStringList recent = settings.value("project/recent").toStringList();
+    const QString abs = QFileInfo(path).absoluteFilePath();
+    recent.removeAll(abs);
+    recent.prepend(abs);
+    while (recent.size() > 10)
+        recent.removeLast();
+    settings.setValue("project/recent", recent);
+    rebuildRecentMenu();
+}
+
+void MainWindow::rebuildRecentMenu()
+{
+    m_recent->clear();
+    const QStringList recent = QSettings().value("project/recent").toStringList();
+    for (const QString& p : recent)
+        m_recent->addAction(QFileInfo(p).fileName(), this, [this, p] { openProject(p); })->setToolTip(p);
+    m_recent->setEnabled(!recent.isEmpty());
 }
 
 void MainWindow::refreshRuns()

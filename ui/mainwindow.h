@@ -1,17 +1,21 @@
 #pragma once
-// The workbench window: a project's runs in a dock, the chosen run's
-// timeline in the centre. The designer, compare and run views, and the
-// model, strategy and cluster panels, are not built yet (issue 7).
+// The workbench window: the designer (strategies for the project's model and
+// cluster) and the timeline of a chosen run as central tabs, the project's
+// runs in a dock. Projects are created, opened and remembered here; models,
+// clusters and traces are imported from the File menu or dropped on the
+// window. The compare and run views are not built yet (issue 7).
 
 #include <QMainWindow>
 
 #include <memory>
 
+class QMenu;
 class QTableView;
 class QTabWidget;
 
 namespace partita {
 
+class Designer;
 class RunsModel;
 class TimelineView;
 class TraceStore;
@@ -25,16 +29,46 @@ public:
 
     // Opens a project (*.partita); on failure shows a dialog (unless `quiet`) and returns false.
     bool openProject(const QString& path, bool quiet = false);
+    // Creates an empty project (refuses an existing file) and opens it.
+    bool newProject(const QString& path, bool quiet = false);
+    // Imports into the open project: a model or a cluster (file, preset or
+    // 'local') as the designer's input, or traces as a run. Errors are
+    // dialogs unless `quiet`; false with lastError().
+    bool importModel(const QString& pathOrPreset, bool quiet = false);
+    bool importCluster(const QString& pathOrPreset, bool quiet = false);
+    bool importTraces(const QStringList& paths, bool quiet = false);
+    // What a file dropped on the window is imported as.
+    enum class DropKind
+    {
+        Project,
+        Model,
+        Cluster,
+        Trace,
+        Unknown
+    };
+    static DropKind classifyFile(const QString& path);
     // Shows one of the open project's runs in the timeline.
     void showRun(int64_t runId);
 
     RunsModel* runsModel() const { return m_runs; }
     TimelineView* timeline() const { return m_timeline; }
+    Designer* designer() const { return m_designer; }
+    QTabWidget* tabs() const { return m_tabs; }
+    TraceStore* store() const { return m_store.get(); }
     QString lastError() const { return m_lastError; }
+
+protected:
+    void dragEnterEvent(QDragEnterEvent* e) override;
+    void dropEvent(QDropEvent* e) override;
+    void closeEvent(QCloseEvent* e) override;
 
 private:
     void openDialog();
+    void newDialog();
     void refreshRuns();
+    void rememberRecent(const QString& path);
+    void rebuildRecentMenu();
+    bool refuse(const QString& title, const QString& message, bool quiet);
 
     std::unique_ptr<TraceStore> m_store;
     QString m_path, m_lastError;
@@ -42,6 +76,8 @@ private:
     QTableView* m_runsView = nullptr;
     QTabWidget* m_tabs = nullptr;
     TimelineView* m_timeline = nullptr;
+    Designer* m_designer = nullptr;
+    QMenu* m_recent = nullptr;
 };
 
 } // namespace partita

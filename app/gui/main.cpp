@@ -1,5 +1,9 @@
 // partita: the workbench. `partita [PROJECT.partita]` opens a project.
+#include "designer.h"
 #include "mainwindow.h"
+#include "timelineview.h"
+
+#include <QTabWidget>
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -20,8 +24,10 @@ int main(int argc, char** argv)
     cl.addPositionalArgument("project", "a project file (*.partita) to open");
     QCommandLineOption shot("screenshot", "save the window as PNG once it is shown, then quit (for tests)", "png");
     QCommandLineOption runOpt("run", "the run to show (default: the first)", "id");
+    QCommandLineOption viewOpt("view", "the view to show: designer or timeline", "view");
     cl.addOption(shot);
     cl.addOption(runOpt);
+    cl.addOption(viewOpt);
     cl.process(app);
     partita::MainWindow window;
     window.show();
@@ -32,11 +38,29 @@ int main(int argc, char** argv)
     }
     if (cl.isSet(runOpt))
         window.showRun(cl.value(runOpt).toLongLong());
+    if (cl.value(viewOpt) == "designer")
+        window.tabs()->setCurrentWidget(window.designer());
+    else if (cl.value(viewOpt) == "timeline")
+        window.tabs()->setCurrentWidget(window.timeline());
+    else if (cl.isSet(viewOpt)) {
+        std::fprintf(stderr, "partita: --view: expected designer or timeline\n");
+        return 2;
+    }
     if (cl.isSet(shot)) {
-        QTimer::singleShot(500, &window, [&] {
-            const bool ok = window.grab().save(cl.value(shot));
-            QApplication::exit(ok ? 0 : 2);
+        // Once the designer's prediction is in (at most 20 s), and the window has painted it.
+        auto* poll = new QTimer(&window);
+        int waited = 0;
+        QObject::connect(poll, &QTimer::timeout, &window, [&, poll]() mutable {
+            waited += 100;
+            if (window.designer()->predicting() && waited < 20000)
+                return;
+            poll->stop();
+            QTimer::singleShot(400, &window, [&] {
+                const bool ok = window.grab().save(cl.value(shot));
+                QApplication::exit(ok ? 0 : 2);
+            });
         });
+        poll->start(100);
     }
     return QApplication::exec();
 }
