@@ -3,8 +3,10 @@
 # model and cluster, predict a strategy, search for a better one, measure a
 # small model on this CPU — into the demo project, says where the results
 # are, and opens the workbench on that project when there is a display.
-# (The workbench shows runs and their timelines; its designer, compare and
-# run views arrive with issue 7.)
+# The project ends with the story that started the field: BERT-large on
+# 4 x p3.16xlarge, Horovod vs an adaptive per-layer strategy vs a searched
+# one, which the workbench's designer opens on. (Its compare and run views
+# arrive later in issue 7.)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -54,6 +56,17 @@ echo '{"model_type": "gpt2", "n_embd": 128, "n_head": 4, "n_layer": 2, "n_positi
     > "$out/small-gpt2.json"
 "$cli" run --model "$out/small-gpt2.json" --cluster local --ranks 2 --preset ddp --global-batch 4 --seq-len 128 \
     --steps 3 --project "$project" --name "small GPT-2, CPU" | sed -n '/^Measured/,/^Calibration/p'
+echo
+echo "== BERT-large on 4 x p3.16xlarge (32 V100s): Horovod vs adaptive per-layer vs searched (predicted)"
+bert=resources/demo/bert-large-uncased.json
+"$cli" simulate --model "$bert" --cluster p3.16xlarge:4 --preset horovod --global-batch 256 --micro-batch 8 \
+    --project "$project" --name "BERT-large: Horovod (predicted)" | grep -E '^Step time'
+"$cli" simulate --model "$bert" --cluster p3.16xlarge:4 --strategy resources/strategies/bert-large-adaptive-p3x4.json \
+    --project "$project" --name "BERT-large: adaptive per layer (predicted)" | grep -E '^Step time'
+"$cli" search --model "$bert" --cluster p3.16xlarge:4 --global-batch 256 --budget-s 5 --out "$out/bert-searched.json" \
+    > /dev/null
+"$cli" simulate --model "$bert" --cluster p3.16xlarge:4 --strategy "$out/bert-searched.json" \
+    --project "$project" --name "BERT-large: searched (predicted)" | grep -E '^Step time'
 "$cli" runs list --project "$project"
 echo
 "$cli" trace diff --project "$project" --run 1 --run 2 | sed -n '/^steps/,$p;/^per rank/,$p' | head -8
@@ -63,11 +76,13 @@ echo "Results in $(pwd)/$out:"
 echo "  model.json cluster.json local-machine.json   what Partita read"
 echo "  ddp.json ddp-plan.json ddp-trace.json        the DDP prediction, its execution plan and timeline"
 echo "  best-strategy.json best.json best-trace.json the searched strategy and its prediction"
+echo "  bert-searched.json                           the searched BERT-large strategy"
 echo "  demo.partita                                 the project: runs, timelines (partita-cli runs list / trace stats)"
 echo "  demo.partita.runs/                           the measured run's plan and per-rank traces"
 echo "Timelines (*-trace.json) open in the Perfetto UI or chrome://tracing."
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ -x build/dev/bin/partita ]; then
-    echo "Opening the workbench on $out/demo.partita (runs on the left, the chosen run's timeline on the right)."
+    echo "Opening the workbench on $out/demo.partita: the designer on BERT-large (drag atoms from the palette onto"
+    echo "layers), runs on the left, their timelines in the Timeline tab."
     exec build/dev/bin/partita "$out/demo.partita"
 fi
 echo "No display: the workbench (build/dev/bin/partita $out/demo.partita) was not opened."

@@ -387,7 +387,7 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     split->setStretchFactor(0, 0);
     split->setStretchFactor(1, 3);
     split->setStretchFactor(2, 2);
-    split->setSizes({240, 700, 420});
+    split->setSizes({220, 760, 340});
 
     auto* top = new QVBoxLayout(this);
     top->addLayout(header);
@@ -785,7 +785,9 @@ void Designer::selectSameInEveryBlock()
     m_table->selectionModel()->select(sel, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
 }
 
-bool Designer::predicting() const { return m_debounce->isActive() || m_watcher->isRunning() || m_rerun; }
+// Until predictionDone() has run: the watcher stops "running" before its
+// finished signal is delivered.
+bool Designer::predicting() const { return m_debounce->isActive() || m_inFlight || m_rerun; }
 
 void Designer::schedulePrediction()
 {
@@ -797,7 +799,7 @@ void Designer::startPrediction()
 {
     if (!m_model)
         return;
-    if (m_watcher->isRunning()) {
+    if (m_inFlight) {
         m_rerun = true; // once this one is done
         return;
     }
@@ -812,6 +814,7 @@ void Designer::startPrediction()
     auto model = m_model;
     auto cluster = m_cluster;
     Strategy s = m_strategy;
+    m_inFlight = true;
     m_watcher->setFuture(QtConcurrent::run([gen, model, cluster, s]() {
         Outcome o;
         o.generation = gen;
@@ -826,6 +829,7 @@ void Designer::startPrediction()
 
 void Designer::predictionDone()
 {
+    m_inFlight = false;
     Outcome o = m_watcher->result();
     if (o.generation == m_generation) {
         m_result = std::move(o.result);
@@ -871,7 +875,7 @@ void Designer::showPrediction()
     // Memory per pipeline stage, stacked, with the device's capacity.
     auto* chart = new QChart;
     chart->setTitle(tr("Memory per GPU, by pipeline stage (GiB)"));
-    auto* weights = new QBarSet(tr("weights, grads, optimizer"));
+    auto* weights = new QBarSet(tr("weights + optimizer"));
     auto* acts = new QBarSet(tr("activations"));
     weights->setColor(QColor(0x3b, 0x7d, 0xd8));
     acts->setColor(QColor(0x8e, 0x6b, 0xc4));
@@ -919,6 +923,10 @@ void Designer::showPrediction()
     cap->attachAxis(capX);
     cap->attachAxis(values);
     chart->legend()->setAlignment(Qt::AlignBottom);
+    QFont small = chart->legend()->font();
+    small.setPointSizeF(small.pointSizeF() * 0.85);
+    chart->legend()->setFont(small);
+    chart->setMargins(QMargins(4, 4, 4, 4));
     m_memoryChart->setChart(chart);
 
     // Where the step goes, on the most loaded stage.
@@ -929,7 +937,8 @@ void Designer::showPrediction()
     auto add = [&](const QString& name, double s, QColor c) {
         if (s <= 0)
             return; // a legend entry for nothing only crowds the others out
-        auto* set = new QBarSet(QString("%1 %2").arg(name, seconds(s)));
+        const double ms = s * 1e3;
+        auto* set = new QBarSet(QString("%1 %2").arg(name, QString::number(ms, 'f', ms >= 10 ? 0 : 1)));
         *set << s * 1e3;
         set->setColor(c);
         series->append(set);
@@ -944,13 +953,16 @@ void Designer::showPrediction()
     auto* bcat = new QBarCategoryAxis;
     bcat->append(tr("step"));
     auto* bval = new QValueAxis;
-    bval->setLabelFormat("%.1f");
+    bval->setLabelFormat("%.0f");
+    bval->setTickCount(3);
     bd->addAxis(bcat, Qt::AlignLeft);
     bd->addAxis(bval, Qt::AlignBottom);
     series->attachAxis(bcat);
     series->attachAxis(bval);
     bcat->setVisible(false);
     bd->legend()->setAlignment(Qt::AlignRight);
+    bd->legend()->setFont(small);
+    bd->setMargins(QMargins(4, 4, 4, 4));
     m_breakdownChart->setChart(bd);
 }
 

@@ -158,6 +158,7 @@ private:
     QFutureWatcher<Outcome>* m_traceWatcher = nullptr;
     int m_generation = 0;
     bool m_rerun = false;
+    bool m_inFlight = false;
     std::optional<SimResult> m_result;
     QString m_predictionError;
 };

@@ -63,7 +63,7 @@ void LayerTableModel::setPrediction(const std::optional<SimResult>& result)
 {
     m_result = result;
     if (rowCount() > 0)
-        emit dataChanged(index(0, Time), index(rowCount() - 1, SyncTime));
+        emit dataChanged(index(0, 0), index(rowCount() - 1, ColumnCount - 1));
 }
 
 const Layer* LayerTableModel::layer(int row) const

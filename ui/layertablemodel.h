@@ -23,17 +23,17 @@ public:
     enum Column
     {
         Name,
-        Kind,
-        Block,
-        Params,
-        ForwardFlops,
-        Activations,
-        Sync,
+        Sync, // the strategy first: it is what the designer edits
         TensorParallel,
         Stage,
         Recompute,
         Time,
         SyncTime,
+        Params,
+        ForwardFlops,
+        Activations,
+        Kind,
+        Block,
         ColumnCount
     };
     enum Role

@@ -20,11 +20,19 @@ kineto="$src/../shared/data/traces/nccl_parser_config-nccl_data.json.gz"
 echo '{"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2, "n_positions": 64, "vocab_size": 512}' > "$work/gpt.json"
 "$cli" run --model "$work/gpt.json" --cluster local --ranks 2 --preset ddp --global-batch 4 --seq-len 64 --steps 2 \
     --project "$project" --name "small GPT-2" >/dev/null
+"$cli" simulate --model "$src/resources/demo/bert-large-uncased.json" --cluster p3.16xlarge:4 \
+    --strategy "$src/resources/strategies/bert-large-adaptive-p3x4.json" --project "$project" \
+    --name "BERT-large adaptive (predicted)" >/dev/null
+png="$out/designer.png"
+rm -f "$png"
+xvfb-run -a -s "-screen 0 1400x900x24" "$bin/partita" "$project" --view designer --screenshot "$png"
+[ -s "$png" ] || { echo "no screenshot of the designer" >&2; exit 1; }
+echo "$png"
 runs=$("$cli" runs list --project "$project" --json | /usr/bin/python3 -c 'import json,sys; print(" ".join(str(r["id"]) for r in json.load(sys.stdin)))')
 for id in $runs; do
     png="$out/timeline-run$id.png"
     rm -f "$png"
-    xvfb-run -a -s "-screen 0 1400x900x24" "$bin/partita" "$project" --run "$id" --screenshot "$png"
+    xvfb-run -a -s "-screen 0 1400x900x24" "$bin/partita" "$project" --run "$id" --view timeline --screenshot "$png"
     [ -s "$png" ] || { echo "no screenshot for run $id" >&2; exit 1; }
     echo "$png"
 done
