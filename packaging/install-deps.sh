@@ -7,8 +7,8 @@ set -euo pipefail
 PACKAGES=(
     # toolchain
     build-essential cmake ninja-build ccache pkg-config git
-    # GUI (Qt 6 Widgets, Charts, Test); Charts needs the OpenGL and xkb dev files on bookworm
-    qt6-base-dev qt6-charts-dev libqt6opengl6-dev libxkbcommon-dev libvulkan-dev libgl-dev
+    # GUI (Qt 6 Widgets, Charts, Test, SVG export); Charts needs the OpenGL and xkb dev files on bookworm
+    qt6-base-dev qt6-charts-dev qt6-svg-dev libqt6opengl6-dev libxkbcommon-dev libvulkan-dev libgl-dev
     # libraries
     nlohmann-json3-dev libcli11-dev libsqlite3-dev zlib1g-dev libsimdjson-dev
     # ONNX import and its real test inputs

@@ -336,8 +336,18 @@ private slots:
         const Cluster c = *clusterPreset("dgx-a100-80gb:2");
         const Strategy s = megatron(8, 2, 1, 8, 1, 1, Recompute::Selective, true);
         const SimResult r = run(m, c, s, true);
-        QCOMPARE(r.trace.tracks.size(), size_t(4));
+        QCOMPARE(r.trace.tracks.size(), size_t(6)); // compute, data-parallel comm, steps; per stage
         QVERIFY(r.trace.records.size() > 2 * 8 * 48 * 7);
+        // One step per stage, from 0 to the stage's end, as the executor records steps.
+        int steps = 0;
+        for (const auto& rec : r.trace.records)
+            if (rec.kind == TraceKind::Step) {
+                ++steps;
+                QCOMPARE(rec.start_ns, int64_t(0));
+                QVERIFY(rec.dur_ns <= int64_t(r.step_time * 1e9) + 1000);
+                QVERIFY(rec.dur_ns >= int64_t(r.step_time * 1e9 * 0.5));
+            }
+        QCOMPARE(steps, 2);
         // Records on one compute track never overlap, and nothing ends after the step.
         std::map<std::pair<int, int>, int64_t> lastEnd;
         for (const auto& rec : r.trace.records) {

@@ -1,5 +1,6 @@
 #include "mainwindow.h"
 
+#include "compareview.h"
 #include "designer.h"
 #include "runsmodel.h"
 #include "timelineview.h"
@@ -51,6 +52,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     m_tabs->addTab(m_designer, tr("Designer"));
     m_timeline = new TimelineView(m_tabs);
     m_tabs->addTab(m_timeline, tr("Timeline"));
+    m_compare = new CompareView(m_tabs);
+    m_tabs->addTab(m_compare, tr("Compare"));
+    connect(m_compare, &CompareView::errorOccurred, this,
+            [this](const QString& msg) { QMessageBox::warning(this, tr("Compare"), msg); });
     connect(m_designer, &Designer::errorOccurred, this,
             [this](const QString& msg) { QMessageBox::warning(this, tr("Designer"), msg); });
     connect(m_designer, &Designer::runStored, this, [this](qint64 id) {
@@ -66,7 +71,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     m_runsView = new QTableView(this);
     m_runsView->setModel(m_runs);
     m_runsView->setSelectionBehavior(QAbstractItemView::SelectRows);
-    m_runsView->setSelectionMode(QAbstractItemView::SingleSelection);
+    m_runsView->setSelectionMode(QAbstractItemView::ExtendedSelection);
+    m_runsView->setToolTip(tr("Click a run to see its timeline; select two (Ctrl+click) and press Ctrl+K to compare them"));
     m_runsView->verticalHeader()->hide();
     m_runsView->horizontalHeader()->setStretchLastSection(true);
     m_runsView->setSortingEnabled(false);
@@ -182,6 +188,21 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     toDesigner->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_1));
     QAction* toTimeline = view->addAction(tr("&Timeline"), this, [this] { m_tabs->setCurrentWidget(m_timeline); });
     toTimeline->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_2));
+    QAction* toCompare = view->addAction(tr("&Compare"), this, [this] { m_tabs->setCurrentWidget(m_compare); });
+    toCompare->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_3));
+    QAction* compareSelected = view->addAction(tr("Compare &Selected Runs"), this, [this] {
+        const QModelIndexList rows = m_runsView->selectionModel()->selectedRows();
+        if (rows.size() != 2) {
+            QMessageBox::information(this, tr("Compare"),
+                                     tr("Select two runs in the Runs panel (Ctrl+click), then compare them."));
+            return;
+        }
+        const RunInfo* a = m_runs->run(std::min(rows[0].row(), rows[1].row()));
+        const RunInfo* b = m_runs->run(std::max(rows[0].row(), rows[1].row()));
+        if (a && b)
+            compareRuns(a->id, b->id);
+    });
+    compareSelected->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_K));
     QAction* fit = view->addAction(tr("&Fit Timeline"), this, [this] {
         m_timeline->axis().fit();
         m_timeline->viewport()->update();
@@ -240,6 +261,7 @@ bool MainWindow::openProject(const QString& path, bool quiet)
             m_lastError.clear();
             QSettings().setValue("project/last", path);
             setWindowTitle(tr("%1 — Partita").arg(QFileInfo(path).fileName()));
+            m_compare->setStore(m_store.get());
             refreshRuns();
             rememberRecent(path);
             if (!m_designer->setProject(m_store.get()) && !quiet)
@@ -514,6 +536,15 @@ void MainWindow::rebuildRecentMenu()
     m_recent->setEnabled(!recent.isEmpty());
 }
 
+bool MainWindow::compareRuns(int64_t a, int64_t b, bool quiet)
+{
+    if (!m_compare->compare(a, b))
+        return refuse(tr("Compare"), m_compare->lastError(), quiet);
+    m_tabs->setCurrentWidget(m_compare);
+    statusBar()->showMessage(tr("Comparing run %1 (A) with run %2 (B)").arg(a).arg(b));
+    return true;
+}
+
 void MainWindow::refreshRuns()
 {
     auto runs = m_store->runs();
@@ -524,6 +555,7 @@ void MainWindow::refreshRuns()
         return;
     }
     m_runs->setRuns(*runs);
+    m_compare->refreshRunLists();
     m_runsView->resizeColumnsToContents();
     statusBar()->showMessage(tr("%1 — %n run(s)", "", int(runs->size())).arg(m_path));
 }

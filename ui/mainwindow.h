@@ -15,6 +15,7 @@ class QTabWidget;
 
 namespace partita {
 
+class CompareView;
 class Designer;
 class RunsModel;
 class TimelineView;
@@ -53,6 +54,9 @@ public:
     RunsModel* runsModel() const { return m_runs; }
     TimelineView* timeline() const { return m_timeline; }
     Designer* designer() const { return m_designer; }
+    CompareView* compareView() const { return m_compare; }
+    // Compares two runs in the Compare tab (errors as a dialog unless `quiet`).
+    bool compareRuns(int64_t a, int64_t b, bool quiet = false);
     QTabWidget* tabs() const { return m_tabs; }
     TraceStore* store() const { return m_store.get(); }
     QString lastError() const { return m_lastError; }
@@ -77,6 +81,7 @@ private:
     QTabWidget* m_tabs = nullptr;
     TimelineView* m_timeline = nullptr;
     Designer* m_designer = nullptr;
+    CompareView* m_compare = nullptr;
     QMenu* m_recent = nullptr;
 };
 

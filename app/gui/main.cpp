@@ -1,4 +1,5 @@
 // partita: the workbench. `partita [PROJECT.partita]` opens a project.
+#include "compareview.h"
 #include "designer.h"
 #include "mainwindow.h"
 #include "timelineview.h"
@@ -24,10 +25,12 @@ int main(int argc, char** argv)
     cl.addPositionalArgument("project", "a project file (*.partita) to open");
     QCommandLineOption shot("screenshot", "save the window as PNG once it is shown, then quit (for tests)", "png");
     QCommandLineOption runOpt("run", "the run to show (default: the first)", "id");
-    QCommandLineOption viewOpt("view", "the view to show: designer or timeline", "view");
+    QCommandLineOption viewOpt("view", "the view to show: designer, timeline or compare", "view");
+    QCommandLineOption compareOpt("compare", "compare two runs, A,B (opens the Compare view)", "a,b");
     cl.addOption(shot);
     cl.addOption(runOpt);
     cl.addOption(viewOpt);
+    cl.addOption(compareOpt);
     cl.process(app);
     partita::MainWindow window;
     window.show();
@@ -42,9 +45,20 @@ int main(int argc, char** argv)
         window.tabs()->setCurrentWidget(window.designer());
     else if (cl.value(viewOpt) == "timeline")
         window.tabs()->setCurrentWidget(window.timeline());
+    else if (cl.value(viewOpt) == "compare")
+        window.tabs()->setCurrentWidget(window.compareView());
     else if (cl.isSet(viewOpt)) {
-        std::fprintf(stderr, "partita: --view: expected designer or timeline\n");
+        std::fprintf(stderr, "partita: --view: expected designer, timeline or compare\n");
         return 2;
+    }
+    if (cl.isSet(compareOpt)) {
+        const QStringList ab = cl.value(compareOpt).split(',');
+        if (ab.size() != 2 || !window.compareRuns(ab[0].toLongLong(), ab[1].toLongLong(), cl.isSet(shot))) {
+            std::fprintf(stderr, "partita: --compare %s: %s\n", qPrintable(cl.value(compareOpt)),
+                         ab.size() != 2 ? "expected two run ids, A,B" : qPrintable(window.lastError()));
+            if (cl.isSet(shot))
+                return 2;
+        }
     }
     if (cl.isSet(shot)) {
         // Once the designer's prediction is in (at most 20 s), and the window has painted it.

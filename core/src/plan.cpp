@@ -295,6 +295,8 @@ Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int6
     const ResolvedStrategy& r = *resolved;
     Plan p;
     p.strategy = s.name;
+    for (const Layer& l : m.layers)
+        p.layer_names.push_back(l.name);
     p.world = c.deviceCount();
     p.dp = s.dp;
     p.tp = s.tp;
@@ -543,6 +545,21 @@ Kernel readKernel(const json& j, const std::string& path)
 
 } // namespace
 
+std::string kernelEventName(const Plan& p, const Kernel& k, Phase phase, int micro)
+{
+    std::string name;
+    if (k.kind == KernelKind::Collective)
+        name = std::string(k.expert_group ? "ep " : "tp ") + std::string(collectiveName(k.coll)) + " ";
+    if (k.layer >= 0 && size_t(k.layer) < p.layer_names.size())
+        name += p.layer_names[size_t(k.layer)];
+    else
+        name += k.layer >= 0 ? "layer " + std::to_string(k.layer) : std::string("?");
+    name += " ";
+    name += phaseName(phase);
+    name += " mb" + std::to_string(micro);
+    return name;
+}
+
 std::string planToJson(const Plan& p)
 {
     json j;
@@ -569,6 +586,7 @@ std::string planToJson(const Plan& p)
                             {"kernels", std::move(ks)}});
     }
     j["programs"] = std::move(programs);
+    j["layer_names"] = p.layer_names;
     json classes = json::array();
     for (const auto& rc : p.classes) {
         json steps = json::array();
@@ -642,6 +660,14 @@ Result<Plan> planFromJson(const std::string& text, const std::string& file)
         p.activation_bytes = int(detail::getInt(j, "activation_bytes", "", 1, 8));
         p.gradient_bytes = int(detail::getInt(j, "gradient_bytes", "", 1, 8));
         p.zero_stage = int(detail::getInt(j, "zero_stage", "", 0, 3));
+        if (j.contains("layer_names")) { // optional: plans written before it name no layers
+            const json& names = detail::asArray(j.at("layer_names"), "/layer_names");
+            for (size_t i = 0; i < names.size(); ++i) {
+                if (!names[i].is_string())
+                    throw detail::FieldError("/layer_names/" + std::to_string(i), "expected a string");
+                p.layer_names.push_back(names[i].get<std::string>());
+            }
+        }
         const json& programs = detail::asArray(detail::field(j, "programs", ""), "/programs");
         for (size_t i = 0; i < programs.size(); ++i) {
             const std::string pp = sub("/programs", i);

@@ -756,7 +756,6 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
             for (const Ran& rn : ran[size_t(d)]) {
                 const Program& pr = plan.programs[size_t(rn.program)];
                 double t = rn.start;
-                const std::string suffix = std::string(" ") + std::string(phaseName(pr.phase)) + " mb" + std::to_string(rn.micro);
                 for (size_t k = 0; k < pr.kernels.size(); ++k) {
                     const Kernel& kn = pr.kernels[k];
                     const double dur = kTime[size_t(rn.program)][k];
@@ -766,8 +765,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
                     rec.start_ns = int64_t(t * 1e9);
                     rec.dur_ns = std::max<int64_t>(1, int64_t(dur * 1e9));
                     rec.kind = kn.kind == KernelKind::Collective ? TraceKind::Collective : TraceKind::Compute;
-                    rec.name = (kn.kind == KernelKind::Collective ? std::string("tp ") + std::string(collectiveName(kn.coll)) + " " : std::string()) +
-                               (kn.layer >= 0 ? m.layers[size_t(kn.layer)].name : std::string("?")) + suffix;
+                    rec.name = kernelEventName(plan, kn, pr.phase, rn.micro);
                     rec.layer = kn.layer;
                     rec.op = int64_t(rn.program);
                     rec.flops = kn.flops;
@@ -784,6 +782,17 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
             opt.kind = TraceKind::Compute;
             opt.name = "optimizer step";
             res.trace.records.push_back(std::move(opt));
+            // The step itself, as the executor records it, so that a
+            // prediction and a measurement align step by step.
+            res.trace.tracks.push_back({rank, 2, "steps"});
+            TraceRecord step;
+            step.rank = rank;
+            step.track = 2;
+            step.start_ns = 0;
+            step.dur_ns = std::max<int64_t>(1, int64_t(stepEnd[size_t(d)] * 1e9));
+            step.kind = TraceKind::Step;
+            step.name = "ProfilerStep#0";
+            res.trace.records.push_back(std::move(step));
         }
     }
     return res;

@@ -332,7 +332,6 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                 }
                 if (auto n = nextRun(si))
                     postGather(*n);
-                const std::string what = std::string(phaseName(p.phase)) + " mb" + std::to_string(st.micro);
                 const auto ra = readyAfter.find(st.program);
                 const bool lastMicro = st.micro == M - 1;
                 for (size_t ki = 0; ki < p.kernels.size(); ++ki) {
@@ -345,9 +344,8 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                             if (auto r = comm.collective(g, k.coll, k.coll_bytes * s, elemAct); !r)
                                 return r.error();
                             record(res.trace.records, 0, begin, TraceKind::Collective,
-                                   what + " " + std::string(collectiveName(k.coll)) + " " +
-                                       std::string(k.expert_group ? "ep " : "tp ") + megabytes(k.coll_bytes * s),
-                                   k.layer, planOpId(int(si), int(ki)), k.coll_bytes * s, 0);
+                                   kernelEventName(plan, k, p.phase, st.micro), k.layer, planOpId(int(si), int(ki)),
+                                   k.coll_bytes * s, 0);
                         }
                     } else {
                         compute.opBegin(planOpId(int(si), int(ki)));
@@ -361,9 +359,7 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                         } else {
                             compute.memoryPass(k.bytes * s);
                         }
-                        record(res.trace.records, 0, begin, TraceKind::Compute,
-                               what + " " + std::string(kernelKindName(k.kind)) +
-                                   (k.m ? " " + std::to_string(k.m) + "x" + std::to_string(k.n) + "x" + std::to_string(k.k) : ""),
+                        record(res.trace.records, 0, begin, TraceKind::Compute, kernelEventName(plan, k, p.phase, st.micro),
                                k.layer, planOpId(int(si), int(ki)), k.bytes * s, k.flops * s * s * s);
                     }
                     if (lastMicro && ra != readyAfter.end())

@@ -28,6 +28,12 @@ rm -f "$png"
 xvfb-run -a -s "-screen 0 1400x900x24" "$bin/partita" "$project" --view designer --screenshot "$png"
 [ -s "$png" ] || { echo "no screenshot of the designer" >&2; exit 1; }
 echo "$png"
+# Predicted against measured: the small GPT-2's two runs (ids 3 and 4 in this project).
+png="$out/compare-predicted-measured.png"
+rm -f "$png"
+xvfb-run -a -s "-screen 0 1400x900x24" "$bin/partita" "$project" --compare 3,4 --screenshot "$png"
+[ -s "$png" ] || { echo "no screenshot of the compare view" >&2; exit 1; }
+echo "$png"
 runs=$("$cli" runs list --project "$project" --json | /usr/bin/python3 -c 'import json,sys; print(" ".join(str(r["id"]) for r in json.load(sys.stdin)))')
 for id in $runs; do
     png="$out/timeline-run$id.png"

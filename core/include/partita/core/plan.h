@@ -123,8 +123,14 @@ struct Plan
     int zero_stage = 0;
     std::vector<Program> programs;
     std::vector<RankClass> classes; // one per pipeline stage
+    std::vector<std::string> layer_names; // the model's layers by index, for naming trace events
     bool operator==(const Plan&) const = default;
 };
+
+// The trace-event name of a kernel run, the same in predicted and measured
+// runs so that they can be diffed by name: "<layer> <phase> mb<N>", with
+// "tp <collective> " (or "ep ") before it for tensor/expert collectives.
+std::string kernelEventName(const Plan& p, const Kernel& k, Phase phase, int micro);
 
 // The rank class (pipeline stage) a rank belongs to; null when none holds it.
 const RankClass* rankClassOf(const Plan& p, int rank);

@@ -1,0 +1,140 @@
+// The compare view: its two table models (QAbstractItemModelTester), a
+// comparison of two predicted strategies (deltas that agree with the runs'
+// own step times), the timelines kept on one time scale from their first
+// step, exports, and refusals.
+#include "compareview.h"
+#include "timelineview.h"
+
+#include "partita/core/clusterio.h"
+#include "partita/core/fileio.h"
+#include "partita/core/modelio.h"
+#include "partita/core/simulator.h"
+#include "partita/core/strategy.h"
+#include "partita/profiler/tracestore.h"
+
+#include <QAbstractItemModelTester>
+#include <QChartView>
+#include <QFileInfo>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace partita;
+
+namespace {
+
+// Two predictions of BERT-large on 4 x p3.16xlarge: Horovod and the adaptive strategy.
+struct Project
+{
+    QTemporaryDir dir;
+    std::unique_ptr<TraceStore> store;
+    int64_t a = 0, b = 0;
+    double stepA = 0, stepB = 0;
+};
+
+std::unique_ptr<Project> makeProject()
+{
+    auto p = std::make_unique<Project>();
+    auto store = TraceStore::open(p->dir.filePath("c.partita").toStdString());
+    if (!store)
+        qFatal("%s", store.error().str().c_str());
+    p->store = std::move(*store);
+    const Model m = *loadModel(PARTITA_TEST_DATA "/hf/bert-large-uncased.json");
+    const Cluster c = *clusterPreset("p3.16xlarge:4");
+    PresetOptions o;
+    o.global_batch = 256;
+    o.micro_batch = 8;
+    const Strategy horovod = *strategyPreset("horovod", m, c, o);
+    auto text = readTextFile(PARTITA_SOURCE_DIR "/resources/strategies/bert-large-adaptive-p3x4.json");
+    const Strategy adaptive = *strategyFromJson(*text);
+    const auto md = *p->store->saveDocument("model", "bert", modelToJson(m));
+    SimOptions so;
+    so.trace = true;
+    for (const Strategy* s : {&horovod, &adaptive}) {
+        auto r = simulate(m, c, *s, so);
+        if (!r)
+            qFatal("%s", r.error().str().c_str());
+        RunInfo info;
+        info.name = s == &horovod ? "horovod" : "adaptive";
+        info.kind = RunKind::Predicted;
+        info.model_id = md.id;
+        const int64_t id = *p->store->storeTrace(r->trace, info);
+        (s == &horovod ? p->a : p->b) = id;
+        (s == &horovod ? p->stepA : p->stepB) = r->step_time;
+    }
+    return p;
+}
+
+} // namespace
+
+class TestCompareView : public QObject
+{
+    Q_OBJECT
+private slots:
+    void comparesTwoStrategies()
+    {
+        auto p = makeProject();
+        CompareView v;
+        QAbstractItemModelTester t1(v.layerModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+        QAbstractItemModelTester t2(v.opsModel(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+        v.resize(1200, 800);
+        v.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&v));
+        v.setStore(p->store.get());
+        QVERIFY2(v.compare(p->a, p->b), qPrintable(v.lastError()));
+        QVERIFY(v.diff().has_value());
+        // One predicted step each, aligned: the deltas are the predictions' own step times.
+        QCOMPARE(v.diff()->steps.size(), size_t(1));
+        QVERIFY(std::abs(double(v.diff()->steps[0].a_ns) / 1e9 - p->stepA) < 1e-3 * p->stepA);
+        QVERIFY(std::abs(double(v.diff()->steps[0].b_ns) / 1e9 - p->stepB) < 1e-3 * p->stepB);
+        QVERIFY2(v.summary().contains("B − A"), qPrintable(v.summary()));
+        QVERIFY(p->stepB < p->stepA); // the adaptive strategy is faster (ORACLES: AutoSync's story)
+        QVERIFY(v.summary().contains("-")); // a negative delta
+        // Layers named from the run's model; every BERT layer with device time is there.
+        QVERIFY(v.layerModel()->rowCount() > 24 * 8);
+        QCOMPARE(v.layerModel()->data(v.layerModel()->index(0, LayerDeltaModel::Layer)).toString(),
+                 QStringLiteral("embeddings"));
+        // The adaptive strategy adds the PS op and drops nothing of the compute.
+        bool added = false;
+        for (int r = 0; r < v.opsModel()->rowCount(); ++r)
+            added |= v.opsModel()->data(v.opsModel()->index(r, OpsDiffModel::Change)).toString() == "added";
+        QVERIFY(added);
+
+        // Same scale, same origin (the first step) on both timelines.
+        QCOMPARE(v.timelineA()->axis().nsPerPixel(), v.timelineB()->axis().nsPerPixel());
+        const auto [anchorA, anchorB] = v.anchors();
+        QCOMPARE(v.timelineA()->axis().start() - anchorA, v.timelineB()->axis().start() - anchorB);
+        // Zooming A moves B with it.
+        v.timelineA()->axis().zoomAt(300, 4);
+        emit v.timelineA()->viewChanged();
+        QCOMPARE(v.timelineA()->axis().start() - anchorA, v.timelineB()->axis().start() - anchorB);
+        QVERIFY(std::abs(v.timelineA()->axis().nsPerPixel() - v.timelineB()->axis().nsPerPixel()) < 1e-6);
+
+        // Exports.
+        const QString png = p->dir.filePath("cmp.png"), svg = p->dir.filePath("cmp.svg");
+        QVERIFY2(v.exportImage(png), qPrintable(v.lastError()));
+        QVERIFY(QFileInfo(png).size() > 1000);
+#ifdef PARTITA_HAVE_QTSVG
+        QVERIFY2(v.exportImage(svg, v.rankChart()), qPrintable(v.lastError()));
+        QFile f(svg);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QVERIFY(f.readAll().contains("<svg"));
+#endif
+        QVERIFY(!v.exportImage(p->dir.filePath("cmp.bmpx")));
+        QVERIFY(v.lastError().contains(".png or .svg"));
+    }
+
+    void refusals()
+    {
+        auto p = makeProject();
+        CompareView v;
+        QVERIFY(!v.compare(p->a, p->b)); // no project
+        QVERIFY(v.lastError().contains("project"));
+        v.setStore(p->store.get());
+        QVERIFY(!v.compare(p->a, 999));
+        QVERIFY2(v.lastError().contains("999"), qPrintable(v.lastError()));
+        QCOMPARE(v.runA(), int64_t(0)); // nothing half-compared
+    }
+};
+
+QTEST_MAIN(TestCompareView)
+#include "tst_compareview.moc"

@@ -1,0 +1,618 @@
+#include "compareview.h"
+
+#include "timelineview.h"
+
+#include "partita/core/modelio.h"
+#include "partita/profiler/tracestore.h"
+
+#include <QBarCategoryAxis>
+#include <QBarSet>
+#include <QChart>
+#include <QChartView>
+#include <QComboBox>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QPainter>
+#include <QPushButton>
+#include <QSortFilterProxyModel>
+#include <QSplitter>
+#include <QStackedBarSeries>
+#include <QBarSeries>
+#include <QTableView>
+#include <QTextDocumentFragment>
+#include <QValueAxis>
+#include <QVBoxLayout>
+#ifdef PARTITA_HAVE_QTSVG
+#include <QSvgGenerator>
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace partita {
+
+namespace {
+
+QString ms(int64_t ns) { return QString::number(double(ns) / 1e6, 'f', std::llabs(ns) < 10'000'000 ? 3 : 1); }
+QString pct(double p) { return QString::number(p, 'f', 1) + " %"; }
+QString signedPct(int64_t a, int64_t b)
+{
+    if (a == 0)
+        return b == 0 ? QStringLiteral("0 %") : QStringLiteral("new");
+    const double d = 100.0 * double(b - a) / double(a);
+    return (d > 0 ? "+" : "") + QString::number(d, 'f', 1) + " %";
+}
+QColor deltaColor(int64_t a, int64_t b)
+{
+    if (b > a)
+        return QColor(0xc6, 0x28, 0x28); // slower
+    if (b < a)
+        return QColor(0x2e, 0x7d, 0x32);
+    return {};
+}
+
+} // namespace
+
+// ---- LayerDeltaModel ----
+
+LayerDeltaModel::LayerDeltaModel(QObject* parent) : QAbstractTableModel(parent) {}
+
+void LayerDeltaModel::setRows(std::vector<LayerDelta> rows, std::vector<std::string> names)
+{
+    beginResetModel();
+    m_rows = std::move(rows);
+    m_names = std::move(names);
+    endResetModel();
+}
+
+int LayerDeltaModel::rowCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : int(m_rows.size()); }
+int LayerDeltaModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : ColumnCount; }
+
+QVariant LayerDeltaModel::data(const QModelIndex& index, int role) const
+{
+    if (!index.isValid() || index.row() >= int(m_rows.size()) || index.column() >= ColumnCount)
+        return {};
+    const LayerDelta& r = m_rows[size_t(index.row())];
+    const int64_t d = r.b_ns - r.a_ns;
+    if (role == SortRole) {
+        switch (index.column()) {
+        case Layer: return r.layer;
+        case A: return qlonglong(r.a_ns);
+        case B: return qlonglong(r.b_ns);
+        case Delta: return qlonglong(d);
+        case DeltaPct: return r.a_ns ? double(d) / double(r.a_ns) : (d ? 1e300 : 0.0);
+        }
+    }
+    if (role == Qt::DisplayRole) {
+        switch (index.column()) {
+        case Layer:
+            if (r.layer < 0)
+                return tr("(no layer)");
+            if (size_t(r.layer) < m_names.size())
+                return QString::fromStdString(m_names[size_t(r.layer)]);
+            return tr("layer %1").arg(r.layer);
+        case A: return ms(r.a_ns);
+        case B: return ms(r.b_ns);
+        case Delta: return (d > 0 ? "+" : "") + ms(d);
+        case DeltaPct: return signedPct(r.a_ns, r.b_ns);
+        }
+    }
+    if (role == Qt::ForegroundRole && (index.column() == Delta || index.column() == DeltaPct)) {
+        const QColor c = deltaColor(r.a_ns, r.b_ns);
+        return c.isValid() ? QVariant(c) : QVariant();
+    }
+    if (role == Qt::TextAlignmentRole && index.column() != Layer)
+        return int(Qt::AlignRight | Qt::AlignVCenter);
+    return {};
+}
+
+QVariant LayerDeltaModel::headerData(int section, Qt::Orientation o, int role) const
+{
+    if (o != Qt::Horizontal || role != Qt::DisplayRole)
+        return {};
+    switch (section) {
+    case Layer: return tr("Layer");
+    case A: return tr("A (ms)");
+    case B: return tr("B (ms)");
+    case Delta: return tr("Δ (ms)");
+    case DeltaPct: return tr("Δ");
+    }
+    return {};
+}
+
+// ---- OpsDiffModel ----
+
+OpsDiffModel::OpsDiffModel(QObject* parent) : QAbstractTableModel(parent) {}
+
+void OpsDiffModel::setRows(std::vector<OpsDiffRow> rows)
+{
+    beginResetModel();
+    m_rows = std::move(rows);
+    endResetModel();
+}
+
+int OpsDiffModel::rowCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : int(m_rows.size()); }
+int OpsDiffModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : ColumnCount; }
+
+QVariant OpsDiffModel::data(const QModelIndex& index, int role) const
+{
+    if (!index.isValid() || index.row() >= int(m_rows.size()) || index.column() >= ColumnCount)
+        return {};
+    const OpsDiffRow& r = m_rows[size_t(index.row())];
+    if (role == SortRole) {
+        switch (index.column()) {
+        case CountA: return qlonglong(r.a_count);
+        case CountB: return qlonglong(r.b_count);
+        case TimeA: return qlonglong(r.a_ns);
+        case TimeB: return qlonglong(r.b_ns);
+        case Delta: return qlonglong(r.b_ns - r.a_ns);
+        default: return data(index, Qt::DisplayRole);
+        }
+    }
+    if (role == Qt::DisplayRole) {
+        switch (index.column()) {
+        case Name: return QString::fromStdString(r.name);
+        case Change: return QString::fromStdString(r.change);
+        case CountA: return qlonglong(r.a_count);
+        case CountB: return qlonglong(r.b_count);
+        case TimeA: return ms(r.a_ns);
+        case TimeB: return ms(r.b_ns);
+        case Delta: return (r.b_ns > r.a_ns ? "+" : "") + ms(r.b_ns - r.a_ns);
+        }
+    }
+    if (role == Qt::ToolTipRole && index.column() == Name)
+        return QString::fromStdString(r.name);
+    if (role == Qt::ForegroundRole && index.column() == Delta) {
+        const QColor c = deltaColor(r.a_ns, r.b_ns);
+        return c.isValid() ? QVariant(c) : QVariant();
+    }
+    if (role == Qt::TextAlignmentRole && index.column() >= CountA)
+        return int(Qt::AlignRight | Qt::AlignVCenter);
+    return {};
+}
+
+QVariant OpsDiffModel::headerData(int section, Qt::Orientation o, int role) const
+{
+    if (o != Qt::Horizontal || role != Qt::DisplayRole)
+        return {};
+    switch (section) {
+    case Name: return tr("Op / kernel");
+    case Change: return tr("Change");
+    case CountA: return tr("# A");
+    case CountB: return tr("# B");
+    case TimeA: return tr("A (ms)");
+    case TimeB: return tr("B (ms)");
+    case Delta: return tr("Δ (ms)");
+    }
+    return {};
+}
+
+// ---- CompareView ----
+
+CompareView::CompareView(QWidget* parent) : QWidget(parent)
+{
+    m_boxA = new QComboBox;
+    m_boxB = new QComboBox;
+    for (QComboBox* b : {m_boxA, m_boxB}) {
+        b->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+        b->setMinimumContentsLength(24);
+        connect(b, &QComboBox::activated, this, [this] {
+            const qint64 a = m_boxA->currentData().toLongLong(), b = m_boxB->currentData().toLongLong();
+            if (a > 0 && b > 0 && !compare(a, b))
+                emit errorOccurred(m_error);
+        });
+    }
+    auto* swap = new QPushButton(tr("Swap"));
+    swap->setToolTip(tr("Swap A and B"));
+    connect(swap, &QPushButton::clicked, this, [this] {
+        if (m_a && m_b && !compare(m_b, m_a))
+            emit errorOccurred(m_error);
+    });
+    auto* exportButton = new QPushButton(tr("Export…"));
+    exportButton->setToolTip(tr("Save this view as PNG or SVG"));
+    connect(exportButton, &QPushButton::clicked, this, [this] {
+        const QString path = QFileDialog::getSaveFileName(this, tr("Export Comparison"), QString(),
+                                                          tr("PNG image (*.png);;SVG drawing (*.svg)"));
+        if (!path.isEmpty() && !exportImage(path))
+            emit errorOccurred(m_error);
+    });
+    auto* bar = new QHBoxLayout;
+    bar->addWidget(new QLabel(tr("A:")));
+    bar->addWidget(m_boxA);
+    bar->addWidget(swap);
+    bar->addWidget(new QLabel(tr("B:")));
+    bar->addWidget(m_boxB);
+    bar->addStretch(1);
+    bar->addWidget(exportButton);
+
+    m_summaryLabel = new QLabel;
+    m_summaryLabel->setWordWrap(true);
+    m_summaryLabel->setTextInteractionFlags(Qt::TextSelectableByMouse);
+
+    m_timelineA = new TimelineView;
+    m_timelineB = new TimelineView;
+    for (TimelineView* t : {m_timelineA, m_timelineB}) {
+        connect(t, &TimelineView::viewChanged, this, [this, t] { syncFrom(t); });
+        connect(t, &TimelineView::errorOccurred, this, &CompareView::errorOccurred);
+    }
+    auto* timelines = new QSplitter(Qt::Vertical);
+    for (int side = 0; side < 2; ++side) {
+        auto* box = new QWidget;
+        auto* bl = new QVBoxLayout(box);
+        bl->setContentsMargins(0, 0, 0, 0);
+        bl->setSpacing(2);
+        QLabel*& caption = side == 0 ? m_captionA : m_captionB;
+        caption = new QLabel;
+        bl->addWidget(caption);
+        bl->addWidget(side == 0 ? m_timelineA : m_timelineB, 1);
+        timelines->addWidget(box);
+    }
+
+    m_layers = new LayerDeltaModel(this);
+    auto* lp = new QSortFilterProxyModel(this);
+    lp->setSourceModel(m_layers);
+    lp->setSortRole(LayerDeltaModel::SortRole);
+    m_layerTable = new QTableView;
+    m_layerTable->setModel(lp);
+    m_ops = new OpsDiffModel(this);
+    auto* op = new QSortFilterProxyModel(this);
+    op->setSourceModel(m_ops);
+    op->setSortRole(OpsDiffModel::SortRole);
+    m_opsTable = new QTableView;
+    m_opsTable->setModel(op);
+    for (QTableView* t : {m_layerTable, m_opsTable}) {
+        t->setSortingEnabled(true);
+        t->verticalHeader()->hide();
+        t->verticalHeader()->setDefaultSectionSize(t->fontMetrics().height() + 6);
+        t->setSelectionBehavior(QAbstractItemView::SelectRows);
+        t->horizontalHeader()->setStretchLastSection(true);
+    }
+    m_layerTable->sortByColumn(LayerDeltaModel::Layer, Qt::AscendingOrder);
+    m_opsTable->sortByColumn(OpsDiffModel::Delta, Qt::DescendingOrder);
+    m_rankChart = new QChartView;
+    m_classChart = new QChartView;
+    for (QChartView* c : {m_rankChart, m_classChart}) {
+        c->setRenderHint(QPainter::Antialiasing);
+        c->setMinimumHeight(160);
+    }
+    auto* charts = new QWidget;
+    auto* cl = new QVBoxLayout(charts);
+    cl->setContentsMargins(0, 0, 0, 0);
+    cl->addWidget(m_rankChart);
+    cl->addWidget(m_classChart);
+    auto* bottom = new QSplitter(Qt::Horizontal);
+    bottom->addWidget(m_layerTable);
+    bottom->addWidget(m_opsTable);
+    bottom->addWidget(charts);
+    bottom->setSizes({300, 420, 360});
+
+    auto* split = new QSplitter(Qt::Vertical);
+    split->addWidget(timelines);
+    split->addWidget(bottom);
+    split->setSizes({420, 320});
+
+    auto* top = new QVBoxLayout(this);
+    top->addLayout(bar);
+    top->addWidget(m_summaryLabel);
+    top->addWidget(split, 1);
+    m_summaryLabel->setText(tr("Choose two runs: strategy A against B, or a prediction against its measurement."));
+}
+
+CompareView::~CompareView()
+{
+    m_timelineA->setRun(nullptr, 0);
+    m_timelineB->setRun(nullptr, 0);
+}
+
+void CompareView::setStore(const TraceStore* store)
+{
+    m_store = store;
+    m_a = m_b = 0;
+    m_diff.reset();
+    m_timelineA->setRun(nullptr, 0);
+    m_timelineB->setRun(nullptr, 0);
+    m_layers->setRows({}, {});
+    m_ops->setRows({});
+    refreshRunLists();
+}
+
+void CompareView::refreshRunLists()
+{
+    for (QComboBox* b : {m_boxA, m_boxB}) {
+        const QSignalBlocker block(b);
+        b->clear();
+    }
+    if (!m_store)
+        return;
+    auto runs = m_store->runs();
+    if (!runs)
+        return;
+    for (const RunInfo& r : *runs)
+        for (QComboBox* b : {m_boxA, m_boxB}) {
+            const QSignalBlocker block(b);
+            b->addItem(QString("%1: %2").arg(r.id).arg(QString::fromStdString(r.name)), qint64(r.id));
+        }
+    m_boxA->setCurrentIndex(m_boxA->findData(qint64(m_a)));
+    m_boxB->setCurrentIndex(m_boxB->findData(qint64(m_b)));
+}
+
+bool CompareView::compare(int64_t a, int64_t b)
+{
+    m_error.clear();
+    if (!m_store) {
+        m_error = tr("No project is open.");
+        return false;
+    }
+    auto ra = m_store->run(a);
+    auto rb = m_store->run(b);
+    if (!ra || !rb) {
+        m_error = QString::fromStdString(!ra ? ra.error().str() : rb.error().str());
+        return false;
+    }
+    auto diff = diffRuns(*m_store, a, b);
+    if (!diff) {
+        m_error = QString::fromStdString(diff.error().str());
+        return false;
+    }
+    AnalysisOptions ao;
+    ao.drop_last_step = false; // compare whole runs; HTA's convention is for profiler traces
+    auto aa = analyzeRun(*m_store, a, ao);
+    auto ab = analyzeRun(*m_store, b, ao);
+    if (!aa || !ab) {
+        m_error = QString::fromStdString(!aa ? aa.error().str() : ab.error().str());
+        return false;
+    }
+    m_a = a;
+    m_b = b;
+    m_diff = *diff;
+    refreshRunLists();
+
+    // Layer names from the model the run was predicted or measured with.
+    std::vector<std::string> names;
+    for (int64_t modelDoc : {ra->model_id, rb->model_id}) {
+        if (!names.empty() || modelDoc <= 0)
+            continue;
+        if (auto d = m_store->document(modelDoc))
+            if (auto m = modelFromJson(d->body))
+                for (const Layer& l : m->layers)
+                    names.push_back(l.name);
+    }
+    m_layers->setRows(diff->layers, names);
+    m_ops->setRows(diff->ops);
+    m_layerTable->resizeColumnsToContents();
+    m_opsTable->resizeColumnToContents(OpsDiffModel::Change);
+
+    // Origins: the first step of each run, else its first event.
+    auto origin = [&](int64_t run, const RunInfo& info) {
+        auto steps = m_store->steps(run);
+        if (steps && !steps->empty())
+            return steps->front().record.start_ns;
+        return info.start_ns;
+    };
+    m_anchorA = origin(a, *ra);
+    m_anchorB = origin(b, *rb);
+    m_timelineA->setRun(m_store, a);
+    m_timelineB->setRun(m_store, b);
+    // One time scale for both: each axis spans as much before and after its
+    // origin as the longer of the two runs, so their rulers read alike.
+    const int64_t pre = std::max({int64_t(0), m_anchorA - ra->start_ns, m_anchorB - rb->start_ns});
+    const int64_t post = std::max({int64_t(1), ra->end_ns - m_anchorA, rb->end_ns - m_anchorB});
+    m_syncing = true;
+    m_timelineA->axis().setRange(m_anchorA - pre, m_anchorA + post);
+    m_timelineB->axis().setRange(m_anchorB - pre, m_anchorB + post);
+    m_timelineA->axis().fit();
+    m_timelineB->axis().fit();
+    m_syncing = false;
+    m_timelineA->viewport()->update();
+    m_timelineB->viewport()->update();
+
+    // Summary.
+    int64_t stepA = 0, stepB = 0;
+    int n = 0;
+    for (const StepDelta& s : diff->steps)
+        if (s.a_ns > 0 && s.b_ns > 0) {
+            stepA += s.a_ns;
+            stepB += s.b_ns;
+            ++n;
+        }
+    QString text = tr("<b>A</b> = %1 (%2) &nbsp; <b>B</b> = %3 (%4)<br>")
+                       .arg(QString::fromStdString(ra->name).toHtmlEscaped(),
+                            QString::fromStdString(std::string(runKindName(ra->kind))),
+                            QString::fromStdString(rb->name).toHtmlEscaped(),
+                            QString::fromStdString(std::string(runKindName(rb->kind))));
+    if (n > 0) {
+        stepA /= n;
+        stepB /= n;
+        text += tr("mean step over %1 aligned step(s): A %2 ms, B %3 ms, <b>B − A = %4 ms (%5)</b>")
+                    .arg(n)
+                    .arg(ms(stepA), ms(stepB), ms(stepB - stepA), signedPct(stepA, stepB));
+    } else {
+        const int64_t spanA = ra->end_ns - ra->start_ns, spanB = rb->end_ns - rb->start_ns;
+        text += tr("no aligned steps; span: A %1 ms, B %2 ms (%3)").arg(ms(spanA), ms(spanB), signedPct(spanA, spanB));
+    }
+    text += tr("<br>compute %1 → %2 of the kernel span, idle %3 → %4")
+                .arg(pct(aa->total.compute_pct), pct(ab->total.compute_pct), pct(aa->total.idle_pct),
+                     pct(ab->total.idle_pct));
+    if (aa->comm_comp_overlap_pct || ab->comm_comp_overlap_pct)
+        text += tr(", communication overlapped %1 → %2")
+                    .arg(aa->comm_comp_overlap_pct ? pct(*aa->comm_comp_overlap_pct) : tr("—"),
+                         ab->comm_comp_overlap_pct ? pct(*ab->comm_comp_overlap_pct) : tr("—"));
+    if (diff->rank_a != diff->rank_b || diff->iteration_a >= 0)
+        text += tr("<br>ops diff: rank %1 step %2 of A against rank %3 step %4 of B")
+                    .arg(diff->rank_a)
+                    .arg(diff->iteration_a)
+                    .arg(diff->rank_b)
+                    .arg(diff->iteration_b);
+    m_summary = text;
+    m_summaryLabel->setText(text);
+    m_captionA->setText(tr("<b>A</b> · run %1: %2").arg(a).arg(QString::fromStdString(ra->name).toHtmlEscaped()));
+    m_captionB->setText(tr("<b>B</b> · run %1: %2").arg(b).arg(QString::fromStdString(rb->name).toHtmlEscaped()));
+    drawCharts(*aa, *ab);
+    return true;
+}
+
+QString CompareView::summary() const { return QTextDocumentFragment::fromHtml(m_summary).toPlainText(); }
+
+void CompareView::syncFrom(TimelineView* from)
+{
+    if (m_syncing || !m_a || !m_b)
+        return;
+    m_syncing = true;
+    TimelineView* to = from == m_timelineA ? m_timelineB : m_timelineA;
+    const int64_t fromAnchor = from == m_timelineA ? m_anchorA : m_anchorB;
+    const int64_t toAnchor = from == m_timelineA ? m_anchorB : m_anchorA;
+    const int64_t offset = from->axis().start() - fromAnchor;
+    const int64_t length = from->axis().end() - from->axis().start();
+    to->axis().show(toAnchor + offset, toAnchor + offset + length);
+    to->viewport()->update();
+    m_syncing = false;
+}
+
+void CompareView::drawCharts(const RunAnalysis& a, const RunAnalysis& b)
+{
+    // Per rank: idle / compute / non-compute share of the kernel span, A and B side by side.
+    auto* chart = new QChart;
+    chart->setTitle(tr("Per rank: share of the kernel span (%)"));
+    auto* compute = new QBarSet(tr("compute"));
+    auto* nonCompute = new QBarSet(tr("non-compute"));
+    auto* idle = new QBarSet(tr("idle"));
+    compute->setColor(QColor(0x3d, 0x9a, 0x50));
+    nonCompute->setColor(QColor(0xe8, 0x8a, 0x2a));
+    idle->setColor(QColor(0xc0, 0xc0, 0xc0));
+    QStringList cats;
+    std::map<int, const RankAnalysis*> ra, rb;
+    for (const auto& r : a.ranks)
+        ra[r.rank] = &r;
+    for (const auto& r : b.ranks)
+        rb[r.rank] = &r;
+    std::map<int, int> ranks;
+    for (const auto& [k, v] : ra)
+        ranks[k] = 1;
+    for (const auto& [k, v] : rb)
+        ranks[k] = 1;
+    int shown = 0;
+    for (const auto& [rank, one] : ranks) {
+        if (shown++ >= 16)
+            break; // a chart of more bars helps nobody; the tables hold every rank
+        for (int side = 0; side < 2; ++side) {
+            const auto& m = side == 0 ? ra : rb;
+            auto it = m.find(rank);
+            if (it == m.end())
+                continue; // a predicted run holds one representative rank per stage
+            const TemporalBreakdown t = it->second->temporal;
+            *compute << t.compute_pct;
+            *nonCompute << t.non_compute_pct;
+            *idle << t.idle_pct;
+            cats << QString("%1 r%2").arg(side == 0 ? "A" : "B").arg(rank);
+        }
+    }
+    auto* series = new QStackedBarSeries;
+    series->append(compute);
+    series->append(nonCompute);
+    series->append(idle);
+    chart->addSeries(series);
+    auto* x = new QBarCategoryAxis;
+    x->append(cats);
+    auto* y = new QValueAxis;
+    y->setRange(0, 100);
+    y->setLabelFormat("%.0f");
+    y->setTickCount(3);
+    chart->addAxis(x, Qt::AlignBottom);
+    chart->addAxis(y, Qt::AlignLeft);
+    series->attachAxis(x);
+    series->attachAxis(y);
+    QFont small = chart->legend()->font();
+    small.setPointSizeF(small.pointSizeF() * 0.85);
+    chart->legend()->setFont(small);
+    chart->legend()->setAlignment(Qt::AlignRight);
+    chart->setMargins(QMargins(4, 4, 4, 4));
+    m_rankChart->setChart(chart);
+
+    // Kernel categories (HTA's classes): union time summed over ranks, A against B.
+    auto* cc = new QChart;
+    cc->setTitle(tr("Kernel time by category (ms)"));
+    auto* setA = new QBarSet("A");
+    auto* setB = new QBarSet("B");
+    setA->setColor(QColor(0x3b, 0x7d, 0xd8));
+    setB->setColor(QColor(0xe8, 0x8a, 0x2a));
+    QStringList classes;
+    double top = 0;
+    for (KernelClass k : {KernelClass::Computation, KernelClass::Communication, KernelClass::Memory, KernelClass::Other}) {
+        auto find = [&](const RunAnalysis& r) {
+            for (const auto& [c, ns] : r.class_ns)
+                if (c == k)
+                    return double(ns) / 1e6;
+            return 0.0;
+        };
+        const double va = find(a), vb = find(b);
+        if (va == 0 && vb == 0)
+            continue;
+        *setA << va;
+        *setB << vb;
+        top = std::max({top, va, vb});
+        classes << QString::fromStdString(std::string(kernelClassName(k)));
+    }
+    auto* bars = new QBarSeries;
+    bars->append(setA);
+    bars->append(setB);
+    cc->addSeries(bars);
+    auto* cx = new QBarCategoryAxis;
+    cx->append(classes);
+    auto* cy = new QValueAxis;
+    cy->setRange(0, top > 0 ? top * 1.1 : 1);
+    cy->setLabelFormat("%.0f");
+    cy->setTickCount(3);
+    cc->addAxis(cx, Qt::AlignBottom);
+    cc->addAxis(cy, Qt::AlignLeft);
+    bars->attachAxis(cx);
+    bars->attachAxis(cy);
+    cc->legend()->setFont(small);
+    cc->legend()->setAlignment(Qt::AlignRight);
+    cc->setMargins(QMargins(4, 4, 4, 4));
+    m_classChart->setChart(cc);
+}
+
+bool CompareView::exportImage(const QString& path, QWidget* what)
+{
+    QWidget* w = what ? what : this;
+    const QString suffix = QFileInfo(path).suffix().toLower();
+    if (suffix == "png") {
+        if (!w->grab().save(path, "PNG")) {
+            m_error = tr("%1: could not be written").arg(path);
+            return false;
+        }
+        return true;
+    }
+    if (suffix == "svg") {
+#ifdef PARTITA_HAVE_QTSVG
+        QSvgGenerator gen;
+        gen.setFileName(path);
+        gen.setSize(w->size());
+        gen.setViewBox(QRect(QPoint(0, 0), w->size()));
+        gen.setTitle(tr("Partita comparison"));
+        QPainter p;
+        if (!p.begin(&gen)) {
+            m_error = tr("%1: could not be written").arg(path);
+            return false;
+        }
+        w->render(&p);
+        p.end();
+        if (!QFileInfo(path).exists() || QFileInfo(path).size() == 0) {
+            m_error = tr("%1: could not be written").arg(path);
+            return false;
+        }
+        return true;
+#else
+        m_error = tr("SVG export needs Qt SVG (qt6-svg-dev), which this build lacks; export PNG instead.");
+        return false;
+#endif
+    }
+    m_error = tr("%1: export writes .png or .svg").arg(path);
+    return false;
+}
+
+} // namespace partita
