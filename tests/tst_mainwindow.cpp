@@ -38,7 +38,7 @@ private slots:
         QStringList menus;
         for (QAction* a : w.menuBar()->actions())
             menus << a->text();
-        QCOMPARE(menus, (QStringList{"&File", "&Edit", "&View", "&Help"}));
+        QCOMPARE(menus, (QStringList{"&File", "&Edit", "&Strategy", "&View", "&Help"}));
         QCOMPARE(w.statusBar()->currentMessage(), QStringLiteral("No project open"));
     }
 

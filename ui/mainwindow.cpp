@@ -2,6 +2,8 @@
 
 #include "compareview.h"
 #include "designer.h"
+#include "rundialog.h"
+#include "searchdialog.h"
 #include "runsmodel.h"
 #include "timelineview.h"
 
@@ -182,6 +184,12 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     redo->setShortcut(QKeySequence::Redo);
     edit->addAction(undo);
     edit->addAction(redo);
+    QMenu* strategyMenu = menuBar()->addMenu(tr("&Strategy"));
+    QAction* searchAction = strategyMenu->addAction(tr("Auto-&Search…"), this, &MainWindow::searchDialog);
+    searchAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_S));
+    QAction* runAction = strategyMenu->addAction(tr("&Run…"), this, &MainWindow::runDialog);
+    runAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_R));
+    strategyMenu->addAction(save);
     QMenu* view = menuBar()->addMenu(tr("&View"));
     view->addAction(dock->toggleViewAction());
     QAction* toDesigner = view->addAction(tr("&Designer"), this, [this] { m_tabs->setCurrentWidget(m_designer); });
@@ -534,6 +542,38 @@ void MainWindow::rebuildRecentMenu()
     for (const QString& p : recent)
         m_recent->addAction(QFileInfo(p).fileName(), this, [this, p] { openProject(p); })->setToolTip(p);
     m_recent->setEnabled(!recent.isEmpty());
+}
+
+void MainWindow::searchDialog()
+{
+    if (!m_designer->hasInputs()) {
+        refuse(tr("Auto-Search"), tr("The project has no model and cluster to search for: import them first."), false);
+        return;
+    }
+    SearchDialog dlg(*m_designer->model(), *m_designer->cluster(), m_designer->strategy(), this);
+    connect(&dlg, &SearchDialog::applyStrategy, this, [this](const Strategy& s) {
+        m_designer->editStrategy(s, tr("Apply searched strategy"));
+        m_tabs->setCurrentWidget(m_designer);
+        statusBar()->showMessage(tr("Searched strategy applied (Ctrl+Z undoes it)"));
+    });
+    dlg.exec();
+}
+
+void MainWindow::runDialog()
+{
+    if (!m_store || !m_designer->hasInputs()) {
+        refuse(tr("Run"), tr("Open a project with a model and a strategy to run."), false);
+        return;
+    }
+    RunDialog dlg(QString::fromStdString(m_store->path()), *m_designer->model(), m_designer->strategy(), this);
+    connect(&dlg, &RunDialog::finishedRun, this, [this, &dlg](bool ok) {
+        refreshRuns();
+        if (!ok)
+            QMessageBox::warning(&dlg, tr("Run Failed"), dlg.failure());
+        if (dlg.measuredRun() > 0 && dlg.predictedRun() > 0)
+            compareRuns(dlg.predictedRun(), dlg.measuredRun(), true);
+    });
+    dlg.exec();
 }
 
 bool MainWindow::compareRuns(int64_t a, int64_t b, bool quiet)

@@ -69,6 +69,8 @@ protected:
 private:
     void openDialog();
     void newDialog();
+    void searchDialog();
+    void runDialog();
     void refreshRuns();
     void rememberRecent(const QString& path);
     void rebuildRecentMenu();
