@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 budget="${1:-10}"
 cmake --preset release >/dev/null
-cmake --build build/release --target bench_simulator bench_search bench_tracestore bench_executor bench_timeline partita-cli partita-worker
+cmake --build build/release --target bench_simulator bench_search bench_tracestore bench_executor bench_timeline bench_gui partita-cli partita-worker
 out=build/release/bench
 onnx="$out/resnet50.onnx"
 if [ ! -f "$onnx" ] && /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null; then
@@ -25,6 +25,8 @@ echo "wrote $out/tracestore.json"
 # The workbench's timeline on the 10 M-event run the store benchmark made.
 "$out/bench_timeline" "$out/tracestore-work/ingest.partita" > "$out/timeline.json"
 echo "wrote $out/timeline.json"
+"$out/bench_gui" "$(pwd)/build/release/bin/partita-cli" "$out/gui-work" --traces ../shared/data/traces > "$out/gui.json"
+echo "wrote $out/gui.json"
 rm -rf "$out/tracestore-work"
 "$out/bench_executor" "$(pwd)/build/release/bin/partita-cli" "$out/executor-work" > "$out/executor.json"
 echo "wrote $out/executor.json"
