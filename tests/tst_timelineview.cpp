@@ -6,6 +6,7 @@
 #include <QDir>
 #include <QScrollBar>
 #include <QTemporaryDir>
+#include <QSignalSpy>
 #include <QTest>
 #include <QWheelEvent>
 
@@ -207,6 +208,60 @@ private slots:
         v.setColorBy(TimelineView::ColorBy::Layer);
         v.viewport()->repaint();
         QCOMPARE(v.colorBy(), TimelineView::ColorBy::Layer);
+    }
+
+    // Steps drawn as markers; a click on an event selects it and highlights
+    // its layer on every rank; Esc or a click on nothing clears.
+    void stepsLayersAndClicks()
+    {
+        auto store = TraceStore::open(m_dir.filePath("layers.partita").toStdString());
+        QVERIFY(store);
+        Trace t;
+        for (int r = 0; r < 2; ++r) {
+            t.tracks.push_back({r, 0, "compute"});
+            t.tracks.push_back({r, 2, "steps"});
+            for (int i = 0; i < 40; ++i) {
+                TraceRecord rec{r, 0, 1'000'000 + i * 50'000, 40'000, TraceKind::Compute, "op " + std::to_string(i % 4)};
+                rec.layer = i % 4;
+                t.records.push_back(rec);
+            }
+            t.records.push_back({r, 2, 1'000'000, 1'000'000, TraceKind::Step, "ProfilerStep#0"});
+            t.records.push_back({r, 2, 2'000'000, 1'000'000, TraceKind::Step, "ProfilerStep#1"});
+        }
+        RunInfo info;
+        info.name = "layers";
+        auto run = (*store)->storeTrace(t, info);
+        QVERIFY(run);
+        TimelineView v;
+        QVERIFY(showRun(v, store->get(), *run, {1200, 400}));
+        QCOMPARE(v.stepMarks().size(), size_t(2)); // the lowest rank's
+        QCOMPARE(v.stepMarks()[1].label, QStringLiteral("#1"));
+        QCOMPARE(v.stepMarks()[1].start, int64_t(2'000'000));
+        v.setHighlightLayer(2);
+        v.viewport()->repaint();
+        int expected = 0;
+        for (const auto& p : v.painted())
+            expected += p.item.layer == 2;
+        QVERIFY(expected >= 2 * 10 - 2); // layer 2 on both ranks
+        QCOMPARE(v.highlightedPainted(), expected);
+        // Click on an event of layer 3.
+        const TimelineView::Painted* target = nullptr;
+        for (const auto& p : v.painted())
+            if (p.item.layer == 3 && p.item.count == 1 && p.rect.width() > 4)
+                target = &p;
+        QVERIFY(target);
+        QSignalSpy selected(&v, &TimelineView::eventSelected);
+        QTest::mouseClick(v.viewport(), Qt::LeftButton, {}, target->rect.center().toPoint());
+        QCOMPARE(selected.count(), 1);
+        QVERIFY(selected.front().front().toString().contains("op 3"));
+        QCOMPARE(v.highlightLayer(), 3);
+        // A drag is not a click: the highlight stays.
+        QTest::mousePress(v.viewport(), Qt::LeftButton, {}, QPoint(600, 60));
+        QTest::mouseMove(v.viewport(), QPoint(700, 60));
+        QTest::mouseRelease(v.viewport(), Qt::LeftButton, {}, QPoint(700, 60));
+        QCOMPARE(v.highlightLayer(), 3);
+        QTest::keyClick(&v, Qt::Key_Escape);
+        QCOMPARE(v.highlightLayer(), -1);
     }
 
     void emptyAndBrokenProjects()

@@ -302,6 +302,12 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
         QMenu menu(this);
         menu.addAction(tr("Select This Layer in Every Block"), this, &Designer::selectSameInEveryBlock);
         menu.addAction(tr("Select All"), m_table, &QTableView::selectAll);
+        const QModelIndex at_ = m_table->indexAt(at);
+        if (at_.isValid()) {
+            const int row = m_sorted->mapToSource(at_).row();
+            menu.addSeparator();
+            menu.addAction(tr("Highlight in Timeline"), this, [this, row] { emit highlightLayerRequested(row); });
+        }
         menu.exec(m_table->viewport()->mapToGlobal(at));
     });
     connect(m_table->selectionModel(), &QItemSelectionModel::selectionChanged, this, &Designer::updateInspector);

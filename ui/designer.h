@@ -87,6 +87,8 @@ signals:
     // The predicted timeline of the current strategy was stored as a run.
     void runStored(qint64 runId);
     void errorOccurred(const QString& message);
+    // The user asked to see a layer's kernels in the timeline (its index in the model).
+    void highlightLayerRequested(int layer);
 
 private:
     friend class StrategyCommand;

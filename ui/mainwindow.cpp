@@ -29,6 +29,7 @@
 
 #include <QAction>
 #include <QComboBox>
+#include <QLabel>
 #include <QLineEdit>
 #include <QToolBar>
 #include <QApplication>
@@ -82,6 +83,28 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     dock->setObjectName("runsDock");
     dock->setWidget(m_runsView);
     addDockWidget(Qt::LeftDockWidgetArea, dock);
+    // Details of the event clicked in a timeline.
+    auto* details = new QLabel(tr("Click an event in a timeline to see it here; its layer is highlighted on every rank."));
+    details->setWordWrap(true);
+    details->setTextFormat(Qt::PlainText);
+    details->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    details->setAlignment(Qt::AlignTop | Qt::AlignLeft);
+    details->setMargin(6);
+    auto* detailsDock = new QDockWidget(tr("Details"), this);
+    detailsDock->setObjectName("detailsDock");
+    detailsDock->setWidget(details);
+    addDockWidget(Qt::LeftDockWidgetArea, detailsDock);
+    auto showDetails = [details](const QString& text) {
+        details->setText(text.isEmpty() ? tr("Nothing selected.") : text);
+    };
+    connect(m_timeline, &TimelineView::eventSelected, details, showDetails);
+    connect(m_compare->timelineA(), &TimelineView::eventSelected, details, showDetails);
+    connect(m_compare->timelineB(), &TimelineView::eventSelected, details, showDetails);
+    connect(m_designer, &Designer::highlightLayerRequested, this, [this](int layer) {
+        m_timeline->setHighlightLayer(layer);
+        m_tabs->setCurrentWidget(m_timeline);
+        statusBar()->showMessage(tr("Layer %1's events highlighted on every rank (Esc clears)").arg(layer));
+    });
     connect(m_runsView->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
             [this](const QModelIndex& cur) {
                 if (const RunInfo* r = m_runs->run(cur.row()))
@@ -192,6 +215,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     strategyMenu->addAction(save);
     QMenu* view = menuBar()->addMenu(tr("&View"));
     view->addAction(dock->toggleViewAction());
+    view->addAction(detailsDock->toggleViewAction());
     QAction* toDesigner = view->addAction(tr("&Designer"), this, [this] { m_tabs->setCurrentWidget(m_designer); });
     toDesigner->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_1));
     QAction* toTimeline = view->addAction(tr("&Timeline"), this, [this] { m_tabs->setCurrentWidget(m_timeline); });

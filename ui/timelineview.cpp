@@ -95,6 +95,9 @@ void TimelineView::setRun(const TraceStore* store, int64_t run)
     m_error.clear();
     m_errorShown = false;
     m_painted.clear();
+    m_steps.clear();
+    m_highlight = -1;
+    m_selected = 0;
     if (store && run) {
         auto tracks = store->tracks(run);
         auto info = store->run(run);
@@ -112,6 +115,18 @@ void TimelineView::setRun(const TraceStore* store, int64_t run)
             if (b > e)
                 b = e = 0;
             m_axis.setRange(b, e);
+            if (auto steps = store->steps(run); steps && !steps->empty()) {
+                int32_t lowest = INT32_MAX;
+                for (const StoredEvent& st : *steps)
+                    lowest = std::min(lowest, st.record.rank);
+                for (const StoredEvent& st : *steps)
+                    if (st.record.rank == lowest) {
+                        QString name = QString::fromStdString(st.record.name);
+                        const int hash = int(name.lastIndexOf('#'));
+                        m_steps.push_back({st.record.start_ns, st.record.start_ns + st.record.dur_ns,
+                                           hash >= 0 ? name.mid(hash) : name});
+                    }
+            }
         }
     }
     m_axis.setWidth(std::max(1, viewport()->width() - kGutter));
@@ -184,6 +199,7 @@ void TimelineView::paintEvent(QPaintEvent*)
     p.fillRect(viewport()->rect(), pal.base());
     m_painted.clear();
     m_matches = 0;
+    m_highlighted = 0;
     const int w = viewport()->width(), h = viewport()->height();
     if (!m_store || !m_run) {
         p.setPen(pal.color(QPalette::PlaceholderText));
@@ -231,11 +247,25 @@ void TimelineView::paintEvent(QPaintEvent*)
             const int lane = std::min(it.depth, lanes - 1);
             const QRectF rect(x0, y + 3 + lane * kLaneHeight, x1 - x0, kLaneHeight - 2);
             const KindColors& kc = m_colorBy == ColorBy::Layer ? layerColors(it.layer) : kindColors(it.kind);
+            const bool dim = m_highlight >= 0 && it.layer != m_highlight;
+            if (dim)
+                p.setOpacity(0.25);
             if (it.count > 1) { // a folded run: lighter, with a darker edge along its bottom
                 p.fillRect(rect, kc.folded);
                 p.fillRect(QRectF(rect.left(), rect.bottom() - 2, rect.width(), 2), kc.edge);
             } else {
                 p.fillRect(rect, kc.event);
+            }
+            if (dim)
+                p.setOpacity(1);
+            if (m_highlight >= 0 && it.layer == m_highlight) {
+                ++m_highlighted;
+                p.setPen(QPen(pal.color(QPalette::Highlight), 2));
+                p.drawRect(rect.adjusted(-1, -1, 1, 1));
+            }
+            if (m_selected && it.event_id == m_selected && it.count == 1) {
+                p.setPen(QPen(pal.color(QPalette::Text), 2, Qt::DashLine));
+                p.drawRect(rect.adjusted(-2, -2, 2, 2));
             }
             if (!m_search.isEmpty() && it.count == 1) {
                 auto hit = m_searchHits.find(it.name_id);
@@ -255,6 +285,15 @@ void TimelineView::paintEvent(QPaintEvent*)
             m_painted.push_back({rect, it, r.track.id});
         }
         p.restore();
+    }
+    // Step boundaries: a dashed line at each step's start across the tracks.
+    QPen stepPen(QColor(0x8e, 0x44, 0xad, 150), 1, Qt::DashLine);
+    for (const StepMark& st : m_steps) {
+        const double x = kGutter + m_axis.x(st.start);
+        if (x < kGutter || x > w)
+            continue;
+        p.setPen(stepPen);
+        p.drawLine(QPointF(x, kRuler), QPointF(x, h));
     }
     // The measured range: shaded, with its length and breakdown.
     if (m_measure.second > m_measure.first) {
@@ -281,6 +320,17 @@ void TimelineView::paintEvent(QPaintEvent*)
     p.drawLine(0, kRuler - 1, w, kRuler - 1);
     p.drawText(QRect(6, 0, kGutter - 8, kRuler), Qt::AlignVCenter | Qt::AlignLeft,
                tr("%1 / px").arg(QString::fromStdString(formatSeconds(npp * 1e-9))));
+    // Step labels on the ruler, where they fit.
+    double lastLabel = -1e9;
+    for (const StepMark& st : m_steps) {
+        const double x = kGutter + m_axis.x(st.start);
+        if (x < kGutter || x > w || x - lastLabel < 40)
+            continue;
+        lastLabel = x;
+        p.fillRect(QRectF(x, 1, 3, kRuler - 2), QColor(0x8e, 0x44, 0xad));
+        p.setPen(QColor(0x8e, 0x44, 0xad));
+        p.drawText(QPointF(x + 5, kRuler - 3), st.label);
+    }
     for (const TimeAxis::Tick& t : m_axis.ticks(90)) {
         const double x = kGutter + t.x;
         if (x < kGutter)
@@ -297,6 +347,12 @@ void TimelineView::setSearch(const QString& text)
 {
     m_search = text.trimmed();
     m_searchHits.clear();
+    viewport()->update();
+}
+
+void TimelineView::setHighlightLayer(int32_t layer)
+{
+    m_highlight = layer;
     viewport()->update();
 }
 
@@ -431,7 +487,11 @@ void TimelineView::keyPressEvent(QKeyEvent* e)
     case Qt::Key_A: m_axis.pan(-m_axis.width() * 0.1); break;
     case Qt::Key_D: m_axis.pan(m_axis.width() * 0.1); break;
     case Qt::Key_F: m_axis.fit(); break;
-    case Qt::Key_Escape: m_measure = {0, 0}; break;
+    case Qt::Key_Escape:
+        m_measure = {0, 0};
+        m_highlight = -1;
+        m_selected = 0;
+        break;
     default: QAbstractScrollArea::keyPressEvent(e); return;
     }
     viewport()->update();
@@ -457,6 +517,8 @@ void TimelineView::mousePressEvent(QMouseEvent* e)
         if (e->position().x() > kGutter) {
             m_dragging = true;
             m_dragFrom = e->position();
+            m_pressAt = e->position();
+            m_clickCandidate = true;
             viewport()->setCursor(Qt::ClosedHandCursor);
         }
     }
@@ -478,8 +540,23 @@ void TimelineView::mouseMoveEvent(QMouseEvent* e)
     }
 }
 
-void TimelineView::mouseReleaseEvent(QMouseEvent*)
+void TimelineView::mouseReleaseEvent(QMouseEvent* e)
 {
+    // A press and release in place (not a drag) selects the event under it
+    // and highlights its layer on every rank; on empty space it clears both.
+    if (m_clickCandidate && (e->position() - m_pressAt).manhattanLength() < 4) {
+        if (const Painted* p = itemAt(e->position()); p && p->item.count == 1) {
+            m_selected = p->item.event_id;
+            m_highlight = p->item.layer;
+            emit eventSelected(describe(*p));
+        } else {
+            m_selected = 0;
+            m_highlight = -1;
+            emit eventSelected({});
+        }
+        viewport()->update();
+    }
+    m_clickCandidate = false;
     m_measuring = false;
     m_dragging = false;
     viewport()->unsetCursor();

@@ -64,6 +64,19 @@ public:
     void setMeasuredRange(int64_t t0, int64_t t1);
     QString describeRange() const;
 
+    // Outlines the events of one model layer on every rank and dims the rest
+    // (-1: none). A click on an event highlights its layer and selects it.
+    void setHighlightLayer(int32_t layer);
+    int32_t highlightLayer() const { return m_highlight; }
+    int highlightedPainted() const { return m_highlighted; } // in the last paint
+    // The run's steps (of its lowest rank): dashed lines and "#N" on the ruler.
+    struct StepMark
+    {
+        int64_t start = 0, end = 0;
+        QString label;
+    };
+    const std::vector<StepMark>& stepMarks() const { return m_steps; }
+
     static constexpr int kGutter = 190;  // track names
     static constexpr int kRuler = 26;
     static constexpr int kRowHeight = 22;
@@ -71,6 +84,8 @@ public:
 
 signals:
     void viewChanged();
+    // A click chose an event: its details (as the tooltip's), for a details panel.
+    void eventSelected(const QString& details);
     void errorOccurred(const QString& message);
 
 protected:
@@ -116,6 +131,12 @@ private:
     QPointF m_dragFrom;
     QString m_error;
     bool m_errorShown = false;
+    int32_t m_highlight = -1;
+    int m_highlighted = 0;
+    int64_t m_selected = 0; // event id
+    std::vector<StepMark> m_steps;
+    bool m_clickCandidate = false;
+    QPointF m_pressAt;
 };
 
 } // namespace partita
