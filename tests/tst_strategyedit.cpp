@@ -170,6 +170,34 @@ private slots:
         QVERIFY(!assignAtom(s, m, c, {}, ps));
     }
 
+    // A block or a selection: the atom goes to the layers it applies to.
+    void severalLayers()
+    {
+        const Model m = gpt2();
+        const Cluster c = *clusterPreset("p3.16xlarge:4");
+        std::vector<std::string> block;
+        for (const Layer& l : m.layers)
+            if (l.block == "h.4")
+                block.push_back(l.name);
+        QCOMPARE(block.size(), size_t(8));
+        auto ps = assignAtom(base(32, 1, 1), m, c, block, Atom{AtomKind::ParameterServer});
+        QVERIFY2(ps, ps ? "" : ps.error().str().c_str());
+        QCOMPARE(assigned(*ps, m, c, "h.4.mlp.fc1").sync.method, SyncMethod::ParameterServer);
+        QCOMPARE(assigned(*ps, m, c, "h.4.ln_1").sync.method, SyncMethod::ParameterServer); // norms have weights
+        QCOMPARE(ps->layers.size(), size_t(6)); // act and attention core: no parameters, no override
+        auto sfb = assignAtom(base(32, 1, 1), m, c, block, Atom{AtomKind::SFB});
+        QVERIFY(sfb);
+        QCOMPARE(assigned(*sfb, m, c, "h.4.mlp.fc2").sync.method, SyncMethod::SFB);
+        QCOMPARE(assigned(*sfb, m, c, "h.4.ln_2").sync.method, SyncMethod::AllReduce);
+        auto col = assignAtom(base(16, 2, 1), m, c, block, Atom{AtomKind::TpReplicated});
+        QVERIFY(col);
+        QCOMPARE(col->layers.size(), size_t(8)); // replicated applies to every layer
+        auto none = assignAtom(base(32, 1, 1), m, c, {"h.4.ln_1", "h.4.mlp.act"}, Atom{AtomKind::SFB});
+        QVERIFY(!none);
+        QVERIFY2(QString::fromStdString(none.error().str()).contains("applies to none of the 2 layers"),
+                 none.error().str().c_str());
+    }
+
     void labels_data()
     {
         QTest::addColumn<int>("method");

@@ -1,6 +1,7 @@
 #include "designer.h"
 
 #include "layertablemodel.h"
+#include "modelgraphview.h"
 #include "palettemodel.h"
 
 #include "partita/core/clusterio.h"
@@ -27,6 +28,7 @@
 #include <QSpinBox>
 #include <QSplitter>
 #include <QStackedBarSeries>
+#include <QTabWidget>
 #include <QTableView>
 #include <QTimer>
 #include <QUndoStack>
@@ -269,16 +271,7 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
 
     // Centre: the layer table.
     m_layers = new LayerTableModel(this);
-    m_layers->setDropHandler([this](int row, AtomKind k, QString* why) {
-        Atom a;
-        a.kind = k;
-        a.stage = m_inspectStage->value();
-        a.ps_shards = m_inspectShards->value();
-        a.compression = m_inspectCompression->currentIndex() == 1   ? Compression::FP16
-                        : m_inspectCompression->currentIndex() == 2 ? Compression::PowerSGD
-                                                                    : Compression::None;
-        return assignAtom(dropTargets(row), a, why);
-    });
+    m_layers->setDropHandler([this](int row, AtomKind k, QString* why) { return assignAtom(dropTargets(row), dropAtom(k), why); });
     m_sorted = new QSortFilterProxyModel(this);
     m_sorted->setSourceModel(m_layers);
     m_sorted->setSortRole(LayerTableModel::SortRole);
@@ -314,11 +307,47 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     m_dropNote = new QLabel;
     m_dropNote->setWordWrap(true);
     m_dropNote->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    auto* centre = new QWidget;
-    auto* cl = new QVBoxLayout(centre);
+    m_graph = new ModelGraphView;
+    m_graph->setDropHandler(
+        [this](const std::vector<std::string>& layers, AtomKind k, QString* why) { return assignAtom(layers, dropAtom(k), why); });
+    // One selection, two views.
+    connect(m_graph, &ModelGraphView::selectionChangedByUser, this, [this](const std::vector<std::string>& names) {
+        if (m_selectionSync)
+            return;
+        m_selectionSync = true;
+        QItemSelection sel;
+        for (const std::string& n : names) {
+            const QModelIndex i = m_sorted->mapFromSource(m_layers->index(m_layers->rowOf(n), 0));
+            if (i.isValid())
+                sel.select(i, i);
+        }
+        m_table->selectionModel()->select(sel, QItemSelectionModel::ClearAndSelect | QItemSelectionModel::Rows);
+        if (!names.empty())
+            m_table->scrollTo(m_sorted->mapFromSource(m_layers->index(m_layers->rowOf(names.front()), 0)));
+        m_selectionSync = false;
+    });
+    connect(m_table->selectionModel(), &QItemSelectionModel::selectionChanged, this, [this] {
+        if (m_selectionSync)
+            return;
+        m_selectionSync = true;
+        std::set<std::string> names;
+        for (const QModelIndex& i : m_table->selectionModel()->selectedRows())
+            if (const Layer* l = m_layers->layer(m_sorted->mapToSource(i).row()))
+                names.insert(l->name);
+        m_graph->selectLayers(names);
+        m_selectionSync = false;
+    });
+    auto* tableBox = new QWidget;
+    auto* cl = new QVBoxLayout(tableBox);
     cl->setContentsMargins(0, 0, 0, 0);
     cl->addWidget(m_table, 1);
     cl->addWidget(m_dropNote);
+    // Table and graph share the centre as tabs (the window is too narrow for
+    // both beside the palette and the prediction); their selection is one.
+    auto* centre = m_centre = new QTabWidget;
+    centre->setDocumentMode(true);
+    centre->addTab(tableBox, tr("Layers"));
+    centre->addTab(m_graph, tr("Graph"));
 
     // Right: prediction and inspector.
     auto* prediction = new QGroupBox(tr("Prediction"));
@@ -393,7 +422,7 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     split->setStretchFactor(0, 0);
     split->setStretchFactor(1, 3);
     split->setStretchFactor(2, 2);
-    split->setSizes({220, 760, 340});
+    split->setSizes({210, 780, 330});
 
     auto* top = new QVBoxLayout(this);
     top->addLayout(header);
@@ -513,6 +542,7 @@ void Designer::setInputs(const Model& m, const Cluster& c, const Strategy& s)
     m_cluster = have ? std::make_shared<const Cluster>(c) : nullptr;
     m_modelDoc = m_clusterDoc = 0;
     m_layers->setModel(m_model.get());
+    m_graph->setModel(m_model.get());
     m_columnsSized = false;
     for (QWidget* w : std::initializer_list<QWidget*>{m_paletteView, m_table, m_dp, m_tp, m_pp, m_interleave, m_zero,
                                                       m_globalBatch, m_microBatch, m_schedule, m_precision,
@@ -542,6 +572,7 @@ void Designer::setCurrent(const Strategy& s)
     const int64_t seq = m_model && m_model->sequence ? m_model->seq_len : 1;
     const bool first = m_model && !m_columnsSized;
     m_layers->setStrategy(m_resolved, s.micro_batch, seq);
+    m_graph->setStrategy(m_resolved);
     if (first) {
         m_table->resizeColumnsToContents();
         m_columnsSized = true;
@@ -551,6 +582,20 @@ void Designer::setCurrent(const Strategy& s)
     updateInspector();
     if (m_model)
         schedulePrediction();
+}
+
+void Designer::showGraph(bool graph) { m_centre->setCurrentWidget(graph ? static_cast<QWidget*>(m_graph) : m_table->parentWidget()); }
+
+Atom Designer::dropAtom(AtomKind k) const
+{
+    Atom a;
+    a.kind = k;
+    a.stage = m_inspectStage->value();
+    a.ps_shards = m_inspectShards->value();
+    a.compression = m_inspectCompression->currentIndex() == 1   ? Compression::FP16
+                    : m_inspectCompression->currentIndex() == 2 ? Compression::PowerSGD
+                                                                : Compression::None;
+    return a;
 }
 
 std::vector<std::string> Designer::dropTargets(int row) const

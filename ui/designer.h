@@ -25,6 +25,7 @@ class QListView;
 class QPushButton;
 class QSortFilterProxyModel;
 class QSpinBox;
+class QTabWidget;
 class QTableView;
 class QTimer;
 class QUndoStack;
@@ -32,6 +33,7 @@ class QUndoStack;
 namespace partita {
 
 class LayerTableModel;
+class ModelGraphView;
 class PaletteModel;
 class TraceStore;
 
@@ -64,6 +66,9 @@ public:
     QUndoStack* undoStack() const { return m_undo; }
     LayerTableModel* layerModel() const { return m_layers; }
     QTableView* layerView() const { return m_table; }
+    ModelGraphView* graphView() const { return m_graph; }
+    // Shows the graph (true) or the layer table in the centre.
+    void showGraph(bool graph);
     QListView* paletteView() const { return m_paletteView; }
     PaletteModel* paletteModel() const { return m_palette; }
     QComboBox* versionBox() const { return m_versions; }
@@ -118,6 +123,10 @@ private:
     LayerTableModel* m_layers = nullptr;
     QSortFilterProxyModel* m_sorted = nullptr;
     QTableView* m_table = nullptr;
+    ModelGraphView* m_graph = nullptr;
+    QTabWidget* m_centre = nullptr;
+    bool m_selectionSync = false;
+    Atom dropAtom(AtomKind k) const; // an atom with the parameters set under the palette
     QComboBox* m_versions = nullptr;
     QComboBox* m_modelBox = nullptr;
     QComboBox* m_clusterBox = nullptr;

@@ -25,7 +25,7 @@ int main(int argc, char** argv)
     cl.addPositionalArgument("project", "a project file (*.partita) to open");
     QCommandLineOption shot("screenshot", "save the window as PNG once it is shown, then quit (for tests)", "png");
     QCommandLineOption runOpt("run", "the run to show (default: the first)", "id");
-    QCommandLineOption viewOpt("view", "the view to show: designer, timeline or compare", "view");
+    QCommandLineOption viewOpt("view", "the view to show: designer, graph, timeline or compare", "view");
     QCommandLineOption compareOpt("compare", "compare two runs, A,B (opens the Compare view)", "a,b");
     cl.addOption(shot);
     cl.addOption(runOpt);
@@ -43,12 +43,16 @@ int main(int argc, char** argv)
         window.showRun(cl.value(runOpt).toLongLong());
     if (cl.value(viewOpt) == "designer")
         window.tabs()->setCurrentWidget(window.designer());
+    else if (cl.value(viewOpt) == "graph") {
+        window.tabs()->setCurrentWidget(window.designer());
+        window.designer()->showGraph(true);
+    }
     else if (cl.value(viewOpt) == "timeline")
         window.tabs()->setCurrentWidget(window.timeline());
     else if (cl.value(viewOpt) == "compare")
         window.tabs()->setCurrentWidget(window.compareView());
     else if (cl.isSet(viewOpt)) {
-        std::fprintf(stderr, "partita: --view: expected designer, timeline or compare\n");
+        std::fprintf(stderr, "partita: --view: expected designer, graph, timeline or compare\n");
         return 2;
     }
     if (cl.isSet(compareOpt)) {

@@ -65,8 +65,34 @@ Result<Strategy> assignAtom(const Strategy& s, const Model& m, const Cluster& c,
     const std::string label = atomInfo(atom.kind).label;
     if (layers.empty())
         return Error{{}, {}, label + ": no layer chosen"};
+    // Several layers: the atom goes to those it applies to.
+    std::vector<std::string> chosen = layers;
+    if (layers.size() > 1) {
+        auto applies = [&](const Layer& l) {
+            const bool weighted = l.parameterCount() > 0 || !l.tied_to.empty();
+            const bool fc = l.kind == LayerKind::Linear || l.kind == LayerKind::LMHead;
+            if (atom.kind == AtomKind::SFB)
+                return weighted && fc;
+            if (atom.kind == AtomKind::TpColumn || atom.kind == AtomKind::TpRow)
+                return l.kind == LayerKind::Linear;
+            if (isSync(atom.kind) && atom.kind != AtomKind::NoSync)
+                return weighted;
+            return true;
+        };
+        chosen.clear();
+        for (const std::string& name : layers) {
+            const Layer* l = m.find(name);
+            if (!l)
+                return Error{{}, "layer '" + name + "'", "not a layer of model '" + m.name + "'"};
+            if (applies(*l))
+                chosen.push_back(name);
+        }
+        if (chosen.empty())
+            return Error{{}, "layer '" + layers.front() + "'",
+                         label + ": applies to none of the " + std::to_string(layers.size()) + " layers chosen"};
+    }
     Strategy out = s;
-    for (const std::string& name : layers) {
+    for (const std::string& name : chosen) {
         const Layer* l = m.find(name);
         if (!l)
             return Error{{}, "layer '" + name + "'", "not a layer of model '" + m.name + "'"};

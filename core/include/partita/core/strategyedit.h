@@ -53,10 +53,13 @@ struct Atom
 
 // The strategy with `atom` assigned to the named layers (exact names; an
 // override for exactly that name is updated in place, so repeated edits do
-// not pile up). Fails, naming the layer and the reason, when a name is not a
-// layer of the model or the result does not resolve against the model and
-// the cluster (a tensor-parallel split that does not divide, SFB on a layer
-// that is not fully connected, a stage out of range ...).
+// not pile up). Given several layers (a block, a selection), the atom goes to
+// those it applies to: sync atoms to layers with parameters, SFB and
+// tensor-parallel splits to fully-connected ones; given one layer, or none of
+// them qualifying, it is refused. Fails, naming the layer and the reason,
+// when a name is not a layer of the model or the result does not resolve
+// against the model and the cluster (a tensor-parallel split that does not
+// divide, SFB on a layer that is not fully connected, a stage out of range ...).
 Result<Strategy> assignAtom(const Strategy& s, const Model& m, const Cluster& c, const std::vector<std::string>& layers,
                             const Atom& atom);
 
