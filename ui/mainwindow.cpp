@@ -1,5 +1,6 @@
 #include "mainwindow.h"
 
+#include "clusterview.h"
 #include "compareview.h"
 #include "designer.h"
 #include "rundialog.h"
@@ -57,6 +58,17 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     m_tabs->addTab(m_timeline, tr("Timeline"));
     m_compare = new CompareView(m_tabs);
     m_tabs->addTab(m_compare, tr("Compare"));
+    m_cluster = new ClusterView(m_tabs);
+    m_tabs->addTab(m_cluster, tr("Cluster"));
+    connect(m_cluster, &ClusterView::presetRequested, this, &MainWindow::clusterPresetDialog);
+    connect(m_cluster, &ClusterView::importRequested, this, &MainWindow::importClusterDialog);
+    connect(m_cluster, &ClusterView::detectRequested, this, [this] { importCluster("local"); });
+    connect(m_cluster, &ClusterView::errorOccurred, this,
+            [this](const QString& msg) { QMessageBox::warning(this, tr("Cluster"), msg); });
+    connect(m_cluster, &ClusterView::clusterSaved, this, [this] {
+        m_designer->setProject(m_store.get());
+        statusBar()->showMessage(tr("Cluster saved as a new version; the designer predicts with it"));
+    });
     connect(m_compare, &CompareView::errorOccurred, this,
             [this](const QString& msg) { QMessageBox::warning(this, tr("Compare"), msg); });
     connect(m_designer, &Designer::errorOccurred, this,
@@ -151,33 +163,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
             importModel(path);
     });
     importModelAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_M));
-    QAction* importClusterAction = file->addAction(tr("Import &Cluster…"), this, [this] {
-        const QString path = QFileDialog::getOpenFileName(
-            this, tr("Import Cluster"), QSettings().value("import/dir").toString(),
-            tr("Clusters (*.json *.txt *hostfile*);;All files (*)"));
-        if (!path.isEmpty())
-            importCluster(path);
-    });
+    QAction* importClusterAction = file->addAction(tr("Import &Cluster…"), this, &MainWindow::importClusterDialog);
     importClusterAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C));
-    file->addAction(tr("Cluster from &Preset…"), this, [this] {
-        QStringList names;
-        names << "local";
-        for (const auto& n : clusterPresetNames())
-            names << QString::fromStdString(n);
-        bool ok = false;
-        const QString name = QInputDialog::getItem(this, tr("Cluster Preset"),
-                                                   tr("Preset ('local' measures this machine):"), names, 1, false, &ok);
-        if (!ok)
-            return;
-        QString spec = name;
-        if (name != "local") {
-            const int nodes = QInputDialog::getInt(this, tr("Cluster Preset"), tr("Nodes:"), 1, 1, 4096, 1, &ok);
-            if (!ok)
-                return;
-            spec += ":" + QString::number(nodes);
-        }
-        importCluster(spec);
-    });
+    file->addAction(tr("Cluster from &Preset…"), this, &MainWindow::clusterPresetDialog);
     QAction* importTraceAction = file->addAction(tr("Import &Trace…"), this, [this] {
         const QStringList paths = QFileDialog::getOpenFileNames(
             this, tr("Import Trace"), QSettings().value("import/dir").toString(),
@@ -222,6 +210,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     toTimeline->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_2));
     QAction* toCompare = view->addAction(tr("&Compare"), this, [this] { m_tabs->setCurrentWidget(m_compare); });
     toCompare->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_3));
+    QAction* toCluster = view->addAction(tr("C&luster"), this, [this] { m_tabs->setCurrentWidget(m_cluster); });
+    toCluster->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_4));
     QAction* compareSelected = view->addAction(tr("Compare &Selected Runs"), this, [this] {
         const QModelIndexList rows = m_runsView->selectionModel()->selectedRows();
         if (rows.size() != 2) {
@@ -294,6 +284,7 @@ bool MainWindow::openProject(const QString& path, bool quiet)
             QSettings().setValue("project/last", path);
             setWindowTitle(tr("%1 — Partita").arg(QFileInfo(path).fileName()));
             m_compare->setStore(m_store.get());
+            m_cluster->setProject(m_store.get());
             refreshRuns();
             rememberRecent(path);
             if (!m_designer->setProject(m_store.get()) && !quiet)
@@ -406,7 +397,8 @@ bool MainWindow::importCluster(const QString& pathOrPreset, bool quiet)
     if (QFileInfo::exists(pathOrPreset))
         QSettings().setValue("import/dir", QFileInfo(pathOrPreset).absolutePath());
     m_designer->setProject(m_store.get());
-    m_tabs->setCurrentWidget(m_designer);
+    m_cluster->setProject(m_store.get());
+    m_tabs->setCurrentWidget(m_cluster);
     statusBar()->showMessage(tr("Cluster %1 imported (%2 devices)").arg(QString::fromStdString(c->name)).arg(c->deviceCount()));
     return true;
 }
@@ -566,6 +558,35 @@ void MainWindow::rebuildRecentMenu()
     for (const QString& p : recent)
         m_recent->addAction(QFileInfo(p).fileName(), this, [this, p] { openProject(p); })->setToolTip(p);
     m_recent->setEnabled(!recent.isEmpty());
+}
+
+void MainWindow::importClusterDialog()
+{
+    const QString path = QFileDialog::getOpenFileName(this, tr("Import Cluster"), QSettings().value("import/dir").toString(),
+                                                      tr("Clusters (*.json *.txt *hostfile*);;All files (*)"));
+    if (!path.isEmpty())
+        importCluster(path);
+}
+
+void MainWindow::clusterPresetDialog()
+{
+    QStringList names;
+    names << "local";
+    for (const auto& n : clusterPresetNames())
+        names << QString::fromStdString(n);
+    bool ok = false;
+    const QString name = QInputDialog::getItem(this, tr("Cluster Preset"), tr("Preset ('local' measures this machine):"),
+                                               names, 1, false, &ok);
+    if (!ok)
+        return;
+    QString spec = name;
+    if (name != "local") {
+        const int nodes = QInputDialog::getInt(this, tr("Cluster Preset"), tr("Nodes:"), 1, 1, 4096, 1, &ok);
+        if (!ok)
+            return;
+        spec += ":" + QString::number(nodes);
+    }
+    importCluster(spec);
 }
 
 void MainWindow::searchDialog()

@@ -15,6 +15,7 @@ class QTabWidget;
 
 namespace partita {
 
+class ClusterView;
 class CompareView;
 class Designer;
 class RunsModel;
@@ -55,6 +56,7 @@ public:
     TimelineView* timeline() const { return m_timeline; }
     Designer* designer() const { return m_designer; }
     CompareView* compareView() const { return m_compare; }
+    ClusterView* clusterView() const { return m_cluster; }
     // Compares two runs in the Compare tab (errors as a dialog unless `quiet`).
     bool compareRuns(int64_t a, int64_t b, bool quiet = false);
     QTabWidget* tabs() const { return m_tabs; }
@@ -70,6 +72,8 @@ private:
     void openDialog();
     void newDialog();
     void searchDialog();
+    void importClusterDialog();
+    void clusterPresetDialog();
     void runDialog();
     void refreshRuns();
     void rememberRecent(const QString& path);
@@ -84,6 +88,7 @@ private:
     TimelineView* m_timeline = nullptr;
     Designer* m_designer = nullptr;
     CompareView* m_compare = nullptr;
+    ClusterView* m_cluster = nullptr;
     QMenu* m_recent = nullptr;
 };
 

@@ -1,4 +1,5 @@
 // partita: the workbench. `partita [PROJECT.partita]` opens a project.
+#include "clusterview.h"
 #include "compareview.h"
 #include "designer.h"
 #include "mainwindow.h"
@@ -25,7 +26,7 @@ int main(int argc, char** argv)
     cl.addPositionalArgument("project", "a project file (*.partita) to open");
     QCommandLineOption shot("screenshot", "save the window as PNG once it is shown, then quit (for tests)", "png");
     QCommandLineOption runOpt("run", "the run to show (default: the first)", "id");
-    QCommandLineOption viewOpt("view", "the view to show: designer, graph, timeline or compare", "view");
+    QCommandLineOption viewOpt("view", "the view to show: designer, graph, timeline, compare or cluster", "view");
     QCommandLineOption compareOpt("compare", "compare two runs, A,B (opens the Compare view)", "a,b");
     cl.addOption(shot);
     cl.addOption(runOpt);
@@ -51,8 +52,10 @@ int main(int argc, char** argv)
         window.tabs()->setCurrentWidget(window.timeline());
     else if (cl.value(viewOpt) == "compare")
         window.tabs()->setCurrentWidget(window.compareView());
+    else if (cl.value(viewOpt) == "cluster")
+        window.tabs()->setCurrentWidget(window.clusterView());
     else if (cl.isSet(viewOpt)) {
-        std::fprintf(stderr, "partita: --view: expected designer, graph, timeline or compare\n");
+        std::fprintf(stderr, "partita: --view: expected designer, graph, timeline, compare or cluster\n");
         return 2;
     }
     if (cl.isSet(compareOpt)) {

@@ -33,6 +33,11 @@ rm -f "$png"
 xvfb-run -a -s "-screen 0 1400x900x24" "$bin/partita" "$project" --view graph --screenshot "$png"
 [ -s "$png" ] || { echo "no screenshot of the model graph" >&2; exit 1; }
 echo "$png"
+png="$out/cluster.png"
+rm -f "$png"
+xvfb-run -a -s "-screen 0 1400x900x24" "$bin/partita" "$project" --view cluster --screenshot "$png"
+[ -s "$png" ] || { echo "no screenshot of the cluster view" >&2; exit 1; }
+echo "$png"
 # Predicted against measured: the small GPT-2's two runs (ids 3 and 4 in this project).
 png="$out/compare-predicted-measured.png"
 rm -f "$png"
