@@ -21,6 +21,7 @@
 #include <QSpinBox>
 #include <QTableView>
 #include <QTemporaryDir>
+#include <QSignalSpy>
 #include <QTest>
 #include <QUndoStack>
 
@@ -306,6 +307,23 @@ private slots:
         QVERIFY(again.setProject(store->get()));
         QCOMPARE(resolvedOf(again, "h.0.mlp.fc1").sync.method, SyncMethod::SFB);
         QCOMPARE(resolvedOf(again, "embeddings").sync.method, SyncMethod::ParameterServer);
+        // Compare the first version (A) with the current strategy (B): two predicted runs.
+        QSignalSpy ready(&again, &Designer::compareReady);
+        QString why2;
+        QVERIFY2(again.compareWithVersion(docs->back().id, &why2), qPrintable(why2));
+        QVERIFY(ready.wait(30000));
+        const qint64 ra = ready.front().at(0).toLongLong(), rb = ready.front().at(1).toLongLong();
+        auto runA = (*store)->run(ra), runB = (*store)->run(rb);
+        QVERIFY(runA && runB);
+        QCOMPARE(runA->kind, RunKind::Predicted);
+        QCOMPARE(runA->strategy_id, docs->back().id); // the version itself, not a copy
+        QVERIFY(runA->name.find("adaptive v1") == 0);
+        // A version that runs were made with cannot be deleted; rename moves every version.
+        QVERIFY(!again.deleteVersion(docs->back().id, &why2));
+        QVERIFY2(why2.contains("run(s)"), qPrintable(why2));
+        QVERIFY(again.renameStrategy("per-layer", &why2));
+        QCOMPARE((*store)->document(docs->back().id)->name, std::string("per-layer"));
+        QCOMPARE(again.strategy().name, std::string("per-layer"));
         // Without a project, saving is refused with the reason.
         Designer none;
         QString why;

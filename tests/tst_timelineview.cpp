@@ -234,6 +234,7 @@ private slots:
         QVERIFY(run);
         TimelineView v;
         QVERIFY(showRun(v, store->get(), *run, {1200, 400}));
+        v.viewport()->repaint();
         QCOMPARE(v.stepMarks().size(), size_t(2)); // the lowest rank's
         QCOMPARE(v.stepMarks()[1].label, QStringLiteral("#1"));
         QCOMPARE(v.stepMarks()[1].start, int64_t(2'000'000));

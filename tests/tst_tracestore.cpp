@@ -67,6 +67,37 @@ private slots:
         QVERIFY(!s->document(9999));
     }
 
+    // Renaming moves every version; deleting is refused while a run refers to a document.
+    void documentsRenamedAndDeleted()
+    {
+        QTemporaryDir dir;
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto a = s->saveDocument("strategy", "adaptive", "{}");
+        auto b = s->saveDocument("strategy", "adaptive", "{\"x\": 1}");
+        auto other = s->saveDocument("strategy", "horovod", "{}");
+        QVERIFY(a && b && other);
+        QVERIFY(!s->renameDocuments("strategy", "adaptive", "horovod")); // taken
+        QVERIFY(!s->renameDocuments("strategy", "nothing", "x"));
+        QVERIFY(!s->renameDocuments("strategy", "adaptive", ""));
+        QVERIFY(s->renameDocuments("strategy", "adaptive", "per-layer"));
+        QCOMPARE(s->document(a->id)->name, std::string("per-layer"));
+        QCOMPARE(s->document(b->id)->version, 2);
+        RunInfo info;
+        info.name = "uses b";
+        info.strategy_id = b->id;
+        auto run = s->storeTrace(regular(10, 1, 100), info);
+        QVERIFY(run);
+        auto refused = s->deleteDocument(b->id);
+        QVERIFY(!refused);
+        QVERIFY2(refused.error().message.find("1 run(s)") != std::string::npos, refused.error().str().c_str());
+        QVERIFY(s->deleteDocument(a->id));
+        QVERIFY(!s->document(a->id));
+        QVERIFY(!s->deleteDocument(a->id)); // gone
+        QVERIFY(s->deleteRun(*run));
+        QVERIFY(s->deleteDocument(b->id));
+        QCOMPARE(*s->integrityCheck(), std::string("ok"));
+    }
+
     void runsRoundTrip()
     {
         QTemporaryDir dir;

@@ -31,6 +31,10 @@
 #include <QTabWidget>
 #include <QTableView>
 #include <QTimer>
+#include <QToolButton>
+#include <QInputDialog>
+#include <QLineEdit>
+#include <QMessageBox>
 #include <QUndoStack>
 #include <QValueAxis>
 #include <QVBoxLayout>
@@ -101,51 +105,29 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
             showError(tr("The predicted timeline could not be made:\n%1").arg(o.error));
             return;
         }
-        if (!m_store) {
-            showError(tr("Open or create a project to keep predicted timelines."));
-            return;
-        }
-        auto save = [&](const char* kind, const std::string& name, const std::string& body, int64_t& cached) -> bool {
-            if (cached)
-                return true;
-            auto d = m_store->saveDocument(kind, name, body);
-            if (!d) {
-                showError(QString::fromStdString(d.error().str()));
-                return false;
-            }
-            cached = d->id;
-            return true;
-        };
-        if (!save("model", m_model->name, modelToJson(*m_model), m_modelDoc) ||
-            !save("cluster", m_cluster->name, clusterToJson(*m_cluster), m_clusterDoc))
-            return;
-        const std::string name = m_strategy.name.empty() ? "designer" : m_strategy.name;
-        auto sd = m_store->saveDocument("strategy", name, strategyToJson(m_strategy));
-        if (!sd) {
-            showError(QString::fromStdString(sd.error().str()));
-            return;
-        }
-        RunInfo info;
-        info.name = name + " v" + std::to_string(sd->version) + " (predicted)";
-        info.kind = RunKind::Predicted;
-        info.source = "partita designer";
-        info.model_id = m_modelDoc;
-        info.cluster_id = m_clusterDoc;
-        info.strategy_id = sd->id;
-        const SimResult& r = *o.result;
-        const std::string meta = nlohmann::json{{"step_time_s", r.step_time},
-                                                {"samples_per_s", r.samples_per_s},
-                                                {"mfu", r.mfu},
-                                                {"peak_memory_bytes", r.memory.peak},
-                                                {"oom", r.oom}}
-                                     .dump();
-        auto id = m_store->storeTrace(r.trace, info, meta);
+        auto id = storePrediction(m_strategy, *o.result);
         if (!id) {
             showError(QString::fromStdString(id.error().str()));
             return;
         }
         loadVersion(-1); // the version list now holds the saved strategy
         emit runStored(*id);
+    });
+    m_compareWatcher = new QFutureWatcher<std::pair<Outcome, Outcome>>(this);
+    connect(m_compareWatcher, &QFutureWatcher<std::pair<Outcome, Outcome>>::finished, this, [this] {
+        auto [a, b] = m_compareWatcher->result();
+        if (!a.result || !b.result) {
+            showError(tr("The versions could not be predicted:\n%1").arg(!a.result ? a.error : b.error));
+            return;
+        }
+        auto ia = storePrediction(m_compareStrategies.first, *a.result);
+        auto ib = ia ? storePrediction(m_compareStrategies.second, *b.result) : Result<int64_t>(ia.error());
+        if (!ia || !ib) {
+            showError(QString::fromStdString((!ia ? ia.error() : ib.error()).str()));
+            return;
+        }
+        loadVersion(-1);
+        emit compareReady(*ia, *ib);
     });
 
     // Header: versions and presets.
@@ -190,6 +172,49 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     };
     connect(m_modelBox, &QComboBox::activated, this, pickInputs);
     connect(m_clusterBox, &QComboBox::activated, this, pickInputs);
+    auto* versionsMenu = new QMenu(this);
+    versionsMenu->addAction(tr("Rename Strategy…"), this, [this] {
+        bool ok = false;
+        const QString to = QInputDialog::getText(this, tr("Rename Strategy"), tr("New name (every version is renamed):"),
+                                                 QLineEdit::Normal, QString::fromStdString(m_strategy.name), &ok);
+        QString why;
+        if (ok && !renameStrategy(to, &why))
+            showError(why);
+    });
+    versionsMenu->addAction(tr("Delete This Version"), this, [this] {
+        const qint64 id = m_versions->currentData().toLongLong();
+        QString why;
+        if (id <= 0)
+            showError(tr("This strategy has no saved version to delete."));
+        else if (QMessageBox::question(this, tr("Delete Version"), tr("Delete %1 from the project?").arg(m_versions->currentText())) ==
+                     QMessageBox::Yes &&
+                 !deleteVersion(id, &why))
+            showError(why);
+    });
+    versionsMenu->addAction(tr("Compare With Version…"), this, [this] {
+        QStringList names;
+        QList<qint64> ids;
+        for (int i = 0; i < m_versions->count(); ++i)
+            if (m_versions->itemData(i).toLongLong() > 0) {
+                names << m_versions->itemText(i);
+                ids << m_versions->itemData(i).toLongLong();
+            }
+        if (names.isEmpty()) {
+            showError(tr("Save a version first (Ctrl+S): there is nothing to compare with."));
+            return;
+        }
+        bool ok = false;
+        const QString pick = QInputDialog::getItem(this, tr("Compare With Version"),
+                                                   tr("Predict this version (A) against the current strategy (B):"), names, 0,
+                                                   false, &ok);
+        QString why;
+        if (ok && !compareWithVersion(ids[names.indexOf(pick)], &why))
+            showError(why);
+    });
+    auto* versionsButton = new QToolButton;
+    versionsButton->setText(tr("Versions"));
+    versionsButton->setPopupMode(QToolButton::InstantPopup);
+    versionsButton->setMenu(versionsMenu);
     auto* header = new QHBoxLayout;
     header->addWidget(new QLabel(tr("Model:")));
     header->addWidget(m_modelBox);
@@ -198,6 +223,7 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     header->addSpacing(12);
     header->addWidget(new QLabel(tr("Strategy:")));
     header->addWidget(m_versions);
+    header->addWidget(versionsButton);
     header->addWidget(m_presets);
     header->addStretch(1);
 
@@ -435,6 +461,7 @@ Designer::~Designer()
 {
     m_watcher->waitForFinished();
     m_traceWatcher->waitForFinished();
+    m_compareWatcher->waitForFinished();
 }
 
 bool Designer::setProject(TraceStore* store)
@@ -840,6 +867,8 @@ void Designer::selectSameInEveryBlock()
 // finished signal is delivered.
 bool Designer::predicting() const { return m_debounce->isActive() || m_inFlight || m_rerun; }
 
+bool Designer::comparing() const { return m_compareWatcher->isRunning(); }
+
 void Designer::schedulePrediction()
 {
     m_statusLabel->setText(tr("<i>Predicting…</i>"));
@@ -1040,6 +1069,139 @@ void Designer::storePredictedRun()
             o.error = QString::fromStdString(r.error().str());
         return o;
     }));
+}
+
+Result<int64_t> Designer::storePrediction(const Strategy& s, const SimResult& r)
+{
+    if (!m_store)
+        return Error{{}, {}, "open or create a project to keep predicted timelines"};
+    auto save = [&](const char* kind, const std::string& name, const std::string& body, int64_t& cached) -> Result<bool> {
+        if (cached)
+            return true;
+        auto d = m_store->saveDocument(kind, name, body);
+        if (!d)
+            return d.error();
+        cached = d->id;
+        return true;
+    };
+    if (auto m = save("model", m_model->name, modelToJson(*m_model), m_modelDoc); !m)
+        return m.error();
+    if (auto c = save("cluster", m_cluster->name, clusterToJson(*m_cluster), m_clusterDoc); !c)
+        return c.error();
+    const std::string name = s.name.empty() ? "designer" : s.name;
+    // The strategy as a document: the newest saved version that is this very
+    // strategy, else a new version.
+    int64_t strategyDoc = 0;
+    int version = 0;
+    const std::string body = strategyToJson(s);
+    if (auto docs = m_store->documents("strategy"))
+        for (const Document& d : *docs)
+            if (d.name == name && d.body == body && d.version > version) {
+                version = d.version;
+                strategyDoc = d.id;
+            }
+    if (!strategyDoc) {
+        auto sd = m_store->saveDocument("strategy", name, body);
+        if (!sd)
+            return sd.error();
+        strategyDoc = sd->id;
+        version = sd->version;
+    }
+    RunInfo info;
+    info.name = name + " v" + std::to_string(version) + " (predicted)";
+    info.kind = RunKind::Predicted;
+    info.source = "partita designer";
+    info.model_id = m_modelDoc;
+    info.cluster_id = m_clusterDoc;
+    info.strategy_id = strategyDoc;
+    const std::string meta = nlohmann::json{{"step_time_s", r.step_time},
+                                            {"samples_per_s", r.samples_per_s},
+                                            {"mfu", r.mfu},
+                                            {"peak_memory_bytes", r.memory.peak},
+                                            {"oom", r.oom}}
+                                 .dump();
+    return m_store->storeTrace(r.trace, info, meta);
+}
+
+bool Designer::compareWithVersion(int64_t docId, QString* why)
+{
+    auto refuse = [&](const QString& w) {
+        if (why)
+            *why = w;
+        return false;
+    };
+    if (!m_store || !m_model)
+        return refuse(tr("Open a project with a model and a cluster first."));
+    auto d = m_store->document(docId);
+    if (!d)
+        return refuse(QString::fromStdString(d.error().str()));
+    auto other = strategyFromJson(d->body, "strategy '" + d->name + "' v" + std::to_string(d->version));
+    if (!other)
+        return refuse(QString::fromStdString(other.error().str()));
+    if (!resolveStrategy(*other, *m_model, *m_cluster))
+        return refuse(tr("%1 v%2 does not fit this model and cluster.").arg(QString::fromStdString(d->name)).arg(d->version));
+    if (m_compareWatcher->isRunning())
+        return refuse(tr("A comparison is already being prepared."));
+    m_compareStrategies = {*other, m_strategy};
+    auto model = m_model;
+    auto cluster = m_cluster;
+    auto pair = m_compareStrategies;
+    m_compareWatcher->setFuture(QtConcurrent::run([model, cluster, pair]() {
+        auto one = [&](const Strategy& s) {
+            Outcome o;
+            SimOptions opt;
+            opt.trace = true;
+            auto r = simulate(*model, *cluster, s, opt);
+            if (r)
+                o.result = std::move(*r);
+            else
+                o.error = QString::fromStdString(r.error().str());
+            return o;
+        };
+        return std::make_pair(one(pair.first), one(pair.second));
+    }));
+    return true;
+}
+
+bool Designer::renameStrategy(const QString& to, QString* why)
+{
+    auto refuse = [&](const QString& w) {
+        if (why)
+            *why = w;
+        return false;
+    };
+    if (!m_store)
+        return refuse(tr("No project is open."));
+    const std::string from = m_strategy.name;
+    const std::string name = to.trimmed().toStdString();
+    if (name.empty())
+        return refuse(tr("A strategy needs a name."));
+    bool saved = false;
+    if (auto docs = m_store->documents("strategy"))
+        for (const Document& d : *docs)
+            saved = saved || d.name == from;
+    if (saved)
+        if (auto r = m_store->renameDocuments("strategy", from, name); !r)
+            return refuse(QString::fromStdString(r.error().str()));
+    m_strategy.name = name; // a name is not an undoable edit of the strategy
+    loadVersion(-1);
+    return true;
+}
+
+bool Designer::deleteVersion(int64_t docId, QString* why)
+{
+    if (!m_store) {
+        if (why)
+            *why = tr("No project is open.");
+        return false;
+    }
+    if (auto r = m_store->deleteDocument(docId); !r) {
+        if (why)
+            *why = QString::fromStdString(r.error().str());
+        return false;
+    }
+    loadVersion(-1);
+    return true;
 }
 
 void Designer::showError(const QString& what)

@@ -59,6 +59,14 @@ public:
     void editStrategy(const Strategy& s, const QString& what);
     // Saves the strategy as a new version in the project (the name's next version).
     bool saveVersion(const QString& name, QString* why = nullptr);
+    // Renames the strategy (and every saved version of it).
+    bool renameStrategy(const QString& to, QString* why = nullptr);
+    // Deletes a saved version; refused while runs were made with it.
+    bool deleteVersion(int64_t docId, QString* why = nullptr);
+    // Predicts a saved version (A) and the current strategy (B), stores both
+    // timelines as runs and emits compareReady (asynchronous).
+    bool compareWithVersion(int64_t docId, QString* why = nullptr);
+    bool comparing() const;
 
     const Strategy& strategy() const { return m_strategy; }
     const Model* model() const { return m_model.get(); }
@@ -92,6 +100,8 @@ signals:
     // The predicted timeline of the current strategy was stored as a run.
     void runStored(qint64 runId);
     void errorOccurred(const QString& message);
+    // Two predicted runs to compare (compareWithVersion).
+    void compareReady(qint64 a, qint64 b);
     // The user asked to see a layer's kernels in the timeline (its index in the model).
     void highlightLayerRequested(int layer);
 
@@ -108,6 +118,7 @@ private:
     void loadVersion(qint64 selectId); // refreshes the versions box; -1 keeps the current one
     void storePredictedRun();
     void showError(const QString& what);
+    Result<int64_t> storePrediction(const Strategy& s, const SimResult& r);
 
     std::shared_ptr<const Model> m_model;
     std::shared_ptr<const Cluster> m_cluster;
@@ -167,6 +178,8 @@ private:
     };
     QFutureWatcher<Outcome>* m_watcher = nullptr;
     QFutureWatcher<Outcome>* m_traceWatcher = nullptr;
+    QFutureWatcher<std::pair<Outcome, Outcome>>* m_compareWatcher = nullptr;
+    std::pair<Strategy, Strategy> m_compareStrategies;
     int m_generation = 0;
     bool m_rerun = false;
     bool m_inFlight = false;

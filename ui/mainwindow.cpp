@@ -73,6 +73,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
             [this](const QString& msg) { QMessageBox::warning(this, tr("Compare"), msg); });
     connect(m_designer, &Designer::errorOccurred, this,
             [this](const QString& msg) { QMessageBox::warning(this, tr("Designer"), msg); });
+    connect(m_designer, &Designer::compareReady, this, [this](qint64 a, qint64 b) {
+        refreshRuns();
+        compareRuns(a, b);
+    });
     connect(m_designer, &Designer::runStored, this, [this](qint64 id) {
         refreshRuns();
         showRun(id);

@@ -115,18 +115,6 @@ void TimelineView::setRun(const TraceStore* store, int64_t run)
             if (b > e)
                 b = e = 0;
             m_axis.setRange(b, e);
-            if (auto steps = store->steps(run); steps && !steps->empty()) {
-                int32_t lowest = INT32_MAX;
-                for (const StoredEvent& st : *steps)
-                    lowest = std::min(lowest, st.record.rank);
-                for (const StoredEvent& st : *steps)
-                    if (st.record.rank == lowest) {
-                        QString name = QString::fromStdString(st.record.name);
-                        const int hash = int(name.lastIndexOf('#'));
-                        m_steps.push_back({st.record.start_ns, st.record.start_ns + st.record.dur_ns,
-                                           hash >= 0 ? name.mid(hash) : name});
-                    }
-            }
         }
     }
     m_axis.setWidth(std::max(1, viewport()->width() - kGutter));
@@ -200,6 +188,8 @@ void TimelineView::paintEvent(QPaintEvent*)
     m_painted.clear();
     m_matches = 0;
     m_highlighted = 0;
+    m_steps.clear();
+    int32_t stepRank = INT32_MIN;
     const int w = viewport()->width(), h = viewport()->height();
     if (!m_store || !m_run) {
         p.setPen(pal.color(QPalette::PlaceholderText));
@@ -283,6 +273,17 @@ void TimelineView::paintEvent(QPaintEvent*)
                 p.drawStaticText(QPointF(rect.left() + 3, rect.top() + (rect.height() - fm.height()) / 2), label);
             }
             m_painted.push_back({rect, it, r.track.id});
+            // Steps of the lowest rank that has them, as drawn: reading them
+            // from the store would cost a pass over the run's events.
+            if (it.kind == TraceKind::Step && it.count == 1) {
+                if (stepRank == INT32_MIN)
+                    stepRank = r.rank;
+                if (r.rank == stepRank) {
+                    const QString name = nameOf(it.name_id);
+                    const int hash = int(name.lastIndexOf('#'));
+                    m_steps.push_back({it.start_ns, it.end_ns, hash >= 0 ? name.mid(hash) : name});
+                }
+            }
         }
         p.restore();
     }

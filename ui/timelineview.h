@@ -69,7 +69,8 @@ public:
     void setHighlightLayer(int32_t layer);
     int32_t highlightLayer() const { return m_highlight; }
     int highlightedPainted() const { return m_highlighted; } // in the last paint
-    // The run's steps (of its lowest rank): dashed lines and "#N" on the ruler.
+    // The steps drawn in the last paint (of the lowest rank that has steps in
+    // view): dashed lines and "#N" on the ruler.
     struct StepMark
     {
         int64_t start = 0, end = 0;

@@ -399,6 +399,51 @@ Result<Document> TraceStore::document(int64_t id) const
     return Document{q.int64(0), q.text(1), q.text(2), q.int32(3), q.text(4), q.text(5)};
 }
 
+Result<bool> TraceStore::renameDocuments(const std::string& kind, const std::string& from, const std::string& to)
+{
+    if (to.empty())
+        return Error{m_path, kind + " '" + from + "'", "a name cannot be empty"};
+    if (from == to)
+        return true;
+    Stmt taken(m_db, "SELECT count(*) FROM documents WHERE kind = ?1 AND name = ?2");
+    taken.bind(1, kind).bind(2, to);
+    if (taken.step() != SQLITE_ROW)
+        return sqlError("renaming " + kind + " '" + from + "'");
+    if (taken.int64(0) > 0)
+        return Error{m_path, kind + " '" + from + "'", "'" + to + "' is already the name of a " + kind};
+    Stmt q(m_db, "UPDATE documents SET name = ?3 WHERE kind = ?1 AND name = ?2");
+    q.bind(1, kind).bind(2, from).bind(3, to);
+    if (q.step() != SQLITE_DONE)
+        return sqlError("renaming " + kind + " '" + from + "'");
+    if (sqlite3_changes(m_db) == 0)
+        return Error{m_path, kind + " '" + from + "'", "no such " + kind};
+    return true;
+}
+
+Result<bool> TraceStore::deleteDocument(int64_t id)
+{
+    auto d = document(id);
+    if (!d)
+        return d.error();
+    Stmt users(m_db, "SELECT id FROM runs WHERE model_id = ?1 OR cluster_id = ?1 OR strategy_id = ?1 ORDER BY id");
+    users.bind(1, id);
+    std::string ids;
+    int n = 0;
+    while (users.step() == SQLITE_ROW) {
+        if (n++ < 10)
+            ids += (ids.empty() ? "" : ", ") + std::to_string(users.int64(0));
+    }
+    if (n > 0)
+        return Error{m_path, d->kind + " '" + d->name + "' v" + std::to_string(d->version),
+                     std::to_string(n) + " run(s) were made with it (" + ids + (n > 10 ? ", ..." : "") +
+                         "): delete them first, or keep it"};
+    Stmt q(m_db, "DELETE FROM documents WHERE id = ?1");
+    q.bind(1, id);
+    if (q.step() != SQLITE_DONE)
+        return sqlError("deleting document " + std::to_string(id));
+    return true;
+}
+
 Result<std::unique_ptr<RunWriter>> TraceStore::beginRun(RunInfo info, int64_t commitEvery)
 {
     if (info.created.empty())

@@ -194,6 +194,11 @@ public:
     Result<Document> saveDocument(const std::string& kind, const std::string& name, const std::string& body);
     Result<std::vector<Document>> documents(const std::string& kind = {}) const; // every version, newest first
     Result<Document> document(int64_t id) const;
+    // Renames every version of a document (kind, name); refused when `to`
+    // is taken or nothing is called `from`.
+    Result<bool> renameDocuments(const std::string& kind, const std::string& from, const std::string& to);
+    // Deletes one version; refused, naming them, while runs refer to it.
+    Result<bool> deleteDocument(int64_t id);
 
     Result<std::unique_ptr<RunWriter>> beginRun(RunInfo info, int64_t commit_every = kCommitEvery);
     // A whole in-memory trace (a prediction) as one run.
