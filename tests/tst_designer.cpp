@@ -278,6 +278,44 @@ private slots:
         QCOMPARE(tp->value(), 1); // the widgets follow undo
     }
 
+    // Unsaved edits are kept in the project and come back when it reopens;
+    // saving a version (or discarding) removes them.
+    void autosaveRestores()
+    {
+        QTemporaryDir dir;
+        auto store = TraceStore::open(dir.filePath("a.partita").toStdString());
+        QVERIFY(store);
+        const Model m = gpt2();
+        const Cluster c = p3();
+        QVERIFY((*store)->saveDocument("model", "gpt2", modelToJson(m)));
+        QVERIFY((*store)->saveDocument("cluster", "p3", clusterToJson(c)));
+        Strategy edited;
+        {
+            Designer d;
+            QVERIFY(d.setProject(store->get()));
+            QVERIFY(d.saveVersion("base"));
+            QVERIFY(!d.autosaveNow()); // nothing unsaved
+            QVERIFY(d.assignAtom({"embeddings"}, Atom{AtomKind::ParameterServer}));
+            QVERIFY(d.autosaveNow());
+            QVERIFY(d.assignAtom({"h.0.mlp.fc1"}, Atom{AtomKind::SFB}));
+            QVERIFY(d.autosaveNow());
+            QCOMPARE((*store)->documents("autosave")->size(), size_t(1)); // one kept
+            edited = d.strategy();
+        } // closed without saving
+        Designer again;
+        QVERIFY(again.setProject(store->get()));
+        QCOMPARE(again.strategy(), edited);
+        QCOMPARE(again.undoStack()->count(), 1); // restoring is one undoable edit
+        again.undoStack()->undo();
+        QVERIFY(again.strategy() != edited);
+        again.undoStack()->redo();
+        QVERIFY(again.saveVersion("kept"));
+        QVERIFY((*store)->documents("autosave")->empty());
+        Designer third;
+        QVERIFY(third.setProject(store->get()));
+        QCOMPARE(third.undoStack()->count(), 0); // nothing left to restore
+    }
+
     void versionsInAProject()
     {
         QTemporaryDir dir;

@@ -95,6 +95,14 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     m_debounce->setSingleShot(true);
     m_debounce->setInterval(kDebounceMs);
     connect(m_debounce, &QTimer::timeout, this, &Designer::startPrediction);
+    m_autosave = new QTimer(this);
+    m_autosave->setSingleShot(true);
+    m_autosave->setInterval(10000);
+    connect(m_autosave, &QTimer::timeout, this, [this] { autosaveNow(); });
+    connect(m_undo, &QUndoStack::indexChanged, this, [this] {
+        if (m_store && !m_undo->isClean())
+            m_autosave->start();
+    });
     m_watcher = new QFutureWatcher<Outcome>(this);
     connect(m_watcher, &QFutureWatcher<Outcome>::finished, this, &Designer::predictionDone);
     m_traceWatcher = new QFutureWatcher<Outcome>(this);
@@ -498,6 +506,8 @@ bool Designer::setProject(TraceStore* store)
         QComboBox* box = d.kind == "model" ? m_modelBox : d.kind == "cluster" ? m_clusterBox : nullptr;
         if (box)
             box->addItem(QString("%1 v%2").arg(QString::fromStdString(d.name)).arg(d.version), qint64(d.id));
+        if (d.kind != "model" && d.kind != "cluster" && d.kind != "strategy")
+            continue; // plans, autosaves
         int64_t& pick = d.kind == "model" ? model : d.kind == "cluster" ? cluster : strategy;
         int64_t& any = d.kind == "model" ? anyModel : d.kind == "cluster" ? anyCluster : strategy;
         if (!measured.count(d.id))
@@ -527,7 +537,46 @@ bool Designer::setProject(TraceStore* store)
         }
         loadVersion(strategy);
     }
+    // Edits a closed or crashed session did not save: newer than every strategy.
+    int64_t autosave = 0;
+    for (const Document& d : *docs)
+        if (d.kind == "autosave")
+            autosave = std::max(autosave, d.id);
+    if (autosave > strategy) {
+        auto d = store->document(autosave);
+        auto s = d ? strategyFromJson(d->body, "autosaved strategy") : Result<Strategy>(d.error());
+        if (s && resolveStrategy(*s, *m_model, *m_cluster)) {
+            editStrategy(*s, tr("Restore unsaved edits"));
+            m_dropNote->setText(tr("Unsaved edits from an earlier session were restored (Ctrl+Z returns to the saved "
+                                   "version; Ctrl+S keeps them)."));
+        }
+    }
     return m_lastError.isEmpty();
+}
+
+bool Designer::autosaveNow()
+{
+    if (!m_store || !m_model || m_undo->isClean())
+        return false;
+    auto d = m_store->saveDocument("autosave", "designer", strategyToJson(m_strategy));
+    if (!d)
+        return false;
+    // One autosave is enough: the older ones go.
+    if (auto docs = m_store->documents("autosave"))
+        for (const Document& old : *docs)
+            if (old.id != d->id)
+                (void)m_store->deleteDocument(old.id);
+    return true;
+}
+
+void Designer::discardAutosave()
+{
+    m_autosave->stop();
+    if (!m_store)
+        return;
+    if (auto docs = m_store->documents("autosave"))
+        for (const Document& d : *docs)
+            (void)m_store->deleteDocument(d.id);
 }
 
 bool Designer::useDocuments(int64_t modelDoc, int64_t clusterDoc)
@@ -721,6 +770,7 @@ bool Designer::saveVersion(const QString& name, QString* why)
         m_strategy.name = s.name; // the name is not an undoable edit
     }
     m_undo->setClean();
+    discardAutosave(); // saved for real
     loadVersion(d->id);
     return true;
 }

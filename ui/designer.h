@@ -67,6 +67,11 @@ public:
     // timelines as runs and emits compareReady (asynchronous).
     bool compareWithVersion(int64_t docId, QString* why = nullptr);
     bool comparing() const;
+    // Keeps unsaved edits in the project (an "autosave" document) so that a
+    // crash or a closed window loses nothing; done 10 s after the last edit.
+    // A project whose autosave is newer than its strategies reopens with it.
+    bool autosaveNow();
+    void discardAutosave();
 
     const Strategy& strategy() const { return m_strategy; }
     const Model* model() const { return m_model.get(); }
@@ -170,6 +175,7 @@ private:
     QChartView* m_breakdownChart = nullptr;
     QPushButton* m_timelineButton = nullptr;
     QTimer* m_debounce = nullptr;
+    QTimer* m_autosave = nullptr;
     struct Outcome
     {
         int generation = 0;

@@ -538,6 +538,8 @@ void MainWindow::closeEvent(QCloseEvent* e)
             e->ignore();
             return;
         }
+        if (answer == QMessageBox::Discard)
+            m_designer->discardAutosave();
     }
     e->accept();
 }
