@@ -385,6 +385,17 @@ void ClusterView::draw()
         more->setPos(x, 20);
     }
     s->setSceneRect(s->itemsBoundingRect().adjusted(-20, -20, 20, 20));
+    // Several nodes side by side: shrunk to fit, but never below legible.
+    const double fit = m_view->viewport()->width() > 50 ? m_view->viewport()->width() / s->sceneRect().width() : 1;
+    const double scale = std::clamp(fit, 0.7, 1.0);
+    m_view->resetTransform();
+    m_view->scale(scale, scale);
+}
+
+void ClusterView::showEvent(QShowEvent* e)
+{
+    QWidget::showEvent(e);
+    draw(); // the view has its size now
 }
 
 } // namespace partita

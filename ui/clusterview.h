@@ -75,6 +75,9 @@ public:
     QGraphicsView* drawing() const { return m_view; }
     int drawnDevices() const { return m_drawnDevices; }
 
+protected:
+    void showEvent(QShowEvent* e) override;
+
 signals:
     void presetRequested();
     void importRequested();

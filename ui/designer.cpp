@@ -945,16 +945,7 @@ void Designer::startPrediction()
     auto cluster = m_cluster;
     Strategy s = m_strategy;
     m_inFlight = true;
-    m_watcher->setFuture(QtConcurrent::run([gen, model, cluster, s]() {
-        Outcome o;
-        o.generation = gen;
-        auto r = simulate(*model, *cluster, s);
-        if (r)
-            o.result = std::move(*r);
-        else
-            o.error = QString::fromStdString(r.error().str());
-        return o;
-    }));
+    m_watcher->setFuture(QtConcurrent::run([gen, model, cluster, s]() { return predict(*model, *cluster, s, false, gen); }));
 }
 
 void Designer::predictionDone()
@@ -1108,17 +1099,21 @@ void Designer::storePredictedRun()
     auto model = m_model;
     auto cluster = m_cluster;
     Strategy s = m_strategy;
-    m_traceWatcher->setFuture(QtConcurrent::run([model, cluster, s]() {
-        Outcome o;
-        SimOptions opt;
-        opt.trace = true;
-        auto r = simulate(*model, *cluster, s, opt);
-        if (r)
-            o.result = std::move(*r);
-        else
-            o.error = QString::fromStdString(r.error().str());
-        return o;
-    }));
+    m_traceWatcher->setFuture(QtConcurrent::run([model, cluster, s]() { return predict(*model, *cluster, s, true); }));
+}
+
+Designer::Outcome Designer::predict(const Model& m, const Cluster& c, const Strategy& s, bool trace, int generation)
+{
+    Outcome o;
+    o.generation = generation;
+    SimOptions opt;
+    opt.trace = trace;
+    auto r = simulate(m, c, s, opt);
+    if (r)
+        o.result = std::move(*r);
+    else
+        o.error = QString::fromStdString(r.error().str());
+    return o;
 }
 
 Result<int64_t> Designer::storePrediction(const Strategy& s, const SimResult& r)
@@ -1197,18 +1192,7 @@ bool Designer::compareWithVersion(int64_t docId, QString* why)
     auto cluster = m_cluster;
     auto pair = m_compareStrategies;
     m_compareWatcher->setFuture(QtConcurrent::run([model, cluster, pair]() {
-        auto one = [&](const Strategy& s) {
-            Outcome o;
-            SimOptions opt;
-            opt.trace = true;
-            auto r = simulate(*model, *cluster, s, opt);
-            if (r)
-                o.result = std::move(*r);
-            else
-                o.error = QString::fromStdString(r.error().str());
-            return o;
-        };
-        return std::make_pair(one(pair.first), one(pair.second));
+        return std::make_pair(predict(*model, *cluster, pair.first, true), predict(*model, *cluster, pair.second, true));
     }));
     return true;
 }

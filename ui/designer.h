@@ -182,6 +182,8 @@ private:
         std::optional<SimResult> result;
         QString error;
     };
+    // A prediction on any thread (the worker's).
+    static Outcome predict(const Model& m, const Cluster& c, const Strategy& s, bool trace, int generation = 0);
     QFutureWatcher<Outcome>* m_watcher = nullptr;
     QFutureWatcher<Outcome>* m_traceWatcher = nullptr;
     QFutureWatcher<std::pair<Outcome, Outcome>>* m_compareWatcher = nullptr;

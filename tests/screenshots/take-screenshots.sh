@@ -23,32 +23,21 @@ echo '{"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2, "n_positio
 "$cli" simulate --model "$src/resources/demo/bert-large-uncased.json" --cluster p3.16xlarge:4 \
     --strategy "$src/resources/strategies/bert-large-adaptive-p3x4.json" --project "$project" \
     --name "BERT-large adaptive (predicted)" >/dev/null
-png="$out/designer.png"
-rm -f "$png"
-xvfb-run -a -s "-screen 0 1400x900x24" "$bin/partita" "$project" --view designer --screenshot "$png"
-[ -s "$png" ] || { echo "no screenshot of the designer" >&2; exit 1; }
-echo "$png"
-png="$out/designer-graph.png"
-rm -f "$png"
-xvfb-run -a -s "-screen 0 1400x900x24" "$bin/partita" "$project" --view graph --screenshot "$png"
-[ -s "$png" ] || { echo "no screenshot of the model graph" >&2; exit 1; }
-echo "$png"
-png="$out/cluster.png"
-rm -f "$png"
-xvfb-run -a -s "-screen 0 1400x900x24" "$bin/partita" "$project" --view cluster --screenshot "$png"
-[ -s "$png" ] || { echo "no screenshot of the cluster view" >&2; exit 1; }
-echo "$png"
+# shot NAME ARGS...: the window with ARGS, saved as OUT/NAME.png; fails without a PNG.
+shot() {
+    local png="$out/$1.png"
+    shift
+    rm -f "$png"
+    xvfb-run -a -s "-screen 0 1400x900x24" "$bin/partita" "$project" "$@" --screenshot "$png"
+    [ -s "$png" ] || { echo "no screenshot $png" >&2; exit 1; }
+    echo "$png"
+}
+shot designer --view designer
+shot designer-graph --view graph
+shot cluster --view cluster
 # Predicted against measured: the small GPT-2's two runs (ids 3 and 4 in this project).
-png="$out/compare-predicted-measured.png"
-rm -f "$png"
-xvfb-run -a -s "-screen 0 1400x900x24" "$bin/partita" "$project" --compare 3,4 --screenshot "$png"
-[ -s "$png" ] || { echo "no screenshot of the compare view" >&2; exit 1; }
-echo "$png"
+shot compare-predicted-measured --compare 3,4
 runs=$("$cli" runs list --project "$project" --json | /usr/bin/python3 -c 'import json,sys; print(" ".join(str(r["id"]) for r in json.load(sys.stdin)))')
 for id in $runs; do
-    png="$out/timeline-run$id.png"
-    rm -f "$png"
-    xvfb-run -a -s "-screen 0 1400x900x24" "$bin/partita" "$project" --run "$id" --view timeline --screenshot "$png"
-    [ -s "$png" ] || { echo "no screenshot for run $id" >&2; exit 1; }
-    echo "$png"
+    shot "timeline-run$id" --run "$id" --view timeline
 done
