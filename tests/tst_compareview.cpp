@@ -16,6 +16,7 @@
 #include <QChartView>
 #include <QFileInfo>
 #include <QTemporaryDir>
+#include <QSignalSpy>
 #include <QTest>
 
 using namespace partita;
@@ -80,7 +81,12 @@ private slots:
         v.show();
         QVERIFY(QTest::qWaitForWindowExposed(&v));
         v.setStore(p->store.get());
+        QSignalSpy done(&v, &CompareView::compared);
         QVERIFY2(v.compare(p->a, p->b), qPrintable(v.lastError()));
+        QVERIFY(v.busy()); // the runs are read on a worker
+        QVERIFY(done.wait(60000));
+        QVERIFY2(done.front().front().toBool(), qPrintable(v.lastError()));
+        QVERIFY(!v.busy());
         QVERIFY(v.diff().has_value());
         // One predicted step each, aligned: the deltas are the predictions' own step times.
         QCOMPARE(v.diff()->steps.size(), size_t(1));

@@ -25,6 +25,7 @@
 #include <QTextDocumentFragment>
 #include <QValueAxis>
 #include <QVBoxLayout>
+#include <QtConcurrent/QtConcurrentRun>
 #ifdef PARTITA_HAVE_QTSVG
 #include <QSvgGenerator>
 #endif
@@ -300,16 +301,20 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent)
     top->addWidget(m_summaryLabel);
     top->addWidget(split, 1);
     m_summaryLabel->setText(tr("Choose two runs: strategy A against B, or a prediction against its measurement."));
+    connect(&m_watcher, &QFutureWatcher<Prepared>::finished, this, &CompareView::prepared);
 }
 
 CompareView::~CompareView()
 {
+    m_watcher.waitForFinished();
     m_timelineA->setRun(nullptr, 0);
     m_timelineB->setRun(nullptr, 0);
 }
 
 void CompareView::setStore(const TraceStore* store)
 {
+    m_watcher.waitForFinished(); // a comparison of the previous project is dropped
+    m_busy = false;
     m_store = store;
     m_a = m_b = 0;
     m_diff.reset();
@@ -353,48 +358,96 @@ bool CompareView::compare(int64_t a, int64_t b)
         m_error = QString::fromStdString(!ra ? ra.error().str() : rb.error().str());
         return false;
     }
-    auto diff = diffRuns(*m_store, a, b);
-    if (!diff) {
-        m_error = QString::fromStdString(diff.error().str());
+    // The reads that pass over whole runs (the diff, both analyses, the
+    // steps) go to a worker with its own connection to the project, so that a
+    // comparison of large runs never freezes the window.
+    if (m_watcher.isRunning()) {
+        m_error = tr("A comparison is still being prepared.");
         return false;
     }
-    AnalysisOptions ao;
-    ao.drop_last_step = false; // compare whole runs; HTA's convention is for profiler traces
-    auto aa = analyzeRun(*m_store, a, ao);
-    auto ab = analyzeRun(*m_store, b, ao);
-    if (!aa || !ab) {
-        m_error = QString::fromStdString(!aa ? aa.error().str() : ab.error().str());
-        return false;
+    const std::string path = m_store->path();
+    const RunInfo infoA = *ra, infoB = *rb;
+    m_busy = true;
+    m_summaryLabel->setText(tr("<i>Comparing run %1 with run %2…</i>").arg(a).arg(b));
+    m_watcher.setFuture(QtConcurrent::run([path, a, b, infoA, infoB]() {
+        Prepared p;
+        p.a = a;
+        p.b = b;
+        p.ra = infoA;
+        p.rb = infoB;
+        auto store = TraceStore::open(path);
+        if (!store) {
+            p.error = QString::fromStdString(store.error().str());
+            return p;
+        }
+        auto diff = diffRuns(**store, a, b);
+        if (!diff) {
+            p.error = QString::fromStdString(diff.error().str());
+            return p;
+        }
+        AnalysisOptions ao;
+        ao.drop_last_step = false; // compare whole runs; HTA's convention is for profiler traces
+        auto aa = analyzeRun(**store, a, ao);
+        auto ab = analyzeRun(**store, b, ao);
+        if (!aa || !ab) {
+            p.error = QString::fromStdString(!aa ? aa.error().str() : ab.error().str());
+            return p;
+        }
+        p.diff = std::move(*diff);
+        p.aa = std::move(*aa);
+        p.ab = std::move(*ab);
+        // Layer names from the model the run was predicted or measured with.
+        for (int64_t modelDoc : {infoA.model_id, infoB.model_id}) {
+            if (!p.names.empty() || modelDoc <= 0)
+                continue;
+            if (auto d = (*store)->document(modelDoc))
+                if (auto m = modelFromJson(d->body))
+                    for (const Layer& l : m->layers)
+                        p.names.push_back(l.name);
+        }
+        // Origins: the first step of each run, else its first event.
+        auto origin = [&](int64_t run, const RunInfo& info) {
+            auto steps = (*store)->steps(run);
+            if (steps && !steps->empty())
+                return steps->front().record.start_ns;
+            return info.start_ns;
+        };
+        p.anchorA = origin(a, infoA);
+        p.anchorB = origin(b, infoB);
+        p.ok = true;
+        return p;
+    }));
+    return true;
+}
+
+void CompareView::prepared()
+{
+    m_busy = false;
+    Prepared p = m_watcher.result();
+    if (!p.ok) {
+        m_error = p.error;
+        m_summaryLabel->setText(tr("<span style='color:#c62828'><b>Not compared:</b> %1</span>").arg(m_error.toHtmlEscaped()));
+        emit errorOccurred(m_error);
+        emit compared(false);
+        return;
     }
+    const int64_t a = p.a, b = p.b;
+    const RunInfo* ra = &p.ra;
+    const RunInfo* rb = &p.rb;
+    const RunDiff* diff = &p.diff;
+    const RunAnalysis* aa = &p.aa;
+    const RunAnalysis* ab = &p.ab;
     m_a = a;
     m_b = b;
     m_diff = *diff;
     refreshRunLists();
-
-    // Layer names from the model the run was predicted or measured with.
-    std::vector<std::string> names;
-    for (int64_t modelDoc : {ra->model_id, rb->model_id}) {
-        if (!names.empty() || modelDoc <= 0)
-            continue;
-        if (auto d = m_store->document(modelDoc))
-            if (auto m = modelFromJson(d->body))
-                for (const Layer& l : m->layers)
-                    names.push_back(l.name);
-    }
-    m_layers->setRows(diff->layers, names);
+    m_layers->setRows(diff->layers, p.names);
     m_ops->setRows(diff->ops);
     m_layerTable->resizeColumnsToContents();
     m_opsTable->resizeColumnToContents(OpsDiffModel::Change);
 
-    // Origins: the first step of each run, else its first event.
-    auto origin = [&](int64_t run, const RunInfo& info) {
-        auto steps = m_store->steps(run);
-        if (steps && !steps->empty())
-            return steps->front().record.start_ns;
-        return info.start_ns;
-    };
-    m_anchorA = origin(a, *ra);
-    m_anchorB = origin(b, *rb);
+    m_anchorA = p.anchorA;
+    m_anchorB = p.anchorB;
     m_timelineA->setRun(m_store, a);
     m_timelineB->setRun(m_store, b);
     // One time scale for both: each axis spans as much before and after its
@@ -452,7 +505,7 @@ bool CompareView::compare(int64_t a, int64_t b)
     m_captionA->setText(tr("<b>A</b> · run %1: %2").arg(a).arg(QString::fromStdString(ra->name).toHtmlEscaped()));
     m_captionB->setText(tr("<b>B</b> · run %1: %2").arg(b).arg(QString::fromStdString(rb->name).toHtmlEscaped()));
     drawCharts(*aa, *ab);
-    return true;
+    emit compared(true);
 }
 
 QString CompareView::summary() const { return QTextDocumentFragment::fromHtml(m_summary).toPlainText(); }

@@ -9,6 +9,7 @@
 #include "partita/profiler/analysis.h"
 
 #include <QAbstractTableModel>
+#include <QFutureWatcher>
 #include <QWidget>
 
 #include <optional>
@@ -90,8 +91,11 @@ public:
     void setStore(const TraceStore* store);
     // Re-reads the project's run list (after a run was added).
     void refreshRunLists();
-    // Compares two runs; false with lastError() when they cannot be compared.
+    // Compares two runs: false with lastError() when they cannot be (missing
+    // runs, no project); else the runs are read on a worker thread and
+    // compared(ok) follows (errors also as errorOccurred).
     bool compare(int64_t a, int64_t b);
+    bool busy() const { return m_busy; }
     int64_t runA() const { return m_a; }
     int64_t runB() const { return m_b; }
     QString lastError() const { return m_error; }
@@ -112,8 +116,22 @@ public:
 
 signals:
     void errorOccurred(const QString& message);
+    void compared(bool ok);
 
 private:
+    struct Prepared
+    {
+        bool ok = false;
+        QString error;
+        int64_t a = 0, b = 0, anchorA = 0, anchorB = 0;
+        RunInfo ra, rb;
+        RunDiff diff;
+        RunAnalysis aa, ab;
+        std::vector<std::string> names;
+    };
+    void prepared();
+    QFutureWatcher<Prepared> m_watcher;
+    bool m_busy = false;
     void syncFrom(TimelineView* from);
     void drawCharts(const RunAnalysis& a, const RunAnalysis& b);
 

@@ -68,12 +68,12 @@ int main(int argc, char** argv)
         }
     }
     if (cl.isSet(shot)) {
-        // Once the designer's prediction is in (at most 20 s), and the window has painted it.
+        // Once the designer's prediction and any comparison are in (at most 20 s), and painted.
         auto* poll = new QTimer(&window);
         int waited = 0;
         QObject::connect(poll, &QTimer::timeout, &window, [&, poll]() mutable {
             waited += 100;
-            if (window.designer()->predicting() && waited < 20000)
+            if ((window.designer()->predicting() || window.compareView()->busy()) && waited < 20000)
                 return;
             poll->stop();
             QTimer::singleShot(400, &window, [&] {
