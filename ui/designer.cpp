@@ -40,7 +40,6 @@
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
 
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <set>
@@ -523,20 +522,18 @@ bool Designer::setProject(TraceStore* store)
     }
     m_modelBox->setCurrentIndex(m_modelBox->findData(qint64(model)));
     m_clusterBox->setCurrentIndex(m_clusterBox->findData(qint64(cluster)));
-    if (!useDocuments(model, cluster))
-        return false;
     // The strategy: the newest one saved, if it fits this model and cluster.
+    std::optional<Strategy> saved;
     if (strategy) {
         auto d = store->document(strategy);
-        auto s = d ? strategyFromJson(d->body, "strategy '" + d->name + "' v" + std::to_string(d->version))
-                   : Result<Strategy>(d.error());
-        if (s && resolveStrategy(*s, *m_model, *m_cluster)) {
-            setInputs(*m_model, *m_cluster, *s);
-            m_modelDoc = model;
-            m_clusterDoc = cluster;
-        }
-        loadVersion(strategy);
+        if (auto s = d ? strategyFromJson(d->body, "strategy '" + d->name + "' v" + std::to_string(d->version))
+                       : Result<Strategy>(d.error()))
+            saved = *s;
     }
+    if (!useDocuments(model, cluster, saved ? &*saved : nullptr))
+        return false;
+    if (strategy)
+        loadVersion(strategy);
     // Edits a closed or crashed session did not save: newer than every strategy.
     int64_t autosave = 0;
     for (const Document& d : *docs)
@@ -579,7 +576,7 @@ void Designer::discardAutosave()
             (void)m_store->deleteDocument(d.id);
 }
 
-bool Designer::useDocuments(int64_t modelDoc, int64_t clusterDoc)
+bool Designer::useDocuments(int64_t modelDoc, int64_t clusterDoc, const Strategy* preferred)
 {
     if (!m_store)
         return false;
@@ -596,9 +593,12 @@ bool Designer::useDocuments(int64_t modelDoc, int64_t clusterDoc)
         showError(m_lastError);
         return false;
     }
-    // Keep the current strategy when it fits the new inputs, else start from data parallelism.
+    // The preferred strategy, else the current one, when it fits the new
+    // inputs; else start from data parallelism.
     Strategy s = m_strategy;
-    if (!m_model || !resolveStrategy(s, *m, *c)) {
+    if (preferred && resolveStrategy(*preferred, *m, *c))
+        s = *preferred;
+    else if (!m_model || !resolveStrategy(s, *m, *c)) {
         PresetOptions o;
         auto p = strategyPreset("ddp", *m, *c, o);
         s = p ? *p : Strategy{};
@@ -1159,13 +1159,7 @@ Result<int64_t> Designer::storePrediction(const Strategy& s, const SimResult& r)
     info.model_id = m_modelDoc;
     info.cluster_id = m_clusterDoc;
     info.strategy_id = strategyDoc;
-    const std::string meta = nlohmann::json{{"step_time_s", r.step_time},
-                                            {"samples_per_s", r.samples_per_s},
-                                            {"mfu", r.mfu},
-                                            {"peak_memory_bytes", r.memory.peak},
-                                            {"oom", r.oom}}
-                                 .dump();
-    return m_store->storeTrace(r.trace, info, meta);
+    return m_store->storeTrace(r.trace, info, predictionMetaJson(r));
 }
 
 bool Designer::compareWithVersion(int64_t docId, QString* why)

@@ -87,8 +87,9 @@ public:
     QComboBox* versionBox() const { return m_versions; }
     QComboBox* modelBox() const { return m_modelBox; }
     QComboBox* clusterBox() const { return m_clusterBox; }
-    // Designs for the project's model and cluster documents with these ids.
-    bool useDocuments(int64_t modelDoc, int64_t clusterDoc);
+    // Designs for the project's model and cluster documents with these ids,
+    // with `preferred` when it fits them (else the current strategy, else DDP).
+    bool useDocuments(int64_t modelDoc, int64_t clusterDoc, const Strategy* preferred = nullptr);
 
     // The latest prediction (nullopt while none or when the strategy does not resolve).
     const std::optional<SimResult>& prediction() const { return m_result; }

@@ -42,6 +42,7 @@ void LayerTableModel::setModel(const Model* model)
     m_model = model;
     m_resolved.reset();
     m_result.reset();
+    m_timeOf.clear();
     m_costs.clear();
     endResetModel();
 }
@@ -62,6 +63,14 @@ void LayerTableModel::setStrategy(const std::optional<ResolvedStrategy>& resolve
 void LayerTableModel::setPrediction(const std::optional<SimResult>& result)
 {
     m_result = result;
+    // Each cell finds its layer's time by index, not by a search per cell.
+    m_timeOf.assign(m_model ? m_model->layers.size() : 0, -1);
+    if (m_result)
+        for (size_t k = 0; k < m_result->layers.size(); ++k) {
+            const int layer = m_result->layers[k].layer;
+            if (layer >= 0 && size_t(layer) < m_timeOf.size())
+                m_timeOf[size_t(layer)] = int(k);
+        }
     if (rowCount() > 0)
         emit dataChanged(index(0, 0), index(rowCount() - 1, ColumnCount - 1));
 }
@@ -98,11 +107,7 @@ QVariant LayerTableModel::data(const QModelIndex& index, int role) const
     const size_t i = size_t(index.row());
     const LayerAssignment* a = m_resolved && i < m_resolved->layers.size() ? &m_resolved->layers[i] : nullptr;
     const CostAt* c = i < m_costs.size() ? &m_costs[i] : nullptr;
-    const LayerTime* t = nullptr;
-    if (m_result)
-        for (const LayerTime& x : m_result->layers)
-            if (x.layer == int(i))
-                t = &x;
+    const LayerTime* t = i < m_timeOf.size() && m_timeOf[i] >= 0 ? &m_result->layers[size_t(m_timeOf[i])] : nullptr;
     const int col = index.column();
     if (role == LayerNameRole)
         return QString::fromStdString(l->name);

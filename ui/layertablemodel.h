@@ -72,6 +72,7 @@ private:
     const Model* m_model = nullptr;
     std::optional<ResolvedStrategy> m_resolved;
     std::optional<SimResult> m_result;
+    std::vector<int> m_timeOf; // model layer -> index in m_result->layers, -1: none
     int64_t m_microBatch = 1, m_seq = 1;
     std::vector<CostAt> m_costs;
     DropHandler m_drop;

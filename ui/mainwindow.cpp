@@ -366,29 +366,17 @@ bool MainWindow::importCluster(const QString& pathOrPreset, bool quiet)
         ClusterLoadOptions o;
         c = loadCluster(pathOrPreset.toStdString(), o);
         // Text files name no hardware: ask for it, as the CLI's --device and --node do.
-        if (!c && !quiet && c.error().message.find("--device") != std::string::npos) {
-            QStringList names;
-            for (const auto& n : devicePresetNames())
-                names << QString::fromStdString(n);
-            bool ok = false;
-            const QString dev = QInputDialog::getItem(this, tr("Import Cluster"),
-                                                      tr("This nvidia-smi topo -m output does not name its GPUs. GPU model:"),
-                                                      names, 0, false, &ok);
-            if (!ok)
+        const bool needsDevice = !c && c.error().message.find("--device") != std::string::npos;
+        const bool needsNode = !c && c.error().message.find("--node") != std::string::npos;
+        if (!quiet && (needsDevice || needsNode)) {
+            const auto answer =
+                needsDevice ? choose(tr("Import Cluster"), tr("This nvidia-smi topo -m output does not name its GPUs. GPU model:"),
+                                     devicePresetNames())
+                            : choose(tr("Import Cluster"), tr("A hostfile names hosts, not hardware. Each host is a:"),
+                                     clusterPresetNames());
+            if (!answer)
                 return false;
-            o.device = dev.toStdString();
-            c = loadCluster(pathOrPreset.toStdString(), o);
-        } else if (!c && !quiet && c.error().message.find("--node") != std::string::npos) {
-            QStringList names;
-            for (const auto& n : clusterPresetNames())
-                names << QString::fromStdString(n);
-            bool ok = false;
-            const QString node = QInputDialog::getItem(this, tr("Import Cluster"),
-                                                       tr("A hostfile names hosts, not hardware. Each host is a:"),
-                                                       names, 0, false, &ok);
-            if (!ok)
-                return false;
-            o.nodeTemplate = node.toStdString();
+            (needsDevice ? o.device : o.nodeTemplate) = answer->toStdString();
             c = loadCluster(pathOrPreset.toStdString(), o);
         }
     }
@@ -566,6 +554,17 @@ void MainWindow::rebuildRecentMenu()
     m_recent->setEnabled(!recent.isEmpty());
 }
 
+std::optional<QString> MainWindow::choose(const QString& title, const QString& label,
+                                         const std::vector<std::string>& names, int current)
+{
+    QStringList items;
+    for (const auto& n : names)
+        items << QString::fromStdString(n);
+    bool ok = false;
+    const QString pick = QInputDialog::getItem(this, title, label, items, current, false, &ok);
+    return ok ? std::optional<QString>(pick) : std::nullopt;
+}
+
 void MainWindow::importClusterDialog()
 {
     const QString path = QFileDialog::getOpenFileName(this, tr("Import Cluster"), QSettings().value("import/dir").toString(),
@@ -576,17 +575,15 @@ void MainWindow::importClusterDialog()
 
 void MainWindow::clusterPresetDialog()
 {
-    QStringList names;
-    names << "local";
+    std::vector<std::string> names{"local"};
     for (const auto& n : clusterPresetNames())
-        names << QString::fromStdString(n);
-    bool ok = false;
-    const QString name = QInputDialog::getItem(this, tr("Cluster Preset"), tr("Preset ('local' measures this machine):"),
-                                               names, 1, false, &ok);
-    if (!ok)
+        names.push_back(n);
+    const auto name = choose(tr("Cluster Preset"), tr("Preset ('local' measures this machine):"), names, 1);
+    if (!name)
         return;
-    QString spec = name;
-    if (name != "local") {
+    QString spec = *name;
+    bool ok = false;
+    if (*name != "local") {
         const int nodes = QInputDialog::getInt(this, tr("Cluster Preset"), tr("Nodes:"), 1, 1, 4096, 1, &ok);
         if (!ok)
             return;

@@ -8,6 +8,9 @@
 #include <QMainWindow>
 
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 class QMenu;
 class QTableView;
@@ -79,6 +82,9 @@ private:
     void rememberRecent(const QString& path);
     void rebuildRecentMenu();
     bool refuse(const QString& title, const QString& message, bool quiet);
+    // One of `names` picked in a dialog; nullopt when cancelled.
+    std::optional<QString> choose(const QString& title, const QString& label, const std::vector<std::string>& names,
+                                  int current = 0);
 
     std::unique_ptr<TraceStore> m_store;
     QString m_path, m_lastError;

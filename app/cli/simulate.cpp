@@ -173,12 +173,7 @@ int runSimulate(const SimulateOptions& o)
         info.model_id = docs->model;
         info.cluster_id = docs->cluster;
         info.strategy_id = docs->strategy;
-        const std::string meta = json{{"step_time_s", r->step_time},
-                                      {"samples_per_s", r->samples_per_s},
-                                      {"mfu", r->mfu},
-                                      {"peak_memory_bytes", r->memory.peak},
-                                      {"oom", r->oom}}
-                                     .dump();
+        const std::string meta = predictionMetaJson(*r);
         auto id = (*store)->storeTrace(r->trace, info, meta);
         if (!id)
             return fail(id.error());

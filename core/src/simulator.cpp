@@ -3,6 +3,8 @@
 // names its source.
 #include "partita/core/simulator.h"
 
+#include <nlohmann/json.hpp>
+
 #include "layerfacts.h"
 
 #include <algorithm>
@@ -796,6 +798,16 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
         }
     }
     return res;
+}
+
+std::string predictionMetaJson(const SimResult& r)
+{
+    return nlohmann::json{{"step_time_s", r.step_time},
+                          {"samples_per_s", r.samples_per_s},
+                          {"mfu", r.mfu},
+                          {"peak_memory_bytes", r.memory.peak},
+                          {"oom", r.oom}}
+        .dump();
 }
 
 } // namespace partita

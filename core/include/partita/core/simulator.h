@@ -77,6 +77,10 @@ Result<SimResult> simulate(const Model& model, const Cluster& cluster, const Str
 Result<SimResult> simulatePlan(const Plan& plan, const Model& model, const Cluster& cluster, const Strategy& strategy,
                                const SimOptions& options = {});
 
+// A prediction's headline figures as the JSON object a predicted run keeps
+// as its meta: step_time_s, samples_per_s, mfu, peak_memory_bytes, oom.
+std::string predictionMetaJson(const SimResult& r);
+
 // Collective time over a group of `n` ranks spread over `nodes` nodes with
 // `perNode` ranks each, in the alpha-beta model with NCCL's bus factors
 // (nccl-tests doc/PERFORMANCE.md). Exposed for tests and the search.
