@@ -6,12 +6,14 @@
 
 #include <sqlite3.h>
 
+#include <QFile>
 #include <QTemporaryDir>
 #include <QTest>
 
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -306,6 +308,63 @@ private slots:
         QVERIFY(!c);
         QVERIFY2(QString::fromStdString(c.error().message).contains("without its table 'event_blocks'"),
                  c.error().str().c_str());
+    }
+
+    // A schema 1 project (zlib-compressed arguments, written by the build
+    // before zstd) opens as schema 2 and reads exactly as that build exported
+    // it; runs added afterwards (zstd) read the same beside it.
+    void schema1FilesAreMigrated()
+    {
+        QTemporaryDir dir;
+        const std::string path = dir.filePath("old.partita").toStdString();
+        QVERIFY(QFile::copy(PARTITA_TEST_DATA "/store/schema1.partita", QString::fromStdString(path)));
+        QFile::setPermissions(QString::fromStdString(path), QFile::ReadOwner | QFile::WriteOwner);
+        auto readAll = [](const std::string& f) {
+            std::ifstream in(f, std::ios::binary);
+            return std::string(std::istreambuf_iterator<char>(in), {});
+        };
+        const std::string expected = readAll(PARTITA_TEST_DATA "/store/schema1-export.json");
+        QVERIFY(expected.find("\"args\"") != std::string::npos);
+        {
+            auto s = openOrDie(path);
+            const std::string out = dir.filePath("old.json").toStdString();
+            QVERIFY(exportChromeTrace(*s, 1, out));
+            QCOMPARE(readAll(out), expected);
+            TraceImportOptions o;
+            o.name = "schema 1 import";
+            auto again = importChromeTrace(*s, {PARTITA_SHARED_DATA "/traces/trace_compare-base-base.json.gz"}, o);
+            QVERIFY2(again, again ? "" : again.error().str().c_str());
+            const std::string out2 = dir.filePath("new.json").toStdString();
+            QVERIFY(exportChromeTrace(*s, again->run_id, out2));
+            QCOMPARE(readAll(out2), expected);
+        }
+        sqlite3* db = nullptr;
+        QCOMPARE(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+        sqlite3_stmt* q = nullptr;
+        QCOMPARE(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, nullptr), SQLITE_OK);
+        QCOMPARE(sqlite3_step(q), SQLITE_ROW);
+        QCOMPARE(sqlite3_column_int(q, 0), TraceStore::kSchemaVersion);
+        sqlite3_finalize(q);
+        // The new run's arguments are zstd frames, the old run's zlib.
+        QCOMPARE(sqlite3_prepare_v2(db,
+                                    "SELECT t.run_id, substr(b.args, 2, 8) FROM event_blocks b JOIN tracks t ON "
+                                    "t.id = b.track_id WHERE b.args IS NOT NULL",
+                                    -1, &q, nullptr),
+                 SQLITE_OK);
+        int oldZlib = 0, oldZstd = 0, newZlib = 0, newZstd = 0;
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            const std::string head(reinterpret_cast<const char*>(sqlite3_column_blob(q, 1)), size_t(sqlite3_column_bytes(q, 1)));
+            const bool isZstd = head.find("\x28\xb5\x2f\xfd") != std::string::npos;
+            if (sqlite3_column_int(q, 0) == 1)
+                ++(isZstd ? oldZstd : oldZlib);
+            else
+                ++(isZstd ? newZstd : newZlib);
+        }
+        sqlite3_finalize(q);
+        sqlite3_close(db);
+        QCOMPARE(oldZstd, 0);
+        QCOMPARE(newZlib, 0);
+        QVERIFY(oldZlib > 0 && newZstd > 0);
     }
 
     // A process killed while importing leaves the project readable, earlier

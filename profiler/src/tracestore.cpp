@@ -5,10 +5,12 @@
 
 #include <sqlite3.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <memory>
 #include <optional>
 #include <ctime>
 #include <unistd.h>
@@ -99,16 +101,23 @@ std::string nowUtc()
     return buf;
 }
 
-// Arguments of a block: varint(raw size) + zlib(varint(len) + bytes, per event with arguments).
+// Arguments of a block: varint(raw size) + one zstd frame at level 1
+// (schema 2). zlib at level 1 was 28 % of the instructions of importing a
+// 35 MB Kineto trace (callgrind); zstd compresses faster and smaller.
+// Schema 1 files hold zlib data there, told apart by zstd's frame magic.
 std::string packArgs(const std::string& raw)
 {
-    uLongf size = compressBound(uLong(raw.size()));
+    struct CtxFree
+    {
+        void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+    };
+    thread_local std::unique_ptr<ZSTD_CCtx, CtxFree> ctx(ZSTD_createCCtx());
     std::string out;
     detail::putVarint(out, raw.size());
     const size_t head = out.size();
-    out.resize(head + size);
-    if (compress2(reinterpret_cast<Bytef*>(out.data() + head), &size, reinterpret_cast<const Bytef*>(raw.data()),
-                  uLong(raw.size()), 1) != Z_OK)
+    out.resize(head + ZSTD_compressBound(raw.size()));
+    const size_t size = ZSTD_compressCCtx(ctx.get(), out.data() + head, out.size() - head, raw.data(), raw.size(), 1);
+    if (ZSTD_isError(size))
         return {};
     out.resize(head + size);
     return out;
@@ -121,10 +130,16 @@ bool unpackArgs(std::string_view packed, std::string& raw)
     if (!r.ok() || size > (uint64_t(1) << 31))
         return false;
     const size_t head = packed.size() - size_t(r.remaining());
+    const std::string_view data = packed.substr(head);
     raw.resize(size_t(size));
-    uLongf out = uLongf(size);
-    return uncompress(reinterpret_cast<Bytef*>(raw.data()), &out, reinterpret_cast<const Bytef*>(packed.data() + head),
-                      uLong(packed.size() - head)) == Z_OK &&
+    constexpr std::string_view kZstdMagic("\x28\xb5\x2f\xfd", 4);
+    if (data.substr(0, 4) == kZstdMagic) {
+        const size_t n = ZSTD_decompress(raw.data(), raw.size(), data.data(), data.size());
+        return !ZSTD_isError(n) && n == size;
+    }
+    uLongf out = uLongf(size); // schema 1: zlib
+    return uncompress(reinterpret_cast<Bytef*>(raw.data()), &out, reinterpret_cast<const Bytef*>(data.data()),
+                      uLong(data.size())) == Z_OK &&
            out == size;
 }
 
@@ -326,7 +341,15 @@ Result<std::unique_ptr<TraceStore>> TraceStore::open(const std::string& path)
         if (auto r = s->exec("COMMIT"); !r)
             return r.error();
     }
-    // Migrations from older schema versions go here, one step per version.
+    // Migrations from older schema versions, one step per version.
+    if (version == 1) {
+        // 1 -> 2: argument blobs written from now on are zstd; zlib ones stay
+        // and are still read (unpackArgs tells them apart), so only the
+        // version changes.
+        if (auto r = s->exec("PRAGMA user_version=2"); !r)
+            return r.error();
+        version = 2;
+    }
     // Every table of this version must be there (a file from a development
     // build before the schema settled lacks some): refused, not half read.
     for (const char* table : {"documents", "strings", "runs", "tracks", "event_blocks", "lod_blocks"}) {
@@ -471,6 +494,12 @@ Result<std::unique_ptr<RunWriter>> TraceStore::beginRun(RunInfo info, int64_t co
     std::unique_ptr<RunWriter> w(new RunWriter(*this, id, std::max<int64_t>(1, commitEvery)));
     if (!w->m_st)
         return sqlError("preparing the ingest statements");
+    // While a run is written, the WAL is checkpointed every 64 MiB instead of
+    // SQLite's 4 MiB: each checkpoint syncs the disk, and a 35 MB Kineto
+    // import spent a quarter of its wall time waiting on 11 of them. Commits
+    // stay atomic; a killed writer's WAL is recovered on the next open.
+    if (auto r = exec("PRAGMA wal_autocheckpoint=16384"); !r)
+        return r.error();
     return w;
 }
 
@@ -885,6 +914,7 @@ RunWriter::~RunWriter()
     // Unfinished: keep what was written, the run stays marked incomplete.
     if (!m_finished)
         (void)commitChunk();
+    (void)m_store.exec("PRAGMA wal_autocheckpoint=1000"); // SQLite's default again
 }
 
 Result<bool> RunWriter::commitChunk()

@@ -175,7 +175,7 @@ private:
 class TraceStore
 {
 public:
-    static constexpr int kSchemaVersion = 1;
+    static constexpr int kSchemaVersion = 2;
     static constexpr int64_t kCommitEvery = 65536;
     // A chunk is also committed once its events' arguments reach this many
     // bytes: Kineto events carry 0.3-1 KB of arguments each, and holding 65,536
