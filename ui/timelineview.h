@@ -12,6 +12,7 @@
 #include "partita/profiler/tracestore.h"
 
 #include <QAbstractScrollArea>
+#include <QImage>
 #include <QFontMetrics>
 #include <QRectF>
 #include <QStaticText>
@@ -100,6 +101,7 @@ protected:
     void mouseDoubleClickEvent(QMouseEvent*) override;
     bool viewportEvent(QEvent*) override;
     void scrollContentsBy(int dx, int dy) override;
+    void changeEvent(QEvent*) override;
 
 private:
     struct Row
@@ -112,7 +114,7 @@ private:
     void layoutRows();
     void updateScrollBars();
     QString nameOf(int64_t nameId) const;
-    const QStaticText& labelFor(const DrawItem& it, int width, const QFontMetrics& fm);
+    const QStaticText& labelFor(const DrawItem& it, double width, const QFontMetrics& fm);
 
     const TraceStore* m_store = nullptr;
     int64_t m_run = 0;
@@ -121,8 +123,10 @@ private:
     std::vector<Row> m_rows;
     std::unordered_map<int32_t, bool> m_collapsed;
     std::vector<Painted> m_painted;
+    QImage m_canvas; // rows and events, filled without QPainter
     mutable std::unordered_map<int64_t, QString> m_names;
-    std::unordered_map<int64_t, QStaticText> m_labels;
+    std::unordered_map<int64_t, QStaticText> m_labels; // (name or -count) * 4096 + width bucket (4095: whole)
+    std::unordered_map<int64_t, QStaticText> m_trackTitles; // track id -> elided name
     bool m_dragging = false, m_measuring = false;
     QString m_search;
     mutable std::unordered_map<int64_t, bool> m_searchHits; // name id -> matches

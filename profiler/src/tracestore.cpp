@@ -164,14 +164,17 @@ struct BlockCursor
 };
 
 constexpr const char* kBlocksOfTrack = "SELECT id, start_ns FROM event_blocks WHERE track_id = ? AND start_ns >= ? "
-                                       "AND start_ns < ? ORDER BY start_ns, first_id";
+                                       "AND start_ns < ? AND end_ns >= ? ORDER BY start_ns, first_id";
 constexpr const char* kBlockEventsOnly = "SELECT events, NULL FROM event_blocks WHERE id = ?";
 
 // `metaIn` and `loadIn`: statements prepared by the caller from the two above
 // (the viewport keeps them), or null to prepare here.
+// Blocks with a first start in [from, to) whose latest end is at or after
+// `endFrom`: a viewport reaches back by the track's longest event for those
+// that cross into it, and skips the blocks that end before it undecoded.
 template <class F>
-Result<bool> readEvents(sqlite3* db, const std::string& path, int64_t track, int64_t from, int64_t to, bool withArgs,
-                        F&& f, detail::Stmt* metaIn = nullptr, detail::Stmt* loadIn = nullptr)
+Result<bool> readEvents(sqlite3* db, const std::string& path, int64_t track, int64_t from, int64_t to, int64_t endFrom,
+                        bool withArgs, F&& f, detail::Stmt* metaIn = nullptr, detail::Stmt* loadIn = nullptr)
 {
     // Events starting at `to` or later are never wanted: blocks stop decoding there.
     const int64_t stopAt = to;
@@ -183,7 +186,7 @@ Result<bool> readEvents(sqlite3* db, const std::string& path, int64_t track, int
         metaIn = &ownMeta.emplace(db, kBlocksOfTrack);
     detail::Stmt& meta = *metaIn;
     meta.reset();
-    meta.bind(1, track).bind(2, from).bind(3, to);
+    meta.bind(1, track).bind(2, from).bind(3, to).bind(4, endFrom);
     std::vector<std::pair<int64_t, int64_t>> blocks; // (row id, start)
     int rc;
     while ((rc = meta.step()) == SQLITE_ROW)
@@ -664,6 +667,18 @@ Result<std::string> TraceStore::name(int64_t nameId) const
     return m_nameCache.emplace(nameId, q.text(0)).first->second;
 }
 
+TraceStore::ReadScope::ReadScope(const TraceStore& s) : m_store(s)
+{
+    if (sqlite3_get_autocommit(s.m_db))
+        m_began = s.exec("BEGIN").ok();
+}
+
+TraceStore::ReadScope::~ReadScope()
+{
+    if (m_began)
+        (void)m_store.exec("COMMIT");
+}
+
 Result<std::vector<DrawItem>> TraceStore::viewport(int64_t track, int64_t t0, int64_t t1, double nsPerPixel,
                                                    double minPixels) const
 {
@@ -740,7 +755,7 @@ Result<std::vector<DrawItem>> TraceStore::viewport(int64_t track, int64_t t0, in
     }
     std::vector<DrawItem> rows;
     rows.reserve(256);
-    auto r = readEvents(m_db, m_path, track, t0 - maxDur, t1, false, [&](const detail::BlockEvent& e, std::string_view) {
+    auto r = readEvents(m_db, m_path, track, t0 - maxDur, t1, t0, false, [&](const detail::BlockEvent& e, std::string_view) {
         if (e.start >= t1 || e.start + e.dur < t0 - 0)
             return; // blocks reach past the window
         DrawItem it;
@@ -787,7 +802,7 @@ Result<bool> TraceStore::forEachEvent(int64_t run, const std::function<void(cons
         e.record.rank = t.rank;
         e.record.track = t.track;
         std::optional<Error> failed;
-        auto r = readEvents(m_db, m_path, t.id, INT64_MIN, INT64_MAX, withArgs,
+        auto r = readEvents(m_db, m_path, t.id, INT64_MIN, INT64_MAX, INT64_MIN, withArgs,
                             [&](const detail::BlockEvent& b, std::string_view args) {
                                 if (failed)
                                     return;
@@ -824,7 +839,7 @@ Result<std::vector<Aggregate>> TraceStore::aggregate(int64_t run, GroupBy by, st
         return ts.error();
     std::unordered_map<int64_t, Aggregate> groups;
     for (const StoredTrack& t : *ts) {
-        auto r = readEvents(m_db, m_path, t.id, INT64_MIN, INT64_MAX, false, [&](const detail::BlockEvent& e, std::string_view) {
+        auto r = readEvents(m_db, m_path, t.id, INT64_MIN, INT64_MAX, INT64_MIN, false, [&](const detail::BlockEvent& e, std::string_view) {
             if (kind && TraceKind(e.kind) != *kind)
                 return;
             const int64_t key = by == GroupBy::Name ? e.nameId : by == GroupBy::Kind ? int64_t(e.kind) : int64_t(e.layer);
@@ -1160,7 +1175,7 @@ Result<bool> RunWriter::finish(const std::string& meta)
             if (l.rows.size() >= kBlockBuckets)
                 writeRows(k, l);
         };
-        auto r = readEvents(db, m_store.m_path, trackId, INT64_MIN, INT64_MAX, false,
+        auto r = readEvents(db, m_store.m_path, trackId, INT64_MIN, INT64_MAX, INT64_MIN, false,
                             [&](const detail::BlockEvent& e, std::string_view) {
                                 for (int k = bottom; k <= top; ++k) {
                                     Level& l = levels[size_t(k)];

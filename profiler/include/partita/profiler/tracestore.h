@@ -213,6 +213,22 @@ public:
     Result<bool> annotateRun(int64_t id, const RunInfo& info);
 
     Result<std::vector<StoredTrack>> tracks(int64_t run) const;
+    // Reads made while one is alive share one read transaction: one snapshot
+    // and one pair of file-lock calls instead of one per query (a timeline
+    // frame queries every visible track). Nothing when a transaction is
+    // already open on this connection.
+    class ReadScope
+    {
+    public:
+        explicit ReadScope(const TraceStore& s);
+        ~ReadScope();
+        ReadScope(const ReadScope&) = delete;
+        ReadScope& operator=(const ReadScope&) = delete;
+
+    private:
+        const TraceStore& m_store;
+        bool m_began = false;
+    };
     // Everything to draw of one track between t0 and t1 at `ns_per_pixel`:
     // events wider than `min_pixels` as themselves, runs of narrower ones
     // (with gaps narrower too) folded. Coarse zooms read the LOD table, so
