@@ -10,8 +10,12 @@
 #include <QTimer>
 #include <QToolTip>
 #include <QWheelEvent>
+#include <QtConcurrent/QtConcurrentRun>
 
 #include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <optional>
 #include <map>
 #include <cmath>
 
@@ -77,6 +81,7 @@ constexpr int kHostLanes = 3; // nesting shown on host tracks; deeper ones share
 
 TimelineView::TimelineView(QWidget* parent) : QAbstractScrollArea(parent)
 {
+    m_helperPool.setMaxThreadCount(1);
     setFocusPolicy(Qt::StrongFocus);
     viewport()->setMouseTracking(true);
     viewport()->setAttribute(Qt::WA_OpaquePaintEvent); // every pixel is painted: no background fill first
@@ -86,11 +91,19 @@ TimelineView::TimelineView(QWidget* parent) : QAbstractScrollArea(parent)
 
 void TimelineView::setRun(const TraceStore* store, int64_t run)
 {
+    // A second connection to the same project file for the helper thread.
+    if (!store || !m_store || store->path() != m_store->path() || !m_helperStore) {
+        m_helperStore.reset();
+        std::error_code ec;
+        if (store && run && std::filesystem::is_regular_file(store->path(), ec))
+            if (auto helper = TraceStore::open(store->path()))
+                m_helperStore = std::move(*helper);
+    }
     m_store = store;
     m_run = run;
     m_tracks.clear();
     m_names.clear();
-    m_labels.clear();
+    m_labelMasks.clear();
     m_trackTitles.clear();
     m_searchHits.clear();
     m_measure = {0, 0};
@@ -234,13 +247,66 @@ void TimelineView::paintEvent(QPaintEvent*)
         return qRgb((qRed(c.rgb()) + 3 * qRed(baseRgb)) / 4, (qGreen(c.rgb()) + 3 * qGreen(baseRgb)) / 4,
                     (qBlue(c.rgb()) + 3 * qBlue(baseRgb)) / 4);
     };
+    // Labels: each name rendered once as a coverage mask, blended white into
+    // the image up to the room its event leaves, fading out where it is cut.
+    // Shaping and drawing text per event and per width was most of a
+    // zoomed-in frame.
+    if (m_labelDpr != dpr) {
+        m_labelMasks.clear();
+        m_labelDpr = dpr;
+    }
+    auto blendLabel = [&](const QImage& mask, double lx, double ly, double room, const QRect& clip) {
+        const int dx0 = px(lx), dy0 = px(ly);
+        const int mw = std::min(mask.width(), int(room * dpr));
+        const int fade = mask.width() > mw ? std::min(mw, int(12 * dpr)) : 0;
+        const int cx0 = std::max(px(clip.left()), 0), cx1 = std::min(px(clip.right() + 1), devSize.width());
+        const int cy0 = std::max(px(clip.top()), 0), cy1 = std::min(px(clip.bottom() + 1), devSize.height());
+        const int mx0 = std::max(0, cx0 - dx0), mx1 = std::min(mw, cx1 - dx0);
+        for (int my = std::max(0, cy0 - dy0); my < mask.height() && dy0 + my < cy1; ++my) {
+            const uchar* m = mask.constScanLine(my);
+            QRgb* line = reinterpret_cast<QRgb*>(bits + (dy0 + my) * stride) + dx0;
+            for (int mx = mx0; mx < mx1; ++mx) {
+                int a = m[mx];
+                if (!a)
+                    continue;
+                if (mx >= mw - fade)
+                    a = a * (mw - mx) / (fade + 1);
+                const QRgb d = line[mx];
+                line[mx] = qRgb(qRed(d) + ((255 - qRed(d)) * a >> 8), qGreen(d) + ((255 - qGreen(d)) * a >> 8),
+                                qBlue(d) + ((255 - qBlue(d)) * a >> 8));
+            }
+        }
+    };
     const QRect all(0, 0, w, h);
     struct RowSpan
     {
         size_t row, first, last; // m_rows index; m_painted range
     };
     std::vector<RowSpan> drawnRows;
-    const TraceStore::ReadScope frame(*m_store);
+    // Every visible track's items, queried on two connections at once: the
+    // view's, and a second one on a helper thread (the queries were a third
+    // of a frame; two cores take half as long).
+    std::vector<int64_t> wanted;
+    for (const Row& r : m_rows) {
+        const int y = kRuler + r.top - scroll;
+        if (!r.header && y + r.height >= kRuler && y <= h)
+            wanted.push_back(r.track.id);
+    }
+    std::vector<Result<std::vector<DrawItem>>> fetched(wanted.size(), std::vector<DrawItem>{});
+    {
+        std::atomic<size_t> next{0};
+        auto work = [&](const TraceStore& s) {
+            const TraceStore::ReadScope scope(s);
+            for (size_t i; (i = next.fetch_add(1)) < wanted.size();)
+                fetched[i] = s.viewport(wanted[i], ns0, ns1 + 1, npp);
+        };
+        QFuture<void> helper;
+        if (m_helperStore && wanted.size() > 1)
+            helper = QtConcurrent::run(&m_helperPool, [&] { work(*m_helperStore); });
+        work(*m_store);
+        helper.waitForFinished();
+    }
+    size_t fetchedAt = 0;
     for (size_t ri = 0; ri < m_rows.size(); ++ri) {
         const Row& r = m_rows[ri];
         const int y = kRuler + r.top - scroll;
@@ -253,7 +319,7 @@ void TimelineView::paintEvent(QPaintEvent*)
         }
         fillSpan(QRectF(0, y + r.height - 1, w, 1), all, pal.color(QPalette::Mid).rgb());
         const size_t first = m_painted.size();
-        auto items = m_store->viewport(r.track.id, ns0, ns1 + 1, npp);
+        auto& items = fetched[fetchedAt++];
         if (!items) {
             m_error = QString::fromStdString(items.error().str());
             if (!m_errorShown) { // said once per run, after the paint
@@ -278,6 +344,11 @@ void TimelineView::paintEvent(QPaintEvent*)
             } else {
                 fillSpan(rect, clip, dim ? dimmed(kc.event) : kc.event.rgb());
             }
+            // The label starts at the visible part's left edge.
+            const double visLeft = std::max(rect.left(), double(kGutter)), visRight = std::min(rect.right(), double(w));
+            if (visRight - visLeft > 30)
+                blendLabel(labelMask(it, fm), visLeft + 3, rect.top() + (rect.height() - fm.height()) / 2,
+                           visRight - visLeft - 5, clip);
             m_painted.push_back({rect, it, r.track.id});
             // Steps of the lowest rank that has them, as drawn: reading them
             // from the store would cost a pass over the run's events.
@@ -366,13 +437,6 @@ void TimelineView::paintEvent(QPaintEvent*)
                     p.drawRect(rect.adjusted(-1, -1, 1, 1));
                 }
             }
-            // Labels start at the visible part's left edge.
-            const double visLeft = std::max(rect.left(), double(kGutter)), visRight = std::min(rect.right(), double(w));
-            const double avail = visRight - visLeft - 5;
-            if (avail > 25) {
-                p.setPen(Qt::white);
-                p.drawStaticText(QPointF(visLeft + 3, rect.top() + (rect.height() - fm.height()) / 2), labelFor(it, avail, fm));
-            }
         }
         p.restore();
     }
@@ -399,8 +463,10 @@ void TimelineView::paintEvent(QPaintEvent*)
     p.drawLine(0, kRuler - 1, w, kRuler - 1);
     p.drawText(QRect(6, 0, kGutter - 8, kRuler), Qt::AlignVCenter | Qt::AlignLeft,
                tr("%1 / px").arg(QString::fromStdString(formatSeconds(npp * 1e-9))));
-    // Step labels on the ruler, where they fit.
+    // Step labels on the ruler, where they fit; time labels where they do
+    // not run into one.
     double lastLabel = -1e9;
+    std::vector<std::pair<double, double>> stepLabels; // x extents
     for (const StepMark& st : m_steps) {
         const double x = kGutter + m_axis.x(st.start);
         if (x < kGutter || x > w || x - lastLabel < 40)
@@ -409,6 +475,7 @@ void TimelineView::paintEvent(QPaintEvent*)
         p.fillRect(QRectF(x, 1, 3, kRuler - 2), QColor(0x8e, 0x44, 0xad));
         p.setPen(QColor(0x8e, 0x44, 0xad));
         p.drawText(QPointF(x + 5, kRuler - 3), st.label);
+        stepLabels.emplace_back(x, x + 5 + fm.horizontalAdvance(st.label));
     }
     for (const TimeAxis::Tick& t : ticks) {
         const double x = kGutter + t.x;
@@ -416,7 +483,11 @@ void TimelineView::paintEvent(QPaintEvent*)
             continue;
         p.setPen(pal.color(QPalette::WindowText));
         p.drawLine(QPointF(x, kRuler - 7), QPointF(x, kRuler - 1));
-        p.drawText(QPointF(x + 3, kRuler - 9), QString::fromStdString(t.label));
+        const QString label = QString::fromStdString(t.label);
+        const double x1 = x + 3 + fm.horizontalAdvance(label);
+        if (std::none_of(stepLabels.begin(), stepLabels.end(),
+                         [&](const auto& e) { return x + 3 < e.second + 4 && e.first < x1 + 4; }))
+            p.drawText(QPointF(x + 3, kRuler - 9), label);
     }
 }
 
@@ -479,38 +550,32 @@ QString TimelineView::describeRange() const
 void TimelineView::changeEvent(QEvent* e)
 {
     if (e->type() == QEvent::FontChange) { // laid-out text is for the old font
-        m_labels.clear();
+        m_labelMasks.clear();
         m_trackTitles.clear();
     }
     QAbstractScrollArea::changeEvent(e);
 }
 
-const QStaticText& TimelineView::labelFor(const DrawItem& it, double width, const QFontMetrics& fm)
+const QImage& TimelineView::labelMask(const DrawItem& it, const QFontMetrics& fm)
 {
-    // Laid out once and reused: the whole text wherever it fits, else the
-    // text elided to the width in 16-pixel steps (shaping text every frame
-    // cost more than the rest of the frame).
     const int64_t id = it.count > 1 ? -it.count : it.name_id;
-    auto whole = m_labels.find(id * 4096 + 4095);
-    if (whole == m_labels.end()) {
-        if (m_labels.size() > 20000)
-            m_labels.clear();
-        const QString text = it.count > 1 ? tr("%n events", "", int(it.count)) : nameOf(it.name_id);
-        QStaticText st(text);
-        st.setTextFormat(Qt::PlainText);
-        st.prepare(QTransform(), font());
-        whole = m_labels.emplace(id * 4096 + 4095, std::move(st)).first;
-    }
-    if (whole->second.size().width() <= width)
-        return whole->second;
-    const int bucket = std::min(int(width) / 16, 4094);
-    auto found = m_labels.find(id * 4096 + bucket);
-    if (found != m_labels.end())
+    auto found = m_labelMasks.find(id);
+    if (found != m_labelMasks.end())
         return found->second;
-    QStaticText st(fm.elidedText(whole->second.text(), Qt::ElideRight, bucket * 16));
-    st.setTextFormat(Qt::PlainText);
-    st.prepare(QTransform(), font());
-    return m_labels.emplace(id * 4096 + bucket, std::move(st)).first->second;
+    if (m_labelMasks.size() > 20000)
+        m_labelMasks.clear();
+    const QString text = it.count > 1 ? tr("%n events", "", int(it.count)) : nameOf(it.name_id);
+    const int width = std::min(fm.horizontalAdvance(text), 4096) + 2; // no event shows more
+    QImage mask(QSize(int(std::ceil(width * m_labelDpr)), int(std::ceil(fm.height() * m_labelDpr))), QImage::Format_Alpha8);
+    mask.setDevicePixelRatio(m_labelDpr);
+    mask.fill(0);
+    {
+        QPainter q(&mask);
+        q.setFont(font());
+        q.setPen(Qt::black); // opaque: the mask holds the glyphs' coverage
+        q.drawText(QPointF(0, fm.ascent()), text);
+    }
+    return m_labelMasks.emplace(id, std::move(mask)).first->second;
 }
 
 const TimelineView::Painted* TimelineView::itemAt(const QPointF& pos) const

@@ -13,10 +13,12 @@
 
 #include <QAbstractScrollArea>
 #include <QImage>
+#include <QThreadPool>
 #include <QFontMetrics>
 #include <QRectF>
 #include <QStaticText>
 
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -114,9 +116,11 @@ private:
     void layoutRows();
     void updateScrollBars();
     QString nameOf(int64_t nameId) const;
-    const QStaticText& labelFor(const DrawItem& it, double width, const QFontMetrics& fm);
+    const QImage& labelMask(const DrawItem& it, const QFontMetrics& fm);
 
     const TraceStore* m_store = nullptr;
+    std::unique_ptr<TraceStore> m_helperStore; // the same file, for the helper thread's queries
+    QThreadPool m_helperPool;
     int64_t m_run = 0;
     TimeAxis m_axis;
     std::vector<StoredTrack> m_tracks;
@@ -125,7 +129,8 @@ private:
     std::vector<Painted> m_painted;
     QImage m_canvas; // rows and events, filled without QPainter
     mutable std::unordered_map<int64_t, QString> m_names;
-    std::unordered_map<int64_t, QStaticText> m_labels; // (name or -count) * 4096 + width bucket (4095: whole)
+    std::unordered_map<int64_t, QImage> m_labelMasks; // name id (or -count of a folded run) -> glyph coverage
+    qreal m_labelDpr = 0;
     std::unordered_map<int64_t, QStaticText> m_trackTitles; // track id -> elided name
     bool m_dragging = false, m_measuring = false;
     QString m_search;
