@@ -10,6 +10,9 @@
 #include <QTest>
 #include <QWheelEvent>
 
+#include <algorithm>
+#include <map>
+
 using namespace partita;
 
 namespace {
@@ -36,6 +39,16 @@ std::unique_ptr<TraceStore> makeStore(const QString& path, int64_t& run)
         qFatal("%s", id.error().str().c_str());
     run = *id;
     return std::move(*store);
+}
+
+// The colour an event was filled with: the commonest along its bottom row
+// (grid and step lines cross it at single pixels).
+QRgb fillOf(const QImage& img, const TimelineView& v, const QRectF& rect)
+{
+    std::map<QRgb, int> seen;
+    for (int x = int(rect.left()) + 1; x < int(rect.right()); ++x)
+        ++seen[img.pixel(v.viewport()->mapTo(&v, QPoint(x, int(rect.bottom()) - 1)))];
+    return std::max_element(seen.begin(), seen.end(), [](const auto& a, const auto& b) { return a.second < b.second; })->first;
 }
 
 // Shows `run` of `store` in `v`, sized, on screen (offscreen); false if it never appears.
@@ -86,6 +99,91 @@ private slots:
         const auto* hit = v.itemAt(v.painted().front().rect.center());
         QVERIFY(hit);
         QVERIFY(v.describe(*hit).contains("duration"));
+    }
+
+    // What reaches the screen: events filled in their colour, others dimmed
+    // towards the background while a layer is highlighted, colours by layer,
+    // and labels (white glyphs) only where an event has room for them.
+    void pixelsMatchWhatWasPainted_data()
+    {
+        QTest::addColumn<bool>("byLayer");
+        QTest::addColumn<int>("highlight");
+        QTest::newRow("by kind") << false << -1;
+        QTest::newRow("by kind, layer 1 highlighted") << false << 1;
+        QTest::newRow("by layer") << true << -1;
+        QTest::newRow("by layer, layer 0 highlighted") << true << 0;
+    }
+    void pixelsMatchWhatWasPainted()
+    {
+        QFETCH(bool, byLayer);
+        QFETCH(int, highlight);
+        auto store = TraceStore::open(m_dir.filePath(QString("px-%1-%2.partita").arg(byLayer).arg(highlight)).toStdString());
+        QVERIFY(store);
+        Trace t;
+        t.tracks.push_back({0, 0, "compute"});
+        for (int i = 0; i < 12; ++i) { // alternate layers; every fourth kernel too short for a label
+            TraceRecord r{0, 0, 1'000'000 + i * 50'000, i % 4 == 3 ? 2'000 : 40'000, TraceKind::Kernel, "gemm_kernel"};
+            r.layer = i % 2;
+            t.records.push_back(r);
+        }
+        RunInfo info;
+        info.name = "pixels";
+        auto run = (*store)->storeTrace(t, info);
+        QVERIFY(run);
+        TimelineView v;
+        v.setColorBy(byLayer ? TimelineView::ColorBy::Layer : TimelineView::ColorBy::Kind);
+        QVERIFY(showRun(v, store->get(), *run, {1000, 300}));
+        v.setHighlightLayer(highlight);
+        const QImage img = v.grab().toImage().convertToFormat(QImage::Format_RGB32);
+        const QColor base = v.palette().color(QPalette::Base);
+        std::map<int32_t, QRgb> colour; // by layer, sampled at each event's top-left corner
+        int labelled = 0, kernels = 0;
+        for (const auto& p : v.painted()) {
+            if (p.item.kind != TraceKind::Kernel || p.item.count != 1 || p.rect.width() < 3)
+                continue;
+            ++kernels;
+            const QRgb c = fillOf(img, v, p.rect);
+            QVERIFY(c != base.rgb());
+            auto [it, fresh] = colour.emplace(p.item.layer, c);
+            QCOMPARE(it->second, c); // one colour per layer in every row
+            // White glyph pixels inside the event: only where there was room.
+            int white = 0;
+            for (int x = int(p.rect.left()) + 2; x < int(p.rect.right()) - 1; ++x)
+                for (int y = int(p.rect.top()) + 2; y < int(p.rect.bottom()) - 1; ++y) {
+                    const QRgb q = img.pixel(v.viewport()->mapTo(&v, QPoint(x, y)));
+                    // Blended towards white: no channel darker (grid lines darken one at least).
+                    white += q != c && qRed(q) >= qRed(c) && qGreen(q) >= qGreen(c) && qBlue(q) >= qBlue(c);
+                }
+            if (p.rect.width() > 40) {
+                QVERIFY2(white > 10, qPrintable(QString("%1 label pixels in a %2 px event").arg(white).arg(p.rect.width())));
+                ++labelled;
+            } else if (p.rect.width() < 25) {
+                QCOMPARE(white, 0);
+            }
+        }
+        QVERIFY(kernels >= 8);
+        QVERIFY(labelled >= 6);
+        QCOMPARE(colour.size(), size_t(2));
+        if (highlight < 0) {
+            QCOMPARE(colour[0] == colour[1], !byLayer); // one kind: one colour, unless by layer
+            return;
+        }
+        // The other layer: a quarter of its own colour over the background.
+        v.setHighlightLayer(-1);
+        const QImage plain = v.grab().toImage().convertToFormat(QImage::Format_RGB32);
+        for (const auto& p : v.painted()) {
+            if (p.item.kind != TraceKind::Kernel || p.item.count != 1 || p.rect.width() < 3)
+                continue;
+            const QRgb full = fillOf(plain, v, p.rect);
+            if (p.item.layer == highlight) {
+                QCOMPARE(colour[p.item.layer], full);
+            } else {
+                const QRgb dim = colour[p.item.layer];
+                QVERIFY(std::abs(qRed(dim) - (qRed(full) + 3 * base.red()) / 4) <= 1);
+                QVERIFY(std::abs(qGreen(dim) - (qGreen(full) + 3 * base.green()) / 4) <= 1);
+                QVERIFY(std::abs(qBlue(dim) - (qBlue(full) + 3 * base.blue()) / 4) <= 1);
+            }
+        }
     }
 
     void keysAndWheel_data()
