@@ -74,7 +74,7 @@ private slots:
         v.setProject(store->get());
         QCOMPARE(v.cluster().deviceCount(), topo->deviceCount());
         QCOMPARE(v.drawnDevices(), topo->deviceCount());
-        QVERIFY(v.drawing()->scene()->items().size() > size_t(topo->deviceCount()));
+        QVERIFY(v.drawing()->scene()->items().size() > qsizetype(topo->deviceCount()));
         // Edit a figure, save: a second version, which is what the view shows.
         QSignalSpy saved(&v, &ClusterView::clusterSaved);
         QVERIFY(v.figures()->setData(v.figures()->index(0, ClusterFiguresModel::IntraBandwidth), 150.0));

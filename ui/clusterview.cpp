@@ -3,6 +3,7 @@
 #include "partita/core/clusterio.h"
 #include "partita/profiler/tracestore.h"
 
+#include <QEvent>
 #include <QComboBox>
 #include <QGraphicsRectItem>
 #include <QGraphicsScene>
@@ -396,6 +397,17 @@ void ClusterView::showEvent(QShowEvent* e)
 {
     QWidget::showEvent(e);
     draw(); // the view has its size now
+}
+
+} // namespace partita
+
+namespace partita {
+
+void ClusterView::changeEvent(QEvent* e)
+{
+    if (e->type() == QEvent::PaletteChange) // light/dark switched: drawn again in the new colours
+        draw();
+    QWidget::changeEvent(e);
 }
 
 } // namespace partita

@@ -1,10 +1,12 @@
 #include "compareview.h"
+#include "theme.h"
 
 #include "timelineview.h"
 
 #include "partita/core/modelio.h"
 #include "partita/profiler/tracestore.h"
 
+#include <QEvent>
 #include <QBarCategoryAxis>
 #include <QBarSet>
 #include <QChart>
@@ -584,6 +586,7 @@ void CompareView::drawCharts(const RunAnalysis& a, const RunAnalysis& b)
     chart->legend()->setAlignment(Qt::AlignRight);
     chart->setMargins(QMargins(4, 4, 4, 4));
     m_rankChart->setChart(chart);
+    styleChart(chart, palette());
 
     // Kernel categories (HTA's classes): union time summed over ranks, A against B.
     auto* cc = new QChart;
@@ -627,6 +630,7 @@ void CompareView::drawCharts(const RunAnalysis& a, const RunAnalysis& b)
     cc->legend()->setAlignment(Qt::AlignRight);
     cc->setMargins(QMargins(4, 4, 4, 4));
     m_classChart->setChart(cc);
+    styleChart(cc, palette());
 }
 
 bool CompareView::exportImage(const QString& path, QWidget* what)
@@ -666,6 +670,19 @@ bool CompareView::exportImage(const QString& path, QWidget* what)
     }
     m_error = tr("%1: export writes .png or .svg").arg(path);
     return false;
+}
+
+} // namespace partita
+
+namespace partita {
+
+void CompareView::changeEvent(QEvent* e)
+{
+    if (e->type() == QEvent::PaletteChange) { // light/dark switched: the charts follow
+        styleChart(m_rankChart->chart(), palette());
+        styleChart(m_classChart->chart(), palette());
+    }
+    QWidget::changeEvent(e);
 }
 
 } // namespace partita

@@ -118,6 +118,9 @@ signals:
     void errorOccurred(const QString& message);
     void compared(bool ok);
 
+protected:
+    void changeEvent(QEvent* e) override;
+
 private:
     struct Prepared
     {

@@ -1,4 +1,5 @@
 #include "designer.h"
+#include "theme.h"
 
 #include "layertablemodel.h"
 #include "modelgraphview.h"
@@ -11,6 +12,7 @@
 #include <QBarCategoryAxis>
 #include <QBarSet>
 #include <QChart>
+#include <QEvent>
 #include <QChartView>
 #include <QCheckBox>
 #include <QComboBox>
@@ -1023,6 +1025,7 @@ void Designer::showPrediction()
     cats->append(stages);
     auto* values = new QValueAxis;
     values->setRange(0, top * 1.1 / double(1 << 30));
+    values->applyNiceNumbers(); // round GiB ticks
     values->setLabelFormat("%.0f");
     chart->addAxis(cats, Qt::AlignBottom);
     chart->addAxis(values, Qt::AlignLeft);
@@ -1049,6 +1052,7 @@ void Designer::showPrediction()
     chart->legend()->setFont(small);
     chart->setMargins(QMargins(4, 4, 4, 4));
     m_memoryChart->setChart(chart);
+    styleChart(chart, palette());
 
     // Where the step goes, on the most loaded stage.
     const Breakdown& b = r.breakdown;
@@ -1085,6 +1089,7 @@ void Designer::showPrediction()
     bd->legend()->setFont(small);
     bd->setMargins(QMargins(4, 4, 4, 4));
     m_breakdownChart->setChart(bd);
+    styleChart(bd, palette());
 }
 
 void Designer::storePredictedRun()
@@ -1236,6 +1241,19 @@ void Designer::showError(const QString& what)
 {
     m_lastError = what;
     emit errorOccurred(what);
+}
+
+} // namespace partita
+
+namespace partita {
+
+void Designer::changeEvent(QEvent* e)
+{
+    if (e->type() == QEvent::PaletteChange) { // light/dark switched: the charts follow
+        styleChart(m_memoryChart->chart(), palette());
+        styleChart(m_breakdownChart->chart(), palette());
+    }
+    QWidget::changeEvent(e);
 }
 
 } // namespace partita

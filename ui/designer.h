@@ -111,6 +111,9 @@ signals:
     // The user asked to see a layer's kernels in the timeline (its index in the model).
     void highlightLayerRequested(int layer);
 
+protected:
+    void changeEvent(QEvent* e) override;
+
 private:
     friend class StrategyCommand;
     void setCurrent(const Strategy& s); // from the undo stack

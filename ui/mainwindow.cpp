@@ -1,4 +1,5 @@
 #include "mainwindow.h"
+#include "theme.h"
 
 #include "clusterview.h"
 #include "compareview.h"
@@ -34,6 +35,7 @@
 #include <QLineEdit>
 #include <QToolBar>
 #include <QApplication>
+#include <QActionGroup>
 #include <QDockWidget>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -234,6 +236,23 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
         m_timeline->viewport()->update();
     });
     fit->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_0));
+    // Light and dark: the system's palette unless chosen here (remembered).
+    view->addSeparator();
+    QMenu* themeMenu = view->addMenu(tr("T&heme"));
+    auto* themes = new QActionGroup(this);
+    for (auto [t, label] : {std::pair{Theme::System, tr("Follow the &System")}, std::pair{Theme::Light, tr("&Light")},
+                            std::pair{Theme::Dark, tr("&Dark")}}) {
+        QAction* a = themeMenu->addAction(label);
+        a->setCheckable(true);
+        a->setChecked(currentTheme() == t);
+        a->setData(themeName(t));
+        themes->addAction(a);
+        const Theme chosen = t;
+        connect(a, &QAction::triggered, this, [chosen] {
+            applyTheme(chosen);
+            QSettings().setValue("view/theme", themeName(chosen));
+        });
+    }
     QMenu* help = menuBar()->addMenu(tr("&Help"));
     help->addAction(tr("&Timeline Keys"), this, [this] {
         QMessageBox::information(this, tr("Timeline keys"),

@@ -2,6 +2,7 @@
 
 #include "palettemodel.h"
 
+#include <QEvent>
 #include <QGraphicsPathItem>
 #include <QGraphicsRectItem>
 #include <QGraphicsScene>
@@ -429,6 +430,17 @@ void ModelGraphView::dropEvent(QDropEvent* e)
         QToolTip::showText(mapToGlobal(e->position().toPoint()), why, this);
         e->ignore();
     }
+}
+
+} // namespace partita
+
+namespace partita {
+
+void ModelGraphView::changeEvent(QEvent* e)
+{
+    if (e->type() == QEvent::PaletteChange) // light/dark switched: built again in the new colours
+        rebuild();
+    QGraphicsView::changeEvent(e);
 }
 
 } // namespace partita

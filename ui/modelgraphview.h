@@ -60,6 +60,7 @@ signals:
     void selectionChangedByUser(const std::vector<std::string>& layers);
 
 protected:
+    void changeEvent(QEvent* e) override;
     void wheelEvent(QWheelEvent* e) override;
     void showEvent(QShowEvent* e) override;
     void keyPressEvent(QKeyEvent* e) override;

@@ -1,5 +1,7 @@
 #include "searchdialog.h"
+#include "theme.h"
 
+#include <QEvent>
 #include <QChart>
 #include <QChartView>
 #include <QCheckBox>
@@ -137,6 +139,7 @@ SearchDialog::SearchDialog(const Model& model, const Cluster& cluster, const Str
     m_best->attachAxis(m_axisY);
     chart->legend()->setAlignment(Qt::AlignBottom);
     m_chart = new QChartView(chart);
+    styleChart(chart, palette());
     m_chart->setRenderHint(QPainter::Antialiasing);
     m_chart->setMinimumHeight(200);
 
@@ -297,6 +300,17 @@ void SearchDialog::done()
                           .arg(QString::fromStdString(r->best_preset))
                           .arg(r->exhaustive ? tr(", the whole space enumerated") : QString()));
     emit searchFinished();
+}
+
+} // namespace partita
+
+namespace partita {
+
+void SearchDialog::changeEvent(QEvent* e)
+{
+    if (e->type() == QEvent::PaletteChange) // light/dark switched: the chart follows
+        styleChart(m_chart->chart(), palette());
+    QDialog::changeEvent(e);
 }
 
 } // namespace partita

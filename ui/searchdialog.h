@@ -77,6 +77,9 @@ signals:
     void applyStrategy(const Strategy& s);
     void searchFinished();
 
+protected:
+    void changeEvent(QEvent* e) override;
+
 private:
     void done();
     void onProgress(const SearchProgress& p);

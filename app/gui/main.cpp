@@ -3,12 +3,14 @@
 #include "compareview.h"
 #include "designer.h"
 #include "mainwindow.h"
+#include "theme.h"
 #include "timelineview.h"
 
 #include <QTabWidget>
 
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QSettings>
 #include <QTimer>
 
 #include <cstdio>
@@ -28,11 +30,21 @@ int main(int argc, char** argv)
     QCommandLineOption runOpt("run", "the run to show (default: the first)", "id");
     QCommandLineOption viewOpt("view", "the view to show: designer, graph, timeline, compare or cluster", "view");
     QCommandLineOption compareOpt("compare", "compare two runs, A,B (opens the Compare view)", "a,b");
+    QCommandLineOption themeOpt("theme", "system, light or dark (default: as last chosen in View > Theme)", "theme");
     cl.addOption(shot);
     cl.addOption(runOpt);
     cl.addOption(viewOpt);
     cl.addOption(compareOpt);
+    cl.addOption(themeOpt);
     cl.process(app);
+    partita::Theme theme = partita::Theme::System;
+    if (cl.isSet(themeOpt) && !partita::themeFromName(cl.value(themeOpt), theme)) {
+        std::fprintf(stderr, "partita: --theme: expected system, light or dark\n");
+        return 2;
+    }
+    if (!cl.isSet(themeOpt))
+        (void)partita::themeFromName(QSettings().value("view/theme").toString(), theme);
+    partita::applyTheme(theme);
     partita::MainWindow window;
     window.show();
     if (!cl.positionalArguments().isEmpty() &&

@@ -28,16 +28,21 @@ shot() {
     local png="$out/$1.png"
     shift
     rm -f "$png"
-    xvfb-run -a -s "-screen 0 1400x900x24" "$bin/partita" "$project" "$@" --screenshot "$png"
+    xvfb-run -a -s "-screen 0 ${SCREEN:-1400x900}x24" "$bin/partita" "$project" "$@" --screenshot "$png"
     [ -s "$png" ] || { echo "no screenshot $png" >&2; exit 1; }
     echo "$png"
 }
-shot designer --view designer
-shot designer-graph --view graph
-shot cluster --view cluster
+shot designer --view designer --theme light
+# The dark theme, and HiDPI (device pixel ratio 2).
+shot designer-dark --view designer --theme dark
+SCREEN=2800x1800 QT_SCALE_FACTOR=2 shot designer-hidpi --view designer --theme light
+shot designer-graph --view graph --theme light
+shot cluster --view cluster --theme light
 # Predicted against measured: the small GPT-2's two runs (ids 3 and 4 in this project).
-shot compare-predicted-measured --compare 3,4
+shot compare-predicted-measured --compare 3,4 --theme light
+shot compare-dark --compare 3,4 --theme dark
+shot timeline-dark --run 2 --view timeline --theme dark
 runs=$("$cli" runs list --project "$project" --json | /usr/bin/python3 -c 'import json,sys; print(" ".join(str(r["id"]) for r in json.load(sys.stdin)))')
 for id in $runs; do
-    shot "timeline-run$id" --run "$id" --view timeline
+    shot "timeline-run$id" --run "$id" --view timeline --theme light
 done
