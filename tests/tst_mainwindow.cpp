@@ -13,6 +13,8 @@
 #include <QMenuBar>
 #include <QStatusBar>
 #include <QTemporaryDir>
+#include <QDockWidget>
+#include <QListView>
 #include <QTest>
 #include <QUndoStack>
 
@@ -40,6 +42,59 @@ private slots:
             menus << a->text();
         QCOMPARE(menus, (QStringList{"&File", "&Edit", "&Strategy", "&View", "&Help"}));
         QCOMPARE(w.statusBar()->currentMessage(), QStringLiteral("No project open"));
+    }
+
+    // The designer's panels are docks shown with the Designer tab only; the
+    // event details with the timelines; a dock the user closed stays closed.
+    void docksFollowTheTabs_data()
+    {
+        QTest::addColumn<QString>("dock");
+        QTest::addColumn<QStringList>("shownOn"); // tab titles
+        const QStringList designer{"Designer"};
+        QTest::newRow("palette") << "paletteDock" << designer;
+        QTest::newRow("settings") << "settingsDock" << designer;
+        QTest::newRow("inspector") << "inspectorDock" << designer;
+        QTest::newRow("model") << "modelDock" << designer;
+        QTest::newRow("cluster") << "clusterDock" << designer;
+        QTest::newRow("details") << "detailsDock" << QStringList{"Timeline", "Compare"};
+        QTest::newRow("runs") << "runsDock" << QStringList{"Designer", "Timeline", "Compare", "Cluster"};
+    }
+    void docksFollowTheTabs()
+    {
+        QFETCH(QString, dock);
+        QFETCH(QStringList, shownOn);
+        MainWindow w;
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        QDockWidget* d = w.dock(dock);
+        QVERIFY(d);
+        auto shownFor = [&](int tab) {
+            w.tabs()->setCurrentIndex(tab);
+            QCoreApplication::processEvents();
+            return !d->isHidden();
+        };
+        for (int i = 0; i < w.tabs()->count(); ++i)
+            QCOMPARE(shownFor(i), shownOn.contains(w.tabs()->tabText(i)));
+        if (dock == "paletteDock") // the same palette the designer's drops come from
+            QVERIFY(d->isAncestorOf(w.designer()->paletteView()));
+        if (dock == "runsDock")
+            return;
+        // Closed by the user where it shows: closed on every tab after.
+        for (int i = 0; i < w.tabs()->count(); ++i)
+            if (w.tabs()->tabText(i) == shownOn.front()) {
+                w.tabs()->setCurrentIndex(i);
+                QCoreApplication::processEvents();
+            }
+        QVERIFY(d->close());
+        for (int i = 0; i < w.tabs()->count(); ++i)
+            QVERIFY(!shownFor(i));
+        // Shown again from the View menu: back to following the tabs.
+        for (int i = 0; i < w.tabs()->count(); ++i)
+            if (w.tabs()->tabText(i) == shownOn.front())
+                w.tabs()->setCurrentIndex(i);
+        d->toggleViewAction()->trigger();
+        for (int i = 0; i < w.tabs()->count(); ++i)
+            QCOMPARE(shownFor(i), shownOn.contains(w.tabs()->tabText(i)));
     }
 
     void opensProjects_data()

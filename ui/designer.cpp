@@ -7,6 +7,8 @@
 
 #include "partita/core/clusterio.h"
 #include "partita/core/modelio.h"
+#include "partita/core/units.h"
+#include "partita/core/dtype.h"
 #include "partita/profiler/tracestore.h"
 
 #include <QBarCategoryAxis>
@@ -245,7 +247,7 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     m_paletteView->setDefaultDropAction(Qt::CopyAction);
     m_paletteView->setSelectionMode(QAbstractItemView::SingleSelection);
     m_paletteView->setToolTip(tr("Drag an atom onto a layer, or onto a selection of layers"));
-    auto* paletteBox = new QGroupBox(tr("Strategy palette"));
+    auto* paletteBox = m_palettePanel = new QGroupBox(tr("Strategy palette"));
     auto* pl = new QVBoxLayout(paletteBox);
     pl->addWidget(m_paletteView);
     auto* atomNote = new QLabel(tr("Dropped atoms use:"));
@@ -261,7 +263,7 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     atomForm->addRow(tr("Compression"), m_inspectCompression);
     pl->addLayout(atomForm);
 
-    auto* globals = new QGroupBox(tr("Global settings"));
+    auto* globals = m_settingsPanel = new QGroupBox(tr("Global settings"));
     auto* gf = new QFormLayout(globals);
     m_dp = spin(1, 1 << 20, tr("Data-parallel degree"));
     m_tp = spin(1, 1 << 12, tr("Tensor-parallel degree"));
@@ -298,7 +300,7 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
         connect(c, &QComboBox::currentIndexChanged, this, &Designer::globalEdited);
     connect(m_seqParallel, &QCheckBox::toggled, this, &Designer::globalEdited);
 
-    auto* left = new QWidget;
+    auto* left = m_leftColumn = new QWidget;
     auto* ll = new QVBoxLayout(left);
     ll->setContentsMargins(0, 0, 0, 0);
     ll->addWidget(paletteBox, 3);
@@ -412,7 +414,7 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     pr->addWidget(m_breakdownChart, 2);
     pr->addWidget(m_timelineButton);
 
-    auto* inspector = new QGroupBox(tr("Inspector"));
+    auto* inspector = m_inspectorPanel = new QGroupBox(tr("Inspector"));
     auto* il = new QVBoxLayout(inspector);
     m_inspectTitle = new QLabel;
     m_inspectTitle->setWordWrap(true);
@@ -437,12 +439,11 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
                                                                     : Compression::None;
         assignAtom(names, a);
     });
-    auto* syncRow = new QHBoxLayout;
-    syncRow->addWidget(m_inspectSync, 1);
-    syncRow->addWidget(m_inspectApply);
     il->addWidget(m_inspectTitle);
     il->addWidget(m_inspectBody);
-    il->addLayout(syncRow);
+    il->addWidget(m_inspectSync);
+    il->addWidget(m_inspectApply);
+    il->addStretch(1);
 
     auto* right = new QWidget;
     auto* rl = new QVBoxLayout(right);
@@ -458,12 +459,119 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     split->setStretchFactor(1, 3);
     split->setStretchFactor(2, 2);
     split->setSizes({210, 780, 330});
+    m_split = split;
 
     auto* top = new QVBoxLayout(this);
     top->addLayout(header);
     top->addWidget(split, 1);
 
+    // Facts of the model and the cluster (docked by the main window).
+    for (QLabel** facts : {&m_modelFacts, &m_clusterFacts}) {
+        *facts = new QLabel(this);
+        (*facts)->setWordWrap(true);
+        (*facts)->setTextFormat(Qt::RichText);
+        (*facts)->setTextInteractionFlags(Qt::TextSelectableByMouse);
+        (*facts)->setAlignment(Qt::AlignTop | Qt::AlignLeft);
+        (*facts)->setMargin(6);
+        (*facts)->hide();
+    }
+
     setInputs({}, {}, {}); // empty until a project or files give a model and a cluster
+}
+
+std::vector<Designer::Panel> Designer::takePanels()
+{
+    std::vector<Panel> out;
+    if (!m_palettePanel->parentWidget() || m_palettePanel->parentWidget() != m_leftColumn)
+        return out; // taken already
+    for (QWidget* w : {m_palettePanel, m_settingsPanel, m_inspectorPanel}) {
+        w->setParent(nullptr);
+        if (auto* box = qobject_cast<QGroupBox*>(w)) { // the dock's title says it
+            box->setTitle({});
+            box->setFlat(true);
+        }
+    }
+    m_leftColumn->hide();
+    m_split->setSizes({0, 520, 340}); // the table and the prediction share what the docks leave
+    out.push_back({tr("Strategy Palette"), "paletteDock", m_palettePanel});
+    out.push_back({tr("Global Settings"), "settingsDock", m_settingsPanel});
+    out.push_back({tr("Inspector"), "inspectorDock", m_inspectorPanel});
+    m_modelFacts->setParent(nullptr);
+    m_clusterFacts->setParent(nullptr);
+    m_modelFacts->show();
+    m_clusterFacts->show();
+    out.push_back({tr("Model"), "modelDock", m_modelFacts});
+    out.push_back({tr("Cluster"), "clusterDock", m_clusterFacts});
+    return out;
+}
+
+void Designer::updateFacts()
+{
+    if (!m_model) {
+        m_modelFacts->setText(tr("No model. File ▸ Import Model… (ONNX, Hugging Face config.json, native JSON)."));
+        m_clusterFacts->setText(tr("No cluster. File ▸ Import Cluster… or Cluster from Preset…"));
+        return;
+    }
+    const Model& m = *m_model;
+    auto esc = [](const std::string& s) { return QString::fromStdString(s).toHtmlEscaped(); };
+    const CostAt cost = modelCostAt(m, 1, m.sequence ? std::max<int64_t>(1, m.seq_len) : 1);
+    QString text = QString("<b>%1</b> (%2)<br>").arg(esc(m.name), esc(m.family));
+    text += tr("%1 layers").arg(m.layers.size());
+    if (m.dims.layers > 0)
+        text += tr(" in %1 blocks").arg(m.dims.layers);
+    text += "<br>" + tr("%1 parameters (%2)").arg(esc(formatCount(double(m.parameterCount()))),
+                                                   esc(std::string(dtypeName(m.param_dtype))));
+    QStringList dims;
+    if (m.dims.hidden)
+        dims << tr("hidden %1").arg(m.dims.hidden);
+    if (m.dims.heads)
+        dims << tr("heads %1").arg(m.dims.heads) + (m.dims.kv_heads && m.dims.kv_heads != m.dims.heads
+                                                        ? tr(" (%1 KV)").arg(m.dims.kv_heads) : QString());
+    if (m.dims.ffn)
+        dims << tr("FFN %1").arg(m.dims.ffn);
+    if (m.dims.vocab)
+        dims << tr("vocabulary %1").arg(m.dims.vocab);
+    if (m.dims.experts)
+        dims << tr("%1 experts, top-%2").arg(m.dims.experts).arg(m.dims.top_k);
+    if (!dims.isEmpty())
+        text += "<br>" + dims.join(", ");
+    text += "<br>" + (m.sequence ? tr("per sample of %1 tokens: ").arg(m.seq_len) : tr("per sample: ")) +
+            tr("%1 forward, %2 backward, %3 of saved activations")
+                .arg(esc(formatFlopCount(cost.forward_flops)), esc(formatFlopCount(cost.backward_flops)),
+                     esc(formatBytes(cost.activation_bytes)));
+    for (const std::string& n : m.notes)
+        text += "<br><i>" + esc(n) + "</i>";
+    m_modelFacts->setText(text);
+
+    const Cluster& c = *m_cluster;
+    QString ct = QString("<b>%1</b><br>").arg(esc(c.name));
+    std::map<std::string, int> kinds; // device name -> count
+    for (const Node& n : c.nodes)
+        for (const DeviceSpec& d : n.devices)
+            ++kinds[d.name];
+    ct += tr("%1 nodes, %2 devices").arg(c.nodes.size()).arg(c.deviceCount());
+    for (const auto& [name, count] : kinds)
+        ct += "<br>" + QString("%1 × %2").arg(count).arg(esc(name));
+    const DeviceSpec& d0 = c.nodes.front().devices.front();
+    QStringList dev;
+    if (d0.memory_bytes)
+        dev << esc(formatBytes(double(d0.memory_bytes)));
+    for (const auto& [dtype, flops] : d0.peak_flops)
+        dev << QString("%1 %2").arg(esc(formatFlops(flops)), esc(dtype));
+    if (d0.memory_bandwidth)
+        dev << tr("memory %1").arg(esc(formatBandwidth(d0.memory_bandwidth)));
+    if (!dev.isEmpty())
+        ct += "<br>" + tr("each: ") + dev.join(", ");
+    const Node& n0 = c.nodes.front();
+    if (n0.devices.size() > 1)
+        ct += "<br>" + tr("within a node: %1, %2").arg(esc(std::string(linkKindName(n0.intra.kind))),
+                                                      esc(formatBandwidth(n0.intra.bandwidth))) +
+              (n0.links.empty() ? QString() : tr(" (%1 pair links from the topology)").arg(n0.links.size()));
+    if (c.nodes.size() > 1 && n0.nic.count > 0)
+        ct += "<br>" + tr("between nodes: %1 × %2 per node").arg(n0.nic.count).arg(esc(formatBandwidth(n0.nic.link.bandwidth)));
+    if (!c.source.empty())
+        ct += "<br><i>" + tr("from %1").arg(esc(c.source)) + "</i>";
+    m_clusterFacts->setText(ct);
 }
 
 Designer::~Designer()
@@ -628,6 +736,7 @@ void Designer::setInputs(const Model& m, const Cluster& c, const Strategy& s)
                                                       m_inspectApply})
         w->setEnabled(have);
     setCurrent(have ? s : Strategy{});
+    updateFacts();
     if (!have) {
         m_stepLabel->setText(tr("No model"));
         m_summaryLabel->setText(tr("Import a model and a cluster (File ▸ Import Model…, File ▸ Import Cluster…), "

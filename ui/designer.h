@@ -24,6 +24,7 @@ class QLabel;
 class QListView;
 class QPushButton;
 class QSortFilterProxyModel;
+class QSplitter;
 class QSpinBox;
 class QTabWidget;
 class QTableView;
@@ -87,6 +88,17 @@ public:
     QComboBox* versionBox() const { return m_versions; }
     QComboBox* modelBox() const { return m_modelBox; }
     QComboBox* clusterBox() const { return m_clusterBox; }
+    // The designer's side panels, taken out of its own layout for the main
+    // window to dock (palette, global settings, inspector) plus the model's
+    // and cluster's facts, which only a window that docks them shows.
+    struct Panel
+    {
+        QString title, objectName;
+        QWidget* widget = nullptr;
+    };
+    std::vector<Panel> takePanels();
+    QLabel* modelFacts() const { return m_modelFacts; }
+    QLabel* clusterFacts() const { return m_clusterFacts; }
     // Designs for the project's model and cluster documents with these ids,
     // with `preferred` when it fits them (else the current strategy, else DDP).
     bool useDocuments(int64_t modelDoc, int64_t clusterDoc, const Strategy* preferred = nullptr);
@@ -163,6 +175,14 @@ private:
     bool m_columnsSized = false;
 
     // Inspector.
+    QWidget* m_leftColumn = nullptr;
+    QSplitter* m_split = nullptr;
+    QWidget* m_palettePanel = nullptr;
+    QWidget* m_settingsPanel = nullptr;
+    QWidget* m_inspectorPanel = nullptr;
+    QLabel* m_modelFacts = nullptr;
+    QLabel* m_clusterFacts = nullptr;
+    void updateFacts();
     QLabel* m_inspectTitle = nullptr;
     QLabel* m_inspectBody = nullptr;
     QComboBox* m_inspectSync = nullptr;

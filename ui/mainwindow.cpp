@@ -49,6 +49,12 @@
 
 namespace partita {
 
+namespace {
+// Saved window layouts from before the designer's docks are not restored
+// (their docks would keep no sensible place); raised with each such change.
+constexpr int kWindowStateVersion = 1;
+} // namespace
+
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
 {
     setWindowTitle(tr("Partita"));
@@ -108,10 +114,51 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     details->setTextInteractionFlags(Qt::TextSelectableByMouse);
     details->setAlignment(Qt::AlignTop | Qt::AlignLeft);
     details->setMargin(6);
+    details->setMinimumHeight(details->fontMetrics().height() * 6);
     auto* detailsDock = new QDockWidget(tr("Details"), this);
     detailsDock->setObjectName("detailsDock");
     detailsDock->setWidget(details);
     addDockWidget(Qt::LeftDockWidgetArea, detailsDock);
+    // The designer's panels as docks: palette and settings on the left,
+    // inspector and the model's and cluster's facts on the right.
+    std::vector<QDockWidget*> designerDocks;
+    for (const Designer::Panel& panel : m_designer->takePanels()) {
+        auto* d = new QDockWidget(panel.title, this);
+        d->setObjectName(panel.objectName);
+        d->setWidget(panel.widget);
+        const bool right = panel.objectName == "inspectorDock" || panel.objectName == "modelDock" ||
+                           panel.objectName == "clusterDock";
+        addDockWidget(right ? Qt::RightDockWidgetArea : Qt::LeftDockWidgetArea, d);
+        designerDocks.push_back(d);
+    }
+    // Inspector, model and cluster share the right side as tabs, narrow.
+    if (QDockWidget *inspector = this->dock("inspectorDock"), *model = this->dock("modelDock"),
+        *cluster = this->dock("clusterDock");
+        inspector && model && cluster) {
+        tabifyDockWidget(inspector, model);
+        tabifyDockWidget(model, cluster);
+        inspector->raise();
+        resizeDocks({inspector}, {280}, Qt::Horizontal);
+    }
+    // Left: the palette above the global settings, which share their place
+    // with the runs (shown alone on the other tabs).
+    if (QDockWidget* settingsDock = this->dock("settingsDock"))
+        tabifyDockWidget(settingsDock, dock);
+    addDockWidget(Qt::LeftDockWidgetArea, detailsDock); // below the runs again
+    setTabPosition(Qt::AllDockWidgetAreas, QTabWidget::North);
+    for (QDockWidget* d : designerDocks)
+        m_tabDocks.push_back({d, {m_designer}, false});
+    m_tabDocks.push_back({detailsDock, {m_timeline, m_compare}, false});
+    for (TabDock& td : m_tabDocks) {
+        QDockWidget* d = td.dock;
+        connect(d->toggleViewAction(), &QAction::triggered, this, [this, d](bool shown) {
+            for (TabDock& t : m_tabDocks)
+                if (t.dock == d)
+                    t.closedByUser = !shown;
+        });
+        d->installEventFilter(this); // closed with its title bar's button: see eventFilter
+    }
+    connect(m_tabs, &QTabWidget::currentChanged, this, [this] { showDocksFor(m_tabs->currentWidget()); });
     auto showDetails = [details](const QString& text) {
         details->setText(text.isEmpty() ? tr("Nothing selected.") : text);
     };
@@ -209,7 +256,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     strategyMenu->addAction(save);
     QMenu* view = menuBar()->addMenu(tr("&View"));
     view->addAction(dock->toggleViewAction());
-    view->addAction(detailsDock->toggleViewAction());
+    for (const TabDock& td : m_tabDocks)
+        view->addAction(td.dock->toggleViewAction());
     QAction* toDesigner = view->addAction(tr("&Designer"), this, [this] { m_tabs->setCurrentWidget(m_designer); });
     toDesigner->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_1));
     QAction* toTimeline = view->addAction(tr("&Timeline"), this, [this] { m_tabs->setCurrentWidget(m_timeline); });
@@ -271,14 +319,42 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     resize(1280, 800);
     QSettings settings;
     restoreGeometry(settings.value("window/geometry").toByteArray());
-    restoreState(settings.value("window/state").toByteArray());
+    restoreState(settings.value("window/state").toByteArray(), kWindowStateVersion);
+    showDocksFor(m_tabs->currentWidget());
+}
+
+bool MainWindow::eventFilter(QObject* watched, QEvent* e)
+{
+    if (e->type() == QEvent::Close) // a dock closed by the user stays closed across tab switches
+        for (TabDock& t : m_tabDocks)
+            if (t.dock == watched)
+                t.closedByUser = true;
+    return QMainWindow::eventFilter(watched, e);
+}
+
+QDockWidget* MainWindow::dock(const QString& objectName) const
+{
+    return findChild<QDockWidget*>(objectName, Qt::FindDirectChildrenOnly);
+}
+
+void MainWindow::showDocksFor(QWidget* tab)
+{
+    for (const TabDock& td : m_tabDocks) {
+        const bool here = std::find(td.tabs.begin(), td.tabs.end(), tab) != td.tabs.end();
+        const bool wasHidden = td.dock->isHidden();
+        td.dock->setVisible(here && !td.closedByUser);
+        // Coming back with its tab: in front of the docks it shares a place with.
+        if (wasHidden && td.dock->isVisible() && (td.dock->objectName() == "settingsDock" ||
+                                                   td.dock->objectName() == "inspectorDock"))
+            td.dock->raise();
+    }
 }
 
 MainWindow::~MainWindow()
 {
     QSettings settings;
     settings.setValue("window/geometry", saveGeometry());
-    settings.setValue("window/state", saveState());
+    settings.setValue("window/state", saveState(kWindowStateVersion));
     m_timeline->setRun(nullptr, 0);
 }
 

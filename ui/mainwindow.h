@@ -14,6 +14,7 @@
 
 class QMenu;
 class QTableView;
+class QDockWidget;
 class QTabWidget;
 
 namespace partita {
@@ -96,6 +97,21 @@ private:
     CompareView* m_compare = nullptr;
     ClusterView* m_cluster = nullptr;
     QMenu* m_recent = nullptr;
+    // Docks shown with some tabs only (the designer's with the Designer, the
+    // event details with the timelines), unless the user closed them.
+    struct TabDock
+    {
+        QDockWidget* dock = nullptr;
+        std::vector<QWidget*> tabs;
+        bool closedByUser = false;
+    };
+    std::vector<TabDock> m_tabDocks;
+    bool eventFilter(QObject* watched, QEvent* e) override;
+    void showDocksFor(QWidget* tab);
+
+public:
+    // The dock titled `title` (tests).
+    QDockWidget* dock(const QString& objectName) const;
 };
 
 } // namespace partita

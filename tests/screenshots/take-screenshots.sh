@@ -11,6 +11,8 @@ src="$(cd "$(dirname "$0")/../.." && pwd)"
 mkdir -p "$out"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# The window as a new user sees it: no layout or theme remembered from before.
+export XDG_CONFIG_HOME="$work/config"
 project="$work/shots.partita"
 cli="$bin/partita-cli"
 "$cli" simulate --model "$src/resources/demo/model.json" --cluster "$src/resources/demo/cluster.json" --preset ddp \
