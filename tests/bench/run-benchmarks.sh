@@ -25,7 +25,8 @@ echo "wrote $out/tracestore.json"
 # The workbench's timeline on the 10 M-event run the store benchmark made.
 "$out/bench_timeline" "$out/tracestore-work/ingest.partita" > "$out/timeline.json"
 echo "wrote $out/timeline.json"
-"$out/bench_gui" "$(pwd)/build/release/bin/partita-cli" "$out/gui-work" --traces ../shared/data/traces > "$out/gui.json"
+"$out/bench_gui" "$(pwd)/build/release/bin/partita-cli" "$out/gui-work" --traces ../shared/data/traces \
+    --big "$out/tracestore-work/ingest.partita" > "$out/gui.json"
 echo "wrote $out/gui.json"
 rm -rf "$out/tracestore-work"
 "$out/bench_executor" "$(pwd)/build/release/bin/partita-cli" "$out/executor-work" > "$out/executor.json"
