@@ -278,6 +278,50 @@ private slots:
         QCOMPARE(tp->value(), 1); // the widgets follow undo
     }
 
+    // Expert parallelism is a global degree, offered for models with experts.
+    void expertParallel_data()
+    {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<int>("ep");
+        QTest::addColumn<bool>("offered");
+        QTest::addColumn<QString>("refusal"); // empty: the strategy resolves
+        const QString mixtral = PARTITA_TEST_DATA "/hf/mixtral-8x7b-v0.1.json";
+        QTest::newRow("Mixtral, ep 4") << mixtral << 4 << true << "";
+        QTest::newRow("Mixtral, ep 3: does not divide dp 32") << mixtral << 3 << true << "does not divide dp";
+        QTest::newRow("Mixtral, ep 16: more than its 8 experts") << mixtral << 16 << true << "does not divide";
+        QTest::newRow("GPT-2: no experts") << PARTITA_SHARED_DATA "/hf/gpt2.json" << 1 << false << "";
+    }
+    void expertParallel()
+    {
+        QFETCH(QString, model);
+        QFETCH(int, ep);
+        QFETCH(bool, offered);
+        QFETCH(QString, refusal);
+        auto m = loadModel(model.toStdString());
+        QVERIFY(m);
+        const Cluster c = p3();
+        Designer d;
+        d.setInputs(*m, c, ddp(*m, c));
+        QSpinBox* box = nullptr;
+        for (QSpinBox* s : d.findChildren<QSpinBox*>())
+            if (s->toolTip().startsWith("Expert-parallel degree"))
+                box = s;
+        QVERIFY(box);
+        QCOMPARE(box->isEnabled(), offered);
+        if (!offered)
+            return;
+        box->setValue(ep);
+        QCOMPARE(d.strategy().ep, ep);
+        QCOMPARE(d.undoStack()->count(), 1);
+        QTRY_VERIFY_WITH_TIMEOUT(!d.predicting(), 20000);
+        if (refusal.isEmpty())
+            QVERIFY2(d.prediction().has_value(), qPrintable(d.predictionError()));
+        else
+            QVERIFY2(d.predictionError().contains(refusal), qPrintable(d.predictionError()));
+        d.undoStack()->undo();
+        QCOMPARE(box->value(), 1);
+    }
+
     // Unsaved edits are kept in the project and come back when it reopens;
     // saving a version (or discarding) removes them.
     void autosaveRestores()

@@ -268,6 +268,8 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     m_dp = spin(1, 1 << 20, tr("Data-parallel degree"));
     m_tp = spin(1, 1 << 12, tr("Tensor-parallel degree"));
     m_pp = spin(1, 1 << 12, tr("Pipeline-parallel degree"));
+    m_ep = spin(1, 1 << 12, tr("Expert-parallel degree: each MoE layer's experts spread over this many data-parallel "
+                               "ranks (divides data parallel; models with experts only)"));
     m_interleave = spin(1, 64, tr("Model chunks per device (interleaved schedule)"));
     m_zero = spin(0, 3, tr("ZeRO stage: 1 shards optimizer state, 2 also gradients, 3 also parameters"));
     m_globalBatch = spin(1, 1 << 30, tr("Samples per step"));
@@ -285,6 +287,7 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     gf->addRow(tr("Data parallel"), m_dp);
     gf->addRow(tr("Tensor parallel"), m_tp);
     gf->addRow(tr("Pipeline parallel"), m_pp);
+    gf->addRow(tr("Expert parallel"), m_ep);
     gf->addRow(m_meshNote);
     gf->addRow(tr("Schedule"), m_schedule);
     gf->addRow(tr("Interleave"), m_interleave);
@@ -294,7 +297,7 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     gf->addRow(tr("ZeRO stage"), m_zero);
     gf->addRow(tr("Recompute"), m_recompute);
     gf->addRow(m_seqParallel);
-    for (QSpinBox* s : {m_dp, m_tp, m_pp, m_interleave, m_zero, m_globalBatch, m_microBatch})
+    for (QSpinBox* s : {m_dp, m_tp, m_pp, m_ep, m_interleave, m_zero, m_globalBatch, m_microBatch})
         connect(s, &QSpinBox::valueChanged, this, &Designer::globalEdited);
     for (QComboBox* c : {m_schedule, m_precision, m_recompute})
         connect(c, &QComboBox::currentIndexChanged, this, &Designer::globalEdited);
@@ -911,10 +914,12 @@ void Designer::updateGlobals()
     m_updating = true;
     const Strategy& s = m_strategy;
     const QSignalBlocker b1(m_dp), b2(m_tp), b3(m_pp), b4(m_interleave), b5(m_zero), b6(m_globalBatch),
-        b7(m_microBatch), b8(m_schedule), b9(m_precision), b10(m_recompute), b11(m_seqParallel);
+        b7(m_microBatch), b8(m_schedule), b9(m_precision), b10(m_recompute), b11(m_seqParallel), b12(m_ep);
     m_dp->setValue(s.dp);
     m_tp->setValue(s.tp);
     m_pp->setValue(s.pp);
+    m_ep->setValue(s.ep);
+    m_ep->setEnabled(m_model && m_model->dims.experts > 0);
     m_interleave->setValue(s.interleave);
     m_zero->setValue(s.zero_stage);
     m_globalBatch->setValue(int(std::min<int64_t>(s.global_batch, m_globalBatch->maximum())));
@@ -947,6 +952,7 @@ void Designer::globalEdited()
     s.tp = m_tp->value();
     s.pp = m_pp->value();
     s.dp = m_dp->value();
+    s.ep = m_ep->value();
     // Changing tp or pp keeps the mesh on every device when it can.
     if ((from == m_tp || from == m_pp) && devices % (s.tp * s.pp) == 0) {
         const int dp = devices / (s.tp * s.pp);

@@ -167,6 +167,7 @@ private:
 
     // Global settings.
     QSpinBox *m_dp = nullptr, *m_tp = nullptr, *m_pp = nullptr, *m_interleave = nullptr, *m_zero = nullptr;
+    QSpinBox* m_ep = nullptr;
     QSpinBox *m_globalBatch = nullptr, *m_microBatch = nullptr;
     QComboBox *m_schedule = nullptr, *m_precision = nullptr, *m_recompute = nullptr;
     QCheckBox* m_seqParallel = nullptr;
