@@ -30,6 +30,7 @@ namespace {
 constexpr int kLevels = 36;
 constexpr int64_t kMinFold = 2;
 constexpr size_t kBlockEvents = 1024;  // events per stored block (a zoomed-in window decodes one or two)
+constexpr const char* kReaderCache = "PRAGMA cache_size=-16384"; // 16 MiB for readers (timeline viewport queries)
 constexpr size_t kBlockBuckets = 512;  // level-of-detail buckets per stored block (a viewport reads a few)
 int64_t levelWidth(int k) { return int64_t(1) << (10 + k); }
 
@@ -327,7 +328,7 @@ Result<std::unique_ptr<TraceStore>> TraceStore::open(const std::string& path)
         return Error{path, "schema", "written by a newer Partita (schema " + std::to_string(version) +
                                          ", this build reads up to " + std::to_string(kSchemaVersion) + ")"};
     for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
-                               "PRAGMA temp_store=MEMORY", "PRAGMA cache_size=-16384"})
+                               "PRAGMA temp_store=MEMORY", kReaderCache})
         if (auto r = s->exec(pragma); !r)
             return r.error();
     if (version == 0) {
@@ -502,6 +503,11 @@ Result<std::unique_ptr<RunWriter>> TraceStore::beginRun(RunInfo info, int64_t co
     // import spent a quarter of its wall time waiting on 11 of them. Commits
     // stay atomic; a killed writer's WAL is recovered on the next open.
     if (auto r = exec("PRAGMA wal_autocheckpoint=16384"); !r)
+        return r.error();
+    // And a 2 MiB page cache instead of the readers' 16 MiB: an import writes
+    // its pages once, and the larger cache only held them (importing a 348 MB
+    // Kineto trace: peak RSS 40.5 -> 25.7 MB, time unchanged, 3.1 s).
+    if (auto r = exec("PRAGMA cache_size=-2048"); !r)
         return r.error();
     return w;
 }
@@ -930,6 +936,7 @@ RunWriter::~RunWriter()
     if (!m_finished)
         (void)commitChunk();
     (void)m_store.exec("PRAGMA wal_autocheckpoint=1000"); // SQLite's default again
+    (void)m_store.exec(kReaderCache);
 }
 
 Result<bool> RunWriter::commitChunk()
