@@ -3,6 +3,7 @@
 #include "partita/core/units.h"
 
 #include <QKeyEvent>
+#include <QPaintEngine>
 #include <QPainter>
 #include <QPen>
 #include <QScrollBar>
@@ -216,19 +217,46 @@ void TimelineView::paintEvent(QPaintEvent*)
     const int64_t ns0 = m_axis.start(), ns1 = m_axis.end();
     const double npp = m_axis.nsPerPixel();
     const QFontMetrics fm(font());
-    // Rows and their events are filled straight into an opaque image, one
-    // scanline span per rectangle, then copied to the viewport at once:
+    // Rows and their events are filled as scanline spans, one per rectangle:
     // QPainter::fillRect per event was half of a frame of a 10 M-event run
-    // (bench_timeline). Text and outlines are painted over it afterwards.
+    // (bench_timeline). The spans go straight into the window's backing
+    // store when the painter draws on one (the raster engine on an opaque
+    // 32-bit image at a plain offset), else into an image copied over once
+    // (copying 1920 x 1080 was a tenth of a frame). Text and outlines are
+    // painted over them afterwards.
     const qreal dpr = devicePixelRatioF();
     const QSize devSize(int(std::ceil(w * dpr)), int(std::ceil(h * dpr)));
-    if (m_canvas.size() != devSize)
-        m_canvas = QImage(devSize, QImage::Format_RGB32);
-    m_canvas.setDevicePixelRatio(dpr);
-    m_canvas.fill(pal.color(QPalette::Base));
+    uchar* bits = nullptr;
+    qsizetype stride = 0;
+    m_direct = false;
+    if (QPaintEngine* engine = p.paintEngine(); engine && engine->type() == QPaintEngine::Raster && !m_noDirect) {
+        QPaintDevice* device = engine->paintDevice();
+        if (device && device->devType() == QInternal::Image) {
+            auto* store = static_cast<QImage*>(device);
+            const QTransform t = p.deviceTransform();
+            const QPoint at(qRound(t.dx()), qRound(t.dy()));
+            if (t.type() <= QTransform::TxScale && qFuzzyCompare(t.m11(), dpr) && qFuzzyCompare(t.m22(), dpr) &&
+                (store->format() == QImage::Format_RGB32 || store->format() == QImage::Format_ARGB32_Premultiplied) &&
+                store->rect().contains(QRect(at, devSize))) {
+                stride = store->bytesPerLine();
+                // The painter's own buffer: constBits() does not detach it.
+                bits = const_cast<uchar*>(store->constBits()) + at.y() * stride + at.x() * 4;
+                m_direct = true;
+            }
+        }
+    }
+    if (!m_direct) {
+        if (m_canvas.size() != devSize)
+            m_canvas = QImage(devSize, QImage::Format_RGB32);
+        m_canvas.setDevicePixelRatio(dpr);
+        bits = m_canvas.bits(); // detaches once, not per scanline
+        stride = m_canvas.bytesPerLine();
+    }
     const QRgb baseRgb = pal.color(QPalette::Base).rgb();
-    uchar* const bits = m_canvas.bits(); // detaches once, not per scanline
-    const qsizetype stride = m_canvas.bytesPerLine();
+    for (int y = 0; y < devSize.height(); ++y) {
+        QRgb* line = reinterpret_cast<QRgb*>(bits + y * stride);
+        std::fill(line, line + devSize.width(), baseRgb);
+    }
     auto px = [dpr](double v) { return int(std::floor(v * dpr + 0.5)); };
     auto fillSpan = [&](const QRectF& r, const QRect& clip, QRgb c) {
         // Pixels whose centres the rectangle covers, at least one wide and high.
@@ -391,7 +419,8 @@ void TimelineView::paintEvent(QPaintEvent*)
     for (const StepMark& st : m_steps)
         blendVLine(kGutter + m_axis.x(st.start), qRgb(0x8e, 0x44, 0xad), 150, 4, 2);
     blendVLine(kGutter, pal.color(QPalette::Mid).rgb(), 255, 0, 0);
-    p.drawImage(QPointF(0, 0), m_canvas);
+    if (!m_direct)
+        p.drawImage(QPointF(0, 0), m_canvas);
     // Over the image: row titles, labels and outlines.
     for (const RowSpan& span : drawnRows) {
         const Row& r = m_rows[span.row];

@@ -127,7 +127,16 @@ private:
     std::vector<Row> m_rows;
     std::unordered_map<int32_t, bool> m_collapsed;
     std::vector<Painted> m_painted;
-    QImage m_canvas; // rows and events, filled without QPainter
+    QImage m_canvas; // rows and events, filled without QPainter, when not straight into the backing store
+    bool m_direct = false, m_noDirect = false;
+
+public:
+    // Whether the last paint filled the window's backing store directly;
+    // tests turn that off to compare both ways.
+    bool paintedDirectly() const { return m_direct; }
+    void setPaintDirectly(bool on) { m_noDirect = !on; }
+
+private:
     mutable std::unordered_map<int64_t, QString> m_names;
     std::unordered_map<int64_t, QImage> m_labelMasks; // name id (or -count of a folded run) -> glyph coverage
     qreal m_labelDpr = 0;

@@ -10,6 +10,7 @@
 
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QScreen>
 #include <QSettings>
 #include <QTimer>
 
@@ -89,7 +90,8 @@ int main(int argc, char** argv)
                 return;
             poll->stop();
             QTimer::singleShot(400, &window, [&] {
-                const bool ok = window.grab().save(cl.value(shot));
+                // What the screen shows (the window as painted, not re-rendered).
+                const bool ok = window.screen()->grabWindow(window.winId()).save(cl.value(shot));
                 QApplication::exit(ok ? 0 : 2);
             });
         });
