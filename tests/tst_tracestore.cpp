@@ -367,6 +367,21 @@ private slots:
         QVERIFY(oldZlib > 0 && newZstd > 0);
     }
 
+    // Prefetching asks the kernel to read the file ahead; a file gone from
+    // under the store (deleted while open) is reported, nothing else changes.
+    void prefetch()
+    {
+        QTemporaryDir dir;
+        const std::string path = dir.filePath("p.partita").toStdString();
+        auto s = openOrDie(path);
+        auto run = s->storeTrace(regular(2000, 50, 100), named("r", RunKind::Predicted));
+        QVERIFY(run);
+        QVERIFY(s->prefetch());
+        QCOMPARE(std::remove(path.c_str()), 0);
+        QVERIFY(!s->prefetch());
+        QCOMPARE(s->tracks(*run)->size(), size_t(1)); // the open connection still reads it
+    }
+
     // A process killed while importing leaves the project readable, earlier
     // runs intact, and the interrupted run marked incomplete.
     void crashSafety()

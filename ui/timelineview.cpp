@@ -100,6 +100,8 @@ void TimelineView::setRun(const TraceStore* store, int64_t run)
             if (auto helper = TraceStore::open(store->path()))
                 m_helperStore = std::move(*helper);
     }
+    if (store && run && (store != m_store || run != m_run))
+        (void)store->prefetch(); // the kernel reads the file ahead while the first frames are drawn
     m_store = store;
     m_run = run;
     m_tracks.clear();

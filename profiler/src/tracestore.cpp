@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <ctime>
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace partita {
@@ -671,6 +672,16 @@ Result<std::string> TraceStore::name(int64_t nameId) const
     if (q.step() != SQLITE_ROW)
         return Error{m_path, "string " + std::to_string(nameId), "missing from the strings table"};
     return m_nameCache.emplace(nameId, q.text(0)).first->second;
+}
+
+bool TraceStore::prefetch() const
+{
+    const int fd = ::open(m_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    const bool ok = posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED) == 0;
+    ::close(fd);
+    return ok;
 }
 
 TraceStore::ReadScope::ReadScope(const TraceStore& s) : m_store(s)

@@ -217,6 +217,11 @@ public:
     // and one pair of file-lock calls instead of one per query (a timeline
     // frame queries every visible track). Nothing when a transaction is
     // already open on this connection.
+    // Asks the kernel to read the project file into its page cache in the
+    // background (posix_fadvise WILLNEED): a view about to query a large run
+    // then does not wait on the disk for its first frames. No effect on
+    // correctness; false when the file cannot be opened.
+    bool prefetch() const;
     class ReadScope
     {
     public:
