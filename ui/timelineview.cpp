@@ -14,6 +14,9 @@
 #include <QtConcurrent/QtConcurrentRun>
 
 #include <algorithm>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <atomic>
 #include <filesystem>
 #include <optional>
@@ -73,6 +76,27 @@ const KindColors& layerColors(int32_t layer)
         return it->second;
     QColor c = layer < 0 ? QColor(150, 150, 150) : QColor::fromHsvF(std::fmod(layer * 0.618033988749895, 1.0), 0.55, 0.85);
     return cache.emplace(layer, KindColors{c, c.lighter(140), c.darker(125)}).first->second;
+}
+
+// n pixels of one colour. GCC 12 at -O2 left std::fill on 32-bit pixels a
+// scalar store loop, a fifth of a timeline frame (perf); SSE2 is part of
+// x86-64's baseline.
+inline void fill32(QRgb* p, int n, QRgb c)
+{
+    int i = 0;
+#if defined(__SSE2__)
+    const __m128i v = _mm_set1_epi32(int(c));
+    for (; i + 16 <= n; i += 16) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(p + i), v);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(p + i + 4), v);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(p + i + 8), v);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(p + i + 12), v);
+    }
+    for (; i + 4 <= n; i += 4)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(p + i), v);
+#endif
+    for (; i < n; ++i)
+        p[i] = c;
 }
 
 constexpr int kLaneHeight = 16;
@@ -257,7 +281,7 @@ void TimelineView::paintEvent(QPaintEvent*)
     const QRgb baseRgb = pal.color(QPalette::Base).rgb();
     for (int y = 0; y < devSize.height(); ++y) {
         QRgb* line = reinterpret_cast<QRgb*>(bits + y * stride);
-        std::fill(line, line + devSize.width(), baseRgb);
+        fill32(line, devSize.width(), baseRgb);
     }
     auto px = [dpr](double v) { return int(std::floor(v * dpr + 0.5)); };
     auto fillSpan = [&](const QRectF& r, const QRect& clip, QRgb c) {
@@ -270,7 +294,7 @@ void TimelineView::paintEvent(QPaintEvent*)
         y1 = std::min({y1, px(clip.bottom() + 1), devSize.height()});
         for (int y = y0; y < y1; ++y) {
             QRgb* line = reinterpret_cast<QRgb*>(bits + y * stride);
-            std::fill(line + x0, line + x1, c);
+            fill32(line + x0, x1 - x0, c);
         }
     };
     auto dimmed = [&](const QColor& c) { // c at 25 % over the base colour
