@@ -485,7 +485,7 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
 std::vector<Designer::Panel> Designer::takePanels()
 {
     std::vector<Panel> out;
-    if (!m_palettePanel->parentWidget() || m_palettePanel->parentWidget() != m_leftColumn)
+    if (m_palettePanel->parentWidget() != m_leftColumn)
         return out; // taken already
     for (QWidget* w : {m_palettePanel, m_settingsPanel, m_inspectorPanel}) {
         w->setParent(nullptr);
@@ -496,15 +496,15 @@ std::vector<Designer::Panel> Designer::takePanels()
     }
     m_leftColumn->hide();
     m_split->setSizes({0, 520, 340}); // the table and the prediction share what the docks leave
-    out.push_back({tr("Strategy Palette"), "paletteDock", m_palettePanel});
-    out.push_back({tr("Global Settings"), "settingsDock", m_settingsPanel});
-    out.push_back({tr("Inspector"), "inspectorDock", m_inspectorPanel});
     m_modelFacts->setParent(nullptr);
     m_clusterFacts->setParent(nullptr);
     m_modelFacts->show();
     m_clusterFacts->show();
-    out.push_back({tr("Model"), "modelDock", m_modelFacts});
-    out.push_back({tr("Cluster"), "clusterDock", m_clusterFacts});
+    out.push_back({tr("Strategy Palette"), "paletteDock", m_palettePanel, Qt::LeftDockWidgetArea});
+    out.push_back({tr("Global Settings"), "settingsDock", m_settingsPanel, Qt::LeftDockWidgetArea, true});
+    out.push_back({tr("Inspector"), "inspectorDock", m_inspectorPanel, Qt::RightDockWidgetArea, true});
+    out.push_back({tr("Model"), "modelDock", m_modelFacts, Qt::RightDockWidgetArea});
+    out.push_back({tr("Cluster"), "clusterDock", m_clusterFacts, Qt::RightDockWidgetArea});
     return out;
 }
 

@@ -95,6 +95,8 @@ public:
     {
         QString title, objectName;
         QWidget* widget = nullptr;
+        Qt::DockWidgetArea area = Qt::LeftDockWidgetArea;
+        bool front = false; // in front of the panels it shares a place with
     };
     std::vector<Panel> takePanels();
     QLabel* modelFacts() const { return m_modelFacts; }

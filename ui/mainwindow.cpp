@@ -121,34 +121,32 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     addDockWidget(Qt::LeftDockWidgetArea, detailsDock);
     // The designer's panels as docks: palette and settings on the left,
     // inspector and the model's and cluster's facts on the right.
-    std::vector<QDockWidget*> designerDocks;
+    // Those on the right (inspector, model, cluster) share their place as tabs.
+    QDockWidget* rightmost = nullptr;
     for (const Designer::Panel& panel : m_designer->takePanels()) {
         auto* d = new QDockWidget(panel.title, this);
         d->setObjectName(panel.objectName);
         d->setWidget(panel.widget);
-        const bool right = panel.objectName == "inspectorDock" || panel.objectName == "modelDock" ||
-                           panel.objectName == "clusterDock";
-        addDockWidget(right ? Qt::RightDockWidgetArea : Qt::LeftDockWidgetArea, d);
-        designerDocks.push_back(d);
+        addDockWidget(panel.area, d);
+        if (panel.area == Qt::RightDockWidgetArea) {
+            if (rightmost)
+                tabifyDockWidget(rightmost, d);
+            rightmost = d;
+        }
+        m_tabDocks.push_back({d, {m_designer}, panel.front, false});
     }
-    // Inspector, model and cluster share the right side as tabs, narrow.
-    if (QDockWidget *inspector = this->dock("inspectorDock"), *model = this->dock("modelDock"),
-        *cluster = this->dock("clusterDock");
-        inspector && model && cluster) {
-        tabifyDockWidget(inspector, model);
-        tabifyDockWidget(model, cluster);
-        inspector->raise();
-        resizeDocks({inspector}, {280}, Qt::Horizontal);
-    }
+    for (const TabDock& td : m_tabDocks)
+        if (td.front)
+            td.dock->raise();
+    if (rightmost)
+        resizeDocks({rightmost}, {280}, Qt::Horizontal); // narrow
     // Left: the palette above the global settings, which share their place
     // with the runs (shown alone on the other tabs).
     if (QDockWidget* settingsDock = this->dock("settingsDock"))
         tabifyDockWidget(settingsDock, dock);
     addDockWidget(Qt::LeftDockWidgetArea, detailsDock); // below the runs again
     setTabPosition(Qt::AllDockWidgetAreas, QTabWidget::North);
-    for (QDockWidget* d : designerDocks)
-        m_tabDocks.push_back({d, {m_designer}, false});
-    m_tabDocks.push_back({detailsDock, {m_timeline, m_compare}, false});
+    m_tabDocks.push_back({detailsDock, {m_timeline, m_compare}, false, false});
     for (TabDock& td : m_tabDocks) {
         QDockWidget* d = td.dock;
         connect(d->toggleViewAction(), &QAction::triggered, this, [this, d](bool shown) {
@@ -344,8 +342,7 @@ void MainWindow::showDocksFor(QWidget* tab)
         const bool wasHidden = td.dock->isHidden();
         td.dock->setVisible(here && !td.closedByUser);
         // Coming back with its tab: in front of the docks it shares a place with.
-        if (wasHidden && td.dock->isVisible() && (td.dock->objectName() == "settingsDock" ||
-                                                   td.dock->objectName() == "inspectorDock"))
+        if (wasHidden && td.dock->isVisible() && td.front)
             td.dock->raise();
     }
 }

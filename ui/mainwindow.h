@@ -103,6 +103,7 @@ private:
     {
         QDockWidget* dock = nullptr;
         std::vector<QWidget*> tabs;
+        bool front = false; // raised when it comes back with its tab
         bool closedByUser = false;
     };
     std::vector<TabDock> m_tabDocks;

@@ -340,12 +340,14 @@ void TimelineView::paintEvent(QPaintEvent*)
     // Every visible track's items, queried on two connections at once: the
     // view's, and a second one on a helper thread (the queries were a third
     // of a frame; two cores take half as long).
-    std::vector<int64_t> wanted;
-    for (const Row& r : m_rows) {
+    auto onScreen = [&](const Row& r) {
         const int y = kRuler + r.top - scroll;
-        if (!r.header && y + r.height >= kRuler && y <= h)
+        return y + r.height >= kRuler && y <= h;
+    };
+    std::vector<int64_t> wanted;
+    for (const Row& r : m_rows)
+        if (!r.header && onScreen(r))
             wanted.push_back(r.track.id);
-    }
     std::vector<Result<std::vector<DrawItem>>> fetched(wanted.size(), std::vector<DrawItem>{});
     {
         std::atomic<size_t> next{0};
@@ -363,9 +365,9 @@ void TimelineView::paintEvent(QPaintEvent*)
     size_t fetchedAt = 0;
     for (size_t ri = 0; ri < m_rows.size(); ++ri) {
         const Row& r = m_rows[ri];
-        const int y = kRuler + r.top - scroll;
-        if (y + r.height < kRuler || y > h)
+        if (!onScreen(r))
             continue;
+        const int y = kRuler + r.top - scroll;
         if (r.header) {
             fillSpan(QRectF(0, y, w, r.height), all, pal.color(QPalette::AlternateBase).rgb());
             drawnRows.push_back({ri, m_painted.size(), m_painted.size()});
@@ -447,7 +449,7 @@ void TimelineView::paintEvent(QPaintEvent*)
     blendVLine(kGutter, pal.color(QPalette::Mid).rgb(), 255, 0, 0);
     if (!m_direct)
         p.drawImage(QPointF(0, 0), m_canvas);
-    // Over the image: row titles, labels and outlines.
+    // Over the spans: row titles and outlines (highlight, selection, search matches).
     for (const RowSpan& span : drawnRows) {
         const Row& r = m_rows[span.row];
         const int y = kRuler + r.top - scroll;

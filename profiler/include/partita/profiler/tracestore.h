@@ -213,15 +213,15 @@ public:
     Result<bool> annotateRun(int64_t id, const RunInfo& info);
 
     Result<std::vector<StoredTrack>> tracks(int64_t run) const;
-    // Reads made while one is alive share one read transaction: one snapshot
-    // and one pair of file-lock calls instead of one per query (a timeline
-    // frame queries every visible track). Nothing when a transaction is
-    // already open on this connection.
     // Asks the kernel to read the project file into its page cache in the
     // background (posix_fadvise WILLNEED): a view about to query a large run
     // then does not wait on the disk for its first frames. No effect on
     // correctness; false when the file cannot be opened.
     bool prefetch() const;
+    // Reads made while one is alive share one read transaction: one snapshot
+    // and one pair of file-lock calls instead of one per query (a timeline
+    // frame queries every visible track). Nothing when a transaction is
+    // already open on this connection.
     class ReadScope
     {
     public:
