@@ -226,38 +226,69 @@ private slots:
         QCOMPARE(*s->name(inside->front().name_id), std::string("outer"));
     }
 
-    // Events that arrive out of order across chunks land in blocks that
-    // overlap in time; every reader still sees them in time order.
+    // Events that arrive out of order, within a chunk or across chunks
+    // (whose blocks then overlap in time), are read back in time order, and
+    // events that start together in the order they were added. A chunk's
+    // track is merged when it is a few runs in order (a Kineto thread lists
+    // its operators, then its runtime calls) and sorted otherwise.
+    void outOfOrderChunks_data()
+    {
+        QTest::addColumn<QString>("arrival");
+        QTest::addColumn<int>("chunk");
+        for (int chunk : {1000, 65536})
+            for (const char* arrival : {"scrambled", "five runs", "five runs, ties", "descending", "in order"})
+                QTest::newRow(qPrintable(QString("%1, chunks of %2").arg(arrival).arg(chunk))) << QString(arrival) << chunk;
+    }
     void outOfOrderChunks()
     {
+        QFETCH(QString, arrival);
+        QFETCH(int, chunk);
         QTemporaryDir dir;
         auto s = openOrDie(dir.filePath("p.partita").toStdString());
-        auto w = s->beginRun(named("shuffled", RunKind::Imported), 1000);
+        auto w = s->beginRun(named("shuffled", RunKind::Imported), chunk);
         QVERIFY(w);
         auto track = (*w)->track(0, 0, "stream 7", true);
         QVERIFY(track);
-        // 10,000 events of 10 ns every 100 ns, written in a scrambled order.
-        std::vector<int64_t> order(10000);
-        for (size_t i = 0; i < order.size(); ++i)
-            order[i] = int64_t((i * 7919) % order.size());
+        // 10,000 events of 10 ns every 100 ns (with ties: two at each time).
+        constexpr int64_t kEvents = 10000;
+        const bool ties = arrival.endsWith("ties");
+        std::vector<int64_t> order(kEvents);
+        for (int64_t i = 0; i < kEvents; ++i) {
+            if (arrival == "scrambled")
+                order[size_t(i)] = (i * 7919) % kEvents;
+            else if (arrival.startsWith("five runs")) // 0, 5, 10, ..., then 1, 6, 11, ...
+                order[size_t(i)] = (i % (kEvents / 5)) * 5 + i / (kEvents / 5);
+            else if (arrival == "descending")
+                order[size_t(i)] = kEvents - 1 - i;
+            else
+                order[size_t(i)] = i;
+        }
+        int64_t seq = 0;
         for (int64_t i : order) {
             TraceRecord r;
-            r.start_ns = i * 100;
+            r.start_ns = (ties ? i / 2 : i) * 100;
             r.dur_ns = 10;
             r.kind = TraceKind::Kernel;
             r.name = "k" + std::to_string(i % 3);
+            r.correlation = seq++; // the order of arrival
             QVERIFY((*w)->add(*track, r));
         }
         QVERIFY((*w)->finish());
-        int64_t last = -1, n = 0;
+        int64_t last = -1, lastSeq = -1, n = 0;
         bool ordered = true;
         QVERIFY(s->forEachEvent((*w)->runId(), [&](const StoredEvent& e) {
-            ordered &= e.record.start_ns > last;
+            if (ties && e.record.start_ns == last)
+                ordered &= e.record.correlation > lastSeq;
+            else
+                ordered &= e.record.start_ns > last;
             last = e.record.start_ns;
+            lastSeq = e.record.correlation;
             ++n;
         }));
         QVERIFY(ordered);
-        QCOMPARE(n, int64_t(10000));
+        QCOMPARE(n, kEvents);
+        if (ties)
+            return;
         auto items = s->viewport(*track, 50'000, 60'000, 1.0);
         QVERIFY(items);
         QCOMPARE(int64_t(items->size()), int64_t(100));
@@ -267,7 +298,7 @@ private slots:
         int64_t folded = 0;
         for (const auto& it : *coarse)
             folded += it.count;
-        QCOMPARE(folded, int64_t(10000));
+        QCOMPARE(folded, kEvents);
     }
 
     void refusesForeignFiles()
