@@ -258,17 +258,18 @@ private slots:
         QVERIFY(!e && e.error().message.find("no .json") != std::string::npos);
     }
 
-    // The scanner that cuts the event array into elements skims 16-byte
-    // blocks for quotes, backslashes and brackets, and the file arrives in
-    // 1 MiB reads: an escaped quote or bracket inside a string must neither
-    // end the string nor the element, wherever it falls relative to a block
-    // or a read. The row places the backslash `shift` bytes from the first
+    // The scanner that cuts the event array into elements skims 64-byte
+    // blocks for quotes, backslashes and brackets (blocks of a read start at
+    // the read's first byte), and the file arrives in 256 KiB reads: an
+    // escaped quote or a bracket inside a string must neither end the string
+    // nor the element, wherever it falls relative to a block or a read. The
+    // row places the backslash (or bracket) `shift` bytes from the first
     // read's end.
     void escapesAcrossBlocksAndReads_data()
     {
         QTest::addColumn<int>("shift");
         QTest::addColumn<QString>("escaped");
-        for (int shift : {-3, -2, -1, 0, 1, 15, 16, 17})
+        for (int shift : {-3, -2, -1, 0, 1, 15, 16, 17, 62, 63, 64, 65, 127, 128})
             for (const char* e : {"\\\"", "\\\\", "}"})
                 QTest::newRow(qPrintable(QString("%1 at %2").arg(e).arg(shift))) << shift << QString(e);
     }
@@ -277,7 +278,7 @@ private slots:
         QFETCH(int, shift);
         QFETCH(QString, escaped);
         const std::string esc = escaped.toStdString();
-        constexpr size_t kRead = size_t(1) << 20; // FileImporter's read size
+        constexpr size_t kRead = size_t(256) << 10; // FileImporter's read size (kReadBytes)
         std::string text = "{\"traceEvents\": [\n";
         int fillers = 0;
         auto event = [](const std::string& name, int ts) {

@@ -16,6 +16,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <future>
+#include <system_error>
+#include <memory>
 #include <optional>
 #include <set>
 #include <unordered_map>
@@ -40,13 +43,13 @@ std::optional<int64_t> microsToNs(std::string_view t)
         return std::nullopt;
     const bool neg = t.front() == '-';
     size_t i = neg ? 1 : 0;
-    int64_t whole = 0;
+    uint64_t whole = 0; // 19 digits cannot overflow it; the range is checked after the loop
     size_t digits = 0;
-    for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i, ++digits) {
-        if (whole > (INT64_MAX / 1000 - 9) / 10)
-            return std::nullopt;
-        whole = whole * 10 + (t[i] - '0');
-    }
+    for (; i < t.size() && uint8_t(t[i] - '0') < 10; ++i, ++digits)
+        if (digits < 19)
+            whole = whole * 10 + uint64_t(t[i] - '0');
+    if (digits >= 19 || whole > uint64_t(INT64_MAX / 1000 - 1))
+        return std::nullopt;
     int64_t frac = 0;
     int fracDigits = 0;
     bool roundUp = false;
@@ -72,7 +75,7 @@ std::optional<int64_t> microsToNs(std::string_view t)
         return std::nullopt;
     for (int k = std::min(fracDigits, 3); k < 3; ++k)
         frac *= 10;
-    int64_t ns = whole * 1000 + frac + (roundUp ? 1 : 0);
+    int64_t ns = int64_t(whole) * 1000 + frac + (roundUp ? 1 : 0);
     return neg ? -ns : ns;
 }
 
@@ -140,6 +143,129 @@ std::string_view categoryOf(TraceKind k, bool deviceTrack)
     }
     return "user_annotation";
 }
+
+// The fields an event's reader looks at. Keys are told apart by length
+// first, then by their bytes (a chain of string compares was 17 % of an
+// import's instructions: every key of every event was tried against each).
+enum class Field : uint8_t { Other, Ph, Cat, Name, Pid, Tid, Ts, Dur, Args };
+enum class Arg : uint8_t { Other, Stream, Correlation, Nelems, Dtype, Name, PartitaKind, Layer, Op, Bytes, Flops };
+
+inline bool is(std::string_view k, const char* lit)
+{
+    return std::memcmp(k.data(), lit, k.size()) == 0; // k.size() == strlen(lit), checked by the caller's switch
+}
+
+Field fieldOf(std::string_view k)
+{
+    switch (k.size()) {
+    case 2:
+        return is(k, "ph") ? Field::Ph : is(k, "ts") ? Field::Ts : Field::Other;
+    case 3:
+        return is(k, "cat")   ? Field::Cat
+               : is(k, "pid") ? Field::Pid
+               : is(k, "tid") ? Field::Tid
+               : is(k, "dur") ? Field::Dur
+                              : Field::Other;
+    case 4:
+        return is(k, "name") ? Field::Name : is(k, "args") ? Field::Args : Field::Other;
+    default:
+        return Field::Other;
+    }
+}
+
+Arg argOf(std::string_view k)
+{
+    switch (k.size()) {
+    case 2:
+        return is(k, "op") ? Arg::Op : Arg::Other;
+    case 4:
+        return is(k, "name") ? Arg::Name : Arg::Other;
+    case 5:
+        return is(k, "dtype")   ? Arg::Dtype
+               : is(k, "layer") ? Arg::Layer
+               : is(k, "bytes") ? Arg::Bytes
+               : is(k, "flops") ? Arg::Flops
+                                : Arg::Other;
+    case 6:
+        return is(k, "stream") ? Arg::Stream : Arg::Other;
+    case 11:
+        return is(k, "correlation") ? Arg::Correlation : Arg::Other;
+    case 12:
+        return is(k, "partita_kind") ? Arg::PartitaKind : Arg::Other;
+    case 13:
+        return is(k, "In msg nelems") ? Arg::Nelems : Arg::Other;
+    default:
+        return Arg::Other;
+    }
+}
+
+// The first bytes of the argument keys argOf knows, and the backslash that
+// may start an escaped spelling of one.
+constexpr std::array<bool, 256> kArgInitial = [] {
+    std::array<bool, 256> t{};
+    for (char c : std::string_view("ocndlbfspI\\"))
+        t[uint8_t(c)] = true;
+    return t;
+}();
+
+// A field's key as written when it holds no escape (every key Kineto,
+// Perfetto or Partita write), without copying it; otherwise unescaped. The
+// closing quote is before `end`: the parser has matched it.
+inline bool keyOf(od::field& f, const char* end, std::string_view& key)
+{
+    const char* p = reinterpret_cast<const char*>(f.key().raw());
+    const char* q = p;
+#if defined(__SSE2__)
+    // 16 bytes at a time (the batch is padded past its end).
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    for (; q + 16 <= end; q += 16) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+        const unsigned m = unsigned(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash))));
+        if (m) {
+            q += __builtin_ctz(m);
+            break;
+        }
+    }
+#endif
+    while (q < end && *q != '"' && *q != '\\')
+        ++q;
+    if (q < end && *q == '"') {
+        key = std::string_view(p, size_t(q - p));
+        return true;
+    }
+    return !f.unescaped_key().get(key);
+}
+
+// What the helper thread reads out of one event element; the importer's
+// thread then judges it (warnings, B/E pairs, metadata) and stores it.
+struct Parsed
+{
+    int64_t ts = 0, dur = 0, stream = -1, correlation = -1, layer = -1, op = -1, bytes = 0, nelems = -1;
+    double flops = 0;
+    std::string_view args;      // the "args" object's text, in the batch
+    uint32_t ph[2]{}, name[2]{}, pid[2]{}, tid[2]{}, metaName[2]{}; // offset and length in Batch::strings
+    int dtype = 0;
+    TraceKind catKind = TraceKind::Annotation;
+    bool catGpu = false, catTrace = false, catGpuAnnotation = false;
+    bool hasPh = false, hasTs = false, badTs = false, hasDur = false, durOk = false, nonStringName = false;
+    std::optional<TraceKind> ownKind;
+};
+
+// A run of whole event elements from the scanner, with what was read out
+// of them. One batch is parsed on a helper thread while the importer's
+// thread reads and scans the next and stores the one before: the two halves
+// of an import take about the same time, and this machine has two cores.
+struct Batch
+{
+    std::string text;                               // elements, one per line, then simdjson's padding
+    size_t length = 0, largest = 0;                 // bytes of elements; the longest element
+    std::vector<std::pair<size_t, int64_t>> starts; // text position -> file offset of each element
+    std::string strings;                            // ph, names, pids and tids of the events
+    std::vector<Parsed> events;
+    std::optional<Error> error; // where reading stopped, after `events`
+
+    std::string_view str(const uint32_t (&s)[2]) const { return std::string_view(strings).substr(s[0], s[1]); }
+};
 
 // Splits a Chrome trace into the text of each element of its event array
 // (handed over in batches) and a small skeleton: everything else, with the
@@ -273,18 +399,28 @@ public:
     }
 
     bool atElementBoundary() const { return !m_inElement; }
-    // After the first `n` bytes of the batch were parsed.
-    void consumed(size_t n)
+    // Moves the whole elements into `b`; a half-read one stays. The batch's
+    // old buffer becomes the scanner's (no allocation once both are grown).
+    void take(Batch& b)
     {
-        batch.erase(0, n);
-        complete -= n;
-        if (m_elemBatchStart >= n)
-            m_elemBatchStart -= n;
+        const size_t n = complete;
+        b.text.swap(batch);
+        batch.assign(b.text, n, std::string::npos);
+        b.text.resize(n);
+        b.text.reserve(n + simdjson::SIMDJSON_PADDING); // here, not on the helper thread (its own malloc arena)
+        b.length = n;
+        b.largest = largest;
+        b.starts.clear();
         size_t keep = 0;
         for (auto& st : starts)
-            if (st.first >= n)
+            if (st.first < n)
+                b.starts.push_back(st);
+            else
                 starts[keep++] = {st.first - n, st.second};
         starts.resize(keep);
+        if (m_elemBatchStart >= n)
+            m_elemBatchStart -= n;
+        complete = 0;
         largest = batch.size();
     }
     bool finished() const { return m_top != 0 && m_depth == 0 && !m_inString; }
@@ -297,8 +433,10 @@ private:
     // Inside an event element: follows strings, escapes and brackets from
     // byte i and returns the position of the bracket that closes the element,
     // or n when the chunk ends first (the state carries over to the next
-    // chunk). Only quotes, backslashes and brackets matter here, so 16-byte
-    // blocks are searched for them at once (SSE2 is part of every x86-64).
+    // chunk). 64 bytes at a time where they hold no backslash: which bytes
+    // are inside strings follows from the quotes' running parity (a prefix
+    // XOR), so only the brackets outside strings are looked at one by one.
+    // Bytes '{' '[' and '}' ']' are told by (c | 0x20) == '{' or '}'.
     size_t skimElement(const char* p, size_t n, size_t i)
     {
         size_t skip = i; // bytes before this are consumed (an escaped character)
@@ -325,29 +463,59 @@ private:
             }
             return false;
         };
-#if defined(__SSE2__)
-        const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), open1 = _mm_set1_epi8('{'),
-                      close1 = _mm_set1_epi8('}'), open2 = _mm_set1_epi8('['), close2 = _mm_set1_epi8(']');
-        for (; i + 16 <= n; i += 16) {
-            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-            const __m128i hits = _mm_or_si128(
-                _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                             _mm_or_si128(_mm_cmpeq_epi8(v, open1), _mm_cmpeq_epi8(v, close1))),
-                _mm_or_si128(_mm_cmpeq_epi8(v, open2), _mm_cmpeq_epi8(v, close2)));
-            unsigned mask = unsigned(_mm_movemask_epi8(hits));
-            while (mask) {
-                const size_t pos = i + size_t(__builtin_ctz(mask));
-                mask &= mask - 1;
-                if (pos >= skip && at(pos))
-                    return pos;
+        auto scalar = [&](size_t from, size_t to) -> size_t {
+            for (size_t k = from; k < to; ++k) {
+                const char c = p[k];
+                if ((c == '"' || c == '\\' || c == '{' || c == '}' || c == '[' || c == ']') && k >= skip && at(k))
+                    return k;
             }
+            return to;
+        };
+#if defined(__SSE2__)
+        const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), lower = _mm_set1_epi8(0x20),
+                      open = _mm_set1_epi8('{'), close = _mm_set1_epi8('}');
+        for (; i + 64 <= n; i += 64) {
+            uint64_t quotes = 0, escapes = 0, opens = 0, closes = 0;
+            for (int k = 0; k < 4; ++k) {
+                const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 16 * size_t(k)));
+                const __m128i folded = _mm_or_si128(v, lower);
+                quotes |= uint64_t(uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)))) << (16 * k);
+                escapes |= uint64_t(uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(v, backslash)))) << (16 * k);
+                opens |= uint64_t(uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(folded, open)))) << (16 * k);
+                closes |= uint64_t(uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi8(folded, close)))) << (16 * k);
+            }
+            if (escapes || skip > i) { // escapes (rare in traces): byte by byte
+                const size_t end = scalar(i, i + 64);
+                if (end < i + 64)
+                    return end;
+                continue;
+            }
+            uint64_t inside = quotes; // bit k: byte k is in a string (an opening quote counts as in)
+            inside ^= inside << 1;
+            inside ^= inside << 2;
+            inside ^= inside << 4;
+            inside ^= inside << 8;
+            inside ^= inside << 16;
+            inside ^= inside << 32;
+            if (m_inString)
+                inside = ~inside;
+            uint64_t brackets = (opens | closes) & ~inside;
+            while (brackets) {
+                const int bit = __builtin_ctzll(brackets);
+                brackets &= brackets - 1;
+                if (opens >> bit & 1) {
+                    ++m_depth;
+                } else if (--m_depth == m_eventsDepth) {
+                    m_inString = false;
+                    return i + size_t(bit);
+                }
+            }
+            m_inString = inside >> 63;
         }
 #endif
-        for (; i < n; ++i) {
-            const char c = p[i];
-            if ((c == '"' || c == '\\' || c == '{' || c == '}' || c == '[' || c == ']') && i >= skip && at(i))
-                return i;
-        }
+        const size_t end = scalar(i, n);
+        if (end < n)
+            return end;
         if (skip > n) // the chunk ends on a backslash in a string
             m_escape = true;
         return n;
@@ -378,6 +546,12 @@ struct Warnings
     void add(const std::string& what, int64_t n = 1) { counts[what] += n; }
 };
 
+// Reads of the file (decompressed), and the elements a batch gathers before
+// it is handed to the helper thread: three batches are alive at a time (being
+// filled, parsed, stored), so they are kept small for the import's peak memory.
+constexpr size_t kReadBytes = size_t(256) << 10;
+constexpr size_t kBatchBytes = size_t(512) << 10;
+
 // Reads one file into the run under a provisional rank.
 class FileImporter
 {
@@ -396,52 +570,90 @@ public:
         if (!f)
             return Error{m_path, {}, std::string("cannot open: ") + std::strerror(errno)};
         gzbuffer(f, 1 << 18);
-        std::vector<char> buf(size_t(1) << 20);
+        std::vector<char> buf(kReadBytes);
         Scanner sc;
-        sc.batch.reserve((size_t(3) << 19) + 2 * simdjson::SIMDJSON_PADDING);
-        for (;;) {
-            if (m_cancel && m_cancel->load()) {
-                gzclose(f);
-                return Error{m_path, {}, "import cancelled"};
+        // The batch on the helper thread, and a spare whose buffers the next one reuses.
+        auto parsing = std::make_unique<Batch>(), spare = std::make_unique<Batch>();
+        std::future<void> inFlight; // declared after the batches: destroyed (joined) first
+        // Hands the scanner's whole elements to the helper thread and stores
+        // the batch it parsed before, if any.
+        auto handOff = [&]() -> Result<bool> {
+            std::unique_ptr<Batch> done;
+            if (inFlight.valid()) {
+                inFlight.get();
+                done = std::move(parsing);
+                parsing = std::move(spare);
             }
+            if (sc.complete > 0) {
+                if (!parsing)
+                    parsing = std::make_unique<Batch>();
+                sc.take(*parsing);
+                auto job = [this, b = parsing.get()] { parse(*b); };
+                try {
+                    inFlight = std::async(std::launch::async, job);
+                } catch (const std::system_error&) { // no thread to be had: parsed when waited for
+                    inFlight = std::async(std::launch::deferred, job);
+                }
+            }
+            if (!done)
+                return true;
+            auto r = store(*done);
+            spare = std::move(done);
+            return r;
+        };
+        auto fail = [&](Error e) -> Result<bool> {
+            gzclose(f);
+            if (inFlight.valid())
+                inFlight.wait();
+            return e;
+        };
+        for (;;) {
+            if (m_cancel && m_cancel->load())
+                return fail(Error{m_path, {}, "import cancelled"});
             const int n = gzread(f, buf.data(), unsigned(buf.size()));
             if (n < 0) {
                 int code = 0;
                 std::string msg = gzerror(f, &code);
-                gzclose(f);
-                return Error{m_path, "byte " + std::to_string(sc.offset()), "unreadable compressed data (" + msg + ")"};
+                return fail(Error{m_path, "byte " + std::to_string(sc.offset()), "unreadable compressed data (" + msg + ")"});
             }
             if (n == 0) {
                 int code = 0;
                 const char* msg = gzerror(f, &code);
-                if (code != Z_OK && code != Z_STREAM_END) {
-                    std::string m = msg;
-                    gzclose(f);
-                    return Error{m_path, "byte " + std::to_string(sc.offset()), "truncated or corrupt gzip (" + m + ")"};
-                }
+                if (code != Z_OK && code != Z_STREAM_END)
+                    return fail(Error{m_path, "byte " + std::to_string(sc.offset()),
+                                      "truncated or corrupt gzip (" + std::string(msg) + ")"});
                 break;
             }
-            if (!sc.feed(buf.data(), size_t(n))) {
-                gzclose(f);
-                return Error{m_path, "byte " + std::to_string(sc.offset()), sc.error()};
-            }
-            if (sc.complete >= (size_t(1) << 20))
-                if (auto r = flush(sc); !r) {
-                    gzclose(f);
-                    return r;
-                }
+            if (!sc.feed(buf.data(), size_t(n)))
+                return fail(Error{m_path, "byte " + std::to_string(sc.offset()), sc.error()});
+            if (sc.complete >= kBatchBytes)
+                if (auto r = handOff(); !r)
+                    return fail(r.error());
         }
         gzclose(f);
         m_report.bytes_read += sc.offset();
-        if (sc.empty())
-            return Error{m_path, {}, "empty file: no trace events"};
-        if (!sc.finished())
-            return Error{m_path, "byte " + std::to_string(sc.offset()),
-                         "the JSON ends early (truncated file?): an object or array is not closed"};
-        if (!sc.sawEvents())
-            return Error{m_path, {}, "no \"traceEvents\" array: not a Chrome trace"};
-        if (auto r = flush(sc); !r)
+        auto finished = [&]() -> Result<bool> {
+            if (sc.empty())
+                return Error{m_path, {}, "empty file: no trace events"};
+            if (!sc.finished())
+                return Error{m_path, "byte " + std::to_string(sc.offset()),
+                             "the JSON ends early (truncated file?): an object or array is not closed"};
+            if (!sc.sawEvents())
+                return Error{m_path, {}, "no \"traceEvents\" array: not a Chrome trace"};
+            return true;
+        };
+        if (auto r = finished(); !r) {
+            if (inFlight.valid())
+                inFlight.wait();
             return r;
+        }
+        // The last elements, then the batch they follow.
+        for (int k = 0; k < 2; ++k)
+            if (auto r = handOff(); !r) {
+                if (inFlight.valid())
+                    inFlight.wait();
+                return r;
+            }
         if (sc.notObjects)
             m_warn.add("array elements that are not event objects, skipped", sc.notObjects);
         if (auto r = readSkeleton(sc.skeleton); !r)
@@ -468,170 +680,231 @@ private:
         int64_t stream = -1;
     };
 
-    // Parses the whole elements at the front of the batch; a half-read one stays.
-    Result<bool> flush(Scanner& sc)
+    // On the helper thread: reads the batch's elements out (touches only the
+    // batch and the parser).
+    void parse(Batch& b)
     {
-        const size_t len = sc.complete;
-        if (len == 0)
-            return true;
-        const size_t total = sc.batch.size();
-        sc.batch.append(simdjson::SIMDJSON_PADDING, ' ');
+        b.events.clear();
+        b.strings.clear();
+        b.error.reset();
+        if (b.length == 0)
+            return;
+        b.text.append(simdjson::SIMDJSON_PADDING, ' ');
+        const char* end = b.text.data() + b.text.size();
         od::document_stream stream;
-        const size_t window = std::max<size_t>(size_t(1) << 18, sc.largest + 64);
-        // No stage-1 worker thread: it waits for work spinning in sched_yield,
-        // which cost more than it saved (0.57 s vs 0.39 s median of 7 imports
-        // of a 35 MB Kineto trace on the 2-core development machine).
+        const size_t window = std::max<size_t>(size_t(1) << 18, b.largest + 64);
+        // No stage-1 worker thread of simdjson's own: it waits for work
+        // spinning in sched_yield, which cost more than it saved (0.57 s vs
+        // 0.39 s median of 7 imports of a 35 MB Kineto trace on the 2-core
+        // development machine).
         m_parser.threaded = false;
-        auto err = m_parser.iterate_many(sc.batch.data(), len, window).get(stream);
-        if (err)
-            return Error{m_path, {}, std::string("JSON: ") + simdjson::error_message(err)};
+        auto err = m_parser.iterate_many(b.text.data(), b.length, window).get(stream);
+        if (err) {
+            b.error = Error{m_path, {}, std::string("JSON: ") + simdjson::error_message(err)};
+            return;
+        }
         for (auto it = stream.begin(); it != stream.end(); ++it) {
             auto docRef = *it;
-            if (docRef.error())
-                return parseError(sc, it.current_index(), simdjson::error_message(docRef.error()));
-            od::document_reference doc = docRef.value_unsafe();
-            if (auto r = event(doc); !r) {
-                if (r.error().where.empty())
-                    return parseError(sc, it.current_index(), r.error().message);
-                return r;
+            if (docRef.error()) {
+                b.error = parseError(b, it.current_index(), simdjson::error_message(docRef.error()));
+                return;
             }
+            Parsed e;
+            if (auto r = read(docRef.value_unsafe(), end, b, e); !r) {
+                b.error = parseError(b, it.current_index(), r.error().message);
+                return;
+            }
+            b.events.push_back(e);
         }
         if (stream.truncated_bytes())
-            return Error{m_path, {}, "an event object is cut short"};
-        sc.batch.resize(total);
-        sc.consumed(len);
-        return true;
+            b.error = Error{m_path, {}, "an event object is cut short"};
     }
 
-    Error parseError(const Scanner& sc, size_t batchPos, const std::string& what) const
+    Error parseError(const Batch& b, size_t batchPos, const std::string& what) const
     {
-        auto it = std::upper_bound(sc.starts.begin(), sc.starts.end(), std::make_pair(batchPos, INT64_MAX));
-        const int64_t off = it == sc.starts.begin() ? 0 : std::prev(it)->second;
+        auto it = std::upper_bound(b.starts.begin(), b.starts.end(), std::make_pair(batchPos, INT64_MAX));
+        const int64_t off = it == b.starts.begin() ? 0 : std::prev(it)->second;
         return Error{m_path, "event at byte " + std::to_string(off), what};
     }
 
-    static void rawToken(od::value v, std::string& out)
+    static void keep(Batch& b, std::string_view s, uint32_t (&at)[2])
+    {
+        at[0] = uint32_t(b.strings.size());
+        at[1] = uint32_t(s.size());
+        b.strings.append(s);
+    }
+    static void keepRaw(Batch& b, od::value v, uint32_t (&at)[2])
     {
         std::string_view t = v.raw_json_token();
         while (!t.empty() && (t.back() == ' ' || t.back() == '\n' || t.back() == '\r' || t.back() == '\t' || t.back() == ','))
             t.remove_suffix(1);
-        out.assign(t);
+        keep(b, t, at);
     }
 
-    Result<bool> event(od::document_reference doc)
+    // One event element, on the helper thread.
+    Result<bool> read(od::document_reference doc, const char* end, Batch& b, Parsed& e)
     {
         od::object obj;
         if (doc.get_object().get(obj))
             return Error{{}, {}, "an event is not a JSON object"};
-        std::string_view ph, cat;
-        m_name.clear();
-        m_args.clear();
-        std::string& pid = m_pid;
-        std::string& tid = m_tid;
-        pid.clear();
-        tid.clear();
-        std::optional<int64_t> ts, dur;
-        bool hasTs = false, hasDur = false, badTs = false;
-        int64_t stream = -1, correlation = -1, layer = -1, op = -1, bytes = 0, nelems = -1;
-        double flops = 0;
-        int dtype = 0;
-        std::optional<TraceKind> ownKind;
-        std::string metaName;
-        for (auto field : obj) {
+        for (auto fieldResult : obj) {
+            od::field field;
+            if (std::move(fieldResult).get(field))
+                return Error{{}, {}, "unreadable key"};
             std::string_view key;
-            if (field.unescaped_key().get(key))
+            if (!keyOf(field, end, key))
                 return Error{{}, {}, "unreadable key"};
             od::value v = field.value();
-            if (key == "ph"sv) {
-                if (v.get_string().get(ph))
+            const Field f = fieldOf(key);
+            if (f == Field::Other)
+                continue;
+            std::string_view s;
+            if (f == Field::Ph) {
+                if (v.get_string().get(s))
                     return Error{{}, {}, "\"ph\" is not a string"};
-            } else if (key == "cat"sv) {
-                if (v.get_string().get(cat))
-                    cat = {};
-            } else if (key == "name"sv) {
-                std::string_view s;
+                e.hasPh = !s.empty();
+                keep(b, s, e.ph);
+            } else if (f == Field::Cat) {
+                if (v.get_string().get(s))
+                    s = {};
+                e.catKind = kindFromCategory(s, e.catGpu);
+                e.catTrace = s == "Trace"sv; // Kineto's whole-trace span
+                e.catGpuAnnotation = s == "gpu_user_annotation"sv;
+            } else if (f == Field::Name) {
                 if (v.get_string().get(s)) {
-                    rawToken(v, m_name);
-                    m_warn.add("non-string names, kept as written");
+                    keepRaw(b, v, e.name);
+                    e.nonStringName = true;
                 } else {
-                    m_name.assign(s);
+                    keep(b, s, e.name);
                 }
-            } else if (key == "pid"sv) {
-                rawToken(v, pid);
-            } else if (key == "tid"sv) {
-                rawToken(v, tid);
-            } else if (key == "ts"sv) {
-                hasTs = true;
-                ts = microsToNs(v.raw_json_token());
-                badTs = !ts;
-            } else if (key == "dur"sv) {
-                hasDur = true;
-                dur = microsToNs(v.raw_json_token());
-            } else if (key == "args"sv) {
+            } else if (f == Field::Pid) {
+                keepRaw(b, v, e.pid);
+            } else if (f == Field::Tid) {
+                keepRaw(b, v, e.tid);
+            } else if (f == Field::Ts) {
+                e.hasTs = true;
+                const auto ts = microsToNs(v.raw_json_token());
+                e.badTs = !ts;
+                e.ts = ts.value_or(0);
+            } else if (f == Field::Dur) {
+                e.hasDur = true;
+                const auto dur = microsToNs(v.raw_json_token());
+                e.durOk = dur.has_value();
+                e.dur = dur.value_or(0);
+            } else if (f == Field::Args) {
+                // One pass: the fields wanted are read on the way, and the
+                // object's text (stored as the event's arguments) runs from its
+                // '{' to where the reader stands once past its '}'.
+                const char* argsFrom = v.raw_json_token().data();
                 od::object args;
                 if (v.get_object().get(args))
                     continue; // not an object: ignored
-                std::string_view raw;
-                if (args.raw_json().get(raw))
-                    return Error{{}, {}, "unreadable \"args\""};
-                m_args.assign(raw);
-                while (!m_args.empty() && m_args.back() != '}')
-                    m_args.pop_back();
-                if (args.reset().error())
-                    return Error{{}, {}, "unreadable \"args\""};
-                for (auto af : args) {
+                for (auto afResult : args) {
+                    od::field af;
                     std::string_view ak;
-                    if (af.unescaped_key().get(ak))
-                        break;
+                    if (std::move(afResult).get(af))
+                        return Error{{}, {}, "unreadable \"args\""};
+                    // Most arguments are not wanted, and their first letter says so.
+                    if (!kArgInitial[uint8_t(*af.key().raw())])
+                        continue;
+                    if (!keyOf(af, end, ak))
+                        return Error{{}, {}, "unreadable \"args\""};
+                    const Arg a = argOf(ak);
+                    if (a == Arg::Other)
+                        continue;
                     od::value av = af.value();
                     int64_t iv = 0;
                     double dv = 0;
                     std::string_view sv;
-                    if (ak == "stream"sv) {
+                    switch (a) {
+                    case Arg::Stream:
                         if (!av.get_int64().get(iv))
-                            stream = iv;
-                    } else if (ak == "correlation"sv) {
+                            e.stream = iv;
+                        break;
+                    case Arg::Correlation:
                         if (!av.get_int64().get(iv))
-                            correlation = iv;
-                    } else if (ak == "In msg nelems"sv) {
+                            e.correlation = iv;
+                        break;
+                    case Arg::Nelems:
                         if (!av.get_int64().get(iv))
-                            nelems = iv;
-                    } else if (ak == "dtype"sv) {
+                            e.nelems = iv;
+                        break;
+                    case Arg::Dtype:
                         if (!av.get_string().get(sv))
-                            dtype = dtypeBytes(sv);
-                    } else if (ak == "name"sv) {
+                            e.dtype = dtypeBytes(sv);
+                        break;
+                    case Arg::Name:
                         if (!av.get_string().get(sv))
-                            metaName.assign(sv);
-                    } else if (ak == "partita_kind"sv) {
+                            keep(b, sv, e.metaName);
+                        break;
+                    case Arg::PartitaKind:
                         if (!av.get_string().get(sv))
-                            ownKind = kindFromName(sv);
-                    } else if (ak == "layer"sv) {
+                            e.ownKind = kindFromName(sv);
+                        break;
+                    case Arg::Layer:
                         if (!av.get_int64().get(iv))
-                            layer = iv;
-                    } else if (ak == "op"sv) {
+                            e.layer = iv;
+                        break;
+                    case Arg::Op:
                         if (!av.get_int64().get(iv))
-                            op = iv;
-                    } else if (ak == "bytes"sv) {
+                            e.op = iv;
+                        break;
+                    case Arg::Bytes:
                         if (!av.get_int64().get(iv))
-                            bytes = iv;
-                    } else if (ak == "flops"sv) {
+                            e.bytes = iv;
+                        break;
+                    case Arg::Flops:
                         if (!av.get_double().get(dv))
-                            flops = dv;
+                            e.flops = dv;
+                        break;
+                    case Arg::Other:
+                        break;
                     }
                 }
+                const char* argsTo = nullptr;
+                if (doc.current_location().get(argsTo) || argsTo < argsFrom)
+                    return Error{{}, {}, "unreadable \"args\""};
+                e.args = std::string_view(argsFrom, size_t(argsTo - argsFrom));
+                while (!e.args.empty() && e.args.back() != '}')
+                    e.args.remove_suffix(1);
             }
         }
-        if (ph.empty()) {
+        return true;
+    }
+
+    // On the importer's thread: the batch's events in order, then the error
+    // that stopped its reading, if one did.
+    Result<bool> store(const Batch& b)
+    {
+        for (const Parsed& e : b.events)
+            if (auto r = event(b, e); !r)
+                return r;
+        if (b.error)
+            return *b.error;
+        return true;
+    }
+
+    Result<bool> event(const Batch& b, const Parsed& e)
+    {
+        const std::string_view name = b.str(e.name);
+        if (e.nonStringName)
+            m_warn.add("non-string names, kept as written");
+        if (!e.hasPh) {
             m_warn.add("events without \"ph\", skipped");
             return true;
         }
+        std::string& pid = m_pid;
+        std::string& tid = m_tid;
+        pid.assign(b.str(e.pid));
+        tid.assign(b.str(e.tid));
+        const std::string_view ph = b.str(e.ph);
         const char phase = ph.front();
         if (phase == 'M') {
             ++m_report.skipped;
-            if (m_name == "process_name"sv)
-                m_processNames[pid] = metaName;
-            else if (m_name == "thread_name"sv)
-                m_threadNames[pid + "/" + tid] = metaName;
+            if (name == "process_name"sv)
+                m_processNames[pid] = b.str(e.metaName);
+            else if (name == "thread_name"sv)
+                m_threadNames[pid + "/" + tid] = b.str(e.metaName);
             return true;
         }
         if (phase == 's' || phase == 't' || phase == 'f' || phase == 'C' || phase == 'P' || phase == 'O' ||
@@ -643,35 +916,35 @@ private:
             m_warn.add("events with unknown phase '" + std::string(ph) + "', skipped");
             return true;
         }
-        if (!hasTs || badTs) {
-            m_warn.add(hasTs ? "events with an unreadable \"ts\", skipped" : "events without \"ts\", skipped");
+        if (!e.hasTs || e.badTs) {
+            m_warn.add(e.hasTs ? "events with an unreadable \"ts\", skipped" : "events without \"ts\", skipped");
             return true;
         }
-        bool gpu = false;
-        TraceKind kind = kindFromCategory(cat, gpu);
-        if (stream >= 0 && (kind == TraceKind::Kernel || kind == TraceKind::Memcpy || kind == TraceKind::Memset))
+        bool gpu = e.catGpu;
+        TraceKind kind = e.catKind;
+        if (e.stream >= 0 && (kind == TraceKind::Kernel || kind == TraceKind::Memcpy || kind == TraceKind::Memset))
             gpu = true;
-        m_ownKind = ownKind.has_value();
-        if (ownKind) {
-            kind = *ownKind;
-            gpu = isDeviceKind(kind) || cat == "gpu_user_annotation"sv;
+        m_ownKind = e.ownKind.has_value();
+        if (e.ownKind) {
+            kind = *e.ownKind;
+            gpu = isDeviceKind(kind) || e.catGpuAnnotation;
         }
-        if (cat == "Trace"sv) { // Kineto's whole-trace span
+        if (e.catTrace) {
             ++m_report.skipped;
             return true;
         }
-        if (m_name.rfind("ProfilerStep#", 0) == 0 || (ownKind && *ownKind == TraceKind::Step))
+        if (name.substr(0, 13) == "ProfilerStep#"sv || (e.ownKind && *e.ownKind == TraceKind::Step))
             kind = TraceKind::Step;
         TraceRecord r;
         r.kind = kind;
-        r.start_ns = *ts;
-        r.correlation = correlation;
-        r.layer = int32_t(layer);
-        r.op = op;
-        r.bytes = bytes ? bytes : (nelems >= 0 && dtype ? nelems * dtype : 0);
-        r.flops = flops;
+        r.start_ns = e.ts;
+        r.correlation = e.correlation;
+        r.layer = int32_t(e.layer);
+        r.op = e.op;
+        r.bytes = e.bytes ? e.bytes : (e.nelems >= 0 && e.dtype ? e.nelems * e.dtype : 0);
+        r.flops = e.flops;
         if (phase == 'B') {
-            m_open[pid + "/" + tid].push_back({m_name, m_args, kind, *ts});
+            m_open[pid + "/" + tid].push_back({std::string(name), std::string(e.args), kind, e.ts});
             return true;
         }
         if (phase == 'E') {
@@ -684,36 +957,35 @@ private:
             stack.pop_back();
             r.kind = o.kind;
             r.start_ns = o.start;
-            r.dur_ns = *ts - o.start;
-            r.name = std::move(o.name);
+            r.dur_ns = e.ts - o.start;
             if (r.dur_ns < 0) {
                 m_warn.add("'E' events before their 'B', skipped");
                 return true;
             }
-            return store(pid, tid, gpu, stream, r, o.args);
+            return store(pid, tid, gpu, e.stream, r, o.name, o.args);
         }
         if (phase == 'X') {
-            if (!hasDur || !dur) {
-                m_warn.add(hasDur ? "'X' events with an unreadable \"dur\", stored as instants"
-                                  : "'X' events without \"dur\", stored as instants");
+            int64_t dur = e.dur;
+            if (!e.hasDur || !e.durOk) {
+                m_warn.add(e.hasDur ? "'X' events with an unreadable \"dur\", stored as instants"
+                                    : "'X' events without \"dur\", stored as instants");
                 dur = 0;
             }
-            if (*dur < 0) {
+            if (dur < 0) {
                 m_warn.add("events with a negative duration, skipped");
                 return true;
             }
-            r.dur_ns = *dur;
+            r.dur_ns = dur;
         } else {
             r.dur_ns = 0; // instant
             if (r.kind != TraceKind::Step)
                 r.kind = TraceKind::Annotation;
         }
-        r.name = m_name;
-        return store(pid, tid, gpu, stream, r, m_args);
+        return store(pid, tid, gpu, e.stream, r, name, e.args);
     }
 
     Result<bool> store(const std::string& pid, const std::string& tid, bool gpu, int64_t stream, const TraceRecord& r,
-                       const std::string& args)
+                       std::string_view name, std::string_view args)
     {
         std::string& key = m_trackKey;
         key.assign(gpu ? "g" : "c");
@@ -736,7 +1008,7 @@ private:
         }
         it->second.partita = it->second.partita || m_ownKind;
         ++m_kindCounts[size_t(r.kind)];
-        return m_w.add(it->second.id, r, args);
+        return m_w.add(it->second.id, r, name, args);
     }
 
     Result<bool> readSkeleton(std::string& text)
@@ -804,9 +1076,9 @@ private:
     int32_t m_rank;
     TraceImportReport& m_report;
     const std::atomic<bool>* m_cancel;
-    od::parser m_parser;
+    od::parser m_parser; // the helper thread's
     Warnings m_warn;
-    std::string m_name, m_args, m_pid, m_tid, m_trackKey;
+    std::string m_pid, m_tid, m_trackKey;
     std::array<int64_t, 16> m_kindCounts{};
     bool m_ownKind = false; // the event being stored carried partita_kind
     std::unordered_map<std::string, TrackInfo> m_tracks;

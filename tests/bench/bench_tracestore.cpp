@@ -2,7 +2,8 @@
 // baseline measured in the same run on the same machine:
 //  - ingest: RunWriter vs a minimal raw sqlite3 insert loop of the same rows;
 //  - Kineto import: partita-cli trace import vs Python's json.load of the
-//    same file (MB/s), and the import's peak RSS vs the database it makes;
+//    same file (MB/s), and the import's peak RSS vs the database it makes
+//    (also less the RSS of the idle CLI process, import_rss_over_db);
 //  - viewport: a 10 M-event, 64-track run; query + fold per frame at every
 //    zoom level, worst case.
 // Usage: bench_tracestore PARTITA_CLI WORKDIR [--events N] [--traces DIR] [--viewport-only]
@@ -253,6 +254,9 @@ json importBench(const std::string& cli, const std::string& dir, const std::stri
         o << text.substr(close);
     }
     files.emplace_back("synthetic 10x (plain)", big);
+    // What the CLI process holds before it reads anything (libraries, the
+    // ONNX and CUDA runtimes): on a small trace it outweighs the database.
+    const Proc idle = runProcess({cli, "--version"});
     for (const auto& [label, file] : files) {
         const std::string db = dir + "/import.partita";
         fs::remove(db);
@@ -291,6 +295,8 @@ json importBench(const std::string& cli, const std::string& dir, const std::stri
                        {"peak_rss_mb", double(imp.peak_rss) / 1e6},
                        {"db_mb", double(dbBytes) / 1e6},
                        {"peak_rss_over_db", dbBytes ? double(imp.peak_rss) / double(dbBytes) : 0.0},
+                       {"cli_idle_rss_mb", double(idle.peak_rss) / 1e6},
+                       {"import_rss_over_db", dbBytes ? double(imp.peak_rss - idle.peak_rss) / double(dbBytes) : 0.0},
                        {"peak_rss_over_json", double(imp.peak_rss) / (mb * 1e6)}});
     }
     return out;
