@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -411,6 +412,70 @@ private slots:
         QCOMPARE(std::remove(path.c_str()), 0);
         QVERIFY(!s->prefetch());
         QCOMPARE(s->tracks(*run)->size(), size_t(1)); // the open connection still reads it
+    }
+
+    // A file-backed run is checkpointed on a connection and thread of the
+    // writer's own while it is written. Whether or not another connection
+    // reads meanwhile (here one holding a read transaction across several
+    // chunks, which a checkpoint must not copy past), every event arrives, the
+    // file checks out, and once the stores close no connection is left
+    // behind: the last one to close removes the WAL.
+    void backgroundCheckpoints_data()
+    {
+        QTest::addColumn<bool>("reader");
+        QTest::newRow("no reader") << false;
+        QTest::newRow("a reader meanwhile") << true;
+    }
+    void backgroundCheckpoints()
+    {
+        QFETCH(bool, reader);
+        QTemporaryDir dir;
+        const std::string path = dir.filePath("p.partita").toStdString();
+        constexpr int64_t kEvents = 100000;
+        {
+            auto s = openOrDie(path);
+            auto other = openOrDie(path);
+            auto w = s->beginRun(named("chunks", RunKind::Imported), 2000);
+            QVERIFY(w);
+            auto track = (*w)->track(0, 0, "stream 7", true);
+            QVERIFY(track);
+            std::optional<TraceStore::ReadScope> scope;
+            int64_t seen = 0;
+            for (int64_t i = 0; i < kEvents; ++i) {
+                TraceRecord r;
+                r.start_ns = i * 100;
+                r.dur_ns = 10;
+                r.kind = TraceKind::Kernel;
+                r.name = "k" + std::to_string(i % 5);
+                QVERIFY((*w)->add(*track, r, "{\"i\": " + std::to_string(i) + "}"));
+                if (reader && i % 10000 == 5000) { // a fresh snapshot, held over five chunks
+                    scope.reset();
+                    scope.emplace(*other);
+                    auto runs = other->runs();
+                    QVERIFY(runs && runs->size() == 1);
+                    QVERIFY(runs->front().events >= seen);
+                    seen = runs->front().events;
+                }
+            }
+            QVERIFY((*w)->finish());
+            w->reset();
+            scope.reset();
+            QCOMPARE(*s->integrityCheck(), std::string("ok"));
+            auto runs = other->runs();
+            QVERIFY(runs && runs->size() == 1);
+            QCOMPARE(runs->front().events, kEvents);
+            QVERIFY(runs->front().status == RunStatus::Complete);
+            if (reader)
+                QVERIFY(seen > 0);
+            QVERIFY(QFile::exists(QString::fromStdString(path + "-wal")));
+        }
+        QVERIFY2(!QFile::exists(QString::fromStdString(path + "-wal")), "a connection was left open");
+        auto s = openOrDie(path);
+        int64_t n = 0;
+        QVERIFY(s->forEachEvent(1, [&](const StoredEvent& e) {
+            n += e.args == "{\"i\": " + std::to_string(e.record.start_ns / 100) + "}" ? 1 : 0;
+        }, {}, true));
+        QCOMPARE(n, kEvents);
     }
 
     // A process killed while importing leaves the project readable, earlier

@@ -10,7 +10,11 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <system_error>
+#include <thread>
 #include <optional>
 #include <ctime>
 #include <fcntl.h>
@@ -937,12 +941,85 @@ struct RunWriter::Statements
     bool ok() const { return insertBlock.ok() && internName.ok() && insertTrack.ok() && trackStats.ok(); }
 };
 
+// Checkpoints the WAL on a connection and thread of its own after each
+// chunk commits, so that the file syncs and page copies of checkpointing
+// overlap the import instead of following it: closing a project after
+// importing a 35 MB Kineto trace spent 33-36 ms (15 % of the import) copying
+// and syncing the whole WAL. PASSIVE checkpoints wait for no reader or
+// writer; durability is as before (synchronous=NORMAL: the WAL is synced
+// before pages are copied, the database after).
+struct RunWriter::Checkpointer
+{
+    sqlite3* db = nullptr;
+    std::thread thread;
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool pending = false, stop = false;
+
+    explicit Checkpointer(const char* file)
+    {
+        if (sqlite3_open_v2(file, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK ||
+            sqlite3_exec(db, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr) != SQLITE_OK) {
+            sqlite3_close(db);
+            db = nullptr;
+            return;
+        }
+        try {
+            thread = std::thread([this] { loop(); });
+        } catch (const std::system_error&) { // no thread: the project's close checkpoints, as before
+            sqlite3_close(db);
+            db = nullptr;
+        }
+    }
+    ~Checkpointer()
+    {
+        {
+            std::lock_guard lock(mutex);
+            stop = true;
+        }
+        cv.notify_all();
+        if (thread.joinable())
+            thread.join();
+        sqlite3_close(db);
+    }
+    bool running() const { return db != nullptr; }
+    void request()
+    {
+        {
+            std::lock_guard lock(mutex);
+            pending = true;
+        }
+        cv.notify_all();
+    }
+    void loop()
+    {
+        std::unique_lock lock(mutex);
+        for (;;) {
+            cv.wait(lock, [&] { return pending || stop; });
+            if (stop)
+                return;
+            pending = false;
+            lock.unlock();
+            (void)sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+            lock.lock();
+        }
+    }
+};
+
 RunWriter::RunWriter(TraceStore& s, int64_t run, int64_t commitEvery)
     : m_store(s), m_run(run), m_commitEvery(commitEvery), m_nextId(run << 36)
 {
     auto st = std::make_unique<Statements>(s.m_db);
     if (st->ok())
         m_st = std::move(st);
+    // Only a database in a file, in WAL mode, has a WAL to checkpoint.
+    const char* file = sqlite3_db_filename(s.m_db, "main");
+    Stmt mode(s.m_db, "PRAGMA journal_mode");
+    if (file && *file && mode.step() == SQLITE_ROW && mode.text(0) == "wal") {
+        auto c = std::make_unique<Checkpointer>(file);
+        if (c->running())
+            m_checkpointer = std::move(c);
+    }
 }
 
 RunWriter::~RunWriter()
@@ -950,6 +1027,7 @@ RunWriter::~RunWriter()
     // Unfinished: keep what was written, the run stays marked incomplete.
     if (!m_finished)
         (void)commitChunk();
+    m_checkpointer.reset();
     (void)m_store.exec("PRAGMA wal_autocheckpoint=1000"); // SQLite's default again
     (void)m_store.exec(kReaderCache);
 }
@@ -1111,7 +1189,11 @@ Result<bool> RunWriter::commitChunk()
     m_pending.clear();
     m_args.clear();
     m_inTransaction = false;
-    return m_store.exec("COMMIT");
+    if (auto c = m_store.exec("COMMIT"); !c)
+        return c;
+    if (m_checkpointer)
+        m_checkpointer->request();
+    return true;
 }
 
 Result<bool> RunWriter::begin()
@@ -1363,6 +1445,7 @@ Result<bool> RunWriter::finish(const std::string& meta)
     if (auto c = m_store.exec("COMMIT"); !c)
         return c;
     m_finished = true;
+    m_checkpointer.reset(); // the rest is checkpointed with the store's next checkpoint or its close
     return true;
 }
 

@@ -181,6 +181,8 @@ private:
     std::unordered_map<int64_t, TrackStats> m_stats;
     struct Statements;
     std::unique_ptr<Statements> m_st;
+    struct Checkpointer; // checkpoints the WAL in the background while a file-backed run is written
+    std::unique_ptr<Checkpointer> m_checkpointer;
 };
 
 class TraceStore
