@@ -47,16 +47,19 @@ KernelClass classifyKernel(std::string_view n, TraceKind kind)
 
 namespace {
 
+// One event as the analyses read it: 48 bytes (a run of 10 M events is
+// held whole, per rank).
 struct Ev
 {
     int64_t start = 0, end = 0, corr = -1, id = 0;
-    int64_t trackId = 0;
+    int32_t track = 0; // the track's position in the run's track list
     uint32_t name = 0;
     int32_t layer = -1;
-    TraceKind kind = TraceKind::Compute;
+    TraceKind kind : 8 = TraceKind::Compute;
+    KernelClass cls : 8 = KernelClass::Other;
     bool device = false;
-    KernelClass cls = KernelClass::Other;
 };
+static_assert(sizeof(Ev) == 48);
 
 struct Loaded
 {
@@ -73,14 +76,23 @@ Result<Loaded> load(const TraceStore& store, int64_t run, bool htaRounding = fal
     auto tracks = store.tracks(run);
     if (!tracks)
         return tracks.error();
-    std::unordered_map<int64_t, const StoredTrack*> byId;
-    for (const auto& t : *tracks)
-        byId[t.id] = &t;
+    std::unordered_map<int64_t, std::pair<const StoredTrack*, int32_t>> byId; // id -> track, position
     Loaded l;
+    // Each rank's events are counted in its tracks' statistics: reserved up
+    // front, the vectors do not double past them.
+    std::map<int, int64_t> perRank;
+    for (size_t i = 0; i < tracks->size(); ++i) {
+        const StoredTrack& t = (*tracks)[i];
+        byId[t.id] = {&t, int32_t(i)};
+        perRank[t.rank] += t.events;
+    }
+    for (const auto& [rank, n] : perRank)
+        l.byRank[rank].reserve(size_t(n));
     std::unordered_map<std::string, uint32_t> index;
     std::set<uint32_t> stepNames;
     auto r = store.forEachEvent(run, [&](const StoredEvent& e) {
-        const StoredTrack& t = *byId[e.track_id];
+        const auto [track, position] = byId[e.track_id];
+        const StoredTrack& t = *track;
         Ev v;
         v.start = e.record.start_ns;
         v.end = e.record.start_ns + e.record.dur_ns;
@@ -90,7 +102,7 @@ Result<Loaded> load(const TraceStore& store, int64_t run, bool htaRounding = fal
         }
         v.corr = e.record.correlation;
         v.id = e.id;
-        v.trackId = e.track_id;
+        v.track = position;
         v.layer = e.record.layer;
         v.kind = e.record.kind;
         v.device = t.device && isDeviceKind(e.record.kind);
@@ -113,17 +125,19 @@ Result<Loaded> load(const TraceStore& store, int64_t run, bool htaRounding = fal
 using Interval = std::pair<int64_t, int64_t>;
 
 // Union of intervals; touching ones merge (HTA merge_kernel_intervals).
+// Merged in place: no second vector as long as the first.
 std::vector<Interval> unite(std::vector<Interval> v)
 {
     std::sort(v.begin(), v.end());
-    std::vector<Interval> out;
-    for (const auto& iv : v) {
-        if (!out.empty() && iv.first <= out.back().second)
-            out.back().second = std::max(out.back().second, iv.second);
+    size_t n = 0;
+    for (size_t i = 0; i < v.size(); ++i) {
+        if (n > 0 && v[i].first <= v[n - 1].second)
+            v[n - 1].second = std::max(v[n - 1].second, v[i].second);
         else
-            out.push_back(iv);
+            v[n++] = v[i];
     }
-    return out;
+    v.resize(n);
+    return v;
 }
 
 int64_t length(const std::vector<Interval>& u)
@@ -154,6 +168,7 @@ TemporalBreakdown temporal(const std::vector<const Ev*>& k)
 {
     TemporalBreakdown t;
     std::vector<Interval> all, comp;
+    all.reserve(k.size());
     for (const Ev* e : k) {
         all.emplace_back(e->start, e->end);
         if (e->cls == KernelClass::Computation)
@@ -296,7 +311,7 @@ RunAnalysis analyzeLoaded(const Loaded& L, int64_t run, const AnalysisOptions& o
         std::map<int64_t, std::vector<const Ev*>> byTrack;
         for (const Ev* e : k)
             if (e->kind != TraceKind::Annotation)
-                byTrack[e->trackId].push_back(e);
+                byTrack[e->track].push_back(e);
         for (auto& [track, list] : byTrack) {
             for (size_t i = 1; i < list.size(); ++i) {
                 const int64_t prevEnd = list[i - 1]->end;
