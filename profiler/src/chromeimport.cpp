@@ -31,12 +31,20 @@ using namespace std::string_view_literals;
 
 namespace {
 
+// A raw token as simdjson gives it (up to the next structural character),
+// without the whitespace and comma after it.
+std::string_view trimToken(std::string_view t)
+{
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\n' || t.back() == '\r' || t.back() == '\t' || t.back() == ','))
+        t.remove_suffix(1);
+    return t;
+}
+
 // "1661938466265032" or "4458677009853.422" microseconds -> nanoseconds,
 // exactly for up to three fraction digits (64-bit timestamps lose nothing).
 std::optional<int64_t> microsToNs(std::string_view t)
 {
-    while (!t.empty() && (t.back() == ' ' || t.back() == '\n' || t.back() == '\r' || t.back() == '\t' || t.back() == ','))
-        t.remove_suffix(1);
+    t = trimToken(t);
     if (!t.empty() && t.front() == '"' && t.size() >= 2)
         t = t.substr(1, t.size() - 2);
     if (t.empty())
@@ -247,7 +255,7 @@ struct Parsed
     int dtype = 0;
     TraceKind catKind = TraceKind::Annotation;
     bool catGpu = false, catTrace = false, catGpuAnnotation = false;
-    bool hasPh = false, hasTs = false, badTs = false, hasDur = false, durOk = false, nonStringName = false;
+    bool hasTs = false, badTs = false, hasDur = false, durOk = false, nonStringName = false;
     std::optional<TraceKind> ownKind;
 };
 
@@ -398,7 +406,6 @@ public:
         return true;
     }
 
-    bool atElementBoundary() const { return !m_inElement; }
     // Moves the whole elements into `b`; a half-read one stays. The batch's
     // old buffer becomes the scanner's (no allocation once both are grown).
     void take(Batch& b)
@@ -569,12 +576,19 @@ public:
         gzFile f = gzopen(m_path.c_str(), "rb");
         if (!f)
             return Error{m_path, {}, std::string("cannot open: ") + std::strerror(errno)};
+        struct Close
+        {
+            gzFile f;
+            ~Close() { gzclose(f); }
+        } close{f};
         gzbuffer(f, 1 << 18);
         std::vector<char> buf(kReadBytes);
         Scanner sc;
         // The batch on the helper thread, and a spare whose buffers the next one reuses.
         auto parsing = std::make_unique<Batch>(), spare = std::make_unique<Batch>();
-        std::future<void> inFlight; // declared after the batches: destroyed (joined) first
+        // Declared after the batches: destroyed first, which waits for the
+        // helper thread, whichever way this function returns.
+        std::future<void> inFlight;
         // Hands the scanner's whole elements to the helper thread and stores
         // the batch it parsed before, if any.
         auto handOff = [&]() -> Result<bool> {
@@ -601,59 +615,41 @@ public:
             spare = std::move(done);
             return r;
         };
-        auto fail = [&](Error e) -> Result<bool> {
-            gzclose(f);
-            if (inFlight.valid())
-                inFlight.wait();
-            return e;
-        };
         for (;;) {
             if (m_cancel && m_cancel->load())
-                return fail(Error{m_path, {}, "import cancelled"});
+                return Error{m_path, {}, "import cancelled"};
             const int n = gzread(f, buf.data(), unsigned(buf.size()));
             if (n < 0) {
                 int code = 0;
                 std::string msg = gzerror(f, &code);
-                return fail(Error{m_path, "byte " + std::to_string(sc.offset()), "unreadable compressed data (" + msg + ")"});
+                return Error{m_path, "byte " + std::to_string(sc.offset()), "unreadable compressed data (" + msg + ")"};
             }
             if (n == 0) {
                 int code = 0;
                 const char* msg = gzerror(f, &code);
                 if (code != Z_OK && code != Z_STREAM_END)
-                    return fail(Error{m_path, "byte " + std::to_string(sc.offset()),
-                                      "truncated or corrupt gzip (" + std::string(msg) + ")"});
+                    return Error{m_path, "byte " + std::to_string(sc.offset()),
+                                 "truncated or corrupt gzip (" + std::string(msg) + ")"};
                 break;
             }
             if (!sc.feed(buf.data(), size_t(n)))
-                return fail(Error{m_path, "byte " + std::to_string(sc.offset()), sc.error()});
+                return Error{m_path, "byte " + std::to_string(sc.offset()), sc.error()};
             if (sc.complete >= kBatchBytes)
                 if (auto r = handOff(); !r)
-                    return fail(r.error());
+                    return r;
         }
-        gzclose(f);
         m_report.bytes_read += sc.offset();
-        auto finished = [&]() -> Result<bool> {
-            if (sc.empty())
-                return Error{m_path, {}, "empty file: no trace events"};
-            if (!sc.finished())
-                return Error{m_path, "byte " + std::to_string(sc.offset()),
-                             "the JSON ends early (truncated file?): an object or array is not closed"};
-            if (!sc.sawEvents())
-                return Error{m_path, {}, "no \"traceEvents\" array: not a Chrome trace"};
-            return true;
-        };
-        if (auto r = finished(); !r) {
-            if (inFlight.valid())
-                inFlight.wait();
-            return r;
-        }
+        if (sc.empty())
+            return Error{m_path, {}, "empty file: no trace events"};
+        if (!sc.finished())
+            return Error{m_path, "byte " + std::to_string(sc.offset()),
+                         "the JSON ends early (truncated file?): an object or array is not closed"};
+        if (!sc.sawEvents())
+            return Error{m_path, {}, "no \"traceEvents\" array: not a Chrome trace"};
         // The last elements, then the batch they follow.
         for (int k = 0; k < 2; ++k)
-            if (auto r = handOff(); !r) {
-                if (inFlight.valid())
-                    inFlight.wait();
+            if (auto r = handOff(); !r)
                 return r;
-            }
         if (sc.notObjects)
             m_warn.add("array elements that are not event objects, skipped", sc.notObjects);
         if (auto r = readSkeleton(sc.skeleton); !r)
@@ -733,13 +729,7 @@ private:
         at[1] = uint32_t(s.size());
         b.strings.append(s);
     }
-    static void keepRaw(Batch& b, od::value v, uint32_t (&at)[2])
-    {
-        std::string_view t = v.raw_json_token();
-        while (!t.empty() && (t.back() == ' ' || t.back() == '\n' || t.back() == '\r' || t.back() == '\t' || t.back() == ','))
-            t.remove_suffix(1);
-        keep(b, t, at);
-    }
+    static void keepRaw(Batch& b, od::value v, uint32_t (&at)[2]) { keep(b, trimToken(v.raw_json_token()), at); }
 
     // One event element, on the helper thread.
     Result<bool> read(od::document_reference doc, const char* end, Batch& b, Parsed& e)
@@ -762,7 +752,6 @@ private:
             if (f == Field::Ph) {
                 if (v.get_string().get(s))
                     return Error{{}, {}, "\"ph\" is not a string"};
-                e.hasPh = !s.empty();
                 keep(b, s, e.ph);
             } else if (f == Field::Cat) {
                 if (v.get_string().get(s))
@@ -889,7 +878,7 @@ private:
         const std::string_view name = b.str(e.name);
         if (e.nonStringName)
             m_warn.add("non-string names, kept as written");
-        if (!e.hasPh) {
+        if (e.ph[1] == 0) { // no "ph", or an empty one
             m_warn.add("events without \"ph\", skipped");
             return true;
         }

@@ -1032,6 +1032,80 @@ RunWriter::~RunWriter()
     (void)m_store.exec(kReaderCache);
 }
 
+// The chunk's order: grouped by track (stably: ids rise within a
+// track), each track then put in time order if it is not already.
+// Traces mostly list a track's events in order, and sorting the whole
+// chunk was 8 % of importing a Kineto trace (callgrind). Only indices
+// move (4 bytes an event, not the 96 of a Pending).
+void RunWriter::orderChunk()
+{
+    std::vector<uint32_t>& order = m_order;
+    std::vector<std::pair<int64_t, size_t>> tracks; // track id -> events, then first slot
+    auto slotOf = [&](int64_t track) {
+        auto it = std::lower_bound(tracks.begin(), tracks.end(), std::make_pair(track, size_t(0)));
+        if (it == tracks.end() || it->first != track)
+            it = tracks.insert(it, {track, 0});
+        return size_t(it - tracks.begin());
+    };
+    int64_t lastTrack = INT64_MIN;
+    size_t lastSlot = 0;
+    for (const Pending& p : m_pending) {
+        if (p.track != lastTrack) {
+            lastTrack = p.track;
+            lastSlot = slotOf(p.track);
+        }
+        ++tracks[lastSlot].second;
+    }
+    size_t at = 0;
+    for (auto& t : tracks)
+        at += std::exchange(t.second, at);
+    order.resize(m_pending.size());
+    lastTrack = INT64_MIN;
+    for (size_t i = 0; i < m_pending.size(); ++i) {
+        if (m_pending[i].track != lastTrack) {
+            lastTrack = m_pending[i].track;
+            lastSlot = slotOf(lastTrack);
+        }
+        order[tracks[lastSlot].second++] = uint32_t(i);
+    }
+    // Ids rise with the position in m_pending, so (start, position) is (start, id).
+    const auto byTime = [this](uint32_t x, uint32_t y) {
+        return m_pending[x].start < m_pending[y].start || (m_pending[x].start == m_pending[y].start && x < y);
+    };
+    // A track is mostly a few runs already in order (a Kineto thread
+    // lists its operators, then its runtime calls, each in time order):
+    // runs are merged pairwise, O(n log runs); many runs are sorted.
+    std::vector<size_t> runs;
+    size_t from = 0;
+    for (const auto& t : tracks) {
+        const auto b = order.begin() + ptrdiff_t(from);
+        const size_t n = t.second - from;
+        from = t.second;
+        runs.assign(1, 0);
+        for (size_t k = 1; k < n && runs.size() <= n / 16 + 1; ++k)
+            if (byTime(b[ptrdiff_t(k)], b[ptrdiff_t(k - 1)]))
+                runs.push_back(k);
+        if (runs.size() == 1)
+            continue;
+        if (runs.size() > n / 16 + 1) {
+            std::sort(b, b + ptrdiff_t(n), byTime);
+            continue;
+        }
+        runs.push_back(n);
+        while (runs.size() > 2) {
+            size_t kept = 0;
+            for (size_t r = 0; r + 1 < runs.size(); r += 2) {
+                if (r + 2 < runs.size())
+                    std::inplace_merge(b + ptrdiff_t(runs[r]), b + ptrdiff_t(runs[r + 1]), b + ptrdiff_t(runs[r + 2]),
+                                       byTime);
+                runs[kept++] = runs[r];
+            }
+            runs[kept++] = runs.back(); // the end
+            runs.resize(kept);
+        }
+    }
+}
+
 Result<bool> RunWriter::commitChunk()
 {
     if (m_pending.empty()) {
@@ -1040,78 +1114,8 @@ Result<bool> RunWriter::commitChunk()
         m_inTransaction = false; // names or tracks without events yet
         return m_store.exec("COMMIT");
     }
-    // The chunk's order: grouped by track (stably: ids rise within a
-    // track), each track then put in time order if it is not already.
-    // Traces mostly list a track's events in order, and sorting the whole
-    // chunk was 8 % of importing a Kineto trace (callgrind). Only indices
-    // move (4 bytes an event, not the 96 of a Pending).
-    std::vector<uint32_t>& order = m_order;
-    {
-        std::vector<std::pair<int64_t, size_t>> tracks; // track id -> events, then first slot
-        auto slotOf = [&](int64_t track) {
-            auto it = std::lower_bound(tracks.begin(), tracks.end(), std::make_pair(track, size_t(0)));
-            if (it == tracks.end() || it->first != track)
-                it = tracks.insert(it, {track, 0});
-            return size_t(it - tracks.begin());
-        };
-        int64_t lastTrack = INT64_MIN;
-        size_t lastSlot = 0;
-        for (const Pending& p : m_pending) {
-            if (p.track != lastTrack) {
-                lastTrack = p.track;
-                lastSlot = slotOf(p.track);
-            }
-            ++tracks[lastSlot].second;
-        }
-        size_t at = 0;
-        for (auto& t : tracks)
-            at += std::exchange(t.second, at);
-        order.resize(m_pending.size());
-        lastTrack = INT64_MIN;
-        for (size_t i = 0; i < m_pending.size(); ++i) {
-            if (m_pending[i].track != lastTrack) {
-                lastTrack = m_pending[i].track;
-                lastSlot = slotOf(lastTrack);
-            }
-            order[tracks[lastSlot].second++] = uint32_t(i);
-        }
-        // Ids rise with the position in m_pending, so (start, position) is (start, id).
-        const auto byTime = [this](uint32_t x, uint32_t y) {
-            return m_pending[x].start < m_pending[y].start || (m_pending[x].start == m_pending[y].start && x < y);
-        };
-        // A track is mostly a few runs already in order (a Kineto thread
-        // lists its operators, then its runtime calls, each in time order):
-        // runs are merged pairwise, O(n log runs); many runs are sorted.
-        std::vector<size_t> runs;
-        size_t from = 0;
-        for (const auto& t : tracks) {
-            const auto b = order.begin() + ptrdiff_t(from);
-            const size_t n = t.second - from;
-            from = t.second;
-            runs.assign(1, 0);
-            for (size_t k = 1; k < n && runs.size() <= n / 16 + 1; ++k)
-                if (byTime(b[ptrdiff_t(k)], b[ptrdiff_t(k - 1)]))
-                    runs.push_back(k);
-            if (runs.size() == 1)
-                continue;
-            if (runs.size() > n / 16 + 1) {
-                std::sort(b, b + ptrdiff_t(n), byTime);
-                continue;
-            }
-            runs.push_back(n);
-            while (runs.size() > 2) {
-                size_t kept = 0;
-                for (size_t r = 0; r + 1 < runs.size(); r += 2) {
-                    if (r + 2 < runs.size())
-                        std::inplace_merge(b + ptrdiff_t(runs[r]), b + ptrdiff_t(runs[r + 1]), b + ptrdiff_t(runs[r + 2]),
-                                           byTime);
-                    runs[kept++] = runs[r];
-                }
-                runs[kept++] = runs.back(); // the end
-                runs.resize(kept);
-            }
-        }
-    }
+    orderChunk();
+    const std::vector<uint32_t>& order = m_order;
     if (auto b = begin(); !b)
         return b;
     auto rollback = [&](const std::string& what) -> Result<bool> {

@@ -170,6 +170,7 @@ private:
     void abandon();                // rolls it back
     std::vector<Pending> m_pending;
     std::vector<uint32_t> m_order; // commitChunk's order of m_pending, kept to reuse its memory
+    void orderChunk();             // fills m_order: by track, then start (then id)
     std::string m_args;
     struct StringHash
     {
