@@ -572,6 +572,9 @@ MainWindow::DropKind MainWindow::classifyFile(const QString& path)
     if (head.find("\"partita_cluster\"") != std::string::npos)
         return DropKind::Cluster;
     const size_t first = head.find_first_not_of(" \t\r\n");
+    // A bare event array: PyTorch's profiler without Kineto, or Chrome's array form.
+    if (first != std::string::npos && head[first] == '[' && head.find("\"ph\"") != std::string::npos)
+        return DropKind::Trace;
     if (first != std::string::npos && (head[first] == '{' || head[first] == '['))
         return DropKind::Model; // native model JSON or a Hugging Face config.json
     return DropKind::Cluster;   // nvidia-smi topo -m text or a hostfile

@@ -254,7 +254,7 @@ struct Parsed
     uint32_t ph[2]{}, name[2]{}, pid[2]{}, tid[2]{}, metaName[2]{}; // offset and length in Batch::strings
     int dtype = 0;
     TraceKind catKind = TraceKind::Annotation;
-    bool catGpu = false, catTrace = false, catGpuAnnotation = false;
+    bool hasCat = false, catGpu = false, catTrace = false, catGpuAnnotation = false;
     bool hasTs = false, badTs = false, hasDur = false, durOk = false, nonStringName = false;
     std::optional<TraceKind> ownKind;
 };
@@ -756,6 +756,7 @@ private:
             } else if (f == Field::Cat) {
                 if (v.get_string().get(s))
                     s = {};
+                e.hasCat = true;
                 e.catKind = kindFromCategory(s, e.catGpu);
                 e.catTrace = s == "Trace"sv; // Kineto's whole-trace span
                 e.catGpuAnnotation = s == "gpu_user_annotation"sv;
@@ -911,6 +912,12 @@ private:
         }
         bool gpu = e.catGpu;
         TraceKind kind = e.catKind;
+        // PyTorch's profiler without Kineto (the legacy autograd profiler's
+        // export, as Debian's torch writes it) names no category: every
+        // event of its "CPU functions" process is an operator or a
+        // record_function range on a CPU thread.
+        if (!e.hasCat && pid == "\"CPU functions\""sv)
+            kind = TraceKind::CpuOp;
         if (e.stream >= 0 && (kind == TraceKind::Kernel || kind == TraceKind::Memcpy || kind == TraceKind::Memset))
             gpu = true;
         m_ownKind = e.ownKind.has_value();
