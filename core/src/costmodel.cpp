@@ -108,8 +108,8 @@ Result<Calibration> calibrationFromJson(const std::string& text, const std::stri
             c.matmul = readCurve(detail::field(j, "matmul_efficiency", ""), "/matmul_efficiency");
             c.memory = readCurve(detail::field(j, "memory_efficiency", ""), "/memory_efficiency");
             c.matmul.interpolate = c.memory.interpolate = detail::getBoolOr(j, "interpolate", "", true);
-            c.intra_link_efficiency = detail::getNumberOr(j, "intra_link_efficiency", "", 1e-3, 1.0, 0.6);
-            c.inter_link_efficiency = detail::getNumberOr(j, "inter_link_efficiency", "", 1e-3, 1.0, 0.9);
+            c.intra_link_efficiency = detail::getNumberOr(j, "intra_link_efficiency", "", kMinLinkEfficiency, 1.0, 0.6);
+            c.inter_link_efficiency = detail::getNumberOr(j, "inter_link_efficiency", "", kMinLinkEfficiency, 1.0, 0.9);
             c.kernel_overhead = detail::getNumberOr(j, "kernel_overhead_s", "", 0.0, 1.0, 5e-6);
             const std::string combine = detail::getStringOr(j, "combine", "", "max");
             if (combine != "sum" && combine != "max")

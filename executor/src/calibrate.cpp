@@ -210,7 +210,13 @@ Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, cons
         ++fit.collectives;
     }
     if (fit.collectives > 0 && idealSum > 0 && measuredSum > 0) {
-        const double eff = std::min(1.0, idealSum / measuredSum);
+        double eff = std::min(1.0, idealSum / measuredSum);
+        if (eff < kMinLinkEfficiency) {
+            fit.notes.push_back("collectives reached " + std::to_string(eff * 100) +
+                                " % of the link bandwidth: the ranks were starved, not the link; kept at the floor of " +
+                                std::to_string(kMinLinkEfficiency * 100) + " %");
+            eff = kMinLinkEfficiency;
+        }
         if (multiNode)
             cal.inter_link_efficiency = eff;
         else

@@ -23,6 +23,11 @@ struct EfficiencyCurve
     bool operator==(const EfficiencyCurve&) const = default;
 };
 
+// The smallest link efficiency a calibration may hold: below 0.1 % of a
+// link's bandwidth a measured collective says the run was starved (of CPU,
+// of network), not what the link achieves.
+inline constexpr double kMinLinkEfficiency = 1e-3;
+
 struct Calibration
 {
     std::string device;
