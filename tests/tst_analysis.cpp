@@ -1,7 +1,10 @@
-// Trace analysis: HTA's own figures on the real traces, HTA's asserted diff
-// facts, kernel classes, and what HTA lacks (traces without kernels,
-// per-layer attribution, stragglers).
+// Trace analysis: kernel classes, what HTA lacks (traces without kernels,
+// per-layer attribution, stragglers), the diff of PyTorch traces recorded on
+// this CPU; apart (tst_analysis_third_party), HTA's own figures on HTA's
+// traces and HTA's asserted diff facts.
 #include "storetest.h"
+#include "testdata.h"
+#include "testmain.h"
 #include "partita/profiler/analysis.h"
 #include "partita/profiler/chromeimport.h"
 #include "partita/profiler/tracestore.h"
@@ -14,15 +17,15 @@
 using namespace partita;
 using partita::test::named;
 using partita::test::openOrDie;
+using partita::test::thirdParty;
+using partita::test::torchFacts;
+using partita::test::torchTraces;
 
 namespace {
 
-const std::string kTraces = PARTITA_SHARED_DATA "/traces/";
-
-
-int64_t importOrDie(TraceStore& s, const std::string& file)
+int64_t importOrDie(TraceStore& s, const QString& path)
 {
-    auto r = importChromeTrace(s, {kTraces + file});
+    auto r = importChromeTrace(s, {path.toStdString()});
     if (!r)
         qFatal("%s", r.error().str().c_str());
     return r->run_id;
@@ -35,98 +38,41 @@ class TestAnalysis : public QObject
 {
     Q_OBJECT
 private slots:
-    // HTA's figures (shared/data/traces/README.md): idle, compute,
-    // non-compute %, comm/comp overlap % (-1: none).
-    void htaFigures_data()
+    // PyTorch's profiler on this CPU, one rank vs two under DDP: the ops the
+    // diff calls added and deleted are the names Python's json module finds
+    // in one trace and not the other.
+    void recordedDiff()
     {
-        QTest::addColumn<QString>("file");
-        QTest::addColumn<double>("idle");
-        QTest::addColumn<double>("compute");
-        QTest::addColumn<double>("nonCompute");
-        QTest::addColumn<double>("overlap");
-        QTest::newRow("nccl_parser_config") << "nccl_parser_config-nccl_data.json.gz" << 77.78 << 17.26 << 4.97 << 14.31;
-        QTest::newRow("trace_diff control") << "trace_diff-control-control.json.gz" << 16.20 << 61.23 << 22.57 << 47.03;
-        QTest::newRow("trace_diff test") << "trace_diff-test-test.json.gz" << 7.47 << 68.31 << 24.23 << 68.80;
-        QTest::newRow("trace_compare base") << "trace_compare-base-base.json.gz" << 0.0 << 100.0 << 0.0 << -1.0;
-        QTest::newRow("trace_compare test") << "trace_compare-test-test.json.gz" << 0.0 << 100.0 << 0.0 << -1.0;
-    }
-    void htaFigures()
-    {
-        QFETCH(QString, file);
-        QFETCH(double, idle);
-        QFETCH(double, compute);
-        QFETCH(double, nonCompute);
-        QFETCH(double, overlap);
+        PARTITA_REQUIRE_TORCH_TRACES();
         QTemporaryDir dir;
         auto s = openOrDie(dir.filePath("p.partita").toStdString());
-        const int64_t run = importOrDie(*s, file.toStdString());
-        // With HTA's whole-microsecond reading: HTA's numbers to the hundredth.
-        AnalysisOptions hta;
-        hta.hta_rounding = true;
-        auto a = analyzeRun(*s, run, hta);
-        QVERIFY2(a, a ? "" : a.error().str().c_str());
-        QCOMPARE(int(a->ranks.size()), 1);
-        const RankAnalysis& r = a->ranks.front();
-        QCOMPARE(r.temporal.idle_pct, idle);
-        QCOMPARE(r.temporal.compute_pct, compute);
-        QCOMPARE(r.temporal.non_compute_pct, nonCompute);
-        if (overlap < 0)
-            QVERIFY(!r.comm_comp_overlap_pct);
-        else
-            QCOMPARE(*r.comm_comp_overlap_pct, overlap);
-        QVERIFY(a->dropped_last_step);
-        // At nanosecond precision (the default) within a point of HTA.
-        auto ns = analyzeRun(*s, run);
-        QVERIFY(ns);
-        QVERIFY(std::fabs(ns->ranks.front().temporal.idle_pct - idle) < 1.0);
-        QVERIFY(std::fabs(ns->ranks.front().temporal.compute_pct - compute) < 1.0);
-        QVERIFY(std::abs(r.temporal.idle_pct + r.temporal.compute_pct + r.temporal.non_compute_pct - 100) < 0.05);
-    }
-
-    // HTA's TraceDiff test facts on iteration 1010, rank 1, CPU operators.
-    void opsDiffFacts()
-    {
-        QTemporaryDir dir;
-        auto s = openOrDie(dir.filePath("p.partita").toStdString());
-        const int64_t base = importOrDie(*s, "trace_compare-base-base.json.gz");
-        const int64_t test = importOrDie(*s, "trace_compare-test-test.json.gz");
+        const int64_t one = importOrDie(*s, torchTraces() + "/one/traces/rank0.json");
+        const int64_t two = importOrDie(*s, torchTraces() + "/two/traces/rank0.json");
+        const QJsonObject a = torchFacts("one", 0)["names"].toObject();
+        const QJsonObject b = torchFacts("two", 0)["names"].toObject();
+        std::vector<std::string> added, deleted;
+        for (const QString& n : b.keys())
+            if (!a.contains(n))
+                added.push_back(n.toStdString());
+        for (const QString& n : a.keys())
+            if (!b.contains(n))
+                deleted.push_back(n.toStdString());
+        QVERIFY(std::find(added.begin(), added.end(), "gloo:all_reduce") != added.end());
         DiffOptions o;
-        o.iteration = 1010;
         o.scope = DiffScope::Cpu;
-        auto d = diffRuns(*s, base, test, o);
+        auto d = diffRuns(*s, one, two, o);
         QVERIFY2(d, d ? "" : d.error().str().c_str());
-        QCOMPARE(d->rank_a, 1);
-        QCOMPARE(d->iteration_a, int64_t(1010));
         std::map<std::string, std::vector<std::string>> byChange;
-        std::map<std::string, OpsDiffRow> rows;
-        for (const auto& r : d->ops) {
-            byChange[r.change].push_back(r.name);
-            rows[r.name] = r;
-        }
-        QCOMPARE(byChange["added"], (std::vector<std::string>{"AddmmBackward0", "All2All_Pooled_Req", "CatBackward0"}));
-        QCOMPARE(byChange["deleted"], (std::vector<std::string>{"nccl:all_reduce"}));
-        QCOMPARE(byChange["unchanged"], (std::vector<std::string>{"ProfilerStep#1010", "aten::as_strided", "aten::empty",
-                                                                  "cudaEventQuery", "cudaLaunchKernel"}));
-        // Base: 6 CPU events in iteration 1010, with HTA's durations (us).
-        int64_t count = 0;
         for (const auto& r : d->ops)
-            count += r.a_count;
-        QCOMPARE(count, int64_t(6));
-        QCOMPARE(rows["ProfilerStep#1010"].a_ns, int64_t(122149000));
-        QCOMPARE(rows["cudaEventQuery"].a_ns, int64_t(4000));
-        QCOMPARE(rows["cudaLaunchKernel"].a_ns, int64_t(4000));
-        QCOMPARE(rows["nccl:all_reduce"].a_ns, int64_t(67000));
-        // And 1 GPU event in that iteration (launched in it).
-        o.scope = DiffScope::Gpu;
-        auto g = diffRuns(*s, base, test, o);
-        QVERIFY(g);
-        int64_t gpu = 0;
-        for (const auto& r : g->ops)
-            gpu += r.a_count;
-        QCOMPARE(gpu, int64_t(1));
-        // Steps aligned by index: 1009 and 1010.
-        QCOMPARE(int(d->steps.size()), 2);
-        QCOMPARE(d->steps[1].a_ns, int64_t(122149000));
+            byChange[r.change].push_back(r.name);
+        std::sort(added.begin(), added.end());
+        std::sort(deleted.begin(), deleted.end());
+        QCOMPARE(byChange["added"], added);
+        QCOMPARE(byChange["deleted"], deleted);
+        // A CPU-only trace has no kernels: empty breakdowns and a note, no failure.
+        auto an = analyzeRun(*s, two);
+        QVERIFY2(an, an ? "" : an.error().str().c_str());
+        QVERIFY(!an->notes.empty());
     }
 
     void classes_data()
@@ -226,5 +172,107 @@ private slots:
     }
 };
 
-QTEST_APPLESS_MAIN(TestAnalysis)
+class TestAnalysisThirdParty : public QObject
+{
+    Q_OBJECT
+private slots:
+    // HTA's figures (shared/data/traces/README.md): idle, compute,
+    // non-compute %, comm/comp overlap % (-1: none).
+    void htaFigures_data()
+    {
+        QTest::addColumn<QString>("file");
+        QTest::addColumn<double>("idle");
+        QTest::addColumn<double>("compute");
+        QTest::addColumn<double>("nonCompute");
+        QTest::addColumn<double>("overlap");
+        QTest::newRow("nccl_parser_config") << "nccl_parser_config-nccl_data.json.gz" << 77.78 << 17.26 << 4.97 << 14.31;
+        QTest::newRow("trace_diff control") << "trace_diff-control-control.json.gz" << 16.20 << 61.23 << 22.57 << 47.03;
+        QTest::newRow("trace_diff test") << "trace_diff-test-test.json.gz" << 7.47 << 68.31 << 24.23 << 68.80;
+        QTest::newRow("trace_compare base") << "trace_compare-base-base.json.gz" << 0.0 << 100.0 << 0.0 << -1.0;
+        QTest::newRow("trace_compare test") << "trace_compare-test-test.json.gz" << 0.0 << 100.0 << 0.0 << -1.0;
+    }
+    void htaFigures()
+    {
+        QFETCH(QString, file);
+        QFETCH(double, idle);
+        QFETCH(double, compute);
+        QFETCH(double, nonCompute);
+        QFETCH(double, overlap);
+        PARTITA_REQUIRE_THIRD_PARTY("traces/" + file);
+        QTemporaryDir dir;
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        const int64_t run = importOrDie(*s, thirdParty("traces/" + file));
+        // With HTA's whole-microsecond reading: HTA's numbers to the hundredth.
+        AnalysisOptions hta;
+        hta.hta_rounding = true;
+        auto a = analyzeRun(*s, run, hta);
+        QVERIFY2(a, a ? "" : a.error().str().c_str());
+        QCOMPARE(int(a->ranks.size()), 1);
+        const RankAnalysis& r = a->ranks.front();
+        QCOMPARE(r.temporal.idle_pct, idle);
+        QCOMPARE(r.temporal.compute_pct, compute);
+        QCOMPARE(r.temporal.non_compute_pct, nonCompute);
+        if (overlap < 0)
+            QVERIFY(!r.comm_comp_overlap_pct);
+        else
+            QCOMPARE(*r.comm_comp_overlap_pct, overlap);
+        QVERIFY(a->dropped_last_step);
+        // At nanosecond precision (the default) within a point of HTA.
+        auto ns = analyzeRun(*s, run);
+        QVERIFY(ns);
+        QVERIFY(std::fabs(ns->ranks.front().temporal.idle_pct - idle) < 1.0);
+        QVERIFY(std::fabs(ns->ranks.front().temporal.compute_pct - compute) < 1.0);
+        QVERIFY(std::abs(r.temporal.idle_pct + r.temporal.compute_pct + r.temporal.non_compute_pct - 100) < 0.05);
+    }
+
+    // HTA's TraceDiff test facts on iteration 1010, rank 1, CPU operators.
+    void opsDiffFacts()
+    {
+        PARTITA_REQUIRE_THIRD_PARTY("traces/trace_compare-base-base.json.gz");
+        PARTITA_REQUIRE_THIRD_PARTY("traces/trace_compare-test-test.json.gz");
+        QTemporaryDir dir;
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        const int64_t base = importOrDie(*s, thirdParty("traces/trace_compare-base-base.json.gz"));
+        const int64_t test = importOrDie(*s, thirdParty("traces/trace_compare-test-test.json.gz"));
+        DiffOptions o;
+        o.iteration = 1010;
+        o.scope = DiffScope::Cpu;
+        auto d = diffRuns(*s, base, test, o);
+        QVERIFY2(d, d ? "" : d.error().str().c_str());
+        QCOMPARE(d->rank_a, 1);
+        QCOMPARE(d->iteration_a, int64_t(1010));
+        std::map<std::string, std::vector<std::string>> byChange;
+        std::map<std::string, OpsDiffRow> rows;
+        for (const auto& r : d->ops) {
+            byChange[r.change].push_back(r.name);
+            rows[r.name] = r;
+        }
+        QCOMPARE(byChange["added"], (std::vector<std::string>{"AddmmBackward0", "All2All_Pooled_Req", "CatBackward0"}));
+        QCOMPARE(byChange["deleted"], (std::vector<std::string>{"nccl:all_reduce"}));
+        QCOMPARE(byChange["unchanged"], (std::vector<std::string>{"ProfilerStep#1010", "aten::as_strided", "aten::empty",
+                                                                  "cudaEventQuery", "cudaLaunchKernel"}));
+        // Base: 6 CPU events in iteration 1010, with HTA's durations (us).
+        int64_t count = 0;
+        for (const auto& r : d->ops)
+            count += r.a_count;
+        QCOMPARE(count, int64_t(6));
+        QCOMPARE(rows["ProfilerStep#1010"].a_ns, int64_t(122149000));
+        QCOMPARE(rows["cudaEventQuery"].a_ns, int64_t(4000));
+        QCOMPARE(rows["cudaLaunchKernel"].a_ns, int64_t(4000));
+        QCOMPARE(rows["nccl:all_reduce"].a_ns, int64_t(67000));
+        // And 1 GPU event in that iteration (launched in it).
+        o.scope = DiffScope::Gpu;
+        auto g = diffRuns(*s, base, test, o);
+        QVERIFY(g);
+        int64_t gpu = 0;
+        for (const auto& r : g->ops)
+            gpu += r.a_count;
+        QCOMPARE(gpu, int64_t(1));
+        // Steps aligned by index: 1009 and 1010.
+        QCOMPARE(int(d->steps.size()), 2);
+        QCOMPARE(d->steps[1].a_ns, int64_t(122149000));
+    }
+};
+
+PARTITA_TEST_SPLIT_APPLESS_MAIN(TestAnalysis, TestAnalysisThirdParty, "--third-party")
 #include "tst_analysis.moc"

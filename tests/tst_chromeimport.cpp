@@ -1,7 +1,11 @@
-// Chrome / Kineto trace import and export: the real HTA traces, per-rank
-// folders, phases B/E/i/M, exact 64-bit timestamps, round trips, and
-// malformed files that fail with a clear message and leave the project as it was.
+// Chrome / Kineto trace import and export: real PyTorch-profiler traces
+// recorded on this CPU, per-rank folders, phases B/E/i/M, exact 64-bit
+// timestamps, round trips, and malformed files that fail with a clear
+// message and leave the project as it was; apart
+// (tst_chromeimport_third_party), HTA's traces with their GPU kernels.
 #include "storetest.h"
+#include "testdata.h"
+#include "testmain.h"
 #include "partita/profiler/chromeimport.h"
 #include "partita/profiler/tracestore.h"
 
@@ -20,21 +24,31 @@ using partita::test::openOrDie;
 
 namespace {
 
-const std::string kTraces = PARTITA_SHARED_DATA "/traces/";
-
+using partita::test::thirdParty;
+using partita::test::torchFacts;
+using partita::test::torchTraces;
 
 void write(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
-std::string gunzip(const std::string& path)
+std::string readFile(const std::string& path)
 {
-    gzFile f = gzopen(path.c_str(), "rb");
-    std::string out;
-    char buf[1 << 16];
-    int n;
-    while ((n = gzread(f, buf, sizeof buf)) > 0)
-        out.append(buf, size_t(n));
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The file gzip-compressed beside itself: PATH.gz.
+std::string gzipCopy(const std::string& path)
+{
+    const std::string text = readFile(path), out = path + ".gz";
+    gzFile f = gzopen(out.c_str(), "wb");
+    gzwrite(f, text.data(), unsigned(text.size()));
     gzclose(f);
     return out;
+}
+
+std::string recorded(const char* set, int rank)
+{
+    return (torchTraces() + "/" + set + "/traces/rank" + QString::number(rank) + ".json").toStdString();
 }
 
 std::map<std::string, std::pair<int64_t, int64_t>> byName(const TraceStore& s, int64_t run)
@@ -48,78 +62,94 @@ std::map<std::string, std::pair<int64_t, int64_t>> byName(const TraceStore& s, i
     return m;
 }
 
+// import -> export -> import keeps every event, name, duration, kind and rank.
+void checkRoundTrip(const std::string& trace)
+{
+    QTemporaryDir dir;
+    auto s = openOrDie(dir.filePath("p.partita").toStdString());
+    auto a = importChromeTrace(*s, {trace});
+    QVERIFY2(a, a ? "" : a.error().str().c_str());
+    const std::string out = dir.filePath("export.json").toStdString();
+    auto n = exportChromeTrace(*s, a->run_id, out);
+    QVERIFY2(n, n ? "" : n.error().str().c_str());
+    auto b = importChromeTrace(*s, {out});
+    QVERIFY2(b, b ? "" : b.error().str().c_str());
+    QCOMPARE(b->counts, a->counts);
+    QCOMPARE(b->ranks, a->ranks);
+    QCOMPARE(byName(*s, b->run_id), byName(*s, a->run_id));
+    QCOMPARE(s->run(b->run_id)->start_ns, s->run(a->run_id)->start_ns);
+    QCOMPARE(s->tracks(b->run_id)->size(), s->tracks(a->run_id)->size());
+}
+
 } // namespace
 
 class TestChromeImport : public QObject
 {
     Q_OBJECT
 private slots:
-    // Counts read from the files with Python's json module (ph X by cat; the
-    // 'i' instants as annotations; ProfilerStep#N as steps).
-    void realTraces_data()
+    // Debian's torch records without Kineto (the legacy profiler's export:
+    // no categories, one "CPU functions" process): every operator is a CPU
+    // op, ProfilerStep#N a step. Counts and total durations per name are
+    // Python's reading of the same file (facts.json).
+    void recordedTraces_data()
     {
-        QTest::addColumn<QString>("file");
+        QTest::addColumn<QString>("set");
         QTest::addColumn<int>("rank");
-        QTest::addColumn<int>("kernels");
-        QTest::addColumn<int>("memcpy");
-        QTest::addColumn<int>("runtime");
-        QTest::addColumn<int>("cpuOps");
-        QTest::addColumn<int>("steps");
-        QTest::newRow("nccl_parser_config") << "nccl_parser_config-nccl_data.json.gz" << 0 << 2700 << 960 << 8740 << 14346 << 3;
-        QTest::newRow("trace_diff control") << "trace_diff-control-control.json.gz" << 3 << 8568 << 228 << 24692 << 40506 << 6;
-        QTest::newRow("trace_diff test") << "trace_diff-test-test.json.gz" << 1 << 9876 << 4856 << 21167 << 31236 << 6;
-        QTest::newRow("trace_compare base") << "trace_compare-base-base.json.gz" << 1 << 6 << 6 << 5 << 6 << 2;
+        QTest::newRow("one process") << "one" << 0;
+        QTest::newRow("DDP rank 0 of 2") << "two" << 0;
+        QTest::newRow("DDP rank 1 of 2") << "two" << 1;
     }
-    void realTraces()
+    void recordedTraces()
     {
-        QFETCH(QString, file);
+        QFETCH(QString, set);
         QFETCH(int, rank);
-        QFETCH(int, kernels);
-        QFETCH(int, memcpy);
-        QFETCH(int, runtime);
-        QFETCH(int, cpuOps);
-        QFETCH(int, steps);
+        PARTITA_REQUIRE_TORCH_TRACES();
+        const QJsonObject facts = torchFacts(set, rank);
+        QVERIFY(!facts.isEmpty());
         QTemporaryDir dir;
         auto s = openOrDie(dir.filePath("p.partita").toStdString());
-        auto r = importChromeTrace(*s, {kTraces + file.toStdString()});
+        auto r = importChromeTrace(*s, {recorded(qPrintable(set), rank)});
         QVERIFY2(r, r ? "" : r.error().str().c_str());
-        QCOMPARE(r->ranks, std::vector<int>{rank});
-        QCOMPARE(r->counts["kernel"], int64_t(kernels));
-        QCOMPARE(r->counts["memcpy"], int64_t(memcpy));
-        QCOMPARE(r->counts["runtime"], int64_t(runtime));
-        QCOMPARE(r->counts["cpu_op"], int64_t(cpuOps));
-        QCOMPARE(r->counts["step"], int64_t(steps));
+        const QJsonObject byCat = facts["complete_events_by_cat"].toObject();
+        const bool kineto = facts["kineto"].toBool();
+        QCOMPARE(r->counts["cpu_op"], int64_t(byCat[kineto ? "cpu_op" : ""].toInt()));
+        QCOMPARE(r->counts["step"], int64_t(facts["profiler_steps"].toInt()));
+        QCOMPARE(r->counts["kernel"], int64_t(byCat["kernel"].toInt()));
+        // Per name, count and total duration as Python read them. (A Kineto
+        // build's categories split these across kinds; its counts hold above.)
+        const auto names = byName(*s, r->run_id);
+        const QJsonObject expected = facts["names"].toObject();
+        for (const QString& n : expected.keys()) {
+            if (kineto)
+                break;
+            const QJsonArray countAndUs = expected[n].toArray();
+            const auto it = names.find("cpu_op " + n.toStdString());
+            QVERIFY2(it != names.end(), qPrintable(n));
+            QCOMPARE(it->second.first, int64_t(countAndUs[0].toInt()));
+            QCOMPARE(it->second.second, int64_t(countAndUs[1].toDouble()) * 1000);
+        }
         auto run = s->run(r->run_id);
         QVERIFY(run && run->status == RunStatus::Complete && run->ranks == 1);
-        // Every GPU event sits on a device track named after its stream.
-        auto tracks = s->tracks(r->run_id);
-        QVERIFY(tracks);
-        bool gpuTrack = false;
-        for (const auto& t : *tracks)
-            if (t.device) {
-                gpuTrack = true;
-                QVERIFY2(QString::fromStdString(t.name).contains("stream"), t.name.c_str());
-            }
-        QVERIFY(gpuTrack);
     }
 
-    // import -> export -> import keeps every event, name, duration, kind and rank.
-    void roundTrip()
+    // The folder of a DDP job's rank traces is one run with both ranks.
+    void recordedFolder()
     {
+        PARTITA_REQUIRE_TORCH_TRACES();
         QTemporaryDir dir;
         auto s = openOrDie(dir.filePath("p.partita").toStdString());
-        auto a = importChromeTrace(*s, {kTraces + "nccl_parser_config-nccl_data.json.gz"});
-        QVERIFY(a);
-        const std::string out = dir.filePath("export.json").toStdString();
-        auto n = exportChromeTrace(*s, a->run_id, out);
-        QVERIFY2(n, n ? "" : n.error().str().c_str());
-        auto b = importChromeTrace(*s, {out});
-        QVERIFY2(b, b ? "" : b.error().str().c_str());
-        QCOMPARE(b->counts, a->counts);
-        QCOMPARE(b->ranks, a->ranks);
-        QCOMPARE(byName(*s, b->run_id), byName(*s, a->run_id));
-        QCOMPARE(s->run(b->run_id)->start_ns, s->run(a->run_id)->start_ns);
-        QCOMPARE(s->tracks(b->run_id)->size(), s->tracks(a->run_id)->size());
+        auto r = importChromeTrace(*s, {(torchTraces() + "/two/traces").toStdString()});
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QCOMPARE(r->ranks, (std::vector<int>{0, 1}));
+        QCOMPARE(r->counts["step"], int64_t(torchFacts("two", 0)["profiler_steps"].toInt() +
+                                            torchFacts("two", 1)["profiler_steps"].toInt()));
+        QCOMPARE(s->run(r->run_id)->ranks, 2);
+    }
+
+    void roundTrip()
+    {
+        PARTITA_REQUIRE_TORCH_TRACES();
+        checkRoundTrip(recorded("two", 0));
     }
 
     void folderOfRanks()
@@ -218,8 +248,11 @@ private slots:
         QFETCH(QString, message);
         QTemporaryDir dir;
         auto s = openOrDie(dir.filePath("p.partita").toStdString());
-        auto good = importChromeTrace(*s, {kTraces + "trace_compare-base-base.json.gz"});
+        PARTITA_REQUIRE_TORCH_TRACES();
+        auto good = importChromeTrace(*s, {recorded("one", 0)});
         QVERIFY(good);
+        const int64_t events = s->runs()->front().events;
+        QVERIFY(events > 1000);
         const std::string f = dir.filePath("bad.json").toStdString();
         write(f, bytes.toStdString());
         auto r = importChromeTrace(*s, {f});
@@ -228,15 +261,17 @@ private slots:
         QVERIFY2(text.contains("bad.json") && text.contains(message), qPrintable(text));
         auto runs = s->runs();
         QVERIFY(runs && runs->size() == 1 && runs->front().id == good->run_id);
-        QCOMPARE(runs->front().events, int64_t(33));
+        QCOMPARE(runs->front().events, events);
         QCOMPARE(*s->integrityCheck(), std::string("ok"));
     }
 
     void truncatedGzip()
     {
+        PARTITA_REQUIRE_TORCH_TRACES();
         QTemporaryDir dir;
-        std::ifstream in(kTraces + "trace_diff-test-test.json.gz", std::ios::binary);
-        std::string gz((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::string plain = dir.filePath("rank1.json").toStdString();
+        write(plain, readFile(recorded("two", 1)));
+        const std::string gz = readFile(gzipCopy(plain));
         const std::string f = dir.filePath("cut.json.gz").toStdString();
         write(f, gz.substr(0, gz.size() / 2));
         auto s = openOrDie(dir.filePath("p.partita").toStdString());
@@ -318,16 +353,80 @@ private slots:
     // The same trace gzip-compressed and plain gives the same run.
     void gzipAndPlainAgree()
     {
+        PARTITA_REQUIRE_TORCH_TRACES();
         QTemporaryDir dir;
         const std::string plain = dir.filePath("plain.json").toStdString();
-        write(plain, gunzip(kTraces + "trace_compare-test-test.json.gz"));
+        write(plain, readFile(recorded("one", 0)));
         auto s = openOrDie(dir.filePath("p.partita").toStdString());
-        auto a = importChromeTrace(*s, {kTraces + "trace_compare-test-test.json.gz"});
+        auto a = importChromeTrace(*s, {gzipCopy(plain)});
         auto b = importChromeTrace(*s, {plain});
         QVERIFY(a && b);
+        QCOMPARE(a->counts, b->counts);
         QCOMPARE(byName(*s, a->run_id), byName(*s, b->run_id));
     }
 };
 
-QTEST_APPLESS_MAIN(TestChromeImport)
+class TestChromeImportThirdParty : public QObject
+{
+    Q_OBJECT
+private slots:
+    // Counts read from the files with Python's json module (ph X by cat; the
+    // 'i' instants as annotations; ProfilerStep#N as steps).
+    void realTraces_data()
+    {
+        QTest::addColumn<QString>("file");
+        QTest::addColumn<int>("rank");
+        QTest::addColumn<int>("kernels");
+        QTest::addColumn<int>("memcpy");
+        QTest::addColumn<int>("runtime");
+        QTest::addColumn<int>("cpuOps");
+        QTest::addColumn<int>("steps");
+        QTest::newRow("nccl_parser_config") << "nccl_parser_config-nccl_data.json.gz" << 0 << 2700 << 960 << 8740 << 14346 << 3;
+        QTest::newRow("trace_diff control") << "trace_diff-control-control.json.gz" << 3 << 8568 << 228 << 24692 << 40506 << 6;
+        QTest::newRow("trace_diff test") << "trace_diff-test-test.json.gz" << 1 << 9876 << 4856 << 21167 << 31236 << 6;
+        QTest::newRow("trace_compare base") << "trace_compare-base-base.json.gz" << 1 << 6 << 6 << 5 << 6 << 2;
+    }
+    void realTraces()
+    {
+        QFETCH(QString, file);
+        QFETCH(int, rank);
+        QFETCH(int, kernels);
+        QFETCH(int, memcpy);
+        QFETCH(int, runtime);
+        QFETCH(int, cpuOps);
+        QFETCH(int, steps);
+        PARTITA_REQUIRE_THIRD_PARTY("traces/" + file);
+        QTemporaryDir dir;
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto r = importChromeTrace(*s, {thirdParty("traces/" + file).toStdString()});
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QCOMPARE(r->ranks, std::vector<int>{rank});
+        QCOMPARE(r->counts["kernel"], int64_t(kernels));
+        QCOMPARE(r->counts["memcpy"], int64_t(memcpy));
+        QCOMPARE(r->counts["runtime"], int64_t(runtime));
+        QCOMPARE(r->counts["cpu_op"], int64_t(cpuOps));
+        QCOMPARE(r->counts["step"], int64_t(steps));
+        auto run = s->run(r->run_id);
+        QVERIFY(run && run->status == RunStatus::Complete && run->ranks == 1);
+        // Every GPU event sits on a device track named after its stream.
+        auto tracks = s->tracks(r->run_id);
+        QVERIFY(tracks);
+        bool gpuTrack = false;
+        for (const auto& t : *tracks)
+            if (t.device) {
+                gpuTrack = true;
+                QVERIFY2(QString::fromStdString(t.name).contains("stream"), t.name.c_str());
+            }
+        QVERIFY(gpuTrack);
+    }
+
+    // A GPU trace (kernels, memcpys, NCCL) survives export and import.
+    void roundTripWithKernels()
+    {
+        PARTITA_REQUIRE_THIRD_PARTY("traces/nccl_parser_config-nccl_data.json.gz");
+        checkRoundTrip(thirdParty("traces/nccl_parser_config-nccl_data.json.gz").toStdString());
+    }
+};
+
+PARTITA_TEST_SPLIT_APPLESS_MAIN(TestChromeImport, TestChromeImportThirdParty, "--third-party")
 #include "tst_chromeimport.moc"

@@ -13,7 +13,6 @@
 
 #include <QAbstractItemModelTester>
 #include <QComboBox>
-#include <QElapsedTimer>
 #include <QLabel>
 #include <QListView>
 #include <QMimeData>
@@ -31,7 +30,7 @@ namespace {
 
 Model gpt2()
 {
-    auto m = loadModel(PARTITA_SHARED_DATA "/hf/gpt2.json");
+    auto m = loadModel(PARTITA_TEST_DATA "/hf/gpt2.json");
     if (!m)
         qFatal("%s", m.error().str().c_str());
     return *m;
@@ -289,7 +288,7 @@ private slots:
         QTest::newRow("Mixtral, ep 4") << mixtral << 4 << true << "";
         QTest::newRow("Mixtral, ep 3: does not divide dp 32") << mixtral << 3 << true << "does not divide dp";
         QTest::newRow("Mixtral, ep 16: more than its 8 experts") << mixtral << 16 << true << "does not divide";
-        QTest::newRow("GPT-2: no experts") << PARTITA_SHARED_DATA "/hf/gpt2.json" << 1 << false << "";
+        QTest::newRow("GPT-2: no experts") << PARTITA_TEST_DATA "/hf/gpt2.json" << 1 << false << "";
     }
     void expertParallel()
     {

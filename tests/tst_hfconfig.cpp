@@ -18,7 +18,6 @@ std::string readAll(const QString& path)
     return f.readAll().toStdString();
 }
 
-QString sharedData(const char* rel) { return QStringLiteral(PARTITA_SHARED_DATA "/") + rel; }
 QString testData(const char* rel) { return QStringLiteral(PARTITA_TEST_DATA "/") + rel; }
 
 Model load(const QString& path)
@@ -51,10 +50,10 @@ private slots:
         QTest::addColumn<qlonglong>("parameters");
         QTest::addColumn<QString>("family");
         QTest::addColumn<qlonglong>("blocks");
-        // ORACLES.md (shared fixtures)
-        QTest::newRow("bert-base-uncased") << sharedData("hf/bert-base-uncased.json") << 109482240LL << "bert" << 12LL;
-        QTest::newRow("gpt2") << sharedData("hf/gpt2.json") << 124439808LL << "gpt2" << 12LL;
-        QTest::newRow("llama-2-7b") << sharedData("hf/llama-2-7b-hf.json") << 6738415616LL << "llama" << 32LL;
+        // ORACLES.md
+        QTest::newRow("bert-base-uncased") << testData("hf/bert-base-uncased.json") << 109482240LL << "bert" << 12LL;
+        QTest::newRow("gpt2") << testData("hf/gpt2.json") << 124439808LL << "gpt2" << 12LL;
+        QTest::newRow("llama-2-7b") << testData("hf/llama-2-7b-hf.json") << 6738415616LL << "llama" << 32LL;
         // More of each family (tests/data/hf/README.md)
         QTest::newRow("bert-large") << testData("hf/bert-large-uncased.json") << 335141888LL << "bert" << 24LL;
         QTest::newRow("gpt2-medium") << testData("hf/gpt2-medium.json") << 354823168LL << "gpt2" << 24LL;
@@ -74,8 +73,7 @@ private slots:
         QFETCH(qlonglong, parameters);
         QFETCH(QString, family);
         QFETCH(qlonglong, blocks);
-        if (!QFile::exists(path))
-            QSKIP(qPrintable("fixture missing: " + path));
+        QVERIFY2(QFile::exists(path), qPrintable("fixture missing: " + path));
         const Model m = load(path);
         QCOMPARE(qlonglong(m.parameterCount()), parameters);
         QCOMPARE(QString::fromStdString(m.family), family);
@@ -98,7 +96,7 @@ private slots:
         QTest::addColumn<QString>("path");
         QTest::addColumn<qlonglong>("batch");
         QTest::addColumn<qlonglong>("seq");
-        QTest::newRow("gpt2 b1 s1024") << sharedData("hf/gpt2.json") << 1LL << 1024LL;
+        QTest::newRow("gpt2 b1 s1024") << testData("hf/gpt2.json") << 1LL << 1024LL;
         QTest::newRow("gpt2-xl b4 s512") << testData("hf/gpt2-xl.json") << 4LL << 512LL;
     }
     void gptMatmulFlopsMatchClosedForm()
@@ -129,7 +127,7 @@ private slots:
         QTest::addColumn<QString>("path");
         QTest::addColumn<qlonglong>("batch");
         QTest::addColumn<qlonglong>("seq");
-        QTest::newRow("gpt2 b1 s1024") << sharedData("hf/gpt2.json") << 1LL << 1024LL;
+        QTest::newRow("gpt2 b1 s1024") << testData("hf/gpt2.json") << 1LL << 1024LL;
         QTest::newRow("gpt2-medium b8 s256") << testData("hf/gpt2-medium.json") << 8LL << 256LL;
     }
     void gptActivationMemoryMatchesKorthikanti()
@@ -194,7 +192,7 @@ private slots:
     void gpt2TiedHeadAndMissingInner()
     {
         // n_inner null means 4 x n_embd.
-        const std::string text = readAll(sharedData("hf/gpt2.json"));
+        const std::string text = readAll(testData("hf/gpt2.json"));
         QVERIFY(!text.empty());
         auto m = modelFromHfConfig(text, "gpt2.json");
         QVERIFY(m);

@@ -4,7 +4,10 @@
 // measured step, the run stored); a rank killed mid-run and a rank that
 // hangs (the run aborted, kept incomplete, the message naming the rank); a
 // 2-rank run through the ssh launcher against a real sshd on 127.0.0.1 with
-// throwaway keys, and an unreachable host.
+// throwaway keys, and an unreachable host; apart (tst_launcher_slurm), a run
+// through a real Slurm controller.
+#include "storetest.h"
+#include "testmain.h"
 #include "partita/core/clusterio.h"
 #include "partita/core/modelio.h"
 #include "partita/core/plan.h"
@@ -28,6 +31,7 @@
 #include <unistd.h>
 
 using namespace partita;
+using partita::test::openOrDie;
 
 namespace {
 
@@ -531,7 +535,14 @@ private slots:
         QCOMPARE(QString::fromStdString(u->launch.failed_host), QString("unreachable-node"));
         QVERIFY2(QString::fromStdString(u->launch.message).contains("Connection refused"), u->launch.message.c_str());
     }
+};
 
+// Runs through a real Slurm controller (tst_launcher_slurm): skipped, with
+// the reason, on a machine without one.
+class TestLauncherSlurm : public QObject
+{
+    Q_OBJECT
+private slots:
     void slurm()
     {
         if (QStandardPaths::findExecutable("srun").isEmpty() || QStandardPaths::findExecutable("scontrol").isEmpty())
@@ -542,19 +553,20 @@ private slots:
         if (!ping.waitForFinished(10000) || !ping.readAllStandardOutput().contains("UP"))
             QSKIP("Slurm is installed but no controller answers scontrol ping");
         const Plan plan = planFor(2, 1, 1, 0);
-        auto st = store("slurm.partita");
+        QTemporaryDir tmp;
+        auto st = openOrDie(tmp.filePath("slurm.partita").toStdString());
         MeasuredRunOptions o;
         o.launch = localSpec(2);
         o.launch.kind = LauncherKind::Slurm;
         char host[256] = {};
         gethostname(host, sizeof host - 1);
         o.launch.hosts = {{host, 2}};
-        o.run_dir = m_tmp.filePath("slurm").toStdString();
+        o.run_dir = tmp.filePath("slurm").toStdString();
         o.info.name = "slurm";
         auto r = executeRun(*st, plan, o);
         QVERIFY2(r && r->complete, r ? r->launch.message.c_str() : r.error().str().c_str());
     }
 };
 
-QTEST_GUILESS_MAIN(TestLauncher)
+PARTITA_TEST_SPLIT_GUILESS_MAIN(TestLauncher, TestLauncherSlurm, "--slurm")
 #include "tst_launcher.moc"

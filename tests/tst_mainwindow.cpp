@@ -4,6 +4,7 @@
 #include "designer.h"
 #include "mainwindow.h"
 #include "runsmodel.h"
+#include "testdata.h"
 #include "timelineview.h"
 
 #include "partita/profiler/tracestore.h"
@@ -149,14 +150,14 @@ private slots:
         MainWindow w;
         w.show();
         QVERIFY(QTest::qWaitForWindowExposed(&w));
-        QVERIFY(!w.importModel(PARTITA_SHARED_DATA "/hf/gpt2.json", true)); // no project yet
+        QVERIFY(!w.importModel(PARTITA_TEST_DATA "/hf/gpt2.json", true)); // no project yet
         QVERIFY(w.lastError().contains("project"));
         const QString path = m_dir.filePath("new.partita");
         QVERIFY(w.newProject(path, true));
         QVERIFY(!w.newProject(path, true)); // never over an existing file
         QVERIFY(w.lastError().contains("already exists"));
         QVERIFY(!w.designer()->hasInputs());
-        QVERIFY(w.importModel(PARTITA_SHARED_DATA "/hf/gpt2.json", true));
+        QVERIFY(w.importModel(PARTITA_TEST_DATA "/hf/gpt2.json", true));
         QVERIFY(!w.designer()->hasInputs()); // a cluster is still missing
         QVERIFY(!w.importCluster("no-such-preset:2", true));
         QVERIFY2(w.lastError().contains("no-such-preset"), qPrintable(w.lastError()));
@@ -166,7 +167,8 @@ private slots:
         QVERIFY(!w.importModel(m_dir.filePath("absent.json"), true));
         QVERIFY2(w.lastError().contains("absent.json"), qPrintable(w.lastError()));
         QVERIFY(w.designer()->hasInputs()); // the failed import lost nothing
-        QVERIFY(w.importTraces({PARTITA_SHARED_DATA "/traces/trace_compare-base-base.json.gz"}, true));
+        PARTITA_REQUIRE_TORCH_TRACES();
+        QVERIFY(w.importTraces({partita::test::torchTraces() + "/one/traces/rank0.json"}, true));
         QCOMPARE(w.runsModel()->rowCount(), 1);
         QVERIFY(w.timeline()->run() > 0);
         const QString bad = m_dir.filePath("bad.json");
@@ -188,12 +190,13 @@ private slots:
     {
         QTest::addColumn<QString>("path");
         QTest::addColumn<int>("kind");
-        QTest::newRow("hf config") << PARTITA_SHARED_DATA "/hf/gpt2.json" << int(MainWindow::DropKind::Model);
+        QTest::newRow("hf config") << PARTITA_TEST_DATA "/hf/gpt2.json" << int(MainWindow::DropKind::Model);
         QTest::newRow("native model") << PARTITA_SOURCE_DIR "/resources/demo/model.json" << int(MainWindow::DropKind::Model);
         QTest::newRow("cluster json") << PARTITA_SOURCE_DIR "/resources/demo/cluster.json" << int(MainWindow::DropKind::Cluster);
         QTest::newRow("topo") << PARTITA_TEST_DATA "/topo/dgx-a100.txt" << int(MainWindow::DropKind::Cluster);
         QTest::newRow("hostfile") << PARTITA_TEST_DATA "/hostfiles/openmpi.txt" << int(MainWindow::DropKind::Cluster);
-        QTest::newRow("kineto gz") << PARTITA_SHARED_DATA "/traces/trace_compare-base-base.json.gz" << int(MainWindow::DropKind::Trace);
+        QTest::newRow("kineto gz (by name)") << "rank0.pt.trace.json.gz" << int(MainWindow::DropKind::Trace);
+        QTest::newRow("torch trace without Kineto") << partita::test::torchTraces() + "/two/traces/rank1.json" << int(MainWindow::DropKind::Trace);
         QTest::newRow("project") << "x.partita" << int(MainWindow::DropKind::Project);
         QTest::newRow("onnx") << "m.onnx" << int(MainWindow::DropKind::Model);
         QTest::newRow("missing") << "nothing-here.json" << int(MainWindow::DropKind::Unknown);

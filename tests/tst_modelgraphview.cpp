@@ -20,7 +20,7 @@
 using namespace partita;
 
 namespace {
-Model gpt2() { return *loadModel(PARTITA_SHARED_DATA "/hf/gpt2.json"); }
+Model gpt2() { return *loadModel(PARTITA_TEST_DATA "/hf/gpt2.json"); }
 QPoint viewPointOf(ModelGraphView& g, int vertex)
 {
     const QRectF r = g.vertices()[size_t(vertex)].rect;

@@ -15,8 +15,6 @@ private slots:
         QTest::addColumn<QString>("path");
         for (const QString& f : QDir(PARTITA_TEST_DATA "/hf").entryList({"*.json"}))
             QTest::newRow(qPrintable(f)) << QStringLiteral(PARTITA_TEST_DATA "/hf/") + f;
-        for (const QString& f : QDir(PARTITA_SHARED_DATA "/hf").entryList({"*.json"}))
-            QTest::newRow(qPrintable("shared " + f)) << QStringLiteral(PARTITA_SHARED_DATA "/hf/") + f;
         QTest::newRow("bundled demo") << QStringLiteral(PARTITA_SOURCE_DIR "/resources/demo/model.json");
     }
     void roundTrip()

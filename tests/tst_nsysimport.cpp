@@ -1,7 +1,9 @@
-// Nsight Systems SQLite exports: the real 2.x export of ../shared/data/nsys,
-// a 3.x export built here from the documented schema (META_DATA_EXPORT,
-// tables missing), and files that are not exports.
+// Nsight Systems SQLite exports: a 3.x export built here from the documented
+// schema (META_DATA_EXPORT, tables missing), files that are not exports;
+// apart (tst_nsysimport_third_party), the real 2.x export of ../shared/data/nsys.
 #include "storetest.h"
+#include "testdata.h"
+#include "testmain.h"
 #include "partita/profiler/analysis.h"
 #include "partita/profiler/nsysimport.h"
 #include "partita/profiler/tracestore.h"
@@ -19,7 +21,7 @@ using partita::test::openOrDie;
 
 namespace {
 
-const std::string kExport = PARTITA_SHARED_DATA "/nsys/saxpy-mpi-cuda_nsys_perlmutter0.sqlite";
+const QString kExport = "nsys/saxpy-mpi-cuda_nsys_perlmutter0.sqlite";
 
 
 void makeDb(const std::string& path, const char* sql)
@@ -39,33 +41,6 @@ class TestNsysImport : public QObject
 {
     Q_OBJECT
 private slots:
-    void realExport()
-    {
-        QTemporaryDir dir;
-        auto s = openOrDie(dir.filePath("p.partita").toStdString());
-        auto r = importNsysSqlite(*s, {kExport});
-        QVERIFY2(r, r ? "" : r.error().str().c_str());
-        QCOMPARE(r->schema, std::vector<std::string>{"2.9.1 (EXPORT_META_DATA)"});
-        QCOMPARE(r->gpus, std::vector<std::string>{"NVIDIA A100-SXM4-40GB"});
-        QCOMPARE(r->counts["kernel"], int64_t(5));
-        QCOMPARE(r->counts["memcpy"], int64_t(15));
-        QCOMPARE(r->counts["runtime"], int64_t(95));
-        // 24 NVTX records: 22 ranges, plus a domain and a thread name.
-        QCOMPARE(r->counts["annotation"], int64_t(22));
-        auto run = s->run(r->run_id);
-        QVERIFY(run && run->status == RunStatus::Complete);
-        QVERIFY(run->meta.find("A100-SXM4-40GB") != std::string::npos);
-        // Kernels are linked to their launches and analyzable.
-        auto a = analyzeRun(*s, r->run_id);
-        QVERIFY(a && a->ranks.size() == 1);
-        QCOMPARE(a->ranks.front().device_events, int64_t(20));
-        QVERIFY(a->ranks.front().temporal.compute_pct > 0);
-        bool saxpy = false;
-        for (const auto& k : a->kernels)
-            saxpy |= k.name.rfind("saxpy", 0) == 0 && k.count == 5 && k.cls == KernelClass::Computation;
-        QVERIFY(saxpy);
-    }
-
     // Schema 3.x keeps its metadata in META_DATA_EXPORT; absent tables are warnings.
     void newerSchemaMissingTables()
     {
@@ -125,5 +100,38 @@ private slots:
     }
 };
 
-QTEST_APPLESS_MAIN(TestNsysImport)
+class TestNsysImportThirdParty : public QObject
+{
+    Q_OBJECT
+private slots:
+    void realExport()
+    {
+        PARTITA_REQUIRE_THIRD_PARTY(kExport);
+        QTemporaryDir dir;
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto r = importNsysSqlite(*s, {partita::test::thirdParty(kExport).toStdString()});
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QCOMPARE(r->schema, std::vector<std::string>{"2.9.1 (EXPORT_META_DATA)"});
+        QCOMPARE(r->gpus, std::vector<std::string>{"NVIDIA A100-SXM4-40GB"});
+        QCOMPARE(r->counts["kernel"], int64_t(5));
+        QCOMPARE(r->counts["memcpy"], int64_t(15));
+        QCOMPARE(r->counts["runtime"], int64_t(95));
+        // 24 NVTX records: 22 ranges, plus a domain and a thread name.
+        QCOMPARE(r->counts["annotation"], int64_t(22));
+        auto run = s->run(r->run_id);
+        QVERIFY(run && run->status == RunStatus::Complete);
+        QVERIFY(run->meta.find("A100-SXM4-40GB") != std::string::npos);
+        // Kernels are linked to their launches and analyzable.
+        auto a = analyzeRun(*s, r->run_id);
+        QVERIFY(a && a->ranks.size() == 1);
+        QCOMPARE(a->ranks.front().device_events, int64_t(20));
+        QVERIFY(a->ranks.front().temporal.compute_pct > 0);
+        bool saxpy = false;
+        for (const auto& k : a->kernels)
+            saxpy |= k.name.rfind("saxpy", 0) == 0 && k.count == 5 && k.cls == KernelClass::Computation;
+        QVERIFY(saxpy);
+    }
+};
+
+PARTITA_TEST_SPLIT_APPLESS_MAIN(TestNsysImport, TestNsysImportThirdParty, "--third-party")
 #include "tst_nsysimport.moc"

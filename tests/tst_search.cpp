@@ -102,12 +102,12 @@ private slots:
         o.global_batch = 256;
         o.budget_s = 60;
         o.cancel = &cancel;
-        const auto t0 = std::chrono::steady_clock::now();
         auto r = searchStrategy(m, c, o);
-        const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         QVERIFY(r);
         QVERIFY(r->cancelled);
-        QVERIFY(took < 5);
+        // Cancelled before the first batch: only the presets were simulated.
+        QVERIFY(!r->baselines.empty());
+        QVERIFY(r->evaluated <= int64_t(r->baselines.size()));
         QVERIFY(r->best.step_time <= bestPreset(*r));
     }
 

@@ -8,16 +8,14 @@
 #include "partita/core/simulator.h"
 
 #include <QAbstractItemModelTester>
-#include <QElapsedTimer>
 #include <QSignalSpy>
 #include <QTableView>
 #include <QTest>
-#include <QTimer>
 
 using namespace partita;
 
 namespace {
-Model gpt2() { return *loadModel(PARTITA_SHARED_DATA "/hf/gpt2.json"); }
+Model gpt2() { return *loadModel(PARTITA_TEST_DATA "/hf/gpt2.json"); }
 Strategy ddp(const Model& m, const Cluster& c)
 {
     PresetOptions o;
@@ -38,26 +36,14 @@ private slots:
         QAbstractItemModelTester tester(d.candidates(), QAbstractItemModelTester::FailureReportingMode::QtTest);
         d.setBudget(2);
         QSignalSpy finished(&d, &SearchDialog::searchFinished);
-        // The longest the GUI thread goes without turning while the search runs.
-        QElapsedTimer clock;
-        qint64 last = 0, worst = 0;
-        QTimer tick;
-        QObject::connect(&tick, &QTimer::timeout, [&] {
-            const qint64 now = clock.elapsed();
-            worst = std::max(worst, now - last);
-            last = now;
-        });
-        clock.start();
-        tick.start(10);
+        // How long the GUI thread stalls meanwhile is bench_gui's measure, not a unit test's.
         QVERIFY(d.start());
         QVERIFY(!d.start()); // one search at a time
         QVERIFY(finished.wait(60000));
-        tick.stop();
         QVERIFY2(d.result().has_value(), qPrintable(d.error()));
         QVERIFY(d.result()->evaluated > 0);
         QVERIFY(d.candidates()->rowCount() >= 1);
         QVERIFY(d.progressPoints() >= 1);
-        QVERIFY2(worst < 1000, qPrintable(QString("GUI thread stalled %1 ms").arg(worst))); // the benchmark has the 100 ms target
         // The best is no worse than data parallelism, which the search tried as a preset.
         auto base = simulate(m, c, ddp(m, c));
         QVERIFY(d.result()->best.step_time <= base->step_time * 1.0001);

@@ -18,7 +18,7 @@ Model hf(const char* file)
 }
 Model gpt2()
 {
-    auto m = loadModel(PARTITA_SHARED_DATA "/hf/gpt2.json");
+    auto m = loadModel(PARTITA_TEST_DATA "/hf/gpt2.json");
     if (!m)
         m = loadModel(PARTITA_SOURCE_DIR "/resources/demo/model.json");
     return *m;

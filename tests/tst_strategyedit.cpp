@@ -12,7 +12,7 @@ using namespace partita;
 namespace {
 Model gpt2()
 {
-    auto m = loadModel(PARTITA_SHARED_DATA "/hf/gpt2.json");
+    auto m = loadModel(PARTITA_TEST_DATA "/hf/gpt2.json");
     if (!m)
         qFatal("%s", m.error().str().c_str());
     return *m;

@@ -7,6 +7,9 @@
 #include <sqlite3.h>
 
 #include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -364,11 +367,21 @@ private slots:
             QCOMPARE(readAll(out), expected);
             TraceImportOptions o;
             o.name = "schema 1 import";
-            auto again = importChromeTrace(*s, {PARTITA_SHARED_DATA "/traces/trace_compare-base-base.json.gz"}, o);
+            // The old run's own export, imported into the migrated store, exports
+            // the same events (track names gain the rank: Partita's own export).
+            auto again = importChromeTrace(*s, {PARTITA_TEST_DATA "/store/schema1-export.json"}, o);
             QVERIFY2(again, again ? "" : again.error().str().c_str());
             const std::string out2 = dir.filePath("new.json").toStdString();
             QVERIFY(exportChromeTrace(*s, again->run_id, out2));
-            QCOMPARE(readAll(out2), expected);
+            auto slices = [](const std::string& text) {
+                QJsonArray kept;
+                for (const auto& e : QJsonDocument::fromJson(QByteArray::fromStdString(text))["traceEvents"].toArray())
+                    if (e.toObject()["ph"].toString() != "M")
+                        kept.append(e);
+                return kept;
+            };
+            QCOMPARE(slices(readAll(out2)).size(), 33);
+            QCOMPARE(slices(readAll(out2)), slices(expected));
         }
         sqlite3* db = nullptr;
         QCOMPARE(sqlite3_open(path.c_str(), &db), SQLITE_OK);

@@ -145,7 +145,7 @@ int main(int argc, char** argv)
 
     // 2. Auto-search for 5 s.
     {
-        const Model m = *loadModel(PARTITA_SHARED_DATA "/hf/gpt2.json");
+        const Model m = *loadModel(PARTITA_SOURCE_DIR "/tests/data/hf/gpt2.json");
         const Cluster c = *clusterPreset("p3.16xlarge:4");
         PresetOptions o;
         o.global_batch = 64;

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/../.."
 seconds="${1:-20}"
 
 if ! command -v clang++ >/dev/null 2>&1; then
-    echo "run-fuzzers: SKIP: clang++ is not installed"
-    exit 0
+    echo "run-fuzzers: cannot build the fuzzers: clang++ is not installed (packaging/install-deps.sh installs clang)" >&2
+    exit 1
 fi
 cmake --preset fuzz >/dev/null
 cmake --build build/fuzz --target fuzz_hfconfig fuzz_modeljson fuzz_onnx fuzz_clusterjson fuzz_topo fuzz_hostfile fuzz_units fuzz_plan fuzz_calibration fuzz_chrometrace
@@ -34,7 +34,9 @@ build/dev/bin/partita-cli convert p3.16xlarge:2 -o "$corpus/clusterjson/p3.json"
 seed topo tests/data/topo/*.txt
 seed hostfile tests/data/hostfiles/*
 mkdir -p "$corpus/chrometrace"
+# HTA's small traces where ../shared is beside the checkout; the PyTorch traces the tests recorded.
 for f in ../shared/data/traces/trace_compare-*.json.gz; do [ -f "$f" ] && gzip -dc "$f" > "$corpus/chrometrace/$(basename "$f" .gz)" || true; done
+for f in build/dev/tests/torch-traces/*/traces/rank0.json; do [ -f "$f" ] && head -c 60000 "$f" > "$corpus/chrometrace/torch-$(basename "$(dirname "$(dirname "$f")")").json" || true; done
 printf '[{"ph":"B","name":"a","pid":1,"tid":1,"ts":1},{"ph":"E","pid":1,"tid":1,"ts":2.5}]' > "$corpus/chrometrace/array.json"
 # Plans and calibrations: what simulate and calibrate write.
 mkdir -p "$corpus/plan" "$corpus/calibration"

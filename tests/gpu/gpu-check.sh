@@ -20,7 +20,7 @@ grep -q "PARTITA_HAVE_CUDA_BACKEND" build/release/CMakeCache.txt || { echo "no C
 cli=build/release/bin/partita-cli
 project="$out/gpu.partita"
 rm -rf "$project" "$project".runs
-common=(--model ../shared/data/hf/gpt2.json --cluster local --backend cuda --preset ddp --global-batch 8
+common=(--model tests/data/hf/gpt2.json --cluster local --backend cuda --preset ddp --global-batch 8
         --micro-batch 8 --seq-len 1024 --dtype bf16 --steps "$steps" --warmup 3 --project "$project" --json)
 "$cli" run "${common[@]}" --name "GPT-2 small, CUPTI" > "$out/run-cupti.json"
 "$cli" run "${common[@]}" --name "GPT-2 small, no CUPTI" --no-cupti > "$out/run-nocupti.json"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Screenshots of the workbench's real windows under Xvfb, on a project made
-# like the demo's (a prediction, a real Kineto trace, a CPU-measured run):
+# like the demo's (a prediction, a real PyTorch-profiler trace of a 2-rank DDP
+# job recorded on this CPU, a CPU-measured run):
 # one PNG per view into OUT (default build/dev/screenshots). Fails when the
 # window cannot be shown or a PNG is empty. Look at them.
 # Usage: tests/screenshots/take-screenshots.sh BIN_DIR [OUT]
@@ -17,8 +18,13 @@ project="$work/shots.partita"
 cli="$bin/partita-cli"
 "$cli" simulate --model "$src/resources/demo/model.json" --cluster "$src/resources/demo/cluster.json" --preset ddp \
     --global-batch 128 --micro-batch 8 --project "$project" --name "DDP (predicted)" >/dev/null
-kineto="$src/../shared/data/traces/nccl_parser_config-nccl_data.json.gz"
-[ -f "$kineto" ] && "$cli" trace import "$kineto" --project "$project" --name "NCCL all-reduce (Kineto)" >/dev/null
+# The traces CTest's torch_traces fixture recorded, else recorded here.
+traces="${PARTITA_TORCH_TRACES:-}"
+if [ ! -f "$traces/two/facts.json" ]; then
+    traces="$work/torch"
+    /usr/bin/python3 "$src/resources/demo/record_torch_trace.py" "$traces/two" --ranks 2 >/dev/null
+fi
+"$cli" trace import "$traces/two/traces" --project "$project" --name "small GPT, DDP on 2 CPU ranks (PyTorch profiler)" >/dev/null
 echo '{"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2, "n_positions": 64, "vocab_size": 512}' > "$work/gpt.json"
 "$cli" run --model "$work/gpt.json" --cluster local --ranks 2 --preset ddp --global-batch 4 --seq-len 64 --steps 2 \
     --project "$project" --name "small GPT-2" >/dev/null
