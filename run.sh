@@ -47,10 +47,10 @@ rm -rf "$project" "$project-wal" "$project-shm" "$project.runs"
     --project "$project" --name "DDP (predicted)" > /dev/null
 "$cli" simulate --model "$model" --cluster "$cluster" --strategy "$out/best-strategy.json" \
     --project "$project" --name "searched (predicted)" > /dev/null
-kineto=../shared/data/traces/nccl_parser_config-nccl_data.json.gz
-if [ -f "$kineto" ]; then
-    "$cli" trace import "$kineto" --project "$project" --name "NCCL all-reduce, rank 0 (HTA test data)" > /dev/null
-fi
+echo "   recording a small GPT trained with DDP on 2 CPU ranks under PyTorch's profiler (gloo)"
+/usr/bin/python3 resources/demo/record_torch_trace.py "$out/torch-ddp" --ranks 2 --steps 3 > /dev/null
+"$cli" trace import "$out/torch-ddp/traces" --project "$project" --name "small GPT, DDP on 2 CPU ranks (PyTorch profiler)" \
+    | sed -n '1,2p'
 echo "== Measured: a small GPT-2 on this machine's CPU, 2 ranks through mpirun, beside its prediction"
 echo '{"model_type": "gpt2", "n_embd": 128, "n_head": 4, "n_layer": 2, "n_positions": 128, "vocab_size": 2048}' \
     > "$out/small-gpt2.json"
@@ -79,6 +79,7 @@ echo "  best-strategy.json best.json best-trace.json the searched strategy and i
 echo "  bert-searched.json                           the searched BERT-large strategy"
 echo "  demo.partita                                 the project: runs, timelines (partita-cli runs list / trace stats)"
 echo "  demo.partita.runs/                           the measured run's plan and per-rank traces"
+echo "  torch-ddp/traces/rank0.json rank1.json       the PyTorch-profiler traces of the 2-rank DDP job"
 echo "Timelines (*-trace.json) open in the Perfetto UI or chrome://tracing."
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ -x build/dev/bin/partita ]; then
     echo "Opening the workbench on $out/demo.partita: the designer on BERT-large (drag atoms from the palette onto"
