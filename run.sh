@@ -69,7 +69,7 @@ bert=resources/demo/bert-large-uncased.json
     --project "$project" --name "BERT-large: searched (predicted)" | grep -E '^Step time'
 "$cli" runs list --project "$project"
 echo
-"$cli" trace diff --project "$project" --run 1 --run 2 | sed -n '/^steps/,$p;/^per rank/,$p' | head -8
+"$cli" trace diff --project "$project" --run 1 --run 2 | sed -n '/^\(steps\|per rank\)/,$p' | head -8
 "$cli" trace stats --project "$project" --run 2 --json > "$out/searched-stats.json"
 echo
 echo "Results in $(pwd)/$out:"
