@@ -21,6 +21,11 @@ PACKAGES=(
     clang libclang-rt-dev
     # headless GUI checks and screenshots
     xvfb xauth
+    # the Debian package and its checks: dependencies from the binaries, icons, manual pages from
+    # the programs' help, bash completion, desktop/AppStream/MIME validation, lintian, an installed
+    # package's MIME type and manual (xdg-mime, man)
+    dpkg-dev librsvg2-bin help2man bash-completion desktop-file-utils appstream lintian
+    shared-mime-info xdg-utils libfile-mimeinfo-perl man-db
 )
 
 missing=()

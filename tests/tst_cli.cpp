@@ -249,6 +249,41 @@ private slots:
         QCOMPARE(QJsonDocument::fromJson(again.out.toUtf8()).object()["events"].toInt(), ia["events"].toInt());
     }
 
+    // `partita-cli completion bash` under bash-completion, as an interactive
+    // shell runs it: what TAB offers after the words typed.
+    void bashCompletion_data()
+    {
+        QTest::addColumn<QString>("line");
+        QTest::addColumn<QString>("offered");
+        QTest::newRow("subcommand") << "partita-cli tr" << "trace";
+        QTest::newRow("nested subcommands") << "partita-cli trace " << "import export stats diff --help -h";
+        QTest::newRow("option name") << "partita-cli simulate --rec" << "--recompute";
+        QTest::newRow("option's allowed values") << "partita-cli simulate --recompute " << "none selective full";
+        QTest::newRow("nested option values") << "partita-cli trace diff --scope g" << "gpu";
+        QTest::newRow("shell") << "partita-cli completion " << "bash";
+    }
+    void bashCompletion()
+    {
+        QFETCH(QString, line);
+        QFETCH(QString, offered);
+        const QString setup = "/usr/share/bash-completion/bash_completion";
+        QVERIFY2(QFile::exists(setup), "bash-completion is not installed (packaging/install-deps.sh installs it)");
+        const Run script = cli({"completion", "bash"});
+        QCOMPARE(script.code, 0);
+        const QString path = write("completion.bash", script.out.toUtf8());
+        const QString probe = QString(R"(source %1; source %2
+read -ra COMP_WORDS <<< "$LINE"; [[ $LINE == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); COMP_LINE=$LINE; COMP_POINT=${#LINE}
+_partita_cli; echo "${COMPREPLY[*]}")").arg(setup, path);
+        QProcess bash;
+        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+        env.insert("LINE", line);
+        bash.setProcessEnvironment(env);
+        bash.start("bash", {"-c", probe});
+        QVERIFY(bash.waitForFinished(30000));
+        QCOMPARE(QString::fromUtf8(bash.readAllStandardOutput()).trimmed(), offered);
+    }
+
     void traceErrors_data()
     {
         QTest::addColumn<QStringList>("args");

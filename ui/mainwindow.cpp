@@ -309,9 +309,12 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     });
     help->addAction(tr("&About Partita"), this, [this] {
         QMessageBox::about(this, tr("About Partita"),
-                           tr("Partita %1\nA workbench for distributed-training strategies.\n"
-                              "GPL-3.0-or-later.")
-                               .arg(QCoreApplication::applicationVersion()));
+                           tr("<h3>Partita %1</h3><p>A workbench for distributed-training strategies: design, "
+                              "predict, run and profile how a model is split across GPUs.</p>"
+                              "<p>Built with Qt %2 (running on %3).</p>"
+                              "<p>Partita is free software under the GNU General Public License, version 3 or "
+                              "later; it comes with no warranty.</p>")
+                               .arg(QCoreApplication::applicationVersion().toHtmlEscaped(), QT_VERSION_STR, qVersion()));
     });
     statusBar()->showMessage(tr("No project open"));
     resize(1280, 800);

@@ -1,4 +1,5 @@
 // partita-cli: everything the workbench does, headless.
+#include "completion.h"
 #include "inspect.h"
 #include "run.h"
 #include "search.h"
@@ -14,7 +15,7 @@ int main(int argc, char** argv)
 {
     CLI::App app{"Partita: design, predict, run and profile distributed-training strategies (headless)"};
     app.require_subcommand(1);
-    app.set_version_flag("--version", std::string("partita-cli ") + PARTITA_VERSION);
+    app.set_version_flag("--version", std::string("partita-cli ") + PARTITA_VERSION_STRING);
 
     partita::cli::InspectOptions opts;
     auto addCommon = [&](CLI::App* cmd) {
@@ -215,11 +216,19 @@ int main(int argc, char** argv)
     CLI::App* rlist = runsCmd->add_subcommand("list", "List the runs of a project");
     addProject(rlist);
 
+    std::string shell;
+    CLI::App* completion = app.add_subcommand("completion", "Print a shell completion script for partita-cli");
+    completion->add_option("shell", shell, "the shell")->required()->check(CLI::IsMember({"bash"}));
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         const int code = app.exit(e);
         return code == 0 ? 0 : 2;
+    }
+    if (*completion) {
+        std::cout << partita::cli::bashCompletion(app);
+        return 0;
     }
     if (*inspect)
         return partita::cli::runInspect(opts);

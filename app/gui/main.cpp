@@ -21,7 +21,8 @@ int main(int argc, char** argv)
     QApplication app(argc, argv);
     QApplication::setApplicationName("Partita");
     QApplication::setOrganizationName("Partita");
-    QApplication::setApplicationVersion(PARTITA_VERSION);
+    QApplication::setApplicationVersion(PARTITA_VERSION_STRING);
+    QGuiApplication::setDesktopFileName("io.partita.Partita"); // packaging/desktop: Wayland matches windows by it
     QCommandLineParser cl;
     cl.setApplicationDescription("Partita: design, predict, run and profile distributed-training strategies");
     cl.addHelpOption();

@@ -48,6 +48,7 @@ std::string hostName()
 int main(int argc, char** argv)
 {
     CLI::App app{"Partita worker: runs one rank of an execution plan and traces it"};
+    app.set_version_flag("--version", std::string("partita-worker ") + PARTITA_VERSION_STRING);
     std::string planPath, out, backend = "cpu";
     int steps = 3, warmup = 1;
     double scale = 1.0;
