@@ -348,6 +348,20 @@ private slots:
     // A schema 1 project (zlib-compressed arguments, written by the build
     // before zstd) opens as schema 2 and reads exactly as that build exported
     // it; runs added afterwards (zstd) read the same beside it.
+    // A new project says what it is in SQLite's header: "PART" at byte 68,
+    // which the desktop's MIME magic (packaging/desktop) reads.
+    void newProjectsCarryTheApplicationId()
+    {
+        QTemporaryDir dir;
+        const std::string path = dir.filePath("new.partita").toStdString();
+        { auto s = openOrDie(path); }
+        std::ifstream in(path, std::ios::binary);
+        char header[72] = {};
+        in.read(header, sizeof header);
+        QCOMPARE(QByteArray(header, 16), QByteArray("SQLite format 3\0", 16));
+        QCOMPARE(QByteArray(header + 68, 4), QByteArray("PART"));
+    }
+
     void schema1FilesAreMigrated()
     {
         QTemporaryDir dir;
@@ -389,6 +403,11 @@ private slots:
         QCOMPARE(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, nullptr), SQLITE_OK);
         QCOMPARE(sqlite3_step(q), SQLITE_ROW);
         QCOMPARE(sqlite3_column_int(q, 0), TraceStore::kSchemaVersion);
+        sqlite3_finalize(q);
+        // The migrated file carries the project's application_id (MIME magic).
+        QCOMPARE(sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &q, nullptr), SQLITE_OK);
+        QCOMPARE(sqlite3_step(q), SQLITE_ROW);
+        QCOMPARE(sqlite3_column_int(q, 0), TraceStore::kApplicationId);
         sqlite3_finalize(q);
         // The new run's arguments are zstd frames, the old run's zlib.
         QCOMPARE(sqlite3_prepare_v2(db,

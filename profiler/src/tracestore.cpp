@@ -373,6 +373,13 @@ Result<std::unique_ptr<TraceStore>> TraceStore::open(const std::string& path)
                                              table + "': written by an older development build of Partita; import "
                                              "its traces again into a new project"};
     }
+    // Projects from before the application_id was set get it on opening.
+    {
+        Stmt q(s->m_db, "PRAGMA application_id");
+        if (q.step() == SQLITE_ROW && q.int32(0) == 0)
+            if (auto r = s->exec(("PRAGMA application_id=" + std::to_string(kApplicationId)).c_str()); !r)
+                return r.error();
+    }
     return s;
 }
 

@@ -190,6 +190,9 @@ class TraceStore
 {
 public:
     static constexpr int kSchemaVersion = 2;
+    // SQLite's application_id of a project ("PART"): the desktop's MIME
+    // magic and file(1) tell a .partita file from other SQLite databases by it.
+    static constexpr int32_t kApplicationId = 0x50415254;
     static constexpr int64_t kCommitEvery = 65536;
     // A chunk is also committed once its events' arguments reach this many
     // bytes: Kineto events carry 0.3-1 KB of arguments each, and holding 65,536
