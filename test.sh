@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test:
-# the QTest units under CTest, then each libFuzzer target for a bounded time.
+# Installs what is missing, builds, and runs every test: the QTest units
+# under CTest, the Debian package built, installed, used and purged (as root,
+# tests/package/install-check.sh), then each libFuzzer target for a bounded time.
 #
 # A clone stands alone: where third-party material lies beside the checkout
 # (../shared, as on the project's CI), the suite first runs with that folder
@@ -30,6 +31,9 @@ else
     echo "== unit tests (no ../shared beside the checkout: third-party parts are skipped)"
     ctest --preset dev -j 2
 fi
+
+echo "== Debian package: build, lintian, install, use, purge"
+./tests/package/install-check.sh
 
 echo "== fuzzers (build/fuzz, ${PARTITA_FUZZ_SECONDS:-20} s each)"
 ./tests/fuzz/run-fuzzers.sh "${PARTITA_FUZZ_SECONDS:-20}"

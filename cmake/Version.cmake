@@ -15,6 +15,11 @@ if(GIT_FOUND AND EXISTS "${PROJECT_SOURCE_DIR}/.git")
     if(_rc EQUAL 0 AND _describe)
         set(PARTITA_VERSION_STRING "${PROJECT_VERSION} (git ${_describe})")
     endif()
+    # The last commit's date (RFC 2822, as Debian's changelog wants it).
+    execute_process(COMMAND ${CMAKE_COMMAND} -E env LC_ALL=C "${GIT_EXECUTABLE}" log -1
+                            "--date=format:%a, %d %b %Y %H:%M:%S %z" --format=%ad
+                    WORKING_DIRECTORY "${PROJECT_SOURCE_DIR}"
+                    OUTPUT_VARIABLE PARTITA_COMMIT_DATE OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
 endif()
 function(partita_version_source)
     set_property(SOURCE ${ARGN} APPEND PROPERTY COMPILE_DEFINITIONS PARTITA_VERSION="${PROJECT_VERSION}"

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Records real PyTorch-profiler (Kineto) traces of a small GPT-style model
 trained on this machine's CPU, one Chrome-trace JSON per rank.
