@@ -43,7 +43,7 @@ RunDialog::RunDialog(const QString& project, const Model& model, const Strategy&
     setWindowTitle(tr("Run Strategy"));
     m_backend = new QComboBox;
     m_backend->addItem(tr("CPU (OpenBLAS + Open MPI)"), "cpu");
-    if (builtWithCuda())
+    if (cudaBackendAvailable())
         m_backend->addItem(tr("CUDA (cuBLAS + NCCL, traced with CUPTI)"), "cuda");
     m_launcher = new QComboBox;
     m_launcher->addItem(tr("This machine (mpirun)"), "local");

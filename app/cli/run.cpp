@@ -81,11 +81,8 @@ Result<Cluster> measureLocalCpu(const std::string& worker, int ranks)
 
 int runRun(const RunCliOptions& o)
 {
-#ifndef PARTITA_HAVE_CUDA_BACKEND
-    if (o.backend == "cuda")
-        return fail(Error{"--backend", "cuda",
-                          "this build has no CUDA backend for GPUs (it needs the CUDA toolkit with cuBLAS, NCCL and CUPTI); use --backend cpu"});
-#endif
+    if (std::string why; o.backend == "cuda" && !cudaBackendAvailable(&why))
+        return fail(Error{"--backend", "cuda", "no CUDA backend for GPUs here (" + why + "); use --backend cpu"});
     if (o.sim.project.empty())
         return fail(Error{"--project", {}, "a measured run is stored in a project: give --project FILE.partita"});
     auto model = loadModel(o.sim.model);

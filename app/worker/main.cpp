@@ -9,9 +9,7 @@
 #include "partita/core/fileio.h"
 #include "partita/executor/cpubackend.h"
 #include "partita/executor/mpicomm.h"
-#ifdef PARTITA_HAVE_CUDA_BACKEND
 #include "partita/executor/cudabackend.h"
-#endif
 #include "partita/executor/worker.h"
 #include "partita/profiler/chrometrace.h"
 
@@ -111,9 +109,7 @@ int main(int argc, char** argv)
     std::cout << "rank " << rank << " host " << host << " pid " << getpid() << " started: " << comm->size()
               << " ranks, " << comm->name() << std::endl;
     const std::string base = out + "/rank-" + std::to_string(rank);
-#ifdef PARTITA_HAVE_CUDA_BACKEND
     std::unique_ptr<partita::CudaBackend> cuda;
-#endif
     std::string writeError;
     auto save = [&](const partita::WorkerResult& r) {
         if (auto w = partita::writeChromeTrace(r.trace, base + ".trace.json"); !w) { // atomic: tmp, rename
@@ -137,12 +133,10 @@ int main(int argc, char** argv)
                                 {"communicator", r.communicator},
                                 {"overlapped_sync", r.overlapped},
                                 {"trace", "rank-" + std::to_string(rank) + ".trace.json"}};
-#ifdef PARTITA_HAVE_CUDA_BACKEND
         if (cuda) {
             manifest["cupti"] = !noCupti;
             manifest["cupti_overhead_ns"] = cuda->cuptiOverheadNs();
         }
-#endif
         if (auto w = partita::writeFileAtomically(base + ".manifest.json", manifest.dump(2) + "\n"); !w)
             writeError = w.error().str();
     };
@@ -159,8 +153,7 @@ int main(int argc, char** argv)
     std::unique_ptr<partita::ComputeBackend> cpu;
     partita::ComputeBackend* compute = nullptr;
     partita::Communicator* communicator = comm.get();
-#ifdef PARTITA_HAVE_CUDA_BACKEND
-    if (backend == "cuda") {
+    if (backend == "cuda") { // the CUDA plugin, loaded now (cudaplugin.h)
         partita::CudaBackendOptions co;
         co.trace = !noCupti;
         auto b = partita::makeCudaBackend(*plan, *comm, co);
@@ -170,10 +163,6 @@ int main(int argc, char** argv)
         compute = cuda.get();
         communicator = cuda.get();
     }
-#else
-    if (backend == "cuda")
-        return abortAll("this partita-worker was built without the CUDA backend (CUDA toolkit with cuBLAS, NCCL and CUPTI)");
-#endif
     if (!compute) {
         cpu = partita::makeCpuCompute();
         compute = cpu.get();

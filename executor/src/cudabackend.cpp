@@ -1,4 +1,4 @@
-#include "partita/executor/cudabackend.h"
+#include "cudainternal.h"
 
 #include "partita/executor/cuptirecords.h"
 #include "partita/executor/mpicomm.h"
@@ -472,8 +472,8 @@ private:
 
 } // namespace
 
-Result<std::unique_ptr<CudaBackend>> makeCudaBackend(const Plan& plan, Communicator& bootstrap,
-                                                     const CudaBackendOptions& options)
+Result<std::unique_ptr<CudaBackend>> createCudaBackend(const Plan& plan, Communicator& bootstrap,
+                                                       const CudaBackendOptions& options)
 {
     auto b = std::make_unique<CudaBackendImpl>(plan, bootstrap, options);
     if (auto r = b->init(); !r)

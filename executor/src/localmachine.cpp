@@ -9,9 +9,7 @@
 #include <unistd.h>
 #include <vector>
 
-#ifdef PARTITA_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
+#include "partita/executor/cudaplugin.h"
 
 namespace partita {
 
@@ -33,37 +31,15 @@ std::string cpuModelName()
     return "cpu";
 }
 
-#ifdef PARTITA_HAVE_CUDA
-// The preset whose datasheet figures describe a GPU the runtime names.
-std::string presetForGpuName(const std::string& name)
-{
-    struct Match
-    {
-        const char* needle;
-        const char* preset;
-    };
-    static const Match kMatches[] = {
-        {"A100-SXM4-80GB", "a100-sxm4-80gb"}, {"A100-SXM4-40GB", "a100-sxm4-40gb"},
-        {"H100 80GB HBM3", "h100-sxm5"},      {"H100-SXM", "h100-sxm5"},
-        {"H200", "h200-sxm"},                 {"V100-SXM2-16GB", "v100-sxm2-16gb"},
-        {"V100-SXM2-32GB", "v100-sxm2-32gb"}, {"Tesla T4", "t4"},
-    };
-    for (const auto& m : kMatches)
-        if (name.find(m.needle) != std::string::npos)
-            return m.preset;
-    return {};
-}
-#endif
 
 } // namespace
 
-bool builtWithCuda()
+bool cudaBackendAvailable(std::string* why)
 {
-#ifdef PARTITA_HAVE_CUDA
-    return true;
-#else
-    return false;
-#endif
+    auto p = cudaPlugin();
+    if (!p && why)
+        *why = p.error().str();
+    return bool(p);
 }
 
 LocalMachine detectLocalMachine()
@@ -83,48 +59,10 @@ LocalMachine detectLocalMachine()
 
     Node node;
     node.name = host;
-#ifdef PARTITA_HAVE_CUDA
-    int count = 0;
-    const cudaError_t err = cudaGetDeviceCount(&count);
-    if (err != cudaSuccess) {
-        lm.notes.push_back(std::string("no GPU: the CUDA runtime says ") + cudaGetErrorName(err) + " (" +
-                           cudaGetErrorString(err) + ")");
-        count = 0;
-    }
-    for (int i = 0; i < count; ++i) {
-        cudaDeviceProp prop{};
-        if (cudaGetDeviceProperties(&prop, i) != cudaSuccess)
-            continue;
-        DeviceSpec dev;
-        const std::string preset = presetForGpuName(prop.name);
-        if (!preset.empty()) {
-            dev = devicePreset(preset).value();
-            dev.source = "detected " + std::string(prop.name) + "; figures from " + dev.source;
-        } else {
-            dev.source = "detected through the CUDA runtime; peak FLOP/s unknown for this model";
-            lm.notes.push_back(std::string("GPU ") + std::to_string(i) + " '" + prop.name +
-                               "' has no datasheet preset: its peak FLOP/s are unknown");
-        }
-        dev.name = prop.name;
-        dev.kind = "gpu";
-        dev.cores = prop.multiProcessorCount;
-        dev.memory_bytes = int64_t(prop.totalGlobalMem);
-        int clockKHz = 0, busBits = 0;
-        if (cudaDeviceGetAttribute(&clockKHz, cudaDevAttrMemoryClockRate, i) == cudaSuccess &&
-            cudaDeviceGetAttribute(&busBits, cudaDevAttrGlobalMemoryBusWidth, i) == cudaSuccess && clockKHz > 0 &&
-            busBits > 0 && dev.memory_bandwidth == 0)
-            dev.memory_bandwidth = 2.0 * clockKHz * 1e3 * busBits / 8.0; // double data rate
-        node.devices.push_back(std::move(dev));
-    }
-    if (node.devices.size() > 1) {
-        const DeviceSpec& d = node.devices.front();
-        node.intra = LinkSpec{LinkKind::PCIe, d.pcie_bandwidth > 0 ? d.pcie_bandwidth : 15.75e9, 1.0e-6, 0,
-                              "assumed PCIe: links between GPUs are not detected; import `nvidia-smi topo -m`"};
-        lm.notes.push_back("links between GPUs are not detected: import `nvidia-smi topo -m` output for them");
-    }
-#else
-    lm.notes.push_back("built without the CUDA runtime: GPUs are not detected");
-#endif
+    if (auto p = cudaPlugin(); p)
+        (*p)->detect_gpus(node, lm.notes);
+    else
+        lm.notes.push_back("GPUs are not detected: " + p.error().str());
     if (node.devices.empty())
         node.devices.push_back(cpu);
     lm.cluster.name = std::string("local (") + host + ")";

@@ -1,6 +1,6 @@
 #pragma once
 // Detection of the machine Partita runs on: CPU cores and memory from the OS,
-// GPUs through the CUDA runtime when built with CUDA and a device exists.
+// GPUs through the CUDA plugin (cudaplugin.h) when it loads and a device exists.
 
 #include "partita/core/cluster.h"
 
@@ -21,7 +21,8 @@ LocalMachine detectLocalMachine();
 // The name localCpuCluster (cpubackend.h) gives its cluster.
 std::string localCpuClusterName(int ranks); // "local CPU (4 ranks)"
 
-// Whether this build can see GPUs at all (built with the CUDA runtime).
-bool builtWithCuda();
+// Whether GPUs can be seen and used at all: the CUDA plugin loads. When it
+// does not, `why` (if given) says why.
+bool cudaBackendAvailable(std::string* why = nullptr);
 
 } // namespace partita
