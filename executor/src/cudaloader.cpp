@@ -15,12 +15,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
+#ifdef PARTITA_CUDA_PLUGIN_RELDIR
 std::string exeDir()
 {
     char buf[PATH_MAX] = {};
     const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
     return n > 0 ? fs::path(std::string(buf, size_t(n))).parent_path().string() : std::string(".");
 }
+#endif
 
 Result<const CudaPluginApi*> load()
 {

@@ -53,6 +53,11 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$d
 expect "partita-cli --version" "^partita-cli $version" /usr/bin/partita-cli --version
 expect "partita-worker --version" "^partita-worker $version" /usr/bin/partita-worker --version
 expect "partita --version under Xvfb" "^Partita $version" xvfb-run -a /usr/bin/partita --version
+if dpkg-deb -c "$deb" | grep "/partita/libpartita_cuda.so$" >/dev/null; then
+    # Found where it was installed: it loads and asks the driver, or says which CUDA library is missing.
+    expect "the installed CUDA plugin is found" "note: (no GPU: the CUDA runtime says|GPUs are not detected: .*cannot load the CUDA backend)|\\[gpu\\]" \
+        /usr/bin/partita-cli inspect local
+fi
 expect "inspect a cluster preset" "Cluster" /usr/bin/partita-cli inspect dgx-h100:2
 expect "inspect the installed demo model" "Parameters|parameters" /usr/bin/partita-cli inspect /usr/share/partita/demo/model.json
 check "simulate the demo into a project" /usr/bin/partita-cli simulate --model /usr/share/partita/demo/model.json \
