@@ -10,6 +10,7 @@
 
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QIcon>
 #include <QScreen>
 #include <QSettings>
 #include <QTimer>
@@ -23,6 +24,7 @@ int main(int argc, char** argv)
     QApplication::setOrganizationName("Partita");
     QApplication::setApplicationVersion(PARTITA_VERSION_STRING);
     QGuiApplication::setDesktopFileName("io.partita.Partita"); // packaging/desktop: Wayland matches windows by it
+    QApplication::setWindowIcon(QIcon::fromTheme("io.partita.Partita")); // installed with the package
     QCommandLineParser cl;
     cl.setApplicationDescription("Partita: design, predict, run and profile distributed-training strategies");
     cl.addHelpOption();

@@ -15,8 +15,10 @@ out="${OUT:-gpu-check-out}"
 mkdir -p "$out"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/gpu.csv" || true
 cmake --preset release >/dev/null
-cmake --build build/release --target partita-cli partita-worker
-grep -q "PARTITA_HAVE_CUDA_BACKEND" build/release/CMakeCache.txt || { echo "no CUDA backend in this build" >&2; exit 1; }
+# The CUDA backend is a plugin (libpartita_cuda.so) built when the toolkit has cuBLAS, NCCL and CUPTI.
+grep -q "^partita_cuda:" <(cmake --build build/release --target help) ||
+    { echo "no CUDA plugin in this build (configure found no CUDA toolkit with cuBLAS, NCCL and CUPTI)" >&2; exit 1; }
+cmake --build build/release --target partita-cli partita-worker partita_cuda
 cli=build/release/bin/partita-cli
 project="$out/gpu.partita"
 rm -rf "$project" "$project".runs
