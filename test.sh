@@ -17,19 +17,28 @@ echo "== configure and build (build/dev)"
 cmake --preset dev
 cmake --build build/dev
 
+# What the last CTest run skipped, and why (QTest's SKIP lines in its log).
+skipped() {
+    grep -h '^SKIP   :' build/dev/Testing/Temporary/LastTest.log 2>/dev/null | sed 's/^SKIP   : /  skipped: /' | sort -u || true
+}
+
 shared="$(cd .. && pwd)/shared"
 if [ -d "$shared" ] && unshare --mount true 2>/dev/null; then
     echo "== unit tests, with $shared hidden (a clone without it)"
     unshare --mount sh -c 'mount -t tmpfs -o ro,size=4k partita-hidden "$1" && [ -z "$(ls -A "$1")" ] && exec ctest --preset dev -j 2' \
         hide "$shared"
+    skipped
     echo "== third-party checks, with $shared"
     ctest --preset dev -j 2 -L third_party
+    skipped
 elif [ -d "$shared" ]; then
     echo "== unit tests (cannot hide $shared without a mount namespace: the clone check did not run)"
     ctest --preset dev -j 2
+    skipped
 else
     echo "== unit tests (no ../shared beside the checkout: third-party parts are skipped)"
     ctest --preset dev -j 2
+    skipped
 fi
 
 echo "== Debian package: build, lintian, install, use, purge"
