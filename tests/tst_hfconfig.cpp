@@ -4,6 +4,8 @@
 #include "partita/core/modelio.h"
 
 #include <QFile>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QTest>
 
 using namespace partita;
@@ -145,6 +147,59 @@ private slots:
                     bytes += layerCostAt(l, batch, seq, 2).activation_bytes;
             QCOMPARE(bytes, 34 * s * b * h + 5 * a * s * s * b);
         }
+    }
+
+    // A config that leaves the dropout keys out trains with its family's
+    // Hugging Face defaults: the same activations as the full config (BERT,
+    // GPT-2, T5: 0.1; Llama: attention_dropout 0.0), noted where that adds
+    // dropout; an explicit 0 keeps less.
+    void dropoutDefaults_data()
+    {
+        QTest::addColumn<QString>("path");
+        QTest::addColumn<QStringList>("keys");
+        QTest::addColumn<bool>("noted");
+        QTest::newRow("gpt2") << testData("hf/gpt2.json") << QStringList{"resid_pdrop", "attn_pdrop", "embd_pdrop"} << true;
+        QTest::newRow("bert") << testData("hf/bert-base-uncased.json")
+                              << QStringList{"hidden_dropout_prob", "attention_probs_dropout_prob"} << true;
+        QTest::newRow("t5") << testData("hf/t5-small.json") << QStringList{"dropout_rate"} << true;
+        QTest::newRow("llama-3.2 (0.0)") << testData("hf/llama-3.2-1b.json") << QStringList{"attention_dropout"} << false;
+    }
+    void dropoutDefaults()
+    {
+        QFETCH(QString, path);
+        QFETCH(QStringList, keys);
+        QFETCH(bool, noted);
+        QFile f(path);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QJsonObject full = QJsonDocument::fromJson(f.readAll()).object();
+        for (const QString& k : keys)
+            QVERIFY2(full.contains(k), qPrintable(k)); // the row tests a key the real config has
+        auto activations = [](const QJsonObject& config) {
+            auto m = modelFromHfConfig(QJsonDocument(config).toJson().toStdString(), "config.json");
+            if (!m)
+                qFatal("%s", m.error().str().c_str());
+            double bytes = 0;
+            for (const auto& l : m->layers)
+                bytes += layerCostAt(l, 2, 128, 2).activation_bytes;
+            return std::make_pair(bytes, m->notes);
+        };
+        QJsonObject missing = full, zero = full;
+        for (const QString& k : keys) {
+            missing.remove(k);
+            zero[k] = 0.0;
+        }
+        const auto [fullBytes, fullNotes] = activations(full);
+        const auto [missingBytes, notes] = activations(missing);
+        QCOMPARE(missingBytes, fullBytes);
+        bool said = false;
+        for (const auto& n : notes)
+            said |= n.find(keys.front().toStdString() + " not given") != std::string::npos;
+        QCOMPARE(said, noted);
+        const double zeroBytes = activations(zero).first;
+        if (noted)
+            QVERIFY(zeroBytes < fullBytes);
+        else
+            QCOMPARE(zeroBytes, fullBytes);
     }
 
     void llamaGqaShapes()

@@ -191,6 +191,23 @@ bool positive(const json& j, const char* key)
     return p > 0.0;
 }
 
+// Whether a dropout probability is positive, taking the family's Hugging
+// Face default for a key the config leaves out (transformers' config
+// classes: BertConfig, GPT2Config and T5Config default to 0.1; LlamaConfig,
+// MistralConfig and MixtralConfig's attention_dropout to 0.0), and saying so
+// in the model's notes where that adds dropout: a config without the key
+// trains with the default.
+bool dropout(const json& j, const char* key, double hfDefault, const char* configClass, Model& m)
+{
+    if (!detail::optField(j, key)) {
+        if (hfDefault > 0.0) // a default of 0 costs what no dropout costs: nothing to say
+            m.notes.push_back(std::string(key) + " not given: " + configClass + "'s default " +
+                              std::to_string(hfDefault).substr(0, 3) + " assumed");
+        return hfDefault > 0.0;
+    }
+    return positive(j, key);
+}
+
 // ---- BERT (and RoBERTa, the same architecture) -----------------------------
 void buildBert(const json& j, Model& m)
 {
@@ -202,8 +219,8 @@ void buildBert(const json& j, Model& m)
     const int64_t P = detail::getInt(j, "max_position_embeddings", "", 1, kMaxSeq);
     const int64_t T = detail::getIntOr(j, "type_vocab_size", "", 0, kMaxVocab, 2);
     requireDivides(h, a, "hidden_size", "num_attention_heads");
-    const bool drop = positive(j, "hidden_dropout_prob");
-    const bool attnDrop = positive(j, "attention_probs_dropout_prob");
+    const bool drop = dropout(j, "hidden_dropout_prob", 0.1, "BertConfig", m);
+    const bool attnDrop = dropout(j, "attention_probs_dropout_prob", 0.1, "BertConfig", m);
     m.dims = {h, L, a, a, ffn, V, 0, 0};
     m.seq_len = P;
 
@@ -264,14 +281,15 @@ void buildGpt2(const json& j, Model& m)
     // A missing or null n_inner means 4 x n_embd (GPT2MLP).
     const int64_t ffn = detail::getIntOr(j, "n_inner", "", 1, kMaxHidden * 16, 4 * h);
     requireDivides(h, a, "n_embd", "n_head");
-    const bool drop = positive(j, "resid_pdrop");
-    const bool attnDrop = positive(j, "attn_pdrop");
+    const bool drop = dropout(j, "resid_pdrop", 0.1, "GPT2Config", m);
+    const bool attnDrop = dropout(j, "attn_pdrop", 0.1, "GPT2Config", m);
+    const bool embDrop = dropout(j, "embd_pdrop", 0.1, "GPT2Config", m);
     m.dims = {h, L, a, a, ffn, V, 0, 0};
     m.seq_len = P;
 
     Builder b(m, m.param_dtype);
     b.embedding("embeddings", {b.w("wte.weight", {V, h}), b.w("wpe.weight", {P, h})}, V, h,
-                positive(j, "embd_pdrop"));
+                embDrop);
     std::string prev = "embeddings";
     for (int64_t i = 0; i < L; ++i) {
         const std::string blk = "h." + at(i), p = blk + ".";
@@ -314,7 +332,10 @@ void buildLlama(const json& j, Model& m, bool moe)
     const bool tied = detail::getBoolOr(j, "tie_word_embeddings", "", false);
     const bool attnBias = detail::getBoolOr(j, "attention_bias", "", false);
     const bool mlpBias = detail::getBoolOr(j, "mlp_bias", "", false);
-    const bool attnDrop = positive(j, "attention_dropout");
+    const std::string configClass = moe ? "MixtralConfig" : detail::getStringOr(j, "model_type", "", "") == "mistral"
+                                                               ? "MistralConfig"
+                                                               : "LlamaConfig";
+    const bool attnDrop = dropout(j, "attention_dropout", 0.0, configClass.c_str(), m);
     int64_t E = 0, K = 0;
     if (moe) {
         E = detail::getInt(j, "num_local_experts", "", 1, kMaxExperts);
@@ -415,7 +436,7 @@ void buildT5(const json& j, Model& m)
     if (!gated && ff != "relu" && ff != "gelu" && ff != "gelu_new" && ff != "silu")
         throw detail::FieldError("/feed_forward_proj", "unsupported feed_forward_proj '" + ff + "'");
     const bool tied = detail::getBoolOr(j, "tie_word_embeddings", "", true);
-    const bool drop = positive(j, "dropout_rate");
+    const bool drop = dropout(j, "dropout_rate", 0.1, "T5Config", m);
     const int64_t inner = H * dkv;
     m.dims = {h, Le + Ld, H, H, ffn, V, 0, 0};
     m.seq_len = detail::getIntOr(j, "n_positions", "", 1, kMaxSeq, 512);
