@@ -232,6 +232,46 @@ private slots:
         QVERIFY(h.breakdown.exposed_comm > a.breakdown.exposed_comm);
     }
 
+    // Precision follows the device: bf16 where it has bf16 tensor cores, fp16
+    // on V100 and T4 (no bf16 in their datasheets), where bf16 asked for is
+    // costed at the fp32 rate it really runs at, with a note.
+    void precisionFollowsTheDevice_data()
+    {
+        QTest::addColumn<QString>("cluster");
+        QTest::addColumn<int>("byDefault");
+        QTest::addColumn<bool>("bf16Noted");
+        QTest::newRow("DGX A100") << "dgx-a100-80gb" << int(Precision::BF16) << false;
+        QTest::newRow("DGX H100") << "dgx-h100" << int(Precision::BF16) << false;
+        QTest::newRow("p3.16xlarge (V100)") << "p3.16xlarge" << int(Precision::FP16) << true;
+        QTest::newRow("g4dn.12xlarge (T4)") << "g4dn.12xlarge" << int(Precision::FP16) << true;
+    }
+    void precisionFollowsTheDevice()
+    {
+        QFETCH(QString, cluster);
+        QFETCH(int, byDefault);
+        QFETCH(bool, bf16Noted);
+        const Model m = hf("gpt2-medium.json");
+        const Cluster c = *clusterPreset(cluster.toStdString());
+        QCOMPARE(int(defaultPrecision(c)), byDefault);
+        PresetOptions po;
+        po.global_batch = 2 * c.deviceCount();
+        po.micro_batch = 2;
+        QCOMPARE(int(strategyPreset("ddp", m, c, po)->precision), byDefault);
+        po.precision = Precision::BF16;
+        const SimResult bf16 = run(m, c, *strategyPreset("ddp", m, c, po));
+        po.precision = Precision::FP16;
+        const SimResult fp16 = run(m, c, *strategyPreset("ddp", m, c, po));
+        bool noted = false;
+        for (const auto& n : bf16.notes)
+            noted |= n.find("no bf16 tensor cores") != std::string::npos;
+        QCOMPARE(noted, bf16Noted);
+        if (bf16Noted)
+            QVERIFY2(bf16.breakdown.compute > 3 * fp16.breakdown.compute,
+                     qPrintable(QString("bf16 %1 s vs fp16 %2 s of compute").arg(bf16.breakdown.compute).arg(fp16.breakdown.compute)));
+        else
+            QCOMPARE(bf16.breakdown.compute, fp16.breakdown.compute);
+    }
+
     // Parameter servers: one server for everything is the bottleneck; spreading
     // variables over the nodes' servers helps; aggregating a node's workers
     // before pushing helps more; staleness takes the pull off the critical path.

@@ -62,7 +62,8 @@ int main(int argc, char** argv)
         ->check(CLI::IsMember({"none", "selective", "full"}));
     sim->add_flag("--sequence-parallel", so.sequenceParallel, "sequence parallelism (with tp > 1)");
     sim->add_option("--zero", so.zero, "ZeRO stage")->check(CLI::Range(0, 3));
-    sim->add_option("--dtype", so.dtype, "training precision")->check(CLI::IsMember({"fp16", "bf16", "fp32"}));
+    sim->add_option("--dtype", so.dtype, "training precision (default: bf16 where the devices have bf16 tensor cores, else fp16)")
+        ->check(CLI::IsMember({"fp16", "bf16", "fp32"}));
     sim->add_option("--seq-len", so.seqLen, "sequence length (default: the model's)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     sim->add_option("--calibration", so.calibration, "calibration file with measured efficiencies");
@@ -87,7 +88,8 @@ int main(int argc, char** argv)
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     search->add_option("--seq-len", sco.seqLen, "sequence length (default: the model's)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
-    search->add_option("--dtype", sco.dtype, "training precision")->check(CLI::IsMember({"fp16", "bf16", "fp32"}));
+    search->add_option("--dtype", sco.dtype, "training precision (default: bf16 where the devices have bf16 tensor cores, else fp16)")
+        ->check(CLI::IsMember({"fp16", "bf16", "fp32"}));
     search->add_option("--max-evals", sco.maxEvals, "stop after this many candidates (identical reruns on any machine)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     search->add_flag("--allow-powersgd", sco.allowPowerSgd,
@@ -119,7 +121,8 @@ int main(int argc, char** argv)
     runCmd->add_option("--recompute", ro.sim.recompute, "activation recomputation")->check(CLI::IsMember({"none", "selective", "full"}));
     runCmd->add_flag("--sequence-parallel", ro.sim.sequenceParallel, "sequence parallelism (with tp > 1)");
     runCmd->add_option("--zero", ro.sim.zero, "ZeRO stage")->check(CLI::Range(0, 3));
-    runCmd->add_option("--dtype", ro.sim.dtype, "training precision")->check(CLI::IsMember({"fp16", "bf16", "fp32"}));
+    runCmd->add_option("--dtype", ro.sim.dtype, "training precision (default: bf16 where the devices have bf16 tensor cores, else fp16)")
+        ->check(CLI::IsMember({"fp16", "bf16", "fp32"}));
     runCmd->add_option("--seq-len", ro.sim.seqLen, "sequence length (default: the model's)")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     runCmd->add_option("--calibration", ro.sim.calibration, "calibration file for the prediction (partita-cli calibrate)");
     runCmd->add_option("--backend", ro.backend, "where kernels run: cpu (OpenBLAS, MPI) or cuda (cuBLAS, NCCL, CUPTI)")

@@ -37,7 +37,8 @@ int runSearch(const SearchCliOptions& o)
     SearchOptions so;
     so.global_batch = o.globalBatch;
     so.seq_len = o.seqLen;
-    so.precision = o.dtype == "fp32" ? Precision::FP32 : o.dtype == "fp16" ? Precision::FP16 : Precision::BF16;
+    if (!o.dtype.empty()) // else the cluster's default (defaultPrecision)
+        so.precision = o.dtype == "fp32" ? Precision::FP32 : o.dtype == "fp16" ? Precision::FP16 : Precision::BF16;
     so.objective = o.objective == "throughput" ? Objective::Throughput : Objective::Time;
     so.budget_s = o.budget;
     so.seed = o.seed;

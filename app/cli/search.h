@@ -8,7 +8,7 @@ namespace partita::cli {
 
 struct SearchCliOptions
 {
-    std::string model, cluster, device, nodeTemplate, out, objective = "time", dtype = "bf16", calibration;
+    std::string model, cluster, device, nodeTemplate, out, objective = "time", dtype, calibration; // dtype empty: the cluster's default
     double budget = 10;
     uint64_t seed = 1;
     int threads = 1, top = 5;

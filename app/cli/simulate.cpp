@@ -32,11 +32,13 @@ std::string pct(double part, double whole)
 
 Result<Strategy> strategyFromOptions(const SimulateOptions& o, const Model& model, const Cluster& cluster)
 {
-    Precision precision = Precision::BF16;
+    Precision precision = defaultPrecision(cluster);
     if (o.dtype == "fp16")
         precision = Precision::FP16;
     else if (o.dtype == "fp32")
         precision = Precision::FP32;
+    else if (o.dtype == "bf16")
+        precision = Precision::BF16;
     const Recompute recompute =
         o.recompute == "full" ? Recompute::Full : o.recompute == "selective" ? Recompute::Selective : Recompute::None;
 

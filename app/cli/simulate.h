@@ -18,7 +18,7 @@ struct SimulateOptions
     std::string device, nodeTemplate;
     int tp = 1, pp = 1, dp = 0, interleave = 1, zero = 0;
     int64_t microBatch = 1, globalBatch = 0, seqLen = 0;
-    std::string recompute = "none", dtype = "bf16";
+    std::string recompute = "none", dtype; // empty: the cluster's default (defaultPrecision)
     bool sequenceParallel = false, json = false;
 };
 

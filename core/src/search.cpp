@@ -108,6 +108,8 @@ class Searcher
 public:
     Searcher(const Model& m, const Cluster& c, const SearchOptions& o) : m_model(m), m_cluster(c), m_opt(o)
     {
+        if (!m_opt.precision)
+            m_opt.precision = defaultPrecision(c);
         m_devices = c.deviceCount();
         m_perNode = int(c.nodes.front().devices.size());
         m_globalBatch = o.global_batch > 0 ? o.global_batch : int64_t(4) * m_devices;
@@ -200,7 +202,7 @@ public:
     {
         Strategy s;
         s.name = "searched";
-        s.precision = m_opt.precision;
+        s.precision = *m_opt.precision;
         s.tp = g.tp;
         s.pp = g.pp;
         s.dp = m_devices / (g.tp * g.pp);
@@ -341,7 +343,7 @@ public:
             SyncAtom a0;
             a0.sparse = c.sparse;
             std::vector<std::pair<Compression, std::string>> comps{{Compression::None, ""}};
-            if (m_opt.precision == Precision::FP32)
+            if (*m_opt.precision == Precision::FP32)
                 comps.emplace_back(Compression::FP16, ", fp16 on the wire");
             if (m_opt.allow_powersgd && base.zero_stage == 0 && !c.sparse)
                 comps.emplace_back(Compression::PowerSGD, ", PowerSGD rank 4");
@@ -432,7 +434,7 @@ public:
         sp.emb = m_embeddings.empty() ? std::vector<int>{0} : std::vector<int>{0, 1, 2};
         sp.dense = m_cluster.nodes.size() > 1 ? std::vector<int>{0, 1, 2, 3} : std::vector<int>{0, 2, 3};
         sp.bucket = {0, 1, 2, 3};
-        sp.fp16 = m_opt.precision == Precision::FP32 ? std::vector<int>{0, 1} : std::vector<int>{0};
+        sp.fp16 = *m_opt.precision == Precision::FP32 ? std::vector<int>{0, 1} : std::vector<int>{0};
         sp.balanced = m_blocks.size() > 1 ? std::vector<int>{0, 1} : std::vector<int>{0};
         // Fully-connected layers get their own choice when other layers with
         // weights exist beside them (convolutions, norms): AutoSync's and

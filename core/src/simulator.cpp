@@ -272,10 +272,17 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
     x.b = plan.micro_batch;
     x.seq = plan.seq_len;
     x.perNode = int(node.devices.size());
+    std::string precisionNote;
     {
         auto it = dev.peak_flops.find(dtypeKey(s.precision));
-        if (it == dev.peak_flops.end() && s.precision == Precision::BF16)
-            it = dev.peak_flops.find("fp16");
+        if (it == dev.peak_flops.end() && s.precision == Precision::BF16) {
+            // No bf16 tensor cores (V100, T4: their datasheets list none): bf16
+            // GEMMs run on the CUDA cores, at the fp32 rate.
+            it = dev.peak_flops.find("fp32");
+            if (it != dev.peak_flops.end())
+                precisionNote = dev.name + " has no bf16 tensor cores: bf16 is costed at its fp32 peak (" +
+                                std::to_string(int(it->second / 1e12 + 0.5)) + " TFLOP/s); fp16 uses its tensor cores";
+        }
         if (it == dev.peak_flops.end())
             return Error{"cluster '" + c.name + "'", "device " + dev.name,
                          std::string("no peak FLOP/s for ") + dtypeKey(s.precision) + ": add it to the cluster file"};
@@ -287,6 +294,8 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
     SimResult res;
     res.calibration_source = x.cal.source;
     res.notes = r.warnings;
+    if (!precisionNote.empty())
+        res.notes.push_back(precisionNote);
     const int pp = plan.pp, V = plan.virtual_stages;
     const int64_t M = plan.micro_batches;
     const size_t L = m.layers.size();

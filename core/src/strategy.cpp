@@ -110,6 +110,14 @@ std::string_view precisionName(Precision p)
 {
     return nameOf(kPrecision, p);
 }
+
+Precision defaultPrecision(const Cluster& c)
+{
+    if (c.nodes.empty() || c.nodes.front().devices.empty())
+        return Precision::BF16;
+    const auto& peaks = c.nodes.front().devices.front().peak_flops;
+    return peaks.count("bf16") ? Precision::BF16 : peaks.count("fp16") ? Precision::FP16 : Precision::FP32;
+}
 std::string_view scheduleName(PipelineSchedule s)
 {
     return nameOf(kSchedule, s);

@@ -31,7 +31,7 @@ Result<Strategy> strategyPreset(const std::string& name, const Model& m, const C
     const int devices = c.deviceCount();
     Strategy s;
     s.name = name;
-    s.precision = o.precision;
+    s.precision = o.precision.value_or(defaultPrecision(c));
     s.micro_batch = o.micro_batch;
     s.recompute = o.recompute;
     s.dp = devices;

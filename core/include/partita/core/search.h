@@ -42,7 +42,7 @@ struct SearchOptions
 {
     int64_t global_batch = 0; // 0: 4 samples per device
     int64_t seq_len = 0;      // 0: the model's
-    Precision precision = Precision::BF16;
+    std::optional<Precision> precision; // default: defaultPrecision(cluster)
     Objective objective = Objective::Time;
     double budget_s = 10;
     uint64_t seed = 1;

@@ -160,6 +160,12 @@ bool globMatch(std::string_view pattern, std::string_view text);
 
 namespace partita {
 
+// The precision a cluster trains in unless told otherwise: bf16 where its
+// devices have bf16 tensor cores (a "bf16" peak: Ampere and later, NVIDIA
+// A100 whitepaper), else fp16 where they have an fp16 peak (V100, T4:
+// their datasheets list no bf16), else fp32.
+Precision defaultPrecision(const Cluster& c);
+
 // Named strategies of known systems, built for a model and a cluster.
 struct PresetOptions
 {
@@ -167,7 +173,7 @@ struct PresetOptions
     int64_t micro_batch = 1;
     int tp = 1, pp = 1;       // Megatron-LM only
     int interleave = 1;
-    Precision precision = Precision::BF16;
+    std::optional<Precision> precision; // default: defaultPrecision(cluster)
     Recompute recompute = Recompute::None;
     bool sequence_parallel = false;
 };
