@@ -272,6 +272,42 @@ private slots:
             QCOMPARE(bf16.breakdown.compute, fp16.breakdown.compute);
     }
 
+    // Nodes unlike the first are refused, named, not simulated as copies of it.
+    void unlikeNodesRefused_data()
+    {
+        QTest::addColumn<QString>("change");
+        QTest::addColumn<QString>("message");
+        QTest::newRow("alike") << "none" << "";
+        QTest::newRow("fewer devices (hostfile slots)") << "slots" << "dgx-a100-80gb-1: 4 devices, dgx-a100-80gb-0 8";
+        QTest::newRow("other devices") << "device" << "dgx-a100-80gb-1: other devices (V100-SXM2-16GB)";
+        QTest::newRow("other NIC") << "nic" << "dgx-a100-80gb-1: another network interface";
+    }
+    void unlikeNodesRefused()
+    {
+        QFETCH(QString, change);
+        QFETCH(QString, message);
+        const Model m = hf("gpt2-medium.json");
+        Cluster c = *clusterPreset("dgx-a100-80gb:2");
+        Node& second = c.nodes[1];
+        if (change == "slots")
+            second.devices.resize(4);
+        else if (change == "device")
+            second.devices.assign(second.devices.size(), *devicePreset("v100-sxm2-16gb"));
+        else if (change == "nic")
+            second.nic.link.bandwidth /= 2;
+        Strategy s;
+        s.dp = c.deviceCount();
+        s.global_batch = s.dp;
+        auto r = simulate(m, c, s);
+        if (message.isEmpty()) {
+            QVERIFY2(r, r ? "" : r.error().str().c_str());
+            return;
+        }
+        QVERIFY(!r);
+        QVERIFY2(QString::fromStdString(r.error().str()).contains(message), r.error().str().c_str());
+        QVERIFY(r.error().str().find("nodes differ") != std::string::npos);
+    }
+
     // Parameter servers: one server for everything is the bottleneck; spreading
     // variables over the nodes' servers helps; aggregating a node's workers
     // before pushing helps more; staleness takes the pull off the critical path.

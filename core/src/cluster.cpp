@@ -88,4 +88,38 @@ std::string validateCluster(const Cluster& c)
     return {};
 }
 
+std::string unlikeNodes(const Cluster& c)
+{
+    if (c.nodes.size() < 2)
+        return {};
+    const Node& first = c.nodes.front();
+    auto label = [](const Node& n, size_t i) { return n.name.empty() ? "node " + std::to_string(i) : n.name; };
+    std::string out;
+    int shown = 0, unlike = 0;
+    for (size_t i = 1; i < c.nodes.size(); ++i) {
+        const Node& n = c.nodes[i];
+        std::string how;
+        if (n.devices.size() != first.devices.size())
+            how = std::to_string(n.devices.size()) + " devices, " + label(first, 0) + " " +
+                  std::to_string(first.devices.size());
+        else if (n.devices != first.devices)
+            how = "other devices (" + (n.devices.empty() ? std::string("none") : n.devices.front().name) + ")";
+        else if (!(n.intra == first.intra) || n.links != first.links)
+            how = "other links between its devices";
+        else if (!(n.nic == first.nic))
+            how = "another network interface";
+        if (how.empty())
+            continue;
+        ++unlike;
+        if (shown++ < 3)
+            out += (out.empty() ? "" : "; ") + label(n, i) + ": " + how;
+    }
+    if (unlike == 0)
+        return {};
+    if (unlike > shown)
+        out += "; and " + std::to_string(unlike - shown) + " more";
+    return "nodes differ from " + label(first, 0) + " (" + out +
+           "): Partita models every node as the first one; give it nodes alike";
+}
+
 } // namespace partita

@@ -296,6 +296,8 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
     auto fail = [&](const std::string& place, const std::string& why) -> Result<ResolvedStrategy> {
         return Error{where, place, why};
     };
+    if (std::string unlike = unlikeNodes(c); !unlike.empty())
+        return Error{"cluster '" + c.name + "'", {}, unlike};
     ResolvedStrategy r;
     r.strategy = s;
     const int64_t world = int64_t(s.dp) * s.tp * s.pp;

@@ -95,4 +95,9 @@ struct Cluster
 // a pair link naming a device that does not exist, negative figures).
 std::string validateCluster(const Cluster& cluster);
 
+// Empty when every node is like the first (devices, their count, the links
+// between them, the NIC); else which nodes differ and how. The simulator and
+// the plan model every node as the first one, so they refuse such clusters.
+std::string unlikeNodes(const Cluster& cluster);
+
 } // namespace partita
