@@ -70,6 +70,47 @@ private slots:
             QVERIFY(r->top[i - 1].step_time <= r->top[i].step_time);
     }
 
+    // fp16 gradients of fp32 training are lossy: the search offers them only
+    // when asked, as PowerSGD.
+    void fp16CompressionIsOptIn_data()
+    {
+        QTest::addColumn<bool>("allowed");
+        QTest::newRow("not asked") << false;
+        QTest::newRow("allowed") << true;
+    }
+    void fp16CompressionIsOptIn()
+    {
+        QFETCH(bool, allowed);
+        const Model m = bert();
+        const Cluster c = *clusterPreset("p3.16xlarge:4");
+        SearchOptions o;
+        o.global_batch = 256;
+        o.precision = Precision::FP32;
+        o.allow_fp16_compression = allowed;
+        o.exhaustive_limit = 0;
+        o.max_evaluations = 400;
+        o.budget_s = 60;
+        o.threads = 2;
+        auto r = searchStrategy(m, c, o);
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        auto compresses = [](const Strategy& s) {
+            if (s.sync.compression == Compression::FP16)
+                return true;
+            for (const auto& l : s.layers)
+                if (l.sync && l.sync->compression == Compression::FP16)
+                    return true;
+            return false;
+        };
+        bool any = false;
+        for (const Candidate& cand : r->top)
+            any |= compresses(cand.strategy);
+        if (!allowed)
+            QVERIFY(!any);
+        // Over a network-bound cluster, halving the gradients' bytes wins once allowed.
+        else
+            QVERIFY(any);
+    }
+
     void deterministic()
     {
         const Model m = bert();

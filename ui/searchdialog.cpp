@@ -112,6 +112,7 @@ SearchDialog::SearchDialog(const Model& model, const Cluster& cluster, const Str
     m_threads->setRange(1, std::max(1, QThread::idealThreadCount()));
     m_threads->setValue(std::max(1, QThread::idealThreadCount()));
     m_powersgd = new QCheckBox(tr("Allow PowerSGD (lossy: changes what training computes)"));
+    m_fp16Compression = new QCheckBox(tr("Allow fp16 gradients with fp32 training (lossy: changes what training computes)"));
     auto* form = new QFormLayout;
     form->addRow(tr("Objective"), m_objective);
     form->addRow(tr("Budget"), m_budgetBox);
@@ -119,6 +120,7 @@ SearchDialog::SearchDialog(const Model& model, const Cluster& cluster, const Str
     form->addRow(tr("Precision"), m_precision);
     form->addRow(tr("Threads"), m_threads);
     form->addRow(m_powersgd);
+    form->addRow(m_fp16Compression);
 
     m_progress = new QProgressBar;
     m_progress->setRange(0, 1000);
@@ -220,6 +222,7 @@ bool SearchDialog::start()
                                                      : Precision::BF16;
     o.threads = m_threads->value();
     o.allow_powersgd = m_powersgd->isChecked();
+    o.allow_fp16_compression = m_fp16Compression->isChecked();
     o.cancel = m_cancel.get();
     // Progress arrives on the search's threads; the widgets are updated on this one.
     QPointer<SearchDialog> self(this);

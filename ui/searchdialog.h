@@ -97,6 +97,7 @@ private:
     QComboBox *m_objective = nullptr, *m_precision = nullptr;
     QSpinBox *m_budgetBox = nullptr, *m_batch = nullptr, *m_threads = nullptr;
     QCheckBox* m_powersgd = nullptr;
+    QCheckBox* m_fp16Compression = nullptr;
     QProgressBar* m_progress = nullptr;
     QLabel* m_status = nullptr;
     QChartView* m_chart = nullptr;

@@ -94,6 +94,8 @@ int main(int argc, char** argv)
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     search->add_flag("--allow-powersgd", sco.allowPowerSgd,
                      "let per-layer refinement choose PowerSGD compression (lossy: training no longer computes the same)");
+    search->add_flag("--allow-fp16-compression", sco.allowFp16Compression,
+                     "with --dtype fp32: let the search send gradients as fp16 (lossy: training no longer computes the same)");
     search->add_option("--calibration", sco.calibration, "calibration file with measured efficiencies (partita-cli calibrate)");
     search->add_option("--out", sco.out, "write the best strategy (JSON)");
     search->add_flag("--json", sco.json, "print JSON instead of a table");

@@ -343,7 +343,7 @@ public:
             SyncAtom a0;
             a0.sparse = c.sparse;
             std::vector<std::pair<Compression, std::string>> comps{{Compression::None, ""}};
-            if (*m_opt.precision == Precision::FP32)
+            if (*m_opt.precision == Precision::FP32 && m_opt.allow_fp16_compression)
                 comps.emplace_back(Compression::FP16, ", fp16 on the wire");
             if (m_opt.allow_powersgd && base.zero_stage == 0 && !c.sparse)
                 comps.emplace_back(Compression::PowerSGD, ", PowerSGD rank 4");
@@ -434,7 +434,9 @@ public:
         sp.emb = m_embeddings.empty() ? std::vector<int>{0} : std::vector<int>{0, 1, 2};
         sp.dense = m_cluster.nodes.size() > 1 ? std::vector<int>{0, 1, 2, 3} : std::vector<int>{0, 2, 3};
         sp.bucket = {0, 1, 2, 3};
-        sp.fp16 = *m_opt.precision == Precision::FP32 ? std::vector<int>{0, 1} : std::vector<int>{0};
+        // fp16 gradients of fp32 training change what it computes: opt-in, as PowerSGD.
+        sp.fp16 = *m_opt.precision == Precision::FP32 && m_opt.allow_fp16_compression ? std::vector<int>{0, 1}
+                                                                                     : std::vector<int>{0};
         sp.balanced = m_blocks.size() > 1 ? std::vector<int>{0, 1} : std::vector<int>{0};
         // Fully-connected layers get their own choice when other layers with
         // weights exist beside them (convolutions, norms): AutoSync's and

@@ -52,6 +52,7 @@ struct SearchOptions
     int64_t max_evaluations = 0;     // 0: until the budget; else stop after this many (bit-identical reruns)
     bool refine_layers = true;       // per-layer coordinate descent after the global phase finds good points
     bool allow_powersgd = false;     // let per-layer refinement pick PowerSGD (lossy: changes what training computes)
+    bool allow_fp16_compression = false; // fp32 training: let it send gradients as fp16 (lossy, as PowerSGD)
     std::optional<Calibration> calibration; // measured efficiencies (partita-cli calibrate); default: the device's
     std::function<void(const SearchProgress&)> progress;
     const std::atomic<bool>* cancel = nullptr;
