@@ -111,6 +111,31 @@ private slots:
             QVERIFY(any);
     }
 
+    // Candidates that do not fit or cannot be simulated are counted and
+    // reported, never silently dropped: GPT-2 XL on 16 GB V100s leaves many
+    // out of memory, the same number on every run.
+    void outOfMemoryCounted()
+    {
+        const Model m = *loadModel(PARTITA_TEST_DATA "/hf/gpt2-xl.json");
+        const Cluster c = *clusterPreset("p3.16xlarge");
+        SearchOptions o;
+        o.global_batch = 64;
+        o.exhaustive_limit = 0;
+        o.max_evaluations = 200;
+        o.budget_s = 60;
+        o.threads = 2;
+        auto a = searchStrategy(m, c, o);
+        auto b = searchStrategy(m, c, o);
+        QVERIFY2(a && b, a ? "" : a.error().str().c_str());
+        QVERIFY(a->out_of_memory > 0);
+        QCOMPARE(a->out_of_memory, b->out_of_memory);
+        QCOMPARE(a->failed, b->failed);
+        int64_t listed = 0;
+        for (const auto& [why, n] : a->failures)
+            listed += n;
+        QCOMPARE(listed, a->failed);
+    }
+
     void deterministic()
     {
         const Model m = bert();

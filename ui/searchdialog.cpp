@@ -302,6 +302,15 @@ void SearchDialog::done()
                           .arg(r->best.step_time * 1e3, 0, 'f', 2)
                           .arg(QString::fromStdString(r->best_preset))
                           .arg(r->exhaustive ? tr(", the whole space enumerated") : QString()));
+    QString unfit;
+    if (r->out_of_memory > 0)
+        unfit += tr("%1 did not fit in memory. ").arg(r->out_of_memory);
+    if (r->failed > 0)
+        unfit += tr("%1 could not be simulated (most often: %2).")
+                     .arg(r->failed)
+                     .arg(QString::fromStdString(r->failures.front().first).toHtmlEscaped());
+    if (!unfit.isEmpty())
+        m_status->setText(m_status->text() + "<br>" + unfit);
     emit searchFinished();
 }
 

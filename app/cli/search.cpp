@@ -98,6 +98,12 @@ int runSearch(const SearchCliOptions& o)
         j["baselines"] = std::move(baselines);
         j["best_preset"] = r->best_preset;
         j["evaluated"] = r->evaluated;
+        j["out_of_memory"] = r->out_of_memory;
+        j["failed"] = r->failed;
+        nlohmann::json failures = nlohmann::json::array();
+        for (const auto& [why, n] : r->failures)
+            failures.push_back({{"why", why}, {"count", n}});
+        j["failures"] = std::move(failures);
         j["space_size"] = r->space_size;
         j["exhaustive"] = r->exhaustive;
         j["cancelled"] = r->cancelled;
@@ -106,8 +112,17 @@ int runSearch(const SearchCliOptions& o)
         return 0;
     }
     std::cout << "Searched " << r->evaluated << " candidates in " << formatSeconds(r->elapsed_s)
-              << (r->exhaustive ? " (the whole space)" : "") << (r->cancelled ? " (cancelled)" : "") << "\n\n"
-              << "Presets:\n";
+              << (r->exhaustive ? " (the whole space)" : "") << (r->cancelled ? " (cancelled)" : "") << "\n";
+    if (r->out_of_memory > 0)
+        std::cout << "  " << r->out_of_memory << " did not fit in memory\n";
+    if (r->failed > 0) {
+        std::cout << "  " << r->failed << " could not be simulated:\n";
+        for (size_t i = 0; i < r->failures.size() && i < 5; ++i)
+            std::cout << "    " << r->failures[i].second << " x " << r->failures[i].first << "\n";
+        if (r->failures.size() > 5)
+            std::cout << "    and " << r->failures.size() - 5 << " other reasons (--json lists them)\n";
+    }
+    std::cout << "\nPresets:\n";
     for (const auto& b : r->baselines)
         std::cout << "  " << b.name << std::string(b.name.size() < 26 ? 26 - b.name.size() : 1, ' ')
                   << (std::isfinite(b.step_time) ? formatSeconds(b.step_time) : "-  (" + b.why + ")") << "\n";

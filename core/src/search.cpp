@@ -492,8 +492,16 @@ public:
         so.seq_len = m_opt.seq_len;
         so.calibration = m_opt.calibration;
         auto r = simulate(m_model, m_cluster, s, so);
-        if (!r || r->oom)
+        if (!r || r->oom) {
+            // Counted, never silently an infinite score: a refusal or an
+            // internal failure ("schedule deadlocked") is reported by message.
+            std::lock_guard<std::mutex> lock(m_cacheMutex);
+            if (!r)
+                ++m_failures[r.error().message];
+            else
+                ++m_outOfMemory;
             return e;
+        }
         e.candidate.strategy = s;
         e.candidate.step_time = r->step_time;
         e.candidate.samples_per_s = r->samples_per_s;
@@ -886,6 +894,16 @@ public:
             res.exhaustive = std::all_of(all.begin(), all.end(), [&](const Genome& g) { return seen.count(g.key()) > 0; });
         res.cancelled = userCancelled();
         res.elapsed_s = elapsed();
+        {
+            std::lock_guard<std::mutex> lock(m_cacheMutex);
+            res.out_of_memory = m_outOfMemory;
+            for (const auto& [why, n] : m_failures) {
+                res.failed += n;
+                res.failures.emplace_back(why, n);
+            }
+            std::stable_sort(res.failures.begin(), res.failures.end(),
+                             [](const auto& a, const auto& b) { return a.second > b.second; });
+        }
 
         // Never worse than the best preset.
         for (const Ranked& rk : top) {
@@ -974,8 +992,10 @@ private:
     std::vector<std::string> m_embeddings;
     std::vector<std::string> m_fcLayers;
     std::vector<LayerClass> m_classes;
-    mutable std::mutex m_cacheMutex;
+    mutable std::mutex m_cacheMutex; // guards the layer costs and the failure counts
     mutable std::unordered_map<uint64_t, std::vector<double>> m_layerCosts;
+    mutable std::map<std::string, int64_t> m_failures;
+    mutable int64_t m_outOfMemory = 0;
 };
 
 } // namespace

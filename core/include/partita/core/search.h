@@ -82,6 +82,9 @@ struct SearchResult
     std::vector<Baseline> baselines;
     std::string best_preset;
     int64_t evaluated = 0;
+    int64_t out_of_memory = 0;  // searched candidates that simulate but do not fit
+    int64_t failed = 0;         // searched candidates the simulator refused or could not simulate
+    std::vector<std::pair<std::string, int64_t>> failures; // why, and how many times (the most frequent first)
     int64_t space_size = 0;
     bool exhaustive = false;
     bool cancelled = false;
