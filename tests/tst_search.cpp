@@ -211,7 +211,7 @@ private slots:
         o.precision = Precision::FP16;
         o.exhaustive_limit = 0;
         o.budget_s = 60;
-        o.max_evaluations = 2500; // the first refinement comes after 1,000 annealing steps
+        o.max_evaluations = 4000; // the first refinement comes after 1,000 annealing steps
         auto r = searchStrategy(m, c, o);
         QVERIFY2(r, r ? "" : r.error().str().c_str());
         const Candidate* refined = nullptr;

@@ -463,8 +463,8 @@ public:
             return false;
         if (dp == 1 && (g.zero || g.emb || g.dense || g.bucket != 1 || g.fp16))
             return false; // nothing to synchronize: one canonical choice
-        if (g.zero && g.dense == 3)
-            return false;
+        if (g.zero && (g.dense == 3 || g.emb == 2))
+            return false; // ZeRO and a parameter server both own the optimizer state: the strategy refuses it
         if (g.balanced && (g.pp == 1 || g.interleave > 1))
             return false;
         if (dp == 1 && g.fc)
