@@ -191,6 +191,20 @@ bool positive(const json& j, const char* key)
     return p > 0.0;
 }
 
+// A size the config leaves out: the family's Hugging Face default (the
+// defaults of transformers' config classes, which instantiate the family's
+// reference checkpoint: BertConfig bert-base-uncased, GPT2Config gpt2,
+// T5Config t5-small, LlamaConfig LLaMA-7B, MistralConfig Mistral-7B-v0.1,
+// MixtralConfig Mixtral-8x7B), noted in the model.
+int64_t sizeOr(const json& j, const char* key, int64_t lo, int64_t hi, int64_t hfDefault, const std::string& configClass,
+               Model& m)
+{
+    if (!detail::optField(j, key))
+        m.notes.push_back(std::string(key) + " not given: " + configClass + "'s default " + std::to_string(hfDefault) +
+                          " assumed");
+    return detail::getIntOr(j, key, "", lo, hi, hfDefault);
+}
+
 // Whether a dropout probability is positive, taking the family's Hugging
 // Face default for a key the config leaves out (transformers' config
 // classes: BertConfig, GPT2Config and T5Config default to 0.1; LlamaConfig,
@@ -211,13 +225,14 @@ bool dropout(const json& j, const char* key, double hfDefault, const char* confi
 // ---- BERT (and RoBERTa, the same architecture) -----------------------------
 void buildBert(const json& j, Model& m)
 {
-    const int64_t V = detail::getInt(j, "vocab_size", "", 1, kMaxVocab);
-    const int64_t h = detail::getInt(j, "hidden_size", "", 1, kMaxHidden);
-    const int64_t L = detail::getInt(j, "num_hidden_layers", "", 1, kMaxLayers);
-    const int64_t a = detail::getInt(j, "num_attention_heads", "", 1, kMaxHidden);
-    const int64_t ffn = detail::getInt(j, "intermediate_size", "", 1, kMaxHidden * 16);
-    const int64_t P = detail::getInt(j, "max_position_embeddings", "", 1, kMaxSeq);
-    const int64_t T = detail::getIntOr(j, "type_vocab_size", "", 0, kMaxVocab, 2);
+    const std::string cls = "BertConfig";
+    const int64_t V = sizeOr(j, "vocab_size", 1, kMaxVocab, 30522, cls, m);
+    const int64_t h = sizeOr(j, "hidden_size", 1, kMaxHidden, 768, cls, m);
+    const int64_t L = sizeOr(j, "num_hidden_layers", 1, kMaxLayers, 12, cls, m);
+    const int64_t a = sizeOr(j, "num_attention_heads", 1, kMaxHidden, 12, cls, m);
+    const int64_t ffn = sizeOr(j, "intermediate_size", 1, kMaxHidden * 16, 3072, cls, m);
+    const int64_t P = sizeOr(j, "max_position_embeddings", 1, kMaxSeq, 512, cls, m);
+    const int64_t T = sizeOr(j, "type_vocab_size", 0, kMaxVocab, 2, cls, m);
     requireDivides(h, a, "hidden_size", "num_attention_heads");
     const bool drop = dropout(j, "hidden_dropout_prob", 0.1, "BertConfig", m);
     const bool attnDrop = dropout(j, "attention_probs_dropout_prob", 0.1, "BertConfig", m);
@@ -272,12 +287,14 @@ void buildBert(const json& j, Model& m)
 // ---- GPT-2 ------------------------------------------------------------------
 void buildGpt2(const json& j, Model& m)
 {
-    const int64_t V = detail::getInt(j, "vocab_size", "", 1, kMaxVocab);
-    const int64_t h = detail::getInt(j, "n_embd", "", 1, kMaxHidden);
-    const int64_t L = detail::getInt(j, "n_layer", "", 1, kMaxLayers);
-    const int64_t a = detail::getInt(j, "n_head", "", 1, kMaxHidden);
-    const int64_t P = detail::optField(j, "n_positions") ? detail::getInt(j, "n_positions", "", 1, kMaxSeq)
-                                                         : detail::getInt(j, "n_ctx", "", 1, kMaxSeq);
+    const std::string cls = "GPT2Config";
+    const int64_t V = sizeOr(j, "vocab_size", 1, kMaxVocab, 50257, cls, m);
+    const int64_t h = sizeOr(j, "n_embd", 1, kMaxHidden, 768, cls, m);
+    const int64_t L = sizeOr(j, "n_layer", 1, kMaxLayers, 12, cls, m);
+    const int64_t a = sizeOr(j, "n_head", 1, kMaxHidden, 12, cls, m);
+    const int64_t P = detail::optField(j, "n_positions") || !detail::optField(j, "n_ctx")
+                          ? sizeOr(j, "n_positions", 1, kMaxSeq, 1024, cls, m)
+                          : detail::getInt(j, "n_ctx", "", 1, kMaxSeq);
     // A missing or null n_inner means 4 x n_embd (GPT2MLP).
     const int64_t ffn = detail::getIntOr(j, "n_inner", "", 1, kMaxHidden * 16, 4 * h);
     requireDivides(h, a, "n_embd", "n_head");
@@ -318,13 +335,20 @@ void buildGpt2(const json& j, Model& m)
 // ---- Llama, Mistral, Mixtral ------------------------------------------------
 void buildLlama(const json& j, Model& m, bool moe)
 {
-    const int64_t V = detail::getInt(j, "vocab_size", "", 1, kMaxVocab);
-    const int64_t h = detail::getInt(j, "hidden_size", "", 1, kMaxHidden);
-    const int64_t L = detail::getInt(j, "num_hidden_layers", "", 1, kMaxLayers);
-    const int64_t a = detail::getInt(j, "num_attention_heads", "", 1, kMaxHidden);
-    const int64_t kv = detail::getIntOr(j, "num_key_value_heads", "", 1, kMaxHidden, a);
-    const int64_t ffn = detail::getInt(j, "intermediate_size", "", 1, kMaxHidden * 16);
-    const int64_t P = detail::getIntOr(j, "max_position_embeddings", "", 1, kMaxSeq, 2048);
+    // MistralConfig and MixtralConfig share their defaults; LlamaConfig's are LLaMA-7B's.
+    const std::string configClass = moe ? "MixtralConfig" : detail::getStringOr(j, "model_type", "", "") == "mistral"
+                                                               ? "MistralConfig"
+                                                               : "LlamaConfig";
+    const bool mistral = configClass != "LlamaConfig";
+    const std::string& cls = configClass;
+    const int64_t V = sizeOr(j, "vocab_size", 1, kMaxVocab, 32000, cls, m);
+    const int64_t h = sizeOr(j, "hidden_size", 1, kMaxHidden, 4096, cls, m);
+    const int64_t L = sizeOr(j, "num_hidden_layers", 1, kMaxLayers, 32, cls, m);
+    const int64_t a = sizeOr(j, "num_attention_heads", 1, kMaxHidden, 32, cls, m);
+    const int64_t kv = mistral ? sizeOr(j, "num_key_value_heads", 1, kMaxHidden, 8, cls, m)
+                               : detail::getIntOr(j, "num_key_value_heads", "", 1, kMaxHidden, a); // None: as the heads
+    const int64_t ffn = sizeOr(j, "intermediate_size", 1, kMaxHidden * 16, mistral ? 14336 : 11008, cls, m);
+    const int64_t P = sizeOr(j, "max_position_embeddings", 1, kMaxSeq, mistral ? 4096 * 32 : 2048, cls, m);
     if (!detail::optField(j, "head_dim"))
         requireDivides(h, a, "hidden_size", "num_attention_heads");
     const int64_t d = detail::getIntOr(j, "head_dim", "", 1, kMaxHidden, h / a);
@@ -332,14 +356,11 @@ void buildLlama(const json& j, Model& m, bool moe)
     const bool tied = detail::getBoolOr(j, "tie_word_embeddings", "", false);
     const bool attnBias = detail::getBoolOr(j, "attention_bias", "", false);
     const bool mlpBias = detail::getBoolOr(j, "mlp_bias", "", false);
-    const std::string configClass = moe ? "MixtralConfig" : detail::getStringOr(j, "model_type", "", "") == "mistral"
-                                                               ? "MistralConfig"
-                                                               : "LlamaConfig";
     const bool attnDrop = dropout(j, "attention_dropout", 0.0, configClass.c_str(), m);
     int64_t E = 0, K = 0;
     if (moe) {
-        E = detail::getInt(j, "num_local_experts", "", 1, kMaxExperts);
-        K = detail::getInt(j, "num_experts_per_tok", "", 1, kMaxExperts);
+        E = sizeOr(j, "num_local_experts", 1, kMaxExperts, 8, cls, m);
+        K = sizeOr(j, "num_experts_per_tok", 1, kMaxExperts, 2, cls, m);
         if (K > E)
             throw detail::FieldError("/num_experts_per_tok", "num_experts_per_tok (" + at(K) +
                                                                  ") exceeds num_local_experts (" + at(E) + ")");
@@ -423,12 +444,13 @@ void buildLlama(const json& j, Model& m, bool moe)
 // ---- T5 (encoder-decoder) ---------------------------------------------------
 void buildT5(const json& j, Model& m)
 {
-    const int64_t V = detail::getInt(j, "vocab_size", "", 1, kMaxVocab);
-    const int64_t h = detail::getInt(j, "d_model", "", 1, kMaxHidden);
-    const int64_t dkv = detail::getInt(j, "d_kv", "", 1, kMaxHidden);
-    const int64_t H = detail::getInt(j, "num_heads", "", 1, kMaxHidden);
-    const int64_t ffn = detail::getInt(j, "d_ff", "", 1, kMaxHidden * 16);
-    const int64_t Le = detail::getInt(j, "num_layers", "", 1, kMaxLayers);
+    const std::string cls = "T5Config";
+    const int64_t V = sizeOr(j, "vocab_size", 1, kMaxVocab, 32128, cls, m);
+    const int64_t h = sizeOr(j, "d_model", 1, kMaxHidden, 512, cls, m);
+    const int64_t dkv = sizeOr(j, "d_kv", 1, kMaxHidden, 64, cls, m);
+    const int64_t H = sizeOr(j, "num_heads", 1, kMaxHidden, 8, cls, m);
+    const int64_t ffn = sizeOr(j, "d_ff", 1, kMaxHidden * 16, 2048, cls, m);
+    const int64_t Le = sizeOr(j, "num_layers", 1, kMaxLayers, 6, cls, m);
     const int64_t Ld = detail::getIntOr(j, "num_decoder_layers", "", 1, kMaxLayers, Le);
     const int64_t buckets = detail::getIntOr(j, "relative_attention_num_buckets", "", 1, 1 << 20, 32);
     const std::string ff = detail::getStringOr(j, "feed_forward_proj", "", "relu");
