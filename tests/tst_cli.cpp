@@ -74,6 +74,8 @@ private slots:
         QTest::newRow("strategy assign bad atom") << QStringList{"strategy", "assign", "--model", data("hf/gpt2.json"), "--cluster", "p3.16xlarge:4", "--preset", "ddp", "--layers", "h.0.ln_1", "--atom", "zero-7"} << 2 << "" << "unknown atom 'zero-7'";
         QTest::newRow("simulate tp vs heads") << QStringList{"simulate", "--model", data("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--tp", "8"} << 2 << "" << "does not divide its 12 attention heads";
         QTest::newRow("simulate tp vs devices") << QStringList{"simulate", "--model", data("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--tp", "3"} << 2 << "" << "does not divide the cluster's 8 devices";
+        QTest::newRow("simulate uneven stages") << QStringList{"simulate", "--model", data("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--pp", "4", "--first-stage-layers", "2", "--last-stage-layers", "2"} << 0 << "Step time" << "";
+        QTest::newRow("simulate uneven stages refused") << QStringList{"simulate", "--model", data("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--pp", "4", "--first-stage-layers", "3", "--last-stage-layers", "2"} << 2 << "" << "leave 7 of the model's 12";
         QTest::newRow("simulate unknown preset") << QStringList{"simulate", "--model", data("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--preset", "nope"} << 2 << "" << "unknown strategy preset";
         QTest::newRow("simulate strategy and preset") << QStringList{"simulate", "--model", data("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--preset", "ddp", "--strategy", "x.json"} << 2 << "" << "excludes";
         QTest::newRow("search help") << QStringList{"search", "--help"} << 0 << "--budget-s" << "";

@@ -65,6 +65,8 @@ private slots:
         s.recompute = Recompute::Selective;
         s.sequence_parallel = true;
         s.zero_stage = 1;
+        s.first_stage_blocks = 3;
+        s.last_stage_blocks = 5;
         s.sync.algorithm = AllReduceAlgo::Hierarchical;
         LayerOverride emb;
         emb.pattern = "embeddings";
@@ -128,6 +130,10 @@ private slots:
         QTest::newRow("pattern matches nothing") << R"("global_batch":8,"mesh":{"dp":8},"layers":[{"match":"decoder.*","recompute":"full"}])" << "dgx-a100-80gb" << "/layers/0/match" << "matches no layer";
         QTest::newRow("stage order") << R"("global_batch":8,"mesh":{"dp":4,"pp":2},"layers":[{"match":"embeddings","stage":1}])" << "dgx-a100-80gb" << "layer 'h.0.ln_1'" << "later stage";
         QTest::newRow("ps with zero") << R"("global_batch":8,"mesh":{"dp":8},"zero_stage":1,"sync":{"method":"ps"})" << "dgx-a100-80gb" << "layer 'embeddings'" << "ZeRO";
+        QTest::newRow("uneven stages without pp") << R"("global_batch":8,"mesh":{"dp":8},"first_stage_blocks":2,"last_stage_blocks":2)" << "dgx-a100-80gb" << "first_stage_blocks" << "pp > 1";
+        QTest::newRow("uneven stages leave a remainder") << R"("global_batch":8,"mesh":{"dp":2,"pp":4},"first_stage_blocks":3,"last_stage_blocks":2)" << "dgx-a100-80gb" << "first_stage_blocks" << "leave 7 of the model's 12 for the 2 stages between";
+        QTest::newRow("uneven stages, one side only") << R"("global_batch":8,"mesh":{"dp":4,"pp":2},"first_stage_blocks":5)" << "dgx-a100-80gb" << "first_stage_blocks" << "given both";
+        QTest::newRow("uneven stages interleaved") << R"("global_batch":8,"mesh":{"dp":4,"pp":2},"schedule":"interleaved","interleave":2,"first_stage_blocks":5,"last_stage_blocks":7)" << "dgx-a100-80gb" << "first_stage_blocks" << "interleave = 1";
         QTest::newRow("ep without experts") << R"("global_batch":8,"mesh":{"dp":8,"ep":2})" << "dgx-a100-80gb" << "mesh" << "no experts";
     }
     void invalid()
@@ -166,6 +172,43 @@ private slots:
         QCOMPARE(at("h.0.mlp.fc2").tp_role, TpRole::Row);
         QCOMPARE(at("h.0.ln_1").tp_role, TpRole::Replicated);
         QCOMPARE(r->micro_batches, int64_t(4));
+    }
+
+    // Uneven first and last pipeline stages (Megatron-LM's
+    // --decoder-first/last-pipeline-num-layers): GPT-2's 12 blocks.
+    void unevenStages_data()
+    {
+        QTest::addColumn<int>("pp");
+        QTest::addColumn<int>("first");
+        QTest::addColumn<int>("last");
+        QTest::addColumn<QList<int>>("blocksPerStage");
+        QTest::newRow("even, pp 4") << 4 << 0 << 0 << QList<int>{3, 3, 3, 3};
+        QTest::newRow("2 and 2, pp 4") << 4 << 2 << 2 << QList<int>{2, 4, 4, 2};
+        QTest::newRow("1 and 3, pp 4") << 4 << 1 << 3 << QList<int>{1, 4, 4, 3};
+        QTest::newRow("5 and 7, pp 2") << 2 << 5 << 7 << QList<int>{5, 7};
+    }
+    void unevenStages()
+    {
+        QFETCH(int, pp);
+        QFETCH(int, first);
+        QFETCH(int, last);
+        QFETCH(QList<int>, blocksPerStage);
+        const Model m = gpt2();
+        Strategy s;
+        s.global_batch = 16;
+        s.pp = pp;
+        s.dp = 8 / pp;
+        s.first_stage_blocks = first;
+        s.last_stage_blocks = last;
+        auto r = resolveStrategy(s, m, *clusterPreset("dgx-a100-80gb"));
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QList<int> counted(pp, 0);
+        for (int b = 0; b < 12; ++b)
+            ++counted[r->layers[size_t(m.find("h." + std::to_string(b) + ".ln_1") - m.layers.data())].stage];
+        QCOMPARE(counted, blocksPerStage);
+        QCOMPARE(r->layers[size_t(m.find("embeddings") - m.layers.data())].stage, 0);
+        QCOMPARE(r->layers[size_t(m.find("lm_head") - m.layers.data())].stage, pp - 1);
+        QVERIFY(r->warnings.empty() || first == 0);
     }
 
     void presetsResolve_data()

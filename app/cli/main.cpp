@@ -58,6 +58,12 @@ int main(int argc, char** argv)
     sim->add_option("--global-batch", so.globalBatch, "samples per step (default: dp x micro-batch)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     sim->add_option("--interleave", so.interleave, "model chunks per device (interleaved 1F1B)")->check(CLI::Range(1, 1024));
+    sim->add_option("--first-stage-layers", so.firstStageLayers,
+                    "transformer blocks on the first pipeline stage (the rest split evenly between; Megatron-LM's "
+                    "--decoder-first-pipeline-num-layers)")
+        ->check(CLI::Range(1, 1 << 20));
+    sim->add_option("--last-stage-layers", so.lastStageLayers, "transformer blocks on the last pipeline stage")
+        ->check(CLI::Range(1, 1 << 20));
     sim->add_option("--recompute", so.recompute, "activation recomputation")
         ->check(CLI::IsMember({"none", "selective", "full"}));
     sim->add_flag("--sequence-parallel", so.sequenceParallel, "sequence parallelism (with tp > 1)");
@@ -120,6 +126,10 @@ int main(int argc, char** argv)
     runCmd->add_option("--global-batch", ro.sim.globalBatch, "samples per step (default: dp x micro-batch)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     runCmd->add_option("--interleave", ro.sim.interleave, "model chunks per device (interleaved 1F1B)")->check(CLI::Range(1, 1024));
+    runCmd->add_option("--first-stage-layers", ro.sim.firstStageLayers, "transformer blocks on the first pipeline stage")
+        ->check(CLI::Range(1, 1 << 20));
+    runCmd->add_option("--last-stage-layers", ro.sim.lastStageLayers, "transformer blocks on the last pipeline stage")
+        ->check(CLI::Range(1, 1 << 20));
     runCmd->add_option("--recompute", ro.sim.recompute, "activation recomputation")->check(CLI::IsMember({"none", "selective", "full"}));
     runCmd->add_flag("--sequence-parallel", ro.sim.sequenceParallel, "sequence parallelism (with tp > 1)");
     runCmd->add_option("--zero", ro.sim.zero, "ZeRO stage")->check(CLI::Range(0, 3));

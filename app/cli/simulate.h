@@ -17,6 +17,7 @@ struct SimulateOptions
     std::string model, cluster, strategy, preset, calibration, traceOut, planOut, project, runName;
     std::string device, nodeTemplate;
     int tp = 1, pp = 1, dp = 0, interleave = 1, zero = 0;
+    int firstStageLayers = 0, lastStageLayers = 0; // uneven pipeline stages (0: even)
     int64_t microBatch = 1, globalBatch = 0, seqLen = 0;
     std::string recompute = "none", dtype; // empty: the cluster's default (defaultPrecision)
     bool sequenceParallel = false, json = false;

@@ -182,6 +182,10 @@ std::string strategyToJson(const Strategy& s)
     j["mesh"] = {{"dp", s.dp}, {"tp", s.tp}, {"pp", s.pp}, {"ep", s.ep}};
     j["schedule"] = nameOf(kSchedule, s.schedule);
     j["interleave"] = s.interleave;
+    if (s.first_stage_blocks > 0)
+        j["first_stage_blocks"] = s.first_stage_blocks;
+    if (s.last_stage_blocks > 0)
+        j["last_stage_blocks"] = s.last_stage_blocks;
     j["recompute"] = nameOf(kRecompute, s.recompute);
     j["sequence_parallel"] = s.sequence_parallel;
     j["zero_stage"] = s.zero_stage;
@@ -225,6 +229,8 @@ Result<Strategy> strategyFromJson(const std::string& text, const std::string& fi
             if (const json* v = detail::optField(j, "schedule"))
                 s.schedule = readEnum(kSchedule, *v, "/schedule");
             s.interleave = int(detail::getIntOr(j, "interleave", "", 1, 1024, 1));
+            s.first_stage_blocks = int(detail::getIntOr(j, "first_stage_blocks", "", 0, 1 << 20, 0));
+            s.last_stage_blocks = int(detail::getIntOr(j, "last_stage_blocks", "", 0, 1 << 20, 0));
             if (const json* v = detail::optField(j, "recompute"))
                 s.recompute = readEnum(kRecompute, *v, "/recompute");
             s.sequence_parallel = detail::getBoolOr(j, "sequence_parallel", "", false);
@@ -290,6 +296,39 @@ std::string layerAt(const Layer& l)
 
 } // namespace
 
+namespace {
+
+// The stage of each of `blocks` transformer blocks over V virtual stages:
+// even, or the first and last stages given their counts and the rest split
+// evenly between (Megatron-LM's uneven first and last pipeline stages).
+Result<std::vector<int>> stagesOfBlocks(const Strategy& s, int blocks, int V)
+{
+    std::vector<int> stage(size_t(blocks), 0);
+    const int first = s.first_stage_blocks, last = s.last_stage_blocks;
+    if (first == 0 && last == 0) {
+        for (int b = 0; b < blocks; ++b)
+            stage[size_t(b)] = int(int64_t(b) * V / blocks);
+        return stage;
+    }
+    const std::string where = s.name.empty() ? "strategy" : "strategy '" + s.name + "'";
+    if (s.interleave > 1)
+        return Error{where, "first_stage_blocks/last_stage_blocks", "uneven first and last stages need interleave = 1"};
+    const int middleStages = V - 2, middle = blocks - first - last;
+    if (first < 1 || last < 1 || middle < 0 || (middleStages == 0 && middle != 0) ||
+        (middleStages > 0 && (middle < middleStages || middle % middleStages != 0)))
+        return Error{where, "first_stage_blocks/last_stage_blocks",
+                     std::to_string(first) + " blocks on the first stage and " + std::to_string(last) +
+                         " on the last leave " + std::to_string(middle) + " of the model's " + std::to_string(blocks) +
+                         " for the " + std::to_string(middleStages) +
+                         " stages between: they must be given both, at least one each, and leave a multiple of "
+                         "the stages between (at least one block each)"};
+    for (int b = 0; b < blocks; ++b)
+        stage[size_t(b)] = b < first ? 0 : b >= blocks - last ? V - 1 : 1 + (b - first) / (middle / middleStages);
+    return stage;
+}
+
+} // namespace
+
 Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, const Cluster& c)
 {
     const std::string where = s.name.empty() ? "strategy" : "strategy '" + s.name + "'";
@@ -324,6 +363,8 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
         return fail("interleave", "interleave > 1 needs \"schedule\": \"interleaved\"");
     }
     r.virtual_stages = s.pp * chunks;
+    if ((s.first_stage_blocks > 0 || s.last_stage_blocks > 0) && s.pp < 2)
+        return fail("first_stage_blocks/last_stage_blocks", "uneven first and last stages need pipeline stages (pp > 1)");
     if (s.ep > 1) {
         if (s.dp % s.ep != 0)
             return fail("mesh", "expert-parallel degree " + std::to_string(s.ep) + " does not divide dp " +
@@ -447,19 +488,19 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
             if (int(blocks.size()) < V)
                 return fail("mesh", std::to_string(V) + " pipeline stages but the model has only " +
                                         std::to_string(blocks.size()) + " blocks");
-            if (blocks.size() % size_t(V))
+            if (blocks.size() % size_t(V) && s.first_stage_blocks == 0 && s.last_stage_blocks == 0)
                 r.warnings.push_back(std::to_string(blocks.size()) + " blocks do not split evenly over " +
                                      std::to_string(V) + " stages");
-            std::vector<int> blockStage(blocks.size());
-            for (size_t b = 0; b < blocks.size(); ++b)
-                blockStage[b] = int(b * size_t(V) / blocks.size());
+            auto blockStage = stagesOfBlocks(s, int(blocks.size()), V);
+            if (!blockStage)
+                return blockStage.error();
             int current = 0;
             bool seenBlock = false;
             for (size_t i = 0; i < L; ++i) {
                 const auto& l = m.layers[i];
                 if (!l.block.empty()) {
                     current =
-                        blockStage[size_t(std::find(blocks.begin(), blocks.end(), l.block) - blocks.begin())];
+                        (*blockStage)[size_t(std::find(blocks.begin(), blocks.end(), l.block) - blocks.begin())];
                     seenBlock = true;
                 } else if (seenBlock) {
                     current = V - 1;
@@ -467,6 +508,8 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
                 stage[i] = current;
             }
         } else {
+            if (s.first_stage_blocks > 0 || s.last_stage_blocks > 0)
+                return fail("first_stage_blocks/last_stage_blocks", "the model has no transformer blocks to count");
             double total = 0;
             std::vector<double> f(L);
             for (size_t i = 0; i < L; ++i)

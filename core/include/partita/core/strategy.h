@@ -119,6 +119,11 @@ struct Strategy
     int ep = 1;                          // expert-parallel degree (divides dp)
     PipelineSchedule schedule = PipelineSchedule::OneFOneB;
     int interleave = 1;                  // model chunks per device for the interleaved schedule
+    // Uneven pipeline stages (Megatron-LM's --decoder-first/last-pipeline-num-layers):
+    // transformer blocks on the first and on the last stage; the rest split
+    // evenly over the stages between. 0: even.
+    int first_stage_blocks = 0;
+    int last_stage_blocks = 0;
     Recompute recompute = Recompute::None;
     bool sequence_parallel = false;
     int zero_stage = 0;                  // 0..3 (3 = FSDP full sharding)
