@@ -273,23 +273,31 @@ private slots:
         QTest::addColumn<int>("kind");
         QTest::addColumn<QStringList>("options");
         QTest::addColumn<QStringList>("expect");
+        QTest::addColumn<int>("ranks");
         QTest::newRow("local") << int(LauncherKind::Local) << QStringList{}
-                               << QStringList{"mpirun", "-np 4", "--oversubscribe", "OPENBLAS_NUM_THREADS=1", "--plan p.json"};
+                               << QStringList{"mpirun", "-np 4", "--oversubscribe", "OPENBLAS_NUM_THREADS=1", "--plan p.json"}
+                               << 4;
+        // One rank: the worker alone, no MPI job (no mpirun needed on the machine).
+        QTest::newRow("local, one rank") << int(LauncherKind::Local) << QStringList{}
+                                         << QStringList{"env OPENBLAS_NUM_THREADS=1 ", "--plan p.json"} << 1;
         QTest::newRow("ssh") << int(LauncherKind::Ssh) << QStringList{"-F", "/x/ssh_config"}
                              << QStringList{"--hostfile hf", "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -F /x/ssh_config",
-                                            "plm_rsh_no_tree_spawn"};
+                                            "plm_rsh_no_tree_spawn"}
+                             << 4;
         QTest::newRow("slurm") << int(LauncherKind::Slurm) << QStringList{}
                                << QStringList{"srun", "--nodes=2", "--nodelist=a,b", "--ntasks=4", "--kill-on-bad-exit=1",
-                                              "--export=ALL,OPENBLAS_NUM_THREADS=1"};
+                                              "--export=ALL,OPENBLAS_NUM_THREADS=1"}
+                               << 4;
     }
     void commands()
     {
         QFETCH(int, kind);
         QFETCH(QStringList, options);
         QFETCH(QStringList, expect);
+        QFETCH(int, ranks);
         LaunchSpec s = localSpec();
         s.kind = LauncherKind(kind);
-        s.ranks = 4;
+        s.ranks = ranks;
         s.plan = "p.json";
         s.out = "out";
         s.hostfile = "hf";
@@ -304,7 +312,8 @@ private slots:
         for (const QString& e : expect)
             QVERIFY2(line.contains(e), qPrintable(line));
         QVERIFY(line.contains(QString(kWorker)));
-        if (s.kind != LauncherKind::Slurm)
+        QCOMPARE(line.contains("mpirun"), s.kind != LauncherKind::Slurm && ranks > 1);
+        if (s.kind != LauncherKind::Slurm && ranks > 1)
             QCOMPARE(line.contains("--allow-run-as-root"), geteuid() == 0);
         QVERIFY(QString::fromStdString(hostfileText(s)).contains("b slots=2"));
     }

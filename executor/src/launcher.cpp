@@ -140,6 +140,14 @@ Result<std::vector<std::string>> launchCommand(const LaunchSpec& s)
     }
     std::vector<std::string> cmd;
     const std::string blas = "OPENBLAS_NUM_THREADS=" + std::to_string(std::max(1, s.blas_threads));
+    if (s.kind == LauncherKind::Local && s.ranks == 1) {
+        // One rank here needs no MPI job: the worker alone runs one-rank plans
+        // (a workstation with one GPU and no Open MPI runs too).
+        cmd = {"env", blas};
+        for (std::string& a : workerArgs(s))
+            cmd.push_back(std::move(a));
+        return cmd;
+    }
     switch (s.kind) {
     case LauncherKind::Local:
     case LauncherKind::Ssh:

@@ -1,7 +1,8 @@
 #pragma once
 // Launchers for a measured run: existing tools, not a home-made daemon.
 //  - local: Open MPI's mpirun on this machine (oversubscribed when there are
-//    more ranks than cores; --allow-run-as-root when running as root);
+//    more ranks than cores; --allow-run-as-root when running as root); one
+//    rank is the worker alone, with no MPI job;
 //  - ssh: mpirun starting its daemons over the system's OpenSSH in BatchMode
 //    with host keys verified (never StrictHostKeyChecking=no); the ranks'
 //    files are copied back with scp;
