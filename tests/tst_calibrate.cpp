@@ -1,15 +1,26 @@
 // Fitting the cost model to a measured run (executor/calibrate.h): a run
 // whose collectives took far longer than any link explains (ranks starved
 // of CPU) keeps the link efficiency at the floor the calibration reader
-// accepts, and says so; a plausible one is fitted as measured.
+// accepts, and says so; a plausible one is fitted as measured. On the runs
+// measured on an H200 (tests/data/gpu/h200): every device record carries its
+// plan op, and the memory efficiency fitted to a training step agrees with
+// the one the GPU sweep measured with plain copies.
 #include "storetest.h"
+#include "testdata.h"
+#include "partita/core/fileio.h"
+#include "partita/executor/gpusweep.h"
 #include "partita/core/clusterio.h"
 #include "partita/core/modelio.h"
 #include "partita/core/plan.h"
 #include "partita/core/simulator.h"
 #include "partita/executor/calibrate.h"
 
+#include <nlohmann/json.hpp>
+
+#include <QFile>
 #include <QTemporaryDir>
+
+#include <cmath>
 #include <QTest>
 
 using namespace partita;
@@ -74,6 +85,62 @@ private slots:
         auto back = calibrationFromJson(calibrationToJson(fit->calibration), "cal.json");
         QVERIFY2(back, back ? "" : back.error().str().c_str());
         QCOMPARE(back->intra_link_efficiency, eff);
+    }
+
+    void h200Runs_data()
+    {
+        QTest::addColumn<qint64>("run");
+        QTest::newRow("GPT-2 small, 8 x 1024") << qint64(2);
+        QTest::newRow("a Llama-2-70B block, 1 x 4096") << qint64(8);
+    }
+    void h200Runs()
+    {
+        QFETCH(qint64, run);
+        QTemporaryDir dir;
+        const QString copy = dir.filePath("h200.partita"); // opening may upgrade the file: never the committed one
+        QVERIFY(QFile::copy(partita::test::testData("gpu/h200/h200-runs.partita"), copy));
+        auto store = openOrDie(copy.toStdString());
+        auto info = store->run(run);
+        QVERIFY2(info, info ? "" : info.error().str().c_str());
+        QCOMPARE(info->kind, RunKind::Measured);
+        int64_t records = 0, withOp = 0, withLayer = 0;
+        auto each = store->forEachEvent(run, [&](const StoredEvent& e) {
+            if (e.record.kind == TraceKind::Step)
+                return;
+            ++records;
+            withOp += e.record.op >= 0;
+            withLayer += e.record.layer >= 0;
+        });
+        QVERIFY(each);
+        QVERIFY(records > 100);
+        QCOMPARE(withOp, records);                  // every kernel, copy and memset: its plan op
+        QVERIFY(records - withLayer <= records / 50); // all but the optimizer's: a layer
+        const auto meta = nlohmann::json::parse(info->meta);
+        auto planDoc = store->document(meta.at("plan_document").get<int64_t>());
+        auto clusterDoc = store->document(info->cluster_id);
+        QVERIFY(planDoc && clusterDoc);
+        auto plan = planFromJson(planDoc->body, "plan");
+        auto cluster = clusterFromJson(clusterDoc->body, "cluster");
+        QVERIFY(plan && cluster);
+        auto fit = fitCalibration(*store, run, *plan, *cluster, "h200");
+        QVERIFY2(fit, fit ? "" : fit.error().str().c_str());
+        QVERIFY(fit->gemm_ops > 0 && fit->memory_ops > 0);
+        // The sweep's copies and the step's memory-bound ops: the same GPU, within 10 % from 100 MB.
+        auto sweepText = readTextFile(partita::test::testData("gpu/h200/sweep.json").toStdString());
+        QVERIFY(sweepText);
+        auto sweep = gpuSweepFromJson(*sweepText, "sweep.json");
+        QVERIFY(sweep);
+        auto swept = calibrationFromSweep(*sweep, cluster->nodes[0].devices[0]);
+        QVERIFY2(swept, swept ? "" : swept.error().str().c_str());
+        const auto& pts = fit->calibration.memory.points;
+        int compared = 0;
+        for (const auto& [mb, eff] : pts)
+            if (mb >= 100) {
+                const double s = swept->memory.at(mb);
+                QVERIFY2(std::abs(eff / s - 1) < 0.10, qPrintable(QString("%1 MB: step %2, sweep %3").arg(mb).arg(eff).arg(s)));
+                ++compared;
+            }
+        QVERIFY(compared > 0);
     }
 };
 

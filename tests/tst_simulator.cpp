@@ -268,8 +268,11 @@ private slots:
         if (bf16Noted)
             QVERIFY2(bf16.breakdown.compute > 3 * fp16.breakdown.compute,
                      qPrintable(QString("bf16 %1 s vs fp16 %2 s of compute").arg(bf16.breakdown.compute).arg(fp16.breakdown.compute)));
-        else
-            QCOMPARE(bf16.breakdown.compute, fp16.breakdown.compute);
+        else if (defaultCalibration(c.nodes[0].devices[0]).matmul_by_precision.empty())
+            QCOMPARE(bf16.breakdown.compute, fp16.breakdown.compute); // one peak, one curve
+        else // one peak, each precision's measured curve (the H100's, from the H200): a few % apart
+            QVERIFY2(std::abs(bf16.breakdown.compute / fp16.breakdown.compute - 1) < 0.1,
+                     qPrintable(QString("bf16 %1 s vs fp16 %2 s of compute").arg(bf16.breakdown.compute).arg(fp16.breakdown.compute)));
     }
 
     // Nodes unlike the first are refused, named, not simulated as copies of it.

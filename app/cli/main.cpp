@@ -158,11 +158,25 @@ int main(int argc, char** argv)
     runCmd->add_flag("--json", ro.sim.json, "print JSON (rank progress then goes to stderr)");
 
     partita::cli::CalibrateCliOptions cco;
-    CLI::App* calib = app.add_subcommand("calibrate", "Fit the cost model's efficiencies to a measured run");
-    calib->add_option("--project", cco.project, "project file")->required();
-    calib->add_option("--run", cco.run, "measured run id")->required();
+    CLI::App* calib = app.add_subcommand("calibrate", "Fit the cost model's efficiencies to a measured run, or measure this GPU");
+    auto* cproject = calib->add_option("--project", cco.project, "project file");
+    auto* crun = calib->add_option("--run", cco.run, "measured run id");
     calib->add_option("--out", cco.out, "write the calibration JSON here (default: standard output)");
     calib->add_flag("--json", cco.json, "print a JSON summary with the calibration");
+    auto* cmeasure = calib->add_flag("--measure-gpu", cco.measureGpu,
+                                     "measure this machine's GPU (GEMMs in bf16, fp16, fp8; memory copies; NCCL on 1 rank) "
+                                     "with CUDA events instead of fitting a run");
+    auto* cfrom = calib->add_option("--from-sweep", cco.fromSweep, "fit a saved GPU sweep (--sweep-out) instead of a run");
+    cmeasure->excludes(cproject, crun, cfrom);
+    cfrom->excludes(cproject, crun);
+    calib->add_option("--sweep-out", cco.sweepOut, "with --measure-gpu: also write the raw sweep (JSON) here")->needs(cmeasure);
+    calib->add_option("--gpu", cco.gpu, "with --measure-gpu: the GPU's index")->check(CLI::Range(0, 1023))->needs(cmeasure);
+    calib->add_flag("--quick", cco.quick, "with --measure-gpu: fewer shapes and sizes (a smoke run)")->needs(cmeasure);
+    calib->add_flag("--no-nccl", cco.noNccl, "with --measure-gpu: no NCCL collectives")->needs(cmeasure);
+    calib->add_option("--device", cco.device, "device preset whose datasheet peaks the GPU's efficiencies are of "
+                                              "(default: the one matching the GPU's name)");
+    calib->add_option("--precision", cco.precision, "the precision whose GEMM table is the default matmul curve")
+        ->check(CLI::IsMember({"bf16", "fp16", "fp8"}));
 
     bool presetsJson = false;
     CLI::App* presets = app.add_subcommand("presets", "List strategy, cluster and device presets");

@@ -294,6 +294,10 @@ int runRun(const RunCliOptions& o)
 
 int runCalibrate(const CalibrateCliOptions& o)
 {
+    if (o.measureGpu || !o.fromSweep.empty())
+        return runGpuCalibrate(o);
+    if (o.project.empty() || o.run <= 0)
+        return fail(Error{"calibrate", {}, "--project and --run name the measured run to fit (or --measure-gpu, --from-sweep)"});
     auto store = TraceStore::open(o.project);
     if (!store)
         return fail(store.error());

@@ -26,7 +26,13 @@ struct CalibrateCliOptions
     std::string project, out;
     int64_t run = 0;
     bool json = false;
+    // The GPU instead of a run (gpucalibrate.cpp): measured here, or a saved sweep.
+    bool measureGpu = false, quick = false, noNccl = false;
+    int gpu = 0;
+    std::string fromSweep, sweepOut, device, precision = "bf16";
 };
 int runCalibrate(const CalibrateCliOptions& o);
+// calibrate --measure-gpu / --from-sweep: a calibration from one GPU's tables (gpusweep.h).
+int runGpuCalibrate(const CalibrateCliOptions& o);
 
 } // namespace partita::cli

@@ -266,4 +266,23 @@ Result<Cluster> clusterPreset(const std::string& spec)
     return Error{"<cluster preset>", spec, "unknown cluster preset (known: " + known + ")"};
 }
 
+std::string devicePresetForGpuName(const std::string& name)
+{
+    struct Match
+    {
+        const char* needle;
+        const char* preset;
+    };
+    static const Match kMatches[] = {
+        {"A100-SXM4-80GB", "a100-sxm4-80gb"}, {"A100-SXM4-40GB", "a100-sxm4-40gb"},
+        {"H100 80GB HBM3", "h100-sxm5"},      {"H100-SXM", "h100-sxm5"},
+        {"H200", "h200-sxm"},                 {"V100-SXM2-16GB", "v100-sxm2-16gb"},
+        {"V100-SXM2-32GB", "v100-sxm2-32gb"}, {"Tesla T4", "t4"},
+    };
+    for (const auto& m : kMatches)
+        if (name.find(m.needle) != std::string::npos)
+            return m.preset;
+    return {};
+}
+
 } // namespace partita

@@ -7,6 +7,10 @@
 
 namespace partita {
 
+namespace detail {
+extern const char* const kMeasuredH200Calibration; // measuredcalibration.cpp, generated
+}
+
 using detail::json;
 using detail::sub;
 
@@ -38,16 +42,24 @@ double EfficiencyCurve::at(double size) const
     return points.back().second;
 }
 
-Calibration defaultCalibration(const DeviceSpec& device)
+const EfficiencyCurve& Calibration::matmulFor(const std::string& precision) const
+{
+    auto it = matmul_by_precision.find(precision);
+    return it != matmul_by_precision.end() ? it->second : matmul;
+}
+
+namespace {
+
+// Efficiency tables of NVIDIA A100 80GB measured by NVIDIA and published with
+// Calculon (Isaev et al., SC'23; calculon systems/a100_80g.json): matmul
+// efficiency by GFLOP per op, memory-bound efficiency by MB per op, NVLink
+// collectives at 60 % and InfiniBand at 90 % of link bandwidth. The tables
+// are thresholds: an op gets the efficiency of the largest threshold not
+// above its size.
+Calibration a100Tables(const DeviceSpec& device)
 {
     Calibration c;
     c.device = device.name;
-    // Efficiency tables of NVIDIA A100 80GB measured by NVIDIA and published
-    // with Calculon (Isaev et al., SC'23; calculon systems/a100_80g.json):
-    // matmul efficiency by GFLOP per op, memory-bound efficiency by MB per op,
-    // NVLink collectives at 60 % and InfiniBand at 90 % of link bandwidth.
-    // The tables are thresholds: an op gets the efficiency of the largest
-    // threshold not above its size.
     c.source = "A100 tables measured by NVIDIA, published with Calculon (Isaev et al. SC'23)";
     c.matmul.points = {{0, 0.1}, {1, 0.6}, {16, 0.9}, {128, 0.95}};
     c.memory.points = {{0, 0.3}, {1, 0.6}, {10, 0.75}, {100, 0.9}};
@@ -59,6 +71,35 @@ Calibration defaultCalibration(const DeviceSpec& device)
     // CUDA kernel launch latency of a few microseconds (NVIDIA CUDA C++ Best
     // Practices Guide, "Kernel launch overhead"); 5 us used per op.
     c.kernel_overhead = 5e-6;
+    return c;
+}
+
+// Hopper SXM parts: the H200 measured here, and the H100 SXM5 with the same
+// GH100 compute die (132 SMs at the same clocks, the same datasheet tensor
+// peaks), whose memory efficiency is taken as the same fraction of its own
+// datasheet bandwidth.
+bool hopperSxm(const std::string& name)
+{
+    return name.find("H200") != std::string::npos || name.find("H100-SXM") != std::string::npos ||
+           name.find("H100 80GB HBM3") != std::string::npos;
+}
+
+} // namespace
+
+Calibration defaultCalibration(const DeviceSpec& device)
+{
+    if (device.kind != "cpu" && hopperSxm(device.name)) {
+        // tests/gpu/gpu-check.sh on an H200 (resources/calibration/nvidia-h200.json).
+        auto measured = calibrationFromJson(detail::kMeasuredH200Calibration, "resources/calibration/nvidia-h200.json");
+        if (measured) {
+            measured->device = device.name;
+            if (device.name.find("H200") == std::string::npos)
+                measured->source += "; applied to " + device.name +
+                                    ", whose GH100 die is the H200's (memory as a fraction of its own bandwidth)";
+            return *measured;
+        }
+    }
+    Calibration c = a100Tables(device);
     if (device.kind == "cpu")
         c.source += " (applied to a CPU: no CPU measurement yet)";
     else if (device.name.find("A100") == std::string::npos)
@@ -108,9 +149,30 @@ Result<Calibration> calibrationFromJson(const std::string& text, const std::stri
             c.matmul = readCurve(detail::field(j, "matmul_efficiency", ""), "/matmul_efficiency");
             c.memory = readCurve(detail::field(j, "memory_efficiency", ""), "/memory_efficiency");
             c.matmul.interpolate = c.memory.interpolate = detail::getBoolOr(j, "interpolate", "", true);
+            if (j.contains("matmul_efficiency_by_precision")) {
+                const json& by = detail::field(j, "matmul_efficiency_by_precision", "");
+                if (!by.is_object())
+                    throw detail::FieldError("/matmul_efficiency_by_precision", "expected an object of precision: table");
+                for (const auto& [key, table] : by.items()) {
+                    EfficiencyCurve curve = readCurve(table, "/matmul_efficiency_by_precision/" + key);
+                    curve.interpolate = c.matmul.interpolate;
+                    c.matmul_by_precision[key] = std::move(curve);
+                }
+            }
+            if (j.contains("measured")) {
+                const json& m = detail::field(j, "measured", "");
+                if (!m.is_object())
+                    throw detail::FieldError("/measured", "expected an object of strings");
+                for (const auto& [key, value] : m.items()) {
+                    if (!value.is_string())
+                        throw detail::FieldError("/measured/" + key, "expected a string");
+                    c.measured[key] = value.get<std::string>();
+                }
+            }
             c.intra_link_efficiency = detail::getNumberOr(j, "intra_link_efficiency", "", kMinLinkEfficiency, 1.0, 0.6);
             c.inter_link_efficiency = detail::getNumberOr(j, "inter_link_efficiency", "", kMinLinkEfficiency, 1.0, 0.9);
             c.kernel_overhead = detail::getNumberOr(j, "kernel_overhead_s", "", 0.0, 1.0, 5e-6);
+            c.unaligned_matmul_factor = detail::getNumberOr(j, "unaligned_matmul_factor", "", 1e-3, 1.0, 1.0);
             const std::string combine = detail::getStringOr(j, "combine", "", "max");
             if (combine != "sum" && combine != "max")
                 throw detail::FieldError("/combine", "expected \"sum\" or \"max\", found '" + combine + "'");
@@ -130,7 +192,16 @@ std::string calibrationToJson(const Calibration& c)
            {"intra_link_efficiency", c.intra_link_efficiency},
            {"inter_link_efficiency", c.inter_link_efficiency},
            {"kernel_overhead_s", c.kernel_overhead},
+           {"unaligned_matmul_factor", c.unaligned_matmul_factor},
            {"combine", c.additive ? "sum" : "max"}};
+    if (!c.matmul_by_precision.empty()) {
+        json by = json::object();
+        for (const auto& [key, curve] : c.matmul_by_precision)
+            by[key] = writeCurve(curve);
+        j["matmul_efficiency_by_precision"] = by;
+    }
+    if (!c.measured.empty())
+        j["measured"] = c.measured;
     return j.dump(1) + "\n";
 }
 

@@ -244,7 +244,15 @@ double kernelTime(const Ctx& x, const Kernel& k)
 {
     if (k.kind == KernelKind::Collective)
         return collectiveTime(k.coll, k.coll_bytes, k.expert_group ? dpShape(x, x.s.ep) : tpShape(x), x.node, x.cal);
-    const double mm = matmulTime(x, k.flops, std::max(1, k.ops));
+    double mm = matmulTime(x, k.flops, std::max(1, k.ops));
+    // Tensor-core GEMMs want every dimension a multiple of 16 bytes of
+    // elements (NVIDIA Deep Learning Performance Guide, "Matrix
+    // Multiplication Background", Tensor Core requirements); what a GEMM
+    // keeps without is the calibration's measured factor (1: not measured).
+    const int64_t align = std::max(1, 16 / std::max(1, x.ab));
+    if ((k.kind == KernelKind::Gemm || k.kind == KernelKind::BatchedGemm) && k.m > 0 &&
+        (k.m % align || k.n % align || k.k % align))
+        mm /= x.cal.unaligned_matmul_factor;
     const double mem = memoryTime(x, k.bytes);
     return (x.cal.additive ? mm + mem : std::max(mm, mem)) + x.cal.kernel_overhead * (k.ops + k.mem_ops);
 }
@@ -287,6 +295,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
             return Error{"cluster '" + c.name + "'", "device " + dev.name,
                          std::string("no peak FLOP/s for ") + dtypeKey(s.precision) + ": add it to the cluster file"};
         x.peak = it->second;
+        x.cal.matmul = x.cal.matmulFor(dtypeKey(s.precision)); // the precision's measured curve, where there is one
     }
     if (dev.memory_bandwidth <= 0)
         return Error{"cluster '" + c.name + "'", "device " + dev.name, "memory bandwidth unknown: add it to the cluster file"};

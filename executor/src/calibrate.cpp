@@ -3,54 +3,18 @@
 #include "partita/core/simulator.h"
 #include "partita/executor/worker.h"
 
+#include "curvefit.h"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
 
 namespace partita {
 
+using detail::BinSample;
+using detail::binnedCurve;
+
 namespace {
-
-double median(std::vector<double> v)
-{
-    if (v.empty())
-        return 0;
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-// Half-octave bins of (size, work, seconds at peak efficiency, measured
-// seconds) samples. A bin's efficiency is its ideal time over its measured
-// time, summed: the bin's total time is reproduced exactly, preempted ops
-// included (a median would drop them, and the step time with them).
-struct BinSample
-{
-    double size = 0, ideal = 0, measured = 0;
-};
-EfficiencyCurve curveOf(const std::vector<BinSample>& samples)
-{
-    struct Bin
-    {
-        std::vector<double> sizes;
-        double ideal = 0, measured = 0;
-    };
-    std::map<int, Bin> bins;
-    for (const BinSample& s : samples) {
-        if (!(s.size > 0) || !(s.ideal > 0) || !(s.measured > 0))
-            continue;
-        Bin& b = bins[int(std::floor(std::log2(s.size) * 2))];
-        b.sizes.push_back(s.size);
-        b.ideal += s.ideal;
-        b.measured += s.measured;
-    }
-    EfficiencyCurve c;
-    c.interpolate = true;
-    for (auto& [key, b] : bins) // above 1: caches beat the DRAM figure
-        c.points.emplace_back(median(b.sizes), std::min(16.0, b.ideal / b.measured));
-    return c;
-}
-
 
 struct Sample
 {
@@ -169,7 +133,7 @@ Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, cons
             ++fit.memory_ops;
         }
     if (!mem.empty())
-        cal.memory = curveOf(mem);
+        cal.memory = binnedCurve(mem);
     else
         fit.notes.push_back("no memory-bound op measured: memory efficiency kept from " + cal.source);
 
@@ -187,7 +151,7 @@ Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, cons
         ++fit.gemm_ops;
     }
     if (!mm.empty())
-        cal.matmul = curveOf(mm);
+        cal.matmul = binnedCurve(mm);
     else
         fit.notes.push_back("no GEMM measured: matmul efficiency kept from " + cal.source);
 

@@ -5,30 +5,6 @@
 #include <cuda_runtime_api.h>
 
 namespace partita {
-namespace {
-
-// The preset whose datasheet figures describe a GPU the runtime names.
-std::string presetForGpuName(const std::string& name)
-{
-    struct Match
-    {
-        const char* needle;
-        const char* preset;
-    };
-    static const Match kMatches[] = {
-        {"A100-SXM4-80GB", "a100-sxm4-80gb"}, {"A100-SXM4-40GB", "a100-sxm4-40gb"},
-        {"H100 80GB HBM3", "h100-sxm5"},      {"H100-SXM", "h100-sxm5"},
-        {"H200", "h200-sxm"},                 {"V100-SXM2-16GB", "v100-sxm2-16gb"},
-        {"V100-SXM2-32GB", "v100-sxm2-32gb"}, {"Tesla T4", "t4"},
-    };
-    for (const auto& m : kMatches)
-        if (name.find(m.needle) != std::string::npos)
-            return m.preset;
-    return {};
-}
-
-} // namespace
-
 void detectCudaGpus(Node& node, std::vector<std::string>& notes)
 {
     int count = 0;
@@ -43,7 +19,7 @@ void detectCudaGpus(Node& node, std::vector<std::string>& notes)
         if (cudaGetDeviceProperties(&prop, i) != cudaSuccess)
             continue;
         DeviceSpec dev;
-        const std::string preset = presetForGpuName(prop.name);
+        const std::string preset = devicePresetForGpuName(prop.name);
         if (!preset.empty()) {
             dev = devicePreset(preset).value();
             dev.source = "detected " + std::string(prop.name) + "; figures from " + dev.source;

@@ -7,6 +7,6 @@
 extern "C" __attribute__((visibility("default"))) const partita::CudaPluginApi* partita_cuda_plugin()
 {
     static const partita::CudaPluginApi api{partita::CudaPluginApi::kAbi, &partita::createCudaBackend,
-                                            &partita::detectCudaGpus};
+                                            &partita::detectCudaGpus, &partita::measureGpuSweep};
     return &api;
 }

@@ -351,9 +351,12 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                         compute.opBegin(planOpId(int(si), int(ki)));
                         if (k.kind == KernelKind::Gemm || k.kind == KernelKind::BatchedGemm) {
                             // Backward kernels hold the two gradient GEMMs of each forward one.
-                            const int64_t reps = int64_t(std::max(1, k.ops)) * std::max<int64_t>(1, k.batch);
-                            for (int64_t r = 0; r < reps; ++r)
-                                compute.gemm(scaled(k.m, s), scaled(k.n, s), scaled(k.k, s));
+                            const int64_t batch = std::max<int64_t>(1, k.batch);
+                            for (int r = 0; r < std::max(1, k.ops); ++r)
+                                if (batch > 1)
+                                    compute.batchedGemm(scaled(k.m, s), scaled(k.n, s), scaled(k.k, s), batch);
+                                else
+                                    compute.gemm(scaled(k.m, s), scaled(k.n, s), scaled(k.k, s));
                             if (k.bytes > 0 && k.mem_ops > 0)
                                 compute.memoryPass(k.bytes * s);
                         } else {
@@ -438,7 +441,9 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                 return recs.error();
             if (measured) {
                 // An op may launch several kernels (a backward's two GEMMs, a GEMM and its memory
-                // pass): its FLOPs and bytes are shared among them.
+                // pass): its FLOPs and bytes are shared among them, copies and memsets included (a
+                // memory pass of B bytes is a copy of B/2: its record's name keeps the copy's size,
+                // its bytes the op's share, so that an op's records add up to the plan's figures).
                 std::map<int64_t, int> launches;
                 for (const TraceRecord& r : *recs)
                     ++launches[r.op];
@@ -449,8 +454,7 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                         r.layer = it->second.layer;
                         const int n = launches[r.op];
                         r.flops = it->second.flops / n;
-                        if (r.kind != TraceKind::Memcpy && r.kind != TraceKind::Memset)
-                            r.bytes = it->second.bytes / n;
+                        r.bytes = it->second.bytes / n;
                     }
                     if (r.track == 3 && std::none_of(res.trace.tracks.begin(), res.trace.tracks.end(),
                                                      [](const TraceTrack& t) { return t.track == 3; }))

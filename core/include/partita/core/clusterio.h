@@ -20,6 +20,9 @@ Result<Cluster> clusterPreset(const std::string& spec);
 // Device figures by name ("a100-sxm4-80gb", "h100-sxm5", "v100-sxm2-16gb", "t4", ...).
 Result<DeviceSpec> devicePreset(const std::string& name);
 std::vector<std::string> devicePresetNames();
+// The device preset whose datasheet describes a GPU the CUDA runtime names
+// ("NVIDIA H200" -> h200-sxm); empty when none does.
+std::string devicePresetForGpuName(const std::string& runtimeName);
 
 // One node from `nvidia-smi topo -m` output. `device` fills the GPU figures;
 // NV# links get `lanes` x the per-link bandwidth of that device's NVLink generation.

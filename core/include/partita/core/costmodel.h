@@ -5,6 +5,7 @@
 #include "partita/core/cluster.h"
 #include "partita/core/result.h"
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,11 +34,22 @@ struct Calibration
     std::string device;
     std::string source;
     EfficiencyCurve matmul; // size: GFLOP of one matmul -> fraction of peak FLOP/s
+    // Measured per precision ("bf16", "fp16", "fp8", ...): where the
+    // strategy's precision has a curve, it replaces `matmul`.
+    std::map<std::string, EfficiencyCurve> matmul_by_precision;
     EfficiencyCurve memory; // size: MB moved by one memory-bound op -> fraction of memory bandwidth
     double intra_link_efficiency = 0; // fraction of intra-node link bandwidth a collective achieves
     double inter_link_efficiency = 0; // same for NICs
     double kernel_overhead = 0;       // seconds per launched op
+    // The fraction of its efficiency a GEMM keeps when a dimension is not a
+    // multiple of 16 bytes of elements (cuBLAS then takes slower kernels):
+    // 1 where not measured.
+    double unaligned_matmul_factor = 1.0;
     bool additive = true;             // an op's compute and memory times add up ("sum") or overlap ("max")
+    // Where the tables were measured: gpu, driver, cuda, cublas, nccl, cupti, date, command.
+    std::map<std::string, std::string> measured;
+    // The matmul curve for a precision ("bf16"...): its own where measured, else `matmul`.
+    const EfficiencyCurve& matmulFor(const std::string& precision) const;
     bool operator==(const Calibration&) const = default;
 };
 

@@ -35,6 +35,14 @@ public:
     virtual std::string name() const = 0;
     // One matmul of m x n x k (row-major, no transposes) in the backend's dtype.
     virtual void gemm(int64_t m, int64_t n, int64_t k) = 0;
+    // `batch` independent matmuls of one shape (attention's QK^T and PV), as
+    // frameworks issue them: one strided-batched launch where the backend has
+    // one, else one after another.
+    virtual void batchedGemm(int64_t m, int64_t n, int64_t k, int64_t batch)
+    {
+        for (int64_t i = 0; i < batch; ++i)
+            gemm(m, n, k);
+    }
     // A pass over `bytes` of memory, half read, half written.
     virtual void memoryPass(double bytes) = 0;
 

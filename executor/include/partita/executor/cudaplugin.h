@@ -21,16 +21,20 @@ namespace partita {
 class CudaBackend;
 class Communicator;
 struct CudaBackendOptions;
+struct GpuSweep;
+struct GpuSweepOptions;
 
 // What the plugin offers: C++ entry points, the plugin and the programs
 // being built by the same toolchain from the same headers (kAbi checks it).
 struct CudaPluginApi
 {
-    static constexpr int kAbi = 1;
+    static constexpr int kAbi = 2;
     int abi = kAbi;
     Result<std::unique_ptr<CudaBackend>> (*make_backend)(const Plan&, Communicator&, const CudaBackendOptions&) = nullptr;
     // This machine's GPUs into `node`; what could not be detected into `notes`.
     void (*detect_gpus)(Node& node, std::vector<std::string>& notes) = nullptr;
+    // GEMM, memory and NCCL tables of one GPU, timed with CUDA events (gpusweep.h).
+    Result<GpuSweep> (*measure_gpu)(const GpuSweepOptions&) = nullptr;
 };
 
 // The loaded plugin (loaded once), or why it cannot be: not built, not
