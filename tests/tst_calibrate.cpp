@@ -125,6 +125,11 @@ private slots:
         auto fit = fitCalibration(*store, run, *plan, *cluster, "h200");
         QVERIFY2(fit, fit ? "" : fit.error().str().c_str());
         QVERIFY(fit->gemm_ops > 0 && fit->memory_ops > 0);
+        // The fit's curve is the one the simulator takes, and the measured unaligned factor stays.
+        QCOMPARE(fit->calibration.matmulFor(std::string(precisionName(plan->precision))), fit->calibration.matmul);
+        QCOMPARE(fit->calibration.unaligned_matmul_factor,
+                 defaultCalibration(cluster->nodes[0].devices[0]).unaligned_matmul_factor);
+        QVERIFY(fit->calibration.unaligned_matmul_factor < 1); // the H200's: measured
         // The sweep's copies and the step's memory-bound ops: the same GPU, within 10 % from 100 MB.
         auto sweepText = readTextFile(partita::test::testData("gpu/h200/sweep.json").toStdString());
         QVERIFY(sweepText);

@@ -124,6 +124,14 @@ Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, cons
     cal.device = dev.name;
     cal.kernel_overhead = 0; // folded into the fitted efficiencies
     cal.additive = true;
+    // One run, one precision: its fitted curve is the matmul curve for all
+    // (a default's per-precision curves would override it). A measured
+    // unaligned-GEMM factor stays, and the unaligned GEMMs stay out of the
+    // curve it applies to; without one, they are fitted like the rest.
+    cal.matmul_by_precision.clear();
+    cal.measured.clear();
+    const bool keepUnaligned = cal.unaligned_matmul_factor < 1;
+    const int64_t align = plan.precision == Precision::FP32 ? 4 : 8; // elements in 16 bytes
 
     // 1. Memory-bound ops.
     std::vector<BinSample> mem;
@@ -142,6 +150,8 @@ Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, cons
     for (const Sample& s : samples) {
         if (!s.kernel || (s.kernel->kind != KernelKind::Gemm && s.kernel->kind != KernelKind::BatchedGemm) || s.rec.flops <= 0)
             continue;
+        if (keepUnaligned && (s.kernel->m % align || s.kernel->n % align || s.kernel->k % align))
+            continue; // costed by the measured factor
         const double memT = s.rec.bytes > 0 ? double(s.rec.bytes) / (bw * cal.memory.at(double(s.rec.bytes) / 1e6)) : 0;
         const double mmT = s.dur - memT;
         if (mmT <= s.dur * 0.05)
