@@ -43,6 +43,12 @@ private:
     }
 
 private slots:
+    void initTestCase()
+    {
+        // run --cluster local caches this CPU's calibration: here, not in the home folder.
+        qputenv("XDG_CACHE_HOME", m_tmp.filePath("cache").toUtf8());
+    }
+
     void exitCodes_data()
     {
         QTest::addColumn<QStringList>("args");
@@ -355,7 +361,11 @@ _partita_cli; echo "${COMPREPLY[*]}")").arg(setup, path);
                      "--seq-len", "64", "--steps", "2", "--warmup", "1", "--project", project, "--json"});
         QVERIFY2(r.code == 0, qPrintable(r.err));
         QVERIFY2(r.err.contains("rank 1 step 2/2"), qPrintable(r.err)); // progress goes to stderr with --json
+        // This CPU's own calibration, measured once and cached, said so.
+        QVERIFY2(r.err.contains("calibration: this machine's, measured now and cached in " + m_tmp.filePath("cache")),
+                 qPrintable(r.err));
         const QJsonObject j = QJsonDocument::fromJson(r.out.toUtf8()).object();
+        QVERIFY2(j["calibration"].toString().contains("measured on this machine"), qPrintable(r.out));
         const int runId = j["run_id"].toInt();
         QVERIFY(runId > 0);
         QCOMPARE(j["ranks"].toInt(), 2);
@@ -370,6 +380,14 @@ _partita_cli; echo "${COMPREPLY[*]}")").arg(setup, path);
         QVERIFY(measuredLayers > 5);
         r = cli({"runs", "list", "--project", project, "--json"});
         QVERIFY(r.out.contains("\"measured\""));
+        // calibrate --local measures again into the same cache, and --out.
+        const QString local = m_tmp.filePath("local.json");
+        r = cli({"calibrate", "--local", "--out", local, "--json"});
+        QVERIFY2(r.code == 0, qPrintable(r.err));
+        const QJsonObject lc = QJsonDocument::fromJson(r.out.toUtf8()).object();
+        QVERIFY(lc["cache"].toString().startsWith(m_tmp.filePath("cache")));
+        QVERIFY(QFile::exists(lc["cache"].toString()));
+        QVERIFY(QFile::exists(local));
 
         const QString cal = m_tmp.filePath("cal.json");
         r = cli({"calibrate", "--project", project, "--run", QString::number(runId), "--out", cal, "--json"});

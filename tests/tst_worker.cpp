@@ -198,6 +198,28 @@ class TestWorker : public QObject
 {
     Q_OBJECT
 private slots:
+    // This CPU measured as the CPU backend runs plans: every size timed, and
+    // a calibration fitted from it that the simulator reads.
+    void cpuCalibration()
+    {
+        const GpuSweep s = measureCpuSweep(true);
+        QVERIFY(!s.gpu.empty());
+        QVERIFY(s.gemms.size() >= 5);
+        QVERIFY(s.copies.size() >= 3);
+        for (const GemmPoint& g : s.gemms)
+            QVERIFY2(g.seconds > 0 && g.precision == "fp32", g.shape.c_str());
+        // Larger sgemms run at a higher rate than 16^3 (call overhead), on any CPU.
+        QVERIFY(s.gemms.back().flops() / s.gemms.back().seconds > s.gemms.front().flops() / s.gemms.front().seconds);
+        auto cal = localCpuCalibration(true);
+        QVERIFY2(cal, cal ? "" : cal.error().str().c_str());
+        QVERIFY(cal->source.find("measured on this machine") != std::string::npos);
+        QVERIFY(cal->matmul.points.size() >= 3);
+        QVERIFY(cal->memory.points.size() >= 3);
+        QVERIFY(!cal->measured.at("blas").empty());
+        auto back = calibrationFromJson(calibrationToJson(*cal), "cpu.json");
+        QVERIFY2(back, back ? "" : back.error().str().c_str());
+    }
+
     void everyOpOncePerStep_data()
     {
         QTest::addColumn<int>("steps");

@@ -5,8 +5,17 @@
 
 #include "partita/core/clusterio.h"
 #include "partita/executor/gpusweep.h"
+#include "partita/executor/localmachine.h"
 
 #include <nlohmann/json.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 
 namespace partita::cli {
 
@@ -34,7 +43,96 @@ Result<GpuSweep> sweepFor(const CalibrateCliOptions& o)
     return s;
 }
 
+namespace fs = std::filesystem;
+
+// $XDG_CACHE_HOME/partita/calibration/cpu-<model>-<cores>c.json (else ~/.cache).
+std::string localCachePath()
+{
+    const char* xdg = std::getenv("XDG_CACHE_HOME");
+    const char* home = std::getenv("HOME");
+    const fs::path base = xdg && *xdg ? fs::path(xdg) : fs::path(home && *home ? home : "/tmp") / ".cache";
+    const LocalMachine lm = detectLocalMachine();
+    std::string key;
+    for (char c : lm.cpu.name.empty() ? std::string("cpu") : lm.cpu.name)
+        key += std::isalnum(static_cast<unsigned char>(c)) ? c : '-';
+    return (base / "partita" / "calibration" / ("cpu-" + key + "-" + std::to_string(lm.cpu.cores) + "c.json")).string();
+}
+
+std::string besideThisProgram(const std::string& name)
+{
+    std::error_code ec;
+    return (fs::read_symlink("/proc/self/exe", ec).parent_path() / name).string();
+}
+
+// partita-worker --calibrate-cpu: the process that links OpenBLAS measures.
+Result<Calibration> measureLocalCpuCalibration(const std::string& worker)
+{
+    if (access(worker.c_str(), X_OK) != 0)
+        return Error{worker, {}, "the worker cannot be run (give --worker PATH)"};
+    FILE* p = popen(("'" + worker + "' --calibrate-cpu").c_str(), "r");
+    if (!p)
+        return Error{worker, "--calibrate-cpu", std::strerror(errno)};
+    std::string text;
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;)
+        text.append(buf, n);
+    const int st = pclose(p);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return Error{worker, "--calibrate-cpu", "the measurement failed (exit status " + std::to_string(WEXITSTATUS(st)) + ")"};
+    return calibrationFromJson(text, worker + " --calibrate-cpu");
+}
+
 } // namespace
+
+Result<Calibration> localCpuCalibrationCached(const std::string& worker, bool remeasure, std::string* said)
+{
+    const std::string cache = localCachePath();
+    std::error_code ec;
+    if (!remeasure && fs::exists(cache, ec)) {
+        auto text = readTextFile(cache);
+        if (text)
+            if (auto cal = calibrationFromJson(*text, cache)) {
+                if (said)
+                    *said = "calibration: this machine's, measured " + cal->measured["date"] + " (" + cache +
+                            "; partita-cli calibrate --local measures it again)";
+                return cal;
+            }
+        // A cache that does not read is measured again, not trusted.
+    }
+    auto cal = measureLocalCpuCalibration(worker);
+    if (!cal)
+        return cal.error();
+    fs::create_directories(fs::path(cache).parent_path(), ec);
+    const bool cached = !ec && writeFileAtomically(cache, calibrationToJson(*cal));
+    if (said)
+        *said = "calibration: this machine's, measured now" +
+                (cached ? " and cached in " + cache : std::string(" (not cached: ") + cache + " cannot be written)");
+    return cal;
+}
+
+int runLocalCalibrate(const CalibrateCliOptions& o)
+{
+    std::string said;
+    auto cal = localCpuCalibrationCached(besideThisProgram("partita-worker"), true, &said);
+    if (!cal)
+        return fail(cal.error());
+    const std::string text = calibrationToJson(*cal);
+    if (!o.out.empty())
+        if (auto w = writeFileAtomically(o.out, text); !w)
+            return fail(w.error());
+    if (o.json) {
+        nlohmann::json j;
+        j["calibration"] = nlohmann::json::parse(text);
+        j["cache"] = localCachePath();
+        if (!o.out.empty())
+            j["out"] = o.out;
+        std::cout << j.dump(2) << "\n";
+    } else if (o.out.empty()) {
+        std::cout << text;
+    }
+    std::cerr << said << "\n";
+    return 0;
+}
 
 int runGpuCalibrate(const CalibrateCliOptions& o)
 {

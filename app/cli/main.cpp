@@ -167,6 +167,10 @@ int main(int argc, char** argv)
                                      "measure this machine's GPU (GEMMs in bf16, fp16, fp8; memory copies; NCCL on 1 rank) "
                                      "with CUDA events instead of fitting a run");
     auto* cfrom = calib->add_option("--from-sweep", cco.fromSweep, "fit a saved GPU sweep (--sweep-out) instead of a run");
+    auto* clocal = calib->add_flag("--local", cco.local,
+                                   "measure this machine's CPU (OpenBLAS sgemm and copies by size, single-threaded; "
+                                   "a few seconds) and cache it for run --cluster local");
+    clocal->excludes(cproject, crun, cfrom, cmeasure);
     cmeasure->excludes(cproject, crun, cfrom);
     cfrom->excludes(cproject, crun);
     calib->add_option("--sweep-out", cco.sweepOut, "with --measure-gpu: also write the raw sweep (JSON) here")->needs(cmeasure);

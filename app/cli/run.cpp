@@ -132,8 +132,17 @@ int runRun(const RunCliOptions& o)
     SimOptions so;
     so.seq_len = o.sim.seqLen;
     so.trace = true;
-    if (*cal)
+    if (*cal) {
         so.calibration = **cal;
+    } else if (o.sim.cluster == "local" && o.backend != "cuda") {
+        // This CPU's own tables, not GPU ones (partita-cli calibrate --local).
+        std::string said;
+        auto local = localCpuCalibrationCached(workerPath(o), o.remeasure, &said);
+        if (!local)
+            return fail(local.error());
+        so.calibration = *local;
+        std::cerr << said << "\n";
+    }
     auto predicted = simulatePlan(*plan, *model, *cluster, s, so);
     if (!predicted)
         return fail(predicted.error());
@@ -296,6 +305,8 @@ int runCalibrate(const CalibrateCliOptions& o)
 {
     if (o.measureGpu || !o.fromSweep.empty())
         return runGpuCalibrate(o);
+    if (o.local)
+        return runLocalCalibrate(o);
     if (o.project.empty() || o.run <= 0)
         return fail(Error{"calibrate", {}, "--project and --run name the measured run to fit (or --measure-gpu, --from-sweep)"});
     auto store = TraceStore::open(o.project);

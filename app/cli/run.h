@@ -28,11 +28,18 @@ struct CalibrateCliOptions
     bool json = false;
     // The GPU instead of a run (gpucalibrate.cpp): measured here, or a saved sweep.
     bool measureGpu = false, quick = false, noNccl = false;
+    bool local = false; // this machine's CPU, measured by partita-worker --calibrate-cpu, cached
     int gpu = 0;
     std::string fromSweep, sweepOut, device, precision = "bf16";
 };
 int runCalibrate(const CalibrateCliOptions& o);
 // calibrate --measure-gpu / --from-sweep: a calibration from one GPU's tables (gpusweep.h).
 int runGpuCalibrate(const CalibrateCliOptions& o);
+// calibrate --local.
+int runLocalCalibrate(const CalibrateCliOptions& o);
+// This CPU's calibration for `run --cluster local`: the cached one
+// ($XDG_CACHE_HOME/partita/calibration, keyed by CPU model and core count),
+// else measured by `worker` now and cached. `said` gets where it came from.
+Result<Calibration> localCpuCalibrationCached(const std::string& worker, bool remeasure, std::string* said);
 
 } // namespace partita::cli

@@ -54,7 +54,11 @@ int main(int argc, char** argv)
     auto* measure = app.add_option("--measure-cpu", measureRanks,
                                    "print this machine measured as a cluster of N CPU ranks (JSON) and exit")
                         ->check(CLI::Range(1, 4096));
-    app.add_option("--plan", planPath, "execution plan (JSON, from partita-cli simulate --plan-out)")->excludes(measure);
+    bool calibrateCpu = false;
+    auto* calibrate = app.add_flag("--calibrate-cpu", calibrateCpu,
+                                   "print this CPU's calibration (sgemm and copy efficiencies by size, JSON) and exit")
+                          ->excludes(measure);
+    app.add_option("--plan", planPath, "execution plan (JSON, from partita-cli simulate --plan-out)")->excludes(measure, calibrate);
     app.add_option("--out", out, "folder for rank-R.trace.json and rank-R.manifest.json")->excludes(measure);
     app.add_option("--steps", steps, "measured steps")->check(CLI::Range(1, 100000));
     app.add_option("--warmup", warmup, "warm-up steps, not traced")->check(CLI::Range(0, 100000));
@@ -72,6 +76,13 @@ int main(int argc, char** argv)
     }
     if (measureRanks > 0) {
         std::cout << partita::clusterToJson(partita::localCpuCluster(measureRanks));
+        return 0;
+    }
+    if (calibrateCpu) {
+        auto cal = partita::localCpuCalibration();
+        if (!cal)
+            return fail(cal.error().str());
+        std::cout << partita::calibrationToJson(*cal);
         return 0;
     }
     if (planPath.empty() || out.empty())

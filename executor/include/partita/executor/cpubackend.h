@@ -7,6 +7,7 @@
 #include "partita/core/plan.h"
 #include "partita/core/result.h"
 #include "partita/executor/backend.h"
+#include "partita/executor/gpusweep.h"
 #include "partita/executor/worker.h"
 
 #include <memory>
@@ -29,5 +30,16 @@ Result<WorkerResult> runCpuWorker(const Plan& plan, const WorkerOptions& options
 // peak is the sgemm figure. Takes about half a second. (`partita-worker
 // --measure-cpu N` prints it, for processes that do not link OpenBLAS.)
 Cluster localCpuCluster(int ranks);
+
+// This CPU measured as the CPU backend runs a plan: single-threaded OpenBLAS
+// sgemm, square 16-1024 and transformer-shaped for small models, and memcpy
+// of 16 KiB-256 MiB, timed over back-to-back calls (`quick`: fewer sizes).
+// In the GPU sweep's form (gpusweep.h): `gpu` is the CPU's model, `driver`
+// OpenBLAS's build.
+GpuSweep measureCpuSweep(bool quick = false);
+// Its fit against one rank's device of localCpuCluster (a few seconds):
+// `partita-worker --calibrate-cpu` prints it, `partita-cli calibrate --local`
+// caches it and `partita-cli run --cluster local` uses it.
+Result<Calibration> localCpuCalibration(bool quick = false);
 
 } // namespace partita

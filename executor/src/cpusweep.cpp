@@ -1,0 +1,117 @@
+// This machine's CPU measured as the CPU backend runs a plan (partita_cpu):
+// single-threaded OpenBLAS sgemm over sizes, the C library's copy over sizes,
+// fitted into a calibration (`partita-cli calibrate --local`).
+#include "partita/executor/cpubackend.h"
+#include "partita/executor/localmachine.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <functional>
+#include <thread>
+#include <vector>
+
+namespace partita {
+
+namespace {
+
+// Seconds per call: three groups of back-to-back calls, each at least
+// `minGroup` seconds long, the median group's mean.
+double timeCalls(double minGroup, const std::function<void()>& call)
+{
+    call(); // warm: pages touched, caches and OpenBLAS's buffers set up
+    std::vector<double> per;
+    for (int g = 0; g < 3; ++g) {
+        int calls = 0;
+        const auto t0 = std::chrono::steady_clock::now();
+        double elapsed = 0;
+        do {
+            call();
+            ++calls;
+            elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        } while (elapsed < minGroup);
+        per.push_back(elapsed / calls);
+    }
+    std::sort(per.begin(), per.end());
+    return per[1];
+}
+
+std::string utcNow()
+{
+    char buf[32] = {};
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+} // namespace
+
+GpuSweep measureCpuSweep(bool quick)
+{
+    const LocalMachine lm = detectLocalMachine();
+    GpuSweep s;
+    s.gpu = lm.cpu.name.empty() ? std::string("CPU") : lm.cpu.name;
+    const char* cfg = openblas_get_config();
+    s.driver = cfg ? cfg : "OpenBLAS";
+    s.cublas = s.driver;
+    s.date = utcNow();
+    s.multiprocessors = lm.cpu.cores;
+    openblas_set_num_threads(1); // one thread per rank, as the worker runs
+    const double minGroup = quick ? 0.005 : 0.02;
+    std::vector<GemmPoint> shapes;
+    for (int64_t n = 16; n <= (quick ? 256 : 1024); n *= 2)
+        shapes.push_back({"fp32", "square", n, n, n, 0});
+    // Transformer GEMMs (tokens x out x in) of small models, as CPU runs train them.
+    for (int64_t tokens : {int64_t(128), int64_t(512), int64_t(2048)})
+        for (int64_t h : {int64_t(128), int64_t(768)}) {
+            if (quick && (tokens > 512 || h > 128))
+                continue;
+            shapes.push_back({"fp32", "qkv", tokens, 3 * h, h, 0});
+            shapes.push_back({"fp32", "proj", tokens, h, h, 0});
+            shapes.push_back({"fp32", "fc1", tokens, 4 * h, h, 0});
+            shapes.push_back({"fp32", "fc2", tokens, h, 4 * h, 0});
+        }
+    std::vector<float> a, b, c;
+    for (GemmPoint g : shapes) {
+        a.assign(size_t(g.m * g.k), 1.0f / 1024);
+        b.assign(size_t(g.k * g.n), 1.0f / 1024);
+        c.assign(size_t(g.m * g.n), 0.0f);
+        g.seconds = timeCalls(minGroup, [&] {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(g.m), int(g.n), int(g.k), 1.0f, a.data(),
+                        int(g.k), b.data(), int(g.n), 0.0f, c.data(), int(g.n));
+        });
+        s.gemms.push_back(g);
+    }
+    // Copies of n bytes (2n moved), as the CPU backend's memory passes.
+    const size_t largest = quick ? (size_t(16) << 20) : (size_t(256) << 20);
+    std::vector<char> mem(2 * largest, 1);
+    for (size_t n = 16 << 10; n <= largest; n *= 4)
+        s.copies.push_back({2.0 * double(n), timeCalls(minGroup, [&] { std::memcpy(mem.data() + largest, mem.data(), n); })});
+    s.notes.push_back("CPU: single-threaded OpenBLAS sgemm (every plan dtype runs in fp32 on the CPU backend) and memcpy");
+    return s;
+}
+
+Result<Calibration> localCpuCalibration(bool quick)
+{
+    // Fitted against one rank's device (share 1): a run with more ranks than
+    // cores shares the peak, and the simulator divides it, not the efficiency.
+    const Cluster one = localCpuCluster(1);
+    const GpuSweep sweep = measureCpuSweep(quick);
+    auto cal = calibrationFromSweep(sweep, one.nodes.front().devices.front(), "fp32");
+    if (!cal)
+        return cal.error();
+    cal->device = "cpu rank";
+    cal->measured["cores"] = std::to_string(sweep.multiprocessors);
+    cal->measured["blas"] = sweep.driver;
+    cal->source = "measured on this machine (" + sweep.gpu + ", " + sweep.driver + ", " + sweep.date +
+                  ") by partita-cli calibrate --local: " + std::to_string(sweep.gemms.size()) +
+                  " single-threaded sgemm sizes, " + std::to_string(sweep.copies.size()) + " copy sizes";
+    return cal;
+}
+
+} // namespace partita
