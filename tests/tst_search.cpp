@@ -227,10 +227,16 @@ private slots:
         QVERIFY2(refined, "no refined candidate in the ranking");
         QVERIFY(refined->step_time < bestGlobal);
         QCOMPARE(r->best.step_time, refined->step_time);
-        bool glob = false;
-        for (const LayerOverride& lo : refined->strategy.layers)
-            glob |= lo.pattern.find('*') != std::string::npos;
-        QVERIFY(glob);
+        // Each override addresses its class in one pattern: a glob for a class
+        // of several layers, the name of a class of one.
+        QVERIFY(!refined->strategy.layers.empty());
+        for (const LayerOverride& lo : refined->strategy.layers) {
+            int matched = 0;
+            for (const Layer& l : m.layers)
+                matched += globMatch(lo.pattern, l.name);
+            QVERIFY2(matched > 0, lo.pattern.c_str());
+            QVERIFY2(matched == 1 || lo.pattern.find('*') != std::string::npos, lo.pattern.c_str());
+        }
         auto sim = simulate(m, c, refined->strategy);
         QVERIFY2(sim, sim ? "" : sim.error().str().c_str());
         QCOMPARE(sim->step_time, refined->step_time);

@@ -41,6 +41,7 @@ Strategy megatron(int tp, int pp, int dp, int64_t gb, int64_t mb, int interleave
     s.schedule = interleave > 1 ? PipelineSchedule::Interleaved : PipelineSchedule::OneFOneB;
     s.recompute = rc;
     s.sequence_parallel = sp;
+    s.attention = Attention::Unfused; // Megatron-LM as Korthikanti et al. 2022 ran it
     return s;
 }
 
@@ -235,6 +236,59 @@ private slots:
     // Precision follows the device: bf16 where it has bf16 tensor cores, fp16
     // on V100 and T4 (no bf16 in their datasheets), where bf16 asked for is
     // costed at the fp32 rate it really runs at, with a note.
+    // Fused attention (the default) keeps no s x s scores and recomputes them
+    // in backward; unfused (Korthikanti's Megatron-LM) stores and moves them.
+    void fusedAttention_data()
+    {
+        QTest::addColumn<int>("seq");
+        QTest::newRow("GPT-2 XL, 1,024 tokens") << 1024;
+        QTest::newRow("GPT-2 XL, 4,096 tokens") << 4096;
+    }
+    void fusedAttention()
+    {
+        QFETCH(int, seq);
+        const Model m = hf("gpt2-xl.json");
+        Cluster c = *clusterPreset("dgx-a100-80gb");
+        c.nodes[0].devices.resize(1);
+        Strategy fused;
+        fused.global_batch = 1;
+        Strategy unfused = fused;
+        unfused.attention = Attention::Unfused;
+        QCOMPARE(fused.attention, Attention::Fused); // the default
+        SimOptions o;
+        o.seq_len = seq;
+        auto rf = simulate(m, c, fused, o);
+        auto ru = simulate(m, c, unfused, o);
+        QVERIFY(rf && ru);
+        // The scores: 25 heads x s^2 x (2 bytes + dropout's mask, twice) per block, gone.
+        QVERIFY2(rf->stage_memory[0].activations < 0.8 * ru->stage_memory[0].activations,
+                 qPrintable(QString("%1 vs %2").arg(rf->stage_memory[0].activations).arg(ru->stage_memory[0].activations)));
+        auto pf = lowerPlan(m, c, fused, seq);
+        auto pu = lowerPlan(m, c, unfused, seq);
+        QVERIFY(pf && pu);
+        int32_t core = -1; // the first block's attention core
+        for (size_t i = 0; i < m.layers.size() && core < 0; ++i)
+            if (m.layers[i].kind == LayerKind::AttentionCore)
+                core = int32_t(i);
+        int cores = 0;
+        for (const auto& [plan, ratio] : {std::pair{&*pf, 2.5}, std::pair{&*pu, 2.0}}) {
+            double fwd = 0, bwd = 0, fwdBytes = 0;
+            for (const Program& p : plan->programs)
+                for (const Kernel& k : p.kernels)
+                    if (k.kind == KernelKind::BatchedGemm && k.layer == core) {
+                        (p.phase == Phase::Forward ? fwd : bwd) += k.flops;
+                        if (p.phase == Phase::Forward)
+                            fwdBytes = k.bytes;
+                    }
+            QVERIFY(fwd > 0);
+            QCOMPARE(bwd / fwd, ratio); // FlashAttention-2's backward: 2.5 x forward
+            cores += fwdBytes > 0;
+            if (plan == &*pf)
+                QVERIFY(fwdBytes < double(seq) * seq * 25 * 2); // less than one head-set of scores
+        }
+        QCOMPARE(cores, 2);
+    }
+
     void precisionFollowsTheDevice_data()
     {
         QTest::addColumn<QString>("cluster");

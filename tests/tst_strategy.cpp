@@ -63,6 +63,7 @@ private slots:
         s.schedule = PipelineSchedule::Interleaved;
         s.interleave = 2;
         s.recompute = Recompute::Selective;
+        s.attention = Attention::Unfused;
         s.sequence_parallel = true;
         s.zero_stage = 1;
         s.first_stage_blocks = 3;
@@ -101,6 +102,7 @@ private slots:
         QTest::newRow("zero stage 4") << R"({"partita_strategy":1,"global_batch":8,"zero_stage":4})" << "/zero_stage" << "out of range";
         QTest::newRow("unknown atom field") << R"({"partita_strategy":1,"global_batch":8,"sync":{"metod":"ps"}})" << "/sync/metod" << "unknown field";
         QTest::newRow("bad method") << R"({"partita_strategy":1,"global_batch":8,"layers":[{"match":"x","sync":{"method":"gossip"}}]})" << "/layers/0/sync/method" << "unknown value 'gossip'";
+        QTest::newRow("bad attention") << R"({"partita_strategy":1,"global_batch":8,"attention":"flash"})" << "/attention" << "unknown value 'flash'";
         QTest::newRow("empty pattern") << R"({"partita_strategy":1,"global_batch":8,"layers":[{"match":""}]})" << "/layers/0/match" << "empty";
     }
     void malformed()

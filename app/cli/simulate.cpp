@@ -91,6 +91,8 @@ Result<Strategy> strategyFromOptions(const SimulateOptions& o, const Model& mode
         s.zero_stage = o.zero;
         s.fp32_grad_accumulation = precision != Precision::FP32 && (o.tp > 1 || o.pp > 1);
     }
+    if (!o.attention.empty())
+        s.attention = o.attention == "unfused" ? Attention::Unfused : Attention::Fused;
     if (o.firstStageLayers > 0)
         s.first_stage_blocks = o.firstStageLayers;
     if (o.lastStageLayers > 0)

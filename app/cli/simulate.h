@@ -21,6 +21,7 @@ struct SimulateOptions
     int64_t microBatch = 1, globalBatch = 0, seqLen = 0;
     std::string recompute = "none", dtype; // empty: the cluster's default (defaultPrecision)
     bool sequenceParallel = false, json = false;
+    std::string attention; // fused, unfused; empty: the strategy's (fused by default)
 };
 
 int runSimulate(const SimulateOptions& o);

@@ -191,7 +191,12 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
         f.m = seq;
         f.n = seq;
         f.k = l.dims.head_dim;
-        mem = (double(l.cost.io_elems_per_seq2) * seq2 * ab + double(l.cost.mask_bytes_per_seq2) * seq2) /
+        // Fused, the scores stay on chip (and dropout's mask is regenerated
+        // from its seed): only Q, K, V in and the output out (FlashAttention,
+        // Dao et al. 2022, §3.1).
+        mem = (s.attention == Attention::Fused
+                   ? 0.0
+                   : double(l.cost.io_elems_per_seq2) * seq2 * ab + double(l.cost.mask_bytes_per_seq2) * seq2) /
                   shard +
               double(l.cost.io_elems_per_token) * tokens * ab / shard;
         f.mem_ops = 1;
@@ -220,6 +225,12 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
     // accumulates its weight gradient (read-modify-write).
     bk.flops = mm * (twoGrads && mm > 0 ? 2 : 1);
     bk.ops = f.ops * (twoGrads && mm > 0 ? 2 : 1);
+    if (l.kind == LayerKind::AttentionCore && s.attention == Attention::Fused && mm > 0) {
+        // Fused backward recomputes QK^T: 2.5 times the forward's FLOPs
+        // (Dao 2023, FlashAttention-2, §4.1), five GEMMs.
+        bk.flops = 2.5 * mm;
+        bk.ops = 5;
+    }
     bk.bytes = 2 * mem;
     bk.mem_ops = 2 * f.mem_ops;
     if (!l.params.empty() && mm > 0)

@@ -213,7 +213,12 @@ double savedBytes(const Ctx& x, const Layer& l, const LayerAssignment& a)
     const double seq2 = double(x.b) * double(x.seq) * double(x.seq);
     const double inputSaved = double(l.cost.saved_elems_per_token) * tokens * x.ab;
     const double maskSaved = double(l.cost.mask_bytes_per_token) * tokens;
-    const double seq2Saved = (double(l.cost.saved_elems_per_seq2) * x.ab + double(l.cost.mask_bytes_per_seq2)) * seq2;
+    // Fused attention keeps no s x s scores or masks, only the softmax's
+    // log-sum-exp per row and head in fp32 (FlashAttention, Dao et al. 2022, §3.1).
+    const bool fusedCore = l.kind == LayerKind::AttentionCore && x.s.attention == Attention::Fused;
+    const double seq2Saved =
+        fusedCore ? 4.0 * double(std::max<int64_t>(1, l.dims.heads)) * tokens
+                  : (double(l.cost.saved_elems_per_seq2) * x.ab + double(l.cost.mask_bytes_per_seq2)) * seq2;
     const double sampleSaved = double(l.cost.saved_elems_per_sample) * double(x.b) * x.ab;
     const double rep = sp ? tp : 1;
     double saved = 0;

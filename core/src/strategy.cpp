@@ -25,6 +25,7 @@ constexpr Names<PipelineSchedule, 3> kSchedule{{{PipelineSchedule::GPipe, "gpipe
                                                 {PipelineSchedule::Interleaved, "interleaved"}}};
 constexpr Names<Recompute, 3> kRecompute{
     {{Recompute::None, "none"}, {Recompute::Selective, "selective"}, {Recompute::Full, "full"}}};
+constexpr Names<Attention, 2> kAttention{{{Attention::Fused, "fused"}, {Attention::Unfused, "unfused"}}};
 constexpr Names<SyncMethod, 4> kSync{{{SyncMethod::AllReduce, "allreduce"},
                                       {SyncMethod::ParameterServer, "ps"},
                                       {SyncMethod::SFB, "sfb"},
@@ -126,6 +127,10 @@ std::string_view recomputeName(Recompute r)
 {
     return nameOf(kRecompute, r);
 }
+std::string_view attentionName(Attention a)
+{
+    return nameOf(kAttention, a);
+}
 std::string_view syncMethodName(SyncMethod m)
 {
     return nameOf(kSync, m);
@@ -187,6 +192,7 @@ std::string strategyToJson(const Strategy& s)
     if (s.last_stage_blocks > 0)
         j["last_stage_blocks"] = s.last_stage_blocks;
     j["recompute"] = nameOf(kRecompute, s.recompute);
+    j["attention"] = nameOf(kAttention, s.attention);
     j["sequence_parallel"] = s.sequence_parallel;
     j["zero_stage"] = s.zero_stage;
     j["bucket_bytes"] = s.bucket_bytes;
@@ -233,6 +239,8 @@ Result<Strategy> strategyFromJson(const std::string& text, const std::string& fi
             s.last_stage_blocks = int(detail::getIntOr(j, "last_stage_blocks", "", 0, 1 << 20, 0));
             if (const json* v = detail::optField(j, "recompute"))
                 s.recompute = readEnum(kRecompute, *v, "/recompute");
+            if (const json* v = detail::optField(j, "attention"))
+                s.attention = readEnum(kAttention, *v, "/attention");
             s.sequence_parallel = detail::getBoolOr(j, "sequence_parallel", "", false);
             s.zero_stage = int(detail::getIntOr(j, "zero_stage", "", 0, 3, 0));
             s.bucket_bytes = detail::getIntOr(j, "bucket_bytes", "", 1, int64_t(1) << 40, s.bucket_bytes);

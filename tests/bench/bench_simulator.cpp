@@ -58,6 +58,7 @@ Strategy megatron(int tp, int pp, int64_t gb, int64_t mb, int interleave, bool s
     s.interleave = interleave;
     s.schedule = interleave > 1 ? PipelineSchedule::Interleaved : PipelineSchedule::OneFOneB;
     s.recompute = selectiveSp ? Recompute::Selective : Recompute::Full;
+    s.attention = Attention::Unfused; // Megatron-LM as Korthikanti et al. 2022 ran it: no fused attention
     s.sequence_parallel = selectiveSp;
     return s;
 }

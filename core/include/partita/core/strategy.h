@@ -35,6 +35,17 @@ enum class Recompute
     Selective, // the attention core only (Korthikanti et al. 2022, §5)
     Full,      // whole layers: only layer inputs are kept
 };
+// How the attention core runs: one fused kernel (FlashAttention, Dao et al.
+// 2022; the default of Megatron-LM, NeMo and PyTorch's SDPA), which keeps no
+// s x s scores and recomputes them in backward, or unfused (QK^T, softmax,
+// dropout, PV as separate kernels, as Megatron-LM ran in Korthikanti et al.
+// 2022 and Narayanan et al. SC'21).
+enum class Attention
+{
+    Fused,
+    Unfused,
+};
+
 enum class SyncMethod
 {
     AllReduce,
@@ -71,6 +82,7 @@ enum class PsPlacement
 std::string_view precisionName(Precision p);
 std::string_view scheduleName(PipelineSchedule s);
 std::string_view recomputeName(Recompute r);
+std::string_view attentionName(Attention a);
 std::string_view syncMethodName(SyncMethod m);
 std::string_view allReduceAlgoName(AllReduceAlgo a);
 std::string_view compressionName(Compression c);
@@ -125,6 +137,7 @@ struct Strategy
     int first_stage_blocks = 0;
     int last_stage_blocks = 0;
     Recompute recompute = Recompute::None;
+    Attention attention = Attention::Fused;
     bool sequence_parallel = false;
     int zero_stage = 0;                  // 0..3 (3 = FSDP full sharding)
     int64_t bucket_bytes = 25 << 20;     // PyTorch DDP's default bucket_cap_mb = 25 (torch.nn.parallel.DistributedDataParallel docs)
