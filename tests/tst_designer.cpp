@@ -275,6 +275,18 @@ private slots:
         d.undoStack()->undo();
         QCOMPARE(d.strategy(), ddp(m, c));
         QCOMPARE(tp->value(), 1); // the widgets follow undo
+        // Attention: fused by default, unfused one edit away, and back with undo.
+        QComboBox* attention = nullptr;
+        for (QComboBox* b : d.findChildren<QComboBox*>())
+            if (b->toolTip().startsWith("Attention core"))
+                attention = b;
+        QVERIFY(attention);
+        QCOMPARE(attention->currentText(), QString("fused"));
+        attention->setCurrentIndex(1);
+        QCOMPARE(d.strategy().attention, Attention::Unfused);
+        d.undoStack()->undo();
+        QCOMPARE(d.strategy().attention, Attention::Fused);
+        QCOMPARE(attention->currentText(), QString("fused"));
     }
 
     // Expert parallelism is a global degree, offered for models with experts.

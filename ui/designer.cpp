@@ -281,6 +281,10 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     m_recompute = new QComboBox;
     m_recompute->addItems({tr("none"), tr("selective"), tr("full")});
     m_recompute->setToolTip(tr("Default recomputation (per-layer atoms override it)"));
+    m_attention = new QComboBox;
+    m_attention->addItems({tr("fused"), tr("unfused")});
+    m_attention->setToolTip(tr("Attention core: fused (FlashAttention: no s × s scores kept, QK^T recomputed in "
+                               "backward) or unfused (separate kernels, the scores through memory)"));
     m_seqParallel = new QCheckBox(tr("Sequence parallel"));
     m_meshNote = new QLabel;
     m_meshNote->setWordWrap(true);
@@ -296,10 +300,11 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     gf->addRow(tr("Precision"), m_precision);
     gf->addRow(tr("ZeRO stage"), m_zero);
     gf->addRow(tr("Recompute"), m_recompute);
+    gf->addRow(tr("Attention"), m_attention);
     gf->addRow(m_seqParallel);
     for (QSpinBox* s : {m_dp, m_tp, m_pp, m_ep, m_interleave, m_zero, m_globalBatch, m_microBatch})
         connect(s, &QSpinBox::valueChanged, this, &Designer::globalEdited);
-    for (QComboBox* c : {m_schedule, m_precision, m_recompute})
+    for (QComboBox* c : {m_schedule, m_precision, m_recompute, m_attention})
         connect(c, &QComboBox::currentIndexChanged, this, &Designer::globalEdited);
     connect(m_seqParallel, &QCheckBox::toggled, this, &Designer::globalEdited);
 
@@ -735,7 +740,7 @@ void Designer::setInputs(const Model& m, const Cluster& c, const Strategy& s)
     m_columnsSized = false;
     for (QWidget* w : std::initializer_list<QWidget*>{m_paletteView, m_table, m_dp, m_tp, m_pp, m_interleave, m_zero,
                                                       m_globalBatch, m_microBatch, m_schedule, m_precision,
-                                                      m_recompute, m_seqParallel, m_presets, m_timelineButton,
+                                                      m_recompute, m_attention, m_seqParallel, m_presets, m_timelineButton,
                                                       m_inspectApply})
         w->setEnabled(have);
     setCurrent(have ? s : Strategy{});
@@ -914,7 +919,8 @@ void Designer::updateGlobals()
     m_updating = true;
     const Strategy& s = m_strategy;
     const QSignalBlocker b1(m_dp), b2(m_tp), b3(m_pp), b4(m_interleave), b5(m_zero), b6(m_globalBatch),
-        b7(m_microBatch), b8(m_schedule), b9(m_precision), b10(m_recompute), b11(m_seqParallel), b12(m_ep);
+        b7(m_microBatch), b8(m_schedule), b9(m_precision), b10(m_recompute), b11(m_seqParallel), b12(m_ep),
+        b13(m_attention);
     m_dp->setValue(s.dp);
     m_tp->setValue(s.tp);
     m_pp->setValue(s.pp);
@@ -927,6 +933,7 @@ void Designer::updateGlobals()
     m_schedule->setCurrentIndex(s.schedule == PipelineSchedule::GPipe ? 0 : s.schedule == PipelineSchedule::OneFOneB ? 1 : 2);
     m_precision->setCurrentIndex(s.precision == Precision::FP32 ? 0 : s.precision == Precision::FP16 ? 1 : 2);
     m_recompute->setCurrentIndex(s.recompute == Recompute::None ? 0 : s.recompute == Recompute::Selective ? 1 : 2);
+    m_attention->setCurrentIndex(s.attention == Attention::Fused ? 0 : 1);
     m_seqParallel->setChecked(s.sequence_parallel);
     const int devices = m_cluster ? m_cluster->deviceCount() : 0;
     const int64_t used = int64_t(s.dp) * s.tp * s.pp;
@@ -973,6 +980,7 @@ void Designer::globalEdited()
     s.recompute = m_recompute->currentIndex() == 0   ? Recompute::None
                   : m_recompute->currentIndex() == 1 ? Recompute::Selective
                                                      : Recompute::Full;
+    s.attention = m_attention->currentIndex() == 0 ? Attention::Fused : Attention::Unfused;
     s.sequence_parallel = m_seqParallel->isChecked();
     editStrategy(s, tr("Change global settings"));
 }
