@@ -289,6 +289,48 @@ private slots:
         QCOMPARE(cores, 2);
     }
 
+    // FP8 training: the linear layers' GEMMs at the FP8 peak with the FP8
+    // curve, plus their casts; attention and the head stay bf16. Devices
+    // without FP8 tensor cores refuse it.
+    void fp8Training_data()
+    {
+        QTest::addColumn<QString>("cluster");
+        QTest::addColumn<QString>("refusal");
+        QTest::newRow("DGX H100") << "dgx-h100" << "";
+        QTest::newRow("DGX A100: no FP8") << "dgx-a100-80gb" << "fp8";
+    }
+    void fp8Training()
+    {
+        QFETCH(QString, cluster);
+        QFETCH(QString, refusal);
+        const Model m = hf("gpt2-xl.json");
+        Cluster c = *clusterPreset(cluster.toStdString());
+        c.nodes[0].devices.resize(1);
+        Strategy bf16;
+        bf16.global_batch = 8;
+        bf16.micro_batch = 8;
+        Strategy fp8 = bf16;
+        fp8.precision = Precision::FP8;
+        SimOptions o;
+        o.seq_len = 2048;
+        auto rf = simulate(m, c, fp8, o);
+        if (!refusal.isEmpty()) {
+            QVERIFY(!rf);
+            QVERIFY2(QString::fromStdString(rf.error().str()).contains(refusal), rf.error().str().c_str());
+            return;
+        }
+        QVERIFY2(rf, rf ? "" : rf.error().str().c_str());
+        auto rb = simulate(m, c, bf16, o);
+        QVERIFY(rb);
+        // Faster, but not twice: attention, the head and the casts stay.
+        QVERIFY2(rf->breakdown.compute < 0.9 * rb->breakdown.compute && rf->breakdown.compute > 0.5 * rb->breakdown.compute,
+                 qPrintable(QString("fp8 %1 s, bf16 %2 s").arg(rf->breakdown.compute).arg(rb->breakdown.compute)));
+        QCOMPARE(rf->memory.parameters_optimizer, rb->memory.parameters_optimizer); // bf16 weights, fp32 master
+        auto plan = lowerPlan(m, c, fp8, 2048);
+        QVERIFY(plan);
+        QCOMPARE(planFromJson(planToJson(*plan), "p.json")->precision, Precision::FP8);
+    }
+
     void precisionFollowsTheDevice_data()
     {
         QTest::addColumn<QString>("cluster");

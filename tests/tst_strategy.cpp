@@ -88,6 +88,8 @@ private slots:
         QVERIFY2(back, back ? "" : back.error().str().c_str());
         QVERIFY(*back == s);
         QCOMPARE(strategyToJson(*back), text);
+        s.precision = Precision::FP8;
+        QCOMPARE(strategyFromJson(strategyToJson(s), "s.json")->precision, Precision::FP8);
     }
 
     void malformed_data()

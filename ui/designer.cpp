@@ -277,7 +277,7 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     m_schedule = new QComboBox;
     m_schedule->addItems({"GPipe", "1F1B", tr("Interleaved 1F1B")});
     m_precision = new QComboBox;
-    m_precision->addItems({"fp32", "fp16", "bf16"});
+    m_precision->addItems({"fp32", "fp16", "bf16", "fp8"});
     m_recompute = new QComboBox;
     m_recompute->addItems({tr("none"), tr("selective"), tr("full")});
     m_recompute->setToolTip(tr("Default recomputation (per-layer atoms override it)"));
@@ -931,7 +931,10 @@ void Designer::updateGlobals()
     m_globalBatch->setValue(int(std::min<int64_t>(s.global_batch, m_globalBatch->maximum())));
     m_microBatch->setValue(int(std::min<int64_t>(s.micro_batch, m_microBatch->maximum())));
     m_schedule->setCurrentIndex(s.schedule == PipelineSchedule::GPipe ? 0 : s.schedule == PipelineSchedule::OneFOneB ? 1 : 2);
-    m_precision->setCurrentIndex(s.precision == Precision::FP32 ? 0 : s.precision == Precision::FP16 ? 1 : 2);
+    m_precision->setCurrentIndex(int(s.precision == Precision::FP32 ? 0
+                                     : s.precision == Precision::FP16 ? 1
+                                     : s.precision == Precision::BF16 ? 2
+                                                                      : 3));
     m_recompute->setCurrentIndex(s.recompute == Recompute::None ? 0 : s.recompute == Recompute::Selective ? 1 : 2);
     m_attention->setCurrentIndex(s.attention == Attention::Fused ? 0 : 1);
     m_seqParallel->setChecked(s.sequence_parallel);
@@ -976,7 +979,8 @@ void Designer::globalEdited()
                                                    : PipelineSchedule::Interleaved;
     s.precision = m_precision->currentIndex() == 0   ? Precision::FP32
                   : m_precision->currentIndex() == 1 ? Precision::FP16
-                                                     : Precision::BF16;
+                  : m_precision->currentIndex() == 2 ? Precision::BF16
+                                                     : Precision::FP8;
     s.recompute = m_recompute->currentIndex() == 0   ? Recompute::None
                   : m_recompute->currentIndex() == 1 ? Recompute::Selective
                                                      : Recompute::Full;

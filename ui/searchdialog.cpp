@@ -106,8 +106,11 @@ SearchDialog::SearchDialog(const Model& model, const Cluster& cluster, const Str
     m_batch->setRange(1, 1 << 30);
     m_batch->setValue(int(std::min<int64_t>(current.global_batch, 1 << 30)));
     m_precision = new QComboBox;
-    m_precision->addItems({"fp32", "fp16", "bf16"});
-    m_precision->setCurrentIndex(current.precision == Precision::FP32 ? 0 : current.precision == Precision::FP16 ? 1 : 2);
+    m_precision->addItems({"fp32", "fp16", "bf16", "fp8"});
+    m_precision->setCurrentIndex(current.precision == Precision::FP32   ? 0
+                                 : current.precision == Precision::FP16 ? 1
+                                 : current.precision == Precision::BF16 ? 2
+                                                                        : 3);
     m_threads = new QSpinBox;
     m_threads->setRange(1, std::max(1, QThread::idealThreadCount()));
     m_threads->setValue(std::max(1, QThread::idealThreadCount()));
@@ -219,7 +222,8 @@ bool SearchDialog::start()
     o.seq_len = 0;
     o.precision = m_precision->currentIndex() == 0   ? Precision::FP32
                   : m_precision->currentIndex() == 1 ? Precision::FP16
-                                                     : Precision::BF16;
+                  : m_precision->currentIndex() == 2 ? Precision::BF16
+                                                     : Precision::FP8;
     o.threads = m_threads->value();
     o.allow_powersgd = m_powersgd->isChecked();
     o.allow_fp16_compression = m_fp16Compression->isChecked();

@@ -71,7 +71,7 @@ int main(int argc, char** argv)
         ->check(CLI::IsMember({"fused", "unfused"}));
     sim->add_option("--zero", so.zero, "ZeRO stage")->check(CLI::Range(0, 3));
     sim->add_option("--dtype", so.dtype, "training precision (default: bf16 where the devices have bf16 tensor cores, else fp16)")
-        ->check(CLI::IsMember({"fp16", "bf16", "fp32"}));
+        ->check(CLI::IsMember({"fp16", "bf16", "fp32", "fp8"}));
     sim->add_option("--seq-len", so.seqLen, "sequence length (default: the model's)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     sim->add_option("--calibration", so.calibration, "calibration file with measured efficiencies");
@@ -97,7 +97,7 @@ int main(int argc, char** argv)
     search->add_option("--seq-len", sco.seqLen, "sequence length (default: the model's)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     search->add_option("--dtype", sco.dtype, "training precision (default: bf16 where the devices have bf16 tensor cores, else fp16)")
-        ->check(CLI::IsMember({"fp16", "bf16", "fp32"}));
+        ->check(CLI::IsMember({"fp16", "bf16", "fp32", "fp8"}));
     search->add_option("--max-evals", sco.maxEvals, "stop after this many candidates (identical reruns on any machine)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     search->add_flag("--allow-powersgd", sco.allowPowerSgd,
@@ -138,7 +138,7 @@ int main(int argc, char** argv)
         ->check(CLI::IsMember({"fused", "unfused"}));
     runCmd->add_option("--zero", ro.sim.zero, "ZeRO stage")->check(CLI::Range(0, 3));
     runCmd->add_option("--dtype", ro.sim.dtype, "training precision (default: bf16 where the devices have bf16 tensor cores, else fp16)")
-        ->check(CLI::IsMember({"fp16", "bf16", "fp32"}));
+        ->check(CLI::IsMember({"fp16", "bf16", "fp32", "fp8"}));
     runCmd->add_option("--seq-len", ro.sim.seqLen, "sequence length (default: the model's)")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     runCmd->add_option("--calibration", ro.sim.calibration, "calibration file for the prediction (partita-cli calibrate)");
     runCmd->add_option("--backend", ro.backend, "where kernels run: cpu (OpenBLAS, MPI) or cuda (cuBLAS, NCCL, CUPTI)")

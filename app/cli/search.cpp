@@ -38,7 +38,10 @@ int runSearch(const SearchCliOptions& o)
     so.global_batch = o.globalBatch;
     so.seq_len = o.seqLen;
     if (!o.dtype.empty()) // else the cluster's default (defaultPrecision)
-        so.precision = o.dtype == "fp32" ? Precision::FP32 : o.dtype == "fp16" ? Precision::FP16 : Precision::BF16;
+        so.precision = o.dtype == "fp32"   ? Precision::FP32
+                       : o.dtype == "fp16" ? Precision::FP16
+                       : o.dtype == "fp8"  ? Precision::FP8
+                                           : Precision::BF16;
     so.objective = o.objective == "throughput" ? Objective::Throughput : Objective::Time;
     so.budget_s = o.budget;
     so.seed = o.seed;

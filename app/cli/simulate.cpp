@@ -39,6 +39,8 @@ Result<Strategy> strategyFromOptions(const SimulateOptions& o, const Model& mode
         precision = Precision::FP32;
     else if (o.dtype == "bf16")
         precision = Precision::BF16;
+    else if (o.dtype == "fp8")
+        precision = Precision::FP8;
     const Recompute recompute =
         o.recompute == "full" ? Recompute::Full : o.recompute == "selective" ? Recompute::Selective : Recompute::None;
 

@@ -181,6 +181,15 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
         const double io = double(l.cost.io_elems_per_token) * tokens * ab;
         const double weights = double(l.parameterCount()) * ab / expertSplit;
         mem += (io + weights) / shard;
+        if (s.precision == Precision::FP8 && (l.kind == LayerKind::Linear || l.kind == LayerKind::MoEExperts)) {
+            // FP8: each GEMM input is cast from bf16 first (read 2 bytes, write
+            // 1: Transformer Engine's cast-transpose), the activation and the
+            // weight, every micro-batch; backward's gradient casts come with
+            // its doubled traffic.
+            const double in = double(l.dims.in_features) * tokens / (a.tp_role == TpRole::Row ? tp : 1);
+            mem += 3.0 * (in + double(l.parameterCount()) / shard / expertSplit);
+            f.mem_ops += 1;
+        }
         break;
     }
     case LayerKind::AttentionCore: {
@@ -665,8 +674,11 @@ Result<Plan> planFromJson(const std::string& text, const std::string& file)
         p.micro_batch = detail::getInt(j, "micro_batch", "", 1, int64_t(1) << 32);
         p.seq_len = detail::getInt(j, "seq_len", "", 1, int64_t(1) << 24);
         const std::string prec = detail::getString(j, "precision", "");
-        p.precision = prec == "fp32" ? Precision::FP32 : prec == "fp16" ? Precision::FP16 : Precision::BF16;
-        if (prec != "fp32" && prec != "fp16" && prec != "bf16")
+        p.precision = prec == "fp32"   ? Precision::FP32
+                      : prec == "fp16" ? Precision::FP16
+                      : prec == "fp8"  ? Precision::FP8
+                                       : Precision::BF16;
+        if (prec != "fp32" && prec != "fp16" && prec != "bf16" && prec != "fp8")
             throw detail::FieldError("/precision", "unknown precision '" + prec + "'");
         p.activation_bytes = int(detail::getInt(j, "activation_bytes", "", 1, 8));
         p.gradient_bytes = int(detail::getInt(j, "gradient_bytes", "", 1, 8));

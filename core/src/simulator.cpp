@@ -25,6 +25,7 @@ const char* dtypeKey(Precision p)
     case Precision::FP32: return "fp32";
     case Precision::FP16: return "fp16";
     case Precision::BF16: return "bf16";
+    case Precision::FP8: return "fp8";
     }
     return "bf16";
 }
@@ -155,16 +156,29 @@ struct Ctx
     int ab = 2;          // activation bytes
     int64_t b = 1;       // micro-batch
     int64_t seq = 1;
-    double peak = 0;     // FLOP/s at the strategy's precision
+    double peak = 0;     // FLOP/s at the strategy's precision (fp8: bf16's, for all but fp8 GEMMs)
+    double fp8Peak = 0;  // fp8: the linear layers' GEMMs
+    EfficiencyCurve fp8Curve;
     int perNode = 1;
 };
 
-double matmulTime(const Ctx& x, double flops, int ops = 1)
+double matmulTime(const Ctx& x, double flops, int ops = 1, bool fp8 = false)
 {
     if (flops <= 0)
         return 0;
     const double perOp = flops / ops;
+    if (fp8)
+        return flops / (x.fp8Peak * x.fp8Curve.at(perOp / 1e9));
     return flops / (x.peak * x.cal.matmul.at(perOp / 1e9));
+}
+
+// With FP8 training, the GEMMs of the linear layers run in FP8 (Transformer
+// Engine's te.Linear); attention and the output layer stay in bf16.
+bool fp8Gemm(const Ctx& x, const Kernel& k)
+{
+    return x.fp8Peak > 0 && (k.kind == KernelKind::Gemm) && k.layer >= 0 && size_t(k.layer) < x.m.layers.size() &&
+           (x.m.layers[size_t(k.layer)].kind == LayerKind::Linear ||
+            x.m.layers[size_t(k.layer)].kind == LayerKind::MoEExperts);
 }
 
 double memoryTime(const Ctx& x, double bytes)
@@ -249,7 +263,7 @@ double kernelTime(const Ctx& x, const Kernel& k)
 {
     if (k.kind == KernelKind::Collective)
         return collectiveTime(k.coll, k.coll_bytes, k.expert_group ? dpShape(x, x.s.ep) : tpShape(x), x.node, x.cal);
-    double mm = matmulTime(x, k.flops, std::max(1, k.ops));
+    double mm = matmulTime(x, k.flops, std::max(1, k.ops), fp8Gemm(x, k));
     // Tensor-core GEMMs want every dimension a multiple of 16 bytes of
     // elements (NVIDIA Deep Learning Performance Guide, "Matrix
     // Multiplication Background", Tensor Core requirements); what a GEMM
@@ -286,7 +300,19 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
     x.seq = plan.seq_len;
     x.perNode = int(node.devices.size());
     std::string precisionNote;
-    {
+    if (s.precision == Precision::FP8) {
+        const auto f8 = dev.peak_flops.find("fp8");
+        const auto b16 = dev.peak_flops.find("bf16");
+        if (f8 == dev.peak_flops.end() || b16 == dev.peak_flops.end())
+            return Error{"cluster '" + c.name + "'", "device " + dev.name,
+                         "fp8 training needs fp8 and bf16 peaks (tensor cores with FP8: H100, H200 and later)"};
+        x.peak = b16->second;
+        x.fp8Peak = f8->second;
+        x.fp8Curve = x.cal.matmulFor("fp8");
+        x.cal.matmul = x.cal.matmulFor("bf16");
+        if (!x.cal.matmul_by_precision.count("fp8"))
+            precisionNote = "no fp8 GEMM efficiency measured for " + dev.name + ": fp8 GEMMs use the general curve";
+    } else {
         auto it = dev.peak_flops.find(dtypeKey(s.precision));
         if (it == dev.peak_flops.end() && s.precision == Precision::BF16) {
             // No bf16 tensor cores (V100, T4: their datasheets list none): bf16

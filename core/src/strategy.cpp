@@ -18,8 +18,8 @@ namespace {
 template <class E, size_t N>
 using Names = std::array<std::pair<E, std::string_view>, N>;
 
-constexpr Names<Precision, 3> kPrecision{
-    {{Precision::FP32, "fp32"}, {Precision::FP16, "fp16"}, {Precision::BF16, "bf16"}}};
+constexpr Names<Precision, 4> kPrecision{
+    {{Precision::FP32, "fp32"}, {Precision::FP16, "fp16"}, {Precision::BF16, "bf16"}, {Precision::FP8, "fp8"}}};
 constexpr Names<PipelineSchedule, 3> kSchedule{{{PipelineSchedule::GPipe, "gpipe"},
                                                 {PipelineSchedule::OneFOneB, "1f1b"},
                                                 {PipelineSchedule::Interleaved, "interleaved"}}};

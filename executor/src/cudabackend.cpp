@@ -48,6 +48,9 @@ public:
 
     Result<bool> init()
     {
+        if (m_plan.precision == Precision::FP8)
+            return Error{"CUDA backend", "plan precision fp8",
+                         "FP8 plans are simulated only: this backend runs no FP8 GEMMs yet (use bf16 to run it)"};
         int devices = 0;
         if (auto e = cudaGetDeviceCount(&devices); e != cudaSuccess || devices == 0)
             return Error{"CUDA", "rank " + std::to_string(m_boot.rank()),

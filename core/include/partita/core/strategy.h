@@ -22,6 +22,12 @@ enum class Precision
     FP32,
     FP16,
     BF16,
+    // FP8 training as Transformer Engine runs it: the linear layers' GEMMs
+    // take FP8 inputs (e4m3 forward, e5m2 gradients, per-tensor scales) at
+    // the device's FP8 peak, each input cast from bf16 first; activations,
+    // attention, the output layer, master weights and the optimizer stay as
+    // in bf16 (NVIDIA Transformer Engine documentation, "Using FP8").
+    FP8,
 };
 enum class PipelineSchedule
 {
