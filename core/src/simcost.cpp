@@ -1,0 +1,252 @@
+// The simulator's costs one piece at a time: collectives over the node's
+// links and NICs, one kernel's compute and memory time, the activations a
+// layer keeps for backward. Every constant names its source.
+#include "simcost.h"
+
+#include "layerfacts.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace partita {
+
+namespace sim {
+
+
+const char* dtypeKey(Precision p)
+{
+    switch (p) {
+    case Precision::FP32: return "fp32";
+    case Precision::FP16: return "fp16";
+    case Precision::BF16: return "bf16";
+    case Precision::FP8: return "fp8";
+    }
+    return "bf16";
+}
+
+
+// The ring through the node's devices whose slowest link is fastest, as
+// NCCL's topology search picks rings over NVLink when they exist (e.g. the
+// DGX-1 hybrid cube-mesh has NVLink-only rings). Exhaustive up to 8 devices,
+// index order beyond.
+LinkSpec bestRingLink(const Node& node)
+{
+    const int n = int(node.devices.size());
+    if (n < 2)
+        return node.intra;
+    if (node.links.empty())
+        return node.intra;
+    std::vector<int> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    auto slowest = [&](const std::vector<int>& o) {
+        const LinkSpec* worst = nullptr;
+        for (int i = 0; i < n; ++i) {
+            const LinkSpec& l = node.linkBetween(o[size_t(i)], o[size_t((i + 1) % n)]);
+            if (!worst || l.bandwidth < worst->bandwidth)
+                worst = &l;
+        }
+        return *worst;
+    };
+    LinkSpec best = slowest(order);
+    if (n <= 8) {
+        while (std::next_permutation(order.begin() + 1, order.end()))
+            if (const LinkSpec l = slowest(order); l.bandwidth > best.bandwidth)
+                best = l;
+    }
+    return best;
+}
+
+Paths pathsOf(const Node& node, const Calibration& cal)
+{
+    Paths p;
+    // Memo per node: the ring search runs once per node layout.
+    thread_local const Node* memoNode = nullptr;
+    thread_local size_t memoLinks = 0;
+    thread_local size_t memoDevices = 0;
+    thread_local double memoIntra = 0;
+    thread_local LinkSpec memoRing;
+    if (memoNode != &node || memoLinks != node.links.size() || memoDevices != node.devices.size() ||
+        memoIntra != node.intra.bandwidth) {
+        memoRing = bestRingLink(node);
+        memoNode = &node;
+        memoLinks = node.links.size();
+        memoDevices = node.devices.size();
+        memoIntra = node.intra.bandwidth;
+    }
+    p.intraBw = std::max(1.0, memoRing.bandwidth * cal.intra_link_efficiency);
+    p.intraLat = memoRing.latency;
+    // The node's NICs together; collectiveTime shares them among the groups
+    // that cross the node at once.
+    const double nic = node.nic.count * node.nic.link.bandwidth;
+    p.interBw = std::max(1.0, nic * cal.inter_link_efficiency);
+    p.interLat = node.nic.link.latency;
+    return p;
+}
+
+} // namespace sim
+
+double collectiveTime(Collective kind, double bytes, const GroupShape& g, const Node& node, const Calibration& cal,
+                      AllReduceAlgo algo)
+{
+    const int n = g.n;
+    if (n <= 1 || bytes <= 0)
+        return 0;
+    const sim::Paths p = sim::pathsOf(node, cal);
+    const bool multi = g.nodes > 1;
+    // A ring (or tree) over several nodes crosses each node's NICs with the
+    // same bytes as any of its edges, whatever the group's size in the node;
+    // groups of the other ranks of the node cross at the same time and share
+    // the NICs: node devices / members in the node groups.
+    const int nodeDevices = std::max(1, int(node.devices.size()));
+    const double sharing = std::max(1.0, double(nodeDevices) / std::max(1, g.per_node));
+    const double interPerGroup = p.interBw / sharing;
+    const double bw = multi ? std::min(p.intraBw, interPerGroup) : p.intraBw;
+    const double lat = multi ? std::max(p.intraLat, p.interLat) : p.intraLat;
+    const double fn = double(n);
+    switch (kind) {
+    case Collective::AllReduce:
+        if (algo == AllReduceAlgo::Hierarchical && multi && g.per_node > 1) {
+            const double k = g.per_node, N = g.nodes;
+            const double rs = (k - 1) / k * bytes / p.intraBw + (k - 1) * p.intraLat;
+            // k rings across nodes at once, each on 1/k of the bytes, sharing the NICs.
+            const double ar = 2 * (N - 1) / N * bytes / interPerGroup + 2 * (N - 1) * p.interLat;
+            return 2 * rs + ar;
+        }
+        if (algo == AllReduceAlgo::Tree)
+            return 2 * bytes / bw + 2 * std::log2(fn) * lat;
+        // Ring: busbw = algbw x 2(n-1)/n (nccl-tests doc/PERFORMANCE.md).
+        return 2 * (fn - 1) / fn * bytes / bw + 2 * (fn - 1) * lat;
+    case Collective::ReduceScatter:
+    case Collective::AllGather:
+    case Collective::AllToAll:
+        // busbw = algbw x (n-1)/n, bytes being the whole array.
+        return (fn - 1) / fn * bytes / bw + (fn - 1) * lat;
+    case Collective::Broadcast:
+    case Collective::Reduce:
+        return bytes / bw + std::log2(fn) * lat;
+    }
+    return 0;
+}
+
+namespace sim {
+
+
+
+double matmulTime(const Ctx& x, double flops, int ops, bool fp8)
+{
+    if (flops <= 0)
+        return 0;
+    const double perOp = flops / ops;
+    if (fp8)
+        return flops / (x.fp8Peak * x.fp8Curve.at(perOp / 1e9));
+    return flops / (x.peak * x.cal.matmul.at(perOp / 1e9));
+}
+
+// With FP8 training, the GEMMs of the linear layers run in FP8 (Transformer
+// Engine's te.Linear); attention and the output layer stay in bf16.
+bool fp8Gemm(const Ctx& x, const Kernel& k)
+{
+    return x.fp8Peak > 0 && (k.kind == KernelKind::Gemm) && k.layer >= 0 && size_t(k.layer) < x.m.layers.size() &&
+           (x.m.layers[size_t(k.layer)].kind == LayerKind::Linear ||
+            x.m.layers[size_t(k.layer)].kind == LayerKind::MoEExperts);
+}
+
+double memoryTime(const Ctx& x, double bytes)
+{
+    if (bytes <= 0 || x.dev.memory_bandwidth <= 0)
+        return 0;
+    return bytes / (x.dev.memory_bandwidth * x.cal.memory.at(bytes / 1e6));
+}
+
+GroupShape tpShape(const Ctx& x)
+{
+    GroupShape g;
+    g.n = x.s.tp;
+    g.per_node = std::min(x.s.tp, x.perNode);
+    g.nodes = (x.s.tp + g.per_node - 1) / g.per_node;
+    return g;
+}
+
+// Data-parallel group: members are tp ranks apart (Megatron's rank order:
+// tensor fastest, then data, then pipeline).
+GroupShape dpShape(const Ctx& x, int size)
+{
+    GroupShape g;
+    g.n = size;
+    const int span = x.s.tp * size; // consecutive ranks the group spreads over
+    if (span <= x.perNode) {
+        g.nodes = 1;
+        g.per_node = size;
+    } else {
+        g.per_node = std::max(1, x.perNode / x.s.tp);
+        g.nodes = (size + g.per_node - 1) / g.per_node;
+    }
+    return g;
+}
+
+// Saved activations of a layer for one micro-batch on one device
+// (Korthikanti et al. 2022, §4.2): what a split layer keeps is split; a
+// replicated layer's is split only with sequence parallelism; a row-parallel
+// layer's input is split but its output dropout mask is not.
+double savedBytes(const Ctx& x, const Layer& l, const LayerAssignment& a)
+{
+    const int tp = x.s.tp;
+    const bool split = a.tp_role != TpRole::Replicated;
+    const bool sp = x.s.sequence_parallel && tp > 1;
+    const double tokens = double(x.b) * double(x.seq);
+    const double seq2 = double(x.b) * double(x.seq) * double(x.seq);
+    const double inputSaved = double(l.cost.saved_elems_per_token) * tokens * x.ab;
+    const double maskSaved = double(l.cost.mask_bytes_per_token) * tokens;
+    // Fused attention keeps no s x s scores or masks, only the softmax's
+    // log-sum-exp per row and head in fp32 (FlashAttention, Dao et al. 2022, §3.1).
+    const bool fusedCore = l.kind == LayerKind::AttentionCore && x.s.attention == Attention::Fused;
+    const double seq2Saved =
+        fusedCore ? 4.0 * double(std::max<int64_t>(1, l.dims.heads)) * tokens
+                  : (double(l.cost.saved_elems_per_seq2) * x.ab + double(l.cost.mask_bytes_per_seq2)) * seq2;
+    const double sampleSaved = double(l.cost.saved_elems_per_sample) * double(x.b) * x.ab;
+    const double rep = sp ? tp : 1;
+    double saved = 0;
+    switch (a.tp_role) {
+    case TpRole::Column:
+        saved = inputSaved / (l.kind == LayerKind::Linear || l.kind == LayerKind::LMHead ? rep : tp) + maskSaved / tp +
+                seq2Saved / tp;
+        break;
+    case TpRole::Row:
+        saved = inputSaved / tp + maskSaved / rep + seq2Saved / tp;
+        break;
+    default:
+        saved = (inputSaved + maskSaved + seq2Saved) / rep;
+        break;
+    }
+    if (l.kind == LayerKind::Loss && tp > 1)
+        saved = inputSaved / tp; // vocabulary-parallel logits
+    saved += sampleSaved;
+    if (a.recompute == Recompute::Selective && l.kind == LayerKind::AttentionCore)
+        saved -= seq2Saved / (split ? tp : 1);
+    return saved;
+}
+
+// Time of one kernel on one device. Compute and memory time add up (the
+// calibration's "sum" mode, in which the default A100 tables were fitted) or
+// overlap fully ("max" mode); each launched kernel costs the launch overhead.
+double kernelTime(const Ctx& x, const Kernel& k)
+{
+    if (k.kind == KernelKind::Collective)
+        return collectiveTime(k.coll, k.coll_bytes, k.expert_group ? dpShape(x, x.s.ep) : tpShape(x), x.node, x.cal);
+    double mm = matmulTime(x, k.flops, std::max(1, k.ops), fp8Gemm(x, k));
+    // Tensor-core GEMMs want every dimension a multiple of 16 bytes of
+    // elements (NVIDIA Deep Learning Performance Guide, "Matrix
+    // Multiplication Background", Tensor Core requirements); what a GEMM
+    // keeps without is the calibration's measured factor (1: not measured).
+    const int64_t align = std::max(1, 16 / std::max(1, x.ab));
+    if ((k.kind == KernelKind::Gemm || k.kind == KernelKind::BatchedGemm) && k.m > 0 &&
+        (k.m % align || k.n % align || k.k % align))
+        mm /= x.cal.unaligned_matmul_factor;
+    const double mem = memoryTime(x, k.bytes);
+    return (x.cal.additive ? mm + mem : std::max(mm, mem)) + x.cal.kernel_overhead * (k.ops + k.mem_ops);
+}
+
+} // namespace sim
+
+} // namespace partita
