@@ -67,19 +67,10 @@ std::string besideThisProgram(const std::string& name)
 // partita-worker --calibrate-cpu: the process that links OpenBLAS measures.
 Result<Calibration> measureLocalCpuCalibration(const std::string& worker)
 {
-    if (access(worker.c_str(), X_OK) != 0)
-        return Error{worker, {}, "the worker cannot be run (give --worker PATH)"};
-    FILE* p = popen(("'" + worker + "' --calibrate-cpu").c_str(), "r");
-    if (!p)
-        return Error{worker, "--calibrate-cpu", std::strerror(errno)};
-    std::string text;
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;)
-        text.append(buf, n);
-    const int st = pclose(p);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        return Error{worker, "--calibrate-cpu", "the measurement failed (exit status " + std::to_string(WEXITSTATUS(st)) + ")"};
-    return calibrationFromJson(text, worker + " --calibrate-cpu");
+    auto text = workerOutput(worker, "--calibrate-cpu");
+    if (!text)
+        return text.error();
+    return calibrationFromJson(*text, worker + " --calibrate-cpu");
 }
 
 } // namespace
@@ -116,22 +107,8 @@ int runLocalCalibrate(const CalibrateCliOptions& o)
     auto cal = localCpuCalibrationCached(besideThisProgram("partita-worker"), true, &said);
     if (!cal)
         return fail(cal.error());
-    const std::string text = calibrationToJson(*cal);
-    if (!o.out.empty())
-        if (auto w = writeFileAtomically(o.out, text); !w)
-            return fail(w.error());
-    if (o.json) {
-        nlohmann::json j;
-        j["calibration"] = nlohmann::json::parse(text);
-        j["cache"] = localCachePath();
-        if (!o.out.empty())
-            j["out"] = o.out;
-        std::cout << j.dump(2) << "\n";
-    } else if (o.out.empty()) {
-        std::cout << text;
-    }
     std::cerr << said << "\n";
-    return 0;
+    return emitCalibration(o, *cal, nlohmann::json{{"cache", localCachePath()}}, "calibration: " + cal->source);
 }
 
 int runGpuCalibrate(const CalibrateCliOptions& o)
@@ -149,25 +126,11 @@ int runGpuCalibrate(const CalibrateCliOptions& o)
     auto cal = calibrationFromSweep(*sweep, *dev, o.precision);
     if (!cal)
         return fail(cal.error());
-    const std::string text = calibrationToJson(*cal);
-    if (!o.out.empty())
-        if (auto w = writeFileAtomically(o.out, text); !w)
-            return fail(w.error());
-    if (o.json) {
-        nlohmann::json j;
-        j["calibration"] = nlohmann::json::parse(text);
-        j["sweep"] = nlohmann::json::parse(gpuSweepToJson(*sweep));
-        j["device_preset"] = preset;
-        if (!o.out.empty())
-            j["out"] = o.out;
-        std::cout << j.dump(2) << "\n";
-    } else if (o.out.empty()) {
-        std::cout << text;
-    } else {
-        std::cout << "calibration of " << sweep->gpu << " (" << sweep->gemms.size() << " GEMMs, " << sweep->copies.size()
-                  << " copies, " << sweep->collectives.size() << " collectives) written to " << o.out << "\n";
-    }
-    return 0;
+    return emitCalibration(o, *cal,
+                           nlohmann::json{{"sweep", nlohmann::json::parse(gpuSweepToJson(*sweep))}, {"device_preset", preset}},
+                           "calibration of " + sweep->gpu + " (" + std::to_string(sweep->gemms.size()) + " GEMMs, " +
+                               std::to_string(sweep->copies.size()) + " copies, " +
+                               std::to_string(sweep->collectives.size()) + " collectives)");
 }
 
 } // namespace partita::cli

@@ -61,20 +61,10 @@ std::string workerPath(const RunCliOptions& o)
 // This machine measured by the worker (the process that links OpenBLAS).
 Result<Cluster> measureLocalCpu(const std::string& worker, int ranks)
 {
-    if (access(worker.c_str(), X_OK) != 0)
-        return Error{worker, {}, "the worker cannot be run (give --worker PATH)"};
-    const std::string cmd = "'" + worker + "' --measure-cpu " + std::to_string(ranks);
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p)
-        return Error{worker, "--measure-cpu", std::strerror(errno)};
-    std::string text;
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;)
-        text.append(buf, n);
-    const int st = pclose(p);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        return Error{worker, "--measure-cpu", "the measurement failed (exit status " + std::to_string(WEXITSTATUS(st)) + ")"};
-    return clusterFromJson(text, worker + " --measure-cpu");
+    auto text = workerOutput(worker, "--measure-cpu " + std::to_string(ranks));
+    if (!text)
+        return text.error();
+    return clusterFromJson(*text, worker + " --measure-cpu");
 }
 
 } // namespace
@@ -336,26 +326,31 @@ int runCalibrate(const CalibrateCliOptions& o)
     auto fit = fitCalibration(**store, o.run, *plan, *cluster, o.project);
     if (!fit)
         return fail(fit.error());
-    const std::string text = calibrationToJson(fit->calibration);
+    std::string summary = "calibration: " + fit->calibration.source;
+    for (const std::string& n : fit->notes)
+        summary += "\nnote: " + n;
+    return emitCalibration(o, fit->calibration,
+                           json{{"gemm_ops", fit->gemm_ops}, {"memory_ops", fit->memory_ops},
+                                {"collectives", fit->collectives}, {"notes", fit->notes}},
+                           summary);
+}
+
+int emitCalibration(const CalibrateCliOptions& o, const Calibration& c, const json& extra, const std::string& summary)
+{
+    const std::string text = calibrationToJson(c);
     if (!o.out.empty())
         if (auto w = writeFileAtomically(o.out, text); !w)
             return fail(w.error());
     if (o.json) {
-        json j;
+        json j = extra;
         j["calibration"] = json::parse(text);
-        j["gemm_ops"] = fit->gemm_ops;
-        j["memory_ops"] = fit->memory_ops;
-        j["collectives"] = fit->collectives;
-        j["notes"] = fit->notes;
         if (!o.out.empty())
             j["out"] = o.out;
         std::cout << j.dump(2) << "\n";
     } else if (o.out.empty()) {
         std::cout << text;
     } else {
-        std::cout << "calibration: " << fit->calibration.source << "\nwritten to " << o.out << "\n";
-        for (const std::string& n : fit->notes)
-            std::cout << "note: " << n << "\n";
+        std::cout << summary << "\nwritten to " << o.out << "\n";
     }
     return 0;
 }

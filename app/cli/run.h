@@ -1,4 +1,8 @@
 #pragma once
+
+#include "partita/core/costmodel.h"
+
+#include <nlohmann/json.hpp>
 // `partita-cli run` (a strategy measured for real, compared with its
 // prediction) and `partita-cli calibrate` (the cost model fitted to a
 // measured run).
@@ -33,6 +37,11 @@ struct CalibrateCliOptions
     std::string fromSweep, sweepOut, device, precision = "bf16";
 };
 int runCalibrate(const CalibrateCliOptions& o);
+// What every calibrate prints: the calibration written to --out (or standard
+// output), with --json an object of it and `extra`'s fields, else `summary`
+// when it went to a file. Returns the exit status.
+int emitCalibration(const CalibrateCliOptions& o, const Calibration& c, const nlohmann::json& extra,
+                    const std::string& summary);
 // calibrate --measure-gpu / --from-sweep: a calibration from one GPU's tables (gpusweep.h).
 int runGpuCalibrate(const CalibrateCliOptions& o);
 // calibrate --local.

@@ -1,5 +1,7 @@
 #include "partita/core/units.h"
 
+#include <ctime>
+
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -148,6 +150,16 @@ std::string withThousands(long long n)
         out += digits[i];
     }
     return n < 0 ? "-" + out : out;
+}
+
+std::string utcTimestamp()
+{
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32] = {};
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
 }
 
 } // namespace partita

@@ -1,6 +1,7 @@
 // This machine's CPU measured as the CPU backend runs a plan (partita_cpu):
 // single-threaded OpenBLAS sgemm over sizes, the C library's copy over sizes,
 // fitted into a calibration (`partita-cli calibrate --local`).
+#include "partita/core/units.h"
 #include "partita/executor/cpubackend.h"
 #include "partita/executor/localmachine.h"
 
@@ -39,16 +40,6 @@ double timeCalls(double minGroup, const std::function<void()>& call)
     return per[1];
 }
 
-std::string utcNow()
-{
-    char buf[32] = {};
-    const std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 } // namespace
 
 GpuSweep measureCpuSweep(bool quick)
@@ -59,7 +50,7 @@ GpuSweep measureCpuSweep(bool quick)
     const char* cfg = openblas_get_config();
     s.driver = cfg ? cfg : "OpenBLAS";
     s.cublas = s.driver;
-    s.date = utcNow();
+    s.date = utcTimestamp();
     s.multiprocessors = lm.cpu.cores;
     openblas_set_num_threads(1); // one thread per rank, as the worker runs
     const double minGroup = quick ? 0.005 : 0.02;

@@ -2,6 +2,7 @@
 #include "cudainternal.h"
 #include "cudatracer.h"
 
+#include "partita/core/units.h"
 #include "partita/executor/gpusweep.h"
 
 #include <cublasLt.h>
@@ -71,16 +72,6 @@ std::string driverVersion()
     int v = 0;
     cudaDriverGetVersion(&v);
     return "CUDA driver API " + versionString(v, 1000, 10);
-}
-
-std::string utcNow()
-{
-    char buf[32] = {};
-    const std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
 }
 
 // Seconds per launch of `launch`: warm-up launches, then `groups` groups of
@@ -413,7 +404,7 @@ static Result<bool> cudaSweepNccl(GpuSweep& out, const GpuSweepOptions& o, cudaS
 Result<GpuSweep> measureGpuSweep(const GpuSweepOptions& o)
 {
     GpuSweep out;
-    out.date = utcNow();
+    out.date = utcTimestamp();
     int count = 0;
     if (const cudaError_t e = cudaGetDeviceCount(&count); e != cudaSuccess || count == 0)
         return Error{"CUDA", "GPU " + std::to_string(o.device),

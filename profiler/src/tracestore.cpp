@@ -1,5 +1,7 @@
 #include "partita/profiler/tracestore.h"
 
+#include "partita/core/units.h"
+
 #include "blockcodec.h"
 #include "sqlitestmt.h"
 
@@ -96,16 +98,6 @@ CREATE TABLE IF NOT EXISTS lod_blocks(
     data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS lod_blocks_by_track ON lod_blocks(track_id, level, first_bucket);
 )sql";
-
-std::string nowUtc()
-{
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 // Arguments of a block: varint(raw size) + one zstd frame at level 1
 // (schema 2). zlib at level 1 was 28 % of the instructions of importing a
@@ -407,7 +399,7 @@ Result<Document> TraceStore::saveDocument(const std::string& kind, const std::st
     d.kind = kind;
     d.name = name;
     d.body = body;
-    d.created = nowUtc();
+    d.created = utcTimestamp();
     Stmt q(m_db, "INSERT INTO documents(kind, name, version, created, body) "
                  "VALUES(?1, ?2, (SELECT coalesce(max(version), 0) + 1 FROM documents WHERE kind=?1 AND name=?2), ?3, ?4) "
                  "RETURNING id, version");
@@ -490,7 +482,7 @@ Result<bool> TraceStore::deleteDocument(int64_t id)
 Result<std::unique_ptr<RunWriter>> TraceStore::beginRun(RunInfo info, int64_t commitEvery)
 {
     if (info.created.empty())
-        info.created = nowUtc();
+        info.created = utcTimestamp();
     if (info.host.empty()) {
         char host[256] = {};
         if (gethostname(host, sizeof host - 1) == 0)

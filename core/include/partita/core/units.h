@@ -25,6 +25,7 @@ std::string formatBandwidth(double bytesPerS);  // "300 GB/s"
 std::string formatFlops(double flops);          // "989 TFLOP/s" (rate) or with perSecond=false "1.2 TFLOP"
 std::string formatFlopCount(double flops);      // "1.2 TFLOP"
 std::string formatSeconds(double s);            // "3.4 us", "1.42 s"
+std::string utcTimestamp();                     // now, UTC, ISO 8601: "2026-12-04T18:16:14Z"
 std::string formatCount(double n);              // "109.5 M", "6.74 B"
 std::string withThousands(long long n);          // "109,482,240"
 
