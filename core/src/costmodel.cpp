@@ -90,13 +90,16 @@ Calibration defaultCalibration(const DeviceSpec& device)
 {
     if (device.kind != "cpu" && hopperSxm(device.name)) {
         // tests/gpu/gpu-check.sh on an H200 (resources/calibration/nvidia-h200.json).
-        auto measured = calibrationFromJson(detail::kMeasuredH200Calibration, "resources/calibration/nvidia-h200.json");
-        if (measured) {
-            measured->device = device.name;
+        // Parsed once: the simulator asks for it on every simulation (thousands in a search).
+        static const Result<Calibration> parsed =
+            calibrationFromJson(detail::kMeasuredH200Calibration, "resources/calibration/nvidia-h200.json");
+        if (parsed) {
+            Calibration measured = *parsed;
+            measured.device = device.name;
             if (device.name.find("H200") == std::string::npos)
-                measured->source += "; applied to " + device.name +
-                                    ", whose GH100 die is the H200's (memory as a fraction of its own bandwidth)";
-            return *measured;
+                measured.source += "; applied to " + device.name +
+                                   ", whose GH100 die is the H200's (memory as a fraction of its own bandwidth)";
+            return measured;
         }
     }
     Calibration c = a100Tables(device);

@@ -44,7 +44,6 @@ struct GemmPoint
     int64_t m = 0, n = 0, k = 0;
     double seconds = 0;    // median of the timed launches
     double flops() const { return 2.0 * double(m) * double(n) * double(k); }
-    double bytes(int elementBytes) const { return double(elementBytes) * double(m * k + k * n + m * n); }
 };
 
 struct CopyPoint
