@@ -104,7 +104,7 @@ std::set<int64_t> expectedOps(const Plan& plan, int rank)
 {
     const RankClass* rc = rankClassOf(plan, rank);
     std::set<int64_t> ops;
-    const bool zero3 = plan.zero_stage == 3 && plan.dp > 1;
+    const bool zero3 = plan.zero_stage == 3 && plan.dp * plan.cp > 1;
     for (size_t si = 0; si < rc->steps.size(); ++si) {
         const Step& st = rc->steps[si];
         switch (st.kind) {
@@ -112,7 +112,9 @@ std::set<int64_t> expectedOps(const Plan& plan, int rank)
             const Program& p = plan.programs[size_t(st.program)];
             for (size_t ki = 0; ki < p.kernels.size(); ++ki) {
                 const Kernel& k = p.kernels[ki];
-                const int group = k.kind != KernelKind::Collective ? 2 : k.expert_group ? plan.ep : plan.tp;
+                const int group = k.kind != KernelKind::Collective ? 2 : k.group == KernelGroup::Expert ? plan.ep
+                                  : k.group == KernelGroup::Context ? plan.cp
+                                                                    : plan.tp;
                 if (group > 1)
                     ops.insert(planOpId(int(si), int(ki)));
             }
@@ -125,9 +127,9 @@ std::set<int64_t> expectedOps(const Plan& plan, int rank)
         case StepKind::Send:
         case StepKind::Recv: ops.insert(planOpId(int(si), 0)); break;
         case StepKind::Sync:
-            if (plan.dp > 1) {
+            if (plan.dp * plan.cp > 1) {
                 if (st.method == SyncMethod::ParameterServer) {
-                    const int k = std::clamp(st.shards > 0 ? st.shards : 1, 1, plan.dp);
+                    const int k = std::clamp(st.shards > 0 ? st.shards : 1, 1, plan.dp * plan.cp);
                     for (int j = 0; j < 2 * k; ++j)
                         ops.insert(planOpId(int(si), j));
                 } else {
@@ -137,7 +139,7 @@ std::set<int64_t> expectedOps(const Plan& plan, int rank)
             break;
         case StepKind::Optimizer:
             ops.insert(planOpId(int(si), 0));
-            if ((plan.zero_stage == 1 || plan.zero_stage == 2) && plan.dp > 1)
+            if ((plan.zero_stage == 1 || plan.zero_stage == 2) && plan.dp * plan.cp > 1)
                 ops.insert(planOpId(int(si), kPostGather));
             break;
         }

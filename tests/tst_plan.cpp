@@ -138,6 +138,97 @@ private slots:
         QVERIFY(sawFc1 && sawFc2 && sawCore && sawAllReduce);
     }
 
+    // Context parallelism: a device holds 1/cp of each sequence; its queries
+    // meet every key, K/V travel over the cp group (a ring beside the
+    // attention, or an all-gather before it and a reduce-scatter of their
+    // gradients after); gradients are reduced over dp x cp.
+    void contextParallel_data()
+    {
+        QTest::addColumn<int>("cp");
+        QTest::addColumn<int>("comm");
+        QTest::newRow("ring, cp 2") << 2 << int(ContextComm::P2P);
+        QTest::newRow("ring, cp 4") << 4 << int(ContextComm::P2P);
+        QTest::newRow("all-gather, cp 2") << 2 << int(ContextComm::AllGather);
+    }
+    void contextParallel()
+    {
+        QFETCH(int, cp);
+        QFETCH(int, comm);
+        const Model m = gpt2();
+        const Cluster c = *clusterPreset("dgx-a100-80gb:2");
+        const int64_t seq = 1024;
+        Strategy base = mesh(8, 2, 1, 8);
+        Strategy s = mesh(8 / cp, 2, 1, 8);
+        s.cp = cp;
+        s.cp_comm = ContextComm(comm);
+        base.pp = s.pp = 1;
+        base.dp = 8; // 16 devices: dp 8 x tp 2
+        auto p1 = lowerPlan(m, c, base, seq);
+        auto p = lowerPlan(m, c, s, seq);
+        QVERIFY2(p && p1, p ? (p1 ? "" : p1.error().str().c_str()) : p.error().str().c_str());
+        QCOMPARE(p->cp, cp);
+        QCOMPARE(p->classes[0].count, 16);
+        const int core = int(m.find("h.0.attention.core") - m.layers.data());
+        const int fc1 = int(m.find("h.0.mlp.fc1") - m.layers.data());
+        auto kernelsOf = [&](const Plan& plan, Phase ph, int layer) {
+            std::vector<Kernel> ks;
+            for (const Program& pr : plan.programs)
+                if (pr.phase == ph)
+                    for (const Kernel& k : pr.kernels)
+                        if (k.layer == layer)
+                            ks.push_back(k);
+            return ks;
+        };
+        const Kernel attn1 = kernelsOf(*p1, Phase::Forward, core).front();
+        const auto fwd = kernelsOf(*p, Phase::Forward, core);
+        const auto bwd = kernelsOf(*p, Phase::Backward, core);
+        const bool ring = ContextComm(comm) == ContextComm::P2P;
+        // The attention: 1/cp of the FLOPs, queries of 1/cp of the tokens; the ring runs a block per step.
+        const Kernel& attn = fwd[ring ? 0 : 1];
+        QCOMPARE(attn.kind, KernelKind::BatchedGemm);
+        QCOMPARE(attn.flops, attn1.flops / cp);
+        QCOMPARE(attn.m, seq / cp);
+        QCOMPARE(attn.ops, ring ? 2 * cp : 2);
+        // K and V of this rank's tokens: 2 x tokens x 12 heads x 64 / tp x 2 bytes, from each of cp ranks.
+        const double kvLocal = 2.0 * double(seq / cp) * 12 * 64 / 2 * 2;
+        QCOMPARE(int(fwd.size()), 2);
+        const Kernel& x = fwd[ring ? 1 : 0];
+        QCOMPARE(x.kind, KernelKind::Collective);
+        QCOMPARE(x.group, KernelGroup::Context);
+        QCOMPARE(x.coll, Collective::AllGather);
+        QCOMPARE(x.coll_bytes, kvLocal * cp);
+        QCOMPARE(x.overlapped, ring);
+        double bwdBytes = 0;
+        int bwdColl = 0;
+        for (const Kernel& k : bwd)
+            if (k.kind == KernelKind::Collective && k.group == KernelGroup::Context) {
+                bwdBytes += k.coll_bytes;
+                ++bwdColl;
+                QCOMPARE(k.overlapped, ring);
+            }
+        QCOMPARE(bwdColl, ring ? 1 : 2);       // ring: K/V and their gradients together
+        QCOMPARE(bwdBytes, 2 * kvLocal * cp); // both ways: twice the forward's volume
+        // Every other layer: 1/cp of the tokens.
+        const Kernel f1 = kernelsOf(*p, Phase::Forward, fc1).front();
+        QCOMPARE(f1.m, seq / cp);
+        QCOMPARE(f1.flops, kernelsOf(*p1, Phase::Forward, fc1).front().flops / cp);
+        // Gradients: the same buckets as without cp (reduced over dp x cp).
+        double sync = 0, sync1 = 0;
+        for (const Step& st : p->classes[0].steps)
+            sync += st.kind == StepKind::Sync ? st.bytes : 0;
+        for (const Step& st : p1->classes[0].steps)
+            sync1 += st.kind == StepKind::Sync ? st.bytes : 0;
+        QCOMPARE(sync, sync1);
+        const std::string text = planToJson(*p);
+        auto back = planFromJson(text, "plan.json");
+        QVERIFY2(back, back ? "" : back.error().str().c_str());
+        QVERIFY(*back == *p);
+        // A sequence that does not split into 2 x cp chunks is refused.
+        auto odd = lowerPlan(m, c, s, 2 * cp * 10 + 2);
+        QVERIFY(!odd);
+        QVERIFY2(QString::fromStdString(odd.error().message).contains("divisible by 2 x cp"), odd.error().str().c_str());
+    }
+
     void jsonRoundTrip()
     {
         Strategy s = mesh(1, 2, 4, 8, 3);

@@ -111,6 +111,41 @@ private slots:
             QVERIFY(any);
     }
 
+    // Context parallelism is searched for long sequences: Llama-2-7B at
+    // 32,768 tokens on two DGX H100 runs best with the sequence split (the
+    // presets without it are out of memory or slower); at 2,048 tokens cp
+    // is not in the space.
+    void contextParallelSearched_data()
+    {
+        QTest::addColumn<int>("seq");
+        QTest::addColumn<bool>("split");
+        QTest::newRow("2,048 tokens") << 2048 << false;
+        QTest::newRow("32,768 tokens") << 32768 << true;
+    }
+    void contextParallelSearched()
+    {
+        QFETCH(int, seq);
+        QFETCH(bool, split);
+        const Model m = load(PARTITA_TEST_DATA "/hf/llama-2-7b-hf.json");
+        const Cluster c = *clusterPreset("dgx-h100:2");
+        SearchOptions o;
+        o.global_batch = 16;
+        o.seq_len = seq;
+        o.exhaustive_limit = 0;
+        o.max_evaluations = 600;
+        o.budget_s = 60;
+        o.threads = 2;
+        auto r = searchStrategy(m, c, o);
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QVERIFY(!r->top.empty());
+        QCOMPARE(r->best.strategy.cp > 1, split);
+        SimOptions so;
+        so.seq_len = seq;
+        auto check = simulate(m, c, r->best.strategy, so); // the best resolves and fits
+        QVERIFY2(check && !check->oom, check ? "out of memory" : check.error().str().c_str());
+        QVERIFY(r->best.step_time < bestPreset(*r));
+    }
+
     // Candidates that do not fit or cannot be simulated are counted and
     // reported, never silently dropped: GPT-2 XL on 16 GB V100s leaves many
     // out of memory, the same number on every run.

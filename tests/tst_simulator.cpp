@@ -331,6 +331,57 @@ private slots:
         QCOMPARE(planFromJson(planToJson(*plan), "p.json")->precision, Precision::FP8);
     }
 
+    // Context parallelism: activations split cp ways, optimizer state sharded
+    // over dp x cp, and the ring's K/V exchange hidden behind the attention
+    // where the all-gather's is not.
+    void contextParallelism_data()
+    {
+        QTest::addColumn<int>("cp");
+        QTest::addColumn<int>("comm");
+        QTest::newRow("ring, cp 2") << 2 << int(ContextComm::P2P);
+        QTest::newRow("ring, cp 4") << 4 << int(ContextComm::P2P);
+        QTest::newRow("all-gather, cp 2") << 2 << int(ContextComm::AllGather);
+    }
+    void contextParallelism()
+    {
+        QFETCH(int, cp);
+        QFETCH(int, comm);
+        const Model m = hf("llama-2-7b-hf.json");
+        const Cluster c = *clusterPreset("dgx-h100");
+        Strategy base;
+        base.tp = 2;
+        base.dp = 4;
+        base.sequence_parallel = true;
+        base.zero_stage = 1;
+        base.global_batch = 4;
+        Strategy s = base;
+        s.dp = 4 / cp;
+        s.cp = cp;
+        s.cp_comm = ContextComm(comm);
+        s.global_batch = s.dp;
+        SimOptions o;
+        o.seq_len = 16384;
+        o.trace = true;
+        auto r1 = simulate(m, c, base, o);
+        auto r = simulate(m, c, s, o);
+        QVERIFY2(r && r1, r ? (r1 ? "" : r1.error().str().c_str()) : r.error().str().c_str());
+        const double a = r->stage_memory[0].activations, a1 = r1->stage_memory[0].activations;
+        QVERIFY2(std::abs(a * cp / a1 - 1) < 0.02, qPrintable(QString("cp %1: %2 vs %3 GiB").arg(cp).arg(a / GiB).arg(a1 / GiB)));
+        QCOMPARE(r->memory.parameters_optimizer, r1->memory.parameters_optimizer); // sharded over dp x cp = 4 alike
+        double cpTime = 0;
+        int cpEvents = 0;
+        for (const TraceRecord& t : r->trace.records)
+            if (t.name.rfind("cp allgather", 0) == 0 || t.name.rfind("cp reducescatter", 0) == 0) {
+                cpTime += double(t.dur_ns) * 1e-9;
+                ++cpEvents;
+            }
+        QCOMPARE(cpEvents, 32 * (ContextComm(comm) == ContextComm::P2P ? 2 : 3));
+        if (ContextComm(comm) == ContextComm::P2P) // 16,384 tokens over NVLink: the ring hides behind the attention
+            QVERIFY2(cpTime < 1e-6 * cpEvents, qPrintable(QString("exposed %1 s").arg(cpTime)));
+        else
+            QVERIFY2(cpTime > 1e-3, qPrintable(QString("all-gather %1 s").arg(cpTime)));
+    }
+
     void precisionFollowsTheDevice_data()
     {
         QTest::addColumn<QString>("cluster");

@@ -68,6 +68,8 @@ private slots:
         s.zero_stage = 1;
         s.first_stage_blocks = 3;
         s.last_stage_blocks = 5;
+        s.cp = 2;
+        s.cp_comm = ContextComm::AllGather;
         s.sync.algorithm = AllReduceAlgo::Hierarchical;
         LayerOverride emb;
         emb.pattern = "embeddings";
@@ -105,6 +107,8 @@ private slots:
         QTest::newRow("unknown atom field") << R"({"partita_strategy":1,"global_batch":8,"sync":{"metod":"ps"}})" << "/sync/metod" << "unknown field";
         QTest::newRow("bad method") << R"({"partita_strategy":1,"global_batch":8,"layers":[{"match":"x","sync":{"method":"gossip"}}]})" << "/layers/0/sync/method" << "unknown value 'gossip'";
         QTest::newRow("bad attention") << R"({"partita_strategy":1,"global_batch":8,"attention":"flash"})" << "/attention" << "unknown value 'flash'";
+        QTest::newRow("bad cp_comm") << R"({"partita_strategy":1,"global_batch":8,"cp_comm":"ring"})" << "/cp_comm" << "unknown value 'ring'";
+        QTest::newRow("zero cp") << R"({"partita_strategy":1,"global_batch":8,"mesh":{"cp":0}})" << "/mesh/cp" << "out of range";
         QTest::newRow("empty pattern") << R"({"partita_strategy":1,"global_batch":8,"layers":[{"match":""}]})" << "/layers/0/match" << "empty";
     }
     void malformed()
@@ -138,6 +142,7 @@ private slots:
         QTest::newRow("uneven stages leave a remainder") << R"("global_batch":8,"mesh":{"dp":2,"pp":4},"first_stage_blocks":3,"last_stage_blocks":2)" << "dgx-a100-80gb" << "first_stage_blocks" << "leave 7 of the model's 12 for the 2 stages between";
         QTest::newRow("uneven stages, one side only") << R"("global_batch":8,"mesh":{"dp":4,"pp":2},"first_stage_blocks":5)" << "dgx-a100-80gb" << "first_stage_blocks" << "given both";
         QTest::newRow("uneven stages interleaved") << R"("global_batch":8,"mesh":{"dp":4,"pp":2},"schedule":"interleaved","interleave":2,"first_stage_blocks":5,"last_stage_blocks":7)" << "dgx-a100-80gb" << "first_stage_blocks" << "interleave = 1";
+        QTest::newRow("cp takes its devices") << R"("global_batch":8,"mesh":{"dp":8,"cp":2})" << "dgx-a100-80gb" << "mesh" << "dp x tp x cp x pp = 8 x 1 x 2 x 1 = 16";
         QTest::newRow("ep without experts") << R"("global_batch":8,"mesh":{"dp":8,"ep":2})" << "dgx-a100-80gb" << "mesh" << "no experts";
     }
     void invalid()

@@ -102,7 +102,14 @@ public:
     int size() const override { return m_plan.world; }
     int groupSize(CommGroup g) const override
     {
-        return g == CommGroup::Tensor ? m_plan.tp : g == CommGroup::Data ? m_plan.dp : g == CommGroup::Expert ? m_plan.ep : m_plan.world;
+        switch (g) {
+        case CommGroup::Tensor: return m_plan.tp;
+        case CommGroup::Data: return m_plan.dp * m_plan.cp;
+        case CommGroup::Expert: return m_plan.ep;
+        case CommGroup::Context: return m_plan.cp;
+        case CommGroup::World: break;
+        }
+        return m_plan.world;
     }
     int groupRank(CommGroup) const override { return 0; }
     int hosts() const override { return 1; }

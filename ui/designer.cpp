@@ -155,7 +155,7 @@ void Designer::setInputs(const Model& m, const Cluster& c, const Strategy& s)
     m_layers->setModel(m_model.get());
     m_graph->setModel(m_model.get());
     m_columnsSized = false;
-    for (QWidget* w : std::initializer_list<QWidget*>{m_paletteView, m_table, m_dp, m_tp, m_pp, m_interleave, m_zero,
+    for (QWidget* w : std::initializer_list<QWidget*>{m_paletteView, m_table, m_dp, m_tp, m_pp, m_cp, m_interleave, m_zero,
                                                       m_globalBatch, m_microBatch, m_schedule, m_precision,
                                                       m_recompute, m_attention, m_seqParallel, m_presets, m_timelineButton,
                                                       m_inspectApply})
@@ -291,12 +291,15 @@ void Designer::updateGlobals()
     const Strategy& s = m_strategy;
     const QSignalBlocker b1(m_dp), b2(m_tp), b3(m_pp), b4(m_interleave), b5(m_zero), b6(m_globalBatch),
         b7(m_microBatch), b8(m_schedule), b9(m_precision), b10(m_recompute), b11(m_seqParallel), b12(m_ep),
-        b13(m_attention);
+        b13(m_attention), b14(m_cp), b15(m_cpComm);
     m_dp->setValue(s.dp);
     m_tp->setValue(s.tp);
     m_pp->setValue(s.pp);
     m_ep->setValue(s.ep);
     m_ep->setEnabled(m_model && m_model->dims.experts > 0);
+    m_cp->setValue(s.cp);
+    m_cpComm->setCurrentIndex(s.cp_comm == ContextComm::P2P ? 0 : 1);
+    m_cpComm->setEnabled(m_model && s.cp > 1);
     m_interleave->setValue(s.interleave);
     m_zero->setValue(s.zero_stage);
     m_globalBatch->setValue(int(std::min<int64_t>(s.global_batch, m_globalBatch->maximum())));
@@ -310,13 +313,13 @@ void Designer::updateGlobals()
     m_attention->setCurrentIndex(s.attention == Attention::Fused ? 0 : 1);
     m_seqParallel->setChecked(s.sequence_parallel);
     const int devices = m_cluster ? m_cluster->deviceCount() : 0;
-    const int64_t used = int64_t(s.dp) * s.tp * s.pp;
-    m_meshNote->setText(used == devices ? tr("%1 × %2 × %3 = all %4 devices").arg(s.dp).arg(s.tp).arg(s.pp).arg(devices)
-                                        : tr("<span style='color:#c62828'>%1 × %2 × %3 = %4, but the cluster has %5 "
+    const int64_t used = int64_t(s.dp) * s.tp * s.pp * s.cp;
+    const QString product = s.cp > 1 ? tr("%1 × %2 × %3 × %4").arg(s.dp).arg(s.tp).arg(s.cp).arg(s.pp)
+                                     : tr("%1 × %2 × %3").arg(s.dp).arg(s.tp).arg(s.pp);
+    m_meshNote->setText(used == devices ? tr("%1 = all %2 devices").arg(product).arg(devices)
+                                        : tr("<span style='color:#c62828'>%1 = %2, but the cluster has %3 "
                                              "devices</span>")
-                                              .arg(s.dp)
-                                              .arg(s.tp)
-                                              .arg(s.pp)
+                                              .arg(product)
                                               .arg(used)
                                               .arg(devices));
     m_inspectStage->setMaximum(std::max(0, s.pp * std::max(1, s.interleave) - 1));
@@ -334,9 +337,11 @@ void Designer::globalEdited()
     s.pp = m_pp->value();
     s.dp = m_dp->value();
     s.ep = m_ep->value();
-    // Changing tp or pp keeps the mesh on every device when it can.
-    if ((from == m_tp || from == m_pp) && devices % (s.tp * s.pp) == 0) {
-        const int dp = devices / (s.tp * s.pp);
+    s.cp = m_cp->value();
+    s.cp_comm = m_cpComm->currentIndex() == 0 ? ContextComm::P2P : ContextComm::AllGather;
+    // Changing tp, cp or pp keeps the mesh on every device when it can.
+    if ((from == m_tp || from == m_pp || from == m_cp) && devices % (s.tp * s.pp * s.cp) == 0) {
+        const int dp = devices / (s.tp * s.pp * s.cp);
         if (s.global_batch % dp == 0 || s.global_batch == int64_t(s.dp) * s.micro_batch)
             s.global_batch = s.global_batch == int64_t(s.dp) * s.micro_batch ? int64_t(dp) * s.micro_batch : s.global_batch;
         s.dp = dp;

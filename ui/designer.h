@@ -170,6 +170,8 @@ private:
     // Global settings.
     QSpinBox *m_dp = nullptr, *m_tp = nullptr, *m_pp = nullptr, *m_interleave = nullptr, *m_zero = nullptr;
     QSpinBox* m_ep = nullptr;
+    QSpinBox* m_cp = nullptr;
+    QComboBox* m_cpComm = nullptr;
     QSpinBox *m_globalBatch = nullptr, *m_microBatch = nullptr;
     QComboBox *m_schedule = nullptr, *m_precision = nullptr, *m_recompute = nullptr, *m_attention = nullptr;
     QCheckBox* m_seqParallel = nullptr;

@@ -248,6 +248,12 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     m_pp = spin(1, 1 << 12, tr("Pipeline-parallel degree"));
     m_ep = spin(1, 1 << 12, tr("Expert-parallel degree: each MoE layer's experts spread over this many data-parallel "
                                "ranks (divides data parallel; models with experts only)"));
+    m_cp = spin(1, 1 << 12, tr("Context-parallel degree: each sequence split over this many ranks (the sequence "
+                               "length must divide by 2 × cp)"));
+    m_cpComm = new QComboBox;
+    m_cpComm->addItems({tr("ring (p2p)"), tr("all-gather")});
+    m_cpComm->setToolTip(tr("How context-parallel ranks exchange keys and values: a ring of sends beside the "
+                            "attention, or one all-gather before it (Megatron-LM's --cp-comm-type)"));
     m_interleave = spin(1, 64, tr("Model chunks per device (interleaved schedule)"));
     m_zero = spin(0, 3, tr("ZeRO stage: 1 shards optimizer state, 2 also gradients, 3 also parameters"));
     m_globalBatch = spin(1, 1 << 30, tr("Samples per step"));
@@ -270,6 +276,8 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     gf->addRow(tr("Tensor parallel"), m_tp);
     gf->addRow(tr("Pipeline parallel"), m_pp);
     gf->addRow(tr("Expert parallel"), m_ep);
+    gf->addRow(tr("Context parallel"), m_cp);
+    gf->addRow(tr("Context exchange"), m_cpComm);
     gf->addRow(m_meshNote);
     gf->addRow(tr("Schedule"), m_schedule);
     gf->addRow(tr("Interleave"), m_interleave);
@@ -280,9 +288,9 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     gf->addRow(tr("Recompute"), m_recompute);
     gf->addRow(tr("Attention"), m_attention);
     gf->addRow(m_seqParallel);
-    for (QSpinBox* s : {m_dp, m_tp, m_pp, m_ep, m_interleave, m_zero, m_globalBatch, m_microBatch})
+    for (QSpinBox* s : {m_dp, m_tp, m_pp, m_ep, m_cp, m_interleave, m_zero, m_globalBatch, m_microBatch})
         connect(s, &QSpinBox::valueChanged, this, &Designer::globalEdited);
-    for (QComboBox* c : {m_schedule, m_precision, m_recompute, m_attention})
+    for (QComboBox* c : {m_schedule, m_precision, m_recompute, m_attention, m_cpComm})
         connect(c, &QComboBox::currentIndexChanged, this, &Designer::globalEdited);
     connect(m_seqParallel, &QCheckBox::toggled, this, &Designer::globalEdited);
 

@@ -42,6 +42,16 @@ int main(int argc, char** argv)
     addCommon(convert);
     convert->add_option("-o,--output", output, "output file (default: standard output)");
 
+    // Context parallelism, for simulate and run alike.
+    auto addContextOptions = [](CLI::App* cmd, partita::cli::SimulateOptions& o) {
+        cmd->add_option("--cp", o.cp, "context-parallel degree: each sequence split over this many ranks")
+            ->check(CLI::Range(1, 1 << 16));
+        cmd->add_option("--cp-comm", o.cpComm,
+                        "how context-parallel ranks exchange keys and values: p2p (a ring beside the attention; "
+                        "the default) or all_gather (Megatron-LM's --cp-comm-type)")
+            ->check(CLI::IsMember({"p2p", "all_gather"}));
+    };
+
     partita::cli::SimulateOptions so;
     CLI::App* sim = app.add_subcommand("simulate", "Predict step time, throughput, MFU and memory of a strategy");
     sim->add_option("--model", so.model, "model file")->required();
@@ -53,7 +63,8 @@ int main(int argc, char** argv)
     strat->excludes(preset);
     sim->add_option("--tp", so.tp, "tensor-parallel degree")->check(CLI::Range(1, 1 << 16));
     sim->add_option("--pp", so.pp, "pipeline-parallel degree")->check(CLI::Range(1, 1 << 16));
-    sim->add_option("--dp", so.dp, "data-parallel degree (default: devices / (tp x pp))")->check(CLI::Range(1, 1 << 24));
+    sim->add_option("--dp", so.dp, "data-parallel degree (default: devices / (tp x cp x pp))")->check(CLI::Range(1, 1 << 24));
+    addContextOptions(sim, so);
     sim->add_option("--micro-batch", so.microBatch, "samples per micro-batch")->check(CLI::Range(int64_t(1), int64_t(1) << 30));
     sim->add_option("--global-batch", so.globalBatch, "samples per step (default: dp x micro-batch)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
@@ -121,8 +132,9 @@ int main(int argc, char** argv)
     rstrat->excludes(rpreset);
     runCmd->add_option("--tp", ro.sim.tp, "tensor-parallel degree")->check(CLI::Range(1, 1 << 16));
     runCmd->add_option("--pp", ro.sim.pp, "pipeline-parallel degree")->check(CLI::Range(1, 1 << 16));
-    runCmd->add_option("--dp", ro.sim.dp, "data-parallel degree (default: devices / (tp x pp))")->check(CLI::Range(1, 1 << 24));
-    runCmd->add_option("--ranks", ro.ranks, "with --cluster local: processes (default: dp x tp x pp)")->check(CLI::Range(1, 4096));
+    runCmd->add_option("--dp", ro.sim.dp, "data-parallel degree (default: devices / (tp x cp x pp))")->check(CLI::Range(1, 1 << 24));
+    addContextOptions(runCmd, ro.sim);
+    runCmd->add_option("--ranks", ro.ranks, "with --cluster local: processes (default: dp x tp x cp x pp)")->check(CLI::Range(1, 4096));
     runCmd->add_flag("--remeasure", ro.remeasure, "with --cluster local: measure this machine again instead of reusing the project's figures");
     runCmd->add_option("--micro-batch", ro.sim.microBatch, "samples per micro-batch")->check(CLI::Range(int64_t(1), int64_t(1) << 30));
     runCmd->add_option("--global-batch", ro.sim.globalBatch, "samples per step (default: dp x micro-batch)")

@@ -92,7 +92,7 @@ int runRun(const RunCliOptions& o)
         // This machine's figures are measured once per project and rank
         // count, then reused: predictions of later runs, and calibrations
         // fitted against them, stay on the same reference.
-        const int ranks = o.ranks > 0 ? o.ranks : std::max(1, o.sim.dp) * o.sim.tp * o.sim.pp;
+        const int ranks = o.ranks > 0 ? o.ranks : std::max(1, o.sim.dp) * o.sim.tp * o.sim.cp * o.sim.pp;
         const std::string name = localCpuClusterName(ranks);
         std::optional<Cluster> stored;
         if (!o.remeasure)

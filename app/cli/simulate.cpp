@@ -75,14 +75,16 @@ Result<Strategy> strategyFromOptions(const SimulateOptions& o, const Model& mode
         s.precision = precision;
         s.tp = o.tp;
         s.pp = o.pp;
+        s.cp = o.cp;
         if (o.dp > 0) {
             s.dp = o.dp;
         } else {
-            if (devices % (o.tp * o.pp) != 0)
-                return Error{"command line", "--tp/--pp", "tp x pp = " + std::to_string(o.tp * o.pp) +
-                                                              " does not divide the cluster's " +
-                                                              std::to_string(devices) + " devices"};
-            s.dp = devices / (o.tp * o.pp);
+            const int split = o.tp * o.pp * o.cp;
+            if (devices % split != 0)
+                return Error{"command line", o.cp > 1 ? "--tp/--cp/--pp" : "--tp/--pp",
+                             (o.cp > 1 ? "tp x cp x pp = " : "tp x pp = ") + std::to_string(split) +
+                                 " does not divide the cluster's " + std::to_string(devices) + " devices"};
+            s.dp = devices / split;
         }
         s.micro_batch = o.microBatch;
         s.global_batch = o.globalBatch > 0 ? o.globalBatch : int64_t(s.dp) * o.microBatch;
@@ -93,6 +95,19 @@ Result<Strategy> strategyFromOptions(const SimulateOptions& o, const Model& mode
         s.zero_stage = o.zero;
         s.fp32_grad_accumulation = precision != Precision::FP32 && (o.tp > 1 || o.pp > 1);
     }
+    if (o.cp > 1 && !o.preset.empty()) {
+        // The preset filled the devices with data parallelism: cp takes its share.
+        if (s.dp % o.cp != 0)
+            return Error{"command line", "--cp", "context parallelism " + std::to_string(o.cp) +
+                                                     " does not divide the preset's data parallelism " +
+                                                     std::to_string(s.dp)};
+        s.dp /= o.cp;
+        s.cp = o.cp;
+    } else if (o.cp > 1 && !o.strategy.empty()) {
+        s.cp = o.cp; // the strategy's mesh must make room for it: resolveStrategy says so if not
+    }
+    if (!o.cpComm.empty())
+        s.cp_comm = o.cpComm == "all_gather" ? ContextComm::AllGather : ContextComm::P2P;
     if (!o.attention.empty())
         s.attention = o.attention == "unfused" ? Attention::Unfused : Attention::Fused;
     if (o.firstStageLayers > 0)
@@ -235,8 +250,9 @@ int runSimulate(const SimulateOptions& o)
     std::cout << "Model        " << model->name << " (" << withThousands(model->parameterCount()) << " parameters), sequence "
               << seq << "\n"
               << "Cluster      " << cluster->name << ", " << cluster->deviceCount() << " devices\n"
-              << "Strategy     " << (s.name.empty() ? "unnamed" : s.name) << ": dp " << s.dp << " x tp " << s.tp << " x pp "
-              << s.pp << (s.interleave > 1 ? " (interleave " + std::to_string(s.interleave) + ")" : "") << ", global batch "
+              << "Strategy     " << (s.name.empty() ? "unnamed" : s.name) << ": dp " << s.dp << " x tp " << s.tp
+              << (s.cp > 1 ? " x cp " + std::to_string(s.cp) + " (" + std::string(contextCommName(s.cp_comm)) + ")" : "")
+              << " x pp " << s.pp << (s.interleave > 1 ? " (interleave " + std::to_string(s.interleave) + ")" : "") << ", global batch "
               << s.global_batch << ", micro-batch " << s.micro_batch << ", " << precisionName(s.precision)
               << ", recompute " << recomputeName(s.recompute) << (s.sequence_parallel ? ", sequence parallel" : "")
               << (s.zero_stage ? ", ZeRO-" + std::to_string(s.zero_stage) : "") << "\n\n"

@@ -16,7 +16,8 @@ struct SimulateOptions
 {
     std::string model, cluster, strategy, preset, calibration, traceOut, planOut, project, runName;
     std::string device, nodeTemplate;
-    int tp = 1, pp = 1, dp = 0, interleave = 1, zero = 0;
+    int tp = 1, pp = 1, dp = 0, cp = 1, interleave = 1, zero = 0;
+    std::string cpComm; // p2p, all_gather; empty: p2p
     int firstStageLayers = 0, lastStageLayers = 0; // uneven pipeline stages (0: even)
     int64_t microBatch = 1, globalBatch = 0, seqLen = 0;
     std::string recompute = "none", dtype; // empty: the cluster's default (defaultPrecision)

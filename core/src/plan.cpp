@@ -29,6 +29,18 @@ std::string_view collectiveName(Collective c)
     }
     return "?";
 }
+std::string_view kernelGroupName(KernelGroup g)
+{
+    switch (g) {
+    case KernelGroup::Tensor:
+        return "tp";
+    case KernelGroup::Expert:
+        return "ep";
+    case KernelGroup::Context:
+        return "cp";
+    }
+    return "?";
+}
 std::string_view phaseName(Phase p)
 {
     switch (p) {
@@ -135,18 +147,60 @@ struct LayerKernels
     std::vector<Kernel> fwd, bwd;
 };
 
-// The kernels of one layer for one micro-batch on one device.
+Kernel collectiveKernel(int32_t layer, Collective kind, double bytes, KernelGroup group, bool overlapped = false)
+{
+    Kernel k;
+    k.layer = layer;
+    k.kind = KernelKind::Collective;
+    k.coll = kind;
+    k.coll_bytes = bytes;
+    k.ops = 0;
+    k.group = group;
+    k.overlapped = overlapped;
+    return k;
+}
+
+// Context parallelism around an attention core: each rank holds the queries,
+// keys and values of its 1/cp of the sequence and needs every rank's keys and
+// values. The ring passes them on cp - 1 times, beside the attention of the
+// block in hand, and in backward passes them again with their gradients
+// (Megatron-Core's ring attention); the all-gather variant gathers them
+// before the attention and reduce-scatters their gradients after it. Both
+// move (cp - 1) chunks per rank each way: an all-gather's volume. Called
+// with the attention's own kernel alone in `lk`.
+void contextKernels(LayerKernels& lk, const Layer& l, const LayerAssignment& a, const Strategy& s, double tokens,
+                    int ab, int32_t index)
+{
+    const int64_t kvHeads = l.dims.kv_heads ? l.dims.kv_heads : l.dims.heads;
+    const double kvLocal =
+        2.0 * tokens * double(kvHeads * l.dims.head_dim) * ab / (a.tp_role != TpRole::Replicated ? s.tp : 1);
+    const double gathered = kvLocal * s.cp;
+    if (s.cp_comm == ContextComm::P2P) {
+        lk.fwd.push_back(collectiveKernel(index, Collective::AllGather, gathered, KernelGroup::Context, true));
+        lk.bwd.push_back(collectiveKernel(index, Collective::AllGather, 2 * gathered, KernelGroup::Context, true));
+        return;
+    }
+    lk.fwd.insert(lk.fwd.begin(), collectiveKernel(index, Collective::AllGather, gathered, KernelGroup::Context));
+    lk.bwd.insert(lk.bwd.begin(), collectiveKernel(index, Collective::AllGather, gathered, KernelGroup::Context));
+    lk.bwd.push_back(collectiveKernel(index, Collective::ReduceScatter, gathered, KernelGroup::Context));
+}
+
+// The kernels of one layer for one micro-batch on one device. With context
+// parallelism a device holds b x seq / cp tokens, and its queries meet every
+// key: 1/cp of the attention's work.
 LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strategy& s, int64_t b, int64_t seq,
                           int ab, int32_t index)
 {
     LayerKernels lk;
     const CostAt c = layerCostAt(l, b, seq, ab);
     const int tp = s.tp;
+    const int cp = std::max(1, s.cp);
     const bool split = a.tp_role != TpRole::Replicated;
     const bool sp = s.sequence_parallel && tp > 1;
-    const double tokens = double(b) * double(seq);
-    const double seq2 = double(b) * double(seq) * double(seq);
+    const double tokens = double(b) * double(seq) / cp;
+    const double seq2 = double(b) * double(seq) * double(seq) / cp;
     const double shard = split ? tp : 1;
+    const int ringSteps = cp > 1 && s.cp_comm == ContextComm::P2P ? cp : 1;
     const double expertSplit = l.kind == LayerKind::MoEExperts && s.ep > 1 ? s.ep : 1;
 
     Kernel f;
@@ -158,7 +212,7 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
     case LayerKind::MoERouter:
     case LayerKind::MoEExperts:
     case LayerKind::Conv: {
-        mm = c.forward_flops / shard;
+        mm = c.forward_flops / shard / cp;
         f.kind = l.kind == LayerKind::Conv ? KernelKind::Gemm : KernelKind::Gemm;
         f.ops = l.kind == LayerKind::MoEExperts ? int(std::max<int64_t>(1, 3 * l.dims.top_k)) : 1;
         if (l.kind != LayerKind::Conv) {
@@ -193,12 +247,13 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
         break;
     }
     case LayerKind::AttentionCore: {
-        mm = c.forward_flops / shard;
+        mm = c.forward_flops / shard / cp;
         f.kind = KernelKind::BatchedGemm;
-        f.ops = 2; // QK^T and softmax(.)V
+        // QK^T and softmax(.)V; the ring runs them once per block of keys.
+        f.ops = 2 * ringSteps;
         f.batch = b * std::max<int64_t>(1, l.dims.heads / tp);
-        f.m = seq;
-        f.n = seq;
+        f.m = seq / cp;
+        f.n = seq / ringSteps;
         f.k = l.dims.head_dim;
         // Fused, the scores stay on chip (and dropout's mask is regenerated
         // from its seed): only Q, K, V in and the output out (FlashAttention,
@@ -238,7 +293,7 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
         // Fused backward recomputes QK^T: 2.5 times the forward's FLOPs
         // (Dao 2023, FlashAttention-2, §4.1), five GEMMs.
         bk.flops = 2.5 * mm;
-        bk.ops = 5;
+        bk.ops = 5 * ringSteps;
     }
     bk.bytes = 2 * mem;
     bk.mem_ops = 2 * f.mem_ops;
@@ -248,18 +303,14 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
         lk.fwd.push_back(f);
     if (bk.flops > 0 || bk.bytes > 0)
         lk.bwd.push_back(bk);
+    if (l.kind == LayerKind::AttentionCore && cp > 1)
+        contextKernels(lk, l, a, s, tokens, ab, index);
 
     // Tensor-parallel collectives, blocking the compute stream (Megatron-LM:
     // the f and g operators around each column/row pair).
     if (tp > 1) {
         auto coll = [&](std::vector<Kernel>& into, Collective kind, double bytes) {
-            Kernel k;
-            k.layer = index;
-            k.kind = KernelKind::Collective;
-            k.coll = kind;
-            k.coll_bytes = bytes;
-            k.ops = 0;
-            into.push_back(k);
+            into.push_back(collectiveKernel(index, kind, bytes, KernelGroup::Tensor));
         };
         if (a.tp_role == TpRole::Row && l.kind != LayerKind::AttentionCore) {
             const double out = double(l.cost.output_elems_per_token) * tokens * ab;
@@ -291,16 +342,8 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
         const double routed = tokens * double(std::max<int64_t>(1, l.dims.top_k)) *
                               double(l.dims.in_features) * ab / (sp ? tp : 1);
         for (auto* into : {&lk.fwd, &lk.bwd})
-            for (int i = 0; i < 2; ++i) {
-                Kernel k;
-                k.layer = index;
-                k.kind = KernelKind::Collective;
-                k.coll = Collective::AllToAll;
-                k.coll_bytes = routed;
-                k.ops = 0;
-                k.expert_group = true;
-                into->push_back(k);
-            }
+            for (int i = 0; i < 2; ++i)
+                into->push_back(collectiveKernel(index, Collective::AllToAll, routed, KernelGroup::Expert));
     }
     return lk;
 }
@@ -322,10 +365,17 @@ Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int6
     p.tp = s.tp;
     p.pp = s.pp;
     p.ep = s.ep;
+    p.cp = s.cp;
     p.virtual_stages = r.virtual_stages;
     p.micro_batches = r.micro_batches;
     p.micro_batch = s.micro_batch;
     p.seq_len = m.sequence ? (seqLen > 0 ? seqLen : m.seq_len) : 1;
+    // Each rank holds chunks i and 2cp-1-i of the sequence (Megatron-LM's
+    // load balancing of causal attention over context-parallel ranks).
+    if (s.cp > 1 && p.seq_len % (2 * s.cp) != 0)
+        return Error{s.name.empty() ? "strategy" : "strategy '" + s.name + "'", "mesh",
+                     "context parallelism " + std::to_string(s.cp) + " needs the sequence length (" +
+                         std::to_string(p.seq_len) + ") divisible by 2 x cp = " + std::to_string(2 * s.cp)};
     p.precision = s.precision;
     p.activation_bytes = detail::activationBytes(s.precision);
     p.gradient_bytes = detail::gradientBytes(s);
@@ -365,7 +415,7 @@ Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int6
         if (!layersOf[size_t(v)].empty()) {
             const Layer& last = m.layers[size_t(layersOf[size_t(v)].back())];
             outBytes[size_t(v)] = double(last.cost.output_elems_per_token) * double(s.micro_batch) *
-                                  double(p.seq_len) * p.activation_bytes / (sp ? s.tp : 1);
+                                  double(p.seq_len) * p.activation_bytes / (sp ? s.tp : 1) / s.cp;
         }
         fwdProg[size_t(v)] = int(p.programs.size());
         p.programs.push_back(std::move(f));
@@ -382,8 +432,8 @@ Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int6
     for (int d = 0; d < pp; ++d) {
         RankClass rc;
         rc.stage = d;
-        rc.first_rank = d * s.dp * s.tp;
-        rc.count = s.dp * s.tp;
+        rc.first_rank = d * s.dp * s.cp * s.tp;
+        rc.count = s.dp * s.cp * s.tp;
         const auto order =
             pipelineOrder(d, pp, C, r.micro_batches, C > 1 ? PipelineSchedule::Interleaved : s.schedule);
         std::vector<int> lastBackwardPos(static_cast<size_t>(C), -1);
@@ -433,7 +483,7 @@ Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int6
                     continue;
                 rc.parameters += detail::paramsLocal(l, r.layers[i], s);
                 const SyncAtom& a = r.layers[i].sync;
-                if (s.dp <= 1 || a.method == SyncMethod::None)
+                if (s.dp * s.cp <= 1 || a.method == SyncMethod::None)
                     continue;
                 Step st;
                 st.kind = StepKind::Sync;
@@ -444,7 +494,7 @@ Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int6
                                 ? (a.ps_placement == PsPlacement::SingleServer ? 1 : std::max(0, a.ps_shards))
                                 : 0;
                 // Sparse rows (the simulator's expected count) and SFB's factors are gathered from every worker.
-                const double tokensPerWorker = double(s.global_batch / s.dp) * double(p.seq_len);
+                const double tokensPerWorker = double(s.global_batch / s.dp) * double(p.seq_len) / s.cp;
                 const double payload =
                     a.method == SyncMethod::SFB
                         ? tokensPerWorker * (double(l.dims.out_features) + double(l.dims.in_features)) * p.activation_bytes
@@ -502,7 +552,7 @@ std::string kernelEventName(const Plan& p, const Kernel& k, Phase phase, int mic
 {
     std::string name;
     if (k.kind == KernelKind::Collective)
-        name = std::string(k.expert_group ? "ep " : "tp ") + std::string(collectiveName(k.coll)) + " ";
+        name = std::string(kernelGroupName(k.group)) + " " + std::string(collectiveName(k.coll)) + " ";
     if (k.layer >= 0 && size_t(k.layer) < p.layer_names.size())
         name += p.layer_names[size_t(k.layer)];
     else

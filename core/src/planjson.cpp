@@ -32,7 +32,9 @@ json writeKernel(const Kernel& k)
     if (k.kind == KernelKind::Collective) {
         j["collective"] = collectiveName(k.coll);
         j["bytes"] = k.coll_bytes;
-        j["group"] = k.expert_group ? "ep" : "tp";
+        j["group"] = kernelGroupName(k.group);
+        if (k.overlapped)
+            j["overlapped"] = true;
         return j;
     }
     j["flops"] = k.flops;
@@ -53,10 +55,9 @@ Kernel readKernel(const json& j, const std::string& path)
         k.coll = readNamed<Collective>(detail::field(j, "collective", path), sub(path, "collective"),
                                        collectiveName, 6);
         k.coll_bytes = detail::asNumber(detail::field(j, "bytes", path), sub(path, "bytes"), 0, 1e18);
-        const std::string group = detail::getStringOr(j, "group", path, "tp");
-        if (group != "tp" && group != "ep")
-            throw detail::FieldError(sub(path, "group"), "expected \"tp\" or \"ep\"");
-        k.expert_group = group == "ep";
+        if (detail::optField(j, "group"))
+            k.group = readNamed<KernelGroup>(detail::field(j, "group", path), sub(path, "group"), kernelGroupName, 3);
+        k.overlapped = detail::getBoolOr(j, "overlapped", path, false);
         k.ops = 0;
         return k;
     }
@@ -85,7 +86,7 @@ std::string planToJson(const Plan& p)
     j["partita_plan"] = 1;
     j["strategy"] = p.strategy;
     j["world"] = p.world;
-    j["mesh"] = {{"dp", p.dp}, {"tp", p.tp}, {"pp", p.pp}, {"ep", p.ep}};
+    j["mesh"] = {{"dp", p.dp}, {"tp", p.tp}, {"pp", p.pp}, {"ep", p.ep}, {"cp", p.cp}};
     j["virtual_stages"] = p.virtual_stages;
     j["micro_batches"] = p.micro_batches;
     j["micro_batch"] = p.micro_batch;
@@ -158,8 +159,9 @@ Result<Plan> planFromJson(const std::string& text, const std::string& file)
         p.tp = int(detail::getInt(mesh, "tp", "/mesh", 1, 1 << 16));
         p.pp = int(detail::getInt(mesh, "pp", "/mesh", 1, 1 << 16));
         p.ep = int(detail::getInt(mesh, "ep", "/mesh", 1, 1 << 16));
-        if (int64_t(p.dp) * p.tp * p.pp != p.world)
-            throw detail::FieldError("/mesh", "dp x tp x pp differs from world");
+        p.cp = int(detail::getIntOr(mesh, "cp", "/mesh", 1, 1 << 16, 1));
+        if (int64_t(p.dp) * p.tp * p.pp * p.cp != p.world)
+            throw detail::FieldError("/mesh", "dp x tp x cp x pp differs from world");
         p.virtual_stages = int(detail::getInt(j, "virtual_stages", "", 1, 1 << 20));
         p.micro_batches = detail::getInt(j, "micro_batches", "", 1, int64_t(1) << 32);
         p.micro_batch = detail::getInt(j, "micro_batch", "", 1, int64_t(1) << 32);

@@ -38,6 +38,7 @@ struct Genome
     int fp16 = 0;   // fp16 gradients on the wire (when gradients are fp32)
     int balanced = 0; // pipeline stages cut by dynamic programming over layer times (else blocks split evenly)
     int fc = 0;       // fully-connected layers: 0 as the other layers, 1 partitioned PS with local replication, 2 SFB
+    int cp = 1;       // context-parallel degree (ring exchange)
 
     // A packed key: every gene fits its bit field (tp, pp <= 2^10, micro <= 2^10).
     uint64_t key() const
@@ -58,6 +59,7 @@ struct Genome
         put(uint64_t(fp16), 1);
         put(uint64_t(balanced), 1);
         put(uint64_t(fc), 2);
+        put(uint64_t(cp), 5);
         return k;
     }
 };
@@ -65,7 +67,7 @@ struct Genome
 // The values each gene may take on this model and cluster.
 struct Space
 {
-    std::vector<int> tp, pp, interleave, gbScale, recompute, sp, zero, emb, dense, bucket, fp16, balanced, fc;
+    std::vector<int> tp, pp, interleave, gbScale, recompute, sp, zero, emb, dense, bucket, fp16, balanced, fc, cp;
     std::vector<int64_t> micro;
 };
 
@@ -205,7 +207,8 @@ public:
         s.precision = *m_opt.precision;
         s.tp = g.tp;
         s.pp = g.pp;
-        s.dp = m_devices / (g.tp * g.pp);
+        s.cp = g.cp;
+        s.dp = m_devices / (g.tp * g.pp * g.cp);
         s.global_batch = m_globalBatch * g.gbScale;
         s.micro_batch = g.micro;
         s.interleave = g.interleave;
@@ -442,15 +445,24 @@ public:
         // weights exist beside them (convolutions, norms): AutoSync's and
         // Poseidon's per-layer split between FC and the rest.
         sp.fc = m_fcLayers.empty() ? std::vector<int>{0} : std::vector<int>{0, 1, 2};
+        // Context parallelism for long sequences (4,096 tokens and more: below,
+        // each rank's attention block is too small to hide the K/V ring behind),
+        // within a node beside tensor parallelism, as Megatron-LM places it.
+        sp.cp = {1};
+        const int64_t seq = m_opt.seq_len > 0 ? m_opt.seq_len : m_model.seq_len;
+        if (m_model.sequence && seq >= 4096)
+            for (int c : {2, 4, 8})
+                if (c <= m_perNode && m_devices % c == 0 && seq % (2 * c) == 0)
+                    sp.cp.push_back(c);
         return sp;
     }
 
     // Genomes that cannot be valid are skipped before simulating them.
     bool plausible(const Genome& g) const
     {
-        if (m_devices % (g.tp * g.pp))
+        if (m_devices % (g.tp * g.pp * g.cp) || g.tp * g.cp > std::max(m_perNode, g.tp))
             return false;
-        const int dp = m_devices / (g.tp * g.pp);
+        const int dp = m_devices / (g.tp * g.pp * g.cp);
         const int64_t gb = m_globalBatch * g.gbScale;
         if (gb % (g.micro * dp))
             return false;
@@ -461,13 +473,13 @@ public:
             return false;
         if (g.sp && g.tp == 1)
             return false;
-        if (dp == 1 && (g.zero || g.emb || g.dense || g.bucket != 1 || g.fp16))
+        if (dp * g.cp == 1 && (g.zero || g.emb || g.dense || g.bucket != 1 || g.fp16))
             return false; // nothing to synchronize: one canonical choice
         if (g.zero && (g.dense == 3 || g.emb == 2))
             return false; // ZeRO and a parameter server both own the optimizer state: the strategy refuses it
         if (g.balanced && (g.pp == 1 || g.interleave > 1))
             return false;
-        if (dp == 1 && g.fc)
+        if (dp * g.cp == 1 && g.fc)
             return false;
         if (g.fc == 1 && g.zero)
             return false;
@@ -589,7 +601,7 @@ public:
         int64_t size = 1;
         for (size_t n : {sp.tp.size(), sp.pp.size(), sp.interleave.size(), sp.gbScale.size(), sp.micro.size(),
                          sp.recompute.size(), sp.sp.size(), sp.zero.size(), sp.emb.size(), sp.dense.size(),
-                         sp.bucket.size(), sp.fp16.size(), sp.balanced.size(), sp.fc.size()})
+                         sp.bucket.size(), sp.fp16.size(), sp.balanced.size(), sp.fc.size(), sp.cp.size()})
             size = size > (int64_t(1) << 40) / int64_t(n) ? (int64_t(1) << 40) : size * int64_t(n);
         res.space_size = size;
 
@@ -738,8 +750,8 @@ public:
             for (int a : sp.tp) for (int b : sp.pp) for (int c : sp.interleave) for (int d : sp.gbScale)
             for (int64_t e : sp.micro) for (int f : sp.recompute) for (int g : sp.sp) for (int h : sp.zero)
             for (int i : sp.emb) for (int j : sp.dense) for (int k : sp.bucket) for (int l : sp.fp16)
-            for (int bal : sp.balanced) for (int fc : sp.fc) {
-                Genome gm{a, b, c, e, d, f, g, h, i, j, k, l, bal, fc};
+            for (int bal : sp.balanced) for (int fc : sp.fc) for (int cpv : sp.cp) {
+                Genome gm{a, b, c, e, d, f, g, h, i, j, k, l, bal, fc, cpv};
                 if (plausible(gm))
                     all.push_back(gm);
             }
@@ -797,7 +809,7 @@ public:
             auto mutate = [&](Genome g, int extra = 0) {
                 const int moves = 1 + int(rng() % 2) + extra;
                 for (int mv = 0; mv < moves; ++mv) {
-                    switch (rng() % 14) {
+                    switch (rng() % (sp.cp.size() > 1 ? 15 : 14)) {
                     case 0: g.tp = sp.tp[rng() % sp.tp.size()]; break;
                     case 1: g.pp = sp.pp[rng() % sp.pp.size()]; break;
                     case 2: g.interleave = sp.interleave[rng() % sp.interleave.size()]; break;
@@ -811,7 +823,8 @@ public:
                     case 10: g.bucket = sp.bucket[rng() % sp.bucket.size()]; break;
                     case 11: g.fp16 = sp.fp16[rng() % sp.fp16.size()]; break;
                     case 12: g.balanced = sp.balanced[rng() % sp.balanced.size()]; break;
-                    default: g.fc = sp.fc[rng() % sp.fc.size()]; break;
+                    case 13: g.fc = sp.fc[rng() % sp.fc.size()]; break;
+                    default: g.cp = sp.cp[rng() % sp.cp.size()]; break;
                     }
                 }
                 return g;
@@ -939,6 +952,7 @@ public:
         };
         add("mesh dp x tp x pp", std::to_string(base.dp) + "x" + std::to_string(base.tp) + "x" + std::to_string(base.pp),
             std::to_string(s.dp) + "x" + std::to_string(s.tp) + "x" + std::to_string(s.pp));
+        add("context parallel", std::to_string(base.cp), std::to_string(s.cp));
         add("micro-batch", std::to_string(base.micro_batch), std::to_string(s.micro_batch));
         add("global batch", std::to_string(base.global_batch), std::to_string(s.global_batch));
         add("interleave", std::to_string(base.interleave), std::to_string(s.interleave));

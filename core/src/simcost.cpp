@@ -168,21 +168,38 @@ GroupShape tpShape(const Ctx& x)
     return g;
 }
 
-// Data-parallel group: members are tp ranks apart (Megatron's rank order:
-// tensor fastest, then data, then pipeline).
-GroupShape dpShape(const Ctx& x, int size)
+// A group whose `size` members are `stride` ranks apart.
+GroupShape stridedShape(const Ctx& x, int size, int stride)
 {
     GroupShape g;
     g.n = size;
-    const int span = x.s.tp * size; // consecutive ranks the group spreads over
+    const int span = stride * size; // consecutive ranks the group spreads over
     if (span <= x.perNode) {
         g.nodes = 1;
         g.per_node = size;
     } else {
-        g.per_node = std::max(1, x.perNode / x.s.tp);
+        g.per_node = std::max(1, x.perNode / stride);
         g.nodes = (size + g.per_node - 1) / g.per_node;
     }
     return g;
+}
+
+// Megatron-LM's rank order: tensor fastest, then context, then data (expert
+// groups within it), then pipeline. Gradients are reduced over data and
+// context ranks together, tp ranks apart.
+GroupShape dpShape(const Ctx& x, int size)
+{
+    return stridedShape(x, size, x.s.tp);
+}
+
+GroupShape cpShape(const Ctx& x)
+{
+    return stridedShape(x, x.s.cp, x.s.tp);
+}
+
+GroupShape epShape(const Ctx& x)
+{
+    return stridedShape(x, x.s.ep, x.s.tp * x.s.cp);
 }
 
 // Saved activations of a layer for one micro-batch on one device
@@ -194,8 +211,10 @@ double savedBytes(const Ctx& x, const Layer& l, const LayerAssignment& a)
     const int tp = x.s.tp;
     const bool split = a.tp_role != TpRole::Replicated;
     const bool sp = x.s.sequence_parallel && tp > 1;
-    const double tokens = double(x.b) * double(x.seq);
-    const double seq2 = double(x.b) * double(x.seq) * double(x.seq);
+    // Context parallelism: a device keeps its 1/cp of the tokens, and its
+    // queries' scores against every key.
+    const double tokens = double(x.b) * double(x.seq) / x.s.cp;
+    const double seq2 = double(x.b) * double(x.seq) * double(x.seq) / x.s.cp;
     const double inputSaved = double(l.cost.saved_elems_per_token) * tokens * x.ab;
     const double maskSaved = double(l.cost.mask_bytes_per_token) * tokens;
     // Fused attention keeps no s x s scores or masks, only the softmax's
@@ -233,7 +252,11 @@ double savedBytes(const Ctx& x, const Layer& l, const LayerAssignment& a)
 double kernelTime(const Ctx& x, const Kernel& k)
 {
     if (k.kind == KernelKind::Collective)
-        return collectiveTime(k.coll, k.coll_bytes, k.expert_group ? dpShape(x, x.s.ep) : tpShape(x), x.node, x.cal);
+        return collectiveTime(k.coll, k.coll_bytes,
+                              k.group == KernelGroup::Expert    ? epShape(x)
+                              : k.group == KernelGroup::Context ? cpShape(x)
+                                                                : tpShape(x),
+                              x.node, x.cal);
     double mm = matmulTime(x, k.flops, std::max(1, k.ops), fp8Gemm(x, k));
     // Tensor-core GEMMs want every dimension a multiple of 16 bytes of
     // elements (NVIDIA Deep Learning Performance Guide, "Matrix

@@ -43,7 +43,10 @@ double matmulTime(const Ctx& x, double flops, int ops = 1, bool fp8 = false);
 bool fp8Gemm(const Ctx& x, const Kernel& k);
 double memoryTime(const Ctx& x, double bytes);
 GroupShape tpShape(const Ctx& x);
+GroupShape stridedShape(const Ctx& x, int size, int stride);
 GroupShape dpShape(const Ctx& x, int size);
+GroupShape cpShape(const Ctx& x);
+GroupShape epShape(const Ctx& x);
 double savedBytes(const Ctx& x, const Layer& l, const LayerAssignment& a);
 double kernelTime(const Ctx& x, const Kernel& k);
 

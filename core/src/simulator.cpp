@@ -93,7 +93,9 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
         kTime[pi].resize(pr.kernels.size());
         for (size_t k = 0; k < pr.kernels.size(); ++k) {
             const Kernel& kn = pr.kernels[k];
-            const double t = kernelTime(x, kn);
+            double t = kernelTime(x, kn);
+            if (kn.overlapped && k > 0) // beside the kernel before it: only what outlasts it
+                t = std::max(0.0, t - kTime[pi][k - 1]);
             kTime[pi][k] = t;
             progTime[pi] += t;
             if (kn.kind == KernelKind::Collective)
@@ -122,7 +124,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
             if (a.recompute == Recompute::Full && !l.block.empty()) {
                 if (l.block != lastBlock[size_t(a.stage)]) {
                     const double hidden = double(m.dims.hidden ? m.dims.hidden : l.dims.in_features);
-                    savedOf[size_t(a.stage)] += hidden * double(x.b) * double(x.seq) * x.ab / (sp ? s.tp : 1);
+                    savedOf[size_t(a.stage)] += hidden * double(x.b) * double(x.seq) * x.ab / (sp ? s.tp : 1) / s.cp;
                     lastBlock[size_t(a.stage)] = l.block;
                 }
                 continue;
@@ -147,7 +149,10 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
     // the whole array's bytes, nccl-tests' convention.
     const double paramBytes = s.precision == Precision::FP32 ? 4 : 2;
     const double gradBytesZero = plan.gradient_bytes;
-    const GroupShape dpg = dpShape(x, s.dp);
+    // Gradients and optimizer state are reduced and sharded over the data- and
+    // context-parallel ranks together (Megatron-LM's dp x cp group).
+    const int dpAll = s.dp * s.cp;
+    const GroupShape dpg = dpShape(x, dpAll);
     std::vector<double> devFree(static_cast<size_t>(pp), 0), busy(static_cast<size_t>(pp), 0),
         tpBusy(static_cast<size_t>(pp), 0), commFree(static_cast<size_t>(pp), 0), zeroWait(static_cast<size_t>(pp), 0),
         lastStart(static_cast<size_t>(pp), 0);
@@ -196,7 +201,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
                 } else { // Run
                     const Program& pr = plan.programs[size_t(st.program)];
                     double start = devFree[size_t(d)];
-                    if (s.zero_stage == 3 && s.dp > 1 && pr.phase != Phase::Recompute) {
+                    if (s.zero_stage == 3 && dpAll > 1 && pr.phase != Phase::Recompute) {
                         // ZeRO-3 gathers the chunk's parameters before each pass,
                         // prefetched one pass ahead on the communication stream.
                         const double g = collectiveTime(Collective::AllGather, vStageParams[size_t(pr.virtual_stage)] * paramBytes, dpg, node, x.cal);
@@ -211,7 +216,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
                     if (pr.phase == Phase::Backward) {
                         if (st.micro == M - 1)
                             bwdStartLast[size_t(pr.virtual_stage)] = start;
-                        if (s.zero_stage == 3 && s.dp > 1) // reduce-scatter this micro-batch's gradients
+                        if (s.zero_stage == 3 && dpAll > 1) // reduce-scatter this micro-batch's gradients
                             commFree[size_t(d)] = std::max(commFree[size_t(d)], end) +
                                                   collectiveTime(Collective::ReduceScatter, vStageParams[size_t(pr.virtual_stage)] * gradBytesZero, dpg, node, x.cal);
                     }
@@ -248,7 +253,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
 
     // Gradient synchronization on the data-parallel stream, bucket by bucket.
     const int gradBytes = plan.gradient_bytes;
-    const double tokensPerWorker = double(s.global_batch / s.dp) * double(x.seq);
+    const double tokensPerWorker = double(s.global_batch / s.dp) * double(x.seq) / s.cp;
     // Sparse embeddings: only the rows the tokens touch, with their indices.
     auto sparseRows = [&](const Layer& l, double tokens) {
         return detail::sparseRowsBytes(l, tokens, x.seq, m.seq_len, gradBytes);
@@ -262,7 +267,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
     auto layerSync = [&](size_t i) -> double {
         const Layer& l = m.layers[i];
         const SyncAtom& a = r.layers[i].sync;
-        if (s.dp <= 1 || a.method == SyncMethod::None || l.params.empty())
+        if (dpAll <= 1 || a.method == SyncMethod::None || l.params.empty())
             return 0;
         const double bytes = detail::syncPayloadBytes(l, r.layers[i], s, gradBytes);
         const bool sparse = l.sparse_grad && a.sparse && a.method != SyncMethod::SFB;
@@ -270,7 +275,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
         switch (a.method) {
         case SyncMethod::AllReduce:
             if (sparse) // all-gather of every worker's rows
-                return collectiveTime(Collective::AllGather, workerBytes * s.dp, dpg, node, x.cal);
+                return collectiveTime(Collective::AllGather, workerBytes * dpAll, dpg, node, x.cal);
             if (s.zero_stage >= 1) // ZeRO: reduce-scatter now, all-gather parameters after the update
                 return collectiveTime(Collective::ReduceScatter, bytes, dpg, node, x.cal);
             return collectiveTime(Collective::AllReduce, bytes, dpg, node, x.cal, a.algorithm);
@@ -287,7 +292,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
             // Sufficient factors: each worker broadcasts u (K x M) and v (K x N)
             // of its K rows to the other P-1 workers (Xie et al. 2016; Poseidon).
             const double factors = tokensPerWorker * (double(l.dims.out_features) + double(l.dims.in_features)) * x.ab;
-            return collectiveTime(Collective::AllGather, factors * s.dp, dpg, node, x.cal);
+            return collectiveTime(Collective::AllGather, factors * dpAll, dpg, node, x.cal);
         }
         case SyncMethod::None: return 0;
         }
@@ -362,7 +367,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
         PsVolume v;
         const Layer& l = m.layers[i];
         const SyncAtom& a = r.layers[i].sync;
-        if (s.dp <= 1 || l.params.empty())
+        if (dpAll <= 1 || l.params.empty())
             return v;
         const bool localAgg = a.ps_local_replication && dpg.per_node > 1;
         double bytes = detail::paramsLocal(l, r.layers[i], s) * gradBytes;
@@ -468,9 +473,9 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
     int critical = 0;
     for (int d = 0; d < pp; ++d) {
         const double params = plan.classes[size_t(d)].parameters;
-        const double shard = s.zero_stage >= 1 ? s.dp : 1;
+        const double shard = s.zero_stage >= 1 ? dpAll : 1;
         optTime[size_t(d)] = memoryTime(x, params / shard * (2 * oB + gB + wB));
-        if ((s.zero_stage == 1 || s.zero_stage == 2) && s.dp > 1)
+        if ((s.zero_stage == 1 || s.zero_stage == 2) && dpAll > 1)
             gatherAfter[size_t(d)] = collectiveTime(Collective::AllGather, params * wB, dpg, node, x.cal);
         double end = std::max({devFree[size_t(d)], syncEnd[size_t(d)], staleBound[size_t(d)]});
         if (s.zero_stage == 3)
@@ -489,7 +494,7 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
     res.stage_memory.resize(static_cast<size_t>(pp));
     for (int d = 0; d < pp; ++d) {
         MemoryUse& mu = res.stage_memory[size_t(d)];
-        const double n = s.dp;
+        const double n = dpAll;
         const double Pm = plan.classes[size_t(d)].parameters;
         double w = Pm * wB, g = Pm * gB, opt = Pm * oB;
         if (s.zero_stage >= 1)

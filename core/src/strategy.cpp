@@ -26,6 +26,7 @@ constexpr Names<PipelineSchedule, 3> kSchedule{{{PipelineSchedule::GPipe, "gpipe
 constexpr Names<Recompute, 3> kRecompute{
     {{Recompute::None, "none"}, {Recompute::Selective, "selective"}, {Recompute::Full, "full"}}};
 constexpr Names<Attention, 2> kAttention{{{Attention::Fused, "fused"}, {Attention::Unfused, "unfused"}}};
+constexpr Names<ContextComm, 2> kContextComm{{{ContextComm::P2P, "p2p"}, {ContextComm::AllGather, "all_gather"}}};
 constexpr Names<SyncMethod, 4> kSync{{{SyncMethod::AllReduce, "allreduce"},
                                       {SyncMethod::ParameterServer, "ps"},
                                       {SyncMethod::SFB, "sfb"},
@@ -131,6 +132,10 @@ std::string_view attentionName(Attention a)
 {
     return nameOf(kAttention, a);
 }
+std::string_view contextCommName(ContextComm c)
+{
+    return nameOf(kContextComm, c);
+}
 std::string_view syncMethodName(SyncMethod m)
 {
     return nameOf(kSync, m);
@@ -184,7 +189,9 @@ std::string strategyToJson(const Strategy& s)
     j["fp32_grad_accumulation"] = s.fp32_grad_accumulation;
     j["global_batch"] = s.global_batch;
     j["micro_batch"] = s.micro_batch;
-    j["mesh"] = {{"dp", s.dp}, {"tp", s.tp}, {"pp", s.pp}, {"ep", s.ep}};
+    j["mesh"] = {{"dp", s.dp}, {"tp", s.tp}, {"pp", s.pp}, {"ep", s.ep}, {"cp", s.cp}};
+    if (s.cp > 1)
+        j["cp_comm"] = nameOf(kContextComm, s.cp_comm);
     j["schedule"] = nameOf(kSchedule, s.schedule);
     j["interleave"] = s.interleave;
     if (s.first_stage_blocks > 0)
@@ -231,7 +238,10 @@ Result<Strategy> strategyFromJson(const std::string& text, const std::string& fi
                 s.tp = int(detail::getIntOr(*m, "tp", "/mesh", 1, 1 << 16, 1));
                 s.pp = int(detail::getIntOr(*m, "pp", "/mesh", 1, 1 << 16, 1));
                 s.ep = int(detail::getIntOr(*m, "ep", "/mesh", 1, 1 << 16, 1));
+                s.cp = int(detail::getIntOr(*m, "cp", "/mesh", 1, 1 << 16, 1));
             }
+            if (const json* v = detail::optField(j, "cp_comm"))
+                s.cp_comm = readEnum(kContextComm, *v, "/cp_comm");
             if (const json* v = detail::optField(j, "schedule"))
                 s.schedule = readEnum(kSchedule, *v, "/schedule");
             s.interleave = int(detail::getIntOr(j, "interleave", "", 1, 1024, 1));
@@ -347,11 +357,14 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
         return Error{"cluster '" + c.name + "'", {}, unlike};
     ResolvedStrategy r;
     r.strategy = s;
-    const int64_t world = int64_t(s.dp) * s.tp * s.pp;
+    const int64_t world = int64_t(s.dp) * s.tp * s.pp * s.cp;
     if (world != c.deviceCount())
-        return fail("mesh", "dp x tp x pp = " + std::to_string(s.dp) + " x " + std::to_string(s.tp) + " x " +
-                                std::to_string(s.pp) + " = " + std::to_string(world) +
-                                ", but the cluster has " + std::to_string(c.deviceCount()) + " devices");
+        return fail("mesh", (s.cp > 1 ? "dp x tp x cp x pp = " : "dp x tp x pp = ") + std::to_string(s.dp) + " x " +
+                                std::to_string(s.tp) + " x " + (s.cp > 1 ? std::to_string(s.cp) + " x " : "") +
+                                std::to_string(s.pp) + " = " + std::to_string(world) + ", but the cluster has " +
+                                std::to_string(c.deviceCount()) + " devices");
+    if (s.cp > 1 && !m.sequence)
+        return fail("mesh", "context parallelism splits sequences, but model '" + m.name + "' has none");
     if (s.global_batch % (s.micro_batch * s.dp) != 0)
         return fail("global_batch",
                     "global batch " + std::to_string(s.global_batch) +

@@ -12,6 +12,7 @@ std::string_view commGroupName(CommGroup g)
     case CommGroup::Expert: return "expert-parallel";
     case CommGroup::Data: return "data-parallel";
     case CommGroup::World: return "world";
+    case CommGroup::Context: return "context-parallel";
     }
     return "?";
 }

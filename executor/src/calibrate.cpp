@@ -79,13 +79,15 @@ Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, cons
             if (ki == kPreGather || ki == kPostScatter) {
                 s.isCollective = true;
                 s.coll = ki == kPreGather ? Collective::AllGather : Collective::ReduceScatter;
-                s.group = plan.dp;
+                s.group = plan.dp * plan.cp;
             } else if (size_t(ki) < p.kernels.size()) {
                 s.kernel = &p.kernels[size_t(ki)];
                 if (s.kernel->kind == KernelKind::Collective) {
                     s.isCollective = true;
                     s.coll = s.kernel->coll;
-                    s.group = s.kernel->expert_group ? plan.ep : plan.tp;
+                    s.group = s.kernel->group == KernelGroup::Expert    ? plan.ep
+                              : s.kernel->group == KernelGroup::Context ? plan.cp
+                                                                        : plan.tp;
                 }
             } else {
                 return;
@@ -94,7 +96,7 @@ Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, cons
             if (ki == kPostGather) {
                 s.isCollective = true;
                 s.coll = Collective::AllGather;
-                s.group = plan.dp;
+                s.group = plan.dp * plan.cp;
             } else {
                 s.memoryOnly = true;
             }

@@ -36,12 +36,12 @@ public:
     {
         if (m_computeStream)
             cudaDeviceSynchronize();
-        for (ncclComm_t* c : {&m_tensor, &m_data, &m_expert, &m_world})
+        for (ncclComm_t* c : {&m_tensor, &m_data, &m_expert, &m_context, &m_world})
             if (*c)
                 ncclCommDestroy(*c);
         if (m_blas)
             cublasDestroy(m_blas);
-        for (void* p : {m_a, m_b, m_c, m_mem, m_coll[0], m_coll[1], m_coll[2], m_coll[3], m_p2p})
+        for (void* p : {m_a, m_b, m_c, m_mem, m_coll[0], m_coll[1], m_coll[2], m_coll[3], m_coll[4], m_p2p})
             if (p)
                 cudaFree(p);
     }
@@ -96,7 +96,8 @@ public:
         if (!splits)
             return splits.error();
         const std::pair<ncclComm_t*, GroupSplit> groups[] = {
-            {&m_tensor, splits->tensor}, {&m_data, splits->data}, {&m_expert, splits->expert}};
+            {&m_tensor, splits->tensor}, {&m_data, splits->data}, {&m_expert, splits->expert},
+            {&m_context, splits->context}};
         for (const auto& [comm, split] : groups)
             if (auto e = ncclCommSplit(m_world, split.color, split.key, comm, nullptr); e != ncclSuccess)
                 return Error{"NCCL", "ncclCommSplit", ncclMessage(e)};
@@ -306,7 +307,7 @@ private:
             if (st.kind == StepKind::Send || st.kind == StepKind::Recv)
                 p2p = std::max(p2p, 2 * size_t(st.bytes) + 2);
             if (st.kind == StepKind::Sync)
-                coll = std::max(coll, 2 * size_t(st.bytes) * size_t(std::max(1, m_plan.dp)) + 16);
+                coll = std::max(coll, 2 * size_t(st.bytes) * size_t(std::max(1, m_plan.dp * m_plan.cp)) + 16);
         }
         const double params = rc->parameters;
         mem = std::max(mem, size_t(params * 40) + 2);     // the optimizer's pass
@@ -316,7 +317,7 @@ private:
                                        std::tuple{&m_p2p, &m_p2pBytes, p2p}})
             if (!grow(*ptr, *have, need))
                 return faultError();
-        for (int g = 0; g < 4; ++g)
+        for (int g = 0; g < 5; ++g)
             if (!grow(m_coll[g], m_collBytes[g], g == int(CommGroup::World) ? 16 : coll))
                 return faultError();
         // GEMM inputs as data, not zeros: on an H200, bf16 GEMMs on zeros ran
@@ -337,6 +338,7 @@ private:
         case CommGroup::Tensor: return m_tensor;
         case CommGroup::Expert: return m_expert;
         case CommGroup::Data: return m_data;
+        case CommGroup::Context: return m_context;
         case CommGroup::World: break;
         }
         return m_world;
@@ -375,11 +377,11 @@ private:
     cudaEvent_t m_readyEvent = nullptr, m_dataDone = nullptr, m_sendReady = nullptr, m_sendDone = nullptr;
     cublasHandle_t m_blas = nullptr;
     cudaDataType_t m_type = CUDA_R_16BF;
-    ncclComm_t m_world = nullptr, m_tensor = nullptr, m_data = nullptr, m_expert = nullptr;
+    ncclComm_t m_world = nullptr, m_tensor = nullptr, m_data = nullptr, m_expert = nullptr, m_context = nullptr;
     void *m_a = nullptr, *m_b = nullptr, *m_c = nullptr, *m_mem = nullptr, *m_p2p = nullptr;
-    void* m_coll[4] = {nullptr, nullptr, nullptr, nullptr};
+    void* m_coll[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
     size_t m_aBytes = 0, m_bBytes = 0, m_cBytes = 0, m_memBytes = 0, m_p2pBytes = 0;
-    size_t m_collBytes[4] = {0, 0, 0, 0};
+    size_t m_collBytes[5] = {0, 0, 0, 0, 0};
     std::mutex m_faultMu;
     std::optional<Error> m_fault;
 };

@@ -18,14 +18,17 @@ Result<GroupSplits> groupSplits(const Plan& plan, int rank)
     const RankClass* rc = rankClassOf(plan, rank);
     if (!rc)
         return Error{"plan", "classes", "no rank class holds rank " + std::to_string(rank)};
+    // Ranks of a stage: tensor fastest, then context, then data (Megatron-LM's order).
     const int local = rank - rc->first_rank;
-    const int tpi = local % plan.tp, dpi = local / plan.tp;
+    const int cp = std::max(1, plan.cp);
+    const int tpi = local % plan.tp, cpi = (local / plan.tp) % cp, dpi = local / (plan.tp * cp);
     const int ep = plan.ep > 1 ? plan.ep : 1;
     const int groupsPerEp = plan.dp / ep;
     GroupSplits g;
-    g.tensor = {rc->stage * plan.dp + dpi, tpi};
-    g.data = {rc->stage * plan.tp + tpi, dpi};
-    g.expert = {(rc->stage * plan.tp + tpi) * groupsPerEp + dpi / ep, dpi % ep};
+    g.tensor = {(rc->stage * plan.dp + dpi) * cp + cpi, tpi};
+    g.data = {rc->stage * plan.tp + tpi, dpi * cp + cpi};
+    g.expert = {((rc->stage * plan.tp + tpi) * cp + cpi) * groupsPerEp + dpi / ep, dpi % ep};
+    g.context = {(rc->stage * plan.dp + dpi) * plan.tp + tpi, cpi};
     return g;
 }
 
@@ -67,7 +70,7 @@ public:
     ~MpiCommunicator() override
     {
         static_cast<void>(completeSends());
-        for (MPI_Comm* c : {&m_tensor, &m_expert, &m_data, &m_node})
+        for (MPI_Comm* c : {&m_tensor, &m_expert, &m_data, &m_context, &m_node})
             if (*c != MPI_COMM_NULL)
                 MPI_Comm_free(c);
         int finalized = 0;
@@ -109,11 +112,12 @@ public:
             {&m_tensor, splits->tensor, "tensor-parallel"},
             {&m_data, splits->data, "data-parallel"},
             {&m_expert, splits->expert, "expert-parallel"},
+            {&m_context, splits->context, "context-parallel"},
         };
         for (const Split& s : all)
             if (int e = MPI_Comm_split(MPI_COMM_WORLD, s.split.color, s.split.key, s.comm); e != MPI_SUCCESS)
                 return Error{"MPI", std::string("MPI_Comm_split of the ") + s.what + " group", mpiError(e)};
-        for (MPI_Comm c : {m_tensor, m_data, m_expert})
+        for (MPI_Comm c : {m_tensor, m_data, m_expert, m_context})
             MPI_Comm_set_errhandler(c, MPI_ERRORS_RETURN);
         if (int e = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, m_rank, MPI_INFO_NULL, &m_node);
             e != MPI_SUCCESS)
@@ -231,6 +235,7 @@ private:
         case CommGroup::Tensor: return m_tensor;
         case CommGroup::Expert: return m_expert;
         case CommGroup::Data: return m_data;
+        case CommGroup::Context: return m_context;
         case CommGroup::World: break;
         }
         return MPI_COMM_WORLD;
@@ -280,8 +285,9 @@ private:
     bool m_concurrent = false;
     int64_t m_offset = 0;
     std::string m_name;
-    MPI_Comm m_tensor = MPI_COMM_NULL, m_expert = MPI_COMM_NULL, m_data = MPI_COMM_NULL, m_node = MPI_COMM_NULL;
-    std::vector<char> m_in[4], m_out[4], m_recv;
+    MPI_Comm m_tensor = MPI_COMM_NULL, m_expert = MPI_COMM_NULL, m_data = MPI_COMM_NULL, m_context = MPI_COMM_NULL,
+             m_node = MPI_COMM_NULL;
+    std::vector<char> m_in[5], m_out[5], m_recv;
     std::vector<std::vector<char>> m_sendBufs;
     std::vector<MPI_Request> m_requests;
 };

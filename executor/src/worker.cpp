@@ -338,7 +338,11 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                     const Kernel& k = p.kernels[ki];
                     const int64_t begin = now();
                     if (k.kind == KernelKind::Collective) {
-                        const CommGroup g = k.expert_group ? CommGroup::Expert : CommGroup::Tensor;
+                        // A context-parallel exchange the plan overlaps with its attention runs here
+                        // after it, on the compute stream: the executors do not overlap it yet.
+                        const CommGroup g = k.group == KernelGroup::Expert    ? CommGroup::Expert
+                                            : k.group == KernelGroup::Context ? CommGroup::Context
+                                                                              : CommGroup::Tensor;
                         if (comm.groupSize(g) > 1) {
                             compute.opBegin(planOpId(int(si), int(ki)));
                             if (auto r = comm.collective(g, k.coll, k.coll_bytes * s, elemAct); !r)

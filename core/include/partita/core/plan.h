@@ -44,9 +44,18 @@ enum class KernelKind
     Gemm,        // ops GEMMs of m x n x k (backward: the two gradient GEMMs per forward GEMM)
     BatchedGemm, // batch x (m x n x k), e.g. attention's QK^T and PV
     Memory,      // memory-bound work (norms, activations, softmax, bias-dropout-add)
-    Collective,  // on the tensor-parallel (or expert-parallel) group, blocking the compute stream
+    Collective,  // on the tensor-, expert- or context-parallel group, blocking the compute stream unless overlapped
 };
 std::string_view kernelKindName(KernelKind k);
+
+// The group a kernel's collective runs on.
+enum class KernelGroup
+{
+    Tensor,
+    Expert,
+    Context, // keys and values of context parallelism
+};
+std::string_view kernelGroupName(KernelGroup g); // "tp", "ep", "cp"
 
 // Quantities are per device of the rank class, for one micro-batch.
 struct Kernel
@@ -60,7 +69,11 @@ struct Kernel
     int64_t m = 0, n = 0, k = 0, batch = 1; // GEMM shape (forward orientation), 0 when not a GEMM
     Collective coll = Collective::AllReduce;
     double coll_bytes = 0; // the whole array (nccl-tests convention)
-    bool expert_group = false; // on the expert-parallel group instead of the tensor-parallel one
+    KernelGroup group = KernelGroup::Tensor;
+    // Runs beside the kernel before it (its own stream, as context
+    // parallelism's ring exchange beside the attention it feeds): only what
+    // outlasts that kernel holds the program up.
+    bool overlapped = false;
     bool operator==(const Kernel&) const = default;
 };
 
@@ -105,7 +118,7 @@ struct Step
 struct RankClass
 {
     int stage = 0;        // pipeline stage (device stage; its chunks are virtual stages stage + c * pp)
-    int first_rank = 0;   // ranks first_rank .. first_rank + count - 1 (tensor fastest, then data)
+    int first_rank = 0;   // ranks first_rank .. first_rank + count - 1 (tensor fastest, then context, then data)
     int count = 1;
     double parameters = 0; // parameters held per device (tensor-split, expert-split)
     std::vector<Step> steps;
@@ -115,7 +128,7 @@ struct RankClass
 struct Plan
 {
     std::string strategy;
-    int world = 1, dp = 1, tp = 1, pp = 1, ep = 1;
+    int world = 1, dp = 1, tp = 1, pp = 1, ep = 1, cp = 1;
     int virtual_stages = 1;
     int64_t micro_batches = 1, micro_batch = 1, seq_len = 1;
     Precision precision = Precision::BF16;
@@ -129,7 +142,7 @@ struct Plan
 
 // The trace-event name of a kernel run, the same in predicted and measured
 // runs so that they can be diffed by name: "<layer> <phase> mb<N>", with
-// "tp <collective> " (or "ep ") before it for tensor/expert collectives.
+// "tp <collective> " (or "ep ", "cp ") before it for collectives.
 std::string kernelEventName(const Plan& p, const Kernel& k, Phase phase, int micro);
 
 // The rank class (pipeline stage) a rank belongs to; null when none holds it.

@@ -52,6 +52,18 @@ enum class Attention
     Unfused,
 };
 
+// How context-parallel ranks exchange keys and values (Megatron-LM's
+// --cp-comm-type): a ring of point-to-point sends, each step's transfer
+// overlapped with the attention of the block already held (ring attention,
+// Liu et al. 2023; Megatron-Core's context parallelism), or one all-gather of
+// K/V before the attention and a reduce-scatter of their gradients after it
+// (Llama 3, Dubey et al. 2024, §3.3.2), not overlapped.
+enum class ContextComm
+{
+    P2P,
+    AllGather,
+};
+
 enum class SyncMethod
 {
     AllReduce,
@@ -89,6 +101,7 @@ std::string_view precisionName(Precision p);
 std::string_view scheduleName(PipelineSchedule s);
 std::string_view recomputeName(Recompute r);
 std::string_view attentionName(Attention a);
+std::string_view contextCommName(ContextComm c);
 std::string_view syncMethodName(SyncMethod m);
 std::string_view allReduceAlgoName(AllReduceAlgo a);
 std::string_view compressionName(Compression c);
@@ -135,6 +148,12 @@ struct Strategy
     int tp = 1;
     int pp = 1;
     int ep = 1;                          // expert-parallel degree (divides dp)
+    // Context parallelism: each sequence split over cp ranks (2·cp chunks,
+    // chunk i and 2cp-1-i on rank i to balance causal attention). Ranks are
+    // ordered tensor fastest, then context, data, pipeline (Megatron-LM's
+    // tp-cp-ep-dp-pp); gradients are reduced over dp x cp.
+    int cp = 1;
+    ContextComm cp_comm = ContextComm::P2P;
     PipelineSchedule schedule = PipelineSchedule::OneFOneB;
     int interleave = 1;                  // model chunks per device for the interleaved schedule
     // Uneven pipeline stages (Megatron-LM's --decoder-first/last-pipeline-num-layers):

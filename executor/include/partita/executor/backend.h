@@ -23,8 +23,9 @@ enum class CommGroup
 {
     Tensor, // same stage, same data-parallel index
     Expert, // `ep` consecutive data-parallel ranks of one tensor index
-    Data,   // same stage, same tensor index
+    Data,    // same stage, same tensor index: data- and context-parallel ranks together
     World,
+    Context, // same stage, tensor and data index: one sequence's context-parallel ranks
 };
 std::string_view commGroupName(CommGroup g);
 

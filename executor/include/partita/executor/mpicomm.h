@@ -21,7 +21,7 @@ struct GroupSplit
 };
 struct GroupSplits
 {
-    GroupSplit tensor, data, expert;
+    GroupSplit tensor, data, expert, context;
 };
 Result<GroupSplits> groupSplits(const Plan& plan, int rank);
 
