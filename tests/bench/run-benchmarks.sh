@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 budget="${1:-10}"
 cmake --preset release >/dev/null
-cmake --build build/release --target bench_simulator bench_search bench_tracestore bench_executor bench_timeline bench_gui partita-cli partita-worker
+cmake --build build/release --target bench_simulator bench_fidelity bench_search bench_tracestore bench_executor bench_timeline bench_gui partita-cli partita-worker
 out=build/release/bench
 onnx="$out/resnet50.onnx"
 if [ ! -f "$onnx" ] && /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null; then
@@ -13,6 +13,8 @@ if [ ! -f "$onnx" ] && /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/nu
 fi
 "$out/bench_simulator" "$(pwd)" > "$out/simulator.json"
 echo "wrote $out/simulator.json"
+"$out/bench_fidelity" ../shared/data > "$out/fidelity.json" || [ $? -eq 77 ]
+echo "wrote $out/fidelity.json"
 if [ -f "$onnx" ]; then
     "$out/bench_search" "$(pwd)" "$onnx" --budget-s "$budget" > "$out/search.json"
 else
