@@ -67,6 +67,7 @@ private slots:
         QTest::newRow("mixtral-8x7b-moe") << testData("hf/mixtral-8x7b-v0.1.json") << 46702792704LL << "mixtral" << 32LL;
         QTest::newRow("t5-small") << testData("hf/t5-small.json") << 60506624LL << "t5" << 12LL;
         QTest::newRow("t5-base") << testData("hf/t5-base.json") << 222903552LL << "t5" << 24LL;
+        QTest::newRow("nemotron-4-340b-sq-relu") << testData("hf/nemotron-4-340b.json") << 341029195776LL << "nemotron" << 96LL;
         QTest::newRow("t5-v1_1-small-gated-untied") << testData("hf/t5-v1_1-small.json") << 76961152LL << "t5" << 16LL;
     }
     void parameterCounts()

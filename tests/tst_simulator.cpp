@@ -382,6 +382,96 @@ private slots:
             QVERIFY2(cpTime > 1e-3, qPrintable(QString("all-gather %1 s").arg(cpTime)));
     }
 
+    // Communication beside computation: tensor-parallel all-gathers and
+    // reduce-scatters beside their GEMMs, the distributed optimizer's
+    // parameter all-gather beside the next forward, gradient buckets during
+    // the backward (or all after it). Each moves the step the way it should.
+    void communicationOverlap_data()
+    {
+        QTest::addColumn<QString>("what");
+        QTest::addColumn<bool>("faster");
+        QTest::newRow("tp comm overlap") << "tp" << true;
+        QTest::newRow("overlapped parameter gather") << "gather" << true;
+        QTest::newRow("gradients after the backward") << "grads" << false;
+    }
+    void communicationOverlap()
+    {
+        QFETCH(QString, what);
+        QFETCH(bool, faster);
+        const Model m = hf("gpt2-medium.json");
+        const Cluster c = *clusterPreset("dgx-a100-80gb:2");
+        Strategy base;
+        base.tp = what == "tp" ? 8 : 1;
+        base.dp = 16 / base.tp;
+        base.sequence_parallel = base.tp > 1;
+        base.zero_stage = what == "gather" ? 1 : 0;
+        base.global_batch = base.dp;
+        base.sync.sparse = false;
+        Strategy changed = base;
+        if (what == "tp")
+            changed.tp_comm_overlap = true;
+        else if (what == "gather")
+            changed.overlap_param_gather = true;
+        else
+            changed.overlap_grad_reduce = false;
+        const SimResult a = run(m, c, base), b = run(m, c, changed);
+        QVERIFY2(faster ? b.step_time < a.step_time : b.step_time > a.step_time,
+                 qPrintable(QString("%1 s -> %2 s").arg(a.step_time).arg(b.step_time)));
+        if (what == "tp") // what stays exposed is what outlasts the GEMMs
+            QVERIFY(b.breakdown.tp_comm < 0.5 * a.breakdown.tp_comm);
+        else
+            QVERIFY(faster ? b.breakdown.exposed_comm < a.breakdown.exposed_comm
+                           : b.breakdown.exposed_comm > a.breakdown.exposed_comm);
+        QCOMPARE(b.breakdown.compute - b.breakdown.tp_comm, a.breakdown.compute - a.breakdown.tp_comm);
+    }
+
+    // Fused attention runs at the calibration's fused-attention rate where it
+    // has one (Hopper: cuDNN as published with FlashAttention-3), by the keys
+    // a kernel sees, and a causal mask halves the work it does.
+    void fusedAttentionRate()
+    {
+        const Model m = hf("gpt2-xl.json");
+        Cluster c = *clusterPreset("dgx-h100");
+        c.nodes[0].devices.resize(1);
+        Strategy s;
+        s.global_batch = 1;
+        SimOptions o;
+        o.seq_len = 8192; // long enough that cuBLAS would run these GEMMs near its peak, and cuDNN's attention does not
+        Calibration cal = defaultCalibration(c.nodes[0].devices[0]);
+        QVERIFY(cal.fused_attention.count("forward_causal") && cal.fused_attention.count("backward"));
+        QVERIFY(cal.fused_attention.at("forward_causal").at(1024) < cal.matmul.at(100));
+        auto back = calibrationFromJson(calibrationToJson(cal), "c.json");
+        QVERIFY2(back, back ? "" : back.error().str().c_str());
+        QCOMPARE(back->fused_attention, cal.fused_attention);
+        o.calibration = cal;
+        auto with = simulate(m, c, s, o);
+        cal.fused_attention.clear();
+        o.calibration = cal;
+        auto without = simulate(m, c, s, o);
+        QVERIFY(with && without);
+        const int core = int(m.find("h.0.attention.core") - m.layers.data());
+        const double fa = with->layers[size_t(core)].forward, mm = without->layers[size_t(core)].forward;
+        QVERIFY2(fa > mm, qPrintable(QString("%1 vs %2 s").arg(fa).arg(mm)));
+        // GPT-2 is causal: the fused kernel does half of the unfused one's work.
+        auto pf = lowerPlan(m, c, s, 1024);
+        Strategy u = s;
+        u.attention = Attention::Unfused;
+        auto pu = lowerPlan(m, c, u, 1024);
+        QVERIFY(pf && pu);
+        auto coreFlops = [&](const Plan& p) {
+            for (const Kernel& k : p.programs.front().kernels)
+                if (k.layer == core && k.kind == KernelKind::BatchedGemm)
+                    return k.flops;
+            return 0.0;
+        };
+        QCOMPARE(coreFlops(*pf), 0.5 * coreFlops(*pu));
+        auto bad = calibrationFromJson(R"({"partita_calibration":1,"device":"d","source":"s","matmul_efficiency":[[0,1]],)"
+                                       R"("memory_efficiency":[[0,1]],"fused_attention_efficiency":{"sideways":[[0,1]]}})",
+                                       "c.json");
+        QVERIFY(!bad);
+        QVERIFY2(QString::fromStdString(bad.error().where).contains("sideways"), bad.error().str().c_str());
+    }
+
     void precisionFollowsTheDevice_data()
     {
         QTest::addColumn<QString>("cluster");

@@ -70,6 +70,9 @@ private slots:
         s.last_stage_blocks = 5;
         s.cp = 2;
         s.cp_comm = ContextComm::AllGather;
+        s.tp_comm_overlap = true;
+        s.overlap_grad_reduce = false;
+        s.overlap_param_gather = true;
         s.sync.algorithm = AllReduceAlgo::Hierarchical;
         LayerOverride emb;
         emb.pattern = "embeddings";
@@ -143,6 +146,8 @@ private slots:
         QTest::newRow("uneven stages, one side only") << R"("global_batch":8,"mesh":{"dp":4,"pp":2},"first_stage_blocks":5)" << "dgx-a100-80gb" << "first_stage_blocks" << "given both";
         QTest::newRow("uneven stages interleaved") << R"("global_batch":8,"mesh":{"dp":4,"pp":2},"schedule":"interleaved","interleave":2,"first_stage_blocks":5,"last_stage_blocks":7)" << "dgx-a100-80gb" << "first_stage_blocks" << "interleave = 1";
         QTest::newRow("cp takes its devices") << R"("global_batch":8,"mesh":{"dp":8,"cp":2})" << "dgx-a100-80gb" << "mesh" << "dp x tp x cp x pp = 8 x 1 x 2 x 1 = 16";
+        QTest::newRow("tp overlap without sp") << R"("global_batch":2,"mesh":{"dp":2,"tp":4},"tp_comm_overlap":true)" << "dgx-a100-80gb" << "tp_comm_overlap" << "sequence parallelism";
+        QTest::newRow("param gather without zero") << R"("global_batch":8,"mesh":{"dp":8},"overlap_param_gather":true)" << "dgx-a100-80gb" << "overlap_param_gather" << "ZeRO stage 1 or 2";
         QTest::newRow("ep without experts") << R"("global_batch":8,"mesh":{"dp":8,"ep":2})" << "dgx-a100-80gb" << "mesh" << "no experts";
     }
     void invalid()

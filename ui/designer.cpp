@@ -157,7 +157,8 @@ void Designer::setInputs(const Model& m, const Cluster& c, const Strategy& s)
     m_columnsSized = false;
     for (QWidget* w : std::initializer_list<QWidget*>{m_paletteView, m_table, m_dp, m_tp, m_pp, m_cp, m_interleave, m_zero,
                                                       m_globalBatch, m_microBatch, m_schedule, m_precision,
-                                                      m_recompute, m_attention, m_seqParallel, m_presets, m_timelineButton,
+                                                      m_recompute, m_attention, m_seqParallel, m_tpOverlap, m_gradOverlap,
+                                                      m_gatherOverlap, m_presets, m_timelineButton,
                                                       m_inspectApply})
         w->setEnabled(have);
     setCurrent(have ? s : Strategy{});
@@ -291,7 +292,7 @@ void Designer::updateGlobals()
     const Strategy& s = m_strategy;
     const QSignalBlocker b1(m_dp), b2(m_tp), b3(m_pp), b4(m_interleave), b5(m_zero), b6(m_globalBatch),
         b7(m_microBatch), b8(m_schedule), b9(m_precision), b10(m_recompute), b11(m_seqParallel), b12(m_ep),
-        b13(m_attention), b14(m_cp), b15(m_cpComm);
+        b13(m_attention), b14(m_cp), b15(m_cpComm), b16(m_tpOverlap), b17(m_gradOverlap), b18(m_gatherOverlap);
     m_dp->setValue(s.dp);
     m_tp->setValue(s.tp);
     m_pp->setValue(s.pp);
@@ -312,6 +313,9 @@ void Designer::updateGlobals()
     m_recompute->setCurrentIndex(s.recompute == Recompute::None ? 0 : s.recompute == Recompute::Selective ? 1 : 2);
     m_attention->setCurrentIndex(s.attention == Attention::Fused ? 0 : 1);
     m_seqParallel->setChecked(s.sequence_parallel);
+    m_tpOverlap->setChecked(s.tp_comm_overlap);
+    m_gradOverlap->setChecked(s.overlap_grad_reduce);
+    m_gatherOverlap->setChecked(s.overlap_param_gather);
     const int devices = m_cluster ? m_cluster->deviceCount() : 0;
     const int64_t used = int64_t(s.dp) * s.tp * s.pp * s.cp;
     const QString product = s.cp > 1 ? tr("%1 × %2 × %3 × %4").arg(s.dp).arg(s.tp).arg(s.cp).arg(s.pp)
@@ -362,6 +366,9 @@ void Designer::globalEdited()
                                                      : Recompute::Full;
     s.attention = m_attention->currentIndex() == 0 ? Attention::Fused : Attention::Unfused;
     s.sequence_parallel = m_seqParallel->isChecked();
+    s.tp_comm_overlap = m_tpOverlap->isChecked();
+    s.overlap_grad_reduce = m_gradOverlap->isChecked();
+    s.overlap_param_gather = m_gatherOverlap->isChecked();
     editStrategy(s, tr("Change global settings"));
 }
 

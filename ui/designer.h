@@ -172,6 +172,7 @@ private:
     QSpinBox* m_ep = nullptr;
     QSpinBox* m_cp = nullptr;
     QComboBox* m_cpComm = nullptr;
+    QCheckBox *m_tpOverlap = nullptr, *m_gradOverlap = nullptr, *m_gatherOverlap = nullptr;
     QSpinBox *m_globalBatch = nullptr, *m_microBatch = nullptr;
     QComboBox *m_schedule = nullptr, *m_precision = nullptr, *m_recompute = nullptr, *m_attention = nullptr;
     QCheckBox* m_seqParallel = nullptr;

@@ -270,6 +270,15 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     m_attention->setToolTip(tr("Attention core: fused (FlashAttention: no s × s scores kept, QK^T recomputed in "
                                "backward) or unfused (separate kernels, the scores through memory)"));
     m_seqParallel = new QCheckBox(tr("Sequence parallel"));
+    m_tpOverlap = new QCheckBox(tr("Overlap tensor-parallel communication"));
+    m_tpOverlap->setToolTip(tr("All-gathers and reduce-scatters beside the GEMMs they feed (Transformer Engine "
+                               "userbuffers, Megatron-LM --tp-comm-overlap); needs sequence parallelism"));
+    m_gradOverlap = new QCheckBox(tr("Reduce gradients during backward"));
+    m_gradOverlap->setToolTip(tr("Each gradient bucket as soon as it is ready (PyTorch DDP; Megatron-LM "
+                                 "--overlap-grad-reduce), else all after the backward"));
+    m_gatherOverlap = new QCheckBox(tr("Gather parameters during forward"));
+    m_gatherOverlap->setToolTip(tr("ZeRO-1/2 (distributed optimizer): the updated parameters' all-gather beside the "
+                                   "next step's first forward (Megatron-LM --overlap-param-gather)"));
     m_meshNote = new QLabel;
     m_meshNote->setWordWrap(true);
     gf->addRow(tr("Data parallel"), m_dp);
@@ -288,11 +297,15 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     gf->addRow(tr("Recompute"), m_recompute);
     gf->addRow(tr("Attention"), m_attention);
     gf->addRow(m_seqParallel);
+    gf->addRow(m_tpOverlap);
+    gf->addRow(m_gradOverlap);
+    gf->addRow(m_gatherOverlap);
     for (QSpinBox* s : {m_dp, m_tp, m_pp, m_ep, m_cp, m_interleave, m_zero, m_globalBatch, m_microBatch})
         connect(s, &QSpinBox::valueChanged, this, &Designer::globalEdited);
     for (QComboBox* c : {m_schedule, m_precision, m_recompute, m_attention, m_cpComm})
         connect(c, &QComboBox::currentIndexChanged, this, &Designer::globalEdited);
-    connect(m_seqParallel, &QCheckBox::toggled, this, &Designer::globalEdited);
+    for (QCheckBox* b : {m_seqParallel, m_tpOverlap, m_gradOverlap, m_gatherOverlap})
+        connect(b, &QCheckBox::toggled, this, &Designer::globalEdited);
 
     auto* left = m_leftColumn = new QWidget;
     auto* ll = new QVBoxLayout(left);

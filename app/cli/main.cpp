@@ -42,7 +42,7 @@ int main(int argc, char** argv)
     addCommon(convert);
     convert->add_option("-o,--output", output, "output file (default: standard output)");
 
-    // Context parallelism, for simulate and run alike.
+    // Context parallelism and communication overlap, for simulate and run alike.
     auto addContextOptions = [](CLI::App* cmd, partita::cli::SimulateOptions& o) {
         cmd->add_option("--cp", o.cp, "context-parallel degree: each sequence split over this many ranks")
             ->check(CLI::Range(1, 1 << 16));
@@ -50,6 +50,16 @@ int main(int argc, char** argv)
                         "how context-parallel ranks exchange keys and values: p2p (a ring beside the attention; "
                         "the default) or all_gather (Megatron-LM's --cp-comm-type)")
             ->check(CLI::IsMember({"p2p", "all_gather"}));
+        cmd->add_flag("--tp-comm-overlap", o.tpCommOverlap,
+                      "run tensor-parallel all-gathers and reduce-scatters beside their GEMMs (Transformer Engine; "
+                      "needs --sequence-parallel)");
+        cmd->add_flag_callback("--overlap-grad-reduce", [&o] { o.overlapGradReduce = true; },
+                               "reduce gradient buckets as soon as they are ready (the default)");
+        cmd->add_flag_callback("--no-overlap-grad-reduce", [&o] { o.overlapGradReduce = false; },
+                               "reduce every gradient bucket after the backward");
+        cmd->add_flag("--overlap-param-gather", o.overlapParamGather,
+                      "with --zero 1 or 2 (the distributed optimizer): gather the updated parameters beside the next "
+                      "step's first forward");
     };
 
     partita::cli::SimulateOptions so;

@@ -94,6 +94,9 @@ Result<Strategy> strategyFromOptions(const SimulateOptions& o, const Model& mode
         s.sequence_parallel = o.sequenceParallel;
         s.zero_stage = o.zero;
         s.fp32_grad_accumulation = precision != Precision::FP32 && (o.tp > 1 || o.pp > 1);
+        // PyTorch's nn.Embedding and Megatron-LM's vocabulary-parallel
+        // embedding give dense gradients, all-reduced whole.
+        s.sync.sparse = false;
     }
     if (o.cp > 1 && !o.preset.empty()) {
         // The preset filled the devices with data parallelism: cp takes its share.
@@ -106,6 +109,12 @@ Result<Strategy> strategyFromOptions(const SimulateOptions& o, const Model& mode
     } else if (o.cp > 1 && !o.strategy.empty()) {
         s.cp = o.cp; // the strategy's mesh must make room for it: resolveStrategy says so if not
     }
+    if (o.tpCommOverlap)
+        s.tp_comm_overlap = true;
+    if (o.overlapGradReduce)
+        s.overlap_grad_reduce = *o.overlapGradReduce;
+    if (o.overlapParamGather)
+        s.overlap_param_gather = true;
     if (!o.cpComm.empty())
         s.cp_comm = o.cpComm == "all_gather" ? ContextComm::AllGather : ContextComm::P2P;
     if (!o.attention.empty())

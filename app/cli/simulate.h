@@ -18,6 +18,8 @@ struct SimulateOptions
     std::string device, nodeTemplate;
     int tp = 1, pp = 1, dp = 0, cp = 1, interleave = 1, zero = 0;
     std::string cpComm; // p2p, all_gather; empty: p2p
+    bool tpCommOverlap = false, overlapParamGather = false;
+    std::optional<bool> overlapGradReduce; // unset: the strategy's (on by default)
     int firstStageLayers = 0, lastStageLayers = 0; // uneven pipeline stages (0: even)
     int64_t microBatch = 1, globalBatch = 0, seqLen = 0;
     std::string recompute = "none", dtype; // empty: the cluster's default (defaultPrecision)

@@ -74,6 +74,29 @@ Calibration a100Tables(const DeviceSpec& device)
     return c;
 }
 
+// Fused attention on the H100 SXM5 in bf16, head dimension 128, as cuDNN
+// ran it in Shah et al. 2024 (FlashAttention-3), Figures 5 and 6: TFLOP/s by
+// sequence length (512 ... 16k) over the datasheet's 989 TFLOP/s. The
+// backward's figure is without a causal mask (the paper shows no other).
+void hopperFusedAttention(Calibration& c)
+{
+    auto curve = [](std::initializer_list<double> tflops) {
+        EfficiencyCurve e;
+        e.interpolate = true;
+        double keys = 512;
+        for (double t : tflops) {
+            e.points.emplace_back(keys, t / 989.0);
+            keys *= 2;
+        }
+        return e;
+    };
+    c.fused_attention["forward"] = curve({497, 574, 617, 609, 600, 595});
+    c.fused_attention["forward_causal"] = curve({315, 410, 484, 518, 529, 539});
+    c.fused_attention["backward"] = curve({305, 408, 465, 499, 518, 516});
+    c.source += "; fused attention: cuDNN on an H100 SXM5 as published by Shah et al. 2024 (FlashAttention-3, "
+                "Figs. 5-6)";
+}
+
 // Hopper SXM parts: the H200 measured here, and the H100 SXM5 with the same
 // GH100 compute die (132 SMs at the same clocks, the same datasheet tensor
 // peaks), whose memory efficiency is taken as the same fraction of its own
@@ -96,6 +119,8 @@ Calibration defaultCalibration(const DeviceSpec& device)
         if (parsed) {
             Calibration measured = *parsed;
             measured.device = device.name;
+            if (measured.fused_attention.empty())
+                hopperFusedAttention(measured);
             if (device.name.find("H200") == std::string::npos)
                 measured.source += "; applied to " + device.name +
                                    ", whose GH100 die is the H200's (memory as a fraction of its own bandwidth)";
@@ -176,6 +201,19 @@ Result<Calibration> calibrationFromJson(const std::string& text, const std::stri
             c.inter_link_efficiency = detail::getNumberOr(j, "inter_link_efficiency", "", kMinLinkEfficiency, 1.0, 0.9);
             c.kernel_overhead = detail::getNumberOr(j, "kernel_overhead_s", "", 0.0, 1.0, 5e-6);
             c.unaligned_matmul_factor = detail::getNumberOr(j, "unaligned_matmul_factor", "", 1e-3, 1.0, 1.0);
+            if (j.contains("fused_attention_efficiency")) {
+                const json& fa = detail::field(j, "fused_attention_efficiency", "");
+                if (!fa.is_object())
+                    throw detail::FieldError("/fused_attention_efficiency", "expected an object of pass: table");
+                for (const auto& [key, table] : fa.items()) {
+                    if (key != "forward" && key != "forward_causal" && key != "backward")
+                        throw detail::FieldError("/fused_attention_efficiency/" + key,
+                                                 "expected \"forward\", \"forward_causal\" or \"backward\"");
+                    EfficiencyCurve curve = readCurve(table, "/fused_attention_efficiency/" + key);
+                    curve.interpolate = true;
+                    c.fused_attention[key] = std::move(curve);
+                }
+            }
             const std::string combine = detail::getStringOr(j, "combine", "", "max");
             if (combine != "sum" && combine != "max")
                 throw detail::FieldError("/combine", "expected \"sum\" or \"max\", found '" + combine + "'");
@@ -202,6 +240,12 @@ std::string calibrationToJson(const Calibration& c)
         for (const auto& [key, curve] : c.matmul_by_precision)
             by[key] = writeCurve(curve);
         j["matmul_efficiency_by_precision"] = by;
+    }
+    if (!c.fused_attention.empty()) {
+        json fa = json::object();
+        for (const auto& [key, curve] : c.fused_attention)
+            fa[key] = writeCurve(curve);
+        j["fused_attention_efficiency"] = fa;
     }
     if (!c.measured.empty())
         j["measured"] = c.measured;

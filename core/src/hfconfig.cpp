@@ -195,7 +195,8 @@ bool positive(const json& j, const char* key)
 // defaults of transformers' config classes, which instantiate the family's
 // reference checkpoint: BertConfig bert-base-uncased, GPT2Config gpt2,
 // T5Config t5-small, LlamaConfig LLaMA-7B, MistralConfig Mistral-7B-v0.1,
-// MixtralConfig Mixtral-8x7B), noted in the model.
+// MixtralConfig Mixtral-8x7B, NemotronConfig Nemotron-4-15B's shape), noted
+// in the model.
 int64_t sizeOr(const json& j, const char* key, int64_t lo, int64_t hi, int64_t hfDefault, const std::string& configClass,
                Model& m)
 {
@@ -315,7 +316,7 @@ void buildGpt2(const json& j, Model& m)
         b.linear(p + "attention.qkv", blk, {p + "ln_1"},
                  {b.w(p + "attn.c_attn.weight", {h, 3 * h}), b.w(p + "attn.c_attn.bias", {3 * h})}, h, 3 * h, false)
             .dims.heads = a;
-        b.attention(p + "attention.core", blk, {p + "attention.qkv"}, a, a, h / a, attnDrop);
+        b.attention(p + "attention.core", blk, {p + "attention.qkv"}, a, a, h / a, attnDrop).dims.causal = 1;
         b.linear(p + "attention.out", blk, {p + "attention.core"},
                  {b.w(p + "attn.c_proj.weight", {h, h}), b.w(p + "attn.c_proj.bias", {h})}, h, h, drop)
             .inputs.push_back(prev);
@@ -332,23 +333,30 @@ void buildGpt2(const json& j, Model& m)
     b.head("lm_head", "ln_f", h, V, "embeddings", {}); // GPT2LMHeadModel ties lm_head to wte
 }
 
-// ---- Llama, Mistral, Mixtral ------------------------------------------------
+// ---- Llama, Mistral, Mixtral, Nemotron ---------------------------------------
 void buildLlama(const json& j, Model& m, bool moe)
 {
-    // MistralConfig and MixtralConfig share their defaults; LlamaConfig's are LLaMA-7B's.
-    const std::string configClass = moe ? "MixtralConfig" : detail::getStringOr(j, "model_type", "", "") == "mistral"
-                                                               ? "MistralConfig"
-                                                               : "LlamaConfig";
-    const bool mistral = configClass != "LlamaConfig";
+    // MistralConfig and MixtralConfig share their defaults; LlamaConfig's are
+    // LLaMA-7B's. Nemotron (NemotronConfig; Nemotron-4, Parmar et al. 2024)
+    // is the same decoder with LayerNorm (weight and bias) and a squared-ReLU
+    // MLP of two matmuls instead of SwiGLU's three.
+    const std::string type = detail::getStringOr(j, "model_type", "", "");
+    const bool nemotron = type == "nemotron";
+    const std::string configClass = moe ? "MixtralConfig" : type == "mistral" ? "MistralConfig"
+                                                        : nemotron          ? "NemotronConfig"
+                                                                            : "LlamaConfig";
+    const bool mistral = configClass == "MistralConfig" || configClass == "MixtralConfig";
     const std::string& cls = configClass;
-    const int64_t V = sizeOr(j, "vocab_size", 1, kMaxVocab, 32000, cls, m);
-    const int64_t h = sizeOr(j, "hidden_size", 1, kMaxHidden, 4096, cls, m);
+    const int64_t V = sizeOr(j, "vocab_size", 1, kMaxVocab, nemotron ? 256000 : 32000, cls, m);
+    const int64_t h = sizeOr(j, "hidden_size", 1, kMaxHidden, nemotron ? 6144 : 4096, cls, m);
     const int64_t L = sizeOr(j, "num_hidden_layers", 1, kMaxLayers, 32, cls, m);
-    const int64_t a = sizeOr(j, "num_attention_heads", 1, kMaxHidden, 32, cls, m);
+    const int64_t a = sizeOr(j, "num_attention_heads", 1, kMaxHidden, nemotron ? 48 : 32, cls, m);
     const int64_t kv = mistral ? sizeOr(j, "num_key_value_heads", 1, kMaxHidden, 8, cls, m)
                                : detail::getIntOr(j, "num_key_value_heads", "", 1, kMaxHidden, a); // None: as the heads
-    const int64_t ffn = sizeOr(j, "intermediate_size", 1, kMaxHidden * 16, mistral ? 14336 : 11008, cls, m);
-    const int64_t P = sizeOr(j, "max_position_embeddings", 1, kMaxSeq, mistral ? 4096 * 32 : 2048, cls, m);
+    const int64_t ffn = sizeOr(j, "intermediate_size", 1, kMaxHidden * 16,
+                               mistral ? 14336 : nemotron ? 24576 : 11008, cls, m);
+    const int64_t P = sizeOr(j, "max_position_embeddings", 1, kMaxSeq,
+                             mistral ? 4096 * 32 : nemotron ? 4096 : 2048, cls, m);
     if (!detail::optField(j, "head_dim"))
         requireDivides(h, a, "hidden_size", "num_attention_heads");
     const int64_t d = detail::getIntOr(j, "head_dim", "", 1, kMaxHidden, h / a);
@@ -382,23 +390,36 @@ void buildLlama(const json& j, Model& m, bool moe)
     };
     b.embedding("embed_tokens", {b.w("embed_tokens.weight", {V, h})}, V, h, false);
     std::string prev = "embed_tokens";
+    auto normParams = [&](const std::string& n) {
+        std::vector<TensorSpec> ps{b.w(n + ".weight", {h})};
+        if (nemotron)
+            ps.push_back(b.w(n + ".bias", {h}));
+        return ps;
+    };
     for (int64_t i = 0; i < L; ++i) {
         const std::string blk = "layers." + at(i), p = blk + ".";
-        b.norm(p + "input_layernorm", blk, {prev}, {b.w(p + "input_layernorm.weight", {h})}, h);
+        b.norm(p + "input_layernorm", blk, {prev}, normParams(p + "input_layernorm"), h);
         b.linear(p + "attention.qkv", blk, {p + "input_layernorm"},
                  withBias({b.w(p + "self_attn.q_proj.weight", {a * d, h}), b.w(p + "self_attn.k_proj.weight", {kv * d, h}),
                            b.w(p + "self_attn.v_proj.weight", {kv * d, h})},
                           attnBias),
                  h, (a + 2 * kv) * d, false)
             .dims.heads = a;
-        b.attention(p + "attention.core", blk, {p + "attention.qkv"}, a, kv, d, attnDrop);
+        b.attention(p + "attention.core", blk, {p + "attention.qkv"}, a, kv, d, attnDrop).dims.causal = 1;
         b.linear(p + "attention.out", blk, {p + "attention.core"},
                  withBias({b.w(p + "self_attn.o_proj.weight", {h, a * d})}, attnBias), a * d, h, false)
             .inputs.push_back(prev);
-        b.norm(p + "post_attention_layernorm", blk, {p + "attention.out"},
-               {b.w(p + "post_attention_layernorm.weight", {h})}, h);
+        b.norm(p + "post_attention_layernorm", blk, {p + "attention.out"}, normParams(p + "post_attention_layernorm"), h);
         const std::string ln2 = p + "post_attention_layernorm";
-        if (!moe) {
+        if (nemotron) {
+            b.linear(p + "mlp.up", blk, {ln2}, withBias({b.w(p + "mlp.up_proj.weight", {ffn, h})}, mlpBias), h, ffn,
+                     false);
+            b.activation(p + "mlp.act", blk, {p + "mlp.up"}, ffn, ffn, false); // relu(x)^2
+            b.linear(p + "mlp.down", blk, {p + "mlp.act"}, withBias({b.w(p + "mlp.down_proj.weight", {h, ffn})}, mlpBias),
+                     ffn, h, false)
+                .inputs.push_back(p + "attention.out");
+            prev = p + "mlp.down";
+        } else if (!moe) {
             b.linear(p + "mlp.gate_up", blk, {ln2},
                      withBias({b.w(p + "mlp.gate_proj.weight", {ffn, h}), b.w(p + "mlp.up_proj.weight", {ffn, h})},
                               mlpBias),
@@ -434,7 +455,7 @@ void buildLlama(const json& j, Model& m, bool moe)
             prev = p + "moe.experts";
         }
     }
-    b.norm("norm", {}, {prev}, {b.w("norm.weight", {h})}, h);
+    b.norm("norm", {}, {prev}, normParams("norm"), h);
     if (tied)
         b.head("lm_head", "norm", h, V, "embed_tokens", {});
     else
@@ -478,11 +499,11 @@ void buildT5(const json& j, Model& m)
         std::vector<TensorSpec> rel;
         if (i == 0) // relative position bias lives in the first block of each stack
             rel.push_back(b.w(p + "layer.0.SelfAttention.relative_attention_bias.weight", {buckets, H}));
-        b.attention(p + "self_attention.core", blk, {p + "self_attention.qkv"}, H, H, dkv, drop, std::move(rel));
+        b.attention(p + "self_attention.core", blk, {p + "self_attention.qkv"}, H, H, dkv, drop, std::move(rel))
+            .dims.causal = stack == "decoder" ? 1 : 0;
         b.linear(p + "self_attention.out", blk, {p + "self_attention.core"},
                  {b.w(p + "layer.0.SelfAttention.o.weight", {h, inner})}, inner, h, drop)
             .inputs.push_back(input);
-        (void)stack;
         return p + "self_attention.out";
     };
     auto feedForward = [&](const std::string& blk, const std::string& p, int sub, const std::string& input) {
@@ -559,7 +580,7 @@ Result<Model> modelFromHfConfig(const std::string& text, const std::string& file
             buildBert(j, m);
         } else if (type == "gpt2") {
             buildGpt2(j, m);
-        } else if (type == "llama" || type == "mistral") {
+        } else if (type == "llama" || type == "mistral" || type == "nemotron") {
             buildLlama(j, m, false);
         } else if (type == "mixtral") {
             buildLlama(j, m, true);
@@ -568,7 +589,7 @@ Result<Model> modelFromHfConfig(const std::string& text, const std::string& file
         } else {
             return Error{file, "/model_type",
                          "unsupported model_type '" + type +
-                             "' (supported: bert, roberta, gpt2, llama, mistral, mixtral, t5, mt5)"};
+                             "' (supported: bert, roberta, gpt2, llama, mistral, mixtral, nemotron, t5, mt5)"};
         }
         if (m.name.empty())
             m.name = type;

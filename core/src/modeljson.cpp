@@ -28,6 +28,7 @@ constexpr DimField kLayerDims[] = {
     {"experts", &LayerDims::experts},
     {"top_k", &LayerDims::top_k},
     {"vocab", &LayerDims::vocab},
+    {"causal", &LayerDims::causal},
 };
 struct ModelDimField
 {

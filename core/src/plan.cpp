@@ -248,6 +248,11 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
     }
     case LayerKind::AttentionCore: {
         mm = c.forward_flops / shard / cp;
+        // A fused kernel skips the key blocks wholly above a causal mask's
+        // diagonal: about half of them (FlashAttention-2, Dao 2023, §3.1.1,
+        // measuring 1.7-1.8x). Unfused, QK^T is computed whole and masked.
+        if (s.attention == Attention::Fused && l.dims.causal)
+            mm *= 0.5;
         f.kind = KernelKind::BatchedGemm;
         // QK^T and softmax(.)V; the ring runs them once per block of keys.
         f.ops = 2 * ringSteps;
@@ -309,8 +314,12 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
     // Tensor-parallel collectives, blocking the compute stream (Megatron-LM:
     // the f and g operators around each column/row pair).
     if (tp > 1) {
+        // With tp_comm_overlap, the sequence-parallel all-gathers and
+        // reduce-scatters of linear layers run beside their GEMMs.
+        const bool overlap = s.tp_comm_overlap && sp && (l.kind == LayerKind::Linear || l.kind == LayerKind::LMHead);
         auto coll = [&](std::vector<Kernel>& into, Collective kind, double bytes) {
-            into.push_back(collectiveKernel(index, kind, bytes, KernelGroup::Tensor));
+            into.push_back(collectiveKernel(index, kind, bytes, KernelGroup::Tensor,
+                                            overlap && kind != Collective::AllReduce));
         };
         if (a.tp_role == TpRole::Row && l.kind != LayerKind::AttentionCore) {
             const double out = double(l.cost.output_elems_per_token) * tokens * ab;

@@ -246,10 +246,22 @@ double savedBytes(const Ctx& x, const Layer& l, const LayerAssignment& a)
     return saved;
 }
 
+// The fused-attention efficiency a kernel runs at, when the calibration has one.
+const EfficiencyCurve* fusedAttentionCurve(const Ctx& x, const Kernel& k, Phase phase)
+{
+    if (k.kind != KernelKind::BatchedGemm || x.s.attention != Attention::Fused || k.layer < 0 ||
+        size_t(k.layer) >= x.m.layers.size() || x.m.layers[size_t(k.layer)].kind != LayerKind::AttentionCore)
+        return nullptr;
+    const bool causal = x.m.layers[size_t(k.layer)].dims.causal != 0;
+    const char* key = phase == Phase::Backward ? "backward" : causal ? "forward_causal" : "forward";
+    auto it = x.cal.fused_attention.find(key);
+    return it == x.cal.fused_attention.end() ? nullptr : &it->second;
+}
+
 // Time of one kernel on one device. Compute and memory time add up (the
 // calibration's "sum" mode, in which the default A100 tables were fitted) or
 // overlap fully ("max" mode); each launched kernel costs the launch overhead.
-double kernelTime(const Ctx& x, const Kernel& k)
+double kernelTime(const Ctx& x, const Kernel& k, Phase phase)
 {
     if (k.kind == KernelKind::Collective)
         return collectiveTime(k.coll, k.coll_bytes,
@@ -258,6 +270,10 @@ double kernelTime(const Ctx& x, const Kernel& k)
                                                                 : tpShape(x),
                               x.node, x.cal);
     double mm = matmulTime(x, k.flops, std::max(1, k.ops), fp8Gemm(x, k));
+    if (const EfficiencyCurve* fa = fusedAttentionCurve(x, k, phase); fa && k.flops > 0) {
+        // A fused kernel's rate at the keys it sees (a ring block: seq / cp).
+        mm = k.flops / (x.peak * fa->at(double(k.n)));
+    }
     // Tensor-core GEMMs want every dimension a multiple of 16 bytes of
     // elements (NVIDIA Deep Learning Performance Guide, "Matrix
     // Multiplication Background", Tensor Core requirements); what a GEMM

@@ -48,6 +48,6 @@ GroupShape dpShape(const Ctx& x, int size);
 GroupShape cpShape(const Ctx& x);
 GroupShape epShape(const Ctx& x);
 double savedBytes(const Ctx& x, const Layer& l, const LayerAssignment& a);
-double kernelTime(const Ctx& x, const Kernel& k);
+double kernelTime(const Ctx& x, const Kernel& k, Phase phase = Phase::Forward);
 
 } // namespace partita::sim

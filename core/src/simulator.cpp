@@ -91,11 +91,21 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
     for (size_t pi = 0; pi < P; ++pi) {
         const Program& pr = plan.programs[pi];
         kTime[pi].resize(pr.kernels.size());
+        // Overlapped collectives run beside the compute kernel before them
+        // (and share it when several follow one): only what outlasts it counts.
+        double beside = 0;
         for (size_t k = 0; k < pr.kernels.size(); ++k) {
             const Kernel& kn = pr.kernels[k];
-            double t = kernelTime(x, kn);
-            if (kn.overlapped && k > 0) // beside the kernel before it: only what outlasts it
-                t = std::max(0.0, t - kTime[pi][k - 1]);
+            double t = kernelTime(x, kn, pr.phase);
+            if (kn.kind != KernelKind::Collective) {
+                beside = t;
+            } else if (kn.overlapped) {
+                const double hidden = std::min(t, beside);
+                beside -= hidden;
+                t -= hidden;
+            } else {
+                beside = 0;
+            }
             kTime[pi][k] = t;
             progTime[pi] += t;
             if (kn.kind == KernelKind::Collective)
@@ -402,6 +412,8 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
             double ready = 0;
             for (int32_t i : st.layers)
                 ready = std::max(ready, layerReady[size_t(i)]);
+            if (!s.overlap_grad_reduce) // every bucket after the stage's last backward
+                ready = std::max(ready, devFree[size_t(d)]);
             buckets.push_back({&st, ready, 0});
         }
         if (!psSteps.empty()) {
@@ -475,8 +487,14 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
         const double params = plan.classes[size_t(d)].parameters;
         const double shard = s.zero_stage >= 1 ? dpAll : 1;
         optTime[size_t(d)] = memoryTime(x, params / shard * (2 * oB + gB + wB));
-        if ((s.zero_stage == 1 || s.zero_stage == 2) && dpAll > 1)
+        if ((s.zero_stage == 1 || s.zero_stage == 2) && dpAll > 1) {
             gatherAfter[size_t(d)] = collectiveTime(Collective::AllGather, params * wB, dpg, node, x.cal);
+            // Overlapped, bucket by bucket beside the next step's first forward
+            // pass of the stage: only what outlasts that pass is exposed.
+            if (s.overlap_param_gather && !ran[size_t(d)].empty())
+                gatherAfter[size_t(d)] =
+                    std::max(0.0, gatherAfter[size_t(d)] - progTime[size_t(ran[size_t(d)].front().program)]);
+        }
         double end = std::max({devFree[size_t(d)], syncEnd[size_t(d)], staleBound[size_t(d)]});
         if (s.zero_stage == 3)
             end = std::max(end, commFree[size_t(d)]);

@@ -201,6 +201,12 @@ std::string strategyToJson(const Strategy& s)
     j["recompute"] = nameOf(kRecompute, s.recompute);
     j["attention"] = nameOf(kAttention, s.attention);
     j["sequence_parallel"] = s.sequence_parallel;
+    if (s.tp_comm_overlap)
+        j["tp_comm_overlap"] = true;
+    if (!s.overlap_grad_reduce)
+        j["overlap_grad_reduce"] = false;
+    if (s.overlap_param_gather)
+        j["overlap_param_gather"] = true;
     j["zero_stage"] = s.zero_stage;
     j["bucket_bytes"] = s.bucket_bytes;
     j["sync"] = writeAtom(s.sync);
@@ -252,6 +258,9 @@ Result<Strategy> strategyFromJson(const std::string& text, const std::string& fi
             if (const json* v = detail::optField(j, "attention"))
                 s.attention = readEnum(kAttention, *v, "/attention");
             s.sequence_parallel = detail::getBoolOr(j, "sequence_parallel", "", false);
+            s.tp_comm_overlap = detail::getBoolOr(j, "tp_comm_overlap", "", false);
+            s.overlap_grad_reduce = detail::getBoolOr(j, "overlap_grad_reduce", "", true);
+            s.overlap_param_gather = detail::getBoolOr(j, "overlap_param_gather", "", false);
             s.zero_stage = int(detail::getIntOr(j, "zero_stage", "", 0, 3, 0));
             s.bucket_bytes = detail::getIntOr(j, "bucket_bytes", "", 1, int64_t(1) << 40, s.bucket_bytes);
             if (const json* v = detail::optField(j, "sync"))
@@ -398,6 +407,12 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
     }
     if (s.sequence_parallel && s.tp == 1)
         r.warnings.push_back("sequence parallelism has no effect with tp = 1");
+    if (s.tp_comm_overlap && (!s.sequence_parallel || s.tp == 1))
+        return fail("tp_comm_overlap", "overlapping tensor-parallel communication with GEMMs needs tp > 1 and "
+                                       "sequence parallelism (its all-gathers and reduce-scatters are what overlap)");
+    if (s.overlap_param_gather && s.zero_stage != 1 && s.zero_stage != 2)
+        return fail("overlap_param_gather", "overlapping the parameter all-gather needs a sharded optimizer "
+                                            "(ZeRO stage 1 or 2: Megatron-LM's distributed optimizer)");
     const int perNode = c.nodes.empty() ? 1 : int(c.nodes.front().devices.size());
     if (s.tp > perNode)
         r.warnings.push_back("tensor-parallel groups of " + std::to_string(s.tp) + " span nodes of " +

@@ -45,6 +45,11 @@ struct Calibration
     // multiple of 16 bytes of elements (cuBLAS then takes slower kernels):
     // 1 where not measured.
     double unaligned_matmul_factor = 1.0;
+    // Fused attention kernels (FlashAttention, cuDNN) by the keys one kernel
+    // sees (tokens) -> fraction of peak FLOP/s, per "forward",
+    // "forward_causal" (FLOPs counted after skipping masked blocks) and
+    // "backward"; where absent, attention runs at the matmul curve.
+    std::map<std::string, EfficiencyCurve> fused_attention;
     bool additive = true;             // an op's compute and memory times add up ("sum") or overlap ("max")
     // Where the tables were measured: gpu, driver, cuda, cublas, nccl, cupti, date, command.
     std::map<std::string, std::string> measured;

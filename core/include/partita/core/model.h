@@ -84,6 +84,9 @@ struct LayerDims
     int64_t experts = 0;
     int64_t top_k = 0;
     int64_t vocab = 0;
+    // Attention core: 1 when each token attends only to those before it
+    // (decoder self-attention; a fused kernel then skips the masked half).
+    int64_t causal = 0;
 
     bool operator==(const LayerDims&) const = default;
 };

@@ -164,7 +164,19 @@ struct Strategy
     Recompute recompute = Recompute::None;
     Attention attention = Attention::Fused;
     bool sequence_parallel = false;
+    // Tensor-parallel all-gathers and reduce-scatters split into chunks that
+    // run beside the GEMMs they feed or follow (Transformer Engine's
+    // userbuffers; Megatron-LM's --tp-comm-overlap). Needs sequence parallelism.
+    bool tp_comm_overlap = false;
     int zero_stage = 0;                  // 0..3 (3 = FSDP full sharding)
+    // Gradient buckets reduced as soon as they are ready in the last
+    // backward (PyTorch DDP, FSDP; Megatron-LM's --overlap-grad-reduce), or
+    // all after the backward (false).
+    bool overlap_grad_reduce = true;
+    // ZeRO-1/2 (Megatron's distributed optimizer): the updated parameters'
+    // all-gather runs bucket by bucket beside the next step's first forward
+    // instead of after the optimizer (Megatron-LM's --overlap-param-gather).
+    bool overlap_param_gather = false;
     int64_t bucket_bytes = 25 << 20;     // PyTorch DDP's default bucket_cap_mb = 25 (torch.nn.parallel.DistributedDataParallel docs)
     SyncAtom sync;                       // default for every layer
     std::vector<LayerOverride> layers;   // applied in order
