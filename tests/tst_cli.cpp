@@ -4,6 +4,7 @@
 #include "testmain.h"
 
 #include <QDir>
+#include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -87,6 +88,11 @@ private slots:
         QTest::newRow("search help") << QStringList{"search", "--help"} << 0 << "--budget-s" << "";
         QTest::newRow("search") << QStringList{"search", "--model", data("hf/gpt2.json"), "--cluster", "g4dn.12xlarge:2", "--global-batch", "32", "--max-evals", "60", "--budget-s", "20"} << 0 << "Best:" << "";
         QTest::newRow("search bad objective") << QStringList{"search", "--model", data("hf/gpt2.json"), "--cluster", "g4dn.12xlarge", "--objective", "fame"} << 2 << "" << "fame";
+        QTest::newRow("export megatron") << QStringList{"export", "--model", data("hf/llama-2-7b-hf.json"), "--cluster", "dgx-h100:2", "--preset", "megatron", "--tp", "4", "--pp", "2", "--cp", "2", "--sequence-parallel", "--zero", "1"} << 0 << "--context-parallel-size 2" << "";
+        QTest::newRow("export refused") << QStringList{"export", "--model", data("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--preset", "ddp"} << 2 << "" << "layer 'embeddings' (sparse rows): Megatron-LM's embedding gradients are dense";
+        QTest::newRow("export closest") << QStringList{"export", "--model", data("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--preset", "ddp", "--closest"} << 0 << "# Changed to what Megatron-LM can run: embedding gradients: sparse rows -> dense" << "predicted step time";
+        QTest::newRow("export an encoder") << QStringList{"export", "--model", data("hf/bert-base-uncased.json"), "--cluster", "dgx-a100-80gb", "--preset", "megatron", "--closest"} << 2 << "" << "decoder-only";
+        QTest::newRow("import-config missing") << QStringList{"import-config", "/nonexistent/launch.sh"} << 2 << "" << "/nonexistent/launch.sh";
         QTest::newRow("topo without device") << QStringList{"inspect", data("topo/dgx-a100.txt")} << 2 << "" << "--device";
     }
     void exitCodes()
@@ -187,6 +193,35 @@ private slots:
         const QJsonObject pj = QJsonDocument::fromJson(pf.readAll()).object();
         QCOMPARE(pj["partita_plan"].toInt(), 1);
         QCOMPARE(pj["classes"].toArray().size(), 1);
+    }
+
+    // A strategy leaves as a Megatron-LM script and comes back as itself; the
+    // model is rebuilt from the flags.
+    void megatronRoundTrip()
+    {
+        const QString script = m_tmp.filePath("launch.sh"), back = m_tmp.filePath("back.json"),
+                      model = m_tmp.filePath("back-model.json");
+        const QStringList mesh{"--cluster", "dgx-h100:2", "--preset", "megatron", "--tp", "2", "--pp", "2",
+                               "--sequence-parallel", "--zero", "1", "--global-batch", "64"};
+        const Run e = cli(QStringList{"export", "--model", data("hf/llama-2-7b-hf.json"), "-o", script} + mesh);
+        QVERIFY2(e.code == 0, qPrintable(e.err));
+        QVERIFY(QFileInfo(script).isExecutable());
+        const Run i = cli({"import-config", script, "-o", back, "--model-out", model, "--cluster", "dgx-h100:2"});
+        QVERIFY2(i.code == 0, qPrintable(i.err));
+        QVERIFY2(i.out.contains("dp 4 x tp 2 x cp 1 x pp 2 on 16 GPUs") && i.out.contains("Predicted"), qPrintable(i.out));
+        const Run a = cli(QStringList{"simulate", "--model", data("hf/llama-2-7b-hf.json"), "--json"} + mesh);
+        const Run b = cli({"simulate", "--model", model, "--cluster", "dgx-h100:2", "--strategy", back, "--json"});
+        QVERIFY2(a.code == 0 && b.code == 0, qPrintable(a.err + b.err));
+        QCOMPARE(QJsonDocument::fromJson(b.out.toUtf8()).object()["step_time_s"].toDouble(),
+                 QJsonDocument::fromJson(a.out.toUtf8()).object()["step_time_s"].toDouble());
+        QFile bad(m_tmp.filePath("bad.sh"));
+        QVERIFY(bad.open(QIODevice::WriteOnly));
+        bad.write("torchrun --nnodes 2 --nproc-per-node 8 pretrain_gpt.py --num-layers 4 --hidden-size 256 \\\n"
+                  "  --num-attention-heads 4 --seq-length 128 --pipeline-model-parallel-size $PP\n");
+        bad.close();
+        const Run r = cli({"import-config", bad.fileName()});
+        QCOMPARE(r.code, 2);
+        QVERIFY2(r.err.contains("bad.sh: --pipeline-model-parallel-size: value '$PP' is a shell variable"), qPrintable(r.err));
     }
 
     void searchJson()

@@ -5,6 +5,7 @@
 #include "search.h"
 #include "simulate.h"
 #include "strategycmd.h"
+#include "frameworks.h"
 #include "trace.h"
 
 #include <CLI/CLI.hpp>
@@ -242,6 +243,48 @@ int main(int argc, char** argv)
     sassign->add_option("--out", sto.out, "write the strategy here (default: standard output)");
     sassign->add_flag("--json", sto.json, "print JSON");
 
+    partita::cli::ExportCliOptions exo;
+    CLI::App* exportCmd = app.add_subcommand("export", "Write a strategy as a framework's launch script (Megatron-LM)");
+    exportCmd->add_option("--model", exo.base.model, "model file")->required();
+    exportCmd->add_option("--cluster", exo.base.cluster, "cluster file or preset (NAME or NAME:NODES)")->required();
+    exportCmd->add_option("--device", exo.base.device, "device preset of the GPUs in an nvidia-smi topo -m file");
+    exportCmd->add_option("--node", exo.base.nodeTemplate, "cluster preset each host of a hostfile is made of");
+    auto* estrat = exportCmd->add_option("--strategy", exo.base.strategy, "strategy JSON file");
+    auto* epreset = exportCmd->add_option("--preset", exo.base.preset, "strategy preset");
+    estrat->excludes(epreset);
+    exportCmd->add_option("--tp", exo.base.tp, "tensor-parallel degree")->check(CLI::Range(1, 1 << 16));
+    exportCmd->add_option("--pp", exo.base.pp, "pipeline-parallel degree")->check(CLI::Range(1, 1 << 16));
+    exportCmd->add_option("--dp", exo.base.dp, "data-parallel degree (default: devices / (tp x cp x pp))")
+        ->check(CLI::Range(1, 1 << 24));
+    addContextOptions(exportCmd, exo.base);
+    exportCmd->add_option("--micro-batch", exo.base.microBatch, "samples per micro-batch")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+    exportCmd->add_option("--global-batch", exo.base.globalBatch, "samples per step (default: dp x micro-batch)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+    exportCmd->add_option("--interleave", exo.base.interleave, "model chunks per device (interleaved 1F1B)")
+        ->check(CLI::Range(1, 1024));
+    exportCmd->add_option("--recompute", exo.base.recompute, "activation recomputation")
+        ->check(CLI::IsMember({"none", "selective", "full"}));
+    exportCmd->add_flag("--sequence-parallel", exo.base.sequenceParallel, "sequence parallelism (with tp > 1)");
+    exportCmd->add_option("--zero", exo.base.zero, "ZeRO stage")->check(CLI::Range(0, 3));
+    exportCmd->add_option("--dtype", exo.base.dtype, "training precision")->check(CLI::IsMember({"fp16", "bf16", "fp32", "fp8"}));
+    exportCmd->add_option("--seq-len", exo.base.seqLen, "sequence length (default: the model's)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+    exportCmd->add_option("--format", exo.format, "the framework")->check(CLI::IsMember({"megatron"}));
+    exportCmd->add_option("-o,--output", exo.out, "write the script here (default: standard output)");
+    exportCmd->add_flag("--closest", exo.closest,
+                        "when the framework cannot run the strategy, write the closest it can and list the differences");
+
+    partita::cli::ImportCliOptions imo;
+    CLI::App* importCmd = app.add_subcommand("import-config", "Read a framework's launch script into a model and a strategy");
+    importCmd->add_option("input", imo.input, "a Megatron-LM command line or launch script")->required();
+    importCmd->add_option("--format", imo.format, "what the file is")->check(CLI::IsMember({"auto", "megatron"}));
+    importCmd->add_option("--cluster", imo.cluster, "cluster file or preset: the GPUs (else torchrun's flags), and a prediction");
+    importCmd->add_option("--device", imo.device, "device preset of the GPUs in an nvidia-smi topo -m file");
+    importCmd->add_option("--node", imo.nodeTemplate, "cluster preset each host of a hostfile is made of");
+    importCmd->add_option("-o,--output", imo.out, "write the strategy (JSON) here (default: standard output)");
+    importCmd->add_option("--model-out", imo.modelOut, "write the model (native JSON) here");
+
     partita::cli::TraceCliOptions tro;
     CLI::App* trace = app.add_subcommand("trace", "Import, export, analyze and compare timelines in a project");
     trace->require_subcommand(1);
@@ -317,5 +360,9 @@ int main(int argc, char** argv)
         return partita::cli::runStrategyAtoms(atomsJson);
     if (*sassign)
         return partita::cli::runStrategyAssign(sto);
+    if (*exportCmd)
+        return partita::cli::runExport(exo);
+    if (*importCmd)
+        return partita::cli::runImportConfig(imo);
     return 2;
 }

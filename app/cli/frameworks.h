@@ -1,0 +1,27 @@
+#pragma once
+// `partita-cli export` and `partita-cli import-config`: strategies to and
+// from the frameworks people train with (Megatron-LM so far).
+
+#include "simulate.h"
+
+#include <string>
+
+namespace partita::cli {
+
+struct ExportCliOptions
+{
+    SimulateOptions base; // model, cluster and the strategy (file, preset or mesh flags)
+    std::string format = "megatron", out;
+    bool closest = false;
+};
+
+struct ImportCliOptions
+{
+    std::string input, format = "auto", out, modelOut, cluster, device, nodeTemplate;
+    bool json = false;
+};
+
+int runExport(const ExportCliOptions& o);
+int runImportConfig(const ImportCliOptions& o);
+
+} // namespace partita::cli

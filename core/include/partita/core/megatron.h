@@ -1,0 +1,59 @@
+#pragma once
+// Megatron-LM launch scripts: a strategy (with its model and cluster) written
+// as a torchrun + pretrain_gpt.py command line, and such a command line read
+// back into a model and a strategy. The flags are Megatron-LM core_r0.10.0's
+// (megatron/training/arguments.py); tests/data/frameworks holds that list.
+
+#include "partita/core/cluster.h"
+#include "partita/core/model.h"
+#include "partita/core/result.h"
+#include "partita/core/strategy.h"
+
+#include <string>
+#include <vector>
+
+namespace partita {
+
+// What the first lines of an exported file say.
+struct ExportHeader
+{
+    std::string version;      // Partita's
+    std::string strategy;     // its name
+    std::string strategy_version; // e.g. the project's document version; empty: none
+    double step_time_s = 0;   // the prediction (0: not given)
+    double peak_memory_bytes = 0;
+    std::string cluster;
+};
+
+struct MegatronExport
+{
+    std::string script;                    // bash: torchrun ... pretrain_gpt.py FLAGS "$@"
+    Strategy exported;                     // what the script trains (the closest strategy with --closest)
+    std::vector<std::string> differences;  // with closest: each change from the strategy asked for
+};
+
+// Every reason a strategy cannot be written as Megatron-LM flags, each naming
+// the setting or the layer and its atom; empty when it can.
+std::vector<std::string> megatronRefusals(const Model& m, const Strategy& s);
+
+// The launch script. Refuses, listing every reason, what Megatron-LM cannot
+// express, unless `closest`: then it writes the nearest strategy it can and
+// lists the differences.
+Result<MegatronExport> exportMegatron(const Model& m, const Cluster& c, const Strategy& s, int64_t seqLen,
+                                      const ExportHeader& header, bool closest = false);
+
+struct MegatronImport
+{
+    Model model;
+    Strategy strategy;
+    int64_t seq_len = 0;
+    int world = 0;                  // from torchrun's --nnodes x --nproc-per-node, or the caller's
+    std::vector<std::string> notes; // flags read but not modelled, defaults assumed
+};
+
+// Reads a Megatron-LM command line or launch script (backslash-continued
+// lines, `--flag value` and `--flag=value`). `world` (0: from torchrun's
+// flags) gives the data-parallel size. Errors name the flag and the file.
+Result<MegatronImport> importMegatron(const std::string& text, const std::string& file, int world = 0);
+
+} // namespace partita
