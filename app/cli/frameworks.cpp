@@ -43,15 +43,12 @@ int writeText(const std::string& path, const std::string& text, bool executable)
 
 int runExport(const ExportCliOptions& o)
 {
-    auto model = loadModel(o.base.model);
-    if (!model)
-        return fail(model.error());
-    auto cluster = loadCluster(o.base.cluster, ClusterLoadOptions{o.base.device, o.base.nodeTemplate});
-    if (!cluster)
-        return fail(cluster.error());
-    auto strategy = strategyFromOptions(o.base, *model, *cluster);
-    if (!strategy)
-        return fail(strategy.error());
+    auto in = loadStrategyInputs(o.base);
+    if (!in)
+        return fail(in.error());
+    const Model* model = &in->model;
+    const Cluster* cluster = &in->cluster;
+    const Strategy* strategy = &in->strategy;
     ExportHeader h;
     h.version = PARTITA_VERSION_STRING;
     h.strategy = strategy->name;

@@ -154,18 +154,28 @@ Result<StoredDocuments> saveRunDocuments(TraceStore& store, const Model& model, 
     return StoredDocuments{md->id, cd->id, sd->id};
 }
 
-int runSimulate(const SimulateOptions& o)
+Result<StrategyInputs> loadStrategyInputs(const SimulateOptions& o)
 {
     auto model = loadModel(o.model);
     if (!model)
-        return fail(model.error());
+        return model.error();
     auto cluster = loadCluster(o.cluster, ClusterLoadOptions{o.device, o.nodeTemplate});
     if (!cluster)
-        return fail(cluster.error());
+        return cluster.error();
     auto strategy = strategyFromOptions(o, *model, *cluster);
     if (!strategy)
-        return fail(strategy.error());
-    const Strategy& s = *strategy;
+        return strategy.error();
+    return StrategyInputs{std::move(*model), std::move(*cluster), std::move(*strategy)};
+}
+
+int runSimulate(const SimulateOptions& o)
+{
+    auto in = loadStrategyInputs(o);
+    if (!in)
+        return fail(in.error());
+    const Model* model = &in->model;
+    const Cluster* cluster = &in->cluster;
+    const Strategy& s = in->strategy;
 
     SimOptions so;
     so.seq_len = o.seqLen;

@@ -31,6 +31,14 @@ int runSimulate(const SimulateOptions& o);
 
 // The strategy the options describe: a file, a preset, or mesh flags.
 Result<Strategy> strategyFromOptions(const SimulateOptions& o, const Model& model, const Cluster& cluster);
+// The model, the cluster and the strategy the options name, loaded and built.
+struct StrategyInputs
+{
+    Model model;
+    Cluster cluster;
+    Strategy strategy;
+};
+Result<StrategyInputs> loadStrategyInputs(const SimulateOptions& o);
 // A calibration file, or none when the path is empty.
 Result<std::optional<Calibration>> loadCalibration(const std::string& path);
 

@@ -26,15 +26,12 @@ int runStrategyAtoms(bool json)
 
 int runStrategyAssign(const StrategyCliOptions& o)
 {
-    auto model = loadModel(o.base.model);
-    if (!model)
-        return fail(model.error());
-    auto cluster = loadCluster(o.base.cluster, ClusterLoadOptions{o.base.device, o.base.nodeTemplate});
-    if (!cluster)
-        return fail(cluster.error());
-    auto strategy = strategyFromOptions(o.base, *model, *cluster);
-    if (!strategy)
-        return fail(strategy.error());
+    auto in = loadStrategyInputs(o.base);
+    if (!in)
+        return fail(in.error());
+    const Model* model = &in->model;
+    const Cluster* cluster = &in->cluster;
+    const Strategy* strategy = &in->strategy;
     const auto kind = atomFromId(o.atom);
     if (!kind)
         return fail(Error{{}, "--atom", "unknown atom '" + o.atom + "' (partita-cli strategy atoms lists them)"});
