@@ -121,7 +121,10 @@ public:
         l.cost.mask_bytes_per_token = outMask ? outElems : 0;
         l.cost.output_elems_per_token = outElems;
         l.cost.io_elems_per_token = inElems + outElems;
-        l.cost.flops_per_token = 8 * outElems; // tanh-GeLU / SiLU*up: a handful of FLOPs per element
+        // tanh-GeLU, 0.5x(1 + tanh(c(x + 0.044715x^3))): 3 for the cubic term,
+        // 4 around the tanh, 1 for the tanh; SiLU(g)*u is fewer (exp, add,
+        // divide, two multiplies). Costed by their memory traffic either way.
+        l.cost.flops_per_token = 8 * outElems;
         return add(std::move(l));
     }
 
@@ -157,7 +160,7 @@ public:
         loss.dims.vocab = vocab;
         loss.cost.saved_elems_per_token = 2 * vocab;
         loss.cost.io_elems_per_token = 2 * vocab;
-        loss.cost.flops_per_token = 4 * vocab; // max, exp, sum, divide per logit
+        loss.cost.flops_per_token = 4 * vocab; // softmax cross-entropy: max, exp, sum, divide per logit
         loss.cost.output_elems_per_token = 1;
         add(std::move(loss));
     }

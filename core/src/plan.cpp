@@ -300,6 +300,15 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
         bk.flops = 2.5 * mm;
         bk.ops = 5 * ringSteps;
     }
+    // Backward traffic: a GEMM's reads the output gradient twice (for the
+    // input's and the weight's gradients), its input once, and writes the
+    // input's gradient: twice the forward's activations. A memory-bound op's
+    // reads its saved input and the output gradient and writes the input
+    // gradient, 1.5x by that count, but the kernels that run (fused norms,
+    // softmax and dropout backward with their extra reductions) move more:
+    // against Korthikanti Table 5, 1.5x raised the mean error from 2.52 % to
+    // 2.64 % and on the measured runs (bench_fidelity) from 8.5 % to 8.9 %,
+    // so 2x stays for both.
     bk.bytes = 2 * mem;
     bk.mem_ops = 2 * f.mem_ops;
     if (!l.params.empty() && mm > 0)
@@ -340,7 +349,10 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
                 coll(lk.bwd, Collective::AllReduce, in);
             }
         }
-        if (l.kind == LayerKind::Loss) // vocabulary-parallel cross-entropy: max, sum, target logit
+        // Vocabulary-parallel cross-entropy: all-reduces of each token's logit
+        // maximum, target logit and sum of exponentials, fp32 (Megatron-LM
+        // core_r0.10.0, megatron/core/tensor_parallel/cross_entropy.py).
+        if (l.kind == LayerKind::Loss)
             for (int i = 0; i < 3; ++i)
                 coll(lk.fwd, Collective::AllReduce, tokens * 4);
     }

@@ -106,6 +106,10 @@ double collectiveTime(Collective kind, double bytes, const GroupShape& g, const 
     const double fn = double(n);
     switch (kind) {
     case Collective::AllReduce:
+        // Hierarchical (Jia et al. 2018, "hierarchical all-reduce"; Horovod's
+        // HOROVOD_HIERARCHICAL_ALLREDUCE): reduce-scatter inside each node, an
+        // all-reduce of each node's 1/k shard across nodes, an all-gather
+        // inside each node, each phase priced as a ring.
         if (algo == AllReduceAlgo::Hierarchical && multi && g.per_node > 1) {
             const double k = g.per_node, N = g.nodes;
             const double rs = (k - 1) / k * bytes / p.intraBw + (k - 1) * p.intraLat;
@@ -113,8 +117,14 @@ double collectiveTime(Collective kind, double bytes, const GroupShape& g, const 
             const double ar = 2 * (N - 1) / N * bytes / interPerGroup + 2 * (N - 1) * p.interLat;
             return 2 * rs + ar;
         }
+        // Tree: NCCL's double binary trees (Sanders, Speck and Traff 2009;
+        // NCCL 2.4) pipeline a reduction up and a broadcast down two trees
+        // that each carry half the data, so the links carry what a ring's do:
+        // nccl-tests counts all-reduce's busbw as 2(n-1)/n x algbw whatever
+        // the algorithm (doc/PERFORMANCE.md). Its latency is the depth,
+        // log2 n links up and down.
         if (algo == AllReduceAlgo::Tree)
-            return 2 * bytes / bw + 2 * std::log2(fn) * lat;
+            return 2 * (fn - 1) / fn * bytes / bw + 2 * std::log2(fn) * lat;
         // Ring: busbw = algbw x 2(n-1)/n (nccl-tests doc/PERFORMANCE.md).
         return 2 * (fn - 1) / fn * bytes / bw + 2 * (fn - 1) * lat;
     case Collective::ReduceScatter:
@@ -124,7 +134,9 @@ double collectiveTime(Collective kind, double bytes, const GroupShape& g, const 
         return (fn - 1) / fn * bytes / bw + (fn - 1) * lat;
     case Collective::Broadcast:
     case Collective::Reduce:
-        return bytes / bw + std::log2(fn) * lat;
+        // NCCL runs both along its rings, pipelined in chunks: busbw = algbw
+        // (nccl-tests doc/PERFORMANCE.md), n - 1 hops of latency.
+        return bytes / bw + (fn - 1) * lat;
     }
     return 0;
 }

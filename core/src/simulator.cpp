@@ -313,7 +313,9 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
     // round-robin, or the least-loaded: AutoDist's PS and PSLoadBalancing) or
     // split over `ps_shards` servers (PartitionedPS). Each way, a node's NICs
     // carry its workers' bytes for every variable plus everyone's bytes for the
-    // variables it serves, so the busiest node bounds the PS traffic.
+    // variables it serves, so the busiest node bounds the PS traffic. Latency:
+    // a push and a pull, one message each way over the network (2 x the
+    // NIC's latency, NCCL's network hop figure in the cluster presets).
     struct PsPhase
     {
         double first = -1, last = 0, lastOwn = 0, duration = 0;
