@@ -92,6 +92,9 @@ private slots:
         QTest::newRow("export refused") << QStringList{"export", "--model", data("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--preset", "ddp"} << 2 << "" << "layer 'embeddings' (sparse rows): Megatron-LM's embedding gradients are dense";
         QTest::newRow("export closest") << QStringList{"export", "--model", data("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--preset", "ddp", "--closest"} << 0 << "# Changed to what Megatron-LM can run: embedding gradients: sparse rows -> dense" << "predicted step time";
         QTest::newRow("export an encoder") << QStringList{"export", "--model", data("hf/bert-base-uncased.json"), "--cluster", "dgx-a100-80gb", "--preset", "megatron", "--closest"} << 2 << "" << "decoder-only";
+        QTest::newRow("export deepspeed") << QStringList{"export", "--format", "deepspeed", "--model", data("hf/gpt2-medium.json"), "--cluster", "dgx-a100-80gb:2", "--preset", "zero-3", "--global-batch", "64", "--micro-batch", "4"} << 0 << "\"stage3_prefetch_bucket_size\"" << "-o DIR";
+        QTest::newRow("export deepspeed refused") << QStringList{"export", "--format", "deepspeed", "--model", data("hf/llama-2-7b-hf.json"), "--cluster", "dgx-h100:2", "--preset", "megatron", "--tp", "2", "--cp", "2", "--sequence-parallel"} << 2 << "" << "DeepSpeed: cp 2: DeepSpeed splits sequences with Ulysses";
+        QTest::newRow("import deepspeed without a cluster") << QStringList{"import-config", data("frameworks/deepspeed-v0.18.9-keys.txt"), "--format", "deepspeed"} << 2 << "" << "give a cluster";
         QTest::newRow("import-config missing") << QStringList{"import-config", "/nonexistent/launch.sh"} << 2 << "" << "/nonexistent/launch.sh";
         QTest::newRow("topo without device") << QStringList{"inspect", data("topo/dgx-a100.txt")} << 2 << "" << "--device";
     }

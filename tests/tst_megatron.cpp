@@ -214,6 +214,8 @@ private slots:
         QTest::newRow("mesh too big") << "torchrun --nnodes 1 --nproc-per-node 8 pretrain_gpt.py " + shape +
                                              "--tensor-model-parallel-size 16"
                                       << "--tensor-model-parallel-size" << "does not divide the 8 GPUs";
+        QTest::newRow("no samples per micro-batch") << "torchrun --nnodes 1 --nproc-per-node 8 pretrain_gpt.py " + shape + "--micro-batch-size 0"
+                                                     << "--micro-batch-size" << "at least 1";
         QTest::newRow("fp16 and bf16") << "torchrun --nnodes 1 --nproc-per-node 8 pretrain_gpt.py " + shape + "--fp16 --bf16"
                                        << "--fp16" << "together";
         QTest::newRow("vp does not split") << "torchrun --nnodes 1 --nproc-per-node 8 pretrain_gpt.py " + shape +

@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include "partita/core/clusterio.h"
+#include "partita/core/deepspeed.h"
 #include "partita/core/megatron.h"
 #include "partita/core/modelio.h"
 #include "partita/core/simulator.h"
@@ -41,62 +42,155 @@ int writeText(const std::string& path, const std::string& text, bool executable)
 
 } // namespace
 
+namespace {
+
+// One format's files (name -> text; one unnamed file for a single script),
+// the strategy they train and how it differs from the one asked for.
+struct Written
+{
+    std::vector<std::pair<std::string, std::string>> files;
+    Strategy exported;
+    std::vector<std::string> differences, notes;
+};
+
+Result<Written> writeFormat(const std::string& format, const Model& m, const Cluster& c, const Strategy& s,
+                            int64_t seq, const ExportHeader& h, bool closest)
+{
+    Written w;
+    if (format == "deepspeed") {
+        auto ex = exportDeepSpeed(m, c, s, h, closest);
+        if (!ex)
+            return ex.error();
+        w.files = {{"ds_config.json", ex->config}, {"launch.sh", ex->launch}, {"hostfile", ex->hostfile}};
+        w.exported = ex->exported;
+        w.differences = ex->differences;
+        w.notes = ex->notes;
+        return w;
+    }
+    auto ex = exportMegatron(m, c, s, seq, h, closest);
+    if (!ex)
+        return ex.error();
+    w.files = {{"", ex->script}};
+    w.exported = ex->exported;
+    w.differences = ex->differences;
+    return w;
+}
+
+} // namespace
+
 int runExport(const ExportCliOptions& o)
 {
     auto in = loadStrategyInputs(o.base);
     if (!in)
         return fail(in.error());
-    const Model* model = &in->model;
-    const Cluster* cluster = &in->cluster;
-    const Strategy* strategy = &in->strategy;
+    const Model& model = in->model;
+    const Cluster& cluster = in->cluster;
+    const Strategy& strategy = in->strategy;
+    const std::string framework = o.format == "deepspeed" ? "DeepSpeed" : "Megatron-LM";
     ExportHeader h;
     h.version = PARTITA_VERSION_STRING;
-    h.strategy = strategy->name;
-    h.cluster = cluster->name;
-    auto asked = predict(*model, *cluster, *strategy, o.base.seqLen);
+    h.strategy = strategy.name;
+    h.cluster = cluster.name;
+    auto asked = predict(model, cluster, strategy, o.base.seqLen);
     if (!asked)
         return fail(asked.error());
     h.step_time_s = asked->step_time;
     h.peak_memory_bytes = asked->memory.peak;
-    auto ex = exportMegatron(*model, *cluster, *strategy, o.base.seqLen, h, o.closest);
-    if (!ex)
-        return fail(ex.error());
-    if (!ex->differences.empty()) {
+    auto w = writeFormat(o.format, model, cluster, strategy, o.base.seqLen, h, o.closest);
+    if (!w)
+        return fail(w.error());
+    if (!w->differences.empty()) {
         // The closest strategy is another one: predict it too, and say how they differ.
-        auto near = predict(*model, *cluster, ex->exported, o.base.seqLen);
+        auto near = predict(model, cluster, w->exported, o.base.seqLen);
         if (!near)
             return fail(near.error());
         h.step_time_s = near->step_time;
         h.peak_memory_bytes = near->memory.peak;
-        ex = exportMegatron(*model, *cluster, *strategy, o.base.seqLen, h, true); // the header names the closest's prediction
-        if (!ex)
-            return fail(ex.error());
-        std::cerr << "Megatron-LM cannot run strategy '" << strategy->name << "' as it is; the closest it can:\n";
-        for (const auto& d : megatronRefusals(*model, *strategy))
+        w = writeFormat(o.format, model, cluster, strategy, o.base.seqLen, h, true); // headed by the closest's prediction
+        if (!w)
+            return fail(w.error());
+        std::cerr << framework << " cannot run strategy '" << strategy.name << "' as it is; the closest it can:\n";
+        for (const auto& d : o.format == "deepspeed" ? deepspeedRefusals(model, strategy) : megatronRefusals(model, strategy))
             std::cerr << "  was: " << d << "\n";
+        for (const auto& d : w->differences)
+            std::cerr << "  now: " << d << "\n";
         std::cerr << "  predicted step time " << asked->step_time << " s -> " << near->step_time << " s, peak memory "
                   << asked->memory.peak / 1073741824.0 << " -> " << near->memory.peak / 1073741824.0 << " GiB\n";
     }
-    return writeText(o.out, ex->script, true);
+    for (const auto& n : w->notes)
+        std::cerr << "note: " << n << "\n";
+    if (w->files.size() == 1)
+        return writeText(o.out, w->files.front().second, true);
+    if (o.out.empty()) { // the configuration on standard output, the rest said
+        std::cout << w->files.front().second;
+        std::cerr << "(give -o DIR for " << w->files[1].first << " and " << w->files[2].first << " as well)\n";
+        return 0;
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(o.out, ec);
+    if (ec)
+        return fail(Error{o.out, {}, "cannot create the folder: " + ec.message()});
+    for (const auto& [name, text] : w->files)
+        if (int rc = writeText(o.out + "/" + name, text, name.size() > 3 && name.substr(name.size() - 3) == ".sh"); rc)
+            return rc;
+    std::cout << "wrote " << o.out << "/{";
+    for (size_t i = 0; i < w->files.size(); ++i)
+        std::cout << (i ? "," : "") << w->files[i].first;
+    std::cout << "}\n";
+    return 0;
 }
+
+namespace {
+
+// A DeepSpeed configuration: a strategy for the cluster's GPUs, predicted with --model.
+int importDeepSpeedConfig(const ImportCliOptions& o, const std::string& text, const std::optional<Cluster>& cluster)
+{
+    if (!cluster)
+        return fail(Error{o.input, "--cluster", "a DeepSpeed configuration does not say how many GPUs run it: give a cluster"});
+    auto in = importDeepSpeed(text, o.input, cluster->deviceCount());
+    if (!in)
+        return fail(in.error());
+    if (int rc = writeText(o.out, strategyToJson(in->strategy), false); rc != 0)
+        return rc;
+    if (o.out.empty())
+        return 0;
+    const Strategy& s = in->strategy;
+    std::cout << "Strategy   dp " << s.dp << " x tp " << s.tp << " x pp " << s.pp << ", ZeRO " << s.zero_stage
+              << ", global batch " << s.global_batch << ", written to " << o.out << "\n";
+    for (const auto& n : in->notes)
+        std::cout << "note: " << n << "\n";
+    if (!o.model.empty()) {
+        auto m = loadModel(o.model);
+        if (!m)
+            return fail(m.error());
+        auto r = predict(*m, *cluster, s, 0);
+        if (!r)
+            return fail(r.error());
+        std::cout << "Predicted  " << r->step_time << " s per step on " << cluster->name << ", peak memory "
+                  << r->memory.peak / 1073741824.0 << " GiB per GPU" << (r->oom ? " (OUT OF MEMORY)" : "") << "\n";
+    }
+    return 0;
+}
+
+} // namespace
 
 int runImportConfig(const ImportCliOptions& o)
 {
     auto text = readTextFile(o.input);
     if (!text)
         return fail(text.error());
-    if (o.format != "auto" && o.format != "megatron")
-        return fail(Error{o.input, "--format", "'" + o.format + "' is not read yet (megatron)"});
-    int world = 0;
     std::optional<Cluster> cluster;
     if (!o.cluster.empty()) {
         auto c = loadCluster(o.cluster, ClusterLoadOptions{o.device, o.nodeTemplate});
         if (!c)
             return fail(c.error());
         cluster = *c;
-        world = c->deviceCount();
     }
-    auto in = importMegatron(*text, o.input, world);
+    const size_t first = text->find_first_not_of(" \t\r\n");
+    const bool json = first != std::string::npos && (*text)[first] == '{';
+    if (o.format == "deepspeed" || (o.format == "auto" && json))
+        return importDeepSpeedConfig(o, *text, cluster);
+    auto in = importMegatron(*text, o.input, cluster ? cluster->deviceCount() : 0);
     if (!in)
         return fail(in.error());
     if (!o.modelOut.empty())

@@ -1,6 +1,6 @@
 #pragma once
 // `partita-cli export` and `partita-cli import-config`: strategies to and
-// from the frameworks people train with (Megatron-LM so far).
+// from the frameworks people train with (Megatron-LM and DeepSpeed so far).
 
 #include "simulate.h"
 
@@ -17,7 +17,7 @@ struct ExportCliOptions
 
 struct ImportCliOptions
 {
-    std::string input, format = "auto", out, modelOut, cluster, device, nodeTemplate;
+    std::string input, format = "auto", out, modelOut, model, cluster, device, nodeTemplate;
     bool json = false;
 };
 

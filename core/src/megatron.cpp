@@ -494,6 +494,8 @@ Result<MegatronImport> importMegatron(const std::string& text, const std::string
         return mb.error();
     if (!gb)
         return gb.error();
+    if (*mb < 1)
+        return Error{file, "--micro-batch-size", "must be at least 1"};
     s.micro_batch = *mb;
     s.global_batch = *gb > 0 ? *gb : int64_t(s.dp) * *mb;
     if (has("--num-layers-per-virtual-pipeline-stage")) {
@@ -520,7 +522,11 @@ Result<MegatronImport> importMegatron(const std::string& text, const std::string
             return Error{file, "--cp-comm-type", "'" + t + "' is not modelled (p2p or all_gather)"};
         s.cp_comm = t == "p2p" ? ContextComm::P2P : ContextComm::AllGather;
     }
-    s.sequence_parallel = has("--sequence-parallel");
+    // Settings that do nothing where they stand are read as off (sequence
+    // parallelism without tp, an exchange without cp, fp32 accumulation in fp32).
+    s.sequence_parallel = has("--sequence-parallel") && s.tp > 1;
+    if (s.cp == 1)
+        s.cp_comm = ContextComm::P2P;
     s.tp_comm_overlap = has("--tp-comm-overlap");
     const std::string gran = has("--recompute-granularity") ? flags["--recompute-granularity"] : "";
     s.recompute = gran == "full" ? Recompute::Full : gran == "selective" ? Recompute::Selective : Recompute::None;
@@ -532,7 +538,7 @@ Result<MegatronImport> importMegatron(const std::string& text, const std::string
                                       : Precision::FP32;
     if (has("--fp16") && has("--bf16"))
         return Error{file, "--fp16", "--fp16 and --bf16 together: Megatron-LM refuses both"};
-    s.fp32_grad_accumulation = has("--accumulate-allreduce-grads-in-fp32");
+    s.fp32_grad_accumulation = has("--accumulate-allreduce-grads-in-fp32") && s.precision != Precision::FP32;
     s.attention = has("--use-flash-attn") ? Attention::Fused : Attention::Unfused;
     if (!has("--use-flash-attn"))
         out.notes.push_back("no --use-flash-attn: attention costed unfused (Transformer Engine may still fuse it)");

@@ -366,6 +366,10 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
         return Error{"cluster '" + c.name + "'", {}, unlike};
     ResolvedStrategy r;
     r.strategy = s;
+    if (s.dp < 1 || s.tp < 1 || s.pp < 1 || s.cp < 1 || s.ep < 1 || s.interleave < 1)
+        return fail("mesh", "every degree (dp, tp, pp, cp, ep, interleave) must be at least 1");
+    if (s.micro_batch < 1 || s.global_batch < 1)
+        return fail("global_batch", "the global batch and the micro-batch must be at least 1 sample");
     const int64_t world = int64_t(s.dp) * s.tp * s.pp * s.cp;
     if (world != c.deviceCount())
         return fail("mesh", (s.cp > 1 ? "dp x tp x cp x pp = " : "dp x tp x pp = ") + std::to_string(s.dp) + " x " +

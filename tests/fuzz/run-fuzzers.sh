@@ -11,7 +11,7 @@ if ! command -v clang++ >/dev/null 2>&1; then
     exit 1
 fi
 cmake --preset fuzz >/dev/null
-cmake --build build/fuzz --target fuzz_hfconfig fuzz_modeljson fuzz_onnx fuzz_clusterjson fuzz_topo fuzz_hostfile fuzz_units fuzz_plan fuzz_calibration fuzz_chrometrace
+cmake --build build/fuzz --target fuzz_hfconfig fuzz_modeljson fuzz_onnx fuzz_clusterjson fuzz_topo fuzz_hostfile fuzz_units fuzz_plan fuzz_calibration fuzz_chrometrace fuzz_frameworks
 
 corpus=build/fuzz/corpus
 seed() { # seed NAME FILES...
@@ -47,6 +47,12 @@ build/dev/bin/partita-cli simulate --model "$tiny" --cluster dgx-a100-80gb --tp 
 build/dev/bin/partita-cli simulate --model "$tiny" --cluster dgx-a100-80gb --preset ddp --zero 3 \
     --plan-out "$corpus/plan/zero3.json" >/dev/null 2>&1 || true
 printf '{"partita_calibration": 1, "device": "cpu rank", "source": "fuzz seed", "matmul_efficiency": [[0.001, 0.5], [0.1, 1.4]], "memory_efficiency": [[0.1, 2.0]], "intra_link_efficiency": 0.1, "interpolate": true, "combine": "sum", "kernel_overhead_s": 0}' > "$corpus/calibration/a.json"
+# Framework configurations: what export writes.
+mkdir -p "$corpus/frameworks"
+build/dev/bin/partita-cli export --model tests/data/hf/llama-2-7b-hf.json --cluster dgx-h100:2 --preset megatron --tp 2 \
+    --pp 2 --sequence-parallel --zero 1 -o "$corpus/frameworks/megatron.sh" >/dev/null 2>&1 || true
+build/dev/bin/partita-cli export --format deepspeed --model tests/data/hf/gpt2.json --cluster dgx-h100:2 --preset zero-2 \
+    2>/dev/null > "$corpus/frameworks/ds_config.json" || true
 mkdir -p "$corpus/units"; printf '600 GB/s' > "$corpus/units/a"; printf '80 GiB' > "$corpus/units/b"; printf '2.7 us' > "$corpus/units/c"
 
 # Inputs that once crashed a parser stay in its corpus (tests/fuzz/regressions/NAME/).
@@ -57,7 +63,7 @@ for d in tests/fuzz/regressions/*/; do
 done
 
 status=0
-fuzzers=(hfconfig modeljson onnx clusterjson topo hostfile units plan calibration chrometrace)
+fuzzers=(hfconfig modeljson onnx clusterjson topo hostfile units plan calibration chrometrace frameworks)
 for f in "${fuzzers[@]}"; do
     echo "== fuzz_$f for ${seconds}s"
     mkdir -p "build/fuzz/artifacts/$f"

@@ -1,0 +1,34 @@
+// Framework configurations (Megatron-LM command lines, DeepSpeed JSON): any
+// bytes give a model and strategy or an error naming the place; an imported
+// Megatron-LM job that resolves exports again, and what that export imports
+// back is the same strategy.
+#include "partita/core/clusterio.h"
+#include "partita/core/deepspeed.h"
+#include "partita/core/megatron.h"
+
+#include <cstdint>
+#include <string>
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
+{
+    using namespace partita;
+    const std::string text(reinterpret_cast<const char*>(data), size);
+    static const Cluster cluster = *clusterPreset("dgx-h100:2");
+    (void)importDeepSpeed(text, "ds_config.json", 16);
+    auto m = importMegatron(text, "launch.sh", 16);
+    if (!m || m->model.dims.layers > 256 || m->model.dims.hidden > 8192 || m->seq_len > 65536)
+        return 0;
+    if (!resolveStrategy(m->strategy, m->model, cluster))
+        return 0;
+    auto ex = exportMegatron(m->model, cluster, m->strategy, m->seq_len, ExportHeader{});
+    if (!ex)
+        return 0; // refused with its reasons
+    auto back = importMegatron(ex->script, "launch.sh");
+    if (!back) // an export always imports
+        __builtin_trap();
+    Strategy b = back->strategy;
+    b.name = m->strategy.name;
+    if (!(b == m->strategy))
+        __builtin_trap();
+    return 0;
+}
