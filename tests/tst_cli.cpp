@@ -95,6 +95,8 @@ private slots:
         QTest::newRow("export deepspeed") << QStringList{"export", "--format", "deepspeed", "--model", data("hf/gpt2-medium.json"), "--cluster", "dgx-a100-80gb:2", "--preset", "zero-3", "--global-batch", "64", "--micro-batch", "4"} << 0 << "\"stage3_prefetch_bucket_size\"" << "-o DIR";
         QTest::newRow("export deepspeed refused") << QStringList{"export", "--format", "deepspeed", "--model", data("hf/llama-2-7b-hf.json"), "--cluster", "dgx-h100:2", "--preset", "megatron", "--tp", "2", "--cp", "2", "--sequence-parallel"} << 2 << "" << "DeepSpeed: cp 2: DeepSpeed splits sequences with Ulysses";
         QTest::newRow("import deepspeed without a cluster") << QStringList{"import-config", data("frameworks/deepspeed-v0.18.9-keys.txt"), "--format", "deepspeed"} << 2 << "" << "give a cluster";
+        QTest::newRow("export horovod") << QStringList{"export", "--format", "horovod", "--model", data("hf/bert-large-uncased.json"), "--cluster", "p3.16xlarge:4", "--preset", "horovod", "--global-batch", "256", "--micro-batch", "8"} << 0 << "horovodrun --num-proc 32" << "";
+        QTest::newRow("export horovod refused") << QStringList{"export", "--format", "horovod", "--model", data("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--preset", "zero-1"} << 2 << "" << "Horovod: zero_stage 1";
         QTest::newRow("import-config missing") << QStringList{"import-config", "/nonexistent/launch.sh"} << 2 << "" << "/nonexistent/launch.sh";
         QTest::newRow("topo without device") << QStringList{"inspect", data("topo/dgx-a100.txt")} << 2 << "" << "--device";
     }

@@ -4,6 +4,7 @@
 
 #include "partita/core/clusterio.h"
 #include "partita/core/deepspeed.h"
+#include "partita/core/horovod.h"
 #include "partita/core/megatron.h"
 #include "partita/core/modelio.h"
 #include "partita/core/simulator.h"
@@ -67,6 +68,15 @@ Result<Written> writeFormat(const std::string& format, const Model& m, const Clu
         w.notes = ex->notes;
         return w;
     }
+    if (format == "horovod") {
+        auto ex = exportHorovod(m, c, s, h, closest);
+        if (!ex)
+            return ex.error();
+        w.files = {{"", ex->script}};
+        w.exported = ex->exported;
+        w.differences = ex->differences;
+        return w;
+    }
     auto ex = exportMegatron(m, c, s, seq, h, closest);
     if (!ex)
         return ex.error();
@@ -86,7 +96,7 @@ int runExport(const ExportCliOptions& o)
     const Model& model = in->model;
     const Cluster& cluster = in->cluster;
     const Strategy& strategy = in->strategy;
-    const std::string framework = o.format == "deepspeed" ? "DeepSpeed" : "Megatron-LM";
+    const std::string framework = o.format == "deepspeed" ? "DeepSpeed" : o.format == "horovod" ? "Horovod" : "Megatron-LM";
     ExportHeader h;
     h.version = PARTITA_VERSION_STRING;
     h.strategy = strategy.name;
@@ -110,7 +120,9 @@ int runExport(const ExportCliOptions& o)
         if (!w)
             return fail(w.error());
         std::cerr << framework << " cannot run strategy '" << strategy.name << "' as it is; the closest it can:\n";
-        for (const auto& d : o.format == "deepspeed" ? deepspeedRefusals(model, strategy) : megatronRefusals(model, strategy))
+        for (const auto& d : o.format == "deepspeed" ? deepspeedRefusals(model, strategy)
+                             : o.format == "horovod" ? horovodRefusals(model, strategy)
+                                                     : megatronRefusals(model, strategy))
             std::cerr << "  was: " << d << "\n";
         for (const auto& d : w->differences)
             std::cerr << "  now: " << d << "\n";
@@ -172,6 +184,35 @@ int importDeepSpeedConfig(const ImportCliOptions& o, const std::string& text, co
     return 0;
 }
 
+// A horovodrun line: a data-parallel strategy, predicted with --model and --cluster.
+int importHorovodLine(const ImportCliOptions& o, const std::string& text, const std::optional<Cluster>& cluster)
+{
+    auto in = importHorovod(text, o.input);
+    if (!in)
+        return fail(in.error());
+    if (int rc = writeText(o.out, strategyToJson(in->strategy), false); rc != 0)
+        return rc;
+    if (o.out.empty())
+        return 0;
+    const Strategy& s = in->strategy;
+    std::cout << "Strategy   dp " << s.dp << ", " << syncMethodName(s.sync.method) << " "
+              << allReduceAlgoName(s.sync.algorithm) << ", fusion " << s.bucket_bytes / (1 << 20) << " MB, global batch "
+              << s.global_batch << ", written to " << o.out << "\n";
+    for (const auto& n : in->notes)
+        std::cout << "note: " << n << "\n";
+    if (cluster && !o.model.empty()) {
+        auto m = loadModel(o.model);
+        if (!m)
+            return fail(m.error());
+        auto r = predict(*m, *cluster, s, 0);
+        if (!r)
+            return fail(r.error());
+        std::cout << "Predicted  " << r->step_time << " s per step on " << cluster->name << ", peak memory "
+                  << r->memory.peak / 1073741824.0 << " GiB per GPU" << (r->oom ? " (OUT OF MEMORY)" : "") << "\n";
+    }
+    return 0;
+}
+
 } // namespace
 
 int runImportConfig(const ImportCliOptions& o)
@@ -190,6 +231,8 @@ int runImportConfig(const ImportCliOptions& o)
     const bool json = first != std::string::npos && (*text)[first] == '{';
     if (o.format == "deepspeed" || (o.format == "auto" && json))
         return importDeepSpeedConfig(o, *text, cluster);
+    if (o.format == "horovod" || (o.format == "auto" && text->find("horovodrun") != std::string::npos))
+        return importHorovodLine(o, *text, cluster);
     auto in = importMegatron(*text, o.input, cluster ? cluster->deviceCount() : 0);
     if (!in)
         return fail(in.error());

@@ -5,6 +5,8 @@
 
 #include "partita/core/modelio.h"
 
+#include "shellwords.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -311,66 +313,12 @@ Result<MegatronExport> exportMegatron(const Model& m, const Cluster& c, const St
     return out;
 }
 
-namespace {
-
-// Shell words of a script: comments dropped, backslash-newlines joined,
-// single and double quotes honoured (no expansion).
-std::vector<std::string> shellWords(const std::string& text)
-{
-    std::vector<std::string> words;
-    std::string cur;
-    bool have = false;
-    char quote = 0;
-    for (size_t i = 0; i < text.size(); ++i) {
-        const char ch = text[i];
-        if (quote) {
-            if (ch == quote)
-                quote = 0;
-            else
-                cur += ch;
-            continue;
-        }
-        if (ch == '\\' && i + 1 < text.size() && (text[i + 1] == '\n' || text[i + 1] == '\r')) {
-            while (i + 1 < text.size() && (text[i + 1] == '\n' || text[i + 1] == '\r'))
-                ++i;
-            continue;
-        }
-        if (ch == '#' && !have) {
-            while (i < text.size() && text[i] != '\n')
-                ++i;
-            words.push_back("\n");
-            continue;
-        }
-        if (ch == '\'' || ch == '"') {
-            quote = ch;
-            have = true;
-            continue;
-        }
-        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == ';') {
-            if (have)
-                words.push_back(cur);
-            cur.clear();
-            have = false;
-            if (ch == '\n' || ch == ';')
-                words.push_back("\n");
-            continue;
-        }
-        cur += ch;
-        have = true;
-    }
-    if (have)
-        words.push_back(cur);
-    return words;
-}
-
-} // namespace
-
 Result<MegatronImport> importMegatron(const std::string& text, const std::string& file, int world)
 {
     // Flags of the command that runs pretrain_gpt.py (or, without it, every flag).
     std::map<std::string, std::string> flags;
     std::vector<std::string> order;
-    const std::vector<std::string> words = shellWords(text);
+    const std::vector<std::string> words = detail::shellWords(text);
     bool sawScript = text.find("pretrain_gpt.py") == std::string::npos;
     bool inCommand = false;
     int nnodes = 0, nproc = 0;

@@ -1,9 +1,10 @@
-// Framework configurations (Megatron-LM command lines, DeepSpeed JSON): any
+// Framework configurations (Megatron-LM and horovodrun lines, DeepSpeed JSON): any
 // bytes give a model and strategy or an error naming the place; an imported
 // Megatron-LM job that resolves exports again, and what that export imports
 // back is the same strategy.
 #include "partita/core/clusterio.h"
 #include "partita/core/deepspeed.h"
+#include "partita/core/horovod.h"
 #include "partita/core/megatron.h"
 
 #include <cstdint>
@@ -15,6 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
     const std::string text(reinterpret_cast<const char*>(data), size);
     static const Cluster cluster = *clusterPreset("dgx-h100:2");
     (void)importDeepSpeed(text, "ds_config.json", 16);
+    (void)importHorovod(text, "launch.sh");
     auto m = importMegatron(text, "launch.sh", 16);
     if (!m || m->model.dims.layers > 256 || m->model.dims.hidden > 8192 || m->seq_len > 65536)
         return 0;

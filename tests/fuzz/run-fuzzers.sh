@@ -53,6 +53,8 @@ build/dev/bin/partita-cli export --model tests/data/hf/llama-2-7b-hf.json --clus
     --pp 2 --sequence-parallel --zero 1 -o "$corpus/frameworks/megatron.sh" >/dev/null 2>&1 || true
 build/dev/bin/partita-cli export --format deepspeed --model tests/data/hf/gpt2.json --cluster dgx-h100:2 --preset zero-2 \
     2>/dev/null > "$corpus/frameworks/ds_config.json" || true
+build/dev/bin/partita-cli export --format horovod --model tests/data/hf/gpt2.json --cluster p3.16xlarge:2 --preset horovod \
+    -o "$corpus/frameworks/horovod.sh" >/dev/null 2>&1 || true
 mkdir -p "$corpus/units"; printf '600 GB/s' > "$corpus/units/a"; printf '80 GiB' > "$corpus/units/b"; printf '2.7 us' > "$corpus/units/c"
 
 # Inputs that once crashed a parser stay in its corpus (tests/fuzz/regressions/NAME/).
