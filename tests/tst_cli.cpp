@@ -97,6 +97,7 @@ private slots:
         QTest::newRow("import deepspeed without a cluster") << QStringList{"import-config", data("frameworks/deepspeed-v0.18.9-keys.txt"), "--format", "deepspeed"} << 2 << "" << "give a cluster";
         QTest::newRow("export horovod") << QStringList{"export", "--format", "horovod", "--model", data("hf/bert-large-uncased.json"), "--cluster", "p3.16xlarge:4", "--preset", "horovod", "--global-batch", "256", "--micro-batch", "8"} << 0 << "horovodrun --num-proc 32" << "";
         QTest::newRow("export horovod refused") << QStringList{"export", "--format", "horovod", "--model", data("hf/gpt2.json"), "--cluster", "dgx-a100-80gb", "--preset", "zero-1"} << 2 << "" << "Horovod: zero_stage 1";
+        QTest::newRow("lint a missing file") << QStringList{"lint-config", data("missing/launch.sh"), "--format", "megatron"} << 2 << "" << "missing/launch.sh: cannot open";
         QTest::newRow("import-config missing") << QStringList{"import-config", "/nonexistent/launch.sh"} << 2 << "" << "/nonexistent/launch.sh";
         QTest::newRow("topo without device") << QStringList{"inspect", data("topo/dgx-a100.txt")} << 2 << "" << "--device";
     }
@@ -227,6 +228,28 @@ private slots:
         const Run r = cli({"import-config", bad.fileName()});
         QCOMPARE(r.code, 2);
         QVERIFY2(r.err.contains("bad.sh: --pipeline-model-parallel-size: value '$PP' is a shell variable"), qPrintable(r.err));
+    }
+
+    // lint-config: every rule broken, exit 1; a clean job gets its prediction, exit 0.
+    void lintConfig()
+    {
+        QFile bad(m_tmp.filePath("lint.sh"));
+        QVERIFY(bad.open(QIODevice::WriteOnly));
+        bad.write("torchrun --nnodes 2 --nproc-per-node 8 pretrain_gpt.py --num-layers 30 --hidden-size 4096 "
+                  "--num-attention-heads 32 --seq-length 4096 --tensor-model-parallel-size 4 "
+                  "--pipeline-model-parallel-size 4 --overlap-param-gather --bf16\n");
+        bad.close();
+        const Run r = cli({"lint-config", bad.fileName(), "--cluster", "dgx-h100:2"});
+        QCOMPARE(r.code, 1);
+        QVERIFY2(r.out.contains("--num-layers: Megatron-LM core_r0.10.0 refuses it: 30 layers do not divide over 4"), qPrintable(r.out));
+        QVERIFY2(r.out.contains("--overlap-param-gather"), qPrintable(r.out));
+        const QString script = m_tmp.filePath("lint-good.sh");
+        const Run e = cli({"export", "--model", data("hf/llama-2-7b-hf.json"), "--cluster", "dgx-h100:2", "--preset", "megatron",
+                           "--tp", "2", "--pp", "2", "--global-batch", "64", "-o", script});
+        QVERIFY2(e.code == 0, qPrintable(e.err));
+        const Run g = cli({"lint-config", script, "--cluster", "dgx-h100:2", "--search-s", "0"});
+        QVERIFY2(g.code == 0, qPrintable(g.out + g.err));
+        QVERIFY2(g.out.contains("accepts it") && g.out.contains("Partita predicts"), qPrintable(g.out));
     }
 
     void searchJson()

@@ -5,6 +5,8 @@
 #include "partita/core/clusterio.h"
 #include "partita/core/deepspeed.h"
 #include "partita/core/horovod.h"
+#include "partita/core/lint.h"
+#include "partita/core/search.h"
 #include "partita/core/megatron.h"
 #include "partita/core/modelio.h"
 #include "partita/core/simulator.h"
@@ -257,6 +259,107 @@ int runImportConfig(const ImportCliOptions& o)
                   << r->memory.peak / 1073741824.0 << " GiB per GPU" << (r->oom ? " (OUT OF MEMORY)" : "") << "\n";
     }
     return 0;
+}
+
+
+namespace {
+
+// The strategy a configuration runs, and its model, for the prediction.
+struct Configured
+{
+    Model model;
+    Strategy strategy;
+    int64_t seq = 0;
+};
+
+Result<Configured> configured(const LintCliOptions& o, const std::string& text, bool deepspeed, const Cluster& c)
+{
+    Configured out;
+    if (deepspeed) {
+        if (o.model.empty())
+            return Error{o.input, "--model", "a DeepSpeed configuration does not say the model: give --model for a prediction"};
+        auto m = loadModel(o.model);
+        if (!m)
+            return m.error();
+        auto in = importDeepSpeed(text, o.input, c.deviceCount());
+        if (!in)
+            return in.error();
+        out.model = *m;
+        out.strategy = in->strategy;
+        return out;
+    }
+    auto in = importMegatron(text, o.input, c.deviceCount());
+    if (!in)
+        return in.error();
+    out.model = in->model;
+    out.strategy = in->strategy;
+    out.seq = in->seq_len;
+    return out;
+}
+
+} // namespace
+
+int runLintConfig(const LintCliOptions& o)
+{
+    auto text = readTextFile(o.input);
+    if (!text)
+        return fail(text.error());
+    const size_t first = text->find_first_not_of(" \t\r\n");
+    const bool deepspeed = o.format == "deepspeed" || (o.format == "auto" && first != std::string::npos && (*text)[first] == '{');
+    std::optional<Cluster> cluster;
+    if (!o.cluster.empty()) {
+        auto c = loadCluster(o.cluster, ClusterLoadOptions{o.device, o.nodeTemplate});
+        if (!c)
+            return fail(c.error());
+        cluster = *c;
+    }
+    const int world = cluster ? cluster->deviceCount() : 0;
+    const auto findings = deepspeed ? lintDeepSpeed(*text, world) : lintMegatron(*text, world);
+    const std::string framework = deepspeed ? "DeepSpeed v0.18.9" : "Megatron-LM core_r0.10.0";
+    int refused = 0;
+    for (const auto& f : findings) {
+        const bool r = f.kind == LintFinding::Kind::Refused;
+        refused += r;
+        std::cout << o.input << ": " << f.where << ": " << (r ? framework + " refuses it: " : "runs, but not as written: ")
+                  << f.message << " (fix: " << f.fix << ")\n";
+    }
+    if (findings.empty())
+        std::cout << o.input << ": " << framework << " accepts it\n";
+    if (!cluster) {
+        std::cout << "(give --cluster for the data-parallel rules and a prediction)\n";
+        return refused ? 1 : 0;
+    }
+    if (refused)
+        return 1;
+    auto cfg = configured(o, *text, deepspeed, *cluster);
+    if (!cfg)
+        return fail(cfg.error());
+    SimOptions so;
+    so.seq_len = cfg->seq;
+    auto r = simulate(cfg->model, *cluster, cfg->strategy, so);
+    if (!r)
+        return fail(r.error());
+    std::cout << "Partita predicts " << r->step_time << " s per step on " << cluster->name << ", peak memory "
+              << r->memory.peak / 1073741824.0 << " GiB per GPU of " << r->memory.capacity / 1073741824.0 << "\n";
+    if (r->oom)
+        std::cout << o.input << ": the job runs out of GPU memory on " << cluster->name
+                  << " (fix: more model parallelism, recomputation or ZeRO; see the suggestion below)\n";
+    SearchOptions sopt;
+    sopt.global_batch = cfg->strategy.global_batch;
+    sopt.seq_len = cfg->seq;
+    sopt.precision = cfg->strategy.precision;
+    sopt.budget_s = o.searchSeconds;
+    sopt.threads = 2;
+    if (o.searchSeconds > 0) {
+        auto best = searchStrategy(cfg->model, *cluster, sopt);
+        if (best && best->best.step_time > 0 && (r->oom || best->best.step_time < 0.99 * r->step_time))
+            std::cout << "Suggestion (" << o.searchSeconds << " s of search): " << best->best.step_time << " s per step ("
+                      << (r->oom ? "fits" : std::to_string(r->step_time / best->best.step_time).substr(0, 4) + "x faster")
+                      << "), written as its difference from the best preset: " << best->best.explanation << "\n";
+        else if (best)
+            std::cout << "The search found nothing 1 % faster in " << o.searchSeconds << " s.\n";
+    }
+    return r->oom ? 1 : 0;
 }
 
 } // namespace partita::cli

@@ -21,7 +21,15 @@ struct ImportCliOptions
     bool json = false;
 };
 
+struct LintCliOptions
+{
+    std::string input, format = "auto", model, cluster, device, nodeTemplate;
+    double searchSeconds = 5;
+};
+
 int runExport(const ExportCliOptions& o);
+// Exit 1 when the framework would refuse the configuration or it runs out of memory.
+int runLintConfig(const LintCliOptions& o);
 int runImportConfig(const ImportCliOptions& o);
 
 } // namespace partita::cli

@@ -313,15 +313,12 @@ Result<MegatronExport> exportMegatron(const Model& m, const Cluster& c, const St
     return out;
 }
 
-Result<MegatronImport> importMegatron(const std::string& text, const std::string& file, int world)
+MegatronFlags megatronFlags(const std::string& text)
 {
-    // Flags of the command that runs pretrain_gpt.py (or, without it, every flag).
-    std::map<std::string, std::string> flags;
-    std::vector<std::string> order;
+    MegatronFlags out;
     const std::vector<std::string> words = detail::shellWords(text);
     bool sawScript = text.find("pretrain_gpt.py") == std::string::npos;
     bool inCommand = false;
-    int nnodes = 0, nproc = 0;
     for (size_t i = 0; i < words.size(); ++i) {
         const std::string& w = words[i];
         if (w == "\n") {
@@ -345,15 +342,24 @@ Result<MegatronImport> importMegatron(const std::string& text, const std::string
         }
         if (!sawScript) { // torchrun's own flags
             if (key == "--nnodes" && !value.empty())
-                nnodes = std::atoi(value.c_str());
+                out.nnodes = std::atoi(value.c_str());
             if ((key == "--nproc-per-node" || key == "--nproc_per_node") && !value.empty())
-                nproc = std::atoi(value.c_str());
+                out.nproc = std::atoi(value.c_str());
             continue;
         }
-        if (!flags.count(key))
-            order.push_back(key);
-        flags[key] = value;
+        if (!out.flags.count(key))
+            out.order.push_back(key);
+        out.flags[key] = value;
     }
+    return out;
+}
+
+Result<MegatronImport> importMegatron(const std::string& text, const std::string& file, int world)
+{
+    // Flags of the command that runs pretrain_gpt.py (or, without it, every flag).
+    MegatronFlags parsed = megatronFlags(text);
+    std::map<std::string, std::string>& flags = parsed.flags;
+    const int nnodes = parsed.nnodes, nproc = parsed.nproc;
     auto has = [&](const char* k) { return flags.count(k) > 0; };
     auto integer = [&](const char* k, int64_t fallback) -> Result<int64_t> {
         auto it = flags.find(k);

@@ -9,6 +9,7 @@
 #include "partita/core/result.h"
 #include "partita/core/strategy.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,16 @@ std::vector<std::string> megatronRefusals(const Model& m, const Strategy& s);
 // lists the differences.
 Result<MegatronExport> exportMegatron(const Model& m, const Cluster& c, const Strategy& s, int64_t seqLen,
                                       const ExportHeader& header, bool closest = false);
+
+// The flags of the command that runs pretrain_gpt.py (every flag when the
+// text does not name it), and torchrun's node and process counts (0: absent).
+struct MegatronFlags
+{
+    std::map<std::string, std::string> flags; // "--flag" -> value ("" for a switch)
+    std::vector<std::string> order;           // as written
+    int nnodes = 0, nproc = 0;
+};
+MegatronFlags megatronFlags(const std::string& text);
 
 struct MegatronImport
 {
