@@ -88,6 +88,25 @@ Result<Written> writeFormat(const std::string& format, const Model& m, const Clu
     return w;
 }
 
+// "Predicted  T s per step on C, peak memory M GiB per GPU" for an imported strategy.
+int printPrediction(const Model& m, const Cluster& c, const Strategy& s, int64_t seq = 0)
+{
+    auto r = predict(m, c, s, seq);
+    if (!r)
+        return fail(r.error());
+    std::cout << "Predicted  " << r->step_time << " s per step on " << c.name << ", peak memory "
+              << r->memory.peak / 1073741824.0 << " GiB per GPU" << (r->oom ? " (OUT OF MEMORY)" : "") << "\n";
+    return 0;
+}
+
+int printPrediction(const std::string& modelPath, const Cluster& c, const Strategy& s)
+{
+    auto m = loadModel(modelPath);
+    if (!m)
+        return fail(m.error());
+    return printPrediction(*m, c, s);
+}
+
 } // namespace
 
 int runExport(const ExportCliOptions& o)
@@ -173,17 +192,7 @@ int importDeepSpeedConfig(const ImportCliOptions& o, const std::string& text, co
               << ", global batch " << s.global_batch << ", written to " << o.out << "\n";
     for (const auto& n : in->notes)
         std::cout << "note: " << n << "\n";
-    if (!o.model.empty()) {
-        auto m = loadModel(o.model);
-        if (!m)
-            return fail(m.error());
-        auto r = predict(*m, *cluster, s, 0);
-        if (!r)
-            return fail(r.error());
-        std::cout << "Predicted  " << r->step_time << " s per step on " << cluster->name << ", peak memory "
-                  << r->memory.peak / 1073741824.0 << " GiB per GPU" << (r->oom ? " (OUT OF MEMORY)" : "") << "\n";
-    }
-    return 0;
+    return o.model.empty() ? 0 : printPrediction(o.model, *cluster, s);
 }
 
 // A horovodrun line: a data-parallel strategy, predicted with --model and --cluster.
@@ -202,17 +211,7 @@ int importHorovodLine(const ImportCliOptions& o, const std::string& text, const 
               << s.global_batch << ", written to " << o.out << "\n";
     for (const auto& n : in->notes)
         std::cout << "note: " << n << "\n";
-    if (cluster && !o.model.empty()) {
-        auto m = loadModel(o.model);
-        if (!m)
-            return fail(m.error());
-        auto r = predict(*m, *cluster, s, 0);
-        if (!r)
-            return fail(r.error());
-        std::cout << "Predicted  " << r->step_time << " s per step on " << cluster->name << ", peak memory "
-                  << r->memory.peak / 1073741824.0 << " GiB per GPU" << (r->oom ? " (OUT OF MEMORY)" : "") << "\n";
-    }
-    return 0;
+    return cluster && !o.model.empty() ? printPrediction(o.model, *cluster, s) : 0;
 }
 
 } // namespace
@@ -251,14 +250,7 @@ int runImportConfig(const ImportCliOptions& o)
               << " x pp " << in->strategy.pp << " on " << in->world << " GPUs, written to " << o.out << "\n";
     for (const auto& n : in->notes)
         std::cout << "note: " << n << "\n";
-    if (cluster) {
-        auto r = predict(in->model, *cluster, in->strategy, in->seq_len);
-        if (!r)
-            return fail(r.error());
-        std::cout << "Predicted  " << r->step_time << " s per step on " << cluster->name << ", peak memory "
-                  << r->memory.peak / 1073741824.0 << " GiB per GPU" << (r->oom ? " (OUT OF MEMORY)" : "") << "\n";
-    }
-    return 0;
+    return cluster ? printPrediction(in->model, *cluster, in->strategy, in->seq_len) : 0;
 }
 
 
