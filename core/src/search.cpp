@@ -114,6 +114,10 @@ public:
             m_opt.precision = defaultPrecision(c);
         m_devices = c.deviceCount();
         m_perNode = int(c.nodes.front().devices.size());
+        // Transformer Engine's userbuffers overlap needs GPUs that reach each
+        // other over NVLink (CUDA IPC and copy engines across the node).
+        const LinkKind intra = c.nodes.front().intra.kind;
+        m_nvlinkNode = intra == LinkKind::NVLink || intra == LinkKind::NVSwitch;
         m_globalBatch = o.global_batch > 0 ? o.global_batch : int64_t(4) * m_devices;
         for (const auto& l : m.layers) {
             if (!l.block.empty() && (m_blocks.empty() || m_blocks.back() != l.block))
@@ -216,6 +220,12 @@ public:
         s.recompute = Recompute(g.recompute);
         s.sequence_parallel = g.sp != 0;
         s.zero_stage = g.zero;
+        // Communication beside computation wherever the strategy can have it
+        // (it changes no result of training): sequence parallelism's
+        // collectives beside their GEMMs over NVLink, the distributed
+        // optimizer's parameter gather beside the next forward.
+        s.tp_comm_overlap = s.sequence_parallel && g.tp > 1 && m_nvlinkNode;
+        s.overlap_param_gather = g.zero == 1 || g.zero == 2;
         s.bucket_bytes = kBucketBytes[g.bucket];
         s.sync.sparse = false;
         s.sync.compression = g.fp16 ? Compression::FP16 : Compression::None;
@@ -958,6 +968,8 @@ public:
         add("interleave", std::to_string(base.interleave), std::to_string(s.interleave));
         add("recompute", std::string(recomputeName(base.recompute)), std::string(recomputeName(s.recompute)));
         add("sequence parallel", base.sequence_parallel ? "on" : "off", s.sequence_parallel ? "on" : "off");
+        add("tensor-parallel overlap", base.tp_comm_overlap ? "on" : "off", s.tp_comm_overlap ? "on" : "off");
+        add("parameter gather overlap", base.overlap_param_gather ? "on" : "off", s.overlap_param_gather ? "on" : "off");
         add("ZeRO", std::to_string(base.zero_stage), std::to_string(s.zero_stage));
         auto syncText = [](const SyncAtom& a) {
             std::string t(syncMethodName(a.method));
@@ -1001,6 +1013,7 @@ private:
     SearchOptions m_opt;
     int m_devices = 1;
     int m_perNode = 1;
+    bool m_nvlinkNode = false;
     int64_t m_globalBatch = 1;
     std::vector<std::string> m_blocks;
     std::vector<std::string> m_embeddings;
