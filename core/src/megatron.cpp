@@ -347,8 +347,6 @@ MegatronFlags megatronFlags(const std::string& text)
                 out.nproc = std::atoi(value.c_str());
             continue;
         }
-        if (!out.flags.count(key))
-            out.order.push_back(key);
         out.flags[key] = value;
     }
     return out;

@@ -48,7 +48,6 @@ Result<MegatronExport> exportMegatron(const Model& m, const Cluster& c, const St
 struct MegatronFlags
 {
     std::map<std::string, std::string> flags; // "--flag" -> value ("" for a switch)
-    std::vector<std::string> order;           // as written
     int nnodes = 0, nproc = 0;
 };
 MegatronFlags megatronFlags(const std::string& text);
