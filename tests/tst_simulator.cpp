@@ -422,7 +422,11 @@ private slots:
         else
             QVERIFY(faster ? b.breakdown.exposed_comm < a.breakdown.exposed_comm
                            : b.breakdown.exposed_comm > a.breakdown.exposed_comm);
-        QCOMPARE(b.breakdown.compute - b.breakdown.tp_comm, a.breakdown.compute - a.breakdown.tp_comm);
+        const double before = a.breakdown.compute - a.breakdown.tp_comm, after = b.breakdown.compute - b.breakdown.tp_comm;
+        if (what == "tp") // the reduce-scatters' SMs slow their GEMMs (tst_simcost)
+            QVERIFY(after > before && after < before * (1 + 16.0 / (108 - 16)));
+        else
+            QCOMPARE(after, before);
     }
 
     // Fused attention runs at the calibration's fused-attention rate where it

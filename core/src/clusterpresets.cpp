@@ -38,6 +38,7 @@ DeviceSpec a100(int gib, double bw)
 {
     DeviceSpec d;
     d.name = gib == 80 ? "A100-SXM4-80GB" : "A100-SXM4-40GB";
+    d.cores = 108; // SMs (NVIDIA A100 Tensor Core GPU architecture whitepaper, Table 1)
     d.peak_flops = {{"bf16", 312e12}, {"fp16", 312e12}, {"tf32", 156e12}, {"fp32", 19.5e12}, {"fp64", 19.5e12}};
     d.memory_bytes = int64_t(gib * GiB);
     d.memory_bandwidth = bw;
@@ -56,6 +57,7 @@ const std::vector<DevicePreset>& devicePresets()
          [] {
              DeviceSpec d;
              d.name = "H100-SXM5-80GB";
+             d.cores = 132; // SMs (NVIDIA H100 Tensor Core GPU architecture whitepaper, Table 3)
              d.peak_flops = {{"bf16", 989e12}, {"fp16", 989e12}, {"fp8", 1979e12}, {"tf32", 494e12},
                              {"fp32", 67e12},  {"fp64", 67e12}};
              d.memory_bytes = int64_t(80 * GiB);
@@ -69,6 +71,7 @@ const std::vector<DevicePreset>& devicePresets()
          [] {
              DeviceSpec d;
              d.name = "H200-SXM-141GB";
+             d.cores = 132; // SMs: the H100 SXM5's GH100 configuration
              d.peak_flops = {{"bf16", 989e12}, {"fp16", 989e12}, {"fp8", 1979e12}, {"tf32", 494e12},
                              {"fp32", 67e12},  {"fp64", 67e12}};
              d.memory_bytes = int64_t(141e9);
@@ -82,6 +85,7 @@ const std::vector<DevicePreset>& devicePresets()
          [] {
              DeviceSpec d;
              d.name = "V100-SXM2-16GB";
+             d.cores = 80; // SMs (NVIDIA Tesla V100 GPU architecture whitepaper, Table 1)
              d.peak_flops = {{"fp16", 125e12}, {"fp32", 15.7e12}, {"fp64", 7.8e12}};
              d.memory_bytes = int64_t(16 * GiB);
              d.memory_bandwidth = 900 * GBps;
@@ -94,6 +98,7 @@ const std::vector<DevicePreset>& devicePresets()
          [] {
              DeviceSpec d;
              d.name = "V100-SXM2-32GB";
+             d.cores = 80;
              d.peak_flops = {{"fp16", 125e12}, {"fp32", 15.7e12}, {"fp64", 7.8e12}};
              d.memory_bytes = int64_t(32 * GiB);
              d.memory_bandwidth = 900 * GBps;
@@ -106,6 +111,7 @@ const std::vector<DevicePreset>& devicePresets()
          [] {
              DeviceSpec d;
              d.name = "T4";
+             d.cores = 40; // SMs (NVIDIA Turing GPU architecture whitepaper, Appendix A)
              d.peak_flops = {{"fp16", 65e12}, {"fp32", 8.1e12}};
              d.memory_bytes = int64_t(16 * GiB);
              d.memory_bandwidth = 320 * GBps;

@@ -298,6 +298,22 @@ double kernelTime(const Ctx& x, const Kernel& k, Phase phase)
     return (x.cal.additive ? mm + mem : std::max(mm, mem)) + x.cal.kernel_overhead * (k.ops + k.mem_ops);
 }
 
+// Transformer Engine's userbuffers overlap the reduce-scatter after a
+// row-parallel forward GEMM (attention projection, MLP's second GEMM) by the
+// "pipeline" method, whose communication kernels keep 16 SMs with an SM
+// margin: the GEMM runs on the rest (TE's initialize_ub defaults for
+// proj_fprop and fc2_fprop; NeMo's DGX Cloud Llama 3.1 YAMLs take 16-24).
+// Returns the fraction by which the GEMM before `k` lengthens; 0 where none.
+double smMarginSlowdown(const Ctx& x, const Kernel& k, Phase phase)
+{
+    constexpr int kPipelineRsSms = 16;
+    if (!k.overlapped || k.kind != KernelKind::Collective || k.coll != Collective::ReduceScatter ||
+        k.group != KernelGroup::Tensor || phase == Phase::Backward || x.dev.kind != "gpu" ||
+        x.dev.cores <= 2 * kPipelineRsSms)
+        return 0;
+    return double(kPipelineRsSms) / double(x.dev.cores - kPipelineRsSms);
+}
+
 } // namespace sim
 
 } // namespace partita

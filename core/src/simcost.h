@@ -49,5 +49,6 @@ GroupShape cpShape(const Ctx& x);
 GroupShape epShape(const Ctx& x);
 double savedBytes(const Ctx& x, const Layer& l, const LayerAssignment& a);
 double kernelTime(const Ctx& x, const Kernel& k, Phase phase = Phase::Forward);
+double smMarginSlowdown(const Ctx& x, const Kernel& k, Phase phase);
 
 } // namespace partita::sim

@@ -94,12 +94,25 @@ Result<SimResult> simulatePlan(const Plan& plan, const Model& m, const Cluster& 
         // Overlapped collectives run beside the compute kernel before them
         // (and share it when several follow one): only what outlasts it counts.
         double beside = 0;
+        size_t lastCompute = pr.kernels.size();
         for (size_t k = 0; k < pr.kernels.size(); ++k) {
             const Kernel& kn = pr.kernels[k];
             double t = kernelTime(x, kn, pr.phase);
             if (kn.kind != KernelKind::Collective) {
                 beside = t;
+                lastCompute = k;
             } else if (kn.overlapped) {
+                if (const double slow = smMarginSlowdown(x, kn, pr.phase); slow > 0 && lastCompute < k) {
+                    const double extra = kTime[pi][lastCompute] * slow;
+                    kTime[pi][lastCompute] += extra;
+                    progTime[pi] += extra;
+                    beside += extra;
+                    const Kernel& gemm = pr.kernels[lastCompute];
+                    if (gemm.layer >= 0 && size_t(gemm.layer) < L) {
+                        LayerTime& lt = res.layers[size_t(gemm.layer)];
+                        (pr.phase == Phase::Forward ? lt.forward : lt.recompute) += extra;
+                    }
+                }
                 const double hidden = std::min(t, beside);
                 beside -= hidden;
                 t -= hidden;

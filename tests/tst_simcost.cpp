@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// Costs of single kernels inside a simulated step (core/src/simcost.cpp),
+// observed through simulate()'s per-layer times.
+#include "partita/core/clusterio.h"
+#include "partita/core/modelio.h"
+#include "partita/core/simulator.h"
+
+#include <QTest>
+
+using namespace partita;
+
+namespace {
+Model hf(const char* name)
+{
+    auto m = loadModel(std::string(PARTITA_TEST_DATA "/hf/") + name);
+    if (!m)
+        qFatal("%s", m.error().str().c_str());
+    return *m;
+}
+
+Cluster withSms(Cluster c, int sms)
+{
+    for (Node& n : c.nodes)
+        for (DeviceSpec& d : n.devices)
+            d.cores = sms;
+    return c;
+}
+} // namespace
+
+class TestSimCost : public QObject
+{
+    Q_OBJECT
+private slots:
+    // With tensor-parallel overlap, the reduce-scatter after a row-parallel
+    // forward GEMM keeps 16 SMs (Transformer Engine's pipeline method with
+    // its SM margin): that GEMM takes SMs/(SMs-16) of its time, and nothing
+    // else changes. A device whose SM count is unknown is costed without it.
+    void reduceScatterSmMargin_data()
+    {
+        QTest::addColumn<QString>("cluster");
+        QTest::addColumn<int>("sms");
+        QTest::addColumn<bool>("overlap");
+        QTest::addColumn<double>("slowdown");
+        QTest::newRow("A100, 108 SMs") << "dgx-a100-80gb" << 108 << true << 16.0 / 92;
+        QTest::newRow("H100, 132 SMs") << "dgx-h100" << 132 << true << 16.0 / 116;
+        QTest::newRow("H100, no overlap: no margin") << "dgx-h100" << 132 << false << 0.0;
+        QTest::newRow("too few SMs to spare 16") << "dgx-h100" << 32 << true << 0.0;
+    }
+    void reduceScatterSmMargin()
+    {
+        QFETCH(QString, cluster);
+        QFETCH(int, sms);
+        QFETCH(bool, overlap);
+        QFETCH(double, slowdown);
+        const Model m = hf("gpt2-medium.json");
+        const Cluster base = *clusterPreset(cluster.toStdString());
+        Strategy s;
+        s.tp = 2;
+        s.dp = 4;
+        s.sequence_parallel = true;
+        s.tp_comm_overlap = overlap;
+        s.global_batch = 32;
+        s.micro_batch = 8;
+        s.sync.sparse = false;
+        auto withMargin = simulate(m, withSms(base, sms), s);
+        auto without = simulate(m, withSms(base, 0), s);
+        QVERIFY2(withMargin, withMargin ? "" : withMargin.error().str().c_str());
+        QVERIFY2(without, without ? "" : without.error().str().c_str());
+        auto resolved = resolveStrategy(s, m, base);
+        QVERIFY(resolved);
+        // The MLP's row-parallel GEMM (in_features 4h over tp) hides its
+        // reduce-scatter entirely, so its forward is its GEMM's time alone.
+        int rows = 0;
+        for (size_t i = 0; i < m.layers.size(); ++i) {
+            const Layer& l = m.layers[i];
+            const LayerTime &a = withMargin->layers[i], &b = without->layers[i];
+            QCOMPARE(a.backward, b.backward);
+            const bool mlpRow = resolved->layers[i].tp_role == TpRole::Row && l.kind == LayerKind::Linear &&
+                                l.dims.in_features == 4 * l.dims.out_features;
+            if (mlpRow) {
+                ++rows;
+                QVERIFY2(qFuzzyCompare(a.forward, b.forward * (1 + slowdown)),
+                         qPrintable(QString("%1: %2 s, %3 s without the margin").arg(QString::fromStdString(l.name))
+                                        .arg(a.forward).arg(b.forward)));
+            } else if (resolved->layers[i].tp_role != TpRole::Row) {
+                QCOMPARE(a.forward, b.forward);
+            }
+        }
+        QCOMPARE(rows, 24); // one per GPT-2 medium block
+        QCOMPARE(withMargin->step_time > without->step_time, slowdown > 0);
+    }
+};
+
+QTEST_APPLESS_MAIN(TestSimCost)
+#include "tst_simcost.moc"
