@@ -230,6 +230,32 @@ private slots:
         QVERIFY2(r.err.contains("bad.sh: --pipeline-model-parallel-size: value '$PP' is a shell variable"), qPrintable(r.err));
     }
 
+    // A data-parallel strategy leaves as a PyTorch script (tst_pytorch runs
+    // it) and comes back from the script's CONFIG, predicting the same.
+    void pytorchRoundTrip()
+    {
+        const QString script = m_tmp.filePath("train.py"), back = m_tmp.filePath("train.json"),
+                      model = m_tmp.filePath("train-model.json");
+        const QStringList how{"--cluster", "p3.16xlarge", "--dp", "8", "--zero", "1", "--dtype", "fp32",
+                              "--global-batch", "32", "--seq-len", "512"};
+        const Run e = cli(QStringList{"export", "--format", "pytorch", "--model", data("hf/gpt2.json"), "-o", script} + how);
+        QVERIFY2(e.code == 0, qPrintable(e.err));
+        const Run i = cli({"import-config", script, "-o", back, "--model-out", model, "--cluster", "p3.16xlarge"});
+        QVERIFY2(i.code == 0, qPrintable(i.err));
+        QVERIFY2(i.out.contains("Strategy   dp 8, ZeRO 1, fp32, global batch 32") && i.out.contains("sequence 512"),
+                 qPrintable(i.out));
+        const Run a = cli(QStringList{"simulate", "--model", data("hf/gpt2.json"), "--json"} + how);
+        const Run b = cli({"simulate", "--model", model, "--cluster", "p3.16xlarge", "--strategy", back, "--seq-len",
+                           "512", "--json"});
+        QVERIFY2(a.code == 0 && b.code == 0, qPrintable(a.err + b.err));
+        QCOMPARE(QJsonDocument::fromJson(b.out.toUtf8()).object()["step_time_s"].toDouble(),
+                 QJsonDocument::fromJson(a.out.toUtf8()).object()["step_time_s"].toDouble());
+        const Run refused = cli(QStringList{"export", "--format", "pytorch", "--model", data("hf/gpt2.json"), "--cluster",
+                                            "p3.16xlarge", "--tp", "2", "--dp", "4"});
+        QCOMPARE(refused.code, 2);
+        QVERIFY2(refused.err.contains("no DTensor tensor-parallel plan"), qPrintable(refused.err));
+    }
+
     // lint-config: every rule broken, exit 1; a clean job gets its prediction, exit 0.
     void lintConfig()
     {

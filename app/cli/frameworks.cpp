@@ -9,6 +9,7 @@
 #include "partita/core/search.h"
 #include "partita/core/megatron.h"
 #include "partita/core/modelio.h"
+#include "partita/core/pytorch.h"
 #include "partita/core/simulator.h"
 #include "partita/core/units.h"
 
@@ -79,6 +80,15 @@ Result<Written> writeFormat(const std::string& format, const Model& m, const Clu
         w.differences = ex->differences;
         return w;
     }
+    if (format == "pytorch") {
+        auto ex = exportPyTorch(m, c, s, seq, h, closest);
+        if (!ex)
+            return ex.error();
+        w.files = {{"", ex->script}};
+        w.exported = ex->exported;
+        w.differences = ex->differences;
+        return w;
+    }
     auto ex = exportMegatron(m, c, s, seq, h, closest);
     if (!ex)
         return ex.error();
@@ -117,7 +127,10 @@ int runExport(const ExportCliOptions& o)
     const Model& model = in->model;
     const Cluster& cluster = in->cluster;
     const Strategy& strategy = in->strategy;
-    const std::string framework = o.format == "deepspeed" ? "DeepSpeed" : o.format == "horovod" ? "Horovod" : "Megatron-LM";
+    const std::string framework = o.format == "deepspeed" ? "DeepSpeed"
+                                  : o.format == "horovod" ? "Horovod"
+                                  : o.format == "pytorch" ? "The PyTorch script"
+                                                          : "Megatron-LM";
     ExportHeader h;
     h.version = PARTITA_VERSION_STRING;
     h.strategy = strategy.name;
@@ -143,6 +156,7 @@ int runExport(const ExportCliOptions& o)
         std::cerr << framework << " cannot run strategy '" << strategy.name << "' as it is; the closest it can:\n";
         for (const auto& d : o.format == "deepspeed" ? deepspeedRefusals(model, strategy)
                              : o.format == "horovod" ? horovodRefusals(model, strategy)
+                             : o.format == "pytorch" ? pytorchRefusals(model, strategy)
                                                      : megatronRefusals(model, strategy))
             std::cerr << "  was: " << d << "\n";
         for (const auto& d : w->differences)
@@ -214,6 +228,29 @@ int importHorovodLine(const ImportCliOptions& o, const std::string& text, const 
     return cluster && !o.model.empty() ? printPrediction(o.model, *cluster, s) : 0;
 }
 
+// A PyTorch script Partita wrote: its model and data-parallel strategy, predicted with --cluster.
+int importPyTorchScript(const ImportCliOptions& o, const std::string& text, const std::optional<Cluster>& cluster)
+{
+    auto in = importPyTorch(text, o.input);
+    if (!in)
+        return fail(in.error());
+    if (!o.modelOut.empty())
+        if (int rc = writeText(o.modelOut, modelToJson(in->model), false); rc != 0)
+            return rc;
+    if (int rc = writeText(o.out, strategyToJson(in->strategy), false); rc != 0)
+        return rc;
+    if (o.out.empty())
+        return 0;
+    const Strategy& s = in->strategy;
+    std::cout << "Model      " << in->model.name << ", " << withThousands(in->model.parameterCount())
+              << " parameters, sequence " << in->seq_len << "\n"
+              << "Strategy   dp " << s.dp << ", ZeRO " << s.zero_stage << ", " << precisionName(s.precision)
+              << ", global batch " << s.global_batch << ", written to " << o.out << "\n";
+    for (const auto& n : in->notes)
+        std::cout << "note: " << n << "\n";
+    return cluster ? printPrediction(in->model, *cluster, s, in->seq_len) : 0;
+}
+
 } // namespace
 
 int runImportConfig(const ImportCliOptions& o)
@@ -234,6 +271,8 @@ int runImportConfig(const ImportCliOptions& o)
         return importDeepSpeedConfig(o, *text, cluster);
     if (o.format == "horovod" || (o.format == "auto" && text->find("horovodrun") != std::string::npos))
         return importHorovodLine(o, *text, cluster);
+    if (o.format == "pytorch" || (o.format == "auto" && text->find("CONFIG = json.loads(") != std::string::npos))
+        return importPyTorchScript(o, *text, cluster);
     auto in = importMegatron(*text, o.input, cluster ? cluster->deviceCount() : 0);
     if (!in)
         return fail(in.error());

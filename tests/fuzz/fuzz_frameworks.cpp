@@ -1,11 +1,13 @@
-// Framework configurations (Megatron-LM and horovodrun lines, DeepSpeed JSON): any
-// bytes give a model and strategy or an error naming the place; an imported
-// Megatron-LM job that resolves exports again, and what that export imports
-// back is the same strategy.
+// Framework configurations (Megatron-LM and horovodrun lines, DeepSpeed JSON,
+// the PyTorch script's CONFIG): any bytes give a model and strategy or an
+// error naming the place; an imported Megatron-LM job or PyTorch script that
+// resolves exports again, and what that export imports back is the same
+// strategy.
 #include "partita/core/clusterio.h"
 #include "partita/core/deepspeed.h"
 #include "partita/core/horovod.h"
 #include "partita/core/megatron.h"
+#include "partita/core/pytorch.h"
 
 #include <cstdint>
 #include <string>
@@ -17,6 +19,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
     static const Cluster cluster = *clusterPreset("dgx-h100:2");
     (void)importDeepSpeed(text, "ds_config.json", 16);
     (void)importHorovod(text, "launch.sh");
+    if (auto p = importPyTorch(text, "train.py"); p && p->model.dims.layers <= 64 && p->model.dims.hidden <= 4096) {
+        const Cluster one = *clusterPreset("p3.16xlarge");
+        if (p->strategy.dp == one.deviceCount() && resolveStrategy(p->strategy, p->model, one))
+            if (auto ex = exportPyTorch(p->model, one, p->strategy, p->seq_len, ExportHeader{})) {
+                auto back = importPyTorch(ex->script, "train.py");
+                if (!back || !(back->strategy == p->strategy))
+                    __builtin_trap();
+            }
+    }
     auto m = importMegatron(text, "launch.sh", 16);
     if (!m || m->model.dims.layers > 256 || m->model.dims.hidden > 8192 || m->seq_len > 65536)
         return 0;

@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+__PARTITA_HEADER__
+#
+# A PyTorch training script written by Partita: the model is built from
+# CONFIG["model"], data parallelism from CONFIG["strategy"] (DDP with its
+# bucket size and gradient compression hook, ZeroRedundancyOptimizer for
+# ZeRO-1, FSDP2's fully_shard for ZeRO-2/3), recomputation with
+# torch.utils.checkpoint, precision with autocast. The data are random tokens,
+# fixed per rank, so the loss falls as the model learns them; put your own
+# loader in batches(). It reads the torch.distributed environment (RANK,
+# WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT): run it under torchrun,
+# srun, or start each rank with those variables. One JSON line per step on
+# rank 0: {"step", "loss", "step_time_s"}, after one with the parameter count.
+import argparse
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+# partita-import: the configuration below is what `partita-cli import-config` reads back.
+CONFIG = json.loads(r"""
+__PARTITA_CONFIG__
+""")
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x):
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+
+
+def norm(m):
+    return nn.LayerNorm(m["hidden"], eps=1e-5) if m["norm"] == "layernorm" else RMSNorm(m["hidden"], 1e-5)
+
+
+def rotary(x, theta):
+    # x: (batch, heads, seq, head_dim); rotate pairs (i, i + d/2) by position.
+    d = x.shape[-1]
+    inv = 1.0 / (theta ** (torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d))
+    ang = torch.arange(x.shape[-2], device=x.device, dtype=torch.float32)[:, None] * inv[None, :]
+    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    x1, x2 = x[..., : d // 2], x[..., d // 2:]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, m, fused):
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = m["heads"], m["kv_heads"], m["head_dim"]
+        self.rope_theta = m["rope_theta"]
+        self.fused = fused and hasattr(F, "scaled_dot_product_attention")
+        self.qkv = nn.Linear(m["hidden"], (self.heads + 2 * self.kv_heads) * self.head_dim, bias=m["bias"])
+        self.out = nn.Linear(self.heads * self.head_dim, m["hidden"], bias=m["bias"])
+
+    def core(self, qkv):
+        b, s, _ = qkv.shape
+        q, k, v = qkv.split([self.heads * self.head_dim, self.kv_heads * self.head_dim,
+                             self.kv_heads * self.head_dim], dim=-1)
+        q = q.view(b, s, self.heads, self.head_dim).transpose(1, 2)
+        k = k.view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = v.view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        if self.rope_theta > 0:
+            q, k = rotary(q, self.rope_theta), rotary(k, self.rope_theta)
+        if self.kv_heads != self.heads:
+            k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
+            v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
+        if self.fused:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
+            mask = torch.ones(s, s, dtype=torch.bool, device=qkv.device).triu(1)
+            y = scores.masked_fill(mask, float("-inf")).softmax(-1) @ v
+        return y.transpose(1, 2).reshape(b, s, self.heads * self.head_dim)
+
+    def forward(self, x, selective):
+        qkv = self.qkv(x)
+        y = checkpoint(self.core, qkv, use_reentrant=False) if selective else self.core(qkv)
+        return self.out(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.gated = m["mlp"] == "swiglu"
+        if self.gated:  # one GEMM for gate and up, as Partita's layer mlp.gate_up
+            self.gate_up = nn.Linear(m["hidden"], 2 * m["ffn"], bias=False)
+            self.down = nn.Linear(m["ffn"], m["hidden"], bias=False)
+        else:
+            self.fc1 = nn.Linear(m["hidden"], m["ffn"], bias=m["bias"])
+            self.fc2 = nn.Linear(m["ffn"], m["hidden"], bias=m["bias"])
+
+    def forward(self, x):
+        if self.gated:
+            gate, up = self.gate_up(x).chunk(2, dim=-1)
+            return self.down(F.silu(gate) * up)
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class Block(nn.Module):
+    def __init__(self, m, names, fused):
+        super().__init__()
+        self.names = names
+        setattr(self, names["norm1"], norm(m))
+        self.attention = Attention(m, fused)
+        setattr(self, names["norm2"], norm(m))
+        self.mlp = MLP(m)
+        self.dropout = m["dropout"]
+
+    def forward(self, x, selective=False):
+        h = self.attention(getattr(self, self.names["norm1"])(x), selective)
+        x = x + F.dropout(h, self.dropout, self.training)
+        h = self.mlp(getattr(self, self.names["norm2"])(x))
+        return x + F.dropout(h, self.dropout, self.training)
+
+
+class Embeddings(nn.Module):  # GPT-2: token and learned position embeddings, Partita's layer "embeddings"
+    def __init__(self, m):
+        super().__init__()
+        self.wte = nn.Embedding(m["vocab"], m["hidden"])
+        self.wpe = nn.Embedding(m["positions"], m["hidden"])
+
+    def forward(self, idx):
+        return self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
+
+
+class GPT(nn.Module):
+    """Module names are Partita's layer names (h.0.attention.qkv, layers.3.mlp.down, ...)."""
+
+    def __init__(self, m, recompute, fused):
+        super().__init__()
+        n = m["names"]
+        self.n, self.recompute = n, recompute
+        if m["positions_learned"]:
+            setattr(self, n["embed"], Embeddings(m))
+        else:
+            setattr(self, n["embed"], nn.Embedding(m["vocab"], m["hidden"]))
+        setattr(self, n["blocks"], nn.ModuleList(Block(m, n, fused) for _ in range(m["layers"])))
+        setattr(self, n["final_norm"], norm(m))
+        self.lm_head = nn.Linear(m["hidden"], m["vocab"], bias=False)
+        if m["tied"]:
+            emb = getattr(self, n["embed"])
+            self.lm_head.weight = emb.wte.weight if m["positions_learned"] else emb.weight
+        self.dropout = m["dropout"]
+        self.apply(self.init_weights)
+
+    @staticmethod
+    def init_weights(module):  # GPT-2's: normal(0, 0.02) weights, zero biases
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def blocks(self):
+        return getattr(self, self.n["blocks"])
+
+    def forward(self, idx):
+        x = F.dropout(getattr(self, self.n["embed"])(idx), self.dropout, self.training)
+        for block in self.blocks():
+            if self.recompute == "full":
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x, self.recompute == "selective")
+        return self.lm_head(getattr(self, self.n["final_norm"])(x))
+
+
+def fully_shard_fn():
+    # Older PyTorch fails these imports with ImportError, or (1.13 on Python
+    # 3.11) with a ValueError inside torch.distributed._shard: either way, none.
+    try:
+        from torch.distributed.fsdp import fully_shard  # PyTorch 2.6 and later
+        return fully_shard
+    except (ImportError, ValueError):
+        pass
+    try:
+        from torch.distributed._composable.fsdp import fully_shard  # PyTorch 2.4, 2.5
+        return fully_shard
+    except (ImportError, ValueError):
+        return None
+
+
+def wrap(model, s, device):
+    """The data-parallel wrapper and the optimizer the strategy names."""
+    lr = CONFIG["train"]["lr"]
+    if s["zero_stage"] >= 2:
+        fully_shard = fully_shard_fn()
+        if fully_shard is None:
+            sys.exit(f"ZeRO-{s['zero_stage']} is FSDP2's fully_shard, which PyTorch {torch.__version__} lacks "
+                     "(2.4 or later has it)")
+        reshard = s["zero_stage"] == 3  # ZeRO-3 frees parameters after the forward; ZeRO-2 keeps them
+        for block in model.blocks():
+            fully_shard(block, reshard_after_forward=reshard)
+        fully_shard(model, reshard_after_forward=reshard)
+        return model, torch.optim.AdamW(model.parameters(), lr=lr)
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+              bucket_cap_mb=s["bucket_mb"], gradient_as_bucket_view=True)
+    if s["compression"] == "fp16":
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+        ddp.register_comm_hook(None, default_hooks.fp16_compress_hook)
+    elif s["compression"] == "powersgd":
+        from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook
+        state = powerSGD_hook.PowerSGDState(process_group=None, matrix_approximation_rank=s["powersgd_rank"],
+                                            start_powerSGD_iter=2)
+        ddp.register_comm_hook(state, powerSGD_hook.powerSGD_hook)
+    if s["zero_stage"] == 1:
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+        opt = ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=torch.optim.AdamW, lr=lr)
+    else:
+        opt = torch.optim.AdamW(ddp.parameters(), lr=lr)
+    return ddp, opt
+
+
+def autocast(device, precision):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def batches(m, s, rank, accumulation):
+    g = torch.Generator().manual_seed(1000 + rank)
+    tokens = torch.randint(0, m["vocab"], (accumulation, s["micro_batch"], CONFIG["train"]["seq"] + 1), generator=g)
+    return [(t[:, :-1], t[:, 1:]) for t in tokens]
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Partita's training script (" + CONFIG["strategy"]["name"] + ")")
+    ap.add_argument("--steps", type=int, default=CONFIG["train"]["steps"])
+    args = ap.parse_args()
+    m, s = CONFIG["model"], CONFIG["strategy"]
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if world != s["dp"]:
+        sys.exit(f"WORLD_SIZE is {world}, but the strategy runs {s['dp']} data-parallel ranks")
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if s["precision"] == "fp16" and not cuda:
+        sys.exit("fp16 training needs a GPU (autocast and the gradient scaler); choose bf16 or fp32 on a CPU")
+    dist.init_process_group("nccl" if cuda else "gloo")
+    torch.manual_seed(1234)
+    model = GPT(m, s["recompute"], s["attention"] == "fused").to(device)
+    if rank == 0:
+        print(json.dumps({"parameters": sum(p.numel() for p in model.parameters()), "world": world,
+                          "torch": torch.__version__}), flush=True)
+    model, opt = wrap(model, s, device)
+    scaler = torch.cuda.amp.GradScaler() if s["precision"] == "fp16" else None
+    accumulation = s["global_batch"] // (s["micro_batch"] * s["dp"])
+    data = [(x.to(device), y.to(device)) for x, y in batches(m, s, rank, accumulation)]
+    for step in range(args.steps):
+        t0 = time.perf_counter()
+        total = torch.zeros((), device=device)
+        for i, (x, y) in enumerate(data):
+            last = i == accumulation - 1
+            sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+            with sync:
+                with autocast(device, s["precision"]):
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float().view(-1, m["vocab"]), y.reshape(-1)) / accumulation
+                (scaler.scale(loss) if scaler else loss).backward()
+            total += loss.detach()
+        if scaler:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        opt.zero_grad(set_to_none=True)
+        dist.all_reduce(total)
+        if cuda:
+            torch.cuda.synchronize()
+        if rank == 0:
+            print(json.dumps({"step": step, "loss": total.item() / world,
+                              "step_time_s": time.perf_counter() - t0}), flush=True)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
