@@ -144,6 +144,71 @@ private slots:
         QVERIFY2(space[1] > 2 * space[0], qPrintable(QString("%1 vs %2 candidates").arg(space[1]).arg(space[0])));
     }
 
+    // Megatron-LM's uneven first and last stages are a gene: GPT-2 medium's
+    // LM head does the work of four blocks, so over two p3.16xlarge nodes
+    // (25 Gb/s between them: a pipeline across) the search moves blocks off
+    // the last stage, and that beats the same strategy split evenly.
+    void unevenStagesSearched()
+    {
+        const Model m = load(PARTITA_TEST_DATA "/hf/gpt2-medium.json");
+        const Cluster c = *clusterPreset("p3.16xlarge:2");
+        SearchOptions o;
+        o.global_batch = 64;
+        o.exhaustive_limit = 0;
+        o.max_evaluations = 3000;
+        o.budget_s = 120;
+        o.threads = 2;
+        o.refine_layers = false;
+        auto r = searchStrategy(m, c, o);
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        const Strategy& best = r->best.strategy;
+        QCOMPARE(best.pp, 2);
+        QVERIFY2(best.first_stage_blocks > best.last_stage_blocks && best.first_stage_blocks + best.last_stage_blocks == 24,
+                 qPrintable(QString::fromStdString(r->best.explanation)));
+        QVERIFY(QString::fromStdString(r->best.explanation).contains("blocks first"));
+        Strategy even = best;
+        even.first_stage_blocks = even.last_stage_blocks = 0;
+        auto e = simulate(m, c, even, SimOptions{});
+        QVERIFY2(e, e ? "" : e.error().str().c_str());
+        QVERIFY2(r->best.step_time < e->step_time, qPrintable(QString("%1 s vs %2 s even").arg(r->best.step_time).arg(e->step_time)));
+    }
+
+    // FP8 changes what training computes: the search uses it only when
+    // allowed, and only on devices that have it.
+    void fp8OptIn_data()
+    {
+        QTest::addColumn<QString>("cluster");
+        QTest::addColumn<bool>("allow");
+        QTest::addColumn<bool>("fp8");
+        QTest::newRow("H100, allowed") << "dgx-h100" << true << true;
+        QTest::newRow("H100, not allowed") << "dgx-h100" << false << false;
+        QTest::newRow("A100 has no FP8") << "dgx-a100-80gb" << true << false;
+    }
+    void fp8OptIn()
+    {
+        QFETCH(QString, cluster);
+        QFETCH(bool, allow);
+        QFETCH(bool, fp8);
+        const Model m = load(PARTITA_TEST_DATA "/hf/llama-2-7b-hf.json");
+        const Cluster c = *clusterPreset(cluster.toStdString());
+        SearchOptions o;
+        o.global_batch = 16;
+        o.seq_len = 4096;
+        o.exhaustive_limit = 0;
+        o.max_evaluations = 400;
+        o.budget_s = 60;
+        o.threads = 2;
+        o.refine_layers = false;
+        o.allow_fp8 = allow;
+        auto r = searchStrategy(m, c, o);
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        bool any = false;
+        for (const Candidate& cand : r->top)
+            any |= cand.strategy.precision == Precision::FP8;
+        QCOMPARE(any, fp8);
+        QCOMPARE(r->best.strategy.precision == Precision::FP8, fp8);
+    }
+
     // Candidates that do not fit or cannot be simulated are counted and
     // reported, never silently dropped: GPT-2 XL on 16 GB V100s leaves many
     // out of memory, the same number on every run.

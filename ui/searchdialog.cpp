@@ -116,6 +116,8 @@ SearchDialog::SearchDialog(const Model& model, const Cluster& cluster, const Str
     m_threads->setValue(std::max(1, QThread::idealThreadCount()));
     m_powersgd = new QCheckBox(tr("Allow PowerSGD (lossy: changes what training computes)"));
     m_fp16Compression = new QCheckBox(tr("Allow fp16 gradients with fp32 training (lossy: changes what training computes)"));
+    m_fp8 = new QCheckBox(tr("Allow FP8 GEMMs on devices that have them (changes what training computes)"));
+    m_fp8->setObjectName("allowFp8");
     auto* form = new QFormLayout;
     form->addRow(tr("Objective"), m_objective);
     form->addRow(tr("Budget"), m_budgetBox);
@@ -124,6 +126,7 @@ SearchDialog::SearchDialog(const Model& model, const Cluster& cluster, const Str
     form->addRow(tr("Threads"), m_threads);
     form->addRow(m_powersgd);
     form->addRow(m_fp16Compression);
+    form->addRow(m_fp8);
 
     m_progress = new QProgressBar;
     m_progress->setRange(0, 1000);
@@ -227,6 +230,7 @@ bool SearchDialog::start()
     o.threads = m_threads->value();
     o.allow_powersgd = m_powersgd->isChecked();
     o.allow_fp16_compression = m_fp16Compression->isChecked();
+    o.allow_fp8 = m_fp8->isChecked();
     o.cancel = m_cancel.get();
     // Progress arrives on the search's threads; the widgets are updated on this one.
     QPointer<SearchDialog> self(this);

@@ -98,6 +98,7 @@ private:
     QSpinBox *m_budgetBox = nullptr, *m_batch = nullptr, *m_threads = nullptr;
     QCheckBox* m_powersgd = nullptr;
     QCheckBox* m_fp16Compression = nullptr;
+    QCheckBox* m_fp8 = nullptr;
     QProgressBar* m_progress = nullptr;
     QLabel* m_status = nullptr;
     QChartView* m_chart = nullptr;

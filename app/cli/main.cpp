@@ -126,6 +126,9 @@ int main(int argc, char** argv)
                      "let per-layer refinement choose PowerSGD compression (lossy: training no longer computes the same)");
     search->add_flag("--allow-fp16-compression", sco.allowFp16Compression,
                      "with --dtype fp32: let the search send gradients as fp16 (lossy: training no longer computes the same)");
+    search->add_flag("--allow-fp8", sco.allowFp8,
+                     "on devices with FP8 (H100, H200): let the search train the GEMMs in FP8 (Transformer Engine's "
+                     "recipe; training no longer computes the same)");
     search->add_option("--calibration", sco.calibration, "calibration file with measured efficiencies (partita-cli calibrate)");
     search->add_option("--out", sco.out, "write the best strategy (JSON)");
     search->add_flag("--json", sco.json, "print JSON instead of a table");

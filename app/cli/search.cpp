@@ -49,6 +49,7 @@ int runSearch(const SearchCliOptions& o)
     so.top_k = o.top;
     so.max_evaluations = o.maxEvals;
     so.allow_powersgd = o.allowPowerSgd;
+    so.allow_fp8 = o.allowFp8;
     so.allow_fp16_compression = o.allowFp16Compression;
     auto cal = loadCalibration(o.calibration);
     if (!cal)

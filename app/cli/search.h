@@ -13,7 +13,7 @@ struct SearchCliOptions
     uint64_t seed = 1;
     int threads = 1, top = 5;
     int64_t globalBatch = 0, seqLen = 0, maxEvals = 0;
-    bool json = false, allowPowerSgd = false, allowFp16Compression = false;
+    bool json = false, allowPowerSgd = false, allowFp16Compression = false, allowFp8 = false;
 };
 
 int runSearch(const SearchCliOptions& o);

@@ -53,6 +53,7 @@ struct SearchOptions
     bool refine_layers = true;       // per-layer coordinate descent after the global phase finds good points
     bool allow_powersgd = false;     // let per-layer refinement pick PowerSGD (lossy: changes what training computes)
     bool allow_fp16_compression = false; // fp32 training: let it send gradients as fp16 (lossy, as PowerSGD)
+    bool allow_fp8 = false;          // let it train the GEMMs in FP8 where the device has it (changes the numerics)
     std::optional<Calibration> calibration; // measured efficiencies (partita-cli calibrate); default: the device's
     std::function<void(const SearchProgress&)> progress;
     const std::atomic<bool>* cancel = nullptr;
