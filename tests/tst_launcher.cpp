@@ -17,6 +17,9 @@
 
 #include <QDir>
 #include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QProcess>
 #include <QStandardPaths>
 #include <QTemporaryDir>
@@ -277,7 +280,7 @@ private slots:
         QTest::addColumn<QStringList>("expect");
         QTest::addColumn<int>("ranks");
         QTest::newRow("local") << int(LauncherKind::Local) << QStringList{}
-                               << QStringList{"mpirun", "-np 4", "--oversubscribe", "OPENBLAS_NUM_THREADS=1", "--plan p.json"}
+                               << QStringList{"mpirun", "-np 4", "--oversubscribe", "--mca mpi_yield_when_idle 1", "OPENBLAS_NUM_THREADS=1", "--plan p.json"}
                                << 4;
         // One rank: the worker alone, no MPI job (no mpirun needed on the machine).
         QTest::newRow("local, one rank") << int(LauncherKind::Local) << QStringList{}
@@ -454,6 +457,41 @@ private slots:
             QCOMPARE(found, int(expected.size()));
             QCOMPARE(r->ranks[size_t(rank)].ops_per_step, int64_t(expected.size()));
         }
+    }
+
+    // calibrate --local's collectives: MPI_Allreduce between two ranks by
+    // size, the slowest rank's median, printed by rank 0 as JSON; without an
+    // MPI launcher the worker says how to start it.
+    void mpiAllreduceSweep()
+    {
+        if (QStandardPaths::findExecutable("mpirun").isEmpty())
+            QSKIP("no mpirun on this machine (Debian: openmpi-bin)");
+        QProcess alone;
+        alone.start(kWorker, {"--calibrate-mpi"});
+        QVERIFY(alone.waitForFinished(60000));
+        QVERIFY(alone.exitCode() != 0);
+        QVERIFY(QString::fromUtf8(alone.readAllStandardError()).contains("mpirun -np N partita-worker --calibrate-mpi"));
+        QStringList args{"-np", "2"};
+        if (geteuid() == 0)
+            args << "--allow-run-as-root";
+        args << "--oversubscribe" << "--bind-to" << "none" << "--mca" << "mpi_yield_when_idle" << "1" << kWorker
+             << "--calibrate-mpi";
+        QProcess p;
+        p.start("mpirun", args);
+        QVERIFY(p.waitForFinished(120000));
+        QCOMPARE(p.exitCode(), 0);
+        const QJsonObject j = QJsonDocument::fromJson(p.readAllStandardOutput()).object();
+        QCOMPARE(j["partita_mpi_allreduce"].toInt(), 1);
+        QCOMPARE(j["ranks"].toInt(), 2);
+        const QJsonArray s = j["allreduce"].toArray();
+        QCOMPARE(s.size(), 5);
+        double bytes = 65536;
+        for (const QJsonValue& v : s) {
+            QCOMPARE(v.toArray()[0].toDouble(), bytes);
+            QVERIFY(v.toArray()[1].toDouble() > 0);
+            bytes *= 4;
+        }
+        QVERIFY(s.last().toArray()[1].toDouble() > s.first().toArray()[1].toDouble());
     }
 
     // A rank killed mid-run: every rank stops, what was measured is kept, the message names the rank.

@@ -132,6 +132,10 @@ private slots:
                 QCOMPARE(k.m, int64_t(512));
                 QCOMPARE(k.k, int64_t(64));
                 QCOMPARE(k.ops, 2);
+                // Fused and causal: half the keys per query on average, and the
+                // shape the executors run does exactly the FLOPs costed.
+                QCOMPARE(k.n, int64_t(512 / 2));
+                QCOMPARE(2.0 * double(k.m * k.n * k.k * k.batch * k.ops), k.flops);
                 sawCore = true;
             }
         }

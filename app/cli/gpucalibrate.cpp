@@ -4,6 +4,7 @@
 #include "run.h"
 
 #include "partita/core/clusterio.h"
+#include "partita/core/simulator.h"
 #include "partita/executor/gpusweep.h"
 #include "partita/executor/localmachine.h"
 
@@ -12,7 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -64,13 +67,74 @@ std::string besideThisProgram(const std::string& name)
     return (fs::read_symlink("/proc/self/exe", ec).parent_path() / name).string();
 }
 
-// partita-worker --calibrate-cpu: the process that links OpenBLAS measures.
+// Open MPI's all-reduce between one rank per core (`mpirun ... partita-worker
+// --calibrate-mpi`, launched as `run` launches ranks), as a fraction of the
+// shared-memory link `--measure-cpu` gives the local cluster: the collective
+// model's time at full link bandwidth over the time measured, summed over
+// the sizes. Returns what it says of the measurement; leaves `cal` as it is
+// when it cannot measure.
+std::string measureLocalCollectives(const std::string& worker, Calibration& cal)
+{
+    const int cores = detectLocalMachine().cpu.cores;
+    if (cores < 2)
+        return "collectives not measured (one core)";
+    auto clusterText = workerOutput(worker, "--measure-cpu " + std::to_string(cores));
+    if (!clusterText)
+        return "collectives not measured (" + clusterText.error().str() + ")";
+    auto cluster = clusterFromJson(*clusterText, worker + " --measure-cpu");
+    if (!cluster)
+        return "collectives not measured (" + cluster.error().str() + ")";
+    const std::string cmd = "mpirun -np " + std::to_string(cores) + (geteuid() == 0 ? " --allow-run-as-root" : "") +
+                            " --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 -x OPENBLAS_NUM_THREADS=1 '" + worker + "' --calibrate-mpi";
+    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+    std::string text;
+    char buf[4096];
+    for (size_t n; p && (n = fread(buf, 1, sizeof buf, p)) > 0;)
+        text.append(buf, n);
+    const int st = p ? pclose(p) : -1;
+    const size_t open = text.find('{');
+    if (st != 0 || open == std::string::npos)
+        return "collectives not measured (" + cmd + " failed: " + text.substr(0, 200) + ")";
+    nlohmann::json j = nlohmann::json::parse(text.substr(open), nullptr, false);
+    if (j.is_discarded() || !j.contains("allreduce") || !j["allreduce"].is_array())
+        return "collectives not measured (" + cmd + " printed no sweep)";
+    const Node& node = cluster->nodes.front();
+    Calibration ideal = cal;
+    ideal.intra_link_efficiency = 1;
+    GroupShape g;
+    g.n = g.per_node = cores;
+    double idealSum = 0, measuredSum = 0;
+    for (const auto& s : j["allreduce"]) {
+        if (!s.is_array() || s.size() != 2 || !s[0].is_number() || !s[1].is_number())
+            continue;
+        idealSum += collectiveTime(Collective::AllReduce, s[0].get<double>(), g, node, ideal);
+        measuredSum += s[1].get<double>();
+        cal.measured["mpi_allreduce"] += (cal.measured["mpi_allreduce"].empty() ? "" : ", ") +
+                                         std::to_string(int64_t(s[0].get<double>())) + " B: " +
+                                         std::to_string(s[1].get<double>() * 1e6) + " us";
+    }
+    if (idealSum <= 0 || measuredSum <= 0)
+        return "collectives not measured (" + cmd + " printed no sweep)";
+    cal.intra_link_efficiency = std::clamp(idealSum / measuredSum, kMinLinkEfficiency, 1.0);
+    char said[200];
+    std::snprintf(said, sizeof said, "%s all-reduce between %d local ranks (%zu sizes): %.1f %% of the link",
+                  j.value("library", std::string("MPI")).c_str(), cores, j["allreduce"].size(),
+                  cal.intra_link_efficiency * 100);
+    return said;
+}
+
+// partita-worker --calibrate-cpu: the process that links OpenBLAS measures;
+// then the collectives between local ranks.
 Result<Calibration> measureLocalCpuCalibration(const std::string& worker)
 {
     auto text = workerOutput(worker, "--calibrate-cpu");
     if (!text)
         return text.error();
-    return calibrationFromJson(*text, worker + " --calibrate-cpu");
+    auto cal = calibrationFromJson(*text, worker + " --calibrate-cpu");
+    if (!cal)
+        return cal;
+    cal->source += "; " + measureLocalCollectives(worker, *cal);
+    return cal;
 }
 
 } // namespace

@@ -58,7 +58,12 @@ int main(int argc, char** argv)
     auto* calibrate = app.add_flag("--calibrate-cpu", calibrateCpu,
                                    "print this CPU's calibration (sgemm and copy efficiencies by size, JSON) and exit")
                           ->excludes(measure);
-    app.add_option("--plan", planPath, "execution plan (JSON, from partita-cli simulate --plan-out)")->excludes(measure, calibrate);
+    bool calibrateMpi = false;
+    auto* calibrateMpiFlag =
+        app.add_flag("--calibrate-mpi", calibrateMpi,
+                     "under mpirun: time MPI_Allreduce between the ranks by size; rank 0 prints JSON and all exit")
+            ->excludes(measure, calibrate);
+    app.add_option("--plan", planPath, "execution plan (JSON, from partita-cli simulate --plan-out)")->excludes(measure, calibrate, calibrateMpiFlag);
     app.add_option("--out", out, "folder for rank-R.trace.json and rank-R.manifest.json")->excludes(measure);
     app.add_option("--steps", steps, "measured steps")->check(CLI::Range(1, 100000));
     app.add_option("--warmup", warmup, "warm-up steps, not traced")->check(CLI::Range(0, 100000));
@@ -83,6 +88,19 @@ int main(int argc, char** argv)
         if (!cal)
             return fail(cal.error().str());
         std::cout << partita::calibrationToJson(*cal);
+        return 0;
+    }
+    if (calibrateMpi) {
+        if (!partita::startedByMpiLauncher())
+            return fail("--calibrate-mpi runs under an MPI launcher: mpirun -np N partita-worker --calibrate-mpi");
+        auto sweep = partita::measureMpiAllreduce(&argc, &argv);
+        if (!sweep)
+            return fail(sweep.error().str());
+        if (sweep->rank == 0) {
+            nlohmann::json j{{"partita_mpi_allreduce", 1}, {"ranks", sweep->ranks}, {"library", sweep->library},
+                             {"allreduce", sweep->samples}};
+            std::cout << j.dump(1) << "\n";
+        }
         return 0;
     }
     if (planPath.empty() || out.empty())

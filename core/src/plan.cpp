@@ -251,14 +251,18 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
         // A fused kernel skips the key blocks wholly above a causal mask's
         // diagonal: about half of them (FlashAttention-2, Dao 2023, §3.1.1,
         // measuring 1.7-1.8x). Unfused, QK^T is computed whole and masked.
-        if (s.attention == Attention::Fused && l.dims.causal)
+        const bool skipsHalf = s.attention == Attention::Fused && l.dims.causal;
+        if (skipsHalf)
             mm *= 0.5;
         f.kind = KernelKind::BatchedGemm;
         // QK^T and softmax(.)V; the ring runs them once per block of keys.
+        // The shape is the work done: the executors, which run cuBLAS or
+        // OpenBLAS GEMMs and no fused kernel, then do what a fused causal
+        // kernel does (half the keys per query on average).
         f.ops = 2 * ringSteps;
         f.batch = b * std::max<int64_t>(1, l.dims.heads / tp);
         f.m = seq / cp;
-        f.n = seq / ringSteps;
+        f.n = std::max<int64_t>(1, seq / ringSteps / (skipsHalf ? 2 : 1));
         f.k = l.dims.head_dim;
         // Fused, the scores stay on chip (and dropout's mask is regenerated
         // from its seed): only Q, K, V in and the output out (FlashAttention,

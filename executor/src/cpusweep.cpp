@@ -1,6 +1,8 @@
 // This machine's CPU measured as the CPU backend runs a plan (partita_cpu):
 // single-threaded OpenBLAS sgemm over sizes, the C library's copy over sizes,
-// fitted into a calibration (`partita-cli calibrate --local`).
+// each while every other core does the same work (a run puts one rank on each
+// core, and the ranks share the caches and the memory bus), fitted into a
+// calibration (`partita-cli calibrate --local`).
 #include "partita/core/units.h"
 #include "partita/executor/cpubackend.h"
 #include "partita/executor/localmachine.h"
@@ -8,11 +10,13 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <ctime>
 #include <functional>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace partita {
@@ -38,6 +42,43 @@ double timeCalls(double minGroup, const std::function<void()>& call)
     }
     std::sort(per.begin(), per.end());
     return per[1];
+}
+
+// Seconds per call with the caches cold, as a run's memory passes find them
+// (a training step moves tens of MB between two touches of the same data): a
+// 64 MiB buffer is written before each timed call; the median of `reps`.
+double timeColdCalls(int reps, const std::function<void()>& call)
+{
+    static std::vector<char> evict(size_t(64) << 20);
+    call(); // pages touched
+    std::vector<double> per;
+    for (int r = 0; r < reps; ++r) {
+        for (size_t i = 0; i < evict.size(); i += 64)
+            evict[i] = char(evict[i] + 1);
+        const auto t0 = std::chrono::steady_clock::now();
+        call();
+        per.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(per.begin(), per.end());
+    return per[per.size() / 2];
+}
+
+// `measure()`, while `neighbours` threads each run `work(i)` in a loop: the
+// other cores busy as the other ranks of a run keep them.
+double withNeighbours(int neighbours, const std::function<void(int)>& work, const std::function<double()>& measure)
+{
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> pool;
+    for (int i = 0; i < neighbours; ++i)
+        pool.emplace_back([&, i] {
+            while (!stop.load(std::memory_order_relaxed))
+                work(i);
+        });
+    const double t = measure();
+    stop = true;
+    for (auto& th : pool)
+        th.join();
+    return t;
 }
 
 } // namespace
@@ -67,23 +108,51 @@ GpuSweep measureCpuSweep(bool quick)
             shapes.push_back({"fp32", "fc1", tokens, 4 * h, h, 0});
             shapes.push_back({"fp32", "fc2", tokens, h, 4 * h, 0});
         }
-    std::vector<float> a, b, c;
-    for (GemmPoint g : shapes) {
-        a.assign(size_t(g.m * g.k), 1.0f / 1024);
-        b.assign(size_t(g.k * g.n), 1.0f / 1024);
-        c.assign(size_t(g.m * g.n), 0.0f);
-        g.seconds = timeCalls(minGroup, [&] {
+    const int neighbours = std::max(0, lm.cpu.cores - 1);
+    struct Operands
+    {
+        std::vector<float> a, b, c;
+        void size(const GemmPoint& g)
+        {
+            a.assign(size_t(g.m * g.k), 1.0f / 1024);
+            b.assign(size_t(g.k * g.n), 1.0f / 1024);
+            c.assign(size_t(g.m * g.n), 0.0f);
+        }
+        void run(const GemmPoint& g)
+        {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(g.m), int(g.n), int(g.k), 1.0f, a.data(),
                         int(g.k), b.data(), int(g.n), 0.0f, c.data(), int(g.n));
-        });
+        }
+    };
+    std::vector<Operands> ops(size_t(neighbours) + 1);
+    for (GemmPoint g : shapes) {
+        for (Operands& o : ops)
+            o.size(g);
+        g.seconds = withNeighbours(neighbours, [&](int i) { ops[size_t(i) + 1].run(g); },
+                                   [&] { return timeCalls(minGroup, [&] { ops[0].run(g); }); });
         s.gemms.push_back(g);
     }
-    // Copies of n bytes (2n moved), as the CPU backend's memory passes.
-    const size_t largest = quick ? (size_t(16) << 20) : (size_t(256) << 20);
+    // Copies of n bytes (2n moved), as the CPU backend's memory passes: those
+    // that fit the core's L2 from warm caches (the backend reuses one buffer),
+    // larger ones from cold caches; the neighbours copy up to 32 MiB each (the
+    // bus is shared).
+    const long l2Reported = ::sysconf(_SC_LEVEL2_CACHE_SIZE);
+    const size_t l2 = l2Reported > 0 ? size_t(l2Reported) : size_t(1) << 20;
+    const size_t largest = quick ? (size_t(16) << 20) : (size_t(256) << 20), theirs = size_t(32) << 20;
     std::vector<char> mem(2 * largest, 1);
-    for (size_t n = 16 << 10; n <= largest; n *= 4)
-        s.copies.push_back({2.0 * double(n), timeCalls(minGroup, [&] { std::memcpy(mem.data() + largest, mem.data(), n); })});
-    s.notes.push_back("CPU: single-threaded OpenBLAS sgemm (every plan dtype runs in fp32 on the CPU backend) and memcpy");
+    std::vector<std::vector<char>> other(size_t(neighbours), std::vector<char>(2 * theirs, 1));
+    for (size_t n = 16 << 10; n <= largest; n *= 4) {
+        const size_t m = std::min(n, theirs);
+        const double t = withNeighbours(
+            neighbours, [&](int i) { std::memcpy(other[size_t(i)].data() + m, other[size_t(i)].data(), m); },
+            [&] {
+                auto copy = [&] { std::memcpy(mem.data() + largest, mem.data(), n); };
+                return 2 * n <= l2 ? timeCalls(minGroup, copy) : timeColdCalls(quick ? 3 : 7, copy);
+            });
+        s.copies.push_back({2.0 * double(n), t});
+    }
+    s.notes.push_back("CPU: single-threaded OpenBLAS sgemm (every plan dtype runs in fp32 on the CPU backend) and memcpy "
+                      "(from cold caches beyond L2), each with the other " + std::to_string(neighbours) + " cores doing the same");
     return s;
 }
 
@@ -101,7 +170,7 @@ Result<Calibration> localCpuCalibration(bool quick)
     cal->measured["blas"] = sweep.driver;
     cal->source = "measured on this machine (" + sweep.gpu + ", " + sweep.driver + ", " + sweep.date +
                   ") by partita-cli calibrate --local: " + std::to_string(sweep.gemms.size()) +
-                  " single-threaded sgemm sizes, " + std::to_string(sweep.copies.size()) + " copy sizes";
+                  " single-threaded sgemm sizes, " + std::to_string(sweep.copies.size()) + " copy sizes (cold beyond L2), every core busy";
     return cal;
 }
 

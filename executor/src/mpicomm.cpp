@@ -302,4 +302,43 @@ Result<std::unique_ptr<Communicator>> makeMpiCommunicator(const Plan& plan, int*
     return std::unique_ptr<Communicator>(std::move(c));
 }
 
+Result<MpiAllreduceSweep> measureMpiAllreduce(int* argc, char*** argv)
+{
+    // The thread level the worker asks for: Open MPI's locking differs with it.
+    int provided = MPI_THREAD_SINGLE;
+    if (int rc = MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided); rc != MPI_SUCCESS)
+        return Error{"MPI", "MPI_Init_thread", mpiError(rc)};
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MpiAllreduceSweep out;
+    MPI_Comm_rank(MPI_COMM_WORLD, &out.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &out.ranks);
+    char version[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    MPI_Get_library_version(version, &len);
+    out.library = std::string(version, size_t(std::max(0, len)));
+    if (auto nl = out.library.find_first_of(",\n"); nl != std::string::npos)
+        out.library.resize(nl);
+    for (size_t bytes = size_t(64) << 10; bytes <= (size_t(16) << 20); bytes *= 4) {
+        std::vector<float> in(bytes / 4, 1.0f), res(bytes / 4, 0.0f);
+        std::vector<double> times;
+        for (int i = 0; i < 9; ++i) {
+            MPI_Barrier(MPI_COMM_WORLD);
+            const double t0 = MPI_Wtime();
+            if (int e = MPI_Allreduce(in.data(), res.data(), int(in.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+                e != MPI_SUCCESS) {
+                MPI_Abort(MPI_COMM_WORLD, 3);
+                return Error{"MPI", "MPI_Allreduce of " + std::to_string(bytes) + " bytes", mpiError(e)};
+            }
+            double t = MPI_Wtime() - t0, slowest = 0;
+            MPI_Allreduce(&t, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+            if (i >= 2) // two warm-up calls
+                times.push_back(slowest);
+        }
+        std::sort(times.begin(), times.end());
+        out.samples.emplace_back(double(bytes), times[times.size() / 2]);
+    }
+    MPI_Finalize();
+    return out;
+}
+
 } // namespace partita

@@ -39,4 +39,16 @@ bool startedByMpiLauncher();
 // communicator is destroyed.
 Result<std::unique_ptr<Communicator>> makeMpiCommunicator(const Plan& plan, int* argc, char*** argv);
 
+// MPI_Allreduce of fp32 sums between the ranks the launcher started, as the
+// CPU backend's data-parallel synchronization runs it: for each size from
+// 64 KiB to 16 MiB, after warm-up, the median of seven calls, each timed by
+// the slowest rank after a barrier. Initializes and finalizes MPI.
+struct MpiAllreduceSweep
+{
+    int rank = 0, ranks = 1;
+    std::string library;
+    std::vector<std::pair<double, double>> samples; // (bytes, seconds)
+};
+Result<MpiAllreduceSweep> measureMpiAllreduce(int* argc, char*** argv);
+
 } // namespace partita
