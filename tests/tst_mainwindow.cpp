@@ -7,6 +7,9 @@
 #include "testdata.h"
 #include "timelineview.h"
 
+#include "partita/core/clusterio.h"
+#include "partita/core/frameworks.h"
+#include "partita/core/modelio.h"
 #include "partita/profiler/tracestore.h"
 
 #include <QCoreApplication>
@@ -26,6 +29,29 @@ class TestMainWindow : public QObject
     Q_OBJECT
 private:
     QTemporaryDir m_dir;
+
+    // A DeepSpeed configuration and a Megatron-LM script for GPT-2 medium on one p3.16xlarge.
+    void writeConfigs()
+    {
+        auto write = [&](const QString& name, const std::string& text) {
+            QFile f(m_dir.filePath(name));
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write(text.data(), qint64(text.size()));
+        };
+        write("ds_config.json", R"({"train_batch_size": 32, "train_micro_batch_size_per_gpu": 4, "fp16": {"enabled": true}})");
+        auto m = loadModel(PARTITA_TEST_DATA "/hf/gpt2-medium.json");
+        QVERIFY(m);
+        Strategy s;
+        s.dp = 4;
+        s.tp = 2;
+        s.global_batch = 16;
+        s.precision = Precision::FP16;
+        s.sync.sparse = false;
+        auto ex = exportFramework(Framework::Megatron, *m, *clusterPreset("p3.16xlarge"), s, 1024, ExportHeader{});
+        QVERIFY2(ex, ex ? "" : ex.error().str().c_str());
+        write("launch.sh", ex->files.front().second);
+        write("notes.txt", "no flags here\n");
+    }
 
 private slots:
     void initTestCase()
@@ -186,6 +212,35 @@ private slots:
         QCOMPARE(again.designer()->model()->name, w.designer()->model()->name);
     }
 
+    // File ▸ Import Training Configuration and drops: the strategy (and the
+    // model, where the file says it) become the designer's, one undo step;
+    // without a cluster, or for a file that is no configuration, a clear no.
+    void importsTrainingConfigurations()
+    {
+        writeConfigs();
+        MainWindow w;
+        QVERIFY(w.newProject(m_dir.filePath("configs.partita"), true));
+        QVERIFY(!w.importTrainingConfig(m_dir.filePath("launch.sh"), true));
+        QVERIFY2(w.lastError().contains("cluster"), qPrintable(w.lastError()));
+        QVERIFY(w.importCluster("p3.16xlarge", true));
+        QVERIFY(!w.importTrainingConfig(m_dir.filePath("ds_config.json"), true)); // no model yet, and it names none
+        QVERIFY2(w.lastError().contains("import the model first"), qPrintable(w.lastError()));
+        QVERIFY(w.importTrainingConfig(m_dir.filePath("launch.sh"), true));
+        QVERIFY(w.designer()->hasInputs());
+        QCOMPARE(w.designer()->strategy().tp, 2);
+        QCOMPARE(w.designer()->strategy().dp, 4);
+        QCOMPARE(w.designer()->model()->dims.layers, int64_t(24));
+        QVERIFY(w.importTrainingConfig(m_dir.filePath("ds_config.json"), true));
+        QCOMPARE(w.designer()->strategy().tp, 1);
+        QCOMPARE(w.designer()->strategy().dp, 8);
+        QCOMPARE(w.designer()->strategy().micro_batch, int64_t(4));
+        w.designer()->undoStack()->undo();
+        QCOMPARE(w.designer()->strategy().tp, 2); // the Megatron-LM import again
+        QVERIFY(!w.importTrainingConfig(m_dir.filePath("notes.txt"), true));
+        QVERIFY2(w.lastError().contains("not a training configuration"), qPrintable(w.lastError()));
+        QCOMPARE(w.designer()->strategy().tp, 2); // nothing lost
+    }
+
     void classifiesDroppedFiles_data()
     {
         QTest::addColumn<QString>("path");
@@ -200,11 +255,14 @@ private slots:
         QTest::newRow("project") << "x.partita" << int(MainWindow::DropKind::Project);
         QTest::newRow("onnx") << "m.onnx" << int(MainWindow::DropKind::Model);
         QTest::newRow("missing") << "nothing-here.json" << int(MainWindow::DropKind::Unknown);
+        QTest::newRow("ds_config.json") << m_dir.filePath("ds_config.json") << int(MainWindow::DropKind::TrainingConfig);
+        QTest::newRow("Megatron-LM script") << m_dir.filePath("launch.sh") << int(MainWindow::DropKind::TrainingConfig);
     }
     void classifiesDroppedFiles()
     {
         QFETCH(QString, path);
         QFETCH(int, kind);
+        writeConfigs();
         QCOMPARE(int(MainWindow::classifyFile(path)), kind);
     }
 };

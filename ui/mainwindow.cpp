@@ -225,6 +225,9 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
             importTraces(paths);
     });
     importTraceAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_I));
+    file->addAction(tr("Import Training &Configuration…"), this, &MainWindow::importTrainingConfigDialog);
+    QAction* exportAction = file->addAction(tr("&Export Strategy…"), this, &MainWindow::exportDialog);
+    exportAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
     file->addSeparator();
     QAction* save = file->addAction(tr("&Save Strategy Version"), this, [this] {
         bool ok = false;
@@ -432,183 +435,6 @@ bool MainWindow::newProject(const QString& path, bool quiet)
     return openProject(path, quiet);
 }
 
-bool MainWindow::importModel(const QString& pathOrPreset, bool quiet)
-{
-    if (!m_store)
-        return refuse(tr("Import Model"), tr("Open or create a project first (File ▸ New Project…)."), quiet);
-    auto m = loadModel(pathOrPreset.toStdString());
-    if (!m)
-        return refuse(tr("Import Model"), QString::fromStdString(m.error().str()), quiet);
-    const std::string name = m->name.empty() ? QFileInfo(pathOrPreset).completeBaseName().toStdString() : m->name;
-    auto d = m_store->saveDocument("model", name, modelToJson(*m));
-    if (!d)
-        return refuse(tr("Import Model"), QString::fromStdString(d.error().str()), quiet);
-    QSettings().setValue("import/dir", QFileInfo(pathOrPreset).absolutePath());
-    m_designer->setProject(m_store.get());
-    m_tabs->setCurrentWidget(m_designer);
-    statusBar()->showMessage(tr("Model %1 imported (%2 layers)").arg(QString::fromStdString(name)).arg(m->layers.size()));
-    return true;
-}
-
-bool MainWindow::importCluster(const QString& pathOrPreset, bool quiet)
-{
-    if (!m_store)
-        return refuse(tr("Import Cluster"), tr("Open or create a project first (File ▸ New Project…)."), quiet);
-    Result<Cluster> c = Error{};
-    if (pathOrPreset == "local") {
-        c = detectLocalMachine().cluster;
-    } else {
-        ClusterLoadOptions o;
-        c = loadCluster(pathOrPreset.toStdString(), o);
-        // Text files name no hardware: ask for it, as the CLI's --device and --node do.
-        const bool needsDevice = !c && c.error().message.find("--device") != std::string::npos;
-        const bool needsNode = !c && c.error().message.find("--node") != std::string::npos;
-        if (!quiet && (needsDevice || needsNode)) {
-            const auto answer =
-                needsDevice ? choose(tr("Import Cluster"), tr("This nvidia-smi topo -m output does not name its GPUs. GPU model:"),
-                                     devicePresetNames())
-                            : choose(tr("Import Cluster"), tr("A hostfile names hosts, not hardware. Each host is a:"),
-                                     clusterPresetNames());
-            if (!answer)
-                return false;
-            (needsDevice ? o.device : o.nodeTemplate) = answer->toStdString();
-            c = loadCluster(pathOrPreset.toStdString(), o);
-        }
-    }
-    if (!c)
-        return refuse(tr("Import Cluster"), QString::fromStdString(c.error().str()), quiet);
-    auto d = m_store->saveDocument("cluster", c->name.empty() ? pathOrPreset.toStdString() : c->name,
-                                   clusterToJson(*c));
-    if (!d)
-        return refuse(tr("Import Cluster"), QString::fromStdString(d.error().str()), quiet);
-    if (QFileInfo::exists(pathOrPreset))
-        QSettings().setValue("import/dir", QFileInfo(pathOrPreset).absolutePath());
-    m_designer->setProject(m_store.get());
-    m_cluster->setProject(m_store.get());
-    m_tabs->setCurrentWidget(m_cluster);
-    statusBar()->showMessage(tr("Cluster %1 imported (%2 devices)").arg(QString::fromStdString(c->name)).arg(c->deviceCount()));
-    return true;
-}
-
-bool MainWindow::importTraces(const QStringList& paths, bool quiet)
-{
-    if (!m_store)
-        return refuse(tr("Import Trace"), tr("Open or create a project first (File ▸ New Project…)."), quiet);
-    std::vector<std::string> files;
-    size_t sqlite = 0;
-    for (const QString& p : paths) {
-        files.push_back(p.toStdString());
-        sqlite += isSqliteFile(p.toStdString()) ? 1 : 0;
-    }
-    if (sqlite && sqlite != files.size())
-        return refuse(tr("Import Trace"),
-                      tr("Nsight Systems exports and JSON traces cannot be mixed in one run."), quiet);
-    // The import runs on its own connection to the project, off the GUI
-    // thread; a progress dialog can cancel a JSON import.
-    struct Outcome
-    {
-        qint64 run = 0;
-        QString error;
-    };
-    auto cancel = std::make_shared<std::atomic<bool>>(false);
-    const std::string project = m_store->path();
-    QFutureWatcher<Outcome> watcher;
-    QEventLoop loop;
-    connect(&watcher, &QFutureWatcher<Outcome>::finished, &loop, &QEventLoop::quit);
-    watcher.setFuture(QtConcurrent::run([project, files, sqlite, cancel]() {
-        Outcome o;
-        auto store = TraceStore::open(project);
-        if (!store) {
-            o.error = QString::fromStdString(store.error().str());
-            return o;
-        }
-        if (sqlite) {
-            auto r = importNsysSqlite(**store, files);
-            if (r)
-                o.run = r->run_id;
-            else
-                o.error = QString::fromStdString(r.error().str());
-        } else {
-            TraceImportOptions opt;
-            opt.cancel = cancel.get();
-            auto r = importChromeTrace(**store, files, opt);
-            if (r)
-                o.run = r->run_id;
-            else
-                o.error = QString::fromStdString(r.error().str());
-        }
-        return o;
-    }));
-    QProgressDialog progress(tr("Importing %1…").arg(QFileInfo(paths.front()).fileName()), tr("Cancel"), 0, 0, this);
-    progress.setWindowModality(Qt::WindowModal);
-    progress.setMinimumDuration(300);
-    connect(&progress, &QProgressDialog::canceled, this, [cancel] { *cancel = true; });
-    if (!watcher.isFinished())
-        loop.exec();
-    progress.reset();
-    const Outcome o = watcher.result();
-    if (o.run <= 0)
-        return refuse(tr("Import Trace"), o.error, quiet);
-    QSettings().setValue("import/dir", QFileInfo(paths.front()).absolutePath());
-    refreshRuns();
-    showRun(o.run);
-    return true;
-}
-
-MainWindow::DropKind MainWindow::classifyFile(const QString& path)
-{
-    const QString lower = path.toLower();
-    if (lower.endsWith(".partita"))
-        return DropKind::Project;
-    if (lower.endsWith(".onnx"))
-        return DropKind::Model;
-    if (lower.endsWith(".json.gz") || lower.endsWith(".pt.trace.json") || isSqliteFile(path.toStdString()))
-        return DropKind::Trace;
-    std::ifstream in(path.toStdString(), std::ios::binary);
-    std::string head(65536, '\0');
-    in.read(head.data(), std::streamsize(head.size()));
-    head.resize(size_t(in.gcount()));
-    if (head.empty())
-        return DropKind::Unknown;
-    if (head.find("\"traceEvents\"") != std::string::npos)
-        return DropKind::Trace;
-    if (head.find("\"partita_cluster\"") != std::string::npos)
-        return DropKind::Cluster;
-    const size_t first = head.find_first_not_of(" \t\r\n");
-    // A bare event array: PyTorch's profiler without Kineto, or Chrome's array form.
-    if (first != std::string::npos && head[first] == '[' && head.find("\"ph\"") != std::string::npos)
-        return DropKind::Trace;
-    if (first != std::string::npos && (head[first] == '{' || head[first] == '['))
-        return DropKind::Model; // native model JSON or a Hugging Face config.json
-    return DropKind::Cluster;   // nvidia-smi topo -m text or a hostfile
-}
-
-void MainWindow::dragEnterEvent(QDragEnterEvent* e)
-{
-    if (e->mimeData()->hasUrls())
-        e->acceptProposedAction();
-}
-
-void MainWindow::dropEvent(QDropEvent* e)
-{
-    QStringList traces;
-    for (const QUrl& u : e->mimeData()->urls()) {
-        const QString path = u.toLocalFile();
-        if (path.isEmpty())
-            continue;
-        switch (classifyFile(path)) {
-        case DropKind::Project: openProject(path); break;
-        case DropKind::Model: importModel(path); break;
-        case DropKind::Cluster: importCluster(path); break;
-        case DropKind::Trace: traces << path; break;
-        case DropKind::Unknown: refuse(tr("Drop"), tr("%1: empty, or not a file Partita reads").arg(path), false); break;
-        }
-    }
-    if (!traces.isEmpty())
-        importTraces(traces);
-    e->acceptProposedAction();
-}
-
 void MainWindow::closeEvent(QCloseEvent* e)
 {
     if (m_designer->hasInputs() && !m_designer->undoStack()->isClean()) {
@@ -650,44 +476,6 @@ void MainWindow::rebuildRecentMenu()
     for (const QString& p : recent)
         m_recent->addAction(QFileInfo(p).fileName(), this, [this, p] { openProject(p); })->setToolTip(p);
     m_recent->setEnabled(!recent.isEmpty());
-}
-
-std::optional<QString> MainWindow::choose(const QString& title, const QString& label,
-                                         const std::vector<std::string>& names, int current)
-{
-    QStringList items;
-    for (const auto& n : names)
-        items << QString::fromStdString(n);
-    bool ok = false;
-    const QString pick = QInputDialog::getItem(this, title, label, items, current, false, &ok);
-    return ok ? std::optional<QString>(pick) : std::nullopt;
-}
-
-void MainWindow::importClusterDialog()
-{
-    const QString path = QFileDialog::getOpenFileName(this, tr("Import Cluster"), QSettings().value("import/dir").toString(),
-                                                      tr("Clusters (*.json *.txt *hostfile*);;All files (*)"));
-    if (!path.isEmpty())
-        importCluster(path);
-}
-
-void MainWindow::clusterPresetDialog()
-{
-    std::vector<std::string> names{"local"};
-    for (const auto& n : clusterPresetNames())
-        names.push_back(n);
-    const auto name = choose(tr("Cluster Preset"), tr("Preset ('local' measures this machine):"), names, 1);
-    if (!name)
-        return;
-    QString spec = *name;
-    bool ok = false;
-    if (*name != "local") {
-        const int nodes = QInputDialog::getInt(this, tr("Cluster Preset"), tr("Nodes:"), 1, 1, 4096, 1, &ok);
-        if (!ok)
-            return;
-        spec += ":" + QString::number(nodes);
-    }
-    importCluster(spec);
 }
 
 void MainWindow::searchDialog()

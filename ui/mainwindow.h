@@ -43,6 +43,10 @@ public:
     bool importModel(const QString& pathOrPreset, bool quiet = false);
     bool importCluster(const QString& pathOrPreset, bool quiet = false);
     bool importTraces(const QStringList& paths, bool quiet = false);
+    // A training framework's configuration (Megatron-LM script, ds_config.json,
+    // horovodrun line, Partita's PyTorch script) as the designer's strategy,
+    // one undo step; its model too where the file says it. Needs a cluster.
+    bool importTrainingConfig(const QString& path, bool quiet = false);
     // What a file dropped on the window is imported as.
     enum class DropKind
     {
@@ -50,6 +54,7 @@ public:
         Model,
         Cluster,
         Trace,
+        TrainingConfig,
         Unknown
     };
     static DropKind classifyFile(const QString& path);
@@ -77,6 +82,8 @@ private:
     void newDialog();
     void searchDialog();
     void importClusterDialog();
+    void importTrainingConfigDialog();
+    void exportDialog();
     void clusterPresetDialog();
     void runDialog();
     void refreshRuns();

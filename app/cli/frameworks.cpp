@@ -4,6 +4,7 @@
 
 #include "partita/core/clusterio.h"
 #include "partita/core/deepspeed.h"
+#include "partita/core/frameworks.h"
 #include "partita/core/horovod.h"
 #include "partita/core/lint.h"
 #include "partita/core/search.h"
@@ -48,55 +49,8 @@ int writeText(const std::string& path, const std::string& text, bool executable)
 
 namespace {
 
-// One format's files (name -> text; one unnamed file for a single script),
-// the strategy they train and how it differs from the one asked for.
-struct Written
-{
-    std::vector<std::pair<std::string, std::string>> files;
-    Strategy exported;
-    std::vector<std::string> differences, notes;
-};
-
-Result<Written> writeFormat(const std::string& format, const Model& m, const Cluster& c, const Strategy& s,
-                            int64_t seq, const ExportHeader& h, bool closest)
-{
-    Written w;
-    if (format == "deepspeed") {
-        auto ex = exportDeepSpeed(m, c, s, h, closest);
-        if (!ex)
-            return ex.error();
-        w.files = {{"ds_config.json", ex->config}, {"launch.sh", ex->launch}, {"hostfile", ex->hostfile}};
-        w.exported = ex->exported;
-        w.differences = ex->differences;
-        w.notes = ex->notes;
-        return w;
-    }
-    if (format == "horovod") {
-        auto ex = exportHorovod(m, c, s, h, closest);
-        if (!ex)
-            return ex.error();
-        w.files = {{"", ex->script}};
-        w.exported = ex->exported;
-        w.differences = ex->differences;
-        return w;
-    }
-    if (format == "pytorch") {
-        auto ex = exportPyTorch(m, c, s, seq, h, closest);
-        if (!ex)
-            return ex.error();
-        w.files = {{"", ex->script}};
-        w.exported = ex->exported;
-        w.differences = ex->differences;
-        return w;
-    }
-    auto ex = exportMegatron(m, c, s, seq, h, closest);
-    if (!ex)
-        return ex.error();
-    w.files = {{"", ex->script}};
-    w.exported = ex->exported;
-    w.differences = ex->differences;
-    return w;
-}
+// The framework --format names (the CLI checks the name).
+Framework formatOf(const std::string& format) { return frameworkFromName(format).value_or(Framework::Megatron); }
 
 // "Predicted  T s per step on C, peak memory M GiB per GPU" for an imported strategy.
 int printPrediction(const Model& m, const Cluster& c, const Strategy& s, int64_t seq = 0)
@@ -127,10 +81,11 @@ int runExport(const ExportCliOptions& o)
     const Model& model = in->model;
     const Cluster& cluster = in->cluster;
     const Strategy& strategy = in->strategy;
-    const std::string framework = o.format == "deepspeed" ? "DeepSpeed"
-                                  : o.format == "horovod" ? "Horovod"
-                                  : o.format == "pytorch" ? "The PyTorch script"
-                                                          : "Megatron-LM";
+    const Framework fw = formatOf(o.format);
+    const std::string framework = fw == Framework::DeepSpeed ? "DeepSpeed"
+                                  : fw == Framework::Horovod ? "Horovod"
+                                  : fw == Framework::PyTorch ? "The PyTorch script"
+                                                             : "Megatron-LM";
     ExportHeader h;
     h.version = PARTITA_VERSION_STRING;
     h.strategy = strategy.name;
@@ -140,7 +95,7 @@ int runExport(const ExportCliOptions& o)
         return fail(asked.error());
     h.step_time_s = asked->step_time;
     h.peak_memory_bytes = asked->memory.peak;
-    auto w = writeFormat(o.format, model, cluster, strategy, o.base.seqLen, h, o.closest);
+    auto w = exportFramework(fw, model, cluster, strategy, o.base.seqLen, h, o.closest);
     if (!w)
         return fail(w.error());
     if (!w->differences.empty()) {
@@ -150,14 +105,11 @@ int runExport(const ExportCliOptions& o)
             return fail(near.error());
         h.step_time_s = near->step_time;
         h.peak_memory_bytes = near->memory.peak;
-        w = writeFormat(o.format, model, cluster, strategy, o.base.seqLen, h, true); // headed by the closest's prediction
+        w = exportFramework(fw, model, cluster, strategy, o.base.seqLen, h, true); // headed by the closest's prediction
         if (!w)
             return fail(w.error());
         std::cerr << framework << " cannot run strategy '" << strategy.name << "' as it is; the closest it can:\n";
-        for (const auto& d : o.format == "deepspeed" ? deepspeedRefusals(model, strategy)
-                             : o.format == "horovod" ? horovodRefusals(model, strategy)
-                             : o.format == "pytorch" ? pytorchRefusals(model, strategy)
-                                                     : megatronRefusals(model, strategy))
+        for (const auto& d : frameworkRefusals(fw, model, strategy))
             std::cerr << "  was: " << d << "\n";
         for (const auto& d : w->differences)
             std::cerr << "  now: " << d << "\n";
@@ -267,11 +219,15 @@ int runImportConfig(const ImportCliOptions& o)
     }
     const size_t first = text->find_first_not_of(" \t\r\n");
     const bool json = first != std::string::npos && (*text)[first] == '{';
-    if (o.format == "deepspeed" || (o.format == "auto" && json))
+    // Auto: what the text is; else JSON is read as DeepSpeed's and the rest as
+    // Megatron-LM's, whose errors then say what is missing.
+    const Framework fw = o.format != "auto" ? formatOf(o.format)
+                                            : detectFramework(*text).value_or(json ? Framework::DeepSpeed : Framework::Megatron);
+    if (fw == Framework::DeepSpeed)
         return importDeepSpeedConfig(o, *text, cluster);
-    if (o.format == "horovod" || (o.format == "auto" && text->find("horovodrun") != std::string::npos))
+    if (fw == Framework::Horovod)
         return importHorovodLine(o, *text, cluster);
-    if (o.format == "pytorch" || (o.format == "auto" && text->find("CONFIG = json.loads(") != std::string::npos))
+    if (fw == Framework::PyTorch)
         return importPyTorchScript(o, *text, cluster);
     auto in = importMegatron(*text, o.input, cluster ? cluster->deviceCount() : 0);
     if (!in)
