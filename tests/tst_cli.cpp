@@ -242,7 +242,7 @@ private slots:
         QVERIFY2(e.code == 0, qPrintable(e.err));
         const Run i = cli({"import-config", script, "-o", back, "--model-out", model, "--cluster", "p3.16xlarge"});
         QVERIFY2(i.code == 0, qPrintable(i.err));
-        QVERIFY2(i.out.contains("Strategy   dp 8, ZeRO 1, fp32, global batch 32") && i.out.contains("sequence 512"),
+        QVERIFY2(i.out.contains("Strategy   dp 8 x tp 1 x cp 1 x pp 1, ZeRO 1, fp32, global batch 32") && i.out.contains("sequence 512"),
                  qPrintable(i.out));
         const Run a = cli(QStringList{"simulate", "--model", data("hf/gpt2.json"), "--json"} + how);
         const Run b = cli({"simulate", "--model", model, "--cluster", "p3.16xlarge", "--strategy", back, "--seq-len",

@@ -31,7 +31,7 @@ private slots:
             QCOMPARE(frameworkFromName(frameworkName(f)), std::optional<Framework>(f));
             QVERIFY(!frameworkTitle(f).empty());
         }
-        QVERIFY(!frameworkFromName("torchtitan"));
+        QVERIFY(!frameworkFromName("accelerate"));
     }
 
     void detect_data()
@@ -48,6 +48,7 @@ private slots:
         QTest::newRow("Megatron-LM flags only") << std::string("--tensor-model-parallel-size 2 --num-layers 4") << "megatron";
         QTest::newRow("PyTorch export") << std::string("CONFIG = json.loads(r\"\"\"\n{\"partita_pytorch\": 1}\n\"\"\")\n")
                                         << "pytorch";
+        QTest::newRow("torchtitan job") << std::string("[model]\nname = \"llama3\"\nflavor = \"8B\"\n") << "torchtitan";
         QTest::newRow("a Python script") << std::string("import torch\nprint(torch.__version__)\n") << "";
         QTest::newRow("empty") << std::string("  \n") << "";
     }
@@ -65,7 +66,8 @@ private slots:
     {
         QTest::addColumn<QString>("framework");
         for (Framework f : allFrameworks())
-            QTest::newRow(frameworkTitle(f).data()) << QString::fromUtf8(frameworkName(f).data());
+            if (f != Framework::Torchtitan) // its Llama 3 flavors only, on bf16 devices: tst_torchtitan
+                QTest::newRow(frameworkTitle(f).data()) << QString::fromUtf8(frameworkName(f).data());
     }
     void roundTrip()
     {

@@ -180,27 +180,30 @@ int importHorovodLine(const ImportCliOptions& o, const std::string& text, const 
     return cluster && !o.model.empty() ? printPrediction(o.model, *cluster, s) : 0;
 }
 
-// A PyTorch script Partita wrote: its model and data-parallel strategy, predicted with --cluster.
-int importPyTorchScript(const ImportCliOptions& o, const std::string& text, const std::optional<Cluster>& cluster)
+// A file that says its model too (Partita's PyTorch script, a torchtitan job
+// TOML): the model and the strategy, predicted with --cluster.
+int importWithModel(const ImportCliOptions& o, const std::string& text, const std::optional<Cluster>& cluster,
+                    Framework fw)
 {
-    auto in = importPyTorch(text, o.input);
+    auto in = importFramework(fw, text, o.input, cluster ? cluster->deviceCount() : 0);
     if (!in)
         return fail(in.error());
     if (!o.modelOut.empty())
-        if (int rc = writeText(o.modelOut, modelToJson(in->model), false); rc != 0)
+        if (int rc = writeText(o.modelOut, modelToJson(*in->model), false); rc != 0)
             return rc;
     if (int rc = writeText(o.out, strategyToJson(in->strategy), false); rc != 0)
         return rc;
     if (o.out.empty())
         return 0;
     const Strategy& s = in->strategy;
-    std::cout << "Model      " << in->model.name << ", " << withThousands(in->model.parameterCount())
+    std::cout << "Model      " << in->model->name << ", " << withThousands(in->model->parameterCount())
               << " parameters, sequence " << in->seq_len << "\n"
-              << "Strategy   dp " << s.dp << ", ZeRO " << s.zero_stage << ", " << precisionName(s.precision)
-              << ", global batch " << s.global_batch << ", written to " << o.out << "\n";
+              << "Strategy   dp " << s.dp << " x tp " << s.tp << " x cp " << s.cp << " x pp " << s.pp << ", ZeRO "
+              << s.zero_stage << ", " << precisionName(s.precision) << ", global batch " << s.global_batch
+              << ", written to " << o.out << "\n";
     for (const auto& n : in->notes)
         std::cout << "note: " << n << "\n";
-    return cluster ? printPrediction(in->model, *cluster, s, in->seq_len) : 0;
+    return cluster ? printPrediction(*in->model, *cluster, s, in->seq_len) : 0;
 }
 
 } // namespace
@@ -227,8 +230,8 @@ int runImportConfig(const ImportCliOptions& o)
         return importDeepSpeedConfig(o, *text, cluster);
     if (fw == Framework::Horovod)
         return importHorovodLine(o, *text, cluster);
-    if (fw == Framework::PyTorch)
-        return importPyTorchScript(o, *text, cluster);
+    if (fw == Framework::PyTorch || fw == Framework::Torchtitan)
+        return importWithModel(o, *text, cluster, fw);
     auto in = importMegatron(*text, o.input, cluster ? cluster->deviceCount() : 0);
     if (!in)
         return fail(in.error());

@@ -4,13 +4,14 @@
 #include "partita/core/deepspeed.h"
 #include "partita/core/horovod.h"
 #include "partita/core/pytorch.h"
+#include "partita/core/torchtitan.h"
 
 namespace partita {
 
 const std::vector<Framework>& allFrameworks()
 {
     static const std::vector<Framework> all{Framework::Megatron, Framework::DeepSpeed, Framework::Horovod,
-                                            Framework::PyTorch};
+                                            Framework::PyTorch, Framework::Torchtitan};
     return all;
 }
 
@@ -21,6 +22,7 @@ std::string_view frameworkName(Framework f)
     case Framework::DeepSpeed: return "deepspeed";
     case Framework::Horovod: return "horovod";
     case Framework::PyTorch: return "pytorch";
+    case Framework::Torchtitan: return "torchtitan";
     }
     return "megatron";
 }
@@ -32,6 +34,7 @@ std::string_view frameworkTitle(Framework f)
     case Framework::DeepSpeed: return "DeepSpeed v0.18.9";
     case Framework::Horovod: return "Horovod v0.28.1";
     case Framework::PyTorch: return "PyTorch (DDP, ZeroRedundancyOptimizer, FSDP2)";
+    case Framework::Torchtitan: return "torchtitan v0.2.2";
     }
     return "";
 }
@@ -60,6 +63,9 @@ std::optional<Framework> detectFramework(const std::string& text)
         return Framework::PyTorch;
     if (text.find("horovodrun") != std::string::npos)
         return Framework::Horovod;
+    if (text.find("[parallelism]") != std::string::npos ||
+        (text.find("[model]") != std::string::npos && text.find("flavor") != std::string::npos))
+        return Framework::Torchtitan;
     for (const char* mark : {"pretrain_gpt.py", "pretrain_", "--num-layers", "--tensor-model-parallel-size"})
         if (text.find(mark) != std::string::npos)
             return Framework::Megatron;
@@ -72,6 +78,7 @@ std::vector<std::string> frameworkRefusals(Framework f, const Model& m, const St
     case Framework::DeepSpeed: return deepspeedRefusals(m, s);
     case Framework::Horovod: return horovodRefusals(m, s);
     case Framework::PyTorch: return pytorchRefusals(m, s);
+    case Framework::Torchtitan: return torchtitanRefusals(m, s);
     case Framework::Megatron: break;
     }
     return megatronRefusals(m, s);
@@ -102,6 +109,16 @@ Result<FrameworkFiles> exportFramework(Framework f, const Model& m, const Cluste
     }
     case Framework::Horovod: return single(exportHorovod(m, c, s, h, closest));
     case Framework::PyTorch: return single(exportPyTorch(m, c, s, seqLen, h, closest));
+    case Framework::Torchtitan: {
+        auto ex = exportTorchtitan(m, c, s, seqLen, h, closest);
+        if (!ex)
+            return ex.error();
+        w.files = {{"", ex->toml}};
+        w.exported = ex->exported;
+        w.differences = ex->differences;
+        w.notes = ex->notes;
+        return w;
+    }
     case Framework::Megatron: break;
     }
     return single(exportMegatron(m, c, s, seqLen, h, closest));
@@ -127,6 +144,17 @@ Result<FrameworkImport> importFramework(Framework f, const std::string& text, co
         if (!in)
             return in.error();
         out.strategy = in->strategy;
+        out.world = in->world;
+        out.notes = in->notes;
+        return out;
+    }
+    case Framework::Torchtitan: {
+        auto in = importTorchtitan(text, file, devices);
+        if (!in)
+            return in.error();
+        out.model = in->model;
+        out.strategy = in->strategy;
+        out.seq_len = in->seq_len;
         out.world = in->world;
         out.notes = in->notes;
         return out;

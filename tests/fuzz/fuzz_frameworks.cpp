@@ -8,6 +8,7 @@
 #include "partita/core/horovod.h"
 #include "partita/core/megatron.h"
 #include "partita/core/pytorch.h"
+#include "partita/core/torchtitan.h"
 
 #include <cstdint>
 #include <string>
@@ -19,6 +20,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
     static const Cluster cluster = *clusterPreset("dgx-h100:2");
     (void)importDeepSpeed(text, "ds_config.json", 16);
     (void)importHorovod(text, "launch.sh");
+    if (auto t = importTorchtitan(text, "job.toml", 16)) { // what it reads, it writes back the same
+        static const Cluster two = *clusterPreset("dgx-h100:2");
+        if (resolveStrategy(t->strategy, t->model, two) && torchtitanRefusals(t->model, t->strategy).empty())
+            if (auto ex = exportTorchtitan(t->model, two, t->strategy, t->seq_len, ExportHeader{})) {
+                auto back = importTorchtitan(ex->toml, "job.toml", 16);
+                if (!back || back->strategy.dp != t->strategy.dp || back->strategy.pp != t->strategy.pp)
+                    __builtin_trap();
+            }
+    }
     if (auto p = importPyTorch(text, "train.py"); p && p->model.dims.layers <= 64 && p->model.dims.hidden <= 4096) {
         const Cluster one = *clusterPreset("p3.16xlarge");
         if (p->strategy.dp == one.deviceCount() && resolveStrategy(p->strategy, p->model, one))

@@ -57,6 +57,8 @@ build/dev/bin/partita-cli export --format horovod --model tests/data/hf/gpt2.jso
     -o "$corpus/frameworks/horovod.sh" >/dev/null 2>&1 || true
 build/dev/bin/partita-cli export --format pytorch --model tests/data/hf/gpt2.json --cluster p3.16xlarge --dp 8 --zero 1 \
     --closest -o "$corpus/frameworks/train.py" >/dev/null 2>&1 || true
+printf '[model]\nname = "llama3"\nflavor = "debugmodel"\n[training]\nlocal_batch_size = 2\n[parallelism]\npipeline_parallel_degree = 2\ntensor_parallel_degree = 2\n' \
+    > "$corpus/frameworks/job.toml"
 mkdir -p "$corpus/units"; printf '600 GB/s' > "$corpus/units/a"; printf '80 GiB' > "$corpus/units/b"; printf '2.7 us' > "$corpus/units/c"
 
 # Inputs that once crashed a parser stay in its corpus (tests/fuzz/regressions/NAME/).

@@ -24,6 +24,7 @@ enum class Framework
     DeepSpeed,
     Horovod,
     PyTorch,
+    Torchtitan,
 };
 
 const std::vector<Framework>& allFrameworks();
@@ -33,8 +34,9 @@ std::optional<Framework> frameworkFromName(std::string_view name);
 
 // What a file's text is: a DeepSpeed configuration (JSON with DeepSpeed's
 // batch or ZeRO keys), a PyTorch script Partita exported (its CONFIG block),
-// a horovodrun line, or a Megatron-LM command line (pretrain_*.py or its
-// model flags); nullopt when none.
+// a torchtitan job TOML (a [parallelism] or [model] table with a flavor), a
+// horovodrun line, or a Megatron-LM command line (pretrain_*.py or its model
+// flags); nullopt when none.
 std::optional<Framework> detectFramework(const std::string& text);
 
 struct FrameworkFiles
