@@ -10,7 +10,7 @@ PACKAGES=(
     # GUI (Qt 6 Widgets, Charts, Test, SVG export); Charts needs the OpenGL and xkb dev files on bookworm
     qt6-base-dev qt6-charts-dev qt6-svg-dev libqt6opengl6-dev libxkbcommon-dev libvulkan-dev libgl-dev
     # libraries
-    nlohmann-json3-dev libcli11-dev libsqlite3-dev zlib1g-dev libzstd-dev libsimdjson-dev libtomlplusplus-dev
+    nlohmann-json3-dev libcli11-dev libsqlite3-dev zlib1g-dev libzstd-dev libsimdjson-dev libtomlplusplus-dev libyaml-cpp-dev
     # ONNX import and its real test inputs
     libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata
     # networks exported by PyTorch for the ONNX tests

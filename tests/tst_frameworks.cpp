@@ -31,7 +31,7 @@ private slots:
             QCOMPARE(frameworkFromName(frameworkName(f)), std::optional<Framework>(f));
             QVERIFY(!frameworkTitle(f).empty());
         }
-        QVERIFY(!frameworkFromName("accelerate"));
+        QVERIFY(!frameworkFromName("colossalai"));
     }
 
     void detect_data()
@@ -49,6 +49,8 @@ private slots:
         QTest::newRow("PyTorch export") << std::string("CONFIG = json.loads(r\"\"\"\n{\"partita_pytorch\": 1}\n\"\"\")\n")
                                         << "pytorch";
         QTest::newRow("torchtitan job") << std::string("[model]\nname = \"llama3\"\nflavor = \"8B\"\n") << "torchtitan";
+        QTest::newRow("accelerate config") << std::string("compute_environment: LOCAL_MACHINE\ndistributed_type: FSDP\n")
+                                           << "accelerate";
         QTest::newRow("a Python script") << std::string("import torch\nprint(torch.__version__)\n") << "";
         QTest::newRow("empty") << std::string("  \n") << "";
     }
@@ -66,7 +68,7 @@ private slots:
     {
         QTest::addColumn<QString>("framework");
         for (Framework f : allFrameworks())
-            if (f != Framework::Torchtitan) // its Llama 3 flavors only, on bf16 devices: tst_torchtitan
+            if (f != Framework::Torchtitan && f != Framework::Accelerate) // bf16 and fp32 only: their own tests
                 QTest::newRow(frameworkTitle(f).data()) << QString::fromUtf8(frameworkName(f).data());
     }
     void roundTrip()

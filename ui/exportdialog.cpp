@@ -148,7 +148,11 @@ void ExportDialog::saveDialog()
     if (!m_files)
         return;
     const QString dir = QSettings().value("export/dir").toString();
-    const QString name = m_format->currentData().toString() == "pytorch" ? "train.py" : "launch.sh";
+    const QString format = m_format->currentData().toString();
+    const QString name = format == "pytorch"      ? "train.py"
+                         : format == "torchtitan" ? "job.toml"
+                         : format == "accelerate" ? "accelerate.yaml"
+                                                  : "launch.sh";
     const QString path = m_files->files.size() > 1
                              ? QFileDialog::getExistingDirectory(this, tr("Export Strategy into a Folder"), dir)
                              : QFileDialog::getSaveFileName(this, tr("Export Strategy"), QDir(dir).filePath(name));

@@ -274,7 +274,8 @@ bool MainWindow::importTrainingConfig(const QString& path, bool quiet)
     const auto framework = detectFramework(*text);
     if (!framework)
         return refuse(title, tr("%1: not a training configuration Partita reads (a Megatron-LM command line or script, a "
-                                "DeepSpeed ds_config.json, a horovodrun line, or a PyTorch script Partita exported)")
+                                "DeepSpeed ds_config.json, a horovodrun line, a torchtitan job TOML, an accelerate "
+                                "config YAML, or a PyTorch script Partita exported)")
                                  .arg(path),
                       quiet);
     auto in = importFramework(*framework, *text, path.toStdString(), cluster->deviceCount());
@@ -309,7 +310,7 @@ void MainWindow::importTrainingConfigDialog()
 {
     const QString path = QFileDialog::getOpenFileName(
         this, tr("Import Training Configuration"), QSettings().value("import/dir").toString(),
-        tr("Training configurations (*.sh *.json *.py *.txt);;All files (*)"));
+        tr("Training configurations (*.sh *.json *.py *.toml *.yaml *.yml *.txt);;All files (*)"));
     if (!path.isEmpty())
         importTrainingConfig(path);
 }

@@ -180,6 +180,26 @@ int importHorovodLine(const ImportCliOptions& o, const std::string& text, const 
     return cluster && !o.model.empty() ? printPrediction(o.model, *cluster, s) : 0;
 }
 
+// A configuration that says the strategy only (accelerate): predicted with --model and --cluster.
+int importStrategyOnly(const ImportCliOptions& o, const std::string& text, const std::optional<Cluster>& cluster,
+                       Framework fw)
+{
+    auto in = importFramework(fw, text, o.input, cluster ? cluster->deviceCount() : 0);
+    if (!in)
+        return fail(in.error());
+    if (int rc = writeText(o.out, strategyToJson(in->strategy), false); rc != 0)
+        return rc;
+    if (o.out.empty())
+        return 0;
+    const Strategy& s = in->strategy;
+    std::cout << "Strategy   dp " << s.dp << " x tp " << s.tp << " x cp " << s.cp << " x pp " << s.pp << ", ZeRO "
+              << s.zero_stage << ", " << precisionName(s.precision) << ", global batch " << s.global_batch << " on "
+              << in->world << " processes, written to " << o.out << "\n";
+    for (const auto& n : in->notes)
+        std::cout << "note: " << n << "\n";
+    return cluster && !o.model.empty() ? printPrediction(o.model, *cluster, s) : 0;
+}
+
 // A file that says its model too (Partita's PyTorch script, a torchtitan job
 // TOML): the model and the strategy, predicted with --cluster.
 int importWithModel(const ImportCliOptions& o, const std::string& text, const std::optional<Cluster>& cluster,
@@ -230,6 +250,8 @@ int runImportConfig(const ImportCliOptions& o)
         return importDeepSpeedConfig(o, *text, cluster);
     if (fw == Framework::Horovod)
         return importHorovodLine(o, *text, cluster);
+    if (fw == Framework::Accelerate)
+        return importStrategyOnly(o, *text, cluster, fw);
     if (fw == Framework::PyTorch || fw == Framework::Torchtitan)
         return importWithModel(o, *text, cluster, fw);
     auto in = importMegatron(*text, o.input, cluster ? cluster->deviceCount() : 0);

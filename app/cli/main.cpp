@@ -273,7 +273,7 @@ int main(int argc, char** argv)
     exportCmd->add_option("--dtype", exo.base.dtype, "training precision")->check(CLI::IsMember({"fp16", "bf16", "fp32", "fp8"}));
     exportCmd->add_option("--seq-len", exo.base.seqLen, "sequence length (default: the model's)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
-    exportCmd->add_option("--format", exo.format, "the framework")->check(CLI::IsMember({"megatron", "deepspeed", "horovod", "pytorch", "torchtitan"}));
+    exportCmd->add_option("--format", exo.format, "the framework")->check(CLI::IsMember({"megatron", "deepspeed", "horovod", "pytorch", "torchtitan", "accelerate"}));
     exportCmd->add_option("-o,--output", exo.out,
                           "megatron, horovod, pytorch: the script's file; deepspeed: a folder for ds_config.json, launch.sh and hostfile "
                           "(default: standard output)");
@@ -286,7 +286,7 @@ int main(int argc, char** argv)
                                                 "PyTorch script Partita exported")
         ->required();
     importCmd->add_option("--format", imo.format, "what the file is (auto: JSON is DeepSpeed's)")
-        ->check(CLI::IsMember({"auto", "megatron", "deepspeed", "horovod", "pytorch", "torchtitan"}));
+        ->check(CLI::IsMember({"auto", "megatron", "deepspeed", "horovod", "pytorch", "torchtitan", "accelerate"}));
     importCmd->add_option("--model", imo.model, "with a DeepSpeed configuration or a horovodrun line: the model, for a prediction");
     importCmd->add_option("--cluster", imo.cluster, "cluster file or preset: the GPUs (else torchrun's flags), and a prediction");
     importCmd->add_option("--device", imo.device, "device preset of the GPUs in an nvidia-smi topo -m file");

@@ -1,6 +1,7 @@
 // One entry to the framework exporters and importers (frameworks.h).
 #include "partita/core/frameworks.h"
 
+#include "partita/core/accelerate.h"
 #include "partita/core/deepspeed.h"
 #include "partita/core/horovod.h"
 #include "partita/core/pytorch.h"
@@ -11,7 +12,7 @@ namespace partita {
 const std::vector<Framework>& allFrameworks()
 {
     static const std::vector<Framework> all{Framework::Megatron, Framework::DeepSpeed, Framework::Horovod,
-                                            Framework::PyTorch, Framework::Torchtitan};
+                                            Framework::PyTorch, Framework::Torchtitan, Framework::Accelerate};
     return all;
 }
 
@@ -23,6 +24,7 @@ std::string_view frameworkName(Framework f)
     case Framework::Horovod: return "horovod";
     case Framework::PyTorch: return "pytorch";
     case Framework::Torchtitan: return "torchtitan";
+    case Framework::Accelerate: return "accelerate";
     }
     return "megatron";
 }
@@ -35,6 +37,7 @@ std::string_view frameworkTitle(Framework f)
     case Framework::Horovod: return "Horovod v0.28.1";
     case Framework::PyTorch: return "PyTorch (DDP, ZeroRedundancyOptimizer, FSDP2)";
     case Framework::Torchtitan: return "torchtitan v0.2.2";
+    case Framework::Accelerate: return "accelerate v1.14.0";
     }
     return "";
 }
@@ -63,6 +66,8 @@ std::optional<Framework> detectFramework(const std::string& text)
         return Framework::PyTorch;
     if (text.find("horovodrun") != std::string::npos)
         return Framework::Horovod;
+    if (text.find("distributed_type:") != std::string::npos)
+        return Framework::Accelerate;
     if (text.find("[parallelism]") != std::string::npos ||
         (text.find("[model]") != std::string::npos && text.find("flavor") != std::string::npos))
         return Framework::Torchtitan;
@@ -79,6 +84,7 @@ std::vector<std::string> frameworkRefusals(Framework f, const Model& m, const St
     case Framework::Horovod: return horovodRefusals(m, s);
     case Framework::PyTorch: return pytorchRefusals(m, s);
     case Framework::Torchtitan: return torchtitanRefusals(m, s);
+    case Framework::Accelerate: return accelerateRefusals(m, s);
     case Framework::Megatron: break;
     }
     return megatronRefusals(m, s);
@@ -109,6 +115,15 @@ Result<FrameworkFiles> exportFramework(Framework f, const Model& m, const Cluste
     }
     case Framework::Horovod: return single(exportHorovod(m, c, s, h, closest));
     case Framework::PyTorch: return single(exportPyTorch(m, c, s, seqLen, h, closest));
+    case Framework::Accelerate: {
+        auto ex = exportAccelerate(m, c, s, h, closest);
+        if (!ex)
+            return ex.error();
+        w.files = {{"", ex->yaml}};
+        w.exported = ex->exported;
+        w.differences = ex->differences;
+        return w;
+    }
     case Framework::Torchtitan: {
         auto ex = exportTorchtitan(m, c, s, seqLen, h, closest);
         if (!ex)
@@ -141,6 +156,15 @@ Result<FrameworkImport> importFramework(Framework f, const std::string& text, co
     }
     case Framework::Horovod: {
         auto in = importHorovod(text, file);
+        if (!in)
+            return in.error();
+        out.strategy = in->strategy;
+        out.world = in->world;
+        out.notes = in->notes;
+        return out;
+    }
+    case Framework::Accelerate: {
+        auto in = importAccelerate(text, file);
         if (!in)
             return in.error();
         out.strategy = in->strategy;

@@ -3,6 +3,7 @@
 // error naming the place; an imported Megatron-LM job or PyTorch script that
 // resolves exports again, and what that export imports back is the same
 // strategy.
+#include "partita/core/accelerate.h"
 #include "partita/core/clusterio.h"
 #include "partita/core/deepspeed.h"
 #include "partita/core/horovod.h"
@@ -20,6 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
     static const Cluster cluster = *clusterPreset("dgx-h100:2");
     (void)importDeepSpeed(text, "ds_config.json", 16);
     (void)importHorovod(text, "launch.sh");
+    (void)importAccelerate(text, "accelerate.yaml");
     if (auto t = importTorchtitan(text, "job.toml", 16)) { // what it reads, it writes back the same
         static const Cluster two = *clusterPreset("dgx-h100:2");
         if (resolveStrategy(t->strategy, t->model, two) && torchtitanRefusals(t->model, t->strategy).empty())

@@ -59,6 +59,8 @@ build/dev/bin/partita-cli export --format pytorch --model tests/data/hf/gpt2.jso
     --closest -o "$corpus/frameworks/train.py" >/dev/null 2>&1 || true
 printf '[model]\nname = "llama3"\nflavor = "debugmodel"\n[training]\nlocal_batch_size = 2\n[parallelism]\npipeline_parallel_degree = 2\ntensor_parallel_degree = 2\n' \
     > "$corpus/frameworks/job.toml"
+printf 'compute_environment: LOCAL_MACHINE\ndistributed_type: FSDP\nnum_processes: 8\nfsdp_config:\n  fsdp_version: 2\n  fsdp_reshard_after_forward: true\n' \
+    > "$corpus/frameworks/accelerate.yaml"
 mkdir -p "$corpus/units"; printf '600 GB/s' > "$corpus/units/a"; printf '80 GiB' > "$corpus/units/b"; printf '2.7 us' > "$corpus/units/c"
 
 # Inputs that once crashed a parser stay in its corpus (tests/fuzz/regressions/NAME/).

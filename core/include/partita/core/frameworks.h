@@ -25,6 +25,7 @@ enum class Framework
     Horovod,
     PyTorch,
     Torchtitan,
+    Accelerate,
 };
 
 const std::vector<Framework>& allFrameworks();
@@ -34,7 +35,8 @@ std::optional<Framework> frameworkFromName(std::string_view name);
 
 // What a file's text is: a DeepSpeed configuration (JSON with DeepSpeed's
 // batch or ZeRO keys), a PyTorch script Partita exported (its CONFIG block),
-// a torchtitan job TOML (a [parallelism] or [model] table with a flavor), a
+// a torchtitan job TOML (a [parallelism] or [model] table with a flavor), an
+// accelerate config YAML (its distributed_type), a
 // horovodrun line, or a Megatron-LM command line (pretrain_*.py or its model
 // flags); nullopt when none.
 std::optional<Framework> detectFramework(const std::string& text);
