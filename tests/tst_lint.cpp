@@ -78,6 +78,8 @@ private slots:
         QTest::newRow("1-bit Adam with ZeRO") << R"({"optimizer": {"type": "OneBitAdam"}, "zero_optimization": {"stage": 1}})" << "/optimizer/type" << "without ZeRO";
         QTest::newRow("overlap without ZeRO") << R"({"zero_optimization": {"stage": 0, "overlap_comm": true}})" << "/zero_optimization/overlap_comm" << "ZeRO's";
         QTest::newRow("auto") << R"({"train_batch_size": "auto"})" << "/train_batch_size" << "Hugging Face Trainer";
+        QTest::newRow("a ZeRO key DeepSpeed does not define") << R"({"zero_optimization": {"stage": 1, "reduce_bucket": 5e8}})" << "/zero_optimization/reduce_bucket" << "extra=\"forbid\"";
+        QTest::newRow("stage3 aliases are keys") << R"({"train_batch_size": 128, "train_micro_batch_size_per_gpu": 8, "zero_optimization": {"stage": 3, "stage3_prefetch_bucket_size": 5e7, "overlap_comm": true}})" << "" << "";
         QTest::newRow("stage 7") << R"({"zero_optimization": {"stage": 7}})" << "/zero_optimization/stage" << "does not exist";
         QTest::newRow("AutoTP vs GPUs") << R"({"tensor_parallel": {"autotp_size": 3}})" << "/tensor_parallel/autotp_size" << "does not divide the 16 GPUs";
         QTest::newRow("not JSON") << R"({"train_batch_size": )" << "line" << "";

@@ -9,6 +9,7 @@
 #include "jsonread.h"
 
 #include <optional>
+#include <set>
 
 namespace partita {
 
@@ -151,6 +152,30 @@ std::vector<LintFinding> lintDeepSpeed(const std::string& text, int world)
 
 namespace {
 
+// DeepSpeedZeroConfig's fields and their aliases, DeepSpeed v0.18.9 (8c93851),
+// deepspeed/runtime/zero/config.py: a pydantic model with extra="forbid"
+// (deepspeed/runtime/config_utils.py), so any other key stops DeepSpeed.
+const std::set<std::string>& zeroKeys()
+{
+    static const std::set<std::string> keys{
+        "allgather_bucket_size", "allgather_partitions", "allgather_sequential", "contiguous_gradients", "cpu_offload",
+        "cpu_offload_param", "cpu_offload_use_pin_memory", "elastic_checkpoint", "enable_sanity_checks",
+        "gather_16bit_weights_on_model_save", "ignore_unused_parameters", "leaf_module", "legacy_stage1",
+        "load_from_fp32_weights", "log_trace_cache_warnings", "max_live_parameters", "max_reuse_distance",
+        "memory_efficient_linear", "mics_hierarchical_params_gather", "mics_shard_size", "model_persistence_threshold",
+        "module_granularity_threshold", "offload_optimizer", "offload_param", "overlap_comm", "override_module_apply",
+        "param_persistence_threshold", "pipeline_loading_checkpoint", "prefetch_bucket_size", "reduce_bucket_size",
+        "reduce_scatter", "round_robin_gradients", "save_muon_momentum_buffer_in_memory", "stage",
+        "stage3_gather_fp16_weights_on_model_save", "sub_group_size", "use_all_reduce_for_fetch_params",
+        "use_multi_rank_bucket_allreduce", "zenflow", "zero_hpz_partition_size", "zero_quantized_gradients",
+        "zero_quantized_nontrainable_weights", "zero_quantized_weights", "zeropp_loco_param",
+        // aliases
+        "stage3_allgather_sequential", "stage3_gather_16bit_weights_on_model_save", "stage3_max_live_parameters",
+        "stage3_max_reuse_distance", "stage3_model_persistence_threshold", "stage3_module_granularity_threshold",
+        "stage3_param_persistence_threshold", "stage3_prefetch_bucket_size", "stage3_use_all_reduce_for_fetch_params"};
+    return keys;
+}
+
 void lintDeepSpeedObject(const detail::json& j, int world, std::vector<LintFinding>& out)
 {
     auto num = [&](const detail::json& o, const char* key, const std::string& path) -> std::optional<int64_t> {
@@ -179,6 +204,12 @@ void lintDeepSpeedObject(const detail::json& j, int world, std::vector<LintFindi
         stage = num(*z, "stage", "/zero_optimization").value_or(0);
         if (stage < 0 || stage > 3)
             out.push_back({Kind::Refused, "/zero_optimization/stage", "stage " + str(stage) + " does not exist", "0 to 3"});
+        for (const auto& [key, value] : z->items())
+            if (!zeroKeys().count(key))
+                out.push_back({Kind::Refused, "/zero_optimization/" + key,
+                               "DeepSpeed v0.18.9 refuses keys its ZeRO configuration does not define (pydantic "
+                               "extra=\"forbid\")",
+                               "remove it, or spell one of DeepSpeedZeroConfig's fields"});
     }
     const int64_t dp = world > 0 && tp > 0 && pp > 0 && world % (tp * pp) == 0 ? world / (tp * pp) : 0;
     if (world > 0 && !dp)
