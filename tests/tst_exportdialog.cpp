@@ -108,6 +108,13 @@ private slots:
         QVERIFY2(dlg.statusLabel()->text().contains("Not as designed"), qPrintable(dlg.statusLabel()->text()));
         QCOMPARE(dlg.files()->exported.tp, 1);
         QVERIFY(dlg.preview()->toPlainText().contains("horovodrun"));
+        // What a user sees, when asked for: PARTITA_SCREENSHOT_DIR=DIR.
+        if (const QString dir = qEnvironmentVariable("PARTITA_SCREENSHOT_DIR"); !dir.isEmpty()) {
+            dlg.resize(900, 640);
+            QVERIFY(dlg.grab().save(dir + "/export-closest.png"));
+            dlg.formatBox()->setCurrentIndex(dlg.formatBox()->findData("deepspeed"));
+            QVERIFY(dlg.grab().save(dir + "/export-deepspeed.png"));
+        }
     }
 };
 

@@ -382,53 +382,6 @@ private slots:
             QVERIFY2(cpTime > 1e-3, qPrintable(QString("all-gather %1 s").arg(cpTime)));
     }
 
-    // Communication beside computation: tensor-parallel all-gathers and
-    // reduce-scatters beside their GEMMs, the distributed optimizer's
-    // parameter all-gather beside the next forward, gradient buckets during
-    // the backward (or all after it). Each moves the step the way it should.
-    void communicationOverlap_data()
-    {
-        QTest::addColumn<QString>("what");
-        QTest::addColumn<bool>("faster");
-        QTest::newRow("tp comm overlap") << "tp" << true;
-        QTest::newRow("overlapped parameter gather") << "gather" << true;
-        QTest::newRow("gradients after the backward") << "grads" << false;
-    }
-    void communicationOverlap()
-    {
-        QFETCH(QString, what);
-        QFETCH(bool, faster);
-        const Model m = hf("gpt2-medium.json");
-        const Cluster c = *clusterPreset("dgx-a100-80gb:2");
-        Strategy base;
-        base.tp = what == "tp" ? 8 : 1;
-        base.dp = 16 / base.tp;
-        base.sequence_parallel = base.tp > 1;
-        base.zero_stage = what == "gather" ? 1 : 0;
-        base.global_batch = base.dp;
-        base.sync.sparse = false;
-        Strategy changed = base;
-        if (what == "tp")
-            changed.tp_comm_overlap = true;
-        else if (what == "gather")
-            changed.overlap_param_gather = true;
-        else
-            changed.overlap_grad_reduce = false;
-        const SimResult a = run(m, c, base), b = run(m, c, changed);
-        QVERIFY2(faster ? b.step_time < a.step_time : b.step_time > a.step_time,
-                 qPrintable(QString("%1 s -> %2 s").arg(a.step_time).arg(b.step_time)));
-        if (what == "tp") // what stays exposed is what outlasts the GEMMs
-            QVERIFY(b.breakdown.tp_comm < 0.5 * a.breakdown.tp_comm);
-        else
-            QVERIFY(faster ? b.breakdown.exposed_comm < a.breakdown.exposed_comm
-                           : b.breakdown.exposed_comm > a.breakdown.exposed_comm);
-        const double before = a.breakdown.compute - a.breakdown.tp_comm, after = b.breakdown.compute - b.breakdown.tp_comm;
-        if (what == "tp") // the reduce-scatters' SMs slow their GEMMs (tst_simcost)
-            QVERIFY(after > before && after < before * (1 + 16.0 / (108 - 16)));
-        else
-            QCOMPARE(after, before);
-    }
-
     // Fused attention runs at the calibration's fused-attention rate where it
     // has one (Hopper: cuDNN as published with FlashAttention-3), by the keys
     // a kernel sees, and a causal mask halves the work it does.
