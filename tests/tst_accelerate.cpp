@@ -151,6 +151,8 @@ private slots:
         QTest::newRow("HSDP") << std::string("distributed_type: FSDP\nnum_processes: 8\nfsdp_config:\n"
                                              "  fsdp_reshard_after_forward: HYBRID_SHARD\n") << "HSDP";
         QTest::newRow("processes") << std::string("distributed_type: MULTI_GPU\nnum_processes: -1\n") << "num_processes";
+        QTest::newRow("a section that is no mapping") << std::string("distributed_type: FSDP\nnum_processes: 8\nfsdp_config: 3\n")
+                                                      << "fsdp_config: expected a mapping";
         QTest::newRow("a list for a number") << std::string("distributed_type: MEGATRON_LM\nnum_processes: 8\n"
                                                             "megatron_lm_config:\n  megatron_lm_tp_degree: [2]\n")
                                              << "megatron_lm_config.megatron_lm_tp_degree: expected an integer";

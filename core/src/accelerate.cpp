@@ -234,6 +234,15 @@ std::optional<T> scalar(const YAML::Node& map, const std::string& section, const
     }
 }
 
+// One of the config's sections (deepspeed_config, ...): absent, or a mapping.
+YAML::Node section(const YAML::Node& root, const char* name)
+{
+    const YAML::Node n = root[name];
+    if (n && !n.IsNull() && !n.IsMap())
+        throw Fail{name, "expected a mapping of its keys"};
+    return n && n.IsMap() ? n : YAML::Node();
+}
+
 void unknownKeys(const YAML::Node& root, std::vector<std::string>& notes)
 {
     const auto& known = accelerateKeys();
@@ -263,7 +272,7 @@ bool batchComment(const std::string& text, int64_t& global, int64_t& micro)
 
 int64_t readFsdp(const YAML::Node& root, Strategy& s, int world)
 {
-    const YAML::Node f = root["fsdp_config"];
+    const YAML::Node f = section(root, "fsdp_config");
     const std::string sec = "fsdp_config";
     const int version = int(f ? scalar<int>(f, sec, "fsdp_version", "1 or 2").value_or(1) : 1);
     if (version == 2) {
@@ -278,12 +287,12 @@ int64_t readFsdp(const YAML::Node& root, Strategy& s, int world)
     }
     if (f && scalar<bool>(f, sec, "fsdp_activation_checkpointing", "true or false").value_or(false))
         s.recompute = Recompute::Full;
-    const YAML::Node p = root["parallelism_config"];
+    const YAML::Node p = section(root, "parallelism_config");
     const std::string ps = "parallelism_config";
     s.tp = p ? scalar<int>(p, ps, "parallelism_config_tp_size", "an integer").value_or(1) : 1;
     s.cp = p ? scalar<int>(p, ps, "parallelism_config_cp_size", "an integer").value_or(1) : 1;
     const int rep = p ? scalar<int>(p, ps, "parallelism_config_dp_replicate_size", "an integer").value_or(1) : 1;
-    if (s.tp < 1 || s.cp < 1 || rep < 1 || world % (s.tp * s.cp) != 0)
+    if (s.tp < 1 || s.cp < 1 || rep < 1 || s.tp > 65536 || s.cp > 65536 || world % (s.tp * s.cp) != 0)
         throw Fail{"parallelism_config", "sizes must be at least 1 and divide num_processes"};
     if (rep > 1 && world / (s.tp * s.cp) > rep)
         throw Fail{"parallelism_config.parallelism_config_dp_replicate_size", "HSDP (replicate x shard) is not modelled"};
@@ -296,11 +305,11 @@ int64_t readFsdp(const YAML::Node& root, Strategy& s, int world)
 
 int64_t readMegatron(const YAML::Node& root, Strategy& s, int world)
 {
-    const YAML::Node m = root["megatron_lm_config"];
+    const YAML::Node m = section(root, "megatron_lm_config");
     const std::string sec = "megatron_lm_config";
     s.tp = m ? scalar<int>(m, sec, "megatron_lm_tp_degree", "an integer").value_or(1) : 1;
     s.pp = m ? scalar<int>(m, sec, "megatron_lm_pp_degree", "an integer").value_or(1) : 1;
-    if (s.tp < 1 || s.pp < 1 || world % (s.tp * s.pp) != 0)
+    if (s.tp < 1 || s.pp < 1 || s.tp > 65536 || s.pp > 65536 || world % (s.tp * s.pp) != 0)
         throw Fail{"megatron_lm_config", "tp and pp degrees must be at least 1 and divide num_processes"};
     s.dp = world / (s.tp * s.pp);
     s.sequence_parallel = s.tp > 1 && m && scalar<bool>(m, sec, "megatron_lm_sequence_parallelism", "true or false").value_or(false);
@@ -327,8 +336,8 @@ Result<AccelerateImport> importAccelerate(const std::string& text, const std::st
     try {
         const std::string type = scalar<std::string>(root, "", "distributed_type", "a string").value_or("NO");
         out.world = scalar<int>(root, "", "num_processes", "an integer").value_or(1);
-        if (out.world < 1)
-            throw Fail{"num_processes", std::to_string(out.world) + ": the config must say how many processes run"};
+        if (out.world < 1 || out.world > (1 << 24))
+            throw Fail{"num_processes", std::to_string(out.world) + ": the config must say how many processes run (1 to 2^24)"};
         const std::string mp = scalar<std::string>(root, "", "mixed_precision", "a string").value_or("no");
         if (mp != "no" && mp != "fp16" && mp != "bf16" && mp != "fp8")
             throw Fail{"mixed_precision", "'" + mp + "' is none of no, fp16, bf16, fp8"};
@@ -338,7 +347,7 @@ Result<AccelerateImport> importAccelerate(const std::string& text, const std::st
         s.dp = out.world;
         int64_t accumulation = 1;
         if (type == "DEEPSPEED") {
-            const YAML::Node d = root["deepspeed_config"];
+            const YAML::Node d = section(root, "deepspeed_config");
             s.zero_stage = d ? scalar<int>(d, "deepspeed_config", "zero_stage", "0 to 3").value_or(0) : 0;
             if (s.zero_stage < 0 || s.zero_stage > 3)
                 throw Fail{"deepspeed_config.zero_stage", "must be 0 to 3"};
@@ -352,11 +361,11 @@ Result<AccelerateImport> importAccelerate(const std::string& text, const std::st
         } else if (type != "MULTI_GPU" && type != "NO") {
             throw Fail{"distributed_type", "'" + type + "' is not modelled (NO, MULTI_GPU, DEEPSPEED, FSDP, MEGATRON_LM are)"};
         }
-        if (accumulation < 1)
-            throw Fail{"gradient_accumulation_steps", "must be at least 1"};
+        if (accumulation < 1 || accumulation > (int64_t(1) << 30))
+            throw Fail{"gradient_accumulation_steps", "must be 1 to 2^30"};
         int64_t global = 0, micro = 1;
         if (batchComment(text, global, micro)) {
-            if (global % (micro * s.dp) != 0)
+            if (global > (int64_t(1) << 40) || micro > (int64_t(1) << 20) || global % (micro * s.dp) != 0)
                 throw Fail{"# batch", "global " + std::to_string(global) + " is no multiple of micro x data-parallel ranks"};
         } else {
             global = micro * s.dp * accumulation;
@@ -365,10 +374,13 @@ Result<AccelerateImport> importAccelerate(const std::string& text, const std::st
         s.global_batch = global;
         s.micro_batch = micro;
         s.name = "accelerate " + type;
+        unknownKeys(root, out.notes);
     } catch (const Fail& f) {
         return Error{file, f.where, f.what};
+    } catch (const YAML::Exception& e) { // a node of another kind than read (fuzz_frameworks found one)
+        return Error{file, "line " + std::to_string(e.mark.line + 1) + ", column " + std::to_string(e.mark.column + 1),
+                     e.msg};
     }
-    unknownKeys(root, out.notes);
     return out;
 }
 

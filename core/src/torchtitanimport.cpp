@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 
 namespace partita {
@@ -34,7 +35,14 @@ struct Reader
             return *v;
         throw Fail{path, std::string("expected ") + kind};
     }
-    int64_t integer(const std::string& path, int64_t fallback) const { return at<int64_t>(path, fallback, "an integer"); }
+    // Integers are bounded (degrees, batches, lengths): what no job has is an error, not an overflow.
+    int64_t integer(const std::string& path, int64_t fallback) const
+    {
+        const int64_t v = at<int64_t>(path, fallback, "an integer");
+        if (v < -1 || v > (int64_t(1) << 30))
+            throw Fail{path, std::to_string(v) + " is out of range"};
+        return v;
+    }
     std::string text(const std::string& path, const std::string& fallback) const
     {
         return at<std::string>(path, fallback, "a string");
@@ -105,7 +113,9 @@ std::vector<int> splitFromParts(const toml::array& parts, int layers)
             const std::string s = name.value<std::string>().value_or("");
             if (s.rfind("layers.", 0) != 0)
                 continue;
-            if (std::stoi(s.substr(7)) != next)
+            const std::string digits = s.substr(7);
+            if (digits.empty() || digits.size() > 6 || !std::all_of(digits.begin(), digits.end(), ::isdigit) ||
+                std::stoi(digits) != next)
                 throw Reader::Fail{"parallelism.module_fqns_per_model_part",
                                    "'" + s + "' out of order: the layers must follow one another, layers." +
                                        std::to_string(next) + " next"};
@@ -173,7 +183,9 @@ void readDataParallel(const Reader& r, Strategy& s, int devices, std::vector<std
 {
     const int rep = int(r.integer("parallelism.data_parallel_replicate_degree", 1));
     int shard = int(r.integer("parallelism.data_parallel_shard_degree", -1));
-    const int rest = rep * s.tp * s.pp * s.cp;
+    if (rep < 1 || rep > 65536)
+        throw Reader::Fail{"parallelism.data_parallel_replicate_degree", "must be 1 to 65,536"};
+    const int64_t rest = int64_t(rep) * s.tp * s.pp * s.cp;
     if (shard == -1) {
         if (devices <= 0)
             throw Reader::Fail{"parallelism.data_parallel_shard_degree",
@@ -182,10 +194,11 @@ void readDataParallel(const Reader& r, Strategy& s, int devices, std::vector<std
             throw Reader::Fail{"parallelism.data_parallel_shard_degree",
                                std::to_string(devices) + " GPUs do not divide by the other degrees (" +
                                    std::to_string(rest) + ")"};
-        shard = devices / rest;
+        shard = int(devices / rest);
     }
-    if (rep < 1 || shard < 1)
-        throw Reader::Fail{"parallelism", "data-parallel degrees must be at least 1 (shard: or -1)"};
+    if (rep < 1 || shard < 1 || rep > 65536 || shard > 65536 || int64_t(rep) * shard * s.tp * s.pp * s.cp > (int64_t(1) << 24))
+        throw Reader::Fail{"parallelism", "data-parallel degrees must be 1 to 65,536 (shard: or -1), and all the "
+                                          "degrees at most 2^24 ranks together"};
     if (rep > 1 && shard > 1)
         throw Reader::Fail{"parallelism.data_parallel_replicate_degree",
                            "HSDP (replicate x shard) is not modelled: Partita shards ZeRO over every data-parallel rank"};
@@ -288,8 +301,8 @@ Result<TorchtitanImport> importTorchtitan(const std::string& text, const std::st
         s.tp = int(r.integer("parallelism.tensor_parallel_degree", 1));
         s.pp = int(r.integer("parallelism.pipeline_parallel_degree", 1));
         s.cp = int(r.integer("parallelism.context_parallel_degree", 1));
-        if (s.tp < 1 || s.pp < 1 || s.cp < 1)
-            throw Reader::Fail{"parallelism", "tensor, pipeline and context degrees must be at least 1"};
+        if (s.tp < 1 || s.pp < 1 || s.cp < 1 || s.tp > 65536 || s.pp > 65536 || s.cp > 65536)
+            throw Reader::Fail{"parallelism", "tensor, pipeline and context degrees must be 1 to 65,536"};
         if (r.integer("parallelism.expert_parallel_degree", 1) != 1)
             throw Reader::Fail{"parallelism.expert_parallel_degree", "Llama 3 has no experts"};
         readDataParallel(r, s, devices, out.notes);
