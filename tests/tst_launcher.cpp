@@ -471,13 +471,15 @@ private slots:
         QVERIFY(alone.waitForFinished(60000));
         QVERIFY(alone.exitCode() != 0);
         QVERIFY(QString::fromUtf8(alone.readAllStandardError()).contains("mpirun -np N partita-worker --calibrate-mpi"));
-        QStringList args{"-np", "2"};
-        if (geteuid() == 0)
-            args << "--allow-run-as-root";
-        args << "--oversubscribe" << "--bind-to" << "none" << "--mca" << "mpi_yield_when_idle" << "1" << kWorker
-             << "--calibrate-mpi";
+        LaunchSpec spec;
+        spec.ranks = 2;
+        auto argv = launchCommand(spec, {kWorker, "--calibrate-mpi"});
+        QVERIFY2(argv, argv ? "" : argv.error().str().c_str());
+        QStringList args;
+        for (const std::string& a : *argv)
+            args << QString::fromStdString(a);
         QProcess p;
-        p.start("mpirun", args);
+        p.start(args.takeFirst(), args);
         QVERIFY(p.waitForFinished(120000));
         QCOMPARE(p.exitCode(), 0);
         const QJsonObject j = QJsonDocument::fromJson(p.readAllStandardOutput()).object();

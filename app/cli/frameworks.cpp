@@ -141,26 +141,6 @@ int runExport(const ExportCliOptions& o)
 
 namespace {
 
-// A DeepSpeed configuration: a strategy for the cluster's GPUs, predicted with --model.
-int importDeepSpeedConfig(const ImportCliOptions& o, const std::string& text, const std::optional<Cluster>& cluster)
-{
-    if (!cluster)
-        return fail(Error{o.input, "--cluster", "a DeepSpeed configuration does not say how many GPUs run it: give a cluster"});
-    auto in = importDeepSpeed(text, o.input, cluster->deviceCount());
-    if (!in)
-        return fail(in.error());
-    if (int rc = writeText(o.out, strategyToJson(in->strategy), false); rc != 0)
-        return rc;
-    if (o.out.empty())
-        return 0;
-    const Strategy& s = in->strategy;
-    std::cout << "Strategy   dp " << s.dp << " x tp " << s.tp << " x pp " << s.pp << ", ZeRO " << s.zero_stage
-              << ", global batch " << s.global_batch << ", written to " << o.out << "\n";
-    for (const auto& n : in->notes)
-        std::cout << "note: " << n << "\n";
-    return o.model.empty() ? 0 : printPrediction(o.model, *cluster, s);
-}
-
 // A horovodrun line: a data-parallel strategy, predicted with --model and --cluster.
 int importHorovodLine(const ImportCliOptions& o, const std::string& text, const std::optional<Cluster>& cluster)
 {
@@ -180,35 +160,15 @@ int importHorovodLine(const ImportCliOptions& o, const std::string& text, const 
     return cluster && !o.model.empty() ? printPrediction(o.model, *cluster, s) : 0;
 }
 
-// A configuration that says the strategy only (accelerate): predicted with --model and --cluster.
-int importStrategyOnly(const ImportCliOptions& o, const std::string& text, const std::optional<Cluster>& cluster,
-                       Framework fw)
+// A configuration read through importFramework (DeepSpeed, accelerate, the
+// PyTorch script, torchtitan): its model where it says one (else --model's)
+// and its strategy, predicted with --cluster.
+int importThrough(const ImportCliOptions& o, const std::string& text, const std::optional<Cluster>& cluster, Framework fw)
 {
     auto in = importFramework(fw, text, o.input, cluster ? cluster->deviceCount() : 0);
     if (!in)
         return fail(in.error());
-    if (int rc = writeText(o.out, strategyToJson(in->strategy), false); rc != 0)
-        return rc;
-    if (o.out.empty())
-        return 0;
-    const Strategy& s = in->strategy;
-    std::cout << "Strategy   dp " << s.dp << " x tp " << s.tp << " x cp " << s.cp << " x pp " << s.pp << ", ZeRO "
-              << s.zero_stage << ", " << precisionName(s.precision) << ", global batch " << s.global_batch << " on "
-              << in->world << " processes, written to " << o.out << "\n";
-    for (const auto& n : in->notes)
-        std::cout << "note: " << n << "\n";
-    return cluster && !o.model.empty() ? printPrediction(o.model, *cluster, s) : 0;
-}
-
-// A file that says its model too (Partita's PyTorch script, a torchtitan job
-// TOML): the model and the strategy, predicted with --cluster.
-int importWithModel(const ImportCliOptions& o, const std::string& text, const std::optional<Cluster>& cluster,
-                    Framework fw)
-{
-    auto in = importFramework(fw, text, o.input, cluster ? cluster->deviceCount() : 0);
-    if (!in)
-        return fail(in.error());
-    if (!o.modelOut.empty())
+    if (in->model && !o.modelOut.empty())
         if (int rc = writeText(o.modelOut, modelToJson(*in->model), false); rc != 0)
             return rc;
     if (int rc = writeText(o.out, strategyToJson(in->strategy), false); rc != 0)
@@ -216,14 +176,19 @@ int importWithModel(const ImportCliOptions& o, const std::string& text, const st
     if (o.out.empty())
         return 0;
     const Strategy& s = in->strategy;
-    std::cout << "Model      " << in->model->name << ", " << withThousands(in->model->parameterCount())
-              << " parameters, sequence " << in->seq_len << "\n"
-              << "Strategy   dp " << s.dp << " x tp " << s.tp << " x cp " << s.cp << " x pp " << s.pp << ", ZeRO "
+    if (in->model)
+        std::cout << "Model      " << in->model->name << ", " << withThousands(in->model->parameterCount())
+                  << " parameters, sequence " << in->seq_len << "\n";
+    std::cout << "Strategy   dp " << s.dp << " x tp " << s.tp << " x cp " << s.cp << " x pp " << s.pp << ", ZeRO "
               << s.zero_stage << ", " << precisionName(s.precision) << ", global batch " << s.global_batch
               << ", written to " << o.out << "\n";
     for (const auto& n : in->notes)
         std::cout << "note: " << n << "\n";
-    return cluster ? printPrediction(*in->model, *cluster, s, in->seq_len) : 0;
+    if (!cluster)
+        return 0;
+    if (in->model)
+        return printPrediction(*in->model, *cluster, s, in->seq_len);
+    return o.model.empty() ? 0 : printPrediction(o.model, *cluster, s);
 }
 
 } // namespace
@@ -246,14 +211,10 @@ int runImportConfig(const ImportCliOptions& o)
     // Megatron-LM's, whose errors then say what is missing.
     const Framework fw = o.format != "auto" ? formatOf(o.format)
                                             : detectFramework(*text).value_or(json ? Framework::DeepSpeed : Framework::Megatron);
-    if (fw == Framework::DeepSpeed)
-        return importDeepSpeedConfig(o, *text, cluster);
     if (fw == Framework::Horovod)
         return importHorovodLine(o, *text, cluster);
-    if (fw == Framework::Accelerate)
-        return importStrategyOnly(o, *text, cluster, fw);
-    if (fw == Framework::PyTorch || fw == Framework::Torchtitan)
-        return importWithModel(o, *text, cluster, fw);
+    if (fw != Framework::Megatron)
+        return importThrough(o, *text, cluster, fw);
     auto in = importMegatron(*text, o.input, cluster ? cluster->deviceCount() : 0);
     if (!in)
         return fail(in.error());

@@ -6,6 +6,7 @@
 #include "partita/core/clusterio.h"
 #include "partita/core/simulator.h"
 #include "partita/executor/gpusweep.h"
+#include "partita/executor/launcher.h"
 #include "partita/executor/localmachine.h"
 
 #include <nlohmann/json.hpp>
@@ -84,8 +85,15 @@ std::string measureLocalCollectives(const std::string& worker, Calibration& cal)
     auto cluster = clusterFromJson(*clusterText, worker + " --measure-cpu");
     if (!cluster)
         return "collectives not measured (" + cluster.error().str() + ")";
-    const std::string cmd = "mpirun -np " + std::to_string(cores) + (geteuid() == 0 ? " --allow-run-as-root" : "") +
-                            " --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 -x OPENBLAS_NUM_THREADS=1 '" + worker + "' --calibrate-mpi";
+    // Launched as `run` launches its ranks (the launcher's mpirun flags).
+    LaunchSpec spec;
+    spec.ranks = cores;
+    auto argv = launchCommand(spec, {worker, "--calibrate-mpi"});
+    if (!argv)
+        return "collectives not measured (" + argv.error().str() + ")";
+    std::string cmd;
+    for (const std::string& a : *argv) // single-quoted for the shell
+        cmd += (cmd.empty() ? "'" : " '") + a + "'";
     FILE* p = popen((cmd + " 2>&1").c_str(), "r");
     std::string text;
     char buf[4096];

@@ -123,10 +123,15 @@ std::string hostfileText(const LaunchSpec& spec)
 
 Result<std::vector<std::string>> launchCommand(const LaunchSpec& s)
 {
-    if (s.ranks < 1)
-        return Error{"launch", "ranks", "at least one rank"};
     if (s.worker.empty() || s.plan.empty() || s.out.empty())
         return Error{"launch", "worker", "the worker, the plan and the output folder are required"};
+    return launchCommand(s, workerArgs(s));
+}
+
+Result<std::vector<std::string>> launchCommand(const LaunchSpec& s, std::vector<std::string> worker)
+{
+    if (s.ranks < 1)
+        return Error{"launch", "ranks", "at least one rank"};
     if (s.kind != LauncherKind::Local) {
         if (s.hosts.empty())
             return Error{"launch", "hosts", std::string("the ") + std::string(launcherName(s.kind)) +
@@ -144,7 +149,7 @@ Result<std::vector<std::string>> launchCommand(const LaunchSpec& s)
         // One rank here needs no MPI job: the worker alone runs one-rank plans
         // (a workstation with one GPU and no Open MPI runs too).
         cmd = {"env", blas};
-        for (std::string& a : workerArgs(s))
+        for (std::string& a : worker)
             cmd.push_back(std::move(a));
         return cmd;
     }
@@ -188,7 +193,7 @@ Result<std::vector<std::string>> launchCommand(const LaunchSpec& s)
         break;
     }
     }
-    for (std::string& a : workerArgs(s))
+    for (std::string& a : worker)
         cmd.push_back(std::move(a));
     return cmd;
 }

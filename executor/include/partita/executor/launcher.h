@@ -51,6 +51,9 @@ struct LaunchSpec
 // The command that starts every rank (argv, first the program). Checks the
 // spec (ranks fit the hosts' slots, options in the accepted forms).
 Result<std::vector<std::string>> launchCommand(const LaunchSpec& spec);
+// The same launch for another worker command line (`worker` = argv, first the
+// program): e.g. partita-worker --calibrate-mpi under mpirun.
+Result<std::vector<std::string>> launchCommand(const LaunchSpec& spec, std::vector<std::string> worker);
 std::string hostfileText(const LaunchSpec& spec);
 
 struct RankProgress
