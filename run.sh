@@ -55,7 +55,7 @@ echo "== Measured: a small GPT-2 on this machine's CPU, 2 ranks through mpirun, 
 echo '{"model_type": "gpt2", "n_embd": 128, "n_head": 4, "n_layer": 2, "n_positions": 128, "vocab_size": 2048}' \
     > "$out/small-gpt2.json"
 "$cli" run --model "$out/small-gpt2.json" --cluster local --ranks 2 --preset ddp --global-batch 4 --seq-len 128 \
-    --steps 3 --project "$project" --name "small GPT-2, CPU" | sed -n '/^Measured/,/^Calibration/p'
+    --steps 20 --project "$project" --name "small GPT-2, CPU" | sed -n '/^Measured/,/^Calibration/p'
 echo
 echo "== BERT-large on 4 x p3.16xlarge (32 V100s): Horovod vs adaptive per-layer vs searched (predicted)"
 bert=resources/demo/bert-large-uncased.json

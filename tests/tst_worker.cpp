@@ -10,6 +10,7 @@
 
 #include <QTest>
 
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -363,6 +364,41 @@ private slots:
         }
         QVERIFY(kernels > 10);
         QVERIFY(withLayer > kernels / 2);
+    }
+
+    // The checkpoint follows the first and the last step; between them it is
+    // skipped while writing it would take over a quarter of the run. Rows: how
+    // long one checkpoint takes against the tiny plan's sub-millisecond steps.
+    void checkpointBudget_data()
+    {
+        QTest::addColumn<int>("writeMs");
+        QTest::addColumn<bool>("everyStep");
+        QTest::newRow("free: after every step") << 0 << true;
+        QTest::newRow("slow: first, last and a few") << 20 << false;
+    }
+    void checkpointBudget()
+    {
+        QFETCH(int, writeMs);
+        QFETCH(bool, everyStep);
+        WorkerOptions o;
+        o.steps = 30;
+        std::vector<size_t> saved; // steps in each checkpoint
+        bool completeSeen = false;
+        o.checkpoint = [&](const WorkerResult& r) {
+            saved.push_back(r.step_s.size());
+            completeSeen = r.complete;
+            std::this_thread::sleep_for(std::chrono::milliseconds(writeMs));
+        };
+        auto r = runCpuWorker(tinyPlan(), o);
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QVERIFY(saved.size() >= 2);
+        QCOMPARE(saved.front(), size_t(1));
+        QCOMPARE(saved.back(), size_t(30));
+        QVERIFY(completeSeen);
+        if (everyStep)
+            QCOMPARE(saved.size(), size_t(30));
+        else
+            QVERIFY2(saved.size() < 10, std::to_string(saved.size()).c_str());
     }
 
     void cancelled()

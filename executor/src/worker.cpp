@@ -244,15 +244,22 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
         };
     };
 
+    int64_t firstMeasured = 0, checkpointNs = 0;
     for (int iter = 0; iter < o.warmup + o.steps; ++iter) {
         if (o.cancel && o.cancel->load())
             return Error{"worker", "rank " + std::to_string(rank), "cancelled"};
         measured = iter >= o.warmup;
-        if (iter == o.warmup) // measured steps start together
-            if (auto b = comm.barrier(); !b)
-                return b.error();
+        // Every step starts together. Between steps this harness writes its
+        // checkpoint (the trace so far) and a progress line, which take each
+        // rank a different few milliseconds; without the barrier one rank's
+        // late start would be charged to the other's first collective as
+        // waiting, time that no training loop spends.
+        if (auto b = comm.barrier(); !b)
+            return b.error();
         CommThread ct(comm.concurrent());
         const int64_t stepStart = now();
+        if (iter == o.warmup)
+            firstMeasured = stepStart;
         ops = 0;
         std::set<int32_t> ready;
         std::vector<size_t> pendingSyncs;
@@ -484,8 +491,16 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
             res.trace.records.push_back(step);
             res.ops_per_step = ops.load();
             res.complete = iter + 1 == o.warmup + o.steps;
-            if (o.checkpoint)
+            // The checkpoint rewrites everything measured so far, so it grows
+            // with the run: it is written while the time spent writing it stays
+            // under a quarter of the measured run's, and after the last step
+            // (a rank that dies keeps the steps of its last checkpoint).
+            const int64_t since = stepEnd - firstMeasured;
+            if (o.checkpoint && (res.complete || 4 * checkpointNs <= since)) {
+                const int64_t c0 = steadyNs();
                 o.checkpoint(res);
+                checkpointNs += steadyNs() - c0;
+            }
         }
         if (o.progress)
             o.progress(iter, !measured, seconds);

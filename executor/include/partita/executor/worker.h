@@ -46,8 +46,10 @@ struct WorkerOptions
     // shapes). Recorded in the result.
     double shape_scale = 1.0;
     std::function<void(int iteration, bool warmup, double seconds)> progress;
-    // After each measured step, with what was measured so far (a rank that
-    // dies later leaves these steps behind).
+    // After a measured step, with what was measured so far (a rank that dies
+    // later leaves these steps behind): after the first and the last, and
+    // between them while the time spent in it stays under a quarter of the
+    // measured steps' (it rewrites the whole run, so it grows with it).
     std::function<void(const WorkerResult&)> checkpoint;
     const std::atomic<bool>* cancel = nullptr;
 };
