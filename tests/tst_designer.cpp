@@ -284,6 +284,10 @@ private slots:
         QCOMPARE(attention->currentText(), QString("fused"));
         attention->setCurrentIndex(1);
         QCOMPARE(d.strategy().attention, Attention::Unfused);
+        attention->setCurrentIndex(2);
+        QCOMPARE(d.strategy().attention, Attention::Flash2);
+        d.undoStack()->undo();
+        QCOMPARE(d.strategy().attention, Attention::Unfused);
         d.undoStack()->undo();
         QCOMPARE(d.strategy().attention, Attention::Fused);
         QCOMPARE(attention->currentText(), QString("fused"));

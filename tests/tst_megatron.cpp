@@ -70,6 +70,7 @@ private slots:
             s = base(2, 2, 1, 4);
             s.sequence_parallel = true;
             s.recompute = Recompute::Selective;
+            s.attention = Attention::Flash2; // NVTE_FUSED_ATTN=0 in the script
             s.zero_stage = 1;
             s.overlap_param_gather = true;
             s.bucket_bytes = 40 << 20;

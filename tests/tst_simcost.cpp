@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // Costs of single kernels inside a simulated step (core/src/simcost.cpp): the
-// SMs TP overlap takes, communication beside computation;
+// SMs TP overlap takes, communication beside computation, fused attention's
+// rates;
 // observed through simulate()'s per-layer times.
 #include "partita/core/clusterio.h"
+#include "partita/core/costmodel.h"
 #include "partita/core/modelio.h"
 #include "partita/core/simulator.h"
 
@@ -144,6 +146,94 @@ private slots:
         }
         QCOMPARE(rows, 24); // one per GPT-2 medium block
         QCOMPARE(withMargin->step_time > without->step_time, slowdown > 0);
+    }
+
+    // FlashAttention-2's kernels (NVTE_FUSED_ATTN=0) do a fused kernel's work
+    // and keep its memory, at their own published rate: on an H100, slower
+    // than cuDNN's by the ratio of Shah et al. 2024's figures at the keys a
+    // kernel sees (the core's memory traffic and launches dilute it a little
+    // at these lengths).
+    // Elsewhere (no flash2 table) both run at the matmul curve.
+    void flashAttention2_data()
+    {
+        QTest::addColumn<QString>("cluster");
+        QTest::addColumn<int>("seq");
+        QTest::addColumn<double>("forward"); // cuDNN over FlashAttention-2, causal forward
+        QTest::addColumn<double>("backward");
+        QTest::newRow("H100, 4k tokens") << "dgx-h100" << 4096 << 518.0 / 319 << 499.0 / 310;
+        QTest::newRow("H100, 16k tokens") << "dgx-h100" << 16384 << 539.0 / 335 << 516.0 / 322;
+        QTest::newRow("A100: no table") << "dgx-a100-80gb" << 4096 << 1.0 << 1.0;
+    }
+    void flashAttention2()
+    {
+        QFETCH(QString, cluster);
+        QFETCH(int, seq);
+        QFETCH(double, forward);
+        QFETCH(double, backward);
+        const Model m = hf("gpt2-xl.json");
+        Cluster c = *clusterPreset(cluster.toStdString());
+        c.nodes[0].devices.resize(1);
+        Strategy s;
+        s.global_batch = 1;
+        Strategy f2 = s;
+        f2.attention = Attention::Flash2;
+        SimOptions o;
+        o.seq_len = seq;
+        auto a = simulate(m, c, s, o);
+        auto b = simulate(m, c, f2, o);
+        QVERIFY(a && b);
+        QCOMPARE(b->stage_memory[0].activations, a->stage_memory[0].activations);
+        const size_t core = size_t(m.find("h.0.attention.core") - m.layers.data());
+        const double fwd = b->layers[core].forward / a->layers[core].forward;
+        const double bwd = b->layers[core].backward / a->layers[core].backward;
+        auto near = [](double got, double want) { return got <= want * 1.001 && got >= 1 + 0.75 * (want - 1); };
+        QVERIFY2(near(fwd, forward), qPrintable(QString("forward %1, expected %2").arg(fwd).arg(forward)));
+        QVERIFY2(near(bwd, backward), qPrintable(QString("backward %1, expected %2").arg(bwd).arg(backward)));
+        QCOMPARE(b->step_time > a->step_time, forward > 1);
+    }
+
+    // The published fused-attention tables are indexed by sequence length,
+    // causal or not; a causal kernel's shape holds half the keys (the work it
+    // does), and is looked up at the whole sequence. Rows: a table that
+    // drops below 1,024 keys against a flat one.
+    void fusedAttentionKeys_data()
+    {
+        QTest::addColumn<int>("seq");
+        QTest::addColumn<bool>("sameAsFlat");
+        QTest::newRow("1,024 tokens: at the table's flat part") << 1024 << true;
+        QTest::newRow("512 tokens: below it") << 512 << false;
+    }
+    void fusedAttentionKeys()
+    {
+        QFETCH(int, seq);
+        QFETCH(bool, sameAsFlat);
+        const Model m = hf("gpt2-xl.json"); // causal
+        Cluster c = *clusterPreset("dgx-h100");
+        c.nodes[0].devices.resize(1);
+        Strategy s;
+        s.global_batch = 1;
+        SimOptions o;
+        o.seq_len = seq;
+        Calibration cal = defaultCalibration(c.nodes[0].devices[0]);
+        auto table = [](std::vector<std::pair<double, double>> points) {
+            EfficiencyCurve e;
+            e.interpolate = true;
+            e.points = std::move(points);
+            return e;
+        };
+        cal.fused_attention["forward_causal"] = table({{256, 0.1}, {1000, 0.1}, {1024, 0.5}, {65536, 0.5}});
+        o.calibration = cal;
+        auto stepped = simulate(m, c, s, o);
+        cal.fused_attention["forward_causal"] = table({{256, 0.5}, {65536, 0.5}});
+        o.calibration = cal;
+        auto flat = simulate(m, c, s, o);
+        QVERIFY(stepped && flat);
+        const size_t core = size_t(m.find("h.0.attention.core") - m.layers.data());
+        const double a = stepped->layers[core].forward, b = flat->layers[core].forward;
+        if (sameAsFlat)
+            QCOMPARE(a, b);
+        else
+            QVERIFY2(a > 1.5 * b, qPrintable(QString("%1 vs %2 s").arg(a).arg(b)));
     }
 };
 

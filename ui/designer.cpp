@@ -311,7 +311,7 @@ void Designer::updateGlobals()
                                      : s.precision == Precision::BF16 ? 2
                                                                       : 3));
     m_recompute->setCurrentIndex(s.recompute == Recompute::None ? 0 : s.recompute == Recompute::Selective ? 1 : 2);
-    m_attention->setCurrentIndex(s.attention == Attention::Fused ? 0 : 1);
+    m_attention->setCurrentIndex(int(s.attention)); // the combo's rows follow the enum
     m_seqParallel->setChecked(s.sequence_parallel);
     m_tpOverlap->setChecked(s.tp_comm_overlap);
     m_gradOverlap->setChecked(s.overlap_grad_reduce);
@@ -364,7 +364,7 @@ void Designer::globalEdited()
     s.recompute = m_recompute->currentIndex() == 0   ? Recompute::None
                   : m_recompute->currentIndex() == 1 ? Recompute::Selective
                                                      : Recompute::Full;
-    s.attention = m_attention->currentIndex() == 0 ? Attention::Fused : Attention::Unfused;
+    s.attention = Attention(std::clamp(m_attention->currentIndex(), 0, int(Attention::Flash2)));
     s.sequence_parallel = m_seqParallel->isChecked();
     s.tp_comm_overlap = m_tpOverlap->isChecked();
     s.overlap_grad_reduce = m_gradOverlap->isChecked();

@@ -266,9 +266,11 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     m_recompute->addItems({tr("none"), tr("selective"), tr("full")});
     m_recompute->setToolTip(tr("Default recomputation (per-layer atoms override it)"));
     m_attention = new QComboBox;
-    m_attention->addItems({tr("fused"), tr("unfused")});
+    m_attention->addItems({tr("fused"), tr("unfused"), tr("FlashAttention-2")});
     m_attention->setToolTip(tr("Attention core: fused (FlashAttention: no s × s scores kept, QK^T recomputed in "
-                               "backward) or unfused (separate kernels, the scores through memory)"));
+                               "backward, at the device's best fused kernel), unfused (separate kernels, the scores "
+                               "through memory) or FlashAttention-2 (fused, in FlashAttention-2's slower kernels, as "
+                               "Transformer Engine runs with NVTE_FUSED_ATTN=0)"));
     m_seqParallel = new QCheckBox(tr("Sequence parallel"));
     m_tpOverlap = new QCheckBox(tr("Overlap tensor-parallel communication"));
     m_tpOverlap->setToolTip(tr("All-gathers and reduce-scatters beside the GEMMs they feed (Transformer Engine "

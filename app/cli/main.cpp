@@ -89,8 +89,10 @@ int main(int argc, char** argv)
     sim->add_option("--recompute", so.recompute, "activation recomputation")
         ->check(CLI::IsMember({"none", "selective", "full"}));
     sim->add_flag("--sequence-parallel", so.sequenceParallel, "sequence parallelism (with tp > 1)");
-    sim->add_option("--attention", so.attention, "attention core: fused (FlashAttention; the default) or unfused")
-        ->check(CLI::IsMember({"fused", "unfused"}));
+    sim->add_option("--attention", so.attention,
+                    "attention core: fused (FlashAttention at the device's best fused kernel; the default), flash2 "
+                    "(FlashAttention-2's kernels, NVTE_FUSED_ATTN=0) or unfused")
+        ->check(CLI::IsMember({"fused", "flash2", "unfused"}));
     sim->add_option("--zero", so.zero, "ZeRO stage")->check(CLI::Range(0, 3));
     sim->add_option("--dtype", so.dtype, "training precision (default: bf16 where the devices have bf16 tensor cores, else fp16)")
         ->check(CLI::IsMember({"fp16", "bf16", "fp32", "fp8"}));
@@ -160,8 +162,10 @@ int main(int argc, char** argv)
         ->check(CLI::Range(1, 1 << 20));
     runCmd->add_option("--recompute", ro.sim.recompute, "activation recomputation")->check(CLI::IsMember({"none", "selective", "full"}));
     runCmd->add_flag("--sequence-parallel", ro.sim.sequenceParallel, "sequence parallelism (with tp > 1)");
-    runCmd->add_option("--attention", ro.sim.attention, "attention core: fused (FlashAttention; the default) or unfused")
-        ->check(CLI::IsMember({"fused", "unfused"}));
+    runCmd->add_option("--attention", ro.sim.attention,
+                       "attention core: fused (FlashAttention at the device's best fused kernel; the default), flash2 "
+                       "(FlashAttention-2's kernels, NVTE_FUSED_ATTN=0) or unfused")
+        ->check(CLI::IsMember({"fused", "flash2", "unfused"}));
     runCmd->add_option("--zero", ro.sim.zero, "ZeRO stage")->check(CLI::Range(0, 3));
     runCmd->add_option("--dtype", ro.sim.dtype, "training precision (default: bf16 where the devices have bf16 tensor cores, else fp16)")
         ->check(CLI::IsMember({"fp16", "bf16", "fp32", "fp8"}));

@@ -118,7 +118,9 @@ Result<Strategy> strategyFromOptions(const SimulateOptions& o, const Model& mode
     if (!o.cpComm.empty())
         s.cp_comm = o.cpComm == "all_gather" ? ContextComm::AllGather : ContextComm::P2P;
     if (!o.attention.empty())
-        s.attention = o.attention == "unfused" ? Attention::Unfused : Attention::Fused;
+        s.attention = o.attention == "unfused"  ? Attention::Unfused
+                      : o.attention == "flash2" ? Attention::Flash2
+                                                : Attention::Fused;
     if (o.firstStageLayers > 0)
         s.first_stage_blocks = o.firstStageLayers;
     if (o.lastStageLayers > 0)

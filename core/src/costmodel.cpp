@@ -74,10 +74,11 @@ Calibration a100Tables(const DeviceSpec& device)
     return c;
 }
 
-// Fused attention on the H100 SXM5 in bf16, head dimension 128, as cuDNN
-// ran it in Shah et al. 2024 (FlashAttention-3), Figures 5 and 6: TFLOP/s by
-// sequence length (512 ... 16k) over the datasheet's 989 TFLOP/s. The
-// backward's figure is without a causal mask (the paper shows no other).
+// Fused attention on the H100 SXM5 in bf16, head dimension 128, as cuDNN and
+// FlashAttention-2 ran it in Shah et al. 2024 (FlashAttention-3), Figures 5
+// and 6: TFLOP/s by sequence length (512 ... 16k) over the datasheet's 989
+// TFLOP/s. The backward's figure is without a causal mask (the paper shows no
+// other).
 void hopperFusedAttention(Calibration& c)
 {
     auto curve = [](std::initializer_list<double> tflops) {
@@ -93,8 +94,11 @@ void hopperFusedAttention(Calibration& c)
     c.fused_attention["forward"] = curve({497, 574, 617, 609, 600, 595});
     c.fused_attention["forward_causal"] = curve({315, 410, 484, 518, 529, 539});
     c.fused_attention["backward"] = curve({305, 408, 465, 499, 518, 516});
-    c.source += "; fused attention: cuDNN on an H100 SXM5 as published by Shah et al. 2024 (FlashAttention-3, "
-                "Figs. 5-6)";
+    c.fused_attention["flash2_forward"] = curve({309, 350, 362, 368, 370, 370});
+    c.fused_attention["flash2_forward_causal"] = curve({191, 260, 298, 319, 333, 335});
+    c.fused_attention["flash2_backward"] = curve({214, 260, 291, 310, 318, 322});
+    c.source += "; fused attention: cuDNN and FlashAttention-2 on an H100 SXM5 as published by Shah et al. 2024 "
+                "(FlashAttention-3, Figs. 5-6)";
 }
 
 // Hopper SXM parts: the H200 measured here, and the H100 SXM5 with the same
@@ -236,9 +240,11 @@ Result<Calibration> calibrationFromJson(const std::string& text, const std::stri
                 if (!fa.is_object())
                     throw detail::FieldError("/fused_attention_efficiency", "expected an object of pass: table");
                 for (const auto& [key, table] : fa.items()) {
-                    if (key != "forward" && key != "forward_causal" && key != "backward")
+                    const std::string pass = key.rfind("flash2_", 0) == 0 ? key.substr(7) : key;
+                    if (pass != "forward" && pass != "forward_causal" && pass != "backward")
                         throw detail::FieldError("/fused_attention_efficiency/" + key,
-                                                 "expected \"forward\", \"forward_causal\" or \"backward\"");
+                                                 "expected \"forward\", \"forward_causal\" or \"backward\", "
+                                                 "or one of them after \"flash2_\"");
                     EfficiencyCurve curve = readCurve(table, "/fused_attention_efficiency/" + key);
                     curve.interpolate = true;
                     c.fused_attention[key] = std::move(curve);

@@ -248,7 +248,7 @@ void strategyFlags(std::vector<std::string>& f, const Model& m, const Strategy& 
     }
     if (s.fp32_grad_accumulation && s.precision != Precision::FP32)
         f.push_back("--accumulate-allreduce-grads-in-fp32");
-    if (s.attention == Attention::Fused)
+    if (fusedAttention(s.attention))
         f.push_back("--use-flash-attn");
     if (s.zero_stage == 1)
         f.push_back("--use-distributed-optimizer");
@@ -299,6 +299,8 @@ Result<MegatronExport> exportMegatron(const Model& m, const Cluster& c, const St
         o << "export NCCL_ALGO=Tree\n";
     if (x.attention == Attention::Unfused)
         o << "export NVTE_FLASH_ATTN=0 NVTE_FUSED_ATTN=0 # unfused attention\n";
+    if (x.attention == Attention::Flash2)
+        o << "export NVTE_FUSED_ATTN=0 # FlashAttention-2's kernels, not cuDNN's\n";
     if (x.tp > 1 || x.cp > 1)
         o << "export CUDA_DEVICE_MAX_CONNECTIONS=1\n";
     o << "# Run from a Megatron-LM checkout, once per node with NODE_RANK and MASTER_ADDR set;\n"
@@ -491,7 +493,11 @@ Result<MegatronImport> importMegatron(const std::string& text, const std::string
     if (has("--fp16") && has("--bf16"))
         return Error{file, "--fp16", "--fp16 and --bf16 together: Megatron-LM refuses both"};
     s.fp32_grad_accumulation = has("--accumulate-allreduce-grads-in-fp32") && s.precision != Precision::FP32;
-    s.attention = has("--use-flash-attn") ? Attention::Fused : Attention::Unfused;
+    // Transformer Engine told to skip cuDNN's fused attention runs FlashAttention-2's.
+    const bool noCudnnAttention = text.find("NVTE_FUSED_ATTN=0") != std::string::npos;
+    s.attention = !has("--use-flash-attn") ? Attention::Unfused
+                  : noCudnnAttention       ? Attention::Flash2
+                                           : Attention::Fused;
     if (!has("--use-flash-attn"))
         out.notes.push_back("no --use-flash-attn: attention costed unfused (Transformer Engine may still fuse it)");
     s.zero_stage = has("--use-distributed-optimizer") ? 1 : 0;

@@ -251,7 +251,7 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
         // A fused kernel skips the key blocks wholly above a causal mask's
         // diagonal: about half of them (FlashAttention-2, Dao 2023, §3.1.1,
         // measuring 1.7-1.8x). Unfused, QK^T is computed whole and masked.
-        const bool skipsHalf = s.attention == Attention::Fused && l.dims.causal;
+        const bool skipsHalf = fusedAttention(s.attention) && l.dims.causal;
         if (skipsHalf)
             mm *= 0.5;
         f.kind = KernelKind::BatchedGemm;
@@ -267,7 +267,7 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
         // Fused, the scores stay on chip (and dropout's mask is regenerated
         // from its seed): only Q, K, V in and the output out (FlashAttention,
         // Dao et al. 2022, §3.1).
-        mem = (s.attention == Attention::Fused
+        mem = (fusedAttention(s.attention)
                    ? 0.0
                    : double(l.cost.io_elems_per_seq2) * seq2 * ab + double(l.cost.mask_bytes_per_seq2) * seq2) /
                   shard +
@@ -298,7 +298,7 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
     // accumulates its weight gradient (read-modify-write).
     bk.flops = mm * (twoGrads && mm > 0 ? 2 : 1);
     bk.ops = f.ops * (twoGrads && mm > 0 ? 2 : 1);
-    if (l.kind == LayerKind::AttentionCore && s.attention == Attention::Fused && mm > 0) {
+    if (l.kind == LayerKind::AttentionCore && fusedAttention(s.attention) && mm > 0) {
         // Fused backward recomputes QK^T: 2.5 times the forward's FLOPs
         // (Dao 2023, FlashAttention-2, §4.1), five GEMMs.
         bk.flops = 2.5 * mm;

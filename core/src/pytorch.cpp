@@ -273,7 +273,7 @@ Strategy strategyOf(const json& j, const std::string& w)
     s.recompute = enumOf<Recompute>(detail::getStringOr(j, "recompute", w + "/recompute", "none"), w + "/recompute",
                                     {{"none", Recompute::None}, {"selective", Recompute::Selective}, {"full", Recompute::Full}});
     s.attention = enumOf<Attention>(detail::getStringOr(j, "attention", w + "/attention", "fused"), w + "/attention",
-                                    {{"fused", Attention::Fused}, {"unfused", Attention::Unfused}});
+                                    {{"fused", Attention::Fused}, {"flash2", Attention::Flash2}, {"unfused", Attention::Unfused}});
     s.bucket_bytes = int64_t(std::llround(detail::getNumberOr(j, "bucket_mb", w + "/bucket_mb", 1e-3, 1e6, 25) * kMiB));
     s.sync.compression = enumOf<Compression>(detail::getStringOr(j, "compression", w + "/compression", "none"),
                                              w + "/compression",

@@ -231,7 +231,7 @@ double savedBytes(const Ctx& x, const Layer& l, const LayerAssignment& a)
     const double maskSaved = double(l.cost.mask_bytes_per_token) * tokens;
     // Fused attention keeps no s x s scores or masks, only the softmax's
     // log-sum-exp per row and head in fp32 (FlashAttention, Dao et al. 2022, §3.1).
-    const bool fusedCore = l.kind == LayerKind::AttentionCore && x.s.attention == Attention::Fused;
+    const bool fusedCore = l.kind == LayerKind::AttentionCore && fusedAttention(x.s.attention);
     const double seq2Saved =
         fusedCore ? 4.0 * double(std::max<int64_t>(1, l.dims.heads)) * tokens
                   : (double(l.cost.saved_elems_per_seq2) * x.ab + double(l.cost.mask_bytes_per_seq2)) * seq2;
@@ -258,14 +258,16 @@ double savedBytes(const Ctx& x, const Layer& l, const LayerAssignment& a)
     return saved;
 }
 
-// The fused-attention efficiency a kernel runs at, when the calibration has one.
+// The fused-attention efficiency a kernel runs at, when the calibration has
+// one for its implementation ("flash2_" tables for FlashAttention-2).
 const EfficiencyCurve* fusedAttentionCurve(const Ctx& x, const Kernel& k, Phase phase)
 {
-    if (k.kind != KernelKind::BatchedGemm || x.s.attention != Attention::Fused || k.layer < 0 ||
+    if (k.kind != KernelKind::BatchedGemm || !fusedAttention(x.s.attention) || k.layer < 0 ||
         size_t(k.layer) >= x.m.layers.size() || x.m.layers[size_t(k.layer)].kind != LayerKind::AttentionCore)
         return nullptr;
     const bool causal = x.m.layers[size_t(k.layer)].dims.causal != 0;
-    const char* key = phase == Phase::Backward ? "backward" : causal ? "forward_causal" : "forward";
+    const std::string key = std::string(x.s.attention == Attention::Flash2 ? "flash2_" : "") +
+                            (phase == Phase::Backward ? "backward" : causal ? "forward_causal" : "forward");
     auto it = x.cal.fused_attention.find(key);
     return it == x.cal.fused_attention.end() ? nullptr : &it->second;
 }
@@ -283,8 +285,11 @@ double kernelTime(const Ctx& x, const Kernel& k, Phase phase)
                               x.node, x.cal);
     double mm = matmulTime(x, k.flops, std::max(1, k.ops), fp8Gemm(x, k));
     if (const EfficiencyCurve* fa = fusedAttentionCurve(x, k, phase); fa && k.flops > 0) {
-        // A fused kernel's rate at the keys it sees (a ring block: seq / cp).
-        mm = k.flops / (x.peak * fa->at(double(k.n)));
+        // A fused kernel's rate at the keys it sees (a ring block: seq / cp),
+        // as the published tables index it: by sequence length, causal or
+        // not. (A causal kernel's shape has half of them, the work it does.)
+        const bool causal = x.m.layers[size_t(k.layer)].dims.causal != 0;
+        mm = k.flops / (x.peak * fa->at(double(k.n) * (causal ? 2 : 1)));
     }
     // Tensor-core GEMMs want every dimension a multiple of 16 bytes of
     // elements (NVIDIA Deep Learning Performance Guide, "Matrix

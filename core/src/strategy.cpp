@@ -25,7 +25,8 @@ constexpr Names<PipelineSchedule, 3> kSchedule{{{PipelineSchedule::GPipe, "gpipe
                                                 {PipelineSchedule::Interleaved, "interleaved"}}};
 constexpr Names<Recompute, 3> kRecompute{
     {{Recompute::None, "none"}, {Recompute::Selective, "selective"}, {Recompute::Full, "full"}}};
-constexpr Names<Attention, 2> kAttention{{{Attention::Fused, "fused"}, {Attention::Unfused, "unfused"}}};
+constexpr Names<Attention, 3> kAttention{
+    {{Attention::Fused, "fused"}, {Attention::Unfused, "unfused"}, {Attention::Flash2, "flash2"}}};
 constexpr Names<ContextComm, 2> kContextComm{{{ContextComm::P2P, "p2p"}, {ContextComm::AllGather, "all_gather"}}};
 constexpr Names<SyncMethod, 4> kSync{{{SyncMethod::AllReduce, "allreduce"},
                                       {SyncMethod::ParameterServer, "ps"},

@@ -252,7 +252,7 @@ def main():
         sys.exit("fp16 training needs a GPU (autocast and the gradient scaler); choose bf16 or fp32 on a CPU")
     dist.init_process_group("nccl" if cuda else "gloo")
     torch.manual_seed(1234)
-    model = GPT(m, s["recompute"], s["attention"] == "fused").to(device)
+    model = GPT(m, s["recompute"], s["attention"] != "unfused").to(device)
     if rank == 0:
         print(json.dumps({"parameters": sum(p.numel() for p in model.parameters()), "world": world,
                           "torch": torch.__version__}), flush=True)

@@ -100,12 +100,14 @@ std::optional<SourceSettings> settingsOf(const std::string& source, const std::s
         s.bucket_bytes = model.find("405B") != std::string::npos   ? 125 << 20
                          : model.find("340B") != std::string::npos ? 50 << 20
                                                                    : 75 << 20;
-        if (model.find("Nemotron4-340B") != std::string::npos)
+        if (model.find("Nemotron4-340B") != std::string::npos) {
             s.recompute = Recompute::Selective; // activations_checkpoint_granularity: selective
-        s.basis = "NVIDIA/dgxc-benchmarking 35a9aec (NeMo 24.09) configurations: bf16, fused attention, sequence "
-                  "parallelism, userbuffers tensor-parallel overlap, distributed_fused_adam with overlapped "
-                  "gradient and parameter sync (bf16 gradients), its bucket size, and Nemotron-4's selective "
-                  "recomputation";
+            s.attention = Attention::Flash2;    // nemotron/configure.sh: NVTE_FUSED_ATTN=0 for 340b
+        }
+        s.basis = "NVIDIA/dgxc-benchmarking 35a9aec (NeMo 24.09) configurations: bf16, fused attention (Nemotron-4 "
+                  "340B: NVTE_FUSED_ATTN=0, FlashAttention-2's kernels), sequence parallelism, userbuffers "
+                  "tensor-parallel overlap, distributed_fused_adam with overlapped gradient and parameter sync "
+                  "(bf16 gradients), its bucket size, and Nemotron-4's selective recomputation";
         return s;
     }
     return std::nullopt;

@@ -48,7 +48,8 @@ struct Calibration
     // Fused attention kernels (FlashAttention, cuDNN) by the keys one kernel
     // sees (tokens) -> fraction of peak FLOP/s, per "forward",
     // "forward_causal" (FLOPs counted after skipping masked blocks) and
-    // "backward"; where absent, attention runs at the matmul curve.
+    // "backward", and the same three prefixed "flash2_" for FlashAttention-2
+    // (Attention::Flash2); where absent, attention runs at the matmul curve.
     std::map<std::string, EfficiencyCurve> fused_attention;
     bool additive = true;             // an op's compute and memory times add up ("sum") or overlap ("max")
     // Where the tables were measured: gpu, driver, cuda, cublas, nccl, cupti, date, command.

@@ -45,12 +45,19 @@ enum class Recompute
 // 2022; the default of Megatron-LM, NeMo and PyTorch's SDPA), which keeps no
 // s x s scores and recomputes them in backward, or unfused (QK^T, softmax,
 // dropout, PV as separate kernels, as Megatron-LM ran in Korthikanti et al.
-// 2022 and Narayanan et al. SC'21).
+// 2022 and Narayanan et al. SC'21). Fused is the device's best fused kernel
+// (cuDNN's through Transformer Engine on Hopper); Flash2 is the same
+// algorithm in the flash-attn package's FlashAttention-2 kernels, which
+// Transformer Engine runs with NVTE_FUSED_ATTN=0 (as NeMo's Nemotron-4 340B
+// recipe does), at their own, lower rate on Hopper.
 enum class Attention
 {
     Fused,
     Unfused,
+    Flash2,
 };
+// Whether the attention core is one kernel that keeps no s x s scores.
+constexpr bool fusedAttention(Attention a) { return a != Attention::Unfused; }
 
 // How context-parallel ranks exchange keys and values (Megatron-LM's
 // --cp-comm-type): a ring of point-to-point sends, each step's transfer
