@@ -278,6 +278,50 @@ private slots:
         QVERIFY2(g.out.contains("accepts it") && g.out.contains("Partita predicts"), qPrintable(g.out));
     }
 
+    // lint-config reads what export writes for torchtitan and accelerate: the
+    // export is accepted and predicted; one broken key is refused, exit 1.
+    void lintConfigFormats_data()
+    {
+        QTest::addColumn<QString>("format");
+        QTest::addColumn<QString>("from");
+        QTest::addColumn<QString>("to");
+        QTest::addColumn<QString>("finding");
+        QTest::newRow("torchtitan") << "torchtitan" << "tensor_parallel_degree = 2" << "tensor_parallel_degree = 2\nfsdp_shard = 2"
+                                    << "parallelism.fsdp_shard: torchtitan v0.2.2 refuses it";
+        QTest::newRow("accelerate") << "accelerate" << "num_processes: 16" << "num_processes: 32"
+                                    << "num_processes: accelerate v1.14.0 refuses it: 32 processes on 16 GPUs";
+    }
+    void lintConfigFormats()
+    {
+        QFETCH(QString, format);
+        QFETCH(QString, from);
+        QFETCH(QString, to);
+        QFETCH(QString, finding);
+        const QString file = m_tmp.filePath("lint-" + format), model = m_tmp.filePath("l3.json");
+        QFile mf(model);
+        QVERIFY(mf.open(QIODevice::WriteOnly));
+        mf.write(R"({"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
+                     "num_key_value_heads": 8, "num_hidden_layers": 32, "vocab_size": 128256, "max_position_embeddings": 8192,
+                     "rope_theta": 500000.0, "tie_word_embeddings": false})");
+        mf.close();
+        const Run e = cli({"export", "--model", model, "--cluster", "dgx-h100:2", "--tp", "2", "--sequence-parallel", "--zero", "3",
+                           "--global-batch", "64", "--micro-batch", "1", "--format", format, "-o", file});
+        QVERIFY2(e.code == 0, qPrintable(e.err));
+        const Run g = cli({"lint-config", file, "--cluster", "dgx-h100:2", "--model", model, "--search-s", "0"});
+        QVERIFY2(g.code == 0 && g.out.contains("accepts it") && g.out.contains("Partita predicts"), qPrintable(g.out + g.err));
+        QFile f(file);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QString text = QString::fromUtf8(f.readAll());
+        f.close();
+        QVERIFY2(text.contains(from), qPrintable(text));
+        QVERIFY(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
+        f.write(text.replace(from, to).toUtf8());
+        f.close();
+        const Run b = cli({"lint-config", file, "--cluster", "dgx-h100:2", "--model", model, "--search-s", "0"});
+        QCOMPARE(b.code, 1);
+        QVERIFY2(b.out.contains(finding), qPrintable(b.out));
+    }
+
     void searchJson()
     {
         const QString out = m_tmp.filePath("best.json");

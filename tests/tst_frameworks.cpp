@@ -45,6 +45,8 @@ private slots:
         QTest::newRow("Megatron-LM script")
             << std::string("torchrun --nproc-per-node 8 pretrain_gpt.py --num-layers 24 --hidden-size 1024\n")
             << "megatron";
+        QTest::newRow("Megatron-LM YAML (--yaml-cfg)")
+            << std::string("language_model:\n  num_layers: 4\nmodel_parallel:\n  tensor_model_parallel_size: 2\n") << "megatron";
         QTest::newRow("Megatron-LM flags only") << std::string("--tensor-model-parallel-size 2 --num-layers 4") << "megatron";
         QTest::newRow("PyTorch export") << std::string("CONFIG = json.loads(r\"\"\"\n{\"partita_pytorch\": 1}\n\"\"\")\n")
                                         << "pytorch";

@@ -84,6 +84,7 @@ private slots:
         QTest::newRow("AutoTP vs GPUs") << R"({"tensor_parallel": {"autotp_size": 3}})" << "/tensor_parallel/autotp_size" << "does not divide the 16 GPUs";
         QTest::newRow("not JSON") << R"({"train_batch_size": )" << "line" << "";
         QTest::newRow("type not a string") << R"({"optimizer": {"type": 3}})" << "/optimizer/type" << "";
+        QTest::newRow("a top-level key DeepSpeed does not read") << R"({"train_batch_size": 64, "zero_optimisation": {"stage": 2}})" << "/zero_optimisation" << "ignored";
     }
     void deepspeed()
     {
@@ -98,6 +99,95 @@ private slots:
         bool hit = false;
         for (const LintFinding& f : found)
             hit |= QString::fromStdString(f.where).startsWith(where) && QString::fromStdString(f.message).contains(message);
+        QVERIFY2(hit, found.empty() ? "no findings" : (found.front().where + ": " + found.front().message).c_str());
+    }
+
+    // torchtitan v0.2.2 job TOMLs on 16 GPUs: every rule broken is found,
+    // with whether torchtitan stops (refused) or runs otherwise.
+    void torchtitan_data()
+    {
+        QTest::addColumn<QString>("toml");
+        QTest::addColumn<QString>("where");
+        QTest::addColumn<QString>("message");
+        QTest::addColumn<bool>("refused");
+        const QString ok = "[model]\nname = 'llama3'\nflavor = '8B'\n[training]\nlocal_batch_size = 2\nglobal_batch_size = 64\n"
+                           "seq_len = 8192\n[parallelism]\ntensor_parallel_degree = 8\n";
+        QTest::newRow("clean") << ok << "" << "" << false;
+        QTest::newRow("unknown key") << ok + "tensor_paralel_degree = 2\n" << "parallelism.tensor_paralel_degree" << "no such field" << true;
+        QTest::newRow("degrees vs GPUs") << ok + "data_parallel_shard_degree = 4\n" << "parallelism" << "is not the 16 GPUs" << true;
+        QTest::newRow("the rest does not divide") << ok + "context_parallel_degree = 3\n" << "parallelism" << "is not the 16 GPUs" << true;
+        QTest::newRow("batch vs data parallelism") << QString(ok).replace("global_batch_size = 64", "global_batch_size = 66")
+                                                  << "training.global_batch_size" << "data-parallel degree 2" << true;
+        QTest::newRow("micro-batches") << ok + "pipeline_parallel_degree = 2\npipeline_parallel_microbatch_size = 3\n"
+                                       << "parallelism.pipeline_parallel_microbatch_size" << "does not divide local_batch_size 2" << true;
+        QTest::newRow("async TP uncompiled") << ok + "enable_async_tensor_parallel = true\n" << "parallelism.enable_async_tensor_parallel"
+                                             << "Async TP requires" << true;
+        QTest::newRow("async TP compiled") << ok + "enable_async_tensor_parallel = true\n[compile]\nenable = true\n" << "" << "" << false;
+        QTest::newRow("async TP, loss compiled only")
+            << ok + "enable_async_tensor_parallel = true\n[compile]\nenable = true\ncomponents = ['loss']\n"
+            << "parallelism.enable_async_tensor_parallel" << "Async TP requires" << true;
+        QTest::newRow("heads vs tp") << QString(ok).replace("tensor_parallel_degree = 8", "tensor_parallel_degree = 16")
+                                     << "parallelism.tensor_parallel_degree" << "8 key-value heads" << true;
+        QTest::newRow("sequence vs cp") << QString(ok).replace("seq_len = 8192", "seq_len = 8190").replace("tensor_parallel_degree = 8", "tensor_parallel_degree = 4") + "context_parallel_degree = 2\n"
+                                        << "training.seq_len" << "2 x context_parallel_degree" << true;
+        QTest::newRow("not TOML") << "[parallelism\n" << "line 1" << "" << true;
+    }
+    void torchtitan()
+    {
+        QFETCH(QString, toml);
+        QFETCH(QString, where);
+        QFETCH(QString, message);
+        QFETCH(bool, refused);
+        check(lintTorchtitan(toml.toStdString(), 16), where, message, refused);
+    }
+
+    // accelerate v1.14.0 config YAMLs on 16 GPUs.
+    void accelerate_data()
+    {
+        QTest::addColumn<QString>("yaml");
+        QTest::addColumn<QString>("where");
+        QTest::addColumn<QString>("message");
+        QTest::addColumn<bool>("refused");
+        const QString ok = "compute_environment: LOCAL_MACHINE\ndistributed_type: FSDP\nmixed_precision: bf16\nnum_machines: 2\n"
+                           "num_processes: 16\nfsdp_config:\n  fsdp_version: 2\nparallelism_config:\n"
+                           "  parallelism_config_dp_shard_size: 2\n  parallelism_config_tp_size: 8\n";
+        QTest::newRow("clean") << ok << "" << "" << false;
+        QTest::newRow("unknown top-level key") << ok + "mixed_precison: fp16\n" << "mixed_precison" << "no such key" << true;
+        QTest::newRow("unknown nested key") << ok + "  parallelism_config_tp_sise: 2\n" << "parallelism_config.parallelism_config_tp_sise"
+                                            << "ignored" << false;
+        QTest::newRow("precision") << QString(ok).replace("mixed_precision: bf16", "mixed_precision: int8") << "mixed_precision"
+                                   << "none of no, fp16, bf16, fp8" << true;
+        QTest::newRow("more processes than GPUs") << QString(ok).replace("num_processes: 16", "num_processes: 32") << "num_processes"
+                                                  << "find no device" << true;
+        QTest::newRow("fewer processes than GPUs") << QString(ok).replace("num_processes: 16", "num_processes: 8")
+                                                          .replace("dp_shard_size: 2", "dp_shard_size: 1")
+                                                   << "num_processes" << "idle" << false;
+        QTest::newRow("parallel sizes") << QString(ok).replace("dp_shard_size: 2", "dp_shard_size: 4") << "parallelism_config"
+                                        << "total_size does not match" << true;
+        QTest::newRow("ZeRO stage") << "distributed_type: DEEPSPEED\nnum_processes: 16\ndeepspeed_config:\n  zero_stage: 4\n"
+                                    << "deepspeed_config.zero_stage" << "does not exist" << true;
+        QTest::newRow("not YAML") << "a: [1, 2\n" << "line" << "" << true;
+    }
+    void accelerate()
+    {
+        QFETCH(QString, yaml);
+        QFETCH(QString, where);
+        QFETCH(QString, message);
+        QFETCH(bool, refused);
+        check(lintAccelerate(yaml.toStdString(), 16), where, message, refused);
+    }
+
+private:
+    static void check(const std::vector<LintFinding>& found, const QString& where, const QString& message, bool refused)
+    {
+        if (where.isEmpty()) {
+            QVERIFY2(found.empty(), found.empty() ? "" : (found.front().where + ": " + found.front().message).c_str());
+            return;
+        }
+        bool hit = false;
+        for (const LintFinding& f : found)
+            hit |= QString::fromStdString(f.where).startsWith(where) && QString::fromStdString(f.message).contains(message) &&
+                   (f.kind == LintFinding::Kind::Refused) == refused;
         QVERIFY2(hit, found.empty() ? "no findings" : (found.front().where + ": " + found.front().message).c_str());
     }
 };

@@ -7,9 +7,11 @@
 #include "partita/core/modelio.h"
 
 #include <QFile>
+#include <QTemporaryDir>
 #include <QRegularExpression>
 #include <QTest>
 
+#include <algorithm>
 #include <set>
 
 using namespace partita;
@@ -233,6 +235,70 @@ private slots:
         QCOMPARE(QString::fromStdString(r.error().file), QStringLiteral("launch.sh"));
         QCOMPARE(QString::fromStdString(r.error().where), where);
         QVERIFY2(QString::fromStdString(r.error().message).contains(message), r.error().str().c_str());
+    }
+
+    // --yaml-cfg: a YAML file holds the arguments (language_model,
+    // model_parallel and the top level, by their destination names) and
+    // Megatron-LM ignores the command line's. Read alone, or through a
+    // script that names it beside itself, it gives what the same flags give.
+    void yamlConfig_data()
+    {
+        QTest::addColumn<bool>("throughScript");
+        QTest::newRow("the YAML alone") << false;
+        QTest::newRow("a script with --yaml-cfg") << true;
+    }
+    void yamlConfig()
+    {
+        QFETCH(bool, throughScript);
+        const std::string yaml = "language_model:\n  num_layers: 16\n  hidden_size: 2048\n  num_attention_heads: 16\n"
+                                 "  num_query_groups: 4\n  ffn_hidden_size: 5632\n  recompute_granularity: selective\n"
+                                 "  fp8: null\n  kv_channels: null\nmodel_parallel:\n  tensor_model_parallel_size: 2\n"
+                                 "  pipeline_model_parallel_size: 2\n  sequence_parallel: True\n  bf16: True\n"
+                                 "  fp16: False\n  context_parallel_size: 1\nmicro_batch_size: 2\nglobal_batch_size: 64\n"
+                                 "rampup_batch_size: [32, 32, 1000]\ngroup_query_attention: True\nswiglu: True\n"
+                                 "untie_embeddings_and_output_weights: True\nseq_length: 4096\n"
+                                 "max_position_embeddings: 4096\nvocab_size: 32000\nuse_distributed_optimizer: True\n"
+                                 "overlap_grad_reduce: True\nuse_flash_attn: True\nsplit: '99,1,0'\n";
+        const std::string flags = "torchrun --nnodes 2 --nproc-per-node 8 pretrain_gpt.py --num-layers 16 --hidden-size 2048 "
+                                  "--num-attention-heads 16 --group-query-attention --num-query-groups 4 "
+                                  "--ffn-hidden-size 5632 --recompute-granularity selective --tensor-model-parallel-size 2 "
+                                  "--pipeline-model-parallel-size 2 --sequence-parallel --bf16 --micro-batch-size 2 "
+                                  "--global-batch-size 64 --swiglu --untie-embeddings-and-output-weights --seq-length 4096 "
+                                  "--max-position-embeddings 4096 --vocab-size 32000 --use-distributed-optimizer "
+                                  "--overlap-grad-reduce --use-flash-attn\n";
+        auto want = importMegatron(flags, "flags.sh");
+        QVERIFY2(want, want ? "" : want.error().str().c_str());
+        Result<MegatronImport> got = Error{"", "", "not read"};
+        QTemporaryDir dir;
+        if (throughScript) {
+            QFile y(dir.filePath("gpt.yaml"));
+            QVERIFY(y.open(QIODevice::WriteOnly));
+            y.write(yaml.c_str());
+            y.close();
+            // The script's own model flags are ignored, as Megatron-LM ignores them.
+            got = importMegatronWithYaml("torchrun --nnodes 2 --nproc-per-node 8 pretrain_gpt.py --num-layers 99 "
+                                         "--yaml-cfg gpt.yaml\n",
+                                         dir.filePath("launch.sh").toStdString());
+        } else {
+            QVERIFY(isMegatronYaml(yaml));
+            got = importMegatronWithYaml(yaml, "gpt.yaml", 16);
+        }
+        QVERIFY2(got, got ? "" : got.error().str().c_str());
+        QCOMPARE(got->world, 16);
+        QCOMPARE(got->seq_len, want->seq_len);
+        QCOMPARE(got->model.parameterCount(), want->model.parameterCount());
+        got->strategy.name = want->strategy.name; // named after the file read
+        QVERIFY2(got->strategy == want->strategy,
+                 (strategyToJson(got->strategy) + " vs " + strategyToJson(want->strategy)).c_str());
+        QVERIFY(!got->notes.empty() && got->notes.front().find("--yaml-cfg") != std::string::npos);
+        QVERIFY(std::any_of(got->notes.begin(), got->notes.end(),
+                            [](const std::string& n) { return n.find("rampup_batch_size") != std::string::npos; }));
+        // A file that is not there is named.
+        auto missing = importMegatronWithYaml("torchrun --nnodes 1 --nproc-per-node 8 pretrain_gpt.py --yaml-cfg nope.yaml\n",
+                                              dir.filePath("launch.sh").toStdString());
+        QVERIFY(!missing);
+        QCOMPARE(QString::fromStdString(missing.error().where), QStringLiteral("--yaml-cfg"));
+        QVERIFY2(QString::fromStdString(missing.error().message).contains("nope.yaml"), missing.error().str().c_str());
     }
 };
 

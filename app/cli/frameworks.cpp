@@ -215,7 +215,7 @@ int runImportConfig(const ImportCliOptions& o)
         return importHorovodLine(o, *text, cluster);
     if (fw != Framework::Megatron)
         return importThrough(o, *text, cluster, fw);
-    auto in = importMegatron(*text, o.input, cluster ? cluster->deviceCount() : 0);
+    auto in = importMegatronWithYaml(*text, o.input, cluster ? cluster->deviceCount() : 0);
     if (!in)
         return fail(in.error());
     if (!o.modelOut.empty())
@@ -245,29 +245,36 @@ struct Configured
     int64_t seq = 0;
 };
 
-Result<Configured> configured(const LintCliOptions& o, const std::string& text, bool deepspeed, const Cluster& c)
+Result<Configured> configured(const LintCliOptions& o, const std::string& text, Framework fw, const Cluster& c)
 {
     Configured out;
-    if (deepspeed) {
+    auto in = importFramework(fw, text, o.input, c.deviceCount());
+    if (!in)
+        return in.error();
+    if (in->model) {
+        out.model = *in->model;
+        out.seq = in->seq_len;
+    } else {
         if (o.model.empty())
-            return Error{o.input, "--model", "a DeepSpeed configuration does not say the model: give --model for a prediction"};
+            return Error{o.input, "--model",
+                         std::string(frameworkTitle(fw)) + "'s configuration does not say the model: give --model for a prediction"};
         auto m = loadModel(o.model);
         if (!m)
             return m.error();
-        auto in = importDeepSpeed(text, o.input, c.deviceCount());
-        if (!in)
-            return in.error();
         out.model = *m;
-        out.strategy = in->strategy;
-        return out;
     }
-    auto in = importMegatron(text, o.input, c.deviceCount());
-    if (!in)
-        return in.error();
-    out.model = in->model;
     out.strategy = in->strategy;
-    out.seq = in->seq_len;
     return out;
+}
+
+std::vector<LintFinding> lintFor(Framework fw, const std::string& text, int world)
+{
+    switch (fw) {
+    case Framework::DeepSpeed: return lintDeepSpeed(text, world);
+    case Framework::Torchtitan: return lintTorchtitan(text, world);
+    case Framework::Accelerate: return lintAccelerate(text, world);
+    default: return lintMegatron(text, world);
+    }
 }
 
 } // namespace
@@ -278,7 +285,13 @@ int runLintConfig(const LintCliOptions& o)
     if (!text)
         return fail(text.error());
     const size_t first = text->find_first_not_of(" \t\r\n");
-    const bool deepspeed = o.format == "deepspeed" || (o.format == "auto" && first != std::string::npos && (*text)[first] == '{');
+    const bool json = first != std::string::npos && (*text)[first] == '{';
+    const Framework fw = o.format != "auto" ? formatOf(o.format)
+                                            : detectFramework(*text).value_or(json ? Framework::DeepSpeed : Framework::Megatron);
+    if (fw == Framework::Horovod || fw == Framework::PyTorch)
+        return fail(Error{o.input, "--format", std::string(frameworkTitle(fw)) +
+                                                   ": lint-config reads Megatron-LM, DeepSpeed, torchtitan and accelerate "
+                                                   "configurations (import-config reads this one)"});
     std::optional<Cluster> cluster;
     if (!o.cluster.empty()) {
         auto c = loadCluster(o.cluster, ClusterLoadOptions{o.device, o.nodeTemplate});
@@ -287,8 +300,14 @@ int runLintConfig(const LintCliOptions& o)
         cluster = *c;
     }
     const int world = cluster ? cluster->deviceCount() : 0;
-    const auto findings = deepspeed ? lintDeepSpeed(*text, world) : lintMegatron(*text, world);
-    const std::string framework = deepspeed ? "DeepSpeed v0.18.9" : "Megatron-LM core_r0.10.0";
+    if (fw == Framework::Megatron) { // a YAML configuration, or --yaml-cfg: the arguments Megatron-LM reads
+        auto command = megatronCommand(*text, o.input);
+        if (!command)
+            return fail(command.error());
+        *text = *command;
+    }
+    const auto findings = lintFor(fw, *text, world);
+    const std::string framework(frameworkTitle(fw));
     int refused = 0;
     for (const auto& f : findings) {
         const bool r = f.kind == LintFinding::Kind::Refused;
@@ -304,7 +323,7 @@ int runLintConfig(const LintCliOptions& o)
     }
     if (refused)
         return 1;
-    auto cfg = configured(o, *text, deepspeed, *cluster);
+    auto cfg = configured(o, *text, fw, *cluster);
     if (!cfg)
         return fail(cfg.error());
     SimOptions so;

@@ -299,16 +299,18 @@ int main(int argc, char** argv)
     importCmd->add_option("--model-out", imo.modelOut, "write the model (native JSON) here");
 
     partita::cli::LintCliOptions lio;
-    CLI::App* lintCmd = app.add_subcommand("lint-config", "Check a Megatron-LM command line or a DeepSpeed configuration "
-                                                          "before it runs: the framework's rules, memory and a faster strategy");
-    lintCmd->add_option("input", lio.input, "a Megatron-LM command line or launch script, or a DeepSpeed ds_config.json")
+    CLI::App* lintCmd = app.add_subcommand("lint-config", "Check a Megatron-LM command line, a DeepSpeed configuration, a "
+                                                          "torchtitan job TOML or an accelerate config before it runs: the "
+                                                          "framework's rules, memory and a faster strategy");
+    lintCmd->add_option("input", lio.input, "a Megatron-LM command line or launch script, a DeepSpeed ds_config.json, a "
+                                            "torchtitan job TOML or an accelerate config YAML")
         ->required();
-    lintCmd->add_option("--format", lio.format, "what the file is (auto: JSON is DeepSpeed's)")
-        ->check(CLI::IsMember({"auto", "megatron", "deepspeed"}));
+    lintCmd->add_option("--format", lio.format, "what the file is (auto: read from its text)")
+        ->check(CLI::IsMember({"auto", "megatron", "deepspeed", "torchtitan", "accelerate"}));
     lintCmd->add_option("--cluster", lio.cluster, "cluster file or preset the job runs on (the data-parallel rules, a prediction)");
     lintCmd->add_option("--device", lio.device, "device preset of the GPUs in an nvidia-smi topo -m file");
     lintCmd->add_option("--node", lio.nodeTemplate, "cluster preset each host of a hostfile is made of");
-    lintCmd->add_option("--model", lio.model, "with a DeepSpeed configuration: the model");
+    lintCmd->add_option("--model", lio.model, "with a DeepSpeed or accelerate configuration: the model");
     lintCmd->add_option("--search-s", lio.searchSeconds, "seconds of search for a faster strategy (0: none)")
         ->check(CLI::Range(0.0, 600.0));
 

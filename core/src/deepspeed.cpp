@@ -4,11 +4,17 @@
 // and get_pipeline_config in runtime/config.py.
 #include "partita/core/deepspeed.h"
 
+#include "exportheader.h"
 #include "jsonread.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace partita {
+
+namespace detail {
+extern const char* const kDeepSpeedKeys; // frameworkkeys.cpp, generated
+}
 
 using detail::json;
 
@@ -332,10 +338,23 @@ Result<DeepSpeedImport> importDeepSpeed(const std::string& text, const std::stri
             s.recompute = Recompute::Full;
         if (text.find("\"optimizer\"") != std::string::npos)
             out.notes.push_back("optimizer: costed as Adam");
+        std::string unknown;
+        const auto& known = deepspeedKeys();
+        for (const auto& [key, value] : j.items())
+            if (std::find(known.begin(), known.end(), key) == known.end())
+                unknown += (unknown.empty() ? "" : ", ") + key;
+        if (!unknown.empty())
+            out.notes.push_back("keys DeepSpeed v0.18.9 does not read (it ignores them without a word): " + unknown);
     } catch (const detail::FieldError& e) {
         return Error{file, e.where.empty() ? "/" : e.where, e.what()};
     }
     return out;
+}
+
+const std::vector<std::string>& deepspeedKeys()
+{
+    static const std::vector<std::string> keys = detail::listLines(detail::kDeepSpeedKeys);
+    return keys;
 }
 
 } // namespace partita

@@ -102,6 +102,8 @@ std::optional<Framework> detectFramework(const std::string& text)
         return Framework::PyTorch;
     if (text.find("horovodrun") != std::string::npos)
         return Framework::Horovod;
+    if (isMegatronYaml(text))
+        return Framework::Megatron;
     if (text.find("distributed_type:") != std::string::npos)
         return Framework::Accelerate;
     if (text.find("[parallelism]") != std::string::npos ||
@@ -220,7 +222,7 @@ Result<FrameworkImport> importFramework(Framework f, const std::string& text, co
     }
     case Framework::Megatron: break;
     }
-    auto in = importMegatron(text, file, devices);
+    auto in = importMegatronWithYaml(text, file, devices);
     out.world = in ? in->world : 0;
     return take(in, true);
 }

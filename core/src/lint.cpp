@@ -3,11 +3,13 @@
 // the 1-bit optimizers' ZeRO restriction in their documentation), collected
 // rather than stopping at the first.
 #include "partita/core/lint.h"
+#include "partita/core/deepspeed.h"
 
 #include "partita/core/megatron.h"
 
 #include "jsonread.h"
 
+#include <algorithm>
 #include <optional>
 #include <set>
 
@@ -243,6 +245,11 @@ void lintDeepSpeedObject(const detail::json& j, int world, std::vector<LintFindi
                            type + " with ZeRO stage " + str(stage) + ": DeepSpeed's 1-bit optimizers run without ZeRO",
                            "zero_optimization.stage 0, or Adam"});
     }
+    const auto& known = deepspeedKeys();
+    for (const auto& [key, value] : j.items())
+        if (std::find(known.begin(), known.end(), key) == known.end())
+            out.push_back({Kind::Unnoticed, "/" + key, "DeepSpeed v0.18.9 reads no such top-level key: it is ignored",
+                           "remove it, or spell one of DeepSpeed's keys"});
     if (stage == 0 && dp > 1)
         if (const auto* z = detail::optField(j, "zero_optimization"); z && z->is_object())
             if (const auto* oc = detail::optField(*z, "overlap_comm"); oc && oc->is_boolean() && oc->get<bool>())

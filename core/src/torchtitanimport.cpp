@@ -267,7 +267,9 @@ void readPrecisionAndRest(const Reader& r, Strategy& s, std::vector<std::string>
     const bool async = r.flag("parallelism.enable_async_tensor_parallel", false);
     s.tp_comm_overlap = s.sequence_parallel && async && r.flag("compile.enable", false);
     if (async && !s.tp_comm_overlap)
-        notes.push_back("enable_async_tensor_parallel takes effect only with [compile] enable = true and tp > 1: not on");
+        notes.push_back(s.tp > 1 ? "enable_async_tensor_parallel without a compiled model: torchtitan refuses it "
+                                   "(see lint-config); modelled without the overlap"
+                                 : "enable_async_tensor_parallel with tp 1: nothing to overlap");
     if (s.cp > 1) {
         s.cp_comm = ContextComm::AllGather;
         if (r.text("parallelism.context_parallel_rotate_method", "allgather") == "alltoall")

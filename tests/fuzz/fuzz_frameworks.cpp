@@ -1,12 +1,13 @@
 // Framework configurations (Megatron-LM and horovodrun lines, DeepSpeed JSON,
-// the PyTorch script's CONFIG): any bytes give a model and strategy or an
-// error naming the place; an imported Megatron-LM job or PyTorch script that
+// the PyTorch script's CONFIG, torchtitan TOML, accelerate YAML): any bytes
+// give a model and strategy or an error naming the place, and lint findings; an imported Megatron-LM job or PyTorch script that
 // resolves exports again, and what that export imports back is the same
 // strategy.
 #include "partita/core/accelerate.h"
 #include "partita/core/clusterio.h"
 #include "partita/core/deepspeed.h"
 #include "partita/core/horovod.h"
+#include "partita/core/lint.h"
 #include "partita/core/megatron.h"
 #include "partita/core/pytorch.h"
 #include "partita/core/torchtitan.h"
@@ -22,6 +23,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
     (void)importDeepSpeed(text, "ds_config.json", 16);
     (void)importHorovod(text, "launch.sh");
     (void)importAccelerate(text, "accelerate.yaml");
+    if (auto y = megatronYamlCommand(text, "gpt.yaml", 2, 8)) // a YAML configuration's command line reads back
+        (void)importMegatron(*y, "gpt.yaml");
+    for (int world : {0, 16}) { // lint-config reads any bytes too
+        (void)lintDeepSpeed(text, world);
+        (void)lintMegatron(text, world);
+        (void)lintTorchtitan(text, world);
+        (void)lintAccelerate(text, world);
+    }
     if (auto t = importTorchtitan(text, "job.toml", 16)) { // what it reads, it writes back the same
         static const Cluster two = *clusterPreset("dgx-h100:2");
         if (resolveStrategy(t->strategy, t->model, two) && torchtitanRefusals(t->model, t->strategy).empty())

@@ -61,6 +61,8 @@ printf '[model]\nname = "llama3"\nflavor = "debugmodel"\n[training]\nlocal_batch
     > "$corpus/frameworks/job.toml"
 printf 'compute_environment: LOCAL_MACHINE\ndistributed_type: FSDP\nnum_processes: 8\nfsdp_config:\n  fsdp_version: 2\n  fsdp_reshard_after_forward: true\n' \
     > "$corpus/frameworks/accelerate.yaml"
+printf 'language_model:\n  num_layers: 8\n  hidden_size: 512\n  num_attention_heads: 8\n  fp8: null\nmodel_parallel:\n  tensor_model_parallel_size: 2\n  sequence_parallel: True\nseq_length: 1024\nmicro_batch_size: 1\nrampup_batch_size: [8, 8, 100]\n' \
+    > "$corpus/frameworks/megatron.yaml"
 mkdir -p "$corpus/units"; printf '600 GB/s' > "$corpus/units/a"; printf '80 GiB' > "$corpus/units/b"; printf '2.7 us' > "$corpus/units/c"
 
 # Inputs that once crashed a parser stay in its corpus (tests/fuzz/regressions/NAME/).

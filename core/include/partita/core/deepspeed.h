@@ -43,4 +43,8 @@ struct DeepSpeedImport
 // checked; errors name the key.
 Result<DeepSpeedImport> importDeepSpeed(const std::string& text, const std::string& file, int world);
 
+// The top-level keys of a ds_config.json DeepSpeed v0.18.9 reads
+// (resources/frameworks/deepspeed-v0.18.9-keys.txt); it ignores any other.
+const std::vector<std::string>& deepspeedKeys();
+
 } // namespace partita

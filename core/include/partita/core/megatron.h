@@ -66,4 +66,23 @@ struct MegatronImport
 // flags) gives the data-parallel size. Errors name the flag and the file.
 Result<MegatronImport> importMegatron(const std::string& text, const std::string& file, int world = 0);
 
+// Megatron-LM's YAML configuration (--yaml-cfg, core_r0.10.0's
+// yaml_arguments.py; megatronyaml.cpp): its arguments as the command line
+// they stand for, with torchrun's counts when given.
+Result<std::string> megatronYamlCommand(const std::string& yaml, const std::string& file, int nnodes, int nproc,
+                                        std::vector<std::string>* notes = nullptr);
+// A Megatron-LM YAML configuration (its language_model and model_parallel sections).
+bool isMegatronYaml(const std::string& text);
+// The command line a text stands for: itself, or, for a YAML configuration
+// or a command line with --yaml-cfg, the YAML's arguments (the file it names
+// is read relative to `file`'s folder; the command line's other flags are
+// ignored, as Megatron-LM does).
+Result<std::string> megatronCommand(const std::string& text, const std::string& file,
+                                    std::vector<std::string>* notes = nullptr);
+// importMegatron, where the text is a YAML configuration or a command line
+// with --yaml-cfg (then the file it names is read, relative to `file`'s
+// folder, and the command line's other flags are ignored, as Megatron-LM
+// does).
+Result<MegatronImport> importMegatronWithYaml(const std::string& text, const std::string& file, int world = 0);
+
 } // namespace partita
