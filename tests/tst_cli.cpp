@@ -253,7 +253,14 @@ private slots:
         const Run refused = cli(QStringList{"export", "--format", "pytorch", "--model", data("hf/gpt2.json"), "--cluster",
                                             "p3.16xlarge", "--tp", "2", "--dp", "4"});
         QCOMPARE(refused.code, 2);
-        QVERIFY2(refused.err.contains("no DTensor tensor-parallel plan"), qPrintable(refused.err));
+        QVERIFY2(refused.err.contains("take no DTensor parameters"), qPrintable(refused.err));
+        // With FSDP2 (ZeRO-2) beside it, the DTensor plan is written, and reads back as tp 2 x dp 4.
+        const Run tp = cli(QStringList{"export", "--format", "pytorch", "--model", data("hf/gpt2.json"), "--cluster",
+                                       "p3.16xlarge", "--tp", "2", "--dp", "4", "--zero", "2", "--sequence-parallel",
+                                       "--global-batch", "32", "-o", script});
+        QVERIFY2(tp.code == 0, qPrintable(tp.err));
+        const Run tpBack = cli({"import-config", script, "-o", back, "--cluster", "p3.16xlarge"});
+        QVERIFY2(tpBack.code == 0 && tpBack.out.contains("dp 4 x tp 2"), qPrintable(tpBack.out + tpBack.err));
     }
 
     // lint-config: every rule broken, exit 1; a clean job gets its prediction, exit 0.

@@ -217,7 +217,7 @@ Result<FrameworkImport> importFramework(Framework f, const std::string& text, co
     }
     case Framework::PyTorch: {
         auto in = importPyTorch(text, file);
-        out.world = in ? in->strategy.dp : 0;
+        out.world = in ? in->strategy.dp * in->strategy.tp : 0;
         return take(in, true);
     }
     case Framework::Megatron: break;

@@ -1,10 +1,11 @@
-// PyTorch training scripts out of data-parallel strategies, and back. The
-// script is resources/frameworks/pytorch_train.py (compiled in by CMake); the
-// APIs it calls are PyTorch's: DistributedDataParallel(bucket_cap_mb,
+// PyTorch training scripts out of data- and tensor-parallel strategies, and
+// back. The script is resources/frameworks/pytorch_train.py (compiled in by
+// CMake); the APIs it calls are PyTorch's: DistributedDataParallel(bucket_cap_mb,
 // register_comm_hook with default_hooks.fp16_compress_hook or
 // powerSGD_hook), torch.distributed.optim.ZeroRedundancyOptimizer,
-// fully_shard(reshard_after_forward) of FSDP2, torch.utils.checkpoint and
-// torch.autocast.
+// fully_shard(reshard_after_forward) of FSDP2, a (dp, tp) DeviceMesh with
+// parallelize_module (ColwiseParallel, RowwiseParallel, SequenceParallel)
+// for tensor parallelism, torch.utils.checkpoint and torch.autocast.
 #include "partita/core/pytorch.h"
 
 #include "partita/core/modelio.h"
@@ -68,8 +69,24 @@ std::vector<std::string> pytorchRefusals(const Model& m, const Strategy& s)
     if (!scriptFamily(m.family))
         why.push_back("model '" + m.name + "': the script builds decoder-only GPT-2, Llama and Mistral models; family '" +
                       m.family + "' is not one");
-    if (s.tp > 1)
-        why.push_back("tp " + std::to_string(s.tp) + ": the PyTorch export writes no DTensor tensor-parallel plan yet");
+    if (s.tp > 1) {
+        // The DTensor plan splits heads and key-value heads over tp, and
+        // pairs with FSDP2 on the data-parallel mesh dimension.
+        const Layer* core = firstOf(m, LayerKind::AttentionCore);
+        const int64_t heads = core && core->dims.heads ? core->dims.heads : m.dims.heads;
+        const int64_t kv = core && core->dims.kv_heads ? core->dims.kv_heads : heads;
+        if (heads % s.tp || kv % s.tp || m.dims.ffn % s.tp)
+            why.push_back("tp " + std::to_string(s.tp) + ": the plan splits the " + std::to_string(heads) + " heads, " +
+                          std::to_string(kv) + " key-value heads and " + std::to_string(m.dims.ffn) +
+                          " FFN columns evenly");
+        if (s.dp > 1 && s.zero_stage < 2)
+            why.push_back("tp " + std::to_string(s.tp) + " with dp " + std::to_string(s.dp) + " and ZeRO-" +
+                          std::to_string(s.zero_stage) + ": DDP and ZeroRedundancyOptimizer take no DTensor parameters; "
+                          "the script shards data parallelism with FSDP2 (ZeRO-2 or 3) beside tensor parallelism");
+        if (s.tp_comm_overlap)
+            why.push_back("tp_comm_overlap: PyTorch's async tensor parallelism needs torch.compile, which the script "
+                          "does not run");
+    }
     if (s.pp > 1)
         why.push_back("pp " + std::to_string(s.pp) + ": the PyTorch export writes no pipeline schedule yet");
     if (s.cp > 1)
@@ -102,9 +119,20 @@ namespace {
 
 Strategy closestPyTorch(const Model& m, const Cluster& c, const Strategy& s, std::vector<std::string>& diffs)
 {
-    (void)m;
     Strategy x = s;
-    if (x.tp > 1 || x.pp > 1 || x.cp > 1 || x.ep > 1) {
+    if (x.tp > 1 && x.pp == 1 && x.cp == 1 && x.ep == 1 && x.dp > 1 && x.zero_stage < 2) {
+        diffs.push_back("ZeRO-" + std::to_string(x.zero_stage) + " -> ZeRO-2 (FSDP2 beside tensor parallelism)");
+        x.zero_stage = 2;
+    }
+    if (x.tp_comm_overlap) {
+        diffs.push_back("tensor-parallel communication -> not overlapped");
+        x.tp_comm_overlap = false;
+    }
+    const Layer* core = firstOf(m, LayerKind::AttentionCore);
+    const int64_t heads = core && core->dims.heads ? core->dims.heads : m.dims.heads;
+    const int64_t kv = core && core->dims.kv_heads ? core->dims.kv_heads : heads;
+    const bool tpSplits = heads % x.tp == 0 && kv % x.tp == 0 && m.dims.ffn % x.tp == 0;
+    if ((x.tp > 1 && !tpSplits) || x.pp > 1 || x.cp > 1 || x.ep > 1) {
         diffs.push_back("mesh -> pure data parallelism over " + std::to_string(c.deviceCount()) + " ranks");
         x.dp = c.deviceCount();
         x.tp = x.pp = x.cp = x.ep = x.interleave = 1;
@@ -172,6 +200,8 @@ json strategyConfig(const Strategy& s)
 {
     return {{"name", s.name},
             {"dp", s.dp},
+            {"tp", s.tp},
+            {"sequence_parallel", s.tp > 1 && s.sequence_parallel},
             {"zero_stage", s.zero_stage},
             {"micro_batch", s.micro_batch},
             {"global_batch", s.global_batch},
@@ -211,15 +241,22 @@ Result<PyTorchExport> exportPyTorch(const Model& m, const Cluster& c, const Stra
             return Error{"model '" + m.name + "'", "PyTorch", why.front()};
     }
     const Strategy& x = out.exported;
+    const int64_t seq = seqLen > 0 ? seqLen : m.seq_len;
+    if (x.tp > 1 && x.sequence_parallel && seq % x.tp != 0)
+        return Error{"strategy '" + s.name + "'", "PyTorch",
+                     "sequence parallelism splits the " + std::to_string(seq) + " tokens over tp " +
+                         std::to_string(x.tp) + ": not evenly"};
     std::ostringstream head;
-    head << detail::exportHeaderLines(h, x.name, "PyTorch 1.13 or later (FSDP2 for ZeRO-2/3: 2.4 or later)",
+    head << detail::exportHeaderLines(h, x.name,
+                                      "PyTorch 1.13 or later (FSDP2 for ZeRO-2/3: 2.4 or later; tensor parallelism: 2.4 "
+                                      "or later)",
                                       "this script", out.differences);
     head << "# Run: torchrun --nnodes " << c.nodes.size() << " --nproc-per-node "
          << (c.nodes.empty() ? 1 : c.nodes.front().devices.size()) << " THIS_SCRIPT";
     json cfg{{"partita_pytorch", 1},
              {"model", modelConfig(m)},
              {"strategy", strategyConfig(x)},
-             {"train", {{"seq", seqLen > 0 ? seqLen : m.seq_len}, {"steps", 10}, {"lr", 1e-3}}}};
+             {"train", {{"seq", seq}, {"steps", 10}, {"lr", 1e-3}}}};
     std::string script = replaceOnce(detail::kPyTorchTrainScript, "__PARTITA_HEADER__", head.str());
     out.script = replaceOnce(script, "__PARTITA_CONFIG__", cfg.dump(2));
     return out;
@@ -264,6 +301,8 @@ Strategy strategyOf(const json& j, const std::string& w)
     Strategy s;
     s.name = detail::getStringOr(j, "name", w + "/name", "pytorch");
     s.dp = int(detail::getInt(j, "dp", w + "/dp", 1, 1 << 20));
+    s.tp = int(detail::getIntOr(j, "tp", w + "/tp", 1, 1 << 16, 1));
+    s.sequence_parallel = s.tp > 1 && detail::getBoolOr(j, "sequence_parallel", w + "/sequence_parallel", false);
     s.zero_stage = int(detail::getIntOr(j, "zero_stage", w + "/zero_stage", 0, 3, 0));
     s.micro_batch = detail::getInt(j, "micro_batch", w + "/micro_batch", 1, int64_t(1) << 30);
     s.global_batch = detail::getInt(j, "global_batch", w + "/global_batch", 1, int64_t(1) << 40);

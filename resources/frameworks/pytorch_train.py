@@ -4,8 +4,11 @@ __PARTITA_HEADER__
 # A PyTorch training script written by Partita: the model is built from
 # CONFIG["model"], data parallelism from CONFIG["strategy"] (DDP with its
 # bucket size and gradient compression hook, ZeroRedundancyOptimizer for
-# ZeRO-1, FSDP2's fully_shard for ZeRO-2/3), recomputation with
-# torch.utils.checkpoint, precision with autocast. The data are random tokens,
+# ZeRO-1, FSDP2's fully_shard for ZeRO-2/3), tensor parallelism as a DTensor
+# plan per module on a (dp, tp) device mesh (Megatron's pairs: column-parallel
+# qkv and fc1, row-parallel out and fc2, vocabulary-parallel embedding and
+# lm_head; with sequence parallelism the norms and dropouts run on sequence
+# shards), recomputation with torch.utils.checkpoint, precision with autocast. The data are random tokens,
 # fixed per rank, so the loss falls as the model learns them; put your own
 # loader in batches(). It reads the torch.distributed environment (RANK,
 # WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT): run it under torchrun,
@@ -57,13 +60,16 @@ def rotary(x, theta):
 
 
 class Attention(nn.Module):
-    def __init__(self, m, fused):
+    # qkv's output is read per tensor-parallel rank as [q, k, v] of that
+    # rank's heads: a column-parallel split then gives each rank whole heads
+    # (the weights are trained from scratch, so the layout is the script's).
+    def __init__(self, m, fused, tp):
         super().__init__()
-        self.heads, self.kv_heads, self.head_dim = m["heads"], m["kv_heads"], m["head_dim"]
+        self.heads, self.kv_heads, self.head_dim = m["heads"] // tp, m["kv_heads"] // tp, m["head_dim"]
         self.rope_theta = m["rope_theta"]
         self.fused = fused and hasattr(F, "scaled_dot_product_attention")
-        self.qkv = nn.Linear(m["hidden"], (self.heads + 2 * self.kv_heads) * self.head_dim, bias=m["bias"])
-        self.out = nn.Linear(self.heads * self.head_dim, m["hidden"], bias=m["bias"])
+        self.qkv = nn.Linear(m["hidden"], (m["heads"] + 2 * m["kv_heads"]) * self.head_dim, bias=m["bias"])
+        self.out = nn.Linear(m["heads"] * self.head_dim, m["hidden"], bias=m["bias"])
 
     def core(self, qkv):
         b, s, _ = qkv.shape
@@ -95,7 +101,7 @@ class MLP(nn.Module):
     def __init__(self, m):
         super().__init__()
         self.gated = m["mlp"] == "swiglu"
-        if self.gated:  # one GEMM for gate and up, as Partita's layer mlp.gate_up
+        if self.gated:  # one GEMM for gate and up, as Partita's layer mlp.gate_up ([gate, up] per tp rank)
             self.gate_up = nn.Linear(m["hidden"], 2 * m["ffn"], bias=False)
             self.down = nn.Linear(m["ffn"], m["hidden"], bias=False)
         else:
@@ -110,11 +116,11 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, m, names, fused):
+    def __init__(self, m, names, fused, tp):
         super().__init__()
         self.names = names
         setattr(self, names["norm1"], norm(m))
-        self.attention = Attention(m, fused)
+        self.attention = Attention(m, fused, tp)
         setattr(self, names["norm2"], norm(m))
         self.mlp = MLP(m)
         self.dropout = m["dropout"]
@@ -127,9 +133,9 @@ class Block(nn.Module):
 
 
 class Embeddings(nn.Module):  # GPT-2: token and learned position embeddings, Partita's layer "embeddings"
-    def __init__(self, m):
+    def __init__(self, m, vocab):
         super().__init__()
-        self.wte = nn.Embedding(m["vocab"], m["hidden"])
+        self.wte = nn.Embedding(vocab, m["hidden"])
         self.wpe = nn.Embedding(m["positions"], m["hidden"])
 
     def forward(self, idx):
@@ -139,20 +145,23 @@ class Embeddings(nn.Module):  # GPT-2: token and learned position embeddings, Pa
 class GPT(nn.Module):
     """Module names are Partita's layer names (h.0.attention.qkv, layers.3.mlp.down, ...)."""
 
-    def __init__(self, m, recompute, fused):
+    def __init__(self, m, recompute, fused, tp=1):
         super().__init__()
         n = m["names"]
         self.n, self.recompute = n, recompute
+        self.sequence_shard = None  # (rank, ranks) of the sequence after the embedding, with sequence parallelism
+        # With tp > 1 the vocabulary is padded to a multiple of 128 x tp, as
+        # Megatron-LM pads it, so that the vocabulary-parallel split is even.
+        self.vocab = m["vocab"] if tp == 1 else -(-m["vocab"] // (128 * tp)) * 128 * tp
         if m["positions_learned"]:
-            setattr(self, n["embed"], Embeddings(m))
+            setattr(self, n["embed"], Embeddings(m, self.vocab))
         else:
-            setattr(self, n["embed"], nn.Embedding(m["vocab"], m["hidden"]))
-        setattr(self, n["blocks"], nn.ModuleList(Block(m, n, fused) for _ in range(m["layers"])))
+            setattr(self, n["embed"], nn.Embedding(self.vocab, m["hidden"]))
+        setattr(self, n["blocks"], nn.ModuleList(Block(m, n, fused, tp) for _ in range(m["layers"])))
         setattr(self, n["final_norm"], norm(m))
-        self.lm_head = nn.Linear(m["hidden"], m["vocab"], bias=False)
+        self.lm_head = nn.Linear(m["hidden"], self.vocab, bias=False)
         if m["tied"]:
-            emb = getattr(self, n["embed"])
-            self.lm_head.weight = emb.wte.weight if m["positions_learned"] else emb.weight
+            self.lm_head.weight = self.token_embedding().weight
         self.dropout = m["dropout"]
         self.apply(self.init_weights)
 
@@ -166,8 +175,15 @@ class GPT(nn.Module):
     def blocks(self):
         return getattr(self, self.n["blocks"])
 
+    def token_embedding(self):
+        emb = getattr(self, self.n["embed"])
+        return emb.wte if isinstance(emb, Embeddings) else emb
+
     def forward(self, idx):
         x = F.dropout(getattr(self, self.n["embed"])(idx), self.dropout, self.training)
+        if self.sequence_shard is not None:  # this rank's part of the sequence
+            rank, ranks = self.sequence_shard
+            x = x.chunk(ranks, dim=1)[rank].contiguous()
         for block in self.blocks():
             if self.recompute == "full":
                 x = checkpoint(block, x, use_reentrant=False)
@@ -191,18 +207,71 @@ def fully_shard_fn():
         return None
 
 
-def wrap(model, s, device):
+def device_mesh(device, dp, tp):
+    """A (dp, tp) mesh: ranks tensor-parallel fastest, as Partita numbers them."""
+    try:
+        from torch.distributed.device_mesh import init_device_mesh
+    except (ImportError, ValueError):
+        sys.exit(f"tensor parallelism is torch.distributed.tensor.parallel, which PyTorch {torch.__version__} lacks "
+                 "(2.4 or later has it)")
+    return init_device_mesh(device.type, (dp, tp), mesh_dim_names=("dp", "tp"))
+
+
+def tensor_parallel(model, m, s, tp_mesh):
+    """Partita's tensor-parallel roles as a DTensor plan, one entry per module name."""
+    try:
+        from torch.distributed.tensor.parallel import (ColwiseParallel, RowwiseParallel, SequenceParallel,
+                                                       parallelize_module)
+        try:
+            from torch.distributed.tensor import Replicate, Shard
+        except ImportError:
+            from torch.distributed._tensor import Replicate, Shard
+    except (ImportError, ValueError):
+        sys.exit(f"tensor parallelism is torch.distributed.tensor.parallel, which PyTorch {torch.__version__} lacks "
+                 "(2.4 or later has it)")
+    n, sp = m["names"], s["sequence_parallel"]
+    acts = Shard(1) if sp else Replicate()  # activations between blocks: sequence shards, or whole
+    embed = n["embed"] + (".wte" if m["positions_learned"] else "")
+    plan = {embed: RowwiseParallel(input_layouts=Replicate(), output_layouts=Replicate()),  # vocabulary-parallel
+            "lm_head": ColwiseParallel(input_layouts=acts, output_layouts=Replicate())}
+    if sp:
+        plan[n["final_norm"]] = SequenceParallel()
+    for i in range(m["layers"]):
+        b = f"{n['blocks']}.{i}"
+        plan[f"{b}.attention.qkv"] = ColwiseParallel(input_layouts=acts)
+        plan[f"{b}.attention.out"] = RowwiseParallel(output_layouts=acts)
+        first, second = ("gate_up", "down") if m["mlp"] == "swiglu" else ("fc1", "fc2")
+        plan[f"{b}.mlp.{first}"] = ColwiseParallel(input_layouts=acts)
+        plan[f"{b}.mlp.{second}"] = RowwiseParallel(output_layouts=acts)
+        if sp:
+            plan[f"{b}.{n['norm1']}"] = SequenceParallel()
+            plan[f"{b}.{n['norm2']}"] = SequenceParallel()
+    parallelize_module(model, tp_mesh, plan)
+    if m["tied"]:  # the plan gave each its own DTensor; both are Shard(0) over the vocabulary
+        model.lm_head.weight = model.token_embedding().weight
+    if sp:
+        model.sequence_shard = (tp_mesh.get_local_rank(), tp_mesh.size())
+
+
+def wrap(model, s, device, mesh=None):
     """The data-parallel wrapper and the optimizer the strategy names."""
     lr = CONFIG["train"]["lr"]
+    if mesh is not None and s["dp"] == 1:  # tensor parallelism alone: DTensor parameters, no data parallelism
+        return model, torch.optim.AdamW(model.parameters(), lr=lr)
+    if mesh is not None and s["zero_stage"] < 2:
+        sys.exit("DDP takes no DTensor parameters: with tensor parallelism, shard data parallelism with ZeRO-2 or 3")
     if s["zero_stage"] >= 2:
         fully_shard = fully_shard_fn()
         if fully_shard is None:
             sys.exit(f"ZeRO-{s['zero_stage']} is FSDP2's fully_shard, which PyTorch {torch.__version__} lacks "
                      "(2.4 or later has it)")
         reshard = s["zero_stage"] == 3  # ZeRO-3 frees parameters after the forward; ZeRO-2 keeps them
+        kw = {"reshard_after_forward": reshard}
+        if mesh is not None:
+            kw["mesh"] = mesh["dp"]  # sharded over data parallelism, beside the tensor-parallel split
         for block in model.blocks():
-            fully_shard(block, reshard_after_forward=reshard)
-        fully_shard(model, reshard_after_forward=reshard)
+            fully_shard(block, **kw)
+        fully_shard(model, **kw)
         return model, torch.optim.AdamW(model.parameters(), lr=lr)
     from torch.nn.parallel import DistributedDataParallel as DDP
     ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
@@ -242,8 +311,12 @@ def main():
     args = ap.parse_args()
     m, s = CONFIG["model"], CONFIG["strategy"]
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    if world != s["dp"]:
-        sys.exit(f"WORLD_SIZE is {world}, but the strategy runs {s['dp']} data-parallel ranks")
+    tp = s.get("tp", 1)
+    if world != s["dp"] * tp:
+        sys.exit(f"WORLD_SIZE is {world}, but the strategy runs {s['dp']} data-parallel x {tp} tensor-parallel ranks")
+    dp_rank = rank // tp  # ranks are tensor-parallel fastest: a tensor-parallel group's ranks see the same data
+    if tp > 1 and s.get("sequence_parallel") and CONFIG["train"]["seq"] % tp:
+        sys.exit(f"sequence parallelism splits the {CONFIG['train']['seq']} tokens over {tp} ranks: not evenly")
     cuda = torch.cuda.is_available()
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda else torch.device("cpu")
     if cuda:
@@ -251,15 +324,19 @@ def main():
     if s["precision"] == "fp16" and not cuda:
         sys.exit("fp16 training needs a GPU (autocast and the gradient scaler); choose bf16 or fp32 on a CPU")
     dist.init_process_group("nccl" if cuda else "gloo")
-    torch.manual_seed(1234)
-    model = GPT(m, s["recompute"], s["attention"] != "unfused").to(device)
+    torch.manual_seed(1234)  # the same weights on every rank, and the same dropout within a tensor-parallel group
+    model = GPT(m, s["recompute"], s["attention"] != "unfused", tp).to(device)
     if rank == 0:
         print(json.dumps({"parameters": sum(p.numel() for p in model.parameters()), "world": world,
                           "torch": torch.__version__}), flush=True)
-    model, opt = wrap(model, s, device)
+    mesh = None
+    if tp > 1:
+        mesh = device_mesh(device, s["dp"], tp)
+        tensor_parallel(model, m, s, mesh["tp"])
+    model, opt = wrap(model, s, device, mesh)
     scaler = torch.cuda.amp.GradScaler() if s["precision"] == "fp16" else None
     accumulation = s["global_batch"] // (s["micro_batch"] * s["dp"])
-    data = [(x.to(device), y.to(device)) for x, y in batches(m, s, rank, accumulation)]
+    data = [(x.to(device), y.to(device)) for x, y in batches(m, s, dp_rank, accumulation)]
     for step in range(args.steps):
         t0 = time.perf_counter()
         total = torch.zeros((), device=device)
@@ -269,7 +346,8 @@ def main():
             with sync:
                 with autocast(device, s["precision"]):
                     logits = model(x)
-                loss = F.cross_entropy(logits.float().view(-1, m["vocab"]), y.reshape(-1)) / accumulation
+                vocab = logits.shape[-1]  # padded with tensor parallelism
+                loss = F.cross_entropy(logits.float().view(-1, vocab), y.reshape(-1)) / accumulation
                 (scaler.scale(loss) if scaler else loss).backward()
             total += loss.detach()
         if scaler:
