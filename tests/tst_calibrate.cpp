@@ -14,6 +14,7 @@
 #include "partita/core/plan.h"
 #include "partita/core/simulator.h"
 #include "partita/executor/calibrate.h"
+#include "partita/executor/localmachine.h"
 
 #include <nlohmann/json.hpp>
 
@@ -146,6 +147,46 @@ private slots:
                 ++compared;
             }
         QVERIFY(compared > 0);
+    }
+
+    // A local CPU cluster predicted with this machine's calibration runs on
+    // the figures the calibration was fitted against, shared as the ranks
+    // share the cores; a calibration without them leaves the cluster as it is.
+    void alignToReference_data()
+    {
+        QTest::addColumn<int>("ranks");
+        QTest::addColumn<bool>("reference");
+        QTest::newRow("no reference") << 2 << false;
+        QTest::newRow("one rank") << 1 << true;
+        QTest::newRow("more ranks than cores") << 4 * std::max(1, partita::detectLocalMachine().cpu.cores) << true;
+    }
+    void alignToReference()
+    {
+        QFETCH(int, ranks);
+        QFETCH(bool, reference);
+        using namespace partita;
+        Cluster c;
+        Node n;
+        DeviceSpec d;
+        d.kind = "cpu";
+        d.peak_flops["fp32"] = 50e9;
+        d.memory_bandwidth = 10e9;
+        n.devices.assign(size_t(ranks), d);
+        n.intra.bandwidth = 5e9;
+        c.nodes.push_back(n);
+        Calibration cal;
+        if (reference) {
+            cal.measured["reference_peak_flops"] = "100e9";
+            cal.measured["reference_memory_bandwidth"] = "20e9";
+            cal.measured["reference_link_bandwidth"] = "8e9";
+        }
+        const std::string said = alignToCalibration(c, cal);
+        QCOMPARE(said.empty(), !reference);
+        const double share = reference ? std::min(1.0, double(detectLocalMachine().cpu.cores) / ranks) : 0;
+        const DeviceSpec& got = c.nodes.front().devices.back();
+        QCOMPARE(got.peak_flops.at("fp32"), reference ? 100e9 * share : 50e9);
+        QCOMPARE(got.memory_bandwidth, reference ? 20e9 * share : 10e9);
+        QCOMPARE(c.nodes.front().intra.bandwidth, reference ? 8e9 * share : 5e9);
     }
 };
 

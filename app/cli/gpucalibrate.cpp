@@ -124,6 +124,7 @@ std::string measureLocalCollectives(const std::string& worker, Calibration& cal)
     if (idealSum <= 0 || measuredSum <= 0)
         return "collectives not measured (" + cmd + " printed no sweep)";
     cal.intra_link_efficiency = std::clamp(idealSum / measuredSum, kMinLinkEfficiency, 1.0);
+    cal.measured["reference_link_bandwidth"] = std::to_string(node.intra.bandwidth); // one rank per core
     char said[200];
     std::snprintf(said, sizeof said, "%s all-reduce between %d local ranks (%zu sizes): %.1f %% of the link",
                   j.value("library", std::string("MPI")).c_str(), cores, j["allreduce"].size(),
@@ -165,6 +166,18 @@ Result<Calibration> localCpuCalibrationCached(const std::string& worker, bool re
     auto cal = measureLocalCpuCalibration(worker);
     if (!cal)
         return cal.error();
+    // The sweep runs with every core busy, against one core measured alone:
+    // its best GEMM far below that means the cores slowed each other (on a
+    // virtual machine, a host that gives its vCPUs less than a core each
+    // for a while: two single-threaded sgemm processes here have measured
+    // 52 GFLOP/s each where one alone did 103).
+    double best = 0;
+    for (const auto& p : cal->matmul.points)
+        best = std::max(best, p.second);
+    if (best > 0 && best < 0.7)
+        std::cerr << "warning: with every core busy the best sgemm reached " << int(best * 100)
+                  << " % of one core alone: the cores are slowing each other now (shared by the host?); predictions "
+                     "will read this machine that slow until partita-cli calibrate --local measures it again\n";
     fs::create_directories(fs::path(cache).parent_path(), ec);
     const bool cached = !ec && writeFileAtomically(cache, calibrationToJson(*cal));
     if (said)

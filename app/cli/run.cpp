@@ -132,6 +132,8 @@ int runRun(const RunCliOptions& o)
             return fail(local.error());
         so.calibration = *local;
         std::cerr << said << "\n";
+        if (const std::string aligned = alignToCalibration(*cluster, *local); !aligned.empty())
+            std::cerr << "cluster: " << aligned << "\n";
     }
     auto predicted = simulatePlan(*plan, *model, *cluster, s, so);
     if (!predicted)

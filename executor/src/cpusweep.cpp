@@ -166,6 +166,9 @@ Result<Calibration> localCpuCalibration(bool quick)
     if (!cal)
         return cal.error();
     cal->device = "cpu rank";
+    const DeviceSpec& ref = one.nodes.front().devices.front();
+    cal->measured["reference_peak_flops"] = std::to_string(ref.peak_flops.at("fp32"));
+    cal->measured["reference_memory_bandwidth"] = std::to_string(ref.memory_bandwidth);
     cal->measured["cores"] = std::to_string(sweep.multiprocessors);
     cal->measured["blas"] = sweep.driver;
     cal->source = "measured on this machine (" + sweep.gpu + ", " + sweep.driver + ", " + sweep.date +

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <unistd.h>
@@ -74,6 +76,34 @@ LocalMachine detectLocalMachine()
 std::string localCpuClusterName(int ranks)
 {
     return "local CPU (" + std::to_string(ranks) + (ranks == 1 ? " rank)" : " ranks)");
+}
+
+std::string alignToCalibration(Cluster& c, const Calibration& cal)
+{
+    auto figure = [&](const char* key) {
+        auto it = cal.measured.find(key);
+        return it == cal.measured.end() ? 0.0 : std::atof(it->second.c_str());
+    };
+    const double peak = figure("reference_peak_flops"), bw = figure("reference_memory_bandwidth"),
+                 link = figure("reference_link_bandwidth");
+    if (peak <= 0 || bw <= 0 || c.nodes.size() != 1 || c.nodes.front().devices.empty() ||
+        c.nodes.front().devices.front().kind != "cpu")
+        return {};
+    Node& node = c.nodes.front();
+    const int ranks = int(node.devices.size());
+    const double share = std::min(1.0, double(std::max(1, detectLocalMachine().cpu.cores)) / double(ranks));
+    const double was = node.devices.front().peak_flops.count("fp32") ? node.devices.front().peak_flops.at("fp32") : 0;
+    for (DeviceSpec& d : node.devices) {
+        for (auto& [dtype, f] : d.peak_flops)
+            f = peak * share;
+        d.memory_bandwidth = bw * share;
+    }
+    if (link > 0)
+        node.intra.bandwidth = link * share;
+    char said[200];
+    std::snprintf(said, sizeof said, "the calibration's reference figures: %.1f GFLOP/s per rank (measured for this "
+                                     "project: %.1f), %.1f GB/s", peak * share / 1e9, was / 1e9, bw * share / 1e9);
+    return said;
 }
 
 } // namespace partita

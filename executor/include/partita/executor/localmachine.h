@@ -3,6 +3,7 @@
 // GPUs through the CUDA plugin (cudaplugin.h) when it loads and a device exists.
 
 #include "partita/core/cluster.h"
+#include "partita/core/costmodel.h"
 
 #include <string>
 #include <vector>
@@ -24,5 +25,15 @@ std::string localCpuClusterName(int ranks); // "local CPU (4 ranks)"
 // Whether GPUs can be seen and used at all: the CUDA plugin loads. When it
 // does not, `why` (if given) says why.
 bool cudaBackendAvailable(std::string* why = nullptr);
+
+// A local CPU cluster (localCpuCluster) on the figures the calibration was
+// fitted against (its measured "reference_peak_flops",
+// "reference_memory_bandwidth" and "reference_link_bandwidth", one rank per
+// core), shared as localCpuCluster shares them: the efficiencies are
+// fractions of those figures, and the cluster's own measurement of the peak
+// (five sgemm calls, taken again per project) would otherwise move every
+// prediction by its noise. Returns what it changed, empty when the
+// calibration has no reference.
+std::string alignToCalibration(Cluster& c, const Calibration& cal);
 
 } // namespace partita
