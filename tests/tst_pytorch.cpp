@@ -7,6 +7,7 @@
 #include "partita/core/clusterio.h"
 #include "partita/core/modelio.h"
 #include "partita/core/pytorch.h"
+#include "torchranks.h"
 
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -21,7 +22,7 @@ using namespace partita;
 
 namespace {
 
-const char* const kPython = "/usr/bin/python3"; // Debian's, where python3-torch lives
+const char* const kPython = test::kSystemPython;
 
 Model tiny(const std::string& family)
 {
@@ -80,21 +81,6 @@ Strategy dataParallel(const QString& kind)
         s.zero_stage = 2;
     }
     return s;
-}
-
-QString freePort()
-{
-    QProcess p;
-    p.start(kPython, {"-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"});
-    p.waitForFinished(30000);
-    return QString::fromUtf8(p.readAllStandardOutput()).trimmed();
-}
-
-bool hasTorch()
-{
-    QProcess p;
-    p.start(kPython, {"-c", "import torch"});
-    return p.waitForFinished(60000) && p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0;
 }
 
 } // namespace
@@ -200,7 +186,7 @@ private slots:
     {
         QFETCH(QString, family);
         QFETCH(QString, kind);
-        if (!hasTorch())
+        if (!test::hasSystemTorch())
             QSKIP("Debian's python3-torch is not installed (/usr/bin/python3 cannot import torch)");
         const Model m = tiny(family.toStdString());
         const Strategy s = dataParallel(kind);
@@ -218,23 +204,7 @@ private slots:
         QVERIFY(compile.waitForFinished(60000));
         QCOMPARE(compile.exitCode(), 0);
 
-        const QString port = freePort();
-        QVERIFY(!port.isEmpty());
-        std::vector<std::unique_ptr<QProcess>> procs;
-        for (int r = 0; r < world; ++r) {
-            procs.push_back(std::make_unique<QProcess>());
-            QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-            env.insert("RANK", QString::number(r));
-            env.insert("LOCAL_RANK", QString::number(r));
-            env.insert("WORLD_SIZE", QString::number(world));
-            env.insert("MASTER_ADDR", "127.0.0.1");
-            env.insert("MASTER_PORT", port);
-            env.insert("OMP_NUM_THREADS", "1");
-            procs[size_t(r)]->setProcessEnvironment(env);
-            procs[size_t(r)]->start(kPython, {script, "--steps", "6"});
-        }
-        for (auto& p : procs)
-            QVERIFY(p->waitForFinished(240000));
+        auto procs = test::runTorchRanks(world, {script, "--steps", "6"});
         QProcess& rank0 = *procs.front();
         const QString err = QString::fromUtf8(rank0.readAllStandardError());
         QList<QJsonObject> lines;

@@ -9,6 +9,7 @@
 #include "partita/core/pytorch.h"
 #include "partita/profiler/chromeimport.h"
 #include "partita/profiler/tracestore.h"
+#include "torchranks.h"
 
 #include <QDir>
 #include <QFile>
@@ -29,15 +30,8 @@ using namespace partita;
 
 namespace {
 
-const char* const kPython = "/usr/bin/python3"; // Debian's, where python3-torch lives
+const char* const kPython = test::kSystemPython;
 const QString kModule = PARTITA_SOURCE_DIR "/resources/profiler/partita_trace.py";
-
-bool hasTorch()
-{
-    QProcess p;
-    p.start(kPython, {"-c", "import torch"});
-    return p.waitForFinished(60000) && p.exitStatus() == QProcess::NormalExit && p.exitCode() == 0;
-}
 
 Model tinyGpt2()
 {
@@ -49,37 +43,6 @@ Model tinyGpt2()
     return *m;
 }
 
-struct Ranks
-{
-    std::vector<std::unique_ptr<QProcess>> procs;
-    QString err0, out0;
-};
-
-// `world` ranks of `args` (after the module), with the torch.distributed environment.
-void runRanks(Ranks& r, int world, const QStringList& args)
-{
-    QProcess portProc;
-    portProc.start(kPython, {"-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"});
-    portProc.waitForFinished(30000);
-    const QString port = QString::fromUtf8(portProc.readAllStandardOutput()).trimmed();
-    for (int k = 0; k < world; ++k) {
-        r.procs.push_back(std::make_unique<QProcess>());
-        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-        env.insert("RANK", QString::number(k));
-        env.insert("LOCAL_RANK", QString::number(k));
-        env.insert("WORLD_SIZE", QString::number(world));
-        env.insert("MASTER_ADDR", "127.0.0.1");
-        env.insert("MASTER_PORT", port);
-        env.insert("OMP_NUM_THREADS", "1");
-        r.procs.back()->setProcessEnvironment(env);
-        r.procs.back()->start(kPython, QStringList{kModule} + args);
-    }
-    for (auto& p : r.procs)
-        p->waitForFinished(240000);
-    r.err0 = QString::fromUtf8(r.procs.front()->readAllStandardError());
-    r.out0 = QString::fromUtf8(r.procs.front()->readAllStandardOutput());
-}
-
 } // namespace
 
 class TestTraceModule : public QObject
@@ -88,7 +51,7 @@ class TestTraceModule : public QObject
 private slots:
     void initTestCase()
     {
-        if (!hasTorch())
+        if (!test::hasSystemTorch())
             QSKIP("Debian's python3-torch is not installed (/usr/bin/python3 cannot import torch)");
     }
 
@@ -121,12 +84,12 @@ private slots:
         QVERIFY(f.open(QIODevice::WriteOnly));
         f.write(ex->script.data(), qint64(ex->script.size()));
         f.close();
-        Ranks r;
-        runRanks(r, 2, {"--out", out, "--schedule", schedule, script, "--steps", "6"});
-        for (auto& p : r.procs)
-            QVERIFY2(p->exitStatus() == QProcess::NormalExit && p->exitCode() == 0, qPrintable(r.err0));
+        auto procs = test::runTorchRanks(2, {kModule, "--out", out, "--schedule", schedule, script, "--steps", "6"});
+        const QString err0 = QString::fromUtf8(procs.front()->readAllStandardError());
+        for (auto& p : procs)
+            QVERIFY2(p->exitStatus() == QProcess::NormalExit && p->exitCode() == 0, qPrintable(err0));
         // The script ran as it does alone: its own log, six steps.
-        QCOMPARE(r.out0.count("\"step\":"), 6);
+        QCOMPARE(QString::fromUtf8(procs.front()->readAllStandardOutput()).count("\"step\":"), 6);
         // One trace per rank, its steps counted in optimizer steps.
         for (int k = 0; k < 2; ++k) {
             QFile steps(out + QString("/rank%1.steps").arg(k));

@@ -6,6 +6,8 @@
 #include "partita/core/lint.h"
 #include "partita/core/torchtitan.h"
 
+#include "tomlleaves.h"
+
 #include <toml++/toml.h>
 #include <yaml-cpp/yaml.h>
 
@@ -20,17 +22,6 @@ namespace {
 using Kind = LintFinding::Kind;
 
 std::string str(int64_t v) { return std::to_string(v); }
-
-void tomlLeaves(const toml::table& t, const std::string& prefix, std::vector<std::string>& out)
-{
-    for (const auto& [k, v] : t) {
-        const std::string key = prefix + std::string(k.str());
-        if (const toml::table* sub = v.as_table())
-            tomlLeaves(*sub, key + ".", out);
-        else
-            out.push_back(key);
-    }
-}
 
 // The degrees torchtitan's ParallelDims checks (torchtitan/distributed/parallel_dims.py).
 void torchtitanDegrees(const toml::table& t, int world, int64_t tp, std::vector<LintFinding>& out)
@@ -231,7 +222,7 @@ std::vector<LintFinding> lintTorchtitan(const std::string& text, int world)
         return out;
     }
     std::vector<std::string> keys;
-    tomlLeaves(t, "", keys);
+    detail::tomlLeaves(t, "", keys);
     const auto& known = torchtitanKeys();
     const std::set<std::string> knownSet(known.begin(), known.end());
     for (const auto& k : keys)

@@ -4,6 +4,8 @@
 
 #include "partita/core/modelio.h"
 
+#include "tomlleaves.h"
+
 #include <toml++/toml.h>
 
 #include <nlohmann/json.hpp>
@@ -65,18 +67,6 @@ struct Reader
         return out;
     }
 };
-
-// Every leaf key of the document, dotted ("parallelism.tensor_parallel_degree").
-void leafKeys(const toml::table& t, const std::string& prefix, std::vector<std::string>& out)
-{
-    for (const auto& [k, v] : t) {
-        const std::string key = prefix + std::string(k.str());
-        if (const toml::table* sub = v.as_table())
-            leafKeys(*sub, key + ".", out);
-        else
-            out.push_back(key);
-    }
-}
 
 // Blocks per stage as torchtitan's generate_llm_fqn_per_model_part splits
 // them: the embedding weighs `in` layers on the first stage, norm and output
@@ -329,7 +319,7 @@ Result<TorchtitanImport> importTorchtitan(const std::string& text, const std::st
         return Error{file, f.where, f.what};
     }
     std::vector<std::string> keys, unknown;
-    leafKeys(t, "", keys);
+    detail::tomlLeaves(t, "", keys);
     const auto& known = torchtitanKeys();
     const std::set<std::string> knownSet(known.begin(), known.end());
     for (const auto& k : keys)
