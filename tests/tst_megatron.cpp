@@ -250,20 +250,27 @@ private slots:
     void yamlConfig()
     {
         QFETCH(bool, throughScript);
+        // language_model holds TransformerConfig's fields, as in Megatron-LM's
+        // examples/gpt3/gpt_config.yaml (activation_func, num_query_groups,
+        // add_bias_linear; ffn_hidden_size left to yaml_arguments.py's swiglu
+        // default); YAML 1.1 booleans (yes, off) are booleans.
         const std::string yaml = "language_model:\n  num_layers: 16\n  hidden_size: 2048\n  num_attention_heads: 16\n"
-                                 "  num_query_groups: 4\n  ffn_hidden_size: 5632\n  recompute_granularity: selective\n"
-                                 "  fp8: null\n  kv_channels: null\nmodel_parallel:\n  tensor_model_parallel_size: 2\n"
-                                 "  pipeline_model_parallel_size: 2\n  sequence_parallel: True\n  bf16: True\n"
-                                 "  fp16: False\n  context_parallel_size: 1\nmicro_batch_size: 2\nglobal_batch_size: 64\n"
-                                 "rampup_batch_size: [32, 32, 1000]\ngroup_query_attention: True\nswiglu: True\n"
+                                 "  num_query_groups: 4\n  ffn_hidden_size: null\n  activation_func: swiglu\n"
+                                 "  gated_linear_unit: False\n  add_bias_linear: False\n  normalization: RMSNorm\n"
+                                 "  recompute_granularity: selective\n  fp8: null\n  kv_channels: null\n"
+                                 "model_parallel:\n  tensor_model_parallel_size: 2\n  pipeline_model_parallel_size: 2\n"
+                                 "  sequence_parallel: yes\n  bf16: True\n  fp16: off\n  context_parallel_size: 1\n"
+                                 "micro_batch_size: 2\nglobal_batch_size: 64\nrampup_batch_size: [32, 32, 1000]\n"
                                  "untie_embeddings_and_output_weights: True\nseq_length: 4096\n"
                                  "max_position_embeddings: 4096\nvocab_size: 32000\nuse_distributed_optimizer: True\n"
                                  "overlap_grad_reduce: True\nuse_flash_attn: True\nsplit: '99,1,0'\n";
+        // int((4 x 2048 x 2/3) / 64) x 64 = 5440
         const std::string flags = "torchrun --nnodes 2 --nproc-per-node 8 pretrain_gpt.py --num-layers 16 --hidden-size 2048 "
                                   "--num-attention-heads 16 --group-query-attention --num-query-groups 4 "
-                                  "--ffn-hidden-size 5632 --recompute-granularity selective --tensor-model-parallel-size 2 "
+                                  "--ffn-hidden-size 5440 --swiglu --disable-bias-linear --normalization RMSNorm "
+                                  "--recompute-granularity selective --tensor-model-parallel-size 2 "
                                   "--pipeline-model-parallel-size 2 --sequence-parallel --bf16 --micro-batch-size 2 "
-                                  "--global-batch-size 64 --swiglu --untie-embeddings-and-output-weights --seq-length 4096 "
+                                  "--global-batch-size 64 --untie-embeddings-and-output-weights --seq-length 4096 "
                                   "--max-position-embeddings 4096 --vocab-size 32000 --use-distributed-optimizer "
                                   "--overlap-grad-reduce --use-flash-attn\n";
         auto want = importMegatron(flags, "flags.sh");

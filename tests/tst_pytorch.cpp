@@ -95,6 +95,7 @@ private slots:
         QTest::addColumn<QString>("reason");
         QTest::newRow("tensor parallelism with DDP") << "tp-ddp" << "take no DTensor parameters";
         QTest::newRow("tensor-parallel overlap") << "tp-overlap" << "needs torch.compile";
+        QTest::newRow("tensor parallelism in fp16") << "tp-fp16" << "checks for infinities per rank";
         QTest::newRow("pipeline") << "pp" << "no pipeline schedule";
         QTest::newRow("fp8") << "fp8" << "no FP8 training recipe";
         QTest::newRow("bf16 gradients") << "bf16grads" << "autocast keeps fp32 parameters";
@@ -112,6 +113,8 @@ private slots:
         Cluster c = twoRanks();
         if (change == "tp-ddp")
             s.tp = 2, c = ranks(4);
+        else if (change == "tp-fp16")
+            s.tp = 2, s.dp = 1, s.global_batch = 2, s.precision = Precision::FP16, s.fp32_grad_accumulation = true;
         else if (change == "tp-overlap")
             s.tp = 2, s.dp = 1, s.global_batch = 2, s.sequence_parallel = s.tp_comm_overlap = true;
         else if (change == "pp")

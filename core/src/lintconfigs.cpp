@@ -191,15 +191,18 @@ void accelerateRules(const YAML::Node& root, int world, std::vector<LintFinding>
                       cp = yamlScalar<int64_t>(p, "parallelism_config_cp_size").value_or(1),
                       rep = yamlScalar<int64_t>(p, "parallelism_config_dp_replicate_size").value_or(1);
         const int64_t shard = yamlScalar<int64_t>(p, "parallelism_config_dp_shard_size").value_or(1);
-        if (std::max({tp, cp, rep, shard}) > 65536) {
-            out.push_back({Kind::Refused, "parallelism_config", "a size past 65,536", "the sizes of a real job"});
+        if (std::min({tp, cp, rep, shard}) < 1) {
+            out.push_back({Kind::Refused, "parallelism_config", "every size must be at least 1 (ParallelismConfig raises "
+                                                                "ValueError)", "1 or more"});
+            return;
+        }
+        if (std::max({tp, cp, rep, shard}) > 65536 || double(tp) * double(cp) * double(rep) * double(shard) > double(1 << 24)) {
+            out.push_back({Kind::Refused, "parallelism_config", "sizes past 65,536, or more than 2^24 ranks together",
+                           "the sizes of a real job"});
             return;
         }
         const int64_t total = tp * cp * rep * shard;
-        if (tp < 1 || cp < 1 || rep < 1 || shard < 1)
-            out.push_back({Kind::Refused, "parallelism_config", "every size must be at least 1 (ParallelismConfig raises "
-                                                                "ValueError)", "1 or more"});
-        else if (total != 1 && total != *procs) // a total of 1 becomes data parallelism over every process
+        if (total != 1 && total != *procs) // a total of 1 becomes data parallelism over every process
             out.push_back({Kind::Refused, "parallelism_config",
                            "dp_replicate " + str(rep) + " x dp_shard " + str(shard) + " x cp " + str(cp) + " x tp " +
                                str(tp) + " is not num_processes " + str(*procs) +

@@ -86,6 +86,10 @@ std::vector<std::string> pytorchRefusals(const Model& m, const Strategy& s)
         if (s.tp_comm_overlap)
             why.push_back("tp_comm_overlap: PyTorch's async tensor parallelism needs torch.compile, which the script "
                           "does not run");
+        if (s.precision == Precision::FP16)
+            why.push_back("precision fp16 with tp " + std::to_string(s.tp) +
+                          ": the script's GradScaler checks for infinities per rank, so tensor-parallel ranks could "
+                          "skip different steps; bf16 needs no loss scaling");
     }
     if (s.pp > 1)
         why.push_back("pp " + std::to_string(s.pp) + ": the PyTorch export writes no pipeline schedule yet");
@@ -120,18 +124,23 @@ namespace {
 Strategy closestPyTorch(const Model& m, const Cluster& c, const Strategy& s, std::vector<std::string>& diffs)
 {
     Strategy x = s;
-    if (x.tp > 1 && x.pp == 1 && x.cp == 1 && x.ep == 1 && x.dp > 1 && x.zero_stage < 2) {
+    const Layer* core = firstOf(m, LayerKind::AttentionCore);
+    const int64_t heads = core && core->dims.heads ? core->dims.heads : m.dims.heads;
+    const int64_t kv = core && core->dims.kv_heads ? core->dims.kv_heads : heads;
+    const bool tpSplits = heads % x.tp == 0 && kv % x.tp == 0 && m.dims.ffn % x.tp == 0;
+    const bool keepsTp = x.tp > 1 && tpSplits && x.pp == 1 && x.cp == 1 && x.ep == 1;
+    if (keepsTp && x.dp > 1 && x.zero_stage < 2) {
         diffs.push_back("ZeRO-" + std::to_string(x.zero_stage) + " -> ZeRO-2 (FSDP2 beside tensor parallelism)");
         x.zero_stage = 2;
+    }
+    if (keepsTp && x.precision == Precision::FP16) {
+        diffs.push_back("precision fp16 -> bf16 (no loss scaling across tensor-parallel ranks)");
+        x.precision = Precision::BF16;
     }
     if (x.tp_comm_overlap) {
         diffs.push_back("tensor-parallel communication -> not overlapped");
         x.tp_comm_overlap = false;
     }
-    const Layer* core = firstOf(m, LayerKind::AttentionCore);
-    const int64_t heads = core && core->dims.heads ? core->dims.heads : m.dims.heads;
-    const int64_t kv = core && core->dims.kv_heads ? core->dims.kv_heads : heads;
-    const bool tpSplits = heads % x.tp == 0 && kv % x.tp == 0 && m.dims.ffn % x.tp == 0;
     if ((x.tp > 1 && !tpSplits) || x.pp > 1 || x.cp > 1 || x.ep > 1) {
         diffs.push_back("mesh -> pure data parallelism over " + std::to_string(c.deviceCount()) + " ranks");
         x.dp = c.deviceCount();

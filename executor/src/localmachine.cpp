@@ -93,13 +93,24 @@ std::string alignToCalibration(Cluster& c, const Calibration& cal)
     const int ranks = int(node.devices.size());
     const double share = std::min(1.0, double(std::max(1, detectLocalMachine().cpu.cores)) / double(ranks));
     const double was = node.devices.front().peak_flops.count("fp32") ? node.devices.front().peak_flops.at("fp32") : 0;
+    char source[300];
+    std::snprintf(source, sizeof source,
+                  "the local calibration's reference (partita-cli calibrate --local): one core does %.1f GFLOP/s "
+                  "(OpenBLAS sgemm) and moves %.1f GB/s; %d ranks on these cores get %.2f of that each",
+                  peak / 1e9, bw / 1e9, ranks, share);
     for (DeviceSpec& d : node.devices) {
         for (auto& [dtype, f] : d.peak_flops)
             f = peak * share;
         d.memory_bandwidth = bw * share;
+        d.source = source;
     }
-    if (link > 0)
+    if (link > 0) {
         node.intra.bandwidth = link * share;
+        std::snprintf(source, sizeof source,
+                      "the local calibration's reference: shared memory at %.1f GB/s for one rank per core, x %.2f",
+                      link / 1e9, share);
+        node.intra.source = source;
+    }
     char said[200];
     std::snprintf(said, sizeof said, "the calibration's reference figures: %.1f GFLOP/s per rank (measured for this "
                                      "project: %.1f), %.1f GB/s", peak * share / 1e9, was / 1e9, bw * share / 1e9);

@@ -244,7 +244,7 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
         };
     };
 
-    int64_t firstMeasured = 0, checkpointNs = 0;
+    int64_t stepsNs = 0, checkpointNs = 0; // measured steps' time, and the checkpoints'
     for (int iter = 0; iter < o.warmup + o.steps; ++iter) {
         if (o.cancel && o.cancel->load())
             return Error{"worker", "rank " + std::to_string(rank), "cancelled"};
@@ -258,8 +258,6 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
             return b.error();
         CommThread ct(comm.concurrent());
         const int64_t stepStart = now();
-        if (iter == o.warmup)
-            firstMeasured = stepStart;
         ops = 0;
         std::set<int32_t> ready;
         std::vector<size_t> pendingSyncs;
@@ -495,8 +493,8 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
             // with the run: it is written while the time spent writing it stays
             // under a quarter of the measured run's, and after the last step
             // (a rank that dies keeps the steps of its last checkpoint).
-            const int64_t since = stepEnd - firstMeasured;
-            if (o.checkpoint && (res.complete || 4 * checkpointNs <= since)) {
+            stepsNs += stepEnd - stepStart;
+            if (o.checkpoint && (res.complete || 4 * checkpointNs <= stepsNs)) {
                 const int64_t c0 = steadyNs();
                 o.checkpoint(res);
                 checkpointNs += steadyNs() - c0;

@@ -149,7 +149,7 @@ class GPT(nn.Module):
         super().__init__()
         n = m["names"]
         self.n, self.recompute = n, recompute
-        self.sequence_shard = None  # (rank, ranks) of the sequence after the embedding, with sequence parallelism
+        self.sequence_cut = None  # with sequence parallelism: this rank's part of the sequence, as a DTensor redistribution
         # With tp > 1 the vocabulary is padded to a multiple of 128 x tp, as
         # Megatron-LM pads it, so that the vocabulary-parallel split is even.
         self.vocab = m["vocab"] if tp == 1 else -(-m["vocab"] // (128 * tp)) * 128 * tp
@@ -180,10 +180,10 @@ class GPT(nn.Module):
         return emb.wte if isinstance(emb, Embeddings) else emb
 
     def forward(self, idx):
-        x = F.dropout(getattr(self, self.n["embed"])(idx), self.dropout, self.training)
-        if self.sequence_shard is not None:  # this rank's part of the sequence
-            rank, ranks = self.sequence_shard
-            x = x.chunk(ranks, dim=1)[rank].contiguous()
+        x = getattr(self, self.n["embed"])(idx)
+        if self.sequence_cut is not None:  # cut before the dropout, which then runs on this rank's tokens
+            x = self.sequence_cut(x)
+        x = F.dropout(x, self.dropout, self.training)
         for block in self.blocks():
             if self.recompute == "full":
                 x = checkpoint(block, x, use_reentrant=False)
@@ -223,9 +223,9 @@ def tensor_parallel(model, m, s, tp_mesh):
         from torch.distributed.tensor.parallel import (ColwiseParallel, RowwiseParallel, SequenceParallel,
                                                        parallelize_module)
         try:
-            from torch.distributed.tensor import Replicate, Shard
+            from torch.distributed.tensor import DTensor, Replicate, Shard
         except ImportError:
-            from torch.distributed._tensor import Replicate, Shard
+            from torch.distributed._tensor import DTensor, Replicate, Shard
     except (ImportError, ValueError):
         sys.exit(f"tensor parallelism is torch.distributed.tensor.parallel, which PyTorch {torch.__version__} lacks "
                  "(2.4 or later has it)")
@@ -250,7 +250,16 @@ def tensor_parallel(model, m, s, tp_mesh):
     if m["tied"]:  # the plan gave each its own DTensor; both are Shard(0) over the vocabulary
         model.lm_head.weight = model.token_embedding().weight
     if sp:
-        model.sequence_shard = (tp_mesh.get_local_rank(), tp_mesh.size())
+        # Replicate -> Shard(1) as a redistribution, so that the backward
+        # all-gathers the sequence's gradient for the embedding (a local
+        # slice would leave it zero outside this rank's tokens).
+        def cut(x):
+            whole = DTensor.from_local(x, tp_mesh, [Replicate()], run_check=False)
+            return whole.redistribute(tp_mesh, [Shard(1)]).to_local()
+
+        model.sequence_cut = cut
+        # Dropout on sequence shards draws its own mask on each rank.
+        torch.manual_seed(1234 + 7919 * tp_mesh.get_local_rank())
 
 
 def wrap(model, s, device, mesh=None):
