@@ -257,7 +257,7 @@ private slots:
         // With FSDP2 (ZeRO-2) beside it, the DTensor plan is written, and reads back as tp 2 x dp 4.
         const Run tp = cli(QStringList{"export", "--format", "pytorch", "--model", data("hf/gpt2.json"), "--cluster",
                                        "p3.16xlarge", "--tp", "2", "--dp", "4", "--zero", "2", "--sequence-parallel",
-                                       "--global-batch", "32", "-o", script});
+                                       "--dtype", "fp32", "--global-batch", "32", "-o", script});
         QVERIFY2(tp.code == 0, qPrintable(tp.err));
         const Run tpBack = cli({"import-config", script, "-o", back, "--cluster", "p3.16xlarge"});
         QVERIFY2(tpBack.code == 0 && tpBack.out.contains("dp 4 x tp 2"), qPrintable(tpBack.out + tpBack.err));
