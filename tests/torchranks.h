@@ -48,4 +48,26 @@ inline std::vector<std::unique_ptr<QProcess>> runTorchRanks(int world, const QSt
     return procs;
 }
 
+// Empty when every rank exited 0; otherwise, for each rank that did not, how
+// it ended (still running, a signal, an exit code) and its standard error.
+// Reads the ranks' standard error: call it before reading it elsewhere.
+inline QString rankFailures(const std::vector<std::unique_ptr<QProcess>>& procs)
+{
+    QString out;
+    for (size_t r = 0; r < procs.size(); ++r) {
+        QProcess& p = *procs[r];
+        QString how;
+        if (p.state() != QProcess::NotRunning)
+            how = "still running";
+        else if (p.exitStatus() == QProcess::CrashExit)
+            how = "killed by a signal (" + p.errorString() + ")";
+        else if (p.exitCode() != 0)
+            how = "exit code " + QString::number(p.exitCode());
+        else
+            continue;
+        out += QString("rank %1: %2; stderr:\n%3\n").arg(r).arg(how, QString::fromUtf8(p.readAllStandardError()));
+    }
+    return out;
+}
+
 } // namespace partita::test

@@ -222,8 +222,8 @@ private slots:
                 QWARN(qPrintable("not run here: " + err.trimmed().split('\n').last()));
                 return;
             }
-        for (auto& p : procs)
-            QVERIFY2(p->exitCode() == 0, qPrintable(err));
+        const QString failures = test::rankFailures(procs);
+        QVERIFY2(failures.isEmpty(), qPrintable(failures + "rank 0's stderr:\n" + err));
         QCOMPARE(lines.size(), 7);
         QCOMPARE(qint64(lines.front()["parameters"].toDouble()), qint64(m.parameterCount()));
         const double first = lines[1]["loss"].toDouble(), last = lines.back()["loss"].toDouble();

@@ -85,9 +85,8 @@ private slots:
         f.write(ex->script.data(), qint64(ex->script.size()));
         f.close();
         auto procs = test::runTorchRanks(2, {kModule, "--out", out, "--schedule", schedule, script, "--steps", "6"});
-        const QString err0 = QString::fromUtf8(procs.front()->readAllStandardError());
-        for (auto& p : procs)
-            QVERIFY2(p->exitStatus() == QProcess::NormalExit && p->exitCode() == 0, qPrintable(err0));
+        const QString failures = test::rankFailures(procs);
+        QVERIFY2(failures.isEmpty(), qPrintable(failures));
         // The script ran as it does alone: its own log, six steps.
         QCOMPARE(QString::fromUtf8(procs.front()->readAllStandardOutput()).count("\"step\":"), 6);
         // One trace per rank, its steps counted in optimizer steps.
