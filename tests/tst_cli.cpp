@@ -360,7 +360,10 @@ private slots:
         QVERIFY2(a.code == 0, qPrintable(a.err));
         const QJsonObject ia = QJsonDocument::fromJson(a.out.toUtf8()).object();
         const QJsonObject facts = partita::test::torchFacts("one", 0);
-        QCOMPARE(ia["counts"].toObject()["cpu_op"].toInt(), facts["complete_events_by_cat"].toObject()[""].toInt());
+        // Every event of the legacy export: operators, and its record_function ranges as annotations.
+        QCOMPARE(ia["counts"].toObject()["cpu_op"].toInt() + ia["counts"].toObject()["annotation"].toInt(),
+                 facts["complete_events_by_cat"].toObject()[""].toInt());
+        QVERIFY(ia["counts"].toObject()["annotation"].toInt() > 0); // the optimizer's steps at least
         const int runA = ia["run_id"].toInt();
         const Run b = cli({"trace", "import", traces + "/two/traces", "--project", project, "--name", "DDP", "--json"});
         QVERIFY2(b.code == 0, qPrintable(b.err));

@@ -129,6 +129,18 @@ inline TraceKind kindFromCategory(std::string_view cat, bool& gpu)
     return TraceKind::Annotation; // user_annotation, python_function, others
 }
 
+// The legacy autograd profiler's export (no categories) writes
+// record_function ranges like operators. These are ranges, not operators:
+// module ranges ("nn.Module: …", PyTorch's own and Partita's trace module's),
+// the optimizer's ("Optimizer.step#AdamW.step", "Optimizer.zero_grad#…") and
+// DistributedDataParallel's forward ("DistributedDataParallel.forward").
+inline bool isLegacyAnnotation(std::string_view name)
+{
+    auto ends = [&](std::string_view s) { return name.size() >= s.size() && name.substr(name.size() - s.size()) == s; };
+    return name.substr(0, 11) == "nn.Module: "sv || name.substr(0, 10) == "Optimizer."sv ||
+           (ends(".forward"sv) && name.find("::"sv) == std::string_view::npos);
+}
+
 // The fields an event's reader looks at. Keys are told apart by length
 // first, then by their bytes (a chain of string compares was 17 % of an
 // import's instructions: every key of every event was tried against each).

@@ -408,7 +408,7 @@ private:
         // event of its "CPU functions" process is an operator or a
         // record_function range on a CPU thread.
         if (!e.hasCat && pid == "\"CPU functions\""sv)
-            kind = TraceKind::CpuOp;
+            kind = isLegacyAnnotation(name) ? TraceKind::Annotation : TraceKind::CpuOp;
         if (e.stream >= 0 && (kind == TraceKind::Kernel || kind == TraceKind::Memcpy || kind == TraceKind::Memset))
             gpu = true;
         m_ownKind = e.ownKind.has_value();
@@ -632,10 +632,11 @@ Result<TraceImportReport> importChromeTrace(TraceStore& store, const std::vector
         FileImporter fi(**w, (*files)[i], -1 - int32_t(i), report, options.cancel);
         if (auto r = fi.run(); !r)
             return abandon(r.error());
-        ranks.push_back(fi.rank);
+        const bool given = !fi.rank && i < options.file_ranks.size() && options.file_ranks[i] >= 0;
+        ranks.push_back(given ? std::optional<int>(options.file_ranks[i]) : fi.rank);
         for (const auto& [what, n] : fi.warnings().counts)
             report.warnings.push_back((*files)[i] + ": " + what + (n > 1 ? " (" + std::to_string(n) + ")" : ""));
-        if (!fi.rank)
+        if (!ranks.back())
             report.warnings.push_back((*files)[i] + ": no distributedInfo.rank; rank given by file order");
     }
     // Ranks: distributedInfo where given and unique; the rest take the lowest unused.

@@ -11,7 +11,7 @@ if ! command -v clang++ >/dev/null 2>&1; then
     exit 1
 fi
 cmake --preset fuzz >/dev/null
-cmake --build build/fuzz --target fuzz_hfconfig fuzz_modeljson fuzz_onnx fuzz_clusterjson fuzz_topo fuzz_hostfile fuzz_units fuzz_plan fuzz_calibration fuzz_chrometrace fuzz_frameworks
+cmake --build build/fuzz --target fuzz_hfconfig fuzz_modeljson fuzz_onnx fuzz_clusterjson fuzz_topo fuzz_hostfile fuzz_units fuzz_plan fuzz_calibration fuzz_chrometrace fuzz_frameworks fuzz_command
 
 corpus=build/fuzz/corpus
 seed() { # seed NAME FILES...
@@ -63,6 +63,8 @@ printf 'compute_environment: LOCAL_MACHINE\ndistributed_type: FSDP\nnum_processe
     > "$corpus/frameworks/accelerate.yaml"
 printf 'language_model:\n  num_layers: 8\n  hidden_size: 512\n  num_attention_heads: 8\n  fp8: null\nmodel_parallel:\n  tensor_model_parallel_size: 2\n  sequence_parallel: True\nseq_length: 1024\nmicro_batch_size: 1\nrampup_batch_size: [8, 8, 100]\n' \
     > "$corpus/frameworks/megatron.yaml"
+mkdir -p "$corpus/command"; printf 'NCCL_DEBUG=INFO python3 -u -X dev train.py --lr "3e-4"' > "$corpus/command/a"
+printf 'python3 -m trainer.main --cfg a.yaml' > "$corpus/command/b"; printf '1,1,3' > "$corpus/command/c"
 mkdir -p "$corpus/units"; printf '600 GB/s' > "$corpus/units/a"; printf '80 GiB' > "$corpus/units/b"; printf '2.7 us' > "$corpus/units/c"
 
 # Inputs that once crashed a parser stay in its corpus (tests/fuzz/regressions/NAME/).
@@ -73,7 +75,7 @@ for d in tests/fuzz/regressions/*/; do
 done
 
 status=0
-fuzzers=(hfconfig modeljson onnx clusterjson topo hostfile units plan calibration chrometrace frameworks)
+fuzzers=(hfconfig modeljson onnx clusterjson topo hostfile units plan calibration chrometrace frameworks command)
 for f in "${fuzzers[@]}"; do
     echo "== fuzz_$f for ${seconds}s"
     mkdir -p "build/fuzz/artifacts/$f"

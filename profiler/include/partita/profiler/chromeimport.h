@@ -20,6 +20,10 @@ struct TraceImportOptions
     RunKind kind = RunKind::Imported;
     const std::atomic<bool>* cancel = nullptr;
     int64_t commit_every = TraceStore::kCommitEvery; // events per transaction
+    // The rank of each file, in the order the files are read, for files that
+    // name none (the legacy profiler's export writes no distributedInfo);
+    // empty: such files take the lowest free ranks in file order.
+    std::vector<int> file_ranks;
 };
 
 struct TraceImportReport

@@ -1,0 +1,103 @@
+#include "partita/core/tracedcommand.h"
+
+#include "shellwords.h"
+
+#include <algorithm>
+#include <regex>
+
+namespace partita {
+
+namespace {
+
+std::string baseName(const std::string& p)
+{
+    const size_t slash = p.rfind('/');
+    return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+bool isAssignment(const std::string& w)
+{
+    static const std::regex re(R"([A-Za-z_][A-Za-z0-9_]*=.*)");
+    return std::regex_match(w, re);
+}
+
+} // namespace
+
+Result<ProfileSchedule> parseProfileSchedule(const std::string& text)
+{
+    static const std::regex re(R"(\s*(\d{1,6})\s*,\s*(\d{1,6})\s*,\s*(\d{1,6})\s*)");
+    std::smatch m;
+    if (!std::regex_match(text, m, re))
+        return Error{"--profile-steps", text, "expected three whole numbers WAIT,WARMUP,ACTIVE (optimizer steps)"};
+    ProfileSchedule s{std::stoi(m[1]), std::stoi(m[2]), std::stoi(m[3])};
+    if (s.active < 1)
+        return Error{"--profile-steps", text, "ACTIVE, the steps recorded, must be at least 1"};
+    return s;
+}
+
+Result<std::vector<std::string>> tracedCommand(const std::string& command, const std::string& module,
+                                               const std::string& outDir, const ProfileSchedule& schedule)
+{
+    const Error where{"--command", command, ""};
+    auto refuse = [&](const std::string& why) { return Error{where.file, where.where, why}; };
+    for (const char c : {'|', '<', '>', '&', '`', '$'})
+        if (command.find(c) != std::string::npos)
+            return refuse(std::string("one command without pipes, redirections or shell expansions ('") + c +
+                          "'): put them in a script and give python3 SCRIPT");
+    std::vector<std::string> words = detail::shellWords(command);
+    while (!words.empty() && words.back() == "\n")
+        words.pop_back();
+    if (std::find(words.begin(), words.end(), "\n") != words.end())
+        return refuse("one command, on one line, without ';'");
+    std::vector<std::string> out;
+    size_t i = 0;
+    for (; i < words.size() && isAssignment(words[i]); ++i) {
+        if (out.empty())
+            out.push_back("env");
+        out.push_back(words[i]);
+    }
+    if (i == words.size())
+        return refuse("no command given");
+    const std::string prog = baseName(words[i]);
+    if (prog == "torchrun" || prog == "deepspeed" || prog == "srun" || prog == "mpirun" || prog == "accelerate")
+        return refuse(prog + " starts ranks itself, and so does Partita (one process per rank, with the "
+                             "environment torchrun gives a script): give the command one rank runs, e.g. "
+                             "'python3 train.py ARGS', and the ranks with --ranks or --hosts");
+    static const std::regex python(R"(python[0-9.]*)");
+    if (!std::regex_match(prog, python))
+        return refuse("the command must run Python (python3 SCRIPT ARGS or python3 -m MODULE ARGS), so that "
+                      "Partita's trace module can go in front of the script; '" + words[i] + "' is not Python");
+    out.push_back(words[i++]);
+    // The interpreter's own options; those with a value take the next word.
+    std::vector<std::string> pyOpts;
+    std::string moduleName;
+    for (; i < words.size() && words[i].size() > 1 && words[i][0] == '-'; ++i) {
+        const std::string& w = words[i];
+        if (w == "-c")
+            return refuse("python3 -c runs no training script: give python3 SCRIPT ARGS");
+        if (w == "-m") {
+            if (i + 1 >= words.size())
+                return refuse("-m needs a module");
+            moduleName = words[++i];
+            ++i;
+            break;
+        }
+        pyOpts.push_back(w);
+        if ((w == "-X" || w == "-W" || w == "--check-hash-based-pycs") && i + 1 < words.size())
+            pyOpts.push_back(words[++i]);
+    }
+    if (moduleName.empty() && i >= words.size())
+        return refuse("no training script after " + prog);
+    out.insert(out.end(), pyOpts.begin(), pyOpts.end());
+    out.insert(out.end(), {module, "--out", outDir, "--schedule",
+                           std::to_string(schedule.wait) + "," + std::to_string(schedule.warmup) + "," +
+                               std::to_string(schedule.active)});
+    if (!moduleName.empty())
+        out.insert(out.end(), {"-m", moduleName});
+    else
+        out.push_back("--");
+    out.insert(out.end(), words.begin() + long(i), words.end());
+    return out;
+}
+
+} // namespace partita

@@ -1,0 +1,92 @@
+// core/tracedcommand: the command one rank runs with Partita's trace module
+// put in front of its script, and what is refused (with why).
+#include "partita/core/tracedcommand.h"
+
+#include <QTest>
+
+using namespace partita;
+
+class TestTracedCommand : public QObject
+{
+    Q_OBJECT
+private slots:
+    void rewrites_data()
+    {
+        QTest::addColumn<QString>("command");
+        QTest::addColumn<QStringList>("argv");
+        const QStringList mod{"M.py", "--out", "D", "--schedule", "1,2,3"};
+        QTest::newRow("script") << "python3 train.py --lr 3e-4" << (QStringList{"python3"} + mod + QStringList{"--", "train.py", "--lr", "3e-4"});
+        QTest::newRow("interpreter path and options")
+            << "/usr/bin/python3 -u -X dev train.py" << (QStringList{"/usr/bin/python3", "-u", "-X", "dev"} + mod + QStringList{"--", "train.py"});
+        QTest::newRow("module") << "python3.11 -m trainer.main --cfg a.yaml"
+                                << (QStringList{"python3.11"} + mod + QStringList{"-m", "trainer.main", "--cfg", "a.yaml"});
+        QTest::newRow("environment first") << "NCCL_DEBUG=INFO python train.py"
+                                           << (QStringList{"env", "NCCL_DEBUG=INFO", "python"} + mod + QStringList{"--", "train.py"});
+        QTest::newRow("quoted words") << "python3 'my train.py' --name \"a b\""
+                                      << (QStringList{"python3"} + mod + QStringList{"--", "my train.py", "--name", "a b"});
+    }
+    void rewrites()
+    {
+        QFETCH(QString, command);
+        QFETCH(QStringList, argv);
+        auto r = tracedCommand(command.toStdString(), "M.py", "D", ProfileSchedule{1, 2, 3});
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QStringList got;
+        for (const std::string& w : *r)
+            got << QString::fromStdString(w);
+        QCOMPARE(got, argv);
+    }
+
+    void refuses_data()
+    {
+        QTest::addColumn<QString>("command");
+        QTest::addColumn<QString>("message");
+        QTest::newRow("empty") << "" << "no command given";
+        QTest::newRow("only variables") << "A=1 B=2" << "no command given";
+        QTest::newRow("a pipe") << "python3 train.py | tee log" << "without pipes";
+        QTest::newRow("two commands") << "cd x; python3 train.py" << "one command";
+        QTest::newRow("torchrun") << "torchrun --nproc_per_node 8 train.py" << "torchrun starts ranks itself";
+        QTest::newRow("deepspeed") << "/opt/bin/deepspeed train.py" << "deepspeed starts ranks itself";
+        QTest::newRow("srun") << "srun python3 train.py" << "srun starts ranks itself";
+        QTest::newRow("not Python") << "./train.sh" << "'./train.sh' is not Python";
+        QTest::newRow("-c") << "python3 -c 'print(1)'" << "python3 -c runs no training script";
+        QTest::newRow("no script") << "python3 -u" << "no training script";
+        QTest::newRow("-m without module") << "python3 -m" << "-m needs a module";
+    }
+    void refuses()
+    {
+        QFETCH(QString, command);
+        QFETCH(QString, message);
+        auto r = tracedCommand(command.toStdString(), "M.py", "D", ProfileSchedule{});
+        QVERIFY(!r);
+        const QString err = QString::fromStdString(r.error().str());
+        QVERIFY2(err.contains(message), qPrintable(err));
+        QVERIFY2(err.startsWith("--command"), qPrintable(err));
+    }
+
+    void schedules_data()
+    {
+        QTest::addColumn<QString>("text");
+        QTest::addColumn<int>("active"); // 0: refused
+        QTest::newRow("default") << "1,1,3" << 3;
+        QTest::newRow("spaces") << " 0 , 2 , 5 " << 5;
+        QTest::newRow("nothing recorded") << "1,1,0" << 0;
+        QTest::newRow("two numbers") << "1,3" << 0;
+        QTest::newRow("negative") << "-1,1,3" << 0;
+        QTest::newRow("words") << "a,b,c" << 0;
+    }
+    void schedules()
+    {
+        QFETCH(QString, text);
+        QFETCH(int, active);
+        auto s = parseProfileSchedule(text.toStdString());
+        QCOMPARE(bool(s), active > 0);
+        if (s)
+            QCOMPARE(s->active, active);
+        else
+            QVERIFY(s.error().str().find("--profile-steps") == 0);
+    }
+};
+
+QTEST_APPLESS_MAIN(TestTracedCommand)
+#include "tst_tracedcommand.moc"
