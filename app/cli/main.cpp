@@ -137,7 +137,7 @@ int main(int argc, char** argv)
 
     partita::cli::RunCliOptions ro;
     CLI::App* runCmd = app.add_subcommand("run", "Run a strategy for real, traced, and compare it with its prediction");
-    runCmd->add_option("--model", ro.sim.model, "model file")->required();
+    runCmd->add_option("--model", ro.sim.model, "model file (with --command: optional, for layer names and the prediction)");
     runCmd->add_option("--cluster", ro.sim.cluster,
                        "cluster file or preset, or 'local': this machine, its ranks processes here (CPU backend)")
         ->required();
@@ -190,6 +190,17 @@ int main(int argc, char** argv)
     runCmd->add_option("--project", ro.sim.project, "project the measured run and its prediction go into")->required();
     runCmd->add_option("--name", ro.sim.runName, "run name (default: the strategy's)");
     runCmd->add_flag("--json", ro.sim.json, "print JSON (rank progress then goes to stderr)");
+    runCmd->add_option("--command", ro.command,
+                       "profile your own training instead of a plan: the command one rank runs (python3 train.py ARGS "
+                       "or python3 -m MODULE ARGS), started once per rank with torchrun's environment and traced by "
+                       "Partita's trace module");
+    runCmd->add_option("--profile-steps", ro.profileSteps,
+                       "with --command: optimizer steps to wait, warm up and record, WAIT,WARMUP,ACTIVE (default 1,1,3)");
+    runCmd->add_option("--trace-module", ro.traceModule, "with --command: partita_trace.py to use (default: the installed one)");
+    runCmd->add_option("--master-addr", ro.masterAddr,
+                       "with --command: MASTER_ADDR (default: 127.0.0.1 with the local launcher, else the first host)");
+    runCmd->add_option("--master-port", ro.masterPort, "with --command: MASTER_PORT (default: a free port)")
+        ->check(CLI::Range(1, 65535));
 
     partita::cli::CalibrateCliOptions cco;
     CLI::App* calib = app.add_subcommand("calibrate", "Fit the cost model's efficiencies to a measured run, or measure this GPU");

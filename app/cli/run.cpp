@@ -50,13 +50,6 @@ std::string pct(double e)
     return buf;
 }
 
-std::string workerPath(const RunCliOptions& o)
-{
-    if (!o.worker.empty())
-        return o.worker;
-    std::error_code ec;
-    return (fs::read_symlink("/proc/self/exe", ec).parent_path() / "partita-worker").string();
-}
 
 // This machine measured by the worker (the process that links OpenBLAS).
 Result<Cluster> measureLocalCpu(const std::string& worker, int ranks)
@@ -69,24 +62,23 @@ Result<Cluster> measureLocalCpu(const std::string& worker, int ranks)
 
 } // namespace
 
-int runRun(const RunCliOptions& o)
+std::string workerPath(const RunCliOptions& o)
 {
-    if (std::string why; o.backend == "cuda" && !cudaBackendAvailable(&why))
-        return fail(Error{"--backend", "cuda", "no CUDA backend for GPUs here (" + why + "); use --backend cpu"});
-    if (o.sim.project.empty())
-        return fail(Error{"--project", {}, "a measured run is stored in a project: give --project FILE.partita"});
-    auto model = loadModel(o.sim.model);
-    if (!model)
-        return fail(model.error());
-    auto store = TraceStore::open(o.sim.project);
-    if (!store)
-        return fail(store.error());
+    if (!o.worker.empty())
+        return o.worker;
+    std::error_code ec;
+    return (fs::read_symlink("/proc/self/exe", ec).parent_path() / "partita-worker").string();
+}
+
+Result<RunPrediction> predictRun(const RunCliOptions& o, TraceStore& store, const Model& model)
+{
+    RunPrediction p;
     Result<Cluster> cluster = Error{};
     if (o.sim.cluster == "local" && o.backend == "cuda") {
         // This machine's GPUs, one rank each.
         LocalMachine lm = detectLocalMachine();
         if (lm.cluster.deviceCount() == 0 || lm.cluster.nodes.front().devices.front().kind != "gpu")
-            return fail(Error{"--cluster", "local", "no GPU on this machine for the CUDA backend"});
+            return Error{"--cluster", "local", "no GPU on this machine for the CUDA backend"};
         cluster = lm.cluster;
     } else if (o.sim.cluster == "local") {
         // This machine's figures are measured once per project and rank
@@ -96,7 +88,7 @@ int runRun(const RunCliOptions& o)
         const std::string name = localCpuClusterName(ranks);
         std::optional<Cluster> stored;
         if (!o.remeasure)
-            if (auto docs = (*store)->documents("cluster"))
+            if (auto docs = store.documents("cluster"))
                 for (const Document& d : *docs)
                     if (d.name == name)
                         if (auto c = clusterFromJson(d.body, o.sim.project + ": cluster document " + std::to_string(d.id))) {
@@ -108,17 +100,19 @@ int runRun(const RunCliOptions& o)
         cluster = loadCluster(o.sim.cluster, ClusterLoadOptions{o.sim.device, o.sim.nodeTemplate});
     }
     if (!cluster)
-        return fail(cluster.error());
-    auto strategy = strategyFromOptions(o.sim, *model, *cluster);
+        return cluster.error();
+    p.cluster = *cluster;
+    auto strategy = strategyFromOptions(o.sim, model, p.cluster);
     if (!strategy)
-        return fail(strategy.error());
-    const Strategy& s = *strategy;
+        return strategy.error();
+    p.strategy = *strategy;
     auto cal = loadCalibration(o.sim.calibration);
     if (!cal)
-        return fail(cal.error());
-    auto plan = lowerPlan(*model, *cluster, s, o.sim.seqLen);
+        return cal.error();
+    auto plan = lowerPlan(model, p.cluster, p.strategy, o.sim.seqLen);
     if (!plan)
-        return fail(plan.error());
+        return plan.error();
+    p.plan = *plan;
     SimOptions so;
     so.seq_len = o.sim.seqLen;
     so.trace = true;
@@ -129,15 +123,70 @@ int runRun(const RunCliOptions& o)
         std::string said;
         auto local = localCpuCalibrationCached(workerPath(o), o.remeasure, &said);
         if (!local)
-            return fail(local.error());
+            return local.error();
         so.calibration = *local;
         std::cerr << said << "\n";
-        if (const std::string aligned = alignToCalibration(*cluster, *local); !aligned.empty())
+        if (const std::string aligned = alignToCalibration(p.cluster, *local); !aligned.empty())
             std::cerr << "cluster: " << aligned << "\n";
     }
-    auto predicted = simulatePlan(*plan, *model, *cluster, s, so);
+    auto predicted = simulatePlan(p.plan, model, p.cluster, p.strategy, so);
     if (!predicted)
-        return fail(predicted.error());
+        return predicted.error();
+    p.predicted = std::move(*predicted);
+    return p;
+}
+
+std::string strategyLabel(const RunCliOptions& o, const Strategy& s)
+{
+    return s.name.empty() ? (o.sim.preset.empty() ? "manual" : o.sim.preset) : s.name;
+}
+
+Result<int64_t> storePrediction(const RunCliOptions& o, TraceStore& store, const Model& model, const RunPrediction& p,
+                                StoredDocuments& docs)
+{
+    const std::string strategyName = strategyLabel(o, p.strategy);
+    auto saved = saveRunDocuments(store, model, o.sim.model, p.cluster, p.strategy, strategyName);
+    if (!saved)
+        return saved.error();
+    docs = *saved;
+    RunInfo pinfo;
+    pinfo.name = (o.sim.runName.empty() ? strategyName : o.sim.runName) + " (predicted)";
+    pinfo.kind = RunKind::Predicted;
+    pinfo.source = "partita-cli run";
+    pinfo.model_id = docs.model;
+    pinfo.cluster_id = docs.cluster;
+    pinfo.strategy_id = docs.strategy;
+    return store.storeTrace(p.predicted.trace, pinfo,
+                            json{{"step_time_s", p.predicted.step_time},
+                                 {"samples_per_s", p.predicted.samples_per_s},
+                                 {"mfu", p.predicted.mfu},
+                                 {"calibration", p.predicted.calibration_source}}
+                                .dump());
+}
+
+int runRun(const RunCliOptions& o)
+{
+    if (!o.command.empty())
+        return runCommand(o);
+    if (std::string why; o.backend == "cuda" && !cudaBackendAvailable(&why))
+        return fail(Error{"--backend", "cuda", "no CUDA backend for GPUs here (" + why + "); use --backend cpu"});
+    if (o.sim.project.empty())
+        return fail(Error{"--project", {}, "a measured run is stored in a project: give --project FILE.partita"});
+    if (o.sim.model.empty())
+        return fail(Error{"--model", {}, "a strategy is run for a model: give --model FILE (or --command to profile "
+                                         "your own training)"});
+    auto model = loadModel(o.sim.model);
+    if (!model)
+        return fail(model.error());
+    auto store = TraceStore::open(o.sim.project);
+    if (!store)
+        return fail(store.error());
+    auto prediction = predictRun(o, **store, *model);
+    if (!prediction)
+        return fail(prediction.error());
+    const Strategy& s = prediction->strategy;
+    const Plan* plan = &prediction->plan;
+    const SimResult* predicted = &prediction->predicted;
 
     LaunchSpec spec;
     spec.kind = o.launcher == "ssh" ? LauncherKind::Ssh : o.launcher == "slurm" ? LauncherKind::Slurm : LauncherKind::Local;
@@ -175,25 +224,12 @@ int runRun(const RunCliOptions& o)
             return fail(cmd.error());
     }
 
-    const std::string strategyName = s.name.empty() ? (o.sim.preset.empty() ? "manual" : o.sim.preset) : s.name;
-    auto docs = saveRunDocuments(**store, *model, o.sim.model, *cluster, s, strategyName);
-    if (!docs)
-        return fail(docs.error());
-    RunInfo pinfo;
-    pinfo.name = (o.sim.runName.empty() ? strategyName : o.sim.runName) + " (predicted)";
-    pinfo.kind = RunKind::Predicted;
-    pinfo.source = "partita-cli run";
-    pinfo.model_id = docs->model;
-    pinfo.cluster_id = docs->cluster;
-    pinfo.strategy_id = docs->strategy;
-    auto predictedId = (*store)->storeTrace(predicted->trace, pinfo,
-                                            json{{"step_time_s", predicted->step_time},
-                                                 {"samples_per_s", predicted->samples_per_s},
-                                                 {"mfu", predicted->mfu},
-                                                 {"calibration", predicted->calibration_source}}
-                                                .dump());
+    const std::string strategyName = strategyLabel(o, s);
+    StoredDocuments storedDocs;
+    auto predictedId = storePrediction(o, **store, *model, *prediction, storedDocs);
     if (!predictedId)
         return fail(predictedId.error());
+    const StoredDocuments* docs = &storedDocs;
 
     const std::string id = stamp();
     MeasuredRunOptions mo;

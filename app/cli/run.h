@@ -9,6 +9,10 @@
 
 #include "simulate.h"
 
+#include "partita/core/plan.h"
+#include "partita/core/simulator.h"
+#include "partita/profiler/tracestore.h"
+
 #include <string>
 #include <vector>
 
@@ -22,8 +26,33 @@ struct RunCliOptions
     int ranks = 0, steps = 3, warmup = 1;
     double shapeScale = 1.0, timeout = 600;
     bool remeasure = false, noCupti = false;
+    // --command: the user's own training, one process per rank (commandrun.cpp).
+    std::string command, profileSteps = "1,1,3", traceModule, masterAddr;
+    int masterPort = 0;
 };
 int runRun(const RunCliOptions& o);
+// run --command: the user's training command profiled on every rank, its
+// time attributed to the model's layers, compared with the prediction when
+// a model is given.
+int runCommand(const RunCliOptions& o);
+
+// What run predicts before it measures: the cluster (this machine measured
+// for --cluster local), the strategy, its plan and simulated step.
+struct RunPrediction
+{
+    Cluster cluster;
+    Strategy strategy;
+    Plan plan;
+    SimResult predicted;
+};
+Result<RunPrediction> predictRun(const RunCliOptions& o, TraceStore& store, const Model& model);
+// The prediction stored as a run, with its model, cluster and strategy documents.
+Result<int64_t> storePrediction(const RunCliOptions& o, TraceStore& store, const Model& model, const RunPrediction& p,
+                                StoredDocuments& docs);
+// The strategy's name for run names.
+std::string strategyLabel(const RunCliOptions& o, const Strategy& s);
+// partita-worker beside partita-cli, or --worker.
+std::string workerPath(const RunCliOptions& o);
 
 struct CalibrateCliOptions
 {

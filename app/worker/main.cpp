@@ -3,12 +3,14 @@
 // timeline (Chrome trace JSON) and a manifest after every measured step (a
 // rank that dies leaves what it measured), and reports progress on stdout.
 // Started by mpirun or srun it joins the MPI job; alone it runs one-rank
-// plans.
+// plans. With --exec-rank it runs one rank of a user's training command
+// instead (rankexec.h).
 #include "partita/core/plan.h"
 #include "partita/core/clusterio.h"
 #include "partita/core/fileio.h"
 #include "partita/executor/cpubackend.h"
 #include "partita/executor/mpicomm.h"
+#include "partita/executor/rankexec.h"
 #include "partita/executor/cudabackend.h"
 #include "partita/executor/worker.h"
 #include "partita/profiler/chrometrace.h"
@@ -41,10 +43,44 @@ std::string hostName()
     return host;
 }
 
+// partita-worker --exec-rank [--master-addr A] [--master-port P] -- COMMAND...
+int execRankMain(int argc, char** argv)
+{
+    partita::RankExecOptions o;
+    int i = 2;
+    for (; i < argc && std::strcmp(argv[i], "--") != 0; ++i) {
+        const std::string a = argv[i];
+        if ((a == "--master-addr" || a == "--master-port") && i + 1 < argc) {
+            const std::string v = argv[++i];
+            if (a == "--master-addr") {
+                o.master_addr = v;
+                continue;
+            }
+            char* end = nullptr;
+            const long port = std::strtol(v.c_str(), &end, 10);
+            if (end == v.c_str() || *end || port < 1 || port > 65535)
+                return fail("--master-port " + v + ": expected a port number (1-65535)");
+            o.master_port = int(port);
+        } else {
+            return fail("--exec-rank: unknown option " + a +
+                        " (usage: --exec-rank [--master-addr A] [--master-port P] -- COMMAND...)");
+        }
+    }
+    for (++i; i < argc; ++i)
+        o.command.emplace_back(argv[i]);
+    if (o.command.empty())
+        return fail("--exec-rank: give the command after --");
+    return partita::execTrainingRank(o);
+}
+
 } // namespace
 
 int main(int argc, char** argv)
 {
+    // One rank of a user's training command (partita-cli run --command):
+    // not a plan run, and its arguments are the command's own.
+    if (argc > 1 && std::strcmp(argv[1], "--exec-rank") == 0)
+        return execRankMain(argc, argv);
     CLI::App app{"Partita worker: runs one rank of an execution plan and traces it"};
     app.set_version_flag("--version", std::string("partita-worker ") + PARTITA_VERSION_STRING);
     std::string planPath, out, backend = "cpu";

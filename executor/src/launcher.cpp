@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <poll.h>
 #include <regex>
 #include <sys/wait.h>
@@ -123,6 +124,8 @@ std::string hostfileText(const LaunchSpec& spec)
 
 Result<std::vector<std::string>> launchCommand(const LaunchSpec& s)
 {
+    if (!s.command.empty())
+        return launchCommand(s, s.command);
     if (s.worker.empty() || s.plan.empty() || s.out.empty())
         return Error{"launch", "worker", "the worker, the plan and the output folder are required"};
     return launchCommand(s, workerArgs(s));
@@ -285,10 +288,22 @@ void explainFailure(LaunchResult& r, const LaunchSpec& spec)
     static const std::regex daemons(R"(ORTE was unable to reliably start one or more daemons)");
     static const std::regex sshErr(R"((ssh: [^\n]*|Host key verification failed\.|[^\n]*Permission denied[^\n]*|[^\n]*Connection refused[^\n]*|[^\n]*Could not resolve hostname[^\n]*))");
     static const std::regex notFound(R"(mpirun was unable to launch the specified application as it could not (access|find) an executable)");
-    if (std::regex_search(log, m, workerErr)) {
-        r.failed_rank = std::stoi(m[1]);
-        r.failed_host = m[2];
-        r.cause = m[3];
+    // A rank that fails takes its peers down with it (their collectives see
+    // the connection close; the launcher stops them): the first error that
+    // is not such an echo names the rank that failed first.
+    static const std::regex echo(R"(stopped by the launcher|[Cc]onnection (closed|reset) by peer|Broken pipe)");
+    std::optional<std::smatch> first, primary;
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), workerErr); it != std::sregex_iterator(); ++it) {
+        if (!first)
+            first = *it;
+        if (!primary && !std::regex_search((*it)[3].first, (*it)[3].second, echo))
+            primary = *it;
+    }
+    if (first) {
+        const std::smatch& w = primary ? *primary : *first;
+        r.failed_rank = std::stoi(w[1]);
+        r.failed_host = w[2];
+        r.cause = w[3];
     } else if (std::regex_search(log, m, signalled)) {
         r.failed_rank = std::stoi(m[1]);
         r.failed_host = m[3];
@@ -472,7 +487,8 @@ LaunchResult runLaunch(const LaunchSpec& spec, const std::function<void(std::str
     return r;
 }
 
-Result<std::vector<std::string>> collectRemoteFiles(const LaunchSpec& spec, const std::string& localDir)
+Result<std::vector<std::string>> collectRemoteFiles(const LaunchSpec& spec, const std::string& localDir,
+                                                    const std::string& pattern)
 {
     if (spec.kind != LauncherKind::Ssh)
         return std::vector<std::string>{};
@@ -486,7 +502,7 @@ Result<std::vector<std::string>> collectRemoteFiles(const LaunchSpec& spec, cons
         for (const std::string& a : sshBase(spec))
             cmd.push_back(a);
         // The files of every rank on that host; a glob the remote shell expands.
-        cmd.push_back(h.host + ":" + shellQuote(spec.out) + "/rank-*");
+        cmd.push_back(h.host + ":" + shellQuote(spec.out) + "/" + pattern);
         cmd.push_back(localDir + "/");
         std::string err;
         // A host where no rank ran has nothing to copy: scp fails there too.
@@ -496,8 +512,7 @@ Result<std::vector<std::string>> collectRemoteFiles(const LaunchSpec& spec, cons
     return unreachable;
 }
 
-// ssh launcher: the plan goes to every host's folder first.
-Result<bool> distributePlan(const LaunchSpec& spec, const std::string& localPlan, const std::string& remoteDir)
+Result<bool> makeRemoteDirs(const LaunchSpec& spec, const std::string& remoteDir)
 {
     if (auto ok = checkSshOptions(spec.ssh_options); !ok)
         return ok.error();
@@ -510,6 +525,17 @@ Result<bool> distributePlan(const LaunchSpec& spec, const std::string& localPlan
         if (int rc = runQuiet(mk, &err); rc != 0)
             return Error{"host " + h.host, "ssh", "cannot reach the host (ssh exited with " + std::to_string(rc) + ")" +
                                                       (err.empty() ? "" : ": " + err)};
+    }
+    return true;
+}
+
+// ssh launcher: the plan goes to every host's folder first.
+Result<bool> distributePlan(const LaunchSpec& spec, const std::string& localPlan, const std::string& remoteDir)
+{
+    if (auto made = makeRemoteDirs(spec, remoteDir); !made)
+        return made.error();
+    for (const HostEntry& h : spec.hosts) {
+        std::string err;
         std::vector<std::string> cp{"scp", "-q"};
         for (auto& a : sshBase(spec))
             cp.push_back(a);

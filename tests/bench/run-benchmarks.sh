@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 budget="${1:-10}"
 cmake --preset release >/dev/null
-cmake --build build/release --target bench_simulator bench_fidelity bench_search bench_tracestore bench_executor bench_timeline bench_gui partita-cli partita-worker
+cmake --build build/release --target bench_simulator bench_fidelity bench_search bench_tracestore bench_executor bench_traceoverhead bench_timeline bench_gui partita-cli partita-worker
 out=build/release/bench
 onnx="$out/resnet50.onnx"
 if [ ! -f "$onnx" ] && /usr/bin/python3 -c 'import torch, torchvision' 2>/dev/null; then
@@ -33,3 +33,5 @@ echo "wrote $out/gui.json"
 rm -rf "$out/tracestore-work"
 "$out/bench_executor" "$(pwd)/build/release/bin/partita-cli" "$out/executor-work" > "$out/executor.json"
 echo "wrote $out/executor.json"
+"$out/bench_traceoverhead" "$(pwd)" "$out/traceoverhead-work" > "$out/traceoverhead.json"
+echo "wrote $out/traceoverhead.json"

@@ -46,6 +46,9 @@ struct LaunchSpec
     int blas_threads = 1;         // OpenBLAS threads per rank
     // ssh and scp options, in the forms both accept: -F FILE, -i FILE, -o KEY=VALUE.
     std::vector<std::string> ssh_options;
+    // When set, what every rank runs instead of the worker's plan run (argv,
+    // first the program): partita-worker --exec-rank … for a user's command.
+    std::vector<std::string> command;
 };
 
 // The command that starts every rank (argv, first the program). Checks the
@@ -97,10 +100,16 @@ void explainFailure(LaunchResult& r, const LaunchSpec& spec);
 // as plan.json. Fails naming the first host that cannot be reached.
 Result<bool> distributePlan(const LaunchSpec& spec, const std::string& localPlan, const std::string& remoteDir);
 
-// ssh launcher: copies every rank's manifest and trace from the hosts'
+// ssh launcher: creates `remoteDir` on every host. Fails naming the first
+// host that cannot be reached.
+Result<bool> makeRemoteDirs(const LaunchSpec& spec, const std::string& remoteDir);
+
+// ssh launcher: copies every rank's files (`pattern`, a glob the remote shell
+// expands: by default the worker's manifests and traces) from the hosts'
 // `spec.out` into `localDir` with scp (what exists: a rank that died may have
 // left less). Returns the hosts scp failed on, with the reason (a host where
 // no rank ran has nothing to copy and is among them).
-Result<std::vector<std::string>> collectRemoteFiles(const LaunchSpec& spec, const std::string& localDir);
+Result<std::vector<std::string>> collectRemoteFiles(const LaunchSpec& spec, const std::string& localDir,
+                                                    const std::string& pattern = "rank-*");
 
 } // namespace partita

@@ -1,0 +1,323 @@
+// partita-cli run --command: the user's own training profiled on every rank
+// (executor/commandrun.h), its time attributed to the model's layers
+// (profiler/layerattribution.h) and, with a model, compared with the
+// prediction of the strategy given.
+#include "run.h"
+
+#include "common.h"
+
+#include "partita/core/modelio.h"
+#include "partita/core/units.h"
+#include "partita/executor/commandrun.h"
+#include "partita/profiler/layerattribution.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <unistd.h>
+
+namespace partita::cli {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void onStop(int) { g_stop = true; }
+
+double median(std::vector<double> v)
+{
+    if (v.empty())
+        return 0;
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::string pct(double e)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%+.1f %%", 100 * e);
+    return buf;
+}
+
+// Partita's trace module: --trace-module, else the one installed beside
+// partita-cli (…/share/partita/profiler; the build tree has a copy too).
+std::string traceModulePath(const RunCliOptions& o)
+{
+    if (!o.traceModule.empty())
+        return o.traceModule;
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    return (exe.parent_path().parent_path() / "share/partita/profiler/partita_trace.py").string();
+}
+
+std::string runStamp()
+{
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+    return std::string(buf) + "-" + std::to_string(getpid());
+}
+
+struct LayerRow
+{
+    std::string name;
+    int32_t layer = -1;
+    double measured_s = 0, predicted_s = -1; // per step on one rank; -1: no prediction
+};
+
+// Measured per layer beside the prediction's forward + backward + recompute
+// of every micro-batch of a step.
+std::vector<LayerRow> layerRows(const LayerAttribution& a, const RunPrediction* p)
+{
+    std::vector<LayerRow> rows;
+    for (const AttributedLayer& l : a.layers)
+        rows.push_back({l.name, l.layer, l.host_s + l.device_s, -1});
+    if (!p)
+        return rows;
+    const double micro = double(std::max<int64_t>(1, p->plan.micro_batches));
+    for (LayerRow& r : rows)
+        for (const LayerTime& lt : p->predicted.layers)
+            if (lt.layer == r.layer && r.layer >= 0)
+                r.predicted_s = (lt.forward + lt.backward + lt.recompute) * micro;
+    return rows;
+}
+
+void printResult(const CommandRun& run, const LayerAttribution* a, const std::vector<LayerRow>& rows,
+                 const RunPrediction* p, double measured, const std::string& project, int64_t predictedId)
+{
+    std::cout << "\nMeasured     " << (measured > 0 ? formatSeconds(measured) : "-")
+              << " per step (median over the recorded steps, slowest rank)\n";
+    if (p)
+        std::cout << "Predicted    " << formatSeconds(p->predicted.step_time) << " ("
+                  << (measured > 0 ? pct((p->predicted.step_time - measured) / measured) : "-") << ")\n";
+    if (a) {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "%.1f %% of CPU operator time (worst step %.1f %%)",
+                      100 * a->attributed_fraction, 100 * a->worst_step_fraction);
+        std::cout << "Attributed   " << buf << "\n";
+        std::cout << "\nPer layer, one step on one rank (CPU operators and the GPU kernels they launched)\n";
+        std::printf("  %-44s %12s %12s %9s\n", "layer or module", "measured", "predicted", "error");
+        std::cout.flush();
+        for (const LayerRow& r : rows)
+            std::printf("  %-44s %12s %12s %9s\n", r.name.substr(0, 44).c_str(), formatSeconds(r.measured_s).c_str(),
+                        r.predicted_s >= 0 ? formatSeconds(r.predicted_s).c_str() : "-",
+                        r.predicted_s >= 0 && r.measured_s > 0 ? pct((r.predicted_s - r.measured_s) / r.measured_s).c_str()
+                                                               : "-");
+        std::fflush(stdout);
+    }
+    for (const std::string& w : run.warnings)
+        std::cout << "warning: " << w << "\n";
+    if (run.run_id)
+        std::cout << "run " << run.run_id << (run.complete ? "" : " (incomplete)")
+                  << (predictedId ? " and its prediction, run " + std::to_string(predictedId) + "," : std::string())
+                  << " stored in " << project << "\n";
+}
+
+} // namespace
+
+int runCommand(const RunCliOptions& o)
+{
+    if (o.sim.project.empty())
+        return fail(Error{"--project", {}, "a profiled run is stored in a project: give --project FILE.partita"});
+    auto schedule = parseProfileSchedule(o.profileSteps);
+    if (!schedule)
+        return fail(schedule.error());
+    const std::string module = traceModulePath(o);
+    if (access(module.c_str(), R_OK) != 0)
+        return fail(Error{module, {}, "Partita's trace module is not there (give --trace-module PATH)"});
+    auto store = TraceStore::open(o.sim.project);
+    if (!store)
+        return fail(store.error());
+    LaunchSpec spec;
+    spec.kind = o.launcher == "ssh" ? LauncherKind::Ssh : o.launcher == "slurm" ? LauncherKind::Slurm : LauncherKind::Local;
+    spec.timeout_s = o.timeout;
+    spec.worker = workerPath(o);
+    if (!o.sshConfig.empty())
+        spec.ssh_options.insert(spec.ssh_options.end(), {"-F", o.sshConfig});
+    if (!o.sshIdentity.empty())
+        spec.ssh_options.insert(spec.ssh_options.end(), {"-i", o.sshIdentity});
+    for (const std::string& kv : o.sshOptions)
+        spec.ssh_options.insert(spec.ssh_options.end(), {"-o", kv});
+    if (access(spec.worker.c_str(), X_OK) != 0)
+        return fail(Error{spec.worker, {}, "the worker cannot be run (give --worker PATH)"});
+    if (!o.hosts.empty()) {
+        auto text = readTextFile(o.hosts);
+        if (!text)
+            return fail(text.error());
+        auto hosts = parseHostfile(*text, o.hosts);
+        if (!hosts)
+            return fail(hosts.error());
+        spec.hosts = *hosts;
+    }
+    if (spec.kind != LauncherKind::Local && spec.hosts.empty())
+        return fail(Error{"--hosts", {}, "the " + o.launcher + " launcher needs --hosts FILE"});
+    int slots = 0;
+    for (const HostEntry& h : spec.hosts)
+        slots += h.slot_count;
+    spec.ranks = o.ranks > 0 ? o.ranks : spec.hosts.empty() ? 1 : slots;
+    if (auto words = tracedCommand(o.command, module, "-", *schedule); !words)
+        return fail(words.error());
+
+    // With a model, the prediction of the strategy given, stored beside.
+    std::optional<Model> model;
+    std::optional<RunPrediction> prediction;
+    StoredDocuments docs;
+    int64_t predictedId = 0;
+    if (!o.sim.model.empty()) {
+        auto m = loadModel(o.sim.model);
+        if (!m)
+            return fail(m.error());
+        model = *m;
+        RunCliOptions po = o;
+        if (po.ranks <= 0)
+            po.ranks = spec.ranks;
+        auto p = predictRun(po, **store, *model);
+        if (!p)
+            return fail(p.error());
+        if (p->plan.world != spec.ranks)
+            return fail(Error{"--command", {}, "the strategy runs " + std::to_string(p->plan.world) + " ranks, the command " +
+                                                   std::to_string(spec.ranks) + ": give --ranks or the strategy's degrees to match"});
+        prediction = std::move(*p);
+        auto id = storePrediction(o, **store, *model, *prediction, docs);
+        if (!id)
+            return fail(id.error());
+        predictedId = *id;
+    }
+
+    CommandRunOptions co;
+    co.launch = spec;
+    co.command = o.command;
+    co.trace_module = module;
+    co.schedule = *schedule;
+    co.master_port = o.masterPort;
+    co.master_addr = o.masterAddr;
+    const std::string id = runStamp();
+    co.run_dir = o.sim.project + ".runs/" + id;
+    co.remote_dir = o.remoteDir.empty() ? "/tmp/partita-run-" + id : o.remoteDir + "/" + id;
+    co.info.name = o.sim.runName.empty() ? "profiled: " + o.command.substr(0, 60) : o.sim.runName;
+    co.info.source = "partita-cli run --command (" + o.launcher + ")";
+    co.info.model_id = docs.model;
+    co.info.cluster_id = docs.cluster;
+    co.info.strategy_id = docs.strategy;
+    if (prediction)
+        co.meta_extra = json{{"predicted_run", predictedId},
+                             {"predicted_step_time_s", prediction->predicted.step_time},
+                             {"calibration", prediction->predicted.calibration_source}}
+                            .dump();
+    std::ostream& progress = o.sim.json ? std::cerr : std::cout;
+    co.on_line = [&](std::string_view line, bool err) {
+        if (err)
+            std::cerr << line << "\n";
+        else
+            progress << line << std::endl;
+    };
+    std::signal(SIGINT, onStop);
+    std::signal(SIGTERM, onStop);
+    co.cancel = &g_stop;
+    auto run = executeCommandRun(**store, co);
+    if (!run)
+        return fail(run.error());
+
+    std::optional<LayerAttribution> attribution;
+    if (run->run_id) {
+        std::vector<std::string> names;
+        if (model)
+            for (const Layer& l : model->layers)
+                names.push_back(l.name);
+        auto a = attributeToLayers(**store, run->run_id, names);
+        if (a)
+            attribution = std::move(*a);
+        else
+            run->warnings.push_back("no layer attribution: " + a.error().str());
+    }
+    const double measured = attribution ? median(attribution->step_s) : 0;
+    const std::vector<LayerRow> rows = attribution ? layerRows(*attribution, prediction ? &*prediction : nullptr)
+                                                   : std::vector<LayerRow>{};
+    if (run->run_id && attribution) {
+        // The attribution goes into the run's meta, for the workbench.
+        json meta = json::parse(run->meta, nullptr, false);
+        if (meta.is_object()) {
+            meta["measured_step_time_s"] = measured;
+            meta["attributed_fraction"] = attribution->attributed_fraction;
+            json layers = json::array();
+            for (const LayerRow& r : rows)
+                layers.push_back({{"name", r.name}, {"layer", r.layer}, {"measured_s", r.measured_s},
+                                  {"predicted_s", r.predicted_s}});
+            meta["layers"] = std::move(layers);
+            if (auto info = (*store)->run(run->run_id)) {
+                info->meta = meta.dump();
+                if (auto a = (*store)->annotateRun(run->run_id, *info); !a)
+                    return fail(a.error());
+            }
+        }
+    }
+
+    if (o.sim.json) {
+        json j;
+        j["run_id"] = run->run_id;
+        j["complete"] = run->complete;
+        j["ranks"] = spec.ranks;
+        j["launcher"] = o.launcher;
+        j["run_dir"] = co.run_dir;
+        j["measured_step_time_s"] = measured;
+        j["steps_s"] = attribution ? attribution->step_s : std::vector<double>{};
+        j["attributed_fraction"] = attribution ? attribution->attributed_fraction : 0.0;
+        j["worst_step_attributed_fraction"] = attribution ? attribution->worst_step_fraction : 0.0;
+        json steps = json::array();
+        if (attribution)
+            for (const StepAttribution& s : attribution->steps)
+                steps.push_back({{"rank", s.rank}, {"step", s.index}, {"step_s", double(s.dur_ns) * 1e-9},
+                                 {"op_s", double(s.op_ns) * 1e-9}, {"attributed_s", double(s.attributed_ns) * 1e-9}});
+        j["step_attribution"] = std::move(steps);
+        json logged = json::array();
+        for (const CommandRankResult& r : run->ranks)
+            logged.push_back({{"rank", r.rank}, {"traced", r.traced}, {"optimizer_step_s", r.step_s}});
+        j["rank_results"] = std::move(logged);
+        if (prediction) {
+            j["predicted_run_id"] = predictedId;
+            j["predicted_step_time_s"] = prediction->predicted.step_time;
+            j["step_time_error"] = measured > 0 ? (prediction->predicted.step_time - measured) / measured : 0.0;
+            j["calibration"] = prediction->predicted.calibration_source;
+        }
+        json layers = json::array();
+        for (const LayerRow& r : rows) {
+            json l{{"name", r.name}, {"layer", r.layer}, {"measured_s", r.measured_s}};
+            if (r.predicted_s >= 0) {
+                l["predicted_s"] = r.predicted_s;
+                l["error"] = r.measured_s > 0 ? (r.predicted_s - r.measured_s) / r.measured_s : 0.0;
+            }
+            layers.push_back(std::move(l));
+        }
+        j["layers"] = std::move(layers);
+        j["warnings"] = run->warnings;
+        if (!run->complete) {
+            j["error"] = run->launch.message;
+            j["failed_rank"] = run->launch.failed_rank;
+            j["failed_host"] = run->launch.failed_host;
+            j["cause"] = run->launch.cause;
+        }
+        std::cout << j.dump(2) << "\n";
+    } else {
+        printResult(*run, attribution ? &*attribution : nullptr, rows, prediction ? &*prediction : nullptr, measured,
+                    o.sim.project, predictedId);
+    }
+    if (!run->complete) {
+        std::cerr << "partita-cli: error: the run failed: " << run->launch.message << "\n";
+        if (run->run_id)
+            std::cerr << "partita-cli: what the ranks traced is kept as run " << run->run_id << ", marked incomplete\n";
+        return 3;
+    }
+    return 0;
+}
+
+} // namespace partita::cli
