@@ -4,6 +4,7 @@
 #include "clusterview.h"
 #include "compareview.h"
 #include "designer.h"
+#include "profiledialog.h"
 #include "rundialog.h"
 #include "searchdialog.h"
 #include "runsmodel.h"
@@ -254,6 +255,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     searchAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_S));
     QAction* runAction = strategyMenu->addAction(tr("&Run…"), this, &MainWindow::runDialog);
     runAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_R));
+    strategyMenu->addAction(tr("&Profile a Training Command…"), this, &MainWindow::profileDialog);
     strategyMenu->addAction(save);
     QMenu* view = menuBar()->addMenu(tr("&View"));
     view->addAction(dock->toggleViewAction());
@@ -506,6 +508,31 @@ void MainWindow::runDialog()
             QMessageBox::warning(&dlg, tr("Run Failed"), dlg.failure());
         if (dlg.measuredRun() > 0 && dlg.predictedRun() > 0)
             compareRuns(dlg.predictedRun(), dlg.measuredRun(), true);
+    });
+    dlg.exec();
+}
+
+void MainWindow::profileDialog()
+{
+    if (!m_store) {
+        refuse(tr("Profile"), tr("Open or create a project to store the profiled run in."), false);
+        return;
+    }
+    std::optional<Model> model;
+    std::optional<Strategy> strategy;
+    if (m_designer->hasInputs()) {
+        model = *m_designer->model();
+        strategy = m_designer->strategy();
+    }
+    ProfileDialog dlg(QString::fromStdString(m_store->path()), model, strategy, this);
+    connect(&dlg, &ProfileDialog::finishedRun, this, [this, &dlg](bool ok) {
+        refreshRuns();
+        if (!ok)
+            QMessageBox::warning(&dlg, tr("Profiling Failed"), dlg.failure());
+        if (dlg.measuredRun() > 0 && dlg.predictedRun() > 0)
+            compareRuns(dlg.predictedRun(), dlg.measuredRun(), true);
+        else if (dlg.measuredRun() > 0)
+            showRun(dlg.measuredRun());
     });
     dlg.exec();
 }

@@ -86,6 +86,8 @@ private:
     void exportDialog();
     void clusterPresetDialog();
     void runDialog();
+    // Strategy ▸ Profile a Training Command…: the user's own training traced (profiledialog.h).
+    void profileDialog();
     void refreshRuns();
     void rememberRecent(const QString& path);
     void rebuildRecentMenu();

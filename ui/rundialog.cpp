@@ -25,6 +25,33 @@
 
 namespace partita {
 
+QString runFailure(const QJsonObject& j, const QString& log, int code, bool crashed, const QString& processError)
+{
+    if (j.value("cause").toString() == "cancelled")
+        return RunDialog::tr("The run was cancelled.");
+    if (j.contains("error")) {
+        // The launcher's one line, and the parts a dialog names.
+        const QString rank = j.value("failed_rank").toInteger() >= 0
+                                 ? RunDialog::tr("rank %1").arg(j.value("failed_rank").toInteger())
+                                 : RunDialog::tr("the run");
+        const QString host = j.value("failed_host").toString();
+        QString failure = RunDialog::tr("%1%2 failed: %3")
+                              .arg(rank, host.isEmpty() ? QString() : RunDialog::tr(" on %1").arg(host),
+                                   j.value("cause").toString().isEmpty() ? j.value("error").toString()
+                                                                         : j.value("cause").toString());
+        if (!j.value("error").toString().isEmpty() && j.value("error").toString() != j.value("cause").toString())
+            failure += "\n" + j.value("error").toString();
+        return failure;
+    }
+    // The CLI's own one-line error is the last line it wrote to stderr.
+    const QStringList lines = log.split('\n', Qt::SkipEmptyParts);
+    for (auto it = lines.crbegin(); it != lines.crend(); ++it)
+        if (it->startsWith("partita-cli: error:"))
+            return it->mid(int(strlen("partita-cli: error: ")));
+    return crashed ? RunDialog::tr("partita-cli stopped unexpectedly (%1)").arg(processError)
+                   : RunDialog::tr("partita-cli exited with status %1").arg(code);
+}
+
 QString RunDialog::cliPath()
 {
     const QString env = qEnvironmentVariable("PARTITA_CLI");
@@ -254,32 +281,7 @@ void RunDialog::finished(int code, QProcess::ExitStatus status)
     m_predicted = j.value("predicted_run_id").toInteger();
     m_ok = status == QProcess::NormalExit && code == 0;
     if (!m_ok) {
-        if (j.value("cause").toString() == "cancelled") {
-            m_failure = tr("The run was cancelled.");
-        } else if (j.contains("error")) {
-            // The launcher's one line, and the parts a dialog names.
-            const QString rank = j.value("failed_rank").toInteger() >= 0
-                                     ? tr("rank %1").arg(j.value("failed_rank").toInteger())
-                                     : tr("the run");
-            const QString host = j.value("failed_host").toString();
-            m_failure = tr("%1%2 failed: %3").arg(rank, host.isEmpty() ? QString() : tr(" on %1").arg(host),
-                                                    j.value("cause").toString().isEmpty() ? j.value("error").toString()
-                                                                                          : j.value("cause").toString());
-            if (!j.value("error").toString().isEmpty() && j.value("error").toString() != j.value("cause").toString())
-                m_failure += "\n" + j.value("error").toString();
-        } else {
-            // The CLI's own one-line error is the last line it wrote to stderr.
-            QStringList lines = m_log->toPlainText().split('\n', Qt::SkipEmptyParts);
-            QString last;
-            for (auto it = lines.crbegin(); it != lines.crend(); ++it)
-                if (it->startsWith("partita-cli: error:")) {
-                    last = it->mid(int(strlen("partita-cli: error: ")));
-                    break;
-                }
-            m_failure = !last.isEmpty() ? last
-                        : status == QProcess::CrashExit ? tr("partita-cli stopped unexpectedly (%1)").arg(m_process.errorString())
-                                                        : tr("partita-cli exited with status %1").arg(code);
-        }
+        m_failure = runFailure(j, m_log->toPlainText(), code, status == QProcess::CrashExit, m_process.errorString());
         m_log->appendPlainText(tr("Failed: %1").arg(m_failure));
         if (m_measured > 0)
             m_log->appendPlainText(tr("What the ranks measured is kept as run %1, marked incomplete.").arg(m_measured));

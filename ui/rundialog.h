@@ -13,6 +13,7 @@
 #include <QTemporaryDir>
 
 class QCheckBox;
+class QJsonObject;
 class QComboBox;
 class QDoubleSpinBox;
 class QLabel;
@@ -22,6 +23,11 @@ class QPushButton;
 class QSpinBox;
 
 namespace partita {
+
+// What went wrong in a `partita-cli run … --json` that did not succeed, in a
+// dialog's words: the failed rank, host and cause from its JSON, else the
+// CLI's own one-line error from its log, else how the process ended.
+QString runFailure(const QJsonObject& j, const QString& log, int code, bool crashed, const QString& processError);
 
 class RunDialog : public QDialog
 {
