@@ -17,6 +17,8 @@ PACKAGES=(
     python3 python3-torch python3-torchvision
     # CPU backend (MPI launcher, BLAS); the ssh launcher and its test (a throwaway sshd on 127.0.0.1)
     libopenmpi-dev openmpi-bin libopenblas-dev openssh-client openssh-server
+    # the Slurm launcher's tests: a throwaway single-node cluster (tests/slurm/slurm-cluster.sh)
+    slurm-wlm slurm-client munge
     # fuzzers (libFuzzer ships with clang's runtime)
     clang libclang-rt-dev
     # headless GUI checks and screenshots

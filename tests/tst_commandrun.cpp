@@ -15,6 +15,7 @@
 #include "partita/core/strategy.h"
 #include "partita/profiler/tracestore.h"
 #include "sshd.h"
+#include "testmain.h"
 #include "torchranks.h"
 
 #include <QFile>
@@ -22,10 +23,12 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
+#include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTest>
 
 #include <algorithm>
+#include <unistd.h>
 
 using namespace partita;
 
@@ -86,101 +89,114 @@ double loggedMean(const QString& text, int from, int n)
     return count == n ? sum / n : 0;
 }
 
+// What every profiled run is checked for.
+void checkProfiled(const Cli& r, const QString& project)
+{
+    QVERIFY2(r.code == 0, qPrintable(r.err.right(3000)));
+    const QJsonObject& j = r.json;
+    QVERIFY(j["complete"].toBool());
+    QCOMPARE(j["ranks"].toInt(), 2);
+    // Both ranks' traces, one run; the prediction beside it.
+    auto store = TraceStore::open(project.toStdString());
+    QVERIFY(store);
+    auto run = (*store)->run(qint64(j["run_id"].toDouble()));
+    QVERIFY(run);
+    QCOMPARE(run->kind, RunKind::Measured);
+    QCOMPARE(run->status, RunStatus::Complete);
+    QCOMPARE(run->ranks, 2);
+    auto predicted = (*store)->run(qint64(j["predicted_run_id"].toDouble()));
+    QVERIFY(predicted);
+    QCOMPARE(predicted->kind, RunKind::Predicted);
+    QVERIFY(j["predicted_step_time_s"].toDouble() > 0);
+    // Every recorded step of both ranks: at least 90 % attributed.
+    QCOMPARE(j["step_attribution"].toArray().size(), 2 * 6);
+    QString shares;
+    for (const QJsonValue& v : j["step_attribution"].toArray()) {
+        const QJsonObject st = v.toObject();
+        shares += QString(" rank %1 step %2: %3 of %4 ms;")
+                      .arg(st["rank"].toInt())
+                      .arg(st["step"].toInt())
+                      .arg(st["attributed_s"].toDouble() / st["op_s"].toDouble(), 0, 'f', 3)
+                      .arg(st["op_s"].toDouble() * 1e3, 0, 'f', 1);
+    }
+    QVERIFY2(j["worst_step_attributed_fraction"].toDouble() >= 0.9, qPrintable(shares));
+    // The model's layers, by Partita's names, measured and predicted.
+    bool qkv = false;
+    for (const QJsonValue& v : j["layers"].toArray()) {
+        const QJsonObject l = v.toObject();
+        if (l["name"].toString() == "h.0.attention.qkv") {
+            qkv = l["layer"].toInt() >= 0 && l["measured_s"].toDouble() > 0 && l["predicted_s"].toDouble() > 0;
+        }
+    }
+    QVERIFY2(qkv, qPrintable(QJsonDocument(j["layers"].toArray()).toJson()));
+    // The step time as the script logs it. The six recorded steps follow
+    // one waited and one warm-up step: optimizer steps 3 to 8, the
+    // script's steps 2 to 7. Its step 7 also holds the profiler writing
+    // the trace, after the recorded step ended: the first five compared,
+    // as means (a script's step and the profiler's start at different
+    // points of the loop; over consecutive steps the difference cancels).
+    const QJsonArray steps = j["steps_s"].toArray();
+    QCOMPARE(steps.size(), 6);
+    double measured = 0;
+    for (int k = 0; k < 5; ++k)
+        measured += steps[k].toDouble() / 5;
+    const double logged = loggedMean(r.err, 2, 5);
+    QVERIFY(logged > 0);
+    QVERIFY(j["measured_step_time_s"].toDouble() > 0);
+    QVERIFY2(std::abs(measured - logged) <= 0.05 * logged,
+             qPrintable(QString("measured %1 s, the script logged %2 s; steps %3; ranks %4; log:\n%5")
+                            .arg(measured)
+                            .arg(logged)
+                            .arg(QString(QJsonDocument(j["steps_s"].toArray()).toJson(QJsonDocument::Compact)),
+                                 QString(QJsonDocument(j["rank_results"].toArray()).toJson(QJsonDocument::Compact)),
+                                 r.err.right(1500))));
+}
+
+
+// The files every run reads: the tiny GPT-2's config and the strategy.
+struct Inputs
+{
+    QTemporaryDir dir;
+    QString model, strategy;
+    Inputs()
+    {
+        model = write("gpt2.json", kGpt2);
+        strategy = write("ddp.json", QByteArray::fromStdString(strategyToJson(ddp())));
+    }
+    QString write(const QString& name, const QByteArray& bytes)
+    {
+        QFile f(dir.filePath(name));
+        if (!f.open(QIODevice::WriteOnly))
+            qFatal("cannot write %s", qPrintable(f.fileName()));
+        f.write(bytes);
+        return f.fileName();
+    }
+    QStringList common(const QString& project, const QString& command) const
+    {
+        return {"run",     "--command", command,  "--model",   model,     "--strategy", strategy,  "--cluster",
+                "local",   "--ranks",   "2",      "--seq-len", "64",      "--project",  project,   "--profile-steps",
+                "1,1,6",   "--json"};
+    }
+};
+
 } // namespace
 
 class TestCommandRun : public QObject
 {
     Q_OBJECT
 private:
-    QTemporaryDir m_tmp;
-    QString m_model, m_strategy, m_export;
+    Inputs m_in;
+    QString m_export;
 
-    QString write(const QString& name, const QByteArray& bytes)
-    {
-        QFile f(m_tmp.filePath(name));
-        if (!f.open(QIODevice::WriteOnly))
-            qFatal("cannot write %s", qPrintable(f.fileName()));
-        f.write(bytes);
-        return f.fileName();
-    }
-
-    // What every profiled run is checked for.
-    void checkProfiled(const Cli& r, const QString& project)
-    {
-        QVERIFY2(r.code == 0, qPrintable(r.err.right(3000)));
-        const QJsonObject& j = r.json;
-        QVERIFY(j["complete"].toBool());
-        QCOMPARE(j["ranks"].toInt(), 2);
-        // Both ranks' traces, one run; the prediction beside it.
-        auto store = TraceStore::open(project.toStdString());
-        QVERIFY(store);
-        auto run = (*store)->run(qint64(j["run_id"].toDouble()));
-        QVERIFY(run);
-        QCOMPARE(run->kind, RunKind::Measured);
-        QCOMPARE(run->status, RunStatus::Complete);
-        QCOMPARE(run->ranks, 2);
-        auto predicted = (*store)->run(qint64(j["predicted_run_id"].toDouble()));
-        QVERIFY(predicted);
-        QCOMPARE(predicted->kind, RunKind::Predicted);
-        QVERIFY(j["predicted_step_time_s"].toDouble() > 0);
-        // Every recorded step of both ranks: at least 90 % attributed.
-        QCOMPARE(j["step_attribution"].toArray().size(), 2 * 6);
-        QString shares;
-        for (const QJsonValue& v : j["step_attribution"].toArray()) {
-            const QJsonObject st = v.toObject();
-            shares += QString(" rank %1 step %2: %3 of %4 ms;")
-                          .arg(st["rank"].toInt())
-                          .arg(st["step"].toInt())
-                          .arg(st["attributed_s"].toDouble() / st["op_s"].toDouble(), 0, 'f', 3)
-                          .arg(st["op_s"].toDouble() * 1e3, 0, 'f', 1);
-        }
-        QVERIFY2(j["worst_step_attributed_fraction"].toDouble() >= 0.9, qPrintable(shares));
-        // The model's layers, by Partita's names, measured and predicted.
-        bool qkv = false;
-        for (const QJsonValue& v : j["layers"].toArray()) {
-            const QJsonObject l = v.toObject();
-            if (l["name"].toString() == "h.0.attention.qkv") {
-                qkv = l["layer"].toInt() >= 0 && l["measured_s"].toDouble() > 0 && l["predicted_s"].toDouble() > 0;
-            }
-        }
-        QVERIFY2(qkv, qPrintable(QJsonDocument(j["layers"].toArray()).toJson()));
-        // The step time as the script logs it. The six recorded steps follow
-        // one waited and one warm-up step: optimizer steps 3 to 8, the
-        // script's steps 2 to 7. Its step 7 also holds the profiler writing
-        // the trace, after the recorded step ended: the first five compared,
-        // as means (a script's step and the profiler's start at different
-        // points of the loop; over consecutive steps the difference cancels).
-        const QJsonArray steps = j["steps_s"].toArray();
-        QCOMPARE(steps.size(), 6);
-        double measured = 0;
-        for (int k = 0; k < 5; ++k)
-            measured += steps[k].toDouble() / 5;
-        const double logged = loggedMean(r.err, 2, 5);
-        QVERIFY(logged > 0);
-        QVERIFY(j["measured_step_time_s"].toDouble() > 0);
-        QVERIFY2(std::abs(measured - logged) <= 0.05 * logged,
-                 qPrintable(QString("measured %1 s, the script logged %2 s; steps %3; ranks %4; log:\n%5")
-                                .arg(measured)
-                                .arg(logged)
-                                .arg(QString(QJsonDocument(j["steps_s"].toArray()).toJson(QJsonDocument::Compact)),
-                                     QString(QJsonDocument(j["rank_results"].toArray()).toJson(QJsonDocument::Compact)),
-                                     r.err.right(1500))));
-    }
-
-    QStringList common(const QString& project, const QString& command)
-    {
-        return {"run",          "--command",  command,   "--model",         m_model,   "--strategy", m_strategy,
-                "--cluster",    "local",      "--ranks", "2",               "--seq-len", "64",       "--project",
-                project,        "--profile-steps", "1,1,6", "--json"};
-    }
+    QString write(const QString& name, const QByteArray& bytes) { return m_in.write(name, bytes); }
+    QStringList common(const QString& project, const QString& command) const { return m_in.common(project, command); }
+    QString path(const QString& name) const { return m_in.dir.filePath(name); }
 
 private slots:
     void initTestCase()
     {
         if (!test::hasSystemTorch())
             QSKIP("Debian's python3-torch is not installed (/usr/bin/python3 cannot import torch)");
-        m_model = write("gpt2.json", kGpt2);
-        m_strategy = write("ddp.json", QByteArray::fromStdString(strategyToJson(ddp())));
         auto model = modelFromHfConfig(kGpt2, "gpt2.json");
         QVERIFY(model);
         Cluster c = *clusterPreset("p3.16xlarge");
@@ -201,7 +217,7 @@ private slots:
     {
         QFETCH(QString, script);
         QFETCH(QString, args);
-        const QString project = m_tmp.filePath(QString("local-%1.partita").arg(QTest::currentDataTag()[0] == 'p' ? 1 : 2));
+        const QString project = path(QString("local-%1.partita").arg(QTest::currentDataTag()[0] == 'p' ? 1 : 2));
         const Cli r = cli(common(project, kPython + " " + (script.isEmpty() ? m_export : script) + " " + args));
         checkProfiled(r, project);
     }
@@ -212,10 +228,10 @@ private slots:
         if (!sshd.start())
             QSKIP(qPrintable("no sshd to launch through: " + sshd.error));
         const QString hosts = write("ssh-hosts", "partita-node slots=2\n");
-        const QString project = m_tmp.filePath("ssh.partita");
+        const QString project = path("ssh.partita");
         QStringList args = common(project, kPython + " " + kFixture + " --steps 9 --batch 16");
         args << "--launcher" << "ssh" << "--hosts" << hosts << "--ssh-config" << sshd.config << "--master-addr"
-             << "127.0.0.1" << "--remote-dir" << m_tmp.filePath("remote");
+             << "127.0.0.1" << "--remote-dir" << path("remote");
         checkProfiled(cli(args), project);
     }
 
@@ -250,11 +266,11 @@ private slots:
             if (!sshd.start())
                 QSKIP(qPrintable("no ssh client configuration to refuse through: " + sshd.error));
             extra.replace(extra.indexOf("unreachable"), write("refusing-hosts", "unreachable-node slots=2\n"));
-            extra << "--ssh-config" << sshd.config << "--remote-dir" << m_tmp.filePath("remote");
+            extra << "--ssh-config" << sshd.config << "--remote-dir" << path("remote");
         }
         // A project that already holds a run: it must keep it.
-        const QString project = m_tmp.filePath(QString("fail-%1.partita").arg(QTest::currentDataTag()).replace(' ', '-'));
-        const Cli first = cli({"simulate", "--model", m_model, "--cluster", "p3.16xlarge", "--project", project});
+        const QString project = path(QString("fail-%1.partita").arg(QTest::currentDataTag()).replace(' ', '-'));
+        const Cli first = cli({"simulate", "--model", m_in.model, "--cluster", "p3.16xlarge", "--project", project});
         QCOMPARE(first.code, 0);
         QStringList args = common(project, command);
         args << extra;
@@ -281,5 +297,33 @@ private slots:
     }
 };
 
-QTEST_GUILESS_MAIN(TestCommandRun)
+// Through a real Slurm (tst_commandrun_slurm; CTest starts a throwaway
+// single-node cluster first: tests/slurm/slurm-cluster.sh): srun starts the
+// ranks, partita-worker --exec-rank reads their place from SLURM_PROCID.
+class TestCommandRunSlurm : public QObject
+{
+    Q_OBJECT
+private slots:
+    void overSlurm()
+    {
+        if (!test::hasSystemTorch())
+            QSKIP("Debian's python3-torch is not installed (/usr/bin/python3 cannot import torch)");
+        if (QStandardPaths::findExecutable("srun").isEmpty())
+            QSKIP("no Slurm on this machine (packaging/install-deps.sh installs slurm-wlm)");
+        QProcess ping;
+        ping.start("scontrol", {"ping"});
+        if (!ping.waitForFinished(10000) || !ping.readAllStandardOutput().contains("UP"))
+            QSKIP("Slurm is installed but no controller answers scontrol ping (CTest starts one: slurm_cluster_start)");
+        Inputs in;
+        char host[256] = {};
+        gethostname(host, sizeof host - 1);
+        const QString hosts = in.write("slurm-hosts", QByteArray(host) + " slots=2\n");
+        const QString project = in.dir.filePath("slurm.partita");
+        QStringList args = in.common(project, kPython + " " + kFixture + " --steps 9 --batch 16");
+        args << "--launcher" << "slurm" << "--hosts" << hosts;
+        checkProfiled(cli(args), project);
+    }
+};
+
+PARTITA_TEST_SPLIT_GUILESS_MAIN(TestCommandRun, TestCommandRunSlurm, "--slurm")
 #include "tst_commandrun.moc"
