@@ -210,15 +210,25 @@ private slots:
     {
         QTest::addColumn<QString>("script");
         QTest::addColumn<QString>("args");
-        QTest::newRow("plain PyTorch, Hugging Face's names") << kFixture << "--steps 9 --batch 16";
-        QTest::newRow("Partita's PyTorch export") << QString() << "--steps 9";
+        QTest::addColumn<bool>("fromConfig"); // predicted from the script's own configuration (--config), no --model
+        QTest::newRow("plain PyTorch, Hugging Face's names") << kFixture << "--steps 9 --batch 16" << false;
+        QTest::newRow("Partita's PyTorch export") << QString() << "--steps 9" << false;
+        QTest::newRow("the export, predicted from its --config") << QString() << "--steps 9" << true;
     }
     void profilesTraining()
     {
         QFETCH(QString, script);
         QFETCH(QString, args);
-        const QString project = path(QString("local-%1.partita").arg(QTest::currentDataTag()[0] == 'p' ? 1 : 2));
-        const Cli r = cli(common(project, kPython + " " + (script.isEmpty() ? m_export : script) + " " + args));
+        QFETCH(bool, fromConfig);
+        static int n = 0;
+        const QString project = path(QString("local-%1.partita").arg(++n));
+        QStringList a = common(project, kPython + " " + (script.isEmpty() ? m_export : script) + " " + args);
+        if (fromConfig) {
+            for (const char* opt : {"--model", "--strategy"})
+                a.remove(a.indexOf(opt), 2);
+            a << "--config" << m_export;
+        }
+        const Cli r = cli(a);
         checkProfiled(r, project);
     }
 
@@ -233,6 +243,40 @@ private slots:
         args << "--launcher" << "ssh" << "--hosts" << hosts << "--ssh-config" << sshd.config << "--master-addr"
              << "127.0.0.1" << "--remote-dir" << path("remote");
         checkProfiled(cli(args), project);
+    }
+
+    // Configurations that cannot be predicted: refused before anything runs.
+    void badConfigs_data()
+    {
+        QTest::addColumn<QString>("command");
+        QTest::addColumn<QStringList>("extra");
+        QTest::addColumn<QString>("message");
+        QTest::newRow("not a configuration") << "python3 train.py" << QStringList{"--config", "notes.txt"}
+                                             << "notes.txt: is no framework configuration";
+        QTest::newRow("no such file") << "python3 train.py" << QStringList{"--config", "missing.json"} << "missing.json";
+        QTest::newRow("the command's DeepSpeed file says no model")
+            << "python3 train.py --deepspeed_config ds.json" << QStringList{} << "ds.json: says no model";
+    }
+    void badConfigs()
+    {
+        QFETCH(QString, command);
+        QFETCH(QStringList, extra);
+        QFETCH(QString, message);
+        write("notes.txt", "remember the milk\n");
+        write("ds.json", R"({"train_batch_size": 16, "train_micro_batch_size_per_gpu": 8, "zero_optimization": {"stage": 1}})");
+        const QString project = path("bad-config.partita");
+        QStringList args{"run", "--command", command, "--cluster", "local", "--ranks", "2", "--project", project};
+        for (QString& e : extra)
+            if (e.endsWith(".txt") || e.endsWith(".json"))
+                e = path(e);
+        QProcess p;
+        p.setWorkingDirectory(m_in.dir.path()); // the command's ds.json is read from where it runs
+        p.start(PARTITA_CLI, args + extra);
+        QVERIFY(p.waitForFinished(120000));
+        const QString err = QString::fromUtf8(p.readAllStandardError());
+        QVERIFY2(p.exitCode() != 0 && p.exitCode() != 3, qPrintable(err));
+        QVERIFY2(err.contains(message), qPrintable(err));
+        QVERIFY2(!err.contains("rank 0"), qPrintable(err)); // nothing ran
     }
 
     // Rows: the command (or a launcher's options) and what the message says.

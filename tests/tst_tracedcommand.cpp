@@ -64,6 +64,33 @@ private slots:
         QVERIFY2(err.startsWith("--command"), qPrintable(err));
     }
 
+    void configs_data()
+    {
+        QTest::addColumn<QString>("command");
+        QTest::addColumn<QString>("framework"); // empty: none
+        QTest::addColumn<QString>("file");
+        QTest::newRow("DeepSpeed's flag") << "python3 train.py --deepspeed --deepspeed_config ds.json" << "deepspeed" << "ds.json";
+        QTest::newRow("DeepSpeed's flag with =") << "python3 train.py --deepspeed-config=conf/ds.json" << "deepspeed"
+                                                 << "conf/ds.json";
+        QTest::newRow("Megatron flags") << "python3 pretrain_gpt.py --tensor-model-parallel-size 2 --num-layers 24"
+                                        << "megatron" << "";
+        QTest::newRow("Megatron with =") << "python3 pretrain_gpt.py --num-layers=24" << "megatron" << "";
+        QTest::newRow("nothing said") << "python3 train.py --lr 3e-4" << "" << "";
+        QTest::newRow("a flag without its file") << "python3 train.py --deepspeed_config" << "" << "";
+    }
+    void configs()
+    {
+        QFETCH(QString, command);
+        QFETCH(QString, framework);
+        QFETCH(QString, file);
+        const auto c = configInCommand(command.toStdString());
+        QCOMPARE(c.has_value(), !framework.isEmpty());
+        if (c) {
+            QCOMPARE(QString::fromStdString(c->framework), framework);
+            QCOMPARE(QString::fromStdString(c->file), file);
+        }
+    }
+
     void schedules_data()
     {
         QTest::addColumn<QString>("text");

@@ -6,6 +6,7 @@
 
 #include "common.h"
 
+#include "partita/core/frameworks.h"
 #include "partita/core/modelio.h"
 #include "partita/core/units.h"
 #include "partita/executor/commandrun.h"
@@ -123,6 +124,45 @@ void printResult(const CommandRun& run, const LayerAttribution* a, const std::ve
                   << " stored in " << project << "\n";
 }
 
+struct ConfigPrediction
+{
+    std::string source; // the file, or "--command"
+    FrameworkImport imported;
+};
+
+// --config FILE, else the configuration the command names (DeepSpeed's
+// --deepspeed_config, Megatron-LM's flags) when no strategy is given.
+Result<std::optional<ConfigPrediction>> frameworkConfig(const RunCliOptions& o, int ranks)
+{
+    std::string file = o.config, text, framework;
+    if (file.empty()) {
+        if (!o.sim.strategy.empty() || !o.sim.preset.empty())
+            return std::optional<ConfigPrediction>{};
+        const auto said = configInCommand(o.command);
+        if (!said)
+            return std::optional<ConfigPrediction>{};
+        framework = said->framework;
+        file = said->file;
+        if (file.empty())
+            text = o.command;
+    }
+    if (text.empty()) {
+        auto read = readTextFile(file);
+        if (!read)
+            return read.error();
+        text = *read;
+    }
+    const std::string source = file.empty() ? "--command" : file;
+    std::optional<Framework> f = framework.empty() ? detectFramework(text) : frameworkFromName(framework);
+    if (!f)
+        return Error{source, {}, "is no framework configuration Partita reads (Megatron-LM, DeepSpeed, torchtitan, "
+                                 "accelerate, or a script Partita's PyTorch export wrote)"};
+    auto imported = importFramework(*f, text, source, ranks);
+    if (!imported)
+        return imported.error();
+    return std::optional<ConfigPrediction>{ConfigPrediction{source, std::move(*imported)}};
+}
+
 } // namespace
 
 int runCommand(const RunCliOptions& o)
@@ -168,7 +208,13 @@ int runCommand(const RunCliOptions& o)
     if (auto words = tracedCommand(o.command, module, "-", *schedule); !words)
         return fail(words.error());
 
-    // With a model, the prediction of the strategy given, stored beside.
+    // The strategy to predict: --strategy, --preset or degrees as given;
+    // else a framework's configuration (--config, or the one the command
+    // names); with a model (--model, or the configuration's), the prediction
+    // is stored beside the run.
+    auto config = frameworkConfig(o, spec.ranks);
+    if (!config)
+        return fail(config.error());
     std::optional<Model> model;
     std::optional<RunPrediction> prediction;
     StoredDocuments docs;
@@ -178,17 +224,30 @@ int runCommand(const RunCliOptions& o)
         if (!m)
             return fail(m.error());
         model = *m;
+    } else if (*config && (*config)->imported.model) {
+        model = *(*config)->imported.model;
+    } else if (*config) {
+        return fail(Error{(*config)->source, {}, "says no model: give --model FILE for the prediction"});
+    }
+    if (model) {
         RunCliOptions po = o;
         if (po.ranks <= 0)
             po.ranks = spec.ranks;
-        auto p = predictRun(po, **store, *model);
+        if (*config && po.sim.seqLen <= 0)
+            po.sim.seqLen = (*config)->imported.seq_len;
+        if (po.sim.model.empty() && *config)
+            po.sim.model = (*config)->source;
+        auto p = predictRun(po, **store, *model, *config ? &(*config)->imported.strategy : nullptr);
         if (!p)
             return fail(p.error());
+        if (*config)
+            for (const std::string& n : (*config)->imported.notes)
+                std::cerr << "note: " << (*config)->source << ": " << n << "\n";
         if (p->plan.world != spec.ranks)
             return fail(Error{"--command", {}, "the strategy runs " + std::to_string(p->plan.world) + " ranks, the command " +
                                                    std::to_string(spec.ranks) + ": give --ranks or the strategy's degrees to match"});
         prediction = std::move(*p);
-        auto id = storePrediction(o, **store, *model, *prediction, docs);
+        auto id = storePrediction(po, **store, *model, *prediction, docs);
         if (!id)
             return fail(id.error());
         predictedId = *id;

@@ -196,6 +196,11 @@ int main(int argc, char** argv)
                        "Partita's trace module");
     runCmd->add_option("--profile-steps", ro.profileSteps,
                        "with --command: optimizer steps to wait, warm up and record, WAIT,WARMUP,ACTIVE (default 1,1,3)");
+    runCmd->add_option("--config", ro.config,
+                       "with --command: the framework configuration the training runs with (Megatron-LM script or "
+                       "YAML, DeepSpeed JSON, torchtitan TOML, accelerate YAML, Partita's PyTorch script), predicted "
+                       "beside the run; without it, --strategy or --preset, the one the command names "
+                       "(--deepspeed_config FILE, Megatron-LM's flags)");
     runCmd->add_option("--trace-module", ro.traceModule, "with --command: partita_trace.py to use (default: the installed one)");
     runCmd->add_option("--master-addr", ro.masterAddr,
                        "with --command: MASTER_ADDR (default: 127.0.0.1 with the local launcher, else the first host)");

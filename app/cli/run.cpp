@@ -70,7 +70,7 @@ std::string workerPath(const RunCliOptions& o)
     return (fs::read_symlink("/proc/self/exe", ec).parent_path() / "partita-worker").string();
 }
 
-Result<RunPrediction> predictRun(const RunCliOptions& o, TraceStore& store, const Model& model)
+Result<RunPrediction> predictRun(const RunCliOptions& o, TraceStore& store, const Model& model, const Strategy* given)
 {
     RunPrediction p;
     Result<Cluster> cluster = Error{};
@@ -102,10 +102,14 @@ Result<RunPrediction> predictRun(const RunCliOptions& o, TraceStore& store, cons
     if (!cluster)
         return cluster.error();
     p.cluster = *cluster;
-    auto strategy = strategyFromOptions(o.sim, model, p.cluster);
-    if (!strategy)
-        return strategy.error();
-    p.strategy = *strategy;
+    if (given) {
+        p.strategy = *given;
+    } else {
+        auto strategy = strategyFromOptions(o.sim, model, p.cluster);
+        if (!strategy)
+            return strategy.error();
+        p.strategy = *strategy;
+    }
     auto cal = loadCalibration(o.sim.calibration);
     if (!cal)
         return cal.error();

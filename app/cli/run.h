@@ -28,6 +28,7 @@ struct RunCliOptions
     bool remeasure = false, noCupti = false;
     // --command: the user's own training, one process per rank (commandrun.cpp).
     std::string command, profileSteps = "1,1,3", traceModule, masterAddr;
+    std::string config; // --config: a framework's configuration to predict (frameworks.h)
     int masterPort = 0;
 };
 int runRun(const RunCliOptions& o);
@@ -45,7 +46,9 @@ struct RunPrediction
     Plan plan;
     SimResult predicted;
 };
-Result<RunPrediction> predictRun(const RunCliOptions& o, TraceStore& store, const Model& model);
+// `given`: the strategy to predict (a framework configuration's), else the options'.
+Result<RunPrediction> predictRun(const RunCliOptions& o, TraceStore& store, const Model& model,
+                                 const Strategy* given = nullptr);
 // The prediction stored as a run, with its model, cluster and strategy documents.
 Result<int64_t> storePrediction(const RunCliOptions& o, TraceStore& store, const Model& model, const RunPrediction& p,
                                 StoredDocuments& docs);

@@ -100,4 +100,23 @@ Result<std::vector<std::string>> tracedCommand(const std::string& command, const
     return out;
 }
 
+std::optional<CommandConfig> configInCommand(const std::string& command)
+{
+    const std::vector<std::string> words = detail::shellWords(command);
+    for (size_t i = 0; i < words.size(); ++i)
+        for (const std::string flag : {"--deepspeed_config", "--deepspeed-config"}) {
+            if (words[i] == flag && i + 1 < words.size())
+                return CommandConfig{"deepspeed", words[i + 1]};
+            if (words[i].rfind(flag + "=", 0) == 0)
+                return CommandConfig{"deepspeed", words[i].substr(flag.size() + 1)};
+        }
+    // Megatron-LM's parallel flags (its model's are read with them).
+    for (const std::string& w : words)
+        for (const char* flag : {"--tensor-model-parallel-size", "--pipeline-model-parallel-size", "--num-layers",
+                                 "--context-parallel-size"})
+            if (w == flag || w.rfind(std::string(flag) + "=", 0) == 0)
+                return CommandConfig{"megatron", {}};
+    return std::nullopt;
+}
+
 } // namespace partita

@@ -4,6 +4,7 @@
 
 #include "partita/core/result.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,5 +26,16 @@ Result<ProfileSchedule> parseProfileSchedule(const std::string& text);
 // (Partita starts one process per rank itself), naming what to give instead.
 Result<std::vector<std::string>> tracedCommand(const std::string& command, const std::string& module,
                                                const std::string& outDir, const ProfileSchedule& schedule);
+
+// Where a training command says its own parallel configuration, for a
+// prediction of the run it makes: a DeepSpeed configuration file it passes
+// (`--deepspeed_config FILE`, `--deepspeed-config FILE`, `--deepspeed_config=FILE`)
+// or Megatron-LM flags on the command line itself. nullopt when it says none.
+struct CommandConfig
+{
+    std::string framework; // "deepspeed" or "megatron" (frameworks.h's names)
+    std::string file;      // the configuration file; empty: the command line itself
+};
+std::optional<CommandConfig> configInCommand(const std::string& command);
 
 } // namespace partita
