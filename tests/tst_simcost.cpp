@@ -235,6 +235,30 @@ private slots:
         else
             QVERIFY2(a > 1.5 * b, qPrintable(QString("%1 vs %2 s").arg(a).arg(b)));
     }
+
+    // The best ring of a node is remembered by what it depends on, not by
+    // where the node lies: the same Node object given slower pair links (a
+    // different node at a reused address, as a caller's loop makes) gets its
+    // own, slower ring.
+    void ringFollowsTheLinks()
+    {
+        Node node = clusterPreset("p3.16xlarge")->nodes.front();
+        node.links.clear();
+        for (int a = 0; a < 8; ++a)
+            for (int b = a + 1; b < 8; ++b)
+                node.links.push_back(PairLink{a, b, node.intra});
+        const GroupShape g{8, 1, 8};
+        Calibration cal;
+        cal.intra_link_efficiency = cal.inter_link_efficiency = 1;
+        const double fast = collectiveTime(Collective::AllReduce, 1e9, g, node, cal);
+        for (PairLink& l : node.links) // as many links, the default link unchanged: only their speed differs
+            l.link.bandwidth /= 10;
+        const double slow = collectiveTime(Collective::AllReduce, 1e9, g, node, cal);
+        QVERIFY2(slow > 5 * fast, qPrintable(QString("%1 s then %2 s").arg(fast).arg(slow)));
+        for (PairLink& l : node.links)
+            l.link.bandwidth *= 10;
+        QCOMPARE(collectiveTime(Collective::AllReduce, 1e9, g, node, cal), fast);
+    }
 };
 
 QTEST_APPLESS_MAIN(TestSimCost)

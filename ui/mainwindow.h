@@ -3,7 +3,9 @@
 // cluster) and the timeline of a chosen run as central tabs, the project's
 // runs in a dock. Projects are created, opened and remembered here; models,
 // clusters and traces are imported from the File menu or dropped on the
-// window. The compare and run views are not built yet (issue 7).
+// window; the compare and cluster views are tabs beside them, and the
+// Strategy menu searches, runs a strategy, or profiles the user's own
+// training (searchdialog.h, rundialog.h, profiledialog.h).
 
 #include <QMainWindow>
 

@@ -735,11 +735,9 @@ Result<Model> modelFromOnnx(const std::string& bytes, const std::string& file)
                     if (!isParam(node.input(k)))
                         saved += dataNumel(k);
             } else if (op == "Conv" || op == "ConvTranspose") {
+                // The weights' second dimension is already per group (ONNX:
+                // Conv [Cout, Cin/group, k...], ConvTranspose [Cin, Cout/group, k...]).
                 double kernel = 1;
-                int64_t groupCount = 1;
-                for (const auto& a : node.attribute())
-                    if (a.name() == "group")
-                        groupCount = std::max<int64_t>(1, a.i());
                 if (node.input_size() > 1) {
                     const auto& wd = info[node.input(1)].dims;
                     for (size_t d = 2; d < wd.size(); ++d)
@@ -752,7 +750,6 @@ Result<Model> modelFromOnnx(const std::string& bytes, const std::string& file)
                         flops += 2 * dataNumel(0) * double(coutPerGroup) * kernel;
                     }
                 }
-                (void)groupCount;
                 saved += dataNumel(0);
             } else if (op == "Gather" && weightIn) {
                 paramGather = true;

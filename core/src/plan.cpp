@@ -213,7 +213,7 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
     case LayerKind::MoEExperts:
     case LayerKind::Conv: {
         mm = c.forward_flops / shard / cp;
-        f.kind = l.kind == LayerKind::Conv ? KernelKind::Gemm : KernelKind::Gemm;
+        f.kind = KernelKind::Gemm; // a convolution runs as an implicit GEMM
         f.ops = l.kind == LayerKind::MoEExperts ? int(std::max<int64_t>(1, 3 * l.dims.top_k)) : 1;
         if (l.kind != LayerKind::Conv) {
             f.m = int64_t(tokens);

@@ -60,19 +60,32 @@ LinkSpec bestRingLink(const Node& node)
 Paths pathsOf(const Node& node, const Calibration& cal)
 {
     Paths p;
-    // Memo per node: the ring search runs once per node layout.
-    thread_local const Node* memoNode = nullptr;
-    thread_local size_t memoLinks = 0;
+    // Memo per node layout: the ring search runs once for what the ring
+    // depends on (the device count, the default link and the pair links),
+    // compared by value: another node at a reused address with other links
+    // gets its own ring.
+    thread_local bool memoValid = false;
     thread_local size_t memoDevices = 0;
-    thread_local double memoIntra = 0;
+    thread_local LinkSpec memoIntra;
+    thread_local std::vector<PairLink> memoLinks;
     thread_local LinkSpec memoRing;
-    if (memoNode != &node || memoLinks != node.links.size() || memoDevices != node.devices.size() ||
-        memoIntra != node.intra.bandwidth) {
+    // Bandwidth and latency are what the ring reads (not the links' names or sources).
+    auto same = [](const LinkSpec& x, const LinkSpec& y) { return x.bandwidth == y.bandwidth && x.latency == y.latency; };
+    auto sameLinks = [&] {
+        if (memoLinks.size() != node.links.size())
+            return false;
+        for (size_t i = 0; i < memoLinks.size(); ++i)
+            if (memoLinks[i].a != node.links[i].a || memoLinks[i].b != node.links[i].b ||
+                !same(memoLinks[i].link, node.links[i].link))
+                return false;
+        return true;
+    };
+    if (!memoValid || memoDevices != node.devices.size() || !same(memoIntra, node.intra) || !sameLinks()) {
         memoRing = bestRingLink(node);
-        memoNode = &node;
-        memoLinks = node.links.size();
+        memoValid = true;
         memoDevices = node.devices.size();
-        memoIntra = node.intra.bandwidth;
+        memoIntra = node.intra;
+        memoLinks = node.links;
     }
     p.intraBw = std::max(1.0, memoRing.bandwidth * cal.intra_link_efficiency);
     p.intraLat = memoRing.latency;
