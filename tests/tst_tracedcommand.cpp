@@ -37,6 +37,55 @@ private slots:
         QCOMPARE(got, argv);
     }
 
+    // A torchrun line: run once per node, the module in front of the script
+    // through torchrun's --no_python (every version's spelling).
+    void torchrunLines_data()
+    {
+        QTest::addColumn<QString>("command");
+        QTest::addColumn<QStringList>("argv"); // empty: refused
+        QTest::addColumn<int>("perNode");      // torchrun's ranks per node (0: it decides); -1: not a torchrun line
+        const QStringList mod{"--no_python", "python3", "M.py", "--out", "D", "--schedule", "1,2,3"};
+        QTest::newRow("torchrun") << "torchrun --nproc_per_node 4 train.py --lr 1"
+                                  << (QStringList{"torchrun", "--nproc_per_node", "4"} + mod + QStringList{"--", "train.py", "--lr", "1"})
+                                  << 4;
+        QTest::newRow("python -m torch.distributed.run, its options kept")
+            << "/usr/bin/python3 -u -m torch.distributed.run --redirects 1 --tee=1 --nproc-per-node=2 --standalone t.py"
+            << (QStringList{"/usr/bin/python3", "-u", "-m", "torch.distributed.run", "--redirects", "1", "--tee=1",
+                            "--nproc-per-node=2", "--standalone", "--no_python", "/usr/bin/python3", "M.py", "--out", "D",
+                            "--schedule", "1,2,3", "--", "t.py"})
+            << 2;
+        QTest::newRow("ranks per node decided by torchrun") << "torchrun --nproc_per_node=gpu t.py"
+                                                            << (QStringList{"torchrun", "--nproc_per_node=gpu"} + mod + QStringList{"--", "t.py"})
+                                                            << 0;
+        QTest::newRow("a module") << "torchrun --nnodes 2 -m pkg.train --x"
+                                  << (QStringList{"torchrun", "--nnodes", "2"} + mod + QStringList{"-m", "pkg.train", "--x"}) << 1;
+        QTest::newRow("environment first") << "NCCL_DEBUG=INFO torchrun t.py"
+                                           << (QStringList{"env", "NCCL_DEBUG=INFO", "torchrun"} + mod + QStringList{"--", "t.py"}) << 1;
+        QTest::newRow("a rank's command is no torchrun line")
+            << "python3 t.py" << (QStringList{"python3", "M.py", "--out", "D", "--schedule", "1,2,3", "--", "t.py"}) << -1;
+        QTest::newRow("torchrun's own --no_python") << "torchrun --no_python ./a.out" << QStringList{} << 0;
+        QTest::newRow("no script") << "torchrun --nproc_per_node 2" << QStringList{} << 0;
+    }
+    void torchrunLines()
+    {
+        QFETCH(QString, command);
+        QFETCH(QStringList, argv);
+        QFETCH(int, perNode);
+        auto r = tracedLaunch(command.toStdString(), "M.py", "D", ProfileSchedule{1, 2, 3});
+        if (argv.isEmpty()) {
+            QVERIFY(!r);
+            QVERIFY2(r.error().str().find("--command") == 0, r.error().str().c_str());
+            return;
+        }
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QStringList got;
+        for (const std::string& w : r->argv)
+            got << QString::fromStdString(w);
+        QCOMPARE(got, argv);
+        QCOMPARE(r->per_node, perNode >= 0);
+        QCOMPARE(r->procs_per_node, perNode >= 0 ? perNode : 1);
+    }
+
     void refuses_data()
     {
         QTest::addColumn<QString>("command");
@@ -45,7 +94,8 @@ private slots:
         QTest::newRow("only variables") << "A=1 B=2" << "no command given";
         QTest::newRow("a pipe") << "python3 train.py | tee log" << "without pipes";
         QTest::newRow("two commands") << "cd x; python3 train.py" << "one command";
-        QTest::newRow("torchrun") << "torchrun --nproc_per_node 8 train.py" << "torchrun starts ranks itself";
+        QTest::newRow("torchrun (once per node: tracedLaunch)") << "torchrun --nproc_per_node 8 train.py"
+                                                                << "runs once per node";
         QTest::newRow("deepspeed") << "/opt/bin/deepspeed train.py" << "deepspeed starts ranks itself";
         QTest::newRow("srun") << "srun python3 train.py" << "srun starts ranks itself";
         QTest::newRow("not Python") << "./train.sh" << "'./train.sh' is not Python";

@@ -205,8 +205,19 @@ int runCommand(const RunCliOptions& o)
     for (const HostEntry& h : spec.hosts)
         slots += h.slot_count;
     spec.ranks = o.ranks > 0 ? o.ranks : spec.hosts.empty() ? 1 : slots;
-    if (auto words = tracedCommand(o.command, module, "-", *schedule); !words)
-        return fail(words.error());
+    auto launch = tracedLaunch(o.command, module, "-", *schedule);
+    if (!launch)
+        return fail(launch.error());
+    // The training's ranks: the processes, or for a torchrun line its ranks per node on every node.
+    int world = spec.ranks;
+    if (launch->per_node) {
+        const int nodes = spec.kind == LauncherKind::Local ? 1 : int(spec.hosts.size());
+        world = launch->procs_per_node > 0 ? nodes * launch->procs_per_node : std::max(0, o.ranks);
+        if (o.ranks > 0 && launch->procs_per_node > 0 && o.ranks != world)
+            return fail(Error{"--ranks", std::to_string(o.ranks),
+                              "the torchrun line starts " + std::to_string(launch->procs_per_node) + " ranks on each of " +
+                                  std::to_string(nodes) + " node(s): " + std::to_string(world) + " ranks"});
+    }
 
     // The strategy to predict: --strategy, --preset or degrees as given;
     // else a framework's configuration (--config, or the one the command
@@ -231,8 +242,10 @@ int runCommand(const RunCliOptions& o)
     }
     if (model) {
         RunCliOptions po = o;
-        if (po.ranks <= 0)
-            po.ranks = spec.ranks;
+        if (world <= 0)
+            return fail(Error{"--ranks", {}, "torchrun decides the ranks per node (--nproc_per_node auto): give "
+                                             "--ranks for the prediction"});
+        po.ranks = world;
         if (*config && po.sim.seqLen <= 0)
             po.sim.seqLen = (*config)->imported.seq_len;
         if (po.sim.model.empty() && *config)
@@ -243,9 +256,9 @@ int runCommand(const RunCliOptions& o)
         if (*config)
             for (const std::string& n : (*config)->imported.notes)
                 std::cerr << "note: " << (*config)->source << ": " << n << "\n";
-        if (p->plan.world != spec.ranks)
+        if (p->plan.world != world)
             return fail(Error{"--command", {}, "the strategy runs " + std::to_string(p->plan.world) + " ranks, the command " +
-                                                   std::to_string(spec.ranks) + ": give --ranks or the strategy's degrees to match"});
+                                                   std::to_string(world) + ": give --ranks or the strategy's degrees to match"});
         prediction = std::move(*p);
         auto id = storePrediction(po, **store, *model, *prediction, docs);
         if (!id)
@@ -325,7 +338,8 @@ int runCommand(const RunCliOptions& o)
         json j;
         j["run_id"] = run->run_id;
         j["complete"] = run->complete;
-        j["ranks"] = spec.ranks;
+        j["ranks"] = int(run->ranks.size());
+        j["per_node"] = launch->per_node;
         j["launcher"] = o.launcher;
         j["run_dir"] = co.run_dir;
         j["measured_step_time_s"] = measured;

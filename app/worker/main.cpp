@@ -43,14 +43,16 @@ std::string hostName()
     return host;
 }
 
-// partita-worker --exec-rank [--master-addr A] [--master-port P] -- COMMAND...
+// partita-worker --exec-rank [--per-node] [--master-addr A] [--master-port P] -- COMMAND...
 int execRankMain(int argc, char** argv)
 {
     partita::RankExecOptions o;
     int i = 2;
     for (; i < argc && std::strcmp(argv[i], "--") != 0; ++i) {
         const std::string a = argv[i];
-        if ((a == "--master-addr" || a == "--master-port") && i + 1 < argc) {
+        if (a == "--per-node") {
+            o.per_node = true;
+        } else if ((a == "--master-addr" || a == "--master-port") && i + 1 < argc) {
             const std::string v = argv[++i];
             if (a == "--master-addr") {
                 o.master_addr = v;
@@ -63,7 +65,7 @@ int execRankMain(int argc, char** argv)
             o.master_port = int(port);
         } else {
             return fail("--exec-rank: unknown option " + a +
-                        " (usage: --exec-rank [--master-addr A] [--master-port P] -- COMMAND...)");
+                        " (usage: --exec-rank [--per-node] [--master-addr A] [--master-port P] -- COMMAND...)");
         }
     }
     for (++i; i < argc; ++i)

@@ -76,6 +76,8 @@ Result<CommandRun> executeCommandRun(TraceStore& store, const CommandRunOptions&
     LaunchSpec spec = o.launch;
     spec.steps = o.schedule.wait + o.schedule.warmup + o.schedule.active;
     spec.warmup = 0;
+    // A stopped rank writes what the profiler recorded (seconds for a large trace).
+    spec.grace_s = std::max(spec.grace_s, 15.0);
     std::string rankOut = traces.string();
     if (spec.kind == LauncherKind::Ssh) {
         if (o.remote_dir.empty())
@@ -88,9 +90,16 @@ Result<CommandRun> executeCommandRun(TraceStore& store, const CommandRunOptions&
             return notStarted(made.error());
     }
     spec.out = rankOut;
-    auto traced = tracedCommand(o.command, o.trace_module, rankOut, o.schedule);
+    auto traced = tracedLaunch(o.command, o.trace_module, rankOut, o.schedule);
     if (!traced)
         return traced.error();
+    // The training's ranks: one per process, or a torchrun line's per node.
+    int world = spec.ranks;
+    if (traced->per_node) {
+        spec.per_node = true;
+        spec.ranks = spec.kind == LauncherKind::Local ? 1 : int(spec.hosts.size());
+        world = traced->procs_per_node > 0 ? spec.ranks * traced->procs_per_node : 0; // 0: as many as traced
+    }
     int port = o.master_port;
     if (port == 0) {
         auto free = freeTcpPort();
@@ -102,7 +111,9 @@ Result<CommandRun> executeCommandRun(TraceStore& store, const CommandRunOptions&
     if (addr.empty())
         addr = spec.kind == LauncherKind::Local || spec.hosts.empty() ? "127.0.0.1" : spec.hosts.front().host;
     spec.command = {spec.worker, "--exec-rank", "--master-addr", addr, "--master-port", std::to_string(port), "--"};
-    spec.command.insert(spec.command.end(), traced->begin(), traced->end());
+    if (spec.per_node)
+        spec.command.insert(spec.command.begin() + 2, "--per-node");
+    spec.command.insert(spec.command.end(), traced->argv.begin(), traced->argv.end());
 
     CommandRun out;
     out.launch = runLaunch(spec, o.on_line, o.cancel);
@@ -113,9 +124,15 @@ Result<CommandRun> executeCommandRun(TraceStore& store, const CommandRunOptions&
         else
             copyFailures = *got;
     }
+    if (world == 0) // torchrun chose the ranks per node: as many as wrote their steps
+        for (const auto& e : fs::directory_iterator(traces, ec)) {
+            const std::string n = e.path().filename().string();
+            if (n.rfind("rank", 0) == 0 && e.path().extension() == ".steps")
+                world = std::max(world, std::atoi(n.c_str() + 4) + 1);
+        }
     std::vector<std::string> files;
     std::vector<int> fileRanks;
-    for (int r = 0; r < spec.ranks; ++r) {
+    for (int r = 0; r < world; ++r) {
         CommandRankResult rr;
         rr.rank = r;
         const fs::path trace = traces / ("rank" + std::to_string(r) + ".json");
@@ -132,10 +149,10 @@ Result<CommandRun> executeCommandRun(TraceStore& store, const CommandRunOptions&
         }
         out.ranks.push_back(std::move(rr));
     }
-    if (int(files.size()) < spec.ranks)
+    if (int(files.size()) < world)
         for (const std::string& h : copyFailures)
             out.warnings.push_back("could not copy the ranks' traces back from " + h);
-    out.complete = out.launch.ok && int(files.size()) == spec.ranks;
+    out.complete = out.launch.ok && world > 0 && int(files.size()) == world;
     if (out.launch.ok && !out.complete) {
         out.launch.cause = "the command succeeded on every rank, but not every rank's trace came back to " +
                            traces.string() + " (too few optimizer steps for the schedule?)";
@@ -161,7 +178,8 @@ Result<CommandRun> executeCommandRun(TraceStore& store, const CommandRunOptions&
     meta["command"] = o.command;
     meta["rank_command"] = spec.command;
     meta["launcher"] = std::string(launcherName(spec.kind));
-    meta["ranks"] = spec.ranks;
+    meta["ranks"] = world;
+    meta["per_node"] = spec.per_node;
     meta["profile_steps"] = {o.schedule.wait, o.schedule.warmup, o.schedule.active};
     meta["run_dir"] = runDir.string();
     meta["launch_seconds"] = out.launch.seconds;

@@ -168,6 +168,8 @@ Result<std::vector<std::string>> launchCommand(const LaunchSpec& s, std::vector<
         // leaves the core to compute (on a 2-core VM, 2 CPU ranks: median
         // step 15.4 ms yielding, 18.9 ms busy-polling, 5 runs each).
         cmd.insert(cmd.end(), {"--oversubscribe", "--bind-to", "none", "--mca", "mpi_yield_when_idle", "1", "-x", blas});
+        if (s.per_node)
+            cmd.insert(cmd.end(), {"--map-by", "ppr:1:node"});
         if (s.kind == LauncherKind::Ssh) {
             if (auto ok = checkSshOptions(s.ssh_options); !ok)
                 return ok.error();
@@ -193,6 +195,8 @@ Result<std::vector<std::string>> launchCommand(const LaunchSpec& s, std::vector<
                "--time=" + std::to_string(minutes),
                "--export=ALL," + blas,
                "--mpi=pmix"};
+        if (s.per_node)
+            cmd.push_back("--ntasks-per-node=1");
         break;
     }
     }
@@ -257,6 +261,33 @@ void killLeftoverRanks(const LaunchResult& r)
         kill(p.pid, SIGKILL);
         kill(p.pid, SIGCONT);
     }
+}
+
+// The pids of the ranks started here that are still partita-worker processes.
+std::vector<int> localRankPids(const LaunchResult& r)
+{
+    std::vector<int> pids;
+    for (const RankProgress& p : r.ranks) {
+        if (p.pid <= 0 || p.done)
+            continue;
+        std::ifstream cmd("/proc/" + std::to_string(p.pid) + "/cmdline");
+        std::string argv0;
+        std::getline(cmd, argv0, '\0');
+        if (argv0.find("partita-worker") != std::string::npos)
+            pids.push_back(p.pid);
+    }
+    return pids;
+}
+
+// Running (a zombie waiting for its parent has exited).
+bool alive(int pid)
+{
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line))
+        return false;
+    const size_t close = line.rfind(')');
+    return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
 
 } // namespace
@@ -425,8 +456,13 @@ LaunchResult runLaunch(const LaunchSpec& spec, const std::function<void(std::str
                 onLine(line, which == 1);
         }
     };
-    double killAt = -1;
-    bool termSent = false;
+    // Stopping: the ranks started here first (SIGTERM, which the worker and a
+    // user's command under partita-worker --exec-rank turn into writing what
+    // they hold), given `grace_s` to exit; then the launcher's group (Open
+    // MPI's mpirun kills its ranks at once), SIGKILL 5 s later.
+    enum class Stop { Running, Ranks, Launcher, Killed } stop = Stop::Running;
+    double deadline = 0;
+    std::vector<int> stopping;
     while (open[0] || open[1]) {
         pollfd p[2];
         int n = 0;
@@ -450,15 +486,22 @@ LaunchResult runLaunch(const LaunchSpec& spec, const std::function<void(std::str
                 }
             }
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (!termSent && (elapsed > spec.timeout_s || (cancel && cancel->load()))) {
+        if (stop == Stop::Running && (elapsed > spec.timeout_s || (cancel && cancel->load()))) {
             r.timed_out = elapsed > spec.timeout_s;
             r.cancelled = !r.timed_out;
+            stopping = spec.kind == LauncherKind::Local ? localRankPids(r) : std::vector<int>{};
+            for (int rank : stopping)
+                kill(rank, SIGTERM);
+            stop = Stop::Ranks;
+            deadline = elapsed + spec.grace_s;
+        }
+        if (stop == Stop::Ranks && (elapsed > deadline || std::none_of(stopping.begin(), stopping.end(), alive))) {
             kill(-pid, SIGTERM);
-            termSent = true;
-            killAt = elapsed + 5;
-        } else if (termSent && killAt > 0 && elapsed > killAt) {
+            stop = Stop::Launcher;
+            deadline = elapsed + 5;
+        } else if (stop == Stop::Launcher && elapsed > deadline) {
             kill(-pid, SIGKILL);
-            killAt = -1;
+            stop = Stop::Killed;
         }
     }
     close(outPipe[0]);

@@ -90,14 +90,21 @@ int execTrainingRank(const RankExecOptions& o)
         std::cerr << "partita-worker: error: " << who << ": no command to run" << std::endl;
         return 2;
     }
-    setenv("RANK", std::to_string(env.rank).c_str(), 1);
-    setenv("LOCAL_RANK", std::to_string(env.local_rank).c_str(), 1);
-    setenv("WORLD_SIZE", std::to_string(env.world).c_str(), 1);
-    setenv("LOCAL_WORLD_SIZE", std::to_string(env.local_world).c_str(), 1);
-    setenv("MASTER_ADDR", o.master_addr.c_str(), 1);
-    setenv("MASTER_PORT", std::to_string(o.master_port).c_str(), 1);
-    if (env.local_world > 1)
-        setenv("OMP_NUM_THREADS", "1", 0); // torchrun's default when ranks share a host
+    if (o.per_node) { // torchrun reads its flags' defaults from PET_*
+        setenv("PET_NNODES", std::to_string(env.world).c_str(), 1);
+        setenv("PET_NODE_RANK", std::to_string(env.rank).c_str(), 1);
+        setenv("PET_MASTER_ADDR", o.master_addr.c_str(), 1);
+        setenv("PET_MASTER_PORT", std::to_string(o.master_port).c_str(), 1);
+    } else {
+        setenv("RANK", std::to_string(env.rank).c_str(), 1);
+        setenv("LOCAL_RANK", std::to_string(env.local_rank).c_str(), 1);
+        setenv("WORLD_SIZE", std::to_string(env.world).c_str(), 1);
+        setenv("LOCAL_WORLD_SIZE", std::to_string(env.local_world).c_str(), 1);
+        setenv("MASTER_ADDR", o.master_addr.c_str(), 1);
+        setenv("MASTER_PORT", std::to_string(o.master_port).c_str(), 1);
+        if (env.local_world > 1)
+            setenv("OMP_NUM_THREADS", "1", 0); // torchrun's default when ranks share a host
+    }
     int errPipe[2], execPipe[2];
     if (pipe(errPipe) != 0 || pipe2(execPipe, O_CLOEXEC) != 0) {
         std::cerr << "partita-worker: error: " << who << ": pipe: " << std::strerror(errno) << std::endl;

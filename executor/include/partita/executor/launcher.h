@@ -43,12 +43,14 @@ struct LaunchSpec
     int steps = 3, warmup = 1;
     double shape_scale = 1.0;
     double timeout_s = 600;       // the whole run, launch included
+    double grace_s = 5;           // stopping: the time ranks started here have after SIGTERM to write what they hold
     int blas_threads = 1;         // OpenBLAS threads per rank
     // ssh and scp options, in the forms both accept: -F FILE, -i FILE, -o KEY=VALUE.
     std::vector<std::string> ssh_options;
     // When set, what every rank runs instead of the worker's plan run (argv,
     // first the program): partita-worker --exec-rank … for a user's command.
     std::vector<std::string> command;
+    bool per_node = false; // `ranks` is the number of nodes: one process on each
 };
 
 // The command that starts every rank (argv, first the program). Checks the
@@ -88,7 +90,8 @@ struct LaunchResult
 
 // Runs the launch command and waits for it, calling `onLine` for every line
 // of output (stderr lines flagged). A timeout or `cancel` terminates every
-// rank (SIGTERM to the launcher's process group, SIGKILL 5 s later).
+// rank: SIGTERM to the ranks started here, `grace_s` for them to exit, then
+// SIGTERM to the launcher's process group and SIGKILL 5 s later.
 LaunchResult runLaunch(const LaunchSpec& spec, const std::function<void(std::string_view line, bool err)>& onLine = {},
                        const std::atomic<bool>* cancel = nullptr);
 

@@ -29,6 +29,11 @@ struct RankExecOptions
     std::vector<std::string> command; // argv, first the program
     std::string master_addr = "127.0.0.1";
     int master_port = 29500;
+    // One process per node running a torchrun line: instead of a rank's
+    // environment, torchrun's own (PET_NNODES, PET_NODE_RANK,
+    // PET_MASTER_ADDR, PET_MASTER_PORT: its flags' defaults), this process
+    // being the node.
+    bool per_node = false;
 };
 
 // Runs the command as this rank and returns its exit status (127 when it
