@@ -165,6 +165,210 @@ Result<std::optional<ConfigPrediction>> frameworkConfig(const RunCliOptions& o, 
 
 } // namespace
 
+namespace {
+
+// Kind, timeout, worker, ssh options, hosts and processes of the launch.
+Result<LaunchSpec> commandLaunchSpec(const RunCliOptions& o)
+{
+    LaunchSpec spec;
+    spec.kind = o.launcher == "ssh" ? LauncherKind::Ssh : o.launcher == "slurm" ? LauncherKind::Slurm : LauncherKind::Local;
+    spec.timeout_s = o.timeout;
+    spec.worker = workerPath(o);
+    if (!o.sshConfig.empty())
+        spec.ssh_options.insert(spec.ssh_options.end(), {"-F", o.sshConfig});
+    if (!o.sshIdentity.empty())
+        spec.ssh_options.insert(spec.ssh_options.end(), {"-i", o.sshIdentity});
+    for (const std::string& kv : o.sshOptions)
+        spec.ssh_options.insert(spec.ssh_options.end(), {"-o", kv});
+    if (access(spec.worker.c_str(), X_OK) != 0)
+        return Error{spec.worker, {}, "the worker cannot be run (give --worker PATH)"};
+    if (!o.hosts.empty()) {
+        auto text = readTextFile(o.hosts);
+        if (!text)
+            return text.error();
+        auto hosts = parseHostfile(*text, o.hosts);
+        if (!hosts)
+            return hosts.error();
+        spec.hosts = *hosts;
+    }
+    if (spec.kind != LauncherKind::Local && spec.hosts.empty())
+        return Error{"--hosts", {}, "the " + o.launcher + " launcher needs --hosts FILE"};
+    int slots = 0;
+    for (const HostEntry& h : spec.hosts)
+        slots += h.slot_count;
+    spec.ranks = o.ranks > 0 ? o.ranks : spec.hosts.empty() ? 1 : slots;
+    return spec;
+}
+
+// The training's ranks: the processes, or for a torchrun line its ranks per
+// node on every node (0: torchrun decides and --ranks says nothing).
+Result<int> trainingWorld(const RunCliOptions& o, const LaunchSpec& spec, const TracedCommand& launch)
+{
+    if (!launch.per_node)
+        return spec.ranks;
+    const int nodes = spec.kind == LauncherKind::Local ? 1 : int(spec.hosts.size());
+    const int world = launch.procs_per_node > 0 ? nodes * launch.procs_per_node : std::max(0, o.ranks);
+    if (o.ranks > 0 && launch.procs_per_node > 0 && o.ranks != world)
+        return Error{"--ranks", std::to_string(o.ranks),
+                     "the torchrun line starts " + std::to_string(launch.procs_per_node) + " ranks on each of " +
+                         std::to_string(nodes) + " node(s): " + std::to_string(world) + " ranks"};
+    return world;
+}
+
+struct CommandPrediction
+{
+    std::optional<Model> model;
+    std::optional<RunPrediction> run;
+    StoredDocuments docs;
+    int64_t id = 0;
+};
+
+// The strategy to predict: --strategy, --preset or degrees as given; else a
+// framework's configuration (--config, or the one the command names); with
+// a model (--model, or the configuration's), the prediction stored.
+Result<CommandPrediction> predictCommand(const RunCliOptions& o, TraceStore& store, int world)
+{
+    CommandPrediction out;
+    auto config = frameworkConfig(o, world);
+    if (!config)
+        return config.error();
+    if (!o.sim.model.empty()) {
+        auto m = loadModel(o.sim.model);
+        if (!m)
+            return m.error();
+        out.model = *m;
+    } else if (*config && (*config)->imported.model) {
+        out.model = *(*config)->imported.model;
+    } else if (*config) {
+        return Error{(*config)->source, {}, "says no model: give --model FILE for the prediction"};
+    }
+    if (!out.model)
+        return out;
+    if (world <= 0)
+        return Error{"--ranks", {}, "torchrun decides the ranks per node (--nproc_per_node auto): give --ranks for the "
+                                    "prediction"};
+    RunCliOptions po = o;
+    po.ranks = world;
+    if (*config && po.sim.seqLen <= 0)
+        po.sim.seqLen = (*config)->imported.seq_len;
+    if (po.sim.model.empty() && *config)
+        po.sim.model = (*config)->source;
+    auto p = predictRun(po, store, *out.model, *config ? &(*config)->imported.strategy : nullptr);
+    if (!p)
+        return p.error();
+    if (*config)
+        for (const std::string& n : (*config)->imported.notes)
+            std::cerr << "note: " << (*config)->source << ": " << n << "\n";
+    if (p->plan.world != world)
+        return Error{"--command", {}, "the strategy runs " + std::to_string(p->plan.world) + " ranks, the command " +
+                                          std::to_string(world) + ": give --ranks or the strategy's degrees to match"};
+    out.run = std::move(*p);
+    auto id = storePrediction(po, store, *out.model, *out.run, out.docs);
+    if (!id)
+        return id.error();
+    out.id = *id;
+    return out;
+}
+
+CommandRunOptions commandRunOptions(const RunCliOptions& o, const LaunchSpec& spec, const std::string& module,
+                                    const ProfileSchedule& schedule, const CommandPrediction& pred)
+{
+    CommandRunOptions co;
+    co.launch = spec;
+    co.command = o.command;
+    co.trace_module = module;
+    co.schedule = schedule;
+    co.master_port = o.masterPort;
+    co.master_addr = o.masterAddr;
+    const std::string id = runStamp();
+    co.run_dir = o.sim.project + ".runs/" + id;
+    co.remote_dir = o.remoteDir.empty() ? "/tmp/partita-run-" + id : o.remoteDir + "/" + id;
+    co.info.name = o.sim.runName.empty() ? "profiled: " + o.command.substr(0, 60) : o.sim.runName;
+    co.info.source = "partita-cli run --command (" + o.launcher + ")";
+    co.info.model_id = pred.docs.model;
+    co.info.cluster_id = pred.docs.cluster;
+    co.info.strategy_id = pred.docs.strategy;
+    if (pred.run)
+        co.meta_extra = json{{"predicted_run", pred.id},
+                             {"predicted_step_time_s", pred.run->predicted.step_time},
+                             {"calibration", pred.run->predicted.calibration_source}}
+                            .dump();
+    return co;
+}
+
+// The attribution in the run's meta, for the workbench.
+Result<bool> storeAttribution(TraceStore& store, const CommandRun& run, double measured, const LayerAttribution& a,
+                              const std::vector<LayerRow>& rows)
+{
+    json meta = json::parse(run.meta, nullptr, false);
+    if (!meta.is_object())
+        return true;
+    meta["measured_step_time_s"] = measured;
+    meta["attributed_fraction"] = a.attributed_fraction;
+    json layers = json::array();
+    for (const LayerRow& r : rows)
+        layers.push_back({{"name", r.name}, {"layer", r.layer}, {"measured_s", r.measured_s}, {"predicted_s", r.predicted_s}});
+    meta["layers"] = std::move(layers);
+    auto info = store.run(run.run_id);
+    if (!info)
+        return info.error();
+    info->meta = meta.dump();
+    return store.annotateRun(run.run_id, *info);
+}
+
+json resultJson(const RunCliOptions& o, const CommandRun& run, bool perNode, const std::string& runDir,
+                const LayerAttribution* a, const std::vector<LayerRow>& rows, const CommandPrediction& pred,
+                double measured)
+{
+    json j;
+    j["run_id"] = run.run_id;
+    j["complete"] = run.complete;
+    j["ranks"] = int(run.ranks.size());
+    j["per_node"] = perNode;
+    j["launcher"] = o.launcher;
+    j["run_dir"] = runDir;
+    j["measured_step_time_s"] = measured;
+    j["steps_s"] = a ? a->step_s : std::vector<double>{};
+    j["attributed_fraction"] = a ? a->attributed_fraction : 0.0;
+    j["worst_step_attributed_fraction"] = a ? a->worst_step_fraction : 0.0;
+    json steps = json::array();
+    if (a)
+        for (const StepAttribution& s : a->steps)
+            steps.push_back({{"rank", s.rank}, {"step", s.index}, {"step_s", double(s.dur_ns) * 1e-9},
+                             {"op_s", double(s.op_ns) * 1e-9}, {"attributed_s", double(s.attributed_ns) * 1e-9}});
+    j["step_attribution"] = std::move(steps);
+    json logged = json::array();
+    for (const CommandRankResult& r : run.ranks)
+        logged.push_back({{"rank", r.rank}, {"traced", r.traced}, {"optimizer_step_s", r.step_s}});
+    j["rank_results"] = std::move(logged);
+    if (pred.run) {
+        j["predicted_run_id"] = pred.id;
+        j["predicted_step_time_s"] = pred.run->predicted.step_time;
+        j["step_time_error"] = measured > 0 ? (pred.run->predicted.step_time - measured) / measured : 0.0;
+        j["calibration"] = pred.run->predicted.calibration_source;
+    }
+    json layers = json::array();
+    for (const LayerRow& r : rows) {
+        json l{{"name", r.name}, {"layer", r.layer}, {"measured_s", r.measured_s}};
+        if (r.predicted_s >= 0) {
+            l["predicted_s"] = r.predicted_s;
+            l["error"] = r.measured_s > 0 ? (r.predicted_s - r.measured_s) / r.measured_s : 0.0;
+        }
+        layers.push_back(std::move(l));
+    }
+    j["layers"] = std::move(layers);
+    j["warnings"] = run.warnings;
+    if (!run.complete) {
+        j["error"] = run.launch.message;
+        j["failed_rank"] = run.launch.failed_rank;
+        j["failed_host"] = run.launch.failed_host;
+        j["cause"] = run.launch.cause;
+    }
+    return j;
+}
+
+} // namespace
+
 int runCommand(const RunCliOptions& o)
 {
     if (o.sim.project.empty())
@@ -178,114 +382,20 @@ int runCommand(const RunCliOptions& o)
     auto store = TraceStore::open(o.sim.project);
     if (!store)
         return fail(store.error());
-    LaunchSpec spec;
-    spec.kind = o.launcher == "ssh" ? LauncherKind::Ssh : o.launcher == "slurm" ? LauncherKind::Slurm : LauncherKind::Local;
-    spec.timeout_s = o.timeout;
-    spec.worker = workerPath(o);
-    if (!o.sshConfig.empty())
-        spec.ssh_options.insert(spec.ssh_options.end(), {"-F", o.sshConfig});
-    if (!o.sshIdentity.empty())
-        spec.ssh_options.insert(spec.ssh_options.end(), {"-i", o.sshIdentity});
-    for (const std::string& kv : o.sshOptions)
-        spec.ssh_options.insert(spec.ssh_options.end(), {"-o", kv});
-    if (access(spec.worker.c_str(), X_OK) != 0)
-        return fail(Error{spec.worker, {}, "the worker cannot be run (give --worker PATH)"});
-    if (!o.hosts.empty()) {
-        auto text = readTextFile(o.hosts);
-        if (!text)
-            return fail(text.error());
-        auto hosts = parseHostfile(*text, o.hosts);
-        if (!hosts)
-            return fail(hosts.error());
-        spec.hosts = *hosts;
-    }
-    if (spec.kind != LauncherKind::Local && spec.hosts.empty())
-        return fail(Error{"--hosts", {}, "the " + o.launcher + " launcher needs --hosts FILE"});
-    int slots = 0;
-    for (const HostEntry& h : spec.hosts)
-        slots += h.slot_count;
-    spec.ranks = o.ranks > 0 ? o.ranks : spec.hosts.empty() ? 1 : slots;
+    auto spec = commandLaunchSpec(o);
+    if (!spec)
+        return fail(spec.error());
     auto launch = tracedLaunch(o.command, module, "-", *schedule);
     if (!launch)
         return fail(launch.error());
-    // The training's ranks: the processes, or for a torchrun line its ranks per node on every node.
-    int world = spec.ranks;
-    if (launch->per_node) {
-        const int nodes = spec.kind == LauncherKind::Local ? 1 : int(spec.hosts.size());
-        world = launch->procs_per_node > 0 ? nodes * launch->procs_per_node : std::max(0, o.ranks);
-        if (o.ranks > 0 && launch->procs_per_node > 0 && o.ranks != world)
-            return fail(Error{"--ranks", std::to_string(o.ranks),
-                              "the torchrun line starts " + std::to_string(launch->procs_per_node) + " ranks on each of " +
-                                  std::to_string(nodes) + " node(s): " + std::to_string(world) + " ranks"});
-    }
+    auto world = trainingWorld(o, *spec, *launch);
+    if (!world)
+        return fail(world.error());
+    auto pred = predictCommand(o, **store, *world);
+    if (!pred)
+        return fail(pred.error());
 
-    // The strategy to predict: --strategy, --preset or degrees as given;
-    // else a framework's configuration (--config, or the one the command
-    // names); with a model (--model, or the configuration's), the prediction
-    // is stored beside the run.
-    auto config = frameworkConfig(o, spec.ranks);
-    if (!config)
-        return fail(config.error());
-    std::optional<Model> model;
-    std::optional<RunPrediction> prediction;
-    StoredDocuments docs;
-    int64_t predictedId = 0;
-    if (!o.sim.model.empty()) {
-        auto m = loadModel(o.sim.model);
-        if (!m)
-            return fail(m.error());
-        model = *m;
-    } else if (*config && (*config)->imported.model) {
-        model = *(*config)->imported.model;
-    } else if (*config) {
-        return fail(Error{(*config)->source, {}, "says no model: give --model FILE for the prediction"});
-    }
-    if (model) {
-        RunCliOptions po = o;
-        if (world <= 0)
-            return fail(Error{"--ranks", {}, "torchrun decides the ranks per node (--nproc_per_node auto): give "
-                                             "--ranks for the prediction"});
-        po.ranks = world;
-        if (*config && po.sim.seqLen <= 0)
-            po.sim.seqLen = (*config)->imported.seq_len;
-        if (po.sim.model.empty() && *config)
-            po.sim.model = (*config)->source;
-        auto p = predictRun(po, **store, *model, *config ? &(*config)->imported.strategy : nullptr);
-        if (!p)
-            return fail(p.error());
-        if (*config)
-            for (const std::string& n : (*config)->imported.notes)
-                std::cerr << "note: " << (*config)->source << ": " << n << "\n";
-        if (p->plan.world != world)
-            return fail(Error{"--command", {}, "the strategy runs " + std::to_string(p->plan.world) + " ranks, the command " +
-                                                   std::to_string(world) + ": give --ranks or the strategy's degrees to match"});
-        prediction = std::move(*p);
-        auto id = storePrediction(po, **store, *model, *prediction, docs);
-        if (!id)
-            return fail(id.error());
-        predictedId = *id;
-    }
-
-    CommandRunOptions co;
-    co.launch = spec;
-    co.command = o.command;
-    co.trace_module = module;
-    co.schedule = *schedule;
-    co.master_port = o.masterPort;
-    co.master_addr = o.masterAddr;
-    const std::string id = runStamp();
-    co.run_dir = o.sim.project + ".runs/" + id;
-    co.remote_dir = o.remoteDir.empty() ? "/tmp/partita-run-" + id : o.remoteDir + "/" + id;
-    co.info.name = o.sim.runName.empty() ? "profiled: " + o.command.substr(0, 60) : o.sim.runName;
-    co.info.source = "partita-cli run --command (" + o.launcher + ")";
-    co.info.model_id = docs.model;
-    co.info.cluster_id = docs.cluster;
-    co.info.strategy_id = docs.strategy;
-    if (prediction)
-        co.meta_extra = json{{"predicted_run", predictedId},
-                             {"predicted_step_time_s", prediction->predicted.step_time},
-                             {"calibration", prediction->predicted.calibration_source}}
-                            .dump();
+    CommandRunOptions co = commandRunOptions(o, *spec, module, *schedule, *pred);
     std::ostream& progress = o.sim.json ? std::cerr : std::cout;
     co.on_line = [&](std::string_view line, bool err) {
         if (err)
@@ -303,8 +413,8 @@ int runCommand(const RunCliOptions& o)
     std::optional<LayerAttribution> attribution;
     if (run->run_id) {
         std::vector<std::string> names;
-        if (model)
-            for (const Layer& l : model->layers)
+        if (pred->model)
+            for (const Layer& l : pred->model->layers)
                 names.push_back(l.name);
         auto a = attributeToLayers(**store, run->run_id, names);
         if (a)
@@ -312,78 +422,19 @@ int runCommand(const RunCliOptions& o)
         else
             run->warnings.push_back("no layer attribution: " + a.error().str());
     }
+    const RunPrediction* predicted = pred->run ? &*pred->run : nullptr;
     const double measured = attribution ? median(attribution->step_s) : 0;
-    const std::vector<LayerRow> rows = attribution ? layerRows(*attribution, prediction ? &*prediction : nullptr)
-                                                   : std::vector<LayerRow>{};
-    if (run->run_id && attribution) {
-        // The attribution goes into the run's meta, for the workbench.
-        json meta = json::parse(run->meta, nullptr, false);
-        if (meta.is_object()) {
-            meta["measured_step_time_s"] = measured;
-            meta["attributed_fraction"] = attribution->attributed_fraction;
-            json layers = json::array();
-            for (const LayerRow& r : rows)
-                layers.push_back({{"name", r.name}, {"layer", r.layer}, {"measured_s", r.measured_s},
-                                  {"predicted_s", r.predicted_s}});
-            meta["layers"] = std::move(layers);
-            if (auto info = (*store)->run(run->run_id)) {
-                info->meta = meta.dump();
-                if (auto a = (*store)->annotateRun(run->run_id, *info); !a)
-                    return fail(a.error());
-            }
-        }
-    }
-
-    if (o.sim.json) {
-        json j;
-        j["run_id"] = run->run_id;
-        j["complete"] = run->complete;
-        j["ranks"] = int(run->ranks.size());
-        j["per_node"] = launch->per_node;
-        j["launcher"] = o.launcher;
-        j["run_dir"] = co.run_dir;
-        j["measured_step_time_s"] = measured;
-        j["steps_s"] = attribution ? attribution->step_s : std::vector<double>{};
-        j["attributed_fraction"] = attribution ? attribution->attributed_fraction : 0.0;
-        j["worst_step_attributed_fraction"] = attribution ? attribution->worst_step_fraction : 0.0;
-        json steps = json::array();
-        if (attribution)
-            for (const StepAttribution& s : attribution->steps)
-                steps.push_back({{"rank", s.rank}, {"step", s.index}, {"step_s", double(s.dur_ns) * 1e-9},
-                                 {"op_s", double(s.op_ns) * 1e-9}, {"attributed_s", double(s.attributed_ns) * 1e-9}});
-        j["step_attribution"] = std::move(steps);
-        json logged = json::array();
-        for (const CommandRankResult& r : run->ranks)
-            logged.push_back({{"rank", r.rank}, {"traced", r.traced}, {"optimizer_step_s", r.step_s}});
-        j["rank_results"] = std::move(logged);
-        if (prediction) {
-            j["predicted_run_id"] = predictedId;
-            j["predicted_step_time_s"] = prediction->predicted.step_time;
-            j["step_time_error"] = measured > 0 ? (prediction->predicted.step_time - measured) / measured : 0.0;
-            j["calibration"] = prediction->predicted.calibration_source;
-        }
-        json layers = json::array();
-        for (const LayerRow& r : rows) {
-            json l{{"name", r.name}, {"layer", r.layer}, {"measured_s", r.measured_s}};
-            if (r.predicted_s >= 0) {
-                l["predicted_s"] = r.predicted_s;
-                l["error"] = r.measured_s > 0 ? (r.predicted_s - r.measured_s) / r.measured_s : 0.0;
-            }
-            layers.push_back(std::move(l));
-        }
-        j["layers"] = std::move(layers);
-        j["warnings"] = run->warnings;
-        if (!run->complete) {
-            j["error"] = run->launch.message;
-            j["failed_rank"] = run->launch.failed_rank;
-            j["failed_host"] = run->launch.failed_host;
-            j["cause"] = run->launch.cause;
-        }
-        std::cout << j.dump(2) << "\n";
-    } else {
-        printResult(*run, attribution ? &*attribution : nullptr, rows, prediction ? &*prediction : nullptr, measured,
-                    o.sim.project, predictedId);
-    }
+    const std::vector<LayerRow> rows = attribution ? layerRows(*attribution, predicted) : std::vector<LayerRow>{};
+    if (attribution)
+        if (auto stored = storeAttribution(**store, *run, measured, *attribution, rows); !stored)
+            return fail(stored.error());
+    if (o.sim.json)
+        std::cout << resultJson(o, *run, launch->per_node, co.run_dir, attribution ? &*attribution : nullptr, rows, *pred,
+                                measured)
+                         .dump(2)
+                  << "\n";
+    else
+        printResult(*run, attribution ? &*attribution : nullptr, rows, predicted, measured, o.sim.project, pred->id);
     if (!run->complete) {
         std::cerr << "partita-cli: error: the run failed: " << run->launch.message << "\n";
         if (run->run_id)

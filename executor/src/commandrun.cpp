@@ -63,6 +63,91 @@ CommandRun notStarted(const Error& e)
     return out;
 }
 
+// What every rank left in `traces`: its trace (listed for the import with
+// its rank) and its optimizer steps; a rank without a trace is a warning.
+// `world` 0: torchrun chose the ranks per node, as many as wrote their steps.
+void collectRanks(CommandRun& out, const fs::path& traces, int world, int scheduled, std::vector<std::string>& files,
+                  std::vector<int>& fileRanks)
+{
+    std::error_code ec;
+    if (world == 0)
+        for (const auto& e : fs::directory_iterator(traces, ec)) {
+            const std::string n = e.path().filename().string();
+            if (n.rfind("rank", 0) == 0 && e.path().extension() == ".steps")
+                world = std::max(world, std::atoi(n.c_str() + 4) + 1);
+        }
+    for (int r = 0; r < world; ++r) {
+        CommandRankResult rr;
+        rr.rank = r;
+        const fs::path trace = traces / ("rank" + std::to_string(r) + ".json");
+        rr.traced = fs::exists(trace, ec);
+        rr.step_s = readSteps(traces / ("rank" + std::to_string(r) + ".steps"), out.warnings);
+        if (rr.traced) {
+            files.push_back(trace.string());
+            fileRanks.push_back(r);
+        } else {
+            out.warnings.push_back("rank " + std::to_string(r) + " left no trace" +
+                                   (rr.step_s.empty() ? "" : " (it ran " + std::to_string(rr.step_s.size()) +
+                                                                  " optimizer steps; the schedule needs " +
+                                                                  std::to_string(scheduled) + ")"));
+        }
+        out.ranks.push_back(std::move(rr));
+    }
+}
+
+// The imported run's kind, status and meta: the command, how it ran, each
+// rank's optimizer steps, what went wrong.
+Result<bool> annotate(TraceStore& store, CommandRun& out, const CommandRunOptions& o, const LaunchSpec& spec)
+{
+    json meta = json::parse(o.meta_extra.empty() ? "{}" : o.meta_extra, nullptr, false);
+    if (!meta.is_object())
+        meta = json::object();
+    meta["command"] = o.command;
+    meta["rank_command"] = spec.command;
+    meta["launcher"] = std::string(launcherName(spec.kind));
+    meta["ranks"] = out.ranks.size();
+    meta["per_node"] = spec.per_node;
+    meta["profile_steps"] = {o.schedule.wait, o.schedule.warmup, o.schedule.active};
+    meta["run_dir"] = o.run_dir;
+    meta["launch_seconds"] = out.launch.seconds;
+    json logged = json::array();
+    for (const CommandRankResult& r : out.ranks)
+        logged.push_back({{"rank", r.rank}, {"traced", r.traced}, {"step_s", r.step_s}});
+    meta["rank_steps"] = std::move(logged);
+    if (!out.complete)
+        meta["error"] = out.launch.message;
+    meta["warnings"] = out.warnings;
+    out.meta = meta.dump();
+    RunInfo info = o.info;
+    info.kind = RunKind::Measured;
+    info.status = out.complete ? RunStatus::Complete : RunStatus::Incomplete;
+    if (info.host.empty() && !out.launch.ranks.empty())
+        info.host = out.launch.ranks.front().host;
+    info.meta = out.meta;
+    return store.annotateRun(out.run_id, info);
+}
+
+// What every launched process runs: partita-worker --exec-rank in front of
+// the traced command, on a master port free here unless one is given.
+Result<bool> rankCommand(LaunchSpec& spec, const CommandRunOptions& o, const TracedCommand& traced)
+{
+    int port = o.master_port;
+    if (port == 0) {
+        auto free = freeTcpPort();
+        if (!free)
+            return free.error();
+        port = *free;
+    }
+    std::string addr = o.master_addr;
+    if (addr.empty())
+        addr = spec.kind == LauncherKind::Local || spec.hosts.empty() ? "127.0.0.1" : spec.hosts.front().host;
+    spec.command = {spec.worker, "--exec-rank", "--master-addr", addr, "--master-port", std::to_string(port), "--"};
+    if (spec.per_node)
+        spec.command.insert(spec.command.begin() + 2, "--per-node");
+    spec.command.insert(spec.command.end(), traced.argv.begin(), traced.argv.end());
+    return true;
+}
+
 } // namespace
 
 Result<CommandRun> executeCommandRun(TraceStore& store, const CommandRunOptions& o)
@@ -100,20 +185,8 @@ Result<CommandRun> executeCommandRun(TraceStore& store, const CommandRunOptions&
         spec.ranks = spec.kind == LauncherKind::Local ? 1 : int(spec.hosts.size());
         world = traced->procs_per_node > 0 ? spec.ranks * traced->procs_per_node : 0; // 0: as many as traced
     }
-    int port = o.master_port;
-    if (port == 0) {
-        auto free = freeTcpPort();
-        if (!free)
-            return free.error();
-        port = *free;
-    }
-    std::string addr = o.master_addr;
-    if (addr.empty())
-        addr = spec.kind == LauncherKind::Local || spec.hosts.empty() ? "127.0.0.1" : spec.hosts.front().host;
-    spec.command = {spec.worker, "--exec-rank", "--master-addr", addr, "--master-port", std::to_string(port), "--"};
-    if (spec.per_node)
-        spec.command.insert(spec.command.begin() + 2, "--per-node");
-    spec.command.insert(spec.command.end(), traced->argv.begin(), traced->argv.end());
+    if (auto made = rankCommand(spec, o, *traced); !made)
+        return made.error();
 
     CommandRun out;
     out.launch = runLaunch(spec, o.on_line, o.cancel);
@@ -124,35 +197,13 @@ Result<CommandRun> executeCommandRun(TraceStore& store, const CommandRunOptions&
         else
             copyFailures = *got;
     }
-    if (world == 0) // torchrun chose the ranks per node: as many as wrote their steps
-        for (const auto& e : fs::directory_iterator(traces, ec)) {
-            const std::string n = e.path().filename().string();
-            if (n.rfind("rank", 0) == 0 && e.path().extension() == ".steps")
-                world = std::max(world, std::atoi(n.c_str() + 4) + 1);
-        }
     std::vector<std::string> files;
     std::vector<int> fileRanks;
-    for (int r = 0; r < world; ++r) {
-        CommandRankResult rr;
-        rr.rank = r;
-        const fs::path trace = traces / ("rank" + std::to_string(r) + ".json");
-        rr.traced = fs::exists(trace, ec);
-        rr.step_s = readSteps(traces / ("rank" + std::to_string(r) + ".steps"), out.warnings);
-        if (rr.traced) {
-            files.push_back(trace.string());
-            fileRanks.push_back(r);
-        } else {
-            out.warnings.push_back("rank " + std::to_string(r) + " left no trace" +
-                                   (rr.step_s.empty() ? "" : " (it ran " + std::to_string(rr.step_s.size()) +
-                                                                  " optimizer steps; the schedule needs " +
-                                                                  std::to_string(spec.steps) + ")"));
-        }
-        out.ranks.push_back(std::move(rr));
-    }
-    if (int(files.size()) < world)
+    collectRanks(out, traces, world, spec.steps, files, fileRanks);
+    if (files.size() < out.ranks.size())
         for (const std::string& h : copyFailures)
             out.warnings.push_back("could not copy the ranks' traces back from " + h);
-    out.complete = out.launch.ok && world > 0 && int(files.size()) == world;
+    out.complete = out.launch.ok && !out.ranks.empty() && files.size() == out.ranks.size();
     if (out.launch.ok && !out.complete) {
         out.launch.cause = "the command succeeded on every rank, but not every rank's trace came back to " +
                            traces.string() + " (too few optimizer steps for the schedule?)";
@@ -160,7 +211,6 @@ Result<CommandRun> executeCommandRun(TraceStore& store, const CommandRunOptions&
     }
     if (files.empty())
         return out;
-
     TraceImportOptions io;
     io.name = o.info.name;
     io.kind = RunKind::Measured;
@@ -171,33 +221,7 @@ Result<CommandRun> executeCommandRun(TraceStore& store, const CommandRunOptions&
     out.run_id = imported->run_id;
     for (const std::string& w : imported->warnings)
         out.warnings.push_back(w);
-
-    json meta = json::parse(o.meta_extra.empty() ? "{}" : o.meta_extra, nullptr, false);
-    if (!meta.is_object())
-        meta = json::object();
-    meta["command"] = o.command;
-    meta["rank_command"] = spec.command;
-    meta["launcher"] = std::string(launcherName(spec.kind));
-    meta["ranks"] = world;
-    meta["per_node"] = spec.per_node;
-    meta["profile_steps"] = {o.schedule.wait, o.schedule.warmup, o.schedule.active};
-    meta["run_dir"] = runDir.string();
-    meta["launch_seconds"] = out.launch.seconds;
-    json logged = json::array();
-    for (const CommandRankResult& r : out.ranks)
-        logged.push_back({{"rank", r.rank}, {"traced", r.traced}, {"step_s", r.step_s}});
-    meta["rank_steps"] = std::move(logged);
-    if (!out.complete)
-        meta["error"] = out.launch.message;
-    meta["warnings"] = out.warnings;
-    out.meta = meta.dump();
-    RunInfo info = o.info;
-    info.kind = RunKind::Measured;
-    info.status = out.complete ? RunStatus::Complete : RunStatus::Incomplete;
-    if (info.host.empty() && !out.launch.ranks.empty())
-        info.host = out.launch.ranks.front().host;
-    info.meta = out.meta;
-    if (auto a = store.annotateRun(out.run_id, info); !a)
+    if (auto a = annotate(store, out, o, spec); !a)
         return a.error();
     return out;
 }

@@ -81,6 +81,75 @@ RankEnvironment rankEnvironment()
     return e;
 }
 
+namespace {
+
+// torchrun's contract for a script, or for a torchrun line its own flags' defaults.
+void setRankEnvironment(const RankExecOptions& o, const RankEnvironment& env)
+{
+    if (o.per_node) { // torchrun reads its flags' defaults from PET_*
+        setenv("PET_NNODES", std::to_string(env.world).c_str(), 1);
+        setenv("PET_NODE_RANK", std::to_string(env.rank).c_str(), 1);
+        setenv("PET_MASTER_ADDR", o.master_addr.c_str(), 1);
+        setenv("PET_MASTER_PORT", std::to_string(o.master_port).c_str(), 1);
+        return;
+    }
+    setenv("RANK", std::to_string(env.rank).c_str(), 1);
+    setenv("LOCAL_RANK", std::to_string(env.local_rank).c_str(), 1);
+    setenv("WORLD_SIZE", std::to_string(env.world).c_str(), 1);
+    setenv("LOCAL_WORLD_SIZE", std::to_string(env.local_world).c_str(), 1);
+    setenv("MASTER_ADDR", o.master_addr.c_str(), 1);
+    setenv("MASTER_PORT", std::to_string(o.master_port).c_str(), 1);
+    if (env.local_world > 1)
+        setenv("OMP_NUM_THREADS", "1", 0); // torchrun's default when ranks share a host
+}
+
+// The child: standard error into `errFd`, the command exec'd; its errno
+// written to `execFd` when it cannot be (the pipe closes on exec).
+[[noreturn]] void execChild(const std::vector<std::string>& command, pid_t parent, int errFd, int execFd)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL); // the command dies with its rank
+    if (getppid() != parent)
+        _exit(137);
+    dup2(errFd, 2);
+    close(errFd);
+    std::vector<std::string> args = command;
+    std::vector<char*> argv;
+    for (std::string& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    const int e = errno;
+    [[maybe_unused]] auto n = write(execFd, &e, sizeof e);
+    _exit(127);
+}
+
+// The command's standard error passed through to ours; its last lines kept.
+std::deque<std::string> relayErrors(int fd)
+{
+    std::deque<std::string> tail;
+    std::string partial;
+    char buf[8192];
+    for (;;) {
+        const ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        [[maybe_unused]] auto w = write(2, buf, size_t(n));
+        partial.append(buf, size_t(n));
+        for (size_t nl; (nl = partial.find('\n')) != std::string::npos; partial.erase(0, nl + 1)) {
+            tail.push_back(partial.substr(0, nl));
+            if (tail.size() > 40)
+                tail.pop_front();
+        }
+    }
+    if (!partial.empty())
+        tail.push_back(partial);
+    return tail;
+}
+
+} // namespace
+
 int execTrainingRank(const RankExecOptions& o)
 {
     const RankEnvironment env = rankEnvironment();
@@ -90,21 +159,7 @@ int execTrainingRank(const RankExecOptions& o)
         std::cerr << "partita-worker: error: " << who << ": no command to run" << std::endl;
         return 2;
     }
-    if (o.per_node) { // torchrun reads its flags' defaults from PET_*
-        setenv("PET_NNODES", std::to_string(env.world).c_str(), 1);
-        setenv("PET_NODE_RANK", std::to_string(env.rank).c_str(), 1);
-        setenv("PET_MASTER_ADDR", o.master_addr.c_str(), 1);
-        setenv("PET_MASTER_PORT", std::to_string(o.master_port).c_str(), 1);
-    } else {
-        setenv("RANK", std::to_string(env.rank).c_str(), 1);
-        setenv("LOCAL_RANK", std::to_string(env.local_rank).c_str(), 1);
-        setenv("WORLD_SIZE", std::to_string(env.world).c_str(), 1);
-        setenv("LOCAL_WORLD_SIZE", std::to_string(env.local_world).c_str(), 1);
-        setenv("MASTER_ADDR", o.master_addr.c_str(), 1);
-        setenv("MASTER_PORT", std::to_string(o.master_port).c_str(), 1);
-        if (env.local_world > 1)
-            setenv("OMP_NUM_THREADS", "1", 0); // torchrun's default when ranks share a host
-    }
+    setRankEnvironment(o, env);
     int errPipe[2], execPipe[2];
     if (pipe(errPipe) != 0 || pipe2(execPipe, O_CLOEXEC) != 0) {
         std::cerr << "partita-worker: error: " << who << ": pipe: " << std::strerror(errno) << std::endl;
@@ -113,22 +168,9 @@ int execTrainingRank(const RankExecOptions& o)
     const pid_t parent = getpid();
     const pid_t pid = fork();
     if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); // the command dies with its rank
-        if (getppid() != parent)
-            _exit(137);
-        dup2(errPipe[1], 2);
         close(errPipe[0]);
-        close(errPipe[1]);
         close(execPipe[0]);
-        std::vector<std::string> args = o.command;
-        std::vector<char*> argv;
-        for (std::string& a : args)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        execvp(argv[0], argv.data());
-        const int e = errno;
-        [[maybe_unused]] auto n = write(execPipe[1], &e, sizeof e);
-        _exit(127);
+        execChild(o.command, parent, errPipe[1], execPipe[1]);
     }
     close(errPipe[1]);
     close(execPipe[1]);
@@ -145,26 +187,7 @@ int execTrainingRank(const RankExecOptions& o)
     if (!execFailed)
         std::cout << "rank " << env.rank << " host " << host << " pid " << getpid() << " started: " << env.world
                   << " ranks, " << o.command.front() << std::endl;
-    // The command's standard error passes through; its last lines are kept.
-    std::deque<std::string> tail;
-    std::string partial;
-    char buf[8192];
-    for (;;) {
-        const ssize_t n = read(errPipe[0], buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        [[maybe_unused]] auto w = write(2, buf, size_t(n));
-        partial.append(buf, size_t(n));
-        for (size_t nl; (nl = partial.find('\n')) != std::string::npos; partial.erase(0, nl + 1)) {
-            tail.push_back(partial.substr(0, nl));
-            if (tail.size() > 40)
-                tail.pop_front();
-        }
-    }
-    if (!partial.empty())
-        tail.push_back(partial);
+    const std::deque<std::string> tail = relayErrors(errPipe[0]);
     close(errPipe[0]);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {

@@ -84,22 +84,27 @@ int32_t moduleAt(const std::vector<Span>& spans, int64_t t)
     return t < it->end ? it->id : -1;
 }
 
-} // namespace
+// A run's events as attribution reads them: per host track its module
+// ranges, operators, launches and steps; kernels by correlation.
+struct Loaded
+{
+    std::vector<std::string> paths;
+    std::map<int64_t, TrackEvents> host; // track id -> its events
+    std::vector<std::pair<int64_t, int64_t>> kernels; // correlation, duration
+    std::set<int32_t> ranks;
+};
 
-Result<LayerAttribution> attributeToLayers(const TraceStore& store, int64_t run, const std::vector<std::string>& layers)
+Result<Loaded> load(const TraceStore& store, int64_t run)
 {
     auto tracks = store.tracks(run);
     if (!tracks)
         return tracks.error();
-    std::vector<std::string> paths;
+    Loaded l;
     std::unordered_map<std::string, int32_t> pathId;
-    std::map<int64_t, TrackEvents> host;                    // track id -> its events
-    std::vector<std::pair<int64_t, int64_t>> kernels;       // correlation, duration
-    std::set<int32_t> ranks;
     TraceStore::ReadScope scope(store);
     for (const StoredTrack& t : *tracks) {
-        ranks.insert(t.rank);
-        TrackEvents* te = t.device ? nullptr : &host[t.id];
+        l.ranks.insert(t.rank);
+        TrackEvents* te = t.device ? nullptr : &l.host[t.id];
         if (te)
             te->rank = t.rank;
         auto each = store.forEachEvent(run, [&](const StoredEvent& e) {
@@ -108,7 +113,7 @@ Result<LayerAttribution> attributeToLayers(const TraceStore& store, int64_t run,
             if (!te) {
                 if ((r.kind == TraceKind::Kernel || r.kind == TraceKind::Memcpy || r.kind == TraceKind::Memset) &&
                     r.correlation >= 0)
-                    kernels.push_back({r.correlation, r.dur_ns});
+                    l.kernels.push_back({r.correlation, r.dur_ns});
                 return;
             }
             if (r.kind == TraceKind::Step) {
@@ -118,87 +123,68 @@ Result<LayerAttribution> attributeToLayers(const TraceStore& store, int64_t run,
                 if (r.kind == TraceKind::Runtime && r.correlation >= 0)
                     te->launches.push_back({r.start_ns, r.correlation});
             } else if (auto p = modulePathOf(r.name)) {
-                auto [it, added] = pathId.try_emplace(*p, int32_t(paths.size()));
+                auto [it, added] = pathId.try_emplace(*p, int32_t(l.paths.size()));
                 if (added)
-                    paths.push_back(*p);
+                    l.paths.push_back(*p);
                 te->ranges.push_back({s.start, s.end, it->second});
             }
         }, t.id);
         if (!each)
             return each.error();
     }
-    const ModulePathMatcher matcher(layers, paths);
-    std::vector<ModuleMatch> matches;
-    for (const std::string& p : paths)
-        matches.push_back(matcher.match(p));
-    // The optimizer's time is shown, but is no layer's: not attributed.
-    std::vector<bool> counts(paths.size());
-    for (size_t i = 0; i < paths.size(); ++i) {
-        counts[i] = !matches[i].name.empty();
-        if (paths[i] == kOptimizerPath)
-            matches[i].name = "optimizer";
-    }
+    return l;
+}
 
-    LayerAttribution a;
-    a.ranks = int(ranks.size());
-    std::vector<int64_t> hostNs(paths.size(), 0), deviceNs(paths.size(), 0);
-    std::unordered_map<int64_t, int32_t> launchedIn; // correlation -> module path id
-    int64_t opTotal = 0, attributedTotal = 0;
-    for (auto& [id, te] : host) {
-        a.module_ranges += int64_t(te.ranges.size());
-        std::sort(te.steps.begin(), te.steps.end(), [](const Span& x, const Span& y) { return x.start < y.start; });
-        std::sort(te.ops.begin(), te.ops.end(),
-                  [](const Span& x, const Span& y) { return x.start != y.start ? x.start < y.start : x.end > y.end; });
-        const std::vector<Span> spans = flatten(te.ranges);
-        for (const auto& [at, corr] : te.launches)
-            if (const int32_t m = moduleAt(spans, at); m >= 0)
-                launchedIn[corr] = m;
-        std::vector<StepAttribution> steps;
-        for (size_t k = 0; k < te.steps.size(); ++k)
-            steps.push_back({te.rank, int(k), te.steps[k].start, te.steps[k].end - te.steps[k].start, 0, 0});
-        int64_t topEnd = INT64_MIN;
-        for (const Span& op : te.ops) {
-            if (op.start < topEnd)
-                continue; // inside a top-level operator
-            topEnd = op.end;
-            // The step the operator starts in, its time clipped to the step.
-            auto st = std::upper_bound(te.steps.begin(), te.steps.end(), op.start,
-                                       [](int64_t v, const Span& s) { return v < s.start; });
-            if (st == te.steps.begin() || op.start >= (st - 1)->end)
+// One host track's steps: each top-level operator's time (clipped to its
+// step) given, piece by piece, to the module open over it (`hostNs` by path
+// id; `counts`: the paths that are a layer's); the launches' modules noted.
+std::vector<StepAttribution> attributeTrack(TrackEvents& te, const std::vector<bool>& counts, std::vector<int64_t>& hostNs,
+                                            std::unordered_map<int64_t, int32_t>& launchedIn)
+{
+    std::sort(te.steps.begin(), te.steps.end(), [](const Span& x, const Span& y) { return x.start < y.start; });
+    std::sort(te.ops.begin(), te.ops.end(),
+              [](const Span& x, const Span& y) { return x.start != y.start ? x.start < y.start : x.end > y.end; });
+    const std::vector<Span> spans = flatten(te.ranges);
+    for (const auto& [at, corr] : te.launches)
+        if (const int32_t m = moduleAt(spans, at); m >= 0)
+            launchedIn[corr] = m;
+    std::vector<StepAttribution> steps;
+    for (size_t k = 0; k < te.steps.size(); ++k)
+        steps.push_back({te.rank, int(k), te.steps[k].start, te.steps[k].end - te.steps[k].start, 0, 0});
+    int64_t topEnd = INT64_MIN;
+    for (const Span& op : te.ops) {
+        if (op.start < topEnd)
+            continue; // inside a top-level operator
+        topEnd = op.end;
+        auto st = std::upper_bound(te.steps.begin(), te.steps.end(), op.start,
+                                   [](int64_t v, const Span& s) { return v < s.start; });
+        if (st == te.steps.begin() || op.start >= (st - 1)->end)
+            continue;
+        --st;
+        StepAttribution& sa = steps[size_t(st - te.steps.begin())];
+        const int64_t from = op.start, to = std::min(op.end, st->end);
+        sa.op_ns += to - from;
+        auto sp = std::upper_bound(spans.begin(), spans.end(), from, [](int64_t v, const Span& s) { return v < s.start; });
+        if (sp != spans.begin())
+            --sp;
+        for (; sp != spans.end() && sp->start < to; ++sp) {
+            const int64_t lo = std::max(from, sp->start), hi = std::min(to, sp->end);
+            if (hi <= lo)
                 continue;
-            --st;
-            StepAttribution& sa = steps[size_t(st - te.steps.begin())];
-            const int64_t from = op.start, to = std::min(op.end, st->end);
-            sa.op_ns += to - from;
-            // Each piece of the operator to the module open over it.
-            auto sp = std::upper_bound(spans.begin(), spans.end(), from, [](int64_t v, const Span& s) { return v < s.start; });
-            if (sp != spans.begin())
-                --sp;
-            for (; sp != spans.end() && sp->start < to; ++sp) {
-                const int64_t lo = std::max(from, sp->start), hi = std::min(to, sp->end);
-                if (hi <= lo)
-                    continue;
-                hostNs[size_t(sp->id)] += hi - lo;
-                if (counts[size_t(sp->id)])
-                    sa.attributed_ns += hi - lo;
-            }
-        }
-        for (const StepAttribution& sa : steps) {
-            opTotal += sa.op_ns;
-            attributedTotal += sa.attributed_ns;
-            a.steps.push_back(sa);
+            hostNs[size_t(sp->id)] += hi - lo;
+            if (counts[size_t(sp->id)])
+                sa.attributed_ns += hi - lo;
         }
     }
-    if (a.steps.empty())
-        return Error{"run " + std::to_string(run), "steps", "holds no steps (ProfilerStep# ranges) to attribute time within"};
-    for (const auto& [corr, dur] : kernels)
-        if (auto it = launchedIn.find(corr); it != launchedIn.end())
-            deviceNs[size_t(it->second)] += dur;
+    return steps;
+}
 
-    // Per step on one rank: the ranks' steps together, divided by their count.
-    const double perStep = 1e-9 / double(a.steps.size());
+// Rows by name: layers in the model's order, then module paths, most time first.
+std::vector<AttributedLayer> rowsOf(const std::vector<ModuleMatch>& matches, const std::vector<int64_t>& hostNs,
+                                    const std::vector<int64_t>& deviceNs, double perStep)
+{
     std::map<std::string, AttributedLayer> byName;
-    for (size_t i = 0; i < paths.size(); ++i) {
+    for (size_t i = 0; i < matches.size(); ++i) {
         const ModuleMatch& m = matches[i];
         if (m.name.empty())
             continue;
@@ -208,15 +194,58 @@ Result<LayerAttribution> attributeToLayers(const TraceStore& store, int64_t run,
         l.host_s += double(hostNs[i]) * perStep;
         l.device_s += double(deviceNs[i]) * perStep;
     }
+    std::vector<AttributedLayer> rows;
     for (auto& [n, l] : byName)
-        a.layers.push_back(l);
-    std::sort(a.layers.begin(), a.layers.end(), [](const AttributedLayer& x, const AttributedLayer& y) {
+        rows.push_back(l);
+    std::sort(rows.begin(), rows.end(), [](const AttributedLayer& x, const AttributedLayer& y) {
         if ((x.layer >= 0) != (y.layer >= 0))
             return x.layer >= 0;
         if (x.layer >= 0)
             return x.layer < y.layer;
         return x.host_s + x.device_s > y.host_s + y.device_s;
     });
+    return rows;
+}
+
+} // namespace
+
+Result<LayerAttribution> attributeToLayers(const TraceStore& store, int64_t run, const std::vector<std::string>& layers)
+{
+    auto loaded = load(store, run);
+    if (!loaded)
+        return loaded.error();
+    Loaded& L = *loaded;
+    const ModulePathMatcher matcher(layers, L.paths);
+    std::vector<ModuleMatch> matches;
+    for (const std::string& p : L.paths)
+        matches.push_back(matcher.match(p));
+    // The optimizer's time is shown, but is no layer's: not attributed.
+    std::vector<bool> counts(L.paths.size());
+    for (size_t i = 0; i < L.paths.size(); ++i) {
+        counts[i] = !matches[i].name.empty();
+        if (L.paths[i] == kOptimizerPath)
+            matches[i].name = "optimizer";
+    }
+    LayerAttribution a;
+    a.ranks = int(L.ranks.size());
+    std::vector<int64_t> hostNs(L.paths.size(), 0), deviceNs(L.paths.size(), 0);
+    std::unordered_map<int64_t, int32_t> launchedIn; // correlation -> module path id
+    int64_t opTotal = 0, attributedTotal = 0;
+    for (auto& [id, te] : L.host) {
+        a.module_ranges += int64_t(te.ranges.size());
+        for (const StepAttribution& sa : attributeTrack(te, counts, hostNs, launchedIn)) {
+            opTotal += sa.op_ns;
+            attributedTotal += sa.attributed_ns;
+            a.steps.push_back(sa);
+        }
+    }
+    if (a.steps.empty())
+        return Error{"run " + std::to_string(run), "steps", "holds no steps (ProfilerStep# ranges) to attribute time within"};
+    for (const auto& [corr, dur] : L.kernels)
+        if (auto it = launchedIn.find(corr); it != launchedIn.end())
+            deviceNs[size_t(it->second)] += dur;
+    // Per step on one rank: the ranks' steps together, divided by their count.
+    a.layers = rowsOf(matches, hostNs, deviceNs, 1e-9 / double(a.steps.size()));
     a.attributed_fraction = opTotal > 0 ? double(attributedTotal) / double(opTotal) : 0;
     a.worst_step_fraction = 1;
     std::map<int, double> slowest;
