@@ -105,6 +105,7 @@ def train(out, rank, world, steps, seed):
                 opt.zero_grad(set_to_none=True)
             prof.step()
     if world > 1:
+        dist.barrier()  # every rank done before the group is torn down (gloo on torch 1.13)
         dist.destroy_process_group()
     return path
 

@@ -371,6 +371,9 @@ def main():
         if rank == 0:
             print(json.dumps({"step": step, "loss": total.item() / world,
                               "step_time_s": time.perf_counter() - t0}), flush=True)
+    # Every rank done before the group is torn down: with gloo on torch 1.13
+    # a rank that leaves first can leave its peer hung or aborting at exit.
+    dist.barrier()
     dist.destroy_process_group()
 
 
