@@ -66,7 +66,7 @@ private slots:
         QTest::newRow("no command") << "  " << "local" << "" << 2 << false << 1 << "refused: Give the command";
         QTest::newRow("ssh without hosts") << "python3 t.py" << "ssh" << "" << 2 << false << 1 << "refused: needs a hostfile";
         QTest::newRow("ranks vs the strategy's tp") << "python3 t.py" << "local" << "" << 3 << true << 2
-                                                   << "refused: cannot hold the strategy's tensor parallel 2";
+                                                   << "refused: cannot hold tensor parallel 2";
     }
     void command()
     {

@@ -151,29 +151,8 @@ QStringList ProfileDialog::predictionArgs()
 {
     if (!m_predict->isChecked() || !m_model || !m_strategy)
         return {};
-    Strategy s = *m_strategy;
-    const int n = m_ranks->value();
-    if (n % (s.tp * s.pp) != 0) {
-        m_why = tr("%1 ranks cannot hold the strategy's tensor parallel %2 × pipeline %3.").arg(n).arg(s.tp).arg(s.pp);
-        return {};
-    }
-    const int64_t microBatches =
-        std::max<int64_t>(1, s.global_batch / std::max<int64_t>(1, int64_t(s.dp) * s.micro_batch));
-    s.dp = n / (s.tp * s.pp);
-    s.global_batch = int64_t(s.dp) * s.micro_batch * microBatches;
-    if (!m_tmp.isValid()) {
-        m_why = tr("No temporary folder for the prediction's inputs: %1").arg(m_tmp.errorString());
-        return {};
-    }
-    const QString modelPath = m_tmp.filePath("model.json"), strategyPath = m_tmp.filePath("strategy.json");
-    for (const auto& [path, text] : {std::pair{modelPath, modelToJson(*m_model)}, std::pair{strategyPath, strategyToJson(s)}}) {
-        QFile f(path);
-        if (!f.open(QIODevice::WriteOnly) || f.write(QByteArray::fromStdString(text)) != qint64(text.size())) {
-            m_why = tr("%1: %2").arg(path, f.errorString());
-            return {};
-        }
-    }
-    return {"--model", modelPath, "--strategy", strategyPath};
+    const std::optional<Strategy> s = remeshStrategy(*m_strategy, m_ranks->value(), &m_why);
+    return s ? writeRunInputs(m_tmp, *m_model, *s, &m_why) : QStringList{};
 }
 
 QStringList ProfileDialog::command()

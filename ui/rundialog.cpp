@@ -52,6 +52,42 @@ QString runFailure(const QJsonObject& j, const QString& log, int code, bool cras
                    : RunDialog::tr("partita-cli exited with status %1").arg(code);
 }
 
+std::optional<Strategy> remeshStrategy(const Strategy& strategy, int n, QString* why)
+{
+    Strategy s = strategy;
+    if (n % (s.tp * s.pp) != 0) {
+        *why = RunDialog::tr("%1 ranks cannot hold tensor parallel %2 × pipeline %3.").arg(n).arg(s.tp).arg(s.pp);
+        return std::nullopt;
+    }
+    // The same step shape (micro-batches per step) on dp = ranks / (tp × pp).
+    const int64_t microBatches =
+        std::max<int64_t>(1, s.global_batch / std::max<int64_t>(1, int64_t(s.dp) * s.micro_batch));
+    s.dp = n / (s.tp * s.pp);
+    s.global_batch = int64_t(s.dp) * s.micro_batch * microBatches;
+    if (s.ep > 1 && s.dp % s.ep != 0) {
+        *why = RunDialog::tr("Expert parallel %1 does not divide data parallel %2.").arg(s.ep).arg(s.dp);
+        return std::nullopt;
+    }
+    return s;
+}
+
+QStringList writeRunInputs(const QTemporaryDir& dir, const Model& m, const Strategy& s, QString* why)
+{
+    if (!dir.isValid()) {
+        *why = RunDialog::tr("No temporary folder for the run's inputs: %1").arg(dir.errorString());
+        return {};
+    }
+    const QString modelPath = dir.filePath("model.json"), strategyPath = dir.filePath("strategy.json");
+    for (const auto& [path, text] : {std::pair{modelPath, modelToJson(m)}, std::pair{strategyPath, strategyToJson(s)}}) {
+        QFile f(path);
+        if (!f.open(QIODevice::WriteOnly) || f.write(QByteArray::fromStdString(text)) != qint64(text.size())) {
+            *why = RunDialog::tr("%1: %2").arg(path, f.errorString());
+            return {};
+        }
+    }
+    return {"--model", modelPath, "--strategy", strategyPath};
+}
+
 QString RunDialog::cliPath()
 {
     const QString env = qEnvironmentVariable("PARTITA_CLI");
@@ -191,40 +227,20 @@ QStringList RunDialog::command()
 {
     m_why.clear();
     const int n = m_ranks->value();
-    Strategy s = m_strategy;
-    if (n % (s.tp * s.pp) != 0) {
-        m_why = tr("%1 ranks cannot hold tensor parallel %2 × pipeline %3.").arg(n).arg(s.tp).arg(s.pp);
+    const std::optional<Strategy> s = remeshStrategy(m_strategy, n, &m_why);
+    if (!s)
         return {};
-    }
-    // The same step shape (micro-batches per step) on dp = ranks / (tp × pp).
-    const int64_t microBatches =
-        std::max<int64_t>(1, s.global_batch / std::max<int64_t>(1, int64_t(s.dp) * s.micro_batch));
-    s.dp = n / (s.tp * s.pp);
-    s.global_batch = int64_t(s.dp) * s.micro_batch * microBatches;
-    if (s.ep > 1 && s.dp % s.ep != 0) {
-        m_why = tr("Expert parallel %1 does not divide data parallel %2.").arg(s.ep).arg(s.dp);
-        return {};
-    }
     const QString launcher = m_launcher->currentData().toString();
     if (launcher != "local" && m_hosts->text().trimmed().isEmpty()) {
         m_why = tr("The %1 launcher needs a hostfile.").arg(launcher);
         return {};
     }
-    if (!m_tmp.isValid()) {
-        m_why = tr("No temporary folder for the run's inputs: %1").arg(m_tmp.errorString());
+    const QStringList inputs = writeRunInputs(m_tmp, m_model, *s, &m_why);
+    if (inputs.isEmpty())
         return {};
-    }
-    const QString modelPath = m_tmp.filePath("model.json"), strategyPath = m_tmp.filePath("strategy.json");
-    for (const auto& [path, text] : {std::pair{modelPath, modelToJson(m_model)}, std::pair{strategyPath, strategyToJson(s)}}) {
-        QFile f(path);
-        if (!f.open(QIODevice::WriteOnly) || f.write(QByteArray::fromStdString(text)) != qint64(text.size())) {
-            m_why = tr("%1: %2").arg(path, f.errorString());
-            return {};
-        }
-    }
     const QString name = QString::fromStdString(m_strategy.name.empty() ? "designer" : m_strategy.name);
-    QStringList cmd{cliPath(),     "run",          "--model",  modelPath,
-                    "--cluster",   "local",        "--strategy", strategyPath,
+    QStringList cmd{cliPath(),     "run",          inputs[0],  inputs[1],
+                    "--cluster",   "local",        inputs[2],  inputs[3],
                     "--ranks",     QString::number(n),
                     "--backend",   m_backend->currentData().toString(),
                     "--launcher",  launcher,

@@ -12,6 +12,8 @@
 #include <QProcess>
 #include <QTemporaryDir>
 
+#include <optional>
+
 class QCheckBox;
 class QJsonObject;
 class QComboBox;
@@ -28,6 +30,14 @@ namespace partita {
 // dialog's words: the failed rank, host and cause from its JSON, else the
 // CLI's own one-line error from its log, else how the process ended.
 QString runFailure(const QJsonObject& j, const QString& log, int code, bool crashed, const QString& processError);
+
+// The designer's strategy on `ranks` ranks: dp = ranks / (tp × pp), as many
+// micro-batches per step as it has; nothing, with `why`, when the ranks
+// cannot hold it.
+std::optional<Strategy> remeshStrategy(const Strategy& s, int ranks, QString* why);
+// The model and strategy as JSON files in `dir` for partita-cli: --model
+// FILE --strategy FILE; empty, with `why`, when they cannot be written.
+QStringList writeRunInputs(const QTemporaryDir& dir, const Model& m, const Strategy& s, QString* why);
 
 class RunDialog : public QDialog
 {

@@ -29,9 +29,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::atomic<bool> g_stop{false};
-void onStop(int) { g_stop = true; }
-
 double median(std::vector<double> v)
 {
     if (v.empty())
@@ -41,12 +38,6 @@ double median(std::vector<double> v)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-std::string pct(double e)
-{
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%+.1f %%", 100 * e);
-    return buf;
-}
 
 // Partita's trace module: --trace-module, else the one installed beside
 // partita-cli (…/share/partita/profiler; the build tree has a copy too).
@@ -59,15 +50,6 @@ std::string traceModulePath(const RunCliOptions& o)
     return (exe.parent_path().parent_path() / "share/partita/profiler/partita_trace.py").string();
 }
 
-std::string runStamp()
-{
-    const std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-    return std::string(buf) + "-" + std::to_string(getpid());
-}
 
 struct LayerRow
 {
@@ -100,7 +82,7 @@ void printResult(const CommandRun& run, const LayerAttribution* a, const std::ve
               << " per step (median over the recorded steps, slowest rank)\n";
     if (p)
         std::cout << "Predicted    " << formatSeconds(p->predicted.step_time) << " ("
-                  << (measured > 0 ? pct((p->predicted.step_time - measured) / measured) : "-") << ")\n";
+                  << (measured > 0 ? signedPercent((p->predicted.step_time - measured) / measured) : "-") << ")\n";
     if (a) {
         char buf[96];
         std::snprintf(buf, sizeof buf, "%.1f %% of CPU operator time (worst step %.1f %%)",
@@ -112,7 +94,7 @@ void printResult(const CommandRun& run, const LayerAttribution* a, const std::ve
         for (const LayerRow& r : rows)
             std::printf("  %-44s %12s %12s %9s\n", r.name.substr(0, 44).c_str(), formatSeconds(r.measured_s).c_str(),
                         r.predicted_s >= 0 ? formatSeconds(r.predicted_s).c_str() : "-",
-                        r.predicted_s >= 0 && r.measured_s > 0 ? pct((r.predicted_s - r.measured_s) / r.measured_s).c_str()
+                        r.predicted_s >= 0 && r.measured_s > 0 ? signedPercent((r.predicted_s - r.measured_s) / r.measured_s).c_str()
                                                                : "-");
         std::fflush(stdout);
     }
@@ -403,9 +385,7 @@ int runCommand(const RunCliOptions& o)
         else
             progress << line << std::endl;
     };
-    std::signal(SIGINT, onStop);
-    std::signal(SIGTERM, onStop);
-    co.cancel = &g_stop;
+    co.cancel = cancelOnSignals();
     auto run = executeCommandRun(**store, co);
     if (!run)
         return fail(run.error());

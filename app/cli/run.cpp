@@ -33,24 +33,6 @@ namespace {
 std::atomic<bool> g_cancel{false};
 void onSignal(int) { g_cancel = true; }
 
-std::string stamp()
-{
-    const std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-    return std::string(buf) + "-" + std::to_string(getpid());
-}
-
-std::string pct(double e)
-{
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%+.1f %%", 100 * e);
-    return buf;
-}
-
-
 // This machine measured by the worker (the process that links OpenBLAS).
 Result<Cluster> measureLocalCpu(const std::string& worker, int ranks)
 {
@@ -61,6 +43,30 @@ Result<Cluster> measureLocalCpu(const std::string& worker, int ranks)
 }
 
 } // namespace
+
+std::string runStamp()
+{
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+    return std::string(buf) + "-" + std::to_string(getpid());
+}
+
+std::string signedPercent(double e)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%+.1f %%", 100 * e);
+    return buf;
+}
+
+const std::atomic<bool>* cancelOnSignals()
+{
+    std::signal(SIGINT, onSignal);
+    std::signal(SIGTERM, onSignal);
+    return &g_cancel;
+}
 
 std::string workerPath(const RunCliOptions& o)
 {
@@ -235,7 +241,7 @@ int runRun(const RunCliOptions& o)
         return fail(predictedId.error());
     const StoredDocuments* docs = &storedDocs;
 
-    const std::string id = stamp();
+    const std::string id = runStamp();
     MeasuredRunOptions mo;
     mo.launch = spec;
     mo.run_dir = o.sim.project + ".runs/" + id;
@@ -257,9 +263,7 @@ int runRun(const RunCliOptions& o)
         else
             progress << line << std::endl; // a line at a time, for whoever reads the pipe
     };
-    std::signal(SIGINT, onSignal);
-    std::signal(SIGTERM, onSignal);
-    mo.cancel = &g_cancel;
+    mo.cancel = cancelOnSignals();
     auto measured = executeRun(**store, *plan, mo);
     if (!measured)
         return fail(measured.error());
@@ -306,7 +310,7 @@ int runRun(const RunCliOptions& o)
         std::cout << "\nMeasured     " << (cmp->measured_step_s > 0 ? formatSeconds(cmp->measured_step_s) : "-")
                   << " per step (median of " << measured->step_s.size() << ", slowest rank)\n"
                   << "Predicted    " << formatSeconds(cmp->predicted_step_s) << " ("
-                  << (cmp->measured_step_s > 0 ? pct(cmp->error) : "-") << ")\n"
+                  << (cmp->measured_step_s > 0 ? signedPercent(cmp->error) : "-") << ")\n"
                   << "Calibration  " << predicted->calibration_source << "\n";
         if (!cmp->layers.empty()) {
             std::cout << "\nPer layer, one micro-batch on one device (compute and tensor-parallel collectives)\n";
@@ -314,7 +318,7 @@ int runRun(const RunCliOptions& o)
             std::cout.flush();
             for (const LayerComparison& l : cmp->layers)
                 std::printf("  %-40s %12s %12s %9s\n", l.name.substr(0, 40).c_str(), formatSeconds(l.measured_s).c_str(),
-                            formatSeconds(l.predicted_s).c_str(), l.measured_s > 0 ? pct(l.error).c_str() : "-");
+                            formatSeconds(l.predicted_s).c_str(), l.measured_s > 0 ? signedPercent(l.error).c_str() : "-");
             std::fflush(stdout);
         }
         for (const std::string& w : measured->warnings)

@@ -13,6 +13,7 @@
 #include "partita/core/simulator.h"
 #include "partita/profiler/tracestore.h"
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,13 @@ Result<int64_t> storePrediction(const RunCliOptions& o, TraceStore& store, const
                                 StoredDocuments& docs);
 // The strategy's name for run names.
 std::string strategyLabel(const RunCliOptions& o, const Strategy& s);
+// A run's folder name under PROJECT.runs/: UTC time and this process's id.
+std::string runStamp();
+// "+1.2 %" of a fraction.
+std::string signedPercent(double e);
+// From now on SIGINT and SIGTERM set the flag returned: a run's cancel
+// (every rank stopped, what they hold kept).
+const std::atomic<bool>* cancelOnSignals();
 // partita-worker beside partita-cli, or --worker.
 std::string workerPath(const RunCliOptions& o);
 
