@@ -149,36 +149,16 @@ Result<std::optional<ConfigPrediction>> frameworkConfig(const RunCliOptions& o, 
 
 namespace {
 
-// Kind, timeout, worker, ssh options, hosts and processes of the launch.
+// The launch (launchSpecOf) with its processes: --ranks, else the hosts' slots.
 Result<LaunchSpec> commandLaunchSpec(const RunCliOptions& o)
 {
-    LaunchSpec spec;
-    spec.kind = o.launcher == "ssh" ? LauncherKind::Ssh : o.launcher == "slurm" ? LauncherKind::Slurm : LauncherKind::Local;
-    spec.timeout_s = o.timeout;
-    spec.worker = workerPath(o);
-    if (!o.sshConfig.empty())
-        spec.ssh_options.insert(spec.ssh_options.end(), {"-F", o.sshConfig});
-    if (!o.sshIdentity.empty())
-        spec.ssh_options.insert(spec.ssh_options.end(), {"-i", o.sshIdentity});
-    for (const std::string& kv : o.sshOptions)
-        spec.ssh_options.insert(spec.ssh_options.end(), {"-o", kv});
-    if (access(spec.worker.c_str(), X_OK) != 0)
-        return Error{spec.worker, {}, "the worker cannot be run (give --worker PATH)"};
-    if (!o.hosts.empty()) {
-        auto text = readTextFile(o.hosts);
-        if (!text)
-            return text.error();
-        auto hosts = parseHostfile(*text, o.hosts);
-        if (!hosts)
-            return hosts.error();
-        spec.hosts = *hosts;
-    }
-    if (spec.kind != LauncherKind::Local && spec.hosts.empty())
-        return Error{"--hosts", {}, "the " + o.launcher + " launcher needs --hosts FILE"};
+    auto spec = launchSpecOf(o);
+    if (!spec)
+        return spec.error();
     int slots = 0;
-    for (const HostEntry& h : spec.hosts)
+    for (const HostEntry& h : spec->hosts)
         slots += h.slot_count;
-    spec.ranks = o.ranks > 0 ? o.ranks : spec.hosts.empty() ? 1 : slots;
+    spec->ranks = o.ranks > 0 ? o.ranks : spec->hosts.empty() ? 1 : slots;
     return spec;
 }
 

@@ -68,6 +68,34 @@ const std::atomic<bool>* cancelOnSignals()
     return &g_cancel;
 }
 
+Result<LaunchSpec> launchSpecOf(const RunCliOptions& o)
+{
+    LaunchSpec spec;
+    spec.kind = o.launcher == "ssh" ? LauncherKind::Ssh : o.launcher == "slurm" ? LauncherKind::Slurm : LauncherKind::Local;
+    spec.timeout_s = o.timeout;
+    if (!o.sshConfig.empty())
+        spec.ssh_options.insert(spec.ssh_options.end(), {"-F", o.sshConfig});
+    if (!o.sshIdentity.empty())
+        spec.ssh_options.insert(spec.ssh_options.end(), {"-i", o.sshIdentity});
+    for (const std::string& kv : o.sshOptions)
+        spec.ssh_options.insert(spec.ssh_options.end(), {"-o", kv});
+    spec.worker = workerPath(o);
+    if (access(spec.worker.c_str(), X_OK) != 0)
+        return Error{spec.worker, {}, "the worker cannot be run (give --worker PATH)"};
+    if (!o.hosts.empty()) {
+        auto text = readTextFile(o.hosts);
+        if (!text)
+            return text.error();
+        auto hosts = parseHostfile(*text, o.hosts);
+        if (!hosts)
+            return hosts.error();
+        spec.hosts = *hosts;
+    }
+    if (spec.kind != LauncherKind::Local && spec.hosts.empty())
+        return Error{"--hosts", {}, "the " + o.launcher + " launcher needs --hosts FILE"};
+    return spec;
+}
+
 std::string workerPath(const RunCliOptions& o)
 {
     if (!o.worker.empty())
@@ -198,34 +226,15 @@ int runRun(const RunCliOptions& o)
     const Plan* plan = &prediction->plan;
     const SimResult* predicted = &prediction->predicted;
 
-    LaunchSpec spec;
-    spec.kind = o.launcher == "ssh" ? LauncherKind::Ssh : o.launcher == "slurm" ? LauncherKind::Slurm : LauncherKind::Local;
+    auto launch = launchSpecOf(o);
+    if (!launch)
+        return fail(launch.error());
+    LaunchSpec spec = *launch;
     spec.backend = o.backend;
     spec.trace_device = !o.noCupti;
     spec.steps = o.steps;
     spec.warmup = o.warmup;
     spec.shape_scale = o.shapeScale;
-    spec.timeout_s = o.timeout;
-    if (!o.sshConfig.empty())
-        spec.ssh_options.insert(spec.ssh_options.end(), {"-F", o.sshConfig});
-    if (!o.sshIdentity.empty())
-        spec.ssh_options.insert(spec.ssh_options.end(), {"-i", o.sshIdentity});
-    for (const std::string& kv : o.sshOptions)
-        spec.ssh_options.insert(spec.ssh_options.end(), {"-o", kv});
-    spec.worker = workerPath(o);
-    if (access(spec.worker.c_str(), X_OK) != 0)
-        return fail(Error{spec.worker, {}, "the worker cannot be run (give --worker PATH)"});
-    if (!o.hosts.empty()) {
-        auto text = readTextFile(o.hosts);
-        if (!text)
-            return fail(text.error());
-        auto hosts = parseHostfile(*text, o.hosts);
-        if (!hosts)
-            return fail(hosts.error());
-        spec.hosts = *hosts;
-    }
-    if (spec.kind != LauncherKind::Local && spec.hosts.empty())
-        return fail(Error{"--hosts", {}, "the " + o.launcher + " launcher needs --hosts FILE"});
     spec.ranks = plan->world;
     {
         LaunchSpec check = spec; // paths are filled by executeRun; the rest is checked before anything runs

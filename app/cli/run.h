@@ -11,6 +11,7 @@
 
 #include "partita/core/plan.h"
 #include "partita/core/simulator.h"
+#include "partita/executor/launcher.h"
 #include "partita/profiler/tracestore.h"
 
 #include <atomic>
@@ -62,6 +63,9 @@ std::string signedPercent(double e);
 // From now on SIGINT and SIGTERM set the flag returned: a run's cancel
 // (every rank stopped, what they hold kept).
 const std::atomic<bool>* cancelOnSignals();
+// What every run's launch takes from the options: the launcher, timeout,
+// ssh options, the worker (checked) and the hosts (required off this machine).
+Result<LaunchSpec> launchSpecOf(const RunCliOptions& o);
 // partita-worker beside partita-cli, or --worker.
 std::string workerPath(const RunCliOptions& o);
 
