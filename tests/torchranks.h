@@ -6,6 +6,8 @@
 #include <QProcess>
 #include <QStringList>
 
+#include <csignal>
+
 #include <memory>
 #include <vector>
 
@@ -40,6 +42,7 @@ inline std::vector<std::unique_ptr<QProcess>> runTorchRanks(int world, const QSt
         env.insert("MASTER_ADDR", "127.0.0.1");
         env.insert("MASTER_PORT", port);
         env.insert("OMP_NUM_THREADS", "1");
+        env.insert("PYTHONFAULTHANDLER", "1"); // a rank stopped by rankFailures prints its Python stacks
         procs.back()->setProcessEnvironment(env);
         procs.back()->start(kSystemPython, args);
     }
@@ -50,6 +53,9 @@ inline std::vector<std::unique_ptr<QProcess>> runTorchRanks(int world, const QSt
 
 // Empty when every rank exited 0; otherwise, for each rank that did not, how
 // it ended (still running, a signal, an exit code) and its standard error.
+// A rank still running is stopped with SIGABRT first, so that Python's fault
+// handler writes where each of its threads was (unless it hung in the
+// interpreter's finalization, where the handler is off).
 // Reads the ranks' standard error: call it before reading it elsewhere.
 inline QString rankFailures(const std::vector<std::unique_ptr<QProcess>>& procs)
 {
@@ -57,8 +63,11 @@ inline QString rankFailures(const std::vector<std::unique_ptr<QProcess>>& procs)
     for (size_t r = 0; r < procs.size(); ++r) {
         QProcess& p = *procs[r];
         QString how;
-        if (p.state() != QProcess::NotRunning)
-            how = "still running";
+        if (p.state() != QProcess::NotRunning) {
+            ::kill(pid_t(p.processId()), SIGABRT);
+            p.waitForFinished(10000);
+            how = "still running (stopped with SIGABRT)";
+        }
         else if (p.exitStatus() == QProcess::CrashExit)
             how = "killed by a signal (" + p.errorString() + ")";
         else if (p.exitCode() != 0)

@@ -117,11 +117,12 @@ void checkProfiled(const Cli& r, const QString& project)
     QString shares;
     for (const QJsonValue& v : j["step_attribution"].toArray()) {
         const QJsonObject st = v.toObject();
-        shares += QString(" rank %1 step %2: %3 of %4 ms;")
+        shares += QString(" rank %1 step %2: %3 of %4 ms less %5 ms of collectives;")
                       .arg(st["rank"].toInt())
                       .arg(st["step"].toInt())
-                      .arg(st["attributed_s"].toDouble() / st["op_s"].toDouble(), 0, 'f', 3)
-                      .arg(st["op_s"].toDouble() * 1e3, 0, 'f', 1);
+                      .arg(st["fraction"].toDouble(), 0, 'f', 3)
+                      .arg(st["op_s"].toDouble() * 1e3, 0, 'f', 1)
+                      .arg(st["collectives_s"].toDouble() * 1e3, 0, 'f', 1);
     }
     QVERIFY2(j["worst_step_attributed_fraction"].toDouble() >= 0.9, qPrintable(shares));
     // The model's layers, by Partita's names, measured and predicted.

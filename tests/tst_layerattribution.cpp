@@ -1,8 +1,9 @@
 // profiler/layerattribution: each step's top-level CPU operators given to
 // the module range open over them (the innermost, or the one begun last
 // where a leaf's backward range crosses an operator), GPU kernels to the
-// range their launch was in, the optimizer's step shown but no layer's; the
-// shares add up. Traces are written here, Kineto's format, and imported.
+// range their launch was in, the optimizer's step shown but no layer's, the
+// collectives outside the model shown and kept out of the share; the shares
+// add up. Traces are written here, Kineto's format, and imported.
 #include "partita/profiler/chromeimport.h"
 #include "partita/profiler/layerattribution.h"
 #include "storetest.h"
@@ -65,6 +66,12 @@ private slots:
             << QStringList{"range|ProfilerStep#1|0|100", "range|nn.Module: fc|0|40", "op|aten::addmm|0|40",
                            "range|Optimizer.step#AdamW.step|50|40", "op|aten::add_|50|10", "op|aten::mul_|70|10"}
             << QStringList{"fc=40", "optimizer=20"} << 40.0 / 60.0;
+        QTest::newRow("collectives outside the model: their own row, apart from the share")
+            << QStringList{"range|ProfilerStep#1|0|200", "range|nn.Module: fc|0|60", "op|aten::addmm|0|40",
+                           "op|c10d::allreduce_|40|20", // DDP's, inside the module: the module's
+                           "op|aten::add_|60|20", "op|c10d::allreduce_|100|50", "op|record_param_comms|160|10",
+                           "op|nccl:all_reduce|180|5", "op|aten::zeros|190|5"}
+            << QStringList{"fc=60", "collectives outside the model=65"} << 60.0 / 85.0;
         QTest::newRow("kernels go to the range their launch was in")
             << QStringList{"range|ProfilerStep#1|0|100", "range|nn.Module: fc|0|40", "runtime|cudaLaunchKernel|10|5|7",
                            "kernel|sgemm|20|500|7", "runtime|cudaLaunchKernel|60|5|8", "kernel|other|70|30|8"}

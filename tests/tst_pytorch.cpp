@@ -223,7 +223,8 @@ private slots:
                 return;
             }
         const QString failures = test::rankFailures(procs);
-        QVERIFY2(failures.isEmpty(), qPrintable(failures + "rank 0's stderr:\n" + err));
+        QVERIFY2(failures.isEmpty(), qPrintable(QString("rank 0 printed %1 of 7 lines; ").arg(lines.size()) + failures +
+                                                 "rank 0's stderr before:\n" + err));
         QCOMPARE(lines.size(), 7);
         QCOMPARE(qint64(lines.front()["parameters"].toDouble()), qint64(m.parameterCount()));
         const double first = lines[1]["loss"].toDouble(), last = lines.back()["loss"].toDouble();

@@ -85,7 +85,7 @@ void printResult(const CommandRun& run, const LayerAttribution* a, const std::ve
                   << (measured > 0 ? signedPercent((p->predicted.step_time - measured) / measured) : "-") << ")\n";
     if (a) {
         char buf[96];
-        std::snprintf(buf, sizeof buf, "%.1f %% of CPU operator time (worst step %.1f %%)",
+        std::snprintf(buf, sizeof buf, "%.1f %% of the ranks' own CPU operator time (worst step %.1f %%)",
                       100 * a->attributed_fraction, 100 * a->worst_step_fraction);
         std::cout << "Attributed   " << buf << "\n";
         std::cout << "\nPer layer, one step on one rank (CPU operators and the GPU kernels they launched)\n";
@@ -297,7 +297,8 @@ json resultJson(const RunCliOptions& o, const CommandRun& run, bool perNode, con
     if (a)
         for (const StepAttribution& s : a->steps)
             steps.push_back({{"rank", s.rank}, {"step", s.index}, {"step_s", double(s.dur_ns) * 1e-9},
-                             {"op_s", double(s.op_ns) * 1e-9}, {"attributed_s", double(s.attributed_ns) * 1e-9}});
+                             {"op_s", double(s.op_ns) * 1e-9}, {"attributed_s", double(s.attributed_ns) * 1e-9},
+                             {"collectives_s", double(s.collective_ns) * 1e-9}, {"fraction", s.fraction()}});
     j["step_attribution"] = std::move(steps);
     json logged = json::array();
     for (const CommandRankResult& r : run.ranks)

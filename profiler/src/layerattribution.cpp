@@ -20,8 +20,20 @@ constexpr std::string_view kOptimizerPath = "(optimizer)";
 struct Span
 {
     int64_t start = 0, end = 0;
-    int32_t id = -1; // module path id
+    int32_t id = -1;         // module path id
+    bool collective = false; // an operator that is a collective (c10d's, NCCL's or gloo's)
 };
+
+// Collectives as PyTorch's profiler names the operators: c10d's ops
+// (c10d::allreduce_, c10d::barrier), PyTorch 2's record_param_comms, and
+// the backends' own ranges (nccl:all_reduce, gloo:all_reduce).
+bool isCollectiveOp(const std::string& name)
+{
+    for (std::string_view p : {"c10d::", "nccl:", "gloo:"})
+        if (name.compare(0, p.size(), p) == 0)
+            return true;
+    return name == "record_param_comms";
+}
 
 // The module path a range names ("nn.Module: PATH" or "… [backward]"), or
 // nothing when it is no module range.
@@ -119,7 +131,7 @@ Result<Loaded> load(const TraceStore& store, int64_t run)
             if (r.kind == TraceKind::Step) {
                 te->steps.push_back(s);
             } else if (r.kind == TraceKind::CpuOp || r.kind == TraceKind::Runtime) {
-                te->ops.push_back(s);
+                te->ops.push_back({s.start, s.end, -1, r.kind == TraceKind::CpuOp && isCollectiveOp(r.name)});
                 if (r.kind == TraceKind::Runtime && r.correlation >= 0)
                     te->launches.push_back({r.start_ns, r.correlation});
             } else if (auto p = modulePathOf(r.name)) {
@@ -150,7 +162,7 @@ std::vector<StepAttribution> attributeTrack(TrackEvents& te, const std::vector<b
             launchedIn[corr] = m;
     std::vector<StepAttribution> steps;
     for (size_t k = 0; k < te.steps.size(); ++k)
-        steps.push_back({te.rank, int(k), te.steps[k].start, te.steps[k].end - te.steps[k].start, 0, 0});
+        steps.push_back({te.rank, int(k), te.steps[k].start, te.steps[k].end - te.steps[k].start, 0, 0, 0});
     int64_t topEnd = INT64_MIN;
     for (const Span& op : te.ops) {
         if (op.start < topEnd)
@@ -164,6 +176,7 @@ std::vector<StepAttribution> attributeTrack(TrackEvents& te, const std::vector<b
         StepAttribution& sa = steps[size_t(st - te.steps.begin())];
         const int64_t from = op.start, to = std::min(op.end, st->end);
         sa.op_ns += to - from;
+        int64_t inModules = 0;
         auto sp = std::upper_bound(spans.begin(), spans.end(), from, [](int64_t v, const Span& s) { return v < s.start; });
         if (sp != spans.begin())
             --sp;
@@ -172,16 +185,19 @@ std::vector<StepAttribution> attributeTrack(TrackEvents& te, const std::vector<b
             if (hi <= lo)
                 continue;
             hostNs[size_t(sp->id)] += hi - lo;
+            inModules += hi - lo;
             if (counts[size_t(sp->id)])
                 sa.attributed_ns += hi - lo;
         }
+        if (op.collective)
+            sa.collective_ns += (to - from) - inModules;
     }
     return steps;
 }
 
 // Rows by name: layers in the model's order, then module paths, most time first.
 std::vector<AttributedLayer> rowsOf(const std::vector<ModuleMatch>& matches, const std::vector<int64_t>& hostNs,
-                                    const std::vector<int64_t>& deviceNs, double perStep)
+                                    const std::vector<int64_t>& deviceNs, double perStep, std::vector<AttributedLayer> rows)
 {
     std::map<std::string, AttributedLayer> byName;
     for (size_t i = 0; i < matches.size(); ++i) {
@@ -194,7 +210,6 @@ std::vector<AttributedLayer> rowsOf(const std::vector<ModuleMatch>& matches, con
         l.host_s += double(hostNs[i]) * perStep;
         l.device_s += double(deviceNs[i]) * perStep;
     }
-    std::vector<AttributedLayer> rows;
     for (auto& [n, l] : byName)
         rows.push_back(l);
     std::sort(rows.begin(), rows.end(), [](const AttributedLayer& x, const AttributedLayer& y) {
@@ -208,6 +223,12 @@ std::vector<AttributedLayer> rowsOf(const std::vector<ModuleMatch>& matches, con
 }
 
 } // namespace
+
+double StepAttribution::fraction() const
+{
+    const int64_t own = op_ns - collective_ns;
+    return own > 0 ? double(attributed_ns) / double(own) : 0;
+}
 
 Result<LayerAttribution> attributeToLayers(const TraceStore& store, int64_t run, const std::vector<std::string>& layers)
 {
@@ -224,18 +245,19 @@ Result<LayerAttribution> attributeToLayers(const TraceStore& store, int64_t run,
     for (size_t i = 0; i < L.paths.size(); ++i) {
         counts[i] = !matches[i].name.empty();
         if (L.paths[i] == kOptimizerPath)
-            matches[i].name = "optimizer";
+            matches[i].name = kOptimizerRow;
     }
     LayerAttribution a;
     a.ranks = int(L.ranks.size());
     std::vector<int64_t> hostNs(L.paths.size(), 0), deviceNs(L.paths.size(), 0);
     std::unordered_map<int64_t, int32_t> launchedIn; // correlation -> module path id
-    int64_t opTotal = 0, attributedTotal = 0;
+    int64_t opTotal = 0, attributedTotal = 0, collectiveTotal = 0;
     for (auto& [id, te] : L.host) {
         a.module_ranges += int64_t(te.ranges.size());
         for (const StepAttribution& sa : attributeTrack(te, counts, hostNs, launchedIn)) {
             opTotal += sa.op_ns;
             attributedTotal += sa.attributed_ns;
+            collectiveTotal += sa.collective_ns;
             a.steps.push_back(sa);
         }
     }
@@ -245,13 +267,18 @@ Result<LayerAttribution> attributeToLayers(const TraceStore& store, int64_t run,
         if (auto it = launchedIn.find(corr); it != launchedIn.end())
             deviceNs[size_t(it->second)] += dur;
     // Per step on one rank: the ranks' steps together, divided by their count.
-    a.layers = rowsOf(matches, hostNs, deviceNs, 1e-9 / double(a.steps.size()));
-    a.attributed_fraction = opTotal > 0 ? double(attributedTotal) / double(opTotal) : 0;
+    const double perStep = 1e-9 / double(a.steps.size());
+    std::vector<AttributedLayer> extra;
+    if (collectiveTotal > 0)
+        extra.push_back({kOutsideCollectivesRow, -1, double(collectiveTotal) * perStep, 0});
+    a.layers = rowsOf(matches, hostNs, deviceNs, perStep, std::move(extra));
+    const int64_t own = opTotal - collectiveTotal;
+    a.attributed_fraction = own > 0 ? double(attributedTotal) / double(own) : 0;
     a.worst_step_fraction = 1;
     std::map<int, double> slowest;
     for (const StepAttribution& s : a.steps) {
-        if (s.op_ns > 0)
-            a.worst_step_fraction = std::min(a.worst_step_fraction, double(s.attributed_ns) / double(s.op_ns));
+        if (s.op_ns - s.collective_ns > 0)
+            a.worst_step_fraction = std::min(a.worst_step_fraction, s.fraction());
         slowest[s.index] = std::max(slowest[s.index], double(s.dur_ns) * 1e-9);
     }
     for (const auto& [k, v] : slowest)

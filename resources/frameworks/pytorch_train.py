@@ -16,6 +16,7 @@ __PARTITA_HEADER__
 # rank 0: {"step", "loss", "step_time_s"}, after one with the parameter count.
 import argparse
 import contextlib
+import gc
 import json
 import math
 import os
@@ -374,6 +375,12 @@ def main():
     # Every rank done before the group is torn down: with gloo on torch 1.13
     # a rank that leaves first can leave its peer hung or aborting at exit.
     dist.barrier()
+    # The model (DDP's reducer, a communication hook and its futures) holds
+    # the group: freed now, while the interpreter is whole. Freed in its
+    # finalization instead, gloo's threads that need the GIL to drop Python
+    # objects are stopped there, and the rank hangs or aborts at exit.
+    del model, opt
+    gc.collect()
     dist.destroy_process_group()
 
 

@@ -31,18 +31,28 @@ struct StepAttribution
     int64_t start_ns = 0, dur_ns = 0;
     int64_t op_ns = 0;         // top-level CPU operators' time within the step
     int64_t attributed_ns = 0; // of it, within a module other than the model itself (not the optimizer's step)
+    int64_t collective_ns = 0; // of it, collectives outside every module (the script's own all_reduce or
+                               // barrier: mostly this rank waiting for the others, no work of its own)
+    // The share of the rank's own work the layers explain: attributed over
+    // operator time less the collectives outside the model.
+    double fraction() const;
 };
 
 struct LayerAttribution
 {
     std::vector<AttributedLayer> layers; // layers in the model's order, then module paths, most time first
     std::vector<StepAttribution> steps;  // by rank, then step
-    double attributed_fraction = 0;      // sum of attributed over sum of operator time, all steps
-    double worst_step_fraction = 0;      // the least of any step of any rank
+    double attributed_fraction = 0;      // all steps' attributed over their operator time less collectives outside the model
+    double worst_step_fraction = 0;      // the least fraction() of any step of any rank
     std::vector<double> step_s;          // per step index: the slowest rank's step time
     int ranks = 0;
     int64_t module_ranges = 0;           // module ranges the run holds (0: nothing to attribute by)
 };
+
+// Rows that are no layer's: the optimizer's step, and the collectives the
+// script calls outside the model.
+inline constexpr const char* kOptimizerRow = "optimizer";
+inline constexpr const char* kOutsideCollectivesRow = "collectives outside the model";
 
 // `layers`: the model's layer names (empty: module paths are the layers).
 // Fails when the run has no steps (ProfilerStep# ranges) to attribute within.
