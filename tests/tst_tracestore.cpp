@@ -291,6 +291,16 @@ private slots:
         }));
         QVERIFY(ordered);
         QCOMPARE(n, kEvents);
+        // Pulled a block at a time, the same events in the same order.
+        std::vector<int64_t> pushed, pulled;
+        QVERIFY(s->forEachEvent((*w)->runId(), [&](const StoredEvent& e) { pushed.push_back(e.id); }));
+        auto stream = s->stream(*track);
+        QVERIFY(stream);
+        RawEvent raw;
+        while ((*stream)->next(raw))
+            pulled.push_back(raw.id);
+        QVERIFY(!(*stream)->error());
+        QVERIFY(pushed == pulled);
         if (ties)
             return;
         auto items = s->viewport(*track, 50'000, 60'000, 1.0);
@@ -303,6 +313,60 @@ private slots:
         for (const auto& it : *coarse)
             folded += it.count;
         QCOMPARE(folded, kEvents);
+    }
+
+    // Streams of several tracks open at once, each in its own time order;
+    // a damaged block ends its stream with an error that names the track.
+    void streamsInterleave()
+    {
+        QTemporaryDir dir;
+        const std::string path = dir.filePath("p.partita").toStdString();
+        auto s = openOrDie(path);
+        auto w = s->beginRun(named("two streams", RunKind::Imported), 1000);
+        QVERIFY(w);
+        auto a = (*w)->track(0, 0, "a", true), b = (*w)->track(0, 1, "b", true);
+        QVERIFY(a && b);
+        for (int64_t i = 0; i < 5000; ++i) {
+            TraceRecord r;
+            r.start_ns = i * 10;
+            r.dur_ns = 5;
+            r.kind = TraceKind::Kernel;
+            r.name = "k";
+            QVERIFY((*w)->add(i % 2 ? *a : *b, r));
+        }
+        QVERIFY((*w)->finish());
+        auto sa = s->stream(*a), sb = s->stream(*b);
+        QVERIFY(sa && sb);
+        RawEvent ea, eb;
+        int64_t n = 0, lastA = -1, lastB = -1;
+        while ((*sa)->next(ea) && (*sb)->next(eb)) {
+            QVERIFY(ea.start_ns > lastA && eb.start_ns > lastB);
+            QCOMPARE(ea.start_ns, eb.start_ns + 10);
+            lastA = ea.start_ns;
+            lastB = eb.start_ns;
+            n += 2;
+        }
+        QCOMPARE(n, int64_t(5000));
+        // Damage the second block of track a.
+        {
+            sqlite3* db = nullptr;
+            QCOMPARE(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+            const std::string sql = "UPDATE event_blocks SET events = x'ff00ff' WHERE id = (SELECT id FROM event_blocks WHERE "
+                                    "track_id = " + std::to_string(*a) + " ORDER BY start_ns LIMIT 1 OFFSET 1)";
+            QCOMPARE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+            QCOMPARE(sqlite3_changes(db), 1);
+            sqlite3_close(db);
+        }
+        auto again = s->stream(*a);
+        QVERIFY(again);
+        int64_t read = 0;
+        while ((*again)->next(ea))
+            ++read;
+        QVERIFY2(read < 2500, qPrintable(QString::number(read)));
+        QVERIFY((*again)->error());
+        const std::string msg = (*again)->error()->str();
+        QVERIFY2(msg.find("track " + std::to_string(*a)) != std::string::npos && msg.find("corrupt") != std::string::npos,
+                 msg.c_str());
     }
 
     void refusesForeignFiles()

@@ -5,8 +5,11 @@
 //    same file (MB/s), and the import's peak RSS vs the database it makes
 //    (also less the RSS of the idle CLI process, import_rss_over_db);
 //  - viewport: a 10 M-event, 64-track run; query + fold per frame at every
-//    zoom level, worst case.
-// Usage: bench_tracestore PARTITA_CLI WORKDIR [--events N] [--traces DIR] [--viewport-only]
+//    zoom level, worst case;
+//  - analysis: partita-cli trace stats of that run and trace diff of it and
+//    a second one like it (wall time, peak RSS), vs one scan of the same
+//    rows in the raw sqlite3 table.
+// Usage: bench_tracestore PARTITA_CLI WORKDIR [--events N] [--traces DIR] [--viewport-only | --analysis-only]
 #include "partita/profiler/tracestore.h"
 
 #include <nlohmann/json.hpp>
@@ -47,9 +50,9 @@ struct Row
 };
 
 // 64 tracks of GPU-like kernels: durations 1-60 us, gaps 0-20 us, 40 names.
-std::vector<Row> makeRows(int64_t n, int tracks)
+std::vector<Row> makeRows(int64_t n, int tracks, uint64_t seed = 7)
 {
-    std::mt19937_64 rng(7);
+    std::mt19937_64 rng(seed);
     std::vector<int64_t> clock(size_t(tracks), 0);
     std::vector<Row> rows;
     rows.reserve(size_t(n));
@@ -302,6 +305,68 @@ json importBench(const std::string& cli, const std::string& dir, const std::stri
     return out;
 }
 
+// The analyses on the 10 M-event run (and a second, for the diff): each a
+// process as a user runs it. Baseline: one scan of the same rows, in the
+// raw table ingestBench made (every column the analysis reads, in table
+// order: the cheapest read of those rows there is).
+json analysisBench(const std::string& cli, const std::string& dir, int64_t n)
+{
+    const std::string path = dir + "/ingest.partita";
+    sqlite3* db = nullptr;
+    sqlite3_open((dir + "/raw.sqlite").c_str(), &db);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db, "SELECT track_id, start_ns, dur_ns, kind, name_id, layer FROM events",
+                       -1, &st, nullptr);
+    double t0 = now();
+    int64_t rows = 0, sum = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        sum += sqlite3_column_int64(st, 2) + sqlite3_column_int64(st, 5);
+        ++rows;
+    }
+    const double scan = now() - t0;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    const Proc stats = runProcess({cli, "trace", "stats", "--project", path, "--run", "1", "--json"});
+    // A second run like the first (another seed), written once.
+    {
+        auto store = TraceStore::open(path);
+        if (!store)
+            return {{"error", store.error().str()}};
+        auto runs = (*store)->runs();
+        if (runs && runs->size() < 2) {
+            const auto rows2 = makeRows(n, 64, 11);
+            const auto nm = names();
+            auto w = (*store)->beginRun(RunInfo{});
+            std::vector<int64_t> trackIds;
+            for (int t = 0; t < 64; ++t)
+                trackIds.push_back(*(*w)->track(0, t, "stream " + std::to_string(t), true));
+            TraceRecord rec;
+            rec.kind = TraceKind::Kernel;
+            for (const Row& r : rows2) {
+                rec.start_ns = r.start;
+                rec.dur_ns = r.dur;
+                rec.name = nm[size_t(r.name)];
+                rec.layer = r.layer;
+                (void)(*w)->add(trackIds[size_t(r.track)], rec);
+            }
+            (void)(*w)->finish();
+        }
+    }
+    const Proc diff = runProcess({cli, "trace", "diff", "--project", path, "--run", "1", "--run", "2", "--json"});
+    return {{"events_per_run", n},
+            {"raw_scan_rows", rows},
+            {"raw_scan_s", scan},
+            {"raw_scan_checksum", sum},
+            {"stats_s", stats.seconds},
+            {"stats_peak_rss_mb", double(stats.peak_rss) / 1e6},
+            {"stats_exit", stats.code},
+            {"stats_over_raw_scan", stats.seconds / scan},
+            {"diff_s", diff.seconds},
+            {"diff_peak_rss_mb", double(diff.peak_rss) / 1e6},
+            {"diff_exit", diff.code},
+            {"diff_over_raw_scan", diff.seconds / scan}};
+}
+
 // Import plus analysis of each real trace, as a user runs them (two
 // processes), to set beside HTA's load-and-analyze times in the traces'
 // README (measured on this machine).
@@ -333,21 +398,27 @@ json analyzeBench(const std::string& cli, const std::string& dir, const std::str
 int main(int argc, char** argv)
 {
     if (argc < 3) {
-        std::cerr << "usage: bench_tracestore PARTITA_CLI WORKDIR [--events N] [--traces DIR]\n";
+        std::cerr << "usage: bench_tracestore PARTITA_CLI WORKDIR [--events N] [--traces DIR] [--viewport-only | --analysis-only]\n";
         return 2;
     }
     const std::string cli = argv[1], dir = argv[2];
     int64_t events = 10'000'000;
     std::string traces = "../shared/data/traces";
-    bool viewportOnly = false; // reuse WORKDIR/ingest.partita from an earlier run
+    bool viewportOnly = false, analysisOnly = false; // reuse WORKDIR/ingest.partita (and raw.sqlite) from an earlier run
     for (int i = 3; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--viewport-only")
             viewportOnly = true;
+        else if (a == "--analysis-only")
+            analysisOnly = true;
         else if (a == "--events" && i + 1 < argc)
             events = std::stoll(argv[++i]);
         else if (a == "--traces" && i + 1 < argc)
             traces = argv[++i];
+    }
+    if (analysisOnly) {
+        std::cout << json{{"analysis", analysisBench(cli, dir, events)}}.dump(2) << "\n";
+        return 0;
     }
     if (viewportOnly) {
         std::cout << json{{"viewport", viewportBench(dir)}}.dump(2) << "\n";
@@ -359,6 +430,8 @@ int main(int argc, char** argv)
     std::cerr << "ingest done\n";
     j["viewport"] = viewportBench(dir);
     std::cerr << "viewport done\n";
+    j["analysis"] = analysisBench(cli, dir, events);
+    std::cerr << "analysis done\n";
     j["kineto_import"] = importBench(cli, dir, traces);
     j["import_and_analyze"] = analyzeBench(cli, dir, traces);
     std::cout << j.dump(2) << "\n";

@@ -22,6 +22,7 @@ namespace partita {
 
 namespace detail {
 class Stmt;
+class TrackReader;
 }
 
 enum class RunKind
@@ -66,6 +67,37 @@ struct StoredTrack
     int64_t events = 0;
     int64_t start_ns = 0, end_ns = 0;
     int64_t max_dur_ns = 0;
+};
+
+// An event as analyses stream it: its name as an id (TraceStore::name()),
+// no arguments.
+struct RawEvent
+{
+    int64_t id = 0;
+    int64_t start_ns = 0, dur_ns = 0;
+    int64_t name_id = 0;
+    int64_t correlation = -1;
+    int32_t layer = -1;
+    TraceKind kind = TraceKind::Compute;
+};
+
+// One track's events in (start, id) order, read a block at a time as they
+// are asked for: several may be open at once (an analysis merges a rank's
+// streams by time), each holding only the blocks open at its current time.
+class EventStream
+{
+public:
+    ~EventStream();
+    EventStream(const EventStream&) = delete;
+    EventStream& operator=(const EventStream&) = delete;
+    // The next event; false at the end or on a failure (then error()).
+    bool next(RawEvent& out);
+    const std::optional<Error>& error() const;
+
+private:
+    friend class TraceStore;
+    explicit EventStream(std::unique_ptr<detail::TrackReader> r);
+    std::unique_ptr<detail::TrackReader> m_reader;
 };
 
 struct StoredEvent
@@ -258,6 +290,8 @@ public:
     // the cost follows the pixels, not the events.
     Result<std::vector<DrawItem>> viewport(int64_t track, int64_t t0, int64_t t1, double ns_per_pixel,
                                            double min_pixels = 3) const;
+    // One track's events, pulled (the store must outlive the stream).
+    Result<std::unique_ptr<EventStream>> stream(int64_t track) const;
     // Every event of a run (or of one track), ordered by track then start.
     Result<bool> forEachEvent(int64_t run, const std::function<void(const StoredEvent&)>& f,
                               std::optional<int64_t> track = {}, bool withArgs = false) const;
