@@ -358,6 +358,9 @@ int main(int argc, char** argv)
     tdiff->add_option("--iteration", tro.iteration, "profiler step to compare (default: the first of each run)");
     tdiff->add_option("--scope", tro.scope, "events compared by name")->check(CLI::IsMember({"cpu", "gpu", "all"}));
     addProject(tdiff);
+    CLI::App* tstrag = trace->add_subcommand("stragglers", "Per step: which rank made the others wait at the collectives, by how much, and in which kernel and layer; the ranks' clocks aligned");
+    tstrag->add_option("--run", tro.runs, "run id")->required();
+    addProject(tstrag);
     CLI::App* runsCmd = app.add_subcommand("runs", "Runs stored in a project");
     runsCmd->require_subcommand(1);
     CLI::App* rlist = runsCmd->add_subcommand("list", "List the runs of a project");
@@ -395,6 +398,8 @@ int main(int argc, char** argv)
         return partita::cli::runTraceStats(tro);
     if (*tdiff)
         return partita::cli::runTraceDiff(tro);
+    if (*tstrag)
+        return partita::cli::runTraceStragglers(tro);
     if (*rlist)
         return partita::cli::runRunsList(tro);
     if (*runCmd)

@@ -20,17 +20,17 @@ namespace partita::cli {
 
 using nlohmann::json;
 
-namespace {
-
-std::atomic<bool> g_cancel{false};
-void onSigint(int) { g_cancel = true; }
-
 Result<std::unique_ptr<TraceStore>> openProject(const std::string& path)
 {
     if (path.empty())
         return Error{{}, "--project", "a project file is required"};
     return TraceStore::open(path);
 }
+
+namespace {
+
+std::atomic<bool> g_cancel{false};
+void onSigint(int) { g_cancel = true; }
 
 json temporalJson(const TemporalBreakdown& t)
 {

@@ -1,5 +1,10 @@
 #pragma once
-// `partita-cli trace import|export|stats|diff` and `partita-cli runs list`.
+// `partita-cli trace import|export|stats|diff|stragglers` and `partita-cli runs list`.
+
+#include "partita/core/result.h"
+#include "partita/profiler/tracestore.h"
+
+#include <memory>
 
 #include <cstdint>
 #include <optional>
@@ -22,6 +27,10 @@ int runTraceImport(const TraceCliOptions& o);
 int runTraceExport(const TraceCliOptions& o);
 int runTraceStats(const TraceCliOptions& o);
 int runTraceDiff(const TraceCliOptions& o);
+int runTraceStragglers(const TraceCliOptions& o); // tracestragglers.cpp
 int runRunsList(const TraceCliOptions& o);
+
+// The project named by --project, opened (created when missing).
+Result<std::unique_ptr<TraceStore>> openProject(const std::string& path);
 
 } // namespace partita::cli

@@ -1,0 +1,180 @@
+#pragma once
+// Many ranks made from one: a source rank's device events (a real trace's,
+// or a pattern) replayed on N ranks with per-rank clock skew, per-kernel
+// jitter and one slow rank, the way a data-parallel job behaves: compute
+// kernels stretch a rank's timeline, and each collective ends on every rank
+// when its last rank arrives (the early ranks' collective kernels last
+// longer: they wait inside them). For the tests and benchmarks of the
+// many-rank analyses; what it writes is synthetic, and its run is named so.
+
+#include "partita/core/trace.h"
+#include "partita/profiler/analysis.h"
+#include "partita/profiler/tracestore.h"
+
+#include <algorithm>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace partita::test {
+
+struct SynthOptions
+{
+    int ranks = 8;
+    int slow_rank = -1;          // -1: none
+    std::string slow_kernel;     // the slow rank's kernels of this name run longer
+    int32_t slow_layer = -1;     // only in this layer (-1: in every layer)
+    double slow_factor = 1.0;
+    int64_t max_skew_ns = 0;     // each rank's clock offset, uniform in [-max, max] (rank 0: 0)
+    double jitter = 0;           // each compute kernel's duration x (1 + uniform[-jitter, jitter])
+    uint64_t seed = 1;
+};
+
+struct SynthRun
+{
+    int64_t run_id = 0;
+    std::vector<int64_t> skew_ns; // per rank, as applied
+};
+
+// `source`: one rank's device events and steps (TraceKind::Step), any
+// order; communication kernels (by classifyKernel) are the collectives.
+inline Result<SynthRun> synthesizeRanks(TraceStore& store, std::vector<TraceRecord> source, const SynthOptions& o)
+{
+    // By start; a step before the kernels that start with it.
+    std::stable_sort(source.begin(), source.end(), [](const TraceRecord& a, const TraceRecord& b) {
+        return a.start_ns < b.start_ns || (a.start_ns == b.start_ns && a.kind == TraceKind::Step && b.kind != TraceKind::Step);
+    });
+    std::mt19937_64 rng(o.seed);
+    std::uniform_real_distribution<double> unit(-1.0, 1.0);
+    SynthRun out;
+    for (int r = 0; r < o.ranks; ++r)
+        out.skew_ns.push_back(r == 0 ? 0 : int64_t(unit(rng) * double(o.max_skew_ns)));
+    RunInfo info;
+    info.name = "synthetic: " + std::to_string(o.ranks) + " ranks";
+    info.kind = RunKind::Imported;
+    auto w = store.beginRun(info);
+    if (!w)
+        return w.error();
+    std::vector<std::vector<int64_t>> tracks(size_t(o.ranks));
+    std::vector<int64_t> delay(size_t(o.ranks), 0); // each rank's lag behind the source's timeline
+    auto trackOf = [&](int r, const TraceRecord& e) -> Result<int64_t> {
+        auto& t = tracks[size_t(r)];
+        if (t.size() <= size_t(e.track))
+            t.resize(size_t(e.track) + 1, -1);
+        if (t[size_t(e.track)] < 0) {
+            const bool device = e.kind != TraceKind::Step;
+            auto id = (*w)->track(r, e.track, device ? "stream " + std::to_string(e.track) : "steps", device);
+            if (!id)
+                return id.error();
+            t[size_t(e.track)] = *id;
+        }
+        return t[size_t(e.track)];
+    };
+    // A step is written when the source passes its end, stretched by what
+    // the rank lagged meanwhile.
+    std::optional<TraceRecord> step;
+    std::vector<int64_t> stepStart(size_t(o.ranks));
+    auto closeStep = [&]() -> Result<bool> {
+        for (int r = 0; step && r < o.ranks; ++r) {
+            TraceRecord x = *step;
+            x.rank = r;
+            x.start_ns = stepStart[size_t(r)];
+            x.dur_ns = step->start_ns + step->dur_ns + delay[size_t(r)] + out.skew_ns[size_t(r)] - x.start_ns;
+            auto id = trackOf(r, x);
+            if (!id)
+                return id.error();
+            if (auto a = (*w)->add(*id, x); !a)
+                return a.error();
+        }
+        step.reset();
+        return true;
+    };
+    for (const TraceRecord& e : source) {
+        if (step && e.start_ns >= step->start_ns + step->dur_ns)
+            if (auto c = closeStep(); !c)
+                return c.error();
+        if (e.kind == TraceKind::Step) {
+            if (auto c = closeStep(); !c)
+                return c.error();
+            step = e;
+            for (int r = 0; r < o.ranks; ++r)
+                stepStart[size_t(r)] = e.start_ns + delay[size_t(r)] + out.skew_ns[size_t(r)];
+            continue;
+        }
+        const bool coll = classifyKernel(e.name, e.kind) == KernelClass::Communication;
+        int64_t latest = INT64_MIN;
+        if (coll)
+            for (int r = 0; r < o.ranks; ++r)
+                latest = std::max(latest, e.start_ns + delay[size_t(r)]);
+        for (int r = 0; r < o.ranks; ++r) {
+            TraceRecord x = e;
+            x.rank = r;
+            x.start_ns = e.start_ns + delay[size_t(r)];
+            if (coll) {
+                // Arrives at its own time; ends when the last rank's copy does.
+                x.dur_ns = latest + e.dur_ns - x.start_ns;
+                delay[size_t(r)] = latest - e.start_ns;
+            } else if (isDeviceKind(e.kind)) {
+                double f = 1 + o.jitter * unit(rng);
+                if (r == o.slow_rank && e.name == o.slow_kernel && (o.slow_layer < 0 || e.layer == o.slow_layer))
+                    f *= o.slow_factor;
+                x.dur_ns = std::max<int64_t>(1, int64_t(double(e.dur_ns) * f));
+                delay[size_t(r)] += x.dur_ns - e.dur_ns;
+            }
+            x.start_ns += out.skew_ns[size_t(r)];
+            auto id = trackOf(r, x);
+            if (!id)
+                return id.error();
+            if (auto a = (*w)->add(*id, x); !a)
+                return a.error();
+        }
+    }
+    if (auto c = closeStep(); !c)
+        return c.error();
+    if (auto f = (*w)->finish(); !f)
+        return f.error();
+    out.run_id = (*w)->runId();
+    return out;
+}
+
+// A data-parallel step pattern: `layers` layers of a GEMM and an
+// elementwise kernel (layer ids set) forward and backward, each backward
+// layer's gradients all-reduced by NCCL on a second stream, `steps` steps.
+inline std::vector<TraceRecord> dataParallelPattern(int layers, int steps)
+{
+    std::vector<TraceRecord> out;
+    int64_t t = 0;
+    auto kernel = [&](const std::string& name, int32_t layer, int64_t dur, int32_t track = 7) {
+        TraceRecord k;
+        k.track = track;
+        k.start_ns = t;
+        k.dur_ns = dur;
+        k.kind = TraceKind::Kernel;
+        k.name = name;
+        k.layer = layer;
+        out.push_back(k);
+        t += dur + 2'000;
+    };
+    for (int s = 0; s < steps; ++s) {
+        const int64_t stepStart = t;
+        for (int l = 0; l < layers; ++l) {
+            kernel("ampere_sgemm_128x64_tn", l, 120'000);
+            kernel("vectorized_elementwise_kernel", l, 20'000);
+        }
+        for (int l = layers - 1; l >= 0; --l) {
+            kernel("ampere_sgemm_64x64_nt", l, 240'000);
+            kernel("ncclDevKernel_AllReduce_Sum_f32_RING_LL", l, 60'000, 20);
+        }
+        TraceRecord step;
+        step.track = 1;
+        step.start_ns = stepStart;
+        step.dur_ns = t - stepStart;
+        step.kind = TraceKind::Step;
+        step.name = "ProfilerStep#" + std::to_string(s);
+        out.push_back(step);
+    }
+    return out;
+}
+
+} // namespace partita::test

@@ -1,0 +1,164 @@
+// profiler/stragglers: which rank made the others wait at each step's
+// collectives, by how much on each rank, and the kernel and layer it spent
+// longer on; the ranks' clocks aligned on the collectives' ends. Runs are
+// made by tests/synthranks.h: a data-parallel pattern replayed on N ranks
+// with skewed clocks, jitter and one slow rank whose injected slowdown is
+// what the analysis must find.
+#include "partita/profiler/stragglers.h"
+#include "storetest.h"
+#include "synthranks.h"
+
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace partita;
+
+class TestStragglers : public QObject
+{
+    Q_OBJECT
+private slots:
+    void findsTheSlowRank_data()
+    {
+        QTest::addColumn<int>("ranks");
+        QTest::addColumn<int>("slowRank");
+        QTest::addColumn<int>("slowLayer");
+        QTest::addColumn<double>("factor");
+        QTest::addColumn<qint64>("skewNs");
+        QTest::addColumn<double>("jitter");
+        QTest::newRow("8 ranks, rank 5's backward GEMM of layer 3 1.5x, skewed clocks") << 8 << 5 << 3 << 1.5 << qint64(50'000) << 0.01;
+        QTest::newRow("2 ranks, rank 0 2x in layer 0, no skew") << 2 << 0 << 0 << 2.0 << qint64(0) << 0.0;
+        QTest::newRow("32 ranks, rank 31 1.3x in layer 5, skew 1 ms") << 32 << 31 << 5 << 1.3 << qint64(1'000'000) << 0.02;
+    }
+    void findsTheSlowRank()
+    {
+        QFETCH(int, ranks);
+        QFETCH(int, slowRank);
+        QFETCH(int, slowLayer);
+        QFETCH(double, factor);
+        QFETCH(qint64, skewNs);
+        QFETCH(double, jitter);
+        QTemporaryDir dir;
+        auto s = test::openOrDie(dir.filePath("p.partita").toStdString());
+        test::SynthOptions o;
+        o.ranks = ranks;
+        o.slow_rank = slowRank;
+        o.slow_kernel = "ampere_sgemm_64x64_nt"; // 240 us in the pattern
+        o.slow_layer = slowLayer;
+        o.slow_factor = factor;
+        o.max_skew_ns = skewNs;
+        o.jitter = jitter;
+        auto run = test::synthesizeRanks(*s, test::dataParallelPattern(6, 4), o);
+        QVERIFY2(run, run ? "" : run.error().str().c_str());
+        auto rep = findStragglers(*s, run->run_id);
+        QVERIFY2(rep, rep ? "" : rep.error().str().c_str());
+        QCOMPARE(rep->ranks, ranks);
+        QCOMPARE(rep->matched, qint64(6 * 4)); // a collective per layer and step
+        // The clocks: each rank's skew found again (the ends are exact here).
+        QCOMPARE(int(rep->clocks.size()), ranks);
+        for (int r = 0; r < ranks; ++r)
+            QVERIFY2(std::abs(rep->clocks[size_t(r)].offset_ns - run->skew_ns[size_t(r)]) <= 1000,
+                     qPrintable(QString("rank %1: offset %2, skew %3").arg(r).arg(rep->clocks[size_t(r)].offset_ns).arg(run->skew_ns[size_t(r)])));
+        // Every step: the slow rank, at the collective after its slow GEMM,
+        // the others waiting what its GEMM took longer.
+        const double extra = (factor - 1) * 240'000;
+        QCOMPARE(int(rep->steps.size()), 4);
+        for (const StepStraggler& st : rep->steps) {
+            const QString where = QString("step %1: late %2, kernel %3, layer %4, excess %5 ns, wait %6 ns")
+                                      .arg(st.step).arg(st.late_rank).arg(QString::fromStdString(st.kernel)).arg(st.layer)
+                                      .arg(st.excess_ns).arg(st.worst_wait_ns);
+            QVERIFY2(st.late_rank == slowRank, qPrintable(where));
+            QVERIFY2(st.kernel == o.slow_kernel && st.layer == slowLayer, qPrintable(where));
+            QVERIFY2(std::abs(double(st.excess_ns) - extra) <= 0.1 * extra, qPrintable(where));
+            QVERIFY2(std::abs(double(st.worst_wait_ns) - extra * (ranks - 1)) <= 0.15 * extra * (ranks - 1), qPrintable(where));
+            QCOMPARE(int(st.wait_ns.size()), ranks);
+            QCOMPARE(st.wait_ns[size_t(slowRank)], qint64(0));
+        }
+        // Blame: the slow rank caused the most waiting, over three times any
+        // other's (the others are late only by their jitter).
+        for (const RankBlame& b : rep->blame)
+            if (b.rank != slowRank)
+                QVERIFY2(rep->blame[size_t(slowRank)].wait_caused_ns > 3 * b.wait_caused_ns,
+                         qPrintable(QString("rank %1 caused %2 ns").arg(b.rank).arg(b.wait_caused_ns)));
+    }
+
+    // Without a slow rank the waits are the jitter's: far below one GEMM's slowdown.
+    void noStraggler()
+    {
+        QTemporaryDir dir;
+        auto s = test::openOrDie(dir.filePath("p.partita").toStdString());
+        test::SynthOptions o;
+        o.ranks = 8;
+        o.jitter = 0.01;
+        o.max_skew_ns = 20'000;
+        auto run = test::synthesizeRanks(*s, test::dataParallelPattern(6, 3), o);
+        QVERIFY(run);
+        auto rep = findStragglers(*s, run->run_id);
+        QVERIFY(rep);
+        for (const StepStraggler& st : rep->steps)
+            QVERIFY2(st.worst_wait_ns < 7 * 2 * 0.01 * 2 * 240'000, qPrintable(QString::number(st.worst_wait_ns)));
+    }
+
+    void saysWhyNot_data()
+    {
+        QTest::addColumn<QString>("what");
+        QTest::addColumn<QString>("note");
+        QTest::newRow("one rank") << "one rank" << "nobody to wait for";
+        QTest::newRow("no collectives") << "no collectives" << "no collective that every rank ran";
+        QTest::newRow("names part") << "names part" << "the ranks are compared up to it";
+    }
+    void saysWhyNot()
+    {
+        QFETCH(QString, what);
+        QFETCH(QString, note);
+        QTemporaryDir dir;
+        auto s = test::openOrDie(dir.filePath("p.partita").toStdString());
+        std::vector<TraceRecord> pattern = test::dataParallelPattern(2, 2);
+        test::SynthOptions o;
+        o.ranks = what == "one rank" ? 1 : 4;
+        if (what == "no collectives")
+            std::erase_if(pattern, [](const TraceRecord& r) { return r.name.rfind("nccl", 0) == 0; });
+        auto run = test::synthesizeRanks(*s, pattern, o);
+        QVERIFY(run);
+        if (what == "names part") {
+            // Rank 3's third collective is another one.
+            auto w = s->beginRun(RunInfo{});
+            QVERIFY(w);
+            std::vector<int64_t> ids;
+            int seen = 0;
+            auto tracks = s->tracks(run->run_id);
+            QVERIFY(tracks);
+            std::map<std::pair<int, int>, int64_t> newTracks;
+            QVERIFY(s->forEachEvent(run->run_id, [&](const StoredEvent& e) {
+                TraceRecord r = e.record;
+                if (r.rank == 3 && r.name.rfind("nccl", 0) == 0 && ++seen == 3)
+                    r.name = "ncclDevKernel_AllGather_RING_LL";
+                auto key = std::make_pair(int(r.rank), int(r.track));
+                if (!newTracks.count(key))
+                    newTracks[key] = *(*w)->track(r.rank, r.track, "t", r.kind != TraceKind::Step);
+                (void)(*w)->add(newTracks[key], r);
+            }));
+            QVERIFY((*w)->finish());
+            run->run_id = (*w)->runId();
+        }
+        auto rep = findStragglers(*s, run->run_id);
+        QVERIFY2(rep, rep ? "" : rep.error().str().c_str());
+        QString notes;
+        for (const std::string& n : rep->notes)
+            notes += QString::fromStdString(n) + "\n";
+        QVERIFY2(notes.contains(note), qPrintable(notes));
+        if (what == "names part")
+            QCOMPARE(rep->matched, qint64(2));
+        else
+            QVERIFY(rep->steps.empty());
+    }
+
+    void noSuchRun()
+    {
+        QTemporaryDir dir;
+        auto s = test::openOrDie(dir.filePath("p.partita").toStdString());
+        QVERIFY(!findStragglers(*s, 42));
+    }
+};
+
+QTEST_APPLESS_MAIN(TestStragglers)
+#include "tst_stragglers.moc"
