@@ -138,6 +138,26 @@ inline Result<SynthRun> synthesizeRanks(TraceStore& store, std::vector<TraceReco
     return out;
 }
 
+// A stored run's rank as a source: its device events and its steps.
+inline Result<std::vector<TraceRecord>> sourceFromRun(const TraceStore& store, int64_t run, int rank = 0)
+{
+    auto tracks = store.tracks(run);
+    if (!tracks)
+        return tracks.error();
+    std::vector<TraceRecord> out;
+    for (const StoredTrack& t : *tracks) {
+        if (t.rank != rank)
+            continue;
+        auto r = store.forEachEvent(run, [&](const StoredEvent& e) {
+            if ((t.device && isDeviceKind(e.record.kind)) || e.record.kind == TraceKind::Step)
+                out.push_back(e.record);
+        }, t.id);
+        if (!r)
+            return r.error();
+    }
+    return out;
+}
+
 // A data-parallel step pattern: `layers` layers of a GEMM and an
 // elementwise kernel (layer ids set) forward and backward, each backward
 // layer's gradients all-reduced by NCCL on a second stream, `steps` steps.

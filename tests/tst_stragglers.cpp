@@ -3,10 +3,14 @@
 // longer on; the ranks' clocks aligned on the collectives' ends. Runs are
 // made by tests/synthranks.h: a data-parallel pattern replayed on N ranks
 // with skewed clocks, jitter and one slow rank whose injected slowdown is
-// what the analysis must find.
+// what the analysis must find; apart (tst_stragglers_third_party), the same
+// made from a real trace's kernels (HTA's NCCL test trace in ../shared).
+#include "partita/profiler/chromeimport.h"
 #include "partita/profiler/stragglers.h"
 #include "storetest.h"
 #include "synthranks.h"
+#include "testdata.h"
+#include "testmain.h"
 
 #include <QTemporaryDir>
 #include <QTest>
@@ -160,5 +164,51 @@ private slots:
     }
 };
 
-QTEST_APPLESS_MAIN(TestStragglers)
+class TestStragglersThirdParty : public QObject
+{
+    Q_OBJECT
+private slots:
+    // A real ResNet step's kernels (HTA's NCCL parser trace: cuDNN kernels,
+    // NCCL all-reduces and broadcasts) on 16 ranks, one of which runs its
+    // layout-conversion kernel 1.3x longer: every step names it.
+    void fromARealTrace()
+    {
+        const QString file = "traces/nccl_parser_config-nccl_data.json.gz";
+        PARTITA_REQUIRE_THIRD_PARTY(file);
+        QTemporaryDir dir;
+        auto s = test::openOrDie(dir.filePath("p.partita").toStdString());
+        auto imp = importChromeTrace(*s, {test::thirdParty(file).toStdString()});
+        QVERIFY2(imp, imp ? "" : imp.error().str().c_str());
+        auto source = test::sourceFromRun(*s, imp->run_id);
+        QVERIFY(source);
+        // The source's compute kernel with the most time is the one slowed.
+        std::map<std::string, int64_t> compute;
+        for (const TraceRecord& r : *source)
+            if (isDeviceKind(r.kind) && classifyKernel(r.name, r.kind) == KernelClass::Computation)
+                compute[r.name] += r.dur_ns;
+        const auto top = std::max_element(compute.begin(), compute.end(), [](auto& a, auto& b) { return a.second < b.second; });
+        QVERIFY(top != compute.end());
+        test::SynthOptions o;
+        o.ranks = 16;
+        o.slow_rank = 13;
+        o.slow_kernel = top->first;
+        o.slow_factor = 1.3;
+        o.max_skew_ns = 200'000;
+        o.jitter = 0.02;
+        auto run = test::synthesizeRanks(*s, *source, o);
+        QVERIFY(run);
+        auto rep = findStragglers(*s, run->run_id);
+        QVERIFY2(rep, rep ? "" : rep.error().str().c_str());
+        QCOMPARE(rep->matched, qint64(21)); // 15 all-reduces and 6 broadcasts
+        QVERIFY(!rep->steps.empty());
+        for (const StepStraggler& st : rep->steps) {
+            QCOMPARE(st.late_rank, 13);
+            QCOMPARE(st.kernel, o.slow_kernel);
+        }
+        for (int r = 0; r < 16; ++r)
+            QVERIFY(std::abs(rep->clocks[size_t(r)].offset_ns - run->skew_ns[size_t(r)]) <= 1000);
+    }
+};
+
+PARTITA_TEST_SPLIT_APPLESS_MAIN(TestStragglers, TestStragglersThirdParty, "--third-party")
 #include "tst_stragglers.moc"

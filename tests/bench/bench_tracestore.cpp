@@ -8,9 +8,16 @@
 //    zoom level, worst case;
 //  - analysis: partita-cli trace stats of that run and trace diff of it and
 //    a second one like it (wall time, peak RSS), vs one scan of the same
-//    rows in the raw sqlite3 table.
+//    rows in the raw sqlite3 table;
+//  - many ranks: a 256-rank run made by tests/synthranks.h from HTA's NCCL
+//    trace (or, without ../shared, from a data-parallel pattern), one rank
+//    slow: trace stats and trace stragglers, their cost per event vs trace
+//    stats' per event on the 10 M-event one-rank run.
 // Usage: bench_tracestore PARTITA_CLI WORKDIR [--events N] [--traces DIR] [--viewport-only | --analysis-only]
+#include "partita/profiler/chromeimport.h"
 #include "partita/profiler/tracestore.h"
+
+#include "synthranks.h"
 
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
@@ -367,6 +374,64 @@ json analysisBench(const std::string& cli, const std::string& dir, int64_t n)
             {"diff_over_raw_scan", diff.seconds / scan}};
 }
 
+json manyRanksBench(const std::string& cli, const std::string& dir, const std::string& traces, double statsNsPerEvent)
+{
+    const std::string path = dir + "/ranks256.partita";
+    fs::remove(path);
+    auto store = TraceStore::open(path);
+    if (!store)
+        return {{"error", store.error().str()}};
+    std::vector<TraceRecord> source;
+    std::string from = "data-parallel pattern (48 layers, 8 steps)";
+    const std::string real = traces + "/nccl_parser_config-nccl_data.json.gz";
+    if (fs::exists(real)) {
+        auto imp = importChromeTrace(**store, {real});
+        auto src = imp ? test::sourceFromRun(**store, imp->run_id) : Result<std::vector<TraceRecord>>(imp.error());
+        if (!src)
+            return {{"error", src.error().str()}};
+        source = std::move(*src);
+        from = "nccl_parser_config-nccl_data.json.gz";
+    } else {
+        source = test::dataParallelPattern(48, 8);
+    }
+    std::map<std::string, int64_t> compute;
+    for (const TraceRecord& r : source)
+        if (isDeviceKind(r.kind) && classifyKernel(r.name, r.kind) == KernelClass::Computation)
+            compute[r.name] += r.dur_ns;
+    test::SynthOptions o;
+    o.ranks = 256;
+    o.slow_rank = 201;
+    o.slow_kernel = std::max_element(compute.begin(), compute.end(), [](auto& a, auto& b) { return a.second < b.second; })->first;
+    o.slow_factor = 1.3;
+    o.max_skew_ns = 500'000;
+    o.jitter = 0.02;
+    const double t0 = now();
+    auto run = test::synthesizeRanks(**store, source, o);
+    if (!run)
+        return {{"error", run.error().str()}};
+    const double written = now() - t0;
+    auto runInfo = (*store)->run(run->run_id);
+    const int64_t events = runInfo ? runInfo->events : 0;
+    store->reset();
+    const std::string id = std::to_string(run->run_id);
+    const Proc stats = runProcess({cli, "trace", "stats", "--project", path, "--run", id, "--json"});
+    const Proc strag = runProcess({cli, "trace", "stragglers", "--project", path, "--run", id, "--json"});
+    auto perEvent = [&](const Proc& p) { return events ? p.seconds * 1e9 / double(events) : 0.0; };
+    return {{"source", from},
+            {"ranks", o.ranks},
+            {"events", events},
+            {"synthesize_s", written},
+            {"stats_s", stats.seconds},
+            {"stats_peak_rss_mb", double(stats.peak_rss) / 1e6},
+            {"stats_exit", stats.code},
+            {"stragglers_s", strag.seconds},
+            {"stragglers_peak_rss_mb", double(strag.peak_rss) / 1e6},
+            {"stragglers_exit", strag.code},
+            {"stats_ns_per_event", perEvent(stats)},
+            {"stats_per_event_vs_one_rank", statsNsPerEvent > 0 ? perEvent(stats) / statsNsPerEvent : 0.0},
+            {"stragglers_per_event_vs_one_rank_stats", statsNsPerEvent > 0 ? perEvent(strag) / statsNsPerEvent : 0.0}};
+}
+
 // Import plus analysis of each real trace, as a user runs them (two
 // processes), to set beside HTA's load-and-analyze times in the traces'
 // README (measured on this machine).
@@ -417,7 +482,9 @@ int main(int argc, char** argv)
             traces = argv[++i];
     }
     if (analysisOnly) {
-        std::cout << json{{"analysis", analysisBench(cli, dir, events)}}.dump(2) << "\n";
+        const json a = analysisBench(cli, dir, events);
+        std::cout << json{{"analysis", a}, {"many_ranks", manyRanksBench(cli, dir, traces, a.value("stats_s", 0.0) * 1e9 / double(events))}}.dump(2)
+                  << "\n";
         return 0;
     }
     if (viewportOnly) {
@@ -432,6 +499,8 @@ int main(int argc, char** argv)
     std::cerr << "viewport done\n";
     j["analysis"] = analysisBench(cli, dir, events);
     std::cerr << "analysis done\n";
+    j["many_ranks"] = manyRanksBench(cli, dir, traces, j["analysis"].value("stats_s", 0.0) * 1e9 / double(events));
+    std::cerr << "many ranks done\n";
     j["kineto_import"] = importBench(cli, dir, traces);
     j["import_and_analyze"] = analyzeBench(cli, dir, traces);
     std::cout << j.dump(2) << "\n";
