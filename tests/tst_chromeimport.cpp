@@ -6,6 +6,7 @@
 #include "storetest.h"
 #include "testdata.h"
 #include "testmain.h"
+#include "partita/profiler/analysis.h"
 #include "partita/profiler/chromeimport.h"
 #include "partita/profiler/tracestore.h"
 
@@ -181,6 +182,94 @@ private slots:
         QVERIFY(std::any_of(r->warnings.begin(), r->warnings.end(),
                             [](const std::string& w) { return w.find("no distributedInfo.rank") != std::string::npos; }));
         QCOMPARE(s->run(r->run_id)->ranks, 2);
+    }
+
+    // A folder of rank files, some of them wrong: the good ones imported,
+    // each wrong one said (chunks of 16 events: a bad file's first events
+    // are already stored when it fails, and are taken out again).
+    void partialFolders_data()
+    {
+        QTest::addColumn<QStringList>("files");  // "name=rank" (a good file of 40 events), "name=junk", "name=cut:rank"
+        QTest::addColumn<QList<int>>("ranks");   // the ranks imported
+        QTest::addColumn<QStringList>("leftOut"); // what the report says was not
+        QTest::newRow("a truncated rank") << QStringList{"r0=0", "r1=1", "r2=2", "r3=cut:3"} << QList<int>{0, 1, 2}
+                                          << QStringList{"r3.json", "ends early", "no file holds rank 3 (of 4"};
+        QTest::newRow("two files claim one rank") << QStringList{"a=0", "b=1", "c=1"} << QList<int>{0, 1}
+                                                  << QStringList{"c.json: claims rank 1, as", "b.json does"};
+        QTest::newRow("a missing rank") << QStringList{"r0=0", "r1=1", "r3=3"} << QList<int>{0, 1, 3}
+                                        << QStringList{"no file holds rank 2 (of 4, the job's world_size)"};
+        QTest::newRow("junk among them") << QStringList{"r0=0", "r1=1", "zz=junk"} << QList<int>{0, 1}
+                                         << QStringList{"zz.json", "not a JSON object"};
+        QTest::newRow("all present") << QStringList{"r0=0", "r1=1", "r2=2", "r3=3"} << QList<int>{0, 1, 2, 3} << QStringList{};
+    }
+    void partialFolders()
+    {
+        QFETCH(QStringList, files);
+        QFETCH(QList<int>, ranks);
+        QFETCH(QStringList, leftOut);
+        QTemporaryDir dir;
+        const std::string folder = dir.filePath("ranks").toStdString();
+        QVERIFY(QDir().mkpath(QString::fromStdString(folder)));
+        auto rankFile = [](int rank) {
+            std::string t = R"({"distributedInfo": {"rank": )" + std::to_string(rank) + R"(, "world_size": 4}, "traceEvents": [)";
+            for (int i = 0; i < 40; ++i)
+                t += std::string(i ? "," : "") + R"({"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": )" +
+                     std::to_string(10 * i) + R"(, "dur": 5, "args": {"stream": 7}})";
+            return t + "]}";
+        };
+        for (const QString& f : files) {
+            const std::string name = folder + "/" + f.section('=', 0, 0).toStdString() + ".json";
+            const QString what = f.section('=', 1);
+            if (what == "junk")
+                write(name, "hello, not a trace");
+            else if (what.startsWith("cut:"))
+                write(name, rankFile(what.mid(4).toInt()).substr(0, 1500));
+            else
+                write(name, rankFile(what.toInt()));
+        }
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        TraceImportOptions o;
+        o.commit_every = 16;
+        auto r = importChromeTrace(*s, {folder}, o);
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        std::vector<int> got = r->ranks;
+        std::sort(got.begin(), got.end());
+        QCOMPARE(got, std::vector<int>(ranks.begin(), ranks.end()));
+        QString said;
+        for (const std::string& l : r->left_out)
+            said += QString::fromStdString(l) + "\n";
+        for (const QString& l : leftOut)
+            QVERIFY2(said.contains(l), qPrintable(said));
+        if (leftOut.isEmpty())
+            QVERIFY2(said.isEmpty(), qPrintable(said));
+        // Only the good files' events, on their ranks; the store sound.
+        auto run = s->run(r->run_id);
+        QVERIFY(run);
+        QCOMPARE(run->ranks, int(ranks.size()));
+        QCOMPARE(run->events, int64_t(40 * ranks.size()));
+        auto tracks = s->tracks(r->run_id);
+        QVERIFY(tracks);
+        for (const StoredTrack& t : *tracks)
+            QVERIFY2(ranks.contains(t.rank), qPrintable(QString::number(t.rank)));
+        QCOMPARE(*s->integrityCheck(), std::string("ok"));
+        QVERIFY(analyzeRun(*s, r->run_id));
+    }
+
+    // Every file of a folder bad: nothing imported, the first failure named.
+    void folderAllBad()
+    {
+        QTemporaryDir dir;
+        const std::string folder = dir.filePath("ranks").toStdString();
+        QVERIFY(QDir().mkpath(QString::fromStdString(folder)));
+        write(folder + "/a.json", "nope");
+        write(folder + "/b.json", R"({"traceEvents": [{"ph": )");
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto r = importChromeTrace(*s, {folder});
+        QVERIFY(!r);
+        const std::string e = r.error().str();
+        QVERIFY2(e.find("a.json") != std::string::npos && e.find("every other file given failed too") != std::string::npos,
+                 e.c_str());
+        QVERIFY(s->runs()->empty());
     }
 
     void phasesAndTimestamps()

@@ -205,6 +205,11 @@ private slots:
         QVERIFY(!w.importTraces({bad}, true));
         QVERIFY2(w.lastError().contains("bad.json"), qPrintable(w.lastError()));
         QCOMPARE(w.runsModel()->rowCount(), 1);
+        // With a good file beside it, the good one is imported and the bad one said.
+        QVERIFY(w.importTraces({partita::test::torchTraces() + "/one/traces/rank0.json", bad}, true));
+        QCOMPARE(w.runsModel()->rowCount(), 2);
+        const QString said = w.statusBar()->currentMessage();
+        QVERIFY2(said.contains("not imported: ") && said.contains("bad.json"), qPrintable(said));
         // The project reopens with its model and cluster.
         MainWindow again;
         QVERIFY(again.openProject(path, true));

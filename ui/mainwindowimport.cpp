@@ -25,6 +25,7 @@
 #include <QFileInfo>
 #include <QFutureWatcher>
 #include <QInputDialog>
+#include <QMessageBox>
 #include <QMimeData>
 #include <QProgressDialog>
 #include <QSettings>
@@ -113,6 +114,7 @@ bool MainWindow::importTraces(const QStringList& paths, bool quiet)
     {
         qint64 run = 0;
         QString error;
+        QStringList leftOut; // of a folder: files and ranks not imported
     };
     auto cancel = std::make_shared<std::atomic<bool>>(false);
     const std::string project = m_store->path();
@@ -136,9 +138,11 @@ bool MainWindow::importTraces(const QStringList& paths, bool quiet)
             TraceImportOptions opt;
             opt.cancel = cancel.get();
             auto r = importChromeTrace(**store, files, opt);
-            if (r)
+            if (r) {
                 o.run = r->run_id;
-            else
+                for (const std::string& l : r->left_out)
+                    o.leftOut << QString::fromStdString(l);
+            } else
                 o.error = QString::fromStdString(r.error().str());
         }
         return o;
@@ -156,6 +160,14 @@ bool MainWindow::importTraces(const QStringList& paths, bool quiet)
     QSettings().setValue("import/dir", QFileInfo(paths.front()).absolutePath());
     refreshRuns();
     showRun(o.run);
+    if (!o.leftOut.isEmpty()) {
+        statusBar()->showMessage(o.leftOut.size() == 1
+                                     ? tr("Run %1 imported; not imported: %2").arg(o.run).arg(o.leftOut.front())
+                                     : tr("Run %1 imported; not imported: %2 and %3 more").arg(o.run).arg(o.leftOut.front()).arg(o.leftOut.size() - 1));
+        if (!quiet)
+            QMessageBox::warning(this, tr("Import Trace"),
+                                 tr("Run %1 holds what could be read. Not imported:\n\n%2").arg(o.run).arg(o.leftOut.join("\n")));
+    }
     return true;
 }
 

@@ -117,7 +117,7 @@ int runTraceImport(const TraceCliOptions& o)
     std::signal(SIGINT, SIG_DFL);
     if (!r)
         return fail(r.error());
-    json extra{{"skipped", r->skipped}, {"ranks", r->ranks}, {"bytes_read", r->bytes_read}};
+    json extra{{"skipped", r->skipped}, {"ranks", r->ranks}, {"bytes_read", r->bytes_read}, {"left_out", r->left_out}};
     std::vector<std::string> notes;
     if (r->skipped)
         notes.push_back("(" + std::to_string(r->skipped) + " metadata, flow and counter events read, not stored)");

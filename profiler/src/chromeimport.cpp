@@ -1,5 +1,7 @@
 #include "partita/profiler/chromeimport.h"
 
+#include "rankfiles.h"
+
 #include "chromefields.h"
 #include "chromescanner.h"
 
@@ -60,7 +62,8 @@ public:
     {
     }
 
-    std::optional<int> rank; // from distributedInfo
+    std::optional<int> rank;  // from distributedInfo
+    std::optional<int> world; // distributedInfo.world_size, where given
 
     Result<bool> run()
     {
@@ -515,6 +518,9 @@ private:
                 rank = int(rk);
             else
                 m_warn.add("\"distributedInfo\" without a readable \"rank\"");
+            int64_t ws = 0;
+            if (!info["world_size"].get_int64().get(ws) && ws > 0 && ws <= (1 << 20))
+                world = int(ws);
         }
         return true;
     }
@@ -573,43 +579,12 @@ private:
     std::unordered_map<std::string, std::string> m_processNames, m_threadNames;
 };
 
-Result<std::vector<std::string>> listInputs(const std::vector<std::string>& paths)
-{
-    std::vector<std::string> files;
-    for (const auto& p : paths) {
-        std::error_code ec;
-        if (fs::is_directory(p, ec)) {
-            std::vector<std::string> inDir;
-            for (const auto& e : fs::directory_iterator(p, ec)) {
-                const std::string n = e.path().filename().string();
-                auto ends = [&](std::string_view s) { return n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0; };
-                // partita-worker's rank manifests sit beside its traces.
-                if (e.is_regular_file() && (ends(".json") || ends(".json.gz")) && !ends(".manifest.json"))
-                    inDir.push_back(e.path().string());
-            }
-            if (ec)
-                return Error{p, {}, "cannot list the folder: " + ec.message()};
-            if (inDir.empty())
-                return Error{p, {}, "the folder holds no .json or .json.gz trace"};
-            std::sort(inDir.begin(), inDir.end());
-            files.insert(files.end(), inDir.begin(), inDir.end());
-        } else if (fs::exists(p, ec)) {
-            files.push_back(p);
-        } else {
-            return Error{p, {}, "no such file or folder"};
-        }
-    }
-    if (files.empty())
-        return Error{{}, {}, "no trace files given"};
-    return files;
-}
-
 } // namespace
 
 Result<TraceImportReport> importChromeTrace(TraceStore& store, const std::vector<std::string>& paths,
                                             const TraceImportOptions& options)
 {
-    auto files = listInputs(paths);
+    auto files = detail::listInputs(paths);
     if (!files)
         return files.error();
     TraceImportReport report;
@@ -627,39 +602,43 @@ Result<TraceImportReport> importChromeTrace(TraceStore& store, const std::vector
         (void)store.deleteRun(report.run_id);
         return e;
     };
+    // Several files (a rank each): one that cannot be read is left out and
+    // said so, the others imported; one file alone fails the import.
+    const bool several = files->size() > 1;
     std::vector<std::optional<int>> ranks;
+    std::vector<bool> kept(files->size(), true);
+    std::optional<Error> firstFailure;
+    int world = 0;
     for (size_t i = 0; i < files->size(); ++i) {
         FileImporter fi(**w, (*files)[i], -1 - int32_t(i), report, options.cancel);
-        if (auto r = fi.run(); !r)
+        auto r = fi.run();
+        const bool cancelled = options.cancel && options.cancel->load();
+        if (!r && (!several || cancelled))
             return abandon(r.error());
+        if (!r) {
+            if (auto d = (*w)->dropRank(-1 - int32_t(i)); !d)
+                return abandon(d.error());
+            kept[i] = false;
+            ranks.push_back(std::nullopt);
+            report.left_out.push_back(r.error().str());
+            firstFailure = firstFailure ? firstFailure : r.error();
+            continue;
+        }
         const bool given = !fi.rank && i < options.file_ranks.size() && options.file_ranks[i] >= 0;
         ranks.push_back(given ? std::optional<int>(options.file_ranks[i]) : fi.rank);
+        world = std::max(world, fi.world.value_or(0));
         for (const auto& [what, n] : fi.warnings().counts)
             report.warnings.push_back((*files)[i] + ": " + what + (n > 1 ? " (" + std::to_string(n) + ")" : ""));
         if (!ranks.back())
             report.warnings.push_back((*files)[i] + ": no distributedInfo.rank; rank given by file order");
     }
-    // Ranks: distributedInfo where given and unique; the rest take the lowest unused.
-    std::set<int> used;
-    std::vector<int> final(files->size(), -1);
-    for (size_t i = 0; i < files->size(); ++i)
-        if (ranks[i] && used.insert(*ranks[i]).second)
-            final[i] = *ranks[i];
-        else if (ranks[i])
-            report.warnings.push_back((*files)[i] + ": rank " + std::to_string(*ranks[i]) +
-                                      " is already taken by another file; renumbered");
-    int next = 0;
-    for (size_t i = 0; i < files->size(); ++i) {
-        if (final[i] < 0) {
-            while (used.count(next))
-                ++next;
-            final[i] = next;
-            used.insert(next);
-        }
-        if (auto r = (*w)->renameRank(-1 - int32_t(i), final[i]); !r)
-            return abandon(r.error());
-        report.ranks.push_back(final[i]);
-    }
+    if (std::none_of(kept.begin(), kept.end(), [](bool k) { return k; }))
+        return abandon(Error{firstFailure->file, firstFailure->where,
+                             firstFailure->message + " (and every other file given failed too: nothing imported)"});
+    if (auto r = detail::settleRanks(**w, *files, ranks, kept, world, report); !r)
+        return abandon(r.error());
+    for (const std::string& l : report.left_out)
+        report.warnings.push_back(l);
     std::string meta = "{\"warnings\": " + std::to_string(report.warnings.size()) + "}";
     if (auto r = (*w)->finish(meta); !r)
         return abandon(r.error());

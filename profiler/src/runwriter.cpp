@@ -369,6 +369,38 @@ Result<bool> RunWriter::renameRank(int32_t from, int32_t to)
     return true;
 }
 
+Result<bool> RunWriter::dropRank(int32_t rank)
+{
+    if (m_finished)
+        return Error{m_store.m_path, "run " + std::to_string(m_run), "already finished"};
+    if (auto c = commitChunk(); !c)
+        return c;
+    if (auto b = begin(); !b)
+        return b;
+    const std::string where = "run " + std::to_string(m_run) + ", rank " + std::to_string(rank);
+    for (const char* sql : {"DELETE FROM event_blocks WHERE track_id IN (SELECT id FROM tracks WHERE run_id = ? AND rank = ?)",
+                            "DELETE FROM tracks WHERE run_id = ? AND rank = ?"}) {
+        Stmt q(m_store.m_db, sql);
+        q.bind(1, m_run).bind(2, int64_t(rank));
+        if (q.step() != SQLITE_DONE) {
+            abandon();
+            return m_store.sqlError("removing " + where);
+        }
+    }
+    m_inTransaction = false;
+    if (auto c = m_store.exec("COMMIT"); !c)
+        return c;
+    for (auto it = m_trackKey.begin(); it != m_trackKey.end();) {
+        if (int32_t(it->first >> 32) == rank) {
+            m_stats.erase(it->second);
+            it = m_trackKey.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    return true;
+}
+
 Result<bool> RunWriter::add(int64_t trackId, const TraceRecord& r, std::string_view args)
 {
     return add(trackId, r, r.name, args);

@@ -33,13 +33,20 @@ struct TraceImportReport
     int64_t skipped = 0;                   // flows, counters and metadata: read, not stored as events
     std::vector<int> ranks;
     std::vector<std::string> warnings;     // "file: what", each kind of gap once with its count
+    std::vector<std::string> left_out;     // what was not imported: files that failed, a second file
+                                           // claiming a rank, ranks no file holds (also in warnings)
     int64_t bytes_read = 0;                // uncompressed JSON bytes
 };
 
 // `paths`: files, or folders whose *.json and *.json.gz files are read (one per
-// rank; partita-worker's *.manifest.json are left out). The rank comes from `distributedInfo.rank`; a file without one gets
-// the next unused rank, with a warning. A malformed file fails the import with
-// the file and byte offset; the partial run is removed, earlier runs untouched.
+// rank; partita-worker's *.manifest.json are left out). The rank comes from
+// `distributedInfo.rank`; a file without one gets the next unused rank, with
+// a warning. One file alone that is malformed fails the import with the file
+// and byte offset; the partial run is removed, earlier runs untouched. Of
+// several, a malformed or truncated one is left out (its events removed), as
+// is a second file claiming a rank, and ranks no file holds (below
+// distributedInfo.world_size) are named: `left_out` says each; the import
+// fails only when no file could be read.
 Result<TraceImportReport> importChromeTrace(TraceStore& store, const std::vector<std::string>& paths,
                                             const TraceImportOptions& options = {});
 

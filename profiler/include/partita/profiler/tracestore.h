@@ -165,6 +165,9 @@ public:
     Result<int64_t> track(int32_t rank, int32_t track, std::string_view name = {}, bool device = false);
     // Renumbers a rank (importers learn a file's rank at its end).
     Result<bool> renameRank(int32_t from, int32_t to);
+    // Removes a rank's tracks and events, those stored and those waiting in
+    // the chunk (an importer's file that turned out malformed).
+    Result<bool> dropRank(int32_t rank);
     Result<bool> add(int64_t trackId, const TraceRecord& r, std::string_view args = {});
     // The same with the event's name given apart (r.name is not read), so
     // that an importer need not copy each name into a record.
