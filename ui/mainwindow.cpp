@@ -8,6 +8,7 @@
 #include "rundialog.h"
 #include "searchdialog.h"
 #include "runsmodel.h"
+#include "stragglersview.h"
 #include "timelineview.h"
 
 #include "partita/core/clusterio.h"
@@ -146,8 +147,19 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     if (QDockWidget* settingsDock = this->dock("settingsDock"))
         tabifyDockWidget(settingsDock, dock);
     addDockWidget(Qt::LeftDockWidgetArea, detailsDock); // below the runs again
+    // Below the timeline: who made whom wait in its run; a row frames its stretch.
+    m_stragglers = new StragglersView(this);
+    auto* stragglersDock = new QDockWidget(tr("Stragglers"), this);
+    stragglersDock->setObjectName("stragglersDock");
+    stragglersDock->setWidget(m_stragglers);
+    addDockWidget(Qt::BottomDockWidgetArea, stragglersDock);
+    connect(m_stragglers, &StragglersView::frameRequested, this, [this](int32_t rank, int64_t t0, int64_t t1) {
+        m_tabs->setCurrentWidget(m_timeline);
+        m_timeline->showRange(rank, t0, t1);
+    });
     setTabPosition(Qt::AllDockWidgetAreas, QTabWidget::North);
     m_tabDocks.push_back({detailsDock, {m_timeline, m_compare}, false, false});
+    m_tabDocks.push_back({stragglersDock, {m_timeline}, false, false});
     for (TabDock& td : m_tabDocks) {
         QDockWidget* d = td.dock;
         connect(d->toggleViewAction(), &QAction::triggered, this, [this, d](bool shown) {
@@ -382,6 +394,7 @@ bool MainWindow::openProject(const QString& path, bool quiet)
             m_lastError = QString::fromStdString(store.error().str());
         } else {
             m_timeline->setRun(nullptr, 0);
+            m_stragglers->setRun({}, 0);
             m_store = std::move(*store);
             m_path = path;
             m_lastError.clear();
@@ -566,6 +579,7 @@ void MainWindow::showRun(int64_t runId)
     if (!m_store)
         return;
     m_timeline->setRun(m_store.get(), runId);
+    m_stragglers->setRun(m_store->path(), runId);
     m_tabs->setCurrentWidget(m_timeline);
     const int row = m_runs->rowOf(runId);
     if (row >= 0 && m_runsView->currentIndex().row() != row)

@@ -25,6 +25,7 @@ class ClusterView;
 class CompareView;
 class Designer;
 class RunsModel;
+class StragglersView;
 class TimelineView;
 class TraceStore;
 
@@ -65,6 +66,7 @@ public:
 
     RunsModel* runsModel() const { return m_runs; }
     TimelineView* timeline() const { return m_timeline; }
+    StragglersView* stragglers() const { return m_stragglers; }
     Designer* designer() const { return m_designer; }
     CompareView* compareView() const { return m_compare; }
     ClusterView* clusterView() const { return m_cluster; }
@@ -104,6 +106,7 @@ private:
     QTableView* m_runsView = nullptr;
     QTabWidget* m_tabs = nullptr;
     TimelineView* m_timeline = nullptr;
+    StragglersView* m_stragglers = nullptr;
     Designer* m_designer = nullptr;
     CompareView* m_compare = nullptr;
     ClusterView* m_cluster = nullptr;

@@ -66,6 +66,10 @@ public:
     ColorBy colorBy() const { return m_colorBy; }
     void setMeasuredRange(int64_t t0, int64_t t1);
     QString describeRange() const;
+    // Frames [t0, t1] (a little either side), marks it as the measured range
+    // and scrolls `rank` (expanded) to the top: where a figure elsewhere
+    // points on the timeline.
+    void showRange(int32_t rank, int64_t t0, int64_t t1);
 
     // Outlines the events of one model layer on every rank and dims the rest
     // (-1: none). A click on an event highlights its layer and selects it.

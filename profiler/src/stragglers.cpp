@@ -222,6 +222,12 @@ Result<Windows> blameSteps(const TraceStore& store, const std::vector<RankColls>
         if (!name)
             return name.error();
         s.collective = *name;
+        const Coll& c = ranks[size_t(late)].colls[size_t(s.collective_index)];
+        s.collective_start_ns = c.start;
+        s.collective_end_ns = c.end;
+        s.window_start_ns = s.collective_index > 0 ? ranks[size_t(late)].colls[size_t(s.collective_index - 1)].end
+                                                   : ranks[size_t(late)].steps.empty() ? c.start
+                                                   : ranks[size_t(late)].steps.front().start;
         for (size_t r = 0; r < ranks.size(); ++r) {
             const RankColls& rc = ranks[r];
             const int64_t j = s.collective_index;

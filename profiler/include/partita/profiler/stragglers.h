@@ -42,6 +42,9 @@ struct StepStraggler
     int64_t collective_index = 0; // its place among the run's matched collectives
     int64_t worst_wait_ns = 0;    // the others' wait at it, summed
     std::vector<int64_t> wait_ns; // each rank's wait at it (by rank order; 0 for the late one)
+    // On the late rank's own clock (the store's times): the stretch looked
+    // into (from the previous collective's end) and the collective itself.
+    int64_t window_start_ns = 0, collective_start_ns = 0, collective_end_ns = 0;
     // What the late rank did longer before it than the median of the others
     // did in the same stretch (since the previous collective ended).
     std::string kernel;
