@@ -14,6 +14,22 @@
 
 using namespace partita;
 
+namespace {
+
+// A project at `path` with one synthesized run; its id.
+int64_t synthesized(const std::string& path, const test::SynthOptions& o, int layers, int steps)
+{
+    auto store = TraceStore::open(path);
+    if (!store)
+        qFatal("%s", store.error().str().c_str());
+    auto r = test::synthesizeRanks(**store, test::dataParallelPattern(layers, steps), o);
+    if (!r)
+        qFatal("%s", r.error().str().c_str());
+    return r->run_id;
+}
+
+} // namespace
+
 class TestStragglersView : public QObject
 {
     Q_OBJECT
@@ -35,20 +51,13 @@ private slots:
         QFETCH(QString, value);
         QTemporaryDir dir;
         const std::string path = dir.filePath("p.partita").toStdString();
-        int64_t run = 0;
-        {
-            auto store = TraceStore::open(path);
-            QVERIFY(store);
-            test::SynthOptions o;
-            o.ranks = 8;
-            o.slow_rank = 3;
-            o.slow_kernel = "ampere_sgemm_64x64_nt";
-            o.slow_layer = 1;
-            o.slow_factor = 2.0; // 240 us longer
-            auto r = test::synthesizeRanks(**store, test::dataParallelPattern(3, 2), o);
-            QVERIFY(r);
-            run = r->run_id;
-        }
+        test::SynthOptions o;
+        o.ranks = 8;
+        o.slow_rank = 3;
+        o.slow_kernel = "ampere_sgemm_64x64_nt";
+        o.slow_layer = 1;
+        o.slow_factor = 2.0; // 240 us longer
+        const int64_t run = synthesized(path, o, 3, 2);
         StragglersView view;
         QAbstractItemModelTester tester(view.model(), QAbstractItemModelTester::FailureReportingMode::QtTest);
         view.setRun(path, run);
@@ -81,16 +90,9 @@ private slots:
     {
         QTemporaryDir dir;
         const std::string path = dir.filePath("p.partita").toStdString();
-        int64_t run = 0;
-        {
-            auto store = TraceStore::open(path);
-            QVERIFY(store);
-            test::SynthOptions o;
-            o.ranks = 1;
-            auto r = test::synthesizeRanks(**store, test::dataParallelPattern(2, 1), o);
-            QVERIFY(r);
-            run = r->run_id;
-        }
+        test::SynthOptions o;
+        o.ranks = 1;
+        const int64_t run = synthesized(path, o, 2, 1);
         StragglersView view;
         view.setRun(path, run);
         view.waitForReport();

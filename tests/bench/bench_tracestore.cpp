@@ -81,6 +81,24 @@ std::vector<std::string> names()
     return n;
 }
 
+// Adds the rows to `w`'s run, 64 device tracks on rank 0.
+void addRows(RunWriter& w, const std::vector<Row>& rows)
+{
+    const auto nm = names();
+    std::vector<int64_t> trackIds;
+    for (int t = 0; t < 64; ++t)
+        trackIds.push_back(*w.track(0, t, "stream " + std::to_string(t), true));
+    TraceRecord rec;
+    rec.kind = TraceKind::Kernel;
+    for (const Row& r : rows) {
+        rec.start_ns = r.start;
+        rec.dur_ns = r.dur;
+        rec.name = nm[size_t(r.name)];
+        rec.layer = r.layer;
+        (void)w.add(trackIds[size_t(r.track)], rec);
+    }
+}
+
 // Runs a command, returns {wall seconds, peak RSS in bytes, exit code}.
 struct Proc
 {
@@ -156,18 +174,7 @@ json ingestBench(const std::string& dir, int64_t n)
         return {{"error", store.error().str()}};
     t0 = now();
     auto w = (*store)->beginRun(RunInfo{});
-    std::vector<int64_t> trackIds;
-    for (int t = 0; t < 64; ++t)
-        trackIds.push_back(*(*w)->track(0, t, "stream " + std::to_string(t), true));
-    TraceRecord rec;
-    rec.kind = TraceKind::Kernel;
-    for (const Row& r : rows) {
-        rec.start_ns = r.start;
-        rec.dur_ns = r.dur;
-        rec.name = nm[size_t(r.name)];
-        rec.layer = r.layer;
-        (void)(*w)->add(trackIds[size_t(r.track)], rec);
-    }
+    addRows(**w, rows);
     const double adds = now() - t0;
     const double t1 = now();
     (void)(*w)->finish();
@@ -341,21 +348,8 @@ json analysisBench(const std::string& cli, const std::string& dir, int64_t n)
             return {{"error", store.error().str()}};
         auto runs = (*store)->runs();
         if (runs && runs->size() < 2) {
-            const auto rows2 = makeRows(n, 64, 11);
-            const auto nm = names();
             auto w = (*store)->beginRun(RunInfo{});
-            std::vector<int64_t> trackIds;
-            for (int t = 0; t < 64; ++t)
-                trackIds.push_back(*(*w)->track(0, t, "stream " + std::to_string(t), true));
-            TraceRecord rec;
-            rec.kind = TraceKind::Kernel;
-            for (const Row& r : rows2) {
-                rec.start_ns = r.start;
-                rec.dur_ns = r.dur;
-                rec.name = nm[size_t(r.name)];
-                rec.layer = r.layer;
-                (void)(*w)->add(trackIds[size_t(r.track)], rec);
-            }
+            addRows(**w, makeRows(n, 64, 11));
             (void)(*w)->finish();
         }
     }
