@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <system_error>
 #include <memory>
 #include <optional>
@@ -56,9 +57,11 @@ constexpr size_t kBatchBytes = size_t(512) << 10;
 class FileImporter
 {
 public:
+    // `writeLock`: held while this file's events go into `w`, when other
+    // files are read into it at the same time (null: this one alone).
     FileImporter(RunWriter& w, const std::string& path, int32_t provisionalRank, TraceImportReport& report,
-                 const std::atomic<bool>* cancel)
-        : m_w(w), m_path(path), m_rank(provisionalRank), m_report(report), m_cancel(cancel)
+                 const std::atomic<bool>* cancel, std::mutex* writeLock = nullptr)
+        : m_w(w), m_path(path), m_rank(provisionalRank), m_report(report), m_cancel(cancel), m_writeLock(writeLock)
     {
     }
 
@@ -358,8 +361,11 @@ private:
 
     // On the importer's thread: the batch's events in order, then the error
     // that stopped its reading, if one did.
+    std::unique_lock<std::mutex> lockWriter() { return m_writeLock ? std::unique_lock(*m_writeLock) : std::unique_lock<std::mutex>(); }
+
     Result<bool> store(const Batch& b)
     {
+        const auto locked = lockWriter();
         for (const Parsed& e : b.events)
             if (auto r = event(b, e); !r)
                 return r;
@@ -527,6 +533,7 @@ private:
 
     Result<bool> finishFile()
     {
+        const auto locked = lockWriter();
         for (size_t k = 0; k < m_kindCounts.size(); ++k)
             if (m_kindCounts[k])
                 m_report.counts[std::string(traceKindName(TraceKind(k)))] += m_kindCounts[k];
@@ -569,6 +576,7 @@ private:
     int32_t m_rank;
     TraceImportReport& m_report;
     const std::atomic<bool>* m_cancel;
+    std::mutex* m_writeLock;
     od::parser m_parser; // the helper thread's
     Warnings m_warn;
     std::string m_pid, m_tid, m_trackKey;
@@ -578,6 +586,23 @@ private:
     std::unordered_map<std::string, std::vector<Open>> m_open;
     std::unordered_map<std::string, std::string> m_processNames, m_threadNames;
 };
+
+// Reads file i into `w` under the provisional rank -1 - i.
+detail::FileOutcome readFile(RunWriter& w, const std::string& file, size_t i, const TraceImportOptions& options,
+                             std::mutex* writeLock)
+{
+    detail::FileOutcome o;
+    FileImporter fi(w, file, -1 - int32_t(i), o.part, options.cancel, writeLock);
+    if (auto r = fi.run(); !r) {
+        o.error = r.error();
+        return o;
+    }
+    o.rank = fi.rank;
+    o.world = fi.world;
+    for (const auto& [what, n] : fi.warnings().counts)
+        o.warnings.emplace_back(what, n);
+    return o;
+}
 
 } // namespace
 
@@ -602,32 +627,39 @@ Result<TraceImportReport> importChromeTrace(TraceStore& store, const std::vector
         (void)store.deleteRun(report.run_id);
         return e;
     };
-    // Several files (a rank each): one that cannot be read is left out and
-    // said so, the others imported; one file alone fails the import.
+    // Several files (a rank each) are read at once, a few at a time; one
+    // that cannot be read is left out and said so, the others imported. One
+    // file alone fails the import.
     const bool several = files->size() > 1;
+    std::vector<detail::FileOutcome> outcomes = detail::readAll(files->size(), several, [&](size_t i, std::mutex* lock) {
+        return readFile(**w, (*files)[i], i, options, lock);
+    });
     std::vector<std::optional<int>> ranks;
     std::vector<bool> kept(files->size(), true);
     std::optional<Error> firstFailure;
     int world = 0;
+    const bool cancelled = options.cancel && options.cancel->load();
     for (size_t i = 0; i < files->size(); ++i) {
-        FileImporter fi(**w, (*files)[i], -1 - int32_t(i), report, options.cancel);
-        auto r = fi.run();
-        const bool cancelled = options.cancel && options.cancel->load();
-        if (!r && (!several || cancelled))
-            return abandon(r.error());
-        if (!r) {
+        detail::FileOutcome& o = outcomes[i];
+        for (const auto& [k, n] : o.part.counts)
+            report.counts[k] += n;
+        report.skipped += o.part.skipped;
+        report.bytes_read += o.part.bytes_read;
+        if (o.error && (!several || cancelled))
+            return abandon(*o.error);
+        if (o.error) {
             if (auto d = (*w)->dropRank(-1 - int32_t(i)); !d)
                 return abandon(d.error());
             kept[i] = false;
             ranks.push_back(std::nullopt);
-            report.left_out.push_back(r.error().str());
-            firstFailure = firstFailure ? firstFailure : r.error();
+            report.left_out.push_back(o.error->str());
+            firstFailure = firstFailure ? firstFailure : o.error;
             continue;
         }
-        const bool given = !fi.rank && i < options.file_ranks.size() && options.file_ranks[i] >= 0;
-        ranks.push_back(given ? std::optional<int>(options.file_ranks[i]) : fi.rank);
-        world = std::max(world, fi.world.value_or(0));
-        for (const auto& [what, n] : fi.warnings().counts)
+        const bool given = !o.rank && i < options.file_ranks.size() && options.file_ranks[i] >= 0;
+        ranks.push_back(given ? std::optional<int>(options.file_ranks[i]) : o.rank);
+        world = std::max(world, o.world.value_or(0));
+        for (const auto& [what, n] : o.warnings)
             report.warnings.push_back((*files)[i] + ": " + what + (n > 1 ? " (" + std::to_string(n) + ")" : ""));
         if (!ranks.back())
             report.warnings.push_back((*files)[i] + ": no distributedInfo.rank; rank given by file order");

@@ -1,6 +1,9 @@
 #include "rankfiles.h"
 
 #include <algorithm>
+#include <atomic>
+#include <system_error>
+#include <thread>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -91,6 +94,31 @@ Result<bool> settleRanks(RunWriter& w, const std::vector<std::string>& files, co
                                   (missingCount > 16 ? " and " + std::to_string(missingCount - 16) + " more" : "") + " (of " +
                                   std::to_string(upTo) + (world ? ", the job's world_size" : "") + ")");
     return true;
+}
+
+std::vector<FileOutcome> readAll(size_t files, bool several, const std::function<FileOutcome(size_t, std::mutex*)>& readOne)
+{
+    std::vector<FileOutcome> out(files);
+    std::mutex writeLock;
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+        for (size_t i; (i = next++) < files;)
+            out[i] = readOne(i, several ? &writeLock : nullptr);
+    };
+    const size_t cores = std::clamp<size_t>(std::thread::hardware_concurrency(), 2, 8);
+    const size_t workers = several ? std::min(files, cores) : 1;
+    std::vector<std::thread> pool;
+    for (size_t k = 1; k < workers; ++k) {
+        try {
+            pool.emplace_back(work);
+        } catch (const std::system_error&) {
+            break; // no more threads to be had: fewer read at once
+        }
+    }
+    work();
+    for (std::thread& t : pool)
+        t.join();
+    return out;
 }
 
 } // namespace partita::detail

@@ -1,10 +1,12 @@
 #pragma once
 // The files of a multi-file trace import (chromeimport.cpp): which files a
-// path names, and each kept file's final rank.
+// path names, reading them several at a time, and each kept file's final rank.
 
 #include "partita/core/result.h"
 #include "partita/profiler/chromeimport.h"
 
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +16,21 @@ namespace partita::detail {
 // The files `paths` name: files as given, folders' *.json and *.json.gz
 // (partita-worker's *.manifest.json left out), sorted.
 Result<std::vector<std::string>> listInputs(const std::vector<std::string>& paths);
+
+// What reading one file gave: its own tallies, its rank, or why it failed.
+struct FileOutcome
+{
+    std::optional<Error> error;
+    std::optional<int> rank, world; // distributedInfo's rank and world_size
+    std::vector<std::pair<std::string, int64_t>> warnings;
+    TraceImportReport part; // counts, skipped, bytes_read
+};
+
+// readOne(i, lock) for each of `files` files. Several: up to one per core
+// (2 to 8) at a time, `lock` held by readOne while it writes to the shared
+// run (each file's parsing runs beside the others'; memory is a few batches
+// per file in flight, whatever the folder holds). One: on this thread, no lock.
+std::vector<FileOutcome> readAll(size_t files, bool several, const std::function<FileOutcome(size_t, std::mutex*)>& readOne);
 
 // File i was imported as rank -1 - i. `ranks`: what each file claims (none:
 // it named no rank); `kept`: the files read whole. A second file claiming a
