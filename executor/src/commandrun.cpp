@@ -165,10 +165,7 @@ Result<CommandRun> executeCommandRun(TraceStore& store, const CommandRunOptions&
     spec.grace_s = std::max(spec.grace_s, 15.0);
     std::string rankOut = traces.string();
     if (spec.kind == LauncherKind::Ssh) {
-        if (o.remote_dir.empty())
-            return Error{"launch", "remote folder", "the ssh launcher needs a folder on the hosts"};
-        spec.hostfile = (runDir / "hostfile").string();
-        if (auto w = writeFileAtomically(spec.hostfile, hostfileText(spec)); !w)
+        if (auto w = writeSshHostfile(spec, runDir.string(), o.remote_dir); !w)
             return w.error();
         rankOut = o.remote_dir + "/traces";
         if (auto made = makeRemoteDirs(spec, rankOut); !made)

@@ -1,11 +1,14 @@
 #include "partita/executor/launcher.h"
 
+#include "partita/core/fileio.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -553,6 +556,14 @@ Result<std::vector<std::string>> collectRemoteFiles(const LaunchSpec& spec, cons
             unreachable.push_back(h.host + " (scp exited with " + std::to_string(rc) + (err.empty() ? "" : ": " + err) + ")");
     }
     return unreachable;
+}
+
+Result<bool> writeSshHostfile(LaunchSpec& spec, const std::string& runDir, const std::string& remoteDir)
+{
+    if (remoteDir.empty())
+        return Error{"launch", "remote folder", "the ssh launcher needs a folder on the hosts"};
+    spec.hostfile = (std::filesystem::path(runDir) / "hostfile").string();
+    return writeFileAtomically(spec.hostfile, hostfileText(spec));
 }
 
 Result<bool> makeRemoteDirs(const LaunchSpec& spec, const std::string& remoteDir)

@@ -33,10 +33,7 @@ Result<MeasuredRun> executeRun(TraceStore& store, const Plan& plan, const Measur
     LaunchSpec spec = o.launch;
     spec.ranks = plan.world;
     if (spec.kind == LauncherKind::Ssh) {
-        if (o.remote_dir.empty())
-            return Error{"launch", "remote folder", "the ssh launcher needs a folder on the hosts"};
-        spec.hostfile = (runDir / "hostfile").string();
-        if (auto w = writeFileAtomically(spec.hostfile, hostfileText(spec)); !w)
+        if (auto w = writeSshHostfile(spec, runDir.string(), o.remote_dir); !w)
             return w.error();
         if (auto d = distributePlan(spec, planPath, o.remote_dir); !d) {
             // Nothing ran: no run is stored, and the message says which host.

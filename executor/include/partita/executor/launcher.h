@@ -103,6 +103,10 @@ void explainFailure(LaunchResult& r, const LaunchSpec& spec);
 // as plan.json. Fails naming the first host that cannot be reached.
 Result<bool> distributePlan(const LaunchSpec& spec, const std::string& localPlan, const std::string& remoteDir);
 
+// ssh launcher: the folder on the hosts must be given; writes mpirun's
+// hostfile for `spec` in `runDir` and sets spec.hostfile to it.
+Result<bool> writeSshHostfile(LaunchSpec& spec, const std::string& runDir, const std::string& remoteDir);
+
 // ssh launcher: creates `remoteDir` on every host. Fails naming the first
 // host that cannot be reached.
 Result<bool> makeRemoteDirs(const LaunchSpec& spec, const std::string& remoteDir);
