@@ -240,6 +240,24 @@ private slots:
         QVERIFY(QString::fromStdString(hostfileText(s)).contains("b slots=2"));
     }
 
+    // The ssh launcher's hostfile: written in the run's folder, named in
+    // the spec; refused without a folder on the hosts.
+    void sshHostfile()
+    {
+        QTemporaryDir dir;
+        LaunchSpec s;
+        s.kind = LauncherKind::Ssh;
+        s.hosts = {{"a", 2}, {"b", 1}};
+        auto none = writeSshHostfile(s, dir.path().toStdString(), "");
+        QVERIFY(!none);
+        QVERIFY2(none.error().str().find("needs a folder on the hosts") != std::string::npos, none.error().str().c_str());
+        QVERIFY(writeSshHostfile(s, dir.path().toStdString(), "/tmp/partita-run"));
+        QCOMPARE(QString::fromStdString(s.hostfile), dir.filePath("hostfile"));
+        QFile f(dir.filePath("hostfile"));
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QCOMPARE(QString::fromUtf8(f.readAll()), QString::fromStdString(hostfileText(s)));
+    }
+
     void refusals_data()
     {
         QTest::addColumn<int>("kind");
