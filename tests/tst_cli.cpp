@@ -465,13 +465,8 @@ _partita_cli; echo "${COMPREPLY[*]}")").arg(setup, path);
     void stragglers()
     {
         const QString project = m_tmp.filePath("stragglers.partita");
-        partita::test::SynthOptions o;
-        o.ranks = 8;
-        o.slow_rank = 6;
-        o.slow_kernel = "ampere_sgemm_64x64_nt";
-        o.slow_layer = 2;
-        o.slow_factor = 1.5;
-        o.max_skew_ns = 30'000;
+        const partita::test::SynthOptions o{.ranks = 8, .slow_rank = 6, .slow_kernel = "ampere_sgemm_64x64_nt",
+                                            .slow_layer = 2, .slow_factor = 1.5, .max_skew_ns = 30'000};
         int64_t run = 0;
         {
             auto s = partita::TraceStore::open(project.toStdString());
