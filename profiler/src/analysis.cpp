@@ -339,23 +339,17 @@ void finishRun(const detail::RunScan& scan, bool dropLast, RunAnalysis& out)
 
 namespace detail {
 
-Result<RunAnalysis> analyzeStreamed(const TraceStore& store, int64_t run, const AnalysisOptions& options,
+Result<RunAnalysis> analyzeStreamed(const TraceStore& store, const RunScan& scan, int64_t run, const AnalysisOptions& options,
                                     std::map<int32_t, int64_t>* allLayerNs)
 {
-    if (auto r = store.run(run); !r)
-        return r.error();
-    TraceStore::ReadScope scope(store);
-    auto scan = scanRun(store, run, options.hta_rounding);
-    if (!scan)
-        return scan.error();
     RunAnalysis out;
     out.run = run;
-    const bool dropLast = options.drop_last_step && scan->distinct_step_names >= 2;
+    const bool dropLast = options.drop_last_step && scan.distinct_step_names >= 2;
     out.dropped_last_step = dropLast;
     RunTotals totals;
     totals.allLayers = allLayerNs != nullptr;
-    for (const auto& [rank, tracks] : scan->ranks) {
-        auto ra = analyzeRank(store, *scan, rank, dropLast, options, totals);
+    for (const auto& [rank, tracks] : scan.ranks) {
+        auto ra = analyzeRank(store, scan, rank, dropLast, options, totals);
         if (!ra)
             return ra.error();
         out.ranks.push_back(std::move(*ra));
@@ -365,7 +359,7 @@ Result<RunAnalysis> analyzeStreamed(const TraceStore& store, int64_t run, const 
     if (allLayerNs)
         for (const auto& [layer, ns] : totals.allLayerNs)
             (*allLayerNs)[layer] += ns;
-    finishRun(*scan, dropLast, out);
+    finishRun(scan, dropLast, out);
     return out;
 }
 
@@ -373,7 +367,13 @@ Result<RunAnalysis> analyzeStreamed(const TraceStore& store, int64_t run, const 
 
 Result<RunAnalysis> analyzeRun(const TraceStore& store, int64_t run, const AnalysisOptions& options)
 {
-    return detail::analyzeStreamed(store, run, options, nullptr);
+    if (auto r = store.run(run); !r)
+        return r.error();
+    TraceStore::ReadScope scope(store);
+    auto scan = detail::scanRun(store, run, options.hta_rounding);
+    if (!scan)
+        return scan.error();
+    return detail::analyzeStreamed(store, *scan, run, options, nullptr);
 }
 
 } // namespace partita

@@ -202,13 +202,13 @@ Result<RunDiff> diffRuns(const TraceStore& store, int64_t a, int64_t b, const Di
     // Steps aligned by index, on the compared ranks.
     for (size_t i = 0; i < std::max(ia->step_ns.size(), ib->step_ns.size()); ++i)
         d.steps.push_back({int(i), i < ia->step_ns.size() ? ia->step_ns[i] : 0, i < ib->step_ns.size() ? ib->step_ns[i] : 0});
-    // Both runs analyzed alike (HTA's defaults), with every device event's
-    // time per layer on all ranks beside.
+    // Both runs analyzed alike (HTA's defaults, unrounded, as scanned above),
+    // with every device event's time per layer on all ranks beside.
     std::map<int32_t, int64_t> layersA, layersB;
-    auto aa = detail::analyzeStreamed(store, a, {}, &layersA);
+    auto aa = detail::analyzeStreamed(store, *sa, a, {}, &layersA);
     if (!aa)
         return aa.error();
-    auto ab = detail::analyzeStreamed(store, b, {}, &layersB);
+    auto ab = detail::analyzeStreamed(store, *sb, b, {}, &layersB);
     if (!ab)
         return ab.error();
     std::map<int32_t, LayerDelta> layers;

@@ -87,9 +87,10 @@ private:
     bool m_hta = false;
 };
 
-// analyzeRun (analysis.cpp), with every device event's time per layer on
-// all ranks, none left out, added to `allLayerNs` when given (the diff's).
-Result<RunAnalysis> analyzeStreamed(const TraceStore& store, int64_t run, const AnalysisOptions& options,
+// analyzeRun (analysis.cpp) of a run already scanned (with
+// options.hta_rounding), with every device event's time per layer on all
+// ranks, none left out, added to `allLayerNs` when given (the diff's).
+Result<RunAnalysis> analyzeStreamed(const TraceStore& store, const RunScan& scan, int64_t run, const AnalysisOptions& options,
                                     std::map<int32_t, int64_t>* allLayerNs);
 
 } // namespace partita::detail
