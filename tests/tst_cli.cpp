@@ -1,6 +1,6 @@
 // partita-cli end to end: exit codes, one-line errors, tables and JSON; apart
 // (tst_cli_third_party), the trace commands on HTA's traces and an nsys export.
-#include "synthranks.h"
+#include "clitest.h"
 #include "testdata.h"
 #include "testmain.h"
 
@@ -13,22 +13,6 @@
 #include <QTemporaryDir>
 #include <QTest>
 
-namespace {
-struct Run
-{
-    int code = -1;
-    QString out, err;
-};
-Run cli(const QStringList& args)
-{
-    QProcess p;
-    p.start(QStringLiteral(PARTITA_CLI), args);
-    if (!p.waitForFinished(120000))
-        qFatal("partita-cli did not finish");
-    return {p.exitCode(), QString::fromUtf8(p.readAllStandardOutput()), QString::fromUtf8(p.readAllStandardError())};
-}
-QString data(const char* rel) { return QStringLiteral(PARTITA_TEST_DATA "/") + rel; }
-} // namespace
 
 class TestCli : public QObject
 {
@@ -408,7 +392,7 @@ private slots:
         QTest::addColumn<QString>("line");
         QTest::addColumn<QString>("offered");
         QTest::newRow("subcommand") << "partita-cli tr" << "trace";
-        QTest::newRow("nested subcommands") << "partita-cli trace " << "import export stats diff stragglers --help -h";
+        QTest::newRow("nested subcommands") << "partita-cli trace " << "import export stats diff stragglers critical-path --help -h";
         QTest::newRow("option name") << "partita-cli simulate --rec" << "--recompute";
         QTest::newRow("option's allowed values") << "partita-cli simulate --recompute " << "none selective full";
         QTest::newRow("nested option values") << "partita-cli trace diff --scope g" << "gpu";
@@ -443,8 +427,6 @@ _partita_cli; echo "${COMPREPLY[*]}")").arg(setup, path);
         QTest::newRow("missing trace") << QStringList{"trace", "import", "/nonexistent/t.json"} << "/nonexistent/t.json: no such file";
         QTest::newRow("unknown run") << QStringList{"trace", "stats", "--run", "99"} << "run 99: no such run";
         QTest::newRow("diff needs two") << QStringList{"trace", "diff", "--run", "1"} << "two --run";
-        QTest::newRow("stragglers of no run") << QStringList{"trace", "stragglers", "--run", "7"} << "run 7: no such run";
-        QTest::newRow("stragglers of two runs") << QStringList{"trace", "stragglers", "--run", "1", "--run", "2"} << "exactly one --run";
         QTest::newRow("bad format") << QStringList{"trace", "export", "--run", "1", "--format", "svg", "x"} << "svg";
         QTest::newRow("project is not a database") << QStringList{"runs", "list"} << "not a database";
     }
@@ -458,40 +440,6 @@ _partita_cli; echo "${COMPREPLY[*]}")").arg(setup, path);
         const Run r = cli(args + QStringList{"--project", project});
         QCOMPARE(r.code, 2);
         QVERIFY2(r.err.contains(err), qPrintable(r.err));
-    }
-
-    // trace stragglers on 8 ranks with one slow: the rank, the kernel, the
-    // layer and the clocks, as JSON; the text names the same.
-    void stragglers()
-    {
-        const QString project = m_tmp.filePath("stragglers.partita");
-        const partita::test::SynthOptions o{.ranks = 8, .slow_rank = 6, .slow_kernel = "ampere_sgemm_64x64_nt",
-                                            .slow_layer = 2, .slow_factor = 1.5, .max_skew_ns = 30'000};
-        int64_t run = 0;
-        {
-            auto s = partita::TraceStore::open(project.toStdString());
-            QVERIFY(s);
-            auto r = partita::test::synthesizeRanks(**s, partita::test::dataParallelPattern(4, 3), o);
-            QVERIFY(r);
-            run = r->run_id;
-        }
-        const Run j = cli({"trace", "stragglers", "--project", project, "--run", QString::number(run), "--json"});
-        QCOMPARE(j.code, 0);
-        const QJsonObject rep = QJsonDocument::fromJson(j.out.toUtf8()).object();
-        QCOMPARE(rep["ranks"].toInt(), 8);
-        QCOMPARE(rep["clocks"].toArray().size(), 8);
-        const QJsonArray steps = rep["steps"].toArray();
-        QCOMPARE(steps.size(), 3);
-        for (const QJsonValue& v : steps) {
-            const QJsonObject st = v.toObject();
-            QCOMPARE(st["late_rank"].toInt(), 6);
-            QCOMPARE(st["cause"].toObject()["kernel"].toString(), QString("ampere_sgemm_64x64_nt"));
-            QCOMPARE(st["cause"].toObject()["layer"].toInt(), 2);
-            QCOMPARE(st["worst_collective"].toObject()["wait_s_by_rank"].toArray().size(), 8);
-        }
-        const Run t = cli({"trace", "stragglers", "--project", project, "--run", QString::number(run)});
-        QCOMPARE(t.code, 0);
-        QVERIFY2(t.out.contains("ampere_sgemm_64x64_nt (layer 2)"), qPrintable(t.out));
     }
 
     // A plan from simulate runs on partita-worker (one CPU rank); its trace

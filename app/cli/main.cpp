@@ -361,6 +361,13 @@ int main(int argc, char** argv)
     CLI::App* tstrag = trace->add_subcommand("stragglers", "Per step: which rank made the others wait at the collectives, by how much, and in which kernel and layer; the ranks' clocks aligned");
     tstrag->add_option("--run", tro.runs, "run id")->required();
     addProject(tstrag);
+    CLI::App* tcrit = trace->add_subcommand("critical-path", "The chain of work that set each step's length, across ranks: host operators, launches, streams, syncs, collectives, send/recv");
+    tcrit->add_option("--run", tro.runs, "run id")->required();
+    tcrit->add_option("--step", tro.step, "the step at this place, from 0 (default: every step)");
+    tcrit->add_option("--annotation", tro.annotation, "instead of a step: an event whose name contains this (HTA's annotation)");
+    tcrit->add_option("--instance", tro.instance, "which of the --annotation's events, from 0");
+    tcrit->add_flag("--no-segments", tro.noSegments, "only the sums, not the path's edges");
+    addProject(tcrit);
     CLI::App* runsCmd = app.add_subcommand("runs", "Runs stored in a project");
     runsCmd->require_subcommand(1);
     CLI::App* rlist = runsCmd->add_subcommand("list", "List the runs of a project");
@@ -400,6 +407,8 @@ int main(int argc, char** argv)
         return partita::cli::runTraceDiff(tro);
     if (*tstrag)
         return partita::cli::runTraceStragglers(tro);
+    if (*tcrit)
+        return partita::cli::runTraceCriticalPath(tro);
     if (*rlist)
         return partita::cli::runRunsList(tro);
     if (*runCmd)

@@ -1,5 +1,5 @@
 #pragma once
-// `partita-cli trace import|export|stats|diff|stragglers` and `partita-cli runs list`.
+// `partita-cli trace import|export|stats|diff|stragglers|critical-path` and `partita-cli runs list`.
 
 #include "partita/core/result.h"
 #include "partita/profiler/tracestore.h"
@@ -20,6 +20,10 @@ struct TraceCliOptions
     std::vector<int64_t> runs; // --run, once or twice
     std::optional<int> rank;
     std::optional<int64_t> iteration;
+    std::optional<int64_t> step;     // critical-path --step
+    std::string annotation;          // critical-path --annotation
+    int64_t instance = 0;            // critical-path --instance
+    bool noSegments = false;         // critical-path --no-segments
     bool json = false, keepLastStep = false, htaRounding = false;
 };
 
@@ -28,6 +32,7 @@ int runTraceExport(const TraceCliOptions& o);
 int runTraceStats(const TraceCliOptions& o);
 int runTraceDiff(const TraceCliOptions& o);
 int runTraceStragglers(const TraceCliOptions& o); // tracestragglers.cpp
+int runTraceCriticalPath(const TraceCliOptions& o); // tracecriticalpath.cpp
 int runRunsList(const TraceCliOptions& o);
 
 // The project named by --project, opened (created when missing).

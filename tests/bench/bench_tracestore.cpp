@@ -11,7 +11,7 @@
 //    rows in the raw sqlite3 table;
 //  - many ranks: a 256-rank run made by tests/synthranks.h from HTA's NCCL
 //    trace (or, without ../shared, from a data-parallel pattern), one rank
-//    slow: trace stats and trace stragglers, their cost per event vs trace
+//    slow: trace stats, trace stragglers and trace critical-path, their cost per event vs trace
 //    stats' per event on the 10 M-event one-rank run.
 // Usage: bench_tracestore PARTITA_CLI WORKDIR [--events N] [--traces DIR] [--viewport-only | --analysis-only]
 #include "partita/profiler/chromeimport.h"
@@ -410,6 +410,7 @@ json manyRanksBench(const std::string& cli, const std::string& dir, const std::s
     const std::string id = std::to_string(run->run_id);
     const Proc stats = runProcess({cli, "trace", "stats", "--project", path, "--run", id, "--json"});
     const Proc strag = runProcess({cli, "trace", "stragglers", "--project", path, "--run", id, "--json"});
+    const Proc crit = runProcess({cli, "trace", "critical-path", "--project", path, "--run", id, "--json", "--no-segments"});
     auto perEvent = [&](const Proc& p) { return events ? p.seconds * 1e9 / double(events) : 0.0; };
     return {{"source", from},
             {"ranks", o.ranks},
@@ -421,6 +422,10 @@ json manyRanksBench(const std::string& cli, const std::string& dir, const std::s
             {"stragglers_s", strag.seconds},
             {"stragglers_peak_rss_mb", double(strag.peak_rss) / 1e6},
             {"stragglers_exit", strag.code},
+            {"critical_path_s", crit.seconds},
+            {"critical_path_peak_rss_mb", double(crit.peak_rss) / 1e6},
+            {"critical_path_exit", crit.code},
+            {"critical_path_per_event_vs_one_rank_stats", statsNsPerEvent > 0 ? perEvent(crit) / statsNsPerEvent : 0.0},
             {"stats_ns_per_event", perEvent(stats)},
             {"stats_per_event_vs_one_rank", statsNsPerEvent > 0 ? perEvent(stats) / statsNsPerEvent : 0.0},
             {"stragglers_per_event_vs_one_rank_stats", statsNsPerEvent > 0 ? perEvent(strag) / statsNsPerEvent : 0.0}};

@@ -2,7 +2,9 @@
 // file, and a failed import leaves no run behind. The same bytes cut in two
 // make a folder of two rank files: read at once, a bad one left out (its
 // events taken out again), the run holding exactly what the kept files gave.
+// An imported run's critical path is a path: its edges add up to its length.
 #include "partita/profiler/chromeimport.h"
+#include "partita/profiler/criticalpath.h"
 #include "partita/profiler/tracestore.h"
 
 #include <cstdint>
@@ -30,6 +32,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
     if (r) {
         if (runs->size() != 1 || runs->front().status != partita::RunStatus::Complete)
             __builtin_trap();
+        if (auto cp = partita::findCriticalPath(**store, r->run_id, {}))
+            for (const auto& p : cp->paths) {
+                int64_t sum = 0;
+                for (const auto& s : p.segments)
+                    sum += s.weight_ns;
+                if (sum != p.length_ns || p.length_ns < 0)
+                    __builtin_trap();
+            }
     } else if (!runs->empty() || r.error().file != path) {
         __builtin_trap();
     }

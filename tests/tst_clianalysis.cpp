@@ -1,0 +1,138 @@
+// partita-cli's many-rank analyses end to end: `trace stragglers` and
+// `trace critical-path` on runs made by tests/synthranks.h and on HTA's
+// critical-path test trace (tests/data/hta): exit codes, JSON and text.
+#include "clitest.h"
+#include "synthranks.h"
+
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QTemporaryDir>
+#include <QTest>
+
+class TestCliAnalysis : public QObject
+{
+    Q_OBJECT
+private:
+    QTemporaryDir m_tmp;
+    // A run of `ranks` data-parallel ranks, rank 6 slow in layer 2's backward GEMM.
+    int64_t synthetic(const QString& project, int ranks)
+    {
+        const partita::test::SynthOptions o{.ranks = ranks, .slow_rank = 6, .slow_kernel = "ampere_sgemm_64x64_nt",
+                                            .slow_layer = 2, .slow_factor = 1.5, .max_skew_ns = 30'000};
+        auto s = partita::TraceStore::open(project.toStdString());
+        if (!s)
+            qFatal("%s", s.error().str().c_str());
+        auto r = partita::test::synthesizeRanks(**s, partita::test::dataParallelPattern(4, 3), o);
+        if (!r)
+            qFatal("%s", r.error().str().c_str());
+        return r->run_id;
+    }
+
+private slots:
+    void refusals_data()
+    {
+        QTest::addColumn<QStringList>("args");
+        QTest::addColumn<QString>("err");
+        QTest::newRow("stragglers of no run") << QStringList{"trace", "stragglers", "--run", "7"} << "run 7: no such run";
+        QTest::newRow("stragglers of two runs") << QStringList{"trace", "stragglers", "--run", "1", "--run", "2"} << "exactly one --run";
+        QTest::newRow("critical path of no run") << QStringList{"trace", "critical-path", "--run", "7"} << "run 7: no such run";
+        QTest::newRow("critical path of two runs") << QStringList{"trace", "critical-path", "--run", "1", "--run", "2"}
+                                                   << "exactly one --run";
+        QTest::newRow("a step no rank has") << QStringList{"trace", "critical-path", "--run", "1", "--step", "3"}
+                                            << "--step: no rank has step 3 (counting from 0; the most any rank has is 3)";
+        QTest::newRow("an instance without an annotation") << QStringList{"trace", "critical-path", "--run", "1", "--instance", "1"}
+                                                           << "--instance: --instance picks among the --annotation's events";
+    }
+    void refusals()
+    {
+        QFETCH(QStringList, args);
+        QFETCH(QString, err);
+        const QString project = m_tmp.filePath("refusals.partita");
+        if (!QFile::exists(project))
+            QCOMPARE(synthetic(project, 8), qint64(1));
+        const Run r = cli(args + QStringList{"--project", project});
+        QCOMPARE(r.code, 2);
+        QVERIFY2(r.err.contains(err), qPrintable(r.err));
+    }
+
+    // trace stragglers on 8 ranks with one slow: the rank, the kernel, the
+    // layer and the clocks, as JSON; the text names the same.
+    void stragglers()
+    {
+        const QString project = m_tmp.filePath("stragglers.partita");
+        const int64_t run = synthetic(project, 8);
+        const Run j = cli({"trace", "stragglers", "--project", project, "--run", QString::number(run), "--json"});
+        QCOMPARE(j.code, 0);
+        const QJsonObject rep = QJsonDocument::fromJson(j.out.toUtf8()).object();
+        QCOMPARE(rep["ranks"].toInt(), 8);
+        QCOMPARE(rep["clocks"].toArray().size(), 8);
+        const QJsonArray steps = rep["steps"].toArray();
+        QCOMPARE(steps.size(), 3);
+        for (const QJsonValue& v : steps) {
+            const QJsonObject st = v.toObject();
+            QCOMPARE(st["late_rank"].toInt(), 6);
+            QCOMPARE(st["cause"].toObject()["kernel"].toString(), QString("ampere_sgemm_64x64_nt"));
+            QCOMPARE(st["cause"].toObject()["layer"].toInt(), 2);
+            QCOMPARE(st["worst_collective"].toObject()["wait_s_by_rank"].toArray().size(), 8);
+        }
+        const Run t = cli({"trace", "stragglers", "--project", project, "--run", QString::number(run)});
+        QCOMPARE(t.code, 0);
+        QVERIFY2(t.out.contains("ampere_sgemm_64x64_nt (layer 2)"), qPrintable(t.out));
+    }
+
+    // trace critical-path of one step: the slow rank's GEMM of layer 2 on
+    // the path, the sums adding up, each segment's rank and event named.
+    void criticalPathOfAStep()
+    {
+        const QString project = m_tmp.filePath("critical.partita");
+        const int64_t run = synthetic(project, 8);
+        const Run j = cli({"trace", "critical-path", "--project", project, "--run", QString::number(run), "--step", "1", "--json"});
+        QVERIFY2(j.code == 0, qPrintable(j.err));
+        const QJsonObject rep = QJsonDocument::fromJson(j.out.toUtf8()).object();
+        QCOMPARE(rep["ranks"].toInt(), 8);
+        const QJsonArray paths = rep["paths"].toArray();
+        QCOMPARE(paths.size(), 1);
+        const QJsonObject p = paths[0].toObject();
+        QCOMPARE(p["step"].toInt(), 1);
+        QCOMPARE(p["window"].toString(), QString("ProfilerStep#1"));
+        double sum = 0, kinds = 0;
+        bool slow = false;
+        for (const QJsonValue& v : p["segments"].toArray()) {
+            const QJsonObject s = v.toObject();
+            sum += s["s"].toDouble();
+            slow = slow || (s["rank"].toInt() == 6 && s["event"].toString() == "ampere_sgemm_64x64_nt" && s["layer"].toInt() == 2 &&
+                            s["edge"].toString() == "device");
+        }
+        for (const QJsonValue& v : p["by_kind"].toArray())
+            kinds += v.toObject()["s"].toDouble();
+        QVERIFY(slow);
+        QVERIFY(std::abs(sum - p["length_s"].toDouble()) < 1e-9);
+        QVERIFY(std::abs(kinds - p["length_s"].toDouble()) < 1e-9);
+        QVERIFY(p["length_s"].toDouble() <= p["span_s"].toDouble());
+        QCOMPARE(p["clocks"].toArray().size(), 8);
+        // Every step, as text.
+        const Run t = cli({"trace", "critical-path", "--project", project, "--run", QString::number(run)});
+        QCOMPARE(t.code, 0);
+        QCOMPARE(t.out.count("critical path"), 3);
+        QVERIFY2(t.out.contains("heaviest on the path"), qPrintable(t.out));
+    }
+
+    // HTA's own test trace, with HTA's arguments: HTA's length.
+    void criticalPathAsHta()
+    {
+        const QString project = m_tmp.filePath("hta.partita");
+        const Run imp = cli({"trace", "import", data("hta/critical_path-simple_add.json.gz"), "--project", project});
+        QVERIFY2(imp.code == 0, qPrintable(imp.err));
+        const Run j = cli({"trace", "critical-path", "--project", project, "--run", "1", "--annotation",
+                           "[param|pytorch.model.alex_net|0|0|0|measure|forward]", "--instance", "1", "--json", "--no-segments"});
+        QVERIFY2(j.code == 0, qPrintable(j.err));
+        const QJsonObject p = QJsonDocument::fromJson(j.out.toUtf8()).object()["paths"].toArray()[0].toObject();
+        QCOMPARE(qRound64(p["length_s"].toDouble() * 1e6), qint64(241'724));
+        QVERIFY(p["segments"].toArray().isEmpty());
+        QCOMPARE(p["graph"].toObject()["nodes"].toInt(), 414);
+    }
+};
+
+QTEST_APPLESS_MAIN(TestCliAnalysis)
+#include "tst_clianalysis.moc"
