@@ -14,6 +14,7 @@
 #include <QTemporaryDir>
 #include <QTest>
 
+#include <algorithm>
 #include <numeric>
 
 using namespace partita;
@@ -242,7 +243,22 @@ private slots:
         QCOMPARE(p.window, std::string("whole run"));
         checkChain(p);
         QCOMPARE(p.length_ns, qint64(212'000)); // 100 + the transfer after the send started (12) + 100
-        QVERIFY(onPath(p, 0, "forward mb0 layer 0", PathEdge::Device));
+        const PathSegment* f0 = onPath(p, 0, "forward mb0 layer 0", PathEdge::Device);
+        QVERIFY(f0);
+        auto tracks = s->tracks(run);
+        QVERIFY(tracks);
+        const auto t0 = std::find_if(tracks->begin(), tracks->end(), [](const StoredTrack& t) { return t.rank == 0 && t.track == 0; });
+        QCOMPARE(f0->track_id, t0->id); // where the timeline draws it
+        // A run without steps is one window: --step 0 is it, --step 1 is not.
+        CriticalPathOptions first;
+        first.step = 0;
+        auto r0 = findCriticalPath(*s, run, first);
+        QVERIFY(r0);
+        QCOMPARE(r0->paths.front().length_ns, p.length_ns);
+        first.step = 1;
+        auto r1 = findCriticalPath(*s, run, first);
+        QVERIFY(!r1);
+        QVERIFY2(QString::fromStdString(r1.error().str()).contains("no steps and is one window"), r1.error().str().c_str());
         QVERIFY(onPath(p, 1, "recv mb0 from rank 0 4.00 MB", PathEdge::P2P));
         QVERIFY(onPath(p, 1, "forward mb0 layer 1", PathEdge::Device));
         QCOMPARE(p.by_layer.at(0), qint64(100'000));

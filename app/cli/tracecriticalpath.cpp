@@ -40,7 +40,7 @@ json pathJson(const CriticalPath& p)
     for (const ClockCorrection& c : p.clocks)
         clocks.push_back({{"rank", c.rank}, {"offset_s", sec(c.offset_ns)}, {"spread_s", sec(c.spread_ns)}});
     for (const PathSegment& s : p.segments) {
-        json j{{"rank", s.rank}, {"edge", pathEdgeName(s.edge)}, {"from_s", sec(s.from_ns)}, {"to_s", sec(s.to_ns)},
+        json j{{"rank", s.rank}, {"track_id", s.track_id}, {"edge", pathEdgeName(s.edge)}, {"from_s", sec(s.from_ns)}, {"to_s", sec(s.to_ns)},
                {"s", sec(s.weight_ns)}};
         if (!s.name.empty()) {
             j["event"] = s.name;

@@ -51,7 +51,8 @@ std::string kindKey(const GraphEdge& e, const GraphEvent* charged)
     }
 }
 
-Result<bool> summarize(const PathGraph& g, const std::vector<int32_t>& path, NameCache& names, bool segments, CriticalPath& out)
+Result<bool> summarize(const RunScan& scan, const PathGraph& g, const std::vector<int32_t>& path, NameCache& names, bool segments,
+                       CriticalPath& out)
 {
     for (const GraphEdge& e : g.edges())
         ++out.edge_counts[e.type];
@@ -74,6 +75,7 @@ Result<bool> summarize(const PathGraph& g, const std::vector<int32_t>& path, Nam
         s.from_ns = g.aligned(e.from) + offset;
         s.to_ns = g.aligned(e.to) + offset;
         s.weight_ns = e.weight;
+        s.track_id = scan.tracks[size_t((charged ? *charged : to).ev.track)].id;
         if (charged) {
             auto n = names.get(charged->ev.name);
             if (!n)
@@ -147,6 +149,17 @@ Result<Plan> planWindows(const TraceStore& store, const RunScan& scan, NameCache
     }
     if (p.windows.empty())
         fewest = 0;
+    if (most == 0 && o.annotation.empty()) {
+        Plan whole = sliced(scan, rep);
+        if (o.step) {
+            const int64_t n = int64_t(whole.places.size());
+            if (*o.step < 0 || *o.step >= n)
+                return Error{{}, "--step", whole.whole ? std::string("the run has no steps and is one window: --step 0, or none")
+                                                       : "the run has no steps; its time slices are 0 to " + std::to_string(n - 1)};
+            whole.places = {whole.places[size_t(*o.step)]};
+        }
+        return whole;
+    }
     const std::string what = o.annotation.empty() ? std::string("step") : "event named like '" + o.annotation + "'";
     if (!o.annotation.empty() || o.step) {
         const int64_t at = o.annotation.empty() ? *o.step : o.instance;
@@ -157,8 +170,6 @@ Result<Plan> planWindows(const TraceStore& store, const RunScan& scan, NameCache
         p.places.push_back(at);
         return p;
     }
-    if (most == 0)
-        return sliced(scan, rep);
     if (fewest < most)
         rep.notes.push_back("ranks have " + std::to_string(fewest) + " to " + std::to_string(most) + " steps: each rank's steps " +
                             "past " + std::to_string(fewest) + " are left out");
@@ -209,7 +220,7 @@ Result<CriticalPath> pathOf(const TraceStore& store, const RunScan& scan, const 
         for (const auto& [rank, x] : extent)
             cp.span_ns = std::max(cp.span_ns, x.second - x.first);
     }
-    if (auto s = summarize(g, *path, names, o.segments, cp); !s)
+    if (auto s = summarize(scan, g, *path, names, o.segments, cp); !s)
         return s.error();
     return cp;
 }

@@ -45,7 +45,8 @@ namespace partita {
 struct CriticalPathOptions
 {
     // The window: the step at this place (from 0) on every rank; none: each
-    // step in turn (the whole run when it has no steps).
+    // step in turn (a run without steps: the whole run, or its time slices
+    // of about 1 M events, which `step` then picks among).
     std::optional<int64_t> step;
     // Or, as HTA takes it: the `instance`-th event (from 0) whose name
     // contains `annotation` on each rank. Non-empty overrides `step`.
@@ -75,6 +76,7 @@ struct PathSegment
     TraceKind kind = TraceKind::Annotation;
     int32_t layer = -1;
     int64_t event_id = 0;  // the store's id of that event (0: none)
+    int64_t track_id = 0;  // the store's track of that event (else of the event the edge leads to)
     int64_t from_ns = 0, to_ns = 0; // on `rank`'s own clock (the store's times)
     int64_t weight_ns = 0;
 };
