@@ -8,6 +8,7 @@
 #include "rundialog.h"
 #include "searchdialog.h"
 #include "runsmodel.h"
+#include "criticalpathview.h"
 #include "stragglersview.h"
 #include "timelineview.h"
 
@@ -45,6 +46,7 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QSettings>
+#include <QTimer>
 #include <QStatusBar>
 #include <QTabWidget>
 #include <QTableView>
@@ -157,9 +159,22 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
         m_tabs->setCurrentWidget(m_timeline);
         m_timeline->showRange(rank, t0, t1);
     });
+    // Beside it: the critical path of a step, drawn on the timeline.
+    m_critical = new CriticalPathView(this);
+    auto* criticalDock = new QDockWidget(tr("Critical path"), this);
+    criticalDock->setObjectName("criticalPathDock");
+    criticalDock->setWidget(m_critical);
+    tabifyDockWidget(stragglersDock, criticalDock);
+    stragglersDock->raise();
+    connect(m_critical, &CriticalPathView::pathChanged, m_timeline, &TimelineView::setCriticalPath);
+    connect(m_critical, &CriticalPathView::frameRequested, this, [this](int32_t rank, int64_t t0, int64_t t1) {
+        m_tabs->setCurrentWidget(m_timeline);
+        m_timeline->showRange(rank, t0, t1);
+    });
     setTabPosition(Qt::AllDockWidgetAreas, QTabWidget::North);
     m_tabDocks.push_back({detailsDock, {m_timeline, m_compare}, false, false});
     m_tabDocks.push_back({stragglersDock, {m_timeline}, false, false});
+    m_tabDocks.push_back({criticalDock, {m_timeline}, false, false});
     for (TabDock& td : m_tabDocks) {
         QDockWidget* d = td.dock;
         connect(d->toggleViewAction(), &QAction::triggered, this, [this, d](bool shown) {
@@ -334,11 +349,16 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
                                .arg(QCoreApplication::applicationVersion().toHtmlEscaped(), QT_VERSION_STR, qVersion()));
     });
     statusBar()->showMessage(tr("No project open"));
-    resize(1280, 800);
     QSettings settings;
     restoreGeometry(settings.value("window/geometry").toByteArray());
     restoreState(settings.value("window/state").toByteArray(), kWindowStateVersion);
     showDocksFor(m_tabs->currentWidget());
+    // Sized again once shown: before, the hidden tabs' docks count in the
+    // layout's minimum, and the window would be made taller than the screen.
+    if (!settings.contains("window/geometry")) {
+        resize(1280, 800);
+        QTimer::singleShot(0, this, [this] { resize(1280, 800); });
+    }
 }
 
 bool MainWindow::eventFilter(QObject* watched, QEvent* e)
@@ -395,6 +415,7 @@ bool MainWindow::openProject(const QString& path, bool quiet)
         } else {
             m_timeline->setRun(nullptr, 0);
             m_stragglers->setRun({}, 0);
+            m_critical->setRun({}, 0);
             m_store = std::move(*store);
             m_path = path;
             m_lastError.clear();
@@ -580,6 +601,7 @@ void MainWindow::showRun(int64_t runId)
         return;
     m_timeline->setRun(m_store.get(), runId);
     m_stragglers->setRun(m_store->path(), runId);
+    m_critical->setRun(m_store->path(), runId);
     m_tabs->setCurrentWidget(m_timeline);
     const int row = m_runs->rowOf(runId);
     if (row >= 0 && m_runsView->currentIndex().row() != row)

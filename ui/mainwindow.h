@@ -26,6 +26,7 @@ class CompareView;
 class Designer;
 class RunsModel;
 class StragglersView;
+class CriticalPathView;
 class TimelineView;
 class TraceStore;
 
@@ -67,6 +68,7 @@ public:
     RunsModel* runsModel() const { return m_runs; }
     TimelineView* timeline() const { return m_timeline; }
     StragglersView* stragglers() const { return m_stragglers; }
+    CriticalPathView* criticalPath() const { return m_critical; }
     Designer* designer() const { return m_designer; }
     CompareView* compareView() const { return m_compare; }
     ClusterView* clusterView() const { return m_cluster; }
@@ -107,6 +109,7 @@ private:
     QTabWidget* m_tabs = nullptr;
     TimelineView* m_timeline = nullptr;
     StragglersView* m_stragglers = nullptr;
+    CriticalPathView* m_critical = nullptr;
     Designer* m_designer = nullptr;
     CompareView* m_compare = nullptr;
     ClusterView* m_cluster = nullptr;

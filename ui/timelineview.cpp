@@ -497,6 +497,7 @@ void TimelineView::paintEvent(QPaintEvent*)
         }
         p.restore();
     }
+    paintPath(p, scroll, w, h);
     // The measured range: shaded, with its length and breakdown.
     if (m_measure.second > m_measure.first) {
         const double x0 = kGutter + m_axis.x(m_measure.first), x1 = kGutter + m_axis.x(m_measure.second);

@@ -22,6 +22,8 @@
 #include <unordered_map>
 #include <vector>
 
+class QPainter;
+
 namespace partita {
 
 class TimelineView : public QAbstractScrollArea
@@ -71,6 +73,18 @@ public:
     // points on the timeline.
     void showRange(int32_t rank, int64_t t0, int64_t t1);
 
+    // A critical path (profiler/criticalpath.h) drawn over the tracks: each
+    // segment a red band on its track (on its rank's header when the rank is
+    // folded), consecutive segments on different tracks joined by a line.
+    struct PathMark
+    {
+        int32_t rank = 0;
+        int64_t track_id = 0;
+        int64_t t0 = 0, t1 = 0;
+    };
+    void setCriticalPath(std::vector<PathMark> marks);
+    int pathMarksPainted() const { return m_pathPainted; } // in the last paint
+
     // Outlines the events of one model layer on every rank and dims the rest
     // (-1: none). A click on an event highlights its layer and selects it.
     void setHighlightLayer(int32_t layer);
@@ -118,6 +132,7 @@ private:
         int top = 0, height = 0;
     };
     void layoutRows();
+    void paintPath(QPainter& p, int scroll, int w, int h); // timelinepath.cpp
     void updateScrollBars();
     QString nameOf(int64_t nameId) const;
     const QImage& labelMask(const DrawItem& it, const QFontMetrics& fm);
@@ -158,6 +173,8 @@ private:
     int m_highlighted = 0;
     int64_t m_selected = 0; // event id
     std::vector<StepMark> m_steps;
+    std::vector<PathMark> m_path;
+    int m_pathPainted = 0;
     bool m_clickCandidate = false;
     QPointF m_pressAt;
 };

@@ -1,6 +1,7 @@
 // partita: the workbench. `partita [PROJECT.partita]` opens a project.
 #include "clusterview.h"
 #include "compareview.h"
+#include "criticalpathview.h"
 #include "designer.h"
 #include "mainwindow.h"
 #include "theme.h"
@@ -13,6 +14,7 @@
 #include <QIcon>
 #include <QScreen>
 #include <QSettings>
+#include <QDockWidget>
 #include <QTimer>
 
 #include <cstdio>
@@ -32,7 +34,7 @@ int main(int argc, char** argv)
     cl.addPositionalArgument("project", "a project file (*.partita) to open");
     QCommandLineOption shot("screenshot", "save the window as PNG once it is shown, then quit (for tests)", "png");
     QCommandLineOption runOpt("run", "the run to show (default: the first)", "id");
-    QCommandLineOption viewOpt("view", "the view to show: designer, graph, timeline, compare or cluster", "view");
+    QCommandLineOption viewOpt("view", "the view to show: designer, graph, timeline, critical-path, compare or cluster", "view");
     QCommandLineOption compareOpt("compare", "compare two runs, A,B (opens the Compare view)", "a,b");
     QCommandLineOption themeOpt("theme", "system, light or dark (default: as last chosen in View > Theme)", "theme");
     cl.addOption(shot);
@@ -66,12 +68,17 @@ int main(int argc, char** argv)
     }
     else if (cl.value(viewOpt) == "timeline")
         window.tabs()->setCurrentWidget(window.timeline());
+    else if (cl.value(viewOpt) == "critical-path") { // the timeline, with its critical-path panel in front
+        window.tabs()->setCurrentWidget(window.timeline());
+        if (auto* d = window.findChild<QDockWidget*>("criticalPathDock"))
+            d->raise();
+    }
     else if (cl.value(viewOpt) == "compare")
         window.tabs()->setCurrentWidget(window.compareView());
     else if (cl.value(viewOpt) == "cluster")
         window.tabs()->setCurrentWidget(window.clusterView());
     else if (cl.isSet(viewOpt)) {
-        std::fprintf(stderr, "partita: --view: expected designer, graph, timeline, compare or cluster\n");
+        std::fprintf(stderr, "partita: --view: expected designer, graph, timeline, critical-path, compare or cluster\n");
         return 2;
     }
     if (cl.isSet(compareOpt)) {
@@ -89,7 +96,7 @@ int main(int argc, char** argv)
         int waited = 0;
         QObject::connect(poll, &QTimer::timeout, &window, [&, poll]() mutable {
             waited += 100;
-            if ((window.designer()->predicting() || window.compareView()->busy()) && waited < 20000)
+            if ((window.designer()->predicting() || window.compareView()->busy() || window.criticalPath()->busy()) && waited < 20000)
                 return;
             poll->stop();
             QTimer::singleShot(400, &window, [&] {

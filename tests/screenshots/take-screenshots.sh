@@ -50,6 +50,8 @@ shot cluster --view cluster --theme light
 shot compare-predicted-measured --compare 3,4 --theme light
 shot compare-dark --compare 3,4 --theme dark
 shot timeline-dark --run 2 --view timeline --theme dark
+# The 2-rank DDP trace's critical path, drawn on its timeline.
+shot timeline-critical-path --run 2 --view critical-path --theme light
 SCREEN=2800x1800 QT_SCALE_FACTOR=2 shot timeline-hidpi --run 2 --view timeline --theme light
 runs=$("$cli" runs list --project "$project" --json | /usr/bin/python3 -c 'import json,sys; print(" ".join(str(r["id"]) for r in json.load(sys.stdin)))')
 for id in $runs; do
