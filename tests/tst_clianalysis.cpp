@@ -4,6 +4,7 @@
 #include "clitest.h"
 #include "synthranks.h"
 
+#include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -116,6 +117,50 @@ private slots:
         QCOMPARE(t.code, 0);
         QCOMPARE(t.out.count("critical path"), 3);
         QVERIFY2(t.out.contains("heaviest on the path"), qPrintable(t.out));
+    }
+
+    // The executor's own runs on this CPU, two ranks: data-parallel (the
+    // path goes through the all-reduce) and a two-stage pipeline (it crosses
+    // from stage to stage at a transfer).
+    void criticalPathOfExecutorRuns_data()
+    {
+        QTest::addColumn<QStringList>("strategy");
+        QTest::addColumn<QString>("crossing"); // an edge or event kind the path goes through
+        QTest::newRow("data parallel") << QStringList{"--preset", "ddp"} << "collective";
+        QTest::newRow("pipeline, two stages") << QStringList{"--preset", "megatron", "--pp", "2", "--tp", "1", "--micro-batch", "1"} << "p2p";
+    }
+    void criticalPathOfExecutorRuns()
+    {
+        QFETCH(QStringList, strategy);
+        QFETCH(QString, crossing);
+        const QString model = m_tmp.filePath("gpt.json");
+        QFile f(model);
+        QVERIFY(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
+        f.write(R"({"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 4, "n_positions": 64, "vocab_size": 512})");
+        f.close();
+        const QString project = m_tmp.filePath(QString("executor-%1.partita").arg(QTest::currentDataTag()).replace(' ', '_'));
+        const Run run = cli(QStringList{"run", "--model", model, "--cluster", "local", "--ranks", "2", "--global-batch", "4", "--seq-len", "64",
+                                        "--steps", "2", "--project", project, "--json"} + strategy);
+        QVERIFY2(run.code == 0, qPrintable(run.err));
+        const int measured = QJsonDocument::fromJson(run.out.toUtf8()).object()["run_id"].toInt();
+        QVERIFY(measured > 0);
+        const Run j = cli({"trace", "critical-path", "--project", project, "--run", QString::number(measured), "--json"});
+        QVERIFY2(j.code == 0, qPrintable(j.err));
+        const QJsonObject rep = QJsonDocument::fromJson(j.out.toUtf8()).object();
+        QCOMPARE(rep["ranks"].toInt(), 2);
+        const QJsonArray paths = rep["paths"].toArray();
+        QVERIFY(!paths.isEmpty());
+        for (const QJsonValue& v : paths) {
+            const QJsonObject p = v.toObject();
+            const double length = p["length_s"].toDouble(), span = p["span_s"].toDouble();
+            // Never longer than the step (but for what aligning the ranks'
+            // clocks leaves); how much shorter depends on the machine's load.
+            QVERIFY2(length > 0 && length <= span * 1.05, qPrintable(QString("%1 of %2 s").arg(length).arg(span)));
+            bool crosses = false;
+            for (const QJsonValue& s : p["segments"].toArray())
+                crosses = crosses || s.toObject()["edge"].toString() == crossing || s.toObject()["kind"].toString() == crossing;
+            QVERIFY2(crosses, qPrintable(p["window"].toString()));
+        }
     }
 
     // HTA's own test trace, with HTA's arguments: HTA's length.

@@ -61,8 +61,9 @@ json pathJson(const CriticalPath& p)
 void printPath(const CriticalPath& p)
 {
     std::cout << "\n" << p.window << (p.step >= 0 ? " (#" + std::to_string(p.step) + ")" : std::string()) << ": critical path "
-              << formatSeconds(sec(p.length_ns)) << " of " << formatSeconds(sec(p.span_ns)) << ", " << p.segments.size()
-              << " edges on it (graph: " << p.nodes << " nodes, " << p.edges << " edges)\n";
+              << formatSeconds(sec(p.length_ns)) << " of " << formatSeconds(sec(p.span_ns))
+              << (p.segments.empty() ? std::string() : ", " + std::to_string(p.segments.size()) + " edges on it") << " (graph: " << p.nodes
+              << " nodes, " << p.edges << " edges)\n";
     for (const std::string& n : p.notes)
         std::cout << "  note: " << n << "\n";
     std::vector<std::pair<int64_t, std::string>> kinds;

@@ -184,6 +184,7 @@ Result<CriticalPath> pathOf(const TraceStore& store, const RunScan& scan, const 
     CriticalPath cp;
     cp.step = place;
     std::vector<RankWindow> ranks;
+    std::map<int, std::pair<int64_t, int64_t>> extent; // per rank: its window, or (whole run) its events' extent
     for (const auto& [rank, positions] : scan.ranks) {
         Window w{std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), "whole run"};
         if (!plan.whole) {
@@ -193,7 +194,7 @@ Result<CriticalPath> pathOf(const TraceStore& store, const RunScan& scan, const 
                 continue;
             }
             w = ws[size_t(place)];
-            cp.span_ns = std::max(cp.span_ns, w.end - w.start);
+            extent[rank] = {w.start, w.end};
         }
         if (cp.window.empty())
             cp.window = w.label;
@@ -209,17 +210,23 @@ Result<CriticalPath> pathOf(const TraceStore& store, const RunScan& scan, const 
     auto path = g.longest(cp.length_ns);
     if (!path)
         return path.error();
-    if (plan.whole && !g.events().empty()) {
-        std::map<int, std::pair<int64_t, int64_t>> extent;
+    if (plan.whole)
         for (const GraphEvent& e : g.events()) {
             auto [it, added] = extent.try_emplace(e.rank, e.ev.start, e.ev.end);
             it->second.first = std::min(it->second.first, e.ev.start);
             it->second.second = std::max(it->second.second, e.ev.end);
         }
-        cp.span_ns = 0;
-        for (const auto& [rank, x] : extent)
-            cp.span_ns = std::max(cp.span_ns, x.second - x.first);
+    // The span: from the first rank's start to the last rank's end, on the
+    // aligned clocks (a pipeline's stages start one after another).
+    std::map<int, int64_t> offset;
+    for (const ClockCorrection& c : cp.clocks)
+        offset[c.rank] = c.offset_ns;
+    int64_t first = std::numeric_limits<int64_t>::max(), last = std::numeric_limits<int64_t>::min();
+    for (const auto& [rank, x] : extent) {
+        first = std::min(first, x.first - offset[rank]);
+        last = std::max(last, x.second - offset[rank]);
     }
+    cp.span_ns = extent.empty() ? 0 : last - first;
     if (auto s = summarize(scan, g, *path, names, o.segments, cp); !s)
         return s.error();
     return cp;

@@ -417,8 +417,13 @@ Result<bool> PathGraph::sendRecv(const std::vector<RankIndex>& ixs, NameCache& n
         std::sort(rs.begin(), rs.end(), byStart);
         const size_t n = std::min(ss.size(), rs.size());
         unmatched += int64_t(ss.size() + rs.size() - 2 * n);
-        for (size_t k = 0; k < n; ++k)
-            edge(2 * ss[k], 2 * rs[k] + 1, aligned(2 * rs[k] + 1) - aligned(2 * ss[k]), PathEdge::P2P, rs[k]);
+        for (size_t k = 0; k < n; ++k) {
+            const int64_t transfer = std::max<int64_t>(0, aligned(2 * rs[k] + 1) - aligned(2 * ss[k]));
+            edge(2 * ss[k], 2 * rs[k] + 1, transfer, PathEdge::P2P, rs[k]);
+            // Before the send started the receive was waiting, not working.
+            if (const int32_t own = m_deviceEdge[size_t(rs[k])]; own >= 0)
+                m_edges[size_t(own)].weight = std::min(m_edges[size_t(own)].weight, transfer);
+        }
     }
     for (const auto& [pair, rs] : recvs)
         if (!sends.count(pair))

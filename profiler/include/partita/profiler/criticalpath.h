@@ -86,7 +86,7 @@ struct CriticalPath
     int64_t step = -1;   // the step's place (-1: no steps; the annotation's instance with one)
     std::string window;  // the step's or annotation's name ("ProfilerStep#12"), or "whole run"
     int64_t length_ns = 0;
-    int64_t span_ns = 0; // the window's longest duration over ranks
+    int64_t span_ns = 0; // from the first rank's window start to the last one's end, clocks aligned
     int64_t nodes = 0, edges = 0;
     std::map<PathEdge, int64_t> edge_counts; // the graph's edges by type
     std::vector<PathSegment> segments;       // from the path's start to its end
