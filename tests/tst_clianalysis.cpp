@@ -42,6 +42,8 @@ private slots:
                                                    << "exactly one --run";
         QTest::newRow("a step no rank has") << QStringList{"trace", "critical-path", "--run", "1", "--step", "3"}
                                             << "--step: no rank has step 3 (counting from 0; the most any rank has is 3)";
+        QTest::newRow("memory of no run") << QStringList{"trace", "memory", "--run", "7"} << "run 7: no such run";
+        QTest::newRow("memory of two runs") << QStringList{"trace", "memory", "--run", "1", "--run", "2"} << "exactly one --run";
         QTest::newRow("an instance without an annotation") << QStringList{"trace", "critical-path", "--run", "1", "--instance", "1"}
                                                            << "--instance: --instance picks among the --annotation's events";
     }
@@ -160,6 +162,28 @@ private slots:
             for (const QJsonValue& s : p["segments"].toArray())
                 crosses = crosses || s.toObject()["edge"].toString() == crossing || s.toObject()["kind"].toString() == crossing;
             QVERIFY2(crosses, qPrintable(p["window"].toString()));
+        }
+    }
+
+    // trace memory of a real trace's step: the CUDA device's peak, in text
+    // and in JSON with its series downsampled.
+    void memory()
+    {
+        const QString project = m_tmp.filePath("memory.partita");
+        const Run imp = cli({"trace", "import", data("hta/memory-df_index_resolver-step3.json.gz"), "--project", project});
+        QVERIFY2(imp.code == 0, qPrintable(imp.err));
+        const Run t = cli({"trace", "memory", "--project", project, "--run", "1"});
+        QCOMPARE(t.code, 0);
+        QVERIFY2(t.out.contains("cuda:1") && t.out.contains("6.17 GiB") && t.out.contains("11.9 GiB"), qPrintable(t.out));
+        const Run j = cli({"trace", "memory", "--project", project, "--run", "1", "--json", "--points", "100"});
+        QCOMPARE(j.code, 0);
+        const QJsonArray series = QJsonDocument::fromJson(j.out.toUtf8()).object()["series"].toArray();
+        QCOMPARE(series.size(), 2);
+        for (const QJsonValue& v : series) {
+            const QJsonObject s = v.toObject();
+            QVERIFY(s["points"].toArray().size() <= 100);
+            if (s["device"].toString() == "cuda:1")
+                QCOMPARE(s["peak_allocated_bytes"].toInteger(), qint64(6'629'508'096));
         }
     }
 

@@ -368,6 +368,10 @@ int main(int argc, char** argv)
     tcrit->add_option("--instance", tro.instance, "which of the --annotation's events, from 0");
     tcrit->add_flag("--no-segments", tro.noSegments, "only the sums, not the path's edges");
     addProject(tcrit);
+    CLI::App* tmem = trace->add_subcommand("memory", "Memory per rank and device over time from the profiler's [memory] records: peaks, and the predicted peak beside them");
+    tmem->add_option("--run", tro.runs, "run id")->required();
+    tmem->add_option("--points", tro.points, "with --json: the series, in at most this many points (peaks kept)")->check(CLI::Range(0, 1000000));
+    addProject(tmem);
     CLI::App* runsCmd = app.add_subcommand("runs", "Runs stored in a project");
     runsCmd->require_subcommand(1);
     CLI::App* rlist = runsCmd->add_subcommand("list", "List the runs of a project");
@@ -409,6 +413,8 @@ int main(int argc, char** argv)
         return partita::cli::runTraceStragglers(tro);
     if (*tcrit)
         return partita::cli::runTraceCriticalPath(tro);
+    if (*tmem)
+        return partita::cli::runTraceMemory(tro);
     if (*rlist)
         return partita::cli::runRunsList(tro);
     if (*runCmd)

@@ -198,6 +198,7 @@ Result<int64_t> storePrediction(const RunCliOptions& o, TraceStore& store, const
                             json{{"step_time_s", p.predicted.step_time},
                                  {"samples_per_s", p.predicted.samples_per_s},
                                  {"mfu", p.predicted.mfu},
+                                 {"peak_memory_bytes", p.predicted.memory.peak},
                                  {"calibration", p.predicted.calibration_source}}
                                 .dump());
 }

@@ -1,5 +1,5 @@
 #pragma once
-// `partita-cli trace import|export|stats|diff|stragglers|critical-path` and `partita-cli runs list`.
+// `partita-cli trace import|export|stats|diff|stragglers|critical-path|memory` and `partita-cli runs list`.
 
 #include "partita/core/result.h"
 #include "partita/profiler/tracestore.h"
@@ -24,6 +24,7 @@ struct TraceCliOptions
     std::string annotation;          // critical-path --annotation
     int64_t instance = 0;            // critical-path --instance
     bool noSegments = false;         // critical-path --no-segments
+    int points = 0;                  // memory --points
     bool json = false, keepLastStep = false, htaRounding = false;
 };
 
@@ -33,6 +34,7 @@ int runTraceStats(const TraceCliOptions& o);
 int runTraceDiff(const TraceCliOptions& o);
 int runTraceStragglers(const TraceCliOptions& o); // tracestragglers.cpp
 int runTraceCriticalPath(const TraceCliOptions& o); // tracecriticalpath.cpp
+int runTraceMemory(const TraceCliOptions& o);       // tracememory.cpp
 int runRunsList(const TraceCliOptions& o);
 
 // The project named by --project, opened (created when missing).

@@ -2,9 +2,11 @@
 // file, and a failed import leaves no run behind. The same bytes cut in two
 // make a folder of two rank files: read at once, a bad one left out (its
 // events taken out again), the run holding exactly what the kept files gave.
-// An imported run's critical path is a path: its edges add up to its length.
+// An imported run's critical path is a path: its edges add up to its length;
+// its memory series are read without failing, their peaks above their ends.
 #include "partita/profiler/chromeimport.h"
 #include "partita/profiler/criticalpath.h"
+#include "partita/profiler/memory.h"
 #include "partita/profiler/tracestore.h"
 
 #include <cstdint>
@@ -40,6 +42,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
                 if (sum != p.length_ns || p.length_ns < 0)
                     __builtin_trap();
             }
+        auto mem = partita::readMemory(**store, r->run_id, 16);
+        if (!mem)
+            __builtin_trap();
+        for (const auto& s : mem->series)
+            if (s.peak_allocated < s.first_allocated || s.peak_allocated < s.last_allocated || s.points.size() > 16 || s.samples <= 0)
+                __builtin_trap();
     } else if (!runs->empty() || r.error().file != path) {
         __builtin_trap();
     }

@@ -37,6 +37,7 @@ mkdir -p "$corpus/chrometrace"
 # HTA's small traces where ../shared is beside the checkout; the PyTorch traces the tests recorded.
 for f in ../shared/data/traces/trace_compare-*.json.gz; do [ -f "$f" ] && gzip -dc "$f" > "$corpus/chrometrace/$(basename "$f" .gz)" || true; done
 # HTA's small critical-path traces (sync records, streams waiting on events).
+printf '{"traceEvents":[{"ph":"i","s":"t","name":"[memory]","pid":1,"tid":1,"ts":5,"args":{"Device Type":1,"Device Id":0,"Total Allocated":1024,"Total Reserved":2048}}]}' > "$corpus/chrometrace/memory.json"
 for f in tests/data/hta/critical_path-cuda_event_sync*.json.gz; do gzip -dc "$f" > "$corpus/chrometrace/$(basename "$f" .gz)"; done
 for f in build/dev/tests/torch-traces/*/traces/rank0.json; do [ -f "$f" ] && head -c 60000 "$f" > "$corpus/chrometrace/torch-$(basename "$(dirname "$(dirname "$f")")").json" || true; done
 printf '[{"ph":"B","name":"a","pid":1,"tid":1,"ts":1},{"ph":"E","pid":1,"tid":1,"ts":2.5}]' > "$corpus/chrometrace/array.json"
