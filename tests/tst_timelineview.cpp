@@ -2,6 +2,8 @@
 // the store's viewport query (folded when too small), W/A/S/D and F,
 // Ctrl+wheel zoom at the cursor, collapsing a rank, hover descriptions.
 #include "timelineview.h"
+#include "partita/profiler/chromeimport.h"
+#include "testdata.h"
 
 #include <QDir>
 #include <QScreen>
@@ -396,6 +398,27 @@ private slots:
         QCOMPARE(v.highlightLayer(), 3);
         QTest::keyClick(&v, Qt::Key_Escape);
         QCOMPARE(v.highlightLayer(), -1);
+    }
+
+    // Memory rows under a rank's tracks: one step of a real trace's CUDA
+    // and CPU records; gone with the rank folded.
+    void memoryRows()
+    {
+        auto store = TraceStore::open(m_dir.filePath("memory.partita").toStdString());
+        QVERIFY(store);
+        auto imp = importChromeTrace(**store, {test::testData("hta/memory-df_index_resolver-step3.json.gz").toStdString()});
+        QVERIFY(imp);
+        TimelineView v;
+        QVERIFY(showRun(v, store->get(), imp->run_id, {1000, 2400}));
+        v.waitForMemory();
+        QCOMPARE(int(v.memory().series.size()), 2);
+        v.grab();
+        QCOMPARE(v.countersPainted(), 2);
+        v.setRankCollapsed(1, true);
+        v.grab();
+        QCOMPARE(v.countersPainted(), 0);
+        v.setRun(nullptr, 0);
+        QVERIFY(v.memory().series.empty());
     }
 
     void emptyAndBrokenProjects()

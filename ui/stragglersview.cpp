@@ -169,7 +169,8 @@ void StragglersView::done()
 QString StragglersView::summary() const
 {
     const StragglerReport& r = m_model->report();
-    QString text = tr("Run %1: %2 ranks, %3 collectives every rank ran.").arg(m_run).arg(r.ranks).arg(r.matched);
+    QString text = r.ranks == 1 ? tr("Run %1: 1 rank, %2 collectives every rank ran.").arg(m_run).arg(r.matched)
+                                : tr("Run %1: %2 ranks, %3 collectives every rank ran.").arg(m_run).arg(r.ranks).arg(r.matched);
     if (!r.clocks.empty()) {
         int64_t largest = 0;
         for (const ClockCorrection& c : r.clocks)

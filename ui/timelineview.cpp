@@ -161,7 +161,9 @@ void TimelineView::setRun(const TraceStore* store, int64_t run)
     }
     m_axis.setWidth(std::max(1, viewport()->width() - kGutter));
     m_axis.fit();
+    m_memory = {};
     layoutRows();
+    loadMemory();
     viewport()->update();
     emit viewChanged();
 }
@@ -180,6 +182,8 @@ void TimelineView::layoutRows()
     int32_t rank = INT32_MIN;
     for (const StoredTrack& t : m_tracks) {
         if (t.rank != rank) {
+            if (rank != INT32_MIN)
+                addCounterRows(rank, y);
             rank = t.rank;
             Row h;
             h.header = true;
@@ -199,6 +203,8 @@ void TimelineView::layoutRows()
         y += r.height;
         m_rows.push_back(r);
     }
+    if (rank != INT32_MIN)
+        addCounterRows(rank, y);
     updateScrollBars();
 }
 
@@ -346,7 +352,7 @@ void TimelineView::paintEvent(QPaintEvent*)
     };
     std::vector<int64_t> wanted;
     for (const Row& r : m_rows)
-        if (!r.header && onScreen(r))
+        if (!r.header && r.counter < 0 && onScreen(r))
             wanted.push_back(r.track.id);
     std::vector<Result<std::vector<DrawItem>>> fetched(wanted.size(), std::vector<DrawItem>{});
     {
@@ -375,6 +381,10 @@ void TimelineView::paintEvent(QPaintEvent*)
         }
         fillSpan(QRectF(0, y + r.height - 1, w, 1), all, pal.color(QPalette::Mid).rgb());
         const size_t first = m_painted.size();
+        if (r.counter >= 0) { // drawn over the spans (paintCounters)
+            drawnRows.push_back({ri, first, first});
+            continue;
+        }
         auto& items = fetched[fetchedAt++];
         if (!items) {
             m_error = QString::fromStdString(items.error().str());
@@ -497,6 +507,7 @@ void TimelineView::paintEvent(QPaintEvent*)
         }
         p.restore();
     }
+    paintCounters(p, scroll, w, h);
     paintPath(p, scroll, w, h);
     // The measured range: shaded, with its length and breakdown.
     if (m_measure.second > m_measure.first) {

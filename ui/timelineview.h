@@ -9,9 +9,11 @@
 
 #include "timeaxis.h"
 
+#include "partita/profiler/memory.h"
 #include "partita/profiler/tracestore.h"
 
 #include <QAbstractScrollArea>
+#include <QFutureWatcher>
 #include <QImage>
 #include <QThreadPool>
 #include <QFontMetrics>
@@ -85,6 +87,16 @@ public:
     void setCriticalPath(std::vector<PathMark> marks);
     int pathMarksPainted() const { return m_pathPainted; } // in the last paint
 
+    // Memory over time (profiler/memory.h), read off the GUI thread when a
+    // run is shown: a row per rank and device under the rank's tracks, the
+    // allocated bytes filled, the reserved bytes a line, the predicted peak
+    // dashed (timelinecounters.cpp).
+    void setMemory(MemoryReport report);
+    const MemoryReport& memory() const { return m_memory; }
+    void waitForMemory(); // tests
+    bool memoryLoading() const { return m_memoryWatcher.isRunning(); }
+    int countersPainted() const { return m_countersPainted; } // in the last paint
+
     // Outlines the events of one model layer on every rank and dims the rest
     // (-1: none). A click on an event highlights its layer and selects it.
     void setHighlightLayer(int32_t layer);
@@ -128,11 +140,15 @@ private:
     {
         bool header = false;
         int32_t rank = 0;
-        StoredTrack track;
+        StoredTrack track; // a memory row's: a negative id, its name
         int top = 0, height = 0;
+        int counter = -1;  // a memory row: its series in m_memory
     };
     void layoutRows();
     void paintPath(QPainter& p, int scroll, int w, int h); // timelinepath.cpp
+    void paintCounters(QPainter& p, int scroll, int w, int h); // timelinecounters.cpp
+    void loadMemory();
+    void addCounterRows(int32_t rank, int& y);
     void updateScrollBars();
     QString nameOf(int64_t nameId) const;
     const QImage& labelMask(const DrawItem& it, const QFontMetrics& fm);
@@ -175,6 +191,9 @@ private:
     std::vector<StepMark> m_steps;
     std::vector<PathMark> m_path;
     int m_pathPainted = 0;
+    MemoryReport m_memory;
+    QFutureWatcher<std::pair<int64_t, MemoryReport>> m_memoryWatcher;
+    int m_countersPainted = 0;
     bool m_clickCandidate = false;
     QPointF m_pressAt;
 };

@@ -96,7 +96,8 @@ int main(int argc, char** argv)
         int waited = 0;
         QObject::connect(poll, &QTimer::timeout, &window, [&, poll]() mutable {
             waited += 100;
-            if ((window.designer()->predicting() || window.compareView()->busy() || window.criticalPath()->busy()) && waited < 20000)
+            if ((window.designer()->predicting() || window.compareView()->busy() || window.criticalPath()->busy() ||
+                 window.timeline()->memoryLoading()) && waited < 20000)
                 return;
             poll->stop();
             QTimer::singleShot(400, &window, [&] {
