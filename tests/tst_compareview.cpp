@@ -1,7 +1,7 @@
 // The compare view: its two table models (QAbstractItemModelTester), a
 // comparison of two predicted strategies (deltas that agree with the runs'
 // own step times), the timelines kept on one time scale from their first
-// step, exports, and refusals.
+// step, exports, the memory and stragglers lines, and refusals.
 #include "compareview.h"
 #include "timelineview.h"
 
@@ -10,7 +10,9 @@
 #include "partita/core/modelio.h"
 #include "partita/core/simulator.h"
 #include "partita/core/strategy.h"
+#include "partita/profiler/chromeimport.h"
 #include "partita/profiler/tracestore.h"
+#include "synthranks.h"
 
 #include <QAbstractItemModelTester>
 #include <QChartView>
@@ -127,6 +129,33 @@ private slots:
 #endif
         QVERIFY(!v.exportImage(p->dir.filePath("cmp.bmpx")));
         QVERIFY(v.lastError().contains(".png or .svg"));
+    }
+
+    // The summary's memory and stragglers lines: a synthesized 4-rank run
+    // with a slow rank against one step of a real trace with memory records.
+    void memoryAndStragglers()
+    {
+        QTemporaryDir dir;
+        auto store = TraceStore::open(dir.filePath("m.partita").toStdString());
+        QVERIFY(store);
+        test::SynthOptions o;
+        o.ranks = 4;
+        o.slow_rank = 2;
+        o.slow_kernel = "ampere_sgemm_64x64_nt";
+        o.slow_factor = 2.0;
+        auto synth = test::synthesizeRanks(**store, test::dataParallelPattern(3, 2), o);
+        QVERIFY(synth);
+        auto imp = importChromeTrace(**store, {PARTITA_TEST_DATA "/hta/memory-df_index_resolver-step3.json.gz"});
+        QVERIFY(imp);
+        CompareView v;
+        v.setStore(store->get());
+        QSignalSpy done(&v, &CompareView::compared);
+        QVERIFY2(v.compare(synth->run_id, imp->run_id), qPrintable(v.lastError()));
+        QVERIFY(done.wait(60000));
+        QVERIFY2(done.front().front().toBool(), qPrintable(v.lastError()));
+        QVERIFY2(v.summary().contains("peak memory per device: A —, B 6.17 GiB (cuda:1 of rank 1)"), qPrintable(v.summary()));
+        QVERIFY2(v.summary().contains("stragglers: A rank 2 made the others wait"), qPrintable(v.summary()));
+        QVERIFY2(v.summary().contains("B one rank"), qPrintable(v.summary()));
     }
 
     void refusals()

@@ -1,9 +1,11 @@
 #include "compareview.h"
+#include "compareformat.h"
 #include "theme.h"
 
 #include "timelineview.h"
 
 #include "partita/core/modelio.h"
+#include "partita/core/units.h"
 #include "partita/profiler/tracestore.h"
 
 #include <QEvent>
@@ -38,161 +40,8 @@
 
 namespace partita {
 
-namespace {
+using namespace compare;
 
-QString ms(int64_t ns) { return QString::number(double(ns) / 1e6, 'f', std::llabs(ns) < 10'000'000 ? 3 : 1); }
-QString pct(double p) { return QString::number(p, 'f', 1) + " %"; }
-QString signedPct(int64_t a, int64_t b)
-{
-    if (a == 0)
-        return b == 0 ? QStringLiteral("0 %") : QStringLiteral("new");
-    const double d = 100.0 * double(b - a) / double(a);
-    return (d > 0 ? "+" : "") + QString::number(d, 'f', 1) + " %";
-}
-QColor deltaColor(int64_t a, int64_t b)
-{
-    if (b > a)
-        return QColor(0xc6, 0x28, 0x28); // slower
-    if (b < a)
-        return QColor(0x2e, 0x7d, 0x32);
-    return {};
-}
-
-} // namespace
-
-// ---- LayerDeltaModel ----
-
-LayerDeltaModel::LayerDeltaModel(QObject* parent) : QAbstractTableModel(parent) {}
-
-void LayerDeltaModel::setRows(std::vector<LayerDelta> rows, std::vector<std::string> names)
-{
-    beginResetModel();
-    m_rows = std::move(rows);
-    m_names = std::move(names);
-    endResetModel();
-}
-
-int LayerDeltaModel::rowCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : int(m_rows.size()); }
-int LayerDeltaModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : ColumnCount; }
-
-QVariant LayerDeltaModel::data(const QModelIndex& index, int role) const
-{
-    if (!index.isValid() || index.row() >= int(m_rows.size()) || index.column() >= ColumnCount)
-        return {};
-    const LayerDelta& r = m_rows[size_t(index.row())];
-    const int64_t d = r.b_ns - r.a_ns;
-    if (role == SortRole) {
-        switch (index.column()) {
-        case Layer: return r.layer;
-        case A: return qlonglong(r.a_ns);
-        case B: return qlonglong(r.b_ns);
-        case Delta: return qlonglong(d);
-        case DeltaPct: return r.a_ns ? double(d) / double(r.a_ns) : (d ? 1e300 : 0.0);
-        }
-    }
-    if (role == Qt::DisplayRole) {
-        switch (index.column()) {
-        case Layer:
-            if (r.layer < 0)
-                return tr("(no layer)");
-            if (size_t(r.layer) < m_names.size())
-                return QString::fromStdString(m_names[size_t(r.layer)]);
-            return tr("layer %1").arg(r.layer);
-        case A: return ms(r.a_ns);
-        case B: return ms(r.b_ns);
-        case Delta: return (d > 0 ? "+" : "") + ms(d);
-        case DeltaPct: return signedPct(r.a_ns, r.b_ns);
-        }
-    }
-    if (role == Qt::ForegroundRole && (index.column() == Delta || index.column() == DeltaPct)) {
-        const QColor c = deltaColor(r.a_ns, r.b_ns);
-        return c.isValid() ? QVariant(c) : QVariant();
-    }
-    if (role == Qt::TextAlignmentRole && index.column() != Layer)
-        return int(Qt::AlignRight | Qt::AlignVCenter);
-    return {};
-}
-
-QVariant LayerDeltaModel::headerData(int section, Qt::Orientation o, int role) const
-{
-    if (o != Qt::Horizontal || role != Qt::DisplayRole)
-        return {};
-    switch (section) {
-    case Layer: return tr("Layer");
-    case A: return tr("A (ms)");
-    case B: return tr("B (ms)");
-    case Delta: return tr("Δ (ms)");
-    case DeltaPct: return tr("Δ");
-    }
-    return {};
-}
-
-// ---- OpsDiffModel ----
-
-OpsDiffModel::OpsDiffModel(QObject* parent) : QAbstractTableModel(parent) {}
-
-void OpsDiffModel::setRows(std::vector<OpsDiffRow> rows)
-{
-    beginResetModel();
-    m_rows = std::move(rows);
-    endResetModel();
-}
-
-int OpsDiffModel::rowCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : int(m_rows.size()); }
-int OpsDiffModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : ColumnCount; }
-
-QVariant OpsDiffModel::data(const QModelIndex& index, int role) const
-{
-    if (!index.isValid() || index.row() >= int(m_rows.size()) || index.column() >= ColumnCount)
-        return {};
-    const OpsDiffRow& r = m_rows[size_t(index.row())];
-    if (role == SortRole) {
-        switch (index.column()) {
-        case CountA: return qlonglong(r.a_count);
-        case CountB: return qlonglong(r.b_count);
-        case TimeA: return qlonglong(r.a_ns);
-        case TimeB: return qlonglong(r.b_ns);
-        case Delta: return qlonglong(r.b_ns - r.a_ns);
-        default: return data(index, Qt::DisplayRole);
-        }
-    }
-    if (role == Qt::DisplayRole) {
-        switch (index.column()) {
-        case Name: return QString::fromStdString(r.name);
-        case Change: return QString::fromStdString(r.change);
-        case CountA: return qlonglong(r.a_count);
-        case CountB: return qlonglong(r.b_count);
-        case TimeA: return ms(r.a_ns);
-        case TimeB: return ms(r.b_ns);
-        case Delta: return (r.b_ns > r.a_ns ? "+" : "") + ms(r.b_ns - r.a_ns);
-        }
-    }
-    if (role == Qt::ToolTipRole && index.column() == Name)
-        return QString::fromStdString(r.name);
-    if (role == Qt::ForegroundRole && index.column() == Delta) {
-        const QColor c = deltaColor(r.a_ns, r.b_ns);
-        return c.isValid() ? QVariant(c) : QVariant();
-    }
-    if (role == Qt::TextAlignmentRole && index.column() >= CountA)
-        return int(Qt::AlignRight | Qt::AlignVCenter);
-    return {};
-}
-
-QVariant OpsDiffModel::headerData(int section, Qt::Orientation o, int role) const
-{
-    if (o != Qt::Horizontal || role != Qt::DisplayRole)
-        return {};
-    switch (section) {
-    case Name: return tr("Op / kernel");
-    case Change: return tr("Change");
-    case CountA: return tr("# A");
-    case CountB: return tr("# B");
-    case TimeA: return tr("A (ms)");
-    case TimeB: return tr("B (ms)");
-    case Delta: return tr("Δ (ms)");
-    }
-    return {};
-}
 
 // ---- CompareView ----
 
@@ -398,6 +247,14 @@ bool CompareView::compare(int64_t a, int64_t b)
         p.diff = std::move(*diff);
         p.aa = std::move(*aa);
         p.ab = std::move(*ab);
+        // Memory and stragglers: figures of their own, left out when they cannot be read.
+        if (auto m = readMemory(**store, a))
+            p.ma = std::move(*m);
+        if (auto m = readMemory(**store, b))
+            p.mb = std::move(*m);
+        for (auto [run, out] : {std::pair{a, &p.sa}, std::pair{b, &p.sb}})
+            if (auto s = findStragglers(**store, run); s && s->ranks > 1)
+                *out = std::move(*s);
         // Layer names from the model the run was predicted or measured with.
         for (int64_t modelDoc : {infoA.model_id, infoB.model_id}) {
             if (!p.names.empty() || modelDoc <= 0)
@@ -502,12 +359,53 @@ void CompareView::prepared()
                     .arg(diff->iteration_a)
                     .arg(diff->rank_b)
                     .arg(diff->iteration_b);
+    text += memoryAndStragglers(p);
     m_summary = text;
     m_summaryLabel->setText(text);
     m_captionA->setText(tr("<b>A</b> · run %1: %2").arg(a).arg(QString::fromStdString(ra->name).toHtmlEscaped()));
     m_captionB->setText(tr("<b>B</b> · run %1: %2").arg(b).arg(QString::fromStdString(rb->name).toHtmlEscaped()));
     drawCharts(*aa, *ab);
     emit compared(true);
+}
+
+// The summary's lines on memory (the most loaded accelerator's peak, else
+// the CPU's; the prediction's) and stragglers (the rank that made the others
+// wait most), for each run that has them.
+QString CompareView::memoryAndStragglers(const Prepared& p)
+{
+    auto memory = [](const MemoryReport& m) -> QString {
+        const MemorySeries* top = nullptr;
+        for (const MemorySeries& s : m.series)
+            if (!top || (s.device_type != 0) > (top->device_type != 0) ||
+                ((s.device_type != 0) == (top->device_type != 0) && s.peak_allocated > top->peak_allocated))
+                top = &s;
+        QString out;
+        if (top)
+            out = tr("%1 (%2 of rank %3)")
+                      .arg(QString::fromStdString(formatBytes(double(top->peak_allocated))), QString::fromStdString(top->device))
+                      .arg(top->rank);
+        if (m.predicted_peak_bytes)
+            out += (out.isEmpty() ? QString() : QStringLiteral(", ")) +
+                   tr("%1 predicted").arg(QString::fromStdString(formatBytes(*m.predicted_peak_bytes)));
+        return out.isEmpty() ? QStringLiteral("—") : out;
+    };
+    auto stragglers = [](const std::optional<StragglerReport>& r) -> QString {
+        if (!r)
+            return tr("one rank");
+        const RankBlame* top = nullptr;
+        for (const RankBlame& b : r->blame)
+            if (!top || b.wait_caused_ns > top->wait_caused_ns)
+                top = &b;
+        if (!top || top->wait_caused_ns == 0)
+            return tr("none found");
+        return tr("rank %1 made the others wait %2 ms (last at %3 collectives)").arg(top->rank).arg(ms(top->wait_caused_ns)).arg(top->late_count);
+    };
+    QString text;
+    if (!p.ma.series.empty() || !p.mb.series.empty() || p.ma.predicted_peak_bytes || p.mb.predicted_peak_bytes)
+        text += tr("<br>peak memory per device: A %1, B %2").arg(memory(p.ma), memory(p.mb));
+    if (p.sa || p.sb)
+        text += tr("<br>stragglers: A %1; B %2").arg(stragglers(p.sa), stragglers(p.sb));
+    return text;
 }
 
 QString CompareView::summary() const { return QTextDocumentFragment::fromHtml(m_summary).toPlainText(); }

@@ -7,6 +7,8 @@
 // which `partita-cli trace diff` and `trace stats` print too.
 
 #include "partita/profiler/analysis.h"
+#include "partita/profiler/memory.h"
+#include "partita/profiler/stragglers.h"
 
 #include <QAbstractTableModel>
 #include <QFutureWatcher>
@@ -130,8 +132,11 @@ private:
         RunInfo ra, rb;
         RunDiff diff;
         RunAnalysis aa, ab;
+        MemoryReport ma, mb;                   // memory records, the predicted peak
+        std::optional<StragglerReport> sa, sb; // runs of several ranks
         std::vector<std::string> names;
     };
+    static QString memoryAndStragglers(const Prepared& p);
     void prepared();
     QFutureWatcher<Prepared> m_watcher;
     bool m_busy = false;
