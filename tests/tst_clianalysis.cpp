@@ -5,6 +5,7 @@
 #include "synthranks.h"
 
 #include <QFile>
+#include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -82,6 +83,45 @@ private slots:
         const Run t = cli({"trace", "stragglers", "--project", project, "--run", QString::number(run)});
         QCOMPARE(t.code, 0);
         QVERIFY2(t.out.contains("ampere_sgemm_64x64_nt (layer 2)"), qPrintable(t.out));
+    }
+
+    // trace export --align-clocks writes each rank shifted by its clock
+    // correction (trace stragglers' offsets), said in the file's header.
+    void exportAlignedClocks()
+    {
+        const QString project = m_tmp.filePath("aligned.partita");
+        const int64_t run = synthetic(project, 8); // clocks skewed up to 30 us
+        const QString raw = m_tmp.filePath("raw.json"), aligned = m_tmp.filePath("aligned.json");
+        QCOMPARE(cli({"trace", "export", "--project", project, "--run", QString::number(run), raw}).code, 0);
+        const Run a = cli({"trace", "export", "--project", project, "--run", QString::number(run), "--align-clocks", aligned});
+        QVERIFY2(a.code == 0, qPrintable(a.err));
+        QVERIFY2(a.out.contains("shifted by"), qPrintable(a.out));
+        const Run st = cli({"trace", "stragglers", "--project", project, "--run", QString::number(run), "--json"});
+        std::map<int, double> offset; // s
+        for (const QJsonValue& c : QJsonDocument::fromJson(st.out.toUtf8()).object()["clocks"].toArray())
+            offset[c.toObject()["rank"].toInt()] = c.toObject()["offset_s"].toDouble();
+        QCOMPARE(int(offset.size()), 8);
+        auto firstTs = [](const QString& file) { // per rank (pid): the first event's ts, us
+            QFile f(file);
+            f.open(QIODevice::ReadOnly);
+            std::map<int, double> first;
+            for (const QJsonValue& v : QJsonDocument::fromJson(f.readAll()).object()["traceEvents"].toArray()) {
+                const QJsonObject e = v.toObject();
+                if (e["ph"].toString() == "X" && !first.count(e["pid"].toInt()))
+                    first[e["pid"].toInt()] = e["ts"].toDouble();
+            }
+            return first;
+        };
+        const auto r = firstTs(raw), al = firstTs(aligned);
+        bool anyShift = false;
+        for (const auto& [rank, ts] : r) {
+            QVERIFY2(std::abs((ts - al.at(rank)) - offset[rank] * 1e6) < 0.01, qPrintable(QString("rank %1").arg(rank)));
+            anyShift = anyShift || std::abs(offset[rank]) > 1e-6;
+        }
+        QVERIFY(anyShift);
+        QFile f(aligned);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QVERIFY(QJsonDocument::fromJson(f.readAll()).object()["partita"].toObject().contains("clock_offsets_ns"));
     }
 
     // trace critical-path of one step: the slow rank's GEMM of layer 2 on

@@ -60,8 +60,11 @@ private slots:
         const int64_t run = synthesized(path, o, 3, 2);
         StragglersView view;
         QAbstractItemModelTester tester(view.model(), QAbstractItemModelTester::FailureReportingMode::QtTest);
+        QSignalSpy clocks(&view, &StragglersView::clocksFound);
         view.setRun(path, run);
         view.waitForReport();
+        QCOMPARE(clocks.count(), 1); // the timeline aligns the ranks with them
+        QCOMPARE(int(clocks.first().at(0).value<std::map<int32_t, int64_t>>().size()), 8);
         QCOMPARE(view.model()->rowCount(), 2);
         QCOMPARE(view.model()->index(0, column).data().toString(), value);
         QVERIFY2(view.summary().contains("8 ranks"), qPrintable(view.summary()));

@@ -400,6 +400,49 @@ private slots:
         QCOMPARE(v.highlightLayer(), -1);
     }
 
+    // Clocks: rank 1's events written 1 ms late; with its correction
+    // applied they line up with rank 0's, raw they do not, and its header
+    // says the correction.
+    void alignedClocks()
+    {
+        auto store = TraceStore::open(m_dir.filePath("clocks.partita").toStdString());
+        QVERIFY(store);
+        Trace t;
+        for (int r = 0; r < 2; ++r) {
+            t.tracks.push_back({r, 0, "compute"});
+            for (int i = 0; i < 20; ++i)
+                t.records.push_back({r, 0, 1'000'000 + r * 1'000'000 + i * 100'000, 50'000, TraceKind::Kernel, "gemm"});
+        }
+        RunInfo info;
+        info.name = "skewed";
+        auto run = (*store)->storeTrace(t, info);
+        QVERIFY(run);
+        TimelineView v;
+        QVERIFY(showRun(v, store->get(), *run));
+        std::map<int64_t, int32_t> rankOf;
+        for (const StoredTrack& st : *(*store)->tracks(*run))
+            rankOf[st.id] = st.rank;
+        auto firstLeft = [&](int rank) { // where the rank's first event is drawn
+            double left = 1e18;
+            for (const auto& p : v.painted())
+                if (p.item.count == 1 && rankOf[p.track] == rank)
+                    left = std::min(left, p.rect.left());
+            return left;
+        };
+        v.grab();
+        QVERIFY(firstLeft(1) - firstLeft(0) > 50); // raw: 1 ms apart
+        v.setClockOffsets({{1, 1'000'000}});
+        v.axis().fit();
+        v.grab();
+        QVERIFY2(std::abs(firstLeft(1) - firstLeft(0)) < 1.5, qPrintable(QString("%1 vs %2").arg(firstLeft(1)).arg(firstLeft(0))));
+        QCOMPARE(v.offsetOf(1), qint64(1'000'000));
+        v.setAlignClocks(false);
+        QCOMPARE(v.offsetOf(1), qint64(0));
+        v.grab();
+        QVERIFY(firstLeft(1) - firstLeft(0) > 50);
+        v.setRun(nullptr, 0);
+    }
+
     // Memory rows under a rank's tracks: one step of a real trace's CUDA
     // and CPU records; gone with the rank folded.
     void memoryRows()

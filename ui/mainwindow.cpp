@@ -155,6 +155,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     stragglersDock->setObjectName("stragglersDock");
     stragglersDock->setWidget(m_stragglers);
     addDockWidget(Qt::BottomDockWidgetArea, stragglersDock);
+    connect(m_stragglers, &StragglersView::clocksFound, m_timeline, &TimelineView::setClockOffsets);
     connect(m_stragglers, &StragglersView::frameRequested, this, [this](int32_t rank, int64_t t0, int64_t t1) {
         m_tabs->setCurrentWidget(m_timeline);
         m_timeline->showRange(rank, t0, t1);
@@ -314,6 +315,13 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
         m_timeline->viewport()->update();
     });
     fit->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_0));
+    // The ranks' clocks: aligned on their collectives' ends (the Stragglers
+    // panel's corrections, shown on each rank's header), or raw.
+    QAction* align = view->addAction(tr("&Align Ranks' Clocks"));
+    align->setObjectName("alignClocks");
+    align->setCheckable(true);
+    align->setChecked(true);
+    connect(align, &QAction::toggled, m_timeline, &TimelineView::setAlignClocks);
     // Light and dark: the system's palette unless chosen here (remembered).
     view->addSeparator();
     QMenu* themeMenu = view->addMenu(tr("T&heme"));

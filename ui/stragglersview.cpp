@@ -161,7 +161,11 @@ void StragglersView::done()
         emit errorOccurred(o.error);
         return;
     }
+    std::map<int32_t, int64_t> offsets;
+    for (const ClockCorrection& c : o.report.clocks)
+        offsets[c.rank] = c.offset_ns;
     m_model->setReport(std::move(o.report), std::move(o.layers));
+    emit clocksFound(offsets);
     m_table->resizeColumnsToContents();
     m_summary->setText(summary());
 }

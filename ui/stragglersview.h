@@ -11,6 +11,7 @@
 #include <QFutureWatcher>
 #include <QWidget>
 
+#include <map>
 #include <vector>
 
 class QLabel;
@@ -65,6 +66,8 @@ public:
 
 signals:
     void frameRequested(int32_t rank, int64_t t0, int64_t t1);
+    // Each rank's clock correction, once found (empty for a run of one rank).
+    void clocksFound(const std::map<int32_t, int64_t>& offsets);
     void errorOccurred(const QString& message);
 
 private:

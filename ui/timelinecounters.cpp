@@ -92,15 +92,16 @@ void TimelineView::paintCounters(QPainter& p, int scroll, int w, int h)
         if (top <= 0 || s.points.empty())
             continue;
         const double y0 = y + r.height - 3, scale = (r.height - 8) / top;
+        const int64_t off = offsetOf(s.rank);
         auto yOf = [&](double bytes) { return y0 - bytes * scale; };
         p.save();
         p.setClipRect(QRect(kGutter, std::max(y, kRuler), w - kGutter, r.height));
         // Allocated: a filled step graph; reserved: a step line over it.
         QPolygonF area, reserved;
-        area << QPointF(kGutter + m_axis.x(s.points.front().t_ns), y0);
+        area << QPointF(kGutter + m_axis.x(s.points.front().t_ns - off), y0);
         for (size_t i = 0; i < s.points.size(); ++i) {
-            const double x = kGutter + m_axis.x(s.points[i].t_ns);
-            const double xn = i + 1 < s.points.size() ? kGutter + m_axis.x(s.points[i + 1].t_ns) : double(w);
+            const double x = kGutter + m_axis.x(s.points[i].t_ns - off);
+            const double xn = i + 1 < s.points.size() ? kGutter + m_axis.x(s.points[i + 1].t_ns - off) : double(w);
             area << QPointF(x, yOf(double(s.points[i].allocated))) << QPointF(xn, yOf(double(s.points[i].allocated)));
             reserved << QPointF(x, yOf(double(s.points[i].reserved))) << QPointF(xn, yOf(double(s.points[i].reserved)));
         }

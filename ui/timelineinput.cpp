@@ -1,5 +1,5 @@
-// The timeline's input: resizing, the wheel, keys and the mouse (painting
-// and the view's state: timelineview.cpp).
+// The timeline's input: resizing, the wheel, keys and the mouse, and the ranges
+// they measure or frame (painting and the view's state: timelineview.cpp).
 #include "timelineview.h"
 #include "partita/core/units.h"
 #include <QKeyEvent>
@@ -161,5 +161,60 @@ bool TimelineView::viewportEvent(QEvent* e)
 }
 
 void TimelineView::scrollContentsBy(int, int) { viewport()->update(); }
+
+void TimelineView::setMeasuredRange(int64_t t0, int64_t t1)
+{
+    m_measure = t0 <= t1 ? std::make_pair(t0, t1) : std::make_pair(t1, t0);
+    viewport()->update();
+}
+
+void TimelineView::showRange(int32_t rank, int64_t t0, int64_t t1)
+{
+    t0 -= offsetOf(rank); // given on the rank's own clock
+    t1 -= offsetOf(rank);
+    if (t1 < t0)
+        std::swap(t0, t1);
+    const int64_t margin = std::max<int64_t>(1000, (t1 - t0) / 10);
+    m_axis.show(t0 - margin, t1 + margin);
+    setRankCollapsed(rank, false);
+    for (const Row& r : m_rows)
+        if (r.header && r.rank == rank) {
+            verticalScrollBar()->setValue(r.top);
+            break;
+        }
+    setMeasuredRange(t0, t1);
+    emit viewChanged();
+}
+
+QString TimelineView::describeRange() const
+{
+    const auto [a, b] = m_measure;
+    if (b <= a)
+        return {};
+    // Busy time by kind over the drawn tracks, clipped to the range (folded
+    // runs count their whole span: at this zoom they are what is known).
+    std::map<TraceKind, int64_t> busy;
+    int64_t total = 0;
+    for (const Painted& p : m_painted) {
+        const int64_t s = std::max(a, p.item.start_ns), e = std::min(b, p.item.end_ns);
+        if (e > s && p.item.kind != TraceKind::Step) {
+            busy[p.item.kind] += e - s;
+            total += e - s;
+        }
+    }
+    QString text = tr("%1 selected").arg(QString::fromStdString(formatSeconds(double(b - a) * 1e-9)));
+    std::vector<std::pair<int64_t, TraceKind>> order;
+    for (auto [k, ns] : busy)
+        order.push_back({ns, k});
+    std::sort(order.rbegin(), order.rend());
+    for (size_t i = 0; i < order.size() && i < 4; ++i) {
+        const std::string_view name = traceKindName(order[i].second);
+        text += "\n" + tr("%1: %2 (%3 % of busy time)")
+                           .arg(QString::fromUtf8(name.data(), int(name.size())))
+                           .arg(QString::fromStdString(formatSeconds(double(order[i].first) * 1e-9)))
+                           .arg(100.0 * double(order[i].first) / double(std::max<int64_t>(1, total)), 0, 'f', 1);
+    }
+    return text;
+}
 
 } // namespace partita

@@ -41,8 +41,9 @@ void TimelineView::paintPath(QPainter& p, int scroll, int w, int h)
             continue;
         }
         const double y = kRuler + row->top - scroll, mid = y + row->height / 2.0;
-        const double x0 = kGutter + m_axis.x(m.t0), x1 = kGutter + m_axis.x(m.t1);
-        const bool visible = m.t1 >= ns0 && m.t0 <= ns1 && y + row->height >= kRuler && y <= h;
+        const int64_t t0 = m.t0 - offsetOf(m.rank), t1 = m.t1 - offsetOf(m.rank); // given on the rank's clock
+        const double x0 = kGutter + m_axis.x(t0), x1 = kGutter + m_axis.x(t1);
+        const bool visible = t1 >= ns0 && t0 <= ns1 && y + row->height >= kRuler && y <= h;
         if (prevRow && prevRow != row && (visible || (prevEnd.x() >= kGutter && prevEnd.x() <= w))) {
             p.setPen(QPen(c, 1.5, Qt::DashLine));
             p.drawLine(prevEnd, QPointF(x0, mid));

@@ -148,15 +148,8 @@ void TimelineView::setRun(const TraceStore* store, int64_t run)
             emit errorOccurred(m_error);
         } else {
             m_tracks = *tracks;
-            int64_t b = INT64_MAX, e = INT64_MIN;
-            for (const StoredTrack& t : m_tracks)
-                if (t.events > 0) {
-                    b = std::min(b, t.start_ns);
-                    e = std::max(e, t.end_ns);
-                }
-            if (b > e)
-                b = e = 0;
-            m_axis.setRange(b, e);
+            m_offsets.clear();
+            fitRange();
         }
     }
     m_axis.setWidth(std::max(1, viewport()->width() - kGutter));
@@ -350,17 +343,25 @@ void TimelineView::paintEvent(QPaintEvent*)
         const int y = kRuler + r.top - scroll;
         return y + r.height >= kRuler && y <= h;
     };
-    std::vector<int64_t> wanted;
+    std::vector<int64_t> wanted, shift; // tracks, and their rank's clock correction
     for (const Row& r : m_rows)
-        if (!r.header && r.counter < 0 && onScreen(r))
+        if (!r.header && r.counter < 0 && onScreen(r)) {
             wanted.push_back(r.track.id);
+            shift.push_back(offsetOf(r.rank));
+        }
     std::vector<Result<std::vector<DrawItem>>> fetched(wanted.size(), std::vector<DrawItem>{});
     {
         std::atomic<size_t> next{0};
         auto work = [&](const TraceStore& s) {
             const TraceStore::ReadScope scope(s);
-            for (size_t i; (i = next.fetch_add(1)) < wanted.size();)
-                fetched[i] = s.viewport(wanted[i], ns0, ns1 + 1, npp);
+            for (size_t i; (i = next.fetch_add(1)) < wanted.size();) {
+                fetched[i] = s.viewport(wanted[i], ns0 + shift[i], ns1 + 1 + shift[i], npp);
+                if (fetched[i] && shift[i] != 0) // drawn, hit and measured on the aligned clock
+                    for (DrawItem& it : *fetched[i]) {
+                        it.start_ns -= shift[i];
+                        it.end_ns -= shift[i];
+                    }
+            }
         };
         QFuture<void> helper;
         if (m_helperStore && wanted.size() > 1)
@@ -466,8 +467,10 @@ void TimelineView::paintEvent(QPaintEvent*)
         p.setPen(pal.color(QPalette::Text));
         if (r.header) {
             const bool collapsed = m_collapsed.count(r.rank) && m_collapsed.at(r.rank);
-            p.drawText(QRect(6, y, kGutter - 8, r.height), Qt::AlignVCenter | Qt::AlignLeft,
-                       QString("%1 rank %2").arg(collapsed ? QStringLiteral("▸") : QStringLiteral("▾")).arg(r.rank));
+            QString title = QString("%1 rank %2").arg(collapsed ? QStringLiteral("▸") : QStringLiteral("▾")).arg(r.rank);
+            if (const int64_t off = offsetOf(r.rank); off != 0)
+                title += tr(" · clock %1%2").arg(off > 0 ? "−" : "+", QString::fromStdString(formatSeconds(double(std::llabs(off)) * 1e-9)));
+            p.drawText(QRect(6, y, kGutter - 8, r.height), Qt::AlignVCenter | Qt::AlignLeft, title);
             continue;
         }
         // Track titles laid out once per run (eliding and shaping them every
@@ -577,59 +580,6 @@ void TimelineView::setColorBy(ColorBy c)
 {
     m_colorBy = c;
     viewport()->update();
-}
-
-void TimelineView::setMeasuredRange(int64_t t0, int64_t t1)
-{
-    m_measure = t0 <= t1 ? std::make_pair(t0, t1) : std::make_pair(t1, t0);
-    viewport()->update();
-}
-
-void TimelineView::showRange(int32_t rank, int64_t t0, int64_t t1)
-{
-    if (t1 < t0)
-        std::swap(t0, t1);
-    const int64_t margin = std::max<int64_t>(1000, (t1 - t0) / 10);
-    m_axis.show(t0 - margin, t1 + margin);
-    setRankCollapsed(rank, false);
-    for (const Row& r : m_rows)
-        if (r.header && r.rank == rank) {
-            verticalScrollBar()->setValue(r.top);
-            break;
-        }
-    setMeasuredRange(t0, t1);
-    emit viewChanged();
-}
-
-QString TimelineView::describeRange() const
-{
-    const auto [a, b] = m_measure;
-    if (b <= a)
-        return {};
-    // Busy time by kind over the drawn tracks, clipped to the range (folded
-    // runs count their whole span: at this zoom they are what is known).
-    std::map<TraceKind, int64_t> busy;
-    int64_t total = 0;
-    for (const Painted& p : m_painted) {
-        const int64_t s = std::max(a, p.item.start_ns), e = std::min(b, p.item.end_ns);
-        if (e > s && p.item.kind != TraceKind::Step) {
-            busy[p.item.kind] += e - s;
-            total += e - s;
-        }
-    }
-    QString text = tr("%1 selected").arg(QString::fromStdString(formatSeconds(double(b - a) * 1e-9)));
-    std::vector<std::pair<int64_t, TraceKind>> order;
-    for (auto [k, ns] : busy)
-        order.push_back({ns, k});
-    std::sort(order.rbegin(), order.rend());
-    for (size_t i = 0; i < order.size() && i < 4; ++i) {
-        const std::string_view name = traceKindName(order[i].second);
-        text += "\n" + tr("%1: %2 (%3 % of busy time)")
-                           .arg(QString::fromUtf8(name.data(), int(name.size())))
-                           .arg(QString::fromStdString(formatSeconds(double(order[i].first) * 1e-9)))
-                           .arg(100.0 * double(order[i].first) / double(std::max<int64_t>(1, total)), 0, 'f', 1);
-    }
-    return text;
 }
 
 void TimelineView::changeEvent(QEvent* e)

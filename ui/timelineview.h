@@ -20,6 +20,7 @@
 #include <QRectF>
 #include <QStaticText>
 
+#include <map>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -87,6 +88,15 @@ public:
     void setCriticalPath(std::vector<PathMark> marks);
     int pathMarksPainted() const { return m_pathPainted; } // in the last paint
 
+    // Each rank's clock correction (subtracted from its times: stragglers.h's
+    // ClockCorrection, aligning the ranks on their collectives' ends), applied
+    // while alignment is on (the default) and reported on the rank's header;
+    // off, every rank is drawn on its own raw clock (timelineclocks.cpp).
+    void setClockOffsets(std::map<int32_t, int64_t> offsets);
+    void setAlignClocks(bool on);
+    bool alignClocks() const { return m_alignClocks; }
+    int64_t offsetOf(int32_t rank) const; // applied now: 0 when raw or unknown
+
     // Memory over time (profiler/memory.h), read off the GUI thread when a
     // run is shown: a row per rank and device under the rank's tracks, the
     // allocated bytes filled, the reserved bytes a line, the predicted peak
@@ -149,6 +159,7 @@ private:
     void paintCounters(QPainter& p, int scroll, int w, int h); // timelinecounters.cpp
     void loadMemory();
     void addCounterRows(int32_t rank, int& y);
+    void fitRange(); // the axis's range: every track's, on the clocks applied
     void updateScrollBars();
     QString nameOf(int64_t nameId) const;
     const QImage& labelMask(const DrawItem& it, const QFontMetrics& fm);
@@ -192,6 +203,8 @@ private:
     std::vector<PathMark> m_path;
     int m_pathPainted = 0;
     MemoryReport m_memory;
+    std::map<int32_t, int64_t> m_offsets;
+    bool m_alignClocks = true;
     QFutureWatcher<std::pair<int64_t, MemoryReport>> m_memoryWatcher;
     int m_countersPainted = 0;
     bool m_clickCandidate = false;

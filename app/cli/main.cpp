@@ -346,6 +346,7 @@ int main(int argc, char** argv)
     texport->add_option("--run", tro.runs, "run id")->required();
     texport->add_option("--format", tro.format, "output format")->check(CLI::IsMember({"chrome"}));
     texport->add_option("out", tro.out, "output file")->required();
+    texport->add_flag("--align-clocks", tro.alignClocks, "shift each rank's times by its clock correction (trace stragglers' offsets)");
     addProject(texport);
     CLI::App* tstats = trace->add_subcommand("stats", "Temporal breakdown, overlap, kernels, idle time, stragglers (HTA's definitions)");
     tstats->add_option("--run", tro.runs, "run id")->required();

@@ -5,6 +5,7 @@
 #include "partita/core/units.h"
 #include "partita/profiler/analysis.h"
 #include "partita/profiler/chromeimport.h"
+#include "partita/profiler/stragglers.h"
 #include "partita/profiler/nsysimport.h"
 #include "partita/profiler/tracestore.h"
 
@@ -134,10 +135,25 @@ int runTraceExport(const TraceCliOptions& o)
     auto store = openProject(o.project);
     if (!store)
         return fail(store.error());
-    auto n = exportChromeTrace(**store, o.runs.front(), o.out);
+    std::map<int32_t, int64_t> offsets;
+    if (o.alignClocks) { // the corrections `trace stragglers` reports
+        auto rep = findStragglers(**store, o.runs.front());
+        if (!rep)
+            return fail(rep.error());
+        for (const ClockCorrection& c : rep->clocks)
+            offsets[c.rank] = c.offset_ns;
+        if (offsets.empty())
+            std::cerr << "partita-cli: note: no clock corrections (" << (rep->notes.empty() ? "none found" : rep->notes.front())
+                      << "): times written as recorded\n";
+    }
+    auto n = exportChromeTrace(**store, o.runs.front(), o.out, o.alignClocks ? &offsets : nullptr);
     if (!n)
         return fail(n.error());
-    std::cout << "wrote " << o.out << " (" << *n << " events)\n";
+    std::cout << "wrote " << o.out << " (" << *n << " events";
+    for (const auto& [rank, ns] : offsets)
+        if (ns != 0)
+            std::cout << "; rank " << rank << " shifted by " << formatSeconds(double(-ns) * 1e-9);
+    std::cout << ")\n";
     return 0;
 }
 

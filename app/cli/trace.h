@@ -25,6 +25,7 @@ struct TraceCliOptions
     int64_t instance = 0;            // critical-path --instance
     bool noSegments = false;         // critical-path --no-segments
     int points = 0;                  // memory --points
+    bool alignClocks = false;        // export --align-clocks
     bool json = false, keepLastStep = false, htaRounding = false;
 };
 

@@ -72,7 +72,8 @@ void appendMicros(std::string& out, int64_t ns)
 
 } // namespace
 
-Result<int64_t> exportChromeTrace(const TraceStore& store, int64_t run, const std::string& path)
+Result<int64_t> exportChromeTrace(const TraceStore& store, int64_t run, const std::string& path,
+                                  const std::map<int32_t, int64_t>* clockOffsets)
 {
     auto info = store.run(run);
     if (!info)
@@ -101,7 +102,17 @@ Result<int64_t> exportChromeTrace(const TraceStore& store, int64_t run, const st
         out += "\"distributedInfo\": {\"rank\": " + std::to_string(*ranks.begin()) + "}, ";
     out += "\"partita\": {\"run\": ";
     appendEscaped(out, info->name);
-    out += ", \"kind\": \"" + std::string(runKindName(info->kind)) + "\"}, \"traceEvents\": [\n";
+    out += ", \"kind\": \"" + std::string(runKindName(info->kind)) + "\"";
+    if (clockOffsets && !clockOffsets->empty()) {
+        out += ", \"clock_offsets_ns\": {";
+        bool firstOffset = true;
+        for (const auto& [rank, ns] : *clockOffsets) {
+            out += (firstOffset ? "\"" : ", \"") + std::to_string(rank) + "\": " + std::to_string(ns);
+            firstOffset = false;
+        }
+        out += "}";
+    }
+    out += "}, \"traceEvents\": [\n";
     bool first = true;
     auto sep = [&] {
         if (!first)
@@ -132,7 +143,11 @@ Result<int64_t> exportChromeTrace(const TraceStore& store, int64_t run, const st
         out += "\", \"name\": ";
         appendEscaped(out, r.name);
         out += ", \"pid\": " + std::to_string(t.rank) + ", \"tid\": " + std::to_string(t.track) + ", \"ts\": ";
-        appendMicros(out, r.start_ns);
+        int64_t shift = 0;
+        if (clockOffsets)
+            if (auto o = clockOffsets->find(t.rank); o != clockOffsets->end())
+                shift = o->second;
+        appendMicros(out, r.start_ns - shift);
         out += ", \"dur\": ";
         appendMicros(out, r.dur_ns);
         // Our fields first, then the original args (a later duplicate key

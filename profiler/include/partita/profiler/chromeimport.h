@@ -52,7 +52,11 @@ Result<TraceImportReport> importChromeTrace(TraceStore& store, const std::vector
 
 // Chrome trace JSON of a stored run: one process per rank, one thread per
 // track, Kineto's category names and args (stream, correlation), so that
-// Perfetto, chrome://tracing and HTA open it. Written atomically.
-Result<int64_t> exportChromeTrace(const TraceStore& store, int64_t run, const std::string& path);
+// Perfetto, chrome://tracing and HTA open it. Written atomically. With
+// `clockOffsets` (per rank, ns, as stragglers.h's ClockCorrection), each
+// rank's times are shifted by its offset (subtracted) and the offsets are
+// recorded in the file's "partita" header.
+Result<int64_t> exportChromeTrace(const TraceStore& store, int64_t run, const std::string& path,
+                                  const std::map<int32_t, int64_t>* clockOffsets = nullptr);
 
 } // namespace partita
