@@ -4,7 +4,6 @@
 
 #include "timelineview.h"
 
-#include "partita/core/modelio.h"
 #include "partita/core/units.h"
 #include "partita/profiler/tracestore.h"
 
@@ -256,14 +255,9 @@ bool CompareView::compare(int64_t a, int64_t b)
             if (auto s = findStragglers(**store, run); s && s->ranks > 1)
                 *out = std::move(*s);
         // Layer names from the model the run was predicted or measured with.
-        for (int64_t modelDoc : {infoA.model_id, infoB.model_id}) {
-            if (!p.names.empty() || modelDoc <= 0)
-                continue;
-            if (auto d = (*store)->document(modelDoc))
-                if (auto m = modelFromJson(d->body))
-                    for (const Layer& l : m->layers)
-                        p.names.push_back(l.name);
-        }
+        for (int64_t modelDoc : {infoA.model_id, infoB.model_id})
+            if (p.names.empty())
+                p.names = (*store)->layerNames(modelDoc);
         // Origins: the first step of each run, else its first event.
         auto origin = [&](int64_t run, const RunInfo& info) {
             auto steps = (*store)->steps(run);

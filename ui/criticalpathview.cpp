@@ -1,6 +1,5 @@
 #include "criticalpathview.h"
 
-#include "partita/core/modelio.h"
 #include "partita/core/units.h"
 #include "partita/profiler/tracestore.h"
 
@@ -198,11 +197,8 @@ void CriticalPathView::start(int index, bool all)
             return o;
         }
         o.chosen = std::move(r->paths.front());
-        if (auto info = (*store)->run(run); info && info->model_id > 0)
-            if (auto d = (*store)->document(info->model_id))
-                if (auto m = modelFromJson(d->body))
-                    for (const auto& l : m->layers)
-                        o.layers.push_back(l.name);
+        if (auto info = (*store)->run(run))
+            o.layers = (*store)->layerNames(info->model_id);
         return o;
     }));
 }

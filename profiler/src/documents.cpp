@@ -3,6 +3,7 @@
 // run refers to them. Split from tracestore.cpp.
 #include "partita/profiler/tracestore.h"
 
+#include "partita/core/modelio.h"
 #include "partita/core/units.h"
 
 #include "sqlitestmt.h"
@@ -100,6 +101,18 @@ Result<bool> TraceStore::deleteDocument(int64_t id)
     if (q.step() != SQLITE_DONE)
         return sqlError("deleting document " + std::to_string(id));
     return true;
+}
+
+std::vector<std::string> TraceStore::layerNames(int64_t modelDocument) const
+{
+    std::vector<std::string> out;
+    if (modelDocument <= 0)
+        return out;
+    if (auto d = document(modelDocument))
+        if (auto m = modelFromJson(d->body))
+            for (const Layer& l : m->layers)
+                out.push_back(l.name);
+    return out;
 }
 
 } // namespace partita

@@ -252,6 +252,9 @@ public:
     Result<bool> renameDocuments(const std::string& kind, const std::string& from, const std::string& to);
     // Deletes one version; refused, naming them, while runs refer to it.
     Result<bool> deleteDocument(int64_t id);
+    // The layer names of a model document, by layer id (what an event's
+    // `layer` names); empty when it is not a readable model (0: none).
+    std::vector<std::string> layerNames(int64_t modelDocument) const;
 
     Result<std::unique_ptr<RunWriter>> beginRun(RunInfo info, int64_t commit_every = kCommitEvery);
     // A whole in-memory trace (a prediction) as one run.
