@@ -87,8 +87,12 @@ void printPath(const CriticalPath& p)
     std::sort(top.rbegin(), top.rend());
     if (!top.empty())
         std::cout << "  heaviest on the path:\n";
-    for (size_t i = 0; i < top.size() && i < 8; ++i)
-        std::printf("    rank %-3d %12s  %s\n", top[i].second.first, formatSeconds(sec(top[i].first)).c_str(), top[i].second.second.c_str());
+    for (size_t i = 0; i < top.size() && i < 8; ++i) {
+        std::string name = top[i].second.second; // C++ kernel names run to hundreds of characters: the JSON has them whole
+        if (name.size() > 110)
+            name = name.substr(0, 107) + "...";
+        std::printf("    rank %-3d %12s  %s\n", top[i].second.first, formatSeconds(sec(top[i].first)).c_str(), name.c_str());
+    }
 }
 
 } // namespace
