@@ -303,6 +303,10 @@ private slots:
         QTest::newRow("worker error") << "partita-worker: error: rank 3 on n4: MPI: allreduce on the data-parallel group: "
                                          "MPI_ERR_TRUNCATE\nMPI_ABORT was invoked on rank 3\n"
                                       << 3 << "n4" << "MPI_ERR_TRUNCATE";
+        QTest::newRow("ranks failing alike, in any order")
+            << "partita-worker: error: rank 1 on n1: cannot run /x/py: No such file or directory\n"
+               "partita-worker: error: rank 0 on n0: cannot run /x/py: No such file or directory\n"
+            << 0 << "n0" << "No such file or directory (2 ranks failed alike)";
         QTest::newRow("exit code") << "rank 2 host n3 pid 9 started\n  Process name: [[11621,1],2]\n  Exit code:    7\n"
                                    << 2 << "n3" << "exited with code 7";
         QTest::newRow("bad plan") << "partita-worker: error: on n1: plan.json: No such file or directory\n" << -1 << "n1"

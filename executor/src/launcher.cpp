@@ -14,6 +14,7 @@
 #include <optional>
 #include <poll.h>
 #include <regex>
+#include <set>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -338,6 +339,16 @@ void explainFailure(LaunchResult& r, const LaunchSpec& spec)
         r.failed_rank = std::stoi(w[1]);
         r.failed_host = w[2];
         r.cause = w[3];
+        // Ranks that fail alike (a missing interpreter on every rank) reach
+        // the log in no set order: the lowest of them is named, and the count.
+        std::set<int> alike;
+        for (auto it = std::sregex_iterator(log.begin(), log.end(), workerErr); it != std::sregex_iterator(); ++it)
+            if ((*it)[3] == r.cause && alike.insert(std::stoi((*it)[1])).second && std::stoi((*it)[1]) < r.failed_rank) {
+                r.failed_rank = std::stoi((*it)[1]);
+                r.failed_host = (*it)[2];
+            }
+        if (alike.size() > 1)
+            r.cause += " (" + std::to_string(alike.size()) + " ranks failed alike)";
     } else if (std::regex_search(log, m, signalled)) {
         r.failed_rank = std::stoi(m[1]);
         r.failed_host = m[3];
