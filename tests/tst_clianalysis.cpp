@@ -9,6 +9,7 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QRegularExpression>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -45,6 +46,10 @@ private slots:
                                             << "--step: no rank has step 3 (counting from 0; the most any rank has is 3)";
         QTest::newRow("memory of no run") << QStringList{"trace", "memory", "--run", "7"} << "run 7: no such run";
         QTest::newRow("memory of two runs") << QStringList{"trace", "memory", "--run", "1", "--run", "2"} << "exactly one --run";
+        QTest::newRow("heatmap of no run") << QStringList{"trace", "heatmap", "--run", "7"} << "run 7: no such run";
+        QTest::newRow("heatmap of two runs") << QStringList{"trace", "heatmap", "--run", "1", "--run", "2"} << "exactly one --run";
+        QTest::newRow("heatmap by no such metric") << QStringList{"trace", "heatmap", "--run", "1", "--metric", "busy"}
+                                                   << "--metric: busy not in {step,compute,exposed-comm,idle}";
         QTest::newRow("an instance without an annotation") << QStringList{"trace", "critical-path", "--run", "1", "--instance", "1"}
                                                            << "--instance: --instance picks among the --annotation's events";
     }
@@ -240,6 +245,38 @@ private slots:
         QCOMPARE(qRound64(p["length_s"].toDouble() * 1e6), qint64(241'724));
         QVERIFY(p["segments"].toArray().isEmpty());
         QCOMPARE(p["graph"].toObject()["nodes"].toInt(), 414);
+    }
+
+    // trace heatmap on 8 ranks with rank 6 slow in layer 2: by compute, its
+    // cells stand out in every step, in JSON and in the text.
+    void heatmap()
+    {
+        const QString project = m_tmp.filePath("heatmap.partita");
+        const QString run = QString::number(synthetic(project, 8));
+        const Run j = cli({"trace", "heatmap", "--project", project, "--run", run, "--metric", "compute", "--json"});
+        QCOMPARE(j.code, 0);
+        const QJsonObject map = QJsonDocument::fromJson(j.out.toUtf8()).object();
+        QCOMPARE(map["ranks"].toInt(), 8);
+        QCOMPARE(map["columns"].toInt(), 3);
+        QCOMPARE(map["rows"].toArray().size(), 8);
+        QCOMPARE(map["medians"].toObject()["compute"].toArray().size(), 3);
+        const QJsonArray outliers = map["outliers"].toArray();
+        QCOMPARE(outliers.size(), 3);
+        for (const QJsonValue& o : outliers)
+            QCOMPARE(o.toObject()["rank"].toInt(), 6);
+        for (const QJsonValue& row : map["rows"].toArray())
+            for (const QJsonValue& c : row.toObject()["cells"].toArray()) {
+                const QJsonObject cell = c.toObject();
+                const double sum = cell["compute_s"].toDouble() + cell["exposed_comm_s"].toDouble() + cell["idle_s"].toDouble() +
+                                   cell["other_s"].toDouble();
+                QVERIFY(std::abs(sum - cell["step_s"].toDouble()) < 1e-9);
+                QVERIFY(cell["end_s"].toDouble() > cell["start_s"].toDouble());
+            }
+        const Run t = cli({"trace", "heatmap", "--project", project, "--run", run, "--metric", "compute", "--top", "2"});
+        QCOMPARE(t.code, 0);
+        QVERIFY2(t.out.contains(QRegularExpression("compute +rank 6, ")), qPrintable(t.out));
+        QVERIFY2(t.out.contains("the 2 highest; --top 0: all"), qPrintable(t.out));
+        QVERIFY2(t.out.contains(QRegularExpression("\\n +6 +3 ")), qPrintable(t.out)); // rank 6 first, 3 steps
     }
 };
 

@@ -373,6 +373,12 @@ int main(int argc, char** argv)
     tmem->add_option("--run", tro.runs, "run id")->required();
     tmem->add_option("--points", tro.points, "with --json: the series, in at most this many points (peaks kept)")->check(CLI::Range(0, 1000000));
     addProject(tmem);
+    CLI::App* theat = trace->add_subcommand("heatmap", "Per rank and step: step time, compute, exposed communication and idle time; the cells furthest above their step's median");
+    theat->add_option("--run", tro.runs, "run id")->required();
+    theat->add_option("--metric", tro.metric, "what ranks and cells are ordered by")
+        ->check(CLI::IsMember({"step", "compute", "exposed-comm", "idle"}));
+    theat->add_option("--top", tro.top, "ranks and cells listed (0: all)")->check(CLI::Range(0, 1000000));
+    addProject(theat);
     CLI::App* runsCmd = app.add_subcommand("runs", "Runs stored in a project");
     runsCmd->require_subcommand(1);
     CLI::App* rlist = runsCmd->add_subcommand("list", "List the runs of a project");
@@ -416,6 +422,8 @@ int main(int argc, char** argv)
         return partita::cli::runTraceCriticalPath(tro);
     if (*tmem)
         return partita::cli::runTraceMemory(tro);
+    if (*theat)
+        return partita::cli::runTraceHeatmap(tro);
     if (*rlist)
         return partita::cli::runRunsList(tro);
     if (*runCmd)

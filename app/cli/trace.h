@@ -1,5 +1,5 @@
 #pragma once
-// `partita-cli trace import|export|stats|diff|stragglers|critical-path|memory` and `partita-cli runs list`.
+// `partita-cli trace import|export|stats|diff|stragglers|critical-path|memory|heatmap` and `partita-cli runs list`.
 
 #include "partita/core/result.h"
 #include "partita/profiler/tracestore.h"
@@ -25,6 +25,8 @@ struct TraceCliOptions
     int64_t instance = 0;            // critical-path --instance
     bool noSegments = false;         // critical-path --no-segments
     int points = 0;                  // memory --points
+    std::string metric = "step";     // heatmap --metric
+    int top = 20;                    // heatmap --top
     bool alignClocks = false;        // export --align-clocks
     bool json = false, keepLastStep = false, htaRounding = false;
 };
@@ -36,6 +38,7 @@ int runTraceDiff(const TraceCliOptions& o);
 int runTraceStragglers(const TraceCliOptions& o); // tracestragglers.cpp
 int runTraceCriticalPath(const TraceCliOptions& o); // tracecriticalpath.cpp
 int runTraceMemory(const TraceCliOptions& o);       // tracememory.cpp
+int runTraceHeatmap(const TraceCliOptions& o);      // traceheatmap.cpp
 int runRunsList(const TraceCliOptions& o);
 
 // The project named by --project, opened (created when missing).

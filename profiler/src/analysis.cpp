@@ -51,29 +51,9 @@ KernelClass classifyKernel(std::string_view n, TraceKind kind)
 namespace {
 
 using detail::Ev;
+using detail::Sweep;
 
 using Interval = std::pair<int64_t, int64_t>;
-
-// The union of intervals that arrive by start, merged as they come:
-// touching ones merge (HTA merge_kernel_intervals).
-struct Sweep
-{
-    int64_t lo = 0, hi = 0, total = 0;
-    bool any = false;
-    void add(int64_t s, int64_t e)
-    {
-        if (any && s <= hi) {
-            hi = std::max(hi, e);
-            return;
-        }
-        if (any)
-            total += hi - lo;
-        lo = s;
-        hi = e;
-        any = true;
-    }
-    int64_t length() const { return total + (any ? hi - lo : 0); }
-};
 
 double roundedPct(int64_t x, int64_t of) { return std::round(10000.0 * double(x) / double(of)) / 100.0; }
 

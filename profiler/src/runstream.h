@@ -9,6 +9,7 @@
 #include "partita/profiler/analysis.h"
 #include "partita/profiler/tracestore.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -25,6 +26,27 @@ struct Ev
     int32_t track = 0; // the track's position in the run's track list
     TraceKind kind = TraceKind::Compute;
     bool device = false; // on a device track, of a device kind
+};
+
+// The union of intervals that arrive by start, merged as they come:
+// touching ones merge (HTA merge_kernel_intervals).
+struct Sweep
+{
+    int64_t lo = 0, hi = 0, total = 0;
+    bool any = false;
+    void add(int64_t s, int64_t e)
+    {
+        if (any && s <= hi) {
+            hi = std::max(hi, e);
+            return;
+        }
+        if (any)
+            total += hi - lo;
+        lo = s;
+        hi = e;
+        any = true;
+    }
+    int64_t length() const { return total + (any ? hi - lo : 0); }
 };
 
 struct RunScan

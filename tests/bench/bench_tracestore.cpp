@@ -411,6 +411,7 @@ json manyRanksBench(const std::string& cli, const std::string& dir, const std::s
     const Proc stats = runProcess({cli, "trace", "stats", "--project", path, "--run", id, "--json"});
     const Proc strag = runProcess({cli, "trace", "stragglers", "--project", path, "--run", id, "--json"});
     const Proc crit = runProcess({cli, "trace", "critical-path", "--project", path, "--run", id, "--json", "--no-segments"});
+    const Proc heat = runProcess({cli, "trace", "heatmap", "--project", path, "--run", id, "--json", "--metric", "compute", "--top", "3"});
     auto perEvent = [&](const Proc& p) { return events ? p.seconds * 1e9 / double(events) : 0.0; };
     return {{"source", from},
             {"ranks", o.ranks},
@@ -425,6 +426,10 @@ json manyRanksBench(const std::string& cli, const std::string& dir, const std::s
             {"critical_path_s", crit.seconds},
             {"critical_path_peak_rss_mb", double(crit.peak_rss) / 1e6},
             {"critical_path_exit", crit.code},
+            {"heatmap_s", heat.seconds},
+            {"heatmap_peak_rss_mb", double(heat.peak_rss) / 1e6},
+            {"heatmap_exit", heat.code},
+            {"heatmap_per_event_vs_one_rank_stats", statsNsPerEvent > 0 ? perEvent(heat) / statsNsPerEvent : 0.0},
             {"critical_path_per_event_vs_one_rank_stats", statsNsPerEvent > 0 ? perEvent(crit) / statsNsPerEvent : 0.0},
             {"stats_ns_per_event", perEvent(stats)},
             {"stats_per_event_vs_one_rank", statsNsPerEvent > 0 ? perEvent(stats) / statsNsPerEvent : 0.0},

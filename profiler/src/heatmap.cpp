@@ -1,0 +1,224 @@
+#include "partita/profiler/heatmap.h"
+
+#include "partita/profiler/analysis.h"
+#include "runstream.h"
+
+#include <algorithm>
+#include <limits>
+#include <unordered_map>
+
+namespace partita {
+
+using detail::Ev;
+using detail::Sweep;
+
+std::string_view heatMetricName(HeatMetric m)
+{
+    switch (m) {
+    case HeatMetric::Step: return "step";
+    case HeatMetric::Compute: return "compute";
+    case HeatMetric::ExposedComm: return "exposed-comm";
+    case HeatMetric::Idle: return "idle";
+    }
+    return "step";
+}
+
+int64_t heatValue(const HeatCell& c, HeatMetric m)
+{
+    switch (m) {
+    case HeatMetric::Step: return c.step_ns();
+    case HeatMetric::Compute: return c.compute_ns;
+    case HeatMetric::ExposedComm: return c.exposed_comm_ns;
+    case HeatMetric::Idle: return c.idle_ns;
+    }
+    return 0;
+}
+
+int64_t HeatMap::columnMedian(int64_t column, HeatMetric m) const
+{
+    std::vector<int64_t> v;
+    for (const HeatRow& r : rows)
+        if (column >= 0 && column < int64_t(r.cells.size()))
+            v.push_back(heatValue(r.cells[size_t(column)], m));
+    if (v.empty())
+        return 0;
+    auto mid = v.begin() + ptrdiff_t(v.size() / 2);
+    std::nth_element(v.begin(), mid, v.end());
+    if (v.size() % 2)
+        return *mid;
+    const int64_t hi = *mid;
+    return (*std::max_element(v.begin(), mid) + hi) / 2;
+}
+
+std::vector<HeatOutlier> heatOutliers(const HeatMap& map, HeatMetric m, size_t count, double min_ratio)
+{
+    std::vector<int64_t> medians(size_t(map.columns));
+    for (int64_t c = 0; c < map.columns; ++c)
+        medians[size_t(c)] = map.columnMedian(c, m);
+    std::vector<HeatOutlier> out;
+    for (const HeatRow& r : map.rows)
+        for (size_t c = 0; c < r.cells.size(); ++c)
+            if (const int64_t v = heatValue(r.cells[c], m); double(v) > double(medians[c]) * (1 + min_ratio) && v > medians[c])
+                out.push_back({r.rank, int64_t(c), v, medians[c]});
+    auto excess = [](const HeatOutlier& o) { return o.value_ns - o.median_ns; };
+    std::sort(out.begin(), out.end(), [&](const HeatOutlier& a, const HeatOutlier& b) {
+        if (excess(a) != excess(b))
+            return excess(a) > excess(b);
+        return a.rank != b.rank ? a.rank < b.rank : a.column < b.column;
+    });
+    if (out.size() > count)
+        out.resize(count);
+    return out;
+}
+
+namespace {
+
+// One cell being filled: its window and the unions of its device events.
+struct CellSweep
+{
+    int64_t start = 0, end = 0;
+    Sweep all, compute, commOrCompute;
+};
+
+// A rank's device events, streamed by start, cut to its steps' windows.
+class RankCells
+{
+public:
+    explicit RankCells(const std::vector<Ev>& steps)
+    {
+        int64_t prevEnd = std::numeric_limits<int64_t>::min();
+        for (const Ev& s : steps) { // overlapping annotations are cut where the previous one ended
+            const int64_t start = std::max(s.start, prevEnd);
+            if (s.end <= start)
+                continue;
+            m_cells.push_back({start, s.end, {}, {}, {}});
+            prevEnd = s.end;
+        }
+    }
+
+    void add(const Ev& e, KernelClass cls)
+    {
+        while (m_first < m_cells.size() && m_cells[m_first].end <= e.start)
+            ++m_first; // windows end in order, and events come by start
+        for (size_t i = m_first; i < m_cells.size() && m_cells[i].start < e.end; ++i) {
+            CellSweep& c = m_cells[i];
+            const int64_t s = std::max(e.start, c.start), t = std::min(e.end, c.end);
+            if (t < s)
+                continue;
+            c.all.add(s, t);
+            if (cls == KernelClass::Computation)
+                c.compute.add(s, t);
+            if (cls == KernelClass::Computation || cls == KernelClass::Communication)
+                c.commOrCompute.add(s, t);
+        }
+    }
+
+    std::vector<HeatCell> finish() const
+    {
+        std::vector<HeatCell> out;
+        for (const CellSweep& c : m_cells) {
+            HeatCell h;
+            h.start_ns = c.start;
+            h.end_ns = c.end;
+            h.compute_ns = c.compute.length();
+            h.exposed_comm_ns = c.commOrCompute.length() - h.compute_ns;
+            h.idle_ns = std::max<int64_t>(0, h.step_ns() - c.all.length());
+            out.push_back(h);
+        }
+        return out;
+    }
+
+private:
+    std::vector<CellSweep> m_cells;
+    size_t m_first = 0;
+};
+
+// The whole span of a rank without steps: one cell, its window found as the events come.
+struct SpanCell
+{
+    int64_t first = 0, last = 0;
+    bool any = false;
+    Sweep all, compute, commOrCompute;
+
+    void add(const Ev& e, KernelClass cls)
+    {
+        if (!any)
+            first = e.start;
+        any = true;
+        last = std::max(last, e.end);
+        all.add(e.start, e.end);
+        if (cls == KernelClass::Computation)
+            compute.add(e.start, e.end);
+        if (cls == KernelClass::Computation || cls == KernelClass::Communication)
+            commOrCompute.add(e.start, e.end);
+    }
+    std::vector<HeatCell> finish() const
+    {
+        if (!any)
+            return {};
+        HeatCell h{first, last, compute.length(), commOrCompute.length() - compute.length(), 0};
+        h.idle_ns = std::max<int64_t>(0, h.step_ns() - all.length());
+        return {h};
+    }
+};
+
+Result<HeatRow> rankRow(const TraceStore& store, const detail::RunScan& scan, int rank, bool byStep,
+                        std::unordered_map<int64_t, KernelClass>& classes)
+{
+    auto host = detail::readHost(store, scan, rank);
+    if (!host)
+        return host.error();
+    RankCells cells(host->steps);
+    SpanCell span;
+    auto merge = detail::DeviceMerge::open(store, scan, rank);
+    if (!merge)
+        return merge.error();
+    Ev e;
+    while ((*merge)->next(e)) {
+        const int64_t key = e.name * 16 + int64_t(e.kind);
+        auto [it, added] = classes.try_emplace(key, KernelClass::Other);
+        if (added) {
+            auto n = store.name(e.name);
+            if (!n)
+                return n.error();
+            it->second = classifyKernel(*n, e.kind);
+        }
+        if (byStep)
+            cells.add(e, it->second);
+        else
+            span.add(e, it->second);
+    }
+    if ((*merge)->error())
+        return *(*merge)->error();
+    return HeatRow{rank, byStep ? cells.finish() : span.finish()};
+}
+
+} // namespace
+
+Result<HeatMap> rankHeatMap(const TraceStore& store, int64_t run)
+{
+    if (auto info = store.run(run); !info)
+        return info.error();
+    auto scan = detail::scanRun(store, run, false);
+    if (!scan)
+        return scan.error();
+    HeatMap map;
+    map.by_step = scan->distinct_step_names > 0;
+    if (!map.by_step)
+        map.notes.push_back("the run has no steps: one column, each rank's span from its first device event to its last");
+    std::unordered_map<int64_t, KernelClass> classes; // name id x 16 + kind
+    for (const auto& [rank, tracks] : scan->ranks) {
+        auto row = rankRow(store, *scan, rank, map.by_step, classes);
+        if (!row)
+            return row.error();
+        if (map.by_step && row->cells.empty())
+            map.notes.push_back("rank " + std::to_string(rank) + " has no steps");
+        map.columns = std::max(map.columns, int64_t(row->cells.size()));
+        map.rows.push_back(std::move(*row));
+    }
+    if (map.rows.empty())
+        map.notes.push_back("the run has no events");
+    return map;
+}
+
+} // namespace partita
