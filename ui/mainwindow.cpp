@@ -9,6 +9,7 @@
 #include "searchdialog.h"
 #include "runsmodel.h"
 #include "criticalpathview.h"
+#include "heatmapview.h"
 #include "stragglersview.h"
 #include "timelineview.h"
 
@@ -172,8 +173,20 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
         m_tabs->setCurrentWidget(m_timeline);
         m_timeline->showRange(rank, t0, t1);
     });
+    // And the ranks' heat map: a cell frames its rank's step.
+    m_heatMap = new HeatMapView(this);
+    auto* heatDock = new QDockWidget(tr("Heat map"), this);
+    heatDock->setObjectName("heatMapDock");
+    heatDock->setWidget(m_heatMap);
+    tabifyDockWidget(stragglersDock, heatDock);
+    stragglersDock->raise();
+    connect(m_heatMap, &HeatMapView::frameRequested, this, [this](int32_t rank, int64_t t0, int64_t t1) {
+        m_tabs->setCurrentWidget(m_timeline);
+        m_timeline->showRange(rank, t0, t1);
+    });
     setTabPosition(Qt::AllDockWidgetAreas, QTabWidget::North);
     m_tabDocks.push_back({detailsDock, {m_timeline, m_compare}, false, false});
+    m_tabDocks.push_back({heatDock, {m_timeline}, false, false});
     m_tabDocks.push_back({stragglersDock, {m_timeline}, false, false});
     m_tabDocks.push_back({criticalDock, {m_timeline}, false, false});
     for (TabDock& td : m_tabDocks) {
@@ -424,6 +437,7 @@ bool MainWindow::openProject(const QString& path, bool quiet)
             m_timeline->setRun(nullptr, 0);
             m_stragglers->setRun({}, 0);
             m_critical->setRun({}, 0);
+            m_heatMap->setRun({}, 0);
             m_store = std::move(*store);
             m_path = path;
             m_lastError.clear();
@@ -610,6 +624,7 @@ void MainWindow::showRun(int64_t runId)
     m_timeline->setRun(m_store.get(), runId);
     m_stragglers->setRun(m_store->path(), runId);
     m_critical->setRun(m_store->path(), runId);
+    m_heatMap->setRun(m_store->path(), runId);
     m_tabs->setCurrentWidget(m_timeline);
     const int row = m_runs->rowOf(runId);
     if (row >= 0 && m_runsView->currentIndex().row() != row)

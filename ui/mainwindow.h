@@ -27,6 +27,7 @@ class Designer;
 class RunsModel;
 class StragglersView;
 class CriticalPathView;
+class HeatMapView;
 class TimelineView;
 class TraceStore;
 
@@ -69,6 +70,7 @@ public:
     TimelineView* timeline() const { return m_timeline; }
     StragglersView* stragglers() const { return m_stragglers; }
     CriticalPathView* criticalPath() const { return m_critical; }
+    HeatMapView* heatMap() const { return m_heatMap; }
     Designer* designer() const { return m_designer; }
     CompareView* compareView() const { return m_compare; }
     ClusterView* clusterView() const { return m_cluster; }
@@ -110,6 +112,7 @@ private:
     TimelineView* m_timeline = nullptr;
     StragglersView* m_stragglers = nullptr;
     CriticalPathView* m_critical = nullptr;
+    HeatMapView* m_heatMap = nullptr;
     Designer* m_designer = nullptr;
     CompareView* m_compare = nullptr;
     ClusterView* m_cluster = nullptr;

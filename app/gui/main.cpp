@@ -3,6 +3,7 @@
 #include "compareview.h"
 #include "criticalpathview.h"
 #include "designer.h"
+#include "heatmapview.h"
 #include "mainwindow.h"
 #include "theme.h"
 #include "timelineview.h"
@@ -34,7 +35,7 @@ int main(int argc, char** argv)
     cl.addPositionalArgument("project", "a project file (*.partita) to open");
     QCommandLineOption shot("screenshot", "save the window as PNG once it is shown, then quit (for tests)", "png");
     QCommandLineOption runOpt("run", "the run to show (default: the first)", "id");
-    QCommandLineOption viewOpt("view", "the view to show: designer, graph, timeline, critical-path, compare or cluster", "view");
+    QCommandLineOption viewOpt("view", "the view to show: designer, graph, timeline, critical-path, heatmap, compare or cluster", "view");
     QCommandLineOption compareOpt("compare", "compare two runs, A,B (opens the Compare view)", "a,b");
     QCommandLineOption themeOpt("theme", "system, light or dark (default: as last chosen in View > Theme)", "theme");
     cl.addOption(shot);
@@ -73,12 +74,17 @@ int main(int argc, char** argv)
         if (auto* d = window.findChild<QDockWidget*>("criticalPathDock"))
             d->raise();
     }
+    else if (cl.value(viewOpt) == "heatmap") { // the timeline, with the ranks' heat map in front
+        window.tabs()->setCurrentWidget(window.timeline());
+        if (auto* d = window.findChild<QDockWidget*>("heatMapDock"))
+            d->raise();
+    }
     else if (cl.value(viewOpt) == "compare")
         window.tabs()->setCurrentWidget(window.compareView());
     else if (cl.value(viewOpt) == "cluster")
         window.tabs()->setCurrentWidget(window.clusterView());
     else if (cl.isSet(viewOpt)) {
-        std::fprintf(stderr, "partita: --view: expected designer, graph, timeline, critical-path, compare or cluster\n");
+        std::fprintf(stderr, "partita: --view: expected designer, graph, timeline, critical-path, heatmap, compare or cluster\n");
         return 2;
     }
     if (cl.isSet(compareOpt)) {
@@ -97,7 +103,8 @@ int main(int argc, char** argv)
         QObject::connect(poll, &QTimer::timeout, &window, [&, poll]() mutable {
             waited += 100;
             if ((window.designer()->predicting() || window.compareView()->busy() || window.criticalPath()->busy() ||
-                 window.timeline()->memoryLoading()) && waited < 20000)
+                 window.heatMap()->busy() || window.timeline()->memoryLoading()) &&
+                waited < 20000)
                 return;
             poll->stop();
             QTimer::singleShot(400, &window, [&] {

@@ -36,7 +36,10 @@ shot() {
     local png="$out/$1.png"
     shift
     rm -f "$png"
-    xvfb-run -a -s "-screen 0 ${SCREEN:-1400x900}x24" "$bin/partita" "$project" "$@" --screenshot "$png"
+    # Each window as a new user first sees it: no geometry kept from the
+    # shot before (a HiDPI shot's would make the next one taller than its screen).
+    XDG_CONFIG_HOME="$work/config-$(basename "$png" .png)" \
+        xvfb-run -a -s "-screen 0 ${SCREEN:-1400x900}x24" "$bin/partita" "$project" "$@" --screenshot "$png"
     [ -s "$png" ] || { echo "no screenshot $png" >&2; exit 1; }
     echo "$png"
 }
@@ -52,6 +55,8 @@ shot compare-dark --compare 3,4 --theme dark
 shot timeline-dark --run 2 --view timeline --theme dark
 # The 2-rank DDP trace's critical path, drawn on its timeline.
 shot timeline-critical-path --run 2 --view critical-path --theme light
+# The measured small GPT-2's 2 CPU ranks, step by step, in the heat map.
+shot timeline-heatmap --run 4 --view heatmap --theme light
 SCREEN=2800x1800 QT_SCALE_FACTOR=2 shot timeline-hidpi --run 2 --view timeline --theme light
 runs=$("$cli" runs list --project "$project" --json | /usr/bin/python3 -c 'import json,sys; print(" ".join(str(r["id"]) for r in json.load(sys.stdin)))')
 for id in $runs; do
