@@ -278,6 +278,55 @@ private slots:
         QVERIFY2(t.out.contains("the 2 highest; --top 0: all"), qPrintable(t.out));
         QVERIFY2(t.out.contains(QRegularExpression("\\n +6 +3 ")), qPrintable(t.out)); // rank 6 first, 3 steps
     }
+
+    // trace import --mesh: kept in the run's meta, read back by heatmap
+    // --group-by; a mesh of another size is kept and said; bad text refused.
+    void importMesh_data()
+    {
+        QTest::addColumn<QString>("mesh");
+        QTest::addColumn<int>("code");
+        QTest::addColumn<QString>("err");
+        QTest::newRow("one rank") << "dp=1" << 0 << "";
+        QTest::newRow("more ranks than the run") << "dp=2,tp=2" << 0 << "--mesh dp=2,tp=2 lays out 4 ranks, the run has 1";
+        QTest::newRow("no number") << "dp=x" << 2 << "--mesh: mesh 'dp=x': 'dp' has no whole number after '='";
+        QTest::newRow("unknown axis") << "sp=2" << 2 << "'sp' is not one of dp, tp, pp, cp, ep";
+    }
+    void importMesh()
+    {
+        QFETCH(QString, mesh);
+        QFETCH(int, code);
+        QFETCH(QString, err);
+        const QString project = m_tmp.filePath(QString("mesh-%1.partita").arg(QTest::currentDataTag()).replace(' ', '-'));
+        const Run imp = cli({"trace", "import", data("hta/critical_path-alexnet.json.gz"), "--mesh", mesh, "--project", project, "--json"});
+        QCOMPARE(imp.code, code);
+        QVERIFY2(imp.err.contains(err), qPrintable(imp.err));
+        if (code != 0) {
+            QVERIFY(!QFile::exists(project)); // refused before anything was written
+            return;
+        }
+        QCOMPARE(QJsonDocument::fromJson(imp.out.toUtf8()).object()["mesh"].toString(), mesh);
+        const Run j = cli({"trace", "heatmap", "--project", project, "--run", "1", "--group-by", "dp", "--json"});
+        QVERIFY2(j.code == 0, qPrintable(j.err));
+        const QJsonObject map = QJsonDocument::fromJson(j.out.toUtf8()).object();
+        QCOMPARE(map["mesh"].toString(), mesh);
+        const QJsonArray groups = map["groups"].toArray();
+        QCOMPARE(groups.size(), 1);
+        const QJsonObject g = groups[0].toObject();
+        QCOMPARE(g["ranks"].toArray().size(), 1);
+        QVERIFY(g["busy_least"].toDouble() > 0 && g["busy_most"].toDouble() <= 1);
+        const Run t = cli({"trace", "heatmap", "--project", project, "--run", "1", "--group-by", "tp"});
+        QCOMPARE(t.code, 0);
+        QVERIFY2(t.out.contains("By tensor-parallel group (mesh " + mesh + ")"), qPrintable(t.out));
+    }
+
+    void groupByWithoutMesh()
+    {
+        const QString project = m_tmp.filePath("nomesh.partita");
+        const QString run = QString::number(synthetic(project, 4));
+        const Run r = cli({"trace", "heatmap", "--project", project, "--run", run, "--group-by", "dp"});
+        QCOMPARE(r.code, 2);
+        QVERIFY2(r.err.contains("--group-by: run " + run + " has no mesh"), qPrintable(r.err));
+    }
 };
 
 QTEST_APPLESS_MAIN(TestCliAnalysis)

@@ -45,9 +45,9 @@ QColor mix(const QColor& a, const QColor& b, double t)
 // The scale's ends and middle.
 const QColor neutral(232, 232, 232), above(214, 48, 39), below(49, 104, 178);
 
-// The smallest deviation given full colour: 0.2 % of a step, so that jitter
-// in an even run stays pale.
-constexpr double kMinScale = 0.002;
+// The smallest deviation given full colour: 1 % of a step (what the summary
+// and `trace heatmap` count as standing out), so that jitter in an even run stays pale.
+constexpr double kMinScale = 0.01;
 
 } // namespace
 

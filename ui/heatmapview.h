@@ -65,7 +65,7 @@ private:
     HeatMap m_map;
     HeatMetric m_metric = HeatMetric::Step;
     std::vector<int64_t> m_medians, m_stepMedians; // per column: the metric's, the step length's
-    double m_scale = 0.002;
+    double m_scale = 0.01;
 };
 
 class HeatMapView : public QWidget

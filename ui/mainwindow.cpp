@@ -35,6 +35,8 @@
 
 #include <QAction>
 #include <QComboBox>
+#include <QSignalBlocker>
+#include <QStandardItemModel>
 #include <QLabel>
 #include <QLineEdit>
 #include <QToolBar>
@@ -238,6 +240,31 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     tools->addWidget(colorBy);
     connect(colorBy, &QComboBox::currentIndexChanged, m_timeline, [this](int i) {
         m_timeline->setColorBy(i == 1 ? TimelineView::ColorBy::Layer : TimelineView::ColorBy::Kind);
+    });
+    // Ranks grouped by the run's mesh: the axes it has, the others greyed.
+    auto* groupBy = new QComboBox(tools);
+    groupBy->setObjectName("groupRanks");
+    groupBy->addItem(tr("Ranks in order"), -1);
+    for (MeshAxis a : {MeshAxis::Data, MeshAxis::Tensor, MeshAxis::Pipeline, MeshAxis::Context, MeshAxis::Expert})
+        groupBy->addItem(tr("Ranks by %1").arg(QString::fromStdString(meshAxisTitle(a))), int(a));
+    tools->addWidget(groupBy);
+    auto syncGroupBy = [this, groupBy] {
+        const QSignalBlocker block(groupBy);
+        for (int i = 1; i < groupBy->count(); ++i) {
+            const bool can = m_timeline->canGroupBy(MeshAxis(groupBy->itemData(i).toInt()));
+            qobject_cast<QStandardItemModel*>(groupBy->model())->item(i)->setEnabled(can);
+        }
+        groupBy->setCurrentIndex(m_timeline->groupBy() ? groupBy->findData(int(*m_timeline->groupBy())) : 0);
+        groupBy->setToolTip(m_timeline->mesh()
+                                ? tr("The run's mesh: %1").arg(QString::fromStdString(meshText(*m_timeline->mesh())))
+                                : tr("The run has no mesh: a run of a strategy has one; "
+                                     "for an imported trace, give it on import (partita-cli trace import --mesh dp=4,tp=2)"));
+    };
+    syncGroupBy();
+    connect(m_timeline, &TimelineView::groupingChanged, groupBy, syncGroupBy);
+    connect(groupBy, &QComboBox::activated, m_timeline, [this, groupBy](int i) {
+        const int a = groupBy->itemData(i).toInt();
+        m_timeline->setGroupBy(a < 0 ? std::nullopt : std::optional<MeshAxis>(MeshAxis(a)));
     });
 
     QMenu* file = menuBar()->addMenu(tr("&File"));

@@ -80,11 +80,18 @@ void TimelineView::mousePressEvent(QMouseEvent* e)
     if (e->button() == Qt::LeftButton && e->position().y() > kRuler) {
         // A rank header toggles its tracks.
         const int y = int(e->position().y()) - kRuler + verticalScrollBar()->value();
-        for (const Row& r : m_rows)
-            if (r.header && y >= r.top && y < r.top + r.height) {
+        for (const Row& r : m_rows) {
+            if (y < r.top || y >= r.top + r.height)
+                continue;
+            if (r.groupHeader && r.group >= 0) { // a group's header folds its ranks
+                setGroupCollapsed(r.group, !groupCollapsed(r.group));
+                return;
+            }
+            if (r.header) {
                 setRankCollapsed(r.rank, !(m_collapsed.count(r.rank) && m_collapsed[r.rank]));
                 return;
             }
+        }
         if (e->position().x() > kGutter && (e->modifiers() & Qt::ShiftModifier)) {
             m_measuring = true;
             const int64_t t = m_axis.t(e->position().x() - kGutter);
@@ -176,6 +183,8 @@ void TimelineView::showRange(int32_t rank, int64_t t0, int64_t t1)
         std::swap(t0, t1);
     const int64_t margin = std::max<int64_t>(1000, (t1 - t0) / 10);
     m_axis.show(t0 - margin, t1 + margin);
+    if (const int g = groupOf(rank); g >= 0)
+        m_groupCollapsed[g] = false; // laid out by setRankCollapsed
     setRankCollapsed(rank, false);
     for (const Row& r : m_rows)
         if (r.header && r.rank == rank) {

@@ -20,8 +20,13 @@ void TimelineView::paintPath(QPainter& p, int scroll, int w, int h)
         return;
     std::unordered_map<int64_t, const Row*> tracks;
     std::unordered_map<int32_t, const Row*> headers;
-    for (const Row& r : m_rows)
-        (r.header ? headers[r.rank] : tracks[r.track.id]) = &r;
+    std::unordered_map<int, const Row*> groups; // a folded group's ranks' marks go on its header
+    for (const Row& r : m_rows) {
+        if (r.groupHeader)
+            groups[r.group] = &r;
+        else
+            (r.header ? headers[r.rank] : tracks[r.track.id]) = &r;
+    }
     const int64_t ns0 = m_axis.start(), ns1 = m_axis.end();
     const QColor c(220, 30, 80);
     p.save();
@@ -35,6 +40,10 @@ void TimelineView::paintPath(QPainter& p, int scroll, int w, int h)
         if (!row) {
             auto hd = headers.find(m.rank);
             row = hd != headers.end() ? hd->second : nullptr;
+        }
+        if (!row) {
+            auto gh = groups.find(groupOf(m.rank));
+            row = gh != groups.end() ? gh->second : nullptr;
         }
         if (!row) {
             prevRow = nullptr;

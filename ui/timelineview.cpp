@@ -99,8 +99,6 @@ inline void fill32(QRgb* p, int n, QRgb c)
         p[i] = c;
 }
 
-constexpr int kLaneHeight = 16;
-constexpr int kHostLanes = 3; // nesting shown on host tracks; deeper ones share the last lane
 
 } // namespace
 
@@ -150,13 +148,24 @@ void TimelineView::setRun(const TraceStore* store, int64_t run)
             m_tracks = *tracks;
             m_offsets.clear();
             fitRange();
+            const std::optional<MeshShape> mesh = store->runMesh(*info);
+            if (mesh != m_mesh) {
+                m_mesh = mesh;
+                if (m_groupBy && !canGroupBy(*m_groupBy))
+                    m_groupBy.reset();
+                emit groupingChanged();
+            }
         }
     }
     m_axis.setWidth(std::max(1, viewport()->width() - kGutter));
     m_axis.fit();
     m_memory = {};
+    m_heat = {};
+    m_heatRun = 0;
+    m_groupCollapsed.clear();
     layoutRows();
     loadMemory();
+    loadHeat();
     viewport()->update();
     emit viewChanged();
 }
@@ -166,39 +175,6 @@ void TimelineView::setRankCollapsed(int32_t rank, bool collapsed)
     m_collapsed[rank] = collapsed;
     layoutRows();
     viewport()->update();
-}
-
-void TimelineView::layoutRows()
-{
-    m_rows.clear();
-    int y = 0;
-    int32_t rank = INT32_MIN;
-    for (const StoredTrack& t : m_tracks) {
-        if (t.rank != rank) {
-            if (rank != INT32_MIN)
-                addCounterRows(rank, y);
-            rank = t.rank;
-            Row h;
-            h.header = true;
-            h.rank = rank;
-            h.top = y;
-            h.height = kHeaderHeight;
-            y += h.height;
-            m_rows.push_back(h);
-        }
-        if (m_collapsed[rank])
-            continue;
-        Row r;
-        r.rank = rank;
-        r.track = t;
-        r.top = y;
-        r.height = (t.device ? 1 : kHostLanes) * kLaneHeight + 6;
-        y += r.height;
-        m_rows.push_back(r);
-    }
-    if (rank != INT32_MIN)
-        addCounterRows(rank, y);
-    updateScrollBars();
 }
 
 void TimelineView::updateScrollBars()
@@ -345,7 +321,7 @@ void TimelineView::paintEvent(QPaintEvent*)
     };
     std::vector<int64_t> wanted, shift; // tracks, and their rank's clock correction
     for (const Row& r : m_rows)
-        if (!r.header && r.counter < 0 && onScreen(r)) {
+        if (!r.header && !r.groupHeader && r.counter < 0 && onScreen(r)) {
             wanted.push_back(r.track.id);
             shift.push_back(offsetOf(r.rank));
         }
@@ -375,6 +351,11 @@ void TimelineView::paintEvent(QPaintEvent*)
         if (!onScreen(r))
             continue;
         const int y = kRuler + r.top - scroll;
+        if (r.groupHeader) { // its busy shares are drawn over it (paintGroups)
+            fillSpan(QRectF(0, y, w, r.height), all, pal.color(QPalette::Midlight).rgb());
+            fillSpan(QRectF(0, y + r.height - 1, w, 1), all, pal.color(QPalette::Mid).rgb());
+            continue;
+        }
         if (r.header) {
             fillSpan(QRectF(0, y, w, r.height), all, pal.color(QPalette::AlternateBase).rgb());
             drawnRows.push_back({ri, m_painted.size(), m_painted.size()});
@@ -466,11 +447,12 @@ void TimelineView::paintEvent(QPaintEvent*)
         const int y = kRuler + r.top - scroll;
         p.setPen(pal.color(QPalette::Text));
         if (r.header) {
+            const int indent = m_groupBy ? 12 : 0; // under its group's header
             const bool collapsed = m_collapsed.count(r.rank) && m_collapsed.at(r.rank);
             QString title = QString("%1 rank %2").arg(collapsed ? QStringLiteral("▸") : QStringLiteral("▾")).arg(r.rank);
             if (const int64_t off = offsetOf(r.rank); off != 0)
                 title += tr(" · clock %1%2").arg(off > 0 ? "−" : "+", QString::fromStdString(formatSeconds(double(std::llabs(off)) * 1e-9)));
-            p.drawText(QRect(6, y, kGutter - 8, r.height), Qt::AlignVCenter | Qt::AlignLeft, title);
+            p.drawText(QRect(6 + indent, y, kGutter - 8 - indent, r.height), Qt::AlignVCenter | Qt::AlignLeft, title);
             continue;
         }
         // Track titles laid out once per run (eliding and shaping them every
@@ -511,6 +493,7 @@ void TimelineView::paintEvent(QPaintEvent*)
         p.restore();
     }
     paintCounters(p, scroll, w, h);
+    paintGroups(p, scroll, w, h);
     paintPath(p, scroll, w, h);
     // The measured range: shaded, with its length and breakdown.
     if (m_measure.second > m_measure.first) {

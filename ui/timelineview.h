@@ -9,6 +9,8 @@
 
 #include "timeaxis.h"
 
+#include "partita/core/mesh.h"
+#include "partita/profiler/heatmap.h"
 #include "partita/profiler/memory.h"
 #include "partita/profiler/tracestore.h"
 
@@ -22,6 +24,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -107,6 +110,33 @@ public:
     bool memoryLoading() const { return m_memoryWatcher.isRunning(); }
     int countersPainted() const { return m_countersPainted; } // in the last paint
 
+    // Ranks grouped by a parallel axis of the run's mesh (TraceStore::runMesh:
+    // given on import, else the run's strategy's): a header per group folds
+    // its ranks and shows, per step, its ranks' busy share (1 - idle / step,
+    // profiler/heatmap.h, read off the GUI thread): the median filled, the
+    // least and most busy marked; run-wide, their least, median and most in
+    // the gutter. Groups start folded in a run of more than 8 ranks.
+    // None: the ranks in order (timelinegroups.cpp).
+    const std::optional<MeshShape>& mesh() const { return m_mesh; }
+    bool canGroupBy(MeshAxis a) const; // the mesh has a degree above 1 on it
+    void setGroupBy(std::optional<MeshAxis> axis);
+    std::optional<MeshAxis> groupBy() const { return m_groupBy; }
+    void setGroupCollapsed(int group, bool collapsed);
+    bool groupCollapsed(int group) const;
+    int groupOf(int32_t rank) const; // -1: ungrouped, or beyond the mesh
+    struct GroupBusy
+    {
+        int group = 0;
+        std::vector<int32_t> ranks;
+        double least = 0, median = 0, most = 0; // busy shares over the run, 0..1
+    };
+    std::vector<GroupBusy> groupBusy() const; // empty until the busy shares are read
+    void waitForGroups();                     // tests
+    // The headers laid out, in order: a group's as {true, group}, a rank's as {false, rank}.
+    std::vector<std::pair<bool, int>> outline() const;
+    bool groupsLoading() const { return m_heatWatcher.isRunning(); }
+    int groupsPainted() const { return m_groupsPainted; } // group headers in the last paint
+
     // Outlines the events of one model layer on every rank and dims the rest
     // (-1: none). A click on an event highlights its layer and selects it.
     void setHighlightLayer(int32_t layer);
@@ -125,9 +155,13 @@ public:
     static constexpr int kRuler = 26;
     static constexpr int kRowHeight = 22;
     static constexpr int kHeaderHeight = 20;
+    static constexpr int kLaneHeight = 16;
+    static constexpr int kHostLanes = 3; // nesting shown on host tracks; deeper ones share the last lane
 
 signals:
     void viewChanged();
+    // A run was shown whose mesh differs, or the grouping changed.
+    void groupingChanged();
     // A click chose an event: its details (as the tooltip's), for a details panel.
     void eventSelected(const QString& details);
     void errorOccurred(const QString& message);
@@ -153,10 +187,15 @@ private:
         StoredTrack track; // a memory row's: a negative id, its name
         int top = 0, height = 0;
         int counter = -1;  // a memory row: its series in m_memory
+        int group = -1;    // the rank's group (grouped by a mesh axis)
+        bool groupHeader = false;
     };
     void layoutRows();
     void paintPath(QPainter& p, int scroll, int w, int h); // timelinepath.cpp
     void paintCounters(QPainter& p, int scroll, int w, int h); // timelinecounters.cpp
+    void paintGroups(QPainter& p, int scroll, int w, int h);   // timelinegroups.cpp
+    void loadHeat();
+    std::vector<size_t> rankOrder(const std::vector<int32_t>& ranks) const;
     void loadMemory();
     void addCounterRows(int32_t rank, int& y);
     void fitRange(); // the axis's range: every track's, on the clocks applied
@@ -207,6 +246,14 @@ private:
     bool m_alignClocks = true;
     QFutureWatcher<std::pair<int64_t, MemoryReport>> m_memoryWatcher;
     int m_countersPainted = 0;
+    std::optional<MeshShape> m_mesh;
+    std::optional<MeshAxis> m_groupBy;
+    std::unordered_map<int, bool> m_groupCollapsed;
+    bool m_groupsFoldedFirst = false; // groups not yet toggled start folded
+    HeatMap m_heat;                    // the busy shares, for the group headers
+    int64_t m_heatRun = 0;
+    QFutureWatcher<std::pair<int64_t, HeatMap>> m_heatWatcher;
+    int m_groupsPainted = 0;
     bool m_clickCandidate = false;
     QPointF m_pressAt;
 };

@@ -341,6 +341,7 @@ int main(int argc, char** argv)
     timport->add_option("inputs", tro.inputs, "trace files, or folders of per-rank traces")->required();
     timport->add_option("--name", tro.name, "run name (default: the first file's name)");
     timport->add_option("--rank", tro.rank, "rank of a single Nsight Systems export (default: 0)");
+    timport->add_option("--mesh", tro.mesh, "how the job laid out its ranks, as dp=4,tp=2,pp=2 (cp, ep too): the timeline groups ranks by it");
     addProject(timport);
     CLI::App* texport = trace->add_subcommand("export", "Write a run as Chrome trace JSON (Perfetto, chrome://tracing, HTA)");
     texport->add_option("--run", tro.runs, "run id")->required();
@@ -378,6 +379,8 @@ int main(int argc, char** argv)
     theat->add_option("--metric", tro.metric, "what ranks and cells are ordered by")
         ->check(CLI::IsMember({"step", "compute", "exposed-comm", "idle"}));
     theat->add_option("--top", tro.top, "ranks and cells listed (0: all)")->check(CLI::Range(0, 1000000));
+    theat->add_option("--group-by", tro.groupBy, "also per group of the run's mesh: the ranks' least, median and most busy share")
+        ->check(CLI::IsMember({"dp", "tp", "pp", "cp", "ep"}));
     addProject(theat);
     CLI::App* runsCmd = app.add_subcommand("runs", "Runs stored in a project");
     runsCmd->require_subcommand(1);

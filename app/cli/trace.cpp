@@ -5,6 +5,7 @@
 #include "partita/core/units.h"
 #include "partita/profiler/analysis.h"
 #include "partita/profiler/chromeimport.h"
+#include "partita/core/mesh.h"
 #include "partita/profiler/stragglers.h"
 #include "partita/profiler/nsysimport.h"
 #include "partita/profiler/tracestore.h"
@@ -81,10 +82,38 @@ int printImport(const TraceCliOptions& o, int64_t runId, const std::map<std::str
     return 0;
 }
 
+// `--mesh`: recorded in the run's meta, where the timeline's grouping reads
+// it (TraceStore::runMesh). A mesh of another size than the run is kept and
+// said: its ranks beyond it fall in no group.
+Result<bool> recordMesh(TraceStore& store, int64_t runId, const MeshShape& mesh, std::vector<std::string>& warnings)
+{
+    auto info = store.run(runId);
+    if (!info)
+        return info.error();
+    auto meta = json::parse(info->meta.empty() ? "{}" : info->meta, nullptr, false);
+    if (!meta.is_object())
+        meta = json::object();
+    meta["mesh"] = meshText(mesh);
+    info->meta = meta.dump();
+    if (auto a = store.annotateRun(runId, *info); !a)
+        return a.error();
+    if (info->ranks != mesh.world())
+        warnings.push_back("--mesh " + meshText(mesh) + " lays out " + std::to_string(mesh.world()) + " ranks, the run has " +
+                           std::to_string(info->ranks));
+    return true;
+}
+
 } // namespace
 
 int runTraceImport(const TraceCliOptions& o)
 {
+    std::optional<MeshShape> mesh;
+    if (!o.mesh.empty()) {
+        auto m = parseMesh(o.mesh);
+        if (!m)
+            return fail(Error{{}, "--mesh", m.error().str()});
+        mesh = *m;
+    }
     auto store = openProject(o.project);
     if (!store)
         return fail(store.error());
@@ -101,6 +130,9 @@ int runTraceImport(const TraceCliOptions& o)
         auto r = importNsysSqlite(**store, o.inputs, no);
         if (!r)
             return fail(r.error());
+        if (mesh)
+            if (auto m = recordMesh(**store, r->run_id, *mesh, r->warnings); !m)
+                return fail(m.error());
         json extra{{"nsys_schema", r->schema}, {"gpus", r->gpus}};
         std::vector<std::string> gpus;
         for (const auto& g : r->gpus)
@@ -118,7 +150,12 @@ int runTraceImport(const TraceCliOptions& o)
     std::signal(SIGINT, SIG_DFL);
     if (!r)
         return fail(r.error());
+    if (mesh)
+        if (auto m = recordMesh(**store, r->run_id, *mesh, r->warnings); !m)
+            return fail(m.error());
     json extra{{"skipped", r->skipped}, {"ranks", r->ranks}, {"bytes_read", r->bytes_read}, {"left_out", r->left_out}};
+    if (mesh)
+        extra["mesh"] = meshText(*mesh);
     std::vector<std::string> notes;
     if (r->skipped)
         notes.push_back("(" + std::to_string(r->skipped) + " metadata, flow and counter events read, not stored)");

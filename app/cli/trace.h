@@ -27,7 +27,9 @@ struct TraceCliOptions
     int points = 0;                  // memory --points
     std::string metric = "step";     // heatmap --metric
     int top = 20;                    // heatmap --top
+    std::string groupBy;             // heatmap --group-by
     bool alignClocks = false;        // export --align-clocks
+    std::string mesh;                // import --mesh
     bool json = false, keepLastStep = false, htaRounding = false;
 };
 

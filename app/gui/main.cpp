@@ -37,12 +37,14 @@ int main(int argc, char** argv)
     QCommandLineOption runOpt("run", "the run to show (default: the first)", "id");
     QCommandLineOption viewOpt("view", "the view to show: designer, graph, timeline, critical-path, heatmap, compare or cluster", "view");
     QCommandLineOption compareOpt("compare", "compare two runs, A,B (opens the Compare view)", "a,b");
+    QCommandLineOption groupOpt("group-ranks", "group the timeline's ranks by the run's mesh: dp, tp, pp, cp or ep", "axis");
     QCommandLineOption themeOpt("theme", "system, light or dark (default: as last chosen in View > Theme)", "theme");
     cl.addOption(shot);
     cl.addOption(runOpt);
     cl.addOption(viewOpt);
     cl.addOption(compareOpt);
     cl.addOption(themeOpt);
+    cl.addOption(groupOpt);
     cl.process(app);
     partita::Theme theme = partita::Theme::System;
     if (cl.isSet(themeOpt) && !partita::themeFromName(cl.value(themeOpt), theme)) {
@@ -61,6 +63,24 @@ int main(int argc, char** argv)
     }
     if (cl.isSet(runOpt))
         window.showRun(cl.value(runOpt).toLongLong());
+    if (cl.isSet(groupOpt)) {
+        std::optional<partita::MeshAxis> axis;
+        for (auto a : {partita::MeshAxis::Data, partita::MeshAxis::Tensor, partita::MeshAxis::Pipeline, partita::MeshAxis::Context,
+                       partita::MeshAxis::Expert})
+            if (cl.value(groupOpt).toStdString() == partita::meshAxisName(a))
+                axis = a;
+        if (!axis) {
+            std::fprintf(stderr, "partita: --group-ranks: expected dp, tp, pp, cp or ep\n");
+            return 2;
+        }
+        if (!window.timeline()->canGroupBy(*axis)) {
+            std::fprintf(stderr, "partita: --group-ranks: the run has no %s groups (%s)\n", qPrintable(cl.value(groupOpt)),
+                         window.timeline()->mesh() ? partita::meshText(*window.timeline()->mesh()).c_str()
+                                                   : "no mesh: give one on import with partita-cli trace import --mesh");
+            return 2;
+        }
+        window.timeline()->setGroupBy(axis);
+    }
     if (cl.value(viewOpt) == "designer")
         window.tabs()->setCurrentWidget(window.designer());
     else if (cl.value(viewOpt) == "graph") {
@@ -103,7 +123,8 @@ int main(int argc, char** argv)
         QObject::connect(poll, &QTimer::timeout, &window, [&, poll]() mutable {
             waited += 100;
             if ((window.designer()->predicting() || window.compareView()->busy() || window.criticalPath()->busy() ||
-                 window.heatMap()->busy() || window.timeline()->memoryLoading()) &&
+                 window.heatMap()->busy() || window.timeline()->memoryLoading() ||
+                 window.timeline()->groupsLoading()) &&
                 waited < 20000)
                 return;
             poll->stop();

@@ -3,11 +3,13 @@
 // run refers to them. Split from tracestore.cpp.
 #include "partita/profiler/tracestore.h"
 
+#include "partita/core/mesh.h"
 #include "partita/core/modelio.h"
 #include "partita/core/units.h"
 
 #include "sqlitestmt.h"
 
+#include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
 #include <string>
@@ -113,6 +115,32 @@ std::vector<std::string> TraceStore::layerNames(int64_t modelDocument) const
             for (const Layer& l : m->layers)
                 out.push_back(l.name);
     return out;
+}
+
+std::optional<MeshShape> TraceStore::runMesh(const RunInfo& run) const
+{
+    // Given on import (trace import --mesh) first: it says how the job ran.
+    if (!run.meta.empty()) {
+        const auto meta = nlohmann::json::parse(run.meta, nullptr, false);
+        if (meta.is_object() && meta.contains("mesh") && meta["mesh"].is_string())
+            if (auto m = parseMesh(meta["mesh"].get<std::string>()))
+                return *m;
+    }
+    if (run.strategy_id <= 0)
+        return std::nullopt;
+    auto d = document(run.strategy_id);
+    if (!d)
+        return std::nullopt;
+    const auto j = nlohmann::json::parse(d->body, nullptr, false);
+    if (!j.is_object() || !j.contains("mesh") || !j["mesh"].is_object())
+        return std::nullopt;
+    MeshShape m;
+    for (auto [name, slot] : {std::pair{"dp", &m.dp}, {"tp", &m.tp}, {"pp", &m.pp}, {"cp", &m.cp}, {"ep", &m.ep}})
+        if (const auto it = j["mesh"].find(name); it != j["mesh"].end() && it->is_number_integer() && it->get<int>() >= 1)
+            *slot = it->get<int>();
+    if (m.dp % m.ep != 0)
+        return std::nullopt;
+    return m;
 }
 
 } // namespace partita

@@ -57,6 +57,8 @@ shot timeline-dark --run 2 --view timeline --theme dark
 shot timeline-critical-path --run 2 --view critical-path --theme light
 # The measured small GPT-2's 2 CPU ranks, step by step, in the heat map.
 shot timeline-heatmap --run 4 --view heatmap --theme light
+# Its ranks grouped by its strategy's mesh (dp=2): the group's busy shares per step.
+shot timeline-grouped --run 4 --view timeline --group-ranks dp --theme light
 SCREEN=2800x1800 QT_SCALE_FACTOR=2 shot timeline-hidpi --run 2 --view timeline --theme light
 runs=$("$cli" runs list --project "$project" --json | /usr/bin/python3 -c 'import json,sys; print(" ".join(str(r["id"]) for r in json.load(sys.stdin)))')
 for id in $runs; do

@@ -4,6 +4,7 @@
 // their events, with a level-of-detail table so that a viewport of any size
 // comes back ready to draw. Schema and versions: docs/formats.md.
 
+#include "partita/core/mesh.h"
 #include "partita/core/result.h"
 #include "partita/core/trace.h"
 
@@ -255,6 +256,10 @@ public:
     // The layer names of a model document, by layer id (what an event's
     // `layer` names); empty when it is not a readable model (0: none).
     std::vector<std::string> layerNames(int64_t modelDocument) const;
+    // How the run's ranks were laid out: the mesh given on import (meta
+    // "mesh", as `trace import --mesh` writes it), else its strategy
+    // document's; none when neither says.
+    std::optional<MeshShape> runMesh(const RunInfo& run) const;
 
     Result<std::unique_ptr<RunWriter>> beginRun(RunInfo info, int64_t commit_every = kCommitEvery);
     // A whole in-memory trace (a prediction) as one run.
