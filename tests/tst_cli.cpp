@@ -392,7 +392,7 @@ private slots:
         QTest::addColumn<QString>("line");
         QTest::addColumn<QString>("offered");
         QTest::newRow("subcommand") << "partita-cli tr" << "trace";
-        QTest::newRow("nested subcommands") << "partita-cli trace " << "import export stats diff stragglers critical-path memory heatmap --help -h";
+        QTest::newRow("nested subcommands") << "partita-cli trace " << "import export stats diff stragglers critical-path memory heatmap events --help -h";
         QTest::newRow("option name") << "partita-cli simulate --rec" << "--recompute";
         QTest::newRow("option's allowed values") << "partita-cli simulate --recompute " << "none selective full";
         QTest::newRow("nested option values") << "partita-cli trace diff --scope g" << "gpu";

@@ -50,6 +50,11 @@ private slots:
         QTest::newRow("heatmap of two runs") << QStringList{"trace", "heatmap", "--run", "1", "--run", "2"} << "exactly one --run";
         QTest::newRow("heatmap by no such metric") << QStringList{"trace", "heatmap", "--run", "1", "--metric", "busy"}
                                                    << "--metric: busy not in {step,compute,exposed-comm,idle}";
+        QTest::newRow("events of no run") << QStringList{"trace", "events", "--run", "7"} << "run 7: no such run";
+        QTest::newRow("events of a step no rank has") << QStringList{"trace", "events", "--run", "1", "--step", "9"}
+                                                      << "no rank has step 9";
+        QTest::newRow("events of no such class") << QStringList{"trace", "events", "--run", "1", "--class", "gemm"}
+                                                 << "--class: gemm not in {computation,communication,memory,other}";
         QTest::newRow("an instance without an annotation") << QStringList{"trace", "critical-path", "--run", "1", "--instance", "1"}
                                                            << "--instance: --instance picks among the --annotation's events";
     }
@@ -326,6 +331,28 @@ private slots:
         const Run r = cli({"trace", "heatmap", "--project", project, "--run", run, "--group-by", "dp"});
         QCOMPARE(r.code, 2);
         QVERIFY2(r.err.contains("--group-by: run " + run + " has no mesh"), qPrintable(r.err));
+    }
+
+    // trace events: the slow rank's GEMMs of one step, as many as the
+    // pattern has, the earliest listed; the JSON's times add up.
+    void events()
+    {
+        const QString project = m_tmp.filePath("events.partita");
+        const QString run = QString::number(synthetic(project, 4));
+        const Run j = cli({"trace", "events", "--project", project, "--run", run, "--name", "ampere_sgemm_64x64_nt", "--rank", "3",
+                           "--step", "1", "--limit", "2", "--json"});
+        QVERIFY2(j.code == 0, qPrintable(j.err));
+        const QJsonObject m = QJsonDocument::fromJson(j.out.toUtf8()).object();
+        QCOMPARE(m["total"].toInt(), 4); // one backward GEMM per layer
+        const QJsonArray ev = m["events"].toArray();
+        QCOMPARE(ev.size(), 2);
+        QVERIFY(ev[0].toObject()["start_s"].toDouble() < ev[1].toObject()["start_s"].toDouble());
+        QCOMPARE(ev[0].toObject()["rank"].toInt(), 3);
+        QVERIFY(std::abs(m["total_s"].toDouble() - 4 * 240e-6) < 1e-9);
+        const Run t = cli({"trace", "events", "--project", project, "--run", run, "--class", "communication", "--limit", "1"});
+        QCOMPARE(t.code, 0);
+        QVERIFY2(t.out.contains("Run " + run + ": 48 events (communication kernels), "), qPrintable(t.out));
+        QVERIFY2(t.out.contains("The first 1 (--limit):"), qPrintable(t.out));
     }
 };
 

@@ -382,6 +382,17 @@ int main(int argc, char** argv)
     theat->add_option("--group-by", tro.groupBy, "also per group of the run's mesh: the ranks' least, median and most busy share")
         ->check(CLI::IsMember({"dp", "tp", "pp", "cp", "ep"}));
     addProject(theat);
+    CLI::App* tevents = trace->add_subcommand("events", "The events behind a figure: those matching a name, layer, kernel class, rank and step, counted and timed, the first listed");
+    tevents->add_option("--run", tro.runs, "run id")->required();
+    tevents->add_option("--name", tro.eventName, "the exact event name (trace stats' kernels, trace diff's ops)");
+    tevents->add_option("--layer", tro.layer, "events of this model layer (the layer id)");
+    tevents->add_option("--class", tro.kernelClass, "device events of this kernel class")
+        ->check(CLI::IsMember({"computation", "communication", "memory", "other"}));
+    tevents->add_option("--rank", tro.rank, "on this rank");
+    tevents->add_option("--step", tro.step, "inside each rank's step at this place, from 0 (trace heatmap's columns)");
+    tevents->add_flag("--device", tro.deviceOnly, "only events on device tracks (what trace stats' kernel rows count)");
+    tevents->add_option("--limit", tro.top, "events listed, the earliest first")->check(CLI::Range(0, 1000000));
+    addProject(tevents);
     CLI::App* runsCmd = app.add_subcommand("runs", "Runs stored in a project");
     runsCmd->require_subcommand(1);
     CLI::App* rlist = runsCmd->add_subcommand("list", "List the runs of a project");
@@ -427,6 +438,8 @@ int main(int argc, char** argv)
         return partita::cli::runTraceMemory(tro);
     if (*theat)
         return partita::cli::runTraceHeatmap(tro);
+    if (*tevents)
+        return partita::cli::runTraceEvents(tro);
     if (*rlist)
         return partita::cli::runRunsList(tro);
     if (*runCmd)

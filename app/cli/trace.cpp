@@ -278,6 +278,8 @@ int runTraceStats(const TraceCliOptions& o)
         std::cout << "\nStraggler: rank " << s.rank << ", " << s.what << " " << pct(s.excess_pct) << " over the median\n";
     for (const auto& n : a->notes)
         std::cout << "\nnote: " << n << "\n";
+    std::cout << "\nThe events behind a row: partita-cli trace events --run " << a->run
+              << " --device --name NAME (a kernel) | --class CLASS | --rank R [--step K]\n";
     return 0;
 }
 

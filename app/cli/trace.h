@@ -1,5 +1,5 @@
 #pragma once
-// `partita-cli trace import|export|stats|diff|stragglers|critical-path|memory|heatmap` and `partita-cli runs list`.
+// `partita-cli trace import|export|stats|diff|stragglers|critical-path|memory|heatmap|events` and `partita-cli runs list`.
 
 #include "partita/core/result.h"
 #include "partita/profiler/tracestore.h"
@@ -28,6 +28,10 @@ struct TraceCliOptions
     std::string metric = "step";     // heatmap --metric
     int top = 20;                    // heatmap --top
     std::string groupBy;             // heatmap --group-by
+    std::string eventName;           // events --name
+    std::optional<int32_t> layer;    // events --layer
+    std::string kernelClass;         // events --class
+    bool deviceOnly = false;         // events --device
     bool alignClocks = false;        // export --align-clocks
     std::string mesh;                // import --mesh
     bool json = false, keepLastStep = false, htaRounding = false;
@@ -41,6 +45,7 @@ int runTraceStragglers(const TraceCliOptions& o); // tracestragglers.cpp
 int runTraceCriticalPath(const TraceCliOptions& o); // tracecriticalpath.cpp
 int runTraceMemory(const TraceCliOptions& o);       // tracememory.cpp
 int runTraceHeatmap(const TraceCliOptions& o);      // traceheatmap.cpp
+int runTraceEvents(const TraceCliOptions& o);       // traceevents.cpp
 int runRunsList(const TraceCliOptions& o);
 
 // The project named by --project, opened (created when missing).
