@@ -19,6 +19,7 @@
 #include <QFileInfo>
 #include <QTemporaryDir>
 #include <QSignalSpy>
+#include <QTableView>
 #include <QTest>
 
 using namespace partita;
@@ -156,6 +157,63 @@ private slots:
         QVERIFY2(v.summary().contains("peak memory per device: A —, B 6.17 GiB (cuda:1 of rank 1)"), qPrintable(v.summary()));
         QVERIFY2(v.summary().contains("stragglers: A rank 2 made the others wait"), qPrintable(v.summary()));
         QVERIFY2(v.summary().contains("B one rank"), qPrintable(v.summary()));
+    }
+
+    // A double-click on a layer or ops row selects and frames, on each
+    // timeline, the compared rank's first such event of the compared step.
+    void rowsLeadToEvents_data()
+    {
+        QTest::addColumn<bool>("layerRow");
+        QTest::newRow("a layer") << true;
+        QTest::newRow("an op") << false;
+    }
+    void rowsLeadToEvents()
+    {
+        QFETCH(bool, layerRow);
+        QTemporaryDir dir;
+        auto store = TraceStore::open(dir.filePath("f.partita").toStdString());
+        QVERIFY(store);
+        test::SynthOptions o;
+        o.ranks = 2;
+        auto a = test::synthesizeRanks(**store, test::dataParallelPattern(3, 2), o);
+        o.slow_rank = 1;
+        o.slow_kernel = "ampere_sgemm_64x64_nt";
+        o.slow_factor = 1.5;
+        auto b = test::synthesizeRanks(**store, test::dataParallelPattern(3, 2), o);
+        QVERIFY(a && b);
+        CompareView v;
+        v.resize(1200, 800);
+        v.show();
+        v.setStore(store->get());
+        QSignalSpy done(&v, &CompareView::compared);
+        QVERIFY(v.compare(a->run_id, b->run_id));
+        QVERIFY(done.wait(60000));
+        QSignalSpy framed(&v, &CompareView::framed);
+        QTableView* table = layerRow ? v.layerTable() : v.opsTable();
+        // The row of layer 2, or of the backward GEMM.
+        QModelIndex cell;
+        for (int r = 0; r < table->model()->rowCount() && !cell.isValid(); ++r) {
+            const QModelIndex i = table->model()->index(r, 0);
+            if (i.data().toString() == (layerRow ? "layer 2" : "ampere_sgemm_64x64_nt"))
+                cell = i;
+        }
+        QVERIFY2(cell.isValid(), "no such row");
+        table->scrollTo(cell);
+        const QPoint at = table->visualRect(cell).center();
+        QTest::mouseClick(table->viewport(), Qt::LeftButton, {}, at);
+        QTest::mouseDClick(table->viewport(), Qt::LeftButton, {}, at);
+        v.waitForFrame();
+        QCOMPARE(framed.count(), 1);
+        QCOMPARE(framed.front().at(0).toBool(), true);
+        QCOMPARE(framed.front().at(1).toBool(), true);
+        for (TimelineView* t : {v.timelineA(), v.timelineB()}) {
+            QVERIFY(t->selectedEvent() != 0);
+            const auto [m0, m1] = t->measuredRange();
+            QVERIFY(m1 > m0);
+            QVERIFY(t->axis().start() <= m0 && t->axis().end() >= m1); // framed
+            if (layerRow)
+                QCOMPARE(t->highlightLayer(), 2);
+        }
     }
 
     void refusals()

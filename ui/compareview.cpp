@@ -122,6 +122,14 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent)
         t->setSelectionBehavior(QAbstractItemView::SelectRows);
         t->horizontalHeader()->setStretchLastSection(true);
     }
+    m_layerTable->setToolTip(tr("Double-click a layer to frame its first event on both timelines"));
+    m_opsTable->setToolTip(tr("Double-click an op to frame its first event on both timelines"));
+    connect(m_layerTable, &QTableView::doubleClicked, this, [this, lp](const QModelIndex& i) {
+        frameLayer(m_layers->rowLayer(lp->mapToSource(i).row()));
+    });
+    connect(m_opsTable, &QTableView::doubleClicked, this, [this, op](const QModelIndex& i) {
+        frameOp(m_ops->rowName(op->mapToSource(i).row()));
+    });
     m_layerTable->sortByColumn(LayerDeltaModel::Layer, Qt::AscendingOrder);
     m_opsTable->sortByColumn(OpsDiffModel::Delta, Qt::DescendingOrder);
     m_rankChart = new QChartView;
@@ -157,6 +165,7 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent)
 CompareView::~CompareView()
 {
     m_watcher.waitForFinished();
+    m_frameWatcher.waitForFinished();
     m_timelineA->setRun(nullptr, 0);
     m_timelineB->setRun(nullptr, 0);
 }

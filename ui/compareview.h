@@ -7,6 +7,7 @@
 // which `partita-cli trace diff` and `trace stats` print too.
 
 #include "partita/profiler/analysis.h"
+#include "partita/profiler/eventquery.h"
 #include "partita/profiler/memory.h"
 #include "partita/profiler/stragglers.h"
 
@@ -44,6 +45,7 @@ public:
     explicit LayerDeltaModel(QObject* parent = nullptr);
     // `names[i]`: the name of layer id i (from the run's model), when known.
     void setRows(std::vector<LayerDelta> rows, std::vector<std::string> names);
+    int32_t rowLayer(int row) const { return row >= 0 && row < int(m_rows.size()) ? m_rows[size_t(row)].layer : -1; }
     int rowCount(const QModelIndex& parent = {}) const override;
     int columnCount(const QModelIndex& parent = {}) const override;
     QVariant data(const QModelIndex& index, int role = Qt::DisplayRole) const override;
@@ -73,6 +75,7 @@ public:
     static constexpr int SortRole = Qt::UserRole + 1;
     explicit OpsDiffModel(QObject* parent = nullptr);
     void setRows(std::vector<OpsDiffRow> rows);
+    std::string rowName(int row) const { return row >= 0 && row < int(m_rows.size()) ? m_rows[size_t(row)].name : std::string(); }
     int rowCount(const QModelIndex& parent = {}) const override;
     int columnCount(const QModelIndex& parent = {}) const override;
     QVariant data(const QModelIndex& index, int role = Qt::DisplayRole) const override;
@@ -111,6 +114,17 @@ public:
     // Time of the first step of each run (or its first event): the timelines' common origin.
     std::pair<int64_t, int64_t> anchors() const { return {m_anchorA, m_anchorB}; }
 
+    // The events behind a row: in each run, the compared rank's first event
+    // of the layer (or of the op's name) in the compared iteration, found off
+    // the GUI thread, then selected and framed on both timelines; framed()
+    // says which runs had one (compareframe.cpp). A double-click on a layer
+    // or ops row does this.
+    void frameLayer(int32_t layer);
+    void frameOp(const std::string& name);
+    void waitForFrame(); // tests
+    QTableView* layerTable() const { return m_layerTable; }
+    QTableView* opsTable() const { return m_opsTable; }
+
     // Writes the whole view, or one chart, as PNG or SVG (by the extension).
     bool exportImage(const QString& path, QWidget* what = nullptr);
     QChartView* rankChart() const { return m_rankChart; }
@@ -119,6 +133,7 @@ public:
 signals:
     void errorOccurred(const QString& message);
     void compared(bool ok);
+    void framed(bool inA, bool inB);
 
 protected:
     void changeEvent(QEvent* e) override;
@@ -137,6 +152,15 @@ private:
         std::vector<std::string> names;
     };
     static QString memoryAndStragglers(const Prepared& p);
+    struct Found
+    {
+        int64_t a = 0, b = 0; // the runs asked about
+        std::optional<FoundEvent> inA, inB;
+        int32_t layer = -1;
+    };
+    void frameEvents(EventQuery query);
+    void showFound();
+    QFutureWatcher<Found> m_frameWatcher;
     void prepared();
     QFutureWatcher<Prepared> m_watcher;
     bool m_busy = false;

@@ -195,6 +195,14 @@ void TimelineView::showRange(int32_t rank, int64_t t0, int64_t t1)
     emit viewChanged();
 }
 
+void TimelineView::selectEvent(int32_t rank, int64_t eventId, int64_t t0, int64_t t1, int32_t layer)
+{
+    showRange(rank, t0, t1);
+    m_selected = eventId;
+    m_highlight = layer;
+    viewport()->update();
+}
+
 QString TimelineView::describeRange() const
 {
     const auto [a, b] = m_measure;

@@ -78,6 +78,10 @@ public:
     // and scrolls `rank` (expanded) to the top: where a figure elsewhere
     // points on the timeline.
     void showRange(int32_t rank, int64_t t0, int64_t t1);
+    // Frames an event as showRange does and selects it as a click would (its
+    // layer highlighted on every rank): where a row elsewhere leads.
+    void selectEvent(int32_t rank, int64_t eventId, int64_t t0, int64_t t1, int32_t layer = -1);
+    int64_t selectedEvent() const { return m_selected; }
 
     // A critical path (profiler/criticalpath.h) drawn over the tracks: each
     // segment a red band on its track (on its rank's header when the rank is
