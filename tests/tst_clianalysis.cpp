@@ -178,13 +178,16 @@ private slots:
     {
         QTest::addColumn<QStringList>("strategy");
         QTest::addColumn<QString>("crossing"); // an edge or event kind the path goes through
-        QTest::newRow("data parallel") << QStringList{"--preset", "ddp"} << "collective";
-        QTest::newRow("pipeline, two stages") << QStringList{"--preset", "megatron", "--pp", "2", "--tp", "1", "--micro-batch", "1"} << "p2p";
+        QTest::addColumn<QString>("axis");     // the strategy's mesh axis holding both ranks
+        QTest::newRow("data parallel") << QStringList{"--preset", "ddp"} << "collective" << "dp";
+        QTest::newRow("pipeline, two stages") << QStringList{"--preset", "megatron", "--pp", "2", "--tp", "1", "--micro-batch", "1"} << "p2p"
+                                              << "pp";
     }
     void criticalPathOfExecutorRuns()
     {
         QFETCH(QStringList, strategy);
         QFETCH(QString, crossing);
+        QFETCH(QString, axis);
         const QString model = m_tmp.filePath("gpt.json");
         QFile f(model);
         QVERIFY(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
@@ -213,6 +216,22 @@ private slots:
                 crosses = crosses || s.toObject()["edge"].toString() == crossing || s.toObject()["kind"].toString() == crossing;
             QVERIFY2(crosses, qPrintable(p["window"].toString()));
         }
+        // The heat map of the same run, its ranks grouped by the strategy's mesh.
+        const Run h = cli({"trace", "heatmap", "--project", project, "--run", QString::number(measured), "--group-by", axis, "--json"});
+        QVERIFY2(h.code == 0, qPrintable(h.err));
+        const QJsonObject map = QJsonDocument::fromJson(h.out.toUtf8()).object();
+        QCOMPARE(map["rows"].toArray().size(), 2);
+        QVERIFY(map["by_step"].toBool() && map["columns"].toInt() >= 2);
+        const QJsonArray groups = map["groups"].toArray();
+        QCOMPARE(groups.size(), 1);
+        QCOMPARE(groups[0].toObject()["ranks"].toArray().size(), 2);
+        for (const QJsonValue& row : map["rows"].toArray())
+            for (const QJsonValue& c : row.toObject()["cells"].toArray()) {
+                const QJsonObject cell = c.toObject();
+                QVERIFY(cell["compute_s"].toDouble() > 0);
+                QVERIFY(cell["compute_s"].toDouble() + cell["exposed_comm_s"].toDouble() + cell["idle_s"].toDouble() <=
+                        cell["step_s"].toDouble() + 1e-9);
+            }
     }
 
     // trace memory of a real trace's step: the CUDA device's peak, in text
