@@ -77,13 +77,69 @@ std::vector<Span> flatten(std::vector<Span> ranges)
     return out;
 }
 
-struct TrackEvents
+// What a name is to attribution, looked up once per name id: a module
+// range's path id (-1: no module range) and whether an operator of that
+// name is a collective.
+struct NameInfo
 {
-    int32_t rank = 0;
-    std::vector<Span> ranges;
-    std::vector<Span> ops;   // CPU operators and runtime calls (id unused)
-    std::vector<Span> steps;
-    std::vector<std::pair<int64_t, int64_t>> launches; // runtime calls: start, correlation
+    int32_t path = -1;
+    bool collective = false;
+};
+
+// The module paths met so far, by id.
+struct Paths
+{
+    std::vector<std::string> names;
+    std::unordered_map<std::string, int32_t> ids;
+    int32_t idOf(const std::string& p)
+    {
+        auto [it, added] = ids.try_emplace(p, int32_t(names.size()));
+        if (added)
+            names.push_back(p);
+        return it->second;
+    }
+};
+
+// A run read a track at a time: names classified once, paths numbered.
+class Reader
+{
+public:
+    Reader(const TraceStore& store) : m_store(store) {}
+    Paths paths;
+
+    // Each event of a track, in (start, id) order.
+    template <class F>
+    Result<bool> each(const StoredTrack& t, F&& f) const
+    {
+        auto s = m_store.stream(t.id);
+        if (!s)
+            return s.error();
+        RawEvent e;
+        while ((*s)->next(e))
+            if (auto r = f(e); !r)
+                return r;
+        if ((*s)->error())
+            return *(*s)->error();
+        return true;
+    }
+
+    Result<NameInfo> info(int64_t nameId)
+    {
+        if (auto it = m_names.find(nameId); it != m_names.end())
+            return it->second;
+        auto n = m_store.name(nameId);
+        if (!n)
+            return n.error();
+        NameInfo i;
+        i.collective = isCollectiveOp(*n);
+        if (auto p = modulePathOf(*n))
+            i.path = paths.idOf(*p);
+        return m_names.emplace(nameId, i).first->second;
+    }
+
+private:
+    const TraceStore& m_store;
+    std::unordered_map<int64_t, NameInfo> m_names;
 };
 
 // The module a moment belongs to, by the flattened spans; -1 outside all.
@@ -96,104 +152,122 @@ int32_t moduleAt(const std::vector<Span>& spans, int64_t t)
     return t < it->end ? it->id : -1;
 }
 
-// A run's events as attribution reads them: per host track its module
-// ranges, operators, launches and steps; kernels by correlation.
-struct Loaded
+// A step being attributed: what its operators spent in each module (which
+// modules are a layer's is known once every path has been met).
+struct StepTally
 {
-    std::vector<std::string> paths;
-    std::map<int64_t, TrackEvents> host; // track id -> its events
-    std::vector<std::pair<int64_t, int64_t>> kernels; // correlation, duration
-    std::set<int32_t> ranks;
+    StepAttribution sa;
+    std::unordered_map<int32_t, int64_t> byPath;
 };
 
-Result<Loaded> load(const TraceStore& store, int64_t run)
+// One host track, read twice: first its steps and module ranges, then its
+// operators in start order, each top-level one's time (clipped to its
+// step) given, piece by piece, to the module open over it; the launches'
+// modules noted in `launchedIn`. Only the ranges and steps are held.
+class TrackPass
 {
-    auto tracks = store.tracks(run);
-    if (!tracks)
-        return tracks.error();
-    Loaded l;
-    std::unordered_map<std::string, int32_t> pathId;
-    TraceStore::ReadScope scope(store);
-    for (const StoredTrack& t : *tracks) {
-        l.ranks.insert(t.rank);
-        TrackEvents* te = t.device ? nullptr : &l.host[t.id];
-        if (te)
-            te->rank = t.rank;
-        auto each = store.forEachEvent(run, [&](const StoredEvent& e) {
-            const TraceRecord& r = e.record;
-            const Span s{r.start_ns, r.start_ns + r.dur_ns, -1};
-            if (!te) {
-                if ((r.kind == TraceKind::Kernel || r.kind == TraceKind::Memcpy || r.kind == TraceKind::Memset) &&
-                    r.correlation >= 0)
-                    l.kernels.push_back({r.correlation, r.dur_ns});
-                return;
-            }
-            if (r.kind == TraceKind::Step) {
-                te->steps.push_back(s);
-            } else if (r.kind == TraceKind::CpuOp || r.kind == TraceKind::Runtime) {
-                te->ops.push_back({s.start, s.end, -1, r.kind == TraceKind::CpuOp && isCollectiveOp(r.name)});
-                if (r.kind == TraceKind::Runtime && r.correlation >= 0)
-                    te->launches.push_back({r.start_ns, r.correlation});
-            } else if (auto p = modulePathOf(r.name)) {
-                auto [it, added] = pathId.try_emplace(*p, int32_t(l.paths.size()));
-                if (added)
-                    l.paths.push_back(*p);
-                te->ranges.push_back({s.start, s.end, it->second});
-            }
-        }, t.id);
-        if (!each)
-            return each.error();
+public:
+    TrackPass(Reader& r, int32_t rank, std::vector<int64_t>& hostNs, std::unordered_map<int64_t, int32_t>& launchedIn)
+        : m_reader(r), m_rank(rank), m_hostNs(hostNs), m_launchedIn(launchedIn)
+    {
     }
-    return l;
-}
+    int64_t ranges = 0;
 
-// One host track's steps: each top-level operator's time (clipped to its
-// step) given, piece by piece, to the module open over it (`hostNs` by path
-// id; `counts`: the paths that are a layer's); the launches' modules noted.
-std::vector<StepAttribution> attributeTrack(TrackEvents& te, const std::vector<bool>& counts, std::vector<int64_t>& hostNs,
-                                            std::unordered_map<int64_t, int32_t>& launchedIn)
-{
-    std::sort(te.steps.begin(), te.steps.end(), [](const Span& x, const Span& y) { return x.start < y.start; });
-    std::sort(te.ops.begin(), te.ops.end(),
-              [](const Span& x, const Span& y) { return x.start != y.start ? x.start < y.start : x.end > y.end; });
-    const std::vector<Span> spans = flatten(te.ranges);
-    for (const auto& [at, corr] : te.launches)
-        if (const int32_t m = moduleAt(spans, at); m >= 0)
-            launchedIn[corr] = m;
-    std::vector<StepAttribution> steps;
-    for (size_t k = 0; k < te.steps.size(); ++k)
-        steps.push_back({te.rank, int(k), te.steps[k].start, te.steps[k].end - te.steps[k].start, 0, 0, 0});
-    int64_t topEnd = INT64_MIN;
-    for (const Span& op : te.ops) {
-        if (op.start < topEnd)
-            continue; // inside a top-level operator
-        topEnd = op.end;
-        auto st = std::upper_bound(te.steps.begin(), te.steps.end(), op.start,
-                                   [](int64_t v, const Span& s) { return v < s.start; });
-        if (st == te.steps.begin() || op.start >= (st - 1)->end)
-            continue;
+    Result<std::vector<StepTally>> run(const StoredTrack& t)
+    {
+        std::vector<Span> steps, moduleRanges;
+        auto first = m_reader.each(t, [&](const RawEvent& e) -> Result<bool> {
+            const Span s{e.start_ns, e.start_ns + e.dur_ns, -1};
+            if (e.kind == TraceKind::Step) {
+                steps.push_back(s);
+            } else if (e.kind != TraceKind::CpuOp && e.kind != TraceKind::Runtime) {
+                auto i = m_reader.info(e.name_id);
+                if (!i)
+                    return i.error();
+                if (i->path >= 0)
+                    moduleRanges.push_back({s.start, s.end, i->path});
+            }
+            return true;
+        });
+        if (!first)
+            return first.error();
+        ranges = int64_t(moduleRanges.size());
+        std::stable_sort(steps.begin(), steps.end(), [](const Span& x, const Span& y) { return x.start < y.start; });
+        m_steps = std::move(steps);
+        m_spans = flatten(std::move(moduleRanges));
+        for (size_t k = 0; k < m_steps.size(); ++k)
+            m_tally.push_back({{m_rank, int(k), m_steps[k].start, m_steps[k].end - m_steps[k].start, 0, 0, 0}, {}});
+        // Operators that start together come longest first: the outer one is the top-level one.
+        std::vector<Span> group;
+        auto flush = [&] {
+            std::sort(group.begin(), group.end(), [](const Span& x, const Span& y) { return x.end > y.end; });
+            for (const Span& op : group)
+                take(op);
+            group.clear();
+        };
+        auto second = m_reader.each(t, [&](const RawEvent& e) -> Result<bool> {
+            if (e.kind != TraceKind::CpuOp && e.kind != TraceKind::Runtime)
+                return true;
+            bool collective = false;
+            if (e.kind == TraceKind::CpuOp) {
+                auto i = m_reader.info(e.name_id);
+                if (!i)
+                    return i.error();
+                collective = i->collective;
+            }
+            if (e.kind == TraceKind::Runtime && e.correlation >= 0)
+                if (const int32_t m = moduleAt(m_spans, e.start_ns); m >= 0)
+                    m_launchedIn[e.correlation] = m;
+            if (!group.empty() && group.front().start != e.start_ns)
+                flush();
+            group.push_back({e.start_ns, e.start_ns + e.dur_ns, -1, collective});
+            return true;
+        });
+        if (!second)
+            return second.error();
+        flush();
+        return std::move(m_tally);
+    }
+
+private:
+    void take(const Span& op)
+    {
+        if (op.start < m_topEnd)
+            return; // inside a top-level operator
+        m_topEnd = op.end;
+        auto st = std::upper_bound(m_steps.begin(), m_steps.end(), op.start, [](int64_t v, const Span& s) { return v < s.start; });
+        if (st == m_steps.begin() || op.start >= (st - 1)->end)
+            return;
         --st;
-        StepAttribution& sa = steps[size_t(st - te.steps.begin())];
+        StepTally& tally = m_tally[size_t(st - m_steps.begin())];
         const int64_t from = op.start, to = std::min(op.end, st->end);
-        sa.op_ns += to - from;
+        tally.sa.op_ns += to - from;
         int64_t inModules = 0;
-        auto sp = std::upper_bound(spans.begin(), spans.end(), from, [](int64_t v, const Span& s) { return v < s.start; });
-        if (sp != spans.begin())
+        auto sp = std::upper_bound(m_spans.begin(), m_spans.end(), from, [](int64_t v, const Span& s) { return v < s.start; });
+        if (sp != m_spans.begin())
             --sp;
-        for (; sp != spans.end() && sp->start < to; ++sp) {
+        for (; sp != m_spans.end() && sp->start < to; ++sp) {
             const int64_t lo = std::max(from, sp->start), hi = std::min(to, sp->end);
             if (hi <= lo)
                 continue;
-            hostNs[size_t(sp->id)] += hi - lo;
+            if (m_hostNs.size() <= size_t(sp->id))
+                m_hostNs.resize(size_t(sp->id) + 1, 0);
+            m_hostNs[size_t(sp->id)] += hi - lo;
             inModules += hi - lo;
-            if (counts[size_t(sp->id)])
-                sa.attributed_ns += hi - lo;
+            tally.byPath[sp->id] += hi - lo;
         }
         if (op.collective)
-            sa.collective_ns += (to - from) - inModules;
+            tally.sa.collective_ns += (to - from) - inModules;
     }
-    return steps;
-}
+
+    Reader& m_reader;
+    int32_t m_rank;
+    std::vector<int64_t>& m_hostNs;
+    std::unordered_map<int64_t, int32_t>& m_launchedIn;
+    std::vector<Span> m_steps, m_spans;
+    std::vector<StepTally> m_tally;
+    int64_t m_topEnd = INT64_MIN;
+};
 
 // Rows by name: layers in the model's order, then module paths, most time first.
 std::vector<AttributedLayer> rowsOf(const std::vector<ModuleMatch>& matches, const std::vector<int64_t>& hostNs,
@@ -232,40 +306,75 @@ double StepAttribution::fraction() const
 
 Result<LayerAttribution> attributeToLayers(const TraceStore& store, int64_t run, const std::vector<std::string>& layers)
 {
-    auto loaded = load(store, run);
-    if (!loaded)
-        return loaded.error();
-    Loaded& L = *loaded;
-    const ModulePathMatcher matcher(layers, L.paths);
-    std::vector<ModuleMatch> matches;
-    for (const std::string& p : L.paths)
-        matches.push_back(matcher.match(p));
-    // The optimizer's time is shown, but is no layer's: not attributed.
-    std::vector<bool> counts(L.paths.size());
-    for (size_t i = 0; i < L.paths.size(); ++i) {
-        counts[i] = !matches[i].name.empty();
-        if (L.paths[i] == kOptimizerPath)
-            matches[i].name = kOptimizerRow;
-    }
+    auto tracks = store.tracks(run);
+    if (!tracks)
+        return tracks.error();
+    TraceStore::ReadScope scope(store);
+    Reader reader(store);
     LayerAttribution a;
-    a.ranks = int(L.ranks.size());
-    std::vector<int64_t> hostNs(L.paths.size(), 0), deviceNs(L.paths.size(), 0);
-    std::unordered_map<int64_t, int32_t> launchedIn; // correlation -> module path id
-    int64_t opTotal = 0, attributedTotal = 0, collectiveTotal = 0;
-    for (auto& [id, te] : L.host) {
-        a.module_ranges += int64_t(te.ranges.size());
-        for (const StepAttribution& sa : attributeTrack(te, counts, hostNs, launchedIn)) {
-            opTotal += sa.op_ns;
-            attributedTotal += sa.attributed_ns;
-            collectiveTotal += sa.collective_ns;
-            a.steps.push_back(sa);
+    std::vector<int64_t> hostNs, deviceNs;
+    std::map<int64_t, std::vector<StepTally>> byTrack; // host track id -> its steps
+    // A rank at a time: its host tracks (launches noted by correlation),
+    // then its device tracks' kernels given to their launches' modules.
+    std::map<int32_t, std::vector<const StoredTrack*>> ranks;
+    for (const StoredTrack& t : *tracks)
+        ranks[t.rank].push_back(&t);
+    a.ranks = int(ranks.size());
+    for (const auto& [rank, rankTracks] : ranks) {
+        std::unordered_map<int64_t, int32_t> launchedIn; // correlation -> module path id, this rank's
+        for (const StoredTrack* t : rankTracks) {
+            if (t->device)
+                continue;
+            TrackPass pass(reader, rank, hostNs, launchedIn);
+            auto steps = pass.run(*t);
+            if (!steps)
+                return steps.error();
+            a.module_ranges += pass.ranges;
+            byTrack[t->id] = std::move(*steps);
+        }
+        for (const StoredTrack* t : rankTracks) {
+            if (!t->device)
+                continue;
+            auto r = reader.each(*t, [&](const RawEvent& e) -> Result<bool> {
+                if ((e.kind == TraceKind::Kernel || e.kind == TraceKind::Memcpy || e.kind == TraceKind::Memset) && e.correlation >= 0)
+                    if (auto it = launchedIn.find(e.correlation); it != launchedIn.end()) {
+                        if (deviceNs.size() <= size_t(it->second))
+                            deviceNs.resize(size_t(it->second) + 1, 0);
+                        deviceNs[size_t(it->second)] += e.dur_ns;
+                    }
+                return true;
+            });
+            if (!r)
+                return r.error();
         }
     }
+    const std::vector<std::string>& paths = reader.paths.names;
+    hostNs.resize(paths.size(), 0);
+    deviceNs.resize(paths.size(), 0);
+    const ModulePathMatcher matcher(layers, paths);
+    std::vector<ModuleMatch> matches;
+    for (const std::string& p : paths)
+        matches.push_back(matcher.match(p));
+    // The optimizer's time is shown, but is no layer's: not attributed.
+    std::vector<bool> counts(paths.size());
+    for (size_t i = 0; i < paths.size(); ++i) {
+        counts[i] = !matches[i].name.empty();
+        if (paths[i] == kOptimizerPath)
+            matches[i].name = kOptimizerRow;
+    }
+    int64_t opTotal = 0, attributedTotal = 0, collectiveTotal = 0;
+    for (auto& [id, steps] : byTrack)
+        for (StepTally& t : steps) {
+            for (const auto& [path, ns] : t.byPath)
+                if (counts[size_t(path)])
+                    t.sa.attributed_ns += ns;
+            opTotal += t.sa.op_ns;
+            attributedTotal += t.sa.attributed_ns;
+            collectiveTotal += t.sa.collective_ns;
+            a.steps.push_back(t.sa);
+        }
     if (a.steps.empty())
         return Error{"run " + std::to_string(run), "steps", "holds no steps (ProfilerStep# ranges) to attribute time within"};
-    for (const auto& [corr, dur] : L.kernels)
-        if (auto it = launchedIn.find(corr); it != launchedIn.end())
-            deviceNs[size_t(it->second)] += dur;
     // Per step on one rank: the ranks' steps together, divided by their count.
     const double perStep = 1e-9 / double(a.steps.size());
     std::vector<AttributedLayer> extra;

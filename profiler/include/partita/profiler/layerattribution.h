@@ -54,6 +54,9 @@ struct LayerAttribution
 inline constexpr const char* kOptimizerRow = "optimizer";
 inline constexpr const char* kOutsideCollectivesRow = "collectives outside the model";
 
+// Streamed: a rank at a time, each host track read twice (its steps and
+// module ranges, then its operators in start order), then the rank's
+// kernels; only the ranges, steps and the rank's launches are held.
 // `layers`: the model's layer names (empty: module paths are the layers).
 // Fails when the run has no steps (ProfilerStep# ranges) to attribute within.
 Result<LayerAttribution> attributeToLayers(const TraceStore& store, int64_t run, const std::vector<std::string>& layers);
