@@ -375,6 +375,222 @@ LayerKernels layerKernels(const Layer& l, const LayerAssignment& a, const Strate
 
 } // namespace
 
+namespace {
+
+// A strategy lowered, step by named step: the plan's header, its programs
+// per virtual stage, then per pipeline stage its passes in schedule order
+// and its gradient buckets.
+class Lowering
+{
+public:
+    Lowering(const Model& m, const Strategy& s, const ResolvedStrategy& r, Plan& p)
+        : m(m), s(s), r(r), p(p), V(r.virtual_stages), pp(s.pp), C(r.virtual_stages / s.pp), L(m.layers.size())
+    {
+    }
+
+    // Programs: forward, backward and (when recomputing) recompute per virtual stage.
+    void programs()
+    {
+        const bool sp = s.sequence_parallel && s.tp > 1;
+        layersOf.assign(static_cast<size_t>(V), {});
+        std::vector<LayerKernels> lk(L);
+        for (size_t i = 0; i < L; ++i) {
+            layersOf[size_t(r.layers[i].stage)].push_back(int(i));
+            lk[i] = layerKernels(m.layers[i], r.layers[i], s, s.micro_batch, p.seq_len, p.activation_bytes, int32_t(i));
+        }
+        fwdProg.assign(static_cast<size_t>(V), 0);
+        bwdProg.assign(static_cast<size_t>(V), 0);
+        recProg.assign(static_cast<size_t>(V), -1);
+        outBytes.assign(static_cast<size_t>(V), 0);
+        for (int v = 0; v < V; ++v) {
+            Program f{v, Phase::Forward, {}}, b{v, Phase::Backward, {}}, rc{v, Phase::Recompute, {}};
+            for (int i : layersOf[size_t(v)])
+                f.params += detail::paramsLocal(m.layers[size_t(i)], r.layers[size_t(i)], s);
+            b.params = rc.params = f.params;
+            for (int i : layersOf[size_t(v)]) {
+                f.kernels.insert(f.kernels.end(), lk[size_t(i)].fwd.begin(), lk[size_t(i)].fwd.end());
+                const Layer& l = m.layers[size_t(i)];
+                const Recompute mode = r.layers[size_t(i)].recompute;
+                // Full: every layer of a block runs its forward again before the
+                // backward; selective: the attention core (Korthikanti et al. 2022, §5).
+                if ((mode == Recompute::Full && !l.block.empty()) ||
+                    (mode == Recompute::Selective && l.kind == LayerKind::AttentionCore))
+                    rc.kernels.insert(rc.kernels.end(), lk[size_t(i)].fwd.begin(), lk[size_t(i)].fwd.end());
+            }
+            for (auto it = layersOf[size_t(v)].rbegin(); it != layersOf[size_t(v)].rend(); ++it)
+                b.kernels.insert(b.kernels.end(), lk[size_t(*it)].bwd.begin(), lk[size_t(*it)].bwd.end());
+            if (!layersOf[size_t(v)].empty()) {
+                const Layer& last = m.layers[size_t(layersOf[size_t(v)].back())];
+                outBytes[size_t(v)] = double(last.cost.output_elems_per_token) * double(s.micro_batch) *
+                                      double(p.seq_len) * p.activation_bytes / (sp ? s.tp : 1) / s.cp;
+            }
+            fwdProg[size_t(v)] = int(p.programs.size());
+            p.programs.push_back(std::move(f));
+            bwdProg[size_t(v)] = int(p.programs.size());
+            p.programs.push_back(std::move(b));
+            if (!rc.kernels.empty()) {
+                recProg[size_t(v)] = int(p.programs.size());
+                p.programs.push_back(std::move(rc));
+            }
+        }
+    }
+
+    // Rank classes: one per pipeline stage.
+    void rankClasses()
+    {
+        for (int d = 0; d < pp; ++d) {
+            RankClass rc;
+            rc.stage = d;
+            rc.first_rank = d * s.dp * s.cp * s.tp;
+            rc.count = s.dp * s.cp * s.tp;
+            const std::vector<int> lastBackwardPos = passes(d, rc);
+            gradientBuckets(d, lastBackwardPos, rc);
+            Step opt;
+            opt.kind = StepKind::Optimizer;
+            rc.steps.push_back(opt);
+            p.classes.push_back(std::move(rc));
+        }
+    }
+
+private:
+    // Stage d's passes in its schedule's order, each with the transfers
+    // around it; returns each chunk's last backward's place.
+    std::vector<int> passes(int d, RankClass& rc) const
+    {
+        const auto order = pipelineOrder(d, pp, C, r.micro_batches, C > 1 ? PipelineSchedule::Interleaved : s.schedule);
+        std::vector<int> lastBackwardPos(static_cast<size_t>(C), -1);
+        for (size_t k = 0; k < order.size(); ++k) {
+            const ScheduledPass& op = order[k];
+            const int v = op.chunk * pp + d;
+            if (op.forward) {
+                if (v > 0)
+                    rc.steps.push_back(p2pStep(StepKind::Recv, (v - 1) % pp, op.micro, outBytes[size_t(v - 1)]));
+                rc.steps.push_back(runStep(fwdProg[size_t(v)], op.micro));
+                if (v < V - 1)
+                    rc.steps.push_back(p2pStep(StepKind::Send, (v + 1) % pp, op.micro, outBytes[size_t(v)]));
+            } else {
+                if (v < V - 1)
+                    rc.steps.push_back(p2pStep(StepKind::Recv, (v + 1) % pp, op.micro, outBytes[size_t(v)]));
+                if (recProg[size_t(v)] >= 0)
+                    rc.steps.push_back(runStep(recProg[size_t(v)], op.micro));
+                rc.steps.push_back(runStep(bwdProg[size_t(v)], op.micro));
+                if (v > 0)
+                    rc.steps.push_back(p2pStep(StepKind::Send, (v - 1) % pp, op.micro, outBytes[size_t(v - 1)]));
+                lastBackwardPos[size_t(op.chunk)] = int(k);
+            }
+        }
+        return lastBackwardPos;
+    }
+
+    // Layer i's synchronization step, its payload in `bytes` (not yet in the step).
+    Step syncStep(size_t i, double& payload) const
+    {
+        const Layer& l = m.layers[i];
+        const SyncAtom& a = r.layers[i].sync;
+        const int gradBytes = p.gradient_bytes;
+        Step st;
+        st.kind = StepKind::Sync;
+        st.method = a.method;
+        st.algorithm = a.algorithm;
+        st.sparse = (l.sparse_grad && a.sparse) || a.method == SyncMethod::SFB;
+        st.shards = a.method == SyncMethod::ParameterServer
+                        ? (a.ps_placement == PsPlacement::SingleServer ? 1 : std::max(0, a.ps_shards))
+                        : 0;
+        // Sparse rows (the simulator's expected count) and SFB's factors are gathered from every worker.
+        const double tokensPerWorker = double(s.global_batch / s.dp) * double(p.seq_len) / s.cp;
+        payload = a.method == SyncMethod::SFB
+                      ? tokensPerWorker * (double(l.dims.out_features) + double(l.dims.in_features)) * p.activation_bytes
+                  : st.sparse ? detail::sparseRowsBytes(l, tokensPerWorker, p.seq_len, m.seq_len, gradBytes)
+                              : detail::syncPayloadBytes(l, r.layers[i], s, gradBytes);
+        return st;
+    }
+
+    // Gradient buckets, in the order gradients become ready: chunks by
+    // their last backward, layers from last to first. Explicit bucket ids
+    // group layers; the rest fill buckets of bucket_bytes; layers synced by
+    // PS, SFB or as sparse rows go alone. Also the parameters the stage holds.
+    void gradientBuckets(int d, const std::vector<int>& lastBackwardPos, RankClass& rc) const
+    {
+        std::vector<int> chunkOrder(static_cast<size_t>(C));
+        for (int ch = 0; ch < C; ++ch)
+            chunkOrder[size_t(ch)] = ch;
+        std::sort(chunkOrder.begin(), chunkOrder.end(),
+                  [&](int a, int b) { return lastBackwardPos[size_t(a)] < lastBackwardPos[size_t(b)]; });
+        std::map<int, Step> explicitBuckets;
+        std::vector<Step> syncs;
+        bool open = false;
+        double fill = 0;
+        for (int ch : chunkOrder) {
+            const int v = ch * pp + d;
+            for (auto it = layersOf[size_t(v)].rbegin(); it != layersOf[size_t(v)].rend(); ++it) {
+                const size_t i = size_t(*it);
+                const Layer& l = m.layers[i];
+                if (l.params.empty())
+                    continue;
+                rc.parameters += detail::paramsLocal(l, r.layers[i], s);
+                const SyncAtom& a = r.layers[i].sync;
+                if (s.dp * s.cp <= 1 || a.method == SyncMethod::None)
+                    continue;
+                double payload = 0;
+                Step st = syncStep(i, payload);
+                if (a.method == SyncMethod::AllReduce && a.bucket >= 0) {
+                    auto [b, fresh] = explicitBuckets.try_emplace(a.bucket, st);
+                    b->second.layers.push_back(int32_t(i));
+                    b->second.bytes += payload;
+                    b->second.sparse = b->second.sparse || st.sparse;
+                    continue;
+                }
+                st.bytes = payload;
+                const bool fusable = a.method == SyncMethod::AllReduce && !(l.sparse_grad && a.sparse);
+                if (!fusable) {
+                    st.layers = {int32_t(i)};
+                    syncs.push_back(std::move(st));
+                    open = false;
+                    continue;
+                }
+                if (!open || fill >= double(s.bucket_bytes) || syncs.back().algorithm != a.algorithm) {
+                    syncs.push_back(st);
+                    fill = 0;
+                    open = true;
+                }
+                syncs.back().layers.push_back(int32_t(i));
+                syncs.back().bytes += payload;
+                fill += detail::paramsLocal(l, r.layers[i], s) * p.gradient_bytes;
+            }
+            tiedCopies(d, v, rc);
+        }
+        for (auto& [id, st] : explicitBuckets)
+            syncs.push_back(std::move(st));
+        rc.steps.insert(rc.steps.end(), syncs.begin(), syncs.end());
+    }
+
+    // A tied copy kept on another stage (Megatron's embedding on the last stage).
+    void tiedCopies(int d, int v, RankClass& rc) const
+    {
+        for (int i : layersOf[size_t(v)]) {
+            const Layer& l = m.layers[size_t(i)];
+            if (l.tied_to.empty())
+                continue;
+            const Layer* t = m.find(l.tied_to);
+            const size_t ti = size_t(t - m.layers.data());
+            if (r.layers[ti].stage % pp != d)
+                rc.parameters += detail::paramsLocal(*t, r.layers[ti], s);
+        }
+    }
+
+    const Model& m;
+    const Strategy& s;
+    const ResolvedStrategy& r;
+    Plan& p;
+    const int V, pp, C;
+    const size_t L;
+    std::vector<std::vector<int>> layersOf;
+    std::vector<int> fwdProg, bwdProg, recProg;
+    std::vector<double> outBytes;
+};
+
+} // namespace
+
 Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int64_t seqLen)
 {
     auto resolved = resolveStrategy(s, m, c);
@@ -405,171 +621,9 @@ Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int6
     p.activation_bytes = detail::activationBytes(s.precision);
     p.gradient_bytes = detail::gradientBytes(s);
     p.zero_stage = s.zero_stage;
-    const int V = r.virtual_stages, pp = s.pp, C = V / pp;
-    const size_t L = m.layers.size();
-    const bool sp = s.sequence_parallel && s.tp > 1;
-
-    // Programs: forward, backward and (when recomputing) recompute per virtual stage.
-    std::vector<std::vector<int>> layersOf(static_cast<size_t>(V));
-    std::vector<LayerKernels> lk(L);
-    for (size_t i = 0; i < L; ++i) {
-        layersOf[size_t(r.layers[i].stage)].push_back(int(i));
-        lk[i] = layerKernels(m.layers[i], r.layers[i], s, s.micro_batch, p.seq_len, p.activation_bytes,
-                             int32_t(i));
-    }
-    std::vector<int> fwdProg(static_cast<size_t>(V)), bwdProg(static_cast<size_t>(V)),
-        recProg(static_cast<size_t>(V), -1);
-    std::vector<double> outBytes(static_cast<size_t>(V), 0);
-    for (int v = 0; v < V; ++v) {
-        Program f{v, Phase::Forward, {}}, b{v, Phase::Backward, {}}, rc{v, Phase::Recompute, {}};
-        for (int i : layersOf[size_t(v)])
-            f.params += detail::paramsLocal(m.layers[size_t(i)], r.layers[size_t(i)], s);
-        b.params = rc.params = f.params;
-        for (int i : layersOf[size_t(v)]) {
-            f.kernels.insert(f.kernels.end(), lk[size_t(i)].fwd.begin(), lk[size_t(i)].fwd.end());
-            const Layer& l = m.layers[size_t(i)];
-            const Recompute mode = r.layers[size_t(i)].recompute;
-            // Full: every layer of a block runs its forward again before the
-            // backward; selective: the attention core (Korthikanti et al. 2022, §5).
-            if ((mode == Recompute::Full && !l.block.empty()) ||
-                (mode == Recompute::Selective && l.kind == LayerKind::AttentionCore))
-                rc.kernels.insert(rc.kernels.end(), lk[size_t(i)].fwd.begin(), lk[size_t(i)].fwd.end());
-        }
-        for (auto it = layersOf[size_t(v)].rbegin(); it != layersOf[size_t(v)].rend(); ++it)
-            b.kernels.insert(b.kernels.end(), lk[size_t(*it)].bwd.begin(), lk[size_t(*it)].bwd.end());
-        if (!layersOf[size_t(v)].empty()) {
-            const Layer& last = m.layers[size_t(layersOf[size_t(v)].back())];
-            outBytes[size_t(v)] = double(last.cost.output_elems_per_token) * double(s.micro_batch) *
-                                  double(p.seq_len) * p.activation_bytes / (sp ? s.tp : 1) / s.cp;
-        }
-        fwdProg[size_t(v)] = int(p.programs.size());
-        p.programs.push_back(std::move(f));
-        bwdProg[size_t(v)] = int(p.programs.size());
-        p.programs.push_back(std::move(b));
-        if (!rc.kernels.empty()) {
-            recProg[size_t(v)] = int(p.programs.size());
-            p.programs.push_back(std::move(rc));
-        }
-    }
-
-    // Rank classes: one per pipeline stage.
-    const int gradBytes = p.gradient_bytes;
-    for (int d = 0; d < pp; ++d) {
-        RankClass rc;
-        rc.stage = d;
-        rc.first_rank = d * s.dp * s.cp * s.tp;
-        rc.count = s.dp * s.cp * s.tp;
-        const auto order =
-            pipelineOrder(d, pp, C, r.micro_batches, C > 1 ? PipelineSchedule::Interleaved : s.schedule);
-        std::vector<int> lastBackwardPos(static_cast<size_t>(C), -1);
-        for (size_t k = 0; k < order.size(); ++k) {
-            const ScheduledPass& op = order[k];
-            const int v = op.chunk * pp + d;
-            Step st;
-            st.micro = op.micro;
-            if (op.forward) {
-                if (v > 0)
-                    rc.steps.push_back(
-                        p2pStep(StepKind::Recv, (v - 1) % pp, op.micro, outBytes[size_t(v - 1)]));
-                rc.steps.push_back(runStep(fwdProg[size_t(v)], op.micro));
-                if (v < V - 1)
-                    rc.steps.push_back(p2pStep(StepKind::Send, (v + 1) % pp, op.micro, outBytes[size_t(v)]));
-            } else {
-                if (v < V - 1)
-                    rc.steps.push_back(p2pStep(StepKind::Recv, (v + 1) % pp, op.micro, outBytes[size_t(v)]));
-                if (recProg[size_t(v)] >= 0)
-                    rc.steps.push_back(runStep(recProg[size_t(v)], op.micro));
-                rc.steps.push_back(runStep(bwdProg[size_t(v)], op.micro));
-                if (v > 0)
-                    rc.steps.push_back(
-                        p2pStep(StepKind::Send, (v - 1) % pp, op.micro, outBytes[size_t(v - 1)]));
-                lastBackwardPos[size_t(op.chunk)] = int(k);
-            }
-        }
-        // Gradient buckets, in the order gradients become ready: chunks by
-        // their last backward, layers from last to first. Explicit bucket ids
-        // group layers; the rest fill buckets of bucket_bytes; layers synced by
-        // PS, SFB or as sparse rows go alone.
-        std::vector<int> chunkOrder(static_cast<size_t>(C));
-        for (int ch = 0; ch < C; ++ch)
-            chunkOrder[size_t(ch)] = ch;
-        std::sort(chunkOrder.begin(), chunkOrder.end(),
-                  [&](int a, int b) { return lastBackwardPos[size_t(a)] < lastBackwardPos[size_t(b)]; });
-        std::map<int, Step> explicitBuckets;
-        std::vector<Step> syncs;
-        bool open = false;
-        double fill = 0;
-        for (int ch : chunkOrder) {
-            const int v = ch * pp + d;
-            for (auto it = layersOf[size_t(v)].rbegin(); it != layersOf[size_t(v)].rend(); ++it) {
-                const size_t i = size_t(*it);
-                const Layer& l = m.layers[i];
-                if (l.params.empty())
-                    continue;
-                rc.parameters += detail::paramsLocal(l, r.layers[i], s);
-                const SyncAtom& a = r.layers[i].sync;
-                if (s.dp * s.cp <= 1 || a.method == SyncMethod::None)
-                    continue;
-                Step st;
-                st.kind = StepKind::Sync;
-                st.method = a.method;
-                st.algorithm = a.algorithm;
-                st.sparse = (l.sparse_grad && a.sparse) || a.method == SyncMethod::SFB;
-                st.shards = a.method == SyncMethod::ParameterServer
-                                ? (a.ps_placement == PsPlacement::SingleServer ? 1 : std::max(0, a.ps_shards))
-                                : 0;
-                // Sparse rows (the simulator's expected count) and SFB's factors are gathered from every worker.
-                const double tokensPerWorker = double(s.global_batch / s.dp) * double(p.seq_len) / s.cp;
-                const double payload =
-                    a.method == SyncMethod::SFB
-                        ? tokensPerWorker * (double(l.dims.out_features) + double(l.dims.in_features)) * p.activation_bytes
-                    : st.sparse ? detail::sparseRowsBytes(l, tokensPerWorker, p.seq_len, m.seq_len, gradBytes)
-                                : detail::syncPayloadBytes(l, r.layers[i], s, gradBytes);
-                if (a.method == SyncMethod::AllReduce && a.bucket >= 0) {
-                    auto [b, fresh] = explicitBuckets.try_emplace(a.bucket, st);
-                    b->second.layers.push_back(int32_t(i));
-                    b->second.bytes += payload;
-                    b->second.sparse = b->second.sparse || st.sparse;
-                    continue;
-                }
-                st.bytes = payload;
-                const bool fusable = a.method == SyncMethod::AllReduce && !(l.sparse_grad && a.sparse);
-                if (!fusable) {
-                    st.layers = {int32_t(i)};
-                    syncs.push_back(std::move(st));
-                    open = false;
-                    continue;
-                }
-                if (!open || fill >= double(s.bucket_bytes) || syncs.back().algorithm != a.algorithm) {
-                    syncs.push_back(st);
-                    fill = 0;
-                    open = true;
-                }
-                syncs.back().layers.push_back(int32_t(i));
-                syncs.back().bytes += payload;
-                fill += detail::paramsLocal(l, r.layers[i], s) * gradBytes;
-            }
-            // A tied copy kept on another stage (Megatron's embedding on the last stage).
-            for (int i : layersOf[size_t(v)]) {
-                const Layer& l = m.layers[size_t(i)];
-                if (l.tied_to.empty())
-                    continue;
-                const Layer* t = m.find(l.tied_to);
-                const size_t ti = size_t(t - m.layers.data());
-                if (r.layers[ti].stage % pp != d)
-                    rc.parameters += detail::paramsLocal(*t, r.layers[ti], s);
-            }
-        }
-        for (auto& [id, st] : explicitBuckets)
-            syncs.push_back(std::move(st));
-        rc.steps.insert(rc.steps.end(), syncs.begin(), syncs.end());
-        {
-            Step opt;
-            opt.kind = StepKind::Optimizer;
-            rc.steps.push_back(opt);
-        }
-        p.classes.push_back(std::move(rc));
-    }
+    Lowering lowering(m, s, r, p);
+    lowering.programs();
+    lowering.rankClasses();
     return p;
 }
 
