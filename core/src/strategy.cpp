@@ -357,16 +357,45 @@ Result<std::vector<int>> stagesOfBlocks(const Strategy& s, int blocks, int V)
 
 } // namespace
 
-Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, const Cluster& c)
+namespace {
+
+// A strategy resolved against a model and cluster, step by named step: the
+// mesh and batch checks, the per-layer settings (defaults, then overrides
+// in order), the tensor-parallel roles and what they need, then the
+// pipeline stages. Each step fails with the place and the reason.
+class Resolver
 {
-    const std::string where = s.name.empty() ? "strategy" : "strategy '" + s.name + "'";
-    auto fail = [&](const std::string& place, const std::string& why) -> Result<ResolvedStrategy> {
-        return Error{where, place, why};
-    };
-    if (std::string unlike = unlikeNodes(c); !unlike.empty())
-        return Error{"cluster '" + c.name + "'", {}, unlike};
+public:
+    Resolver(const Strategy& s, const Model& m, const Cluster& c)
+        : s(s), m(m), c(c), where(s.name.empty() ? "strategy" : "strategy '" + s.name + "'"), L(m.layers.size())
+    {
+        r.strategy = s;
+    }
     ResolvedStrategy r;
-    r.strategy = s;
+
+    Result<bool> mesh();
+    Result<bool> overrides();
+    Result<bool> roles();
+    Result<bool> stages();
+
+private:
+    Error fail(const std::string& place, const std::string& why) const { return Error{where, place, why}; }
+    Result<bool> roleOf(size_t i);
+    Result<std::vector<int>> defaultStages();
+
+    const Strategy& s;
+    const Model& m;
+    const Cluster& c;
+    const std::string where;
+    const size_t L;
+    std::unordered_map<std::string_view, size_t> indexOf;
+    std::vector<int> explicitStage;
+    std::vector<std::optional<TpRole>> role;
+};
+
+// The mesh against the cluster, the batches, the schedule and the flags that need each other.
+Result<bool> Resolver::mesh()
+{
     if (s.dp < 1 || s.tp < 1 || s.pp < 1 || s.cp < 1 || s.ep < 1 || s.interleave < 1)
         return fail("mesh", "every degree (dp, tp, pp, cp, ep, interleave) must be at least 1");
     if (s.micro_batch < 1 || s.global_batch < 1)
@@ -426,16 +455,18 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
         r.warnings.push_back("fewer micro-batches (" + std::to_string(r.micro_batches) +
                              ") than pipeline stages (" + std::to_string(s.pp) +
                              "): most of the step is bubble");
+    return true;
+}
 
-    // Per-layer settings: defaults, then overrides in order.
-    const size_t L = m.layers.size();
-    std::unordered_map<std::string_view, size_t> indexOf;
+// Per-layer settings: defaults, then overrides in order.
+Result<bool> Resolver::overrides()
+{
     indexOf.reserve(L);
     for (size_t i = 0; i < L; ++i)
         indexOf.emplace(m.layers[i].name, i);
     r.layers.resize(L);
-    std::vector<int> explicitStage(L, -1);
-    std::vector<std::optional<TpRole>> role(L);
+    explicitStage.assign(L, -1);
+    role.assign(L, std::nullopt);
     for (size_t i = 0; i < L; ++i) {
         r.layers[i].sync = s.sync;
         r.layers[i].recompute = s.recompute;
@@ -467,125 +498,162 @@ Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, cons
             return fail("/layers/" + std::to_string(k) + "/match",
                         "pattern '" + o.pattern + "' matches no layer");
     }
+    return true;
+}
 
-    // Tensor-parallel roles and the divisibility they need.
-    for (size_t i = 0; i < L; ++i) {
-        const Layer& l = m.layers[i];
-        TpRole tr = role[i].value_or(TpRole::Auto);
-        if (tr == TpRole::Auto)
-            tr = s.tp > 1 ? autoRole(m, l, indexOf) : TpRole::Replicated;
-        if (s.tp == 1)
-            tr = TpRole::Replicated;
-        if (tr != TpRole::Replicated) {
-            if (l.kind == LayerKind::Conv || l.kind == LayerKind::Pool)
-                return fail(layerAt(l),
-                            "tensor parallelism of convolutions is not supported: mark it replicated");
-            if (l.dims.heads && l.dims.heads % s.tp)
-                return fail(layerAt(l), "tensor-parallel degree " + std::to_string(s.tp) +
-                                            " does not divide its " + std::to_string(l.dims.heads) +
-                                            " attention heads");
-            if (l.dims.kv_heads && l.dims.kv_heads % s.tp)
-                return fail(layerAt(l), "tensor-parallel degree " + std::to_string(s.tp) +
-                                            " does not divide its " + std::to_string(l.dims.kv_heads) +
-                                            " key/value heads");
-            if (l.kind == LayerKind::Linear || l.kind == LayerKind::MoERouter) {
-                const int64_t dim = tr == TpRole::Column ? l.dims.out_features : l.dims.in_features;
-                if (dim && dim % s.tp)
-                    return fail(layerAt(l), std::string(tr == TpRole::Column ? "output" : "input") +
-                                                " size " + std::to_string(dim) +
-                                                " is not divisible by tensor-parallel degree " +
-                                                std::to_string(s.tp));
-            }
-            if ((l.kind == LayerKind::LMHead || l.kind == LayerKind::Embedding) && l.dims.vocab % s.tp)
-                r.warnings.push_back(layerAt(l) + ": vocabulary " + std::to_string(l.dims.vocab) +
-                                     " is padded to a multiple of tp");
+// Tensor-parallel roles and the divisibility they need.
+Result<bool> Resolver::roles()
+{
+    for (size_t i = 0; i < L; ++i)
+        if (auto ok = roleOf(i); !ok)
+            return ok;
+    return true;
+}
+
+Result<bool> Resolver::roleOf(size_t i)
+{
+    const Layer& l = m.layers[i];
+    TpRole tr = role[i].value_or(TpRole::Auto);
+    if (tr == TpRole::Auto)
+        tr = s.tp > 1 ? autoRole(m, l, indexOf) : TpRole::Replicated;
+    if (s.tp == 1)
+        tr = TpRole::Replicated;
+    if (tr != TpRole::Replicated) {
+        if (l.kind == LayerKind::Conv || l.kind == LayerKind::Pool)
+            return fail(layerAt(l),
+                        "tensor parallelism of convolutions is not supported: mark it replicated");
+        if (l.dims.heads && l.dims.heads % s.tp)
+            return fail(layerAt(l), "tensor-parallel degree " + std::to_string(s.tp) +
+                                        " does not divide its " + std::to_string(l.dims.heads) +
+                                        " attention heads");
+        if (l.dims.kv_heads && l.dims.kv_heads % s.tp)
+            return fail(layerAt(l), "tensor-parallel degree " + std::to_string(s.tp) +
+                                        " does not divide its " + std::to_string(l.dims.kv_heads) +
+                                        " key/value heads");
+        if (l.kind == LayerKind::Linear || l.kind == LayerKind::MoERouter) {
+            const int64_t dim = tr == TpRole::Column ? l.dims.out_features : l.dims.in_features;
+            if (dim && dim % s.tp)
+                return fail(layerAt(l), std::string(tr == TpRole::Column ? "output" : "input") +
+                                            " size " + std::to_string(dim) +
+                                            " is not divisible by tensor-parallel degree " +
+                                            std::to_string(s.tp));
         }
-        r.layers[i].tp_role = tr;
-        const SyncAtom& a = r.layers[i].sync;
-        if (a.method == SyncMethod::SFB && l.kind != LayerKind::Linear && l.kind != LayerKind::LMHead &&
-            l.parameterCount() > 0)
-            return fail(layerAt(l),
-                        "sufficient-factor broadcasting applies to fully-connected layers only (this is " +
-                            std::string(layerKindName(l.kind)) + ")");
-        if (a.method == SyncMethod::ParameterServer && s.zero_stage > 0 && l.parameterCount() > 0)
-            return fail(layerAt(l),
-                        "ZeRO sharding and a parameter server both own the optimizer state: choose one");
-        if (a.compression == Compression::PowerSGD && a.method != SyncMethod::AllReduce)
-            return fail(layerAt(l), "PowerSGD compression needs all-reduce synchronization");
+        if ((l.kind == LayerKind::LMHead || l.kind == LayerKind::Embedding) && l.dims.vocab % s.tp)
+            r.warnings.push_back(layerAt(l) + ": vocabulary " + std::to_string(l.dims.vocab) +
+                                 " is padded to a multiple of tp");
     }
+    r.layers[i].tp_role = tr;
+    const SyncAtom& a = r.layers[i].sync;
+    if (a.method == SyncMethod::SFB && l.kind != LayerKind::Linear && l.kind != LayerKind::LMHead &&
+        l.parameterCount() > 0)
+        return fail(layerAt(l),
+                    "sufficient-factor broadcasting applies to fully-connected layers only (this is " +
+                        std::string(layerKindName(l.kind)) + ")");
+    if (a.method == SyncMethod::ParameterServer && s.zero_stage > 0 && l.parameterCount() > 0)
+        return fail(layerAt(l),
+                    "ZeRO sharding and a parameter server both own the optimizer state: choose one");
+    if (a.compression == Compression::PowerSGD && a.method != SyncMethod::AllReduce)
+        return fail(layerAt(l), "PowerSGD compression needs all-reduce synchronization");
+    return true;
+}
 
-    // Pipeline stages: explicit where given, else transformer blocks split evenly
-    // (layers before the first block go to the first stage, after the last to
-    // the last), or layers split by forward FLOPs when there are no blocks.
+// Each layer's stage before explicit ones: transformer blocks split evenly
+// (layers before the first block go to the first stage, after the last to
+// the last), or layers split by forward FLOPs when there are no blocks.
+Result<std::vector<int>> Resolver::defaultStages()
+{
     const int V = r.virtual_stages;
+    std::vector<int> stage(L, 0);
+    if (V <= 1)
+        return stage;
     std::vector<std::string> blocks;
     for (const auto& l : m.layers)
         if (!l.block.empty() && (blocks.empty() || blocks.back() != l.block) &&
             std::find(blocks.begin(), blocks.end(), l.block) == blocks.end())
             blocks.push_back(l.block);
-    std::vector<int> stage(L, 0);
-    if (V > 1) {
-        if (!blocks.empty()) {
-            if (int(blocks.size()) < V)
-                return fail("mesh", std::to_string(V) + " pipeline stages but the model has only " +
-                                        std::to_string(blocks.size()) + " blocks");
-            if (blocks.size() % size_t(V) && s.first_stage_blocks == 0 && s.last_stage_blocks == 0)
-                r.warnings.push_back(std::to_string(blocks.size()) + " blocks do not split evenly over " +
-                                     std::to_string(V) + " stages");
-            auto blockStage = stagesOfBlocks(s, int(blocks.size()), V);
-            if (!blockStage)
-                return blockStage.error();
-            int current = 0;
-            bool seenBlock = false;
-            for (size_t i = 0; i < L; ++i) {
-                const auto& l = m.layers[i];
-                if (!l.block.empty()) {
-                    current =
-                        (*blockStage)[size_t(std::find(blocks.begin(), blocks.end(), l.block) - blocks.begin())];
-                    seenBlock = true;
-                } else if (seenBlock) {
-                    current = V - 1;
-                }
-                stage[i] = current;
+    if (!blocks.empty()) {
+        if (int(blocks.size()) < V)
+            return fail("mesh", std::to_string(V) + " pipeline stages but the model has only " +
+                                    std::to_string(blocks.size()) + " blocks");
+        if (blocks.size() % size_t(V) && s.first_stage_blocks == 0 && s.last_stage_blocks == 0)
+            r.warnings.push_back(std::to_string(blocks.size()) + " blocks do not split evenly over " +
+                                 std::to_string(V) + " stages");
+        auto blockStage = stagesOfBlocks(s, int(blocks.size()), V);
+        if (!blockStage)
+            return blockStage.error();
+        int current = 0;
+        bool seenBlock = false;
+        for (size_t i = 0; i < L; ++i) {
+            const auto& l = m.layers[i];
+            if (!l.block.empty()) {
+                current = (*blockStage)[size_t(std::find(blocks.begin(), blocks.end(), l.block) - blocks.begin())];
+                seenBlock = true;
+            } else if (seenBlock) {
+                current = V - 1;
             }
-        } else {
-            if (s.first_stage_blocks > 0 || s.last_stage_blocks > 0)
-                return fail("first_stage_blocks/last_stage_blocks", "the model has no transformer blocks to count");
-            double total = 0;
-            std::vector<double> f(L);
-            for (size_t i = 0; i < L; ++i)
-                total += f[i] = std::max(1.0, layerCostAt(m.layers[i], 1, m.seq_len).forward_flops);
-            double before = 0;
-            for (size_t i = 0; i < L; ++i) {
-                stage[i] = std::min(V - 1, int((before + f[i] / 2) / total * V));
-                before += f[i];
-            }
+            stage[i] = current;
         }
+        return stage;
     }
+    if (s.first_stage_blocks > 0 || s.last_stage_blocks > 0)
+        return fail("first_stage_blocks/last_stage_blocks", "the model has no transformer blocks to count");
+    double total = 0;
+    std::vector<double> f(L);
+    for (size_t i = 0; i < L; ++i)
+        total += f[i] = std::max(1.0, layerCostAt(m.layers[i], 1, m.seq_len).forward_flops);
+    double before = 0;
+    for (size_t i = 0; i < L; ++i) {
+        stage[i] = std::min(V - 1, int((before + f[i] / 2) / total * V));
+        before += f[i];
+    }
+    return stage;
+}
+
+// Pipeline stages: explicit where given, else the default split; no stage
+// reads from a later one, and none is empty.
+Result<bool> Resolver::stages()
+{
+    const int V = r.virtual_stages;
+    auto stage = defaultStages();
+    if (!stage)
+        return stage.error();
     for (size_t i = 0; i < L; ++i) {
         if (explicitStage[i] >= 0) {
             if (explicitStage[i] >= V)
                 return fail(layerAt(m.layers[i]), "stage " + std::to_string(explicitStage[i]) +
                                                       " does not exist (" + std::to_string(V) +
                                                       " virtual stages)");
-            stage[i] = explicitStage[i];
+            (*stage)[i] = explicitStage[i];
         }
-        r.layers[i].stage = stage[i];
+        r.layers[i].stage = (*stage)[i];
     }
     std::vector<int> perStage(size_t(V), 0);
     for (size_t i = 0; i < L; ++i) {
-        ++perStage[size_t(stage[i])];
+        ++perStage[size_t((*stage)[i])];
         for (const auto& in : m.layers[i].inputs) {
             const int ps = r.layers[indexOf.at(in)].stage;
-            if (ps > stage[i])
-                return fail(layerAt(m.layers[i]), "stage " + std::to_string(stage[i]) + " reads '" + in +
+            if (ps > (*stage)[i])
+                return fail(layerAt(m.layers[i]), "stage " + std::to_string((*stage)[i]) + " reads '" + in +
                                                       "' from a later stage " + std::to_string(ps));
         }
     }
     for (int v = 0; v < V; ++v)
         if (perStage[size_t(v)] == 0)
             return fail("stage " + std::to_string(v), "a pipeline stage with no layers");
-    return r;
+    return true;
+}
+
+} // namespace
+
+Result<ResolvedStrategy> resolveStrategy(const Strategy& s, const Model& m, const Cluster& c)
+{
+    if (std::string unlike = unlikeNodes(c); !unlike.empty())
+        return Error{"cluster '" + c.name + "'", {}, unlike};
+    Resolver res(s, m, c);
+    for (auto step : {&Resolver::mesh, &Resolver::overrides, &Resolver::roles, &Resolver::stages})
+        if (auto ok = (res.*step)(); !ok)
+            return ok.error();
+    return std::move(res.r);
 }
 
 } // namespace partita
