@@ -1,4 +1,6 @@
-// partita-cli: everything the workbench does, headless.
+// partita-cli: everything the workbench does, headless. The commands'
+// options are declared by group below; main parses the command line and
+// runs the command given.
 #include "completion.h"
 #include "inspect.h"
 #include "run.h"
@@ -10,15 +12,63 @@
 
 #include <CLI/CLI.hpp>
 
+#include <functional>
 #include <iostream>
+#include <utility>
+#include <vector>
 
-int main(int argc, char** argv)
+namespace {
+
+using namespace partita::cli;
+
+// Every command's options, alive while the command line is parsed and the
+// command runs, and what running each command does.
+struct Cli
 {
-    CLI::App app{"Partita: design, predict, run and profile distributed-training strategies (headless)"};
-    app.require_subcommand(1);
-    app.set_version_flag("--version", std::string("partita-cli ") + PARTITA_VERSION_STRING);
+    InspectOptions opts;
+    std::string output;
+    SimulateOptions so;
+    SearchCliOptions sco;
+    RunCliOptions ro;
+    CalibrateCliOptions cco;
+    bool presetsJson = false;
+    StrategyCliOptions sto;
+    bool atomsJson = false;
+    ExportCliOptions exo;
+    ImportCliOptions imo;
+    LintCliOptions lio;
+    TraceCliOptions tro;
+    std::vector<std::pair<CLI::App*, std::function<int()>>> commands;
+    void on(CLI::App* cmd, std::function<int()> run) { commands.emplace_back(cmd, std::move(run)); }
+};
 
-    partita::cli::InspectOptions opts;
+// Context parallelism and communication overlap, for simulate and run alike.
+
+void addContextOptions(CLI::App* cmd, SimulateOptions& o)
+{
+    cmd->add_option("--cp", o.cp, "context-parallel degree: each sequence split over this many ranks")
+        ->check(CLI::Range(1, 1 << 16));
+    cmd->add_option("--cp-comm", o.cpComm,
+                    "how context-parallel ranks exchange keys and values: p2p (a ring beside the attention; "
+                    "the default) or all_gather (Megatron-LM's --cp-comm-type)")
+        ->check(CLI::IsMember({"p2p", "all_gather"}));
+    cmd->add_flag("--tp-comm-overlap", o.tpCommOverlap,
+                  "run tensor-parallel all-gathers and reduce-scatters beside their GEMMs (Transformer Engine; "
+                  "needs --sequence-parallel)");
+    cmd->add_flag_callback("--overlap-grad-reduce", [&o] { o.overlapGradReduce = true; },
+                           "reduce gradient buckets as soon as they are ready (the default)");
+    cmd->add_flag_callback("--no-overlap-grad-reduce", [&o] { o.overlapGradReduce = false; },
+                           "reduce every gradient bucket after the backward");
+    cmd->add_flag("--overlap-param-gather", o.overlapParamGather,
+                  "with --zero 1 or 2 (the distributed optimizer): gather the updated parameters beside the next "
+                  "step's first forward");
+}
+
+// inspect, convert
+void addModelCommands(CLI::App& app, Cli& cli)
+{
+    auto& opts = cli.opts;
+    auto& output = cli.output;
     auto addCommon = [&](CLI::App* cmd) {
         cmd->add_option("target", opts.target,
                         "model file (.onnx, config.json, native .json), cluster file (.json, nvidia-smi topo -m "
@@ -38,32 +88,17 @@ int main(int argc, char** argv)
         ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     inspect->add_flag("--json", opts.json, "print JSON instead of a table");
 
-    std::string output;
     CLI::App* convert = app.add_subcommand("convert", "Write a model or a cluster in Partita's native JSON");
     addCommon(convert);
     convert->add_option("-o,--output", output, "output file (default: standard output)");
+    cli.on(inspect, [&opts] { return runInspect(opts); });
+    cli.on(convert, [&opts, &output] { return runConvert(opts, output); });
+}
 
-    // Context parallelism and communication overlap, for simulate and run alike.
-    auto addContextOptions = [](CLI::App* cmd, partita::cli::SimulateOptions& o) {
-        cmd->add_option("--cp", o.cp, "context-parallel degree: each sequence split over this many ranks")
-            ->check(CLI::Range(1, 1 << 16));
-        cmd->add_option("--cp-comm", o.cpComm,
-                        "how context-parallel ranks exchange keys and values: p2p (a ring beside the attention; "
-                        "the default) or all_gather (Megatron-LM's --cp-comm-type)")
-            ->check(CLI::IsMember({"p2p", "all_gather"}));
-        cmd->add_flag("--tp-comm-overlap", o.tpCommOverlap,
-                      "run tensor-parallel all-gathers and reduce-scatters beside their GEMMs (Transformer Engine; "
-                      "needs --sequence-parallel)");
-        cmd->add_flag_callback("--overlap-grad-reduce", [&o] { o.overlapGradReduce = true; },
-                               "reduce gradient buckets as soon as they are ready (the default)");
-        cmd->add_flag_callback("--no-overlap-grad-reduce", [&o] { o.overlapGradReduce = false; },
-                               "reduce every gradient bucket after the backward");
-        cmd->add_flag("--overlap-param-gather", o.overlapParamGather,
-                      "with --zero 1 or 2 (the distributed optimizer): gather the updated parameters beside the next "
-                      "step's first forward");
-    };
-
-    partita::cli::SimulateOptions so;
+// simulate
+void addSimulate(CLI::App& app, Cli& cli)
+{
+    auto& so = cli.so;
     CLI::App* sim = app.add_subcommand("simulate", "Predict step time, throughput, MFU and memory of a strategy");
     sim->add_option("--model", so.model, "model file")->required();
     sim->add_option("--cluster", so.cluster, "cluster file or preset (NAME or NAME:NODES)")->required();
@@ -104,8 +139,13 @@ int main(int argc, char** argv)
     sim->add_option("--name", so.runName, "name of the predicted run in the project (default: the strategy's)");
     sim->add_option("--plan-out", so.planOut, "write the execution plan (JSON, docs/formats.md) the executors run");
     sim->add_flag("--json", so.json, "print JSON instead of a table");
+    cli.on(sim, [&so] { return runSimulate(so); });
+}
 
-    partita::cli::SearchCliOptions sco;
+// search
+void addSearch(CLI::App& app, Cli& cli)
+{
+    auto& sco = cli.sco;
     CLI::App* search = app.add_subcommand("search", "Search for a faster strategy with the simulator in the loop");
     search->add_option("--model", sco.model, "model file")->required();
     search->add_option("--cluster", sco.cluster, "cluster file or preset (NAME or NAME:NODES)")->required();
@@ -134,8 +174,13 @@ int main(int argc, char** argv)
     search->add_option("--calibration", sco.calibration, "calibration file with measured efficiencies (partita-cli calibrate)");
     search->add_option("--out", sco.out, "write the best strategy (JSON)");
     search->add_flag("--json", sco.json, "print JSON instead of a table");
+    cli.on(search, [&sco] { return runSearch(sco); });
+}
 
-    partita::cli::RunCliOptions ro;
+// run
+void addRun(CLI::App& app, Cli& cli)
+{
+    auto& ro = cli.ro;
     CLI::App* runCmd = app.add_subcommand("run", "Run a strategy for real, traced, and compare it with its prediction");
     runCmd->add_option("--model", ro.sim.model, "model file (with --command: optional, for layer names and the prediction)");
     runCmd->add_option("--cluster", ro.sim.cluster,
@@ -206,8 +251,13 @@ int main(int argc, char** argv)
                        "with --command: MASTER_ADDR (default: 127.0.0.1 with the local launcher, else the first host)");
     runCmd->add_option("--master-port", ro.masterPort, "with --command: MASTER_PORT (default: a free port)")
         ->check(CLI::Range(1, 65535));
+    cli.on(runCmd, [&ro] { return runRun(ro); });
+}
 
-    partita::cli::CalibrateCliOptions cco;
+// calibrate
+void addCalibrate(CLI::App& app, Cli& cli)
+{
+    auto& cco = cli.cco;
     CLI::App* calib = app.add_subcommand("calibrate", "Fit the cost model's efficiencies to a measured run, or measure this GPU");
     auto* cproject = calib->add_option("--project", cco.project, "project file");
     auto* crun = calib->add_option("--run", cco.run, "measured run id");
@@ -231,13 +281,18 @@ int main(int argc, char** argv)
                                               "(default: the one matching the GPU's name)");
     calib->add_option("--precision", cco.precision, "the precision whose GEMM table is the default matmul curve")
         ->check(CLI::IsMember({"bf16", "fp16", "fp8"}));
+    cli.on(calib, [&cco] { return runCalibrate(cco); });
+}
 
-    bool presetsJson = false;
+// presets, strategy atoms|assign
+void addStrategy(CLI::App& app, Cli& cli)
+{
+    auto& presetsJson = cli.presetsJson;
+    auto& sto = cli.sto;
+    auto& atomsJson = cli.atomsJson;
     CLI::App* presets = app.add_subcommand("presets", "List strategy, cluster and device presets");
     presets->add_flag("--json", presetsJson, "print JSON");
 
-    partita::cli::StrategyCliOptions sto;
-    bool atomsJson = false;
     CLI::App* stratCmd = app.add_subcommand("strategy", "Edit strategies layer by layer (the designer's drag and drop)");
     stratCmd->require_subcommand(1);
     CLI::App* satoms = stratCmd->add_subcommand("atoms", "List the strategy atoms that can be assigned to layers");
@@ -265,8 +320,15 @@ int main(int argc, char** argv)
         ->check(CLI::IsMember({"none", "fp16", "powersgd"}));
     sassign->add_option("--out", sto.out, "write the strategy here (default: standard output)");
     sassign->add_flag("--json", sto.json, "print JSON");
+    cli.on(presets, [&presetsJson] { return runPresets(presetsJson); });
+    cli.on(satoms, [&atomsJson] { return runStrategyAtoms(atomsJson); });
+    cli.on(sassign, [&sto] { return runStrategyAssign(sto); });
+}
 
-    partita::cli::ExportCliOptions exo;
+// export
+void addExport(CLI::App& app, Cli& cli)
+{
+    auto& exo = cli.exo;
     CLI::App* exportCmd = app.add_subcommand("export", "Write a strategy as a framework's launch script or configuration");
     exportCmd->add_option("--model", exo.base.model, "model file")->required();
     exportCmd->add_option("--cluster", exo.base.cluster, "cluster file or preset (NAME or NAME:NODES)")->required();
@@ -299,8 +361,14 @@ int main(int argc, char** argv)
                           "(default: standard output)");
     exportCmd->add_flag("--closest", exo.closest,
                         "when the framework cannot run the strategy, write the closest it can and list the differences");
+    cli.on(exportCmd, [&exo] { return runExport(exo); });
+}
 
-    partita::cli::ImportCliOptions imo;
+// import-config, lint-config
+void addImportAndLint(CLI::App& app, Cli& cli)
+{
+    auto& imo = cli.imo;
+    auto& lio = cli.lio;
     CLI::App* importCmd = app.add_subcommand("import-config", "Read a framework's launch script into a model and a strategy");
     importCmd->add_option("input", imo.input, "a Megatron-LM or horovodrun command line or launch script, a DeepSpeed ds_config.json, or a "
                                                 "PyTorch script Partita exported")
@@ -314,7 +382,6 @@ int main(int argc, char** argv)
     importCmd->add_option("-o,--output", imo.out, "write the strategy (JSON) here (default: standard output)");
     importCmd->add_option("--model-out", imo.modelOut, "write the model (native JSON) here");
 
-    partita::cli::LintCliOptions lio;
     CLI::App* lintCmd = app.add_subcommand("lint-config", "Check a Megatron-LM command line, a DeepSpeed configuration, a "
                                                           "torchtitan job TOML or an accelerate config before it runs: the "
                                                           "framework's rules, memory and a faster strategy");
@@ -329,8 +396,14 @@ int main(int argc, char** argv)
     lintCmd->add_option("--model", lio.model, "with a DeepSpeed or accelerate configuration: the model");
     lintCmd->add_option("--search-s", lio.searchSeconds, "seconds of search for a faster strategy (0: none)")
         ->check(CLI::Range(0.0, 600.0));
+    cli.on(importCmd, [&imo] { return runImportConfig(imo); });
+    cli.on(lintCmd, [&lio] { return runLintConfig(lio); });
+}
 
-    partita::cli::TraceCliOptions tro;
+// trace import|export|stats|diff|stragglers|critical-path|memory|heatmap|events, runs list
+void addTrace(CLI::App& app, Cli& cli)
+{
+    auto& tro = cli.tro;
     CLI::App* trace = app.add_subcommand("trace", "Import, export, analyze and compare timelines in a project");
     trace->require_subcommand(1);
     auto addProject = [&](CLI::App* cmd) {
@@ -397,7 +470,29 @@ int main(int argc, char** argv)
     runsCmd->require_subcommand(1);
     CLI::App* rlist = runsCmd->add_subcommand("list", "List the runs of a project");
     addProject(rlist);
+    cli.on(timport, [&tro] { return runTraceImport(tro); });
+    cli.on(texport, [&tro] { return runTraceExport(tro); });
+    cli.on(tstats, [&tro] { return runTraceStats(tro); });
+    cli.on(tdiff, [&tro] { return runTraceDiff(tro); });
+    cli.on(tstrag, [&tro] { return runTraceStragglers(tro); });
+    cli.on(tcrit, [&tro] { return runTraceCriticalPath(tro); });
+    cli.on(tmem, [&tro] { return runTraceMemory(tro); });
+    cli.on(theat, [&tro] { return runTraceHeatmap(tro); });
+    cli.on(tevents, [&tro] { return runTraceEvents(tro); });
+    cli.on(rlist, [&tro] { return runRunsList(tro); });
+}
 
+} // namespace
+
+int main(int argc, char** argv)
+{
+    CLI::App app{"Partita: design, predict, run and profile distributed-training strategies (headless)"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("partita-cli ") + PARTITA_VERSION_STRING);
+    Cli cli;
+    for (auto add : {addModelCommands, addSimulate, addSearch, addRun, addCalibrate, addStrategy, addExport, addImportAndLint,
+                     addTrace})
+        add(app, cli);
     std::string shell;
     CLI::App* completion = app.add_subcommand("completion", "Print a shell completion script for partita-cli");
     completion->add_option("shell", shell, "the shell")->required()->check(CLI::IsMember({"bash"}));
@@ -409,52 +504,11 @@ int main(int argc, char** argv)
         return code == 0 ? 0 : 2;
     }
     if (*completion) {
-        std::cout << partita::cli::bashCompletion(app);
+        std::cout << bashCompletion(app);
         return 0;
     }
-    if (*inspect)
-        return partita::cli::runInspect(opts);
-    if (*convert)
-        return partita::cli::runConvert(opts, output);
-    if (*sim)
-        return partita::cli::runSimulate(so);
-    if (*presets)
-        return partita::cli::runPresets(presetsJson);
-    if (*search)
-        return partita::cli::runSearch(sco);
-    if (*timport)
-        return partita::cli::runTraceImport(tro);
-    if (*texport)
-        return partita::cli::runTraceExport(tro);
-    if (*tstats)
-        return partita::cli::runTraceStats(tro);
-    if (*tdiff)
-        return partita::cli::runTraceDiff(tro);
-    if (*tstrag)
-        return partita::cli::runTraceStragglers(tro);
-    if (*tcrit)
-        return partita::cli::runTraceCriticalPath(tro);
-    if (*tmem)
-        return partita::cli::runTraceMemory(tro);
-    if (*theat)
-        return partita::cli::runTraceHeatmap(tro);
-    if (*tevents)
-        return partita::cli::runTraceEvents(tro);
-    if (*rlist)
-        return partita::cli::runRunsList(tro);
-    if (*runCmd)
-        return partita::cli::runRun(ro);
-    if (*calib)
-        return partita::cli::runCalibrate(cco);
-    if (*satoms)
-        return partita::cli::runStrategyAtoms(atomsJson);
-    if (*sassign)
-        return partita::cli::runStrategyAssign(sto);
-    if (*exportCmd)
-        return partita::cli::runExport(exo);
-    if (*importCmd)
-        return partita::cli::runImportConfig(imo);
-    if (*lintCmd)
-        return partita::cli::runLintConfig(lio);
+    for (const auto& [cmd, run] : cli.commands)
+        if (*cmd)
+            return run();
     return 2;
 }
