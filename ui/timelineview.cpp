@@ -197,6 +197,80 @@ QString TimelineView::nameOf(int64_t nameId) const
     return n;
 }
 
+// A frame's pixels: the window's backing store when the painter draws on
+// one, else m_canvas; filled as scanline spans, per device pixel ratio.
+struct TimelineView::Canvas
+{
+    uchar* bits = nullptr;
+    qsizetype stride = 0;
+    qreal dpr = 1;
+    QSize devSize;
+
+    int px(double v) const { return int(std::floor(v * dpr + 0.5)); }
+    QRgb* line(int y) const { return reinterpret_cast<QRgb*>(bits + y * stride); }
+
+    // Pixels whose centres the rectangle covers, at least one wide and high.
+    void fillSpan(const QRectF& r, const QRect& clip, QRgb c) const
+    {
+        int x0 = px(r.left()), x1 = std::max(x0 + 1, px(r.right()));
+        int y0 = px(r.top()), y1 = std::max(y0 + 1, px(r.bottom()));
+        x0 = std::max({x0, px(clip.left()), 0});
+        x1 = std::min({x1, px(clip.right() + 1), devSize.width()});
+        y0 = std::max({y0, px(clip.top()), 0});
+        y1 = std::min({y1, px(clip.bottom() + 1), devSize.height()});
+        for (int y = y0; y < y1; ++y)
+            fill32(line(y) + x0, x1 - x0, c);
+    }
+
+    // A label's glyph coverage blended white into the image up to the room
+    // its event leaves, fading out where it is cut.
+    void blendLabel(const QImage& mask, double lx, double ly, double room, const QRect& clip) const
+    {
+        const int dx0 = px(lx), dy0 = px(ly);
+        const int mw = std::min(mask.width(), int(room * dpr));
+        const int fade = mask.width() > mw ? std::min(mw, int(12 * dpr)) : 0;
+        const int cx0 = std::max(px(clip.left()), 0), cx1 = std::min(px(clip.right() + 1), devSize.width());
+        const int cy0 = std::max(px(clip.top()), 0), cy1 = std::min(px(clip.bottom() + 1), devSize.height());
+        const int mx0 = std::max(0, cx0 - dx0), mx1 = std::min(mw, cx1 - dx0);
+        for (int my = std::max(0, cy0 - dy0); my < mask.height() && dy0 + my < cy1; ++my) {
+            const uchar* m = mask.constScanLine(my);
+            QRgb* l = line(dy0 + my) + dx0;
+            for (int mx = mx0; mx < mx1; ++mx) {
+                int a = m[mx];
+                if (!a)
+                    continue;
+                if (mx >= mw - fade)
+                    a = a * (mw - mx) / (fade + 1);
+                const QRgb d = l[mx];
+                l[mx] = qRgb(qRed(d) + ((255 - qRed(d)) * a >> 8), qGreen(d) + ((255 - qGreen(d)) * a >> 8),
+                             qBlue(d) + ((255 - qBlue(d)) * a >> 8));
+            }
+        }
+    }
+
+    // A line across the tracks (from the ruler down, right of the gutter),
+    // blended in: alpha-blended QPainter pens over the full height were a
+    // tenth of a frame.
+    void blendVLine(double x, QRgb c, int alpha, int dashOn, int dashOff) const
+    {
+        const int x0 = px(x), x1 = std::min(devSize.width(), x0 + std::max(1, int(dpr)));
+        if (x0 < px(kGutter))
+            return;
+        const int y0 = px(kRuler);
+        const int on = int(dashOn * dpr), period = int((dashOn + dashOff) * dpr);
+        for (int y = y0; y < devSize.height(); ++y) {
+            if (dashOff && (y - y0) % period >= on)
+                continue;
+            QRgb* l = line(y);
+            for (int xi = x0; xi < x1; ++xi) {
+                const QRgb d = l[xi];
+                l[xi] = qRgb((qRed(c) * alpha + qRed(d) * (255 - alpha)) / 255, (qGreen(c) * alpha + qGreen(d) * (255 - alpha)) / 255,
+                             (qBlue(c) * alpha + qBlue(d) * (255 - alpha)) / 255);
+            }
+        }
+    }
+};
+
 void TimelineView::paintEvent(QPaintEvent*)
 {
     QPainter p(viewport());
@@ -205,7 +279,6 @@ void TimelineView::paintEvent(QPaintEvent*)
     m_matches = 0;
     m_highlighted = 0;
     m_steps.clear();
-    int32_t stepRank = INT32_MIN;
     const int w = viewport()->width(), h = viewport()->height();
     if (!m_store || !m_run) {
         p.fillRect(viewport()->rect(), pal.base());
@@ -215,20 +288,38 @@ void TimelineView::paintEvent(QPaintEvent*)
         return;
     }
     const int scroll = verticalScrollBar()->value();
-    const int64_t ns0 = m_axis.start(), ns1 = m_axis.end();
-    const double npp = m_axis.nsPerPixel();
-    const QFontMetrics fm(font());
-    // Rows and their events are filled as scanline spans, one per rectangle:
-    // QPainter::fillRect per event was half of a frame of a 10 M-event run
-    // (bench_timeline). The spans go straight into the window's backing
-    // store when the painter draws on one (the raster engine on an opaque
-    // 32-bit image at a plain offset), else into an image copied over once
-    // (copying 1920 x 1080 was a tenth of a frame). Text and outlines are
-    // painted over them afterwards.
-    const qreal dpr = devicePixelRatioF();
-    const QSize devSize(int(std::ceil(w * dpr)), int(std::ceil(h * dpr)));
-    uchar* bits = nullptr;
-    qsizetype stride = 0;
+    const Canvas cv = beginCanvas(p, w, h);
+    std::vector<RowSpan> drawnRows;
+    paintRows(cv, scroll, w, h, fetchVisible(scroll, h), drawnRows);
+    // Lines across the tracks: the time grid, each step's start (dashed) and the gutter's edge.
+    const std::vector<TimeAxis::Tick> ticks = m_axis.ticks(90);
+    for (const TimeAxis::Tick& t : ticks)
+        cv.blendVLine(kGutter + t.x, qRgb(128, 128, 128), 40, 0, 0);
+    for (const StepMark& st : m_steps)
+        cv.blendVLine(kGutter + m_axis.x(st.start), qRgb(0x8e, 0x44, 0xad), 150, 4, 2);
+    cv.blendVLine(kGutter, pal.color(QPalette::Mid).rgb(), 255, 0, 0);
+    if (!m_direct)
+        p.drawImage(QPointF(0, 0), m_canvas);
+    paintTitles(p, drawnRows, scroll, w);
+    paintCounters(p, scroll, w, h);
+    paintGroups(p, scroll, w, h);
+    paintPath(p, scroll, w, h);
+    paintMeasure(p, w, h);
+    paintRuler(p, ticks, w);
+}
+
+// Rows and their events are filled as scanline spans, one per rectangle:
+// QPainter::fillRect per event was half of a frame of a 10 M-event run
+// (bench_timeline). The spans go straight into the window's backing
+// store when the painter draws on one (the raster engine on an opaque
+// 32-bit image at a plain offset), else into an image copied over once
+// (copying 1920 x 1080 was a tenth of a frame). Text and outlines are
+// painted over them afterwards.
+TimelineView::Canvas TimelineView::beginCanvas(QPainter& p, int w, int h)
+{
+    Canvas cv;
+    cv.dpr = devicePixelRatioF();
+    cv.devSize = QSize(int(std::ceil(w * cv.dpr)), int(std::ceil(h * cv.dpr)));
     m_direct = false;
     if (QPaintEngine* engine = p.paintEngine(); engine && engine->type() == QPaintEngine::Raster && !m_noDirect) {
         QPaintDevice* device = engine->paintDevice();
@@ -236,135 +327,109 @@ void TimelineView::paintEvent(QPaintEvent*)
             auto* store = static_cast<QImage*>(device);
             const QTransform t = p.deviceTransform();
             const QPoint at(qRound(t.dx()), qRound(t.dy()));
-            if (t.type() <= QTransform::TxScale && qFuzzyCompare(t.m11(), dpr) && qFuzzyCompare(t.m22(), dpr) &&
+            if (t.type() <= QTransform::TxScale && qFuzzyCompare(t.m11(), cv.dpr) && qFuzzyCompare(t.m22(), cv.dpr) &&
                 (store->format() == QImage::Format_RGB32 || store->format() == QImage::Format_ARGB32_Premultiplied) &&
-                store->rect().contains(QRect(at, devSize))) {
-                stride = store->bytesPerLine();
+                store->rect().contains(QRect(at, cv.devSize))) {
+                cv.stride = store->bytesPerLine();
                 // The painter's own buffer: constBits() does not detach it.
-                bits = const_cast<uchar*>(store->constBits()) + at.y() * stride + at.x() * 4;
+                cv.bits = const_cast<uchar*>(store->constBits()) + at.y() * cv.stride + at.x() * 4;
                 m_direct = true;
             }
         }
     }
     if (!m_direct) {
-        if (m_canvas.size() != devSize)
-            m_canvas = QImage(devSize, QImage::Format_RGB32);
-        m_canvas.setDevicePixelRatio(dpr);
-        bits = m_canvas.bits(); // detaches once, not per scanline
-        stride = m_canvas.bytesPerLine();
+        if (m_canvas.size() != cv.devSize)
+            m_canvas = QImage(cv.devSize, QImage::Format_RGB32);
+        m_canvas.setDevicePixelRatio(cv.dpr);
+        cv.bits = m_canvas.bits(); // detaches once, not per scanline
+        cv.stride = m_canvas.bytesPerLine();
     }
-    const QRgb baseRgb = pal.color(QPalette::Base).rgb();
-    for (int y = 0; y < devSize.height(); ++y) {
-        QRgb* line = reinterpret_cast<QRgb*>(bits + y * stride);
-        fill32(line, devSize.width(), baseRgb);
-    }
-    auto px = [dpr](double v) { return int(std::floor(v * dpr + 0.5)); };
-    auto fillSpan = [&](const QRectF& r, const QRect& clip, QRgb c) {
-        // Pixels whose centres the rectangle covers, at least one wide and high.
-        int x0 = px(r.left()), x1 = std::max(x0 + 1, px(r.right()));
-        int y0 = px(r.top()), y1 = std::max(y0 + 1, px(r.bottom()));
-        x0 = std::max({x0, px(clip.left()), 0});
-        x1 = std::min({x1, px(clip.right() + 1), devSize.width()});
-        y0 = std::max({y0, px(clip.top()), 0});
-        y1 = std::min({y1, px(clip.bottom() + 1), devSize.height()});
-        for (int y = y0; y < y1; ++y) {
-            QRgb* line = reinterpret_cast<QRgb*>(bits + y * stride);
-            fill32(line + x0, x1 - x0, c);
-        }
-    };
-    auto dimmed = [&](const QColor& c) { // c at 25 % over the base colour
-        return qRgb((qRed(c.rgb()) + 3 * qRed(baseRgb)) / 4, (qGreen(c.rgb()) + 3 * qGreen(baseRgb)) / 4,
-                    (qBlue(c.rgb()) + 3 * qBlue(baseRgb)) / 4);
-    };
-    // Labels: each name rendered once as a coverage mask, blended white into
-    // the image up to the room its event leaves, fading out where it is cut.
-    // Shaping and drawing text per event and per width was most of a
-    // zoomed-in frame.
-    if (m_labelDpr != dpr) {
+    const QRgb baseRgb = palette().color(QPalette::Base).rgb();
+    for (int y = 0; y < cv.devSize.height(); ++y)
+        fill32(cv.line(y), cv.devSize.width(), baseRgb);
+    // Labels are laid out per device pixel ratio.
+    if (m_labelDpr != cv.dpr) {
         m_labelMasks.clear();
-        m_labelDpr = dpr;
+        m_labelDpr = cv.dpr;
     }
-    auto blendLabel = [&](const QImage& mask, double lx, double ly, double room, const QRect& clip) {
-        const int dx0 = px(lx), dy0 = px(ly);
-        const int mw = std::min(mask.width(), int(room * dpr));
-        const int fade = mask.width() > mw ? std::min(mw, int(12 * dpr)) : 0;
-        const int cx0 = std::max(px(clip.left()), 0), cx1 = std::min(px(clip.right() + 1), devSize.width());
-        const int cy0 = std::max(px(clip.top()), 0), cy1 = std::min(px(clip.bottom() + 1), devSize.height());
-        const int mx0 = std::max(0, cx0 - dx0), mx1 = std::min(mw, cx1 - dx0);
-        for (int my = std::max(0, cy0 - dy0); my < mask.height() && dy0 + my < cy1; ++my) {
-            const uchar* m = mask.constScanLine(my);
-            QRgb* line = reinterpret_cast<QRgb*>(bits + (dy0 + my) * stride) + dx0;
-            for (int mx = mx0; mx < mx1; ++mx) {
-                int a = m[mx];
-                if (!a)
-                    continue;
-                if (mx >= mw - fade)
-                    a = a * (mw - mx) / (fade + 1);
-                const QRgb d = line[mx];
-                line[mx] = qRgb(qRed(d) + ((255 - qRed(d)) * a >> 8), qGreen(d) + ((255 - qGreen(d)) * a >> 8),
-                                qBlue(d) + ((255 - qBlue(d)) * a >> 8));
-            }
-        }
-    };
-    const QRect all(0, 0, w, h);
-    struct RowSpan
-    {
-        size_t row, first, last; // m_rows index; m_painted range
-    };
-    std::vector<RowSpan> drawnRows;
-    // Every visible track's items, queried on two connections at once: the
-    // view's, and a second one on a helper thread (the queries were a third
-    // of a frame; two cores take half as long).
-    auto onScreen = [&](const Row& r) {
-        const int y = kRuler + r.top - scroll;
-        return y + r.height >= kRuler && y <= h;
-    };
+    return cv;
+}
+
+// Every visible track's items, queried on two connections at once: the
+// view's, and a second one on a helper thread (the queries were a third
+// of a frame; two cores take half as long). In the order of the rows.
+std::vector<Result<std::vector<DrawItem>>> TimelineView::fetchVisible(int scroll, int h)
+{
+    const int64_t ns0 = m_axis.start(), ns1 = m_axis.end();
+    const double npp = m_axis.nsPerPixel();
     std::vector<int64_t> wanted, shift; // tracks, and their rank's clock correction
     for (const Row& r : m_rows)
-        if (!r.header && !r.groupHeader && r.counter < 0 && onScreen(r)) {
+        if (!r.header && !r.groupHeader && r.counter < 0 && onScreen(r, scroll, h)) {
             wanted.push_back(r.track.id);
             shift.push_back(offsetOf(r.rank));
         }
     std::vector<Result<std::vector<DrawItem>>> fetched(wanted.size(), std::vector<DrawItem>{});
-    {
-        std::atomic<size_t> next{0};
-        auto work = [&](const TraceStore& s) {
-            const TraceStore::ReadScope scope(s);
-            for (size_t i; (i = next.fetch_add(1)) < wanted.size();) {
-                fetched[i] = s.viewport(wanted[i], ns0 + shift[i], ns1 + 1 + shift[i], npp);
-                if (fetched[i] && shift[i] != 0) // drawn, hit and measured on the aligned clock
-                    for (DrawItem& it : *fetched[i]) {
-                        it.start_ns -= shift[i];
-                        it.end_ns -= shift[i];
-                    }
-            }
-        };
-        QFuture<void> helper;
-        if (m_helperStore && wanted.size() > 1)
-            helper = QtConcurrent::run(&m_helperPool, [&] { work(*m_helperStore); });
-        work(*m_store);
-        helper.waitForFinished();
-    }
+    std::atomic<size_t> next{0};
+    auto work = [&](const TraceStore& s) {
+        const TraceStore::ReadScope scope(s);
+        for (size_t i; (i = next.fetch_add(1)) < wanted.size();) {
+            fetched[i] = s.viewport(wanted[i], ns0 + shift[i], ns1 + 1 + shift[i], npp);
+            if (fetched[i] && shift[i] != 0) // drawn, hit and measured on the aligned clock
+                for (DrawItem& it : *fetched[i]) {
+                    it.start_ns -= shift[i];
+                    it.end_ns -= shift[i];
+                }
+        }
+    };
+    QFuture<void> helper;
+    if (m_helperStore && wanted.size() > 1)
+        helper = QtConcurrent::run(&m_helperPool, [&] { work(*m_helperStore); });
+    work(*m_store);
+    helper.waitForFinished();
+    return fetched;
+}
+
+bool TimelineView::onScreen(const Row& r, int scroll, int h) const
+{
+    const int y = kRuler + r.top - scroll;
+    return y + r.height >= kRuler && y <= h;
+}
+
+// The rows' backgrounds and their events as spans, with their labels; what
+// was drawn noted (m_painted, the rows in `drawn`, the steps of the lowest
+// rank that has them in view).
+void TimelineView::paintRows(const Canvas& cv, int scroll, int w, int h, std::vector<Result<std::vector<DrawItem>>> fetched,
+                             std::vector<RowSpan>& drawn)
+{
+    const QPalette pal = palette();
+    const QRgb baseRgb = pal.color(QPalette::Base).rgb();
+    auto dimmed = [&](const QColor& c) { // c at 25 % over the base colour
+        return qRgb((qRed(c.rgb()) + 3 * qRed(baseRgb)) / 4, (qGreen(c.rgb()) + 3 * qGreen(baseRgb)) / 4,
+                    (qBlue(c.rgb()) + 3 * qBlue(baseRgb)) / 4);
+    };
+    const QFontMetrics fm(font());
+    const QRect all(0, 0, w, h);
+    int32_t stepRank = INT32_MIN;
     size_t fetchedAt = 0;
     for (size_t ri = 0; ri < m_rows.size(); ++ri) {
         const Row& r = m_rows[ri];
-        if (!onScreen(r))
+        if (!onScreen(r, scroll, h))
             continue;
         const int y = kRuler + r.top - scroll;
         if (r.groupHeader) { // its busy shares are drawn over it (paintGroups)
-            fillSpan(QRectF(0, y, w, r.height), all, pal.color(QPalette::Midlight).rgb());
-            fillSpan(QRectF(0, y + r.height - 1, w, 1), all, pal.color(QPalette::Mid).rgb());
+            cv.fillSpan(QRectF(0, y, w, r.height), all, pal.color(QPalette::Midlight).rgb());
+            cv.fillSpan(QRectF(0, y + r.height - 1, w, 1), all, pal.color(QPalette::Mid).rgb());
             continue;
         }
         if (r.header) {
-            fillSpan(QRectF(0, y, w, r.height), all, pal.color(QPalette::AlternateBase).rgb());
-            drawnRows.push_back({ri, m_painted.size(), m_painted.size()});
+            cv.fillSpan(QRectF(0, y, w, r.height), all, pal.color(QPalette::AlternateBase).rgb());
+            drawn.push_back({ri, m_painted.size(), m_painted.size()});
             continue;
         }
-        fillSpan(QRectF(0, y + r.height - 1, w, 1), all, pal.color(QPalette::Mid).rgb());
+        cv.fillSpan(QRectF(0, y + r.height - 1, w, 1), all, pal.color(QPalette::Mid).rgb());
         const size_t first = m_painted.size();
         if (r.counter >= 0) { // drawn over the spans (paintCounters)
-            drawnRows.push_back({ri, first, first});
+            drawn.push_back({ri, first, first});
             continue;
         }
         auto& items = fetched[fetchedAt++];
@@ -374,7 +439,7 @@ void TimelineView::paintEvent(QPaintEvent*)
                 m_errorShown = true;
                 QTimer::singleShot(0, this, [this] { emit errorOccurred(m_error); });
             }
-            drawnRows.push_back({ri, first, first});
+            drawn.push_back({ri, first, first});
             continue;
         }
         const QRect clip = QRect(kGutter, y, w - kGutter, r.height).intersected(QRect(0, kRuler, w, h - kRuler));
@@ -387,16 +452,16 @@ void TimelineView::paintEvent(QPaintEvent*)
             const KindColors& kc = m_colorBy == ColorBy::Layer ? layerColors(it.layer) : kindColors(it.kind);
             const bool dim = m_highlight >= 0 && it.layer != m_highlight;
             if (it.count > 1) { // a folded run: lighter, with a darker edge along its bottom
-                fillSpan(rect, clip, dim ? dimmed(kc.folded) : kc.folded.rgb());
-                fillSpan(QRectF(rect.left(), rect.bottom() - 2, rect.width(), 2), clip, dim ? dimmed(kc.edge) : kc.edge.rgb());
+                cv.fillSpan(rect, clip, dim ? dimmed(kc.folded) : kc.folded.rgb());
+                cv.fillSpan(QRectF(rect.left(), rect.bottom() - 2, rect.width(), 2), clip, dim ? dimmed(kc.edge) : kc.edge.rgb());
             } else {
-                fillSpan(rect, clip, dim ? dimmed(kc.event) : kc.event.rgb());
+                cv.fillSpan(rect, clip, dim ? dimmed(kc.event) : kc.event.rgb());
             }
             // The label starts at the visible part's left edge.
             const double visLeft = std::max(rect.left(), double(kGutter)), visRight = std::min(rect.right(), double(w));
             if (visRight - visLeft > 30)
-                blendLabel(labelMask(it, fm), visLeft + 3, rect.top() + (rect.height() - fm.height()) / 2,
-                           visRight - visLeft - 5, clip);
+                cv.blendLabel(labelMask(it, fm), visLeft + 3, rect.top() + (rect.height() - fm.height()) / 2, visRight - visLeft - 5,
+                              clip);
             m_painted.push_back({rect, it, r.track.id});
             // Steps of the lowest rank that has them, as drawn: reading them
             // from the store would cost a pass over the run's events.
@@ -410,38 +475,15 @@ void TimelineView::paintEvent(QPaintEvent*)
                 }
             }
         }
-        drawnRows.push_back({ri, first, m_painted.size()});
+        drawn.push_back({ri, first, m_painted.size()});
     }
-    // Lines across the tracks, blended into the image: the time grid, each
-    // step's start (dashed) and the gutter's edge. Drawn with QPainter's
-    // alpha-blended pens over the full height they were a tenth of a frame.
-    auto blendVLine = [&](double x, QRgb c, int alpha, int dashOn, int dashOff) {
-        const int x0 = px(x), x1 = std::min(devSize.width(), x0 + std::max(1, int(dpr)));
-        if (x0 < px(kGutter))
-            return;
-        const int y0 = px(kRuler);
-        const int on = int(dashOn * dpr), period = int((dashOn + dashOff) * dpr);
-        for (int y = y0; y < devSize.height(); ++y) {
-            if (dashOff && (y - y0) % period >= on)
-                continue;
-            QRgb* line = reinterpret_cast<QRgb*>(bits + y * stride);
-            for (int xi = x0; xi < x1; ++xi) {
-                const QRgb d = line[xi];
-                line[xi] = qRgb((qRed(c) * alpha + qRed(d) * (255 - alpha)) / 255,
-                                (qGreen(c) * alpha + qGreen(d) * (255 - alpha)) / 255,
-                                (qBlue(c) * alpha + qBlue(d) * (255 - alpha)) / 255);
-            }
-        }
-    };
-    const std::vector<TimeAxis::Tick> ticks = m_axis.ticks(90);
-    for (const TimeAxis::Tick& t : ticks)
-        blendVLine(kGutter + t.x, qRgb(128, 128, 128), 40, 0, 0);
-    for (const StepMark& st : m_steps)
-        blendVLine(kGutter + m_axis.x(st.start), qRgb(0x8e, 0x44, 0xad), 150, 4, 2);
-    blendVLine(kGutter, pal.color(QPalette::Mid).rgb(), 255, 0, 0);
-    if (!m_direct)
-        p.drawImage(QPointF(0, 0), m_canvas);
-    // Over the spans: row titles and outlines (highlight, selection, search matches).
+}
+
+// Over the spans: row titles and outlines (highlight, selection, search matches).
+void TimelineView::paintTitles(QPainter& p, const std::vector<RowSpan>& drawnRows, int scroll, int w)
+{
+    const QPalette pal = palette();
+    const QFontMetrics fm(font());
     for (const RowSpan& span : drawnRows) {
         const Row& r = m_rows[span.row];
         const int y = kRuler + r.top - scroll;
@@ -467,59 +509,71 @@ void TimelineView::paintEvent(QPaintEvent*)
         p.drawStaticText(QPointF(14, y + (r.height - fm.height()) / 2.0), title->second);
         p.save();
         p.setClipRect(QRect(kGutter, y, w - kGutter, r.height));
-        for (size_t i = span.first; i < span.last; ++i) {
-            const QRectF& rect = m_painted[i].rect;
-            const DrawItem& it = m_painted[i].item;
-            if (m_highlight >= 0 && it.layer == m_highlight) {
-                ++m_highlighted;
-                p.setPen(QPen(pal.color(QPalette::Highlight), 2));
-                p.drawRect(rect.adjusted(-1, -1, 1, 1));
-            }
-            if (m_selected && it.event_id == m_selected && it.count == 1) {
-                p.setPen(QPen(pal.color(QPalette::Text), 2, Qt::DashLine));
-                p.drawRect(rect.adjusted(-2, -2, 2, 2));
-            }
-            if (!m_search.isEmpty() && it.count == 1) {
-                auto hit = m_searchHits.find(it.name_id);
-                if (hit == m_searchHits.end())
-                    hit = m_searchHits.emplace(it.name_id, nameOf(it.name_id).contains(m_search, Qt::CaseInsensitive)).first;
-                if (hit->second) {
-                    ++m_matches;
-                    p.setPen(QPen(QColor(255, 200, 0), 2));
-                    p.drawRect(rect.adjusted(-1, -1, 1, 1));
-                }
-            }
-        }
+        for (size_t i = span.first; i < span.last; ++i)
+            outline(p, m_painted[i]);
         p.restore();
     }
-    paintCounters(p, scroll, w, h);
-    paintGroups(p, scroll, w, h);
-    paintPath(p, scroll, w, h);
-    // The measured range: shaded, with its length and breakdown.
-    if (m_measure.second > m_measure.first) {
-        const double x0 = kGutter + m_axis.x(m_measure.first), x1 = kGutter + m_axis.x(m_measure.second);
-        const QRectF band(std::max<double>(kGutter, x0), kRuler, std::min<double>(w, x1) - std::max<double>(kGutter, x0), h - kRuler);
-        if (band.width() > 0) {
-            p.fillRect(band, QColor(255, 214, 0, 50));
-            p.setPen(QColor(200, 150, 0));
-            p.drawLine(QPointF(x0, kRuler), QPointF(x0, h));
-            p.drawLine(QPointF(x1, kRuler), QPointF(x1, h));
-            const QString text = describeRange();
-            const QRectF box(std::clamp(x0 + 6, double(kGutter) + 4, double(w) - 320), h - 24 - 16 * text.count('\n'), 310,
-                             20 + 16 * text.count('\n'));
-            p.fillRect(box, QColor(40, 40, 40, 220));
-            p.setPen(Qt::white);
-            p.drawText(box.adjusted(6, 2, -4, -2), Qt::AlignLeft | Qt::AlignVCenter, text);
+}
+
+// An event's outlines: its layer highlighted, its selection, a search match.
+void TimelineView::outline(QPainter& p, const Painted& pd)
+{
+    const QPalette pal = palette();
+    const QRectF& rect = pd.rect;
+    const DrawItem& it = pd.item;
+    if (m_highlight >= 0 && it.layer == m_highlight) {
+        ++m_highlighted;
+        p.setPen(QPen(pal.color(QPalette::Highlight), 2));
+        p.drawRect(rect.adjusted(-1, -1, 1, 1));
+    }
+    if (m_selected && it.event_id == m_selected && it.count == 1) {
+        p.setPen(QPen(pal.color(QPalette::Text), 2, Qt::DashLine));
+        p.drawRect(rect.adjusted(-2, -2, 2, 2));
+    }
+    if (!m_search.isEmpty() && it.count == 1) {
+        auto hit = m_searchHits.find(it.name_id);
+        if (hit == m_searchHits.end())
+            hit = m_searchHits.emplace(it.name_id, nameOf(it.name_id).contains(m_search, Qt::CaseInsensitive)).first;
+        if (hit->second) {
+            ++m_matches;
+            p.setPen(QPen(QColor(255, 200, 0), 2));
+            p.drawRect(rect.adjusted(-1, -1, 1, 1));
         }
     }
-    // The ruler.
+}
+
+// The measured range: shaded, with its length and breakdown.
+void TimelineView::paintMeasure(QPainter& p, int w, int h)
+{
+    if (m_measure.second <= m_measure.first)
+        return;
+    const double x0 = kGutter + m_axis.x(m_measure.first), x1 = kGutter + m_axis.x(m_measure.second);
+    const QRectF band(std::max<double>(kGutter, x0), kRuler, std::min<double>(w, x1) - std::max<double>(kGutter, x0), h - kRuler);
+    if (band.width() <= 0)
+        return;
+    p.fillRect(band, QColor(255, 214, 0, 50));
+    p.setPen(QColor(200, 150, 0));
+    p.drawLine(QPointF(x0, kRuler), QPointF(x0, h));
+    p.drawLine(QPointF(x1, kRuler), QPointF(x1, h));
+    const QString text = describeRange();
+    const QRectF box(std::clamp(x0 + 6, double(kGutter) + 4, double(w) - 320), h - 24 - 16 * text.count('\n'), 310,
+                     20 + 16 * text.count('\n'));
+    p.fillRect(box, QColor(40, 40, 40, 220));
+    p.setPen(Qt::white);
+    p.drawText(box.adjusted(6, 2, -4, -2), Qt::AlignLeft | Qt::AlignVCenter, text);
+}
+
+// The ruler: the scale, step labels where they fit, time labels where they
+// do not run into one.
+void TimelineView::paintRuler(QPainter& p, const std::vector<TimeAxis::Tick>& ticks, int w)
+{
+    const QPalette pal = palette();
+    const QFontMetrics fm(font());
     p.fillRect(QRect(0, 0, w, kRuler), pal.window());
     p.setPen(pal.color(QPalette::WindowText));
     p.drawLine(0, kRuler - 1, w, kRuler - 1);
     p.drawText(QRect(6, 0, kGutter - 8, kRuler), Qt::AlignVCenter | Qt::AlignLeft,
-               tr("%1 / px").arg(QString::fromStdString(formatSeconds(npp * 1e-9))));
-    // Step labels on the ruler, where they fit; time labels where they do
-    // not run into one.
+               tr("%1 / px").arg(QString::fromStdString(formatSeconds(m_axis.nsPerPixel() * 1e-9))));
     double lastLabel = -1e9;
     std::vector<std::pair<double, double>> stepLabels; // x extents
     for (const StepMark& st : m_steps) {

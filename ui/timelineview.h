@@ -194,6 +194,21 @@ private:
         int group = -1;    // the rank's group (grouped by a mesh axis)
         bool groupHeader = false;
     };
+    // One frame, painted in named passes (timelineview.cpp).
+    struct Canvas;
+    struct RowSpan
+    {
+        size_t row, first, last; // m_rows index; m_painted range
+    };
+    Canvas beginCanvas(QPainter& p, int w, int h);
+    bool onScreen(const Row& r, int scroll, int h) const;
+    std::vector<Result<std::vector<DrawItem>>> fetchVisible(int scroll, int h);
+    void paintRows(const Canvas& cv, int scroll, int w, int h, std::vector<Result<std::vector<DrawItem>>> fetched,
+                   std::vector<RowSpan>& drawn);
+    void paintTitles(QPainter& p, const std::vector<RowSpan>& drawnRows, int scroll, int w);
+    void outline(QPainter& p, const Painted& pd);
+    void paintMeasure(QPainter& p, int w, int h);
+    void paintRuler(QPainter& p, const std::vector<TimeAxis::Tick>& ticks, int w);
     void layoutRows();
     void paintPath(QPainter& p, int scroll, int w, int h); // timelinepath.cpp
     void paintCounters(QPainter& p, int scroll, int w, int h); // timelinecounters.cpp
