@@ -64,6 +64,32 @@ constexpr int kWindowStateVersion = 1;
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
 {
+    createTabs();
+    createRunsAndDetails();
+    createDesignerDocks();
+    createAnalysisDocks();
+    trackDocks();
+    createTimelineTools();
+    createFileMenu();
+    createEditAndStrategyMenus();
+    createViewMenu();
+    createHelpMenu();
+    statusBar()->showMessage(tr("No project open"));
+    QSettings settings;
+    restoreGeometry(settings.value("window/geometry").toByteArray());
+    restoreState(settings.value("window/state").toByteArray(), kWindowStateVersion);
+    showDocksFor(m_tabs->currentWidget());
+    // Sized again once shown: before, the hidden tabs' docks count in the
+    // layout's minimum, and the window would be made taller than the screen.
+    if (!settings.contains("window/geometry")) {
+        resize(1280, 800);
+        QTimer::singleShot(0, this, [this] { resize(1280, 800); });
+    }
+}
+
+// The tabs: Designer, Timeline, Compare, Cluster, and what their views ask of the window.
+void MainWindow::createTabs()
+{
     setWindowTitle(tr("Partita"));
     m_tabs = new QTabWidget(this);
     m_tabs->setDocumentMode(true);
@@ -100,7 +126,11 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     setCentralWidget(m_tabs);
     connect(m_timeline, &TimelineView::errorOccurred, this,
             [this](const QString& msg) { QMessageBox::warning(this, tr("Timeline"), msg); });
+}
 
+// The runs of the project, and the details of the event clicked in a timeline.
+void MainWindow::createRunsAndDetails()
+{
     m_runs = new RunsModel(this);
     m_runsView = new QTableView(this);
     m_runsView->setModel(m_runs);
@@ -115,17 +145,22 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     dock->setWidget(m_runsView);
     addDockWidget(Qt::LeftDockWidgetArea, dock);
     // Details of the event clicked in a timeline.
-    auto* details = new QLabel(tr("Click an event in a timeline to see it here; its layer is highlighted on every rank."));
-    details->setWordWrap(true);
-    details->setTextFormat(Qt::PlainText);
-    details->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    details->setAlignment(Qt::AlignTop | Qt::AlignLeft);
-    details->setMargin(6);
-    details->setMinimumHeight(details->fontMetrics().height() * 6);
+    m_details = new QLabel(tr("Click an event in a timeline to see it here; its layer is highlighted on every rank."));
+    m_details->setWordWrap(true);
+    m_details->setTextFormat(Qt::PlainText);
+    m_details->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_details->setAlignment(Qt::AlignTop | Qt::AlignLeft);
+    m_details->setMargin(6);
+    m_details->setMinimumHeight(m_details->fontMetrics().height() * 6);
     auto* detailsDock = new QDockWidget(tr("Details"), this);
     detailsDock->setObjectName("detailsDock");
-    detailsDock->setWidget(details);
+    detailsDock->setWidget(m_details);
     addDockWidget(Qt::LeftDockWidgetArea, detailsDock);
+}
+
+// The designer's panels as docks.
+void MainWindow::createDesignerDocks()
+{
     // The designer's panels as docks: palette and settings on the left,
     // inspector and the model's and cluster's facts on the right.
     // Those on the right (inspector, model, cluster) share their place as tabs.
@@ -150,8 +185,13 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
     // Left: the palette above the global settings, which share their place
     // with the runs (shown alone on the other tabs).
     if (QDockWidget* settingsDock = this->dock("settingsDock"))
-        tabifyDockWidget(settingsDock, dock);
-    addDockWidget(Qt::LeftDockWidgetArea, detailsDock); // below the runs again
+        tabifyDockWidget(settingsDock, this->dock("runsDock"));
+    addDockWidget(Qt::LeftDockWidgetArea, this->dock("detailsDock")); // below the runs again
+}
+
+// Below the timeline: stragglers, the critical path and the heat map, tabbed.
+void MainWindow::createAnalysisDocks()
+{
     // Below the timeline: who made whom wait in its run; a row frames its stretch.
     m_stragglers = new StragglersView(this);
     auto* stragglersDock = new QDockWidget(tr("Stragglers"), this);
@@ -186,11 +226,20 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
         m_tabs->setCurrentWidget(m_timeline);
         m_timeline->showRange(rank, t0, t1);
     });
+}
+
+// Which docks go with which tab; a dock the user closes stays closed.
+void MainWindow::trackDocks()
+{
+    QDockWidget* detailsDock = dock("detailsDock");
+    QDockWidget* stragglersDock = dock("stragglersDock");
+    QDockWidget* criticalDock = dock("criticalPathDock");
+    QDockWidget* heatDock = dock("heatMapDock");
     setTabPosition(Qt::AllDockWidgetAreas, QTabWidget::North);
     m_tabDocks.push_back({detailsDock, {m_timeline, m_compare}, false, false});
-    m_tabDocks.push_back({heatDock, {m_timeline}, false, false});
-    m_tabDocks.push_back({stragglersDock, {m_timeline}, false, false});
+    m_tabDocks.push_back({stragglersDock, {m_timeline}, true, false}); // in front of the two beside it
     m_tabDocks.push_back({criticalDock, {m_timeline}, false, false});
+    m_tabDocks.push_back({heatDock, {m_timeline}, false, false});
     for (TabDock& td : m_tabDocks) {
         QDockWidget* d = td.dock;
         connect(d->toggleViewAction(), &QAction::triggered, this, [this, d](bool shown) {
@@ -201,12 +250,12 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
         d->installEventFilter(this); // closed with its title bar's button: see eventFilter
     }
     connect(m_tabs, &QTabWidget::currentChanged, this, [this] { showDocksFor(m_tabs->currentWidget()); });
-    auto showDetails = [details](const QString& text) {
-        details->setText(text.isEmpty() ? tr("Nothing selected.") : text);
+    auto showDetails = [this](const QString& text) {
+        m_details->setText(text.isEmpty() ? tr("Nothing selected.") : text);
     };
-    connect(m_timeline, &TimelineView::eventSelected, details, showDetails);
-    connect(m_compare->timelineA(), &TimelineView::eventSelected, details, showDetails);
-    connect(m_compare->timelineB(), &TimelineView::eventSelected, details, showDetails);
+    connect(m_timeline, &TimelineView::eventSelected, m_details, showDetails);
+    connect(m_compare->timelineA(), &TimelineView::eventSelected, m_details, showDetails);
+    connect(m_compare->timelineB(), &TimelineView::eventSelected, m_details, showDetails);
     connect(m_designer, &Designer::highlightLayerRequested, this, [this](int layer) {
         m_timeline->setHighlightLayer(layer);
         m_tabs->setCurrentWidget(m_timeline);
@@ -217,196 +266,6 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent)
                 if (const RunInfo* r = m_runs->run(cur.row()))
                     showRun(r->id);
             });
-
-    // Timeline tools: search, colour mode.
-    auto* tools = addToolBar(tr("Timeline"));
-    tools->setObjectName("timelineToolBar");
-    auto* search = new QLineEdit(tools);
-    search->setPlaceholderText(tr("Search events by name (Ctrl+F)"));
-    search->setClearButtonEnabled(true);
-    search->setMaximumWidth(320);
-    tools->addWidget(search);
-    connect(search, &QLineEdit::textChanged, m_timeline, &TimelineView::setSearch);
-    auto* focusSearch = new QAction(tr("Search Events"), this);
-    focusSearch->setShortcut(QKeySequence::Find);
-    connect(focusSearch, &QAction::triggered, search, [search] {
-        search->setFocus();
-        search->selectAll();
-    });
-    addAction(focusSearch);
-    auto* colorBy = new QComboBox(tools);
-    colorBy->addItem(tr("Colour by kind"));
-    colorBy->addItem(tr("Colour by layer"));
-    tools->addWidget(colorBy);
-    connect(colorBy, &QComboBox::currentIndexChanged, m_timeline, [this](int i) {
-        m_timeline->setColorBy(i == 1 ? TimelineView::ColorBy::Layer : TimelineView::ColorBy::Kind);
-    });
-    // Ranks grouped by the run's mesh: the axes it has, the others greyed.
-    auto* groupBy = new QComboBox(tools);
-    groupBy->setObjectName("groupRanks");
-    groupBy->addItem(tr("Ranks in order"), -1);
-    for (MeshAxis a : {MeshAxis::Data, MeshAxis::Tensor, MeshAxis::Pipeline, MeshAxis::Context, MeshAxis::Expert})
-        groupBy->addItem(tr("Ranks by %1").arg(QString::fromStdString(meshAxisTitle(a))), int(a));
-    tools->addWidget(groupBy);
-    auto syncGroupBy = [this, groupBy] {
-        const QSignalBlocker block(groupBy);
-        for (int i = 1; i < groupBy->count(); ++i) {
-            const bool can = m_timeline->canGroupBy(MeshAxis(groupBy->itemData(i).toInt()));
-            qobject_cast<QStandardItemModel*>(groupBy->model())->item(i)->setEnabled(can);
-        }
-        groupBy->setCurrentIndex(m_timeline->groupBy() ? groupBy->findData(int(*m_timeline->groupBy())) : 0);
-        groupBy->setToolTip(m_timeline->mesh()
-                                ? tr("The run's mesh: %1").arg(QString::fromStdString(meshText(*m_timeline->mesh())))
-                                : tr("The run has no mesh: a run of a strategy has one; "
-                                     "for an imported trace, give it on import (partita-cli trace import --mesh dp=4,tp=2)"));
-    };
-    syncGroupBy();
-    connect(m_timeline, &TimelineView::groupingChanged, groupBy, syncGroupBy);
-    connect(groupBy, &QComboBox::activated, m_timeline, [this, groupBy](int i) {
-        const int a = groupBy->itemData(i).toInt();
-        m_timeline->setGroupBy(a < 0 ? std::nullopt : std::optional<MeshAxis>(MeshAxis(a)));
-    });
-
-    QMenu* file = menuBar()->addMenu(tr("&File"));
-    QAction* create = file->addAction(tr("&New Project…"), this, &MainWindow::newDialog);
-    create->setShortcut(QKeySequence::New);
-    QAction* open = file->addAction(tr("&Open Project…"), this, &MainWindow::openDialog);
-    open->setShortcut(QKeySequence::Open);
-    m_recent = file->addMenu(tr("Open &Recent"));
-    rebuildRecentMenu();
-    file->addSeparator();
-    QAction* importModelAction = file->addAction(tr("Import &Model…"), this, [this] {
-        const QString path = QFileDialog::getOpenFileName(
-            this, tr("Import Model"), QSettings().value("import/dir").toString(),
-            tr("Models (*.json *.onnx);;All files (*)"));
-        if (!path.isEmpty())
-            importModel(path);
-    });
-    importModelAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_M));
-    QAction* importClusterAction = file->addAction(tr("Import &Cluster…"), this, &MainWindow::importClusterDialog);
-    importClusterAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C));
-    file->addAction(tr("Cluster from &Preset…"), this, &MainWindow::clusterPresetDialog);
-    QAction* importTraceAction = file->addAction(tr("Import &Trace…"), this, [this] {
-        const QStringList paths = QFileDialog::getOpenFileNames(
-            this, tr("Import Trace"), QSettings().value("import/dir").toString(),
-            tr("Traces (*.json *.json.gz *.sqlite);;All files (*)"));
-        if (!paths.isEmpty())
-            importTraces(paths);
-    });
-    importTraceAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_I));
-    file->addAction(tr("Import Training &Configuration…"), this, &MainWindow::importTrainingConfigDialog);
-    QAction* exportAction = file->addAction(tr("&Export Strategy…"), this, &MainWindow::exportDialog);
-    exportAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
-    file->addSeparator();
-    QAction* save = file->addAction(tr("&Save Strategy Version"), this, [this] {
-        bool ok = false;
-        const QString name = QInputDialog::getText(this, tr("Save Strategy Version"),
-                                                   tr("Name (saving under an existing name adds a version):"),
-                                                   QLineEdit::Normal,
-                                                   QString::fromStdString(m_designer->strategy().name), &ok);
-        if (ok)
-            m_designer->saveVersion(name);
-    });
-    save->setShortcut(QKeySequence::Save);
-    file->addSeparator();
-    QAction* quit = file->addAction(tr("&Quit"), qApp, &QApplication::quit);
-    quit->setShortcut(QKeySequence::Quit);
-    QMenu* edit = menuBar()->addMenu(tr("&Edit"));
-    QAction* undo = m_designer->undoStack()->createUndoAction(this, tr("&Undo"));
-    undo->setShortcut(QKeySequence::Undo);
-    QAction* redo = m_designer->undoStack()->createRedoAction(this, tr("&Redo"));
-    redo->setShortcut(QKeySequence::Redo);
-    edit->addAction(undo);
-    edit->addAction(redo);
-    QMenu* strategyMenu = menuBar()->addMenu(tr("&Strategy"));
-    QAction* searchAction = strategyMenu->addAction(tr("Auto-&Search…"), this, &MainWindow::searchDialog);
-    searchAction->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_S));
-    QAction* runAction = strategyMenu->addAction(tr("&Run…"), this, &MainWindow::runDialog);
-    runAction->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_R));
-    strategyMenu->addAction(tr("&Profile a Training Command…"), this, &MainWindow::profileDialog);
-    strategyMenu->addAction(save);
-    QMenu* view = menuBar()->addMenu(tr("&View"));
-    view->addAction(dock->toggleViewAction());
-    for (const TabDock& td : m_tabDocks)
-        view->addAction(td.dock->toggleViewAction());
-    QAction* toDesigner = view->addAction(tr("&Designer"), this, [this] { m_tabs->setCurrentWidget(m_designer); });
-    toDesigner->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_1));
-    QAction* toTimeline = view->addAction(tr("&Timeline"), this, [this] { m_tabs->setCurrentWidget(m_timeline); });
-    toTimeline->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_2));
-    QAction* toCompare = view->addAction(tr("&Compare"), this, [this] { m_tabs->setCurrentWidget(m_compare); });
-    toCompare->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_3));
-    QAction* toCluster = view->addAction(tr("C&luster"), this, [this] { m_tabs->setCurrentWidget(m_cluster); });
-    toCluster->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_4));
-    QAction* compareSelected = view->addAction(tr("Compare &Selected Runs"), this, [this] {
-        const QModelIndexList rows = m_runsView->selectionModel()->selectedRows();
-        if (rows.size() != 2) {
-            QMessageBox::information(this, tr("Compare"),
-                                     tr("Select two runs in the Runs panel (Ctrl+click), then compare them."));
-            return;
-        }
-        const RunInfo* a = m_runs->run(std::min(rows[0].row(), rows[1].row()));
-        const RunInfo* b = m_runs->run(std::max(rows[0].row(), rows[1].row()));
-        if (a && b)
-            compareRuns(a->id, b->id);
-    });
-    compareSelected->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_K));
-    QAction* fit = view->addAction(tr("&Fit Timeline"), this, [this] {
-        m_timeline->axis().fit();
-        m_timeline->viewport()->update();
-    });
-    fit->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_0));
-    // The ranks' clocks: aligned on their collectives' ends (the Stragglers
-    // panel's corrections, shown on each rank's header), or raw.
-    QAction* align = view->addAction(tr("&Align Ranks' Clocks"));
-    align->setObjectName("alignClocks");
-    align->setCheckable(true);
-    align->setChecked(true);
-    connect(align, &QAction::toggled, m_timeline, &TimelineView::setAlignClocks);
-    // Light and dark: the system's palette unless chosen here (remembered).
-    view->addSeparator();
-    QMenu* themeMenu = view->addMenu(tr("T&heme"));
-    auto* themes = new QActionGroup(this);
-    for (auto [t, label] : {std::pair{Theme::System, tr("Follow the &System")}, std::pair{Theme::Light, tr("&Light")},
-                            std::pair{Theme::Dark, tr("&Dark")}}) {
-        QAction* a = themeMenu->addAction(label);
-        a->setCheckable(true);
-        a->setChecked(currentTheme() == t);
-        a->setData(themeName(t));
-        themes->addAction(a);
-        const Theme chosen = t;
-        connect(a, &QAction::triggered, this, [chosen] {
-            applyTheme(chosen);
-            QSettings().setValue("view/theme", themeName(chosen));
-        });
-    }
-    QMenu* help = menuBar()->addMenu(tr("&Help"));
-    help->addAction(tr("&Timeline Keys"), this, [this] {
-        QMessageBox::information(this, tr("Timeline keys"),
-                                 tr("W / S: zoom in / out at the cursor\nA / D: pan left / right\nF: fit the run\n"
-                                    "Ctrl+wheel: zoom at the cursor\nShift+wheel or drag: pan\n"
-                                    "Double-click an event: zoom to it\nShift+drag: measure a range (Esc clears it)\n"
-                                    "Click a rank: collapse or expand it"));
-    });
-    help->addAction(tr("&About Partita"), this, [this] {
-        QMessageBox::about(this, tr("About Partita"),
-                           tr("<h3>Partita %1</h3><p>A workbench for distributed-training strategies: design, "
-                              "predict, run and profile how a model is split across GPUs.</p>"
-                              "<p>Built with Qt %2 (running on %3).</p>"
-                              "<p>Partita is free software under the GNU General Public License, version 3 or "
-                              "later; it comes with no warranty.</p>")
-                               .arg(QCoreApplication::applicationVersion().toHtmlEscaped(), QT_VERSION_STR, qVersion()));
-    });
-    statusBar()->showMessage(tr("No project open"));
-    QSettings settings;
-    restoreGeometry(settings.value("window/geometry").toByteArray());
-    restoreState(settings.value("window/state").toByteArray(), kWindowStateVersion);
-    showDocksFor(m_tabs->currentWidget());
-    // Sized again once shown: before, the hidden tabs' docks count in the
-    // layout's minimum, and the window would be made taller than the screen.
-    if (!settings.contains("window/geometry")) {
-        resize(1280, 800);
-        QTimer::singleShot(0, this, [this] { resize(1280, 800); });
-    }
 }
 
 bool MainWindow::eventFilter(QObject* watched, QEvent* e)

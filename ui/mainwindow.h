@@ -16,6 +16,7 @@
 
 class QMenu;
 class QTableView;
+class QLabel;
 class QDockWidget;
 class QTabWidget;
 
@@ -129,6 +130,19 @@ private:
     std::vector<TabDock> m_tabDocks;
     bool eventFilter(QObject* watched, QEvent* e) override;
     void showDocksFor(QWidget* tab);
+    // The constructor's parts, in order (mainwindow.cpp).
+    void createTabs();
+    void createRunsAndDetails();
+    void createDesignerDocks();
+    void createAnalysisDocks();
+    void trackDocks();
+    void createTimelineTools();
+    void createFileMenu();
+    void createEditAndStrategyMenus();
+    void createViewMenu();
+    void createHelpMenu();
+    QLabel* m_details = nullptr;
+    QAction* m_saveAction = nullptr;
 
 public:
     // The dock titled `title` (tests).

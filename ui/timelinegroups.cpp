@@ -247,10 +247,11 @@ void TimelineView::paintGroups(QPainter& p, int scroll, int w, int h)
         p.drawText(QRect(6, y + 1, kGutter - 8, 16), Qt::AlignVCenter | Qt::AlignLeft, title);
         QString sub;
         if (auto b = busy.find(r.group); b != busy.end())
-            sub = tr("%n rank(s), busy %1 % (%2–%3)", "", int(b->second.ranks.size()))
-                      .arg(100 * b->second.median, 0, 'f', 0)
-                      .arg(100 * b->second.least, 0, 'f', 0)
-                      .arg(100 * b->second.most, 0, 'f', 0);
+            sub = (b->second.ranks.size() == 1 ? tr("1 rank, %2 % busy") : tr("%1 ranks, %2 % busy"))
+                      .arg(b->second.ranks.size())
+                      .arg(b->second.least == b->second.most
+                               ? QString::number(100 * b->second.least, 'f', 0)
+                               : QString("%1–%2").arg(100 * b->second.least, 0, 'f', 0).arg(100 * b->second.most, 0, 'f', 0));
         else
             sub = groupsLoading() ? tr("reading busy time…") : tr("no device events");
         p.setPen(palette().color(QPalette::PlaceholderText));
