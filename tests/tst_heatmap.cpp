@@ -46,16 +46,6 @@ std::string trace(const std::vector<std::pair<int, int>>& steps, const std::vect
     return out + "]}";
 }
 
-int64_t importText(TraceStore& s, const QTemporaryDir& dir, const std::string& text)
-{
-    const std::string path = dir.filePath("t.json").toStdString();
-    std::ofstream(path) << text;
-    auto imp = importChromeTrace(s, {path});
-    if (!imp)
-        qFatal("%s", imp.error().str().c_str());
-    return imp->run_id;
-}
-
 using Cells = std::vector<std::array<int64_t, 5>>; // start, end, compute, exposed comm, idle (µs)
 
 } // namespace
@@ -93,7 +83,7 @@ private slots:
         QFETCH(Cells, cells);
         QTemporaryDir dir;
         auto s = test::openOrDie(dir.filePath("p.partita").toStdString());
-        const int64_t run = importText(*s, dir, text.toStdString());
+        const int64_t run = test::importText(*s, dir, text.toStdString());
         auto map = rankHeatMap(*s, run);
         QVERIFY2(map, map ? "" : map.error().str().c_str());
         QCOMPARE(int(map->rows.size()), 1);
@@ -204,6 +194,59 @@ private slots:
             QCOMPARE(c.idle_ns, t.idle_ns);
             QVERIFY(c.exposed_comm_ns <= t.non_compute_ns);
         }
+    }
+
+    // Each group's busy shares are its ranks' (1 - idle / step time): the
+    // least busy rank named, the median between; ranks beyond the mesh apart.
+    void groupBusyShares_data()
+    {
+        QTest::addColumn<QString>("mesh");
+        QTest::addColumn<int>("axis");
+        QTest::addColumn<int>("groups");
+        QTest::newRow("tensor groups of 2") << "dp=2,tp=2,pp=2" << int(MeshAxis::Tensor) << 4;
+        QTest::newRow("pipelines of 2") << "dp=2,tp=2,pp=2" << int(MeshAxis::Pipeline) << 4;
+        QTest::newRow("a mesh of 6: two ranks beyond it") << "dp=3,tp=2" << int(MeshAxis::Data) << 3;
+    }
+    void groupBusyShares()
+    {
+        QFETCH(QString, mesh);
+        QFETCH(int, axis);
+        QFETCH(int, groups);
+        QTemporaryDir dir;
+        auto s = test::openOrDie(dir.filePath("p.partita").toStdString());
+        test::SynthOptions o;
+        o.ranks = 8;
+        o.slow_rank = 3;
+        o.slow_kernel = "ampere_sgemm_64x64_nt";
+        o.slow_factor = 2.0;
+        auto run = test::synthesizeRanks(*s, test::dataParallelPattern(3, 2), o);
+        QVERIFY(run);
+        auto map = rankHeatMap(*s, run->run_id);
+        QVERIFY(map);
+        const auto m = parseMesh(mesh.toStdString());
+        QVERIFY(m);
+        const auto busy = groupBusy(*map, *m, MeshAxis(axis));
+        QCOMPARE(int(busy.size()), groups);
+        int ranks = 0;
+        for (const GroupBusy& g : busy) {
+            ranks += int(g.ranks.size());
+            double least = 1, most = 0;
+            int32_t leastRank = -1;
+            for (int32_t r : g.ranks) {
+                QCOMPARE(meshPlace(*m, MeshAxis(axis), r).group, g.group);
+                const double b = busyShare(map->rows[size_t(r)]);
+                if (b < least) {
+                    least = b;
+                    leastRank = r;
+                }
+                most = std::max(most, b);
+            }
+            QCOMPARE(g.least, least);
+            QCOMPARE(g.most, most);
+            QCOMPARE(g.least_busy_rank, leastRank);
+            QVERIFY(g.least <= g.median && g.median <= g.most && g.least > 0 && g.most < 1);
+        }
+        QCOMPARE(ranks, 8);
     }
 
     void missingRun()

@@ -39,16 +39,6 @@ std::string trace(const std::vector<std::tuple<int, int, int, int, int64_t, int6
     return out + extra + "]}";
 }
 
-int64_t importText(TraceStore& s, const QTemporaryDir& dir, const std::string& text)
-{
-    const std::string path = dir.filePath("t.json").toStdString();
-    std::ofstream(path) << text;
-    auto imp = importChromeTrace(s, {path});
-    if (!imp)
-        qFatal("%s", imp.error().str().c_str());
-    return imp->run_id;
-}
-
 } // namespace
 
 class TestMemory : public QObject
@@ -123,7 +113,7 @@ private slots:
         QFETCH(QString, note);
         QTemporaryDir dir;
         auto s = test::openOrDie(dir.filePath("p.partita").toStdString());
-        const int64_t run = importText(*s, dir, json.toStdString());
+        const int64_t run = test::importText(*s, dir, json.toStdString());
         auto r = readMemory(*s, run, 8);
         QVERIFY2(r, r ? "" : r.error().str().c_str());
         if (!note.isEmpty()) {

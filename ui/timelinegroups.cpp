@@ -26,7 +26,8 @@ double median(std::vector<double> v)
     return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-double busyShare(const HeatCell& c) { return c.step_ns() > 0 ? 1.0 - double(c.idle_ns) / double(c.step_ns()) : 0.0; }
+// One step's busy share.
+double cellBusy(const HeatCell& c) { return c.step_ns() > 0 ? 1.0 - double(c.idle_ns) / double(c.step_ns()) : 0.0; }
 } // namespace
 
 void TimelineView::layoutRows()
@@ -191,31 +192,12 @@ void TimelineView::waitForGroups()
     QCoreApplication::sendPostedEvents(&m_heatWatcher);
 }
 
-std::vector<TimelineView::GroupBusy> TimelineView::groupBusy() const
+std::vector<GroupBusy> TimelineView::groupBusy() const
 {
-    std::map<int, GroupBusy> groups;
-    std::map<int, std::vector<double>> shares;
-    for (const HeatRow& r : m_heat.rows) {
-        const int g = groupOf(r.rank);
-        if (g < 0 || r.cells.empty())
-            continue;
-        int64_t step = 0, idle = 0;
-        for (const HeatCell& c : r.cells) {
-            step += c.step_ns();
-            idle += c.idle_ns;
-        }
-        groups[g].group = g;
-        groups[g].ranks.push_back(r.rank);
-        shares[g].push_back(step > 0 ? 1.0 - double(idle) / double(step) : 0.0);
-    }
-    std::vector<GroupBusy> out;
-    for (auto& [g, gb] : groups) {
-        const auto& v = shares[g];
-        gb.least = *std::min_element(v.begin(), v.end());
-        gb.most = *std::max_element(v.begin(), v.end());
-        gb.median = median(v);
-        out.push_back(std::move(gb));
-    }
+    if (!m_groupBy || !m_mesh)
+        return {};
+    std::vector<GroupBusy> out = partita::groupBusy(m_heat, *m_mesh, *m_groupBy);
+    std::erase_if(out, [](const GroupBusy& g) { return g.group < 0; }); // ranks beyond the mesh: no header's
     return out;
 }
 
@@ -269,7 +251,7 @@ void TimelineView::paintGroups(QPainter& p, int scroll, int w, int h)
             for (const HeatRow* hr : m->second)
                 if (c < hr->cells.size()) {
                     const HeatCell& cell = hr->cells[c];
-                    shares.push_back(busyShare(cell));
+                    shares.push_back(cellBusy(cell));
                     starts.push_back(double(cell.start_ns - offsetOf(hr->rank)));
                     ends.push_back(double(cell.end_ns - offsetOf(hr->rank)));
                 }

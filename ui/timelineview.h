@@ -128,13 +128,7 @@ public:
     void setGroupCollapsed(int group, bool collapsed);
     bool groupCollapsed(int group) const;
     int groupOf(int32_t rank) const; // -1: ungrouped, or beyond the mesh
-    struct GroupBusy
-    {
-        int group = 0;
-        std::vector<int32_t> ranks;
-        double least = 0, median = 0, most = 0; // busy shares over the run, 0..1
-    };
-    std::vector<GroupBusy> groupBusy() const; // empty until the busy shares are read
+    std::vector<GroupBusy> groupBusy() const; // profiler/heatmap.h's; empty until the busy shares are read
     void waitForGroups();                     // tests
     // The headers laid out, in order: a group's as {true, group}, a rank's as {false, rank}.
     std::vector<std::pair<bool, int>> outline() const;

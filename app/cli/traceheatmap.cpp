@@ -147,61 +147,22 @@ void printMap(int64_t run, const HeatMap& map, HeatMetric metric, size_t top)
     }
 }
 
-// The ranks of each group of `axis`: the least, median and most busy share
-// over the run (1 - idle / step time, each rank's steps summed).
-struct GroupRow
-{
-    int group = 0;
-    std::vector<int> ranks;
-    std::vector<double> busy; // by rank, as ranks
-};
-
-std::vector<GroupRow> groupRows(const HeatMap& map, const MeshShape& mesh, MeshAxis axis)
-{
-    std::map<int, GroupRow> groups;
-    for (const HeatRow& r : map.rows) {
-        const int g = meshPlace(mesh, axis, r.rank).group;
-        int64_t step = 0, idle = 0;
-        for (const HeatCell& c : r.cells) {
-            step += c.step_ns();
-            idle += c.idle_ns;
-        }
-        groups[g].group = g;
-        groups[g].ranks.push_back(r.rank);
-        groups[g].busy.push_back(step > 0 ? 1.0 - double(idle) / double(step) : 0.0);
-    }
-    std::vector<GroupRow> out;
-    for (auto& [g, row] : groups)
-        out.push_back(std::move(row));
-    return out;
-}
-
-double medianOf(std::vector<double> v)
-{
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-
-json groupsJson(const std::vector<GroupRow>& rows)
+json groupsJson(const std::vector<GroupBusy>& rows)
 {
     json out = json::array();
-    for (const GroupRow& g : rows) {
-        const auto [lo, hi] = std::minmax_element(g.busy.begin(), g.busy.end());
-        out.push_back({{"group", g.group}, {"ranks", g.ranks}, {"busy_least", *lo}, {"busy_median", medianOf(g.busy)},
-                       {"busy_most", *hi}, {"least_busy_rank", g.ranks[size_t(lo - g.busy.begin())]}});
-    }
+    for (const GroupBusy& g : rows)
+        out.push_back({{"group", g.group}, {"ranks", g.ranks}, {"busy_least", g.least}, {"busy_median", g.median},
+                       {"busy_most", g.most}, {"least_busy_rank", g.least_busy_rank}});
     return out;
 }
 
-void printGroups(const std::vector<GroupRow>& rows, const MeshShape& mesh, MeshAxis axis)
+void printGroups(const std::vector<GroupBusy>& rows, const MeshShape& mesh, MeshAxis axis)
 {
     std::cout << "\nBy " << meshAxisTitle(axis) << " (mesh " << meshText(mesh) << "): the ranks' busy share over the run\n";
     std::printf("  %6s %6s %8s %8s %8s  %s\n", "group", "ranks", "least", "median", "most", "least busy rank");
-    for (const GroupRow& g : rows) {
-        const auto [lo, hi] = std::minmax_element(g.busy.begin(), g.busy.end());
+    for (const GroupBusy& g : rows)
         std::printf("  %6s %6zu %7.1f%% %7.1f%% %7.1f%%  %d\n", g.group < 0 ? "none" : std::to_string(g.group).c_str(), g.ranks.size(),
-                    100 * *lo, 100 * medianOf(g.busy), 100 * *hi, g.ranks[size_t(lo - g.busy.begin())]);
-    }
+                    100 * g.least, 100 * g.median, 100 * g.most, g.least_busy_rank);
 }
 
 } // namespace
@@ -239,13 +200,13 @@ int runTraceHeatmap(const TraceCliOptions& o)
         if (axis) {
             j["mesh"] = meshText(*mesh);
             j["group_by"] = meshAxisName(*axis);
-            j["groups"] = groupsJson(groupRows(*map, *mesh, *axis));
+            j["groups"] = groupsJson(groupBusy(*map, *mesh, *axis));
         }
         std::cout << j.dump(2) << "\n";
     } else {
         printMap(o.runs.front(), *map, *metric, size_t(o.top));
         if (axis)
-            printGroups(groupRows(*map, *mesh, *axis), *mesh, *axis);
+            printGroups(groupBusy(*map, *mesh, *axis), *mesh, *axis);
     }
     std::fflush(stdout);
     return 0;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <unordered_map>
 
 namespace partita {
@@ -68,6 +69,44 @@ std::vector<HeatOutlier> heatOutliers(const HeatMap& map, HeatMetric m, size_t c
     });
     if (out.size() > count)
         out.resize(count);
+    return out;
+}
+
+double busyShare(const HeatRow& row)
+{
+    int64_t step = 0, idle = 0;
+    for (const HeatCell& c : row.cells) {
+        step += c.step_ns();
+        idle += c.idle_ns;
+    }
+    return step > 0 ? 1.0 - double(idle) / double(step) : 0.0;
+}
+
+std::vector<GroupBusy> groupBusy(const HeatMap& map, const MeshShape& mesh, MeshAxis axis)
+{
+    std::map<int, std::pair<GroupBusy, std::vector<double>>> groups;
+    for (const HeatRow& r : map.rows) {
+        if (r.cells.empty())
+            continue;
+        const int g = meshPlace(mesh, axis, r.rank).group;
+        auto& [gb, shares] = groups[g];
+        gb.group = g;
+        gb.ranks.push_back(r.rank);
+        shares.push_back(busyShare(r));
+    }
+    std::vector<GroupBusy> out;
+    for (auto& [g, entry] : groups) {
+        auto& [gb, shares] = entry;
+        const auto [lo, hi] = std::minmax_element(shares.begin(), shares.end());
+        gb.least = *lo;
+        gb.most = *hi;
+        gb.least_busy_rank = gb.ranks[size_t(lo - shares.begin())];
+        std::vector<double> sorted = shares;
+        std::sort(sorted.begin(), sorted.end());
+        const size_t n = sorted.size();
+        gb.median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+        out.push_back(std::move(gb));
+    }
     return out;
 }
 

@@ -15,6 +15,7 @@
 // column: each rank's whole span. Streamed: a rank's events a block at a
 // time, never a run's at once.
 
+#include "partita/core/mesh.h"
 #include "partita/core/result.h"
 #include "partita/profiler/tracestore.h"
 
@@ -76,5 +77,20 @@ std::vector<HeatOutlier> heatOutliers(const HeatMap& map, HeatMetric m, size_t c
 
 // Fails on a run that does not exist or a store that cannot be read.
 Result<HeatMap> rankHeatMap(const TraceStore& store, int64_t run);
+
+// A rank's busy share over its steps: 1 - idle / step time, summed.
+double busyShare(const HeatRow& row);
+
+// The ranks of each group of a mesh axis (core/mesh.h) and their busy
+// shares over the run: the least, the median and the most busy, and which
+// rank is the least; by group (-1, ranks beyond the mesh, first).
+struct GroupBusy
+{
+    int group = 0;
+    std::vector<int32_t> ranks;
+    double least = 0, median = 0, most = 0; // 0..1
+    int32_t least_busy_rank = 0;
+};
+std::vector<GroupBusy> groupBusy(const HeatMap& map, const MeshShape& mesh, MeshAxis axis);
 
 } // namespace partita
