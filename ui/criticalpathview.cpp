@@ -99,14 +99,11 @@ QVariant CriticalPathModel::headerData(int section, Qt::Orientation orientation,
     }
 }
 
-CriticalPathView::CriticalPathView(QWidget* parent) : QWidget(parent)
+CriticalPathView::CriticalPathView(QWidget* parent) : LazyPanel(parent, m_watcher)
 {
     m_model = new CriticalPathModel(this);
     m_windows = new QComboBox(this);
     m_windows->setToolTip(tr("The step (or, in a run without steps, the time slice) whose critical path to show"));
-    m_summary = new QLabel(this);
-    m_summary->setWordWrap(true);
-    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_table = new QTableView(this);
     m_table->setModel(m_model);
     m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
@@ -125,29 +122,20 @@ CriticalPathView::CriticalPathView(QWidget* parent) : QWidget(parent)
     setRun({}, 0);
 }
 
-void CriticalPathView::setRun(const std::string& path, int64_t run)
+void CriticalPathView::clearRun()
 {
-    m_project = path;
-    m_run = run;
     m_all = {};
     m_model->setPath({});
     m_windows->clear();
     m_windows->setEnabled(false);
     emit pathChanged({});
-    m_pending = run > 0 && !path.empty();
-    if (!m_pending)
-        m_summary->setText(tr("<i>Open a run on the timeline: its critical path shows here.</i>"));
-    else if (isVisible())
-        start(0, true);
-    else
-        m_summary->setText(tr("<i>Run %1's critical path is found when this panel is shown.</i>").arg(run));
 }
 
-void CriticalPathView::showEvent(QShowEvent* e)
+QString CriticalPathView::idleText() const { return tr("<i>Open a run on the timeline: its critical path shows here.</i>"); }
+
+QString CriticalPathView::waitingText(int64_t run) const
 {
-    QWidget::showEvent(e);
-    if (m_pending)
-        start(0, true);
+    return tr("<i>Run %1's critical path is found when this panel is shown.</i>").arg(run);
 }
 
 void CriticalPathView::showWindow(int index)
@@ -160,7 +148,7 @@ void CriticalPathView::showWindow(int index)
 
 void CriticalPathView::start(int index, bool all)
 {
-    m_pending = false;
+    begin();
     m_summary->setText(tr("<i>Finding the critical path of run %1…</i>").arg(m_run));
     std::optional<int64_t> step;
     if (!all && m_all.paths[size_t(index)].step >= 0)
@@ -201,13 +189,6 @@ void CriticalPathView::start(int index, bool all)
             o.layers = (*store)->layerNames(info->model_id);
         return o;
     }));
-}
-
-void CriticalPathView::waitForReport()
-{
-    if (m_watcher.isRunning())
-        m_watcher.waitForFinished();
-    QCoreApplication::sendPostedEvents(&m_watcher);
 }
 
 void CriticalPathView::done()

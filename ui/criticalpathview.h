@@ -6,6 +6,7 @@
 // segment there. Computed off the GUI thread, on its own connection to the
 // project, and only while the panel is shown.
 
+#include "lazypanel.h"
 #include "timelineview.h"
 
 #include "partita/profiler/criticalpath.h"
@@ -54,35 +55,31 @@ private:
     std::vector<std::string> m_layerNames;
 };
 
-class CriticalPathView : public QWidget
+class CriticalPathView : public LazyPanel
 {
     Q_OBJECT
 public:
     explicit CriticalPathView(QWidget* parent = nullptr);
-    // The run whose path to find (0: clears); found when the panel is shown.
-    void setRun(const std::string& path, int64_t run);
     // Shows step `index` of the run's windows (the combo box's order).
     void showWindow(int index);
-    // Blocks until the analysis under way is done (tests).
-    void waitForReport();
-    bool busy() const { return m_watcher.isRunning() || (m_pending && isVisible()); }
     CriticalPathModel* model() const { return m_model; }
     QTableView* table() const { return m_table; }
     QComboBox* windows() const { return m_windows; }
     QString summary() const;
     // Frames row `row`'s segment: emits frameRequested.
     void frameRow(int row);
-    // As tall as the stragglers panel it shares its place with: the
-    // table's own hint would make the window taller than the screen.
-    QSize sizeHint() const override { return {600, 200}; }
 
 signals:
     void pathChanged(const std::vector<TimelineView::PathMark>& marks);
     void frameRequested(int32_t rank, int64_t t0, int64_t t1);
     void errorOccurred(const QString& message);
 
+
 protected:
-    void showEvent(QShowEvent* e) override;
+    void clearRun() override;
+    QString idleText() const override;
+    QString waitingText(int64_t run) const override;
+    void start() override { start(0, true); }
 
 private:
     struct Outcome
@@ -100,11 +97,7 @@ private:
     CriticalPathModel* m_model;
     QComboBox* m_windows;
     QTableView* m_table;
-    QLabel* m_summary;
     QFutureWatcher<Outcome> m_watcher;
-    std::string m_project;
-    int64_t m_run = 0;
-    bool m_pending = false;
     CriticalPathReport m_all;
 };
 

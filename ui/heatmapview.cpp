@@ -221,15 +221,12 @@ bool HeatMapChart::event(QEvent* e)
     return QWidget::event(e);
 }
 
-HeatMapView::HeatMapView(QWidget* parent) : QWidget(parent)
+HeatMapView::HeatMapView(QWidget* parent) : LazyPanel(parent, m_watcher)
 {
     m_metrics = new QComboBox(this);
     for (HeatMetric m : kMetrics)
         m_metrics->addItem(metricLabel(m), int(m));
     m_metrics->setToolTip(tr("The figure each cell's colour shows against its step's median over the ranks"));
-    m_summary = new QLabel(this);
-    m_summary->setWordWrap(true);
-    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_chart = new HeatMapChart;
     m_scroll = new QScrollArea(this);
     m_scroll->setWidget(m_chart);
@@ -245,18 +242,11 @@ HeatMapView::HeatMapView(QWidget* parent) : QWidget(parent)
     setRun({}, 0);
 }
 
-void HeatMapView::setRun(const std::string& path, int64_t run)
+QString HeatMapView::idleText() const { return tr("<i>Open a run on the timeline: its ranks' heat map shows here.</i>"); }
+
+QString HeatMapView::waitingText(int64_t run) const
 {
-    m_project = path;
-    m_run = run;
-    m_chart->setMap({});
-    m_pending = run > 0 && !path.empty();
-    if (!m_pending)
-        m_summary->setText(tr("<i>Open a run on the timeline: its ranks' heat map shows here.</i>"));
-    else if (isVisible())
-        start();
-    else
-        m_summary->setText(tr("<i>Run %1's heat map is made when this panel is shown.</i>").arg(run));
+    return tr("<i>Run %1's heat map is made when this panel is shown.</i>").arg(run);
 }
 
 void HeatMapView::setMetric(HeatMetric m)
@@ -266,16 +256,9 @@ void HeatMapView::setMetric(HeatMetric m)
     updateSummary();
 }
 
-void HeatMapView::showEvent(QShowEvent* e)
-{
-    QWidget::showEvent(e);
-    if (m_pending)
-        start();
-}
-
 void HeatMapView::start()
 {
-    m_pending = false;
+    begin();
     m_summary->setText(tr("<i>Mapping run %1's ranks…</i>").arg(m_run));
     m_watcher.setFuture(QtConcurrent::run([path = m_project, run = m_run]() {
         Outcome o;
@@ -294,13 +277,6 @@ void HeatMapView::start()
     }));
 }
 
-void HeatMapView::waitForReport()
-{
-    if (m_watcher.isRunning())
-        m_watcher.waitForFinished();
-    QCoreApplication::sendPostedEvents(&m_watcher);
-}
-
 void HeatMapView::done()
 {
     Outcome o = m_watcher.result();
@@ -317,7 +293,7 @@ void HeatMapView::done()
 
 void HeatMapView::updateSummary()
 {
-    if (m_run > 0 && !m_watcher.isRunning() && !m_pending)
+    if (m_run > 0 && !m_watcher.isRunning() && !pending())
         m_summary->setText(summary());
 }
 

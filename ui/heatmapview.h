@@ -7,6 +7,8 @@
 // the rank's step on the timeline. Computed off the GUI thread, on its own
 // connection to the project, and only while the panel is shown.
 
+#include "lazypanel.h"
+
 #include "partita/profiler/heatmap.h"
 
 #include <QFutureWatcher>
@@ -68,27 +70,26 @@ private:
     double m_scale = 0.01;
 };
 
-class HeatMapView : public QWidget
+class HeatMapView : public LazyPanel
 {
     Q_OBJECT
 public:
     explicit HeatMapView(QWidget* parent = nullptr);
-    // The run to map (0: clears); computed when the panel is shown.
-    void setRun(const std::string& path, int64_t run);
     void setMetric(HeatMetric m);
-    void waitForReport(); // tests
-    bool busy() const { return m_watcher.isRunning() || (m_pending && isVisible()); }
     HeatMapChart* chart() const { return m_chart; }
     QComboBox* metrics() const { return m_metrics; }
     QString summary() const;
-    QSize sizeHint() const override { return {600, 200}; }
 
 signals:
     void frameRequested(int32_t rank, int64_t t0, int64_t t1);
     void errorOccurred(const QString& message);
 
+
 protected:
-    void showEvent(QShowEvent* e) override;
+    void clearRun() override { m_chart->setMap({}); }
+    QString idleText() const override;
+    QString waitingText(int64_t run) const override;
+    void start() override;
 
 private:
     struct Outcome
@@ -97,18 +98,13 @@ private:
         std::optional<HeatMap> map;
         QString error;
     };
-    void start();
     void done();
     void updateSummary();
 
     QComboBox* m_metrics;
-    QLabel* m_summary;
     QScrollArea* m_scroll;
     HeatMapChart* m_chart;
     QFutureWatcher<Outcome> m_watcher;
-    std::string m_project;
-    int64_t m_run = 0;
-    bool m_pending = false;
 };
 
 } // namespace partita
