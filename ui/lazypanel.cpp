@@ -1,6 +1,7 @@
 #include "lazypanel.h"
 
 #include <QCoreApplication>
+#include <QTimer>
 
 namespace partita {
 
@@ -17,23 +18,36 @@ void LazyPanel::setRun(const std::string& path, int64_t run)
     m_run = run;
     clearRun();
     m_pending = run > 0 && !path.empty();
-    if (!m_pending)
+    if (!m_pending) {
         m_summary->setText(idleText());
-    else if (isVisible())
-        start();
-    else
-        m_summary->setText(waitingText(run));
+        return;
+    }
+    m_summary->setText(waitingText(run));
+    startSoon();
 }
 
 void LazyPanel::showEvent(QShowEvent* e)
 {
     QWidget::showEvent(e);
     if (m_pending)
-        start();
+        startSoon();
+}
+
+// Once the window's layout has settled: a dock behind another's tab is
+// still shown for a moment when the window first appears, and a panel
+// there would analyze a run nobody looks at.
+void LazyPanel::startSoon()
+{
+    QTimer::singleShot(0, this, [this] {
+        if (m_pending && isVisible())
+            start();
+    });
 }
 
 void LazyPanel::waitForReport()
 {
+    if (m_pending && isVisible())
+        start();
     if (m_watcherBase.isRunning())
         m_watcherBase.waitForFinished();
     QCoreApplication::sendPostedEvents(&m_watcherBase);

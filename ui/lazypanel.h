@@ -42,6 +42,7 @@ protected:
     int64_t m_run = 0;
 
 private:
+    void startSoon();
     QFutureWatcherBase& m_watcherBase;
     bool m_pending = false;
 };
