@@ -32,7 +32,18 @@ std::atomic<bool> g_cancel{false};
 void onSignal(int) { g_cancel = true; }
 int fail(const std::string& msg)
 {
-    std::cerr << "partita-worker: error: " << msg << std::endl;
+    // One write: the ranks share the launcher's stderr, and a line written
+    // piece by piece can be cut by another rank's output.
+    const std::string line = "partita-worker: error: " + msg + "\n";
+    std::cerr.flush();
+    for (size_t done = 0; done < line.size();) {
+        const ssize_t n = ::write(2, line.data() + done, line.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        done += size_t(n);
+    }
     return 2;
 }
 

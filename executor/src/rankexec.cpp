@@ -124,6 +124,26 @@ void setRankEnvironment(const RankExecOptions& o, const RankEnvironment& env)
 }
 
 // The command's standard error passed through to ours; its last lines kept.
+// One line to fd in one write(): ranks' workers share the launcher's
+// pipes, and a line written piece by piece (iostreams to an unbuffered
+// stderr) was cut by another rank's output in between, so the launcher
+// could not read which rank failed.
+void sayLine(int fd, const std::string& text)
+{
+    const std::string line = text + "\n";
+    size_t done = 0;
+    while (done < line.size()) {
+        const ssize_t n = write(fd, line.data() + done, line.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        done += size_t(n);
+    }
+}
+
+void sayError(const std::string& who, const std::string& what) { sayLine(2, "partita-worker: error: " + who + ": " + what); }
+
 std::deque<std::string> relayErrors(int fd)
 {
     std::deque<std::string> tail;
@@ -156,13 +176,13 @@ int execTrainingRank(const RankExecOptions& o)
     const std::string host = hostName();
     const std::string who = "rank " + std::to_string(env.rank) + " on " + host;
     if (o.command.empty()) {
-        std::cerr << "partita-worker: error: " << who << ": no command to run" << std::endl;
+        sayError(who, "no command to run");
         return 2;
     }
     setRankEnvironment(o, env);
     int errPipe[2], execPipe[2];
     if (pipe(errPipe) != 0 || pipe2(execPipe, O_CLOEXEC) != 0) {
-        std::cerr << "partita-worker: error: " << who << ": pipe: " << std::strerror(errno) << std::endl;
+        sayError(who, std::string("pipe: ") + std::strerror(errno));
         return 2;
     }
     const pid_t parent = getpid();
@@ -175,7 +195,7 @@ int execTrainingRank(const RankExecOptions& o)
     close(errPipe[1]);
     close(execPipe[1]);
     if (pid < 0) {
-        std::cerr << "partita-worker: error: " << who << ": fork: " << std::strerror(errno) << std::endl;
+        sayError(who, std::string("fork: ") + std::strerror(errno));
         return 2;
     }
     g_child = pid;
@@ -185,8 +205,8 @@ int execTrainingRank(const RankExecOptions& o)
     const bool execFailed = read(execPipe[0], &execErrno, sizeof execErrno) == ssize_t(sizeof execErrno);
     close(execPipe[0]);
     if (!execFailed)
-        std::cout << "rank " << env.rank << " host " << host << " pid " << getpid() << " started: " << env.world
-                  << " ranks, " << o.command.front() << std::endl;
+        sayLine(1, "rank " + std::to_string(env.rank) + " host " + host + " pid " + std::to_string(getpid()) + " started: " +
+                       std::to_string(env.world) + " ranks, " + o.command.front());
     const std::deque<std::string> tail = relayErrors(errPipe[0]);
     close(errPipe[0]);
     int status = 0;
@@ -194,13 +214,12 @@ int execTrainingRank(const RankExecOptions& o)
     }
     g_child = 0;
     if (execFailed) {
-        std::cerr << "partita-worker: error: " << who << ": cannot run " << o.command.front() << ": "
-                  << std::strerror(execErrno) << std::endl;
+        sayError(who, "cannot run " + o.command.front() + ": " + std::strerror(execErrno));
         return 127;
     }
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (code == 0) {
-        std::cout << "rank " << env.rank << " done: the command exited with code 0" << std::endl;
+        sayLine(1, "rank " + std::to_string(env.rank) + " done: the command exited with code 0");
         return 0;
     }
     std::string cause = WIFEXITED(status) ? "the command exited with code " + std::to_string(code)
@@ -210,7 +229,7 @@ int execTrainingRank(const RankExecOptions& o)
         cause += ", stopped by the launcher";
     if (const std::string why = lastWords(tail); !why.empty())
         cause += ": " + why;
-    std::cerr << "partita-worker: error: " << who << ": " << cause << std::endl;
+    sayError(who, cause);
     return code;
 }
 
