@@ -372,6 +372,23 @@ private slots:
         QCOMPARE(t.code, 0);
         QVERIFY2(t.out.contains("Run " + run + ": 48 events (communication kernels), "), qPrintable(t.out));
         QVERIFY2(t.out.contains("The first 1 (--limit):"), qPrintable(t.out));
+        // non-compute and computation part the rank's device events; the step's window is given.
+        auto total = [&](const QStringList& extra, QJsonObject* whole = nullptr) {
+            const Run r = cli(QStringList{"trace", "events", "--project", project, "--run", run, "--rank", "3", "--step", "1", "--json"} + extra);
+            const QJsonObject o = QJsonDocument::fromJson(r.out.toUtf8()).object();
+            if (whole)
+                *whole = o;
+            return r.code == 0 ? o["total"].toInt() : -1;
+        };
+        QJsonObject nc;
+        const int nonCompute = total({"--class", "non-compute"}, &nc);
+        QCOMPARE(nonCompute, 4); // the step's all-reduces
+        QCOMPARE(nonCompute + total({"--class", "computation"}), total({"--device"}));
+        QVERIFY2(nc["query"].toString().contains("kernels other than computation"), qPrintable(nc["query"].toString()));
+        const QJsonArray w = nc["step_windows"].toArray();
+        QCOMPARE(w.size(), 1);
+        QCOMPARE(w[0].toObject()["rank"].toInt(), 3);
+        QVERIFY(w[0].toObject()["end_s"].toDouble() > w[0].toObject()["start_s"].toDouble());
     }
 };
 

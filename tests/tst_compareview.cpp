@@ -1,7 +1,8 @@
 // The compare view: its two table models (QAbstractItemModelTester), a
 // comparison of two predicted strategies (deltas that agree with the runs'
 // own step times), the timelines kept on one time scale from their first
-// step, exports, the memory and stragglers lines, and refusals.
+// step, exports, the memory and stragglers lines, every figure leading to
+// its events on the timelines, and refusals.
 #include "compareview.h"
 #include "timelineview.h"
 
@@ -11,10 +12,17 @@
 #include "partita/core/simulator.h"
 #include "partita/core/strategy.h"
 #include "partita/profiler/chromeimport.h"
+#include "partita/profiler/eventquery.h"
+#include "partita/profiler/memory.h"
+#include "partita/profiler/stragglers.h"
 #include "partita/profiler/tracestore.h"
 #include "synthranks.h"
 
 #include <QAbstractItemModelTester>
+#include <QBarCategoryAxis>
+#include <QBarSeries>
+#include <QBarSet>
+#include <QChart>
 #include <QChartView>
 #include <QFileInfo>
 #include <QTemporaryDir>
@@ -157,6 +165,19 @@ private slots:
         QVERIFY2(v.summary().contains("peak memory per device: A —, B 6.17 GiB (cuda:1 of rank 1)"), qPrintable(v.summary()));
         QVERIFY2(v.summary().contains("stragglers: A rank 2 made the others wait"), qPrintable(v.summary()));
         QVERIFY2(v.summary().contains("B one rank"), qPrintable(v.summary()));
+        // Its peak leads to the moment on rank 1's timeline.
+        QSignalSpy framed(&v, &CompareView::framed);
+        QVERIFY(!v.openLink("memory:a"));
+        QVERIFY(v.openLink("memory:b"));
+        QCOMPARE(framed.count(), 1);
+        auto report = readMemory(**store, imp->run_id);
+        QVERIFY(report);
+        int64_t at = -1;
+        for (const MemorySeries& s : report->series)
+            if (s.rank == 1 && s.device == "cuda:1")
+                at = s.peak_allocated_at_ns;
+        const auto [m0, m1] = v.timelineB()->measuredRange();
+        QVERIFY(m0 < at && at < m1);
     }
 
     // A double-click on a layer or ops row selects and frames, on each
@@ -214,6 +235,142 @@ private slots:
             if (layerRow)
                 QCOMPARE(t->highlightLayer(), 2);
         }
+    }
+
+    // The summary's links, the charts' bars and the class bars lead to the
+    // events (or, for a step and idle time, the window) behind them.
+    void figuresLeadToEvents_data()
+    {
+        QTest::addColumn<QString>("how");
+        QTest::addColumn<bool>("inA");
+        QTest::addColumn<bool>("inB");
+        QTest::addColumn<QString>("expect"); // a selected event's name part, or "step", or "straggler"
+        QTest::newRow("summary: mean step") << "link:step" << true << true << "step";
+        QTest::newRow("summary: compute") << "link:class:computation" << true << true << "sgemm";
+        QTest::newRow("summary: straggler of B") << "link:straggler:b" << false << true << "straggler";
+        QTest::newRow("rank chart: B r1 non-compute") << "rank:1:1:1" << false << true << "AllReduce";
+        QTest::newRow("rank chart: A r0 compute") << "rank:0:0:0" << true << false << "sgemm";
+        QTest::newRow("rank chart: B r0 idle") << "rank:1:0:2" << false << true << "step";
+        QTest::newRow("class chart: communication") << "class:communication" << true << true << "AllReduce";
+    }
+    void figuresLeadToEvents()
+    {
+        QFETCH(QString, how);
+        QFETCH(bool, inA);
+        QFETCH(bool, inB);
+        QFETCH(QString, expect);
+        QTemporaryDir dir;
+        auto store = TraceStore::open(dir.filePath("g.partita").toStdString());
+        QVERIFY(store);
+        test::SynthOptions o;
+        o.ranks = 2;
+        auto a = test::synthesizeRanks(**store, test::dataParallelPattern(3, 2), o);
+        o.slow_rank = 1;
+        o.slow_kernel = "ampere_sgemm_64x64_nt";
+        o.slow_factor = 1.5;
+        auto b = test::synthesizeRanks(**store, test::dataParallelPattern(3, 2), o);
+        QVERIFY(a && b);
+        CompareView v;
+        v.resize(1200, 800);
+        v.show();
+        v.setStore(store->get());
+        QSignalSpy done(&v, &CompareView::compared);
+        QVERIFY(v.compare(a->run_id, b->run_id));
+        QVERIFY(done.wait(60000));
+        QSignalSpy framed(&v, &CompareView::framed);
+        const QStringList parts = how.split(':');
+        if (parts[0] == "link") {
+            QVERIFY(v.openLink(how.mid(5)));
+        } else if (parts[0] == "rank") {
+            v.frameRankShare(parts[1].toInt(), parts[2].toInt(), CompareView::RankShare(parts[3].toInt()));
+        } else { // through the chart's own bar, as a click emits it
+            auto* series = qobject_cast<QBarSeries*>(v.classChart()->chart()->series().front());
+            QVERIFY(series);
+            auto* cats = qobject_cast<QBarCategoryAxis*>(v.classChart()->chart()->axes(Qt::Horizontal).front());
+            QVERIFY(cats);
+            const int index = int(cats->categories().indexOf(parts[1]));
+            QVERIFY(index >= 0);
+            emit series->barSets().front()->clicked(index);
+        }
+        v.waitForFrame();
+        QCOMPARE(framed.count(), 1);
+        QCOMPARE(framed.front().at(0).toBool(), inA);
+        QCOMPARE(framed.front().at(1).toBool(), inB);
+        const int64_t runs[2] = {a->run_id, b->run_id};
+        TimelineView* timelines[2] = {v.timelineA(), v.timelineB()};
+        for (int side = 0; side < 2; ++side) {
+            TimelineView* t = timelines[side];
+            const auto [m0, m1] = t->measuredRange();
+            if (!(side == 0 ? inA : inB)) {
+                QCOMPARE(m1, m0); // the other side is left as it was
+                continue;
+            }
+            QVERIFY(m1 > m0);
+            QVERIFY(t->axis().start() <= m0 && t->axis().end() >= m1);
+            if (expect == "step" || expect == "straggler") {
+                QCOMPARE(t->selectedEvent(), int64_t(0));
+                if (expect == "straggler") {
+                    auto r = findStragglers(**store, runs[side]);
+                    QVERIFY(r && !r->steps.empty());
+                    // Rank 1 ran the slow GEMM: its costliest late arrival, from the collective before.
+                    const StepStraggler* worst = nullptr;
+                    for (const StepStraggler& s : r->steps)
+                        if (s.late_rank == 1 && (!worst || s.worst_wait_ns > worst->worst_wait_ns))
+                            worst = &s;
+                    QVERIFY(worst);
+                    QCOMPARE(m0, worst->window_start_ns);
+                    QCOMPARE(m1, worst->collective_end_ns);
+                } else {
+                    EventQuery q;
+                    q.rank = how == "link:step" ? 0 : parts[2].toInt();
+                    q.step = 0;
+                    q.limit = 0;
+                    auto m = findEvents(**store, runs[side], q);
+                    QVERIFY(m && m->step_windows.count(*q.rank));
+                    QCOMPARE(m0, m->step_windows.at(*q.rank).first);
+                    QCOMPARE(m1, m->step_windows.at(*q.rank).second);
+                }
+                continue;
+            }
+            QVERIFY(t->selectedEvent() != 0);
+            EventQuery q;
+            q.rank = parts[0] == "rank" ? parts[2].toInt() : 0;
+            auto m = findEvents(**store, runs[side], q);
+            QVERIFY(m);
+            q.limit = size_t(m->total);
+            m = findEvents(**store, runs[side], q);
+            const auto e = std::find_if(m->events.begin(), m->events.end(), [&](const FoundEvent& f) { return f.event_id == t->selectedEvent(); });
+            QVERIFY2(e != m->events.end(), "the selected event is not the rank's");
+            QVERIFY2(QString::fromStdString(e->name).contains(expect), e->name.c_str());
+            QCOMPARE(m0, e->start_ns);
+        }
+    }
+
+    // A second question before the first is answered: the latest is framed.
+    void latestFrameWins()
+    {
+        QTemporaryDir dir;
+        auto store = TraceStore::open(dir.filePath("l.partita").toStdString());
+        QVERIFY(store);
+        test::SynthOptions o;
+        o.ranks = 2;
+        auto a = test::synthesizeRanks(**store, test::dataParallelPattern(3, 2), o);
+        auto b = test::synthesizeRanks(**store, test::dataParallelPattern(3, 2), o);
+        QVERIFY(a && b);
+        CompareView v;
+        v.setStore(store->get());
+        QSignalSpy done(&v, &CompareView::compared);
+        QVERIFY(v.compare(a->run_id, b->run_id));
+        QVERIFY(done.wait(60000));
+        QSignalSpy framed(&v, &CompareView::framed);
+        v.frameLayer(1);
+        v.frameOp("ncclDevKernel_AllReduce_Sum_f32_RING_LL");
+        v.waitForFrame();
+        QCOMPARE(framed.count(), 1);
+        QCOMPARE(v.timelineA()->highlightLayer(), -1); // the op's answer, not the layer's
+        QVERIFY(v.timelineA()->selectedEvent() != 0);
+        QVERIFY(!v.openLink("memory:a")); // these runs record no memory
+        QVERIFY(!v.openLink("nonsense"));
     }
 
     void refusals()

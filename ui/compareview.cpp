@@ -82,7 +82,9 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent)
 
     m_summaryLabel = new QLabel;
     m_summaryLabel->setWordWrap(true);
-    m_summaryLabel->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_summaryLabel->setTextInteractionFlags(Qt::TextSelectableByMouse | Qt::LinksAccessibleByMouse);
+    m_summaryLabel->setToolTip(tr("A link frames the events behind its figure on the timelines"));
+    connect(m_summaryLabel, &QLabel::linkActivated, this, [this](const QString& link) { openLink(link); });
 
     m_timelineA = new TimelineView;
     m_timelineB = new TimelineView;
@@ -134,6 +136,8 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent)
     m_opsTable->sortByColumn(OpsDiffModel::Delta, Qt::DescendingOrder);
     m_rankChart = new QChartView;
     m_classChart = new QChartView;
+    m_rankChart->setToolTip(tr("Click a bar to frame that rank's events of its kind in the compared step"));
+    m_classChart->setToolTip(tr("Click a bar to frame the category's first kernel on both timelines"));
     for (QChartView* c : {m_rankChart, m_classChart}) {
         c->setRenderHint(QPainter::Antialiasing);
         c->setMinimumHeight(160);
@@ -342,18 +346,18 @@ void CompareView::prepared()
     if (n > 0) {
         stepA /= n;
         stepB /= n;
-        text += tr("mean step over %1 aligned step(s): A %2 ms, B %3 ms, <b>B − A = %4 ms (%5)</b>")
+        text += tr("<a href=\"step\">mean step</a> over %1 aligned step(s): A %2 ms, B %3 ms, <b>B − A = %4 ms (%5)</b>")
                     .arg(n)
                     .arg(ms(stepA), ms(stepB), ms(stepB - stepA), signedPct(stepA, stepB));
     } else {
         const int64_t spanA = ra->end_ns - ra->start_ns, spanB = rb->end_ns - rb->start_ns;
         text += tr("no aligned steps; span: A %1 ms, B %2 ms (%3)").arg(ms(spanA), ms(spanB), signedPct(spanA, spanB));
     }
-    text += tr("<br>compute %1 → %2 of the kernel span, idle %3 → %4")
+    text += tr("<br><a href=\"class:computation\">compute</a> %1 → %2 of the kernel span, idle %3 → %4")
                 .arg(pct(aa->total.compute_pct), pct(ab->total.compute_pct), pct(aa->total.idle_pct),
                      pct(ab->total.idle_pct));
     if (aa->comm_comp_overlap_pct || ab->comm_comp_overlap_pct)
-        text += tr(", communication overlapped %1 → %2")
+        text += tr(", <a href=\"class:communication\">communication</a> overlapped %1 → %2")
                     .arg(aa->comm_comp_overlap_pct ? pct(*aa->comm_comp_overlap_pct) : tr("—"),
                          ab->comm_comp_overlap_pct ? pct(*ab->comm_comp_overlap_pct) : tr("—"));
     if (diff->rank_a != diff->rank_b || diff->iteration_a >= 0)
@@ -363,6 +367,10 @@ void CompareView::prepared()
                     .arg(diff->rank_b)
                     .arg(diff->iteration_b);
     text += memoryAndStragglers(p);
+    m_peak[0] = peakMark(p.ma, p.ra);
+    m_peak[1] = peakMark(p.mb, p.rb);
+    m_straggler[0] = stragglerMark(p.sa);
+    m_straggler[1] = stragglerMark(p.sb);
     m_summary = text;
     m_summaryLabel->setText(text);
     m_captionA->setText(tr("<b>A</b> · run %1: %2").arg(a).arg(QString::fromStdString(ra->name).toHtmlEscaped()));
@@ -376,38 +384,36 @@ void CompareView::prepared()
 // wait most), for each run that has them.
 QString CompareView::memoryAndStragglers(const Prepared& p)
 {
-    auto memory = [](const MemoryReport& m) -> QString {
-        const MemorySeries* top = nullptr;
-        for (const MemorySeries& s : m.series)
-            if (!top || (s.device_type != 0) > (top->device_type != 0) ||
-                ((s.device_type != 0) == (top->device_type != 0) && s.peak_allocated > top->peak_allocated))
-                top = &s;
+    auto memory = [](const MemoryReport& m, const char* side) -> QString {
+        const MemorySeries* top = topSeries(m);
         QString out;
         if (top)
-            out = tr("%1 (%2 of rank %3)")
+            out = tr("<a href=\"memory:%4\">%1</a> (%2 of rank %3)")
                       .arg(QString::fromStdString(formatBytes(double(top->peak_allocated))), QString::fromStdString(top->device))
-                      .arg(top->rank);
+                      .arg(top->rank)
+                      .arg(side);
         if (m.predicted_peak_bytes)
             out += (out.isEmpty() ? QString() : QStringLiteral(", ")) +
                    tr("%1 predicted").arg(QString::fromStdString(formatBytes(*m.predicted_peak_bytes)));
         return out.isEmpty() ? QStringLiteral("—") : out;
     };
-    auto stragglers = [](const std::optional<StragglerReport>& r) -> QString {
+    auto stragglers = [](const std::optional<StragglerReport>& r, const char* side) -> QString {
         if (!r)
             return tr("one rank");
-        const RankBlame* top = nullptr;
-        for (const RankBlame& b : r->blame)
-            if (!top || b.wait_caused_ns > top->wait_caused_ns)
-                top = &b;
-        if (!top || top->wait_caused_ns == 0)
+        const RankBlame* top = topBlame(r);
+        if (!top)
             return tr("none found");
-        return tr("rank %1 made the others wait %2 ms (last at %3 collectives)").arg(top->rank).arg(ms(top->wait_caused_ns)).arg(top->late_count);
+        return tr("<a href=\"straggler:%4\">rank %1</a> made the others wait %2 ms (last at %3 collectives)")
+            .arg(top->rank)
+            .arg(ms(top->wait_caused_ns))
+            .arg(top->late_count)
+            .arg(side);
     };
     QString text;
     if (!p.ma.series.empty() || !p.mb.series.empty() || p.ma.predicted_peak_bytes || p.mb.predicted_peak_bytes)
-        text += tr("<br>peak memory per device: A %1, B %2").arg(memory(p.ma), memory(p.mb));
+        text += tr("<br>peak memory per device: A %1, B %2").arg(memory(p.ma, "a"), memory(p.mb, "b"));
     if (p.sa || p.sb)
-        text += tr("<br>stragglers: A %1; B %2").arg(stragglers(p.sa), stragglers(p.sb));
+        text += tr("<br>stragglers: A %1; B %2").arg(stragglers(p.sa, "a"), stragglers(p.sb, "b"));
     return text;
 }
 
@@ -426,112 +432,6 @@ void CompareView::syncFrom(TimelineView* from)
     to->axis().show(toAnchor + offset, toAnchor + offset + length);
     to->viewport()->update();
     m_syncing = false;
-}
-
-void CompareView::drawCharts(const RunAnalysis& a, const RunAnalysis& b)
-{
-    // Per rank: idle / compute / non-compute share of the kernel span, A and B side by side.
-    auto* chart = new QChart;
-    chart->setTitle(tr("Per rank: share of the kernel span (%)"));
-    auto* compute = new QBarSet(tr("compute"));
-    auto* nonCompute = new QBarSet(tr("non-compute"));
-    auto* idle = new QBarSet(tr("idle"));
-    compute->setColor(QColor(0x3d, 0x9a, 0x50));
-    nonCompute->setColor(QColor(0xe8, 0x8a, 0x2a));
-    idle->setColor(QColor(0xc0, 0xc0, 0xc0));
-    QStringList cats;
-    std::map<int, const RankAnalysis*> ra, rb;
-    for (const auto& r : a.ranks)
-        ra[r.rank] = &r;
-    for (const auto& r : b.ranks)
-        rb[r.rank] = &r;
-    std::map<int, int> ranks;
-    for (const auto& [k, v] : ra)
-        ranks[k] = 1;
-    for (const auto& [k, v] : rb)
-        ranks[k] = 1;
-    int shown = 0;
-    for (const auto& [rank, one] : ranks) {
-        if (shown++ >= 16)
-            break; // a chart of more bars helps nobody; the tables hold every rank
-        for (int side = 0; side < 2; ++side) {
-            const auto& m = side == 0 ? ra : rb;
-            auto it = m.find(rank);
-            if (it == m.end())
-                continue; // a predicted run holds one representative rank per stage
-            const TemporalBreakdown t = it->second->temporal;
-            *compute << t.compute_pct;
-            *nonCompute << t.non_compute_pct;
-            *idle << t.idle_pct;
-            cats << QString("%1 r%2").arg(side == 0 ? "A" : "B").arg(rank);
-        }
-    }
-    auto* series = new QStackedBarSeries;
-    series->append(compute);
-    series->append(nonCompute);
-    series->append(idle);
-    chart->addSeries(series);
-    auto* x = new QBarCategoryAxis;
-    x->append(cats);
-    auto* y = new QValueAxis;
-    y->setRange(0, 100);
-    y->setLabelFormat("%.0f");
-    y->setTickCount(3);
-    chart->addAxis(x, Qt::AlignBottom);
-    chart->addAxis(y, Qt::AlignLeft);
-    series->attachAxis(x);
-    series->attachAxis(y);
-    QFont small = chart->legend()->font();
-    small.setPointSizeF(small.pointSizeF() * 0.85);
-    chart->legend()->setFont(small);
-    chart->legend()->setAlignment(Qt::AlignRight);
-    chart->setMargins(QMargins(4, 4, 4, 4));
-    m_rankChart->setChart(chart);
-    styleChart(chart, palette());
-
-    // Kernel categories (HTA's classes): union time summed over ranks, A against B.
-    auto* cc = new QChart;
-    cc->setTitle(tr("Kernel time by category (ms)"));
-    auto* setA = new QBarSet("A");
-    auto* setB = new QBarSet("B");
-    setA->setColor(QColor(0x3b, 0x7d, 0xd8));
-    setB->setColor(QColor(0xe8, 0x8a, 0x2a));
-    QStringList classes;
-    double top = 0;
-    for (KernelClass k : {KernelClass::Computation, KernelClass::Communication, KernelClass::Memory, KernelClass::Other}) {
-        auto find = [&](const RunAnalysis& r) {
-            for (const auto& [c, ns] : r.class_ns)
-                if (c == k)
-                    return double(ns) / 1e6;
-            return 0.0;
-        };
-        const double va = find(a), vb = find(b);
-        if (va == 0 && vb == 0)
-            continue;
-        *setA << va;
-        *setB << vb;
-        top = std::max({top, va, vb});
-        classes << QString::fromStdString(std::string(kernelClassName(k)));
-    }
-    auto* bars = new QBarSeries;
-    bars->append(setA);
-    bars->append(setB);
-    cc->addSeries(bars);
-    auto* cx = new QBarCategoryAxis;
-    cx->append(classes);
-    auto* cy = new QValueAxis;
-    cy->setRange(0, top > 0 ? top * 1.1 : 1);
-    cy->setLabelFormat("%.0f");
-    cy->setTickCount(3);
-    cc->addAxis(cx, Qt::AlignBottom);
-    cc->addAxis(cy, Qt::AlignLeft);
-    bars->attachAxis(cx);
-    bars->attachAxis(cy);
-    cc->legend()->setFont(small);
-    cc->legend()->setAlignment(Qt::AlignRight);
-    cc->setMargins(QMargins(4, 4, 4, 4));
-    m_classChart->setChart(cc);
-    styleChart(cc, palette());
 }
 
 bool CompareView::exportImage(const QString& path, QWidget* what)

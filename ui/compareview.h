@@ -114,13 +114,25 @@ public:
     // Time of the first step of each run (or its first event): the timelines' common origin.
     std::pair<int64_t, int64_t> anchors() const { return {m_anchorA, m_anchorB}; }
 
-    // The events behind a row: in each run, the compared rank's first event
-    // of the layer (or of the op's name) in the compared iteration, found off
-    // the GUI thread, then selected and framed on both timelines; framed()
-    // says which runs had one (compareframe.cpp). A double-click on a layer
-    // or ops row does this.
-    void frameLayer(int32_t layer);
-    void frameOp(const std::string& name);
+    // Where each figure leads (compareframe.cpp): the events behind it, found
+    // off the GUI thread in the rank and step the diff compared, then
+    // selected and framed on the timelines; framed() says which runs had one.
+    // A double-click on a layer or ops row, a click on a chart's bar or on a
+    // summary line's link does this.
+    enum class RankShare
+    {
+        Compute,
+        NonCompute,
+        Idle
+    };
+    void frameLayer(int32_t layer);                    // its first kernel, on both
+    void frameOp(const std::string& name);             // its first event, on both
+    void frameClass(KernelClass k);                    // the class's first kernel, on both
+    void frameStep();                                  // the compared step, on both
+    void frameRankShare(int side, int rank, RankShare share); // a rank's bar (side 0: A): its first such kernel, or its step for idle
+    bool frameMemoryPeak(int side);                    // the most loaded device's peak; false when the run has none
+    bool frameStraggler(int side);                     // where the rank that made the others wait most was late
+    bool openLink(const QString& link);                // a summary link: step, class:NAME, memory:a|b, straggler:a|b
     void waitForFrame(); // tests
     QTableView* layerTable() const { return m_layerTable; }
     QTableView* opsTable() const { return m_opsTable; }
@@ -152,20 +164,49 @@ private:
         std::vector<std::string> names;
     };
     static QString memoryAndStragglers(const Prepared& p);
+    // One side's question: its first event, or (`window`) its step's window.
+    struct SideQuery
+    {
+        EventQuery q;
+        bool window = false;
+    };
+    struct FrameRequest
+    {
+        std::optional<SideQuery> a, b;
+    };
     struct Found
     {
         int64_t a = 0, b = 0; // the runs asked about
         std::optional<FoundEvent> inA, inB;
+        std::optional<std::pair<int64_t, int64_t>> windowA, windowB;
+        int rankA = 0, rankB = 0;
         int32_t layer = -1;
     };
-    void frameEvents(EventQuery query);
+    SideQuery scoped(EventQuery q, int side, bool window = false) const;
+    void frameEvents(FrameRequest request);
     void showFound();
     QFutureWatcher<Found> m_frameWatcher;
+    std::optional<FrameRequest> m_pendingFrame; // asked for while a search ran: the latest wins
+    // Places the summary's memory and straggler lines lead to, per side.
+    struct Mark
+    {
+        int rank = 0;
+        int64_t t0 = 0, t1 = 0;
+    };
+    std::optional<Mark> m_peak[2], m_straggler[2];
+    static const MemorySeries* topSeries(const MemoryReport& m);                  // the most loaded accelerator (else the CPU)
+    static const RankBlame* topBlame(const std::optional<StragglerReport>& r);   // who made the others wait most; null if none
+    static std::optional<Mark> peakMark(const MemoryReport& m, const RunInfo& run);
+    static std::optional<Mark> stragglerMark(const std::optional<StragglerReport>& r);
     void prepared();
     QFutureWatcher<Prepared> m_watcher;
     bool m_busy = false;
     void syncFrom(TimelineView* from);
-    void drawCharts(const RunAnalysis& a, const RunAnalysis& b);
+    void drawCharts(const RunAnalysis& a, const RunAnalysis& b); // comparecharts.cpp
+    void drawRankChart(const RunAnalysis& a, const RunAnalysis& b);
+    void drawClassChart(const RunAnalysis& a, const RunAnalysis& b);
+    std::vector<std::pair<int, int>> m_rankBars; // the rank chart's categories: (side, rank)
+    std::vector<KernelClass> m_classBars;        // the class chart's categories
 
     const TraceStore* m_store = nullptr;
     int64_t m_a = 0, m_b = 0, m_anchorA = 0, m_anchorB = 0;

@@ -459,8 +459,9 @@ void addTrace(CLI::App& app, Cli& cli)
     tevents->add_option("--run", tro.runs, "run id")->required();
     tevents->add_option("--name", tro.eventName, "the exact event name (trace stats' kernels, trace diff's ops)");
     tevents->add_option("--layer", tro.layer, "events of this model layer (the layer id)");
-    tevents->add_option("--class", tro.kernelClass, "device events of this kernel class")
-        ->check(CLI::IsMember({"computation", "communication", "memory", "other"}));
+    tevents->add_option("--class", tro.kernelClass,
+                        "device events of this kernel class: computation, communication, memory, other, or non-compute (every class but computation)")
+        ->check(CLI::IsMember({"computation", "communication", "memory", "other", "non-compute"}));
     tevents->add_option("--rank", tro.rank, "on this rank");
     tevents->add_option("--step", tro.step, "inside each rank's step at this place, from 0 (trace heatmap's columns)");
     tevents->add_flag("--device", tro.deviceOnly, "only events on device tracks (what trace stats' kernel rows count)");

@@ -37,7 +37,7 @@ std::string describe(const EventQuery& q)
     if (q.layer)
         parts.push_back("in layer " + std::to_string(*q.layer));
     if (q.cls)
-        parts.push_back(std::string(kernelClassName(*q.cls)) + " kernels");
+        parts.push_back((q.other_classes ? "kernels other than " : "") + std::string(kernelClassName(*q.cls)) + (q.other_classes ? "" : " kernels"));
     else if (q.device_only)
         parts.push_back("on devices");
     if (q.rank)
@@ -63,10 +63,13 @@ int runTraceEvents(const TraceCliOptions& o)
     q.step = o.step;
     q.device_only = o.deviceOnly;
     q.limit = size_t(o.top);
-    if (!o.kernelClass.empty()) {
+    if (o.kernelClass == "non-compute") { // the stats' temporal breakdown: every kernel not computing
+        q.cls = KernelClass::Computation;
+        q.other_classes = true;
+    } else if (!o.kernelClass.empty()) {
         q.cls = classNamed(o.kernelClass);
         if (!q.cls)
-            return fail(Error{{}, "--class", "'" + o.kernelClass + "' is not one of computation, communication, memory, other"});
+            return fail(Error{{}, "--class", "'" + o.kernelClass + "' is not one of computation, communication, memory, other, non-compute"});
     }
     auto store = openProject(o.project);
     if (!store)
@@ -80,10 +83,14 @@ int runTraceEvents(const TraceCliOptions& o)
             events.push_back({{"rank", e.rank}, {"track_id", e.track_id}, {"track", e.track}, {"event_id", e.event_id},
                               {"start_s", sec(e.start_ns)}, {"end_s", sec(e.end_ns)}, {"s", sec(e.end_ns - e.start_ns)},
                               {"name", e.name}, {"kind", traceKindName(e.kind)}, {"layer", e.layer}});
-        std::cout << json{{"run_id", o.runs.front()}, {"query", describe(q)}, {"total", m->total}, {"total_s", sec(m->total_ns)},
-                          {"events", events}, {"notes", m->notes}}
-                         .dump(2)
-                  << "\n";
+        json windows = json::array();
+        for (const auto& [rank, w] : m->step_windows)
+            windows.push_back({{"rank", rank}, {"start_s", sec(w.first)}, {"end_s", sec(w.second)}});
+        json out{{"run_id", o.runs.front()}, {"query", describe(q)}, {"total", m->total}, {"total_s", sec(m->total_ns)},
+                 {"events", events}, {"notes", m->notes}};
+        if (q.step)
+            out["step_windows"] = windows;
+        std::cout << out.dump(2) << "\n";
         return 0;
     }
     std::cout << "Run " << o.runs.front() << ": " << m->total << (m->total == 1 ? " event (" : " events (") << describe(q) << "), "

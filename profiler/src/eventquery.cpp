@@ -57,6 +57,7 @@ Result<EventMatches> findEvents(const TraceStore& store, int64_t run, const Even
             return Error{store.path(), "--step", "no " + (q.rank ? "step " + std::to_string(*q.step) + " on rank " + std::to_string(*q.rank)
                                                                   : "rank has step " + std::to_string(*q.step)) +
                                                      " (counting from 0; the most a rank has is " + std::to_string(most) + ")"};
+        out.step_windows = window;
     }
     std::unordered_map<int64_t, bool> nameMatches;             // name id -> matches q.name
     std::unordered_map<int64_t, KernelClass> classes;          // name id x 16 + kind -> class
@@ -102,7 +103,7 @@ Result<EventMatches> findEvents(const TraceStore& store, int64_t run, const Even
                         return n.error();
                     it->second = classifyKernel(*n, e.kind);
                 }
-                if (it->second != *q.cls)
+                if ((it->second == *q.cls) == q.other_classes)
                     continue;
             }
             ++out.total;

@@ -11,6 +11,7 @@
 #include "partita/profiler/tracestore.h"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@ struct EventQuery
     std::string name;                 // the exact name (empty: any)
     std::optional<int32_t> layer;     // events of this model layer
     std::optional<KernelClass> cls;   // device events of this class (analysis.h's)
+    bool other_classes = false;       // with cls: device events of every class but it (HTA's non-compute)
     std::optional<int> rank;
     std::optional<int64_t> step;      // inside the rank's step at this place, from 0 (each rank its own)
     bool device_only = false;         // events on device tracks only (what the stats' kernel rows count)
@@ -45,6 +47,9 @@ struct EventMatches
     std::vector<FoundEvent> events; // the earliest `limit`, by start
     int64_t total = 0;              // every match
     int64_t total_ns = 0;           // their durations summed
+    // When a step was asked for: each queried rank's window of it, on the
+    // rank's own clock (where a figure of that step, idle time included, lies).
+    std::map<int, std::pair<int64_t, int64_t>> step_windows;
     std::vector<std::string> notes;
 };
 
