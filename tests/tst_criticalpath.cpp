@@ -3,7 +3,8 @@
 // traces (tests/data/hta, HTA's numbers in its README) must come out the
 // same. Across ranks: a slow rank's kernel must be on the path of a
 // synthetic data-parallel run (tests/synthranks.h), a pipeline's transfer
-// must carry the path from one stage to the next, and a CUDA graph's and a
+// must carry the path from one stage to the next, gloo's collectives on
+// their own threads must link the ranks, and a CUDA graph's and a
 // cuLaunchKernelEx launch's kernels must be linked to their launches.
 #include "partita/profiler/chromeimport.h"
 #include "partita/profiler/criticalpath.h"
@@ -272,6 +273,69 @@ private slots:
         QVERIFY(r2);
         QVERIFY(!r2->paths.front().notes.empty());
         QVERIFY(QString::fromStdString(r2->paths.front().notes.front()).contains("no partner"));
+    }
+
+    // PyTorch's gloo backend: each rank's main thread issues
+    // c10d::allreduce_, a gloo thread runs gloo:all_reduce, and the main
+    // thread waits for it inside backward. Rank 1's gradients take 300 us,
+    // rank 0's 100 us: rank 0's all-reduce waits for rank 1's, and the path
+    // runs from rank 1's gradients through the collective to what follows
+    // the wait, not through rank 0's waiting nor either main thread's.
+    void glooCollectives()
+    {
+        QTemporaryDir dir;
+        auto s = test::openOrDie(dir.filePath("p.partita").toStdString());
+        std::vector<Ev> evs;
+        for (int rank = 0; rank < 2; ++rank) {
+            const int64_t grad = rank == 0 ? 100 : 300;
+            evs.push_back({rank, 1, false, TraceKind::CpuOp, "backward", 0, 420});
+            evs.push_back({rank, 1, false, TraceKind::CpuOp, "grad", 0, grad});
+            evs.push_back({rank, 1, false, TraceKind::CpuOp, "c10d::allreduce_", grad, 5});
+            evs.push_back({rank, 1, false, TraceKind::CpuOp, "accumulate", 400, 20});
+            evs.push_back({rank, 1, false, TraceKind::CpuOp, "optimizer", 420, 50});
+            evs.push_back({rank, 2 + rank, false, TraceKind::CpuOp, "gloo:all_reduce", grad + 6, 395 - grad - 6});
+        }
+        const int64_t run = store(*s, evs);
+        auto r = findCriticalPath(*s, run, {});
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        const CriticalPath& p = r->paths.front();
+        checkChain(p);
+        // Rank 1's gradients, the hand-off to gloo, its all-reduce, then after the wait.
+        QCOMPARE(p.length_ns, qint64((300 + 6 + 89 + 20 + 50) * 1000));
+        QVERIFY(onPath(p, 1, "grad", PathEdge::Operator));
+        QVERIFY(p.edge_counts.count(PathEdge::Launch));
+        QVERIFY(p.edge_counts.count(PathEdge::Sync));
+        for (const PathSegment& seg : p.segments)
+            QVERIFY2(!(seg.name == "backward" && seg.weight_ns > 5'000), "waiting counted as backward's work");
+        QCOMPARE(int(p.clocks.size()), 2);
+        for (const ClockCorrection& c : p.clocks)
+            QCOMPARE(c.offset_ns, qint64(0)); // both all-reduces end at 395 us
+        // Rank 0's wait is not its work: only the 89 us after rank 1 arrived.
+        const int64_t rank0 = p.by_rank.count(0) ? p.by_rank.at(0) : 0;
+        QVERIFY2(rank0 <= 89'000 + 75'000, qPrintable(QString::number(rank0)));
+    }
+
+    // The recorded two-rank DDP run (gloo, this CPU): every step's path
+    // links the ranks at their all-reduces.
+    void glooOnRecordedRun()
+    {
+        PARTITA_REQUIRE_TORCH_TRACES();
+        QTemporaryDir dir;
+        auto s = test::openOrDie(dir.filePath("p.partita").toStdString());
+        auto imp = importChromeTrace(*s, {(test::torchTraces() + "/two/traces").toStdString()});
+        QVERIFY2(imp, imp ? "" : imp.error().str().c_str());
+        auto r = findCriticalPath(*s, imp->run_id, {});
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QCOMPARE(r->ranks, 2);
+        QVERIFY(!r->paths.empty());
+        for (const CriticalPath& p : r->paths) {
+            checkChain(p);
+            QCOMPARE(int(p.clocks.size()), 2);
+            QVERIFY2(p.edge_counts.count(PathEdge::Collective) || p.edge_counts.count(PathEdge::Sync),
+                     qPrintable(QString("step %1: the ranks are not linked").arg(p.step)));
+            for (const std::string& n : p.notes)
+                QVERIFY2(n.find("matched across ranks: 0") == std::string::npos, n.c_str());
+        }
     }
 
     // A CUDA graph's kernels share its launch's correlation id; the second

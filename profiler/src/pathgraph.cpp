@@ -41,52 +41,7 @@ int64_t streamNumber(const std::string& track)
     return n;
 }
 
-// Partita's executors name pipeline transfers "send mb3 to rank 5 …" and
-// "recv mb3 from rank 2 …": the peer, or -1.
-int peerOf(const std::string& name, bool& send)
-{
-    auto number = [&](size_t at) {
-        int n = 0;
-        bool any = false;
-        for (; at < name.size() && std::isdigit(static_cast<unsigned char>(name[at])); ++at, any = true)
-            n = n * 10 + (name[at] - '0');
-        return any ? n : -1;
-    };
-    if (name.rfind("send", 0) == 0)
-        if (auto at = name.find(" to rank "); at != std::string::npos) {
-            send = true;
-            return number(at + 9);
-        }
-    if (name.rfind("recv", 0) == 0)
-        if (auto at = name.find(" from rank "); at != std::string::npos) {
-            send = false;
-            return number(at + 11);
-        }
-    return -1;
-}
-
-int64_t median(std::vector<int64_t> v)
-{
-    if (v.empty())
-        return 0;
-    std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
-    return v[v.size() / 2];
-}
-
 } // namespace
-
-struct PathGraph::RankIndex
-{
-    int rank = 0;
-    int32_t host0 = 0, device0 = 0, end = 0; // event index ranges
-    std::unordered_map<int64_t, int32_t> runtimeByCorr; // host runtime calls (nodes)
-    std::unordered_map<int64_t, std::vector<int32_t>> deviceByCorr;
-    std::map<int32_t, std::vector<int32_t>> streams;    // device track position -> its events by start
-    std::map<int64_t, int32_t> trackOfStream;          // CUDA stream number -> device track position
-    std::unordered_map<int32_t, int64_t> waitedUntil;  // device event -> latest end of a stream wait it follows
-    std::vector<bool> released;                        // per device event: another stream's event released it (no launches)
-    const RankWindow* window = nullptr;
-};
 
 void PathGraph::edge(int32_t from, int32_t to, int64_t weight, PathEdge type, int32_t charged)
 {
@@ -122,6 +77,10 @@ Result<bool> PathGraph::hostStacks(RankIndex& ix, NameCache& names)
             const int32_t pev = prev / 2;
             const bool pend = prev % 2;
             const int64_t gap = raw(node) - raw(prev);
+            if (!end)
+                m_hostIn[size_t(ev)] = int32_t(m_edges.size()); // the edge made below
+            else if (!pend && pev == ev)
+                m_ownEdge[size_t(ev)] = int32_t(m_edges.size()); // a leaf's own time
             if (!pend && !end)
                 edge(prev, node, gap, PathEdge::Operator, pev); // parent to its first child
             else if (!pend && end) // a leaf's own time; a blocking call's is waiting, and weighs nothing
@@ -183,7 +142,7 @@ void PathGraph::streams(RankIndex& ix)
         int32_t prev = -1;
         for (int32_t k : evs) {
             const Ev& e = m_ev[size_t(k)].ev;
-            m_deviceEdge[size_t(k)] = int32_t(m_edges.size());
+            m_ownEdge[size_t(k)] = int32_t(m_edges.size());
             edge(2 * k, 2 * k + 1, e.end - e.start, PathEdge::Device, k);
             auto r = e.corr >= 0 ? ix.runtimeByCorr.find(e.corr) : ix.runtimeByCorr.end();
             const int32_t rt = r == ix.runtimeByCorr.end() ? -1 : r->second;
@@ -318,121 +277,6 @@ void PathGraph::syncs(RankIndex& ix)
     }
 }
 
-// A collective ends on every rank when its last rank arrives: each rank's
-// end is reached from that rank's start. The ranks' clocks are aligned on
-// the collectives' ends first.
-Result<bool> PathGraph::collectives(const std::vector<RankIndex>& ixs, NameCache& names, CriticalPath& out)
-{
-    if (ixs.size() < 2)
-        return true;
-    std::vector<std::vector<int32_t>> colls(ixs.size());
-    int64_t unpaired = 0;
-    for (size_t r = 0; r < ixs.size(); ++r) {
-        for (int32_t i = ixs[r].device0; i < ixs[r].end; ++i) {
-            const Ev& e = m_ev[size_t(i)].ev;
-            auto n = names.get(e.name);
-            if (!n)
-                return n.error();
-            bool send = false;
-            if (classifyKernel(**n, e.kind) != KernelClass::Communication || e.kind == TraceKind::P2P || peerOf(**n, send) >= 0)
-                continue;
-            if ((*n)->find("SendRecv") != std::string::npos) {
-                ++unpaired; // NCCL's point-to-point kernel names no peer
-                continue;
-            }
-            colls[r].push_back(i);
-        }
-        std::sort(colls[r].begin(), colls[r].end(), [&](int32_t a, int32_t b) { return m_ev[size_t(a)].ev.start < m_ev[size_t(b)].ev.start; });
-    }
-    if (unpaired > 0)
-        out.notes.push_back(std::to_string(unpaired) + " point-to-point kernels name no peer (NCCL's SendRecv): not linked across ranks");
-    size_t n = colls[0].size(), most = 0;
-    for (const auto& c : colls) {
-        n = std::min(n, c.size());
-        most = std::max(most, c.size());
-    }
-    size_t matched = 0;
-    for (; matched < n; ++matched) {
-        const int64_t name = m_ev[size_t(colls[0][matched])].ev.name;
-        if (std::any_of(colls.begin(), colls.end(), [&](const auto& c) { return m_ev[size_t(c[matched])].ev.name != name; }))
-            break;
-    }
-    if (matched < most)
-        out.notes.push_back("collectives matched across ranks: " + std::to_string(matched) + " of up to " + std::to_string(most) +
-                            (matched < n ? " (the ranks' collectives part at #" + std::to_string(matched) + ")" : " (ranks ran different numbers)"));
-    for (size_t r = 0; r < ixs.size(); ++r) {
-        std::vector<int64_t> d;
-        for (size_t i = 0; i < matched; ++i)
-            d.push_back(m_ev[size_t(colls[r][i])].ev.end - m_ev[size_t(colls[0][i])].ev.end);
-        const int64_t offset = median(d);
-        for (int32_t j = ixs[r].host0; j < ixs[r].end; ++j)
-            m_ev[size_t(j)].offset = offset;
-        int64_t spread = 0;
-        for (size_t i = 0; i < matched; ++i)
-            spread = std::max(spread, std::abs(aligned(2 * colls[r][i] + 1) - aligned(2 * colls[0][i] + 1)));
-        out.clocks.push_back({ixs[r].rank, offset, spread});
-    }
-    for (size_t i = 0; i < matched; ++i) {
-        size_t late = 0;
-        for (size_t r = 1; r < ixs.size(); ++r)
-            if (aligned(2 * colls[r][i]) > aligned(2 * colls[late][i]))
-                late = r;
-        const int32_t from = 2 * colls[late][i];
-        for (size_t r = 0; r < ixs.size(); ++r) {
-            if (r == late)
-                continue;
-            const int32_t k = colls[r][i];
-            const int64_t transfer = std::max<int64_t>(0, aligned(2 * k + 1) - aligned(from));
-            edge(from, 2 * k + 1, transfer, PathEdge::Collective, k);
-            // An early rank's kernel is waiting until the last one arrives:
-            // only what follows the arrival is its work.
-            GraphEdge& own = m_edges[size_t(m_deviceEdge[size_t(k)])];
-            own.weight = std::min(own.weight, transfer);
-        }
-    }
-    return true;
-}
-
-// A pipeline receive ends after its send starts: the k-th send from one
-// rank to another with the k-th receive there from it.
-Result<bool> PathGraph::sendRecv(const std::vector<RankIndex>& ixs, NameCache& names, CriticalPath& out)
-{
-    std::map<std::pair<int, int>, std::vector<int32_t>> sends, recvs; // (from, to)
-    for (const RankIndex& ix : ixs)
-        for (int32_t i = ix.device0; i < ix.end; ++i) {
-            auto n = names.get(m_ev[size_t(i)].ev.name);
-            if (!n)
-                return n.error();
-            bool send = false;
-            const int peer = peerOf(**n, send);
-            if (peer < 0)
-                continue;
-            (send ? sends[{ix.rank, peer}] : recvs[{peer, ix.rank}]).push_back(i);
-        }
-    int64_t unmatched = 0;
-    auto byStart = [&](int32_t a, int32_t b) { return m_ev[size_t(a)].ev.start < m_ev[size_t(b)].ev.start; };
-    for (auto& [pair, ss] : sends) {
-        auto& rs = recvs[pair];
-        std::sort(ss.begin(), ss.end(), byStart);
-        std::sort(rs.begin(), rs.end(), byStart);
-        const size_t n = std::min(ss.size(), rs.size());
-        unmatched += int64_t(ss.size() + rs.size() - 2 * n);
-        for (size_t k = 0; k < n; ++k) {
-            const int64_t transfer = std::max<int64_t>(0, aligned(2 * rs[k] + 1) - aligned(2 * ss[k]));
-            edge(2 * ss[k], 2 * rs[k] + 1, transfer, PathEdge::P2P, rs[k]);
-            // Before the send started the receive was waiting, not working.
-            if (const int32_t own = m_deviceEdge[size_t(rs[k])]; own >= 0)
-                m_edges[size_t(own)].weight = std::min(m_edges[size_t(own)].weight, transfer);
-        }
-    }
-    for (const auto& [pair, rs] : recvs)
-        if (!sends.count(pair))
-            unmatched += int64_t(rs.size());
-    if (unmatched > 0)
-        out.notes.push_back(std::to_string(unmatched) + " sends or receives have no partner in the window (its rank absent or outside it)");
-    return true;
-}
-
 Result<bool> PathGraph::build(const RunScan& scan, std::vector<RankWindow>& ranks, NameCache& names, CriticalPath& out)
 {
     std::vector<RankIndex> ixs;
@@ -457,7 +301,8 @@ Result<bool> PathGraph::build(const RunScan& scan, std::vector<RankWindow>& rank
         for (const Ev& e : w.device)
             m_ev.push_back({e, w.rank, 0});
         ix.end = int32_t(m_ev.size());
-        m_deviceEdge.resize(m_ev.size(), -1);
+        m_ownEdge.resize(m_ev.size(), -1);
+        m_hostIn.resize(m_ev.size(), -1);
         for (int32_t i = ix.device0; i < ix.end; ++i) {
             const Ev& e = m_ev[size_t(i)].ev;
             ix.streams[e.track].push_back(i);
