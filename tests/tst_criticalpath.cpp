@@ -22,45 +22,9 @@ using namespace partita;
 
 namespace {
 
-// Hand-made runs: events by rank, track name, device or host.
-struct Ev
-{
-    int rank;
-    int32_t track;
-    bool device;
-    TraceKind kind;
-    std::string name;
-    int64_t start_us, dur_us;
-    int64_t corr = -1;
-    int32_t layer = -1;
-};
+using Ev = test::HandEvent;
 
-int64_t store(TraceStore& s, const std::vector<Ev>& evs)
-{
-    auto w = s.beginRun(test::named("hand-made", RunKind::Imported));
-    if (!w)
-        qFatal("%s", w.error().str().c_str());
-    for (const Ev& e : evs) {
-        const std::string track = e.device ? "GPU 0 stream " + std::to_string(e.track) : "thread " + std::to_string(e.track);
-        auto id = (*w)->track(e.rank, e.track, track, e.device);
-        if (!id)
-            qFatal("%s", id.error().str().c_str());
-        TraceRecord r;
-        r.rank = e.rank;
-        r.track = e.track;
-        r.kind = e.kind;
-        r.name = e.name;
-        r.start_ns = e.start_us * 1000;
-        r.dur_ns = e.dur_us * 1000;
-        r.correlation = e.corr;
-        r.layer = e.layer;
-        if (auto a = (*w)->add(*id, r); !a)
-            qFatal("%s", a.error().str().c_str());
-    }
-    if (auto f = (*w)->finish(); !f)
-        qFatal("%s", f.error().str().c_str());
-    return (*w)->runId();
-}
+int64_t store(TraceStore& s, const std::vector<Ev>& evs) { return test::storeEvents(s, evs); }
 
 // The path's edges follow one another and add up to its length.
 void checkChain(const CriticalPath& p)

@@ -3,7 +3,8 @@
 // longer on; the ranks' clocks aligned on the collectives' ends. Runs are
 // made by tests/synthranks.h: a data-parallel pattern replayed on N ranks
 // with skewed clocks, jitter and one slow rank whose injected slowdown is
-// what the analysis must find; apart (tst_stragglers_third_party), the same
+// what the analysis must find; a CPU run's gloo operators, hand-made and
+// recorded; apart (tst_stragglers_third_party), the same
 // made from a real trace's kernels (HTA's NCCL test trace in ../shared).
 #include "partita/profiler/chromeimport.h"
 #include "partita/profiler/stragglers.h"
@@ -154,6 +155,62 @@ private slots:
             QCOMPARE(rep->matched, qint64(2));
         else
             QVERIFY(rep->steps.empty());
+    }
+
+    // A CPU run on gloo: no communication kernels; each rank's all-reduce is
+    // the operator gloo:all_reduce on a thread of its own. Rank 2's aten::mm
+    // takes 300 us where the others' take 100: it is late at both
+    // all-reduces, by 200 us against each other rank, and aten::mm (by its
+    // own time, not its parent's) is named.
+    void glooRanks()
+    {
+        QTemporaryDir dir;
+        auto s = test::openOrDie(dir.filePath("p.partita").toStdString());
+        std::vector<test::HandEvent> evs;
+        for (int rank = 0; rank < 3; ++rank) {
+            const int64_t mm = rank == 2 ? 300 : 100;
+            for (int64_t round = 0, t = 0; round < 2; ++round, t += 1000) {
+                evs.push_back({rank, 1, false, TraceKind::CpuOp, "forward", t, mm + 20});
+                evs.push_back({rank, 1, false, TraceKind::CpuOp, "aten::mm", t + 10, mm});
+                evs.push_back({rank, 1, false, TraceKind::CpuOp, "c10d::allreduce_", t + mm + 20, 5});
+                evs.push_back({rank, 2, false, TraceKind::CpuOp, "gloo:all_reduce", t + mm + 26, 400 - mm - 26 + 50});
+            }
+        }
+        auto rep = findStragglers(*s, test::storeEvents(*s, evs));
+        QVERIFY2(rep, rep ? "" : rep.error().str().c_str());
+        QCOMPARE(rep->matched, qint64(2));
+        QVERIFY(std::any_of(rep->notes.begin(), rep->notes.end(), [](const std::string& n) { return n.find("gloo") != std::string::npos; }));
+        QCOMPARE(rep->steps.size(), size_t(1)); // no steps: one
+        const StepStraggler& st = rep->steps.front();
+        QCOMPARE(st.late_rank, 2);
+        QCOMPARE(st.kernel, std::string("aten::mm"));
+        QCOMPARE(st.excess_ns, qint64(200'000));
+        QCOMPARE(st.wait_caused_ns, qint64(2 * 2 * 200'000)); // two all-reduces, two ranks waiting 200 us
+        QCOMPARE(rep->blame[2].late_count, qint64(2));
+        for (const ClockCorrection& c : rep->clocks)
+            QCOMPARE(c.offset_ns, qint64(0)); // every all-reduce ends at once
+    }
+
+    // The recorded two-rank DDP run on gloo (this CPU): its broadcasts and
+    // all-reduces are matched, and every step names a late rank and a cause.
+    void glooOnRecordedRun()
+    {
+        PARTITA_REQUIRE_TORCH_TRACES();
+        QTemporaryDir dir;
+        auto s = test::openOrDie(dir.filePath("p.partita").toStdString());
+        auto imp = importChromeTrace(*s, {(test::torchTraces() + "/two/traces").toStdString()});
+        QVERIFY2(imp, imp ? "" : imp.error().str().c_str());
+        auto rep = findStragglers(*s, imp->run_id);
+        QVERIFY2(rep, rep ? "" : rep.error().str().c_str());
+        QCOMPARE(rep->ranks, 2);
+        QCOMPARE(rep->matched, qint64(6)); // per step: DDP's buffer broadcast and one all-reduce bucket
+        QCOMPARE(rep->steps.size(), size_t(3));
+        for (const StepStraggler& st : rep->steps) {
+            QVERIFY(st.late_rank == 0 || st.late_rank == 1);
+            QVERIFY(st.wait_caused_ns > 0);
+            QVERIFY(st.collective.rfind("gloo:", 0) == 0);
+            QVERIFY2(!st.kernel.empty() && st.kernel.rfind("gloo:", 0) != 0 && st.kernel.rfind("c10d::", 0) != 0, st.kernel.c_str());
+        }
     }
 
     void noSuchRun()

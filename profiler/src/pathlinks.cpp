@@ -3,6 +3,7 @@
 // for gloo, from the operator that issued a collective to the thread that
 // ran it and back to the thread that waited for it.
 #include "pathgraph.h"
+#include "runstream.h"
 
 #include "partita/profiler/analysis.h"
 
@@ -42,31 +43,6 @@ int64_t median(std::vector<int64_t> v)
         return 0;
     std::nth_element(v.begin(), v.begin() + long(v.size() / 2), v.end());
     return v[v.size() / 2];
-}
-
-// PyTorch's gloo process group runs each collective on a thread of its own
-// as an operator "gloo:all_reduce", "gloo:broadcast", …, issued by the
-// operator "c10d::allreduce_", "c10d::broadcast_", … on the calling thread
-// (torch/csrc/distributed/c10d/ProcessGroupGloo.cpp, 1.13). Both reduce to
-// one word: "allreduce", "broadcast". Empty for anything else; gloo's sends
-// and receives name no peer, and are left out.
-std::string glooOp(const std::string& n, bool& issued)
-{
-    std::string_view v = n;
-    issued = v.rfind("c10d::", 0) == 0;
-    if (issued)
-        v.remove_prefix(6);
-    else if (v.rfind("gloo:", 0) == 0)
-        v.remove_prefix(5);
-    else
-        return {};
-    std::string out;
-    for (char c : v)
-        if (c != '_')
-            out += c;
-    if (out.find("send") != std::string::npos || out.find("recv") != std::string::npos)
-        return {};
-    return out;
 }
 
 } // namespace
@@ -185,7 +161,7 @@ Result<PathGraph::PerRank> PathGraph::hostCollectives(const std::vector<RankInde
             if (!n)
                 return n.error();
             bool issued = false;
-            const std::string op = glooOp(**n, issued);
+            const std::string op = glooCollective(**n, issued);
             if (op.empty())
                 continue;
             (issued ? byOp[op].first : byOp[op].second).push_back(i);

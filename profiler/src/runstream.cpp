@@ -122,6 +122,24 @@ Result<RankHost> readHost(const TraceStore& store, const RunScan& scan, int rank
     return h;
 }
 
+std::string glooCollective(std::string_view v, bool& issued)
+{
+    issued = v.rfind("c10d::", 0) == 0;
+    if (issued)
+        v.remove_prefix(6);
+    else if (v.rfind("gloo:", 0) == 0)
+        v.remove_prefix(5);
+    else
+        return {};
+    std::string out;
+    for (char c : v)
+        if (c != '_')
+            out += c;
+    if (out.find("send") != std::string::npos || out.find("recv") != std::string::npos)
+        return {};
+    return out;
+}
+
 Result<bool> forEachRankEvent(const TraceStore& store, const RunScan& scan, int rank, const std::function<void(const Ev&)>& f)
 {
     auto tracks = scan.ranks.find(rank);

@@ -14,6 +14,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace partita::detail {
@@ -76,6 +78,14 @@ struct RankHost
 
 // The rank's host events: its steps and launches.
 Result<RankHost> readHost(const TraceStore& store, const RunScan& scan, int rank);
+
+// PyTorch's gloo process group runs each collective as an operator
+// ("gloo:all_reduce", "gloo:broadcast", …) on a thread of its own, issued by
+// an operator on the calling thread ("c10d::allreduce_", …;
+// torch/csrc/distributed/c10d/ProcessGroupGloo.cpp, 1.13). Both give the
+// collective's word ("allreduce"), `issued` saying which it was; anything
+// else gives an empty string, gloo's sends and receives too (no peer named).
+std::string glooCollective(std::string_view name, bool& issued);
 
 // Every event of a rank's tracks (host and device), track by track in the
 // store's order, each in (start, id) order.

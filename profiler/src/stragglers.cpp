@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 namespace partita {
@@ -25,6 +26,7 @@ struct RankColls
     int rank = 0;
     std::vector<Coll> colls;
     std::vector<Ev> steps;
+    bool host = false; // the collectives are gloo's operators (a CPU run): causes are operators too
 };
 
 // Device events' classes, by (name id, kind), names read once.
@@ -74,6 +76,54 @@ Result<bool> eachDeviceEvent(const TraceStore& store, const detail::RunScan& sca
     return true;
 }
 
+// Names that are gloo's collectives (run or issued), by string id, read once.
+class GlooNames
+{
+public:
+    explicit GlooNames(const TraceStore& s) : m_store(s) {}
+    // 0: not one; 1: issued (c10d::…); 2: run (gloo:…).
+    Result<int> of(int64_t name)
+    {
+        auto [it, added] = m_map.try_emplace(name, 0);
+        if (added) {
+            auto n = m_store.name(name);
+            if (!n)
+                return n.error();
+            bool issued = false;
+            if (!detail::glooCollective(*n, issued).empty())
+                it->second = issued ? 1 : 2;
+        }
+        return it->second;
+    }
+
+private:
+    const TraceStore& m_store;
+    std::unordered_map<int64_t, int> m_map;
+};
+
+// A CPU run's collectives: the operators gloo ran them as, by start.
+Result<bool> readGlooCollectives(const TraceStore& store, const detail::RunScan& scan, RankColls& rc)
+{
+    GlooNames gloo(store);
+    std::optional<Error> failed;
+    auto r = detail::forEachRankEvent(store, scan, rc.rank, [&](const Ev& e) {
+        if (e.device || e.kind != TraceKind::CpuOp || failed)
+            return;
+        auto g = gloo.of(e.name);
+        if (!g)
+            failed = g.error();
+        else if (*g == 2)
+            rc.colls.push_back({e.start, e.end, e.name, stepAt(rc.steps, e.start)});
+    });
+    if (!r)
+        return r.error();
+    if (failed)
+        return *failed;
+    std::sort(rc.colls.begin(), rc.colls.end(), [](const Coll& a, const Coll& b) { return a.start < b.start; });
+    rc.host = !rc.colls.empty();
+    return true;
+}
+
 Result<RankColls> readCollectives(const TraceStore& store, const detail::RunScan& scan, int rank, Classes& classes)
 {
     auto host = detail::readHost(store, scan, rank);
@@ -94,6 +144,9 @@ Result<RankColls> readCollectives(const TraceStore& store, const detail::RunScan
     });
     if (!r)
         return r.error();
+    if (rc.colls.empty())
+        if (auto g = readGlooCollectives(store, scan, rc); !g)
+            return g.error();
     return rc;
 }
 
@@ -238,6 +291,51 @@ Result<Windows> blameSteps(const TraceStore& store, const std::vector<RankColls>
     return windows;
 }
 
+// A CPU run's operators in a rank's windows by (name, layer), each with its
+// own time (its children's taken out, as a profiler's self time), gloo's
+// and c10d's collective operators left out: what the rank was busy with.
+Result<bool> fillHostWindows(const TraceStore& store, const detail::RunScan& scan, int rank, const std::vector<Window*>& ws)
+{
+    struct Open
+    {
+        int64_t end = 0;
+        Window* window = nullptr;
+        std::pair<int64_t, int32_t> key;
+    };
+    std::vector<Open> stack;
+    int32_t track = -1;
+    GlooNames gloo(store);
+    std::optional<Error> failed;
+    auto r = detail::forEachRankEvent(store, scan, rank, [&](const Ev& e) {
+        if (e.device || e.kind != TraceKind::CpuOp || failed)
+            return;
+        if (e.track != track) {
+            stack.clear();
+            track = e.track;
+        }
+        while (!stack.empty() && (stack.back().end <= e.start || stack.back().end < e.end))
+            stack.pop_back(); // ended, or not nested (taken as a sibling)
+        auto it = std::upper_bound(ws.begin(), ws.end(), e.start, [](int64_t t, const Window* x) { return t < x->from; });
+        Window* w = it == ws.begin() || e.start >= (*(it - 1))->to ? nullptr : *(it - 1);
+        const int64_t own = w ? std::min(e.end, w->to) - e.start : 0;
+        auto g = gloo.of(e.name);
+        if (!g) {
+            failed = g.error();
+            return;
+        }
+        if (w && *g == 0)
+            w->ns[{e.name, e.layer}] += own;
+        if (!stack.empty() && stack.back().window == w && w)
+            w->ns[stack.back().key] -= own; // the parent's own time is what its children leave
+        stack.push_back({e.end, w, {e.name, e.layer}});
+    });
+    if (!r)
+        return r.error();
+    if (failed)
+        return *failed;
+    return true;
+}
+
 // Each rank's compute (no communication) in its windows by (name, layer),
 // its device events streamed once more.
 Result<bool> fillWindows(const TraceStore& store, const detail::RunScan& scan, const std::vector<RankColls>& ranks,
@@ -249,6 +347,11 @@ Result<bool> fillWindows(const TraceStore& store, const detail::RunScan& scan, c
         for (Window& w : windows[r])
             ws.push_back(&w);
         std::sort(ws.begin(), ws.end(), [](const Window* a, const Window* b) { return a->from < b->from; });
+        if (ranks[r].host) {
+            if (auto h = fillHostWindows(store, scan, ranks[r].rank, ws); !h)
+                return h.error();
+            continue;
+        }
         auto each = eachDeviceEvent(store, scan, ranks[r].rank, [&](const Ev& e) -> Result<bool> {
             auto it = std::upper_bound(ws.begin(), ws.end(), e.start, [](int64_t t, const Window* x) { return t < x->from; });
             if (it == ws.begin() || e.start >= (*--it)->to)
@@ -341,9 +444,12 @@ Result<StragglerReport> findStragglers(const TraceStore& store, int64_t run)
     rep.matched = *n;
     if (rep.matched == 0) {
         rep.notes.push_back("no collective that every rank ran (communication kernels: NCCL's, or collectives of a predicted "
-                            "or CPU-backend run): no waits to attribute");
+                            "or CPU-backend run; else gloo's operators): no waits to attribute");
         return rep;
     }
+    if (ranks.front().host)
+        rep.notes.push_back("collectives: gloo's operators (a CPU run, no communication kernels); the causes named are "
+                            "operators, by their own time");
     rep.clocks = alignClocks(ranks, rep.matched);
     for (const RankColls& r : ranks)
         rep.blame.push_back({r.rank, 0, 0, 0});
