@@ -165,6 +165,55 @@ private slots:
         checkRoundTrip(recorded("two", 0));
     }
 
+    // A run of several ranks exported (one process per rank, pid = rank, no
+    // distributedInfo) comes back with its ranks, every event on its own;
+    // imported beside a file claiming one of its ranks, the later is left out.
+    void multiRankRoundTrip_data()
+    {
+        QTest::addColumn<bool>("withClash");
+        QTest::newRow("alone") << false;
+        QTest::newRow("beside a file claiming rank 1") << true;
+    }
+    void multiRankRoundTrip()
+    {
+        QFETCH(bool, withClash);
+        PARTITA_REQUIRE_TORCH_TRACES();
+        QTemporaryDir dir;
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto a = importChromeTrace(*s, {(torchTraces() + "/two/traces").toStdString()});
+        QVERIFY2(a, a ? "" : a.error().str().c_str());
+        const std::string folder = dir.filePath("again").toStdString();
+        QVERIFY(QDir().mkpath(QString::fromStdString(folder)));
+        QVERIFY(exportChromeTrace(*s, a->run_id, folder + "/a-export.json"));
+        if (withClash)
+            write(folder + "/b-rank1.json", R"({"distributedInfo": {"rank": 1}, "traceEvents": [
+                {"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": 10, "dur": 5, "args": {"stream": 7}}]})");
+        auto b = importChromeTrace(*s, {folder});
+        QVERIFY2(b, b ? "" : b.error().str().c_str());
+        QCOMPARE(b->ranks, (std::vector<int>{0, 1}));
+        QCOMPARE(b->counts, a->counts);
+        QCOMPARE(s->run(b->run_id)->ranks, 2);
+        QCOMPARE(s->tracks(b->run_id)->size(), s->tracks(a->run_id)->size());
+        // Per rank, every name's count and time.
+        auto byRank = [&](int64_t run) {
+            std::map<int64_t, int> rankOf;
+            for (const StoredTrack& t : *s->tracks(run))
+                rankOf[t.id] = t.rank;
+            std::map<std::string, std::pair<int64_t, int64_t>> m;
+            (void)s->forEachEvent(run, [&](const StoredEvent& e) {
+                auto& x = m[std::to_string(rankOf[e.track_id]) + " " + e.record.name];
+                ++x.first;
+                x.second += e.record.dur_ns;
+            });
+            return m;
+        };
+        QCOMPARE(byRank(b->run_id), byRank(a->run_id));
+        const bool said = std::any_of(b->left_out.begin(), b->left_out.end(), [](const std::string& l) {
+            return l.find("b-rank1.json: claims rank 1, as") != std::string::npos && l.find("a-export.json does") != std::string::npos;
+        });
+        QCOMPARE(said, withClash);
+    }
+
     void folderOfRanks()
     {
         QTemporaryDir dir;

@@ -67,6 +67,7 @@ public:
 
     std::optional<int> rank;  // from distributedInfo
     std::optional<int> world; // distributedInfo.world_size, where given
+    std::vector<std::pair<int32_t, int>> spread; // Partita's export of several ranks: track number -> rank (its pid)
 
     Result<bool> run()
     {
@@ -517,7 +518,8 @@ private:
             m_warn.add("unreadable top-level metadata, ignored");
             return true;
         }
-        simdjson::dom::element info;
+        simdjson::dom::element info, own;
+        m_partitaExport = root.is_object() && !root["partita"].get(own) && own.is_object();
         if (root.is_object() && !root["distributedInfo"].get(info)) {
             int64_t rk = 0;
             if (!info["rank"].get_int64().get(rk) && rk >= 0 && rk < (1 << 20))
@@ -568,12 +570,33 @@ private:
             if (auto r = m_w.track(m_rank, t.number, name, t.gpu); !r)
                 return r.error();
         }
+        spreadRanks();
         return true;
+    }
+
+    // Partita's export of a run of several ranks gives no distributedInfo
+    // and one process per rank, its pid the rank: each track is its pid's.
+    void spreadRanks()
+    {
+        if (!m_partitaExport || rank)
+            return;
+        std::set<int> pids;
+        for (const auto& [key, t] : m_tracks) {
+            int pid = -1;
+            auto [end, ec] = std::from_chars(t.pid.data(), t.pid.data() + t.pid.size(), pid);
+            if (ec != std::errc() || end != t.pid.data() + t.pid.size() || pid < 0 || pid >= (1 << 20))
+                return; // not pids Partita wrote
+            pids.insert(pid);
+            spread.emplace_back(t.number, pid);
+        }
+        if (pids.size() < 2)
+            spread.clear(); // one rank: the file's, as any other
     }
 
     RunWriter& m_w;
     std::string m_path;
     int32_t m_rank;
+    bool m_partitaExport = false; // the file has Partita's own "partita" object
     TraceImportReport& m_report;
     const std::atomic<bool>* m_cancel;
     std::mutex* m_writeLock;
@@ -599,6 +622,7 @@ detail::FileOutcome readFile(RunWriter& w, const std::string& file, size_t i, co
     }
     o.rank = fi.rank;
     o.world = fi.world;
+    o.spread = std::move(fi.spread);
     for (const auto& [what, n] : fi.warnings().counts)
         o.warnings.emplace_back(what, n);
     return o;
@@ -635,14 +659,13 @@ Result<TraceImportReport> importChromeTrace(TraceStore& store, const std::vector
         return readFile(**w, (*files)[i], i, options, lock);
     });
     std::vector<std::optional<int>> ranks;
+    std::vector<std::vector<std::pair<int32_t, int>>> spread(files->size());
     std::vector<bool> kept(files->size(), true);
     std::optional<Error> firstFailure;
     int world = 0;
     const bool cancelled = options.cancel && options.cancel->load();
     for (size_t i = 0; i < files->size(); ++i) {
         detail::FileOutcome& o = outcomes[i];
-        for (const auto& [k, n] : o.part.counts)
-            report.counts[k] += n;
         report.skipped += o.part.skipped;
         report.bytes_read += o.part.bytes_read;
         if (o.error && (!several || cancelled))
@@ -656,19 +679,24 @@ Result<TraceImportReport> importChromeTrace(TraceStore& store, const std::vector
             firstFailure = firstFailure ? firstFailure : o.error;
             continue;
         }
-        const bool given = !o.rank && i < options.file_ranks.size() && options.file_ranks[i] >= 0;
+        spread[i] = std::move(o.spread);
+        const bool given = !o.rank && spread[i].empty() && i < options.file_ranks.size() && options.file_ranks[i] >= 0;
         ranks.push_back(given ? std::optional<int>(options.file_ranks[i]) : o.rank);
         world = std::max(world, o.world.value_or(0));
         for (const auto& [what, n] : o.warnings)
             report.warnings.push_back((*files)[i] + ": " + what + (n > 1 ? " (" + std::to_string(n) + ")" : ""));
-        if (!ranks.back())
+        if (!ranks.back() && spread[i].empty())
             report.warnings.push_back((*files)[i] + ": no distributedInfo.rank; rank given by file order");
     }
     if (std::none_of(kept.begin(), kept.end(), [](bool k) { return k; }))
         return abandon(Error{firstFailure->file, firstFailure->where,
                              firstFailure->message + " (and every other file given failed too: nothing imported)"});
-    if (auto r = detail::settleRanks(**w, *files, ranks, kept, world, report); !r)
+    if (auto r = detail::settleRanks(**w, *files, ranks, spread, kept, world, report); !r)
         return abandon(r.error());
+    for (size_t i = 0; i < files->size(); ++i) // what was imported: the files kept
+        if (kept[i])
+            for (const auto& [k, n] : outcomes[i].part.counts)
+                report.counts[k] += n;
     for (const std::string& l : report.left_out)
         report.warnings.push_back(l);
     std::string meta = "{\"warnings\": " + std::to_string(report.warnings.size()) + "}";

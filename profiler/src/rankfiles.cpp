@@ -45,25 +45,35 @@ Result<std::vector<std::string>> listInputs(const std::vector<std::string>& path
 
 
 Result<bool> settleRanks(RunWriter& w, const std::vector<std::string>& files, const std::vector<std::optional<int>>& ranks,
-                         std::vector<bool>& kept, int world, TraceImportReport& report)
+                         const std::vector<std::vector<std::pair<int32_t, int>>>& spread, std::vector<bool>& kept, int world,
+                         TraceImportReport& report)
 {
-    // Ranks: distributedInfo where given; a second file claiming a rank is
-    // left out (two runs' files mixed in one folder); the files that name no
-    // rank take the lowest unused.
+    // Ranks: distributedInfo where given (or, for Partita's export of
+    // several ranks, each process's); a second file claiming a rank is left
+    // out (two runs' files mixed in one folder); the files that name none
+    // take the lowest unused.
     std::map<int, size_t> claimedBy;
     std::vector<int> final(files.size(), -1);
     for (size_t i = 0; i < files.size(); ++i) {
-        if (!kept[i] || !ranks[i])
+        std::set<int> claims;
+        for (const auto& [track, rank] : spread[i])
+            claims.insert(rank);
+        if (spread[i].empty() && ranks[i])
+            claims.insert(*ranks[i]);
+        if (!kept[i] || claims.empty())
             continue;
-        if (auto [it, added] = claimedBy.emplace(*ranks[i], i); added) {
-            final[i] = *ranks[i];
+        auto taken = std::find_if(claims.begin(), claims.end(), [&](int r) { return claimedBy.count(r) > 0; });
+        if (taken == claims.end()) {
+            for (int r : claims)
+                claimedBy.emplace(r, i);
+            final[i] = *claims.begin();
             continue;
         }
         if (auto d = w.dropRank(-1 - int32_t(i)); !d)
             return d.error();
         kept[i] = false;
-        report.left_out.push_back(files[i] + ": claims rank " + std::to_string(*ranks[i]) + ", as " +
-                                  files[claimedBy[*ranks[i]]] + " does: left out");
+        report.left_out.push_back(files[i] + ": claims rank " + std::to_string(*taken) + ", as " + files[claimedBy[*taken]] +
+                                  " does: left out");
     }
     std::set<int> used;
     for (const auto& [rank, file] : claimedBy)
@@ -72,6 +82,15 @@ Result<bool> settleRanks(RunWriter& w, const std::vector<std::string>& files, co
     for (size_t i = 0; i < files.size(); ++i) {
         if (!kept[i])
             continue;
+        if (!spread[i].empty()) {
+            for (const auto& [track, rank] : spread[i])
+                if (auto m = w.moveTrack(-1 - int32_t(i), track, rank); !m)
+                    return m.error();
+            for (const auto& [rank, file] : claimedBy)
+                if (file == i)
+                    report.ranks.push_back(rank);
+            continue;
+        }
         if (final[i] < 0) {
             while (used.count(next))
                 ++next;

@@ -22,6 +22,9 @@ struct FileOutcome
 {
     std::optional<Error> error;
     std::optional<int> rank, world; // distributedInfo's rank and world_size
+    // A file of several ranks (Partita's own export: pid = rank): each of
+    // its tracks' number (under the provisional rank) and the rank it is.
+    std::vector<std::pair<int32_t, int>> spread;
     std::vector<std::pair<std::string, int64_t>> warnings;
     TraceImportReport part; // counts, skipped, bytes_read
 };
@@ -33,11 +36,13 @@ struct FileOutcome
 std::vector<FileOutcome> readAll(size_t files, bool several, const std::function<FileOutcome(size_t, std::mutex*)>& readOne);
 
 // File i was imported as rank -1 - i. `ranks`: what each file claims (none:
-// it named no rank); `kept`: the files read whole. A second file claiming a
-// rank is dropped; the files that name none take the lowest unused ranks;
+// it named no rank); `spread`: a file of several ranks, its tracks' ranks;
+// `kept`: the files read whole. A file claiming a rank another file claimed
+// first is dropped; the files that name none take the lowest unused ranks;
 // ranks below `world` (or the highest seen) that no file holds are named in
-// report.left_out. Renames the kept files' ranks in `w`.
+// report.left_out. Renames the kept files' ranks (or moves their tracks) in `w`.
 Result<bool> settleRanks(RunWriter& w, const std::vector<std::string>& files, const std::vector<std::optional<int>>& ranks,
-                         std::vector<bool>& kept, int world, TraceImportReport& report);
+                         const std::vector<std::vector<std::pair<int32_t, int>>>& spread, std::vector<bool>& kept, int world,
+                         TraceImportReport& report);
 
 } // namespace partita::detail

@@ -369,6 +369,22 @@ Result<bool> RunWriter::renameRank(int32_t from, int32_t to)
     return true;
 }
 
+Result<bool> RunWriter::moveTrack(int32_t from, int32_t track, int32_t to)
+{
+    const int64_t key = (int64_t(from) << 32) | uint32_t(track);
+    auto it = m_trackKey.find(key);
+    if (it == m_trackKey.end())
+        return Error{m_store.m_path, "run " + std::to_string(m_run), "no track " + std::to_string(track) + " of rank " + std::to_string(from)};
+    Stmt q(m_store.m_db, "UPDATE tracks SET rank = ? WHERE id = ?");
+    q.bind(1, int64_t(to)).bind(2, it->second);
+    if (q.step() != SQLITE_DONE)
+        return m_store.sqlError("moving track " + std::to_string(track) + " to rank " + std::to_string(to));
+    const int64_t id = it->second;
+    m_trackKey.erase(it);
+    m_trackKey[(int64_t(to) << 32) | uint32_t(track)] = id;
+    return true;
+}
+
 Result<bool> RunWriter::dropRank(int32_t rank)
 {
     if (m_finished)

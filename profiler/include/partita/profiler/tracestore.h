@@ -166,6 +166,9 @@ public:
     Result<int64_t> track(int32_t rank, int32_t track, std::string_view name = {}, bool device = false);
     // Renumbers a rank (importers learn a file's rank at its end).
     Result<bool> renameRank(int32_t from, int32_t to);
+    // Moves one track (`track` of rank `from`) to rank `to`: a file that
+    // holds several ranks (Partita's own export, pid = rank).
+    Result<bool> moveTrack(int32_t from, int32_t track, int32_t to);
     // Removes a rank's tracks and events, those stored and those waiting in
     // the chunk (an importer's file that turned out malformed).
     Result<bool> dropRank(int32_t rank);
