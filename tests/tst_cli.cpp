@@ -506,8 +506,25 @@ _partita_cli; echo "${COMPREPLY[*]}")").arg(setup, path);
         for (const auto& l : layers)
             measuredLayers += l.toObject()["measured_s"].toDouble() > 0;
         QVERIFY(measuredLayers > 5);
+        // What the CPU backend did not run as the plan says, in the output, the run and its diff.
+        const QJsonArray notPlanned = j["not_as_planned"].toArray();
+        QVERIFY2(notPlanned.size() == 2 && notPlanned[0].toString().startsWith("bf16 GEMMs run as fp32") &&
+                     notPlanned[1].toString().contains("MPI_Allreduce picks its own"),
+                 qPrintable(r.out));
+        QCOMPARE(j["shape_scale"].toDouble(), 1.0);
+        r = cli({"trace", "diff", "--run", QString::number(j["predicted_run_id"].toInt()), "--run", QString::number(runId),
+                 "--project", project});
+        QVERIFY2(r.out.contains("B did not run as planned: bf16 GEMMs run as fp32"), qPrintable(r.out));
+        // At half the shapes the run is predicted at half the shapes: faster than the full plan's prediction.
+        Run half = cli({"run", "--model", model, "--cluster", "local", "--ranks", "2", "--preset", "ddp", "--global-batch", "4",
+                        "--seq-len", "64", "--steps", "2", "--warmup", "1", "--shape-scale", "0.5", "--project", project, "--json"});
+        QVERIFY2(half.code == 0, qPrintable(half.err));
+        const QJsonObject h = QJsonDocument::fromJson(half.out.toUtf8()).object();
+        QCOMPARE(h["shape_scale"].toDouble(), 0.5);
+        QVERIFY2(h["predicted_step_time_s"].toDouble() < 0.8 * j["predicted_step_time_s"].toDouble(), qPrintable(half.out));
         r = cli({"runs", "list", "--project", project, "--json"});
         QVERIFY(r.out.contains("\"measured\""));
+        QVERIFY2(r.out.contains("\"predicted_shape_scale\": 0.5"), qPrintable(r.out));
         // calibrate --local measures again into the same cache, and --out.
         const QString local = m_tmp.filePath("local.json");
         r = cli({"calibrate", "--local", "--out", local, "--json"});

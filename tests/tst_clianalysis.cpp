@@ -54,7 +54,7 @@ private slots:
         QTest::newRow("events of a step no rank has") << QStringList{"trace", "events", "--run", "1", "--step", "9"}
                                                       << "no rank has step 9";
         QTest::newRow("events of no such class") << QStringList{"trace", "events", "--run", "1", "--class", "gemm"}
-                                                 << "--class: gemm not in {computation,communication,memory,other}";
+                                                 << "--class: gemm not in {computation,communication,memory,other,non-compute}";
         QTest::newRow("an instance without an annotation") << QStringList{"trace", "critical-path", "--run", "1", "--instance", "1"}
                                                            << "--instance: --instance picks among the --annotation's events";
     }

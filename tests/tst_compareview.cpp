@@ -69,7 +69,9 @@ std::unique_ptr<Project> makeProject()
         info.name = s == &horovod ? "horovod" : "adaptive";
         info.kind = RunKind::Predicted;
         info.model_id = md.id;
-        const int64_t id = *p->store->storeTrace(r->trace, info);
+        // The adaptive run as a measured run would record what its backend did not run as planned.
+        const std::string meta = s == &horovod ? std::string() : R"({"not_as_planned": ["parameter-server placement <here>"]})";
+        const int64_t id = *p->store->storeTrace(r->trace, info, meta);
         (s == &horovod ? p->a : p->b) = id;
         (s == &horovod ? p->stepA : p->stepB) = r->step_time;
     }
@@ -106,6 +108,8 @@ private slots:
         QVERIFY2(v.summary().contains("B − A"), qPrintable(v.summary()));
         QVERIFY(p->stepB < p->stepA); // the adaptive strategy is faster (ORACLES: AutoSync's story)
         QVERIFY(v.summary().contains("-")); // a negative delta
+        QVERIFY2(v.summary().contains("B did not run as planned: parameter-server placement <here>"), qPrintable(v.summary()));
+        QVERIFY(!v.summary().contains("A did not run as planned"));
         // Layers named from the run's model; every BERT layer with device time is there.
         QVERIFY(v.layerModel()->rowCount() > 24 * 8);
         QCOMPARE(v.layerModel()->data(v.layerModel()->index(0, LayerDeltaModel::Layer)).toString(),

@@ -1,11 +1,13 @@
 // The execution plan: programs per virtual stage, steps per rank class, GEMM
-// shapes the executors run, and the JSON format round trip.
+// shapes the executors run, the plan at a shape scale, and the JSON format
+// round trip.
 #include "partita/core/clusterio.h"
 #include "partita/core/modelio.h"
 #include "partita/core/plan.h"
 
 #include <QTest>
 
+#include <cmath>
 #include <set>
 
 using namespace partita;
@@ -231,6 +233,56 @@ private slots:
         auto odd = lowerPlan(m, c, s, 2 * cp * 10 + 2);
         QVERIFY(!odd);
         QVERIFY2(QString::fromStdString(odd.error().message).contains("divisible by 2 x cp"), odd.error().str().c_str());
+    }
+
+    // At a shape scale every GEMM dimension is scaled (rounded, at least 1),
+    // FLOPs by its cube, traffic, messages and parameters linearly; the
+    // structure is the plan's. Scale 1 is the plan itself.
+    void shapeScale_data()
+    {
+        QTest::addColumn<double>("scale");
+        QTest::newRow("1") << 1.0;
+        QTest::newRow("0.5") << 0.5;
+        QTest::newRow("0.01 (dimensions floor at 1)") << 0.01;
+    }
+    void shapeScale()
+    {
+        QFETCH(double, scale);
+        Strategy st = mesh(2, 2, 2, 16);
+        st.zero_stage = 3;
+        auto p = lowerPlan(gpt2(), *clusterPreset("dgx-a100-80gb"), st);
+        QVERIFY(p);
+        const Plan q = scalePlan(*p, scale);
+        if (scale == 1) {
+            QVERIFY(q == *p);
+            return;
+        }
+        QCOMPARE(q.programs.size(), p->programs.size());
+        QCOMPARE(q.classes.size(), p->classes.size());
+        int gemms = 0;
+        for (size_t i = 0; i < p->programs.size(); ++i) {
+            const Program &a = p->programs[i], &b = q.programs[i];
+            QCOMPARE(b.params, a.params * scale);
+            QCOMPARE(b.kernels.size(), a.kernels.size());
+            for (size_t k = 0; k < a.kernels.size(); ++k) {
+                const Kernel &x = a.kernels[k], &y = b.kernels[k];
+                for (auto [from, to] : {std::pair{x.m, y.m}, std::pair{x.n, y.n}, std::pair{x.k, y.k}})
+                    QCOMPARE(to, from == 0 ? 0 : std::max<int64_t>(1, std::llround(double(from) * scale)));
+                gemms += x.m > 0 ? 1 : 0;
+                QCOMPARE(y.flops, x.flops * scale * scale * scale);
+                QCOMPARE(y.bytes, x.bytes * scale);
+                QCOMPARE(y.coll_bytes, x.coll_bytes * scale);
+                QCOMPARE(y.batch, x.batch);
+                QCOMPARE(y.layer, x.layer);
+            }
+        }
+        QVERIFY(gemms > 10);
+        for (size_t c = 0; c < p->classes.size(); ++c) {
+            QCOMPARE(q.classes[c].parameters, p->classes[c].parameters * scale);
+            QCOMPARE(q.classes[c].steps.size(), p->classes[c].steps.size());
+            for (size_t i = 0; i < p->classes[c].steps.size(); ++i)
+                QCOMPARE(q.classes[c].steps[i].bytes, p->classes[c].steps[i].bytes * scale);
+        }
     }
 
     void jsonRoundTrip()

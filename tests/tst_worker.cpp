@@ -291,6 +291,21 @@ private slots:
         // Kernels carry their layer; records of one step lie inside its step record.
         QVERIFY(std::any_of(r->trace.records.begin(), r->trace.records.end(),
                             [](const TraceRecord& t) { return t.layer >= 0 && t.flops > 0; }));
+        // What ran is the plan at the scale, as its prediction is made: each kernel's bytes and FLOPs.
+        const Plan scaled = scalePlan(plan, scale);
+        std::map<int64_t, const Kernel*> kernelOf;
+        for (size_t si = 0; si < scaled.classes.front().steps.size(); ++si)
+            if (const Step& st = scaled.classes.front().steps[si]; st.kind == StepKind::Run)
+                for (size_t ki = 0; ki < scaled.programs[size_t(st.program)].kernels.size(); ++ki)
+                    kernelOf[planOpId(int(si), int(ki))] = &scaled.programs[size_t(st.program)].kernels[ki];
+        int checked = 0;
+        for (const TraceRecord& t : r->trace.records)
+            if (auto k = kernelOf.find(t.op); k != kernelOf.end() && t.kind == TraceKind::Compute) {
+                QCOMPARE(t.bytes, k->second->bytes);
+                QCOMPARE(t.flops, k->second->flops);
+                ++checked;
+            }
+        QVERIFY(checked > 10);
     }
 
     void refusals_data()

@@ -17,6 +17,9 @@
 #include <QFileInfo>
 #include <QHBoxLayout>
 #include <QHeaderView>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QLabel>
 #include <QPainter>
 #include <QPushButton>
@@ -367,6 +370,7 @@ void CompareView::prepared()
                     .arg(diff->rank_b)
                     .arg(diff->iteration_b);
     text += memoryAndStragglers(p);
+    text += notAsPlanned(p.ra, "A") + notAsPlanned(p.rb, "B");
     m_peak[0] = peakMark(p.ma, p.ra);
     m_peak[1] = peakMark(p.mb, p.rb);
     m_straggler[0] = stragglerMark(p.sa);
@@ -415,6 +419,20 @@ QString CompareView::memoryAndStragglers(const Prepared& p)
     if (p.sa || p.sb)
         text += tr("<br>stragglers: A %1; B %2").arg(stragglers(p.sa, "a"), stragglers(p.sb, "b"));
     return text;
+}
+
+// A measured run's list of what its backend ran otherwise than its plan
+// (partita-cli run writes it in the run's meta): the comparison is not like
+// for like there.
+QString CompareView::notAsPlanned(const RunInfo& run, const char* side)
+{
+    const QJsonArray items = QJsonDocument::fromJson(QByteArray::fromStdString(run.meta)).object().value("not_as_planned").toArray();
+    if (items.isEmpty())
+        return {};
+    QStringList lines;
+    for (const QJsonValue& v : items)
+        lines << v.toString().toHtmlEscaped();
+    return tr("<br>%1 did not run as planned: %2").arg(side, lines.join("; "));
 }
 
 QString CompareView::summary() const { return QTextDocumentFragment::fromHtml(m_summary).toPlainText(); }

@@ -164,6 +164,7 @@ private:
         std::vector<std::string> names;
     };
     static QString memoryAndStragglers(const Prepared& p);
+    static QString notAsPlanned(const RunInfo& run, const char* side);
     // One side's question: its first event, or (`window`) its step's window.
     struct SideQuery
     {

@@ -13,6 +13,7 @@
 #include <QFileInfo>
 #include <QFormLayout>
 #include <QHBoxLayout>
+#include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QLabel>
@@ -307,6 +308,11 @@ void RunDialog::finished(int code, QProcess::ExitStatus status)
                                    .arg(m_predicted)
                                    .arg(j.value("measured_step_time_s").toDouble(), 0, 'g', 4)
                                    .arg(j.value("predicted_step_time_s").toDouble(), 0, 'g', 4));
+        const QJsonArray notPlanned = j.value("not_as_planned").toArray();
+        if (!notPlanned.isEmpty())
+            m_log->appendPlainText(tr("Not run as planned (the comparison is not like for like there):"));
+        for (const QJsonValue& v : notPlanned)
+            m_log->appendPlainText("  - " + v.toString());
     }
     emit finishedRun(m_ok);
 }

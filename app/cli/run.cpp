@@ -6,6 +6,7 @@
 #include "partita/core/modelio.h"
 #include "partita/core/simulator.h"
 #include "partita/core/units.h"
+#include "partita/executor/asplanned.h"
 #include "partita/executor/calibrate.h"
 #include "partita/executor/localmachine.h"
 #include "partita/executor/measuredrun.h"
@@ -167,7 +168,8 @@ Result<RunPrediction> predictRun(const RunCliOptions& o, TraceStore& store, cons
         if (const std::string aligned = alignToCalibration(p.cluster, *local); !aligned.empty())
             std::cerr << "cluster: " << aligned << "\n";
     }
-    auto predicted = simulatePlan(p.plan, model, p.cluster, p.strategy, so);
+    // A run at a shape scale is predicted at that scale: what it will execute.
+    auto predicted = simulatePlan(o.shapeScale < 1 ? scalePlan(p.plan, o.shapeScale) : p.plan, model, p.cluster, p.strategy, so);
     if (!predicted)
         return predicted.error();
     p.predicted = std::move(*predicted);
@@ -251,6 +253,11 @@ int runRun(const RunCliOptions& o)
         return fail(predictedId.error());
     const StoredDocuments* docs = &storedDocs;
 
+    auto resolved = resolveStrategy(s, *model, prediction->cluster);
+    if (!resolved)
+        return fail(resolved.error());
+    const std::vector<std::string> notPlanned = notAsPlanned(*plan, *resolved, o.backend);
+
     const std::string id = runStamp();
     MeasuredRunOptions mo;
     mo.launch = spec;
@@ -264,7 +271,9 @@ int runRun(const RunCliOptions& o)
     mo.meta_extra = json{{"predicted_run", *predictedId},
                          {"predicted_step_time_s", predicted->step_time},
                          {"backend", o.backend},
-                         {"calibration", predicted->calibration_source}}
+                         {"calibration", predicted->calibration_source},
+                         {"predicted_shape_scale", o.shapeScale},
+                         {"not_as_planned", notPlanned}}
                         .dump();
     std::ostream& progress = o.sim.json ? std::cerr : std::cout;
     mo.on_line = [&](std::string_view line, bool err) {
@@ -296,6 +305,8 @@ int runRun(const RunCliOptions& o)
         j["step_time_error"] = cmp->error;
         j["steps_s"] = measured->step_s;
         j["calibration"] = predicted->calibration_source;
+        j["shape_scale"] = o.shapeScale;
+        j["not_as_planned"] = notPlanned;
         json layers = json::array();
         for (const LayerComparison& l : cmp->layers)
             layers.push_back({{"layer", l.layer},
@@ -322,6 +333,13 @@ int runRun(const RunCliOptions& o)
                   << "Predicted    " << formatSeconds(cmp->predicted_step_s) << " ("
                   << (cmp->measured_step_s > 0 ? signedPercent(cmp->error) : "-") << ")\n"
                   << "Calibration  " << predicted->calibration_source << "\n";
+        if (o.shapeScale < 1)
+            std::cout << "Shape scale  " << o.shapeScale << ": run and predicted at that scale\n";
+        if (!notPlanned.empty()) {
+            std::cout << "\nNot run as planned (the comparison is not like for like there):\n";
+            for (const std::string& n : notPlanned)
+                std::cout << "  - " << n << "\n";
+        }
         if (!cmp->layers.empty()) {
             std::cout << "\nPer layer, one micro-batch on one device (compute and tensor-parallel collectives)\n";
             std::printf("  %-40s %12s %12s %9s\n", "layer", "measured", "predicted", "error");
@@ -379,7 +397,11 @@ int runCalibrate(const CalibrateCliOptions& o)
     auto cluster = clusterFromJson(clusterDoc->body, label + " cluster");
     if (!cluster)
         return fail(cluster.error());
-    auto fit = fitCalibration(**store, o.run, *plan, *cluster, o.project);
+    // A run at a shape scale ran the plan at that scale: it is fitted against what ran.
+    const double scale = meta.contains("shape_scale") && meta["shape_scale"].is_number() ? meta["shape_scale"].get<double>() : 1.0;
+    if (!(scale > 0 && scale <= 1))
+        return fail(Error{label, "meta", "shape_scale " + std::to_string(scale) + " is not in (0, 1]"});
+    auto fit = fitCalibration(**store, o.run, scalePlan(*plan, scale), *cluster, o.project);
     if (!fit)
         return fail(fit.error());
     std::string summary = "calibration: " + fit->calibration.source;

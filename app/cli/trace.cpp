@@ -283,6 +283,22 @@ int runTraceStats(const TraceCliOptions& o)
     return 0;
 }
 
+// What a measured run's backend ran otherwise than its plan (partita-cli
+// run writes it in the run's meta); empty for any other run.
+static std::vector<std::string> notAsPlannedOf(const TraceStore& store, int64_t run)
+{
+    std::vector<std::string> out;
+    auto info = store.run(run);
+    if (!info)
+        return out;
+    const json meta = json::parse(info->meta.empty() ? "{}" : info->meta, nullptr, false);
+    if (meta.is_object() && meta.contains("not_as_planned") && meta["not_as_planned"].is_array())
+        for (const json& v : meta["not_as_planned"])
+            if (v.is_string())
+                out.push_back(v.get<std::string>());
+    return out;
+}
+
 int runTraceDiff(const TraceCliOptions& o)
 {
     if (o.runs.size() != 2)
@@ -315,16 +331,13 @@ int runTraceDiff(const TraceCliOptions& o)
         json ranks = json::array();
         for (const auto& x : r->ranks)
             ranks.push_back({{"rank", x.rank}, {"a", temporalJson(x.a)}, {"b", temporalJson(x.b)}});
-        std::cout << json{{"rank_a", r->rank_a},
-                          {"rank_b", r->rank_b},
-                          {"iteration_a", r->iteration_a},
-                          {"iteration_b", r->iteration_b},
-                          {"ops", ops},
-                          {"steps", steps},
-                          {"layers", layers},
-                          {"ranks", ranks}}
-                         .dump(2)
-                  << "\n";
+        json out{{"rank_a", r->rank_a},   {"rank_b", r->rank_b}, {"iteration_a", r->iteration_a},
+                 {"iteration_b", r->iteration_b}, {"ops", ops},     {"steps", steps},
+                 {"layers", layers},               {"ranks", ranks}};
+        for (int side = 0; side < 2; ++side)
+            if (auto n = notAsPlannedOf(**store, o.runs[size_t(side)]); !n.empty())
+                out[side == 0 ? "not_as_planned_a" : "not_as_planned_b"] = n;
+        std::cout << out.dump(2) << "\n";
         return 0;
     }
     std::cout << "A: run " << o.runs[0] << " rank " << r->rank_a << " step " << r->iteration_a << "    B: run "
@@ -356,6 +369,12 @@ int runTraceDiff(const TraceCliOptions& o)
                       << pct(x.a.non_compute_pct) << "  ->  " << pct(x.b.idle_pct) << " / " << pct(x.b.compute_pct)
                       << " / " << pct(x.b.non_compute_pct) << "\n";
     }
+    bool first = true;
+    for (int side = 0; side < 2; ++side)
+        for (const std::string& n : notAsPlannedOf(**store, o.runs[size_t(side)])) {
+            std::cout << (first ? "\n" : "") << (side == 0 ? "A" : "B") << " did not run as planned: " << n << "\n";
+            first = false;
+        }
     return 0;
 }
 

@@ -24,8 +24,6 @@ int64_t steadyNs()
         .count();
 }
 
-int64_t scaled(int64_t v, double s) { return std::max<int64_t>(1, int64_t(std::llround(double(v) * s))); }
-
 std::string megabytes(double bytes)
 {
     char buf[32];
@@ -130,10 +128,12 @@ Result<bool> checkPlanForWorker(const Plan& plan, int rank, int worldSize)
     return true;
 }
 
-Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, ComputeBackend& compute, Communicator& comm)
+Result<WorkerResult> runWorker(const Plan& full, const WorkerOptions& o, ComputeBackend& compute, Communicator& comm)
 {
     if (!(o.shape_scale > 0 && o.shape_scale <= 1))
         return Error{"options", "shape_scale", "the shape scale must be in (0, 1]"};
+    // What runs: the plan at the shape scale, as its prediction is made (core/plan.h).
+    const Plan plan = scalePlan(full, o.shape_scale);
     if (o.steps < 1 || o.warmup < 0)
         return Error{"options", "steps", "at least one measured step, and no negative warm-up"};
     const int rank = comm.rank();
@@ -141,7 +141,6 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
         return ok.error();
     const RankClass& rc = *rankClassOf(plan, rank);
     const int local = rank - rc.first_rank;
-    const double s = o.shape_scale;
     const int64_t M = plan.micro_batches;
     const int dpSize = comm.groupSize(CommGroup::Data);
     const bool mixed = plan.precision != Precision::FP32;
@@ -189,7 +188,7 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
 
     WorkerResult res;
     res.rank = rank;
-    res.shape_scale = s;
+    res.shape_scale = o.shape_scale;
     res.compute = compute.name();
     res.communicator = comm.name();
     res.overlapped = comm.concurrent() && dpSize > 1;
@@ -266,7 +265,7 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                 pendingSyncs.push_back(si);
         auto postSync = [&](size_t si) -> Result<bool> {
             const Step& st = rc.steps[si];
-            const double bytes = st.bytes * s;
+            const double bytes = st.bytes;
             const int32_t layer = st.layers.empty() ? -1 : st.layers.front();
             const std::string what = std::to_string(st.layers.size()) + (st.layers.size() == 1 ? " layer " : " layers ") +
                                      megabytes(bytes);
@@ -312,7 +311,7 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
             if (!zero3 || p.phase == Phase::Recompute || gathers.count(si))
                 return;
             comm.dataReady();
-            gathers[si] = ct.post(dpTask(Collective::AllGather, p.params * wB * s, elemAct,
+            gathers[si] = ct.post(dpTask(Collective::AllGather, p.params * wB, elemAct,
                                          "all_gather parameters " + std::string(phaseName(p.phase)) + " mb" +
                                              std::to_string(rc.steps[si].micro),
                                          -1, planOpId(int(si), kPreGather)));
@@ -350,11 +349,11 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                                                                               : CommGroup::Tensor;
                         if (comm.groupSize(g) > 1) {
                             compute.opBegin(planOpId(int(si), int(ki)));
-                            if (auto r = comm.collective(g, k.coll, k.coll_bytes * s, elemAct); !r)
+                            if (auto r = comm.collective(g, k.coll, k.coll_bytes, elemAct); !r)
                                 return r.error();
                             record(res.trace.records, 0, begin, TraceKind::Collective,
                                    kernelEventName(plan, k, p.phase, st.micro), k.layer, planOpId(int(si), int(ki)),
-                                   k.coll_bytes * s, 0);
+                                   k.coll_bytes, 0);
                         }
                     } else {
                         compute.opBegin(planOpId(int(si), int(ki)));
@@ -363,16 +362,16 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                             const int64_t batch = std::max<int64_t>(1, k.batch);
                             for (int r = 0; r < std::max(1, k.ops); ++r)
                                 if (batch > 1)
-                                    compute.batchedGemm(scaled(k.m, s), scaled(k.n, s), scaled(k.k, s), batch);
+                                    compute.batchedGemm(k.m, k.n, k.k, batch);
                                 else
-                                    compute.gemm(scaled(k.m, s), scaled(k.n, s), scaled(k.k, s));
+                                    compute.gemm(k.m, k.n, k.k);
                             if (k.bytes > 0 && k.mem_ops > 0)
-                                compute.memoryPass(k.bytes * s);
+                                compute.memoryPass(k.bytes);
                         } else {
-                            compute.memoryPass(k.bytes * s);
+                            compute.memoryPass(k.bytes);
                         }
                         record(res.trace.records, 0, begin, TraceKind::Compute, kernelEventName(plan, k, p.phase, st.micro),
-                               k.layer, planOpId(int(si), int(ki)), k.bytes * s, k.flops * s * s * s);
+                               k.layer, planOpId(int(si), int(ki)), k.bytes, k.flops);
                     }
                     if (lastMicro && ra != readyAfter.end())
                         if (auto lr = ra->second.find(ki); lr != ra->second.end()) {
@@ -383,7 +382,7 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                 }
                 if (zero3 && p.phase == Phase::Backward) { // this micro-batch's gradients, reduce-scattered
                     comm.dataReady();
-                    ct.post(dpTask(Collective::ReduceScatter, p.params * gB * s, elemGrad,
+                    ct.post(dpTask(Collective::ReduceScatter, p.params * gB, elemGrad,
                                    "reduce_scatter gradients mb" + std::to_string(st.micro), -1,
                                    planOpId(int(si), kPostScatter)));
                 }
@@ -395,13 +394,13 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                 const int64_t begin = now();
                 const bool send = st.kind == StepKind::Send;
                 compute.opBegin(planOpId(int(si), 0));
-                auto r = send ? comm.send(peer, st.bytes * s, transferTag(si)) : comm.recv(peer, st.bytes * s, transferTag(si));
+                auto r = send ? comm.send(peer, st.bytes, transferTag(si)) : comm.recv(peer, st.bytes, transferTag(si));
                 if (!r)
                     return r.error();
                 record(res.trace.records, 0, begin, TraceKind::P2P,
                        std::string(send ? "send mb" : "recv mb") + std::to_string(st.micro) + (send ? " to rank " : " from rank ") +
-                           std::to_string(peer) + " " + megabytes(st.bytes * s),
-                       -1, planOpId(int(si), 0), st.bytes * s, 0);
+                           std::to_string(peer) + " " + megabytes(st.bytes),
+                       -1, planOpId(int(si), 0), st.bytes, 0);
                 break;
             }
             case StepKind::Sync:
@@ -416,13 +415,13 @@ Result<WorkerResult> runWorker(const Plan& plan, const WorkerOptions& o, Compute
                 compute.opBegin(planOpId(int(si), 0));
                 // Adam (mixed precision: fp32 master weights and two moments; Rajbhandari et al. 2019, §3.1), sharded by ZeRO.
                 const double shard = plan.zero_stage >= 1 ? dpSize : 1;
-                const double bytes = rc.parameters / shard * (2 * oB + gB + wB) * s;
+                const double bytes = rc.parameters / shard * (2 * oB + gB + wB);
                 compute.memoryPass(bytes);
                 record(res.trace.records, 0, begin, TraceKind::Compute, "optimizer " + megabytes(bytes), -1,
                        planOpId(int(si), 0), bytes, 0);
                 if ((plan.zero_stage == 1 || plan.zero_stage == 2) && dpSize > 1) {
                     const int64_t gb = now();
-                    const double pbytes = rc.parameters * wB * s;
+                    const double pbytes = rc.parameters * wB;
                     compute.opBegin(planOpId(int(si), kPostGather));
                     if (auto r = comm.collective(CommGroup::Data, Collective::AllGather, pbytes, elemAct); !r)
                         return r.error();

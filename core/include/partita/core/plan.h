@@ -148,6 +148,12 @@ std::string kernelEventName(const Plan& p, const Kernel& k, Phase phase, int mic
 // The rank class (pipeline stage) a rank belongs to; null when none holds it.
 const RankClass* rankClassOf(const Plan& p, int rank);
 
+// The plan at shape scale s in (0, 1]: each GEMM dimension times s (rounded,
+// at least 1), its FLOPs times s³, memory traffic, collectives, transfers,
+// parameters and gradients times s. What the executor runs at that scale,
+// and so what its measurement is compared with (planscale.cpp).
+Plan scalePlan(const Plan& p, double s);
+
 // Lowers a strategy (resolved against the model and cluster) into a plan.
 Result<Plan> lowerPlan(const Model& m, const Cluster& c, const Strategy& s, int64_t seqLen = 0);
 
