@@ -35,7 +35,7 @@ struct Ctx
     int64_t seq = 1;
     double peak = 0;     // FLOP/s at the strategy's precision (fp8: bf16's, for all but fp8 GEMMs)
     double fp8Peak = 0;  // fp8: the linear layers' GEMMs
-    EfficiencyCurve fp8Curve;
+    EfficiencyCurve fp8Curve{};
     int perNode = 1;
 };
 
