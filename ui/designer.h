@@ -20,8 +20,11 @@
 class QChartView;
 class QCheckBox;
 class QComboBox;
+class QGroupBox;
+class QHBoxLayout;
 class QLabel;
 class QListView;
+class QMenu;
 class QPushButton;
 class QSortFilterProxyModel;
 class QSplitter;
@@ -130,6 +133,16 @@ protected:
 
 private:
     friend class StrategyCommand;
+    // The constructor's parts (designerlayout.cpp).
+    void createWatchers();
+    QHBoxLayout* createHeader();
+    QMenu* createVersionsMenu();
+    QWidget* createPalette();
+    QWidget* createGlobalSettings();
+    QTabWidget* createCentre();
+    QGroupBox* createPrediction();
+    QWidget* createInspector();
+    void createFacts();
     void setCurrent(const Strategy& s); // from the undo stack
     void schedulePrediction();
     void startPrediction();

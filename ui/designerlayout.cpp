@@ -71,6 +71,49 @@ QSpinBox* spin(int lo, int hi, const QString& tip)
 
 Designer::Designer(QWidget* parent) : QWidget(parent)
 {
+    createWatchers();
+    QHBoxLayout* header = createHeader();
+    // Left: palette, atom parameters, global settings.
+    QWidget* paletteBox = createPalette();
+    QWidget* globals = createGlobalSettings();
+    auto* left = m_leftColumn = new QWidget;
+    auto* ll = new QVBoxLayout(left);
+    ll->setContentsMargins(0, 0, 0, 0);
+    ll->addWidget(paletteBox, 3);
+    ll->addWidget(globals, 2);
+
+    // Centre: the layer table and the graph; right: prediction and inspector.
+    QTabWidget* centre = createCentre();
+    QGroupBox* prediction = createPrediction();
+    QWidget* inspector = createInspector();
+    auto* right = new QWidget;
+    auto* rl = new QVBoxLayout(right);
+    rl->setContentsMargins(0, 0, 0, 0);
+    rl->addWidget(prediction, 3);
+    rl->addWidget(inspector, 1);
+
+    auto* split = new QSplitter(Qt::Horizontal);
+    split->addWidget(left);
+    split->addWidget(centre);
+    split->addWidget(right);
+    split->setStretchFactor(0, 0);
+    split->setStretchFactor(1, 3);
+    split->setStretchFactor(2, 2);
+    split->setSizes({210, 780, 330});
+    m_split = split;
+
+    auto* top = new QVBoxLayout(this);
+    top->addLayout(header);
+    top->addWidget(split, 1);
+
+    createFacts();
+    setInputs({}, {}, {}); // empty until a project or files give a model and a cluster
+}
+
+// The undo stack, the prediction's debounce, autosave, and the watchers of
+// the predictions run off the GUI thread.
+void Designer::createWatchers()
+{
     m_undo = new QUndoStack(this);
     m_debounce = new QTimer(this);
     m_debounce->setSingleShot(true);
@@ -118,8 +161,11 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
         loadVersion(-1);
         emit compareReady(*ia, *ib);
     });
+}
 
-    // Header: versions and presets.
+// Model, cluster, strategy versions and presets above the columns.
+QHBoxLayout* Designer::createHeader()
+{
     m_versions = new QComboBox;
     m_versions->setToolTip(tr("Strategy versions saved in the project"));
     m_versions->setSizeAdjustPolicy(QComboBox::AdjustToContents);
@@ -161,6 +207,27 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     };
     connect(m_modelBox, &QComboBox::activated, this, pickInputs);
     connect(m_clusterBox, &QComboBox::activated, this, pickInputs);
+    QMenu* versionsMenu = createVersionsMenu();
+    auto* versionsButton = new QToolButton;
+    versionsButton->setText(tr("Versions"));
+    versionsButton->setPopupMode(QToolButton::InstantPopup);
+    versionsButton->setMenu(versionsMenu);
+    auto* header = new QHBoxLayout;
+    header->addWidget(new QLabel(tr("Model:")));
+    header->addWidget(m_modelBox);
+    header->addWidget(new QLabel(tr("Cluster:")));
+    header->addWidget(m_clusterBox);
+    header->addSpacing(12);
+    header->addWidget(new QLabel(tr("Strategy:")));
+    header->addWidget(m_versions);
+    header->addWidget(versionsButton);
+    header->addWidget(m_presets);
+    header->addStretch(1);
+    return header;
+}
+
+QMenu* Designer::createVersionsMenu()
+{
     auto* versionsMenu = new QMenu(this);
     versionsMenu->addAction(tr("Rename Strategy…"), this, [this] {
         bool ok = false;
@@ -200,23 +267,11 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
         if (ok && !compareWithVersion(ids[names.indexOf(pick)], &why))
             showError(why);
     });
-    auto* versionsButton = new QToolButton;
-    versionsButton->setText(tr("Versions"));
-    versionsButton->setPopupMode(QToolButton::InstantPopup);
-    versionsButton->setMenu(versionsMenu);
-    auto* header = new QHBoxLayout;
-    header->addWidget(new QLabel(tr("Model:")));
-    header->addWidget(m_modelBox);
-    header->addWidget(new QLabel(tr("Cluster:")));
-    header->addWidget(m_clusterBox);
-    header->addSpacing(12);
-    header->addWidget(new QLabel(tr("Strategy:")));
-    header->addWidget(m_versions);
-    header->addWidget(versionsButton);
-    header->addWidget(m_presets);
-    header->addStretch(1);
+    return versionsMenu;
+}
 
-    // Left: palette, atom parameters, global settings.
+QWidget* Designer::createPalette()
+{
     m_palette = new PaletteModel(this);
     m_paletteView = new QListView;
     m_paletteView->setModel(m_palette);
@@ -240,7 +295,11 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     atomForm->addRow(tr("PS shards"), m_inspectShards);
     atomForm->addRow(tr("Compression"), m_inspectCompression);
     pl->addLayout(atomForm);
+    return paletteBox;
+}
 
+QWidget* Designer::createGlobalSettings()
+{
     auto* globals = m_settingsPanel = new QGroupBox(tr("Global settings"));
     auto* gf = new QFormLayout(globals);
     m_dp = spin(1, 1 << 20, tr("Data-parallel degree"));
@@ -308,14 +367,12 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
         connect(c, &QComboBox::currentIndexChanged, this, &Designer::globalEdited);
     for (QCheckBox* b : {m_seqParallel, m_tpOverlap, m_gradOverlap, m_gatherOverlap})
         connect(b, &QCheckBox::toggled, this, &Designer::globalEdited);
+    return globals;
+}
 
-    auto* left = m_leftColumn = new QWidget;
-    auto* ll = new QVBoxLayout(left);
-    ll->setContentsMargins(0, 0, 0, 0);
-    ll->addWidget(paletteBox, 3);
-    ll->addWidget(globals, 2);
-
-    // Centre: the layer table.
+// The layer table and the model graph, one selection between them.
+QTabWidget* Designer::createCentre()
+{
     m_layers = new LayerTableModel(this);
     m_layers->setDropHandler([this](int row, AtomKind k, QString* why) { return assignAtom(dropTargets(row), dropAtom(k), why); });
     m_sorted = new QSortFilterProxyModel(this);
@@ -394,8 +451,11 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     centre->setDocumentMode(true);
     centre->addTab(tableBox, tr("Layers"));
     centre->addTab(m_graph, tr("Graph"));
+    return centre;
+}
 
-    // Right: prediction and inspector.
+QGroupBox* Designer::createPrediction()
+{
     auto* prediction = new QGroupBox(tr("Prediction"));
     auto* pr = new QVBoxLayout(prediction);
     m_stepLabel = new QLabel;
@@ -422,7 +482,11 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     pr->addWidget(m_memoryChart, 3);
     pr->addWidget(m_breakdownChart, 2);
     pr->addWidget(m_timelineButton);
+    return prediction;
+}
 
+QWidget* Designer::createInspector()
+{
     auto* inspector = m_inspectorPanel = new QGroupBox(tr("Inspector"));
     auto* il = new QVBoxLayout(inspector);
     m_inspectTitle = new QLabel;
@@ -453,28 +517,12 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
     il->addWidget(m_inspectSync);
     il->addWidget(m_inspectApply);
     il->addStretch(1);
+    return inspector;
+}
 
-    auto* right = new QWidget;
-    auto* rl = new QVBoxLayout(right);
-    rl->setContentsMargins(0, 0, 0, 0);
-    rl->addWidget(prediction, 3);
-    rl->addWidget(inspector, 1);
-
-    auto* split = new QSplitter(Qt::Horizontal);
-    split->addWidget(left);
-    split->addWidget(centre);
-    split->addWidget(right);
-    split->setStretchFactor(0, 0);
-    split->setStretchFactor(1, 3);
-    split->setStretchFactor(2, 2);
-    split->setSizes({210, 780, 330});
-    m_split = split;
-
-    auto* top = new QVBoxLayout(this);
-    top->addLayout(header);
-    top->addWidget(split, 1);
-
-    // Facts of the model and the cluster (docked by the main window).
+// Facts of the model and the cluster (docked by the main window).
+void Designer::createFacts()
+{
     for (QLabel** facts : {&m_modelFacts, &m_clusterFacts}) {
         *facts = new QLabel(this);
         (*facts)->setWordWrap(true);
@@ -484,8 +532,6 @@ Designer::Designer(QWidget* parent) : QWidget(parent)
         (*facts)->setMargin(6);
         (*facts)->hide();
     }
-
-    setInputs({}, {}, {}); // empty until a project or files give a model and a cluster
 }
 
 std::vector<Designer::Panel> Designer::takePanels()
