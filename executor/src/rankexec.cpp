@@ -128,21 +128,7 @@ void setRankEnvironment(const RankExecOptions& o, const RankEnvironment& env)
 // pipes, and a line written piece by piece (iostreams to an unbuffered
 // stderr) was cut by another rank's output in between, so the launcher
 // could not read which rank failed.
-void sayLine(int fd, const std::string& text)
-{
-    const std::string line = text + "\n";
-    size_t done = 0;
-    while (done < line.size()) {
-        const ssize_t n = write(fd, line.data() + done, line.size() - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return;
-        done += size_t(n);
-    }
-}
-
-void sayError(const std::string& who, const std::string& what) { sayLine(2, "partita-worker: error: " + who + ": " + what); }
+void sayError(const std::string& who, const std::string& what) { writeLine(2, "partita-worker: error: " + who + ": " + what); }
 
 std::deque<std::string> relayErrors(int fd)
 {
@@ -169,6 +155,20 @@ std::deque<std::string> relayErrors(int fd)
 }
 
 } // namespace
+
+void writeLine(int fd, const std::string& text)
+{
+    const std::string line = text + "\n";
+    size_t done = 0;
+    while (done < line.size()) {
+        const ssize_t n = write(fd, line.data() + done, line.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        done += size_t(n);
+    }
+}
 
 int execTrainingRank(const RankExecOptions& o)
 {
@@ -205,7 +205,7 @@ int execTrainingRank(const RankExecOptions& o)
     const bool execFailed = read(execPipe[0], &execErrno, sizeof execErrno) == ssize_t(sizeof execErrno);
     close(execPipe[0]);
     if (!execFailed)
-        sayLine(1, "rank " + std::to_string(env.rank) + " host " + host + " pid " + std::to_string(getpid()) + " started: " +
+        writeLine(1, "rank " + std::to_string(env.rank) + " host " + host + " pid " + std::to_string(getpid()) + " started: " +
                        std::to_string(env.world) + " ranks, " + o.command.front());
     const std::deque<std::string> tail = relayErrors(errPipe[0]);
     close(errPipe[0]);
@@ -219,7 +219,7 @@ int execTrainingRank(const RankExecOptions& o)
     }
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (code == 0) {
-        sayLine(1, "rank " + std::to_string(env.rank) + " done: the command exited with code 0");
+        writeLine(1, "rank " + std::to_string(env.rank) + " done: the command exited with code 0");
         return 0;
     }
     std::string cause = WIFEXITED(status) ? "the command exited with code " + std::to_string(code)

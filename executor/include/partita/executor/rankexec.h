@@ -36,6 +36,11 @@ struct RankExecOptions
     bool per_node = false;
 };
 
+// Writes `text` and a newline to `fd` in one write() where it can (a line
+// under PIPE_BUF is then whole on a pipe the ranks share: the launcher's
+// stderr), retrying what a signal cut short.
+void writeLine(int fd, const std::string& text);
+
 // Runs the command as this rank and returns its exit status (127 when it
 // cannot be started, 128 + N when killed by signal N). SIGTERM and SIGINT
 // are passed on to the command; the command dies with this process.
