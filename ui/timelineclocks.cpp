@@ -6,6 +6,7 @@ namespace partita {
 void TimelineView::setClockOffsets(std::map<int32_t, int64_t> offsets)
 {
     m_offsets = std::move(offsets);
+    refreshGroups(); // the group headers' spans are on the aligned clocks
     fitRange();
     viewport()->update();
     emit viewChanged();
@@ -16,6 +17,7 @@ void TimelineView::setAlignClocks(bool on)
     if (on == m_alignClocks)
         return;
     m_alignClocks = on;
+    refreshGroups();
     fitRange();
     viewport()->update();
     emit viewChanged();

@@ -126,6 +126,7 @@ void TimelineView::setGroupBy(std::optional<MeshAxis> axis)
     for (const StoredTrack& t : m_tracks)
         ranks.insert(t.rank);
     m_groupsFoldedFirst = ranks.size() > size_t(kFoldAbove);
+    refreshGroups();
     loadHeat();
     layoutRows();
     viewport()->update();
@@ -162,6 +163,7 @@ void TimelineView::loadHeat()
             auto [run, map] = m_heatWatcher.result();
             if (run == m_run && m_store) {
                 m_heat = std::move(map);
+                refreshGroups();
                 viewport()->update();
             }
         });
@@ -194,11 +196,41 @@ void TimelineView::waitForGroups()
 
 std::vector<GroupBusy> TimelineView::groupBusy() const
 {
-    if (!m_groupBy || !m_mesh)
-        return {};
-    std::vector<GroupBusy> out = partita::groupBusy(m_heat, *m_mesh, *m_groupBy);
-    std::erase_if(out, [](const GroupBusy& g) { return g.group < 0; }); // ranks beyond the mesh: no header's
+    std::vector<GroupBusy> out;
+    for (const auto& [group, busy] : m_groupBusy)
+        out.push_back(busy);
     return out;
+}
+
+void TimelineView::refreshGroups()
+{
+    m_groupBusy.clear();
+    m_groupColumns.clear();
+    if (!m_groupBy || !m_mesh)
+        return;
+    for (GroupBusy& gb : partita::groupBusy(m_heat, *m_mesh, *m_groupBy))
+        if (gb.group >= 0) // ranks beyond the mesh: no header's
+            m_groupBusy[gb.group] = std::move(gb);
+    std::map<int, std::vector<const HeatRow*>> members;
+    for (const HeatRow& r : m_heat.rows)
+        members[groupOf(r.rank)].push_back(&r);
+    for (const auto& [group, rows] : members) {
+        std::vector<GroupColumn>& columns = m_groupColumns[group];
+        for (size_t c = 0; c < size_t(m_heat.columns); ++c) {
+            std::vector<double> shares, starts, ends;
+            for (const HeatRow* hr : rows)
+                if (c < hr->cells.size()) {
+                    const HeatCell& cell = hr->cells[c];
+                    shares.push_back(cellBusy(cell));
+                    starts.push_back(double(cell.start_ns - offsetOf(hr->rank)));
+                    ends.push_back(double(cell.end_ns - offsetOf(hr->rank)));
+                }
+            if (shares.empty())
+                continue;
+            columns.push_back({int64_t(median(starts)), int64_t(median(ends)), *std::min_element(shares.begin(), shares.end()),
+                               median(shares), *std::max_element(shares.begin(), shares.end())});
+        }
+    }
 }
 
 void TimelineView::paintGroups(QPainter& p, int scroll, int w, int h)
@@ -206,12 +238,6 @@ void TimelineView::paintGroups(QPainter& p, int scroll, int w, int h)
     m_groupsPainted = 0;
     if (!m_groupBy)
         return;
-    std::map<int, GroupBusy> busy;
-    for (GroupBusy& gb : groupBusy())
-        busy[gb.group] = std::move(gb);
-    std::map<int, std::vector<const HeatRow*>> members;
-    for (const HeatRow& r : m_heat.rows)
-        members[groupOf(r.rank)].push_back(&r);
     const QColor bar(66, 133, 244), whisker(40, 40, 40);
     for (const Row& r : m_rows) {
         if (!r.groupHeader)
@@ -228,7 +254,7 @@ void TimelineView::paintGroups(QPainter& p, int scroll, int w, int h)
         p.setPen(palette().color(QPalette::Text));
         p.drawText(QRect(6, y + 1, kGutter - 8, 16), Qt::AlignVCenter | Qt::AlignLeft, title);
         QString sub;
-        if (auto b = busy.find(r.group); b != busy.end())
+        if (auto b = m_groupBusy.find(r.group); b != m_groupBusy.end())
             sub = (b->second.ranks.size() == 1 ? tr("1 rank, %2 % busy") : tr("%1 ranks, %2 % busy"))
                       .arg(b->second.ranks.size())
                       .arg(b->second.least == b->second.most
@@ -239,40 +265,27 @@ void TimelineView::paintGroups(QPainter& p, int scroll, int w, int h)
         p.setPen(palette().color(QPalette::PlaceholderText));
         p.drawText(QRect(18, y + 17, kGutter - 20, 16), Qt::AlignVCenter | Qt::AlignLeft, sub);
         // Per step: the median busy share filled, the least and most busy marked.
-        const auto m = members.find(r.group);
-        if (m == members.end())
+        const auto m = m_groupColumns.find(r.group);
+        if (m == m_groupColumns.end())
             continue;
         p.save();
         p.setClipRect(QRect(kGutter, std::max(y, kRuler), w - kGutter, r.height));
         const int top = y + 4, height = r.height - 8;
-        const size_t columns = size_t(m_heat.columns);
-        for (size_t c = 0; c < columns; ++c) {
-            std::vector<double> shares, starts, ends;
-            for (const HeatRow* hr : m->second)
-                if (c < hr->cells.size()) {
-                    const HeatCell& cell = hr->cells[c];
-                    shares.push_back(cellBusy(cell));
-                    starts.push_back(double(cell.start_ns - offsetOf(hr->rank)));
-                    ends.push_back(double(cell.end_ns - offsetOf(hr->rank)));
-                }
-            if (shares.empty())
-                continue;
-            const double x0 = kGutter + m_axis.x(int64_t(median(starts))), x1 = kGutter + m_axis.x(int64_t(median(ends)));
+        for (const GroupColumn& col : m->second) {
+            const double x0 = kGutter + m_axis.x(col.start), x1 = kGutter + m_axis.x(col.end);
             if (x1 < kGutter || x0 > w)
                 continue;
-            const double lo = *std::min_element(shares.begin(), shares.end()), hi = *std::max_element(shares.begin(), shares.end());
-            const double med = median(shares);
             auto yOf = [&](double share) { return top + height * (1.0 - share); };
-            p.fillRect(QRectF(x0 + 1, yOf(med), std::max(1.0, x1 - x0 - 2), top + height - yOf(med)),
+            p.fillRect(QRectF(x0 + 1, yOf(col.med), std::max(1.0, x1 - x0 - 2), top + height - yOf(col.med)),
                        QColor(bar.red(), bar.green(), bar.blue(), 150));
             p.setPen(QPen(whisker, 1));
-            p.drawLine(QPointF(x0 + 1, yOf(hi)), QPointF(x1 - 1, yOf(hi)));
+            p.drawLine(QPointF(x0 + 1, yOf(col.hi)), QPointF(x1 - 1, yOf(col.hi)));
             p.setPen(QPen(whisker, 1, Qt::DotLine));
-            p.drawLine(QPointF(x0 + 1, yOf(lo)), QPointF(x1 - 1, yOf(lo)));
+            p.drawLine(QPointF(x0 + 1, yOf(col.lo)), QPointF(x1 - 1, yOf(col.lo)));
             if (x1 - x0 > 90) {
                 p.setPen(palette().color(QPalette::Text));
                 p.drawText(QRectF(x0 + 4, top, x1 - x0 - 8, 14), Qt::AlignLeft | Qt::AlignTop,
-                           tr("busy %1 % (%2–%3)").arg(100 * med, 0, 'f', 0).arg(100 * lo, 0, 'f', 0).arg(100 * hi, 0, 'f', 0));
+                           tr("busy %1 % (%2–%3)").arg(100 * col.med, 0, 'f', 0).arg(100 * col.lo, 0, 'f', 0).arg(100 * col.hi, 0, 'f', 0));
             }
         }
         p.restore();

@@ -162,6 +162,7 @@ void TimelineView::setRun(const TraceStore* store, int64_t run)
     m_memory = {};
     m_heat = {};
     m_heatRun = 0;
+    refreshGroups();
     m_groupCollapsed.clear();
     layoutRows();
     loadMemory();

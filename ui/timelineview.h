@@ -208,6 +208,7 @@ private:
     void paintCounters(QPainter& p, int scroll, int w, int h); // timelinecounters.cpp
     void paintGroups(QPainter& p, int scroll, int w, int h);   // timelinegroups.cpp
     void loadHeat();
+    void refreshGroups(); // m_groupBusy and m_groupColumns from the busy shares, the grouping and the clocks
     std::vector<size_t> rankOrder(const std::vector<int32_t>& ranks) const;
     void loadMemory();
     void addCounterRows(int32_t rank, int& y);
@@ -264,6 +265,16 @@ private:
     std::unordered_map<int, bool> m_groupCollapsed;
     bool m_groupsFoldedFirst = false; // groups not yet toggled start folded
     HeatMap m_heat;                    // the busy shares, for the group headers
+    // Per group, what its header shows, made once per change of the shares,
+    // the grouping or the clocks (not per paint): its ranks' busy range, and
+    // per step the median span and the least, median and most busy share.
+    struct GroupColumn
+    {
+        int64_t start = 0, end = 0; // the ranks' median, on the timeline's clock
+        double lo = 0, med = 0, hi = 0;
+    };
+    std::map<int, GroupBusy> m_groupBusy;
+    std::map<int, std::vector<GroupColumn>> m_groupColumns;
     int64_t m_heatRun = 0;
     QFutureWatcher<std::pair<int64_t, HeatMap>> m_heatWatcher;
     int m_groupsPainted = 0;
