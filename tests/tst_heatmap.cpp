@@ -249,6 +249,29 @@ private slots:
         QCOMPARE(ranks, 8);
     }
 
+    // A rank without device events (a CPU trace) is marked and said: its
+    // cells read as idle, which says nothing of its work.
+    void hostOnlyRanks()
+    {
+        QTemporaryDir dir;
+        auto s = test::openOrDie(dir.filePath("h.partita").toStdString());
+        const int64_t run = test::storeEvents(*s, {
+                                                      {0, 0, false, TraceKind::Step, "ProfilerStep#0", 0, 100},
+                                                      {0, 7, true, TraceKind::Kernel, "ampere_sgemm_128x64_tn", 10, 50},
+                                                      {1, 0, false, TraceKind::Step, "ProfilerStep#0", 0, 100},
+                                                      {1, 1, false, TraceKind::CpuOp, "aten::mm", 10, 80},
+                                                  });
+        auto map = rankHeatMap(*s, run);
+        QVERIFY2(map, map ? "" : map.error().str().c_str());
+        QCOMPARE(map->rows.size(), size_t(2));
+        QVERIFY(map->rows[0].device);
+        QVERIFY(!map->rows[1].device);
+        QCOMPARE(map->rows[0].cells.front().compute_ns, qint64(50'000));
+        QCOMPARE(map->rows[1].cells.front().idle_ns, qint64(100'000));
+        QVERIFY(std::any_of(map->notes.begin(), map->notes.end(),
+                            [](const std::string& n) { return n.rfind("rank 1 has no device events (a CPU trace)", 0) == 0; }));
+    }
+
     void missingRun()
     {
         QTemporaryDir dir;

@@ -208,12 +208,13 @@ void TimelineView::refreshGroups()
     m_groupColumns.clear();
     if (!m_groupBy || !m_mesh)
         return;
-    for (GroupBusy& gb : partita::groupBusy(m_heat, *m_mesh, *m_groupBy))
-        if (gb.group >= 0) // ranks beyond the mesh: no header's
-            m_groupBusy[gb.group] = std::move(gb);
-    std::map<int, std::vector<const HeatRow*>> members;
+    std::map<int, std::vector<const HeatRow*>> members; // ranks with device events: the others' steps read as idle
     for (const HeatRow& r : m_heat.rows)
-        members[groupOf(r.rank)].push_back(&r);
+        if (r.device)
+            members[groupOf(r.rank)].push_back(&r);
+    for (GroupBusy& gb : partita::groupBusy(m_heat, *m_mesh, *m_groupBy))
+        if (gb.group >= 0 && members.count(gb.group)) // ranks beyond the mesh: no header's
+            m_groupBusy[gb.group] = std::move(gb);
     for (const auto& [group, rows] : members) {
         std::vector<GroupColumn>& columns = m_groupColumns[group];
         for (size_t c = 0; c < size_t(m_heat.columns); ++c) {

@@ -213,7 +213,9 @@ Result<HeatRow> rankRow(const TraceStore& store, const detail::RunScan& scan, in
     if (!merge)
         return merge.error();
     Ev e;
+    bool any = false;
     while ((*merge)->next(e)) {
+        any = true;
         const int64_t key = e.name * 16 + int64_t(e.kind);
         auto [it, added] = classes.try_emplace(key, KernelClass::Other);
         if (added) {
@@ -229,7 +231,7 @@ Result<HeatRow> rankRow(const TraceStore& store, const detail::RunScan& scan, in
     }
     if ((*merge)->error())
         return *(*merge)->error();
-    return HeatRow{rank, byStep ? cells.finish() : span.finish()};
+    return HeatRow{rank, byStep ? cells.finish() : span.finish(), any};
 }
 
 } // namespace
@@ -257,6 +259,16 @@ Result<HeatMap> rankHeatMap(const TraceStore& store, int64_t run)
     }
     if (map.rows.empty())
         map.notes.push_back("the run has no events");
+    std::string hostOnly;
+    int count = 0;
+    for (const HeatRow& r : map.rows)
+        if (!r.device && ++count <= 16)
+            hostOnly += (hostOnly.empty() ? "" : ", ") + std::to_string(r.rank);
+    if (count > 0)
+        map.notes.push_back((count == 1 ? "rank " : "ranks ") + hostOnly + (count > 16 ? " and " + std::to_string(count - 16) + " more" : "") +
+                            (count == 1 ? " has" : " have") +
+                            " no device events (a CPU trace): compute and communication are read from device kernels, so "
+                            "their steps read as idle; trace stragglers and trace critical-path read their operators");
     return map;
 }
 

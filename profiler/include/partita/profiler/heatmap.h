@@ -41,6 +41,9 @@ struct HeatRow
 {
     int rank = 0;
     std::vector<HeatCell> cells; // by step; a rank with fewer steps has a shorter row
+    // The rank has device events. Without (a CPU trace: PyTorch's profiler
+    // on gloo) its cells are all idle, which says nothing of its work.
+    bool device = true;
 };
 
 enum class HeatMetric
