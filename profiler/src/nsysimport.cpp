@@ -106,6 +106,217 @@ private:
     std::unordered_map<int64_t, std::string> m_strings;
 };
 
+// One export's events into the run, as `rank`: GPU tracks per (device,
+// stream), host tracks per thread, each table a method.
+class FileReader
+{
+public:
+    FileReader(Export& x, const std::string& file, int rank, RunWriter& w, NsysImportReport& report)
+        : m_x(x), m_file(file), m_rank(rank), m_w(w), m_report(report)
+    {
+    }
+
+    Result<bool> read()
+    {
+        if (m_x.has("ThreadNames")) {
+            Stmt q(m_x.db(), "SELECT globalTid, nameId FROM ThreadNames");
+            while (q.step() == SQLITE_ROW)
+                m_threadNames[q.int64(0)] = m_x.str(q.int64(1));
+        }
+        for (auto part : {&FileReader::kernels, &FileReader::copies, &FileReader::runtime, &FileReader::nvtx})
+            if (auto r = (this->*part)(); !r)
+                return r;
+        if (m_x.has("TARGET_INFO_GPU")) {
+            Stmt q(m_x.db(), "SELECT name FROM TARGET_INFO_GPU");
+            while (q.step() == SQLITE_ROW)
+                m_report.gpus.push_back(q.text(0));
+        }
+        return true;
+    }
+
+private:
+    Result<int64_t> gpuTrack(int64_t device, int64_t stream)
+    {
+        auto it = m_gpuTracks.find({device, stream});
+        if (it != m_gpuTracks.end())
+            return it->second;
+        auto id = m_w.track(m_rank, m_nextTrack++, "GPU " + std::to_string(device) + " stream " + std::to_string(stream), true);
+        if (!id)
+            return id;
+        m_gpuTracks[{device, stream}] = *id;
+        return *id;
+    }
+
+    Result<int64_t> threadTrack(int64_t tid)
+    {
+        auto it = m_threadTracks.find(tid);
+        if (it != m_threadTracks.end())
+            return it->second;
+        // globalTid packs the process and thread ids; the low 24 bits are the thread.
+        std::string name = m_threadNames.count(tid) && !m_threadNames[tid].empty() ? m_threadNames[tid]
+                                                                                  : "thread " + std::to_string(tid & 0xFFFFFF);
+        auto id = m_w.track(m_rank, m_nextTrack++, name, false);
+        if (!id)
+            return id;
+        m_threadTracks[tid] = *id;
+        return *id;
+    }
+
+    Result<bool> put(Result<int64_t> track, const TraceRecord& r)
+    {
+        if (!track)
+            return track.error();
+        if (auto a = m_w.add(*track, r); !a)
+            return a;
+        ++m_report.counts[std::string(traceKindName(r.kind))];
+        return true;
+    }
+
+    void missing(const std::string& table) { m_report.warnings.push_back(m_file + ": no " + table + " table"); }
+
+    Result<bool> kernels()
+    {
+        const std::string kernels = "CUPTI_ACTIVITY_KIND_KERNEL";
+        if (!m_x.has(kernels)) {
+            missing(kernels);
+            return true;
+        }
+        const auto cols = m_x.columns(kernels);
+        const std::string nameCol = cols.count("demangledName") ? "demangledName"
+                                    : cols.count("shortName")   ? "shortName"
+                                                                : "mangledName";
+        for (const char* need : {"start", "end", "deviceId", "streamId"})
+            if (!cols.count(need))
+                return Error{m_file, kernels, std::string("no column '") + need + "'"};
+        const std::string sql = "SELECT start, end, deviceId, streamId, " +
+                                std::string(cols.count("correlationId") ? "correlationId" : "-1") + ", " +
+                                (cols.count(nameCol) ? nameCol : std::string("NULL")) + " FROM " + kernels + " ORDER BY start";
+        Stmt q(m_x.db(), sql.c_str());
+        while (q.step() == SQLITE_ROW) {
+            TraceRecord r;
+            r.kind = TraceKind::Kernel;
+            r.start_ns = q.int64(0);
+            r.dur_ns = q.int64(1) - q.int64(0);
+            r.correlation = q.int64(4);
+            r.name = m_x.str(q.int64(5));
+            if (r.name.empty())
+                r.name = "kernel";
+            if (r.dur_ns < 0) {
+                m_report.warnings.push_back(m_file + ": a kernel ends before it starts; skipped");
+                continue;
+            }
+            if (auto p = put(gpuTrack(q.int64(2), q.int64(3)), r); !p)
+                return p;
+        }
+        return true;
+    }
+
+    // Memory copies and sets.
+    Result<bool> copies()
+    {
+        for (const std::string table : {"CUPTI_ACTIVITY_KIND_MEMCPY", "CUPTI_ACTIVITY_KIND_MEMSET"}) {
+            if (!m_x.has(table)) {
+                missing(table);
+                continue;
+            }
+            const bool copy = table.find("MEMCPY") != std::string::npos;
+            const auto cols = m_x.columns(table);
+            const std::string sql = "SELECT start, end, deviceId, streamId, " +
+                                    std::string(cols.count("correlationId") ? "correlationId" : "-1") + ", " +
+                                    (cols.count("bytes") ? "bytes" : "0") + ", " +
+                                    (copy && cols.count("copyKind") ? "copyKind" : "0") + " FROM " + table + " ORDER BY start";
+            Stmt q(m_x.db(), sql.c_str());
+            if (!q.ok())
+                return Error{m_file, table, sqlite3_errmsg(m_x.db())};
+            while (q.step() == SQLITE_ROW) {
+                TraceRecord r;
+                r.kind = copy ? TraceKind::Memcpy : TraceKind::Memset;
+                r.start_ns = q.int64(0);
+                r.dur_ns = std::max<int64_t>(0, q.int64(1) - q.int64(0));
+                r.correlation = q.int64(4);
+                r.bytes = q.int64(5);
+                r.name = copy ? memcpyName(q.int64(6)) : "Memset";
+                if (auto p = put(gpuTrack(q.int64(2), q.int64(3)), r); !p)
+                    return p;
+            }
+        }
+        return true;
+    }
+
+    // CUDA runtime calls.
+    Result<bool> runtime()
+    {
+        const std::string runtime = "CUPTI_ACTIVITY_KIND_RUNTIME";
+        if (!m_x.has(runtime)) {
+            missing(runtime);
+            return true;
+        }
+        Stmt q(m_x.db(), ("SELECT start, end, globalTid, correlationId, nameId FROM " + runtime + " ORDER BY start").c_str());
+        if (!q.ok())
+            return Error{m_file, runtime, sqlite3_errmsg(m_x.db())};
+        while (q.step() == SQLITE_ROW) {
+            TraceRecord r;
+            r.kind = TraceKind::Runtime;
+            r.start_ns = q.int64(0);
+            r.dur_ns = std::max<int64_t>(0, q.int64(1) - q.int64(0));
+            r.correlation = q.int64(3);
+            r.name = m_x.str(q.int64(4));
+            if (auto p = put(threadTrack(q.int64(2)), r); !p)
+                return p;
+        }
+        return true;
+    }
+
+    // NVTX: push/pop and start/end ranges (eventType 59, 60) and marks (34);
+    // domain and naming records are not timeline events.
+    Result<bool> nvtx()
+    {
+        if (!m_x.has("NVTX_EVENTS")) {
+            missing("NVTX_EVENTS");
+            return true;
+        }
+        const auto cols = m_x.columns("NVTX_EVENTS");
+        const std::string sql = std::string("SELECT start, end, eventType, text, ") + (cols.count("textId") ? "textId" : "NULL") +
+                                ", globalTid FROM NVTX_EVENTS ORDER BY start";
+        Stmt q(m_x.db(), sql.c_str());
+        if (!q.ok())
+            return Error{m_file, "NVTX_EVENTS", sqlite3_errmsg(m_x.db())};
+        int64_t other = 0;
+        while (q.step() == SQLITE_ROW) {
+            const int64_t type = q.int64(2);
+            if (type != 59 && type != 60 && type != 34) {
+                ++other;
+                continue;
+            }
+            TraceRecord r;
+            r.kind = TraceKind::Annotation;
+            r.start_ns = q.int64(0);
+            r.dur_ns = type == 34 ? 0 : std::max<int64_t>(0, q.int64(1) - q.int64(0));
+            r.name = q.text(3);
+            if (r.name.empty())
+                r.name = m_x.str(q.int64(4));
+            if (r.name.empty())
+                r.name = "NVTX range";
+            if (auto p = put(threadTrack(q.int64(5)), r); !p)
+                return p;
+        }
+        if (other)
+            m_report.warnings.push_back(m_file + ": " + std::to_string(other) +
+                                        " NVTX records that are not ranges or marks (domains, names) not stored");
+        return true;
+    }
+
+    Export& m_x;
+    const std::string& m_file;
+    const int m_rank;
+    RunWriter& m_w;
+    NsysImportReport& m_report;
+    std::map<std::pair<int64_t, int64_t>, int64_t> m_gpuTracks; // (device, stream) -> track id
+    std::map<int64_t, int64_t> m_threadTracks;                   // globalTid -> track id
+    std::unordered_map<int64_t, std::string> m_threadNames;
+    int32_t m_nextTrack = 0;
+};
+
 } // namespace
 
 Result<NsysImportReport> importNsysSqlite(TraceStore& store, const std::vector<std::string>& files,
@@ -144,174 +355,9 @@ Result<NsysImportReport> importNsysSqlite(TraceStore& store, const std::vector<s
         (void)store.deleteRun(report.run_id);
         return e;
     };
-    for (size_t fi = 0; fi < exports.size(); ++fi) {
-        Export& x = *exports[fi];
-        const std::string& file = files[fi];
-        const int rank = options.rank ? *options.rank : int(fi);
-        // Tracks: GPU (device, stream) and host threads (globalTid).
-        std::map<std::pair<int64_t, int64_t>, int64_t> gpuTracks;
-        std::map<int64_t, int64_t> threadTracks;
-        int32_t nextTrack = 0;
-        std::unordered_map<int64_t, std::string> threadNames;
-        if (x.has("ThreadNames")) {
-            Stmt q(x.db(), "SELECT globalTid, nameId FROM ThreadNames");
-            while (q.step() == SQLITE_ROW)
-                threadNames[q.int64(0)] = x.str(q.int64(1));
-        }
-        auto gpuTrack = [&](int64_t device, int64_t stream) -> Result<int64_t> {
-            auto it = gpuTracks.find({device, stream});
-            if (it != gpuTracks.end())
-                return it->second;
-            auto id = (*w)->track(rank, nextTrack++,
-                                  "GPU " + std::to_string(device) + " stream " + std::to_string(stream), true);
-            if (!id)
-                return id;
-            gpuTracks[{device, stream}] = *id;
-            return *id;
-        };
-        auto threadTrack = [&](int64_t tid) -> Result<int64_t> {
-            auto it = threadTracks.find(tid);
-            if (it != threadTracks.end())
-                return it->second;
-            // globalTid packs the process and thread ids; the low 24 bits are the thread.
-            std::string name = threadNames.count(tid) && !threadNames[tid].empty() ? threadNames[tid]
-                                                                                    : "thread " + std::to_string(tid & 0xFFFFFF);
-            auto id = (*w)->track(rank, nextTrack++, name, false);
-            if (!id)
-                return id;
-            threadTracks[tid] = *id;
-            return *id;
-        };
-        auto put = [&](Result<int64_t> track, const TraceRecord& r) -> Result<bool> {
-            if (!track)
-                return track.error();
-            if (auto a = (*w)->add(*track, r); !a)
-                return a;
-            ++report.counts[std::string(traceKindName(r.kind))];
-            return true;
-        };
-        auto missing = [&](const std::string& table) { report.warnings.push_back(file + ": no " + table + " table"); };
-
-        // Kernels.
-        const std::string kernels = "CUPTI_ACTIVITY_KIND_KERNEL";
-        if (x.has(kernels)) {
-            const auto cols = x.columns(kernels);
-            const std::string nameCol = cols.count("demangledName") ? "demangledName"
-                                        : cols.count("shortName")   ? "shortName"
-                                                                    : "mangledName";
-            for (const char* need : {"start", "end", "deviceId", "streamId"})
-                if (!cols.count(need))
-                    return abandon(Error{file, kernels, std::string("no column '") + need + "'"});
-            const std::string sql = "SELECT start, end, deviceId, streamId, " +
-                                    std::string(cols.count("correlationId") ? "correlationId" : "-1") + ", " +
-                                    (cols.count(nameCol) ? nameCol : std::string("NULL")) + " FROM " + kernels +
-                                    " ORDER BY start";
-            Stmt q(x.db(), sql.c_str());
-            while (q.step() == SQLITE_ROW) {
-                TraceRecord r;
-                r.kind = TraceKind::Kernel;
-                r.start_ns = q.int64(0);
-                r.dur_ns = q.int64(1) - q.int64(0);
-                r.correlation = q.int64(4);
-                r.name = x.str(q.int64(5));
-                if (r.name.empty())
-                    r.name = "kernel";
-                if (r.dur_ns < 0) {
-                    report.warnings.push_back(file + ": a kernel ends before it starts; skipped");
-                    continue;
-                }
-                if (auto p = put(gpuTrack(q.int64(2), q.int64(3)), r); !p)
-                    return abandon(p.error());
-            }
-        } else {
-            missing(kernels);
-        }
-        // Memory copies and sets.
-        for (const std::string table : {"CUPTI_ACTIVITY_KIND_MEMCPY", "CUPTI_ACTIVITY_KIND_MEMSET"}) {
-            if (!x.has(table)) {
-                missing(table);
-                continue;
-            }
-            const bool copy = table.find("MEMCPY") != std::string::npos;
-            const auto cols = x.columns(table);
-            const std::string sql = "SELECT start, end, deviceId, streamId, " +
-                                    std::string(cols.count("correlationId") ? "correlationId" : "-1") + ", " +
-                                    (cols.count("bytes") ? "bytes" : "0") + ", " +
-                                    (copy && cols.count("copyKind") ? "copyKind" : "0") + " FROM " + table + " ORDER BY start";
-            Stmt q(x.db(), sql.c_str());
-            if (!q.ok())
-                return abandon(Error{file, table, sqlite3_errmsg(x.db())});
-            while (q.step() == SQLITE_ROW) {
-                TraceRecord r;
-                r.kind = copy ? TraceKind::Memcpy : TraceKind::Memset;
-                r.start_ns = q.int64(0);
-                r.dur_ns = std::max<int64_t>(0, q.int64(1) - q.int64(0));
-                r.correlation = q.int64(4);
-                r.bytes = q.int64(5);
-                r.name = copy ? memcpyName(q.int64(6)) : "Memset";
-                if (auto p = put(gpuTrack(q.int64(2), q.int64(3)), r); !p)
-                    return abandon(p.error());
-            }
-        }
-        // CUDA runtime calls.
-        const std::string runtime = "CUPTI_ACTIVITY_KIND_RUNTIME";
-        if (x.has(runtime)) {
-            Stmt q(x.db(), ("SELECT start, end, globalTid, correlationId, nameId FROM " + runtime + " ORDER BY start").c_str());
-            if (!q.ok())
-                return abandon(Error{file, runtime, sqlite3_errmsg(x.db())});
-            while (q.step() == SQLITE_ROW) {
-                TraceRecord r;
-                r.kind = TraceKind::Runtime;
-                r.start_ns = q.int64(0);
-                r.dur_ns = std::max<int64_t>(0, q.int64(1) - q.int64(0));
-                r.correlation = q.int64(3);
-                r.name = x.str(q.int64(4));
-                if (auto p = put(threadTrack(q.int64(2)), r); !p)
-                    return abandon(p.error());
-            }
-        } else {
-            missing(runtime);
-        }
-        // NVTX: push/pop and start/end ranges (eventType 59, 60) and marks (34);
-        // domain and naming records are not timeline events.
-        if (x.has("NVTX_EVENTS")) {
-            const auto cols = x.columns("NVTX_EVENTS");
-            const std::string sql = std::string("SELECT start, end, eventType, text, ") +
-                                    (cols.count("textId") ? "textId" : "NULL") + ", globalTid FROM NVTX_EVENTS ORDER BY start";
-            Stmt q(x.db(), sql.c_str());
-            if (!q.ok())
-                return abandon(Error{file, "NVTX_EVENTS", sqlite3_errmsg(x.db())});
-            int64_t other = 0;
-            while (q.step() == SQLITE_ROW) {
-                const int64_t type = q.int64(2);
-                if (type != 59 && type != 60 && type != 34) {
-                    ++other;
-                    continue;
-                }
-                TraceRecord r;
-                r.kind = TraceKind::Annotation;
-                r.start_ns = q.int64(0);
-                r.dur_ns = type == 34 ? 0 : std::max<int64_t>(0, q.int64(1) - q.int64(0));
-                r.name = q.text(3);
-                if (r.name.empty())
-                    r.name = x.str(q.int64(4));
-                if (r.name.empty())
-                    r.name = "NVTX range";
-                if (auto p = put(threadTrack(q.int64(5)), r); !p)
-                    return abandon(p.error());
-            }
-            if (other)
-                report.warnings.push_back(file + ": " + std::to_string(other) +
-                                          " NVTX records that are not ranges or marks (domains, names) not stored");
-        } else {
-            missing("NVTX_EVENTS");
-        }
-        if (x.has("TARGET_INFO_GPU")) {
-            Stmt q(x.db(), "SELECT name FROM TARGET_INFO_GPU");
-            while (q.step() == SQLITE_ROW)
-                report.gpus.push_back(q.text(0));
-        }
-    }
+    for (size_t fi = 0; fi < exports.size(); ++fi)
+        if (auto r = FileReader(*exports[fi], files[fi], options.rank ? *options.rank : int(fi), **w, report).read(); !r)
+            return abandon(r.error());
     const std::string meta = nlohmann::json{{"nsys_schema", report.schema}, {"gpus", report.gpus}}.dump();
     if (auto f = (*w)->finish(meta); !f)
         return abandon(f.error());
