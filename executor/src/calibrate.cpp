@@ -27,26 +27,10 @@ struct Sample
     int group = 1;
 };
 
-} // namespace
-
-Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, const Plan& plan, const Cluster& cluster,
-                                      const std::string& label)
+// One sample per (rank, op): an op's records (a GPU op may launch several
+// kernels) summed, then taken per measured step.
+Result<std::vector<Sample>> readSamples(const TraceStore& store, int64_t run, const Plan& plan)
 {
-    if (cluster.nodes.empty() || cluster.nodes.front().devices.empty())
-        return Error{label, "cluster", "the run's cluster has no device"};
-    const Node& node = cluster.nodes.front();
-    const DeviceSpec& dev = node.devices.front();
-    const std::string dtype(precisionName(plan.precision));
-    const auto pk = dev.peak_flops.find(dtype);
-    if (pk == dev.peak_flops.end() || pk->second <= 0)
-        return Error{label, "cluster", "the device '" + dev.name + "' has no peak FLOP/s for " + dtype +
-                                           ": efficiencies are fractions of it"};
-    if (dev.memory_bandwidth <= 0)
-        return Error{label, "cluster", "the device '" + dev.name + "' has no memory bandwidth"};
-    const double peak = pk->second, bw = dev.memory_bandwidth;
-
-    // One sample per (rank, op): an op's records (a GPU op may launch several
-    // kernels) summed, then taken per measured step.
     std::map<std::pair<int32_t, int64_t>, Sample> byOp;
     std::map<int32_t, int> stepsOf;
     auto each = store.forEachEvent(run, [&](const StoredEvent& e) {
@@ -119,23 +103,13 @@ Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, cons
         s.rec.bytes = int64_t(double(s.rec.bytes) / steps);
         samples.push_back(std::move(s));
     }
+    return samples;
+}
 
-    CalibrationFit fit;
-    fit.calibration = defaultCalibration(dev);
+// 1. Memory-bound ops.
+void fitMemory(const std::vector<Sample>& samples, double bw, CalibrationFit& fit)
+{
     Calibration& cal = fit.calibration;
-    cal.device = dev.name;
-    cal.kernel_overhead = 0; // folded into the fitted efficiencies
-    cal.additive = true;
-    // One run, one precision: its fitted curve is the matmul curve for all
-    // (a default's per-precision curves would override it). A measured
-    // unaligned-GEMM factor stays, and the unaligned GEMMs stay out of the
-    // curve it applies to; without one, they are fitted like the rest.
-    cal.matmul_by_precision.clear();
-    cal.measured.clear();
-    const bool keepUnaligned = cal.unaligned_matmul_factor < 1;
-    const int64_t align = plan.precision == Precision::FP32 ? 4 : 8; // elements in 16 bytes
-
-    // 1. Memory-bound ops.
     std::vector<BinSample> mem;
     for (const Sample& s : samples)
         if (s.memoryOnly || (s.kernel && s.kernel->kind == KernelKind::Memory && s.rec.bytes > 0)) {
@@ -146,8 +120,16 @@ Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, cons
         cal.memory = binnedCurve(mem);
     else
         fit.notes.push_back("no memory-bound op measured: memory efficiency kept from " + cal.source);
+}
 
-    // 2. GEMMs, less the memory time the simulator adds to them.
+// 2. GEMMs, less the memory time the simulator adds to them.
+void fitGemms(const std::vector<Sample>& samples, const Plan& plan, double peak, double bw, CalibrationFit& fit)
+{
+    Calibration& cal = fit.calibration;
+    // A measured unaligned-GEMM factor stays, and the unaligned GEMMs stay
+    // out of the curve it applies to; without one, they are fitted like the rest.
+    const bool keepUnaligned = cal.unaligned_matmul_factor < 1;
+    const int64_t align = plan.precision == Precision::FP32 ? 4 : 8; // elements in 16 bytes
     std::vector<BinSample> mm;
     for (const Sample& s : samples) {
         if (!s.kernel || (s.kernel->kind != KernelKind::Gemm && s.kernel->kind != KernelKind::BatchedGemm) || s.rec.flops <= 0)
@@ -166,8 +148,13 @@ Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, cons
         cal.matmul = binnedCurve(mm);
     else
         fit.notes.push_back("no GEMM measured: matmul efficiency kept from " + cal.source);
+}
 
-    // 3. Collectives: the time at full link bandwidth over the measured time.
+// 3. Collectives: the time at full link bandwidth over the measured time.
+void fitCollectives(const std::vector<Sample>& samples, const Cluster& cluster, CalibrationFit& fit)
+{
+    Calibration& cal = fit.calibration;
+    const Node& node = cluster.nodes.front();
     Calibration ideal = cal;
     ideal.intra_link_efficiency = 1;
     ideal.inter_link_efficiency = 1;
@@ -200,6 +187,40 @@ Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, cons
     } else {
         fit.notes.push_back("no collective measured: link efficiencies kept from " + cal.source);
     }
+}
+
+} // namespace
+
+Result<CalibrationFit> fitCalibration(const TraceStore& store, int64_t run, const Plan& plan, const Cluster& cluster,
+                                      const std::string& label)
+{
+    if (cluster.nodes.empty() || cluster.nodes.front().devices.empty())
+        return Error{label, "cluster", "the run's cluster has no device"};
+    const DeviceSpec& dev = cluster.nodes.front().devices.front();
+    const std::string dtype(precisionName(plan.precision));
+    const auto pk = dev.peak_flops.find(dtype);
+    if (pk == dev.peak_flops.end() || pk->second <= 0)
+        return Error{label, "cluster", "the device '" + dev.name + "' has no peak FLOP/s for " + dtype +
+                                           ": efficiencies are fractions of it"};
+    if (dev.memory_bandwidth <= 0)
+        return Error{label, "cluster", "the device '" + dev.name + "' has no memory bandwidth"};
+    auto samples = readSamples(store, run, plan);
+    if (!samples)
+        return samples.error();
+
+    CalibrationFit fit;
+    fit.calibration = defaultCalibration(dev);
+    Calibration& cal = fit.calibration;
+    cal.device = dev.name;
+    cal.kernel_overhead = 0; // folded into the fitted efficiencies
+    cal.additive = true;
+    // One run, one precision: its fitted curve is the matmul curve for all
+    // (a default's per-precision curves would override it).
+    cal.matmul_by_precision.clear();
+    cal.measured.clear();
+    fitMemory(*samples, dev.memory_bandwidth, fit);
+    fitGemms(*samples, plan, pk->second, dev.memory_bandwidth, fit);
+    fitCollectives(*samples, cluster, fit);
     cal.source = "fitted to measured run " + std::to_string(run) + " of " + label + " (" + std::to_string(fit.gemm_ops) +
                  " GEMMs, " + std::to_string(fit.memory_ops) + " memory-bound ops, " + std::to_string(fit.collectives) +
                  " collectives) on " + dev.name;
