@@ -17,48 +17,11 @@ namespace partita {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-Result<MeasuredRun> executeRun(TraceStore& store, const Plan& plan, const MeasuredRunOptions& o)
+namespace {
+
+// What the ranks left in `ranksDir`: each manifest read, each timeline there.
+std::vector<std::string> readManifests(const Plan& plan, const fs::path& ranksDir, MeasuredRun& out)
 {
-    MeasuredRun out;
-    std::error_code ec;
-    const fs::path runDir(o.run_dir);
-    const fs::path ranksDir = runDir / "ranks";
-    fs::create_directories(ranksDir, ec);
-    if (ec)
-        return Error{ranksDir.string(), {}, ec.message()};
-    const std::string planPath = (runDir / "plan.json").string();
-    if (auto w = writeFileAtomically(planPath, planToJson(plan)); !w)
-        return w.error();
-
-    LaunchSpec spec = o.launch;
-    spec.ranks = plan.world;
-    if (spec.kind == LauncherKind::Ssh) {
-        if (auto w = writeSshHostfile(spec, runDir.string(), o.remote_dir); !w)
-            return w.error();
-        if (auto d = distributePlan(spec, planPath, o.remote_dir); !d) {
-            // Nothing ran: no run is stored, and the message says which host.
-            out.launch.failed_host = d.error().file.substr(5);
-            out.launch.cause = d.error().message;
-            out.launch.message = d.error().str();
-            return out;
-        }
-        spec.plan = o.remote_dir + "/plan.json";
-        spec.out = o.remote_dir;
-    } else {
-        spec.plan = planPath;
-        spec.out = ranksDir.string();
-    }
-    out.launch = runLaunch(spec, o.on_line, o.cancel);
-    std::vector<std::string> copyFailures;
-    if (spec.kind == LauncherKind::Ssh) {
-        auto got = collectRemoteFiles(spec, ranksDir.string());
-        if (!got)
-            out.warnings.push_back(got.error().str());
-        else
-            copyFailures = *got;
-    }
-
-    // What the ranks left: manifests and timelines.
     std::vector<std::string> traces;
     for (int r = 0; r < plan.world; ++r) {
         const fs::path mf = ranksDir / ("rank-" + std::to_string(r) + ".manifest.json");
@@ -87,6 +50,13 @@ Result<MeasuredRun> executeRun(TraceStore& store, const Plan& plan, const Measur
         if (fs::exists(tf))
             traces.push_back(tf.string());
     }
+    return traces;
+}
+
+// Ranks whose results did not come back, whether the run is complete, and
+// each step's time as the slowest rank saw it.
+void settleOutcome(const Plan& plan, const fs::path& ranksDir, const std::vector<std::string>& copyFailures, MeasuredRun& out)
+{
     if (int(out.ranks.size()) < plan.world)
         for (const std::string& h : copyFailures)
             out.warnings.push_back("could not copy the ranks' files back from " + h);
@@ -119,9 +89,13 @@ Result<MeasuredRun> executeRun(TraceStore& store, const Plan& plan, const Measur
                 slowest = std::max(slowest, m.step_s[i]);
             out.step_s.push_back(slowest);
         }
-    if (traces.empty())
-        return out;
+}
 
+// The ranks' timelines stored as one measured run, the plan beside it, and
+// the run's meta (docs/formats.md).
+Result<bool> storeRun(TraceStore& store, const Plan& plan, const MeasuredRunOptions& o, const LaunchSpec& spec,
+                      const fs::path& runDir, const std::vector<std::string>& traces, MeasuredRun& out)
+{
     TraceImportOptions io;
     io.name = o.info.name;
     io.kind = RunKind::Measured;
@@ -171,6 +145,58 @@ Result<MeasuredRun> executeRun(TraceStore& store, const Plan& plan, const Measur
     info.meta = meta.dump();
     if (auto a = store.annotateRun(out.run_id, info); !a)
         return a.error();
+    return true;
+}
+
+} // namespace
+
+Result<MeasuredRun> executeRun(TraceStore& store, const Plan& plan, const MeasuredRunOptions& o)
+{
+    MeasuredRun out;
+    std::error_code ec;
+    const fs::path runDir(o.run_dir);
+    const fs::path ranksDir = runDir / "ranks";
+    fs::create_directories(ranksDir, ec);
+    if (ec)
+        return Error{ranksDir.string(), {}, ec.message()};
+    const std::string planPath = (runDir / "plan.json").string();
+    if (auto w = writeFileAtomically(planPath, planToJson(plan)); !w)
+        return w.error();
+
+    LaunchSpec spec = o.launch;
+    spec.ranks = plan.world;
+    if (spec.kind == LauncherKind::Ssh) {
+        if (auto w = writeSshHostfile(spec, runDir.string(), o.remote_dir); !w)
+            return w.error();
+        if (auto d = distributePlan(spec, planPath, o.remote_dir); !d) {
+            // Nothing ran: no run is stored, and the message says which host.
+            out.launch.failed_host = d.error().file.substr(5);
+            out.launch.cause = d.error().message;
+            out.launch.message = d.error().str();
+            return out;
+        }
+        spec.plan = o.remote_dir + "/plan.json";
+        spec.out = o.remote_dir;
+    } else {
+        spec.plan = planPath;
+        spec.out = ranksDir.string();
+    }
+    out.launch = runLaunch(spec, o.on_line, o.cancel);
+    std::vector<std::string> copyFailures;
+    if (spec.kind == LauncherKind::Ssh) {
+        auto got = collectRemoteFiles(spec, ranksDir.string());
+        if (!got)
+            out.warnings.push_back(got.error().str());
+        else
+            copyFailures = *got;
+    }
+
+    const std::vector<std::string> traces = readManifests(plan, ranksDir, out);
+    settleOutcome(plan, ranksDir, copyFailures, out);
+    if (traces.empty())
+        return out;
+    if (auto r = storeRun(store, plan, o, spec, runDir, traces, out); !r)
+        return r.error();
     return out;
 }
 
