@@ -78,6 +78,38 @@ std::unique_ptr<Project> makeProject()
     return p;
 }
 
+// Two synthesized runs of 2 ranks; with `slowB`, rank 1 of the second runs
+// its backward GEMM 1.5x slower.
+struct SynthPair
+{
+    QTemporaryDir dir;
+    std::unique_ptr<TraceStore> store;
+    int64_t a = 0, b = 0;
+};
+
+std::unique_ptr<SynthPair> synthPair(bool slowB)
+{
+    auto p = std::make_unique<SynthPair>();
+    auto store = TraceStore::open(p->dir.filePath("s.partita").toStdString());
+    if (!store)
+        qFatal("%s", store.error().str().c_str());
+    p->store = std::move(*store);
+    test::SynthOptions o;
+    o.ranks = 2;
+    auto a = test::synthesizeRanks(*p->store, test::dataParallelPattern(3, 2), o);
+    if (slowB) {
+        o.slow_rank = 1;
+        o.slow_kernel = "ampere_sgemm_64x64_nt";
+        o.slow_factor = 1.5;
+    }
+    auto b = test::synthesizeRanks(*p->store, test::dataParallelPattern(3, 2), o);
+    if (!a || !b)
+        qFatal("the runs could not be made");
+    p->a = a->run_id;
+    p->b = b->run_id;
+    return p;
+}
+
 } // namespace
 
 class TestCompareView : public QObject
@@ -195,23 +227,14 @@ private slots:
     void rowsLeadToEvents()
     {
         QFETCH(bool, layerRow);
-        QTemporaryDir dir;
-        auto store = TraceStore::open(dir.filePath("f.partita").toStdString());
-        QVERIFY(store);
-        test::SynthOptions o;
-        o.ranks = 2;
-        auto a = test::synthesizeRanks(**store, test::dataParallelPattern(3, 2), o);
-        o.slow_rank = 1;
-        o.slow_kernel = "ampere_sgemm_64x64_nt";
-        o.slow_factor = 1.5;
-        auto b = test::synthesizeRanks(**store, test::dataParallelPattern(3, 2), o);
-        QVERIFY(a && b);
+        auto runs = synthPair(true);
+        auto& store = runs->store;
         CompareView v;
         v.resize(1200, 800);
         v.show();
-        v.setStore(store->get());
+        v.setStore(store.get());
         QSignalSpy done(&v, &CompareView::compared);
-        QVERIFY(v.compare(a->run_id, b->run_id));
+        QVERIFY(v.compare(runs->a, runs->b));
         QVERIFY(done.wait(60000));
         QSignalSpy framed(&v, &CompareView::framed);
         QTableView* table = layerRow ? v.layerTable() : v.opsTable();
@@ -263,23 +286,14 @@ private slots:
         QFETCH(bool, inA);
         QFETCH(bool, inB);
         QFETCH(QString, expect);
-        QTemporaryDir dir;
-        auto store = TraceStore::open(dir.filePath("g.partita").toStdString());
-        QVERIFY(store);
-        test::SynthOptions o;
-        o.ranks = 2;
-        auto a = test::synthesizeRanks(**store, test::dataParallelPattern(3, 2), o);
-        o.slow_rank = 1;
-        o.slow_kernel = "ampere_sgemm_64x64_nt";
-        o.slow_factor = 1.5;
-        auto b = test::synthesizeRanks(**store, test::dataParallelPattern(3, 2), o);
-        QVERIFY(a && b);
+        auto runs = synthPair(true);
+        auto& store = runs->store;
         CompareView v;
         v.resize(1200, 800);
         v.show();
-        v.setStore(store->get());
+        v.setStore(store.get());
         QSignalSpy done(&v, &CompareView::compared);
-        QVERIFY(v.compare(a->run_id, b->run_id));
+        QVERIFY(v.compare(runs->a, runs->b));
         QVERIFY(done.wait(60000));
         QSignalSpy framed(&v, &CompareView::framed);
         const QStringList parts = how.split(':');
@@ -300,7 +314,7 @@ private slots:
         QCOMPARE(framed.count(), 1);
         QCOMPARE(framed.front().at(0).toBool(), inA);
         QCOMPARE(framed.front().at(1).toBool(), inB);
-        const int64_t runs[2] = {a->run_id, b->run_id};
+        const int64_t ids[2] = {runs->a, runs->b};
         TimelineView* timelines[2] = {v.timelineA(), v.timelineB()};
         for (int side = 0; side < 2; ++side) {
             TimelineView* t = timelines[side];
@@ -314,7 +328,7 @@ private slots:
             if (expect == "step" || expect == "straggler") {
                 QCOMPARE(t->selectedEvent(), int64_t(0));
                 if (expect == "straggler") {
-                    auto r = findStragglers(**store, runs[side]);
+                    auto r = findStragglers(*store, ids[side]);
                     QVERIFY(r && !r->steps.empty());
                     // Rank 1 ran the slow GEMM: its costliest late arrival, from the collective before.
                     const StepStraggler* worst = nullptr;
@@ -329,7 +343,7 @@ private slots:
                     q.rank = how == "link:step" ? 0 : parts[2].toInt();
                     q.step = 0;
                     q.limit = 0;
-                    auto m = findEvents(**store, runs[side], q);
+                    auto m = findEvents(*store, ids[side], q);
                     QVERIFY(m && m->step_windows.count(*q.rank));
                     QCOMPARE(m0, m->step_windows.at(*q.rank).first);
                     QCOMPARE(m1, m->step_windows.at(*q.rank).second);
@@ -339,10 +353,10 @@ private slots:
             QVERIFY(t->selectedEvent() != 0);
             EventQuery q;
             q.rank = parts[0] == "rank" ? parts[2].toInt() : 0;
-            auto m = findEvents(**store, runs[side], q);
+            auto m = findEvents(*store, ids[side], q);
             QVERIFY(m);
             q.limit = size_t(m->total);
-            m = findEvents(**store, runs[side], q);
+            m = findEvents(*store, ids[side], q);
             const auto e = std::find_if(m->events.begin(), m->events.end(), [&](const FoundEvent& f) { return f.event_id == t->selectedEvent(); });
             QVERIFY2(e != m->events.end(), "the selected event is not the rank's");
             QVERIFY2(QString::fromStdString(e->name).contains(expect), e->name.c_str());
@@ -353,18 +367,12 @@ private slots:
     // A second question before the first is answered: the latest is framed.
     void latestFrameWins()
     {
-        QTemporaryDir dir;
-        auto store = TraceStore::open(dir.filePath("l.partita").toStdString());
-        QVERIFY(store);
-        test::SynthOptions o;
-        o.ranks = 2;
-        auto a = test::synthesizeRanks(**store, test::dataParallelPattern(3, 2), o);
-        auto b = test::synthesizeRanks(**store, test::dataParallelPattern(3, 2), o);
-        QVERIFY(a && b);
+        auto runs = synthPair(false);
+        auto& store = runs->store;
         CompareView v;
-        v.setStore(store->get());
+        v.setStore(store.get());
         QSignalSpy done(&v, &CompareView::compared);
-        QVERIFY(v.compare(a->run_id, b->run_id));
+        QVERIFY(v.compare(runs->a, runs->b));
         QVERIFY(done.wait(60000));
         QSignalSpy framed(&v, &CompareView::framed);
         v.frameLayer(1);

@@ -150,25 +150,19 @@ void CompareView::showFound()
     emit framed(f.inA || f.windowA, f.inB || f.windowB);
 }
 
-bool CompareView::frameMemoryPeak(int side)
+bool CompareView::frameMark(int side, const std::optional<Mark> (&marks)[2])
 {
-    if (side < 0 || side > 1 || !m_peak[side])
+    if (side < 0 || side > 1 || !marks[side])
         return false;
-    const Mark& m = *m_peak[side];
+    const Mark& m = *marks[side];
     (side == 0 ? m_timelineA : m_timelineB)->showRange(m.rank, m.t0, m.t1);
     emit framed(side == 0, side == 1);
     return true;
 }
 
-bool CompareView::frameStraggler(int side)
-{
-    if (side < 0 || side > 1 || !m_straggler[side])
-        return false;
-    const Mark& m = *m_straggler[side];
-    (side == 0 ? m_timelineA : m_timelineB)->showRange(m.rank, m.t0, m.t1);
-    emit framed(side == 0, side == 1);
-    return true;
-}
+bool CompareView::frameMemoryPeak(int side) { return frameMark(side, m_peak); }
+
+bool CompareView::frameStraggler(int side) { return frameMark(side, m_straggler); }
 
 bool CompareView::openLink(const QString& link)
 {

@@ -195,6 +195,7 @@ private:
         int64_t t0 = 0, t1 = 0;
     };
     std::optional<Mark> m_peak[2], m_straggler[2];
+    bool frameMark(int side, const std::optional<Mark> (&marks)[2]);
     static const MemorySeries* topSeries(const MemoryReport& m);                  // the most loaded accelerator (else the CPU)
     static const RankBlame* topBlame(const std::optional<StragglerReport>& r);   // who made the others wait most; null if none
     static std::optional<Mark> peakMark(const MemoryReport& m, const RunInfo& run);
