@@ -214,6 +214,27 @@ private slots:
         QCOMPARE(said, withClash);
     }
 
+    // A file with Partita's object whose pids are not all ranks stays one
+    // rank, every track of it (none left behind on a provisional rank).
+    void exportLikeWithOtherPids()
+    {
+        QTemporaryDir dir;
+        const std::string file = dir.filePath("mixed.json").toStdString();
+        write(file, R"({"partita": {"run": "x", "kind": "imported"}, "traceEvents": [
+            {"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": 10, "dur": 5, "args": {"stream": 7}},
+            {"ph": "X", "cat": "kernel", "name": "k", "pid": 1, "tid": 7, "ts": 12, "dur": 5, "args": {"stream": 7}},
+            {"ph": "X", "cat": "cpu_op", "name": "op", "pid": "host", "tid": 1, "ts": 9, "dur": 5}]})");
+        auto s = openOrDie(dir.filePath("p.partita").toStdString());
+        auto r = importChromeTrace(*s, {file});
+        QVERIFY2(r, r ? "" : r.error().str().c_str());
+        QCOMPARE(r->ranks, (std::vector<int>{0}));
+        auto tracks = s->tracks(r->run_id);
+        QVERIFY(tracks);
+        QCOMPARE(tracks->size(), size_t(3));
+        for (const StoredTrack& t : *tracks)
+            QCOMPARE(t.rank, 0);
+    }
+
     void folderOfRanks()
     {
         QTemporaryDir dir;

@@ -277,6 +277,17 @@ private slots:
         // Rank 0's wait is not its work: only the 89 us after rank 1 arrived.
         const int64_t rank0 = p.by_rank.count(0) ? p.by_rank.at(0) : 0;
         QVERIFY2(rank0 <= 89'000 + 75'000, qPrintable(QString::number(rank0)));
+
+        // A collective run inside its call, on the calling thread, starting
+        // with it: nothing links the two (the chain does), and no cycle.
+        std::vector<Ev> inline_;
+        for (int rank = 0; rank < 2; ++rank) {
+            inline_.push_back({rank, 1, false, TraceKind::CpuOp, "gloo:all_reduce", 100, 50});
+            inline_.push_back({rank, 1, false, TraceKind::CpuOp, "c10d::allreduce_", 100, 40});
+        }
+        auto r2 = findCriticalPath(*s, store(*s, inline_), {});
+        QVERIFY2(r2, r2 ? "" : r2.error().str().c_str());
+        checkChain(r2->paths.front());
     }
 
     // The recorded two-rank DDP run (gloo, this CPU): every step's path

@@ -159,21 +159,27 @@ private slots:
 
     // A CPU run on gloo: no communication kernels; each rank's all-reduce is
     // the operator gloo:all_reduce on a thread of its own. Rank 2's aten::mm
-    // takes 300 us where the others' take 100: it is late at both
-    // all-reduces, by 200 us against each other rank, and aten::mm (by its
-    // own time, not its parent's) is named.
+    // takes 300 us where the others' take 100 (and its forward 50 us more of
+    // its own): it is late at both all-reduces, by 250 us against each other
+    // rank, and aten::mm (by its
+    // own time, not its parent's, which starts with it) is named; the
+    // collective's operator, whatever its children, is never the cause.
     void glooRanks()
     {
         QTemporaryDir dir;
         auto s = test::openOrDie(dir.filePath("p.partita").toStdString());
         std::vector<test::HandEvent> evs;
         for (int rank = 0; rank < 3; ++rank) {
-            const int64_t mm = rank == 2 ? 300 : 100;
+            // Rank 2: aten::mm 200 us longer, and forward's own time 50 us longer.
+            const int64_t mm = rank == 2 ? 300 : 100, extra = rank == 2 ? 50 : 0;
             for (int64_t round = 0, t = 0; round < 2; ++round, t += 1000) {
-                evs.push_back({rank, 1, false, TraceKind::CpuOp, "forward", t, mm + 20});
-                evs.push_back({rank, 1, false, TraceKind::CpuOp, "aten::mm", t + 10, mm});
-                evs.push_back({rank, 1, false, TraceKind::CpuOp, "c10d::allreduce_", t + mm + 20, 5});
-                evs.push_back({rank, 2, false, TraceKind::CpuOp, "gloo:all_reduce", t + mm + 26, 400 - mm - 26 + 50});
+                // The child first (a lower id) and starting with its parent, as profilers' microseconds make common:
+                // counted whole beside its parent, forward would read 250 us over the others and be named.
+                evs.push_back({rank, 1, false, TraceKind::CpuOp, "aten::mm", t, mm});
+                evs.push_back({rank, 1, false, TraceKind::CpuOp, "forward", t, mm + 20 + extra});
+                evs.push_back({rank, 1, false, TraceKind::CpuOp, "c10d::allreduce_", t + mm + 20 + extra, 5});
+                evs.push_back({rank, 1, false, TraceKind::CpuOp, "record_param_comms", t + mm + 20 + extra, rank == 2 ? 1 : 4});
+                evs.push_back({rank, 2, false, TraceKind::CpuOp, "gloo:all_reduce", t + mm + 26 + extra, 450 - mm - 26 - extra});
             }
         }
         auto rep = findStragglers(*s, test::storeEvents(*s, evs));
@@ -185,14 +191,14 @@ private slots:
         QCOMPARE(st.late_rank, 2);
         QCOMPARE(st.kernel, std::string("aten::mm"));
         QCOMPARE(st.excess_ns, qint64(200'000));
-        QCOMPARE(st.wait_caused_ns, qint64(2 * 2 * 200'000)); // two all-reduces, two ranks waiting 200 us
+        QCOMPARE(st.wait_caused_ns, qint64(2 * 2 * 250'000)); // two all-reduces, two ranks waiting 250 us
         QCOMPARE(rep->blame[2].late_count, qint64(2));
         for (const ClockCorrection& c : rep->clocks)
             QCOMPARE(c.offset_ns, qint64(0)); // every all-reduce ends at once
     }
 
     // The recorded two-rank DDP run on gloo (this CPU): its broadcasts and
-    // all-reduces are matched, and every step names a late rank and a cause.
+    // all-reduces are matched, and every step names a late rank.
     void glooOnRecordedRun()
     {
         PARTITA_REQUIRE_TORCH_TRACES();
@@ -205,11 +211,15 @@ private slots:
         QCOMPARE(rep->ranks, 2);
         QCOMPARE(rep->matched, qint64(6)); // per step: DDP's buffer broadcast and one all-reduce bucket
         QCOMPARE(rep->steps.size(), size_t(3));
+        // A cause is named where the late rank's operators ran longer than the
+        // other's (this machine's timing decides: a rank that was only
+        // scheduled later has none), and it is never a collective's operator.
         for (const StepStraggler& st : rep->steps) {
             QVERIFY(st.late_rank == 0 || st.late_rank == 1);
             QVERIFY(st.wait_caused_ns > 0);
             QVERIFY(st.collective.rfind("gloo:", 0) == 0);
-            QVERIFY2(!st.kernel.empty() && st.kernel.rfind("gloo:", 0) != 0 && st.kernel.rfind("c10d::", 0) != 0, st.kernel.c_str());
+            QVERIFY2(st.kernel.rfind("gloo:", 0) != 0 && st.kernel.rfind("c10d::", 0) != 0, st.kernel.c_str());
+            QVERIFY2(st.kernel.empty() == (st.excess_ns == 0), st.kernel.c_str());
         }
     }
 

@@ -88,6 +88,7 @@ void CompareView::frameEvents(FrameRequest request)
         connect(&m_frameWatcher, &QFutureWatcher<Found>::finished, this, &CompareView::showFound);
         m_frameWatcher.setProperty("connected", true);
     }
+    m_pendingFrame.reset(); // this question is newer than any left waiting
     m_frameWatcher.setFuture(QtConcurrent::run([path = m_store->path(), a = m_a, b = m_b, request]() {
         Found f;
         f.a = a;
@@ -130,6 +131,8 @@ void CompareView::waitForFrame()
 
 void CompareView::showFound()
 {
+    if (!m_frameWatcher.isFinished())
+        return; // a signal of a search replaced since: the running one's answer comes
     const Found f = m_frameWatcher.result();
     if (std::optional<FrameRequest> next = std::exchange(m_pendingFrame, std::nullopt)) {
         frameEvents(std::move(*next)); // a newer question supersedes this answer

@@ -371,6 +371,7 @@ void CompareView::prepared()
                     .arg(diff->iteration_b);
     text += memoryAndStragglers(p);
     text += notAsPlanned(p.ra, "A") + notAsPlanned(p.rb, "B");
+    m_pendingFrame.reset(); // asked of the runs compared before
     m_peak[0] = peakMark(p.ma, p.ra);
     m_peak[1] = peakMark(p.mb, p.rb);
     m_straggler[0] = stragglerMark(p.sa);

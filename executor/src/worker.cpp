@@ -349,12 +349,14 @@ private:
         m_compute.opBegin(planOpId(int(si), int(ki)));
         if (k.kind == KernelKind::Gemm || k.kind == KernelKind::BatchedGemm) {
             // Backward kernels hold the two gradient GEMMs of each forward one.
-            const int64_t batch = std::max<int64_t>(1, k.batch);
+            // A convolution's implicit GEMM carries no shape (0): a 1 x 1 x 1 stands for it.
+            const int64_t batch = std::max<int64_t>(1, k.batch), m = std::max<int64_t>(1, k.m), n = std::max<int64_t>(1, k.n),
+                          kk = std::max<int64_t>(1, k.k);
             for (int r = 0; r < std::max(1, k.ops); ++r)
                 if (batch > 1)
-                    m_compute.batchedGemm(k.m, k.n, k.k, batch);
+                    m_compute.batchedGemm(m, n, kk, batch);
                 else
-                    m_compute.gemm(k.m, k.n, k.k);
+                    m_compute.gemm(m, n, kk);
             if (k.bytes > 0 && k.mem_ops > 0)
                 m_compute.memoryPass(k.bytes);
         } else {

@@ -581,16 +581,17 @@ private:
         if (!m_partitaExport || rank)
             return;
         std::set<int> pids;
+        std::vector<std::pair<int32_t, int>> tracks;
         for (const auto& [key, t] : m_tracks) {
             int pid = -1;
             auto [end, ec] = std::from_chars(t.pid.data(), t.pid.data() + t.pid.size(), pid);
             if (ec != std::errc() || end != t.pid.data() + t.pid.size() || pid < 0 || pid >= (1 << 20))
-                return; // not pids Partita wrote
+                return; // not pids Partita wrote: the file is one rank, as any other
             pids.insert(pid);
-            spread.emplace_back(t.number, pid);
+            tracks.emplace_back(t.number, pid);
         }
-        if (pids.size() < 2)
-            spread.clear(); // one rank: the file's, as any other
+        if (pids.size() >= 2) // one rank: the file's, as any other
+            spread = std::move(tracks);
     }
 
     RunWriter& m_w;

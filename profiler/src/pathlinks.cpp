@@ -177,8 +177,8 @@ Result<PathGraph::PerRank> PathGraph::hostCollectives(const std::vector<RankInde
             for (size_t k = 0; k < std::min(issued.size(), run.size()); ++k) {
                 const Ev& call = m_ev[size_t(issued[k])].ev;
                 const Ev& coll = m_ev[size_t(run[k])].ev;
-                if (coll.start < call.start)
-                    continue; // not what this call issued: no edge back in time
+                if (coll.start < call.start || coll.track == call.track)
+                    continue; // not what this call issued (no edge back in time), or run inside it on its own thread
                 edge(2 * issued[k], 2 * run[k], coll.start - call.start, PathEdge::Launch, -1);
                 const auto& thread = threads[call.track]; // by start: hostStacks' order
                 auto next = std::lower_bound(thread.begin(), thread.end(), coll.end,

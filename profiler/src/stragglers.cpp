@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 #include <optional>
 #include <unordered_map>
 
@@ -296,43 +297,42 @@ Result<Windows> blameSteps(const TraceStore& store, const std::vector<RankColls>
 // and c10d's collective operators left out: what the rank was busy with.
 Result<bool> fillHostWindows(const TraceStore& store, const detail::RunScan& scan, int rank, const std::vector<Window*>& ws)
 {
+    // A track's operators, parents before the children that start with them.
+    std::map<int32_t, std::vector<Ev>> tracks;
+    auto r = detail::forEachRankEvent(store, scan, rank, [&](const Ev& e) {
+        if (!e.device && e.kind == TraceKind::CpuOp)
+            tracks[e.track].push_back(e);
+    });
+    if (!r)
+        return r.error();
     struct Open
     {
         int64_t end = 0;
         Window* window = nullptr;
         std::pair<int64_t, int32_t> key;
+        bool counted = false; // a collective's operator is not
     };
-    std::vector<Open> stack;
-    int32_t track = -1;
     GlooNames gloo(store);
-    std::optional<Error> failed;
-    auto r = detail::forEachRankEvent(store, scan, rank, [&](const Ev& e) {
-        if (e.device || e.kind != TraceKind::CpuOp || failed)
-            return;
-        if (e.track != track) {
-            stack.clear();
-            track = e.track;
+    for (auto& [track, evs] : tracks) {
+        std::sort(evs.begin(), evs.end(), [](const Ev& a, const Ev& b) { return std::tie(a.start, b.end, a.id) < std::tie(b.start, a.end, b.id); });
+        std::vector<Open> stack;
+        for (const Ev& e : evs) {
+            while (!stack.empty() && (stack.back().end <= e.start || stack.back().end < e.end))
+                stack.pop_back(); // ended, or not nested (taken as a sibling)
+            auto it = std::upper_bound(ws.begin(), ws.end(), e.start, [](int64_t t, const Window* x) { return t < x->from; });
+            Window* w = it == ws.begin() || e.start >= (*(it - 1))->to ? nullptr : *(it - 1);
+            const int64_t own = w ? std::min(e.end, w->to) - e.start : 0;
+            auto g = gloo.of(e.name);
+            if (!g)
+                return g.error();
+            const bool counted = w && *g == 0;
+            if (counted)
+                w->ns[{e.name, e.layer}] += own;
+            if (!stack.empty() && stack.back().counted && stack.back().window == w)
+                w->ns[stack.back().key] -= own; // the parent's own time is what its children leave
+            stack.push_back({e.end, w, {e.name, e.layer}, counted});
         }
-        while (!stack.empty() && (stack.back().end <= e.start || stack.back().end < e.end))
-            stack.pop_back(); // ended, or not nested (taken as a sibling)
-        auto it = std::upper_bound(ws.begin(), ws.end(), e.start, [](int64_t t, const Window* x) { return t < x->from; });
-        Window* w = it == ws.begin() || e.start >= (*(it - 1))->to ? nullptr : *(it - 1);
-        const int64_t own = w ? std::min(e.end, w->to) - e.start : 0;
-        auto g = gloo.of(e.name);
-        if (!g) {
-            failed = g.error();
-            return;
-        }
-        if (w && *g == 0)
-            w->ns[{e.name, e.layer}] += own;
-        if (!stack.empty() && stack.back().window == w && w)
-            w->ns[stack.back().key] -= own; // the parent's own time is what its children leave
-        stack.push_back({e.end, w, {e.name, e.layer}});
-    });
-    if (!r)
-        return r.error();
-    if (failed)
-        return *failed;
+    }
     return true;
 }
 

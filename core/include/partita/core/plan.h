@@ -149,7 +149,7 @@ std::string kernelEventName(const Plan& p, const Kernel& k, Phase phase, int mic
 const RankClass* rankClassOf(const Plan& p, int rank);
 
 // The plan at shape scale s in (0, 1]: each GEMM dimension times s (rounded,
-// at least 1), its FLOPs times s³, memory traffic, collectives, transfers,
+// at least 1; a 0, no shape, stays 0), its FLOPs times s³, memory traffic, collectives, transfers,
 // parameters and gradients times s. What the executor runs at that scale,
 // and so what its measurement is compared with (planscale.cpp).
 Plan scalePlan(const Plan& p, double s);
