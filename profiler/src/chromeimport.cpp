@@ -580,18 +580,10 @@ private:
     {
         if (!m_partitaExport || rank)
             return;
-        std::set<int> pids;
-        std::vector<std::pair<int32_t, int>> tracks;
-        for (const auto& [key, t] : m_tracks) {
-            int pid = -1;
-            auto [end, ec] = std::from_chars(t.pid.data(), t.pid.data() + t.pid.size(), pid);
-            if (ec != std::errc() || end != t.pid.data() + t.pid.size() || pid < 0 || pid >= (1 << 20))
-                return; // not pids Partita wrote: the file is one rank, as any other
-            pids.insert(pid);
-            tracks.emplace_back(t.number, pid);
-        }
-        if (pids.size() >= 2) // one rank: the file's, as any other
-            spread = std::move(tracks);
+        std::vector<std::pair<int32_t, std::string>> pids;
+        for (const auto& [key, t] : m_tracks)
+            pids.emplace_back(t.number, t.pid);
+        spread = detail::ranksByPid(pids);
     }
 
     RunWriter& m_w;

@@ -1,6 +1,7 @@
 #include "rankfiles.h"
 
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <system_error>
 #include <thread>
@@ -43,6 +44,21 @@ Result<std::vector<std::string>> listInputs(const std::vector<std::string>& path
     return files;
 }
 
+
+std::vector<std::pair<int32_t, int>> ranksByPid(const std::vector<std::pair<int32_t, std::string>>& tracks)
+{
+    std::set<int> pids;
+    std::vector<std::pair<int32_t, int>> out;
+    for (const auto& [number, text] : tracks) {
+        int pid = -1;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), pid);
+        if (ec != std::errc() || end != text.data() + text.size() || pid < 0 || pid >= (1 << 20))
+            return {}; // not pids Partita wrote
+        pids.insert(pid);
+        out.emplace_back(number, pid);
+    }
+    return pids.size() >= 2 ? out : std::vector<std::pair<int32_t, int>>{};
+}
 
 Result<bool> settleRanks(RunWriter& w, const std::vector<std::string>& files, const std::vector<std::optional<int>>& ranks,
                          const std::vector<std::vector<std::pair<int32_t, int>>>& spread, std::vector<bool>& kept, int world,

@@ -35,6 +35,11 @@ struct FileOutcome
 // per file in flight, whatever the folder holds). One: on this thread, no lock.
 std::vector<FileOutcome> readAll(size_t files, bool several, const std::function<FileOutcome(size_t, std::mutex*)>& readOne);
 
+// Partita's export of several ranks: each track (its number, its pid) is
+// the rank its pid names. Empty when a pid is not a rank number, or all are
+// one (the file is then one rank, as any other).
+std::vector<std::pair<int32_t, int>> ranksByPid(const std::vector<std::pair<int32_t, std::string>>& tracks);
+
 // File i was imported as rank -1 - i. `ranks`: what each file claims (none:
 // it named no rank); `spread`: a file of several ranks, its tracks' ranks;
 // `kept`: the files read whole. A file claiming a rank another file claimed
