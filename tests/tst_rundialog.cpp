@@ -1,7 +1,7 @@
-// The run dialog: the partita-cli command it builds from the designer's
+// The run dialog: the run session's request it makes of the designer's
 // strategy (data-driven, with refusals), a real 2-rank CPU run stored in a
-// project beside its prediction, a run cancelled midway, and a CLI that
-// cannot be started.
+// project beside its prediction, a run cancelled midway, an unreachable
+// host, a worker that cannot be run and a project that cannot be opened.
 #include "rundialog.h"
 
 #include "partita/core/modelio.h"
@@ -43,51 +43,61 @@ class TestRunDialog : public QObject
 {
     Q_OBJECT
 private slots:
-    void initTestCase() { qputenv("PARTITA_CLI", PARTITA_BINARY_DIR "/bin/partita-cli"); }
+    void initTestCase() { qputenv("PARTITA_WORKER", PARTITA_BINARY_DIR "/bin/partita-worker"); }
 
-    void command_data()
+    // The run session's request made of the dialog's settings.
+    void request_data()
     {
         QTest::addColumn<int>("tp");
         QTest::addColumn<int>("ranks");
         QTest::addColumn<QString>("launcher");
-        QTest::addColumn<QString>("hosts");
-        QTest::addColumn<QString>("expect"); // an argument pair, or "refused: why"
-        QTest::newRow("local 2") << 1 << 2 << "local" << "" << "--ranks 2";
-        QTest::newRow("local 4 tp 2") << 2 << 4 << "local" << "" << "--launcher local";
-        QTest::newRow("ssh with hosts") << 1 << 2 << "ssh" << "/tmp/hosts" << "--hosts /tmp/hosts";
-        QTest::newRow("ssh without hosts") << 1 << 2 << "ssh" << "" << "refused: needs a hostfile";
-        QTest::newRow("ranks vs tp") << 2 << 3 << "local" << "" << "refused: cannot hold tensor parallel 2";
+        QTest::addColumn<QString>("hosts"); // "write": a hostfile of two hosts is written
+        QTest::addColumn<QString>("refused"); // empty: the request is made
+        QTest::newRow("local 2") << 1 << 2 << "local" << "" << "";
+        QTest::newRow("local 4 tp 2") << 2 << 4 << "local" << "" << "";
+        QTest::newRow("ssh with hosts") << 1 << 2 << "ssh" << "write" << "";
+        QTest::newRow("ssh without hosts") << 1 << 2 << "ssh" << "" << "needs a hostfile";
+        QTest::newRow("ssh, no such hostfile") << 1 << 2 << "ssh" << "/nonexistent/hosts" << "/nonexistent/hosts";
+        QTest::newRow("ranks vs tp") << 2 << 3 << "local" << "" << "cannot hold tensor parallel 2";
     }
-    void command()
+    void request()
     {
         QFETCH(int, tp);
         QFETCH(int, ranks);
         QFETCH(QString, launcher);
         QFETCH(QString, hosts);
-        QFETCH(QString, expect);
+        QFETCH(QString, refused);
+        QTemporaryDir dir;
+        if (hosts == "write") {
+            hosts = dir.filePath("hosts");
+            QFile f(hosts);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("node-a slots=1\nnode-b slots=1\n");
+        }
         RunDialog d("/tmp/p.partita", tinyGpt(), strategy(8, tp, 1));
         d.ranksBox()->setValue(ranks);
         d.launcherBox()->setCurrentIndex(d.launcherBox()->findData(launcher));
         d.hostsEdit()->setText(hosts);
-        const QStringList cmd = d.command();
-        if (expect.startsWith("refused: ")) {
-            QVERIFY(cmd.isEmpty());
-            QVERIFY2(d.why().contains(expect.mid(9)), qPrintable(d.why()));
+        d.scaleBox()->setValue(0.5);
+        const std::optional<RunRequest> r = d.request();
+        if (!refused.isEmpty()) {
+            QVERIFY(!r);
+            QVERIFY2(d.why().contains(refused), qPrintable(d.why()));
             return;
         }
-        QVERIFY2(!cmd.isEmpty(), qPrintable(d.why()));
-        QVERIFY2(cmd.join(' ').contains(expect), qPrintable(cmd.join(' ')));
-        QCOMPARE(cmd[1], QStringLiteral("run"));
-        QVERIFY(cmd.contains("--json"));
-        // The strategy file it wrote keeps tp and re-derives dp from the ranks.
-        const int at = int(cmd.indexOf("--strategy"));
-        QFile f(cmd[at + 1]);
-        QVERIFY(f.open(QIODevice::ReadOnly));
-        auto s = strategyFromJson(f.readAll().toStdString());
-        QVERIFY(s);
-        QCOMPARE(s->tp, tp);
-        QCOMPARE(s->dp, ranks / tp);
-        QCOMPARE(s->global_batch, int64_t(s->dp) * 2); // two micro-batches per step, as before
+        QVERIFY2(r, qPrintable(d.why()));
+        QCOMPARE(r->project, std::string("/tmp/p.partita"));
+        QCOMPARE(r->cluster, std::string("local"));
+        QCOMPARE(r->ranks, ranks);
+        QCOMPARE(r->launch.kind, launcher == "ssh" ? LauncherKind::Ssh : LauncherKind::Local);
+        QCOMPARE(r->launch.hosts.size(), size_t(launcher == "ssh" ? 2 : 0));
+        QCOMPARE(r->launch.shape_scale, 0.5);
+        QCOMPARE(r->launch.worker, std::string(PARTITA_BINARY_DIR "/bin/partita-worker"));
+        // The strategy keeps tp and re-derives dp from the ranks.
+        QVERIFY(r->strategy);
+        QCOMPARE(r->strategy->tp, tp);
+        QCOMPARE(r->strategy->dp, ranks / tp);
+        QCOMPARE(r->strategy->global_batch, int64_t(r->strategy->dp) * 2); // two micro-batches per step, as before
     }
 
     void runsOnThisCpu()
@@ -111,6 +121,11 @@ private slots:
         QCOMPARE(measured->status, RunStatus::Complete);
         QCOMPARE(measured->ranks, 2);
         QVERIFY(d.log().contains("Done: measured run"));
+        // The session's stages and the ranks' own lines, in order.
+        const QString log = d.log();
+        const qsizetype predicting = log.indexOf("Predicting"), step = log.indexOf("rank 0 step 1/2"),
+                        comparing = log.indexOf("comparing with the prediction");
+        QVERIFY2(predicting >= 0 && step > predicting && comparing > step, qPrintable(log));
     }
 
     void cancelledMidway()
@@ -149,18 +164,36 @@ private slots:
         QVERIFY2(d.failure().contains("unreachable-node") && d.failure().contains("cannot reach"), qPrintable(d.failure()));
     }
 
-    void cliMissing()
+    void workerMissing()
     {
-        qputenv("PARTITA_CLI", "/nonexistent/partita-cli");
+        qputenv("PARTITA_WORKER", "/nonexistent/partita-worker");
         QTemporaryDir dir;
         RunDialog d(dir.filePath("x.partita"), tinyGpt(), strategy(2, 1, 1));
         d.ranksBox()->setValue(2);
         QSignalSpy done(&d, &RunDialog::finishedRun);
-        d.start();
-        QVERIFY(done.count() > 0 || done.wait(10000));
+        const bool started = d.start();
+        qputenv("PARTITA_WORKER", PARTITA_BINARY_DIR "/bin/partita-worker");
+        QVERIFY(!started);
+        QVERIFY(!d.running());
+        QCOMPARE(done.count(), 0);
+        QVERIFY2(d.failure().contains("/nonexistent/partita-worker") && d.failure().contains("cannot be run"),
+                 qPrintable(d.failure()));
+        QVERIFY(!QFile::exists(dir.filePath("x.partita"))); // nothing was stored
+    }
+
+    // A run that cannot start once begun (no such cluster figures, a bad
+    // project path) ends with the session's error, not a hang.
+    void projectCannotOpen()
+    {
+        RunDialog d("/nonexistent/folder/x.partita", tinyGpt(), strategy(2, 1, 1));
+        d.ranksBox()->setValue(2);
+        QSignalSpy done(&d, &RunDialog::finishedRun);
+        QVERIFY2(d.start(), qPrintable(d.why()));
+        QVERIFY(done.wait(30000));
+        QCOMPARE(done.first().first().toBool(), false);
         QVERIFY(!d.succeeded());
-        QVERIFY2(d.failure().contains("could not be started"), qPrintable(d.failure()));
-        qputenv("PARTITA_CLI", PARTITA_BINARY_DIR "/bin/partita-cli");
+        QCOMPARE(d.measuredRun(), 0);
+        QVERIFY2(d.failure().contains("/nonexistent/folder/x.partita"), qPrintable(d.failure()));
     }
 };
 

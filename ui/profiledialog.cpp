@@ -1,6 +1,7 @@
 #include "profiledialog.h"
 
 #include "rundialog.h"
+#include "cliprocess.h"
 
 #include "partita/core/modelio.h"
 
@@ -175,7 +176,7 @@ QStringList ProfileDialog::command()
     const QStringList predict = predictionArgs();
     if (!m_why.isEmpty())
         return {};
-    QStringList args{RunDialog::cliPath(), "run",       "--command", cmd, "--cluster", "local", "--ranks",
+    QStringList args{cliPath(), "run",       "--command", cmd, "--cluster", "local", "--ranks",
                      QString::number(m_ranks->value()), "--launcher", launcher,
                      "--profile-steps",
                      QString("%1,%2,%3").arg(m_wait->value()).arg(m_warmup->value()).arg(m_active->value()),

@@ -1,57 +1,24 @@
 #include "rundialog.h"
 
-#include "partita/core/modelio.h"
+#include "partita/core/clusterio.h"
+#include "partita/core/fileio.h"
 #include "partita/executor/localmachine.h"
 
 #include <QComboBox>
 #include <QCoreApplication>
-#include <QDialogButtonBox>
-#include <QDir>
 #include <QDoubleSpinBox>
-#include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFormLayout>
 #include <QHBoxLayout>
-#include <QJsonArray>
-#include <QJsonDocument>
-#include <QJsonObject>
 #include <QLabel>
 #include <QLineEdit>
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSpinBox>
-#include <QThread>
 #include <QVBoxLayout>
 
 namespace partita {
-
-QString runFailure(const QJsonObject& j, const QString& log, int code, bool crashed, const QString& processError)
-{
-    if (j.value("cause").toString() == "cancelled")
-        return RunDialog::tr("The run was cancelled.");
-    if (j.contains("error")) {
-        // The launcher's one line, and the parts a dialog names.
-        const QString rank = j.value("failed_rank").toInteger() >= 0
-                                 ? RunDialog::tr("rank %1").arg(j.value("failed_rank").toInteger())
-                                 : RunDialog::tr("the run");
-        const QString host = j.value("failed_host").toString();
-        QString failure = RunDialog::tr("%1%2 failed: %3")
-                              .arg(rank, host.isEmpty() ? QString() : RunDialog::tr(" on %1").arg(host),
-                                   j.value("cause").toString().isEmpty() ? j.value("error").toString()
-                                                                         : j.value("cause").toString());
-        if (!j.value("error").toString().isEmpty() && j.value("error").toString() != j.value("cause").toString())
-            failure += "\n" + j.value("error").toString();
-        return failure;
-    }
-    // The CLI's own one-line error is the last line it wrote to stderr.
-    const QStringList lines = log.split('\n', Qt::SkipEmptyParts);
-    for (auto it = lines.crbegin(); it != lines.crend(); ++it)
-        if (it->startsWith("partita-cli: error:"))
-            return it->mid(int(strlen("partita-cli: error: ")));
-    return crashed ? RunDialog::tr("partita-cli stopped unexpectedly (%1)").arg(processError)
-                   : RunDialog::tr("partita-cli exited with status %1").arg(code);
-}
 
 std::optional<Strategy> remeshStrategy(const Strategy& strategy, int n, QString* why)
 {
@@ -72,37 +39,53 @@ std::optional<Strategy> remeshStrategy(const Strategy& strategy, int n, QString*
     return s;
 }
 
-QStringList writeRunInputs(const QTemporaryDir& dir, const Model& m, const Strategy& s, QString* why)
+QString runFailure(const Result<RunOutcome>& r)
 {
-    if (!dir.isValid()) {
-        *why = RunDialog::tr("No temporary folder for the run's inputs: %1").arg(dir.errorString());
-        return {};
-    }
-    const QString modelPath = dir.filePath("model.json"), strategyPath = dir.filePath("strategy.json");
-    for (const auto& [path, text] : {std::pair{modelPath, modelToJson(m)}, std::pair{strategyPath, strategyToJson(s)}}) {
-        QFile f(path);
-        if (!f.open(QIODevice::WriteOnly) || f.write(QByteArray::fromStdString(text)) != qint64(text.size())) {
-            *why = RunDialog::tr("%1: %2").arg(path, f.errorString());
-            return {};
-        }
-    }
-    return {"--model", modelPath, "--strategy", strategyPath};
+    if (!r)
+        return QString::fromStdString(r.error().str());
+    const LaunchResult& l = r->measured.launch;
+    if (l.cancelled || l.cause == "cancelled")
+        return RunDialog::tr("The run was cancelled.");
+    // The launcher's one line, and the parts a dialog names.
+    const QString rank = l.failed_rank >= 0 ? RunDialog::tr("rank %1").arg(l.failed_rank) : RunDialog::tr("the run");
+    const QString host = QString::fromStdString(l.failed_host), cause = QString::fromStdString(l.cause),
+                  message = QString::fromStdString(l.message);
+    QString failure = RunDialog::tr("%1%2 failed: %3")
+                          .arg(rank, host.isEmpty() ? QString() : RunDialog::tr(" on %1").arg(host),
+                               cause.isEmpty() ? message : cause);
+    if (!message.isEmpty() && message != cause)
+        failure += "\n" + message;
+    return failure;
 }
 
-QString RunDialog::cliPath()
+QString RunDialog::workerPath()
 {
-    const QString env = qEnvironmentVariable("PARTITA_CLI");
+    const QString env = qEnvironmentVariable("PARTITA_WORKER");
     if (!env.isEmpty())
         return env;
     const QString dir = QCoreApplication::applicationDirPath();
-    for (const QString& p : {dir + "/partita-cli", dir + "/../bin/partita-cli"})
+    for (const QString& p : {dir + "/partita-worker", dir + "/../bin/partita-worker"})
         if (QFileInfo(p).isExecutable())
             return QFileInfo(p).canonicalFilePath();
-    return dir + "/partita-cli";
+    return dir + "/partita-worker";
 }
 
 RunDialog::RunDialog(const QString& project, const Model& model, const Strategy& strategy, QWidget* parent)
     : QDialog(parent), m_project(project), m_model(model), m_strategy(strategy)
+{
+    createForm();
+    connect(m_ranks, &QSpinBox::valueChanged, this, &RunDialog::updateMesh);
+    updateMesh();
+}
+
+RunDialog::~RunDialog()
+{
+    if (m_session)
+        m_session->cancel(); // every rank stopped; what they measured is stored before the wait ends
+    m_session.reset();
+}
+
+void RunDialog::createForm()
 {
     setWindowTitle(tr("Run Strategy"));
     m_backend = new QComboBox;
@@ -179,34 +162,7 @@ RunDialog::RunDialog(const QString& project, const Model& model, const Strategy&
     top->addWidget(m_log, 1);
     top->addLayout(buttons);
     resize(640, 560);
-    connect(m_ranks, &QSpinBox::valueChanged, this, &RunDialog::updateMesh);
-    updateMesh();
 
-    connect(&m_process, &QProcess::readyReadStandardError, this, [this] {
-        for (const QByteArray& line : m_process.readAllStandardError().split('\n'))
-            if (!line.trimmed().isEmpty())
-                m_log->appendPlainText(QString::fromUtf8(line));
-    });
-    connect(&m_process, &QProcess::readyReadStandardOutput, this, [this] { m_stdout += m_process.readAllStandardOutput(); });
-    connect(&m_process, &QProcess::finished, this, &RunDialog::finished);
-    connect(&m_process, &QProcess::errorOccurred, this, [this](QProcess::ProcessError e) {
-        if (e == QProcess::FailedToStart) {
-            m_failure = tr("%1 could not be started: %2").arg(m_process.program(), m_process.errorString());
-            m_log->appendPlainText(m_failure);
-            m_start->setEnabled(true);
-            m_cancel->setEnabled(false);
-            emit finishedRun(false);
-        }
-    });
-}
-
-RunDialog::~RunDialog()
-{
-    if (running()) {
-        m_process.terminate();
-        if (!m_process.waitForFinished(10000))
-            m_process.kill();
-    }
 }
 
 void RunDialog::updateMesh()
@@ -224,56 +180,88 @@ void RunDialog::updateMesh()
                                 .arg(pp));
 }
 
-QStringList RunDialog::command()
+std::optional<RunRequest> RunDialog::request()
 {
     m_why.clear();
     const int n = m_ranks->value();
     const std::optional<Strategy> s = remeshStrategy(m_strategy, n, &m_why);
     if (!s)
-        return {};
+        return std::nullopt;
+    RunRequest r;
     const QString launcher = m_launcher->currentData().toString();
-    if (launcher != "local" && m_hosts->text().trimmed().isEmpty()) {
-        m_why = tr("The %1 launcher needs a hostfile.").arg(launcher);
-        return {};
+    r.launch.kind = launcher == "ssh" ? LauncherKind::Ssh : launcher == "slurm" ? LauncherKind::Slurm : LauncherKind::Local;
+    if (r.launch.kind != LauncherKind::Local) {
+        const QString file = m_hosts->text().trimmed();
+        if (file.isEmpty()) {
+            m_why = tr("The %1 launcher needs a hostfile.").arg(launcher);
+            return std::nullopt;
+        }
+        auto text = readTextFile(file.toStdString());
+        auto hosts = text ? parseHostfile(*text, file.toStdString()) : Result<std::vector<HostEntry>>(text.error());
+        if (!hosts) {
+            m_why = QString::fromStdString(hosts.error().str());
+            return std::nullopt;
+        }
+        r.launch.hosts = *hosts;
     }
-    const QStringList inputs = writeRunInputs(m_tmp, m_model, *s, &m_why);
-    if (inputs.isEmpty())
-        return {};
-    const QString name = QString::fromStdString(m_strategy.name.empty() ? "designer" : m_strategy.name);
-    QStringList cmd{cliPath(),     "run",          inputs[0],  inputs[1],
-                    "--cluster",   "local",        inputs[2],  inputs[3],
-                    "--ranks",     QString::number(n),
-                    "--backend",   m_backend->currentData().toString(),
-                    "--launcher",  launcher,
-                    "--steps",     QString::number(m_steps->value()),
-                    "--warmup",    QString::number(m_warmup->value()),
-                    "--shape-scale", QString::number(m_scale->value()),
-                    "--timeout",   QString::number(m_timeout->value()),
-                    "--project",   m_project,
-                    "--name",      name,
-                    "--json"};
-    if (launcher != "local")
-        cmd << "--hosts" << m_hosts->text().trimmed();
-    return cmd;
+    r.launch.worker = workerPath().toStdString();
+    if (!QFileInfo(workerPath()).isExecutable()) {
+        m_why = tr("The worker %1 cannot be run: set PARTITA_WORKER to partita-worker's path.").arg(workerPath());
+        return std::nullopt;
+    }
+    r.launch.backend = m_backend->currentData().toString().toStdString();
+    r.launch.steps = m_steps->value();
+    r.launch.warmup = m_warmup->value();
+    r.launch.shape_scale = m_scale->value();
+    r.launch.timeout_s = m_timeout->value();
+    r.project = m_project.toStdString();
+    r.model = m_model;
+    r.model_label = m_model.name.empty() ? "designer" : m_model.name;
+    r.cluster = "local";
+    r.strategy = *s;
+    r.strategy_label = "designer";
+    r.ranks = n;
+    r.source = "workbench: Run Strategy";
+    return r;
+}
+
+// The session's events, brought to this dialog's thread.
+RunEvents RunDialog::events()
+{
+    auto show = [this](QString text) {
+        QMetaObject::invokeMethod(this, [this, text] { m_log->appendPlainText(text); }, Qt::QueuedConnection);
+    };
+    RunEvents ev;
+    ev.on_stage = [show](RunStage s) {
+        switch (s) {
+        case RunStage::Predicting: show(tr("Predicting (this machine is measured first when the project has no figures for it)…")); break;
+        case RunStage::Launching: show(tr("Prediction stored; starting the ranks…")); break;
+        case RunStage::Comparing: show(tr("The ranks ended; comparing with the prediction…")); break;
+        }
+    };
+    ev.on_note = [show](const std::string& n) { show(QString::fromStdString(n)); };
+    ev.on_line = [show](std::string_view line, bool) { show(QString::fromUtf8(line.data(), qsizetype(line.size()))); };
+    return ev;
 }
 
 bool RunDialog::start()
 {
     if (running())
         return false;
-    QStringList cmd = command();
-    if (cmd.isEmpty()) {
+    std::optional<RunRequest> r = request();
+    if (!r) {
         m_failure = m_why;
         m_log->appendPlainText(m_why);
         return false;
     }
-    m_stdout.clear();
     m_failure.clear();
     m_measured = m_predicted = 0;
     m_ok = false;
-    m_log->appendPlainText("$ " + cmd.join(' '));
-    const QString program = cmd.takeFirst();
-    m_process.start(program, cmd);
+    m_session = std::make_unique<RunSession>(std::move(*r), events(), [this] {
+        QMetaObject::invokeMethod(this, [this] { finished(); }, Qt::QueuedConnection);
+    });
+    m_session->start();
+    m_active = true;
     m_start->setEnabled(false);
     m_cancel->setEnabled(true);
     return true;
@@ -284,21 +272,23 @@ void RunDialog::cancel()
     if (!running())
         return;
     m_log->appendPlainText(tr("Cancelling: every rank is stopped; what they measured is kept."));
-    m_process.terminate(); // SIGTERM: the CLI cancels the launch and stores the partial run
+    m_session->cancel();
 }
 
 QString RunDialog::log() const { return m_log->toPlainText(); }
 
-void RunDialog::finished(int code, QProcess::ExitStatus status)
+void RunDialog::finished()
 {
+    m_session->wait();
+    const Result<RunOutcome> r = m_session->result();
+    m_active = false;
     m_start->setEnabled(true);
     m_cancel->setEnabled(false);
-    const QJsonObject j = QJsonDocument::fromJson(m_stdout).object();
-    m_measured = j.value("run_id").toInteger();
-    m_predicted = j.value("predicted_run_id").toInteger();
-    m_ok = status == QProcess::NormalExit && code == 0;
+    m_measured = r ? r->measured.run_id : 0;
+    m_predicted = r ? r->predicted_run_id : 0;
+    m_ok = r && r->complete();
     if (!m_ok) {
-        m_failure = runFailure(j, m_log->toPlainText(), code, status == QProcess::CrashExit, m_process.errorString());
+        m_failure = runFailure(r);
         m_log->appendPlainText(tr("Failed: %1").arg(m_failure));
         if (m_measured > 0)
             m_log->appendPlainText(tr("What the ranks measured is kept as run %1, marked incomplete.").arg(m_measured));
@@ -306,14 +296,15 @@ void RunDialog::finished(int code, QProcess::ExitStatus status)
         m_log->appendPlainText(tr("Done: measured run %1 beside its prediction, run %2 (measured %3 s, predicted %4 s per step).")
                                    .arg(m_measured)
                                    .arg(m_predicted)
-                                   .arg(j.value("measured_step_time_s").toDouble(), 0, 'g', 4)
-                                   .arg(j.value("predicted_step_time_s").toDouble(), 0, 'g', 4));
-        const QJsonArray notPlanned = j.value("not_as_planned").toArray();
-        if (!notPlanned.isEmpty())
+                                   .arg(r->comparison.measured_step_s, 0, 'g', 4)
+                                   .arg(r->comparison.predicted_step_s, 0, 'g', 4));
+        if (!r->not_as_planned.empty())
             m_log->appendPlainText(tr("Not run as planned (the comparison is not like for like there):"));
-        for (const QJsonValue& v : notPlanned)
-            m_log->appendPlainText("  - " + v.toString());
+        for (const std::string& n : r->not_as_planned)
+            m_log->appendPlainText("  - " + QString::fromStdString(n));
     }
+    for (const std::string& w : r ? r->measured.warnings : std::vector<std::string>{})
+        m_log->appendPlainText(tr("Warning: %1").arg(QString::fromStdString(w)));
     emit finishedRun(m_ok);
 }
 

@@ -215,7 +215,15 @@ Result<CommandPrediction> predictCommand(const RunCliOptions& o, TraceStore& sto
         po.sim.seqLen = (*config)->imported.seq_len;
     if (po.sim.model.empty() && *config)
         po.sim.model = (*config)->source;
-    auto p = predictRun(po, store, *out.model, *config ? &(*config)->imported.strategy : nullptr);
+    LaunchSpec launch; // the prediction's: this machine is measured by the worker
+    launch.worker = workerPath(o);
+    launch.backend = o.backend;
+    auto request = runRequestOf(po, *out.model, *config ? &(*config)->imported.strategy : nullptr, launch);
+    if (!request)
+        return request.error();
+    RunEvents events;
+    events.on_note = [](const std::string& n) { std::cerr << n << "\n"; };
+    auto p = predictRun(store, *request, events);
     if (!p)
         return p.error();
     if (*config)
@@ -225,7 +233,7 @@ Result<CommandPrediction> predictCommand(const RunCliOptions& o, TraceStore& sto
         return Error{"--command", {}, "the strategy runs " + std::to_string(p->plan.world) + " ranks, the command " +
                                           std::to_string(world) + ": give --ranks or the strategy's degrees to match"};
     out.run = std::move(*p);
-    auto id = storePrediction(po, store, *out.model, *out.run, out.docs);
+    auto id = storePrediction(store, *request, *out.run, out.docs);
     if (!id)
         return id.error();
     out.id = *id;

@@ -1,18 +1,19 @@
 #pragma once
-
-#include "partita/core/costmodel.h"
-
-#include <nlohmann/json.hpp>
 // `partita-cli run` (a strategy measured for real, compared with its
-// prediction) and `partita-cli calibrate` (the cost model fitted to a
-// measured run).
+// prediction: the executor's run session, runsession.h) and `partita-cli
+// calibrate` (the cost model fitted to a measured run).
 
 #include "simulate.h"
+
+#include "partita/core/costmodel.h"
 
 #include "partita/core/plan.h"
 #include "partita/core/simulator.h"
 #include "partita/executor/launcher.h"
+#include "partita/executor/runsession.h"
 #include "partita/profiler/tracestore.h"
+
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <string>
@@ -39,25 +40,11 @@ int runRun(const RunCliOptions& o);
 // a model is given.
 int runCommand(const RunCliOptions& o);
 
-// What run predicts before it measures: the cluster (this machine measured
-// for --cluster local), the strategy, its plan and simulated step.
-struct RunPrediction
-{
-    Cluster cluster;
-    Strategy strategy;
-    Plan plan;
-    SimResult predicted;
-};
-// `given`: the strategy to predict (a framework configuration's), else the options'.
-Result<RunPrediction> predictRun(const RunCliOptions& o, TraceStore& store, const Model& model,
-                                 const Strategy* given = nullptr);
-// The prediction stored as a run, with its model, cluster and strategy documents.
-Result<int64_t> storePrediction(const RunCliOptions& o, TraceStore& store, const Model& model, const RunPrediction& p,
-                                StoredDocuments& docs);
-// The strategy's name for run names.
-std::string strategyLabel(const RunCliOptions& o, const Strategy& s);
-// A run's folder name under PROJECT.runs/: UTC time and this process's id.
-std::string runStamp();
+// The request for the executor's run session (runsession.h) that the
+// options describe: `given` the strategy to run (a framework
+// configuration's), else the options' made for the cluster; `launch` the
+// launch (launchSpecOf) with the backend, steps and scale set.
+Result<RunRequest> runRequestOf(const RunCliOptions& o, const Model& model, const Strategy* given, LaunchSpec launch);
 // "+1.2 %" of a fraction.
 std::string signedPercent(double e);
 // From now on SIGINT and SIGTERM set the flag returned: a run's cancel
@@ -90,9 +77,5 @@ int emitCalibration(const CalibrateCliOptions& o, const Calibration& c, const nl
 int runGpuCalibrate(const CalibrateCliOptions& o);
 // calibrate --local.
 int runLocalCalibrate(const CalibrateCliOptions& o);
-// This CPU's calibration for `run --cluster local`: the cached one
-// ($XDG_CACHE_HOME/partita/calibration, keyed by CPU model and core count),
-// else measured by `worker` now and cached. `said` gets where it came from.
-Result<Calibration> localCpuCalibrationCached(const std::string& worker, bool remeasure, std::string* said);
 
 } // namespace partita::cli

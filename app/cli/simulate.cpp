@@ -6,6 +6,7 @@
 #include "partita/core/modelio.h"
 #include "partita/core/simulator.h"
 #include "partita/core/units.h"
+#include "partita/executor/runsession.h"
 #include "partita/profiler/chrometrace.h"
 #include "partita/profiler/tracestore.h"
 
@@ -139,21 +140,6 @@ Result<std::optional<Calibration>> loadCalibration(const std::string& path)
     if (!cal)
         return cal.error();
     return std::optional<Calibration>(*cal);
-}
-
-Result<StoredDocuments> saveRunDocuments(TraceStore& store, const Model& model, const std::string& modelLabel,
-                                         const Cluster& cluster, const Strategy& s, const std::string& strategyName)
-{
-    auto md = store.saveDocument("model", model.name.empty() ? modelLabel : model.name, modelToJson(model));
-    if (!md)
-        return md.error();
-    auto cd = store.saveDocument("cluster", cluster.name, clusterToJson(cluster));
-    if (!cd)
-        return cd.error();
-    auto sd = store.saveDocument("strategy", strategyName, strategyToJson(s));
-    if (!sd)
-        return sd.error();
-    return StoredDocuments{md->id, cd->id, sd->id};
 }
 
 Result<StrategyInputs> loadStrategyInputs(const SimulateOptions& o)

@@ -42,13 +42,6 @@ Result<StrategyInputs> loadStrategyInputs(const SimulateOptions& o);
 // A calibration file, or none when the path is empty.
 Result<std::optional<Calibration>> loadCalibration(const std::string& path);
 
-// The model, cluster and strategy a run came from, saved as documents of the project.
-struct StoredDocuments
-{
-    int64_t model = 0, cluster = 0, strategy = 0;
-};
-Result<StoredDocuments> saveRunDocuments(TraceStore& store, const Model& model, const std::string& modelLabel,
-                                         const Cluster& cluster, const Strategy& s, const std::string& strategyName);
 int runPresets(bool json);
 
 } // namespace partita::cli
