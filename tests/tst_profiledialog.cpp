@@ -1,7 +1,8 @@
-// Strategy ▸ Profile a Training Command…: the partita-cli command the dialog
-// builds (data-driven, with refusals), a real 2-rank run of a user's
-// training (python3-torch, gloo) stored with the designer's prediction
-// beside it, and a rank that fails, named in the dialog's words.
+// Strategy ▸ Profile a Training Command…: the profile session's request the
+// dialog makes (data-driven, with refusals), a real 2-rank run of a user's
+// training (python3-torch, gloo), its script named relative to the folder
+// it runs in, stored with the designer's prediction beside it, and a rank
+// that fails, named in the dialog's words.
 #include "profiledialog.h"
 #include "torchranks.h"
 
@@ -49,26 +50,31 @@ private:
     QTemporaryDir m_tmp;
 
 private slots:
-    void initTestCase() { qputenv("PARTITA_CLI", PARTITA_BINARY_DIR "/bin/partita-cli"); }
+    void initTestCase()
+    {
+        qputenv("PARTITA_WORKER", PARTITA_BINARY_DIR "/bin/partita-worker");
+        qputenv("PARTITA_TRACE_MODULE", PARTITA_SOURCE_DIR "/resources/profiler/partita_trace.py");
+    }
 
-    void command_data()
+    // The profile session's request made of the dialog's settings.
+    void request_data()
     {
         QTest::addColumn<QString>("cmd");
         QTest::addColumn<QString>("launcher");
-        QTest::addColumn<QString>("hosts");
+        QTest::addColumn<QString>("hosts"); // "write": a hostfile of two hosts is written
         QTest::addColumn<int>("ranks");
         QTest::addColumn<bool>("predict");
         QTest::addColumn<int>("tp");
-        QTest::addColumn<QString>("expect"); // an argument pair, or "refused: why"
-        QTest::newRow("local, predicted") << "python3 train.py" << "local" << "" << 2 << true << 1 << "--strategy ";
-        QTest::newRow("local, no prediction") << "python3 train.py" << "local" << "" << 2 << false << 1 << "--ranks 2";
-        QTest::newRow("ssh with hosts") << "python3 train.py" << "ssh" << "/tmp/hosts" << 2 << false << 1 << "--hosts /tmp/hosts";
-        QTest::newRow("no command") << "  " << "local" << "" << 2 << false << 1 << "refused: Give the command";
-        QTest::newRow("ssh without hosts") << "python3 t.py" << "ssh" << "" << 2 << false << 1 << "refused: needs a hostfile";
+        QTest::addColumn<QString>("refused"); // empty: the request is made
+        QTest::newRow("local, predicted") << "python3 train.py" << "local" << "" << 2 << true << 1 << "";
+        QTest::newRow("local, no prediction") << "python3 train.py" << "local" << "" << 2 << false << 1 << "";
+        QTest::newRow("ssh with hosts") << "python3 train.py" << "ssh" << "write" << 2 << false << 1 << "";
+        QTest::newRow("no command") << "  " << "local" << "" << 2 << false << 1 << "Give the command";
+        QTest::newRow("ssh without hosts") << "python3 t.py" << "ssh" << "" << 2 << false << 1 << "needs a hostfile";
         QTest::newRow("ranks vs the strategy's tp") << "python3 t.py" << "local" << "" << 3 << true << 2
-                                                   << "refused: cannot hold tensor parallel 2";
+                                                   << "cannot hold tensor parallel 2";
     }
-    void command()
+    void request()
     {
         QFETCH(QString, cmd);
         QFETCH(QString, launcher);
@@ -76,23 +82,37 @@ private slots:
         QFETCH(int, ranks);
         QFETCH(bool, predict);
         QFETCH(int, tp);
-        QFETCH(QString, expect);
+        QFETCH(QString, refused);
+        if (hosts == "write") {
+            hosts = m_tmp.filePath("hosts");
+            QFile f(hosts);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("node-a slots=1\nnode-b slots=1\n");
+        }
         ProfileDialog dlg(m_tmp.filePath("p.partita"), tinyGpt2(), ddp(tp));
         dlg.commandEdit()->setText(cmd);
         dlg.launcherBox()->setCurrentIndex(dlg.launcherBox()->findData(launcher));
         dlg.hostsEdit()->setText(hosts);
         dlg.ranksBox()->setValue(ranks);
         dlg.predictBox()->setChecked(predict);
-        const QStringList c = dlg.command();
-        if (expect.startsWith("refused: ")) {
-            QVERIFY(c.isEmpty());
-            QVERIFY2(dlg.why().contains(expect.mid(9)), qPrintable(dlg.why()));
+        const std::optional<ProfileRequest> r = dlg.request();
+        if (!refused.isEmpty()) {
+            QVERIFY(!r);
+            QVERIFY2(dlg.why().contains(refused), qPrintable(dlg.why()));
             return;
         }
-        QVERIFY2(!c.isEmpty(), qPrintable(dlg.why()));
-        QVERIFY2(c.join(' ').contains(expect), qPrintable(c.join(' ')));
-        QCOMPARE(c.at(c.indexOf("--command") + 1), cmd);
-        QCOMPARE(c.contains("--model"), predict);
+        QVERIFY2(r, qPrintable(dlg.why()));
+        QCOMPARE(QString::fromStdString(r->command), cmd);
+        QCOMPARE(r->launch.ranks, ranks);
+        QCOMPARE(r->launch.kind, launcher == "ssh" ? LauncherKind::Ssh : LauncherKind::Local);
+        QCOMPARE(r->launch.hosts.size(), size_t(launcher == "ssh" ? 2 : 0));
+        QCOMPARE(QString::fromStdString(r->launch.working_dir), QFileInfo(m_tmp.path()).absoluteFilePath());
+        QCOMPARE(r->model.has_value(), predict);
+        QCOMPARE(r->predict.strategy.has_value(), predict);
+        // The designer's strategy is predicted: the command's own configuration is not looked for then.
+        QCOMPARE(r->config_in_command, !predict);
+        if (predict)
+            QCOMPARE(r->predict.strategy->dp, ranks / tp);
     }
 
     void noModelNoPrediction()
@@ -121,7 +141,9 @@ private slots:
             QSKIP("Debian's python3-torch is not installed (/usr/bin/python3 cannot import torch)");
         const QString project = m_tmp.filePath(QString("profile-%1.partita").arg(ok));
         ProfileDialog dlg(project, tinyGpt2(), ddp());
-        dlg.commandEdit()->setText(QString(test::kSystemPython) + " " + kFixture + " " + args);
+        // The script is found in the folder the command runs in.
+        dlg.folderEdit()->setText(QFileInfo(kFixture).absolutePath());
+        dlg.commandEdit()->setText(QString(test::kSystemPython) + " " + QFileInfo(kFixture).fileName() + " " + args);
         dlg.ranksBox()->setValue(2);
         QSignalSpy done(&dlg, &ProfileDialog::finishedRun);
         QVERIFY2(dlg.start(), qPrintable(dlg.why()));

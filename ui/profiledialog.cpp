@@ -1,11 +1,11 @@
 #include "profiledialog.h"
 
 #include "rundialog.h"
-#include "cliprocess.h"
 
 #include "partita/core/modelio.h"
 
 #include <QCheckBox>
+#include <QCoreApplication>
 #include <QComboBox>
 #include <QDir>
 #include <QDoubleSpinBox>
@@ -14,8 +14,6 @@
 #include <QFileInfo>
 #include <QFormLayout>
 #include <QHBoxLayout>
-#include <QJsonDocument>
-#include <QJsonObject>
 #include <QLabel>
 #include <QLineEdit>
 #include <QPlainTextEdit>
@@ -56,13 +54,33 @@ ProfileDialog::ProfileDialog(const QString& project, std::optional<Model> model,
                              QWidget* parent)
     : QDialog(parent), m_project(project), m_model(std::move(model)), m_strategy(std::move(strategy))
 {
+    createForm();
+}
+
+ProfileDialog::~ProfileDialog()
+{
+    if (m_session)
+        m_session->cancel(); // every rank stopped; what was traced is stored before the wait ends
+    m_session.reset();
+}
+
+QString ProfileDialog::traceModulePath()
+{
+    const QString env = qEnvironmentVariable("PARTITA_TRACE_MODULE");
+    if (!env.isEmpty())
+        return env;
+    return QDir(QCoreApplication::applicationDirPath() + "/../share/partita/profiler").absoluteFilePath("partita_trace.py");
+}
+
+void ProfileDialog::createForm()
+{
     setWindowTitle(tr("Profile a Training Command"));
     m_command = new QLineEdit;
     m_command->setPlaceholderText(tr("python3 train.py ARGS   (or python3 -m MODULE ARGS)"));
     m_command->setToolTip(tr("What one rank runs. Each rank gets torchrun's environment (RANK, LOCAL_RANK, "
                              "WORLD_SIZE, MASTER_ADDR, MASTER_PORT); Partita's trace module goes in front of the "
                              "script, which stays unedited."));
-    m_folder = new QLineEdit(QFileInfo(project).absolutePath());
+    m_folder = new QLineEdit(QFileInfo(m_project).absolutePath());
     m_launcher = new QComboBox;
     m_launcher->addItem(tr("This machine (mpirun)"), "local");
     m_launcher->addItem(tr("Hosts over ssh (mpirun)"), "ssh");
@@ -119,92 +137,89 @@ ProfileDialog::ProfileDialog(const QString& project, std::optional<Model> model,
     top->addWidget(m_log, 1);
     top->addLayout(buttons);
     resize(680, 560);
-
-    connect(&m_process, &QProcess::readyReadStandardError, this, [this] {
-        for (const QByteArray& line : m_process.readAllStandardError().split('\n'))
-            if (!line.trimmed().isEmpty())
-                m_log->appendPlainText(QString::fromUtf8(line));
-    });
-    connect(&m_process, &QProcess::readyReadStandardOutput, this, [this] { m_stdout += m_process.readAllStandardOutput(); });
-    connect(&m_process, &QProcess::finished, this, &ProfileDialog::finished);
-    connect(&m_process, &QProcess::errorOccurred, this, [this](QProcess::ProcessError e) {
-        if (e == QProcess::FailedToStart) {
-            m_failure = tr("%1 could not be started: %2").arg(m_process.program(), m_process.errorString());
-            m_log->appendPlainText(m_failure);
-            m_start->setEnabled(true);
-            m_cancel->setEnabled(false);
-            emit finishedRun(false);
-        }
-    });
 }
 
-ProfileDialog::~ProfileDialog()
+// The designer's model and strategy as the prediction, dp following the ranks.
+bool ProfileDialog::addPrediction(ProfileRequest& r)
 {
-    if (running()) {
-        m_process.terminate();
-        if (!m_process.waitForFinished(10000))
-            m_process.kill();
-    }
-}
-
-// The designer's model and strategy as files, dp following the ranks.
-QStringList ProfileDialog::predictionArgs()
-{
+    r.predict.source = "workbench: Profile a Training Command";
+    r.predict.cluster = "local";
+    r.predict.launch.backend = "cpu";
     if (!m_predict->isChecked() || !m_model || !m_strategy)
-        return {};
+        return true; // a configuration the command names may still be predicted
     const std::optional<Strategy> s = remeshStrategy(*m_strategy, m_ranks->value(), &m_why);
-    return s ? writeRunInputs(m_tmp, *m_model, *s, &m_why) : QStringList{};
+    if (!s)
+        return false;
+    r.model = *m_model;
+    r.predict.model_label = m_model->name.empty() ? "designer" : m_model->name;
+    r.predict.strategy = *s;
+    r.config_in_command = false; // the designer's strategy is the one predicted
+    return true;
 }
 
-QStringList ProfileDialog::command()
+std::optional<ProfileRequest> ProfileDialog::request()
 {
     m_why.clear();
-    const QString cmd = m_command->text().trimmed();
-    if (cmd.isEmpty()) {
+    ProfileRequest r;
+    r.command = m_command->text().trimmed().toStdString();
+    if (r.command.empty()) {
         m_why = tr("Give the command one rank runs, e.g. python3 train.py.");
-        return {};
+        return std::nullopt;
     }
     if (!QFileInfo(m_folder->text()).isDir()) {
         m_why = tr("%1 is not a folder to run the command in.").arg(m_folder->text());
-        return {};
+        return std::nullopt;
     }
     const QString launcher = m_launcher->currentData().toString();
-    if (launcher != "local" && m_hosts->text().trimmed().isEmpty()) {
-        m_why = tr("The %1 launcher needs a hostfile.").arg(launcher);
-        return {};
+    auto launch = launchOf(launcher, m_hosts->text().trimmed(), &m_why);
+    if (!launch)
+        return std::nullopt;
+    r.launch = std::move(*launch);
+    r.launch.ranks = r.ranks = m_ranks->value();
+    r.launch.timeout_s = m_timeout->value();
+    r.launch.working_dir = QFileInfo(m_folder->text()).absoluteFilePath().toStdString();
+    r.trace_module = traceModulePath().toStdString();
+    if (!QFileInfo(traceModulePath()).isReadable()) {
+        m_why = tr("Partita's trace module %1 is not there: set PARTITA_TRACE_MODULE to partita_trace.py's path.")
+                    .arg(traceModulePath());
+        return std::nullopt;
     }
-    const QStringList predict = predictionArgs();
-    if (!m_why.isEmpty())
-        return {};
-    QStringList args{cliPath(), "run",       "--command", cmd, "--cluster", "local", "--ranks",
-                     QString::number(m_ranks->value()), "--launcher", launcher,
-                     "--profile-steps",
-                     QString("%1,%2,%3").arg(m_wait->value()).arg(m_warmup->value()).arg(m_active->value()),
-                     "--timeout", QString::number(m_timeout->value()), "--project", m_project, "--json"};
-    if (launcher != "local")
-        args << "--hosts" << m_hosts->text().trimmed();
-    return args + predict;
+    r.schedule = ProfileSchedule{m_wait->value(), m_warmup->value(), m_active->value()};
+    r.project = QFileInfo(m_project).absoluteFilePath().toStdString();
+    r.source = "workbench: Profile a Training Command (" + launcher.toStdString() + ")";
+    if (!addPrediction(r))
+        return std::nullopt;
+    return r;
 }
 
 bool ProfileDialog::start()
 {
     if (running())
         return false;
-    QStringList cmd = command();
-    if (cmd.isEmpty()) {
+    std::optional<ProfileRequest> r = request();
+    if (!r) {
         m_failure = m_why;
         m_log->appendPlainText(m_why);
         return false;
     }
-    m_stdout.clear();
     m_failure.clear();
     m_measured = m_predicted = 0;
     m_attributed = 0;
     m_ok = false;
-    m_log->appendPlainText("$ cd " + m_folder->text() + " && " + cmd.join(' '));
-    const QString program = cmd.takeFirst();
-    m_process.setWorkingDirectory(m_folder->text());
-    m_process.start(program, cmd);
+    m_log->appendPlainText("$ cd " + m_folder->text() + " && " + m_command->text().trimmed());
+    auto stageText = [](RunStage s) {
+        switch (s) {
+        case RunStage::Predicting: return tr("Predicting, when there is a model and a strategy to predict with…");
+        case RunStage::Launching: return tr("Starting the ranks…");
+        case RunStage::Comparing: return tr("The ranks ended; attributing their time to layers…");
+        }
+        return QString();
+    };
+    m_session = std::make_unique<ProfileSession>(std::move(*r), queuedLogEvents(this, m_log, stageText), [this] {
+        QMetaObject::invokeMethod(this, [this] { finished(); }, Qt::QueuedConnection);
+    });
+    m_session->start();
+    m_busy = true;
     m_start->setEnabled(false);
     m_cancel->setEnabled(true);
     return true;
@@ -215,34 +230,38 @@ void ProfileDialog::cancel()
     if (!running())
         return;
     m_log->appendPlainText(tr("Cancelling: every rank is stopped; what was traced is kept."));
-    m_process.terminate();
+    m_session->cancel();
 }
 
 QString ProfileDialog::log() const { return m_log->toPlainText(); }
 
-void ProfileDialog::finished(int code, QProcess::ExitStatus status)
+void ProfileDialog::finished()
 {
+    m_session->wait();
+    const Result<ProfileOutcome> r = m_session->result();
+    m_busy = false;
     m_start->setEnabled(true);
     m_cancel->setEnabled(false);
-    const QJsonObject j = QJsonDocument::fromJson(m_stdout).object();
-    m_measured = j.value("run_id").toInteger();
-    m_predicted = j.value("predicted_run_id").toInteger();
-    m_attributed = j.value("attributed_fraction").toDouble();
-    m_ok = status == QProcess::NormalExit && code == 0;
+    m_measured = r ? r->run.run_id : 0;
+    m_predicted = r ? r->predicted_run_id : 0;
+    m_attributed = r && r->attribution ? r->attribution->attributed_fraction : 0;
+    m_ok = r && r->complete();
     if (!m_ok) {
-        m_failure = runFailure(j, m_log->toPlainText(), code, status == QProcess::CrashExit, m_process.errorString());
+        m_failure = r ? launchFailure(r->run.launch) : QString::fromStdString(r.error().str());
         m_log->appendPlainText(tr("Failed: %1").arg(m_failure));
         if (m_measured > 0)
             m_log->appendPlainText(tr("What was traced is kept as run %1, marked incomplete.").arg(m_measured));
     } else {
         QString done = tr("Done: run %1, %2 s per step, %3 % of its CPU operator time attributed to layers")
                            .arg(m_measured)
-                           .arg(j.value("measured_step_time_s").toDouble(), 0, 'g', 4)
+                           .arg(r->measured_step_s, 0, 'g', 4)
                            .arg(100 * m_attributed, 0, 'f', 1);
         if (m_predicted > 0)
-            done += tr("; predicted %1 s (run %2)").arg(j.value("predicted_step_time_s").toDouble(), 0, 'g', 4).arg(m_predicted);
+            done += tr("; predicted %1 s (run %2)").arg(r->prediction->predicted.step_time, 0, 'g', 4).arg(m_predicted);
         m_log->appendPlainText(done + ".");
     }
+    for (const std::string& w : r ? r->run.warnings : std::vector<std::string>{})
+        m_log->appendPlainText(tr("Warning: %1").arg(QString::fromStdString(w)));
     emit finishedRun(m_ok);
 }
 

@@ -1,17 +1,19 @@
 #pragma once
 // Strategy ▸ Profile a Training Command…: the user's own training run once
-// per rank and traced, `partita-cli run --command … --json` in its own
-// process (as the run dialog does), progress live, cancellable; with the
+// per rank and traced through the executor's profile session
+// (partita/executor/profilesession.h, the call `partita-cli run --command`
+// makes) on a thread of its own, progress live, cancellable; with the
 // designer's model and strategy the prediction is stored beside the run and
 // the workbench compares the pair. The command runs in the folder given.
 
 #include "partita/core/model.h"
 #include "partita/core/strategy.h"
 
-#include <QDialog>
-#include <QProcess>
-#include <QTemporaryDir>
+#include "partita/executor/profilesession.h"
 
+#include <QDialog>
+
+#include <memory>
 #include <optional>
 
 class QCheckBox;
@@ -33,11 +35,13 @@ public:
                   QWidget* parent = nullptr);
     ~ProfileDialog() override;
 
-    // The command that Start runs (program first); empty with why() when the settings cannot run.
-    QStringList command();
+    // Partita's trace module: $PARTITA_TRACE_MODULE, else PREFIX/share/partita/profiler/partita_trace.py.
+    static QString traceModulePath();
+    // The profile that Start makes; nothing, with why(), when the settings cannot run.
+    std::optional<ProfileRequest> request();
     QString why() const { return m_why; }
     bool start();
-    bool running() const { return m_process.state() != QProcess::NotRunning; }
+    bool running() const { return m_busy; }
     void cancel();
 
     qint64 measuredRun() const { return m_measured; }
@@ -59,16 +63,16 @@ signals:
     void finishedRun(bool ok);
 
 private:
-    void finished(int code, QProcess::ExitStatus status);
-    QStringList predictionArgs();
+    void createForm();
+    void finished();
+    bool addPrediction(ProfileRequest& r);
 
     QString m_project;
     std::optional<Model> m_model;
     std::optional<Strategy> m_strategy;
     QString m_why, m_failure;
-    QTemporaryDir m_tmp;
-    QProcess m_process;
-    QByteArray m_stdout;
+    std::unique_ptr<ProfileSession> m_session;
+    bool m_busy = false;
     qint64 m_measured = 0, m_predicted = 0;
     double m_attributed = 0;
     bool m_ok = false;

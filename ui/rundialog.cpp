@@ -39,11 +39,8 @@ std::optional<Strategy> remeshStrategy(const Strategy& strategy, int n, QString*
     return s;
 }
 
-QString runFailure(const Result<RunOutcome>& r)
+QString launchFailure(const LaunchResult& l)
 {
-    if (!r)
-        return QString::fromStdString(r.error().str());
-    const LaunchResult& l = r->measured.launch;
     if (l.cancelled || l.cause == "cancelled")
         return RunDialog::tr("The run was cancelled.");
     // The launcher's one line, and the parts a dialog names.
@@ -58,6 +55,23 @@ QString runFailure(const Result<RunOutcome>& r)
     return failure;
 }
 
+QString runFailure(const Result<RunOutcome>& r)
+{
+    return r ? launchFailure(r->measured.launch) : QString::fromStdString(r.error().str());
+}
+
+RunEvents queuedLogEvents(QObject* owner, QPlainTextEdit* log, std::function<QString(RunStage)> stageText)
+{
+    auto show = [owner, log](QString text) {
+        QMetaObject::invokeMethod(owner, [log, text] { log->appendPlainText(text); }, Qt::QueuedConnection);
+    };
+    RunEvents ev;
+    ev.on_stage = [show, stageText](RunStage s) { show(stageText(s)); };
+    ev.on_note = [show](const std::string& n) { show(QString::fromStdString(n)); };
+    ev.on_line = [show](std::string_view line, bool) { show(QString::fromUtf8(line.data(), qsizetype(line.size()))); };
+    return ev;
+}
+
 QString RunDialog::workerPath()
 {
     const QString env = qEnvironmentVariable("PARTITA_WORKER");
@@ -68,6 +82,32 @@ QString RunDialog::workerPath()
         if (QFileInfo(p).isExecutable())
             return QFileInfo(p).canonicalFilePath();
     return dir + "/partita-worker";
+}
+
+std::optional<LaunchSpec> launchOf(const QString& launcher, const QString& hostfile, QString* why)
+{
+    LaunchSpec spec;
+    spec.kind = launcher == "ssh" ? LauncherKind::Ssh : launcher == "slurm" ? LauncherKind::Slurm : LauncherKind::Local;
+    if (spec.kind != LauncherKind::Local) {
+        if (hostfile.isEmpty()) {
+            *why = RunDialog::tr("The %1 launcher needs a hostfile.").arg(launcher);
+            return std::nullopt;
+        }
+        auto text = readTextFile(hostfile.toStdString());
+        auto hosts = text ? parseHostfile(*text, hostfile.toStdString()) : Result<std::vector<HostEntry>>(text.error());
+        if (!hosts) {
+            *why = QString::fromStdString(hosts.error().str());
+            return std::nullopt;
+        }
+        spec.hosts = *hosts;
+    }
+    const QString worker = RunDialog::workerPath();
+    if (!QFileInfo(worker).isExecutable()) {
+        *why = RunDialog::tr("The worker %1 cannot be run: set PARTITA_WORKER to partita-worker's path.").arg(worker);
+        return std::nullopt;
+    }
+    spec.worker = worker.toStdString();
+    return spec;
 }
 
 RunDialog::RunDialog(const QString& project, const Model& model, const Strategy& strategy, QWidget* parent)
@@ -187,28 +227,11 @@ std::optional<RunRequest> RunDialog::request()
     const std::optional<Strategy> s = remeshStrategy(m_strategy, n, &m_why);
     if (!s)
         return std::nullopt;
-    RunRequest r;
-    const QString launcher = m_launcher->currentData().toString();
-    r.launch.kind = launcher == "ssh" ? LauncherKind::Ssh : launcher == "slurm" ? LauncherKind::Slurm : LauncherKind::Local;
-    if (r.launch.kind != LauncherKind::Local) {
-        const QString file = m_hosts->text().trimmed();
-        if (file.isEmpty()) {
-            m_why = tr("The %1 launcher needs a hostfile.").arg(launcher);
-            return std::nullopt;
-        }
-        auto text = readTextFile(file.toStdString());
-        auto hosts = text ? parseHostfile(*text, file.toStdString()) : Result<std::vector<HostEntry>>(text.error());
-        if (!hosts) {
-            m_why = QString::fromStdString(hosts.error().str());
-            return std::nullopt;
-        }
-        r.launch.hosts = *hosts;
-    }
-    r.launch.worker = workerPath().toStdString();
-    if (!QFileInfo(workerPath()).isExecutable()) {
-        m_why = tr("The worker %1 cannot be run: set PARTITA_WORKER to partita-worker's path.").arg(workerPath());
+    auto launch = launchOf(m_launcher->currentData().toString(), m_hosts->text().trimmed(), &m_why);
+    if (!launch)
         return std::nullopt;
-    }
+    RunRequest r;
+    r.launch = std::move(*launch);
     r.launch.backend = m_backend->currentData().toString().toStdString();
     r.launch.steps = m_steps->value();
     r.launch.warmup = m_warmup->value();
@@ -225,25 +248,6 @@ std::optional<RunRequest> RunDialog::request()
     return r;
 }
 
-// The session's events, brought to this dialog's thread.
-RunEvents RunDialog::events()
-{
-    auto show = [this](QString text) {
-        QMetaObject::invokeMethod(this, [this, text] { m_log->appendPlainText(text); }, Qt::QueuedConnection);
-    };
-    RunEvents ev;
-    ev.on_stage = [show](RunStage s) {
-        switch (s) {
-        case RunStage::Predicting: show(tr("Predicting (this machine is measured first when the project has no figures for it)…")); break;
-        case RunStage::Launching: show(tr("Prediction stored; starting the ranks…")); break;
-        case RunStage::Comparing: show(tr("The ranks ended; comparing with the prediction…")); break;
-        }
-    };
-    ev.on_note = [show](const std::string& n) { show(QString::fromStdString(n)); };
-    ev.on_line = [show](std::string_view line, bool) { show(QString::fromUtf8(line.data(), qsizetype(line.size()))); };
-    return ev;
-}
-
 bool RunDialog::start()
 {
     if (running())
@@ -257,7 +261,15 @@ bool RunDialog::start()
     m_failure.clear();
     m_measured = m_predicted = 0;
     m_ok = false;
-    m_session = std::make_unique<RunSession>(std::move(*r), events(), [this] {
+    auto stageText = [](RunStage s) {
+        switch (s) {
+        case RunStage::Predicting: return tr("Predicting (this machine is measured first when the project has no figures for it)…");
+        case RunStage::Launching: return tr("Prediction stored; starting the ranks…");
+        case RunStage::Comparing: return tr("The ranks ended; comparing with the prediction…");
+        }
+        return QString();
+    };
+    m_session = std::make_unique<RunSession>(std::move(*r), queuedLogEvents(this, m_log, stageText), [this] {
         QMetaObject::invokeMethod(this, [this] { finished(); }, Qt::QueuedConnection);
     });
     m_session->start();

@@ -13,6 +13,7 @@
 
 #include <QDialog>
 
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -34,6 +35,17 @@ std::optional<Strategy> remeshStrategy(const Strategy& s, int ranks, QString* wh
 // What went wrong in a run that did not succeed, in a dialog's words: why
 // it could not start, or the failed rank, host and cause.
 QString runFailure(const Result<RunOutcome>& r);
+QString launchFailure(const LaunchResult& l);
+
+// A session's events (called on its thread) appended to `log` on the
+// owner's thread: each stage as `stageText` says it, the notes and the
+// ranks' lines.
+RunEvents queuedLogEvents(QObject* owner, QPlainTextEdit* log, std::function<QString(RunStage)> stageText);
+
+// The launch the dialogs' launcher choice ("local", "ssh", "slurm") and
+// hostfile make, with the worker (RunDialog::workerPath) checked; nothing,
+// with `why`, when they cannot launch.
+std::optional<LaunchSpec> launchOf(const QString& launcher, const QString& hostfile, QString* why);
 
 class RunDialog : public QDialog
 {
@@ -73,7 +85,6 @@ private:
     void createForm();
     void finished();
     void updateMesh();
-    RunEvents events();
 
     QString m_project;
     Model m_model;

@@ -86,16 +86,16 @@ int runQuiet(std::vector<std::string> cmd, std::string* err = nullptr)
     int errPipe[2];
     if (pipe(errPipe) != 0)
         return -1;
+    std::vector<char*> argv; // made before the fork (runLaunch says why)
+    for (std::string& a : cmd)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
     const pid_t pid = fork();
     if (pid == 0) {
         const int devnull = ::open("/dev/null", 0);
         dup2(devnull, 0);
         dup2(errPipe[1], 2);
         close(errPipe[0]);
-        std::vector<char*> argv;
-        for (std::string& a : cmd)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
         execvp(argv[0], argv.data());
         _exit(127);
     }
@@ -428,6 +428,15 @@ LaunchResult runLaunch(const LaunchSpec& spec, const std::function<void(std::str
         r.message = r.cause;
         return r;
     }
+    // Everything the child needs is made before the fork: a process with
+    // other threads (the workbench's) may only make async-signal-safe calls
+    // between fork and exec.
+    std::vector<char*> argv;
+    for (std::string& a : *cmd)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const std::string cannotRun = std::string("cannot run ") + argv[0] + ": ";
+    const std::string cannotEnter = "cannot enter " + spec.working_dir + ": ";
     const auto t0 = std::chrono::steady_clock::now();
     const pid_t pid = fork();
     if (pid == 0) {
@@ -436,13 +445,14 @@ LaunchResult runLaunch(const LaunchSpec& spec, const std::function<void(std::str
         dup2(errPipe[1], 2);
         close(outPipe[0]);
         close(errPipe[0]);
-        std::vector<char*> argv;
-        for (std::string& a : *cmd)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        execvp(argv[0], argv.data());
-        const std::string msg = std::string("cannot run ") + argv[0] + ": " + std::strerror(errno) + "\n";
-        [[maybe_unused]] auto n = write(2, msg.data(), msg.size());
+        const bool entered = spec.working_dir.empty() || chdir(spec.working_dir.c_str()) == 0;
+        if (entered)
+            execvp(argv[0], argv.data());
+        const std::string& what = entered ? cannotRun : cannotEnter;
+        const char* why = std::strerror(errno);
+        [[maybe_unused]] auto n = write(2, what.data(), what.size());
+        n = write(2, why, std::strlen(why));
+        n = write(2, "\n", 1);
         _exit(127);
     }
     close(outPipe[1]);

@@ -51,6 +51,10 @@ struct LaunchSpec
     // first the program): partita-worker --exec-rank … for a user's command.
     std::vector<std::string> command;
     bool per_node = false; // `ranks` is the number of nodes: one process on each
+    // The folder the launcher starts in (and with it every rank on this
+    // machine; Open MPI starts remote ranks in the same path when it exists
+    // there); empty: this process's.
+    std::string working_dir;
 };
 
 // The command that starts every rank (argv, first the program). Checks the

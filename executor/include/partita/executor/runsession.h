@@ -22,15 +22,14 @@
 #include "partita/core/strategy.h"
 #include "partita/executor/launcher.h"
 #include "partita/executor/measuredrun.h"
+#include "partita/executor/session.h"
 #include "partita/profiler/tracestore.h"
 
 #include <atomic>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 namespace partita {
@@ -122,31 +121,17 @@ struct RunOutcome
 Result<RunOutcome> runStrategy(const RunRequest& r, const RunEvents& events = {},
                                const std::atomic<bool>* cancel = nullptr);
 
-// runStrategy on a thread of its own, for a caller that must not wait on it
-// (the workbench). The events and `done` are called on that thread.
-class RunSession
+// runStrategy on a thread of its own (session.h): the workbench's Run dialog.
+class RunSession : public Session<RunOutcome>
 {
 public:
-    RunSession(RunRequest request, RunEvents events, std::function<void()> done = {});
-    ~RunSession(); // cancels a run still going and waits for it
-    RunSession(const RunSession&) = delete;
-    RunSession& operator=(const RunSession&) = delete;
-
-    void start();
-    void cancel() { m_cancel = true; }
-    bool running() const { return m_running; }
-    void wait();
-    // After `done`: the outcome, or why nothing ran.
-    Result<RunOutcome> result() const;
-
-private:
-    RunRequest m_request;
-    RunEvents m_events;
-    std::function<void()> m_done;
-    std::atomic<bool> m_cancel{false}, m_running{false};
-    std::thread m_thread;
-    mutable std::mutex m_mutex;
-    std::optional<Result<RunOutcome>> m_result;
+    RunSession(RunRequest request, RunEvents events, std::function<void()> done = {})
+        : Session([request = std::move(request), events = std::move(events)](const std::atomic<bool>* cancel) {
+              return runStrategy(request, events, cancel);
+          },
+                  std::move(done))
+    {
+    }
 };
 
 } // namespace partita
