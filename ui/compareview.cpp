@@ -49,6 +49,27 @@ using namespace compare;
 
 CompareView::CompareView(QWidget* parent) : QWidget(parent)
 {
+    auto* bar = createRunBar();
+    createSummary();
+    auto* timelines = createTimelines();
+    auto* bottom = createBottom();
+
+    auto* split = new QSplitter(Qt::Vertical);
+    split->addWidget(timelines);
+    split->addWidget(bottom);
+    split->setSizes({420, 320});
+
+    auto* top = new QVBoxLayout(this);
+    top->addLayout(bar);
+    top->addWidget(m_summaryLabel);
+    top->addWidget(split, 1);
+    m_summaryLabel->setText(tr("Choose two runs: strategy A against B, or a prediction against its measurement."));
+    connect(&m_watcher, &QFutureWatcher<Prepared>::finished, this, &CompareView::prepared);
+}
+
+// The bar above: the runs A and B (either compares on a choice), Swap and Export.
+QHBoxLayout* CompareView::createRunBar()
+{
     m_boxA = new QComboBox;
     m_boxB = new QComboBox;
     for (QComboBox* b : {m_boxA, m_boxB}) {
@@ -82,13 +103,22 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent)
     bar->addWidget(m_boxB);
     bar->addStretch(1);
     bar->addWidget(exportButton);
+    return bar;
+}
 
+// The summary label, whose links frame the events behind its figures.
+void CompareView::createSummary()
+{
     m_summaryLabel = new QLabel;
     m_summaryLabel->setWordWrap(true);
     m_summaryLabel->setTextInteractionFlags(Qt::TextSelectableByMouse | Qt::LinksAccessibleByMouse);
     m_summaryLabel->setToolTip(tr("A link frames the events behind its figure on the timelines"));
     connect(m_summaryLabel, &QLabel::linkActivated, this, [this](const QString& link) { openLink(link); });
+}
 
+// The two timelines, kept in step, one above the other under their captions.
+QSplitter* CompareView::createTimelines()
+{
     m_timelineA = new TimelineView;
     m_timelineB = new TimelineView;
     for (TimelineView* t : {m_timelineA, m_timelineB}) {
@@ -107,7 +137,12 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent)
         bl->addWidget(side == 0 ? m_timelineA : m_timelineB, 1);
         timelines->addWidget(box);
     }
+    return timelines;
+}
 
+// The sortable per-layer delta and ops diff tables; a double-click frames a row's first event.
+void CompareView::createTables()
+{
     m_layers = new LayerDeltaModel(this);
     auto* lp = new QSortFilterProxyModel(this);
     lp->setSourceModel(m_layers);
@@ -137,6 +172,11 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent)
     });
     m_layerTable->sortByColumn(LayerDeltaModel::Layer, Qt::AscendingOrder);
     m_opsTable->sortByColumn(OpsDiffModel::Delta, Qt::DescendingOrder);
+}
+
+// The per-rank and kernel-category charts, one above the other.
+QWidget* CompareView::createCharts()
+{
     m_rankChart = new QChartView;
     m_classChart = new QChartView;
     m_rankChart->setToolTip(tr("Click a bar to frame that rank's events of its kind in the compared step"));
@@ -150,23 +190,20 @@ CompareView::CompareView(QWidget* parent) : QWidget(parent)
     cl->setContentsMargins(0, 0, 0, 0);
     cl->addWidget(m_rankChart);
     cl->addWidget(m_classChart);
+    return charts;
+}
+
+// The bottom row: the layer table, the ops table and the charts.
+QSplitter* CompareView::createBottom()
+{
+    createTables();
+    auto* charts = createCharts();
     auto* bottom = new QSplitter(Qt::Horizontal);
     bottom->addWidget(m_layerTable);
     bottom->addWidget(m_opsTable);
     bottom->addWidget(charts);
     bottom->setSizes({300, 420, 360});
-
-    auto* split = new QSplitter(Qt::Vertical);
-    split->addWidget(timelines);
-    split->addWidget(bottom);
-    split->setSizes({420, 320});
-
-    auto* top = new QVBoxLayout(this);
-    top->addLayout(bar);
-    top->addWidget(m_summaryLabel);
-    top->addWidget(split, 1);
-    m_summaryLabel->setText(tr("Choose two runs: strategy A against B, or a prediction against its measurement."));
-    connect(&m_watcher, &QFutureWatcher<Prepared>::finished, this, &CompareView::prepared);
+    return bottom;
 }
 
 CompareView::~CompareView()
@@ -303,26 +340,42 @@ void CompareView::prepared()
     const int64_t a = p.a, b = p.b;
     const RunInfo* ra = &p.ra;
     const RunInfo* rb = &p.rb;
-    const RunDiff* diff = &p.diff;
-    const RunAnalysis* aa = &p.aa;
-    const RunAnalysis* ab = &p.ab;
     m_a = a;
     m_b = b;
-    m_diff = *diff;
+    m_diff = p.diff;
     refreshRunLists();
-    m_layers->setRows(diff->layers, p.names);
-    m_ops->setRows(diff->ops);
+    showTables(p);
+    alignTimelines(p);
+    const QString text = summaryText(p);
+    keepMarks(p);
+    m_summary = text;
+    m_summaryLabel->setText(text);
+    m_captionA->setText(tr("<b>A</b> · run %1: %2").arg(a).arg(QString::fromStdString(ra->name).toHtmlEscaped()));
+    m_captionB->setText(tr("<b>B</b> · run %1: %2").arg(b).arg(QString::fromStdString(rb->name).toHtmlEscaped()));
+    drawCharts(p.aa, p.ab);
+    emit compared(true);
+}
+
+// Fills the layer and ops tables with the diff's rows.
+void CompareView::showTables(const Prepared& p)
+{
+    m_layers->setRows(p.diff.layers, p.names);
+    m_ops->setRows(p.diff.ops);
     m_layerTable->resizeColumnsToContents();
     m_opsTable->resizeColumnToContents(OpsDiffModel::Change);
+}
 
+// Shows the runs on the timelines, on one time scale from their origins.
+void CompareView::alignTimelines(const Prepared& p)
+{
     m_anchorA = p.anchorA;
     m_anchorB = p.anchorB;
-    m_timelineA->setRun(m_store, a);
-    m_timelineB->setRun(m_store, b);
+    m_timelineA->setRun(m_store, p.a);
+    m_timelineB->setRun(m_store, p.b);
     // One time scale for both: each axis spans as much before and after its
     // origin as the longer of the two runs, so their rulers read alike.
-    const int64_t pre = std::max({int64_t(0), m_anchorA - ra->start_ns, m_anchorB - rb->start_ns});
-    const int64_t post = std::max({int64_t(1), ra->end_ns - m_anchorA, rb->end_ns - m_anchorB});
+    const int64_t pre = std::max({int64_t(0), m_anchorA - p.ra.start_ns, m_anchorB - p.rb.start_ns});
+    const int64_t post = std::max({int64_t(1), p.ra.end_ns - m_anchorA, p.rb.end_ns - m_anchorB});
     m_syncing = true;
     m_timelineA->axis().setRange(m_anchorA - pre, m_anchorA + post);
     m_timelineB->axis().setRange(m_anchorB - pre, m_anchorB + post);
@@ -331,8 +384,17 @@ void CompareView::prepared()
     m_syncing = false;
     m_timelineA->viewport()->update();
     m_timelineB->viewport()->update();
+}
 
-    // Summary.
+// The summary: the runs, their mean step (else their spans), kernel shares,
+// the ranks and steps the ops diff compared, memory, stragglers and plan.
+QString CompareView::summaryText(const Prepared& p)
+{
+    const RunInfo* ra = &p.ra;
+    const RunInfo* rb = &p.rb;
+    const RunDiff* diff = &p.diff;
+    const RunAnalysis* aa = &p.aa;
+    const RunAnalysis* ab = &p.ab;
     int64_t stepA = 0, stepB = 0;
     int n = 0;
     for (const StepDelta& s : diff->steps)
@@ -371,17 +433,17 @@ void CompareView::prepared()
                     .arg(diff->iteration_b);
     text += memoryAndStragglers(p);
     text += notAsPlanned(p.ra, "A") + notAsPlanned(p.rb, "B");
+    return text;
+}
+
+// Keeps where the summary's memory and straggler links lead, for these runs.
+void CompareView::keepMarks(const Prepared& p)
+{
     m_pendingFrame.reset(); // asked of the runs compared before
     m_peak[0] = peakMark(p.ma, p.ra);
     m_peak[1] = peakMark(p.mb, p.rb);
     m_straggler[0] = stragglerMark(p.sa);
     m_straggler[1] = stragglerMark(p.sb);
-    m_summary = text;
-    m_summaryLabel->setText(text);
-    m_captionA->setText(tr("<b>A</b> · run %1: %2").arg(a).arg(QString::fromStdString(ra->name).toHtmlEscaped()));
-    m_captionB->setText(tr("<b>B</b> · run %1: %2").arg(b).arg(QString::fromStdString(rb->name).toHtmlEscaped()));
-    drawCharts(*aa, *ab);
-    emit compared(true);
 }
 
 // The summary's lines on memory (the most loaded accelerator's peak, else

@@ -19,7 +19,9 @@
 
 class QChartView;
 class QComboBox;
+class QHBoxLayout;
 class QLabel;
+class QSplitter;
 class QTableView;
 
 namespace partita {
@@ -200,7 +202,17 @@ private:
     static const RankBlame* topBlame(const std::optional<StragglerReport>& r);   // who made the others wait most; null if none
     static std::optional<Mark> peakMark(const MemoryReport& m, const RunInfo& run);
     static std::optional<Mark> stragglerMark(const std::optional<StragglerReport>& r);
+    QHBoxLayout* createRunBar();
+    void createSummary();
+    QSplitter* createTimelines();
+    void createTables();
+    QWidget* createCharts();
+    QSplitter* createBottom();
     void prepared();
+    void showTables(const Prepared& p);
+    void alignTimelines(const Prepared& p);
+    static QString summaryText(const Prepared& p);
+    void keepMarks(const Prepared& p);
     QFutureWatcher<Prepared> m_watcher;
     bool m_busy = false;
     void syncFrom(TimelineView* from);

@@ -63,6 +63,132 @@ QString seconds(double s)
 }
 QString gib(double b) { return QString::number(b / double(1 << 30), 'f', 2) + " GiB"; }
 
+// The prediction's throughput, MFU and peak memory, as the summary line says them.
+QString predictionSummary(const SimResult& r)
+{
+    return Designer::tr("%1 samples/s · %2 tokens/s · MFU %3 %<br>peak memory %4 of %5 per GPU")
+        .arg(QString::number(r.samples_per_s, 'f', 1))
+        .arg(QLocale().toString(qlonglong(r.tokens_per_s)))
+        .arg(QString::number(r.mfu * 100, 'f', 1))
+        .arg(gib(r.memory.peak), gib(r.memory.capacity));
+}
+
+// Out of memory, if so, and the simulator's notes, one a line.
+QString predictionStatus(const SimResult& r)
+{
+    QString status;
+    if (r.oom)
+        status = Designer::tr("<span style='color:#c62828'><b>Out of memory</b> on the stages in red.</span>");
+    for (const std::string& n : r.notes)
+        status += (status.isEmpty() ? "" : "<br>") + QString::fromStdString(n).toHtmlEscaped();
+    return status;
+}
+
+// The device's capacity as a dashed red line across the stages' bars, on its own hidden x axis.
+void addCapacityLine(QChart* chart, const SimResult& r, qsizetype stageCount, QValueAxis* values)
+{
+    auto* cap = new QLineSeries;
+    cap->setName(Designer::tr("capacity"));
+    cap->append(-0.5, r.memory.capacity / double(1 << 30));
+    cap->append(double(stageCount) - 0.5, r.memory.capacity / double(1 << 30));
+    QPen pen(QColor(0xc6, 0x28, 0x28));
+    pen.setStyle(Qt::DashLine);
+    pen.setWidth(2);
+    cap->setPen(pen);
+    chart->addSeries(cap);
+    auto* capX = new QValueAxis;
+    capX->setRange(-0.5, double(stageCount) - 0.5);
+    capX->setVisible(false);
+    chart->addAxis(capX, Qt::AlignTop);
+    cap->attachAxis(capX);
+    cap->attachAxis(values);
+}
+
+// Memory per pipeline stage, stacked, with the device's capacity; `small` gets the legend's (smaller) font.
+QChart* memoryChart(const SimResult& r, QFont& small)
+{
+    auto* chart = new QChart;
+    chart->setTitle(Designer::tr("Memory per GPU, by pipeline stage (GiB)"));
+    auto* weights = new QBarSet(Designer::tr("weights + optimizer"));
+    auto* acts = new QBarSet(Designer::tr("activations"));
+    weights->setColor(QColor(0x3b, 0x7d, 0xd8));
+    acts->setColor(QColor(0x8e, 0x6b, 0xc4));
+    weights->setSelectedColor(QColor(0xc6, 0x28, 0x28));
+    acts->setSelectedColor(QColor(0xe5, 0x73, 0x73));
+    QStringList stages;
+    double top = r.memory.capacity;
+    for (size_t i = 0; i < r.stage_memory.size(); ++i) {
+        const MemoryUse& m = r.stage_memory[i];
+        *weights << m.parameters_optimizer / double(1 << 30);
+        *acts << m.activations / double(1 << 30);
+        if (m.oom) {
+            weights->selectBar(int(i));
+            acts->selectBar(int(i));
+        }
+        stages << Designer::tr("stage %1").arg(i);
+        top = std::max(top, m.peak);
+    }
+    auto* bars = new QStackedBarSeries;
+    bars->append(weights);
+    bars->append(acts);
+    chart->addSeries(bars);
+    auto* cats = new QBarCategoryAxis;
+    cats->append(stages);
+    auto* values = new QValueAxis;
+    values->setRange(0, top * 1.1 / double(1 << 30));
+    values->applyNiceNumbers(); // round GiB ticks
+    values->setLabelFormat("%.0f");
+    chart->addAxis(cats, Qt::AlignBottom);
+    chart->addAxis(values, Qt::AlignLeft);
+    bars->attachAxis(cats);
+    bars->attachAxis(values);
+    addCapacityLine(chart, r, stages.size(), values);
+    chart->legend()->setAlignment(Qt::AlignBottom);
+    small = chart->legend()->font();
+    small.setPointSizeF(small.pointSizeF() * 0.85);
+    chart->legend()->setFont(small);
+    chart->setMargins(QMargins(4, 4, 4, 4));
+    return chart;
+}
+
+// Where the step goes, on the most loaded stage, in milliseconds; the legend in `small`.
+QChart* breakdownChart(const Breakdown& b, const QFont& small)
+{
+    auto* bd = new QChart;
+    bd->setTitle(Designer::tr("Step breakdown (ms)"));
+    auto* series = new QHorizontalStackedBarSeries;
+    auto add = [&](const QString& name, double s, QColor c) {
+        if (s <= 0)
+            return; // a legend entry for nothing only crowds the others out
+        const double ms = s * 1e3;
+        auto* set = new QBarSet(QString("%1 %2").arg(name, QString::number(ms, 'f', ms >= 10 ? 0 : 1)));
+        *set << s * 1e3;
+        set->setColor(c);
+        series->append(set);
+    };
+    add(Designer::tr("compute"), b.compute - b.tp_comm, QColor(0x3d, 0x9a, 0x50));
+    add(Designer::tr("TP comm"), b.tp_comm, QColor(0xe8, 0x8a, 0x2a));
+    add(Designer::tr("exposed comm"), b.exposed_comm, QColor(0xc6, 0x28, 0x28));
+    add(Designer::tr("bubble"), b.bubble, QColor(0x9a, 0xa0, 0xa6));
+    add(Designer::tr("optimizer"), b.optimizer, QColor(0x63, 0x3f, 0x9e));
+    add(Designer::tr("idle"), b.idle, QColor(0xd0, 0xd0, 0xd0));
+    bd->addSeries(series);
+    auto* bcat = new QBarCategoryAxis;
+    bcat->append(Designer::tr("step"));
+    auto* bval = new QValueAxis;
+    bval->setLabelFormat("%.0f");
+    bval->setTickCount(3);
+    bd->addAxis(bcat, Qt::AlignLeft);
+    bd->addAxis(bval, Qt::AlignBottom);
+    series->attachAxis(bcat);
+    series->attachAxis(bval);
+    bcat->setVisible(false);
+    bd->legend()->setAlignment(Qt::AlignRight);
+    bd->legend()->setFont(small);
+    bd->setMargins(QMargins(4, 4, 4, 4));
+    return bd;
+}
+
 } // namespace
 
 bool Designer::predicting() const { return m_debounce->isActive() || m_inFlight || m_rerun; }
@@ -131,111 +257,15 @@ void Designer::showPrediction()
     }
     const SimResult& r = *m_result;
     m_stepLabel->setText(tr("%1 per step").arg(seconds(r.step_time)));
-    m_summaryLabel->setText(tr("%1 samples/s · %2 tokens/s · MFU %3 %<br>peak memory %4 of %5 per GPU")
-                                .arg(QString::number(r.samples_per_s, 'f', 1))
-                                .arg(QLocale().toString(qlonglong(r.tokens_per_s)))
-                                .arg(QString::number(r.mfu * 100, 'f', 1))
-                                .arg(gib(r.memory.peak), gib(r.memory.capacity)));
-    QString status;
-    if (r.oom)
-        status = tr("<span style='color:#c62828'><b>Out of memory</b> on the stages in red.</span>");
-    for (const std::string& n : r.notes)
-        status += (status.isEmpty() ? "" : "<br>") + QString::fromStdString(n).toHtmlEscaped();
-    m_statusLabel->setText(status);
+    m_summaryLabel->setText(predictionSummary(r));
+    m_statusLabel->setText(predictionStatus(r));
 
-    // Memory per pipeline stage, stacked, with the device's capacity.
-    auto* chart = new QChart;
-    chart->setTitle(tr("Memory per GPU, by pipeline stage (GiB)"));
-    auto* weights = new QBarSet(tr("weights + optimizer"));
-    auto* acts = new QBarSet(tr("activations"));
-    weights->setColor(QColor(0x3b, 0x7d, 0xd8));
-    acts->setColor(QColor(0x8e, 0x6b, 0xc4));
-    weights->setSelectedColor(QColor(0xc6, 0x28, 0x28));
-    acts->setSelectedColor(QColor(0xe5, 0x73, 0x73));
-    QStringList stages;
-    double top = r.memory.capacity;
-    for (size_t i = 0; i < r.stage_memory.size(); ++i) {
-        const MemoryUse& m = r.stage_memory[i];
-        *weights << m.parameters_optimizer / double(1 << 30);
-        *acts << m.activations / double(1 << 30);
-        if (m.oom) {
-            weights->selectBar(int(i));
-            acts->selectBar(int(i));
-        }
-        stages << tr("stage %1").arg(i);
-        top = std::max(top, m.peak);
-    }
-    auto* bars = new QStackedBarSeries;
-    bars->append(weights);
-    bars->append(acts);
-    chart->addSeries(bars);
-    auto* cats = new QBarCategoryAxis;
-    cats->append(stages);
-    auto* values = new QValueAxis;
-    values->setRange(0, top * 1.1 / double(1 << 30));
-    values->applyNiceNumbers(); // round GiB ticks
-    values->setLabelFormat("%.0f");
-    chart->addAxis(cats, Qt::AlignBottom);
-    chart->addAxis(values, Qt::AlignLeft);
-    bars->attachAxis(cats);
-    bars->attachAxis(values);
-    auto* cap = new QLineSeries;
-    cap->setName(tr("capacity"));
-    cap->append(-0.5, r.memory.capacity / double(1 << 30));
-    cap->append(double(stages.size()) - 0.5, r.memory.capacity / double(1 << 30));
-    QPen pen(QColor(0xc6, 0x28, 0x28));
-    pen.setStyle(Qt::DashLine);
-    pen.setWidth(2);
-    cap->setPen(pen);
-    chart->addSeries(cap);
-    auto* capX = new QValueAxis;
-    capX->setRange(-0.5, double(stages.size()) - 0.5);
-    capX->setVisible(false);
-    chart->addAxis(capX, Qt::AlignTop);
-    cap->attachAxis(capX);
-    cap->attachAxis(values);
-    chart->legend()->setAlignment(Qt::AlignBottom);
-    QFont small = chart->legend()->font();
-    small.setPointSizeF(small.pointSizeF() * 0.85);
-    chart->legend()->setFont(small);
-    chart->setMargins(QMargins(4, 4, 4, 4));
+    QFont small;
+    auto* chart = memoryChart(r, small);
     m_memoryChart->setChart(chart);
     styleChart(chart, palette());
 
-    // Where the step goes, on the most loaded stage.
-    const Breakdown& b = r.breakdown;
-    auto* bd = new QChart;
-    bd->setTitle(tr("Step breakdown (ms)"));
-    auto* series = new QHorizontalStackedBarSeries;
-    auto add = [&](const QString& name, double s, QColor c) {
-        if (s <= 0)
-            return; // a legend entry for nothing only crowds the others out
-        const double ms = s * 1e3;
-        auto* set = new QBarSet(QString("%1 %2").arg(name, QString::number(ms, 'f', ms >= 10 ? 0 : 1)));
-        *set << s * 1e3;
-        set->setColor(c);
-        series->append(set);
-    };
-    add(tr("compute"), b.compute - b.tp_comm, QColor(0x3d, 0x9a, 0x50));
-    add(tr("TP comm"), b.tp_comm, QColor(0xe8, 0x8a, 0x2a));
-    add(tr("exposed comm"), b.exposed_comm, QColor(0xc6, 0x28, 0x28));
-    add(tr("bubble"), b.bubble, QColor(0x9a, 0xa0, 0xa6));
-    add(tr("optimizer"), b.optimizer, QColor(0x63, 0x3f, 0x9e));
-    add(tr("idle"), b.idle, QColor(0xd0, 0xd0, 0xd0));
-    bd->addSeries(series);
-    auto* bcat = new QBarCategoryAxis;
-    bcat->append(tr("step"));
-    auto* bval = new QValueAxis;
-    bval->setLabelFormat("%.0f");
-    bval->setTickCount(3);
-    bd->addAxis(bcat, Qt::AlignLeft);
-    bd->addAxis(bval, Qt::AlignBottom);
-    series->attachAxis(bcat);
-    series->attachAxis(bval);
-    bcat->setVisible(false);
-    bd->legend()->setAlignment(Qt::AlignRight);
-    bd->legend()->setFont(small);
-    bd->setMargins(QMargins(4, 4, 4, 4));
+    auto* bd = breakdownChart(r.breakdown, small);
     m_breakdownChart->setChart(bd);
     styleChart(bd, palette());
 }

@@ -43,6 +43,58 @@ AtomKind syncAtomOf(const LayerAssignment& a)
     return a.sync.algorithm == AllReduceAlgo::Hierarchical ? AtomKind::AllReduceHierarchical : AtomKind::AllReduce;
 }
 
+// Each vertex's predecessors: the vertices of its layers' inputs (a vertex is not its own).
+std::vector<std::set<int>> vertexPredecessors(const std::vector<Layer>& layers,
+                                              const std::map<std::string, int>& indexOf,
+                                              const std::vector<int>& vertexOfLayer, size_t vertexCount)
+{
+    std::vector<std::set<int>> preds(vertexCount);
+    for (size_t i = 0; i < layers.size(); ++i)
+        for (const std::string& in : layers[i].inputs) {
+            auto it = indexOf.find(in);
+            if (it == indexOf.end())
+                continue;
+            const int a = vertexOfLayer[size_t(it->second)], b = vertexOfLayer[i];
+            if (a != b)
+                preds[size_t(b)].insert(a);
+        }
+    return preds;
+}
+
+// Depth = longest path from the inputs.
+void assignDepths(std::vector<ModelGraphView::Vertex>& vertices, const std::vector<std::set<int>>& preds)
+{
+    // Vertices are in topological order except where a block's layers
+    // interleave with others; relax until stable (the DAG is small).
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t v = 0; v < vertices.size(); ++v)
+            for (int u : preds[v])
+                if (vertices[v].depth < vertices[size_t(u)].depth + 1 && vertices[size_t(u)].depth < int(vertices.size())) {
+                    vertices[v].depth = vertices[size_t(u)].depth + 1;
+                    changed = true;
+                }
+    }
+}
+
+// Places the vertices: one row per depth, each row centred under the widest.
+void layOutVertices(std::vector<ModelGraphView::Vertex>& vertices)
+{
+    std::map<int, int> columns;
+    for (ModelGraphView::Vertex& v : vertices)
+        v.column = columns[v.depth]++;
+    int widest = 1;
+    for (const auto& [d, n] : columns)
+        widest = std::max(widest, n);
+    for (ModelGraphView::Vertex& v : vertices) {
+        const int n = columns[v.depth];
+        const double rowWidth = n * kNodeW + (n - 1) * kGapX;
+        const double full = widest * kNodeW + (widest - 1) * kGapX;
+        const double x = (full - rowWidth) / 2 + v.column * (kNodeW + kGapX);
+        v.rect = QRectF(x, v.depth * (kNodeH + kGapY), kNodeW, kNodeH);
+    }
+}
+
 } // namespace
 
 ModelGraphView::ModelGraphView(QWidget* parent) : QGraphicsView(parent)
@@ -130,6 +182,23 @@ void ModelGraphView::rebuild()
         m_syncing = wasSyncing;
         return;
     }
+    const std::map<std::string, int> indexOf = buildVertices();
+    // Edges between vertices, and depth = longest path from the inputs.
+    const auto preds = vertexPredecessors(m_model->layers, indexOf, m_vertexOfLayer, m_vertices.size());
+    assignDepths(m_vertices, preds);
+    layOutVertices(m_vertices);
+    // Edges first, under the nodes.
+    drawEdges(preds);
+    const QColor text = palette().color(QPalette::Text);
+    for (size_t vi = 0; vi < m_vertices.size(); ++vi)
+        drawVertex(vi, text);
+    scene()->setSceneRect(scene()->itemsBoundingRect().adjusted(-20, -20, 20, 20));
+    m_syncing = wasSyncing;
+}
+
+// Fills m_vertices and m_vertexOfLayer; returns each layer's index by name.
+std::map<std::string, int> ModelGraphView::buildVertices()
+{
     const auto& layers = m_model->layers;
     // Vertices: a collapsed block is one, in the order its first layer comes.
     std::map<std::string, int> blockVertex;
@@ -155,42 +224,12 @@ void ModelGraphView::rebuild()
             m_vertices.push_back(v);
         }
     }
-    // Edges between vertices, and depth = longest path from the inputs.
-    std::vector<std::set<int>> preds(m_vertices.size());
-    for (size_t i = 0; i < layers.size(); ++i)
-        for (const std::string& in : layers[i].inputs) {
-            auto it = indexOf.find(in);
-            if (it == indexOf.end())
-                continue;
-            const int a = m_vertexOfLayer[size_t(it->second)], b = m_vertexOfLayer[i];
-            if (a != b)
-                preds[size_t(b)].insert(a);
-        }
-    // Vertices are in topological order except where a block's layers
-    // interleave with others; relax until stable (the DAG is small).
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (size_t v = 0; v < m_vertices.size(); ++v)
-            for (int u : preds[v])
-                if (m_vertices[v].depth < m_vertices[size_t(u)].depth + 1 && m_vertices[size_t(u)].depth < int(m_vertices.size())) {
-                    m_vertices[v].depth = m_vertices[size_t(u)].depth + 1;
-                    changed = true;
-                }
-    }
-    std::map<int, int> columns;
-    for (Vertex& v : m_vertices)
-        v.column = columns[v.depth]++;
-    int widest = 1;
-    for (const auto& [d, n] : columns)
-        widest = std::max(widest, n);
-    for (Vertex& v : m_vertices) {
-        const int n = columns[v.depth];
-        const double rowWidth = n * kNodeW + (n - 1) * kGapX;
-        const double full = widest * kNodeW + (widest - 1) * kGapX;
-        const double x = (full - rowWidth) / 2 + v.column * (kNodeW + kGapX);
-        v.rect = QRectF(x, v.depth * (kNodeH + kGapY), kNodeW, kNodeH);
-    }
-    // Edges first, under the nodes.
+    return indexOf;
+}
+
+// Draws an edge from each predecessor's bottom to the vertex's top, under the nodes.
+void ModelGraphView::drawEdges(const std::vector<std::set<int>>& preds)
+{
     const QPen edgePen(palette().color(QPalette::Mid), 1.2);
     for (size_t v = 0; v < m_vertices.size(); ++v)
         for (int u : preds[v]) {
@@ -202,41 +241,42 @@ void ModelGraphView::rebuild()
             e->setZValue(-1);
             ++m_edges;
         }
-    const QColor text = palette().color(QPalette::Text);
-    for (size_t vi = 0; vi < m_vertices.size(); ++vi) {
-        const Vertex& v = m_vertices[vi];
-        auto* box = scene()->addRect(v.rect, QPen(fillOf(v).darker(150), v.block.empty() ? 1 : 2.5), fillOf(v));
-        box->setFlag(QGraphicsItem::ItemIsSelectable);
-        box->setData(kVertexKey, int(vi));
-        QString title, tip;
-        if (!v.block.empty()) {
-            title = tr("%1  ▸ %2 layers").arg(QString::fromStdString(v.block)).arg(v.layers.size());
-            tip = tr("Block %1: %2 layers (double-click to expand)").arg(QString::fromStdString(v.block)).arg(v.layers.size());
-        } else {
-            const Layer& l = layers[size_t(v.layers.front())];
-            title = shortName(l);
-            tip = QString("%1 (%2)").arg(QString::fromStdString(l.name), QString::fromStdString(std::string(layerKindName(l.kind))));
-            if (!l.block.empty())
-                tip += tr("\nin block %1 (double-click to collapse)").arg(QString::fromStdString(l.block));
-        }
-        box->setToolTip(tip + "\n" + badgesOf(v));
-        auto* label = new QGraphicsSimpleTextItem(title, box);
-        label->setBrush(text);
-        QFont f = font();
-        f.setBold(!v.block.empty());
-        label->setFont(f);
-        const QFontMetricsF fm(f);
-        label->setText(fm.elidedText(title, Qt::ElideMiddle, kNodeW - 10));
-        label->setPos(v.rect.left() + 5, v.rect.top() + 2);
-        auto* badges = new QGraphicsSimpleTextItem(badgesOf(v), box);
-        QFont small = font();
-        small.setPointSizeF(small.pointSizeF() * 0.8);
-        badges->setFont(small);
-        badges->setBrush(text);
-        badges->setPos(v.rect.left() + 5, v.rect.top() + kNodeH / 2 + 1);
+}
+
+// Draws vertex `vi` as a selectable box with its title, tooltip and badges.
+void ModelGraphView::drawVertex(size_t vi, const QColor& text)
+{
+    const auto& layers = m_model->layers;
+    const Vertex& v = m_vertices[vi];
+    auto* box = scene()->addRect(v.rect, QPen(fillOf(v).darker(150), v.block.empty() ? 1 : 2.5), fillOf(v));
+    box->setFlag(QGraphicsItem::ItemIsSelectable);
+    box->setData(kVertexKey, int(vi));
+    QString title, tip;
+    if (!v.block.empty()) {
+        title = tr("%1  ▸ %2 layers").arg(QString::fromStdString(v.block)).arg(v.layers.size());
+        tip = tr("Block %1: %2 layers (double-click to expand)").arg(QString::fromStdString(v.block)).arg(v.layers.size());
+    } else {
+        const Layer& l = layers[size_t(v.layers.front())];
+        title = shortName(l);
+        tip = QString("%1 (%2)").arg(QString::fromStdString(l.name), QString::fromStdString(std::string(layerKindName(l.kind))));
+        if (!l.block.empty())
+            tip += tr("\nin block %1 (double-click to collapse)").arg(QString::fromStdString(l.block));
     }
-    scene()->setSceneRect(scene()->itemsBoundingRect().adjusted(-20, -20, 20, 20));
-    m_syncing = wasSyncing;
+    box->setToolTip(tip + "\n" + badgesOf(v));
+    auto* label = new QGraphicsSimpleTextItem(title, box);
+    label->setBrush(text);
+    QFont f = font();
+    f.setBold(!v.block.empty());
+    label->setFont(f);
+    const QFontMetricsF fm(f);
+    label->setText(fm.elidedText(title, Qt::ElideMiddle, kNodeW - 10));
+    label->setPos(v.rect.left() + 5, v.rect.top() + 2);
+    auto* badges = new QGraphicsSimpleTextItem(badgesOf(v), box);
+    QFont small = font();
+    small.setPointSizeF(small.pointSizeF() * 0.8);
+    badges->setFont(small);
+    badges->setBrush(text);
+    badges->setPos(v.rect.left() + 5, v.rect.top() + kNodeH / 2 + 1);
 }
 
 QColor ModelGraphView::fillOf(const Vertex& v) const

@@ -13,6 +13,7 @@
 #include <QGraphicsView>
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -71,6 +72,9 @@ protected:
 
 private:
     void rebuild();
+    std::map<std::string, int> buildVertices();
+    void drawEdges(const std::vector<std::set<int>>& preds);
+    void drawVertex(size_t vi, const QColor& text);
     int vertexAt(const QPoint& viewPos) const;
     QColor fillOf(const Vertex& v) const;
     QString badgesOf(const Vertex& v) const;

@@ -95,6 +95,25 @@ SearchDialog::SearchDialog(const Model& model, const Cluster& cluster, const Str
       m_current(current), m_cancel(std::make_shared<std::atomic<bool>>(false))
 {
     setWindowTitle(tr("Auto-Search"));
+    auto* form = createSettings(current);
+    createProgress();
+    createTable();
+    auto* buttons = createButtons();
+
+    auto* top = new QVBoxLayout(this);
+    top->addLayout(form);
+    top->addWidget(m_progress);
+    top->addWidget(m_status);
+    top->addWidget(m_chart, 2);
+    top->addWidget(m_table, 2);
+    top->addLayout(buttons);
+    resize(760, 720);
+    connect(&m_watcher, &QFutureWatcher<Result<SearchResult>>::finished, this, &SearchDialog::done);
+}
+
+// The search's settings: objective, budget, global batch and precision (from `current`), threads, what it may change.
+QFormLayout* SearchDialog::createSettings(const Strategy& current)
+{
     m_objective = new QComboBox;
     m_objective->addItem(tr("Shortest step at this global batch"));
     m_objective->addItem(tr("Most samples/s (global batch may grow 4×)"));
@@ -127,7 +146,12 @@ SearchDialog::SearchDialog(const Model& model, const Cluster& cluster, const Str
     form->addRow(m_powersgd);
     form->addRow(m_fp16Compression);
     form->addRow(m_fp8);
+    return form;
+}
 
+// The progress bar, the status line and the best-so-far chart.
+void SearchDialog::createProgress()
+{
     m_progress = new QProgressBar;
     m_progress->setRange(0, 1000);
     m_status = new QLabel(tr("Presets are tried first; the search never returns worse than the best of them."));
@@ -150,7 +174,11 @@ SearchDialog::SearchDialog(const Model& model, const Cluster& cluster, const Str
     styleChart(chart, palette());
     m_chart->setRenderHint(QPainter::Antialiasing);
     m_chart->setMinimumHeight(200);
+}
 
+// The table of the top candidates.
+void SearchDialog::createTable()
+{
     m_candidates = new CandidatesModel(this);
     m_table = new QTableView;
     m_table->setModel(m_candidates);
@@ -158,7 +186,11 @@ SearchDialog::SearchDialog(const Model& model, const Cluster& cluster, const Str
     m_table->setSelectionMode(QAbstractItemView::SingleSelection);
     m_table->verticalHeader()->hide();
     m_table->horizontalHeader()->setStretchLastSection(true);
+}
 
+// Start, Stop, Apply Selected (or a double-click on a candidate) and Close.
+QHBoxLayout* SearchDialog::createButtons()
+{
     m_start = new QPushButton(tr("Start"));
     m_start->setDefault(true);
     m_stop = new QPushButton(tr("Stop"));
@@ -185,16 +217,7 @@ SearchDialog::SearchDialog(const Model& model, const Cluster& cluster, const Str
     buttons->addWidget(m_stop);
     buttons->addWidget(m_apply);
     buttons->addWidget(close);
-
-    auto* top = new QVBoxLayout(this);
-    top->addLayout(form);
-    top->addWidget(m_progress);
-    top->addWidget(m_status);
-    top->addWidget(m_chart, 2);
-    top->addWidget(m_table, 2);
-    top->addLayout(buttons);
-    resize(760, 720);
-    connect(&m_watcher, &QFutureWatcher<Result<SearchResult>>::finished, this, &SearchDialog::done);
+    return buttons;
 }
 
 SearchDialog::~SearchDialog()

@@ -18,6 +18,8 @@
 class QChartView;
 class QCheckBox;
 class QComboBox;
+class QFormLayout;
+class QHBoxLayout;
 class QLabel;
 class QLineSeries;
 class QProgressBar;
@@ -81,6 +83,10 @@ protected:
     void changeEvent(QEvent* e) override;
 
 private:
+    QFormLayout* createSettings(const Strategy& current);
+    void createProgress();
+    void createTable();
+    QHBoxLayout* createButtons();
     void done();
     void onProgress(const SearchProgress& p);
 

@@ -194,6 +194,95 @@ int runTraceExport(const TraceCliOptions& o)
     return 0;
 }
 
+namespace {
+
+// One rank's figures as JSON: its temporal and idle breakdowns, overlap, device events and step times.
+json rankStatsJson(const RankAnalysis& r)
+{
+    json j{{"rank", r.rank},
+           {"temporal_breakdown", temporalJson(r.temporal)},
+           {"comm_comp_overlap_pct", r.comm_comp_overlap_pct ? json(*r.comm_comp_overlap_pct) : json(nullptr)},
+           {"idle_breakdown_s",
+            {{"host_wait", double(r.idle.host_wait_ns) * 1e-9},
+             {"kernel_wait", double(r.idle.kernel_wait_ns) * 1e-9},
+             {"other", double(r.idle.other_ns) * 1e-9}}},
+           {"device_events", r.device_events}};
+    json steps = json::array();
+    for (int64_t s : r.step_ns)
+        steps.push_back(double(s) * 1e-9);
+    j["step_s"] = steps;
+    return j;
+}
+
+// Prints the run's analysis as JSON (--json): ranks, kernel classes, kernels, layers, stragglers, totals.
+void printStatsJson(const RunAnalysis& a)
+{
+    json ranks = json::array();
+    for (const auto& r : a.ranks)
+        ranks.push_back(rankStatsJson(r));
+    json kernels = json::array();
+    for (const auto& k : a.kernels)
+        kernels.push_back({{"name", k.name},
+                           {"class", std::string(kernelClassName(k.cls))},
+                           {"count", k.count},
+                           {"total_s", double(k.total_ns) * 1e-9},
+                           {"min_s", double(k.min_ns) * 1e-9},
+                           {"max_s", double(k.max_ns) * 1e-9}});
+    json classes = json::object();
+    for (const auto& [c, ns] : a.class_ns)
+        classes[std::string(kernelClassName(c))] = double(ns) * 1e-9;
+    json layers = json::array();
+    for (const auto& l : a.layers)
+        layers.push_back({{"layer", l.layer},
+                          {"compute_s", double(l.compute_ns) * 1e-9},
+                          {"comm_s", double(l.comm_ns) * 1e-9},
+                          {"memory_s", double(l.memory_ns) * 1e-9},
+                          {"events", l.count}});
+    json stragglers = json::array();
+    for (const auto& s : a.stragglers)
+        stragglers.push_back({{"rank", s.rank}, {"excess_pct", s.excess_pct}, {"metric", s.what}});
+    json j{{"run_id", a.run},
+           {"ranks", ranks},
+           {"kernel_classes_s", classes},
+           {"kernels", kernels},
+           {"layers", layers},
+           {"stragglers", stragglers},
+           {"dropped_last_step", a.dropped_last_step},
+           {"notes", a.notes}};
+    j["temporal_breakdown"] = temporalJson(a.total);
+    j["comm_comp_overlap_pct"] = a.comm_comp_overlap_pct ? json(*a.comm_comp_overlap_pct) : json(nullptr);
+    std::cout << j.dump(2) << "\n";
+}
+
+// Prints the run's analysis as text: a row per rank, the top kernels, stragglers, notes and how to dig further.
+void printStatsText(const RunAnalysis& a)
+{
+    std::cout << "Run " << a.run << (a.dropped_last_step ? " (last profiler step left out, as HTA does)" : "") << "\n\n";
+    std::cout << "rank   span        idle      compute   non-compute  comm/comp overlap\n";
+    for (const auto& r : a.ranks)
+        std::cout << std::setw(4) << r.rank << "   " << std::setw(10) << formatSeconds(double(r.temporal.span_ns) * 1e-9)
+                  << "  " << std::setw(8) << pct(r.temporal.idle_pct) << "  " << std::setw(8) << pct(r.temporal.compute_pct)
+                  << "  " << std::setw(10) << pct(r.temporal.non_compute_pct) << "   "
+                  << (r.comm_comp_overlap_pct ? pct(*r.comm_comp_overlap_pct) : std::string("- (no communication)")) << "\n";
+    if (!a.kernels.empty()) {
+        std::cout << "\nTop kernels (all ranks):\n";
+        for (size_t i = 0; i < std::min<size_t>(10, a.kernels.size()); ++i) {
+            const auto& k = a.kernels[i];
+            std::cout << "  " << std::setw(10) << formatSeconds(double(k.total_ns) * 1e-9) << "  " << std::setw(7) << k.count
+                      << "x  " << std::setw(13) << std::left << kernelClassName(k.cls) << std::right << " "
+                      << shortName(k.name) << "\n";
+        }
+    }
+    for (const auto& s : a.stragglers)
+        std::cout << "\nStraggler: rank " << s.rank << ", " << s.what << " " << pct(s.excess_pct) << " over the median\n";
+    for (const auto& n : a.notes)
+        std::cout << "\nnote: " << n << "\n";
+    std::cout << "\nThe events behind a row: partita-cli trace events --run " << a.run
+              << " --device --name NAME (a kernel) | --class CLASS | --rank R [--step K]\n";
+}
+
+} // namespace
+
 int runTraceStats(const TraceCliOptions& o)
 {
     if (o.runs.size() != 1)
@@ -208,78 +297,10 @@ int runTraceStats(const TraceCliOptions& o)
     if (!a)
         return fail(a.error());
     if (o.json) {
-        json ranks = json::array();
-        for (const auto& r : a->ranks) {
-            json j{{"rank", r.rank},
-                   {"temporal_breakdown", temporalJson(r.temporal)},
-                   {"comm_comp_overlap_pct", r.comm_comp_overlap_pct ? json(*r.comm_comp_overlap_pct) : json(nullptr)},
-                   {"idle_breakdown_s",
-                    {{"host_wait", double(r.idle.host_wait_ns) * 1e-9},
-                     {"kernel_wait", double(r.idle.kernel_wait_ns) * 1e-9},
-                     {"other", double(r.idle.other_ns) * 1e-9}}},
-                   {"device_events", r.device_events}};
-            json steps = json::array();
-            for (int64_t s : r.step_ns)
-                steps.push_back(double(s) * 1e-9);
-            j["step_s"] = steps;
-            ranks.push_back(j);
-        }
-        json kernels = json::array();
-        for (const auto& k : a->kernels)
-            kernels.push_back({{"name", k.name},
-                               {"class", std::string(kernelClassName(k.cls))},
-                               {"count", k.count},
-                               {"total_s", double(k.total_ns) * 1e-9},
-                               {"min_s", double(k.min_ns) * 1e-9},
-                               {"max_s", double(k.max_ns) * 1e-9}});
-        json classes = json::object();
-        for (const auto& [c, ns] : a->class_ns)
-            classes[std::string(kernelClassName(c))] = double(ns) * 1e-9;
-        json layers = json::array();
-        for (const auto& l : a->layers)
-            layers.push_back({{"layer", l.layer},
-                              {"compute_s", double(l.compute_ns) * 1e-9},
-                              {"comm_s", double(l.comm_ns) * 1e-9},
-                              {"memory_s", double(l.memory_ns) * 1e-9},
-                              {"events", l.count}});
-        json stragglers = json::array();
-        for (const auto& s : a->stragglers)
-            stragglers.push_back({{"rank", s.rank}, {"excess_pct", s.excess_pct}, {"metric", s.what}});
-        json j{{"run_id", a->run},
-               {"ranks", ranks},
-               {"kernel_classes_s", classes},
-               {"kernels", kernels},
-               {"layers", layers},
-               {"stragglers", stragglers},
-               {"dropped_last_step", a->dropped_last_step},
-               {"notes", a->notes}};
-        j["temporal_breakdown"] = temporalJson(a->total);
-        j["comm_comp_overlap_pct"] = a->comm_comp_overlap_pct ? json(*a->comm_comp_overlap_pct) : json(nullptr);
-        std::cout << j.dump(2) << "\n";
+        printStatsJson(*a);
         return 0;
     }
-    std::cout << "Run " << a->run << (a->dropped_last_step ? " (last profiler step left out, as HTA does)" : "") << "\n\n";
-    std::cout << "rank   span        idle      compute   non-compute  comm/comp overlap\n";
-    for (const auto& r : a->ranks)
-        std::cout << std::setw(4) << r.rank << "   " << std::setw(10) << formatSeconds(double(r.temporal.span_ns) * 1e-9)
-                  << "  " << std::setw(8) << pct(r.temporal.idle_pct) << "  " << std::setw(8) << pct(r.temporal.compute_pct)
-                  << "  " << std::setw(10) << pct(r.temporal.non_compute_pct) << "   "
-                  << (r.comm_comp_overlap_pct ? pct(*r.comm_comp_overlap_pct) : std::string("- (no communication)")) << "\n";
-    if (!a->kernels.empty()) {
-        std::cout << "\nTop kernels (all ranks):\n";
-        for (size_t i = 0; i < std::min<size_t>(10, a->kernels.size()); ++i) {
-            const auto& k = a->kernels[i];
-            std::cout << "  " << std::setw(10) << formatSeconds(double(k.total_ns) * 1e-9) << "  " << std::setw(7) << k.count
-                      << "x  " << std::setw(13) << std::left << kernelClassName(k.cls) << std::right << " "
-                      << shortName(k.name) << "\n";
-        }
-    }
-    for (const auto& s : a->stragglers)
-        std::cout << "\nStraggler: rank " << s.rank << ", " << s.what << " " << pct(s.excess_pct) << " over the median\n";
-    for (const auto& n : a->notes)
-        std::cout << "\nnote: " << n << "\n";
-    std::cout << "\nThe events behind a row: partita-cli trace events --run " << a->run
-              << " --device --name NAME (a kernel) | --class CLASS | --rank R [--step K]\n";
+    printStatsText(*a);
     return 0;
 }
 

@@ -337,7 +337,16 @@ void buildGpt2(const json& j, Model& m)
 }
 
 // ---- Llama, Mistral, Mixtral, Nemotron ---------------------------------------
-void buildLlama(const json& j, Model& m, bool moe)
+// A Llama-family config's sizes and switches, the family's defaults filled in.
+struct LlamaShape
+{
+    bool moe = false, nemotron = false;
+    int64_t V = 0, h = 0, L = 0, a = 0, kv = 0, ffn = 0, P = 0, d = 0, E = 0, K = 0;
+    bool tied = false, attnBias = false, mlpBias = false, attnDrop = false;
+};
+
+// Reads a Llama-family config, noting in the model each default it assumes.
+LlamaShape readLlamaShape(const json& j, Model& m, bool moe)
 {
     // MistralConfig and MixtralConfig share their defaults; LlamaConfig's are
     // LLaMA-7B's. Nemotron (NemotronConfig; Nemotron-4, Parmar et al. 2024)
@@ -376,97 +385,151 @@ void buildLlama(const json& j, Model& m, bool moe)
             throw detail::FieldError("/num_experts_per_tok", "num_experts_per_tok (" + at(K) +
                                                                  ") exceeds num_local_experts (" + at(E) + ")");
     }
-    m.dims = {h, L, a, kv, ffn, V, E, K};
-    m.seq_len = P;
+    return {.moe = moe, .nemotron = nemotron, .V = V, .h = h, .L = L, .a = a, .kv = kv, .ffn = ffn, .P = P, .d = d,
+            .E = E, .K = K, .tied = tied, .attnBias = attnBias, .mlpBias = mlpBias, .attnDrop = attnDrop};
+}
 
-    Builder b(m, m.param_dtype);
-    auto withBias = [&](std::vector<TensorSpec> ws, bool bias) {
-        if (bias) {
-            const size_t n = ws.size();
-            for (size_t i = 0; i < n; ++i) {
-                std::string name = ws[i].name;
-                name.replace(name.size() - 6, 6, "bias"); // ".weight" -> ".bias"
-                ws.push_back(b.w(name, {ws[i].shape[0]}));
-            }
-        }
-        return ws;
-    };
-    b.embedding("embed_tokens", {b.w("embed_tokens.weight", {V, h})}, V, h, false);
-    std::string prev = "embed_tokens";
-    auto normParams = [&](const std::string& n) {
-        std::vector<TensorSpec> ps{b.w(n + ".weight", {h})};
-        if (nemotron)
-            ps.push_back(b.w(n + ".bias", {h}));
-        return ps;
-    };
-    for (int64_t i = 0; i < L; ++i) {
-        const std::string blk = "layers." + at(i), p = blk + ".";
-        b.norm(p + "input_layernorm", blk, {prev}, normParams(p + "input_layernorm"), h);
-        b.linear(p + "attention.qkv", blk, {p + "input_layernorm"},
-                 withBias({b.w(p + "self_attn.q_proj.weight", {a * d, h}), b.w(p + "self_attn.k_proj.weight", {kv * d, h}),
-                           b.w(p + "self_attn.v_proj.weight", {kv * d, h})},
-                          attnBias),
-                 h, (a + 2 * kv) * d, false)
-            .dims.heads = a;
-        b.attention(p + "attention.core", blk, {p + "attention.qkv"}, a, kv, d, attnDrop).dims.causal = 1;
-        b.linear(p + "attention.out", blk, {p + "attention.core"},
-                 withBias({b.w(p + "self_attn.o_proj.weight", {h, a * d})}, attnBias), a * d, h, false)
-            .inputs.push_back(prev);
-        b.norm(p + "post_attention_layernorm", blk, {p + "attention.out"}, normParams(p + "post_attention_layernorm"), h);
-        const std::string ln2 = p + "post_attention_layernorm";
-        if (nemotron) {
-            b.linear(p + "mlp.up", blk, {ln2}, withBias({b.w(p + "mlp.up_proj.weight", {ffn, h})}, mlpBias), h, ffn,
-                     false);
-            b.activation(p + "mlp.act", blk, {p + "mlp.up"}, ffn, ffn, false); // relu(x)^2
-            b.linear(p + "mlp.down", blk, {p + "mlp.act"}, withBias({b.w(p + "mlp.down_proj.weight", {h, ffn})}, mlpBias),
-                     ffn, h, false)
-                .inputs.push_back(p + "attention.out");
-            prev = p + "mlp.down";
-        } else if (!moe) {
-            b.linear(p + "mlp.gate_up", blk, {ln2},
-                     withBias({b.w(p + "mlp.gate_proj.weight", {ffn, h}), b.w(p + "mlp.up_proj.weight", {ffn, h})},
-                              mlpBias),
-                     h, 2 * ffn, false);
-            b.activation(p + "mlp.act", blk, {p + "mlp.gate_up"}, 2 * ffn, ffn, false); // SiLU(gate) * up
-            b.linear(p + "mlp.down", blk, {p + "mlp.act"}, withBias({b.w(p + "mlp.down_proj.weight", {h, ffn})}, mlpBias),
-                     ffn, h, false)
-                .inputs.push_back(p + "attention.out");
-            prev = p + "mlp.down";
-        } else {
-            Layer& router = b.linear(p + "moe.router", blk, {ln2}, {b.w(p + "block_sparse_moe.gate.weight", {E, h})}, h,
-                                     E, false, LayerKind::MoERouter);
-            router.dims.experts = E;
-            router.dims.top_k = K;
-            Layer ex;
-            ex.name = p + "moe.experts";
-            ex.kind = LayerKind::MoEExperts;
-            ex.block = blk;
-            ex.inputs = {ln2, p + "moe.router", p + "attention.out"};
-            for (int64_t e = 0; e < E; ++e) {
-                const std::string ep = p + "block_sparse_moe.experts." + at(e) + ".";
-                ex.params.push_back(b.w(ep + "w1.weight", {ffn, h}));
-                ex.params.push_back(b.w(ep + "w2.weight", {h, ffn}));
-                ex.params.push_back(b.w(ep + "w3.weight", {ffn, h}));
-            }
-            ex.dims = {h, h, 0, 0, 0, E, K, 0};
-            // Each token runs through K experts of three h x ffn matmuls (w1, w3, w2).
-            ex.cost.flops_per_token = K * 3 * 2 * h * ffn;
-            ex.cost.saved_elems_per_token = K * (h + 2 * ffn + ffn);
-            ex.cost.output_elems_per_token = h;
-            ex.cost.io_elems_per_token = K * (2 * h + 3 * ffn);
-            b.add(std::move(ex));
-            prev = p + "moe.experts";
+// The weights `ws`, followed where `bias` is set by a bias of each one's output size.
+std::vector<TensorSpec> withBias(const Builder& b, std::vector<TensorSpec> ws, bool bias)
+{
+    if (bias) {
+        const size_t n = ws.size();
+        for (size_t i = 0; i < n; ++i) {
+            std::string name = ws[i].name;
+            name.replace(name.size() - 6, 6, "bias"); // ".weight" -> ".bias"
+            ws.push_back(b.w(name, {ws[i].shape[0]}));
         }
     }
-    b.norm("norm", {}, {prev}, normParams("norm"), h);
-    if (tied)
-        b.head("lm_head", "norm", h, V, "embed_tokens", {});
+    return ws;
+}
+
+// A norm's parameters: its weight, and Nemotron's LayerNorm's bias.
+std::vector<TensorSpec> llamaNormParams(const Builder& b, const LlamaShape& s, const std::string& n)
+{
+    std::vector<TensorSpec> ps{b.w(n + ".weight", {s.h})};
+    if (s.nemotron)
+        ps.push_back(b.w(n + ".bias", {s.h}));
+    return ps;
+}
+
+// A block's attention half after `prev`: input norm, qkv, attention, output projection, then the second norm.
+void llamaAttention(Builder& b, const LlamaShape& s, const std::string& blk, const std::string& p,
+                    const std::string& prev)
+{
+    const int64_t h = s.h, a = s.a, kv = s.kv, d = s.d;
+    b.norm(p + "input_layernorm", blk, {prev}, llamaNormParams(b, s, p + "input_layernorm"), h);
+    b.linear(p + "attention.qkv", blk, {p + "input_layernorm"},
+             withBias(b,
+                      {b.w(p + "self_attn.q_proj.weight", {a * d, h}), b.w(p + "self_attn.k_proj.weight", {kv * d, h}),
+                       b.w(p + "self_attn.v_proj.weight", {kv * d, h})},
+                      s.attnBias),
+             h, (a + 2 * kv) * d, false)
+        .dims.heads = a;
+    b.attention(p + "attention.core", blk, {p + "attention.qkv"}, a, kv, d, s.attnDrop).dims.causal = 1;
+    b.linear(p + "attention.out", blk, {p + "attention.core"},
+             withBias(b, {b.w(p + "self_attn.o_proj.weight", {h, a * d})}, s.attnBias), a * d, h, false)
+        .inputs.push_back(prev);
+    b.norm(p + "post_attention_layernorm", blk, {p + "attention.out"},
+           llamaNormParams(b, s, p + "post_attention_layernorm"), h);
+}
+
+// Nemotron's squared-ReLU MLP of two matmuls after `ln2`; returns its last layer's name.
+std::string nemotronMlp(Builder& b, const LlamaShape& s, const std::string& blk, const std::string& p,
+                        const std::string& ln2)
+{
+    const int64_t h = s.h, ffn = s.ffn;
+    b.linear(p + "mlp.up", blk, {ln2}, withBias(b, {b.w(p + "mlp.up_proj.weight", {ffn, h})}, s.mlpBias), h, ffn,
+             false);
+    b.activation(p + "mlp.act", blk, {p + "mlp.up"}, ffn, ffn, false); // relu(x)^2
+    b.linear(p + "mlp.down", blk, {p + "mlp.act"}, withBias(b, {b.w(p + "mlp.down_proj.weight", {h, ffn})}, s.mlpBias),
+             ffn, h, false)
+        .inputs.push_back(p + "attention.out");
+    return p + "mlp.down";
+}
+
+// Llama's and Mistral's SwiGLU MLP of three matmuls after `ln2`; returns its last layer's name.
+std::string swigluMlp(Builder& b, const LlamaShape& s, const std::string& blk, const std::string& p,
+                      const std::string& ln2)
+{
+    const int64_t h = s.h, ffn = s.ffn;
+    b.linear(p + "mlp.gate_up", blk, {ln2},
+             withBias(b, {b.w(p + "mlp.gate_proj.weight", {ffn, h}), b.w(p + "mlp.up_proj.weight", {ffn, h})},
+                      s.mlpBias),
+             h, 2 * ffn, false);
+    b.activation(p + "mlp.act", blk, {p + "mlp.gate_up"}, 2 * ffn, ffn, false); // SiLU(gate) * up
+    b.linear(p + "mlp.down", blk, {p + "mlp.act"}, withBias(b, {b.w(p + "mlp.down_proj.weight", {h, ffn})}, s.mlpBias),
+             ffn, h, false)
+        .inputs.push_back(p + "attention.out");
+    return p + "mlp.down";
+}
+
+// Mixtral's router and experts after `ln2`; returns the experts' layer's name.
+std::string mixtralMoe(Builder& b, const LlamaShape& s, const std::string& blk, const std::string& p,
+                       const std::string& ln2)
+{
+    const int64_t h = s.h, ffn = s.ffn, E = s.E, K = s.K;
+    Layer& router = b.linear(p + "moe.router", blk, {ln2}, {b.w(p + "block_sparse_moe.gate.weight", {E, h})}, h, E,
+                             false, LayerKind::MoERouter);
+    router.dims.experts = E;
+    router.dims.top_k = K;
+    Layer ex;
+    ex.name = p + "moe.experts";
+    ex.kind = LayerKind::MoEExperts;
+    ex.block = blk;
+    ex.inputs = {ln2, p + "moe.router", p + "attention.out"};
+    for (int64_t e = 0; e < E; ++e) {
+        const std::string ep = p + "block_sparse_moe.experts." + at(e) + ".";
+        ex.params.push_back(b.w(ep + "w1.weight", {ffn, h}));
+        ex.params.push_back(b.w(ep + "w2.weight", {h, ffn}));
+        ex.params.push_back(b.w(ep + "w3.weight", {ffn, h}));
+    }
+    ex.dims = {h, h, 0, 0, 0, E, K, 0};
+    // Each token runs through K experts of three h x ffn matmuls (w1, w3, w2).
+    ex.cost.flops_per_token = K * 3 * 2 * h * ffn;
+    ex.cost.saved_elems_per_token = K * (h + 2 * ffn + ffn);
+    ex.cost.output_elems_per_token = h;
+    ex.cost.io_elems_per_token = K * (2 * h + 3 * ffn);
+    b.add(std::move(ex));
+    return p + "moe.experts";
+}
+
+void buildLlama(const json& j, Model& m, bool moe)
+{
+    const LlamaShape s = readLlamaShape(j, m, moe);
+    m.dims = {s.h, s.L, s.a, s.kv, s.ffn, s.V, s.E, s.K};
+    m.seq_len = s.P;
+
+    Builder b(m, m.param_dtype);
+    b.embedding("embed_tokens", {b.w("embed_tokens.weight", {s.V, s.h})}, s.V, s.h, false);
+    std::string prev = "embed_tokens";
+    for (int64_t i = 0; i < s.L; ++i) {
+        const std::string blk = "layers." + at(i), p = blk + ".";
+        llamaAttention(b, s, blk, p, prev);
+        const std::string ln2 = p + "post_attention_layernorm";
+        if (s.nemotron)
+            prev = nemotronMlp(b, s, blk, p, ln2);
+        else if (!s.moe)
+            prev = swigluMlp(b, s, blk, p, ln2);
+        else
+            prev = mixtralMoe(b, s, blk, p, ln2);
+    }
+    b.norm("norm", {}, {prev}, llamaNormParams(b, s, "norm"), s.h);
+    if (s.tied)
+        b.head("lm_head", "norm", s.h, s.V, "embed_tokens", {});
     else
-        b.head("lm_head", "norm", h, V, {}, {b.w("lm_head.weight", {V, h})});
+        b.head("lm_head", "norm", s.h, s.V, {}, {b.w("lm_head.weight", {s.V, s.h})});
 }
 
 // ---- T5 (encoder-decoder) ---------------------------------------------------
-void buildT5(const json& j, Model& m)
+// A T5 config's sizes and switches, T5Config's defaults filled in.
+struct T5Shape
+{
+    int64_t V = 0, h = 0, dkv = 0, H = 0, ffn = 0, Le = 0, Ld = 0, buckets = 0, inner = 0, seq = 0;
+    bool gated = false, tied = false, drop = false;
+};
+
+// Reads a T5 config, refusing a feed-forward it does not model.
+T5Shape readT5Shape(const json& j, Model& m)
 {
     const std::string cls = "T5Config";
     const int64_t V = sizeOr(j, "vocab_size", 1, kMaxVocab, 32128, cls, m);
@@ -484,83 +547,108 @@ void buildT5(const json& j, Model& m)
     const bool tied = detail::getBoolOr(j, "tie_word_embeddings", "", true);
     const bool drop = dropout(j, "dropout_rate", 0.1, "T5Config", m);
     const int64_t inner = H * dkv;
-    m.dims = {h, Le + Ld, H, H, ffn, V, 0, 0};
-    m.seq_len = detail::getIntOr(j, "n_positions", "", 1, kMaxSeq, 512);
+    const int64_t seq = detail::getIntOr(j, "n_positions", "", 1, kMaxSeq, 512);
+    return {.V = V, .h = h, .dkv = dkv, .H = H, .ffn = ffn, .Le = Le, .Ld = Ld, .buckets = buckets, .inner = inner,
+            .seq = seq, .gated = gated, .tied = tied, .drop = drop};
+}
+
+// A block's self-attention after `input` (causal in the decoder stack); returns its output layer's name.
+std::string t5SelfAttention(Builder& b, const T5Shape& s, const std::string& stack, const std::string& blk,
+                            const std::string& p, int64_t i, const std::string& input)
+{
+    const int64_t h = s.h, inner = s.inner, H = s.H;
+    b.norm(p + "self_attention.norm", blk, {input}, {b.w(p + "layer.0.layer_norm.weight", {h})}, h);
+    b.linear(p + "self_attention.qkv", blk, {p + "self_attention.norm"},
+             {b.w(p + "layer.0.SelfAttention.q.weight", {inner, h}),
+              b.w(p + "layer.0.SelfAttention.k.weight", {inner, h}),
+              b.w(p + "layer.0.SelfAttention.v.weight", {inner, h})},
+             h, 3 * inner, false)
+        .dims.heads = H;
+    std::vector<TensorSpec> rel;
+    if (i == 0) // relative position bias lives in the first block of each stack
+        rel.push_back(b.w(p + "layer.0.SelfAttention.relative_attention_bias.weight", {s.buckets, H}));
+    b.attention(p + "self_attention.core", blk, {p + "self_attention.qkv"}, H, H, s.dkv, s.drop, std::move(rel))
+        .dims.causal = stack == "decoder" ? 1 : 0;
+    b.linear(p + "self_attention.out", blk, {p + "self_attention.core"},
+             {b.w(p + "layer.0.SelfAttention.o.weight", {h, inner})}, inner, h, s.drop)
+        .inputs.push_back(input);
+    return p + "self_attention.out";
+}
+
+// A decoder block's cross-attention after `prev`: queries from the decoder, keys and values from the
+// encoder output `encOut`; returns its output layer's name.
+std::string t5CrossAttention(Builder& b, const T5Shape& s, const std::string& blk, const std::string& p,
+                             const std::string& prev, const std::string& encOut)
+{
+    const int64_t h = s.h, inner = s.inner, H = s.H;
+    const std::string cp = p + "layer.1.EncDecAttention.";
+    b.norm(p + "cross_attention.norm", blk, {prev}, {b.w(p + "layer.1.layer_norm.weight", {h})}, h);
+    b.linear(p + "cross_attention.q", blk, {p + "cross_attention.norm"}, {b.w(cp + "q.weight", {inner, h})}, h, inner,
+             false)
+        .dims.heads = H;
+    b.linear(p + "cross_attention.kv", blk, {encOut},
+             {b.w(cp + "k.weight", {inner, h}), b.w(cp + "v.weight", {inner, h})}, h, 2 * inner, false)
+        .dims.heads = H;
+    b.attention(p + "cross_attention.core", blk, {p + "cross_attention.q", p + "cross_attention.kv"}, H, H, s.dkv,
+                s.drop);
+    b.linear(p + "cross_attention.out", blk, {p + "cross_attention.core"}, {b.w(cp + "o.weight", {h, inner})}, inner,
+             h, s.drop)
+        .inputs.push_back(prev);
+    return p + "cross_attention.out";
+}
+
+// A block's feed-forward (sub-layer `sub`) after `input`, gated or not; returns its output layer's name.
+std::string t5FeedForward(Builder& b, const T5Shape& s, const std::string& blk, const std::string& p, int sub,
+                          const std::string& input)
+{
+    const int64_t h = s.h, ffn = s.ffn;
+    const std::string lp = p + "layer." + at(sub) + ".";
+    b.norm(p + "mlp.norm", blk, {input}, {b.w(lp + "layer_norm.weight", {h})}, h);
+    if (s.gated) {
+        b.linear(p + "mlp.wi", blk, {p + "mlp.norm"},
+                 {b.w(lp + "DenseReluDense.wi_0.weight", {ffn, h}), b.w(lp + "DenseReluDense.wi_1.weight", {ffn, h})},
+                 h, 2 * ffn, false);
+        b.activation(p + "mlp.act", blk, {p + "mlp.wi"}, 2 * ffn, ffn, s.drop);
+    } else {
+        b.linear(p + "mlp.wi", blk, {p + "mlp.norm"}, {b.w(lp + "DenseReluDense.wi.weight", {ffn, h})}, h, ffn, false);
+        b.activation(p + "mlp.act", blk, {p + "mlp.wi"}, ffn, ffn, s.drop);
+    }
+    b.linear(p + "mlp.wo", blk, {p + "mlp.act"}, {b.w(lp + "DenseReluDense.wo.weight", {h, ffn})}, ffn, h, s.drop)
+        .inputs.push_back(input);
+    return p + "mlp.wo";
+}
+
+void buildT5(const json& j, Model& m)
+{
+    const T5Shape s = readT5Shape(j, m);
+    const int64_t h = s.h;
+    m.dims = {h, s.Le + s.Ld, s.H, s.H, s.ffn, s.V, 0, 0};
+    m.seq_len = s.seq;
 
     Builder b(m, m.param_dtype);
-    b.embedding("shared", {b.w("shared.weight", {V, h})}, V, h, drop);
-
-    auto selfAttention = [&](const std::string& stack, const std::string& blk, const std::string& p, int64_t i,
-                             const std::string& input) {
-        b.norm(p + "self_attention.norm", blk, {input}, {b.w(p + "layer.0.layer_norm.weight", {h})}, h);
-        b.linear(p + "self_attention.qkv", blk, {p + "self_attention.norm"},
-                 {b.w(p + "layer.0.SelfAttention.q.weight", {inner, h}),
-                  b.w(p + "layer.0.SelfAttention.k.weight", {inner, h}),
-                  b.w(p + "layer.0.SelfAttention.v.weight", {inner, h})},
-                 h, 3 * inner, false)
-            .dims.heads = H;
-        std::vector<TensorSpec> rel;
-        if (i == 0) // relative position bias lives in the first block of each stack
-            rel.push_back(b.w(p + "layer.0.SelfAttention.relative_attention_bias.weight", {buckets, H}));
-        b.attention(p + "self_attention.core", blk, {p + "self_attention.qkv"}, H, H, dkv, drop, std::move(rel))
-            .dims.causal = stack == "decoder" ? 1 : 0;
-        b.linear(p + "self_attention.out", blk, {p + "self_attention.core"},
-                 {b.w(p + "layer.0.SelfAttention.o.weight", {h, inner})}, inner, h, drop)
-            .inputs.push_back(input);
-        return p + "self_attention.out";
-    };
-    auto feedForward = [&](const std::string& blk, const std::string& p, int sub, const std::string& input) {
-        const std::string lp = p + "layer." + at(sub) + ".";
-        b.norm(p + "mlp.norm", blk, {input}, {b.w(lp + "layer_norm.weight", {h})}, h);
-        if (gated) {
-            b.linear(p + "mlp.wi", blk, {p + "mlp.norm"},
-                     {b.w(lp + "DenseReluDense.wi_0.weight", {ffn, h}), b.w(lp + "DenseReluDense.wi_1.weight", {ffn, h})},
-                     h, 2 * ffn, false);
-            b.activation(p + "mlp.act", blk, {p + "mlp.wi"}, 2 * ffn, ffn, drop);
-        } else {
-            b.linear(p + "mlp.wi", blk, {p + "mlp.norm"}, {b.w(lp + "DenseReluDense.wi.weight", {ffn, h})}, h, ffn,
-                     false);
-            b.activation(p + "mlp.act", blk, {p + "mlp.wi"}, ffn, ffn, drop);
-        }
-        b.linear(p + "mlp.wo", blk, {p + "mlp.act"}, {b.w(lp + "DenseReluDense.wo.weight", {h, ffn})}, ffn, h, drop)
-            .inputs.push_back(input);
-        return p + "mlp.wo";
-    };
+    b.embedding("shared", {b.w("shared.weight", {s.V, h})}, s.V, h, s.drop);
 
     std::string prev = "shared";
-    for (int64_t i = 0; i < Le; ++i) {
+    for (int64_t i = 0; i < s.Le; ++i) {
         const std::string blk = "encoder.block." + at(i), p = blk + ".";
-        prev = selfAttention("encoder", blk, p, i, prev);
-        prev = feedForward(blk, p, 1, prev);
+        prev = t5SelfAttention(b, s, "encoder", blk, p, i, prev);
+        prev = t5FeedForward(b, s, blk, p, 1, prev);
     }
-    b.norm("encoder.final_layer_norm", {}, {prev}, {b.w("encoder.final_layer_norm.weight", {h})}, h, drop);
+    b.norm("encoder.final_layer_norm", {}, {prev}, {b.w("encoder.final_layer_norm.weight", {h})}, h, s.drop);
     const std::string encOut = "encoder.final_layer_norm";
 
     prev = "shared";
-    for (int64_t i = 0; i < Ld; ++i) {
+    for (int64_t i = 0; i < s.Ld; ++i) {
         const std::string blk = "decoder.block." + at(i), p = blk + ".";
-        prev = selfAttention("decoder", blk, p, i, prev);
-        // Cross-attention: queries from the decoder, keys and values from the encoder output.
-        const std::string cp = p + "layer.1.EncDecAttention.";
-        b.norm(p + "cross_attention.norm", blk, {prev}, {b.w(p + "layer.1.layer_norm.weight", {h})}, h);
-        b.linear(p + "cross_attention.q", blk, {p + "cross_attention.norm"}, {b.w(cp + "q.weight", {inner, h})}, h,
-                 inner, false)
-            .dims.heads = H;
-        b.linear(p + "cross_attention.kv", blk, {encOut}, {b.w(cp + "k.weight", {inner, h}), b.w(cp + "v.weight", {inner, h})},
-                 h, 2 * inner, false)
-            .dims.heads = H;
-        b.attention(p + "cross_attention.core", blk, {p + "cross_attention.q", p + "cross_attention.kv"}, H, H, dkv,
-                    drop);
-        b.linear(p + "cross_attention.out", blk, {p + "cross_attention.core"}, {b.w(cp + "o.weight", {h, inner})},
-                 inner, h, drop)
-            .inputs.push_back(prev);
-        prev = feedForward(blk, p, 2, p + "cross_attention.out");
+        prev = t5SelfAttention(b, s, "decoder", blk, p, i, prev);
+        prev = t5CrossAttention(b, s, blk, p, prev, encOut);
+        prev = t5FeedForward(b, s, blk, p, 2, prev);
     }
-    b.norm("decoder.final_layer_norm", {}, {prev}, {b.w("decoder.final_layer_norm.weight", {h})}, h, drop);
-    if (tied)
-        b.head("lm_head", "decoder.final_layer_norm", h, V, "shared", {});
+    b.norm("decoder.final_layer_norm", {}, {prev}, {b.w("decoder.final_layer_norm.weight", {h})}, h, s.drop);
+    if (s.tied)
+        b.head("lm_head", "decoder.final_layer_norm", h, s.V, "shared", {});
     else
-        b.head("lm_head", "decoder.final_layer_norm", h, V, {}, {b.w("lm_head.weight", {V, h})});
+        b.head("lm_head", "decoder.final_layer_norm", h, s.V, {}, {b.w("lm_head.weight", {s.V, h})});
 }
 
 } // namespace

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <map>
+#include <optional>
 #include <sstream>
 
 namespace partita {
@@ -131,7 +132,10 @@ Result<HorovodExport> exportHorovod(const Model& m, const Cluster& c, const Stra
     return out;
 }
 
-Result<HorovodImport> importHorovod(const std::string& text, const std::string& file)
+namespace {
+
+// The flags of the horovodrun lines (-np and -H as their long names), up to the training script's own.
+std::map<std::string, std::string> horovodrunFlags(const std::string& text)
 {
     const std::vector<std::string> words = detail::shellWords(text);
     std::map<std::string, std::string> flags;
@@ -161,23 +165,30 @@ Result<HorovodImport> importHorovod(const std::string& text, const std::string& 
             key = "--hosts";
         flags[key] = value;
     }
-    if (!flags.count("--num-proc"))
-        return Error{file, "horovodrun", "no horovodrun line with --num-proc (-np)"};
-    auto integer = [&](const char* k, int64_t lo) -> Result<int64_t> {
-        const std::string& v = flags[k];
-        if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
-            return Error{file, k,
-                         v.find('$') != std::string::npos ? "value '" + v + "' is a shell variable: set it before importing"
-                                                          : "expected a whole number, found '" + v + "'"};
-        const int64_t n = std::stoll(v.substr(0, 12));
-        if (n < lo)
-            return Error{file, k, "must be at least " + std::to_string(lo)};
-        return n;
-    };
-    HorovodImport out;
+    return flags;
+}
+
+// The flag's whole-number value, at least `lo`.
+Result<int64_t> flagInteger(std::map<std::string, std::string>& flags, const std::string& file, const char* k,
+                            int64_t lo)
+{
+    const std::string& v = flags[k];
+    if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
+        return Error{file, k,
+                     v.find('$') != std::string::npos ? "value '" + v + "' is a shell variable: set it before importing"
+                                                      : "expected a whole number, found '" + v + "'"};
+    const int64_t n = std::stoll(v.substr(0, 12));
+    if (n < lo)
+        return Error{file, k, "must be at least " + std::to_string(lo)};
+    return n;
+}
+
+// Reads the number of workers, checking it against the slots of --hosts.
+std::optional<Error> readWorkers(std::map<std::string, std::string>& flags, const std::string& file,
+                                 HorovodImport& out)
+{
     Strategy& s = out.strategy;
-    s.name = "Horovod (" + file + ")";
-    auto np = integer("--num-proc", 1);
+    auto np = flagInteger(flags, file, "--num-proc", 1);
     if (!np)
         return np.error();
     if (*np > (1 << 24))
@@ -195,16 +206,12 @@ Result<HorovodImport> importHorovod(const std::string& text, const std::string& 
             return Error{file, "--hosts", "its " + std::to_string(slots) + " slots are fewer than the " +
                                               std::to_string(s.dp) + " workers of --num-proc"};
     }
-    if (flags.count("--fusion-threshold-mb")) {
-        auto mb = integer("--fusion-threshold-mb", 0);
-        if (!mb)
-            return mb.error();
-        s.bucket_bytes = std::max<int64_t>(1, *mb) * kMiB;
-    }
-    if (flags.count("--hierarchical-allreduce"))
-        s.sync.algorithm = AllReduceAlgo::Hierarchical;
-    s.sync.compression = text.find("hvd.Compression.fp16") != std::string::npos ? Compression::FP16 : Compression::None;
-    s.sync.sparse = text.find("sparse_as_dense=True") == std::string::npos;
+    return std::nullopt;
+}
+
+// Reads the batch from the comment Partita writes; without it, one sample per worker (noted).
+void readBatchComment(const std::string& text, Strategy& s, std::vector<std::string>& notes)
+{
     s.micro_batch = 1;
     s.global_batch = s.dp;
     if (auto at = text.find("# batch: micro-batch "); at != std::string::npos) {
@@ -216,8 +223,13 @@ Result<HorovodImport> importHorovod(const std::string& text, const std::string& 
             s.global_batch = global;
         }
     } else {
-        out.notes.push_back("the batch lives in the training script: one sample per worker assumed");
+        notes.push_back("the batch lives in the training script: one sample per worker assumed");
     }
+}
+
+// Reads the precision from the training-script comment Partita writes, and recomputation from anywhere in the text.
+void readTrainingScriptComment(const std::string& text, Strategy& s)
+{
     for (const auto& [p, name] : {std::pair{Precision::FP16, "precision fp16"}, std::pair{Precision::BF16, "precision bf16"},
                                   std::pair{Precision::FP32, "precision fp32"}, std::pair{Precision::FP8, "precision fp8"}})
         if (text.find(std::string("# The training script: ") + name) != std::string::npos)
@@ -225,6 +237,32 @@ Result<HorovodImport> importHorovod(const std::string& text, const std::string& 
     for (const auto& [r, name] : {std::pair{Recompute::Full, "recompute full"}, std::pair{Recompute::Selective, "recompute selective"}})
         if (text.find(name) != std::string::npos)
             s.recompute = r;
+}
+
+} // namespace
+
+Result<HorovodImport> importHorovod(const std::string& text, const std::string& file)
+{
+    std::map<std::string, std::string> flags = horovodrunFlags(text);
+    if (!flags.count("--num-proc"))
+        return Error{file, "horovodrun", "no horovodrun line with --num-proc (-np)"};
+    HorovodImport out;
+    Strategy& s = out.strategy;
+    s.name = "Horovod (" + file + ")";
+    if (auto e = readWorkers(flags, file, out))
+        return *e;
+    if (flags.count("--fusion-threshold-mb")) {
+        auto mb = flagInteger(flags, file, "--fusion-threshold-mb", 0);
+        if (!mb)
+            return mb.error();
+        s.bucket_bytes = std::max<int64_t>(1, *mb) * kMiB;
+    }
+    if (flags.count("--hierarchical-allreduce"))
+        s.sync.algorithm = AllReduceAlgo::Hierarchical;
+    s.sync.compression = text.find("hvd.Compression.fp16") != std::string::npos ? Compression::FP16 : Compression::None;
+    s.sync.sparse = text.find("sparse_as_dense=True") == std::string::npos;
+    readBatchComment(text, s, out.notes);
+    readTrainingScriptComment(text, s);
     return out;
 }
 

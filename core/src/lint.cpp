@@ -10,6 +10,7 @@
 #include "jsonread.h"
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -24,18 +25,24 @@ std::string str(int64_t v)
     return std::to_string(v);
 }
 
-} // namespace
-
-std::vector<LintFinding> lintMegatron(const std::string& text, int world)
+// One Megatron-LM command line's flags, and the findings about them so far.
+struct MegatronLint
 {
-    std::vector<LintFinding> out;
-    const MegatronFlags parsed = megatronFlags(text);
-    const auto& flags = parsed.flags;
-    auto add = [&](Kind k, const std::string& where, const std::string& msg, const std::string& fix) {
+    const std::map<std::string, std::string>& flags;
+    std::vector<LintFinding>& out;
+
+    // Records a finding.
+    void add(Kind k, const std::string& where, const std::string& msg, const std::string& fix)
+    {
         out.push_back({k, where, msg, fix});
-    };
-    auto has = [&](const char* k) { return flags.count(k) > 0; };
-    auto integer = [&](const char* k, int64_t fallback) -> std::optional<int64_t> {
+    }
+
+    // Whether the command line gives the flag at all.
+    bool has(const char* k) const { return flags.count(k) > 0; }
+
+    // The flag's whole-number value (the fallback where it is not given); nullopt, with a finding, where malformed.
+    std::optional<int64_t> integer(const char* k, int64_t fallback)
+    {
         auto it = flags.find(k);
         if (it == flags.end())
             return fallback;
@@ -46,7 +53,19 @@ std::vector<LintFinding> lintMegatron(const std::string& text, int world)
             return std::nullopt;
         }
         return std::stoll(v);
-    };
+    }
+};
+
+// The sizes the rules check, each as given or its default.
+struct MegatronSizes
+{
+    int64_t L, h, a, groups, seq, tp, pp, cp, ep, mb, gb, vp, experts, first, last;
+};
+
+// Reads the sizes, noting each malformed and each missing one; nullopt where any is malformed.
+std::optional<MegatronSizes> readMegatronSizes(MegatronLint& lint)
+{
+    auto integer = [&](const char* k, int64_t fallback) { return lint.integer(k, fallback); };
     const auto L = integer("--num-layers", 0), h = integer("--hidden-size", 0), a = integer("--num-attention-heads", 0),
                groups = integer("--num-query-groups", 0), seq = integer("--seq-length", 0),
                tp = integer("--tensor-model-parallel-size", 1), pp = integer("--pipeline-model-parallel-size", 1),
@@ -56,74 +75,113 @@ std::vector<LintFinding> lintMegatron(const std::string& text, int world)
                first = integer("--decoder-first-pipeline-num-layers", 0),
                last = integer("--decoder-last-pipeline-num-layers", 0);
     for (const char* k : {"--num-layers", "--hidden-size", "--num-attention-heads", "--seq-length"})
-        if (!has(k))
-            add(Kind::Refused, k, "missing", "give the model's " + std::string(k + 2));
+        if (!lint.has(k))
+            lint.add(Kind::Refused, k, "missing", "give the model's " + std::string(k + 2));
     if (!L || !h || !a || !groups || !seq || !tp || !pp || !cp || !ep || !mb || !gb || !vp || !experts || !first || !last)
+        return std::nullopt;
+    return MegatronSizes{*L, *h, *a, *groups, *seq, *tp, *pp, *cp, *ep, *mb, *gb, *vp, *experts, *first, *last};
+}
+
+// Checks that heads, query groups, hidden size, layers and sequence split as the parallel degrees ask.
+void checkModelSplit(MegatronLint& lint, const MegatronSizes& s)
+{
+    if (s.a && s.a % s.tp)
+        lint.add(Kind::Refused, "--tensor-model-parallel-size",
+                 str(s.tp) + " does not divide --num-attention-heads " + str(s.a),
+                 "a tensor-parallel size that divides the heads");
+    if (lint.has("--group-query-attention") && s.groups && s.groups % s.tp)
+        lint.add(Kind::Refused, "--num-query-groups",
+                 str(s.groups) + " query groups are not divisible by tensor-parallel size " + str(s.tp),
+                 "a tensor-parallel size that divides the query groups");
+    if (s.h && s.a && s.h % s.a && !lint.has("--kv-channels"))
+        lint.add(Kind::Refused, "--hidden-size", str(s.h) + " is not divisible by --num-attention-heads " + str(s.a),
+                 "give --kv-channels or matching sizes");
+    const bool uneven = s.first > 0 || s.last > 0;
+    if (s.L && !uneven && s.L % s.pp)
+        lint.add(Kind::Refused, "--num-layers", str(s.L) + " layers do not divide over " + str(s.pp) + " pipeline stages",
+                 "a pipeline size that divides the layers, or --decoder-first/last-pipeline-num-layers");
+    if (s.vp > 0) {
+        if (s.pp < 2)
+            lint.add(Kind::Refused, "--num-layers-per-virtual-pipeline-stage", "virtual stages need pipeline parallelism",
+                     "drop it, or use --pipeline-model-parallel-size 2 or more");
+        else if (s.L && (s.L / s.pp) % s.vp)
+            lint.add(Kind::Refused, "--num-layers-per-virtual-pipeline-stage",
+                     str(s.vp) + " does not divide the " + str(s.L / s.pp) + " layers of a pipeline stage",
+                     "a divisor of " + str(s.L / s.pp));
+    }
+    if (s.cp > 1 && s.seq && s.seq % (2 * s.cp))
+        lint.add(Kind::Refused, "--seq-length",
+                 str(s.seq) + " is not divisible by 2 x --context-parallel-size = " + str(2 * s.cp),
+                 "a sequence length that is a multiple of " + str(2 * s.cp));
+}
+
+// Checks the switches that need another flag, or do nothing without one.
+void checkSwitches(MegatronLint& lint, const MegatronSizes& s)
+{
+    if (lint.has("--sequence-parallel") && s.tp == 1)
+        lint.add(Kind::Unnoticed, "--sequence-parallel",
+                 "has no effect with --tensor-model-parallel-size 1 (Megatron-LM turns it off)",
+                 "drop it, or use tensor parallelism");
+    if (lint.has("--tp-comm-overlap") && (!lint.has("--sequence-parallel") || s.tp == 1))
+        lint.add(Kind::Refused, "--tp-comm-overlap", "needs --sequence-parallel with tensor parallelism",
+                 "add --sequence-parallel, or drop it");
+    if (lint.has("--overlap-param-gather") && !lint.has("--use-distributed-optimizer"))
+        lint.add(Kind::Refused, "--overlap-param-gather", "needs --use-distributed-optimizer",
+                 "add --use-distributed-optimizer");
+    if (lint.has("--fp16") && lint.has("--bf16"))
+        lint.add(Kind::Refused, "--fp16", "--fp16 and --bf16 together", "keep one");
+}
+
+// Checks that the mesh divides the `w` GPUs, and that the batch and the experts divide over what it leaves.
+void checkWorldSplit(MegatronLint& lint, const MegatronSizes& s, int64_t w)
+{
+    const int64_t split = s.tp * s.pp * s.cp;
+    if (w % split)
+        lint.add(Kind::Refused, "--tensor-model-parallel-size",
+                 "tp x pp x cp = " + str(split) + " does not divide the " + str(w) + " GPUs",
+                 "sizes whose product divides the GPUs");
+    else {
+        const int64_t dp = w / split;
+        if (s.gb > 0 && s.gb % (s.mb * dp))
+            lint.add(Kind::Refused, "--global-batch-size",
+                     str(s.gb) + " is not divisible by --micro-batch-size x data-parallel size = " + str(s.mb * dp),
+                     "a multiple of " + str(s.mb * dp));
+        else if (s.gb > 0 && s.vp > 0 && (s.gb / (s.mb * dp)) % s.pp)
+            lint.add(Kind::Refused, "--global-batch-size",
+                     str(s.gb / (s.mb * dp)) + " micro-batches are not a multiple of the " + str(s.pp) +
+                         " pipeline stages the interleaved schedule needs",
+                     "a global batch of a multiple of " + str(s.mb * dp * s.pp));
+        if (s.ep > 1 && (dp * s.cp) % s.ep)
+            lint.add(Kind::Refused, "--expert-model-parallel-size",
+                     str(s.ep) + " does not divide the data-parallel x context-parallel size " + str(dp * s.cp),
+                     "a divisor");
+    }
+}
+
+} // namespace
+
+std::vector<LintFinding> lintMegatron(const std::string& text, int world)
+{
+    std::vector<LintFinding> out;
+    const MegatronFlags parsed = megatronFlags(text);
+    MegatronLint lint{parsed.flags, out};
+    const std::optional<MegatronSizes> sizes = readMegatronSizes(lint);
+    if (!sizes)
         return out;
+    const MegatronSizes& s = *sizes;
     const int64_t w = world > 0 ? world : int64_t(parsed.nnodes) * parsed.nproc;
-    if (*tp < 1 || *pp < 1 || *cp < 1 || *ep < 1 || *mb < 1) {
-        add(Kind::Refused, "--micro-batch-size", "parallel degrees and the micro-batch must be at least 1", "use 1 or more");
+    if (s.tp < 1 || s.pp < 1 || s.cp < 1 || s.ep < 1 || s.mb < 1) {
+        lint.add(Kind::Refused, "--micro-batch-size", "parallel degrees and the micro-batch must be at least 1",
+                 "use 1 or more");
         return out;
     }
-    if (*a && *a % *tp)
-        add(Kind::Refused, "--tensor-model-parallel-size",
-            str(*tp) + " does not divide --num-attention-heads " + str(*a),
-            "a tensor-parallel size that divides the heads");
-    if (has("--group-query-attention") && *groups && *groups % *tp)
-        add(Kind::Refused, "--num-query-groups", str(*groups) + " query groups are not divisible by tensor-parallel size " + str(*tp),
-            "a tensor-parallel size that divides the query groups");
-    if (*h && *a && *h % *a && !has("--kv-channels"))
-        add(Kind::Refused, "--hidden-size", str(*h) + " is not divisible by --num-attention-heads " + str(*a),
-            "give --kv-channels or matching sizes");
-    const bool uneven = *first > 0 || *last > 0;
-    if (*L && !uneven && *L % *pp)
-        add(Kind::Refused, "--num-layers", str(*L) + " layers do not divide over " + str(*pp) + " pipeline stages",
-            "a pipeline size that divides the layers, or --decoder-first/last-pipeline-num-layers");
-    if (*vp > 0) {
-        if (*pp < 2)
-            add(Kind::Refused, "--num-layers-per-virtual-pipeline-stage", "virtual stages need pipeline parallelism",
-                "drop it, or use --pipeline-model-parallel-size 2 or more");
-        else if (*L && (*L / *pp) % *vp)
-            add(Kind::Refused, "--num-layers-per-virtual-pipeline-stage",
-                str(*vp) + " does not divide the " + str(*L / *pp) + " layers of a pipeline stage", "a divisor of " + str(*L / *pp));
-    }
-    if (*cp > 1 && *seq && *seq % (2 * *cp))
-        add(Kind::Refused, "--seq-length", str(*seq) + " is not divisible by 2 x --context-parallel-size = " + str(2 * *cp),
-            "a sequence length that is a multiple of " + str(2 * *cp));
-    if (has("--sequence-parallel") && *tp == 1)
-        add(Kind::Unnoticed, "--sequence-parallel", "has no effect with --tensor-model-parallel-size 1 (Megatron-LM turns it off)",
-            "drop it, or use tensor parallelism");
-    if (has("--tp-comm-overlap") && (!has("--sequence-parallel") || *tp == 1))
-        add(Kind::Refused, "--tp-comm-overlap", "needs --sequence-parallel with tensor parallelism",
-            "add --sequence-parallel, or drop it");
-    if (has("--overlap-param-gather") && !has("--use-distributed-optimizer"))
-        add(Kind::Refused, "--overlap-param-gather", "needs --use-distributed-optimizer", "add --use-distributed-optimizer");
-    if (has("--fp16") && has("--bf16"))
-        add(Kind::Refused, "--fp16", "--fp16 and --bf16 together", "keep one");
-    if (*experts > 0 && *experts % *ep)
-        add(Kind::Refused, "--expert-model-parallel-size", str(*ep) + " does not divide --num-experts " + str(*experts),
-            "a divisor of the experts");
-    if (w > 0) {
-        const int64_t split = *tp * *pp * *cp;
-        if (w % split)
-            add(Kind::Refused, "--tensor-model-parallel-size",
-                "tp x pp x cp = " + str(split) + " does not divide the " + str(w) + " GPUs", "sizes whose product divides the GPUs");
-        else {
-            const int64_t dp = w / split;
-            if (*gb > 0 && *gb % (*mb * dp))
-                add(Kind::Refused, "--global-batch-size",
-                    str(*gb) + " is not divisible by --micro-batch-size x data-parallel size = " + str(*mb * dp),
-                    "a multiple of " + str(*mb * dp));
-            else if (*gb > 0 && *vp > 0 && (*gb / (*mb * dp)) % *pp)
-                add(Kind::Refused, "--global-batch-size",
-                    str(*gb / (*mb * dp)) + " micro-batches are not a multiple of the " + str(*pp) +
-                        " pipeline stages the interleaved schedule needs",
-                    "a global batch of a multiple of " + str(*mb * dp * *pp));
-            if (*ep > 1 && (dp * *cp) % *ep)
-                add(Kind::Refused, "--expert-model-parallel-size",
-                    str(*ep) + " does not divide the data-parallel x context-parallel size " + str(dp * *cp), "a divisor");
-        }
-    }
+    checkModelSplit(lint, s);
+    checkSwitches(lint, s);
+    if (s.experts > 0 && s.experts % s.ep)
+        lint.add(Kind::Refused, "--expert-model-parallel-size",
+                 str(s.ep) + " does not divide --num-experts " + str(s.experts), "a divisor of the experts");
+    if (w > 0)
+        checkWorldSplit(lint, s, w);
     return out;
 }
 

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <sstream>
 
 namespace partita {
@@ -354,14 +355,20 @@ MegatronFlags megatronFlags(const std::string& text)
     return out;
 }
 
-Result<MegatronImport> importMegatron(const std::string& text, const std::string& file, int world)
+namespace {
+
+// The flags of one Megatron-LM command line, and the file they came from.
+struct MegatronArgs
 {
-    // Flags of the command that runs pretrain_gpt.py (or, without it, every flag).
-    MegatronFlags parsed = megatronFlags(text);
-    std::map<std::string, std::string>& flags = parsed.flags;
-    const int nnodes = parsed.nnodes, nproc = parsed.nproc;
-    auto has = [&](const char* k) { return flags.count(k) > 0; };
-    auto integer = [&](const char* k, int64_t fallback) -> Result<int64_t> {
+    std::map<std::string, std::string>& flags;
+    const std::string& file;
+
+    // Whether the command line gives the flag at all.
+    bool has(const char* k) const { return flags.count(k) > 0; }
+
+    // The flag's whole-number value, or the fallback where it is not given.
+    Result<int64_t> integer(const char* k, int64_t fallback) const
+    {
         auto it = flags.find(k);
         if (it == flags.end())
             return fallback;
@@ -372,92 +379,121 @@ Result<MegatronImport> importMegatron(const std::string& text, const std::string
                              ? "value '" + v + "' is a shell variable: set it in the file before importing"
                              : "expected a whole number, found '" + v + "'"};
         return std::stoll(v);
-    };
-    MegatronImport out;
+    }
+};
+
+// The model's shape as the flags give it (0 where a flag is absent).
+struct MegatronShape
+{
     int64_t L = 0, h = 0, a = 0, ffn = 0, seq = 0, pos = 0, vocab = 0, groups = 0, kvc = 0, experts = 0, topk = 0;
+};
+
+// Reads the shape flags; refuses a malformed one, then a missing one the shape needs.
+std::optional<Error> readShape(const MegatronArgs& args, MegatronShape& d)
+{
     const std::pair<const char*, int64_t*> shape[] = {
-        {"--num-layers", &L},          {"--hidden-size", &h},          {"--num-attention-heads", &a},
-        {"--ffn-hidden-size", &ffn},   {"--seq-length", &seq},         {"--max-position-embeddings", &pos},
-        {"--vocab-size", &vocab},      {"--num-query-groups", &groups}, {"--kv-channels", &kvc},
-        {"--num-experts", &experts},   {"--moe-router-topk", &topk}};
+        {"--num-layers", &d.L},          {"--hidden-size", &d.h},          {"--num-attention-heads", &d.a},
+        {"--ffn-hidden-size", &d.ffn},   {"--seq-length", &d.seq},         {"--max-position-embeddings", &d.pos},
+        {"--vocab-size", &d.vocab},      {"--num-query-groups", &d.groups}, {"--kv-channels", &d.kvc},
+        {"--num-experts", &d.experts},   {"--moe-router-topk", &d.topk}};
     for (const auto& [k, v] : shape) {
-        auto r = integer(k, 0);
+        auto r = args.integer(k, 0);
         if (!r)
             return r.error();
         *v = *r;
     }
     for (const char* k : {"--num-layers", "--hidden-size", "--num-attention-heads", "--seq-length"})
-        if (!has(k))
-            return Error{file, k, "missing: the model's shape needs it"};
-    if (!vocab) {
-        vocab = 50257;
-        out.notes.push_back("--vocab-size not given (the tokenizer decides it): GPT-2's 50,257 assumed");
-    }
-    const bool swiglu = has("--swiglu"), sqRelu = has("--squared-relu");
+        if (!args.has(k))
+            return Error{args.file, k, "missing: the model's shape needs it"};
+    return std::nullopt;
+}
+
+// The Hugging Face config of the shape: Llama, Nemotron or Mixtral where the flags say so, else GPT-2.
+nlohmann::json hfConfigOf(const MegatronArgs& args, const MegatronShape& d)
+{
+    const bool swiglu = args.has("--swiglu"), sqRelu = args.has("--squared-relu");
     nlohmann::json cfg;
-    if (swiglu || sqRelu || experts > 0) {
-        const std::string type = experts > 0 ? "mixtral" : sqRelu ? "nemotron" : "llama";
-        cfg = {{"model_type", type}, {"hidden_size", h}, {"num_hidden_layers", L}, {"num_attention_heads", a},
-               {"num_key_value_heads", has("--group-query-attention") && groups ? groups : a},
-               {"intermediate_size", ffn ? ffn : 4 * h}, {"vocab_size", vocab},
-               {"max_position_embeddings", std::max(pos, seq)},
-               {"tie_word_embeddings", !has("--untie-embeddings-and-output-weights")}};
-        if (kvc)
-            cfg["head_dim"] = kvc;
-        if (experts > 0) {
-            cfg["num_local_experts"] = experts;
-            cfg["num_experts_per_tok"] = topk ? topk : 2;
+    if (swiglu || sqRelu || d.experts > 0) {
+        const std::string type = d.experts > 0 ? "mixtral" : sqRelu ? "nemotron" : "llama";
+        cfg = {{"model_type", type}, {"hidden_size", d.h}, {"num_hidden_layers", d.L}, {"num_attention_heads", d.a},
+               {"num_key_value_heads", args.has("--group-query-attention") && d.groups ? d.groups : d.a},
+               {"intermediate_size", d.ffn ? d.ffn : 4 * d.h}, {"vocab_size", d.vocab},
+               {"max_position_embeddings", std::max(d.pos, d.seq)},
+               {"tie_word_embeddings", !args.has("--untie-embeddings-and-output-weights")}};
+        if (d.kvc)
+            cfg["head_dim"] = d.kvc;
+        if (d.experts > 0) {
+            cfg["num_local_experts"] = d.experts;
+            cfg["num_experts_per_tok"] = d.topk ? d.topk : 2;
         }
     } else {
-        cfg = {{"model_type", "gpt2"}, {"n_embd", h}, {"n_layer", L}, {"n_head", a}, {"n_inner", ffn ? ffn : 4 * h},
-               {"vocab_size", vocab}, {"n_positions", std::max(pos, seq)}};
+        cfg = {{"model_type", "gpt2"}, {"n_embd", d.h}, {"n_layer", d.L}, {"n_head", d.a},
+               {"n_inner", d.ffn ? d.ffn : 4 * d.h}, {"vocab_size", d.vocab}, {"n_positions", std::max(d.pos, d.seq)}};
     }
-    cfg["_name_or_path"] = "Megatron-LM model (" + file + ")";
-    auto model = modelFromHfConfig(cfg.dump(), file);
-    if (!model)
-        return model.error();
-    out.model = *model;
-    out.seq_len = seq;
+    cfg["_name_or_path"] = "Megatron-LM model (" + args.file + ")";
+    return cfg;
+}
 
-    Strategy& s = out.strategy;
-    s.name = "Megatron-LM (" + file + ")";
+// Reads the tensor, pipeline, context and expert parallel degrees (1 where not given).
+std::optional<Error> readMesh(const MegatronArgs& args, Strategy& s)
+{
     const std::pair<const char*, int*> mesh[] = {{"--tensor-model-parallel-size", &s.tp},
                                                  {"--pipeline-model-parallel-size", &s.pp},
                                                  {"--context-parallel-size", &s.cp},
                                                  {"--expert-model-parallel-size", &s.ep}};
     for (const auto& [k, v] : mesh) {
-        auto r = integer(k, 1);
+        auto r = args.integer(k, 1);
         if (!r)
             return r.error();
         if (*r < 1 || *r > (1 << 16))
-            return Error{file, k, "out of range: " + std::to_string(*r)};
+            return Error{args.file, k, "out of range: " + std::to_string(*r)};
         *v = int(*r);
     }
+    return std::nullopt;
+}
+
+// The number of GPUs (the caller's, or torchrun's) and the data-parallel degree the mesh leaves of it.
+std::optional<Error> readWorld(const MegatronArgs& args, int world, int nnodes, int nproc, MegatronImport& out)
+{
+    Strategy& s = out.strategy;
     out.world = world > 0 ? world : nnodes * nproc;
     if (out.world <= 0)
-        return Error{file, "torchrun", "the number of GPUs is unknown: give torchrun's --nnodes and --nproc-per-node, "
-                                       "or a cluster"};
+        return Error{args.file, "torchrun",
+                     "the number of GPUs is unknown: give torchrun's --nnodes and --nproc-per-node, "
+                     "or a cluster"};
     const int64_t split = int64_t(s.tp) * s.pp * s.cp;
     if (out.world % split != 0)
-        return Error{file, "--tensor-model-parallel-size", "tp x pp x cp = " + std::to_string(split) +
-                                                               " does not divide the " + std::to_string(out.world) +
-                                                               " GPUs"};
+        return Error{args.file, "--tensor-model-parallel-size", "tp x pp x cp = " + std::to_string(split) +
+                                                                    " does not divide the " +
+                                                                    std::to_string(out.world) + " GPUs"};
     s.dp = int(out.world / split);
-    auto mb = integer("--micro-batch-size", 1), gb = integer("--global-batch-size", 0);
+    return std::nullopt;
+}
+
+// Reads the micro and global batch sizes (the global one dp micro-batches where not given).
+std::optional<Error> readBatch(const MegatronArgs& args, Strategy& s)
+{
+    auto mb = args.integer("--micro-batch-size", 1), gb = args.integer("--global-batch-size", 0);
     if (!mb)
         return mb.error();
     if (!gb)
         return gb.error();
     if (*mb < 1)
-        return Error{file, "--micro-batch-size", "must be at least 1"};
+        return Error{args.file, "--micro-batch-size", "must be at least 1"};
     s.micro_batch = *mb;
     s.global_batch = *gb > 0 ? *gb : int64_t(s.dp) * *mb;
-    if (has("--num-layers-per-virtual-pipeline-stage")) {
-        auto per = integer("--num-layers-per-virtual-pipeline-stage", 0);
+    return std::nullopt;
+}
+
+// Reads the virtual pipeline stages of L layers, and the layers of the first and last stages.
+std::optional<Error> readPipelineSplit(const MegatronArgs& args, int64_t L, Strategy& s)
+{
+    if (args.has("--num-layers-per-virtual-pipeline-stage")) {
+        auto per = args.integer("--num-layers-per-virtual-pipeline-stage", 0);
         if (!per)
             return per.error();
         if (*per <= 0 || L % (*per * s.pp) != 0)
-            return Error{file, "--num-layers-per-virtual-pipeline-stage",
+            return Error{args.file, "--num-layers-per-virtual-pipeline-stage",
                          std::to_string(*per) + " layers per virtual stage do not split " + std::to_string(L) +
                              " layers over " + std::to_string(s.pp) + " stages"};
         s.interleave = int(L / (*per * s.pp));
@@ -465,54 +501,119 @@ Result<MegatronImport> importMegatron(const std::string& text, const std::string
     }
     for (const auto& [k, v] : {std::pair{"--decoder-first-pipeline-num-layers", &s.first_stage_blocks},
                                std::pair{"--decoder-last-pipeline-num-layers", &s.last_stage_blocks}}) {
-        auto r = integer(k, 0);
+        auto r = args.integer(k, 0);
         if (!r)
             return r.error();
         *v = int(*r);
     }
-    if (has("--cp-comm-type")) {
-        const std::string t = flags["--cp-comm-type"];
+    return std::nullopt;
+}
+
+// Reads the context-parallel exchange, sequence parallelism and tensor-parallel overlap.
+std::optional<Error> readParallelSwitches(const MegatronArgs& args, Strategy& s)
+{
+    if (args.has("--cp-comm-type")) {
+        const std::string t = args.flags["--cp-comm-type"];
         if (t != "p2p" && t != "all_gather")
-            return Error{file, "--cp-comm-type", "'" + t + "' is not modelled (p2p or all_gather)"};
+            return Error{args.file, "--cp-comm-type", "'" + t + "' is not modelled (p2p or all_gather)"};
         s.cp_comm = t == "p2p" ? ContextComm::P2P : ContextComm::AllGather;
     }
     // Settings that do nothing where they stand are read as off (sequence
     // parallelism without tp, an exchange without cp, fp32 accumulation in fp32).
-    s.sequence_parallel = has("--sequence-parallel") && s.tp > 1;
+    s.sequence_parallel = args.has("--sequence-parallel") && s.tp > 1;
     if (s.cp == 1)
         s.cp_comm = ContextComm::P2P;
-    s.tp_comm_overlap = has("--tp-comm-overlap");
-    const std::string gran = has("--recompute-granularity") ? flags["--recompute-granularity"] : "";
+    s.tp_comm_overlap = args.has("--tp-comm-overlap");
+    return std::nullopt;
+}
+
+// Reads the recomputation granularity, the precision and fp32 gradient accumulation.
+std::optional<Error> readRecomputeAndPrecision(const MegatronArgs& args, Strategy& s)
+{
+    const std::string gran = args.has("--recompute-granularity") ? args.flags["--recompute-granularity"] : "";
     s.recompute = gran == "full" ? Recompute::Full : gran == "selective" ? Recompute::Selective : Recompute::None;
     if (!gran.empty() && gran != "full" && gran != "selective")
-        return Error{file, "--recompute-granularity", "expected full or selective, found '" + gran + "'"};
-    s.precision = has("--fp8-format") ? Precision::FP8
-                  : has("--bf16")     ? Precision::BF16
-                  : has("--fp16")     ? Precision::FP16
-                                      : Precision::FP32;
-    if (has("--fp16") && has("--bf16"))
-        return Error{file, "--fp16", "--fp16 and --bf16 together: Megatron-LM refuses both"};
-    s.fp32_grad_accumulation = has("--accumulate-allreduce-grads-in-fp32") && s.precision != Precision::FP32;
+        return Error{args.file, "--recompute-granularity", "expected full or selective, found '" + gran + "'"};
+    s.precision = args.has("--fp8-format") ? Precision::FP8
+                  : args.has("--bf16")     ? Precision::BF16
+                  : args.has("--fp16")     ? Precision::FP16
+                                           : Precision::FP32;
+    if (args.has("--fp16") && args.has("--bf16"))
+        return Error{args.file, "--fp16", "--fp16 and --bf16 together: Megatron-LM refuses both"};
+    s.fp32_grad_accumulation = args.has("--accumulate-allreduce-grads-in-fp32") && s.precision != Precision::FP32;
+    return std::nullopt;
+}
+
+// Reads the attention kernels, noting where no flash attention is asked for.
+void readAttention(const std::string& text, const MegatronArgs& args, MegatronImport& out)
+{
+    Strategy& s = out.strategy;
     // Transformer Engine told to skip cuDNN's fused attention runs FlashAttention-2's.
     const bool noCudnnAttention = text.find("NVTE_FUSED_ATTN=0") != std::string::npos;
-    s.attention = !has("--use-flash-attn") ? Attention::Unfused
-                  : noCudnnAttention       ? Attention::Flash2
-                                           : Attention::Fused;
-    if (!has("--use-flash-attn"))
+    s.attention = !args.has("--use-flash-attn") ? Attention::Unfused
+                  : noCudnnAttention            ? Attention::Flash2
+                                                : Attention::Fused;
+    if (!args.has("--use-flash-attn"))
         out.notes.push_back("no --use-flash-attn: attention costed unfused (Transformer Engine may still fuse it)");
-    s.zero_stage = has("--use-distributed-optimizer") ? 1 : 0;
-    s.overlap_grad_reduce = has("--overlap-grad-reduce");
-    s.overlap_param_gather = has("--overlap-param-gather");
+}
+
+// Reads the distributed optimizer, the overlaps and how gradients are all-reduced in buckets.
+std::optional<Error> readGradientSync(const std::string& text, const MegatronArgs& args, Strategy& s)
+{
+    s.zero_stage = args.has("--use-distributed-optimizer") ? 1 : 0;
+    s.overlap_grad_reduce = args.has("--overlap-grad-reduce");
+    s.overlap_param_gather = args.has("--overlap-param-gather");
     s.sync.sparse = false;
     if (text.find("NCCL_ALGO=Tree") != std::string::npos)
         s.sync.algorithm = AllReduceAlgo::Tree;
-    if (has("--ddp-bucket-size")) {
-        auto b = integer("--ddp-bucket-size", 0);
+    if (args.has("--ddp-bucket-size")) {
+        auto b = args.integer("--ddp-bucket-size", 0);
         if (!b)
             return b.error();
         const int gradBytes = s.precision == Precision::FP32 || s.fp32_grad_accumulation ? 4 : 2;
         s.bucket_bytes = *b * gradBytes;
     }
+    return std::nullopt;
+}
+
+} // namespace
+
+Result<MegatronImport> importMegatron(const std::string& text, const std::string& file, int world)
+{
+    // Flags of the command that runs pretrain_gpt.py (or, without it, every flag).
+    MegatronFlags parsed = megatronFlags(text);
+    const MegatronArgs args{parsed.flags, file};
+    MegatronImport out;
+    MegatronShape d;
+    if (auto e = readShape(args, d))
+        return *e;
+    if (!d.vocab) {
+        d.vocab = 50257;
+        out.notes.push_back("--vocab-size not given (the tokenizer decides it): GPT-2's 50,257 assumed");
+    }
+    auto model = modelFromHfConfig(hfConfigOf(args, d).dump(), file);
+    if (!model)
+        return model.error();
+    out.model = *model;
+    out.seq_len = d.seq;
+
+    Strategy& s = out.strategy;
+    s.name = "Megatron-LM (" + file + ")";
+    if (auto e = readMesh(args, s))
+        return *e;
+    if (auto e = readWorld(args, world, parsed.nnodes, parsed.nproc, out))
+        return *e;
+    if (auto e = readBatch(args, s))
+        return *e;
+    if (auto e = readPipelineSplit(args, d.L, s))
+        return *e;
+    if (auto e = readParallelSwitches(args, s))
+        return *e;
+    if (auto e = readRecomputeAndPrecision(args, s))
+        return *e;
+    readAttention(text, args, out);
+    if (auto e = readGradientSync(text, args, s))
+        return *e;
     return out;
 }
 

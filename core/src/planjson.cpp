@@ -148,105 +148,127 @@ std::string planToJson(const Plan& p)
     return j.dump(1) + "\n";
 }
 
+namespace {
+
+// Reads the plan's scalar settings: strategy, world, mesh, batches, precision and ZeRO stage.
+void readPlanSettings(const json& j, Plan& p)
+{
+    p.strategy = detail::getStringOr(j, "strategy", "", {});
+    p.world = int(detail::getInt(j, "world", "", 1, 1 << 24));
+    const json& mesh = detail::asObject(detail::field(j, "mesh", ""), "/mesh");
+    p.dp = int(detail::getInt(mesh, "dp", "/mesh", 1, 1 << 24));
+    p.tp = int(detail::getInt(mesh, "tp", "/mesh", 1, 1 << 16));
+    p.pp = int(detail::getInt(mesh, "pp", "/mesh", 1, 1 << 16));
+    p.ep = int(detail::getInt(mesh, "ep", "/mesh", 1, 1 << 16));
+    p.cp = int(detail::getIntOr(mesh, "cp", "/mesh", 1, 1 << 16, 1));
+    if (int64_t(p.dp) * p.tp * p.pp * p.cp != p.world)
+        throw detail::FieldError("/mesh", "dp x tp x cp x pp differs from world");
+    p.virtual_stages = int(detail::getInt(j, "virtual_stages", "", 1, 1 << 20));
+    p.micro_batches = detail::getInt(j, "micro_batches", "", 1, int64_t(1) << 32);
+    p.micro_batch = detail::getInt(j, "micro_batch", "", 1, int64_t(1) << 32);
+    p.seq_len = detail::getInt(j, "seq_len", "", 1, int64_t(1) << 24);
+    const std::string prec = detail::getString(j, "precision", "");
+    p.precision = prec == "fp32"   ? Precision::FP32
+                  : prec == "fp16" ? Precision::FP16
+                  : prec == "fp8"  ? Precision::FP8
+                                   : Precision::BF16;
+    if (prec != "fp32" && prec != "fp16" && prec != "bf16" && prec != "fp8")
+        throw detail::FieldError("/precision", "unknown precision '" + prec + "'");
+    p.activation_bytes = int(detail::getInt(j, "activation_bytes", "", 1, 8));
+    p.gradient_bytes = int(detail::getInt(j, "gradient_bytes", "", 1, 8));
+    p.zero_stage = int(detail::getInt(j, "zero_stage", "", 0, 3));
+}
+
+// Reads the layers' names where the plan has them.
+void readLayerNames(const json& j, Plan& p)
+{
+    if (j.contains("layer_names")) { // optional: plans written before it name no layers
+        const json& names = detail::asArray(j.at("layer_names"), "/layer_names");
+        for (size_t i = 0; i < names.size(); ++i) {
+            if (!names[i].is_string())
+                throw detail::FieldError("/layer_names/" + std::to_string(i), "expected a string");
+            p.layer_names.push_back(names[i].get<std::string>());
+        }
+    }
+}
+
+// Reads one program (at `pp`) of the plan `p`: its virtual stage, phase, parameters and kernels.
+Program readProgram(const json& pj, const std::string& pp, const Plan& p)
+{
+    Program pr;
+    pr.virtual_stage = int(detail::getInt(pj, "virtual_stage", pp, 0, p.virtual_stages - 1));
+    pr.phase = readNamed<Phase>(detail::field(pj, "phase", pp), sub(pp, "phase"), phaseName, 3);
+    pr.params = detail::getNumberOr(pj, "params", pp, 0, 1e18, 0);
+    const json& ks = detail::asArray(detail::field(pj, "kernels", pp), sub(pp, "kernels"));
+    for (size_t k = 0; k < ks.size(); ++k)
+        pr.kernels.push_back(readKernel(ks[k], sub(sub(pp, "kernels"), k)));
+    return pr;
+}
+
+// Reads one step (at `sp`) of a rank class, checking its program, micro-batch and peer against the plan `p`.
+Step readStep(const json& sj, const std::string& sp, const Plan& p)
+{
+    Step st;
+    st.kind = readNamed<StepKind>(detail::field(sj, "kind", sp), sub(sp, "kind"), stepKindName, 5);
+    switch (st.kind) {
+    case StepKind::Run:
+        st.program = int(detail::getInt(sj, "program", sp, 0, int64_t(p.programs.size()) - 1));
+        st.micro = int(detail::getInt(sj, "micro", sp, 0, p.micro_batches - 1));
+        break;
+    case StepKind::Send:
+    case StepKind::Recv:
+        st.peer = int(detail::getInt(sj, "peer", sp, 0, p.pp - 1));
+        st.micro = int(detail::getInt(sj, "micro", sp, 0, p.micro_batches - 1));
+        st.bytes = detail::asNumber(detail::field(sj, "bytes", sp), sub(sp, "bytes"), 0, 1e18);
+        break;
+    case StepKind::Sync: {
+        st.method = readNamed<SyncMethod>(detail::field(sj, "method", sp), sub(sp, "method"), syncMethodName, 4);
+        st.algorithm =
+            readNamed<AllReduceAlgo>(detail::field(sj, "algorithm", sp), sub(sp, "algorithm"), allReduceAlgoName, 3);
+        const json& ls = detail::asArray(detail::field(sj, "layers", sp), sub(sp, "layers"));
+        for (size_t q = 0; q < ls.size(); ++q)
+            st.layers.push_back(int32_t(detail::asInt(ls[q], sub(sub(sp, "layers"), q), 0, 1 << 30)));
+        st.bytes = detail::getNumberOr(sj, "bytes", sp, 0, 1e18, 0);
+        st.sparse = detail::getBoolOr(sj, "sparse", sp, false);
+        st.shards = int(detail::getIntOr(sj, "shards", sp, 0, 1 << 20, 0));
+        break;
+    }
+    case StepKind::Optimizer:
+        break;
+    }
+    return st;
+}
+
+// Reads one rank class (at `cp`) of the plan `p`: its stage, ranks, parameters and steps.
+RankClass readRankClass(const json& cj, const std::string& cp, const Plan& p)
+{
+    RankClass rc;
+    rc.stage = int(detail::getInt(cj, "stage", cp, 0, p.pp - 1));
+    rc.first_rank = int(detail::getInt(cj, "first_rank", cp, 0, p.world - 1));
+    rc.count = int(detail::getInt(cj, "count", cp, 1, p.world));
+    rc.parameters = detail::getNumberOr(cj, "parameters", cp, 0, 1e18, 0);
+    const json& steps = detail::asArray(detail::field(cj, "steps", cp), sub(cp, "steps"));
+    for (size_t k = 0; k < steps.size(); ++k)
+        rc.steps.push_back(readStep(steps[k], sub(sub(cp, "steps"), k), p));
+    return rc;
+}
+
+} // namespace
+
 Result<Plan> planFromJson(const std::string& text, const std::string& file)
 {
     return detail::readDocument<Plan>(text, file, "partita_plan", 1, [&](const json& j) -> Result<Plan> {
         Plan p;
-        p.strategy = detail::getStringOr(j, "strategy", "", {});
-        p.world = int(detail::getInt(j, "world", "", 1, 1 << 24));
-        const json& mesh = detail::asObject(detail::field(j, "mesh", ""), "/mesh");
-        p.dp = int(detail::getInt(mesh, "dp", "/mesh", 1, 1 << 24));
-        p.tp = int(detail::getInt(mesh, "tp", "/mesh", 1, 1 << 16));
-        p.pp = int(detail::getInt(mesh, "pp", "/mesh", 1, 1 << 16));
-        p.ep = int(detail::getInt(mesh, "ep", "/mesh", 1, 1 << 16));
-        p.cp = int(detail::getIntOr(mesh, "cp", "/mesh", 1, 1 << 16, 1));
-        if (int64_t(p.dp) * p.tp * p.pp * p.cp != p.world)
-            throw detail::FieldError("/mesh", "dp x tp x cp x pp differs from world");
-        p.virtual_stages = int(detail::getInt(j, "virtual_stages", "", 1, 1 << 20));
-        p.micro_batches = detail::getInt(j, "micro_batches", "", 1, int64_t(1) << 32);
-        p.micro_batch = detail::getInt(j, "micro_batch", "", 1, int64_t(1) << 32);
-        p.seq_len = detail::getInt(j, "seq_len", "", 1, int64_t(1) << 24);
-        const std::string prec = detail::getString(j, "precision", "");
-        p.precision = prec == "fp32"   ? Precision::FP32
-                      : prec == "fp16" ? Precision::FP16
-                      : prec == "fp8"  ? Precision::FP8
-                                       : Precision::BF16;
-        if (prec != "fp32" && prec != "fp16" && prec != "bf16" && prec != "fp8")
-            throw detail::FieldError("/precision", "unknown precision '" + prec + "'");
-        p.activation_bytes = int(detail::getInt(j, "activation_bytes", "", 1, 8));
-        p.gradient_bytes = int(detail::getInt(j, "gradient_bytes", "", 1, 8));
-        p.zero_stage = int(detail::getInt(j, "zero_stage", "", 0, 3));
-        if (j.contains("layer_names")) { // optional: plans written before it name no layers
-            const json& names = detail::asArray(j.at("layer_names"), "/layer_names");
-            for (size_t i = 0; i < names.size(); ++i) {
-                if (!names[i].is_string())
-                    throw detail::FieldError("/layer_names/" + std::to_string(i), "expected a string");
-                p.layer_names.push_back(names[i].get<std::string>());
-            }
-        }
+        readPlanSettings(j, p);
+        readLayerNames(j, p);
         const json& programs = detail::asArray(detail::field(j, "programs", ""), "/programs");
-        for (size_t i = 0; i < programs.size(); ++i) {
-            const std::string pp = sub("/programs", i);
-            Program pr;
-            pr.virtual_stage = int(detail::getInt(programs[i], "virtual_stage", pp, 0, p.virtual_stages - 1));
-            pr.phase =
-                readNamed<Phase>(detail::field(programs[i], "phase", pp), sub(pp, "phase"), phaseName, 3);
-            pr.params = detail::getNumberOr(programs[i], "params", pp, 0, 1e18, 0);
-            const json& ks = detail::asArray(detail::field(programs[i], "kernels", pp), sub(pp, "kernels"));
-            for (size_t k = 0; k < ks.size(); ++k)
-                pr.kernels.push_back(readKernel(ks[k], sub(sub(pp, "kernels"), k)));
-            p.programs.push_back(std::move(pr));
-        }
+        for (size_t i = 0; i < programs.size(); ++i)
+            p.programs.push_back(readProgram(programs[i], sub("/programs", i), p));
         const json& classes = detail::asArray(detail::field(j, "classes", ""), "/classes");
         if (int(classes.size()) != p.pp)
             throw detail::FieldError("/classes", "expected one rank class per pipeline stage");
-        for (size_t i = 0; i < classes.size(); ++i) {
-            const std::string cp = sub("/classes", i);
-            const json& cj = classes[i];
-            RankClass rc;
-            rc.stage = int(detail::getInt(cj, "stage", cp, 0, p.pp - 1));
-            rc.first_rank = int(detail::getInt(cj, "first_rank", cp, 0, p.world - 1));
-            rc.count = int(detail::getInt(cj, "count", cp, 1, p.world));
-            rc.parameters = detail::getNumberOr(cj, "parameters", cp, 0, 1e18, 0);
-            const json& steps = detail::asArray(detail::field(cj, "steps", cp), sub(cp, "steps"));
-            for (size_t k = 0; k < steps.size(); ++k) {
-                const std::string sp = sub(sub(cp, "steps"), k);
-                const json& sj = steps[k];
-                Step st;
-                st.kind =
-                    readNamed<StepKind>(detail::field(sj, "kind", sp), sub(sp, "kind"), stepKindName, 5);
-                switch (st.kind) {
-                case StepKind::Run:
-                    st.program = int(detail::getInt(sj, "program", sp, 0, int64_t(p.programs.size()) - 1));
-                    st.micro = int(detail::getInt(sj, "micro", sp, 0, p.micro_batches - 1));
-                    break;
-                case StepKind::Send:
-                case StepKind::Recv:
-                    st.peer = int(detail::getInt(sj, "peer", sp, 0, p.pp - 1));
-                    st.micro = int(detail::getInt(sj, "micro", sp, 0, p.micro_batches - 1));
-                    st.bytes = detail::asNumber(detail::field(sj, "bytes", sp), sub(sp, "bytes"), 0, 1e18);
-                    break;
-                case StepKind::Sync: {
-                    st.method = readNamed<SyncMethod>(detail::field(sj, "method", sp), sub(sp, "method"),
-                                                      syncMethodName, 4);
-                    st.algorithm = readNamed<AllReduceAlgo>(detail::field(sj, "algorithm", sp),
-                                                            sub(sp, "algorithm"), allReduceAlgoName, 3);
-                    const json& ls = detail::asArray(detail::field(sj, "layers", sp), sub(sp, "layers"));
-                    for (size_t q = 0; q < ls.size(); ++q)
-                        st.layers.push_back(
-                            int32_t(detail::asInt(ls[q], sub(sub(sp, "layers"), q), 0, 1 << 30)));
-                    st.bytes = detail::getNumberOr(sj, "bytes", sp, 0, 1e18, 0);
-                    st.sparse = detail::getBoolOr(sj, "sparse", sp, false);
-                    st.shards = int(detail::getIntOr(sj, "shards", sp, 0, 1 << 20, 0));
-                    break;
-                }
-                case StepKind::Optimizer:
-                    break;
-                }
-                rc.steps.push_back(std::move(st));
-            }
-            p.classes.push_back(std::move(rc));
-        }
+        for (size_t i = 0; i < classes.size(); ++i)
+            p.classes.push_back(readRankClass(classes[i], sub("/classes", i), p));
         return p;
     });
 }

@@ -95,6 +95,71 @@ Searcher::Searcher(const Model& m, const Cluster& c, const SearchOptions& o) : m
     buildLayerClasses();
 }
 
+namespace {
+
+// The default sync atom the genome picks for dense gradients: all-reduce (ring, hierarchical, tree) or servers.
+void setDenseSync(Strategy& s, const Genome& g)
+{
+    s.sync.sparse = false;
+    s.sync.compression = g.fp16 ? Compression::FP16 : Compression::None;
+    if (g.dense <= 2) {
+        s.sync.method = SyncMethod::AllReduce;
+        s.sync.algorithm = g.dense == 1 ? AllReduceAlgo::Hierarchical : g.dense == 2 ? AllReduceAlgo::Tree : AllReduceAlgo::Ring;
+    } else {
+        s.sync.method = SyncMethod::ParameterServer;
+        s.sync.ps_shards = 0;
+        s.sync.ps_local_replication = true;
+    }
+}
+
+// One override per embedding: dense rows, sparse rows all-reduced, or sparse rows through servers.
+void addEmbeddingOverrides(Strategy& s, const Genome& g, const std::vector<std::string>& embeddings)
+{
+    for (const auto& name : embeddings) {
+        LayerOverride o;
+        o.pattern = name;
+        SyncAtom a = s.sync;
+        if (g.emb == 0) {
+            a.sparse = false;
+            if (a.method == SyncMethod::ParameterServer && g.zero > 0)
+                a.method = SyncMethod::AllReduce;
+        } else if (g.emb == 1) {
+            a.method = SyncMethod::AllReduce;
+            a.sparse = true;
+        } else {
+            a.method = SyncMethod::ParameterServer;
+            a.sparse = true;
+            a.ps_local_replication = true;
+            a.ps_shards = 0;
+        }
+        o.sync = a;
+        s.layers.push_back(o);
+    }
+}
+
+// Where the genome asks, one override per fully-connected layer: through servers, or by SFB.
+void addFcOverrides(Strategy& s, const Genome& g, const std::vector<std::string>& fcLayers)
+{
+    if (g.fc)
+        for (const auto& name : fcLayers) {
+            LayerOverride o;
+            o.pattern = name;
+            SyncAtom a = s.sync;
+            a.sparse = false;
+            if (g.fc == 1) {
+                a.method = SyncMethod::ParameterServer;
+                a.ps_shards = 0;
+                a.ps_local_replication = true;
+            } else {
+                a.method = SyncMethod::SFB;
+            }
+            o.sync = a;
+            s.layers.push_back(o);
+        }
+}
+
+} // namespace
+
 Strategy Searcher::toStrategy(const Genome& g) const
 {
     Strategy s;
@@ -123,52 +188,9 @@ Strategy Searcher::toStrategy(const Genome& g) const
     s.tp_comm_overlap = s.sequence_parallel && g.tp > 1 && m_nvlinkNode;
     s.overlap_param_gather = g.zero == 1 || g.zero == 2;
     s.bucket_bytes = kBucketBytes[g.bucket];
-    s.sync.sparse = false;
-    s.sync.compression = g.fp16 ? Compression::FP16 : Compression::None;
-    if (g.dense <= 2) {
-        s.sync.method = SyncMethod::AllReduce;
-        s.sync.algorithm = g.dense == 1 ? AllReduceAlgo::Hierarchical : g.dense == 2 ? AllReduceAlgo::Tree : AllReduceAlgo::Ring;
-    } else {
-        s.sync.method = SyncMethod::ParameterServer;
-        s.sync.ps_shards = 0;
-        s.sync.ps_local_replication = true;
-    }
-    for (const auto& name : m_embeddings) {
-        LayerOverride o;
-        o.pattern = name;
-        SyncAtom a = s.sync;
-        if (g.emb == 0) {
-            a.sparse = false;
-            if (a.method == SyncMethod::ParameterServer && g.zero > 0)
-                a.method = SyncMethod::AllReduce;
-        } else if (g.emb == 1) {
-            a.method = SyncMethod::AllReduce;
-            a.sparse = true;
-        } else {
-            a.method = SyncMethod::ParameterServer;
-            a.sparse = true;
-            a.ps_local_replication = true;
-            a.ps_shards = 0;
-        }
-        o.sync = a;
-        s.layers.push_back(o);
-    }
-    if (g.fc)
-        for (const auto& name : m_fcLayers) {
-            LayerOverride o;
-            o.pattern = name;
-            SyncAtom a = s.sync;
-            a.sparse = false;
-            if (g.fc == 1) {
-                a.method = SyncMethod::ParameterServer;
-                a.ps_shards = 0;
-                a.ps_local_replication = true;
-            } else {
-                a.method = SyncMethod::SFB;
-            }
-            o.sync = a;
-            s.layers.push_back(o);
-        }
+    setDenseSync(s, g);
+    addEmbeddingOverrides(s, g, m_embeddings);
+    addFcOverrides(s, g, m_fcLayers);
     if (g.balanced)
         for (const auto& [name, stage] : balancedStages(g, s)) {
             LayerOverride o;

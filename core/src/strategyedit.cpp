@@ -1,6 +1,7 @@
 #include "partita/core/strategyedit.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace partita {
 
@@ -57,6 +58,122 @@ bool isSync(AtomKind k)
 }
 bool isTp(AtomKind k) { return k == AtomKind::TpColumn || k == AtomKind::TpRow || k == AtomKind::TpReplicated; }
 
+// Whether the atom applies to the layer when several layers are chosen at once.
+bool atomApplies(const Atom& atom, const Layer& l)
+{
+    const bool weighted = l.parameterCount() > 0 || !l.tied_to.empty();
+    const bool fc = l.kind == LayerKind::Linear || l.kind == LayerKind::LMHead;
+    if (atom.kind == AtomKind::SFB)
+        return weighted && fc;
+    if (atom.kind == AtomKind::TpColumn || atom.kind == AtomKind::TpRow)
+        return l.kind == LayerKind::Linear;
+    if (isSync(atom.kind) && atom.kind != AtomKind::NoSync)
+        return weighted;
+    return true;
+}
+
+// The layers the atom goes to: of several layers, those it applies to.
+Result<std::vector<std::string>> chooseLayers(const Model& m, const std::vector<std::string>& layers, const Atom& atom,
+                                              const std::string& label)
+{
+    std::vector<std::string> chosen = layers;
+    if (layers.size() > 1) {
+        chosen.clear();
+        for (const std::string& name : layers) {
+            const Layer* l = m.find(name);
+            if (!l)
+                return Error{{}, "layer '" + name + "'", "not a layer of model '" + m.name + "'"};
+            if (atomApplies(atom, *l))
+                chosen.push_back(name);
+        }
+        if (chosen.empty())
+            return Error{{}, "layer '" + layers.front() + "'",
+                         label + ": applies to none of the " + std::to_string(layers.size()) + " layers chosen"};
+    }
+    return chosen;
+}
+
+// Why the layer cannot take the atom under the strategy's global settings (nullopt: it can).
+std::optional<Error> layerRefusal(const Strategy& s, const Model& m, const std::string& name, const Atom& atom,
+                                  const std::string& label)
+{
+    const Layer* l = m.find(name);
+    if (!l)
+        return Error{{}, "layer '" + name + "'", "not a layer of model '" + m.name + "'"};
+    const bool hasParams = l->parameterCount() > 0 || !l->tied_to.empty();
+    if (isSync(atom.kind) && atom.kind != AtomKind::NoSync && !hasParams)
+        return Error{{}, "layer '" + name + "'", label + ": the layer has no parameters to synchronize"};
+    if ((atom.kind == AtomKind::TpColumn || atom.kind == AtomKind::TpRow) && s.tp <= 1)
+        return Error{{}, "layer '" + name + "'",
+                     label + ": the tensor-parallel degree is 1; raise tp in the global settings first"};
+    if (atom.kind == AtomKind::PipelineStage && (atom.stage < 0 || atom.stage >= s.pp * std::max(1, s.interleave)))
+        return Error{{}, "layer '" + name + "'",
+                     "stage " + std::to_string(atom.stage) + " does not exist: the strategy has " +
+                         std::to_string(s.pp * std::max(1, s.interleave)) + " pipeline stage(s)"};
+    if (atom.kind == AtomKind::ParameterServer && s.zero_stage > 0 && hasParams)
+        return Error{{}, "layer '" + name + "'",
+                     label + ": ZeRO stage " + std::to_string(s.zero_stage) +
+                         " already shards the optimizer state; set ZeRO to 0 to use parameter servers"};
+    return std::nullopt;
+}
+
+// Takes the layer's own override out of the list (a fresh one where it has none).
+LayerOverride takeOverride(std::vector<LayerOverride>& overrides, const std::string& name)
+{
+    LayerOverride o;
+    o.pattern = name;
+    auto it = std::find_if(overrides.begin(), overrides.end(),
+                           [&](const LayerOverride& x) { return x.pattern == name; });
+    if (it != overrides.end()) {
+        o = *it;
+        overrides.erase(it);
+    }
+    return o;
+}
+
+// The sync atom `a` changed to the method a sync atom names.
+SyncAtom withSyncAtom(SyncAtom a, const Atom& atom)
+{
+    a.compression = Compression::None;
+    switch (atom.kind) {
+    case AtomKind::AllReduce:
+        a.method = SyncMethod::AllReduce;
+        a.algorithm = AllReduceAlgo::Ring;
+        a.compression = atom.compression;
+        break;
+    case AtomKind::AllReduceHierarchical:
+        a.method = SyncMethod::AllReduce;
+        a.algorithm = AllReduceAlgo::Hierarchical;
+        a.compression = atom.compression;
+        break;
+    case AtomKind::ParameterServer:
+        a.method = SyncMethod::ParameterServer;
+        a.ps_shards = std::max(0, atom.ps_shards);
+        break;
+    case AtomKind::SFB: a.method = SyncMethod::SFB; break;
+    default: a.method = SyncMethod::None; break;
+    }
+    return a;
+}
+
+// Sets what the atom decides in the override: sync, tensor-parallel role, stage or recomputation.
+void applyAtom(LayerOverride& o, const Atom& atom, const Strategy& s)
+{
+    if (isSync(atom.kind)) {
+        o.sync = withSyncAtom(o.sync.value_or(s.sync), atom);
+    } else if (isTp(atom.kind)) {
+        o.tp_role = atom.kind == AtomKind::TpColumn ? TpRole::Column
+                    : atom.kind == AtomKind::TpRow  ? TpRole::Row
+                                                    : TpRole::Replicated;
+    } else if (atom.kind == AtomKind::PipelineStage) {
+        o.stage = atom.stage;
+    } else {
+        o.recompute = atom.kind == AtomKind::RecomputeFull        ? Recompute::Full
+                      : atom.kind == AtomKind::RecomputeSelective ? Recompute::Selective
+                                                                  : Recompute::None;
+    }
+}
+
 } // namespace
 
 Result<Strategy> assignAtom(const Strategy& s, const Model& m, const Cluster& c, const std::vector<std::string>& layers,
@@ -66,94 +183,17 @@ Result<Strategy> assignAtom(const Strategy& s, const Model& m, const Cluster& c,
     if (layers.empty())
         return Error{{}, {}, label + ": no layer chosen"};
     // Several layers: the atom goes to those it applies to.
-    std::vector<std::string> chosen = layers;
-    if (layers.size() > 1) {
-        auto applies = [&](const Layer& l) {
-            const bool weighted = l.parameterCount() > 0 || !l.tied_to.empty();
-            const bool fc = l.kind == LayerKind::Linear || l.kind == LayerKind::LMHead;
-            if (atom.kind == AtomKind::SFB)
-                return weighted && fc;
-            if (atom.kind == AtomKind::TpColumn || atom.kind == AtomKind::TpRow)
-                return l.kind == LayerKind::Linear;
-            if (isSync(atom.kind) && atom.kind != AtomKind::NoSync)
-                return weighted;
-            return true;
-        };
-        chosen.clear();
-        for (const std::string& name : layers) {
-            const Layer* l = m.find(name);
-            if (!l)
-                return Error{{}, "layer '" + name + "'", "not a layer of model '" + m.name + "'"};
-            if (applies(*l))
-                chosen.push_back(name);
-        }
-        if (chosen.empty())
-            return Error{{}, "layer '" + layers.front() + "'",
-                         label + ": applies to none of the " + std::to_string(layers.size()) + " layers chosen"};
-    }
+    auto chosen = chooseLayers(m, layers, atom, label);
+    if (!chosen)
+        return chosen.error();
     Strategy out = s;
-    for (const std::string& name : chosen) {
-        const Layer* l = m.find(name);
-        if (!l)
-            return Error{{}, "layer '" + name + "'", "not a layer of model '" + m.name + "'"};
-        const bool hasParams = l->parameterCount() > 0 || !l->tied_to.empty();
-        if (isSync(atom.kind) && atom.kind != AtomKind::NoSync && !hasParams)
-            return Error{{}, "layer '" + name + "'", label + ": the layer has no parameters to synchronize"};
-        if ((atom.kind == AtomKind::TpColumn || atom.kind == AtomKind::TpRow) && s.tp <= 1)
-            return Error{{}, "layer '" + name + "'",
-                         label + ": the tensor-parallel degree is 1; raise tp in the global settings first"};
-        if (atom.kind == AtomKind::PipelineStage && (atom.stage < 0 || atom.stage >= s.pp * std::max(1, s.interleave)))
-            return Error{{}, "layer '" + name + "'",
-                         "stage " + std::to_string(atom.stage) + " does not exist: the strategy has " +
-                             std::to_string(s.pp * std::max(1, s.interleave)) + " pipeline stage(s)"};
-        if (atom.kind == AtomKind::ParameterServer && s.zero_stage > 0 && hasParams)
-            return Error{{}, "layer '" + name + "'",
-                         label + ": ZeRO stage " + std::to_string(s.zero_stage) +
-                             " already shards the optimizer state; set ZeRO to 0 to use parameter servers"};
-
+    for (const std::string& name : *chosen) {
+        if (auto e = layerRefusal(s, m, name, atom, label))
+            return *e;
         // The layer's own override moves to the end, after any glob that
         // also matches it, so that this edit is the one that counts.
-        LayerOverride o;
-        o.pattern = name;
-        auto it = std::find_if(out.layers.begin(), out.layers.end(),
-                               [&](const LayerOverride& x) { return x.pattern == name; });
-        if (it != out.layers.end()) {
-            o = *it;
-            out.layers.erase(it);
-        }
-        if (isSync(atom.kind)) {
-            SyncAtom a = o.sync.value_or(s.sync);
-            a.compression = Compression::None;
-            switch (atom.kind) {
-            case AtomKind::AllReduce:
-                a.method = SyncMethod::AllReduce;
-                a.algorithm = AllReduceAlgo::Ring;
-                a.compression = atom.compression;
-                break;
-            case AtomKind::AllReduceHierarchical:
-                a.method = SyncMethod::AllReduce;
-                a.algorithm = AllReduceAlgo::Hierarchical;
-                a.compression = atom.compression;
-                break;
-            case AtomKind::ParameterServer:
-                a.method = SyncMethod::ParameterServer;
-                a.ps_shards = std::max(0, atom.ps_shards);
-                break;
-            case AtomKind::SFB: a.method = SyncMethod::SFB; break;
-            default: a.method = SyncMethod::None; break;
-            }
-            o.sync = a;
-        } else if (isTp(atom.kind)) {
-            o.tp_role = atom.kind == AtomKind::TpColumn ? TpRole::Column
-                        : atom.kind == AtomKind::TpRow  ? TpRole::Row
-                                                        : TpRole::Replicated;
-        } else if (atom.kind == AtomKind::PipelineStage) {
-            o.stage = atom.stage;
-        } else {
-            o.recompute = atom.kind == AtomKind::RecomputeFull        ? Recompute::Full
-                          : atom.kind == AtomKind::RecomputeSelective ? Recompute::Selective
-                                                                      : Recompute::None;
-        }
+        LayerOverride o = takeOverride(out.layers, name);
+        applyAtom(o, atom, s);
         out.layers.push_back(std::move(o));
     }
     auto r = resolveStrategy(out, m, c);

@@ -1,5 +1,7 @@
 #include "partita/executor/launcher.h"
 
+#include "launchprogress.h"
+
 #include "partita/core/fileio.h"
 
 #include <algorithm>
@@ -209,7 +211,7 @@ Result<std::vector<std::string>> launchCommand(const LaunchSpec& s, std::vector<
     return cmd;
 }
 
-namespace {
+namespace detail {
 
 void updateProgress(LaunchResult& r, const std::string& line)
 {
@@ -248,6 +250,13 @@ std::string signalName(int sig)
     const char* d = strsignal(sig);
     return "signal " + std::to_string(sig) + (d ? std::string(" (") + d + ")" : "");
 }
+
+} // namespace detail
+
+namespace {
+
+using detail::signalName;
+using detail::updateProgress;
 
 // Ranks started here that outlived their launcher (Open MPI puts them in
 // process groups of their own; a stopped one ignores its SIGTERM): killed by
@@ -294,123 +303,155 @@ bool alive(int pid)
     return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
 
-} // namespace
-
-void explainFailure(LaunchResult& r, const LaunchSpec& spec)
+// Forks the launcher: the child puts itself in a process group of its own,
+// writes to the pipes and runs argv in spec.working_dir; the child's pid, or
+// -1. The child of a threaded process may only make async-signal-safe
+// calls: everything it uses (argv, the error texts) is made before the fork.
+pid_t forkLauncher(const LaunchSpec& spec, const std::vector<char*>& argv, const std::string& cannotRun,
+                   const std::string& cannotEnter, const int outPipe[2], const int errPipe[2])
 {
-    const std::string& log = r.log;
-    if (r.ranks.empty()) { // a log read afterwards: the ranks' start lines say where each ran
-        size_t at = 0;
-        while (at < log.size()) {
-            size_t nl = log.find('\n', at);
-            if (nl == std::string::npos)
-                nl = log.size();
-            updateProgress(r, log.substr(at, nl - at));
-            at = nl + 1;
-        }
+    const pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0); // the launcher and everything it starts locally: one group to terminate
+        dup2(outPipe[1], 1);
+        dup2(errPipe[1], 2);
+        close(outPipe[0]);
+        close(errPipe[0]);
+        const bool entered = spec.working_dir.empty() || chdir(spec.working_dir.c_str()) == 0;
+        if (entered)
+            execvp(argv[0], argv.data());
+        const std::string& what = entered ? cannotRun : cannotEnter;
+        const char* why = std::strerror(errno);
+        [[maybe_unused]] auto n = write(2, what.data(), what.size());
+        n = write(2, why, std::strlen(why));
+        n = write(2, "\n", 1);
+        _exit(127);
     }
-    std::smatch m;
-    auto hostOf = [&](int rank) {
-        return rank >= 0 && rank < int(r.ranks.size()) ? r.ranks[size_t(rank)].host : std::string();
-    };
-    // The worker's own words come first: they say what went wrong inside.
-    static const std::regex workerErr(R"(partita-worker: error: rank (\d+) on (\S+): ([^\n]*))");
-    static const std::regex workerErrEarly(R"(partita-worker: error: on (\S+): ([^\n]*))");
-    static const std::regex signalled(
-        R"(process rank (\d+) with PID (\d+) on node (\S+) exited on signal (\d+) \(([^)]*)\))");
-    static const std::regex exitCode(R"(Process name: \[\[\d+,\d+\],(\d+)\]\s*\n\s*Exit code:\s*(\d+))");
-    static const std::regex mpiAbort(R"(MPI_ABORT was invoked on rank (\d+))");
-    static const std::regex daemons(R"(ORTE was unable to reliably start one or more daemons)");
-    static const std::regex sshErr(R"((ssh: [^\n]*|Host key verification failed\.|[^\n]*Permission denied[^\n]*|[^\n]*Connection refused[^\n]*|[^\n]*Could not resolve hostname[^\n]*))");
-    static const std::regex notFound(R"(mpirun was unable to launch the specified application as it could not (access|find) an executable)");
-    // A rank that fails takes its peers down with it (their collectives see
-    // the connection close; the launcher stops them): the first error that
-    // is not such an echo names the rank that failed first.
-    static const std::regex echo(R"(stopped by the launcher|[Cc]onnection (closed|reset) by peer|Broken pipe)");
-    std::optional<std::smatch> first, primary;
-    for (auto it = std::sregex_iterator(log.begin(), log.end(), workerErr); it != std::sregex_iterator(); ++it) {
-        if (!first)
-            first = *it;
-        if (!primary && !std::regex_search((*it)[3].first, (*it)[3].second, echo))
-            primary = *it;
-    }
-    if (first) {
-        const std::smatch& w = primary ? *primary : *first;
-        r.failed_rank = std::stoi(w[1]);
-        r.failed_host = w[2];
-        r.cause = w[3];
-        // Ranks that fail alike (a missing interpreter on every rank) reach
-        // the log in no set order: the lowest of them is named, and the count.
-        std::set<int> alike;
-        for (auto it = std::sregex_iterator(log.begin(), log.end(), workerErr); it != std::sregex_iterator(); ++it)
-            if ((*it)[3] == r.cause && alike.insert(std::stoi((*it)[1])).second && std::stoi((*it)[1]) < r.failed_rank) {
-                r.failed_rank = std::stoi((*it)[1]);
-                r.failed_host = (*it)[2];
-            }
-        if (alike.size() > 1)
-            r.cause += " (" + std::to_string(alike.size()) + " ranks failed alike)";
-    } else if (std::regex_search(log, m, signalled)) {
-        r.failed_rank = std::stoi(m[1]);
-        r.failed_host = m[3];
-        r.cause = "killed by " + signalName(std::stoi(m[4]));
-    } else if (std::regex_search(log, m, workerErrEarly)) {
-        r.failed_host = m[1];
-        r.cause = m[2];
-    } else if (std::regex_search(log, m, exitCode)) {
-        r.failed_rank = std::stoi(m[1]);
-        r.failed_host = hostOf(r.failed_rank);
-        r.cause = "exited with code " + std::string(m[2]);
-    } else if (std::regex_search(log, m, mpiAbort)) {
-        r.failed_rank = std::stoi(m[1]);
-        r.failed_host = hostOf(r.failed_rank);
-        r.cause = "called MPI_Abort";
-    } else if (std::regex_search(log, daemons) || std::regex_search(log, m, sshErr)) {
-        std::smatch e;
-        r.cause = "could not start the ranks' daemons over ssh";
-        if (std::regex_search(log, e, sshErr))
-            r.cause += ": " + std::string(e[1]);
-        for (const HostEntry& h : spec.hosts)
-            if (log.find(h.host) != std::string::npos && r.failed_host.empty())
-                r.failed_host = h.host;
-    } else if (std::regex_search(log, notFound)) {
-        r.cause = "the worker " + spec.worker + " cannot be run on a host";
-    }
-    if (r.timed_out) {
-        // Those that did not finish, the least advanced first.
-        std::string behind;
-        int least = INT32_MAX;
-        for (const RankProgress& p : r.ranks)
-            if (p.rank >= 0 && !p.done && p.steps_done < least) {
-                least = p.steps_done;
-                r.failed_rank = p.rank;
-                r.failed_host = p.host;
-            }
-        for (int i = 0; i < spec.ranks; ++i)
-            if (i >= int(r.ranks.size()) || r.ranks[size_t(i)].rank < 0) {
-                r.failed_rank = i; // never started
-                r.failed_host.clear();
-                least = -1;
-                break;
-            }
-        r.cause = "no result within the " + std::to_string(int(spec.timeout_s)) + " s timeout" +
-                  (least < 0 ? " (the rank never started)"
-                             : " (" + std::to_string(least) + " of " + std::to_string(spec.steps) + " measured steps done)");
-    }
-    if (r.cancelled)
-        r.cause = "cancelled";
-    if (r.cause.empty()) {
-        // Last resort: the launcher's last words.
-        std::string last;
-        size_t end = log.find_last_not_of('\n');
-        if (end != std::string::npos) {
-            const size_t begin = log.rfind('\n', end);
-            last = log.substr(begin == std::string::npos ? 0 : begin + 1, end - (begin == std::string::npos ? 0 : begin + 1) + 1);
-        }
-        r.cause = "the launcher exited with code " + std::to_string(r.exit_code) + (last.empty() ? "" : ": " + last);
-    }
-    r.message = (r.failed_rank >= 0 ? "rank " + std::to_string(r.failed_rank) : std::string("the run")) +
-                (r.failed_host.empty() ? "" : " on " + r.failed_host) + ": " + r.cause;
+    return pid;
 }
+
+// The launcher's stdout and stderr, read as they come: each whole line goes
+// to the log, the ranks' progress and onLine (err: from stderr).
+struct LauncherOutput
+{
+    LaunchResult& r;
+    const std::function<void(std::string_view, bool)>& onLine;
+    std::string partial[2];
+    bool open[2] = {true, true};
+    int fds[2] = {-1, -1};
+
+    bool anyOpen() const { return open[0] || open[1]; }
+
+    // Hands on the whole lines of one pipe's buffer (and the rest, flushing).
+    void deliver(int which, bool flush)
+    {
+        std::string& buf = partial[which];
+        size_t nl;
+        while ((nl = buf.find('\n')) != std::string::npos || (flush && !buf.empty())) {
+            const std::string line = nl == std::string::npos ? buf : buf.substr(0, nl);
+            buf.erase(0, nl == std::string::npos ? buf.size() : nl + 1);
+            r.log += line + "\n";
+            updateProgress(r, line);
+            if (onLine)
+                onLine(line, which == 1);
+        }
+    }
+
+    // Waits up to 200 ms for output, then reads what came from each open pipe.
+    void readReady()
+    {
+        pollfd p[2];
+        int n = 0;
+        int map[2];
+        for (int i = 0; i < 2; ++i)
+            if (open[i]) {
+                p[n] = {fds[i], POLLIN, 0};
+                map[n++] = i;
+            }
+        const int ready = poll(p, nfds_t(n), 200);
+        for (int k = 0; k < n && ready > 0; ++k)
+            if (p[k].revents & (POLLIN | POLLHUP | POLLERR)) {
+                char buf[65536];
+                const ssize_t got = read(p[k].fd, buf, sizeof buf);
+                if (got <= 0) {
+                    open[map[k]] = false;
+                    deliver(map[k], true);
+                } else {
+                    partial[map[k]].append(buf, size_t(got));
+                    deliver(map[k], false);
+                }
+            }
+    }
+};
+
+// Stopping: the ranks started here first (SIGTERM, which the worker and a
+// user's command under partita-worker --exec-rank turn into writing what
+// they hold), given `grace_s` to exit; then the launcher's group (Open
+// MPI's mpirun kills its ranks at once), SIGKILL 5 s later.
+struct LauncherStop
+{
+    enum class Stop { Running, Ranks, Launcher, Killed } stop = Stop::Running;
+    double deadline = 0;
+    std::vector<int> stopping;
+
+    // Takes the next stopping step due `elapsed` seconds into the run, if any.
+    void advance(LaunchResult& r, const LaunchSpec& spec, pid_t pid, double elapsed, const std::atomic<bool>* cancel)
+    {
+        if (stop == Stop::Running && (elapsed > spec.timeout_s || (cancel && cancel->load()))) {
+            r.timed_out = elapsed > spec.timeout_s;
+            r.cancelled = !r.timed_out;
+            stopping = spec.kind == LauncherKind::Local ? localRankPids(r) : std::vector<int>{};
+            for (int rank : stopping)
+                kill(rank, SIGTERM);
+            stop = Stop::Ranks;
+            deadline = elapsed + spec.grace_s;
+        }
+        if (stop == Stop::Ranks && (elapsed > deadline || std::none_of(stopping.begin(), stopping.end(), alive))) {
+            kill(-pid, SIGTERM);
+            stop = Stop::Launcher;
+            deadline = elapsed + 5;
+        } else if (stop == Stop::Launcher && elapsed > deadline) {
+            kill(-pid, SIGKILL);
+            stop = Stop::Killed;
+        }
+    }
+};
+
+// Follows the launcher until both its pipes close, stopping it at the
+// timeout or on cancel.
+void followLauncher(LaunchResult& r, const LaunchSpec& spec, pid_t pid, const int fds[2],
+                    std::chrono::steady_clock::time_point t0,
+                    const std::function<void(std::string_view, bool)>& onLine, const std::atomic<bool>* cancel)
+{
+    LauncherOutput out{r, onLine, {}, {true, true}, {fds[0], fds[1]}};
+    LauncherStop stop;
+    while (out.anyOpen()) {
+        out.readReady();
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        stop.advance(r, spec, pid, elapsed, cancel);
+    }
+}
+
+// Judges a finished run: a launcher that succeeded must have every rank
+// report its end; a failure is explained from the log.
+void concludeLaunch(LaunchResult& r, const LaunchSpec& spec)
+{
+    r.ok = r.exit_code == 0 && !r.timed_out && !r.cancelled;
+    if (r.ok) {
+        for (int i = 0; i < spec.ranks; ++i)
+            if (i >= int(r.ranks.size()) || !r.ranks[size_t(i)].done) {
+                r.ok = false;
+                r.failed_rank = i;
+                r.cause = "the launcher succeeded but the rank did not report its end";
+                r.message = "rank " + std::to_string(i) + ": " + r.cause;
+                return;
+            }
+        return;
+    }
+    explainFailure(r, spec);
+}
+
+} // namespace
 
 LaunchResult runLaunch(const LaunchSpec& spec, const std::function<void(std::string_view, bool)>& onLine,
                        const std::atomic<bool>* cancel)
@@ -438,23 +479,7 @@ LaunchResult runLaunch(const LaunchSpec& spec, const std::function<void(std::str
     const std::string cannotRun = std::string("cannot run ") + argv[0] + ": ";
     const std::string cannotEnter = "cannot enter " + spec.working_dir + ": ";
     const auto t0 = std::chrono::steady_clock::now();
-    const pid_t pid = fork();
-    if (pid == 0) {
-        setpgid(0, 0); // the launcher and everything it starts locally: one group to terminate
-        dup2(outPipe[1], 1);
-        dup2(errPipe[1], 2);
-        close(outPipe[0]);
-        close(errPipe[0]);
-        const bool entered = spec.working_dir.empty() || chdir(spec.working_dir.c_str()) == 0;
-        if (entered)
-            execvp(argv[0], argv.data());
-        const std::string& what = entered ? cannotRun : cannotEnter;
-        const char* why = std::strerror(errno);
-        [[maybe_unused]] auto n = write(2, what.data(), what.size());
-        n = write(2, why, std::strlen(why));
-        n = write(2, "\n", 1);
-        _exit(127);
-    }
+    const pid_t pid = forkLauncher(spec, argv, cannotRun, cannotEnter, outPipe, errPipe);
     close(outPipe[1]);
     close(errPipe[1]);
     if (pid < 0) {
@@ -465,69 +490,8 @@ LaunchResult runLaunch(const LaunchSpec& spec, const std::function<void(std::str
         return r;
     }
     setpgid(pid, pid);
-    std::string partial[2];
-    bool open[2] = {true, true};
     const int fds[2] = {outPipe[0], errPipe[0]};
-    auto deliver = [&](int which, bool flush) {
-        std::string& buf = partial[which];
-        size_t nl;
-        while ((nl = buf.find('\n')) != std::string::npos || (flush && !buf.empty())) {
-            const std::string line = nl == std::string::npos ? buf : buf.substr(0, nl);
-            buf.erase(0, nl == std::string::npos ? buf.size() : nl + 1);
-            r.log += line + "\n";
-            updateProgress(r, line);
-            if (onLine)
-                onLine(line, which == 1);
-        }
-    };
-    // Stopping: the ranks started here first (SIGTERM, which the worker and a
-    // user's command under partita-worker --exec-rank turn into writing what
-    // they hold), given `grace_s` to exit; then the launcher's group (Open
-    // MPI's mpirun kills its ranks at once), SIGKILL 5 s later.
-    enum class Stop { Running, Ranks, Launcher, Killed } stop = Stop::Running;
-    double deadline = 0;
-    std::vector<int> stopping;
-    while (open[0] || open[1]) {
-        pollfd p[2];
-        int n = 0;
-        int map[2];
-        for (int i = 0; i < 2; ++i)
-            if (open[i]) {
-                p[n] = {fds[i], POLLIN, 0};
-                map[n++] = i;
-            }
-        const int ready = poll(p, nfds_t(n), 200);
-        for (int k = 0; k < n && ready > 0; ++k)
-            if (p[k].revents & (POLLIN | POLLHUP | POLLERR)) {
-                char buf[65536];
-                const ssize_t got = read(p[k].fd, buf, sizeof buf);
-                if (got <= 0) {
-                    open[map[k]] = false;
-                    deliver(map[k], true);
-                } else {
-                    partial[map[k]].append(buf, size_t(got));
-                    deliver(map[k], false);
-                }
-            }
-        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (stop == Stop::Running && (elapsed > spec.timeout_s || (cancel && cancel->load()))) {
-            r.timed_out = elapsed > spec.timeout_s;
-            r.cancelled = !r.timed_out;
-            stopping = spec.kind == LauncherKind::Local ? localRankPids(r) : std::vector<int>{};
-            for (int rank : stopping)
-                kill(rank, SIGTERM);
-            stop = Stop::Ranks;
-            deadline = elapsed + spec.grace_s;
-        }
-        if (stop == Stop::Ranks && (elapsed > deadline || std::none_of(stopping.begin(), stopping.end(), alive))) {
-            kill(-pid, SIGTERM);
-            stop = Stop::Launcher;
-            deadline = elapsed + 5;
-        } else if (stop == Stop::Launcher && elapsed > deadline) {
-            kill(-pid, SIGKILL);
-            stop = Stop::Killed;
-        }
-    }
+    followLauncher(r, spec, pid, fds, t0, onLine, cancel);
     close(outPipe[0]);
     close(errPipe[0]);
     int status = 0;
@@ -538,19 +502,7 @@ LaunchResult runLaunch(const LaunchSpec& spec, const std::function<void(std::str
         killLeftoverRanks(r);
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.ok = r.exit_code == 0 && !r.timed_out && !r.cancelled;
-    if (r.ok) {
-        for (int i = 0; i < spec.ranks; ++i)
-            if (i >= int(r.ranks.size()) || !r.ranks[size_t(i)].done) {
-                r.ok = false;
-                r.failed_rank = i;
-                r.cause = "the launcher succeeded but the rank did not report its end";
-                r.message = "rank " + std::to_string(i) + ": " + r.cause;
-                return r;
-            }
-        return r;
-    }
-    explainFailure(r, spec);
+    concludeLaunch(r, spec);
     return r;
 }
 

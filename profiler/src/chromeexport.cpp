@@ -3,6 +3,7 @@
 // Perfetto, chrome://tracing and HTA open it. Split from chromeimport.cpp.
 #include "partita/profiler/chromeimport.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -70,6 +71,114 @@ void appendMicros(std::string& out, int64_t ns)
     }
 }
 
+// Puts ",\n" before every event of the array but the first.
+void appendSeparator(std::string& out, bool& first)
+{
+    if (!first)
+        out += ",\n";
+    first = false;
+}
+
+// The file's opening up to its event array: the run's name and kind, the
+// rank when there is one, the clock offsets applied.
+void appendHeader(std::string& out, const RunInfo& info, const std::set<int32_t>& ranks,
+                  const std::map<int32_t, int64_t>* clockOffsets)
+{
+    out += "{\"schemaVersion\": 1, \"displayTimeUnit\": \"ns\", ";
+    if (ranks.size() == 1)
+        out += "\"distributedInfo\": {\"rank\": " + std::to_string(*ranks.begin()) + "}, ";
+    out += "\"partita\": {\"run\": ";
+    appendEscaped(out, info.name);
+    out += ", \"kind\": \"" + std::string(runKindName(info.kind)) + "\"";
+    if (clockOffsets && !clockOffsets->empty()) {
+        out += ", \"clock_offsets_ns\": {";
+        bool firstOffset = true;
+        for (const auto& [rank, ns] : *clockOffsets) {
+            out += (firstOffset ? "\"" : ", \"") + std::to_string(rank) + "\": " + std::to_string(ns);
+            firstOffset = false;
+        }
+        out += "}";
+    }
+    out += "}, \"traceEvents\": [\n";
+}
+
+// Names each rank's process and each track's thread (metadata events),
+// noting the tracks by id.
+void appendNames(std::string& out, bool& first, const std::set<int32_t>& ranks, const std::vector<StoredTrack>& tracks,
+                 std::unordered_map<int64_t, const StoredTrack*>& byId)
+{
+    for (int32_t r : ranks) {
+        appendSeparator(out, first);
+        out += "{\"ph\": \"M\", \"name\": \"process_name\", \"pid\": " + std::to_string(r) +
+               ", \"tid\": 0, \"args\": {\"name\": \"rank " + std::to_string(r) + "\"}}";
+    }
+    for (const auto& t : tracks) {
+        byId[t.id] = &t;
+        appendSeparator(out, first);
+        out += "{\"ph\": \"M\", \"name\": \"thread_name\", \"pid\": " + std::to_string(t.rank) +
+               ", \"tid\": " + std::to_string(t.track) + ", \"args\": {\"name\": ";
+        appendEscaped(out, t.name);
+        out += "}}";
+    }
+}
+
+// An event's args: our fields first, then the original args (a later
+// duplicate key would win in most readers, so they are left out of ours).
+void appendArgs(std::string& out, const StoredTrack& t, const TraceRecord& r, std::string_view orig)
+{
+    out += ", \"args\": {\"partita_kind\": \"";
+    out += traceKindName(r.kind);
+    out += '"';
+    auto has = [&](std::string_view k) { return orig.find("\"" + std::string(k) + "\"") != std::string_view::npos; };
+    if (t.device && !has("stream"))
+        out += ", \"stream\": " + std::to_string(t.track);
+    if (r.correlation >= 0 && !has("correlation"))
+        out += ", \"correlation\": " + std::to_string(r.correlation);
+    if (r.layer >= 0 && !has("layer"))
+        out += ", \"layer\": " + std::to_string(r.layer);
+    if (r.op >= 0 && !has("op"))
+        out += ", \"op\": " + std::to_string(r.op);
+    if (r.bytes && !has("bytes"))
+        out += ", \"bytes\": " + std::to_string(r.bytes);
+    if (r.flops > 0 && !has("flops")) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.17g", r.flops);
+        out += ", \"flops\": ";
+        out += buf;
+    }
+    if (orig.size() > 2) {
+        std::string_view members = orig.substr(1, orig.size() - 2); // the object's members
+        while (!members.empty() && std::isspace(static_cast<unsigned char>(members.front())))
+            members.remove_prefix(1);
+        if (!members.empty()) {
+            out += ", ";
+            out.append(members);
+        }
+    }
+    out += "}";
+}
+
+// One stored event as a complete ("X") event, shifted by its rank's clock offset.
+void appendEvent(std::string& out, const StoredTrack& t, const StoredEvent& e,
+                 const std::map<int32_t, int64_t>* clockOffsets)
+{
+    const TraceRecord& r = e.record;
+    out += "{\"ph\": \"X\", \"cat\": \"";
+    out += categoryOf(r.kind, t.device);
+    out += "\", \"name\": ";
+    appendEscaped(out, r.name);
+    out += ", \"pid\": " + std::to_string(t.rank) + ", \"tid\": " + std::to_string(t.track) + ", \"ts\": ";
+    int64_t shift = 0;
+    if (clockOffsets)
+        if (auto o = clockOffsets->find(t.rank); o != clockOffsets->end())
+            shift = o->second;
+    appendMicros(out, r.start_ns - shift);
+    out += ", \"dur\": ";
+    appendMicros(out, r.dur_ns);
+    appendArgs(out, t, r, e.args);
+    out += "}";
+}
+
 } // namespace
 
 Result<int64_t> exportChromeTrace(const TraceStore& store, int64_t run, const std::string& path,
@@ -97,92 +206,15 @@ Result<int64_t> exportChromeTrace(const TraceStore& store, int64_t run, const st
     std::set<int32_t> ranks;
     for (const auto& t : *tracks)
         ranks.insert(t.rank);
-    out += "{\"schemaVersion\": 1, \"displayTimeUnit\": \"ns\", ";
-    if (ranks.size() == 1)
-        out += "\"distributedInfo\": {\"rank\": " + std::to_string(*ranks.begin()) + "}, ";
-    out += "\"partita\": {\"run\": ";
-    appendEscaped(out, info->name);
-    out += ", \"kind\": \"" + std::string(runKindName(info->kind)) + "\"";
-    if (clockOffsets && !clockOffsets->empty()) {
-        out += ", \"clock_offsets_ns\": {";
-        bool firstOffset = true;
-        for (const auto& [rank, ns] : *clockOffsets) {
-            out += (firstOffset ? "\"" : ", \"") + std::to_string(rank) + "\": " + std::to_string(ns);
-            firstOffset = false;
-        }
-        out += "}";
-    }
-    out += "}, \"traceEvents\": [\n";
+    appendHeader(out, *info, ranks, clockOffsets);
     bool first = true;
-    auto sep = [&] {
-        if (!first)
-            out += ",\n";
-        first = false;
-    };
-    for (int32_t r : ranks) {
-        sep();
-        out += "{\"ph\": \"M\", \"name\": \"process_name\", \"pid\": " + std::to_string(r) +
-               ", \"tid\": 0, \"args\": {\"name\": \"rank " + std::to_string(r) + "\"}}";
-    }
     std::unordered_map<int64_t, const StoredTrack*> byId;
-    for (const auto& t : *tracks) {
-        byId[t.id] = &t;
-        sep();
-        out += "{\"ph\": \"M\", \"name\": \"thread_name\", \"pid\": " + std::to_string(t.rank) +
-               ", \"tid\": " + std::to_string(t.track) + ", \"args\": {\"name\": ";
-        appendEscaped(out, t.name);
-        out += "}}";
-    }
+    appendNames(out, first, ranks, *tracks, byId);
     int64_t count = 0;
     auto each = store.forEachEvent(run, [&](const StoredEvent& e) {
         const StoredTrack& t = *byId[e.track_id];
-        const TraceRecord& r = e.record;
-        sep();
-        out += "{\"ph\": \"X\", \"cat\": \"";
-        out += categoryOf(r.kind, t.device);
-        out += "\", \"name\": ";
-        appendEscaped(out, r.name);
-        out += ", \"pid\": " + std::to_string(t.rank) + ", \"tid\": " + std::to_string(t.track) + ", \"ts\": ";
-        int64_t shift = 0;
-        if (clockOffsets)
-            if (auto o = clockOffsets->find(t.rank); o != clockOffsets->end())
-                shift = o->second;
-        appendMicros(out, r.start_ns - shift);
-        out += ", \"dur\": ";
-        appendMicros(out, r.dur_ns);
-        // Our fields first, then the original args (a later duplicate key
-        // would win in most readers, so they are left out of ours).
-        out += ", \"args\": {\"partita_kind\": \"";
-        out += traceKindName(r.kind);
-        out += '"';
-        const std::string_view orig = e.args;
-        auto has = [&](std::string_view k) { return orig.find("\"" + std::string(k) + "\"") != std::string_view::npos; };
-        if (t.device && !has("stream"))
-            out += ", \"stream\": " + std::to_string(t.track);
-        if (r.correlation >= 0 && !has("correlation"))
-            out += ", \"correlation\": " + std::to_string(r.correlation);
-        if (r.layer >= 0 && !has("layer"))
-            out += ", \"layer\": " + std::to_string(r.layer);
-        if (r.op >= 0 && !has("op"))
-            out += ", \"op\": " + std::to_string(r.op);
-        if (r.bytes && !has("bytes"))
-            out += ", \"bytes\": " + std::to_string(r.bytes);
-        if (r.flops > 0 && !has("flops")) {
-            char buf[32];
-            std::snprintf(buf, sizeof buf, "%.17g", r.flops);
-            out += ", \"flops\": ";
-            out += buf;
-        }
-        if (orig.size() > 2) {
-            std::string_view members = orig.substr(1, orig.size() - 2); // the object's members
-            while (!members.empty() && std::isspace(static_cast<unsigned char>(members.front())))
-                members.remove_prefix(1);
-            if (!members.empty()) {
-                out += ", ";
-                out.append(members);
-            }
-        }
-        out += "}}";
+        appendSeparator(out, first);
+        appendEvent(out, t, e, clockOffsets);
         ++count;
         spill(false);
     }, std::nullopt, true);
@@ -203,5 +235,4 @@ Result<int64_t> exportChromeTrace(const TraceStore& store, int64_t run, const st
     }
     return count;
 }
-
 } // namespace partita

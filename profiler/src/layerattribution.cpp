@@ -296,6 +296,106 @@ std::vector<AttributedLayer> rowsOf(const std::vector<ModuleMatch>& matches, con
     return rows;
 }
 
+// One rank's host tracks: their steps by track id, each path's host time,
+// and the module path each launch (by correlation) came from.
+Result<bool> readHostTracks(Reader& reader, int32_t rank, const std::vector<const StoredTrack*>& rankTracks,
+                            std::vector<int64_t>& hostNs, std::unordered_map<int64_t, int32_t>& launchedIn,
+                            std::map<int64_t, std::vector<StepTally>>& byTrack, LayerAttribution& a)
+{
+    for (const StoredTrack* t : rankTracks) {
+        if (t->device)
+            continue;
+        TrackPass pass(reader, rank, hostNs, launchedIn);
+        auto steps = pass.run(*t);
+        if (!steps)
+            return steps.error();
+        a.module_ranges += pass.ranges;
+        byTrack[t->id] = std::move(*steps);
+    }
+    return true;
+}
+
+// One rank's device tracks: each kernel, copy and set given to the module
+// path its launch came from.
+Result<bool> readDeviceTracks(Reader& reader, const std::vector<const StoredTrack*>& rankTracks,
+                              const std::unordered_map<int64_t, int32_t>& launchedIn, std::vector<int64_t>& deviceNs)
+{
+    for (const StoredTrack* t : rankTracks) {
+        if (!t->device)
+            continue;
+        auto r = reader.each(*t, [&](const RawEvent& e) -> Result<bool> {
+            if ((e.kind == TraceKind::Kernel || e.kind == TraceKind::Memcpy || e.kind == TraceKind::Memset) && e.correlation >= 0)
+                if (auto it = launchedIn.find(e.correlation); it != launchedIn.end()) {
+                    if (deviceNs.size() <= size_t(it->second))
+                        deviceNs.resize(size_t(it->second) + 1, 0);
+                    deviceNs[size_t(it->second)] += e.dur_ns;
+                }
+            return true;
+        });
+        if (!r)
+            return r.error();
+    }
+    return true;
+}
+
+// Each path's layer (the optimizer's renamed to its row); `counts`: whether
+// a path's time is attributed. The optimizer's time is shown, but is no
+// layer's: not attributed.
+std::vector<ModuleMatch> matchPaths(const std::vector<std::string>& layers, const std::vector<std::string>& paths,
+                                    std::vector<bool>& counts)
+{
+    const ModulePathMatcher matcher(layers, paths);
+    std::vector<ModuleMatch> matches;
+    for (const std::string& p : paths)
+        matches.push_back(matcher.match(p));
+    counts.assign(paths.size(), false);
+    for (size_t i = 0; i < paths.size(); ++i) {
+        counts[i] = !matches[i].name.empty();
+        if (paths[i] == kOptimizerPath)
+            matches[i].name = kOptimizerRow;
+    }
+    return matches;
+}
+
+// The run's operator, attributed and collective time, summed over its steps.
+struct RunTotals
+{
+    int64_t op = 0, attributed = 0, collective = 0;
+};
+
+// Each step's attributed time (that of the paths that count), the steps
+// listed in `steps`, and the run's totals.
+RunTotals tallySteps(std::map<int64_t, std::vector<StepTally>>& byTrack, const std::vector<bool>& counts,
+                     std::vector<StepAttribution>& steps)
+{
+    RunTotals total;
+    for (auto& [id, trackSteps] : byTrack)
+        for (StepTally& t : trackSteps) {
+            for (const auto& [path, ns] : t.byPath)
+                if (counts[size_t(path)])
+                    t.sa.attributed_ns += ns;
+            total.op += t.sa.op_ns;
+            total.attributed += t.sa.attributed_ns;
+            total.collective += t.sa.collective_ns;
+            steps.push_back(t.sa);
+        }
+    return total;
+}
+
+// The worst step's attributed fraction, and each step's slowest time over the ranks.
+void summarizeSteps(LayerAttribution& a)
+{
+    a.worst_step_fraction = 1;
+    std::map<int, double> slowest;
+    for (const StepAttribution& s : a.steps) {
+        if (s.op_ns - s.collective_ns > 0)
+            a.worst_step_fraction = std::min(a.worst_step_fraction, s.fraction());
+        slowest[s.index] = std::max(slowest[s.index], double(s.dur_ns) * 1e-9);
+    }
+    for (const auto& [k, v] : slowest)
+        a.step_s.push_back(v);
+}
+
 } // namespace
 
 double StepAttribution::fraction() const
@@ -322,77 +422,28 @@ Result<LayerAttribution> attributeToLayers(const TraceStore& store, int64_t run,
     a.ranks = int(ranks.size());
     for (const auto& [rank, rankTracks] : ranks) {
         std::unordered_map<int64_t, int32_t> launchedIn; // correlation -> module path id, this rank's
-        for (const StoredTrack* t : rankTracks) {
-            if (t->device)
-                continue;
-            TrackPass pass(reader, rank, hostNs, launchedIn);
-            auto steps = pass.run(*t);
-            if (!steps)
-                return steps.error();
-            a.module_ranges += pass.ranges;
-            byTrack[t->id] = std::move(*steps);
-        }
-        for (const StoredTrack* t : rankTracks) {
-            if (!t->device)
-                continue;
-            auto r = reader.each(*t, [&](const RawEvent& e) -> Result<bool> {
-                if ((e.kind == TraceKind::Kernel || e.kind == TraceKind::Memcpy || e.kind == TraceKind::Memset) && e.correlation >= 0)
-                    if (auto it = launchedIn.find(e.correlation); it != launchedIn.end()) {
-                        if (deviceNs.size() <= size_t(it->second))
-                            deviceNs.resize(size_t(it->second) + 1, 0);
-                        deviceNs[size_t(it->second)] += e.dur_ns;
-                    }
-                return true;
-            });
-            if (!r)
-                return r.error();
-        }
+        if (auto host = readHostTracks(reader, rank, rankTracks, hostNs, launchedIn, byTrack, a); !host)
+            return host.error();
+        if (auto device = readDeviceTracks(reader, rankTracks, launchedIn, deviceNs); !device)
+            return device.error();
     }
     const std::vector<std::string>& paths = reader.paths.names;
     hostNs.resize(paths.size(), 0);
     deviceNs.resize(paths.size(), 0);
-    const ModulePathMatcher matcher(layers, paths);
-    std::vector<ModuleMatch> matches;
-    for (const std::string& p : paths)
-        matches.push_back(matcher.match(p));
-    // The optimizer's time is shown, but is no layer's: not attributed.
-    std::vector<bool> counts(paths.size());
-    for (size_t i = 0; i < paths.size(); ++i) {
-        counts[i] = !matches[i].name.empty();
-        if (paths[i] == kOptimizerPath)
-            matches[i].name = kOptimizerRow;
-    }
-    int64_t opTotal = 0, attributedTotal = 0, collectiveTotal = 0;
-    for (auto& [id, steps] : byTrack)
-        for (StepTally& t : steps) {
-            for (const auto& [path, ns] : t.byPath)
-                if (counts[size_t(path)])
-                    t.sa.attributed_ns += ns;
-            opTotal += t.sa.op_ns;
-            attributedTotal += t.sa.attributed_ns;
-            collectiveTotal += t.sa.collective_ns;
-            a.steps.push_back(t.sa);
-        }
+    std::vector<bool> counts;
+    std::vector<ModuleMatch> matches = matchPaths(layers, paths, counts);
+    const RunTotals total = tallySteps(byTrack, counts, a.steps);
     if (a.steps.empty())
         return Error{"run " + std::to_string(run), "steps", "holds no steps (ProfilerStep# ranges) to attribute time within"};
     // Per step on one rank: the ranks' steps together, divided by their count.
     const double perStep = 1e-9 / double(a.steps.size());
     std::vector<AttributedLayer> extra;
-    if (collectiveTotal > 0)
-        extra.push_back({kOutsideCollectivesRow, -1, double(collectiveTotal) * perStep, 0});
+    if (total.collective > 0)
+        extra.push_back({kOutsideCollectivesRow, -1, double(total.collective) * perStep, 0});
     a.layers = rowsOf(matches, hostNs, deviceNs, perStep, std::move(extra));
-    const int64_t own = opTotal - collectiveTotal;
-    a.attributed_fraction = own > 0 ? double(attributedTotal) / double(own) : 0;
-    a.worst_step_fraction = 1;
-    std::map<int, double> slowest;
-    for (const StepAttribution& s : a.steps) {
-        if (s.op_ns - s.collective_ns > 0)
-            a.worst_step_fraction = std::min(a.worst_step_fraction, s.fraction());
-        slowest[s.index] = std::max(slowest[s.index], double(s.dur_ns) * 1e-9);
-    }
-    for (const auto& [k, v] : slowest)
-        a.step_s.push_back(v);
+    const int64_t own = total.op - total.collective;
+    a.attributed_fraction = own > 0 ? double(total.attributed) / double(own) : 0;
+    summarizeSteps(a);
     return a;
 }
-
 } // namespace partita

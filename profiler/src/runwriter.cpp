@@ -206,23 +206,39 @@ void RunWriter::orderChunk()
     }
 }
 
-Result<bool> RunWriter::commitChunk()
+namespace {
+
+// Inserts one block of a track's events (and their packed arguments) ending
+// at `end`; false if the insert failed.
+bool insertBlock(Stmt& q, int64_t track, const std::vector<detail::BlockEvent>& block, const std::string& rawArgs,
+                 int64_t end)
 {
-    if (m_pending.empty()) {
-        if (!m_inTransaction)
-            return true;
-        m_inTransaction = false; // names or tracks without events yet
-        return m_store.exec("COMMIT");
-    }
-    orderChunk();
+    const std::string events = detail::encodeEvents(block.data(), block.size());
+    const std::string args = rawArgs.empty() ? std::string() : packArgs(rawArgs);
+    q.bind(1, track)
+        .bind(2, block.front().start)
+        .bind(3, block.back().start)
+        .bind(4, end)
+        .bind(5, block.front().id)
+        .bind(6, int64_t(block.size()))
+        .bindBlob(7, events);
+    if (args.empty())
+        q.bindNull(8);
+    else
+        q.bindBlob(8, args);
+    const int rc = q.step();
+    q.reset();
+    return rc == SQLITE_DONE;
+}
+
+} // namespace
+
+// Stores the ordered chunk as blocks of at most kBlockEvents events of one
+// track each, noting each track's longest block span. On failure the error,
+// the transaction still open.
+Result<bool> RunWriter::storeBlocks()
+{
     const std::vector<uint32_t>& order = m_order;
-    if (auto b = begin(); !b)
-        return b;
-    auto rollback = [&](const std::string& what) -> Result<bool> {
-        Error e = m_store.sqlError(what);
-        abandon();
-        return e;
-    };
     Stmt& q = m_st->insertBlock;
     std::vector<detail::BlockEvent> block;
     std::string rawArgs;
@@ -255,28 +271,19 @@ Result<bool> RunWriter::commitChunk()
             end = std::max(end, p.start + p.dur);
             block.push_back(e);
         }
-        const std::string events = detail::encodeEvents(block.data(), block.size());
-        const std::string args = rawArgs.empty() ? std::string() : packArgs(rawArgs);
-        q.bind(1, track)
-            .bind(2, block.front().start)
-            .bind(3, block.back().start)
-            .bind(4, end)
-            .bind(5, block.front().id)
-            .bind(6, int64_t(block.size()))
-            .bindBlob(7, events);
-        if (args.empty())
-            q.bindNull(8);
-        else
-            q.bindBlob(8, args);
-        const int rc = q.step();
-        q.reset();
-        if (rc != SQLITE_DONE)
-            return rollback("storing events of run " + std::to_string(m_run));
+        if (!insertBlock(q, track, block, rawArgs, end))
+            return m_store.sqlError("storing events of run " + std::to_string(m_run));
         TrackStats& st = m_stats[track];
         st.maxSpan = std::max(st.maxSpan, end - block.front().start);
         i = j;
     }
-    // Track statistics as of this chunk, so that an interrupted run can be read.
+    return true;
+}
+
+// Track statistics as of this chunk, so that an interrupted run can be read.
+// On failure the error, the transaction still open.
+Result<bool> RunWriter::storeTrackStats()
+{
     Stmt& u = m_st->trackStats;
     for (const auto& entry : m_stats) {
         const TrackStats& st = entry.second;
@@ -288,7 +295,29 @@ Result<bool> RunWriter::commitChunk()
         const int rc = u.step();
         u.reset();
         if (rc != SQLITE_DONE)
-            return rollback("updating track statistics");
+            return m_store.sqlError("updating track statistics");
+    }
+    return true;
+}
+
+Result<bool> RunWriter::commitChunk()
+{
+    if (m_pending.empty()) {
+        if (!m_inTransaction)
+            return true;
+        m_inTransaction = false; // names or tracks without events yet
+        return m_store.exec("COMMIT");
+    }
+    orderChunk();
+    if (auto b = begin(); !b)
+        return b;
+    if (auto s = storeBlocks(); !s) {
+        abandon();
+        return s;
+    }
+    if (auto s = storeTrackStats(); !s) {
+        abandon();
+        return s;
     }
     m_pending.clear();
     m_args.clear();
@@ -465,6 +494,154 @@ Result<bool> RunWriter::add(int64_t trackId, const TraceRecord& r, std::string_v
     return true;
 }
 
+namespace {
+
+// One level of a track's level-of-detail table while it is built.
+struct LodLevel
+{
+    detail::LodBucket cur;
+    bool open = false, kept = true;
+    std::vector<detail::LodBucket> rows; // not yet written
+    int64_t written = 0;                 // buckets already in lod_blocks
+};
+
+// The levels of a track of `events` events over [start, end) worth trying:
+// levels that cannot fold kMinFold events per bucket are not worth storing;
+// those finer than the mean spacing are not even tried. (bottom, top).
+std::pair<int, int> lodLevelRange(int64_t events, int64_t start, int64_t end)
+{
+    int top = 0;
+    while (top < kLevels - 1 && levelWidth(top) < std::max<int64_t>(1, end - start))
+        ++top;
+    int bottom = 0;
+    const double spacing = double(std::max<int64_t>(1, end - start)) / double(events);
+    while (bottom < top && double(levelWidth(bottom)) < spacing * double(kMinFold))
+        ++bottom;
+    return {bottom, top};
+}
+
+// The level-of-detail pass over one track's events: each level from bottom
+// to top folds them into buckets, and drops out once it holds `cap` buckets.
+// Buckets go out a block at a time, so memory stays at a block per level.
+struct LodPass
+{
+    Stmt& put;
+    int64_t trackId = 0, cap = 0;
+    int bottom = 0, top = 0;
+    std::vector<LodLevel> levels;
+    bool writeFailed = false;
+
+    // Writes level k's waiting buckets, kBlockBuckets to a row.
+    void writeRows(int k, LodLevel& l)
+    {
+        for (size_t i = 0; i < l.rows.size(); i += kBlockBuckets) {
+            const size_t n = std::min(kBlockBuckets, l.rows.size() - i);
+            put.bind(1, trackId)
+                .bind(2, int64_t(k))
+                .bind(3, l.rows[i].bucket)
+                .bind(4, l.rows[i + n - 1].bucket)
+                .bindBlob(5, detail::encodeBuckets(&l.rows[i], n));
+            writeFailed |= put.step() != SQLITE_DONE;
+            put.reset();
+            l.written += int64_t(n);
+        }
+        l.rows.clear();
+    }
+
+    // Closes level k's open bucket: queued, or the level dropped at its cap.
+    void close(int k, LodLevel& l)
+    {
+        if (!l.open || !l.kept)
+            return;
+        l.open = false;
+        if (l.written + int64_t(l.rows.size()) >= cap) {
+            l.kept = false;
+            l.rows = {};
+            return;
+        }
+        l.rows.push_back(l.cur);
+        if (l.rows.size() >= kBlockBuckets)
+            writeRows(k, l);
+    }
+
+    // Folds one event (in time order) into each level's bucket.
+    void add(const detail::BlockEvent& e)
+    {
+        for (int k = bottom; k <= top; ++k) {
+            LodLevel& l = levels[size_t(k)];
+            if (!l.kept)
+                continue;
+            const int64_t w = levelWidth(k);
+            const int64_t idx = e.start >= 0 ? e.start / w : -((-e.start + w - 1) / w);
+            if (!l.open || idx != l.cur.bucket) {
+                close(k, l);
+                if (!l.kept)
+                    continue;
+                l.cur = detail::LodBucket{};
+                l.cur.bucket = idx;
+                l.cur.start = e.start;
+                l.cur.end = e.start + e.dur;
+                l.cur.longestDur = -1;
+                l.open = true;
+            }
+            ++l.cur.count;
+            l.cur.end = std::max(l.cur.end, e.start + e.dur);
+            if (e.dur > l.cur.longestDur) {
+                l.cur.longestDur = e.dur;
+                l.cur.longestId = e.id;
+                l.cur.nameId = e.nameId;
+                l.cur.kind = e.kind;
+                l.cur.layer = e.layer;
+            }
+        }
+    }
+
+    // Closes and writes every level, deleting the rows of one dropped after
+    // some were written; the mask of the levels stored.
+    int64_t closeAll(Stmt& drop)
+    {
+        int64_t mask = 0;
+        for (int k = bottom; k <= top; ++k) {
+            LodLevel& l = levels[size_t(k)];
+            close(k, l);
+            if (l.kept) {
+                writeRows(k, l);
+                if (l.written > 0)
+                    mask |= int64_t(1) << k;
+            } else if (l.written > 0) { // dropped after some of it was written
+                drop.bind(1, trackId).bind(2, int64_t(k));
+                writeFailed |= drop.step() != SQLITE_DONE;
+                drop.reset();
+            }
+        }
+        return mask;
+    }
+};
+
+} // namespace
+
+// Builds and stores one track's level-of-detail table and its mask of
+// levels. On failure the error, the transaction still open.
+Result<bool> RunWriter::storeTrackLod(int64_t trackId, const TrackStats& st, Stmt& put, Stmt& upd, Stmt& drop)
+{
+    const int64_t cap = std::max<int64_t>(1, st.events / kMinFold);
+    const auto [bottom, top] = lodLevelRange(st.events, st.start, st.end);
+    LodPass pass{put, trackId, cap, bottom, top, std::vector<LodLevel>(size_t(top + 1))};
+    auto r = readEvents(m_store.m_db, m_store.m_path, trackId, INT64_MIN, INT64_MAX, INT64_MIN, false,
+                        [&](const detail::BlockEvent& e, std::string_view) { pass.add(e); });
+    if (!r)
+        return r.error();
+    const int64_t mask = pass.closeAll(drop);
+    if (pass.writeFailed)
+        return m_store.sqlError("storing the level-of-detail table");
+    upd.bind(1, mask).bind(2, trackId);
+    const int rc = upd.step();
+    upd.reset();
+    if (rc != SQLITE_DONE)
+        return m_store.sqlError("updating track statistics");
+    return true;
+}
+
 Result<bool> RunWriter::finish(const std::string& meta)
 {
     if (m_finished)
@@ -484,110 +661,10 @@ Result<bool> RunWriter::finish(const std::string& meta)
     if (!put.ok() || !upd.ok() || !drop.ok())
         return rollback(m_store.sqlError("preparing the level-of-detail pass"));
     for (const auto& entry : m_stats) {
-        const int64_t trackId = entry.first;
-        const TrackStats& st = entry.second;
-        if (st.events == 0)
+        if (entry.second.events == 0)
             continue;
-        // Levels that cannot fold kMinFold events per bucket are not worth
-        // storing; those finer than the mean spacing are not even tried.
-        const int64_t cap = std::max<int64_t>(1, st.events / kMinFold);
-        int top = 0;
-        while (top < kLevels - 1 && levelWidth(top) < std::max<int64_t>(1, st.end - st.start))
-            ++top;
-        int bottom = 0;
-        const double spacing = double(std::max<int64_t>(1, st.end - st.start)) / double(st.events);
-        while (bottom < top && double(levelWidth(bottom)) < spacing * double(kMinFold))
-            ++bottom;
-        struct Level
-        {
-            detail::LodBucket cur;
-            bool open = false, kept = true;
-            std::vector<detail::LodBucket> rows; // not yet written
-            int64_t written = 0;                 // buckets already in lod_blocks
-        };
-        std::vector<Level> levels(size_t(top + 1));
-        bool writeFailed = false;
-        auto writeRows = [&](int k, Level& l) {
-            for (size_t i = 0; i < l.rows.size(); i += kBlockBuckets) {
-                const size_t n = std::min(kBlockBuckets, l.rows.size() - i);
-                put.bind(1, trackId)
-                    .bind(2, int64_t(k))
-                    .bind(3, l.rows[i].bucket)
-                    .bind(4, l.rows[i + n - 1].bucket)
-                    .bindBlob(5, detail::encodeBuckets(&l.rows[i], n));
-                writeFailed |= put.step() != SQLITE_DONE;
-                put.reset();
-                l.written += int64_t(n);
-            }
-            l.rows.clear();
-        };
-        // Buckets go out a block at a time, so memory stays at a block per level.
-        auto close = [&](int k, Level& l) {
-            if (!l.open || !l.kept)
-                return;
-            l.open = false;
-            if (l.written + int64_t(l.rows.size()) >= cap) {
-                l.kept = false;
-                l.rows = {};
-                return;
-            }
-            l.rows.push_back(l.cur);
-            if (l.rows.size() >= kBlockBuckets)
-                writeRows(k, l);
-        };
-        auto r = readEvents(db, m_store.m_path, trackId, INT64_MIN, INT64_MAX, INT64_MIN, false,
-                            [&](const detail::BlockEvent& e, std::string_view) {
-                                for (int k = bottom; k <= top; ++k) {
-                                    Level& l = levels[size_t(k)];
-                                    if (!l.kept)
-                                        continue;
-                                    const int64_t w = levelWidth(k);
-                                    const int64_t idx = e.start >= 0 ? e.start / w : -((-e.start + w - 1) / w);
-                                    if (!l.open || idx != l.cur.bucket) {
-                                        close(k, l);
-                                        if (!l.kept)
-                                            continue;
-                                        l.cur = detail::LodBucket{};
-                                        l.cur.bucket = idx;
-                                        l.cur.start = e.start;
-                                        l.cur.end = e.start + e.dur;
-                                        l.cur.longestDur = -1;
-                                        l.open = true;
-                                    }
-                                    ++l.cur.count;
-                                    l.cur.end = std::max(l.cur.end, e.start + e.dur);
-                                    if (e.dur > l.cur.longestDur) {
-                                        l.cur.longestDur = e.dur;
-                                        l.cur.longestId = e.id;
-                                        l.cur.nameId = e.nameId;
-                                        l.cur.kind = e.kind;
-                                        l.cur.layer = e.layer;
-                                    }
-                                }
-                            });
-        if (!r)
-            return rollback(r.error());
-        int64_t mask = 0;
-        for (int k = bottom; k <= top; ++k) {
-            Level& l = levels[size_t(k)];
-            close(k, l);
-            if (l.kept) {
-                writeRows(k, l);
-                if (l.written > 0)
-                    mask |= int64_t(1) << k;
-            } else if (l.written > 0) { // dropped after some of it was written
-                drop.bind(1, trackId).bind(2, int64_t(k));
-                writeFailed |= drop.step() != SQLITE_DONE;
-                drop.reset();
-            }
-        }
-        if (writeFailed)
-            return rollback(m_store.sqlError("storing the level-of-detail table"));
-        upd.bind(1, mask).bind(2, trackId);
-        const int rc = upd.step();
-        upd.reset();
-        if (rc != SQLITE_DONE)
-            return rollback(m_store.sqlError("updating track statistics"));
+        if (auto t = storeTrackLod(entry.first, entry.second, put, upd, drop); !t)
+            return rollback(t.error());
     }
     Stmt done(db, "UPDATE runs SET status = 'complete', meta = CASE WHEN ?1 = '' THEN meta ELSE ?1 END WHERE id = ?2");
     done.bind(1, meta).bind(2, m_run);

@@ -15,84 +15,88 @@ namespace partita {
 using detail::Stmt;
 using namespace detail; // storeblocks.h
 
-Result<std::vector<DrawItem>> TraceStore::viewport(int64_t track, int64_t t0, int64_t t1, double nsPerPixel,
-                                                   double minPixels) const
+namespace {
+
+// The coarsest level stored (in the mask `levels`) whose buckets are no
+// wider than `fold`, or -1 when there is none.
+int viewportLevel(int64_t levels, double fold)
 {
-    std::vector<DrawItem> out;
-    if (t1 <= t0)
-        return out;
-    const double fold = std::max(1.0, nsPerPixel * minPixels);
-    int64_t maxDur = 0, levels = 0;
-    {
-        Stmt& q = cached(m_trackInfo, "SELECT max_dur_ns, lod_levels FROM tracks WHERE id = ?");
-        q.bind(1, track);
-        if (q.step() != SQLITE_ROW) {
-            q.reset();
-            return Error{m_path, "track " + std::to_string(track), "no such track"};
-        }
-        maxDur = q.int64(0);
-        levels = q.int64(1);
-        q.reset(); // ends the read
-    }
     int level = -1;
     for (int k = 0; k < kLevels; ++k)
         if ((levels >> k & 1) && double(levelWidth(k)) <= fold)
             level = k;
-    auto push = [&](DrawItem it) {
-        // Merge with the previous folded run when both are too small to show apart.
-        if (!out.empty()) {
-            DrawItem& last = out.back();
-            const bool lastSmall = last.count > 1 || double(last.end_ns - last.start_ns) < fold;
-            const bool itSmall = it.count > 1 || double(it.end_ns - it.start_ns) < fold;
-            if (lastSmall && itSmall && last.depth == it.depth && double(it.start_ns - last.end_ns) < fold &&
-                double(std::max(last.end_ns, it.end_ns) - last.start_ns) < fold * 8) {
-                last.end_ns = std::max(last.end_ns, it.end_ns);
-                last.count += it.count;
-                return;
-            }
+    return level;
+}
+
+// Appends an item to the viewport's items.
+void pushFolded(std::vector<DrawItem>& out, DrawItem it, double fold)
+{
+    // Merge with the previous folded run when both are too small to show apart.
+    if (!out.empty()) {
+        DrawItem& last = out.back();
+        const bool lastSmall = last.count > 1 || double(last.end_ns - last.start_ns) < fold;
+        const bool itSmall = it.count > 1 || double(it.end_ns - it.start_ns) < fold;
+        if (lastSmall && itSmall && last.depth == it.depth && double(it.start_ns - last.end_ns) < fold &&
+            double(std::max(last.end_ns, it.end_ns) - last.start_ns) < fold * 8) {
+            last.end_ns = std::max(last.end_ns, it.end_ns);
+            last.count += it.count;
+            return;
         }
-        out.push_back(std::move(it));
-    };
-    if (level >= 0) {
-        const int64_t w = levelWidth(level);
-        const int64_t b0 = (t0 - maxDur) / w - 1, b1 = t1 / w + 1;
-        // Blocks do not overlap: start from the last one that begins at or before b0.
-        Stmt& q = cached(m_lodQuery, "SELECT data FROM lod_blocks WHERE track_id = ?1 AND level = ?2 AND first_bucket >= "
-                                     "coalesce((SELECT max(first_bucket) FROM lod_blocks WHERE track_id = ?1 AND "
-                                     "level = ?2 AND first_bucket <= ?3), ?3) AND first_bucket <= ?4 ORDER BY first_bucket");
-        q.bind(1, track).bind(2, int64_t(level)).bind(3, b0).bind(4, b1);
-        std::vector<detail::LodBucket> buckets;
-        int rc;
-        while ((rc = q.step()) == SQLITE_ROW) {
-            buckets.clear();
-            if (!detail::decodeBuckets(q.blob(0), buckets, b1)) {
-                q.reset();
-                return Error{m_path, "track " + std::to_string(track), "a corrupt level-of-detail block"};
-            }
-            for (const detail::LodBucket& x : buckets) {
-                if (x.end <= t0 || x.start >= t1 || x.bucket < b0 || x.bucket > b1)
-                    continue;
-                DrawItem it;
-                it.start_ns = x.start;
-                it.end_ns = x.end;
-                it.count = x.count;
-                it.event_id = x.longestId;
-                it.name_id = x.nameId;
-                it.kind = TraceKind(x.kind);
-                it.layer = x.layer;
-                if (it.count > 1 && double(x.longestDur) >= fold)
-                    it.count = 1; // a wide event inside the bucket is drawn as itself
-                push(std::move(it));
-            }
-        }
-        if (rc != SQLITE_DONE)
-            return sqlError("viewport");
-        return out;
     }
+    out.push_back(std::move(it));
+}
+
+} // namespace
+
+// The viewport from the level-of-detail table's buckets at `level`.
+Result<bool> TraceStore::viewportFromLod(int64_t track, int64_t t0, int64_t t1, double fold, int64_t maxDur, int level,
+                                         std::vector<DrawItem>& out) const
+{
+    const int64_t w = levelWidth(level);
+    const int64_t b0 = (t0 - maxDur) / w - 1, b1 = t1 / w + 1;
+    // Blocks do not overlap: start from the last one that begins at or before b0.
+    Stmt& q = cached(m_lodQuery, "SELECT data FROM lod_blocks WHERE track_id = ?1 AND level = ?2 AND first_bucket >= "
+                                 "coalesce((SELECT max(first_bucket) FROM lod_blocks WHERE track_id = ?1 AND "
+                                 "level = ?2 AND first_bucket <= ?3), ?3) AND first_bucket <= ?4 ORDER BY first_bucket");
+    q.bind(1, track).bind(2, int64_t(level)).bind(3, b0).bind(4, b1);
+    std::vector<detail::LodBucket> buckets;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) {
+        buckets.clear();
+        if (!detail::decodeBuckets(q.blob(0), buckets, b1)) {
+            q.reset();
+            return Error{m_path, "track " + std::to_string(track), "a corrupt level-of-detail block"};
+        }
+        for (const detail::LodBucket& x : buckets) {
+            if (x.end <= t0 || x.start >= t1 || x.bucket < b0 || x.bucket > b1)
+                continue;
+            DrawItem it;
+            it.start_ns = x.start;
+            it.end_ns = x.end;
+            it.count = x.count;
+            it.event_id = x.longestId;
+            it.name_id = x.nameId;
+            it.kind = TraceKind(x.kind);
+            it.layer = x.layer;
+            if (it.count > 1 && double(x.longestDur) >= fold)
+                it.count = 1; // a wide event inside the bucket is drawn as itself
+            pushFolded(out, std::move(it), fold);
+        }
+    }
+    if (rc != SQLITE_DONE)
+        return sqlError("viewport");
+    return true;
+}
+
+// The viewport from the events themselves, each at the depth of the events
+// that enclose it.
+Result<bool> TraceStore::viewportFromEvents(int64_t track, int64_t t0, int64_t t1, double fold, int64_t maxDur,
+                                            std::vector<DrawItem>& out) const
+{
     std::vector<DrawItem> rows;
     rows.reserve(256);
     auto r = readEvents(m_db, m_path, track, t0 - maxDur, t1, t0, false, [&](const detail::BlockEvent& e, std::string_view) {
-        if (e.start >= t1 || e.start + e.dur < t0 - 0)
+        if (e.start >= t1 || e.start + e.dur < t0)
             return; // blocks reach past the window
         DrawItem it;
         it.event_id = e.id;
@@ -119,8 +123,35 @@ Result<std::vector<DrawItem>> TraceStore::viewport(int64_t track, int64_t t0, in
         stack.push_back(it.end_ns);
         if (it.end_ns <= t0)
             continue;
-        push(std::move(it));
+        pushFolded(out, std::move(it), fold);
     }
+    return true;
+}
+
+Result<std::vector<DrawItem>> TraceStore::viewport(int64_t track, int64_t t0, int64_t t1, double nsPerPixel,
+                                                   double minPixels) const
+{
+    std::vector<DrawItem> out;
+    if (t1 <= t0)
+        return out;
+    const double fold = std::max(1.0, nsPerPixel * minPixels);
+    int64_t maxDur = 0, levels = 0;
+    {
+        Stmt& q = cached(m_trackInfo, "SELECT max_dur_ns, lod_levels FROM tracks WHERE id = ?");
+        q.bind(1, track);
+        if (q.step() != SQLITE_ROW) {
+            q.reset();
+            return Error{m_path, "track " + std::to_string(track), "no such track"};
+        }
+        maxDur = q.int64(0);
+        levels = q.int64(1);
+        q.reset(); // ends the read
+    }
+    const int level = viewportLevel(levels, fold);
+    auto filled = level >= 0 ? viewportFromLod(track, t0, t1, fold, maxDur, level, out)
+                             : viewportFromEvents(track, t0, t1, fold, maxDur, out);
+    if (!filled)
+        return filled.error();
     return out;
 }
 

@@ -190,6 +190,11 @@ private:
     {
         int64_t events = 0, start = INT64_MAX, end = INT64_MIN, maxDur = 0, maxSpan = 0;
     };
+    // commitChunk's and finish's steps (runwriter.cpp); on failure they leave the transaction open.
+    Result<bool> storeBlocks();     // the ordered chunk as event blocks
+    Result<bool> storeTrackStats(); // each track's statistics so far
+    Result<bool> storeTrackLod(int64_t trackId, const TrackStats& st, detail::Stmt& put, detail::Stmt& upd,
+                               detail::Stmt& drop); // one track's level-of-detail table
     // Events wait here until a chunk is full, then go in sorted by track and
     // start: the table is clustered that way, so inserts append.
     struct Pending
@@ -321,6 +326,11 @@ private:
     Error sqlError(const std::string& where) const;
 
     detail::Stmt& cached(std::unique_ptr<detail::Stmt>& slot, const char* sql) const;
+    // viewport's two ways to fill `out` (tracereads.cpp): the level-of-detail buckets at `level`, or the events.
+    Result<bool> viewportFromLod(int64_t track, int64_t t0, int64_t t1, double fold, int64_t maxDur, int level,
+                                 std::vector<DrawItem>& out) const;
+    Result<bool> viewportFromEvents(int64_t track, int64_t t0, int64_t t1, double fold, int64_t maxDur,
+                                    std::vector<DrawItem>& out) const;
 
     std::string m_path;
     sqlite3* m_db = nullptr;
