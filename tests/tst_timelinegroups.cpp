@@ -63,6 +63,30 @@ class TestTimelineGroups : public QObject
 {
     Q_OBJECT
 private slots:
+    // The group header's busy line, one rank or several.
+    void busyText_data()
+    {
+        QTest::addColumn<int>("ranks");
+        QTest::addColumn<double>("least");
+        QTest::addColumn<double>("most");
+        QTest::addColumn<QString>("text");
+        QTest::newRow("one rank") << 1 << 0.5 << 0.5 << "1 rank, 50 % busy";
+        QTest::newRow("ranks alike") << 4 << 0.9 << 0.9 << "4 ranks, 90 % busy";
+        QTest::newRow("ranks apart") << 8 << 0.4 << 0.62 << "8 ranks, 40–62 % busy";
+    }
+    void busyText()
+    {
+        QFETCH(int, ranks);
+        QFETCH(double, least);
+        QFETCH(double, most);
+        QFETCH(QString, text);
+        GroupBusy g;
+        g.ranks.resize(size_t(ranks));
+        g.least = least;
+        g.most = most;
+        QCOMPARE(groupBusyText(g), text);
+    }
+
     void order_data()
     {
         QTest::addColumn<QString>("mesh");

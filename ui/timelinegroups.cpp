@@ -234,6 +234,15 @@ void TimelineView::refreshGroups()
     }
 }
 
+QString groupBusyText(const GroupBusy& g)
+{
+    const QString busy = g.least == g.most
+                             ? QString::number(100 * g.least, 'f', 0)
+                             : QString("%1–%2").arg(100 * g.least, 0, 'f', 0).arg(100 * g.most, 0, 'f', 0);
+    return g.ranks.size() == 1 ? TimelineView::tr("1 rank, %1 % busy").arg(busy)
+                               : TimelineView::tr("%1 ranks, %2 % busy").arg(g.ranks.size()).arg(busy);
+}
+
 void TimelineView::paintGroups(QPainter& p, int scroll, int w, int h)
 {
     m_groupsPainted = 0;
@@ -256,11 +265,7 @@ void TimelineView::paintGroups(QPainter& p, int scroll, int w, int h)
         p.drawText(QRect(6, y + 1, kGutter - 8, 16), Qt::AlignVCenter | Qt::AlignLeft, title);
         QString sub;
         if (auto b = m_groupBusy.find(r.group); b != m_groupBusy.end())
-            sub = (b->second.ranks.size() == 1 ? tr("1 rank, %2 % busy") : tr("%1 ranks, %2 % busy"))
-                      .arg(b->second.ranks.size())
-                      .arg(b->second.least == b->second.most
-                               ? QString::number(100 * b->second.least, 'f', 0)
-                               : QString("%1–%2").arg(100 * b->second.least, 0, 'f', 0).arg(100 * b->second.most, 0, 'f', 0));
+            sub = groupBusyText(b->second);
         else
             sub = groupsLoading() ? tr("reading busy time…") : tr("no device events");
         p.setPen(palette().color(QPalette::PlaceholderText));

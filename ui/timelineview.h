@@ -32,6 +32,9 @@ class QPainter;
 
 namespace partita {
 
+// A group header's second line: "4 ranks, 40–60 % busy" (least to most busy rank).
+QString groupBusyText(const GroupBusy& g);
+
 class TimelineView : public QAbstractScrollArea
 {
     Q_OBJECT
