@@ -211,6 +211,9 @@ private slots:
         QTest::newRow("shell variable") << "torchrun --nnodes 1 --nproc-per-node 8 pretrain_gpt.py " + shape +
                                                "--tensor-model-parallel-size $TP"
                                         << "--tensor-model-parallel-size" << "shell variable";
+        QTest::newRow("number too long") << "torchrun --nnodes 1 --nproc-per-node 8 pretrain_gpt.py " + shape +
+                                                "--micro-batch-size 99999999999999999999999"
+                                         << "--micro-batch-size" << "out of range";
         QTest::newRow("no shape") << "torchrun --nnodes 1 --nproc-per-node 8 pretrain_gpt.py --hidden-size 256"
                                   << "--num-layers" << "missing";
         QTest::newRow("no world") << "python pretrain_gpt.py " + shape << "torchrun" << "number of GPUs is unknown";

@@ -378,6 +378,8 @@ struct MegatronArgs
                          v.find('$') != std::string::npos
                              ? "value '" + v + "' is a shell variable: set it in the file before importing"
                              : "expected a whole number, found '" + v + "'"};
+        if (v.size() > 18) // std::stoll would throw beyond int64_t
+            return Error{file, k, "out of range: " + v};
         return std::stoll(v);
     }
 };
