@@ -2,6 +2,8 @@
 // run --command and the workbench's Profile dialog make: what it refuses
 // before any rank starts, with nothing stored (data rows). Real profiled
 // runs go through it in tst_commandrun (the CLI) and tst_profiledialog.
+#include "sessiontest.h"
+
 #include "partita/core/modelio.h"
 #include "partita/executor/profilesession.h"
 
@@ -62,9 +64,7 @@ private slots:
         else if (change == "notconfig")
             writeConfig("hello");
         else if (change == "world") {
-            auto m = modelFromHfConfig(R"({"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2, "n_positions": 64, "vocab_size": 512})");
-            QVERIFY(m);
-            r.model = *m;
+            r.model = test::tinyGpt();
             Strategy s;
             s.dp = 8;
             s.micro_batch = 1;
@@ -78,13 +78,7 @@ private slots:
         QVERIFY(!out);
         QVERIFY2(QString::fromStdString(out.error().str()).contains(expect), out.error().str().c_str());
         QVERIFY(!launched);
-        if (QFile::exists(project)) { // nothing stored
-            auto store = TraceStore::open(project.toStdString());
-            QVERIFY(store);
-            auto runs = (*store)->runs();
-            QVERIFY(runs);
-            QCOMPARE(runs->size(), size_t(0));
-        }
+        test::expectNothingStored(project);
     }
 };
 

@@ -4,6 +4,8 @@
 // host, a worker that cannot be run and a project that cannot be opened.
 #include "rundialog.h"
 
+#include "sessiontest.h"
+
 #include "partita/core/modelio.h"
 #include "partita/profiler/tracestore.h"
 
@@ -18,13 +20,6 @@
 using namespace partita;
 
 namespace {
-Model tinyGpt()
-{
-    auto m = modelFromHfConfig(R"({"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2, "n_positions": 64, "vocab_size": 512})");
-    if (!m)
-        qFatal("%s", m.error().str().c_str());
-    return *m;
-}
 Strategy strategy(int dp, int tp, int pp)
 {
     Strategy s;
@@ -74,7 +69,7 @@ private slots:
             QVERIFY(f.open(QIODevice::WriteOnly));
             f.write("node-a slots=1\nnode-b slots=1\n");
         }
-        RunDialog d("/tmp/p.partita", tinyGpt(), strategy(8, tp, 1));
+        RunDialog d("/tmp/p.partita", test::tinyGpt(), strategy(8, tp, 1));
         d.ranksBox()->setValue(ranks);
         d.launcherBox()->setCurrentIndex(d.launcherBox()->findData(launcher));
         d.hostsEdit()->setText(hosts);
@@ -104,7 +99,7 @@ private slots:
     {
         QTemporaryDir dir;
         const QString project = dir.filePath("run.partita");
-        RunDialog d(project, tinyGpt(), strategy(2, 1, 1));
+        RunDialog d(project, test::tinyGpt(), strategy(2, 1, 1));
         d.ranksBox()->setValue(2);
         d.stepsBox()->setValue(2);
         QSignalSpy done(&d, &RunDialog::finishedRun);
@@ -131,7 +126,7 @@ private slots:
     void cancelledMidway()
     {
         QTemporaryDir dir;
-        RunDialog d(dir.filePath("cancel.partita"), tinyGpt(), strategy(2, 1, 1));
+        RunDialog d(dir.filePath("cancel.partita"), test::tinyGpt(), strategy(2, 1, 1));
         d.ranksBox()->setValue(2);
         d.stepsBox()->setValue(100000);
         QSignalSpy done(&d, &RunDialog::finishedRun);
@@ -153,7 +148,7 @@ private slots:
         QVERIFY(f.open(QIODevice::WriteOnly));
         f.write("unreachable-node slots=2\n");
         f.close();
-        RunDialog d(dir.filePath("bad.partita"), tinyGpt(), strategy(2, 1, 1));
+        RunDialog d(dir.filePath("bad.partita"), test::tinyGpt(), strategy(2, 1, 1));
         d.ranksBox()->setValue(2);
         d.launcherBox()->setCurrentIndex(d.launcherBox()->findData("ssh"));
         d.hostsEdit()->setText(hosts);
@@ -168,7 +163,7 @@ private slots:
     {
         qputenv("PARTITA_WORKER", "/nonexistent/partita-worker");
         QTemporaryDir dir;
-        RunDialog d(dir.filePath("x.partita"), tinyGpt(), strategy(2, 1, 1));
+        RunDialog d(dir.filePath("x.partita"), test::tinyGpt(), strategy(2, 1, 1));
         d.ranksBox()->setValue(2);
         QSignalSpy done(&d, &RunDialog::finishedRun);
         const bool started = d.start();
@@ -185,7 +180,7 @@ private slots:
     // project path) ends with the session's error, not a hang.
     void projectCannotOpen()
     {
-        RunDialog d("/nonexistent/folder/x.partita", tinyGpt(), strategy(2, 1, 1));
+        RunDialog d("/nonexistent/folder/x.partita", test::tinyGpt(), strategy(2, 1, 1));
         d.ranksBox()->setValue(2);
         QSignalSpy done(&d, &RunDialog::finishedRun);
         QVERIFY2(d.start(), qPrintable(d.why()));

@@ -3,6 +3,8 @@
 // rows), a prediction at a shape scale, a real 2-rank CPU run through
 // RunSession with its stages in order and its typed outcome as stored, and
 // a cancel midway that keeps what the ranks measured.
+#include "sessiontest.h"
+
 #include "partita/core/modelio.h"
 #include "partita/executor/localmachine.h"
 #include "partita/executor/runsession.h"
@@ -20,13 +22,6 @@ using namespace partita;
 
 namespace {
 
-Model tinyGpt()
-{
-    auto m = modelFromHfConfig(R"({"model_type": "gpt2", "n_embd": 64, "n_head": 4, "n_layer": 2, "n_positions": 64, "vocab_size": 512})");
-    if (!m)
-        qFatal("%s", m.error().str().c_str());
-    return *m;
-}
 
 Strategy dataParallel(int dp)
 {
@@ -44,7 +39,7 @@ RunRequest localRun(const QString& project, int steps)
 {
     RunRequest r;
     r.project = project.toStdString();
-    r.model = tinyGpt();
+    r.model = test::tinyGpt();
     r.model_label = "tiny.json";
     r.strategy = dataParallel(2);
     r.ranks = 2;
@@ -143,14 +138,7 @@ private slots:
         QVERIFY(!out);
         QVERIFY2(QString::fromStdString(out.error().str()).contains(expect), out.error().str().c_str());
         QVERIFY(!ran);
-        // Nothing stored: a refusal leaves no prediction behind.
-        if (QFile::exists(project)) {
-            auto store = TraceStore::open(project.toStdString());
-            QVERIFY(store);
-            auto runs = (*store)->runs();
-            QVERIFY(runs);
-            QCOMPARE(runs->size(), size_t(0));
-        }
+        test::expectNothingStored(project); // a refusal leaves no prediction behind
     }
 
     // A run at a shape scale is predicted at that scale; the plan kept is full size.

@@ -1,6 +1,8 @@
 // A user's own training command profiled end to end (profilesession.h).
 #include "partita/executor/profilesession.h"
 
+#include "curvefit.h"
+
 #include "partita/core/fileio.h"
 
 #include <nlohmann/json.hpp>
@@ -15,15 +17,6 @@ namespace partita {
 using nlohmann::json;
 
 namespace {
-
-double median(std::vector<double> v)
-{
-    if (v.empty())
-        return 0;
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 struct ConfigPrediction
 {
@@ -202,7 +195,7 @@ Result<bool> attribute(TraceStore& store, ProfileOutcome& out)
         return true;
     }
     out.attribution = std::move(*a);
-    out.measured_step_s = median(out.attribution->step_s);
+    out.measured_step_s = detail::median(out.attribution->step_s);
     out.layers = layerRows(*out.attribution, out.prediction);
     return storeAttribution(store, out);
 }
