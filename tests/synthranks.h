@@ -37,100 +37,171 @@ struct SynthRun
     std::vector<int64_t> skew_ns; // per rank, as applied
 };
 
+namespace detail {
+
+// By start; a step before the kernels that start with it.
+inline void sortByStart(std::vector<TraceRecord>& source)
+{
+    std::stable_sort(source.begin(), source.end(), [](const TraceRecord& a, const TraceRecord& b) {
+        return a.start_ns < b.start_ns ||
+               (a.start_ns == b.start_ns && a.kind == TraceKind::Step && b.kind != TraceKind::Step);
+    });
+}
+
+// Each rank's clock offset: rank 0's is 0, the others' uniform in [-max_skew_ns, max_skew_ns].
+inline std::vector<int64_t> rankSkews(const SynthOptions& o, std::mt19937_64& rng,
+                                      std::uniform_real_distribution<double>& unit)
+{
+    std::vector<int64_t> skew;
+    for (int r = 0; r < o.ranks; ++r)
+        skew.push_back(r == 0 ? 0 : int64_t(unit(rng) * double(o.max_skew_ns)));
+    return skew;
+}
+
+// One synthesis under way: the run being written, and each rank's tracks, lag and open step.
+struct RankSynth
+{
+    RankSynth(const SynthOptions& options, RunWriter& writer, const std::vector<int64_t>& skews,
+              std::mt19937_64& random, std::uniform_real_distribution<double>& uniform)
+        : o(options), w(writer), skew(skews), rng(random), unit(uniform), tracks(size_t(options.ranks)),
+          delay(size_t(options.ranks), 0), stepStart(size_t(options.ranks))
+    {
+    }
+
+    const SynthOptions& o;
+    RunWriter& w;
+    const std::vector<int64_t>& skew;
+    std::mt19937_64& rng;
+    std::uniform_real_distribution<double>& unit;
+    std::vector<std::vector<int64_t>> tracks;
+    std::vector<int64_t> delay; // each rank's lag behind the source's timeline
+    std::optional<TraceRecord> step;
+    std::vector<int64_t> stepStart;
+};
+
+// The stored track of rank `r`'s copy of `e`'s track, made on first use.
+inline Result<int64_t> trackOf(RankSynth& s, int r, const TraceRecord& e)
+{
+    auto& t = s.tracks[size_t(r)];
+    if (t.size() <= size_t(e.track))
+        t.resize(size_t(e.track) + 1, -1);
+    if (t[size_t(e.track)] < 0) {
+        const bool device = e.kind != TraceKind::Step;
+        auto id = s.w.track(r, e.track, device ? "stream " + std::to_string(e.track) : "steps", device);
+        if (!id)
+            return id.error();
+        t[size_t(e.track)] = *id;
+    }
+    return t[size_t(e.track)];
+}
+
+// Writes `x` on rank `r`'s copy of its track.
+inline Result<bool> writeOnRank(RankSynth& s, int r, const TraceRecord& x)
+{
+    auto id = trackOf(s, r, x);
+    if (!id)
+        return id.error();
+    if (auto a = s.w.add(*id, x); !a)
+        return a.error();
+    return true;
+}
+
+// A step is written when the source passes its end, stretched by what
+// the rank lagged meanwhile.
+inline Result<bool> closeStep(RankSynth& s)
+{
+    for (int r = 0; s.step && r < s.o.ranks; ++r) {
+        TraceRecord x = *s.step;
+        x.rank = r;
+        x.start_ns = s.stepStart[size_t(r)];
+        x.dur_ns = s.step->start_ns + s.step->dur_ns + s.delay[size_t(r)] + s.skew[size_t(r)] - x.start_ns;
+        if (auto a = writeOnRank(s, r, x); !a)
+            return a.error();
+    }
+    s.step.reset();
+    return true;
+}
+
+// Closes the open step and opens `e`, starting on each rank where that rank's lag and skew put it.
+inline Result<bool> openStep(RankSynth& s, const TraceRecord& e)
+{
+    if (auto c = closeStep(s); !c)
+        return c.error();
+    s.step = e;
+    for (int r = 0; r < s.o.ranks; ++r)
+        s.stepStart[size_t(r)] = e.start_ns + s.delay[size_t(r)] + s.skew[size_t(r)];
+    return true;
+}
+
+// Replays one device event on every rank: a collective ends when its last rank arrives, a compute kernel
+// is jittered (and slowed on the slow rank), and each rank's lag follows.
+inline Result<bool> replayOnRanks(RankSynth& s, const TraceRecord& e)
+{
+    const SynthOptions& o = s.o;
+    const bool coll = classifyKernel(e.name, e.kind) == KernelClass::Communication;
+    int64_t latest = INT64_MIN;
+    if (coll)
+        for (int r = 0; r < o.ranks; ++r)
+            latest = std::max(latest, e.start_ns + s.delay[size_t(r)]);
+    for (int r = 0; r < o.ranks; ++r) {
+        TraceRecord x = e;
+        x.rank = r;
+        x.start_ns = e.start_ns + s.delay[size_t(r)];
+        if (coll) {
+            // Arrives at its own time; ends when the last rank's copy does.
+            x.dur_ns = latest + e.dur_ns - x.start_ns;
+            s.delay[size_t(r)] = latest - e.start_ns;
+        } else if (isDeviceKind(e.kind)) {
+            double f = 1 + o.jitter * s.unit(s.rng);
+            if (r == o.slow_rank && e.name == o.slow_kernel && (o.slow_layer < 0 || e.layer == o.slow_layer))
+                f *= o.slow_factor;
+            x.dur_ns = std::max<int64_t>(1, int64_t(double(e.dur_ns) * f));
+            s.delay[size_t(r)] += x.dur_ns - e.dur_ns;
+        }
+        x.start_ns += s.skew[size_t(r)];
+        if (auto a = writeOnRank(s, r, x); !a)
+            return a.error();
+    }
+    return true;
+}
+
+// Replays the sorted source, then closes the last step.
+inline Result<bool> replaySource(RankSynth& s, const std::vector<TraceRecord>& source)
+{
+    for (const TraceRecord& e : source) {
+        if (s.step && e.start_ns >= s.step->start_ns + s.step->dur_ns)
+            if (auto c = closeStep(s); !c)
+                return c.error();
+        if (e.kind == TraceKind::Step) {
+            if (auto c = openStep(s, e); !c)
+                return c.error();
+            continue;
+        }
+        if (auto c = replayOnRanks(s, e); !c)
+            return c.error();
+    }
+    return closeStep(s);
+}
+
+} // namespace detail
+
 // `source`: one rank's device events and steps (TraceKind::Step), any
 // order; communication kernels (by classifyKernel) are the collectives.
 inline Result<SynthRun> synthesizeRanks(TraceStore& store, std::vector<TraceRecord> source, const SynthOptions& o)
 {
-    // By start; a step before the kernels that start with it.
-    std::stable_sort(source.begin(), source.end(), [](const TraceRecord& a, const TraceRecord& b) {
-        return a.start_ns < b.start_ns || (a.start_ns == b.start_ns && a.kind == TraceKind::Step && b.kind != TraceKind::Step);
-    });
+    detail::sortByStart(source);
     std::mt19937_64 rng(o.seed);
     std::uniform_real_distribution<double> unit(-1.0, 1.0);
     SynthRun out;
-    for (int r = 0; r < o.ranks; ++r)
-        out.skew_ns.push_back(r == 0 ? 0 : int64_t(unit(rng) * double(o.max_skew_ns)));
+    out.skew_ns = detail::rankSkews(o, rng, unit);
     RunInfo info;
     info.name = "synthetic: " + std::to_string(o.ranks) + " ranks";
     info.kind = RunKind::Imported;
     auto w = store.beginRun(info);
     if (!w)
         return w.error();
-    std::vector<std::vector<int64_t>> tracks(size_t(o.ranks));
-    std::vector<int64_t> delay(size_t(o.ranks), 0); // each rank's lag behind the source's timeline
-    auto trackOf = [&](int r, const TraceRecord& e) -> Result<int64_t> {
-        auto& t = tracks[size_t(r)];
-        if (t.size() <= size_t(e.track))
-            t.resize(size_t(e.track) + 1, -1);
-        if (t[size_t(e.track)] < 0) {
-            const bool device = e.kind != TraceKind::Step;
-            auto id = (*w)->track(r, e.track, device ? "stream " + std::to_string(e.track) : "steps", device);
-            if (!id)
-                return id.error();
-            t[size_t(e.track)] = *id;
-        }
-        return t[size_t(e.track)];
-    };
-    // A step is written when the source passes its end, stretched by what
-    // the rank lagged meanwhile.
-    std::optional<TraceRecord> step;
-    std::vector<int64_t> stepStart(size_t(o.ranks));
-    auto closeStep = [&]() -> Result<bool> {
-        for (int r = 0; step && r < o.ranks; ++r) {
-            TraceRecord x = *step;
-            x.rank = r;
-            x.start_ns = stepStart[size_t(r)];
-            x.dur_ns = step->start_ns + step->dur_ns + delay[size_t(r)] + out.skew_ns[size_t(r)] - x.start_ns;
-            auto id = trackOf(r, x);
-            if (!id)
-                return id.error();
-            if (auto a = (*w)->add(*id, x); !a)
-                return a.error();
-        }
-        step.reset();
-        return true;
-    };
-    for (const TraceRecord& e : source) {
-        if (step && e.start_ns >= step->start_ns + step->dur_ns)
-            if (auto c = closeStep(); !c)
-                return c.error();
-        if (e.kind == TraceKind::Step) {
-            if (auto c = closeStep(); !c)
-                return c.error();
-            step = e;
-            for (int r = 0; r < o.ranks; ++r)
-                stepStart[size_t(r)] = e.start_ns + delay[size_t(r)] + out.skew_ns[size_t(r)];
-            continue;
-        }
-        const bool coll = classifyKernel(e.name, e.kind) == KernelClass::Communication;
-        int64_t latest = INT64_MIN;
-        if (coll)
-            for (int r = 0; r < o.ranks; ++r)
-                latest = std::max(latest, e.start_ns + delay[size_t(r)]);
-        for (int r = 0; r < o.ranks; ++r) {
-            TraceRecord x = e;
-            x.rank = r;
-            x.start_ns = e.start_ns + delay[size_t(r)];
-            if (coll) {
-                // Arrives at its own time; ends when the last rank's copy does.
-                x.dur_ns = latest + e.dur_ns - x.start_ns;
-                delay[size_t(r)] = latest - e.start_ns;
-            } else if (isDeviceKind(e.kind)) {
-                double f = 1 + o.jitter * unit(rng);
-                if (r == o.slow_rank && e.name == o.slow_kernel && (o.slow_layer < 0 || e.layer == o.slow_layer))
-                    f *= o.slow_factor;
-                x.dur_ns = std::max<int64_t>(1, int64_t(double(e.dur_ns) * f));
-                delay[size_t(r)] += x.dur_ns - e.dur_ns;
-            }
-            x.start_ns += out.skew_ns[size_t(r)];
-            auto id = trackOf(r, x);
-            if (!id)
-                return id.error();
-            if (auto a = (*w)->add(*id, x); !a)
-                return a.error();
-        }
-    }
-    if (auto c = closeStep(); !c)
+    detail::RankSynth s(o, **w, out.skew_ns, rng, unit);
+    if (auto c = detail::replaySource(s, source); !c)
         return c.error();
     if (auto f = (*w)->finish(); !f)
         return f.error();

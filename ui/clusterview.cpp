@@ -301,6 +301,115 @@ bool ClusterView::saveVersion(QString* why)
     return true;
 }
 
+namespace {
+// Up to 8 nodes drawn side by side; the rest said in words.
+constexpr int kMaxNodes = 8;
+constexpr double kDevW = 110, kDevH = 46, kPad = 12;
+constexpr double kNetY = -60;
+
+// The device grid of one node box and the box's size.
+struct NodeLayout
+{
+    int cols = 1;
+    double w = 0, h = 0;
+};
+
+// Lays a node's devices out up to four to a row and sizes its box to fit.
+NodeLayout layoutNode(const Node& n)
+{
+    NodeLayout l;
+    l.cols = n.devices.size() > 4 ? 4 : std::max<int>(1, int(n.devices.size()));
+    const int rows = int((n.devices.size() + size_t(l.cols) - 1) / size_t(l.cols));
+    l.w = l.cols * kDevW + (l.cols + 1) * kPad;
+    l.h = rows * kDevH + (rows + 1) * kPad + 44;
+    return l;
+}
+
+// Draws a node's box, its bold name and the one line saying its intra-node link.
+void drawNodeFrame(QGraphicsScene* s, const Node& n, double x, const NodeLayout& l, const QPalette& pal,
+                   const QColor& nodeFill, const QFont& font)
+{
+    s->addRect(QRectF(x, 0, l.w, l.h), QPen(pal.color(QPalette::Mid), 1.5), nodeFill)->setZValue(-1);
+    auto* title = s->addSimpleText(QString::fromStdString(n.name));
+    QFont bold = font;
+    bold.setBold(true);
+    title->setFont(bold);
+    title->setPos(x + kPad, 4);
+    // The intra-node link, once: every pair not listed otherwise.
+    const QString pairLinks = n.links.empty() ? QString() : ClusterView::tr(" (+%1 pair links)").arg(n.links.size());
+    auto* intra = s->addSimpleText(ClusterView::tr("%1 · %2 GB/s per direction%3")
+                                       .arg(QString::fromStdString(std::string(linkKindName(n.intra.kind))))
+                                       .arg(gbps(n.intra.bandwidth))
+                                       .arg(pairLinks));
+    intra->setPos(x + kPad, 22);
+}
+
+// Draws a node's devices in its grid; returns their centres, in device order.
+std::vector<QPointF> drawDevices(QGraphicsScene* s, const Node& n, double x, const NodeLayout& l,
+                                 const QColor& deviceFill)
+{
+    std::vector<QPointF> centres;
+    for (size_t di = 0; di < n.devices.size(); ++di) {
+        const DeviceSpec& d = n.devices[di];
+        const int r = int(di) / l.cols, col = int(di) % l.cols;
+        const QRectF box(x + kPad + col * (kDevW + kPad), 44 + kPad + r * (kDevH + kPad), kDevW, kDevH);
+        s->addRect(box, QPen(deviceFill.darker(200)), deviceFill);
+        auto* t = s->addSimpleText(QString("%1 %2\n%3 GiB").arg(d.kind == "gpu" ? "GPU" : "CPU").arg(di)
+                                       .arg(double(d.memory_bytes) / double(int64_t(1) << 30), 0, 'f', 0));
+        t->setPos(box.left() + 6, box.top() + 5);
+        t->setToolTip(QString::fromStdString(d.name + " — " + d.source));
+        centres.push_back(box.center());
+    }
+    return centres;
+}
+
+// Draws the pairwise exceptions (NVLink counts from nvidia-smi topo, cube-mesh links) as lines.
+void drawPairLinks(QGraphicsScene* s, const Node& n, const std::vector<QPointF>& centres)
+{
+    for (const PairLink& pl : n.links) {
+        if (size_t(pl.a) >= centres.size() || size_t(pl.b) >= centres.size())
+            continue;
+        QPen pen(QColor(0x3d, 0x9a, 0x50, 160), 1 + std::min(4, std::max(1, pl.link.lanes)));
+        auto* line = s->addLine(QLineF(centres[size_t(pl.a)], centres[size_t(pl.b)]), pen);
+        line->setZValue(-0.5);
+        line->setToolTip(ClusterView::tr("%1 ×%2, %3 GB/s")
+                             .arg(QString::fromStdString(std::string(linkKindName(pl.link.kind))))
+                             .arg(pl.link.lanes)
+                             .arg(gbps(pl.link.bandwidth)));
+    }
+}
+
+// Draws a node's uplink to the network bar and the words saying its NICs.
+void drawNicUplink(QGraphicsScene* s, const Node& n, double x, double w)
+{
+    s->addLine(QLineF(x + w / 2, 0, x + w / 2, kNetY + 16), QPen(QColor(0xe8, 0x8a, 0x2a), 2));
+    auto* nic = s->addSimpleText(
+        ClusterView::tr("%1 × %2, %3").arg(n.nic.count)
+            .arg(QString::fromStdString(std::string(linkKindName(n.nic.link.kind))))
+            .arg(n.nic.link.bandwidth > 0 ? ClusterView::tr("%1 GB/s each").arg(gbps(n.nic.link.bandwidth))
+                                          : ClusterView::tr("bandwidth unknown (edit it below)")));
+    nic->setPos(x + w / 2 + 4, kNetY + 20);
+}
+
+// Draws the network bar above the nodes, from x = 0 across `width`.
+void drawNetworkBar(QGraphicsScene* s, double width)
+{
+    s->addRect(QRectF(0, kNetY, width, 16), QPen(QColor(0xe8, 0x8a, 0x2a)), QColor(0xe8, 0x8a, 0x2a, 60));
+    s->addSimpleText(ClusterView::tr("network"))->setPos(4, kNetY - 18);
+}
+
+// Bounds the scene round its items and scales the view to fit several nodes side by side, never below legible.
+void fitSceneToView(QGraphicsView* view)
+{
+    QGraphicsScene* s = view->scene();
+    s->setSceneRect(s->itemsBoundingRect().adjusted(-20, -20, 20, 20));
+    const double fit = view->viewport()->width() > 50 ? view->viewport()->width() / s->sceneRect().width() : 1;
+    const double scale = std::clamp(fit, 0.7, 1.0);
+    view->resetTransform();
+    view->scale(scale, scale);
+}
+} // namespace
+
 void ClusterView::draw()
 {
     QGraphicsScene* s = m_view->scene();
@@ -318,79 +427,28 @@ void ClusterView::draw()
                            .arg(QString::fromStdString(c.source).toHtmlEscaped()));
     const QPalette pal = palette();
     const QColor deviceFill(0x3b, 0x7d, 0xd8, 90), nodeFill = pal.color(QPalette::AlternateBase);
-    // Up to 8 nodes drawn side by side; the rest said in words.
-    constexpr int kMaxNodes = 8;
-    constexpr double kDevW = 110, kDevH = 46, kPad = 12;
     double x = 0;
-    const double netY = -60;
     bool anyNic = false;
     for (size_t ni = 0; ni < c.nodes.size() && ni < size_t(kMaxNodes); ++ni) {
         const struct Node& n = c.nodes[ni];
-        const int cols = n.devices.size() > 4 ? 4 : std::max<int>(1, int(n.devices.size()));
-        const int rows = int((n.devices.size() + size_t(cols) - 1) / size_t(cols));
-        const double w = cols * kDevW + (cols + 1) * kPad, h = rows * kDevH + (rows + 1) * kPad + 44;
-        s->addRect(QRectF(x, 0, w, h), QPen(pal.color(QPalette::Mid), 1.5), nodeFill)->setZValue(-1);
-        auto* title = s->addSimpleText(QString::fromStdString(n.name));
-        QFont bold = font();
-        bold.setBold(true);
-        title->setFont(bold);
-        title->setPos(x + kPad, 4);
-        // The intra-node link, once: every pair not listed otherwise.
-        auto* intra = s->addSimpleText(tr("%1 · %2 GB/s per direction%3")
-                                           .arg(QString::fromStdString(std::string(linkKindName(n.intra.kind))))
-                                           .arg(gbps(n.intra.bandwidth))
-                                           .arg(n.links.empty() ? QString() : tr(" (+%1 pair links)").arg(n.links.size())));
-        intra->setPos(x + kPad, 22);
-        std::vector<QPointF> centres;
-        for (size_t di = 0; di < n.devices.size(); ++di) {
-            const DeviceSpec& d = n.devices[di];
-            const int r = int(di) / cols, col = int(di) % cols;
-            const QRectF box(x + kPad + col * (kDevW + kPad), 44 + kPad + r * (kDevH + kPad), kDevW, kDevH);
-            s->addRect(box, QPen(deviceFill.darker(200)), deviceFill);
-            auto* t = s->addSimpleText(QString("%1 %2\n%3 GiB").arg(d.kind == "gpu" ? "GPU" : "CPU").arg(di)
-                                           .arg(double(d.memory_bytes) / double(int64_t(1) << 30), 0, 'f', 0));
-            t->setPos(box.left() + 6, box.top() + 5);
-            t->setToolTip(QString::fromStdString(d.name + " — " + d.source));
-            centres.push_back(box.center());
-            ++m_drawnDevices;
-        }
-        // Pairwise exceptions (NVLink counts from nvidia-smi topo, cube-mesh links) as lines.
-        for (const PairLink& pl : n.links) {
-            if (size_t(pl.a) >= centres.size() || size_t(pl.b) >= centres.size())
-                continue;
-            QPen pen(QColor(0x3d, 0x9a, 0x50, 160), 1 + std::min(4, std::max(1, pl.link.lanes)));
-            auto* line = s->addLine(QLineF(centres[size_t(pl.a)], centres[size_t(pl.b)]), pen);
-            line->setZValue(-0.5);
-            line->setToolTip(tr("%1 ×%2, %3 GB/s")
-                                 .arg(QString::fromStdString(std::string(linkKindName(pl.link.kind))))
-                                 .arg(pl.link.lanes)
-                                 .arg(gbps(pl.link.bandwidth)));
-        }
+        const NodeLayout l = layoutNode(n);
+        drawNodeFrame(s, n, x, l, pal, nodeFill, font());
+        const std::vector<QPointF> centres = drawDevices(s, n, x, l, deviceFill);
+        m_drawnDevices += int(centres.size());
+        drawPairLinks(s, n, centres);
         if (n.nic.count > 0) {
             anyNic = true;
-            s->addLine(QLineF(x + w / 2, 0, x + w / 2, netY + 16), QPen(QColor(0xe8, 0x8a, 0x2a), 2));
-            auto* nic = s->addSimpleText(tr("%1 × %2, %3").arg(n.nic.count)
-                                             .arg(QString::fromStdString(std::string(linkKindName(n.nic.link.kind))))
-                                             .arg(n.nic.link.bandwidth > 0 ? tr("%1 GB/s each").arg(gbps(n.nic.link.bandwidth))
-                                                                           : tr("bandwidth unknown (edit it below)")));
-            nic->setPos(x + w / 2 + 4, netY + 20);
+            drawNicUplink(s, n, x, l.w);
         }
-        x += w + 40;
+        x += l.w + 40;
     }
-    if (anyNic) {
-        s->addRect(QRectF(0, netY, x - 40, 16), QPen(QColor(0xe8, 0x8a, 0x2a)), QColor(0xe8, 0x8a, 0x2a, 60));
-        s->addSimpleText(tr("network"))->setPos(4, netY - 18);
-    }
+    if (anyNic)
+        drawNetworkBar(s, x - 40);
     if (c.nodes.size() > size_t(kMaxNodes)) {
         auto* more = s->addSimpleText(tr("… and %1 more node(s)").arg(c.nodes.size() - kMaxNodes));
         more->setPos(x, 20);
     }
-    s->setSceneRect(s->itemsBoundingRect().adjusted(-20, -20, 20, 20));
-    // Several nodes side by side: shrunk to fit, but never below legible.
-    const double fit = m_view->viewport()->width() > 50 ? m_view->viewport()->width() / s->sceneRect().width() : 1;
-    const double scale = std::clamp(fit, 0.7, 1.0);
-    m_view->resetTransform();
-    m_view->scale(scale, scale);
+    fitSceneToView(m_view);
 }
 
 void ClusterView::showEvent(QShowEvent* e)

@@ -272,58 +272,67 @@ bool CompareView::compare(int64_t a, int64_t b)
     const RunInfo infoA = *ra, infoB = *rb;
     m_busy = true;
     m_summaryLabel->setText(tr("<i>Comparing run %1 with run %2…</i>").arg(a).arg(b));
-    m_watcher.setFuture(QtConcurrent::run([path, a, b, infoA, infoB]() {
-        Prepared p;
-        p.a = a;
-        p.b = b;
-        p.ra = infoA;
-        p.rb = infoB;
-        auto store = TraceStore::open(path);
-        if (!store) {
-            p.error = QString::fromStdString(store.error().str());
-            return p;
-        }
-        auto diff = diffRuns(**store, a, b);
-        if (!diff) {
-            p.error = QString::fromStdString(diff.error().str());
-            return p;
-        }
-        AnalysisOptions ao;
-        ao.drop_last_step = false; // compare whole runs; HTA's convention is for profiler traces
-        auto aa = analyzeRun(**store, a, ao);
-        auto ab = analyzeRun(**store, b, ao);
-        if (!aa || !ab) {
-            p.error = QString::fromStdString(!aa ? aa.error().str() : ab.error().str());
-            return p;
-        }
-        p.diff = std::move(*diff);
-        p.aa = std::move(*aa);
-        p.ab = std::move(*ab);
-        // Memory and stragglers: figures of their own, left out when they cannot be read.
-        if (auto m = readMemory(**store, a))
-            p.ma = std::move(*m);
-        if (auto m = readMemory(**store, b))
-            p.mb = std::move(*m);
-        for (auto [run, out] : {std::pair{a, &p.sa}, std::pair{b, &p.sb}})
-            if (auto s = findStragglers(**store, run); s && s->ranks > 1)
-                *out = std::move(*s);
-        // Layer names from the model the run was predicted or measured with.
-        for (int64_t modelDoc : {infoA.model_id, infoB.model_id})
-            if (p.names.empty())
-                p.names = (*store)->layerNames(modelDoc);
-        // Origins: the first step of each run, else its first event.
-        auto origin = [&](int64_t run, const RunInfo& info) {
-            auto steps = (*store)->steps(run);
-            if (steps && !steps->empty())
-                return steps->front().record.start_ns;
-            return info.start_ns;
-        };
-        p.anchorA = origin(a, infoA);
-        p.anchorB = origin(b, infoB);
-        p.ok = true;
-        return p;
-    }));
+    m_watcher.setFuture(QtConcurrent::run([path, a, b, infoA, infoB]() { return prepare(path, a, b, infoA, infoB); }));
     return true;
+}
+
+namespace {
+// A run's origin on the timeline: the start of its first step, else of its first event.
+int64_t runOrigin(const TraceStore& store, int64_t run, const RunInfo& info)
+{
+    auto steps = store.steps(run);
+    if (steps && !steps->empty())
+        return steps->front().record.start_ns;
+    return info.start_ns;
+}
+} // namespace
+
+CompareView::Prepared CompareView::prepare(const std::string& path, int64_t a, int64_t b, const RunInfo& infoA,
+                                           const RunInfo& infoB)
+{
+    Prepared p;
+    p.a = a;
+    p.b = b;
+    p.ra = infoA;
+    p.rb = infoB;
+    auto store = TraceStore::open(path);
+    if (!store) {
+        p.error = QString::fromStdString(store.error().str());
+        return p;
+    }
+    auto diff = diffRuns(**store, a, b);
+    if (!diff) {
+        p.error = QString::fromStdString(diff.error().str());
+        return p;
+    }
+    AnalysisOptions ao;
+    ao.drop_last_step = false; // compare whole runs; HTA's convention is for profiler traces
+    auto aa = analyzeRun(**store, a, ao);
+    auto ab = analyzeRun(**store, b, ao);
+    if (!aa || !ab) {
+        p.error = QString::fromStdString(!aa ? aa.error().str() : ab.error().str());
+        return p;
+    }
+    p.diff = std::move(*diff);
+    p.aa = std::move(*aa);
+    p.ab = std::move(*ab);
+    // Memory and stragglers: figures of their own, left out when they cannot be read.
+    if (auto m = readMemory(**store, a))
+        p.ma = std::move(*m);
+    if (auto m = readMemory(**store, b))
+        p.mb = std::move(*m);
+    for (auto [run, out] : {std::pair{a, &p.sa}, std::pair{b, &p.sb}})
+        if (auto s = findStragglers(**store, run); s && s->ranks > 1)
+            *out = std::move(*s);
+    // Layer names from the model the run was predicted or measured with.
+    for (int64_t modelDoc : {infoA.model_id, infoB.model_id})
+        if (p.names.empty())
+            p.names = (*store)->layerNames(modelDoc);
+    // Origins: the first step of each run, else its first event.
+    p.anchorA = runOrigin(**store, a, infoA);
+    p.anchorB = runOrigin(**store, b, infoB);
+    p.ok = true;
+    return p;
 }
 
 void CompareView::prepared()

@@ -167,6 +167,8 @@ private:
     };
     static QString memoryAndStragglers(const Prepared& p);
     static QString notAsPlanned(const RunInfo& run, const char* side);
+    // compare()'s worker: both runs diffed and analyzed over a connection of its own to the project at `path`.
+    static Prepared prepare(const std::string& path, int64_t a, int64_t b, const RunInfo& infoA, const RunInfo& infoB);
     // One side's question: its first event, or (`window`) its step's window.
     struct SideQuery
     {

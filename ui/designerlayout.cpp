@@ -67,6 +67,46 @@ QSpinBox* spin(int lo, int hi, const QString& tip)
     return s;
 }
 
+// Sets the layer table up: sorted by a header click, rows selected, strategy atoms dropped on rows, a context menu.
+void configureLayerTable(QTableView* table, QAbstractItemModel* model)
+{
+    table->setModel(model);
+    table->setSortingEnabled(true);
+    table->sortByColumn(-1, Qt::AscendingOrder); // model order until a header is clicked
+    table->setSelectionBehavior(QAbstractItemView::SelectRows);
+    table->setSelectionMode(QAbstractItemView::ExtendedSelection);
+    table->setAcceptDrops(true);
+    table->viewport()->setAcceptDrops(true);
+    table->setDragDropMode(QAbstractItemView::DropOnly);
+    table->setDragDropOverwriteMode(true);
+    table->setDropIndicatorShown(true);
+    table->setDefaultDropAction(Qt::CopyAction);
+    table->verticalHeader()->hide();
+    table->verticalHeader()->setDefaultSectionSize(table->fontMetrics().height() + 6);
+    table->horizontalHeader()->setStretchLastSection(true);
+    table->setContextMenuPolicy(Qt::CustomContextMenu);
+}
+
+// A wrapped, selectable label for what a refused drop says.
+QLabel* createDropNote()
+{
+    auto* note = new QLabel;
+    note->setWordWrap(true);
+    note->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    return note;
+}
+
+// The Layers tab: the table above the drop note, edge to edge.
+QWidget* stackTableOverNote(QTableView* table, QLabel* note)
+{
+    auto* tableBox = new QWidget;
+    auto* cl = new QVBoxLayout(tableBox);
+    cl->setContentsMargins(0, 0, 0, 0);
+    cl->addWidget(table, 1);
+    cl->addWidget(note);
+    return tableBox;
+}
+
 } // namespace
 
 Designer::Designer(QWidget* parent) : QWidget(parent)
@@ -379,21 +419,7 @@ QTabWidget* Designer::createCentre()
     m_sorted->setSourceModel(m_layers);
     m_sorted->setSortRole(LayerTableModel::SortRole);
     m_table = new QTableView;
-    m_table->setModel(m_sorted);
-    m_table->setSortingEnabled(true);
-    m_table->sortByColumn(-1, Qt::AscendingOrder); // model order until a header is clicked
-    m_table->setSelectionBehavior(QAbstractItemView::SelectRows);
-    m_table->setSelectionMode(QAbstractItemView::ExtendedSelection);
-    m_table->setAcceptDrops(true);
-    m_table->viewport()->setAcceptDrops(true);
-    m_table->setDragDropMode(QAbstractItemView::DropOnly);
-    m_table->setDragDropOverwriteMode(true);
-    m_table->setDropIndicatorShown(true);
-    m_table->setDefaultDropAction(Qt::CopyAction);
-    m_table->verticalHeader()->hide();
-    m_table->verticalHeader()->setDefaultSectionSize(m_table->fontMetrics().height() + 6);
-    m_table->horizontalHeader()->setStretchLastSection(true);
-    m_table->setContextMenuPolicy(Qt::CustomContextMenu);
+    configureLayerTable(m_table, m_sorted);
     connect(m_table, &QWidget::customContextMenuRequested, this, [this](const QPoint& at) {
         QMenu menu(this);
         menu.addAction(tr("Select This Layer in Every Block"), this, &Designer::selectSameInEveryBlock);
@@ -407,9 +433,7 @@ QTabWidget* Designer::createCentre()
         menu.exec(m_table->viewport()->mapToGlobal(at));
     });
     connect(m_table->selectionModel(), &QItemSelectionModel::selectionChanged, this, &Designer::updateInspector);
-    m_dropNote = new QLabel;
-    m_dropNote->setWordWrap(true);
-    m_dropNote->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_dropNote = createDropNote();
     m_graph = new ModelGraphView;
     m_graph->setDropHandler(
         [this](const std::vector<std::string>& layers, AtomKind k, QString* why) { return assignAtom(layers, dropAtom(k), why); });
@@ -440,11 +464,7 @@ QTabWidget* Designer::createCentre()
         m_graph->selectLayers(names);
         m_selectionSync = false;
     });
-    auto* tableBox = new QWidget;
-    auto* cl = new QVBoxLayout(tableBox);
-    cl->setContentsMargins(0, 0, 0, 0);
-    cl->addWidget(m_table, 1);
-    cl->addWidget(m_dropNote);
+    QWidget* tableBox = stackTableOverNote(m_table, m_dropNote);
     // Table and graph share the centre as tabs (the window is too narrow for
     // both beside the palette and the prediction); their selection is one.
     auto* centre = m_centre = new QTabWidget;

@@ -99,6 +99,95 @@ int LayerTableModel::rowCount(const QModelIndex& parent) const
 
 int LayerTableModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : ColumnCount; }
 
+namespace {
+
+// The SortRole value of a numeric column; nullopt where the column sorts by its display text.
+std::optional<QVariant> sortKey(int col, const Layer& l, const CostAt* c, const LayerAssignment* a, const LayerTime* t)
+{
+    switch (col) {
+    case LayerTableModel::Params: return QVariant(double(l.parameterCount()));
+    case LayerTableModel::ForwardFlops: return QVariant(c ? c->forward_flops : 0.0);
+    case LayerTableModel::Activations: return QVariant(c ? c->activation_bytes : 0.0);
+    case LayerTableModel::Stage: return QVariant(a ? a->stage : 0);
+    case LayerTableModel::Time: return QVariant(t ? t->forward + t->backward + t->recompute : -1.0);
+    case LayerTableModel::SyncTime: return QVariant(t ? t->sync : -1.0);
+    default: return std::nullopt;
+    }
+}
+
+// The DisplayRole text of one cell: the layer's figures, its resolved strategy and its predicted times.
+QVariant displayText(int col, const Layer& l, const CostAt* c, const LayerAssignment* a, const LayerTime* t)
+{
+    switch (col) {
+    case LayerTableModel::Name: return QString::fromStdString(l.name);
+    case LayerTableModel::Kind: return QString::fromStdString(std::string(layerKindName(l.kind)));
+    case LayerTableModel::Block: return QString::fromStdString(l.block);
+    case LayerTableModel::Params:
+        return l.tied_to.empty() ? count(double(l.parameterCount()))
+                                 : LayerTableModel::tr("tied to %1").arg(QString::fromStdString(l.tied_to));
+    case LayerTableModel::ForwardFlops: return c ? count(c->forward_flops) : QVariant();
+    case LayerTableModel::Activations: return c ? bytes(c->activation_bytes) : QVariant();
+    case LayerTableModel::Sync:
+        if (!a)
+            return QVariant();
+        return l.parameterCount() > 0 || !l.tied_to.empty() ? QString::fromStdString(syncLabel(a->sync))
+                                                            : QStringLiteral("–");
+    case LayerTableModel::TensorParallel:
+        return a ? QString::fromStdString(std::string(tpRoleName(a->tp_role))) : QVariant();
+    case LayerTableModel::Stage: return a ? QVariant(a->stage) : QVariant();
+    case LayerTableModel::Recompute:
+        return a ? QString::fromStdString(std::string(recomputeName(a->recompute))) : QVariant();
+    case LayerTableModel::Time: return t ? ms(t->forward + t->backward + t->recompute) : QVariant();
+    case LayerTableModel::SyncTime: return t ? ms(t->sync) : QVariant();
+    }
+    return {};
+}
+
+// A swatch of the atom in effect in a strategy column, as in the palette; none in other columns.
+QVariant atomSwatch(int col, const Layer& l, const LayerAssignment& a)
+{
+    AtomKind k;
+    if (col == LayerTableModel::Sync && (l.parameterCount() > 0 || !l.tied_to.empty())) {
+        k = a.sync.method == SyncMethod::ParameterServer ? AtomKind::ParameterServer
+            : a.sync.method == SyncMethod::SFB           ? AtomKind::SFB
+            : a.sync.method == SyncMethod::None          ? AtomKind::NoSync
+            : a.sync.algorithm == AllReduceAlgo::Hierarchical ? AtomKind::AllReduceHierarchical
+                                                               : AtomKind::AllReduce;
+    } else if (col == LayerTableModel::TensorParallel) {
+        k = a.tp_role == TpRole::Column ? AtomKind::TpColumn
+            : a.tp_role == TpRole::Row  ? AtomKind::TpRow
+                                        : AtomKind::TpReplicated;
+    } else if (col == LayerTableModel::Recompute) {
+        k = a.recompute == Recompute::Full        ? AtomKind::RecomputeFull
+            : a.recompute == Recompute::Selective ? AtomKind::RecomputeSelective
+                                                  : AtomKind::RecomputeNone;
+    } else {
+        return {};
+    }
+    return PaletteModel::colorOf(k);
+}
+
+// The row's tooltip: the layer, its cost at the micro-batch, its predicted times and the drop hint.
+QString layerToolTip(const Layer& l, const CostAt* c, const LayerTime* t, int64_t microBatch)
+{
+    QString tip = QString("<b>%1</b> (%2)").arg(QString::fromStdString(l.name).toHtmlEscaped(),
+                                                QString::fromStdString(std::string(layerKindName(l.kind))));
+    if (!l.block.empty())
+        tip += LayerTableModel::tr("<br>block %1").arg(QString::fromStdString(l.block).toHtmlEscaped());
+    tip += LayerTableModel::tr("<br>%1 parameters").arg(count(double(l.parameterCount())));
+    if (c)
+        tip += LayerTableModel::tr("<br>forward %1FLOP, %2 saved for backward (micro-batch %3)")
+                   .arg(count(c->forward_flops), bytes(c->activation_bytes))
+                   .arg(microBatch);
+    if (t)
+        tip += LayerTableModel::tr("<br>forward %1 ms, backward %2 ms, recompute %3 ms, sync %4 ms")
+                   .arg(ms(t->forward), ms(t->backward), ms(t->recompute), ms(t->sync));
+    tip += LayerTableModel::tr("<br><i>Drop a strategy atom here.</i>");
+    return tip;
+}
+
+} // namespace
+
 QVariant LayerTableModel::data(const QModelIndex& index, int role) const
 {
     const Layer* l = index.isValid() ? layer(index.row()) : nullptr;
@@ -112,79 +201,19 @@ QVariant LayerTableModel::data(const QModelIndex& index, int role) const
     if (role == LayerNameRole)
         return QString::fromStdString(l->name);
     if (role == SortRole) {
-        switch (col) {
-        case Params: return double(l->parameterCount());
-        case ForwardFlops: return c ? c->forward_flops : 0.0;
-        case Activations: return c ? c->activation_bytes : 0.0;
-        case Stage: return a ? a->stage : 0;
-        case Time: return t ? t->forward + t->backward + t->recompute : -1.0;
-        case SyncTime: return t ? t->sync : -1.0;
-        default: return data(index, Qt::DisplayRole);
-        }
+        if (std::optional<QVariant> key = sortKey(col, *l, c, a, t))
+            return *key;
+        return data(index, Qt::DisplayRole);
     }
-    if (role == Qt::DisplayRole) {
-        switch (col) {
-        case Name: return QString::fromStdString(l->name);
-        case Kind: return QString::fromStdString(std::string(layerKindName(l->kind)));
-        case Block: return QString::fromStdString(l->block);
-        case Params:
-            return l->tied_to.empty() ? count(double(l->parameterCount()))
-                                      : tr("tied to %1").arg(QString::fromStdString(l->tied_to));
-        case ForwardFlops: return c ? count(c->forward_flops) : QVariant();
-        case Activations: return c ? bytes(c->activation_bytes) : QVariant();
-        case Sync:
-            if (!a)
-                return QVariant();
-            return l->parameterCount() > 0 || !l->tied_to.empty() ? QString::fromStdString(syncLabel(a->sync))
-                                                                  : QStringLiteral("–");
-        case TensorParallel: return a ? QString::fromStdString(std::string(tpRoleName(a->tp_role))) : QVariant();
-        case Stage: return a ? QVariant(a->stage) : QVariant();
-        case Recompute: return a ? QString::fromStdString(std::string(recomputeName(a->recompute))) : QVariant();
-        case Time: return t ? ms(t->forward + t->backward + t->recompute) : QVariant();
-        case SyncTime: return t ? ms(t->sync) : QVariant();
-        }
-    }
+    if (role == Qt::DisplayRole)
+        return displayText(col, *l, c, a, t);
     if (role == Qt::TextAlignmentRole && (col == Params || col == ForwardFlops || col == Activations || col == Stage ||
                                           col == Time || col == SyncTime))
         return int(Qt::AlignRight | Qt::AlignVCenter);
-    if (role == Qt::DecorationRole && a) {
-        // A swatch of the atom in effect, as in the palette.
-        AtomKind k;
-        if (col == Sync && (l->parameterCount() > 0 || !l->tied_to.empty())) {
-            k = a->sync.method == SyncMethod::ParameterServer ? AtomKind::ParameterServer
-                : a->sync.method == SyncMethod::SFB           ? AtomKind::SFB
-                : a->sync.method == SyncMethod::None          ? AtomKind::NoSync
-                : a->sync.algorithm == AllReduceAlgo::Hierarchical ? AtomKind::AllReduceHierarchical
-                                                                    : AtomKind::AllReduce;
-        } else if (col == TensorParallel) {
-            k = a->tp_role == TpRole::Column ? AtomKind::TpColumn
-                : a->tp_role == TpRole::Row  ? AtomKind::TpRow
-                                             : AtomKind::TpReplicated;
-        } else if (col == Recompute) {
-            k = a->recompute == Recompute::Full        ? AtomKind::RecomputeFull
-                : a->recompute == Recompute::Selective ? AtomKind::RecomputeSelective
-                                                       : AtomKind::RecomputeNone;
-        } else {
-            return {};
-        }
-        return PaletteModel::colorOf(k);
-    }
-    if (role == Qt::ToolTipRole) {
-        QString tip = QString("<b>%1</b> (%2)").arg(QString::fromStdString(l->name).toHtmlEscaped(),
-                                                    QString::fromStdString(std::string(layerKindName(l->kind))));
-        if (!l->block.empty())
-            tip += tr("<br>block %1").arg(QString::fromStdString(l->block).toHtmlEscaped());
-        tip += tr("<br>%1 parameters").arg(count(double(l->parameterCount())));
-        if (c)
-            tip += tr("<br>forward %1FLOP, %2 saved for backward (micro-batch %3)")
-                       .arg(count(c->forward_flops), bytes(c->activation_bytes))
-                       .arg(m_microBatch);
-        if (t)
-            tip += tr("<br>forward %1 ms, backward %2 ms, recompute %3 ms, sync %4 ms")
-                       .arg(ms(t->forward), ms(t->backward), ms(t->recompute), ms(t->sync));
-        tip += tr("<br><i>Drop a strategy atom here.</i>");
-        return tip;
-    }
+    if (role == Qt::DecorationRole && a)
+        return atomSwatch(col, *l, *a);
+    if (role == Qt::ToolTipRole)
+        return layerToolTip(*l, c, t, m_microBatch);
     return {};
 }
 

@@ -400,53 +400,95 @@ void addImportAndLint(CLI::App& app, Cli& cli)
     cli.on(lintCmd, [&lio] { return runLintConfig(lio); });
 }
 
-// trace import|export|stats|diff|stragglers|critical-path|memory|heatmap|events, runs list
-void addTrace(CLI::App& app, Cli& cli)
+// --project and --json, which every trace and runs subcommand takes.
+void addProjectOptions(CLI::App* cmd, TraceCliOptions& tro)
 {
-    auto& tro = cli.tro;
-    CLI::App* trace = app.add_subcommand("trace", "Import, export, analyze and compare timelines in a project");
-    trace->require_subcommand(1);
-    auto addProject = [&](CLI::App* cmd) {
-        cmd->add_option("--project", tro.project, "project file (*.partita; created when missing)")->required();
-        cmd->add_flag("--json", tro.json, "print JSON");
-    };
+    cmd->add_option("--project", tro.project, "project file (*.partita; created when missing)")->required();
+    cmd->add_flag("--json", tro.json, "print JSON");
+}
+
+// trace import: Chrome / Kineto traces or Nsight Systems exports into a project as a run
+CLI::App* addTraceImport(CLI::App* trace, TraceCliOptions& tro)
+{
     CLI::App* timport = trace->add_subcommand("import", "Import Chrome / PyTorch-profiler (Kineto) traces (plain or gzip) or Nsight Systems SQLite exports");
     timport->add_option("inputs", tro.inputs, "trace files, or folders of per-rank traces")->required();
     timport->add_option("--name", tro.name, "run name (default: the first file's name)");
     timport->add_option("--rank", tro.rank, "rank of a single Nsight Systems export (default: 0)");
     timport->add_option("--mesh", tro.mesh, "how the job laid out its ranks, as dp=4,tp=2,pp=2 (cp, ep too): the timeline groups ranks by it");
-    addProject(timport);
+    addProjectOptions(timport, tro);
+    return timport;
+}
+
+// trace export: a run as Chrome trace JSON
+CLI::App* addTraceExport(CLI::App* trace, TraceCliOptions& tro)
+{
     CLI::App* texport = trace->add_subcommand("export", "Write a run as Chrome trace JSON (Perfetto, chrome://tracing, HTA)");
     texport->add_option("--run", tro.runs, "run id")->required();
     texport->add_option("--format", tro.format, "output format")->check(CLI::IsMember({"chrome"}));
     texport->add_option("out", tro.out, "output file")->required();
     texport->add_flag("--align-clocks", tro.alignClocks, "shift each rank's times by its clock correction (trace stragglers' offsets)");
-    addProject(texport);
+    addProjectOptions(texport, tro);
+    return texport;
+}
+
+// trace stats: a run's temporal breakdown, overlap, kernels and idle time
+CLI::App* addTraceStats(CLI::App* trace, TraceCliOptions& tro)
+{
     CLI::App* tstats = trace->add_subcommand("stats", "Temporal breakdown, overlap, kernels, idle time, stragglers (HTA's definitions)");
     tstats->add_option("--run", tro.runs, "run id")->required();
     tstats->add_flag("--keep-last-step", tro.keepLastStep, "include the last profiler step (HTA leaves it out)");
     tstats->add_flag("--hta-rounding", tro.htaRounding, "whole microseconds as HTA reads them (default: nanoseconds)");
-    addProject(tstats);
+    addProjectOptions(tstats, tro);
+    return tstats;
+}
+
+// trace diff: two runs compared
+CLI::App* addTraceDiff(CLI::App* trace, TraceCliOptions& tro)
+{
     CLI::App* tdiff = trace->add_subcommand("diff", "Compare two runs: ops diff (HTA), steps, layers, ranks");
     tdiff->add_option("--run", tro.runs, "run ids: --run A --run B")->required()->expected(1, 2);
     tdiff->add_option("--rank", tro.rank, "rank to compare (default: the smallest of each run)");
     tdiff->add_option("--iteration", tro.iteration, "profiler step to compare (default: the first of each run)");
     tdiff->add_option("--scope", tro.scope, "events compared by name")->check(CLI::IsMember({"cpu", "gpu", "all"}));
-    addProject(tdiff);
+    addProjectOptions(tdiff, tro);
+    return tdiff;
+}
+
+// trace stragglers: per step, the rank the others waited for
+CLI::App* addTraceStragglers(CLI::App* trace, TraceCliOptions& tro)
+{
     CLI::App* tstrag = trace->add_subcommand("stragglers", "Per step: which rank made the others wait at the collectives, by how much, and in which kernel and layer; the ranks' clocks aligned");
     tstrag->add_option("--run", tro.runs, "run id")->required();
-    addProject(tstrag);
+    addProjectOptions(tstrag, tro);
+    return tstrag;
+}
+
+// trace critical-path: the chain of work that set each step's length
+CLI::App* addTraceCriticalPath(CLI::App* trace, TraceCliOptions& tro)
+{
     CLI::App* tcrit = trace->add_subcommand("critical-path", "The chain of work that set each step's length, across ranks: host operators, launches, streams, syncs, collectives, send/recv");
     tcrit->add_option("--run", tro.runs, "run id")->required();
     tcrit->add_option("--step", tro.step, "the step at this place, from 0 (default: every step)");
     tcrit->add_option("--annotation", tro.annotation, "instead of a step: an event whose name contains this (HTA's annotation)");
     tcrit->add_option("--instance", tro.instance, "which of the --annotation's events, from 0");
     tcrit->add_flag("--no-segments", tro.noSegments, "only the sums, not the path's edges");
-    addProject(tcrit);
+    addProjectOptions(tcrit, tro);
+    return tcrit;
+}
+
+// trace memory: memory per rank and device over time
+CLI::App* addTraceMemory(CLI::App* trace, TraceCliOptions& tro)
+{
     CLI::App* tmem = trace->add_subcommand("memory", "Memory per rank and device over time from the profiler's [memory] records: peaks, and the predicted peak beside them");
     tmem->add_option("--run", tro.runs, "run id")->required();
     tmem->add_option("--points", tro.points, "with --json: the series, in at most this many points (peaks kept)")->check(CLI::Range(0, 1000000));
-    addProject(tmem);
+    addProjectOptions(tmem, tro);
+    return tmem;
+}
+
+// trace heatmap: per rank and step, the figures furthest above their step's median
+CLI::App* addTraceHeatmap(CLI::App* trace, TraceCliOptions& tro)
+{
     CLI::App* theat = trace->add_subcommand("heatmap", "Per rank and step: step time, compute, exposed communication and idle time; the cells furthest above their step's median");
     theat->add_option("--run", tro.runs, "run id")->required();
     theat->add_option("--metric", tro.metric, "what ranks and cells are ordered by")
@@ -454,7 +496,13 @@ void addTrace(CLI::App& app, Cli& cli)
     theat->add_option("--top", tro.top, "ranks and cells listed (0: all)")->check(CLI::Range(0, 1000000));
     theat->add_option("--group-by", tro.groupBy, "also per group of the run's mesh: the ranks' least, median and most busy share")
         ->check(CLI::IsMember({"dp", "tp", "pp", "cp", "ep"}));
-    addProject(theat);
+    addProjectOptions(theat, tro);
+    return theat;
+}
+
+// trace events: the events behind a figure
+CLI::App* addTraceEvents(CLI::App* trace, TraceCliOptions& tro)
+{
     CLI::App* tevents = trace->add_subcommand("events", "The events behind a figure: those matching a name, layer, kernel class, rank and step, counted and timed, the first listed");
     tevents->add_option("--run", tro.runs, "run id")->required();
     tevents->add_option("--name", tro.eventName, "the exact event name (trace stats' kernels, trace diff's ops)");
@@ -466,11 +514,29 @@ void addTrace(CLI::App& app, Cli& cli)
     tevents->add_option("--step", tro.step, "inside each rank's step at this place, from 0 (trace heatmap's columns)");
     tevents->add_flag("--device", tro.deviceOnly, "only events on device tracks (what trace stats' kernel rows count)");
     tevents->add_option("--limit", tro.top, "events listed, the earliest first")->check(CLI::Range(0, 1000000));
-    addProject(tevents);
+    addProjectOptions(tevents, tro);
+    return tevents;
+}
+
+// trace import|export|stats|diff|stragglers|critical-path|memory|heatmap|events, runs list
+void addTrace(CLI::App& app, Cli& cli)
+{
+    auto& tro = cli.tro;
+    CLI::App* trace = app.add_subcommand("trace", "Import, export, analyze and compare timelines in a project");
+    trace->require_subcommand(1);
+    CLI::App* timport = addTraceImport(trace, tro);
+    CLI::App* texport = addTraceExport(trace, tro);
+    CLI::App* tstats = addTraceStats(trace, tro);
+    CLI::App* tdiff = addTraceDiff(trace, tro);
+    CLI::App* tstrag = addTraceStragglers(trace, tro);
+    CLI::App* tcrit = addTraceCriticalPath(trace, tro);
+    CLI::App* tmem = addTraceMemory(trace, tro);
+    CLI::App* theat = addTraceHeatmap(trace, tro);
+    CLI::App* tevents = addTraceEvents(trace, tro);
     CLI::App* runsCmd = app.add_subcommand("runs", "Runs stored in a project");
     runsCmd->require_subcommand(1);
     CLI::App* rlist = runsCmd->add_subcommand("list", "List the runs of a project");
-    addProject(rlist);
+    addProjectOptions(rlist, tro);
     cli.on(timport, [&tro] { return runTraceImport(tro); });
     cli.on(texport, [&tro] { return runTraceExport(tro); });
     cli.on(tstats, [&tro] { return runTraceStats(tro); });

@@ -320,6 +320,90 @@ static std::vector<std::string> notAsPlannedOf(const TraceStore& store, int64_t 
     return out;
 }
 
+namespace {
+
+// Prints a diff as JSON (--json): ops, steps, layers and ranks compared, and what either run did not run as planned.
+void printDiffJson(const TraceStore& store, const TraceCliOptions& o, const RunDiff& r)
+{
+    json ops = json::array();
+    for (const auto& x : r.ops)
+        ops.push_back({{"name", x.name},
+                       {"a_count", x.a_count},
+                       {"b_count", x.b_count},
+                       {"a_total_s", double(x.a_ns) * 1e-9},
+                       {"b_total_s", double(x.b_ns) * 1e-9},
+                       {"change", x.change}});
+    json steps = json::array();
+    for (const auto& s : r.steps)
+        steps.push_back({{"index", s.index}, {"a_s", double(s.a_ns) * 1e-9}, {"b_s", double(s.b_ns) * 1e-9}});
+    json layers = json::array();
+    for (const auto& l : r.layers)
+        layers.push_back({{"layer", l.layer}, {"a_s", double(l.a_ns) * 1e-9}, {"b_s", double(l.b_ns) * 1e-9}});
+    json ranks = json::array();
+    for (const auto& x : r.ranks)
+        ranks.push_back({{"rank", x.rank}, {"a", temporalJson(x.a)}, {"b", temporalJson(x.b)}});
+    json out{{"rank_a", r.rank_a},
+             {"rank_b", r.rank_b},
+             {"iteration_a", r.iteration_a},
+             {"iteration_b", r.iteration_b},
+             {"ops", ops},
+             {"steps", steps},
+             {"layers", layers},
+             {"ranks", ranks}};
+    for (int side = 0; side < 2; ++side)
+        if (auto n = notAsPlannedOf(store, o.runs[size_t(side)]); !n.empty())
+            out[side == 0 ? "not_as_planned_a" : "not_as_planned_b"] = n;
+    std::cout << out.dump(2) << "\n";
+}
+
+// Prints HTA's ops diff as text, grouped by change: added, deleted, increased, decreased, unchanged.
+void printOpsByChange(const std::vector<OpsDiffRow>& ops)
+{
+    for (const char* change : {"added", "deleted", "increased", "decreased", "unchanged"}) {
+        int n = 0;
+        for (const auto& x : ops)
+            if (x.change == change)
+                ++n;
+        if (!n)
+            continue;
+        std::cout << change << " (" << n << "):\n";
+        for (const auto& x : ops)
+            if (x.change == change)
+                std::cout << "  " << std::setw(5) << x.a_count << " -> " << std::setw(5) << x.b_count << "  "
+                          << std::setw(10) << formatSeconds(double(x.a_ns) * 1e-9) << " -> " << std::setw(10)
+                          << formatSeconds(double(x.b_ns) * 1e-9) << "  " << shortName(x.name) << "\n";
+    }
+}
+
+// Prints a diff as text: the ranks and steps compared, the ops by change, steps, ranks, what did not run as planned.
+void printDiffText(const TraceStore& store, const TraceCliOptions& o, const RunDiff& r)
+{
+    std::cout << "A: run " << o.runs[0] << " rank " << r.rank_a << " step " << r.iteration_a << "    B: run "
+              << o.runs[1] << " rank " << r.rank_b << " step " << r.iteration_b << "\n\n";
+    printOpsByChange(r.ops);
+    if (!r.steps.empty()) {
+        std::cout << "\nsteps (aligned by index):\n";
+        for (const auto& s : r.steps)
+            std::cout << "  " << std::setw(3) << s.index << "  " << std::setw(10) << formatSeconds(double(s.a_ns) * 1e-9)
+                      << " -> " << std::setw(10) << formatSeconds(double(s.b_ns) * 1e-9) << "\n";
+    }
+    if (!r.ranks.empty()) {
+        std::cout << "\nper rank: idle / compute / non-compute\n";
+        for (const auto& x : r.ranks)
+            std::cout << "  rank " << x.rank << ": " << pct(x.a.idle_pct) << " / " << pct(x.a.compute_pct) << " / "
+                      << pct(x.a.non_compute_pct) << "  ->  " << pct(x.b.idle_pct) << " / " << pct(x.b.compute_pct)
+                      << " / " << pct(x.b.non_compute_pct) << "\n";
+    }
+    bool first = true;
+    for (int side = 0; side < 2; ++side)
+        for (const std::string& n : notAsPlannedOf(store, o.runs[size_t(side)])) {
+            std::cout << (first ? "\n" : "") << (side == 0 ? "A" : "B") << " did not run as planned: " << n << "\n";
+            first = false;
+        }
+}
+
+} // namespace
+
 int runTraceDiff(const TraceCliOptions& o)
 {
     if (o.runs.size() != 2)
@@ -335,67 +419,10 @@ int runTraceDiff(const TraceCliOptions& o)
     if (!r)
         return fail(r.error());
     if (o.json) {
-        json ops = json::array();
-        for (const auto& x : r->ops)
-            ops.push_back({{"name", x.name},
-                           {"a_count", x.a_count},
-                           {"b_count", x.b_count},
-                           {"a_total_s", double(x.a_ns) * 1e-9},
-                           {"b_total_s", double(x.b_ns) * 1e-9},
-                           {"change", x.change}});
-        json steps = json::array();
-        for (const auto& s : r->steps)
-            steps.push_back({{"index", s.index}, {"a_s", double(s.a_ns) * 1e-9}, {"b_s", double(s.b_ns) * 1e-9}});
-        json layers = json::array();
-        for (const auto& l : r->layers)
-            layers.push_back({{"layer", l.layer}, {"a_s", double(l.a_ns) * 1e-9}, {"b_s", double(l.b_ns) * 1e-9}});
-        json ranks = json::array();
-        for (const auto& x : r->ranks)
-            ranks.push_back({{"rank", x.rank}, {"a", temporalJson(x.a)}, {"b", temporalJson(x.b)}});
-        json out{{"rank_a", r->rank_a},   {"rank_b", r->rank_b}, {"iteration_a", r->iteration_a},
-                 {"iteration_b", r->iteration_b}, {"ops", ops},     {"steps", steps},
-                 {"layers", layers},               {"ranks", ranks}};
-        for (int side = 0; side < 2; ++side)
-            if (auto n = notAsPlannedOf(**store, o.runs[size_t(side)]); !n.empty())
-                out[side == 0 ? "not_as_planned_a" : "not_as_planned_b"] = n;
-        std::cout << out.dump(2) << "\n";
+        printDiffJson(**store, o, *r);
         return 0;
     }
-    std::cout << "A: run " << o.runs[0] << " rank " << r->rank_a << " step " << r->iteration_a << "    B: run "
-              << o.runs[1] << " rank " << r->rank_b << " step " << r->iteration_b << "\n\n";
-    for (const char* change : {"added", "deleted", "increased", "decreased", "unchanged"}) {
-        int n = 0;
-        for (const auto& x : r->ops)
-            if (x.change == change)
-                ++n;
-        if (!n)
-            continue;
-        std::cout << change << " (" << n << "):\n";
-        for (const auto& x : r->ops)
-            if (x.change == change)
-                std::cout << "  " << std::setw(5) << x.a_count << " -> " << std::setw(5) << x.b_count << "  "
-                          << std::setw(10) << formatSeconds(double(x.a_ns) * 1e-9) << " -> " << std::setw(10)
-                          << formatSeconds(double(x.b_ns) * 1e-9) << "  " << shortName(x.name) << "\n";
-    }
-    if (!r->steps.empty()) {
-        std::cout << "\nsteps (aligned by index):\n";
-        for (const auto& s : r->steps)
-            std::cout << "  " << std::setw(3) << s.index << "  " << std::setw(10) << formatSeconds(double(s.a_ns) * 1e-9)
-                      << " -> " << std::setw(10) << formatSeconds(double(s.b_ns) * 1e-9) << "\n";
-    }
-    if (!r->ranks.empty()) {
-        std::cout << "\nper rank: idle / compute / non-compute\n";
-        for (const auto& x : r->ranks)
-            std::cout << "  rank " << x.rank << ": " << pct(x.a.idle_pct) << " / " << pct(x.a.compute_pct) << " / "
-                      << pct(x.a.non_compute_pct) << "  ->  " << pct(x.b.idle_pct) << " / " << pct(x.b.compute_pct)
-                      << " / " << pct(x.b.non_compute_pct) << "\n";
-    }
-    bool first = true;
-    for (int side = 0; side < 2; ++side)
-        for (const std::string& n : notAsPlannedOf(**store, o.runs[size_t(side)])) {
-            std::cout << (first ? "\n" : "") << (side == 0 ? "A" : "B") << " did not run as planned: " << n << "\n";
-            first = false;
-        }
+    printDiffText(**store, o, *r);
     return 0;
 }
 

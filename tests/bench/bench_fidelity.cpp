@@ -121,117 +121,176 @@ struct RowOutcome
     bool oom = false;
 };
 
-RowOutcome evaluate(const std::map<std::string, std::string>& row, int index)
+using CsvRow = std::map<std::string, std::string>;
+
+// One column of a CSV row; empty when the row has no such column.
+std::string cellOf(const CsvRow& row, const char* k)
 {
-    RowOutcome out;
-    auto cell = [&](const char* k) {
-        auto it = row.find(k);
-        return it == row.end() ? std::string() : it->second;
-    };
-    json e{{"row", index}, {"source", cell("source")}, {"model", cell("model")}, {"hw", cell("hw")},
-           {"gpus", leadingInt(cell("GPUs")).value_or(0)}};
-    std::vector<std::string> why;
-    const std::string ffnCell = cell("ffn");
-    const bool swiglu = ffnCell.find("swiglu") != std::string::npos;
-    const bool sqRelu = ffnCell.find("sq-relu") != std::string::npos;
-    const auto layers = leadingInt(cell("layers")), hidden = leadingInt(cell("hidden")),
-               heads = leadingInt(cell("heads")), ffn = leadingInt(ffnCell), vocab = leadingInt(cell("vocab")),
-               seq = leadingInt(cell("seq")), tp = leadingInt(cell("TP")), pp = leadingInt(cell("PP")),
-               cp = leadingInt(cell("CP")), dp = leadingInt(cell("DP")), gpus = leadingInt(cell("GPUs")),
-               gbs = leadingInt(cell("GBS")), mbs = leadingInt(cell("MBS"));
-    std::optional<int64_t> vp = leadingInt(cell("VP_or_layers_per_vstage"));
-    if (!vp && pp == int64_t(1))
-        vp = 1;
-    if (!layers || !hidden || !heads || !ffn || !vocab || !seq || cell("vocab").find('?') != std::string::npos)
+    auto it = row.find(k);
+    return it == row.end() ? std::string() : it->second;
+}
+
+// What one CSV row says, read from its cells.
+struct RowFields
+{
+    bool swiglu = false, sqRelu = false;
+    std::optional<int64_t> layers, hidden, heads, ffn, vocab, seq, tp, pp, cp, dp, gpus, gbs, mbs, vp;
+    std::optional<SourceSettings> settings;
+    std::string rc; // activation recomputation, from the source's settings where the row says '?'
+    double measured = 0;
+};
+
+// Reads the row's architecture and parallel-layout columns.
+RowFields readNumbers(const CsvRow& row)
+{
+    RowFields f;
+    const std::string ffnCell = cellOf(row, "ffn");
+    f.swiglu = ffnCell.find("swiglu") != std::string::npos;
+    f.sqRelu = ffnCell.find("sq-relu") != std::string::npos;
+    f.layers = leadingInt(cellOf(row, "layers"));
+    f.hidden = leadingInt(cellOf(row, "hidden"));
+    f.heads = leadingInt(cellOf(row, "heads"));
+    f.ffn = leadingInt(ffnCell);
+    f.vocab = leadingInt(cellOf(row, "vocab"));
+    f.seq = leadingInt(cellOf(row, "seq"));
+    f.tp = leadingInt(cellOf(row, "TP"));
+    f.pp = leadingInt(cellOf(row, "PP"));
+    f.cp = leadingInt(cellOf(row, "CP"));
+    f.dp = leadingInt(cellOf(row, "DP"));
+    f.gpus = leadingInt(cellOf(row, "GPUs"));
+    f.gbs = leadingInt(cellOf(row, "GBS"));
+    f.mbs = leadingInt(cellOf(row, "MBS"));
+    f.vp = leadingInt(cellOf(row, "VP_or_layers_per_vstage"));
+    if (!f.vp && f.pp == int64_t(1))
+        f.vp = 1;
+    return f;
+}
+
+// Looks up the source's settings, recomputation and measured step time; lists in `why` what keeps the row
+// from being expressed.
+void readSettings(const CsvRow& row, RowFields& f, std::vector<std::string>& why)
+{
+    if (!f.layers || !f.hidden || !f.heads || !f.ffn || !f.vocab || !f.seq ||
+        cellOf(row, "vocab").find('?') != std::string::npos)
         why.push_back("model shape incomplete (a '?' in layers, hidden, heads, ffn, vocab or seq)");
-    if (!tp || !pp || !cp || !dp || !gpus || !gbs)
+    if (!f.tp || !f.pp || !f.cp || !f.dp || !f.gpus || !f.gbs)
         why.push_back("parallel layout incomplete");
-    if (!mbs)
+    if (!f.mbs)
         why.push_back("micro-batch size not published");
-    if (!vp)
+    if (!f.vp)
         why.push_back("pipeline interleaving (virtual stages) not published");
-    const auto settings = settingsOf(cell("source"), cell("model"));
-    std::string rc = cell("recompute");
-    if (settings && settings->recompute && rc == "?")
-        rc = *settings->recompute == Recompute::Selective ? "selective" : "full";
-    if (rc != "none" && rc != "full" && rc != "selective")
+    f.settings = settingsOf(cellOf(row, "source"), cellOf(row, "model"));
+    f.rc = cellOf(row, "recompute");
+    if (f.settings && f.settings->recompute && f.rc == "?")
+        f.rc = *f.settings->recompute == Recompute::Selective ? "selective" : "full";
+    if (f.rc != "none" && f.rc != "full" && f.rc != "selective")
         why.push_back("activation recomputation not published");
-    if (!settings)
+    if (!f.settings)
         why.push_back("the source's software settings (precision, sequence parallelism, optimizer sharding, "
                       "overlap) are not published with the row");
-    double measured = 0;
-    if (const std::string m = cell("measured_step_s"); !m.empty() && m.find('?') == std::string::npos)
-        measured = std::stod(m);
+    if (const std::string m = cellOf(row, "measured_step_s"); !m.empty() && m.find('?') == std::string::npos)
+        f.measured = std::stod(m);
     else
         why.push_back("no measured step time (only TFLOP/s per GPU)");
+}
+
+// The Hugging Face config of the row's architecture.
+json hfConfigOf(const CsvRow& row, const RowFields& f)
+{
+    json cfg;
+    if (f.swiglu || f.sqRelu) { // Llama 3 (SwiGLU) or Nemotron-4 (squared ReLU), both with grouped-query attention
+        cfg = {{"model_type", f.swiglu ? "llama" : "nemotron"}, {"hidden_size", *f.hidden},
+               {"intermediate_size", *f.ffn}, {"num_attention_heads", *f.heads},
+               {"num_key_value_heads", kvHeads(cellOf(row, "heads")).value_or(*f.heads)},
+               {"num_hidden_layers", *f.layers}, {"vocab_size", *f.vocab}, {"max_position_embeddings", *f.seq},
+               {"tie_word_embeddings", false}};
+    } else {
+        cfg = {{"model_type", "gpt2"}, {"n_embd", *f.hidden}, {"n_inner", *f.ffn}, {"n_head", *f.heads},
+               {"n_layer", *f.layers}, {"vocab_size", *f.vocab}, {"n_positions", *f.seq}};
+    }
+    cfg["_name_or_path"] = cellOf(row, "model") + " (" + cellOf(row, "source") + ")";
+    return cfg;
+}
+
+// The row's parallel layout with its source's software settings.
+Strategy strategyOf(const CsvRow& row, const RowFields& f)
+{
+    const SourceSettings& settings = *f.settings;
+    Strategy s;
+    s.name = cellOf(row, "source") + " " + cellOf(row, "model");
+    s.precision = settings.precision;
+    s.fp32_grad_accumulation = settings.fp32_grads;
+    if (settings.bucket_bytes > 0)
+        s.bucket_bytes = settings.bucket_bytes;
+    s.tp = int(*f.tp);
+    s.pp = int(*f.pp);
+    s.cp = int(*f.cp);
+    s.dp = int(*f.dp);
+    s.global_batch = *f.gbs;
+    s.micro_batch = *f.mbs;
+    s.interleave = int(*f.vp);
+    s.schedule = *f.vp > 1 ? PipelineSchedule::Interleaved : PipelineSchedule::OneFOneB;
+    s.recompute = f.rc == "full" ? Recompute::Full : f.rc == "selective" ? Recompute::Selective : Recompute::None;
+    s.attention = settings.attention;
+    s.sync.sparse = false; // Megatron-LM's and NeMo's vocabulary-parallel embeddings have dense gradients
+    s.sequence_parallel = settings.sequence_parallel && s.tp > 1;
+    s.tp_comm_overlap = settings.tp_comm_overlap && s.sequence_parallel;
+    if (settings.distributed_optimizer) {
+        s.zero_stage = 1;
+        s.overlap_param_gather = true;
+    }
+    return s;
+}
+
+// Records the prediction against the measured step time in `out` and in the row's entry `e`.
+void addPrediction(RowOutcome& out, json& e, const SimResult& r, const RowFields& f)
+{
+    out.expressed = true;
+    out.errorPct = (r.step_time / f.measured - 1) * 100;
+    out.oom = r.oom;
+    e["measured_step_s"] = f.measured;
+    e["predicted_step_s"] = r.step_time;
+    e["error_pct"] = std::round(out.errorPct * 100) / 100;
+    e["predicted_mfu"] = r.mfu;
+    e["peak_memory_gib"] = r.memory.peak / 1073741824.0;
+    e["oom"] = r.oom;
+    e["breakdown_s"] = {{"compute", r.breakdown.compute},         {"tp_comm", r.breakdown.tp_comm},
+                        {"bubble", r.breakdown.bubble},           {"exposed_comm", r.breakdown.exposed_comm},
+                        {"optimizer", r.breakdown.optimizer}};
+    e["settings"] = f.settings->basis;
+}
+
+// Predicts one CSV row, or says why it cannot be expressed.
+RowOutcome evaluate(const CsvRow& row, int index)
+{
+    RowOutcome out;
+    json e{{"row", index}, {"source", cellOf(row, "source")}, {"model", cellOf(row, "model")},
+           {"hw", cellOf(row, "hw")}, {"gpus", leadingInt(cellOf(row, "GPUs")).value_or(0)}};
+    RowFields f = readNumbers(row);
+    std::vector<std::string> why;
+    readSettings(row, f, why);
     if (!why.empty()) {
         e["reasons"] = why;
         out.entry = std::move(e);
         return out;
     }
-
-    json cfg;
-    if (swiglu || sqRelu) { // Llama 3 (SwiGLU) or Nemotron-4 (squared ReLU), both with grouped-query attention
-        cfg = {{"model_type", swiglu ? "llama" : "nemotron"}, {"hidden_size", *hidden}, {"intermediate_size", *ffn},
-               {"num_attention_heads", *heads}, {"num_key_value_heads", kvHeads(cell("heads")).value_or(*heads)},
-               {"num_hidden_layers", *layers}, {"vocab_size", *vocab}, {"max_position_embeddings", *seq},
-               {"tie_word_embeddings", false}};
-    } else {
-        cfg = {{"model_type", "gpt2"}, {"n_embd", *hidden}, {"n_inner", *ffn}, {"n_head", *heads},
-               {"n_layer", *layers}, {"vocab_size", *vocab}, {"n_positions", *seq}};
-    }
-    cfg["_name_or_path"] = cell("model") + " (" + cell("source") + ")";
-    auto model = modelFromHfConfig(cfg.dump(), "row " + std::to_string(index));
-    auto cluster = clusterPreset(settings->cluster + ":" + std::to_string(*gpus / 8));
+    auto model = modelFromHfConfig(hfConfigOf(row, f).dump(), "row " + std::to_string(index));
+    auto cluster = clusterPreset(f.settings->cluster + ":" + std::to_string(*f.gpus / 8));
     if (!model || !cluster) {
         e["reasons"] = {model ? cluster.error().str() : model.error().str()};
         out.entry = std::move(e);
         return out;
     }
-    Strategy s;
-    s.name = cell("source") + " " + cell("model");
-    s.precision = settings->precision;
-    s.fp32_grad_accumulation = settings->fp32_grads;
-    if (settings->bucket_bytes > 0)
-        s.bucket_bytes = settings->bucket_bytes;
-    s.tp = int(*tp);
-    s.pp = int(*pp);
-    s.cp = int(*cp);
-    s.dp = int(*dp);
-    s.global_batch = *gbs;
-    s.micro_batch = *mbs;
-    s.interleave = int(*vp);
-    s.schedule = *vp > 1 ? PipelineSchedule::Interleaved : PipelineSchedule::OneFOneB;
-    s.recompute = rc == "full" ? Recompute::Full : rc == "selective" ? Recompute::Selective : Recompute::None;
-    s.attention = settings->attention;
-    s.sync.sparse = false; // Megatron-LM's and NeMo's vocabulary-parallel embeddings have dense gradients
-    s.sequence_parallel = settings->sequence_parallel && s.tp > 1;
-    s.tp_comm_overlap = settings->tp_comm_overlap && s.sequence_parallel;
-    if (settings->distributed_optimizer) {
-        s.zero_stage = 1;
-        s.overlap_param_gather = true;
-    }
+    const Strategy s = strategyOf(row, f);
     SimOptions o;
-    o.seq_len = *seq;
+    o.seq_len = *f.seq;
     auto r = simulate(*model, *cluster, s, o);
     if (!r) {
         e["reasons"] = {r.error().str()};
         out.entry = std::move(e);
         return out;
     }
-    out.expressed = true;
-    out.errorPct = (r->step_time / measured - 1) * 100;
-    out.oom = r->oom;
-    e["measured_step_s"] = measured;
-    e["predicted_step_s"] = r->step_time;
-    e["error_pct"] = std::round(out.errorPct * 100) / 100;
-    e["predicted_mfu"] = r->mfu;
-    e["peak_memory_gib"] = r->memory.peak / 1073741824.0;
-    e["oom"] = r->oom;
-    e["breakdown_s"] = {{"compute", r->breakdown.compute},         {"tp_comm", r->breakdown.tp_comm},
-                        {"bubble", r->breakdown.bubble},           {"exposed_comm", r->breakdown.exposed_comm},
-                        {"optimizer", r->breakdown.optimizer}};
-    e["settings"] = settings->basis;
+    addPrediction(out, e, *r, f);
     out.entry = std::move(e);
     return out;
 }
