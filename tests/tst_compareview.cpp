@@ -66,7 +66,7 @@ std::unique_ptr<Project> makeProject()
         if (!r)
             qFatal("%s", r.error().str().c_str());
         RunInfo info;
-        info.name = s == &horovod ? "horovod" : "adaptive";
+        info.name = s == &horovod ? "horovod" : "adaptive (predicted)"; // one name that says its kind
         info.kind = RunKind::Predicted;
         info.model_id = md.id;
         // The adaptive run as a measured run would record what its backend did not run as planned.
@@ -138,6 +138,10 @@ private slots:
         QVERIFY(std::abs(double(v.diff()->steps[0].a_ns) / 1e9 - p->stepA) < 1e-3 * p->stepA);
         QVERIFY(std::abs(double(v.diff()->steps[0].b_ns) / 1e9 - p->stepB) < 1e-3 * p->stepB);
         QVERIFY2(v.summary().contains("B − A"), qPrintable(v.summary()));
+        // Each run named once with its kind, not twice where its name says it already.
+        QVERIFY2(v.summary().contains("horovod (predicted)") && v.summary().contains("adaptive (predicted)") &&
+                     !v.summary().contains("(predicted) (predicted)"),
+                 qPrintable(v.summary()));
         QVERIFY(p->stepB < p->stepA); // the adaptive strategy is faster (ORACLES: AutoSync's story)
         QVERIFY(v.summary().contains("-")); // a negative delta
         QVERIFY2(v.summary().contains("B did not run as planned: parameter-server placement <here>"), qPrintable(v.summary()));

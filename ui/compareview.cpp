@@ -277,6 +277,14 @@ bool CompareView::compare(int64_t a, int64_t b)
 }
 
 namespace {
+
+// A run's name with its kind, "NAME (predicted)", unless the name says it already.
+QString runTitle(const RunInfo& r)
+{
+    const std::string kind(runKindName(r.kind));
+    const std::string title = r.name.find("(" + kind) != std::string::npos ? r.name : r.name + " (" + kind + ")";
+    return QString::fromStdString(title).toHtmlEscaped();
+}
 // A run's origin on the timeline: the start of its first step, else of its first event.
 int64_t runOrigin(const TraceStore& store, int64_t run, const RunInfo& info)
 {
@@ -412,11 +420,7 @@ QString CompareView::summaryText(const Prepared& p)
             stepB += s.b_ns;
             ++n;
         }
-    QString text = tr("<b>A</b> = %1 (%2) &nbsp; <b>B</b> = %3 (%4)<br>")
-                       .arg(QString::fromStdString(ra->name).toHtmlEscaped(),
-                            QString::fromStdString(std::string(runKindName(ra->kind))),
-                            QString::fromStdString(rb->name).toHtmlEscaped(),
-                            QString::fromStdString(std::string(runKindName(rb->kind))));
+    QString text = tr("<b>A</b> = %1 &nbsp; <b>B</b> = %2<br>").arg(runTitle(*ra), runTitle(*rb));
     if (n > 0) {
         stepA /= n;
         stepB /= n;
