@@ -215,10 +215,7 @@ bool ProfileDialog::start()
         }
         return QString();
     };
-    m_session = std::make_unique<ProfileSession>(std::move(*r), queuedLogEvents(this, m_log, stageText), [this] {
-        QMetaObject::invokeMethod(this, [this] { finished(); }, Qt::QueuedConnection);
-    });
-    m_session->start();
+    m_session = startLoggedSession<ProfileSession>(this, m_log, std::move(*r), stageText, [this] { finished(); });
     m_busy = true;
     m_start->setEnabled(false);
     m_cancel->setEnabled(true);

@@ -269,10 +269,7 @@ bool RunDialog::start()
         }
         return QString();
     };
-    m_session = std::make_unique<RunSession>(std::move(*r), queuedLogEvents(this, m_log, stageText), [this] {
-        QMetaObject::invokeMethod(this, [this] { finished(); }, Qt::QueuedConnection);
-    });
-    m_session->start();
+    m_session = startLoggedSession<RunSession>(this, m_log, std::move(*r), stageText, [this] { finished(); });
     m_active = true;
     m_start->setEnabled(false);
     m_cancel->setEnabled(true);

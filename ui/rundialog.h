@@ -42,6 +42,18 @@ QString launchFailure(const LaunchResult& l);
 // ranks' lines.
 RunEvents queuedLogEvents(QObject* owner, QPlainTextEdit* log, std::function<QString(RunStage)> stageText);
 
+// A session (RunSession, ProfileSession) started with its events in `log`
+// and `ended` called on the owner's thread once its outcome is there.
+template <class S, class Request>
+std::unique_ptr<S> startLoggedSession(QObject* owner, QPlainTextEdit* log, Request request,
+                                      std::function<QString(RunStage)> stageText, std::function<void()> ended)
+{
+    auto session = std::make_unique<S>(std::move(request), queuedLogEvents(owner, log, std::move(stageText)),
+                                       [owner, ended] { QMetaObject::invokeMethod(owner, ended, Qt::QueuedConnection); });
+    session->start();
+    return session;
+}
+
 // The launch the dialogs' launcher choice ("local", "ssh", "slurm") and
 // hostfile make, with the worker (RunDialog::workerPath) checked; nothing,
 // with `why`, when they cannot launch.
