@@ -303,6 +303,16 @@ private slots:
         QTest::newRow("worker error") << "partita-worker: error: rank 3 on n4: MPI: allreduce on the data-parallel group: "
                                          "MPI_ERR_TRUNCATE\nMPI_ABORT was invoked on rank 3\n"
                                       << 3 << "n4" << "MPI_ERR_TRUNCATE";
+        QTest::newRow("a peer's abort logged before the raise")
+            << "partita-worker: error: rank 0 on vm: the command was killed by signal 6 (Aborted): munmap_chunk(): "
+               "invalid pointer\n"
+               "partita-worker: error: rank 1 on vm: the command exited with code 1: RuntimeError: failed on purpose\n"
+            << 1 << "vm" << "failed on purpose";
+        QTest::newRow("a crash before its peer's echo")
+            << "partita-worker: error: rank 1 on vm: the command exited with code 1: RuntimeError: Connection closed "
+               "by peer [127.0.0.1]:5555\n"
+               "partita-worker: error: rank 0 on vm: the command was killed by signal 11 (Segmentation fault)\n"
+            << 0 << "vm" << "signal 11";
         QTest::newRow("ranks failing alike, in any order")
             << "partita-worker: error: rank 1 on n1: cannot run /x/py: No such file or directory\n"
                "partita-worker: error: rank 0 on n0: cannot run /x/py: No such file or directory\n"

@@ -39,18 +39,29 @@ bool causeFromWorkerErrors(LaunchResult& r)
     static const std::regex workerErr(R"(partita-worker: error: rank (\d+) on (\S+): ([^\n]*))");
     // A rank that fails takes its peers down with it (their collectives see
     // the connection close; the launcher stops them): the first error that
-    // is not such an echo names the rank that failed first.
+    // is not such an echo names the rank that failed first. A peer may also
+    // die of a signal while it tears down (PyTorch 1.13's gloo has aborted
+    // with "munmap_chunk(): invalid pointer" after the other rank raised),
+    // and its line can reach the log first: a command that exited with an
+    // error of its own is named before one killed by a signal.
     static const std::regex echo(R"(stopped by the launcher|[Cc]onnection (closed|reset) by peer|Broken pipe)");
-    std::optional<std::smatch> first, primary;
+    static const std::regex killed(R"(^the command was killed by signal)");
+    std::optional<std::smatch> first, primary, signalled;
     for (auto it = std::sregex_iterator(log.begin(), log.end(), workerErr); it != std::sregex_iterator(); ++it) {
         if (!first)
             first = *it;
-        if (!primary && !std::regex_search((*it)[3].first, (*it)[3].second, echo))
+        if (std::regex_search((*it)[3].first, (*it)[3].second, echo))
+            continue;
+        if (std::regex_search((*it)[3].first, (*it)[3].second, killed)) {
+            if (!signalled)
+                signalled = *it;
+        } else if (!primary) {
             primary = *it;
+        }
     }
     if (!first)
         return false;
-    const std::smatch& w = primary ? *primary : *first;
+    const std::smatch& w = primary ? *primary : signalled ? *signalled : *first;
     r.failed_rank = std::stoi(w[1]);
     r.failed_host = w[2];
     r.cause = w[3];
